@@ -1,0 +1,94 @@
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parse as parseDotenv } from 'dotenv';
+import { z } from 'zod';
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+const optionalUrl = (protocols: string[]) =>
+  z
+    .string()
+    .refine((v) => {
+      try {
+        return protocols.includes(new URL(v).protocol);
+      } catch {
+        return false;
+      }
+    }, `a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`)
+    .optional();
+
+/** Every environment variable the platform reads, with its embedded default and expected form. */
+export const configSchema = z.object({
+  PORT: z.coerce.number().int().min(0).max(65535).default(8080).describe('HTTP port of the platform server'),
+  HOST: z.string().min(1).default('127.0.0.1').describe('interface the HTTP server binds'),
+  PUBLIC_URL: optionalUrl(['http:', 'https:']).describe('URL people and devices use to reach the server'),
+  DATA_DIR: z.string().min(1).default('./data').describe('folder for everything the embedded adapters keep'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  DATABASE_URL: optionalUrl(['mysql:']).describe('mysql://user:pass@host:3306/db; SQLite under DATA_DIR when unset'),
+  REDIS_URL: optionalUrl(['redis:', 'rediss:']).describe('redis://host:6379; in-memory cache when unset'),
+  ELASTICSEARCH_URL: optionalUrl(['http:', 'https:']).describe('http://host:9200; embedded MiniSearch when unset'),
+  ELASTICSEARCH_INDEX_PREFIX: z.string().regex(/^[a-z0-9_-]+$/).default('visioninapp'),
+  RABBITMQ_STREAM_URL: optionalUrl(['rabbitmq-stream:']).describe(
+    'rabbitmq-stream://user:pass@host:5552/vhost; in-process broker when unset',
+  ),
+  S3_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'an S3 bucket name').optional(),
+  S3_ENDPOINT: optionalUrl(['http:', 'https:']),
+  S3_REGION: z.string().default('us-east-1'),
+  S3_FORCE_PATH_STYLE: bool.default(false),
+  FIREBASE_PROJECT_ID: z.string().regex(/^[a-z0-9-]+$/, 'a Firebase project id').optional(),
+  OPENAI_API_KEY: z.string().min(1).optional(),
+  OPENAI_BASE_URL: optionalUrl(['http:', 'https:']),
+  LLM_MODEL: z.string().min(1).default('gpt-4o-mini'),
+  APPROVAL_STRICT: bool.default(false),
+  APPROVAL_MODE: z.enum(['mutating', 'every-step']).default('mutating'),
+  APPROVAL_TTL_HOURS: z.coerce.number().positive().default(24),
+  SIGNING_SECRET: z.string().min(32, 'at least 32 characters').optional(),
+  SLACK_SIGNING_SECRET: z.string().min(1).optional(),
+  SLACK_WEBHOOK_URL: optionalUrl(['http:', 'https:']),
+  METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
+  EMBEDDED_GPU_RUNNER: bool.default(true),
+  SIMULATED_DEVICES: z.coerce.number().int().min(0).max(100).default(3),
+  DEMO_DATASET: bool.default(true),
+  TRAIN_PYTHON: z.string().default('python3'),
+  JOB_HEARTBEAT_TIMEOUT_S: z.coerce.number().positive().default(60),
+  JOB_MAX_ATTEMPTS: z.coerce.number().int().min(1).default(1),
+});
+
+/** The validated configuration, built once and passed down explicitly. */
+export type Config = z.infer<typeof configSchema>;
+
+/** A configuration value that cannot be used; `message` is one line naming the variable. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/** Parses `env` (plus `.env` in `cwd` when present, env wins) into a Config or throws one clear line. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): Config {
+  const dotenvPath = path.join(cwd, '.env');
+  const fromFile = existsSync(dotenvPath) ? parseDotenv(readFileSync(dotenvPath)) : {};
+  const merged: Record<string, string> = {};
+  for (const [key, value] of Object.entries({ ...fromFile, ...env })) {
+    if (value !== undefined && value !== '') merged[key] = value;
+  }
+  const result = configSchema.safeParse(merged);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    const name = String(issue.path[0] ?? '(config)');
+    const shown = merged[name] === undefined ? '' : ` (got "${redactUrl(merged[name])}")`;
+    throw new ConfigError(`invalid ${name}${shown}: expected ${issue.message}`);
+  }
+  return result.data;
+}
+
+/** Hides the password in a URL so it can be printed. */
+export function redactUrl(value: string): string {
+  try {
+    const url = new URL(value);
+    if (url.password) url.password = '***';
+    return url.toString();
+  } catch {
+    return value;
+  }
+}

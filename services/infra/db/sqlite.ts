@@ -1,0 +1,52 @@
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { Kysely, SqliteDialect, sql, type Transaction } from 'kysely';
+import type { Health } from '../health.js';
+import { migrateToLatest } from './migrate.js';
+import type { Db } from './port.js';
+import type { Database as Schema } from './schema.js';
+
+/** Options of the embedded database. */
+export interface SqliteDbOptions {
+  /** File path, or `:memory:`. */
+  file: string;
+}
+
+/** The embedded database: SQLite through better-sqlite3, WAL mode, foreign keys on. */
+export class SqliteDb implements Db {
+  readonly dialect = 'sqlite' as const;
+  readonly kysely: Kysely<Schema>;
+  private readonly raw: Database.Database;
+
+  constructor({ file }: SqliteDbOptions) {
+    if (file !== ':memory:') mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+    this.raw = new Database(file);
+    this.raw.pragma('journal_mode = WAL');
+    this.raw.pragma('busy_timeout = 5000');
+    this.raw.pragma('synchronous = NORMAL');
+    this.raw.pragma('foreign_keys = ON');
+    this.kysely = new Kysely<Schema>({ dialect: new SqliteDialect({ database: this.raw }) });
+  }
+
+  transaction<T>(fn: (trx: Transaction<Schema>) => Promise<T>): Promise<T> {
+    return this.kysely.transaction().execute(fn);
+  }
+
+  migrate(): Promise<string[]> {
+    return migrateToLatest(this.kysely, this.dialect);
+  }
+
+  async health(): Promise<Health> {
+    try {
+      await sql`select 1`.execute(this.kysely);
+      return { port: 'db', adapter: 'sqlite', ok: true };
+    } catch (err) {
+      return { port: 'db', adapter: 'sqlite', ok: false, detail: (err as Error).message };
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.kysely.destroy();
+  }
+}
