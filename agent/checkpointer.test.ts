@@ -1,0 +1,35 @@
+import * as vitest from 'vitest';
+import { validate, deltaChannelHistoryTests, type CheckpointSaverTestInitializer } from '@langchain/langgraph-checkpoint-validation';
+import { SqliteDb } from '../services/infra/db/sqlite.js';
+import { KyselySaver } from './checkpointer.js';
+
+// The official suite is written against vitest's globals; this repository runs without them.
+Object.assign(globalThis, {
+  describe: vitest.describe,
+  it: vitest.it,
+  test: vitest.test,
+  expect: vitest.expect,
+  beforeAll: vitest.beforeAll,
+  afterAll: vitest.afterAll,
+  beforeEach: vitest.beforeEach,
+  afterEach: vitest.afterEach,
+});
+
+const dbs = new WeakMap<KyselySaver, SqliteDb>();
+
+const initializer: CheckpointSaverTestInitializer<KyselySaver> = {
+  checkpointerName: 'KyselySaver (sqlite)',
+  async createCheckpointer() {
+    const db = new SqliteDb({ file: ':memory:' });
+    await db.migrate();
+    const saver = new KyselySaver(db.kysely);
+    dbs.set(saver, db);
+    return saver;
+  },
+  async destroyCheckpointer(saver) {
+    await dbs.get(saver)?.close();
+  },
+};
+
+validate(initializer);
+deltaChannelHistoryTests(initializer);
