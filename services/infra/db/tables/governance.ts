@@ -1,3 +1,58 @@
-/** Tables of the governance domain (filled in by its migration). */
-// eslint-disable-next-line @typescript-eslint/no-empty-object-type
-export interface GovernanceTables {}
+import type { Generated } from 'kysely';
+
+/** Approval requests and the hash-chained audit log. */
+export interface GovernanceTables {
+  approvals: {
+    id: string;
+    project_id: string;
+    tool: string;
+    /** Canonical JSON of the arguments as requested. */
+    args: string;
+    args_hash: string;
+    /** Canonical JSON of the arguments an approver edited, null when not edited. */
+    edited_args: string | null;
+    edited_args_hash: string | null;
+    risk: 'read' | 'write' | 'critical';
+    reason: string;
+    /** The ApprovalPolicy in force when requested, as JSON. */
+    policy: string;
+    requester_id: string;
+    requester_name: string;
+    requester_role: string;
+    requester_kind: string;
+    thread_id: string | null;
+    step: number | null;
+    status: 'pending' | 'approved' | 'rejected' | 'executed' | 'expired';
+    decision: 'approve' | 'reject' | 'edit' | null;
+    decided_by: string | null;
+    decided_by_name: string | null;
+    decided_by_role: string | null;
+    decided_at: number | null;
+    decision_reason: string | null;
+    created_at: number;
+    expires_at: number;
+    consumed_at: number | null;
+    consumed_by: string | null;
+    /** Set while pending so the same tool+arguments+thread+step is requested once; null afterwards. */
+    pending_key: string | null;
+  };
+  audit_log: {
+    id: Generated<number>;
+    project_id: string;
+    /** Position in the project's chain, from 1. */
+    seq: number;
+    at: number;
+    actor_id: string;
+    actor_kind: string;
+    action: string;
+    thread_id: string | null;
+    tool: string | null;
+    approval_id: string | null;
+    /** JSON object, `{}` when none. */
+    data: string;
+    prev_hash: string;
+    hash: string;
+  };
+  /** One row per project: the last entry of its chain, locked while appending. */
+  audit_heads: { project_id: string; seq: number; hash: string; updated_at: number };
+}

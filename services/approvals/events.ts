@@ -1,0 +1,17 @@
+import type { DomainEventBase } from '../events.js';
+import type { ApprovalRequest } from './approval.service.js';
+
+/** A tool call now waits for someone to approve it. */
+export interface ApprovalRequestedEvent extends DomainEventBase {
+  type: 'approval.requested';
+  approval: ApprovalRequest;
+}
+
+/** Someone approved, edited or rejected a request. */
+export interface ApprovalDecidedEvent extends DomainEventBase {
+  type: 'approval.decided';
+  approval: ApprovalRequest;
+}
+
+/** Every event the approvals domain emits. */
+export type ApprovalEvent = ApprovalRequestedEvent | ApprovalDecidedEvent;

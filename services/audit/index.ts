@@ -1,0 +1,17 @@
+export {
+  AuditLog,
+  auditSearchDoc,
+  auditSearchDocs,
+  entryHash,
+  GENESIS_HASH,
+  redactSecrets,
+} from './audit-log.js';
+export type {
+  AuditActor,
+  AuditEntry,
+  AuditEntryInput,
+  AuditLogOptions,
+  AuditProblem,
+  AuditQuery,
+  AuditVerifyResult,
+} from './audit-log.js';
