@@ -1,0 +1,42 @@
+import type { DomainEventBase } from '../events.js';
+import type { Role } from '../context.js';
+
+/** A user account was created (admin bootstrap, createUser, first Firebase sign-in). */
+export interface UserCreatedEvent extends DomainEventBase {
+  type: 'accounts.user_created';
+  userId: string;
+  email: string;
+  role: Role;
+}
+
+/** A user's role in a project was set or changed. */
+export interface RoleChangedEvent extends DomainEventBase {
+  type: 'accounts.role_changed';
+  userId: string;
+  role: Role;
+  previous?: Role;
+}
+
+/** Someone signed in (password or Firebase ID token); audit subscribes to it. */
+export interface LoginEvent extends DomainEventBase {
+  type: 'accounts.login';
+  userId: string;
+  email: string;
+  method: 'password' | 'firebase';
+}
+
+/** A sign-in attempt failed; the email is what was typed, which may not exist. */
+export interface LoginFailedEvent extends DomainEventBase {
+  type: 'accounts.login_failed';
+  email: string;
+}
+
+/** An API token was created or revoked. */
+export interface ApiTokenEvent extends DomainEventBase {
+  type: 'accounts.token_created' | 'accounts.token_revoked';
+  tokenId: string;
+  userId: string;
+}
+
+/** Every event the accounts domain emits. */
+export type AccountEvent = UserCreatedEvent | RoleChangedEvent | LoginEvent | LoginFailedEvent | ApiTokenEvent;

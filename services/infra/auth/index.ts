@@ -1,0 +1,16 @@
+import type { Db } from '../db/port.js';
+import type { IdentityProvider } from './port.js';
+
+export type { Identity, IdentityProvider, ProviderRole } from './port.js';
+export type { FirebaseIdentityProviderOptions } from './firebase.js';
+export { LocalIdentityProvider, checkPassword, hashPassword } from './local.js';
+
+/** Builds the configured identity provider: Firebase when `firebaseProjectId` is set (firebase-admin loaded only then), local accounts otherwise. */
+export async function createIdentityProvider(opts: { firebaseProjectId?: string; db: Db }): Promise<IdentityProvider> {
+  if (opts.firebaseProjectId) {
+    const { FirebaseIdentityProvider } = await import('./firebase.js');
+    return new FirebaseIdentityProvider({ projectId: opts.firebaseProjectId });
+  }
+  const { LocalIdentityProvider } = await import('./local.js');
+  return new LocalIdentityProvider({ db: opts.db });
+}
