@@ -36,6 +36,8 @@ export async function migrateToLatest(db: Kysely<any>, dialect: DbDialect): Prom
     provider: new DialectMigrationProvider(dialect),
     migrationTableName: 'schema_migrations',
     migrationLockTableName: 'schema_migrations_lock',
+    // domains add migrations independently; a new file sorting before an applied one must still run
+    allowUnorderedMigrations: true,
   });
   const { error, results } = await migrator.migrateToLatest();
   const failed = results?.find((r) => r.status === 'Error');

@@ -1,0 +1,64 @@
+import { Command, Option } from 'commander';
+import { ConfigError, loadConfig, type Config } from '../services/config.js';
+import { createLogger, type Logger } from '../services/log.js';
+import { isPlatformError } from '../services/errors.js';
+
+/** Exit codes: 1 = a command failed, 2 = bad configuration or usage. */
+const EXIT_FAILED = 1;
+const EXIT_CONFIG = 2;
+
+function config(): Config {
+  try {
+    return loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`visioninapp: ${err.message}\n`);
+      process.exit(EXIT_CONFIG);
+    }
+    throw err;
+  }
+}
+
+function fail(err: unknown): never {
+  const message = isPlatformError(err) || err instanceof Error ? err.message : String(err);
+  process.stderr.write(`visioninapp: ${message}\n`);
+  process.exit(EXIT_FAILED);
+}
+
+/** Runs a command body with a logger, turning any error into one line and exit code 1. */
+function action<A extends unknown[]>(body: (cfg: Config, log: Logger, ...args: A) => Promise<void>) {
+  return async (...args: A) => {
+    const cfg = config();
+    const log = createLogger(cfg.LOG_LEVEL);
+    try {
+      await body(cfg, log, ...args);
+    } catch (err) {
+      fail(err);
+    }
+  };
+}
+
+const program = new Command('visioninapp')
+  .description('Conversational, agent-driven MLOps assistant for object detection')
+  .showHelpAfterError();
+
+program
+  .command('serve')
+  .description('run the platform server (embedded defaults unless configured)')
+  .action(
+    action(async (cfg, log) => {
+      const { serve } = await import('./serve.js');
+      await serve(cfg, log);
+    }),
+  );
+
+program
+  .command('bench')
+  .description('run every benchmark in bench/ and write bench/results.json')
+  .addOption(new Option('--filter <text>', 'only benchmarks whose file name contains this'))
+  .action(async (opts: { filter?: string }) => {
+    const { runAllBenchmarks } = await import('../bench/run-all.js');
+    await runAllBenchmarks(opts.filter);
+  });
+
+await program.parseAsync(process.argv);

@@ -1,0 +1,28 @@
+import type { Config } from '../services/config.js';
+import type { Logger } from '../services/log.js';
+import { createPlatform } from '../services/platform.js';
+import { startHttpServer } from '../web-chat/server.js';
+
+/** `visioninapp serve`: builds the platform, serves HTTP, and shuts down gracefully on SIGTERM/SIGINT. */
+export async function serve(config: Config, log: Logger): Promise<void> {
+  const platform = await createPlatform(config, log);
+  const http = await startHttpServer(platform);
+  log.info(`VisionInApp listening on ${http.url}`);
+  const started = platform.start().catch((err: Error) => log.error({ err: err.message }, 'platform start failed'));
+
+  let closing = false;
+  const shutdown = async (signal: string) => {
+    if (closing) return;
+    closing = true;
+    log.info({ signal }, 'shutting down: no new requests, draining consumers, closing adapters');
+    const force = setTimeout(() => process.exit(1), 15_000);
+    force.unref();
+    await http.close();
+    await platform.close();
+    await started;
+    clearTimeout(force);
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+}

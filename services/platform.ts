@@ -1,0 +1,154 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Config } from './config.js';
+import { EventBus, type DomainEventBase } from './events.js';
+import type { Health } from './infra/health.js';
+import type { Logger } from './log.js';
+import { createMetrics, type PlatformMetrics } from './metrics.js';
+import { createDb, type Db } from './infra/db/index.js';
+import { createCache, type Cache } from './infra/cache/index.js';
+import { createSearchIndex, SearchIndexer, type SearchIndex } from './infra/search/index.js';
+import { createBroker, type Broker } from './infra/broker/index.js';
+import { createStorage, type Storage } from './infra/storage/index.js';
+import { createIdentityProvider } from './infra/auth/index.js';
+import type { IdentityProvider } from './infra/auth/port.js';
+
+/** Every adapter of the platform, built once from the validated config. */
+export interface Infra {
+  db: Db;
+  cache: Cache;
+  search: SearchIndex;
+  broker: Broker;
+  storage: Storage;
+  identity: IdentityProvider;
+}
+
+/** The composed platform: adapters, services and the loops that keep them going. */
+export interface Platform {
+  config: Config;
+  log: Logger;
+  metrics: PlatformMetrics;
+  events: EventBus<DomainEventBase>;
+  infra: Infra;
+  indexer: SearchIndexer;
+  /** The secret that signs local storage URLs and other platform-issued tokens. */
+  signingSecret: string;
+  /** URL people and devices use to reach this server. */
+  publicUrl: string;
+  /** Status of every adapter plus the platform's own start-up (migrations). */
+  health(): Promise<Health[]>;
+  /** Runs migrations (retrying while the database is down) and starts consumers and loops. */
+  start(): Promise<void>;
+  /** Stops loops, drains consumers and closes adapters. */
+  close(): Promise<void>;
+}
+
+/** Builds every adapter and service from `config`; the only place that reads config and picks adapters. */
+export async function createPlatform(config: Config, log: Logger): Promise<Platform> {
+  const dataDir = path.resolve(config.DATA_DIR);
+  mkdirSync(dataDir, { recursive: true });
+  const publicUrl = (config.PUBLIC_URL ?? `http://${displayHost(config.HOST)}:${config.PORT}`).replace(/\/$/, '');
+  const signingSecret = config.SIGNING_SECRET ?? loadOrCreateSecret(path.join(dataDir, 'signing-secret'));
+
+  const db = await createDb({ url: config.DATABASE_URL, sqliteFile: path.join(dataDir, 'visioninapp.db') });
+  const cache = await createCache({ redisUrl: config.REDIS_URL, keyPrefix: 'via:', log });
+  const search = await createSearchIndex({
+    elasticsearchUrl: config.ELASTICSEARCH_URL,
+    indexPrefix: config.ELASTICSEARCH_INDEX_PREFIX,
+  });
+  const broker = await createBroker({ rabbitmqUrl: config.RABBITMQ_STREAM_URL, dataDir: path.join(dataDir, 'broker'), log });
+  const storage = await createStorage({
+    ...(config.S3_BUCKET === undefined
+      ? {}
+      : {
+          s3: {
+            bucket: config.S3_BUCKET,
+            region: config.S3_REGION,
+            forcePathStyle: config.S3_FORCE_PATH_STYLE,
+            ...(config.S3_ENDPOINT === undefined ? {} : { endpoint: config.S3_ENDPOINT }),
+          },
+        }),
+    localRoot: path.join(dataDir, 'storage'),
+    baseUrl: publicUrl,
+    secret: signingSecret,
+  });
+  const identity = await createIdentityProvider({ firebaseProjectId: config.FIREBASE_PROJECT_ID, db });
+  const infra: Infra = { db, cache, search, broker, storage, identity };
+
+  const metrics = createMetrics();
+  const events = new EventBus<DomainEventBase>();
+  const indexer = new SearchIndexer({ db, index: search, log: log.child({ component: 'search-indexer' }), cache });
+
+  let migrated: Health = { port: 'migrations', adapter: db.dialect, ok: false, detail: 'not started' };
+  let stopping = false;
+  const stopSignal = new AbortController();
+
+  const platform: Platform = {
+    config,
+    log,
+    metrics,
+    events,
+    infra,
+    indexer,
+    signingSecret,
+    publicUrl,
+    async health() {
+      const checks = await Promise.all(
+        Object.values(infra).map((adapter) =>
+          adapter.health().catch((err: Error): Health => ({ port: 'unknown', adapter: 'unknown', ok: false, detail: err.message })),
+        ),
+      );
+      for (const c of checks) metrics.adapterUp.set({ port: c.port, adapter: c.adapter }, c.ok ? 1 : 0);
+      return [...checks, migrated];
+    },
+    async start() {
+      for (let attempt = 1; !stopping; attempt++) {
+        try {
+          const applied = await db.migrate();
+          if (applied.length > 0) log.info({ applied }, 'database migrations applied');
+          migrated = { port: 'migrations', adapter: db.dialect, ok: true };
+          break;
+        } catch (err) {
+          const detail = `${(err as Error).message}${config.DATABASE_URL ? ' (check DATABASE_URL)' : ''}`;
+          migrated = { port: 'migrations', adapter: db.dialect, ok: false, detail };
+          const delay = Math.min(30_000, 1000 * 2 ** Math.min(attempt, 5));
+          log.error({ attempt, retryInMs: delay }, `database not ready: ${detail}`);
+          await sleep(delay, stopSignal.signal);
+        }
+      }
+      if (!stopping) indexer.start();
+    },
+    async close() {
+      stopping = true;
+      stopSignal.abort();
+      await indexer.stop();
+      for (const adapter of [broker, search, cache, storage, identity, db]) {
+        await adapter.close().catch((err: Error) => log.warn({ err: err.message }, 'adapter close failed'));
+      }
+    },
+  };
+  return platform;
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+function displayHost(host: string): string {
+  return host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
+}
+
+/** Reads the embedded signing secret, creating it (mode 0600) on first start. */
+function loadOrCreateSecret(file: string): string {
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  const secret = randomBytes(32).toString('base64url');
+  writeFileSync(file, `${secret}\n`, { mode: 0o600 });
+  return secret;
+}
