@@ -5,7 +5,10 @@ import type { Cache } from './port.js';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The contract every Cache adapter honours; each adapter's test calls this with its initializer. */
-export function cacheContract(name: string, init: () => Promise<{ cache: Cache; cleanup?: () => Promise<void> }>): void {
+export function cacheContract(
+  name: string,
+  init: () => Promise<{ cache: Cache; cleanup?: () => Promise<void> }>,
+): void {
   describe(`Cache contract: ${name}`, () => {
     let cache: Cache;
     let cleanup: (() => Promise<void>) | undefined;
@@ -94,7 +97,9 @@ export function cacheContract(name: string, init: () => Promise<{ cache: Cache; 
     });
 
     it('gives a lock to one holder at a time', async () => {
-      const attempts = await Promise.all(Array.from({ length: 20 }, () => cache.acquireLock('exclusive', 5000)));
+      const attempts = await Promise.all(
+        Array.from({ length: 20 }, () => cache.acquireLock('exclusive', 5000)),
+      );
       const held = attempts.filter((l) => l !== undefined);
       expect(held).toHaveLength(1);
       expect(await cache.acquireLock('exclusive', 5000)).toBeUndefined();

@@ -8,7 +8,9 @@ export type { MemoryCacheOptions } from './memory.js';
 export type { RedisCacheOptions } from './redis.js';
 
 /** Builds the configured cache: Redis when `redisUrl` is set (ioredis loaded lazily), memory otherwise. */
-export async function createCache(opts: { redisUrl?: string; keyPrefix?: string; maxEntries?: number; log?: Logger } = {}): Promise<Cache> {
+export async function createCache(
+  opts: { redisUrl?: string; keyPrefix?: string; maxEntries?: number; log?: Logger } = {},
+): Promise<Cache> {
   if (opts.redisUrl) {
     const { RedisCache } = await import('./redis.js');
     return new RedisCache({ url: opts.redisUrl, keyPrefix: opts.keyPrefix, log: opts.log });

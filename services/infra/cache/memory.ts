@@ -45,7 +45,8 @@ export class MemoryCache implements Cache {
 
   async set(key: string, value: unknown, ttlMs?: number): Promise<void> {
     const json = JSON.stringify(value);
-    if (json === undefined) throw new PlatformError('invalid_input', `cache value for "${key}" is not JSON-serialisable`);
+    if (json === undefined)
+      throw new PlatformError('invalid_input', `cache value for "${key}" is not JSON-serialisable`);
     this.put(key, { json, expiresAt: expiry(ttlMs) });
   }
 
@@ -55,18 +56,25 @@ export class MemoryCache implements Cache {
 
   async incr(key: string, opts: { by?: number; ttlMs?: number } = {}): Promise<number> {
     const by = opts.by ?? 1;
-    if (!Number.isSafeInteger(by)) throw new PlatformError('invalid_input', `incr step must be an integer, got ${by}`);
+    if (!Number.isSafeInteger(by))
+      throw new PlatformError('invalid_input', `incr step must be an integer, got ${by}`);
     const entry = this.live(key);
     let current = 0;
     if (entry !== undefined) {
       const parsed: unknown = JSON.parse(entry.json);
       if (typeof parsed !== 'number' || !Number.isSafeInteger(parsed)) {
-        throw new PlatformError('invalid_input', `cache key "${key}" holds a non-integer value; delete it or use another key`);
+        throw new PlatformError(
+          'invalid_input',
+          `cache key "${key}" holds a non-integer value; delete it or use another key`,
+        );
       }
       current = parsed;
     }
     const next = current + by;
-    this.put(key, { json: JSON.stringify(next), expiresAt: entry === undefined ? expiry(opts.ttlMs) : entry.expiresAt });
+    this.put(key, {
+      json: JSON.stringify(next),
+      expiresAt: entry === undefined ? expiry(opts.ttlMs) : entry.expiresAt,
+    });
     return next;
   }
 
@@ -142,5 +150,6 @@ function expiry(ttlMs: number | undefined): number | undefined {
 }
 
 function checkTtl(ttlMs: number): void {
-  if (!Number.isFinite(ttlMs) || ttlMs <= 0) throw new PlatformError('invalid_input', `TTL must be a positive number of milliseconds, got ${ttlMs}`);
+  if (!Number.isFinite(ttlMs) || ttlMs <= 0)
+    throw new PlatformError('invalid_input', `TTL must be a positive number of milliseconds, got ${ttlMs}`);
 }

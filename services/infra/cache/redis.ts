@@ -45,7 +45,13 @@ export class RedisCache implements Cache {
   private lastError: string | undefined;
   private closed = false;
 
-  constructor({ url, keyPrefix = '', connectWaitMs = 1000, commandTimeoutMs = 2000, log }: RedisCacheOptions) {
+  constructor({
+    url,
+    keyPrefix = '',
+    connectWaitMs = 1000,
+    commandTimeoutMs = 2000,
+    log,
+  }: RedisCacheOptions) {
     const parsed = new URL(url);
     // Host and port only: the URL may carry a password.
     this.where = `${parsed.hostname}:${parsed.port || '6379'}`;
@@ -63,7 +69,8 @@ export class RedisCache implements Cache {
     client.defineCommand('vExtend', { numberOfKeys: 1, lua: EXTEND_SCRIPT });
     client.on('error', (err: Error) => {
       // ioredis emits an error per failed reconnect attempt; log only when the reason changes.
-      if (err.message !== this.lastError) log?.warn({ err: err.message, where: this.where }, 'Redis connection error (REDIS_URL)');
+      if (err.message !== this.lastError)
+        log?.warn({ err: err.message, where: this.where }, 'Redis connection error (REDIS_URL)');
       this.lastError = err.message;
     });
     client.on('ready', () => {
@@ -80,7 +87,8 @@ export class RedisCache implements Cache {
 
   async set(key: string, value: unknown, ttlMs?: number): Promise<void> {
     const json = JSON.stringify(value);
-    if (json === undefined) throw new PlatformError('invalid_input', `cache value for "${key}" is not JSON-serialisable`);
+    if (json === undefined)
+      throw new PlatformError('invalid_input', `cache value for "${key}" is not JSON-serialisable`);
     if (ttlMs === undefined) {
       await this.run(() => this.client.set(key, json));
       return;
@@ -95,7 +103,8 @@ export class RedisCache implements Cache {
 
   async incr(key: string, opts: { by?: number; ttlMs?: number } = {}): Promise<number> {
     const by = opts.by ?? 1;
-    if (!Number.isSafeInteger(by)) throw new PlatformError('invalid_input', `incr step must be an integer, got ${by}`);
+    if (!Number.isSafeInteger(by))
+      throw new PlatformError('invalid_input', `incr step must be an integer, got ${by}`);
     const ttl = opts.ttlMs === undefined ? 0 : toTtl(opts.ttlMs);
     return Number(await this.run(() => this.client.vIncr(key, by, ttl), key));
   }
@@ -148,7 +157,10 @@ export class RedisCache implements Cache {
       // A ReplyError is Redis refusing the command, not Redis being down.
       if (name === 'ReplyError') {
         if (/not an integer/i.test(message)) {
-          throw new PlatformError('invalid_input', `cache key "${key ?? '?'}" holds a non-integer value; delete it or use another key`);
+          throw new PlatformError(
+            'invalid_input',
+            `cache key "${key ?? '?'}" holds a non-integer value; delete it or use another key`,
+          );
         }
         throw new PlatformError('internal', `Redis rejected a cache command: ${message}`);
       }
@@ -173,11 +185,15 @@ export class RedisCache implements Cache {
   }
 
   private unavailable(reason: string): PlatformError {
-    return new PlatformError('unavailable', `Redis at ${this.where} is unavailable: ${reason}; check that it runs and that REDIS_URL points at it (REDIS_URL)`);
+    return new PlatformError(
+      'unavailable',
+      `Redis at ${this.where} is unavailable: ${reason}; check that it runs and that REDIS_URL points at it (REDIS_URL)`,
+    );
   }
 }
 
 function toTtl(ttlMs: number): number {
-  if (!Number.isFinite(ttlMs) || ttlMs <= 0) throw new PlatformError('invalid_input', `TTL must be a positive number of milliseconds, got ${ttlMs}`);
+  if (!Number.isFinite(ttlMs) || ttlMs <= 0)
+    throw new PlatformError('invalid_input', `TTL must be a positive number of milliseconds, got ${ttlMs}`);
   return Math.ceil(ttlMs);
 }
