@@ -186,6 +186,22 @@ export function accountServiceSuite(name: string, init: () => Promise<{ db: Db; 
     });
   });
 
+  describe(`${AccountService.name} (${name}, first start)`, () => {
+    it('hands out exactly one admin password when two instances start at once', async () => {
+      const { db, cleanup } = await init();
+      try {
+        await db.migrate();
+        const make = () => new AccountService({ db, identity: new LocalIdentityProvider({ db }), log: silentLogger() });
+        const results = await Promise.all([make().bootstrapAdmin(), make().bootstrapAdmin()]);
+        expect(results.filter((r) => r !== undefined).length).toBe(1);
+        expect((await make().listMembers('default')).map((m) => [m.email, m.role])).toEqual([[BOOTSTRAP_ADMIN_EMAIL, 'admin']]);
+      } finally {
+        await db.close();
+        await cleanup?.();
+      }
+    });
+  });
+
   describe(`${AccountService.name} (${name}, Firebase)`, () => {
     const emulator = new FirebaseEmulatorStandIn();
     let db: Db;

@@ -2,7 +2,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Transaction } from 'kysely';
 import { z } from 'zod';
 import { ROLES, roleAtLeast, type Principal, type Role } from '../context.js';
-import { describeZodError, PlatformError } from '../errors.js';
+import { describeZodError, isPlatformError, PlatformError } from '../errors.js';
 import type { EventBus } from '../events.js';
 import { newId } from '../ids.js';
 import type { Logger } from '../log.js';
@@ -187,7 +187,13 @@ export class AccountService {
       await this.setRole(DEFAULT_PROJECT_ID, existing.id, 'admin');
       await this.db.kysely.updateTable('users').set({ disabled: 0 }).where('id', '=', existing.id).execute();
     } else {
-      await this.createUser({ email: BOOTSTRAP_ADMIN_EMAIL, name: 'Administrator', password, role: 'admin', projectId: DEFAULT_PROJECT_ID });
+      try {
+        await this.createUser({ email: BOOTSTRAP_ADMIN_EMAIL, name: 'Administrator', password, role: 'admin', projectId: DEFAULT_PROJECT_ID });
+      } catch (err) {
+        // Another instance starting at the same moment created the admin first; it printed the password.
+        if (isPlatformError(err, 'conflict')) return undefined;
+        throw err;
+      }
     }
     this.log.info({ email: BOOTSTRAP_ADMIN_EMAIL }, 'created the first admin account');
     return { email: BOOTSTRAP_ADMIN_EMAIL, password };

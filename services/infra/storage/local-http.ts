@@ -15,7 +15,7 @@ export function localStorageRouter(storage: LocalStorage, opts: { log?: Logger }
     try {
       const grant = authorize(storage, req, 'get');
       const info = await storage.head(grant.key);
-      if (!info) throw new PlatformError('not_found', `object "${grant.key}" not found in storage`);
+      if (!info) throw new PlatformError('not_found', `object "${grant.key}" not found in storage; check the key`);
       const body = await storage.get(grant.key);
       res.status(200);
       res.setHeader('content-type', info.contentType ?? 'application/octet-stream');
@@ -70,6 +70,7 @@ function failWith(res: Response, err: unknown, log: Logger | undefined): void {
     res.destroy(err instanceof Error ? err : undefined);
     return;
   }
+  for (const header of ['content-type', 'content-length', 'x-content-sha256', 'cache-control']) res.removeHeader(header);
   if (isPlatformError(err)) {
     res.status(STATUS[err.code] ?? 500).json({ error: err.toJSON() });
     return;

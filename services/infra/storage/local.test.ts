@@ -1,4 +1,5 @@
 import express from 'express';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -48,6 +49,18 @@ describe(LocalStorage.name, () => {
     await env.storage.put('datasets/d1/img 1.jpg', Buffer.from('jpeg'));
     expect(readdirSync(path.join(env.root, 'objects', 'datasets', 'd1'))).toEqual(['img 1.jpg']);
     expect(readdirSync(path.join(env.root, 'tmp'))).toEqual([]);
+  });
+
+  it('keeps bytes and recorded sha256 consistent under concurrent puts of one key', async () => {
+    const bodies = Array.from({ length: 8 }, (_, i) => Buffer.alloc(10_000 + i, i));
+    await Promise.all(bodies.map((b) => env.storage.put('race/same.bin', b)));
+    const stored = await env.storage.getBuffer('race/same.bin');
+    const head = await env.storage.head('race/same.bin');
+    expect(head?.sha256).toBe(createHash('sha256').update(stored).digest('hex'));
+    const verified = env.storage.get('race/same.bin', { verify: true }).then(async (s) => {
+      for await (const _ of s) void _;
+    });
+    await expect(verified).resolves.toBeUndefined();
   });
 
   it('never confuses an object with metadata, whatever the key is named', async () => {

@@ -48,6 +48,7 @@ export class LocalStorage implements Storage {
   private readonly baseUrl: string;
   private readonly secret: string;
   private ready: Promise<void> | undefined;
+  private readonly commits = new Map<string, Promise<unknown>>();
 
   constructor(opts: LocalStorageOptions) {
     if (opts.secret.length < 16) throw new PlatformError('invalid_input', 'storage signing secret must be at least 16 characters; set SIGNING_SECRET');
@@ -73,14 +74,16 @@ export class LocalStorage implements Storage {
       const metaFile = this.metaPath(key);
       const metaTmp = `${tmp}.meta`;
       await writeFile(metaTmp, JSON.stringify(record), { flag: 'wx' });
-      await mkdir(path.dirname(target), { recursive: true }).catch((err: unknown) => {
-        throw this.layoutConflict(key, err);
+      await this.serialized(key, async () => {
+        await mkdir(path.dirname(target), { recursive: true }).catch((err: unknown) => {
+          throw this.layoutConflict(key, err);
+        });
+        await mkdir(path.dirname(metaFile), { recursive: true });
+        await rename(tmp, target).catch((err: unknown) => {
+          throw this.layoutConflict(key, err);
+        });
+        await rename(metaTmp, metaFile);
       });
-      await mkdir(path.dirname(metaFile), { recursive: true });
-      await rename(tmp, target).catch((err: unknown) => {
-        throw this.layoutConflict(key, err);
-      });
-      await rename(metaTmp, metaFile);
       return { key, size: record.size, sha256: record.sha256 };
     } catch (err) {
       await rm(tmp, { force: true });
@@ -133,8 +136,10 @@ export class LocalStorage implements Storage {
 
   async delete(key: string): Promise<void> {
     assertValidKey(key);
-    await rm(this.objectPath(key), { force: true });
-    await rm(this.metaPath(key), { force: true });
+    await this.serialized(key, async () => {
+      await rm(this.objectPath(key), { force: true });
+      await rm(this.metaPath(key), { force: true });
+    });
   }
 
   async presignGet(key: string, expiresInSeconds: number): Promise<string> {
@@ -189,6 +194,18 @@ export class LocalStorage implements Storage {
 
   private signature(op: string, key: string, exp: string, contentType: string | undefined): string {
     return createHmac('sha256', this.secret).update(`${op}\n${key}\n${exp}\n${contentType ?? ''}`).digest('base64url');
+  }
+
+  // Concurrent puts of one key in this process commit one after the other, so bytes and sidecar always match.
+  private serialized<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.commits.get(key) ?? Promise.resolve();
+    const run = previous.then(fn, fn);
+    const settled = run.catch(() => undefined);
+    this.commits.set(key, settled);
+    void settled.then(() => {
+      if (this.commits.get(key) === settled) this.commits.delete(key);
+    });
+    return run;
   }
 
   private init(): Promise<void> {

@@ -7,7 +7,7 @@ export interface CoreTables {
     id: string;
     email: string;
     name: string;
-    /** scrypt hash `scrypt$N$salt$hash`, null for Firebase users. */
+    /** scrypt hash `scrypt$N$r$p$salt$hash` (base64 salt and hash), null for Firebase users. */
     password_hash: string | null;
     provider: 'local' | 'firebase';
     disabled: number;
