@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { isPlatformError } from '../../errors.js';
+import { isPlatformError, PlatformError } from '../../errors.js';
 import { silentLogger } from '../../log.js';
 import { MemoryCache } from '../cache/memory.js';
 import { SqliteDb } from '../db/sqlite.js';
@@ -105,6 +105,23 @@ describe(SearchIndexer.name, () => {
     expect(await sut.drainOnce()).toBe(7);
     expect(upserts).toEqual(['d1:Third', 'd3:Back again']);
     expect((await titles()).sort()).toEqual(['Back again', 'Third']);
+  });
+
+  it('drops only the document the index refuses, with a log line, and indexes the rest of the batch', async () => {
+    const original = index.upsert.bind(index);
+    index.upsert = async (docs) => {
+      if (docs.some((d) => d.id === 'poison'))
+        throw new PlatformError('internal', 'Elasticsearch rejected poison');
+      return original(docs);
+    };
+    await enqueueIndex(db.kysely, [
+      { op: 'upsert', doc: dataset('d1', 'Helmets') },
+      { op: 'upsert', doc: dataset('poison', 'Poison') },
+      { op: 'upsert', doc: dataset('d2', 'Vests') },
+    ]);
+    expect(await sut.drainOnce()).toBe(3);
+    expect((await titles()).sort()).toEqual(['Helmets', 'Vests']);
+    expect(await pending()).toBe(0);
   });
 
   it('drains in batches of batchSize in seq order', async () => {

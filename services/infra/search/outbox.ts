@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
-import { describeZodError, PlatformError } from '../../errors.js';
+import { describeZodError, isPlatformError, PlatformError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { Cache, Lock } from '../cache/port.js';
 import type { Db } from '../db/port.js';
@@ -195,8 +195,14 @@ export class SearchIndexer {
         if (op.op === 'upsert') upserts.push(op.doc);
         else removals.push({ kind: op.kind, id: op.id });
       }
-      if (removals.length > 0) await this.index.remove(removals);
-      if (upserts.length > 0) await this.index.upsert(upserts);
+      try {
+        if (removals.length > 0) await this.index.remove(removals);
+        if (upserts.length > 0) await this.index.upsert(upserts);
+      } catch (err) {
+        if (!isRefusal(err)) throw err;
+        // The index refused part of the batch (not an outage): apply one by one and drop only what it keeps refusing.
+        await this.applyOneByOne(removals, upserts);
+      }
       await this.db.kysely
         .deleteFrom('search_outbox')
         .where(
@@ -208,6 +214,27 @@ export class SearchIndexer {
       return rows.length;
     } finally {
       await lock?.release().catch(() => undefined);
+    }
+  }
+
+  private async applyOneByOne(
+    removals: Array<{ kind: SearchKind; id: string }>,
+    upserts: SearchDoc[],
+  ): Promise<void> {
+    const attempts = [
+      ...removals.map((ref) => ({ key: docKey(ref), apply: () => this.index.remove([ref]) })),
+      ...upserts.map((doc) => ({ key: docKey(doc), apply: () => this.index.upsert([doc]) })),
+    ];
+    for (const { key, apply } of attempts) {
+      try {
+        await apply();
+      } catch (err) {
+        if (!isRefusal(err)) throw err;
+        this.log.error(
+          { doc: key, err: (err as Error).message },
+          'search index refused a document; change dropped, run `visioninapp reindex` after fixing it',
+        );
+      }
     }
   }
 
@@ -288,4 +315,9 @@ export class SearchIndexer {
       });
     }
   }
+}
+
+/** True when the index rejected the request itself (a bad document), as opposed to being unreachable. */
+function isRefusal(err: unknown): boolean {
+  return isPlatformError(err, 'internal') || isPlatformError(err, 'invalid_input');
 }
