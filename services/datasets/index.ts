@@ -1,0 +1,23 @@
+export { DatasetService, datasetSearchDocs, DEFAULT_DATASET_LIMITS } from './dataset.service.js';
+export type {
+  DatasetServiceDeps,
+  DatasetLimits,
+  ImportProgress,
+  DatasetSummary,
+  DatasetVersionInfo,
+  VersionResult,
+  DatasetImage,
+  TrainingManifest,
+  ExportResult,
+} from './dataset.service.js';
+export { datasetSearchDoc } from './dataset.repository.js';
+export type { DatasetEvent, DatasetImportedEvent, DatasetVersionCreatedEvent, DatasetImportProgressEvent, ImportPhase } from './events.js';
+export { formatReport } from './report.js';
+export type { ValidationReport, IssueGroup, DatasetVersionStats } from './report.js';
+export { DATASET_NAME, datasetNameSchema, importInputSchema, splitRatiosSchema } from './schemas.js';
+export type { ImportInput, SampleInput, AddSamplesOptions, ListImagesOptions, ExportInput } from './schemas.js';
+export { DEFAULT_SPLIT, splitForHash } from './split.js';
+export type { SplitRatios } from './split.js';
+export { DEFAULT_ZIP_LIMITS, extractZipSafely } from './zip.js';
+export type { ZipLimits } from './zip.js';
+export type { ImportSourceSpec } from './sources.js';
