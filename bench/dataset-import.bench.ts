@@ -6,6 +6,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { SqliteDb } from '../services/infra/db/sqlite.js';
 import { HARDHAT_DIR, makeService, testContext } from '../services/datasets/test-support.js';
+import type { BenchReport } from './run-all.js';
 
 /** Images the benchmark imports (the 150 photos replicated). */
 const TARGET_IMAGES = 1000;
@@ -43,7 +44,7 @@ async function replicate(dir: string): Promise<string[]> {
 }
 
 /** Imports the hard-hat photos replicated to ≥ 1,000 images and compares with plain read + sha256 of the same files. */
-export async function run(): Promise<{ name: string; results: Array<{ label: string; value: number; unit: string }>; ratios: Array<{ label: string; value: number; target: number }> }> {
+export async function run(): Promise<BenchReport> {
   if (!existsSync(path.join(HARDHAT_DIR, 'data.yaml'))) throw new Error(`dataset-import bench needs ${HARDHAT_DIR} (../shared/datasets/hardhat-real)`);
   const work = await mkdtemp(path.join(tmpdir(), 'via-bench-'));
   try {
@@ -79,8 +80,13 @@ export async function run(): Promise<{ name: string; results: Array<{ label: str
           { label: 'import wall time', value: round(importSec), unit: 's' },
         ],
         ratios: [
-          { label: 'import rate / target 100 images/s', value: round(importRate / TARGET_RATE), target: 1 },
-          { label: 'import rate / plain read+sha256 rate', value: round(importRate / baselineRate, 3), target: 0.05 },
+          { label: 'import rate / target 100 images/s', value: round(importRate / TARGET_RATE, 2), target: '>= 1' },
+          { label: 'import rate / plain read+sha256 rate', value: round(importRate / baselineRate, 3), target: '>= 0.05' },
+        ],
+        notes: [
+          `${files.length} images: the ${path.basename(HARDHAT_DIR)} photos replicated with a JPEG comment so every copy hashes differently`,
+          'import = read, sha256, header + reduced decode to prove the pixels, box checks, content-addressed store, label blobs, 24 thumbnails, one SQLite transaction',
+          'the read+sha256 baseline is the floor any import pays; the 0.05 ratio target says the import may cost at most 20x that',
         ],
       };
     } finally {
@@ -100,5 +106,5 @@ function round(v: number, digits = 1): number {
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
   const out = await run();
   for (const r of out.results) console.log(`${out.name}: ${r.label}: ${r.value} ${r.unit}`);
-  for (const r of out.ratios) console.log(`${out.name}: ${r.label}: ${r.value} (target ≥ ${r.target}) ${r.value >= r.target ? 'OK' : 'BELOW TARGET'}`);
+  for (const r of out.ratios) console.log(`${out.name}: ${r.label}: ${r.value} (target ${r.target})`);
 }
