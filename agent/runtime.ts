@@ -1,0 +1,456 @@
+import { Command } from '@langchain/langgraph';
+import type { BaseCheckpointSaver } from '@langchain/langgraph-checkpoint';
+import type { Kysely } from 'kysely';
+import { systemPrincipal, type CallContext } from '../services/context.js';
+import { PlatformError } from '../services/errors.js';
+import { EventBus, type DomainEventBase } from '../services/events.js';
+import { newId } from '../services/ids.js';
+import type { Logger } from '../services/log.js';
+import type { Database } from '../services/infra/db/schema.js';
+import type { ToolWait } from '../tools/define.js';
+import type { ToolRegistry } from '../tools/registry.js';
+import { toToolError } from '../tools/run-tool.js';
+import type { ToolApprovalView, ToolServices } from '../tools/services.js';
+import { KyselySaver } from './checkpointer.js';
+import type { AgentEvent, AgentEventInput, ThreadStatus } from './events.js';
+import {
+  buildAgentGraph,
+  type AgentGraph,
+  type AgentStateValue,
+  type ApprovalInterrupt,
+  type ApprovalResume,
+  type StepRecord,
+  type WaitInterrupt,
+  type WaitOutcome,
+} from './graph.js';
+import type { Plan } from './plan.js';
+import type { PlatformCatalog, Planner } from './planner.js';
+
+/** Knows how a kind of long step (training job, rollout) ends, for durable waits. */
+export interface WaitSource {
+  kind: ToolWait['kind'];
+  /** How the job or rollout ended, or undefined while it still runs. */
+  check(ctx: CallContext, id: string): Promise<WaitOutcome | undefined>;
+  /** The id of the job or rollout a domain event may have ended, if the event is about one. */
+  idFrom(event: DomainEventBase): string | undefined;
+}
+
+/** Something that publishes domain events (an EventBus). */
+export interface DomainEventSource {
+  on(listener: (event: DomainEventBase) => void): () => void;
+}
+
+/** What the runtime is built from (by the composition root). */
+export interface AgentRuntimeOptions {
+  db: Kysely<Database>;
+  registry: ToolRegistry;
+  services: ToolServices;
+  planner: Planner;
+  catalog: PlatformCatalog;
+  log: Logger;
+  /** Defaults to the Kysely checkpointer on `db`. */
+  checkpointer?: BaseCheckpointSaver;
+  approvalMode?: 'mutating' | 'every-step';
+  waitSources?: WaitSource[];
+  /** Domain events that end waits (training, rollouts) and decide approvals from other channels. */
+  domainEvents?: DomainEventSource[];
+  /** Safety-net poll of waiting threads, in ms; 0 turns it off (default 30 s). */
+  pollIntervalMs?: number;
+  reporter?: (state: AgentStateValue) => Promise<string>;
+}
+
+/** A conversation as front ends show it. */
+export interface ThreadView {
+  id: string;
+  projectId: string;
+  userId: string;
+  title: string;
+  status: ThreadStatus;
+  message: string;
+  plan: Plan | null;
+  steps: StepRecord[];
+  /** The approval the conversation waits for, if any. */
+  pendingApproval: ApprovalInterrupt | null;
+  /** The job or rollout the conversation waits for, if any. */
+  waitingFor: WaitInterrupt | null;
+  report: string | null;
+  history: Array<{ message: string; report: string }>;
+  updatedAt: number;
+}
+
+/** A decision sent from any channel (web card, Slack button, MCP, REST). */
+export interface AgentDecision {
+  approvalId: string;
+  decision: 'approve' | 'reject' | 'edit';
+  args?: Record<string, unknown>;
+  reason?: string;
+}
+
+/**
+ * Runs conversations on the agent graph: starts them, takes new messages and approval decisions
+ * from any channel, streams typed events, and resumes threads waiting on jobs or rollouts when
+ * those end, including threads that were waiting before a restart.
+ */
+export class AgentRuntime {
+  /** Every event of every conversation; filter by `threadId`. */
+  readonly events = new EventBus<AgentEvent>();
+  readonly graph: AgentGraph;
+  private readonly opts: AgentRuntimeOptions;
+  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly unsubscribe: Array<() => void> = [];
+  private readonly inflight = new Set<Promise<unknown>>();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(opts: AgentRuntimeOptions) {
+    this.opts = opts;
+    this.graph = buildAgentGraph({
+      registry: opts.registry,
+      services: opts.services,
+      planner: opts.planner,
+      catalog: opts.catalog,
+      checkpointer: opts.checkpointer ?? new KyselySaver(opts.db),
+      approvalMode: opts.approvalMode,
+      log: opts.log,
+      reporter: opts.reporter,
+      emit: (threadId, projectId, event) => this.emit(threadId, projectId, event),
+    });
+  }
+
+  /** Subscribes to domain events and resumes threads whose job or rollout ended while the platform was down. */
+  async start(): Promise<void> {
+    for (const source of this.opts.domainEvents ?? []) {
+      this.unsubscribe.push(source.on((event) => this.onDomainEvent(event)));
+    }
+    await this.checkWaitingThreads();
+    const every = this.opts.pollIntervalMs ?? 30_000;
+    if (every > 0) {
+      this.timer = setInterval(() => {
+        this.checkWaitingThreads().catch((err: unknown) => this.opts.log.error({ err }, 'checking waiting conversations failed'));
+      }, every);
+      this.timer.unref();
+    }
+  }
+
+  /** Stops listening and lets runs in progress finish. */
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    for (const off of this.unsubscribe.splice(0)) off();
+    await this.settled();
+  }
+
+  /** Resolves once no run and no event-triggered resume is in progress. */
+  async settled(): Promise<void> {
+    while (this.inflight.size > 0 || this.locks.size > 0) {
+      await Promise.allSettled([...this.inflight, ...this.locks.values()]);
+    }
+  }
+
+  /** Starts a conversation with a first message; resolves when the graph pauses (approval, wait) or ends. */
+  async startConversation(ctx: CallContext, input: { message: string; threadId?: string; title?: string }): Promise<ThreadView> {
+    const message = checkMessage(input.message);
+    const id = input.threadId ?? newId('thr');
+    const now = Date.now();
+    const existing = await this.opts.db.selectFrom('agent_threads').select('id').where('id', '=', id).executeTakeFirst();
+    if (existing !== undefined) throw new PlatformError('conflict', `conversation ${id} already exists; send a message to it instead`);
+    await this.opts.db
+      .insertInto('agent_threads')
+      .values({
+        id,
+        project_id: ctx.projectId,
+        user_id: ctx.user.userId,
+        title: (input.title ?? message).slice(0, 200),
+        status: 'running',
+        wait_kind: null,
+        wait_id: null,
+        approval_id: null,
+        created_at: now,
+        updated_at: now,
+      })
+      .execute();
+    return this.run(id, { message, requester: { user: ctx.user, projectId: ctx.projectId } });
+  }
+
+  /** A new request in an existing conversation; refused while it waits for an approval or a job. */
+  async sendMessage(ctx: CallContext, threadId: string, text: string): Promise<ThreadView> {
+    const message = checkMessage(text);
+    const row = await this.threadRow(ctx, threadId);
+    if (row.user_id !== ctx.user.userId && ctx.user.role !== 'admin') {
+      throw new PlatformError('forbidden', `conversation ${threadId} belongs to someone else; start your own conversation`);
+    }
+    return this.exclusive(threadId, async () => {
+      const view = await this.view(threadId);
+      if (view.pendingApproval) {
+        throw new PlatformError('conflict', `conversation ${threadId} waits for approval ${view.pendingApproval.approvalId} (${view.pendingApproval.tool}); approve or reject it first`);
+      }
+      if (view.waitingFor) {
+        throw new PlatformError('conflict', `conversation ${threadId} waits for ${view.waitingFor.kind} ${view.waitingFor.id}; it continues when that ends`);
+      }
+      return this.invoke(threadId, { message, requester: { user: ctx.user, projectId: ctx.projectId } });
+    });
+  }
+
+  /**
+   * Decides the approval a conversation waits for, as `ctx.user` (the approvals policy applies:
+   * a viewer is refused and nothing changes), then resumes the conversation.
+   */
+  async decide(ctx: CallContext, threadId: string, decision: AgentDecision): Promise<ThreadView> {
+    await this.threadRow(ctx, threadId);
+    const view = await this.view(threadId);
+    const pending = view.pendingApproval;
+    if (pending === null || pending.approvalId !== decision.approvalId) {
+      throw new PlatformError(
+        'conflict',
+        pending === null
+          ? `conversation ${threadId} is not waiting for an approval`
+          : `conversation ${threadId} waits for approval ${pending.approvalId}, not ${decision.approvalId}`,
+      );
+    }
+    let args: Record<string, unknown> | undefined;
+    if (decision.decision === 'edit') {
+      if (decision.args === undefined) throw new PlatformError('invalid_input', 'an edit needs the changed arguments in "args"');
+      args = this.opts.registry.parseInput(pending.tool, decision.args);
+    }
+    const approval = await this.opts.services.approvals.decide(ctx, decision.approvalId, { decision: decision.decision, args, reason: decision.reason });
+    // Read steps (every-step mode) follow the person's answer; others follow the recorded decision.
+    const resume = pending.risk === 'read' ? { ...decision, args, by: byOf(ctx) } : resumeOf(approval, byOf(ctx));
+    return this.resumeApproval(threadId, resume);
+  }
+
+  /** The conversation as it stands. */
+  async getThread(ctx: CallContext, threadId: string): Promise<ThreadView> {
+    await this.threadRow(ctx, threadId);
+    return this.view(threadId);
+  }
+
+  /** Conversations of the caller's project, newest first. */
+  async listThreads(ctx: CallContext, opts: { limit?: number; mine?: boolean } = {}): Promise<Array<{ id: string; title: string; status: string; userId: string; updatedAt: number }>> {
+    let q = this.opts.db.selectFrom('agent_threads').selectAll().where('project_id', '=', ctx.projectId);
+    if (opts.mine) q = q.where('user_id', '=', ctx.user.userId);
+    const rows = await q.orderBy('updated_at', 'desc').limit(opts.limit ?? 50).execute();
+    return rows.map((r) => ({ id: r.id, title: r.title, status: r.status, userId: r.user_id, updatedAt: Number(r.updated_at) }));
+  }
+
+  /** Continues a conversation whose run stopped on an unexpected error, from its last checkpoint. */
+  async retry(ctx: CallContext, threadId: string): Promise<ThreadView> {
+    await this.threadRow(ctx, threadId);
+    return this.exclusive(threadId, () => this.invoke(threadId, null));
+  }
+
+  /** Resumes every conversation waiting on this job or rollout with how it ended. */
+  async resumeWait(outcome: WaitOutcome): Promise<string[]> {
+    const rows = await this.opts.db
+      .selectFrom('agent_threads')
+      .select('id')
+      .where('wait_kind', '=', outcome.kind)
+      .where('wait_id', '=', outcome.id)
+      .where('status', '=', 'waiting')
+      .execute();
+    const resumed: string[] = [];
+    for (const { id } of rows) {
+      await this.exclusive(id, async () => {
+        const view = await this.view(id);
+        if (view.waitingFor?.kind !== outcome.kind || view.waitingFor.id !== outcome.id) return;
+        await this.invoke(id, new Command({ resume: outcome }));
+        resumed.push(id);
+      });
+    }
+    return resumed;
+  }
+
+  /** Checks every waiting conversation and resumes those whose job or rollout already ended. */
+  async checkWaitingThreads(): Promise<string[]> {
+    const rows = await this.opts.db.selectFrom('agent_threads').selectAll().where('status', '=', 'waiting').execute();
+    const resumed: string[] = [];
+    for (const row of rows) {
+      const source = this.opts.waitSources?.find((s) => s.kind === row.wait_kind);
+      if (source === undefined || row.wait_id === null) continue;
+      try {
+        const outcome = await source.check(this.systemCtx(row.project_id), row.wait_id);
+        if (outcome !== undefined) resumed.push(...(await this.resumeWait(outcome)));
+      } catch (err) {
+        this.opts.log.error({ err, threadId: row.id }, 'checking a waiting conversation failed');
+      }
+    }
+    return resumed;
+  }
+
+  /** Streams the events of one conversation until `signal` aborts (for sockets, SSE, MCP). */
+  async *stream(threadId: string, signal?: AbortSignal): AsyncGenerator<AgentEvent> {
+    const queue: AgentEvent[] = [];
+    let wake: (() => void) | undefined;
+    const off = this.events.on((e) => {
+      if (e.threadId !== threadId) return;
+      queue.push(e);
+      wake?.();
+    });
+    const onAbort = () => wake?.();
+    signal?.addEventListener('abort', onAbort);
+    try {
+      while (!signal?.aborted) {
+        if (queue.length === 0) await new Promise<void>((r) => (wake = r));
+        wake = undefined;
+        while (queue.length > 0) yield queue.shift()!;
+      }
+    } finally {
+      off();
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  private onDomainEvent(event: DomainEventBase): void {
+    if (event.type === 'approval.decided') {
+      const approval = (event as DomainEventBase & { approval?: ToolApprovalView }).approval;
+      if (approval?.threadId) {
+        this.track(
+          this.resumeFromOtherChannel(approval.threadId, approval).catch((err: unknown) =>
+            this.opts.log.error({ err, approvalId: approval.id }, 'resuming a conversation after a decision failed'),
+          ),
+        );
+      }
+      return;
+    }
+    for (const source of this.opts.waitSources ?? []) {
+      const id = source.idFrom(event);
+      if (id === undefined) continue;
+      this.track(
+        source
+          .check(this.systemCtx(event.projectId), id)
+          .then((outcome) => (outcome === undefined ? [] : this.resumeWait(outcome)))
+          .catch((err: unknown) => this.opts.log.error({ err, kind: source.kind, id }, 'resuming a waiting conversation failed')),
+      );
+    }
+  }
+
+  private track(work: Promise<unknown>): void {
+    this.inflight.add(work);
+    void work.finally(() => this.inflight.delete(work));
+  }
+
+  /** A decision taken outside `decide` (REST, Slack, MCP through ApprovalService) resumes the conversation too. */
+  private async resumeFromOtherChannel(threadId: string, approval: ToolApprovalView): Promise<void> {
+    if (approval.decision === null || approval.risk === 'read') return;
+    const by = approval.decision.by;
+    await this.resumeApproval(threadId, resumeOf(approval, by)).catch((err: unknown) => {
+      if (!(err instanceof PlatformError && err.code === 'not_found')) throw err;
+    });
+  }
+
+  private resumeApproval(threadId: string, resume: ApprovalResume): Promise<ThreadView> {
+    return this.exclusive(threadId, async () => {
+      const view = await this.view(threadId);
+      // Already resumed by the same decision arriving through another path.
+      if (view.pendingApproval?.approvalId !== resume.approvalId) return view;
+      return this.invoke(threadId, new Command({ resume }));
+    });
+  }
+
+  private run(threadId: string, input: unknown): Promise<ThreadView> {
+    return this.exclusive(threadId, () => this.invoke(threadId, input));
+  }
+
+  /** One run of the graph until it pauses or ends, then the thread row reflects where it stands. */
+  private async invoke(threadId: string, input: unknown): Promise<ThreadView> {
+    const config = { configurable: { thread_id: threadId }, durability: 'sync' as const, recursionLimit: 200 };
+    try {
+      await this.graph.invoke(input as never, config);
+    } catch (err) {
+      const error = toToolError(err);
+      this.opts.log.error({ err, threadId }, 'agent run failed');
+      const row = await this.opts.db.selectFrom('agent_threads').select('project_id').where('id', '=', threadId).executeTakeFirst();
+      this.emit(threadId, row?.project_id ?? '', {
+        type: 'agent.error',
+        message: `${error.message}; the conversation stopped at its last saved step and can be retried`,
+      });
+      await this.opts.db.updateTable('agent_threads').set({ status: 'failed', updated_at: Date.now() }).where('id', '=', threadId).execute();
+      throw err instanceof PlatformError ? err : new PlatformError(error.code, error.message);
+    }
+    const view = await this.view(threadId);
+    await this.opts.db
+      .updateTable('agent_threads')
+      .set({
+        status: view.status,
+        approval_id: view.pendingApproval?.approvalId ?? null,
+        wait_kind: view.waitingFor?.kind ?? null,
+        wait_id: view.waitingFor?.id ?? null,
+        updated_at: Date.now(),
+      })
+      .where('id', '=', threadId)
+      .execute();
+    return view;
+  }
+
+  private async view(threadId: string): Promise<ThreadView> {
+    const row = await this.opts.db.selectFrom('agent_threads').selectAll().where('id', '=', threadId).executeTakeFirstOrThrow();
+    const snapshot = await this.graph.getState({ configurable: { thread_id: threadId } });
+    const values = snapshot.values as Partial<AgentStateValue>;
+    const interrupts = snapshot.tasks.flatMap((t) => t.interrupts.map((i) => i.value as ApprovalInterrupt | WaitInterrupt));
+    const approval = interrupts.find((i): i is ApprovalInterrupt => i?.type === 'approval') ?? null;
+    const wait = interrupts.find((i): i is WaitInterrupt => i?.type === 'wait') ?? null;
+    const status: ThreadStatus = approval ? 'awaiting_approval' : wait ? 'waiting' : (values.status ?? 'running');
+    return {
+      id: threadId,
+      projectId: row.project_id,
+      userId: row.user_id,
+      title: row.title,
+      status,
+      message: values.message ?? '',
+      plan: values.planned ?? null,
+      steps: values.steps ?? [],
+      pendingApproval: approval,
+      waitingFor: wait,
+      report: values.summary ?? null,
+      history: values.history ?? [],
+      updatedAt: Number(row.updated_at),
+    };
+  }
+
+  private async threadRow(ctx: CallContext, threadId: string) {
+    const row = await this.opts.db.selectFrom('agent_threads').selectAll().where('id', '=', threadId).executeTakeFirst();
+    if (row === undefined || row.project_id !== ctx.projectId) {
+      throw new PlatformError('not_found', `conversation "${threadId}" not found in project "${ctx.projectId}"; list conversations to find it`);
+    }
+    return row;
+  }
+
+  /** Runs `fn` after every earlier run of the same thread: one run per conversation at a time. */
+  private exclusive<T>(threadId: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.locks.get(threadId) ?? Promise.resolve();
+    const current = previous.catch(() => undefined).then(fn);
+    const settled = current.catch(() => undefined);
+    this.locks.set(threadId, settled);
+    void settled.then(() => {
+      if (this.locks.get(threadId) === settled) this.locks.delete(threadId);
+    });
+    return current;
+  }
+
+  private emit(threadId: string, projectId: string, event: AgentEventInput): void {
+    this.events.emit({ ...event, threadId, projectId, at: Date.now() } as AgentEvent);
+  }
+
+  private systemCtx(projectId: string): CallContext {
+    return { user: systemPrincipal(), projectId, requestId: newId('req'), log: this.opts.log };
+  }
+}
+
+function byOf(ctx: CallContext) {
+  return { userId: ctx.user.userId, name: ctx.user.name, role: ctx.user.role };
+}
+
+function resumeOf(approval: ToolApprovalView, fallbackBy: { userId: string; name: string; role: string }): ApprovalResume {
+  const by = approval.decision?.by ?? fallbackBy;
+  if (approval.status === 'rejected' || approval.status === 'expired') {
+    return { approvalId: approval.id, decision: 'reject', reason: approval.decision?.reason ?? `approval ${approval.status}`, by };
+  }
+  if (approval.decision?.decision === 'edit') {
+    return { approvalId: approval.id, decision: 'edit', args: approval.approvedArgs as Record<string, unknown>, reason: approval.decision.reason ?? undefined, by };
+  }
+  return { approvalId: approval.id, decision: 'approve', reason: approval.decision?.reason ?? undefined, by };
+}
+
+function checkMessage(text: string): string {
+  const message = typeof text === 'string' ? text.trim() : '';
+  if (message.length === 0) throw new PlatformError('invalid_input', 'the message is empty; say what you want done, e.g. "list datasets"');
+  if (message.length > 4000) throw new PlatformError('invalid_input', `the message is ${message.length} characters; keep it under 4000`);
+  return message;
+}

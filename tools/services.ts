@@ -1,0 +1,101 @@
+import type { CallContext, Role } from '../services/context.js';
+import type { SearchIndex } from '../services/infra/search/port.js';
+import type { ToolRisk } from './define.js';
+
+/** The approval policy shown with every request (as `services/approvals` defines it). */
+export interface ToolApprovalPolicy {
+  risk: ToolRisk;
+  required: boolean;
+  minRole: Role;
+  selfApproval: boolean;
+  strict: boolean;
+  summary: string;
+}
+
+/** The part of an approval request the tools and the agent read. */
+export interface ToolApprovalView {
+  id: string;
+  tool: string;
+  risk: ToolRisk;
+  status: string;
+  reason: string;
+  policy: ToolApprovalPolicy;
+  threadId: string | null;
+  step: number | null;
+  /** What may run: the edited arguments when edited, the requested ones otherwise. */
+  approvedArgs: unknown;
+  decision: { decision: 'approve' | 'reject' | 'edit'; by: { userId: string; name: string; role: Role }; at: number; reason: string | null } | null;
+}
+
+/** What runTool and the agent need from the approvals service (ApprovalService satisfies it). */
+export interface ApprovalsApi {
+  request(
+    ctx: CallContext,
+    input: { tool: string; args: unknown; risk: ToolRisk; reason: string; threadId?: string; step?: number },
+  ): Promise<ToolApprovalView>;
+  decide(
+    ctx: CallContext,
+    id: string,
+    input: { decision: 'approve' | 'reject' | 'edit'; args?: unknown; reason?: string },
+  ): Promise<ToolApprovalView>;
+  /** Marks an approved request used; throws a PlatformError when tool, arguments hash or thread differ, or it was used or expired. */
+  consume(ctx: CallContext, input: { approvalId: string; tool: string; args: unknown; threadId?: string }): Promise<unknown>;
+  get(ctx: CallContext, id: string): Promise<ToolApprovalView>;
+  list(ctx: CallContext, query: { status?: 'pending' | 'approved' | 'rejected' | 'executed' | 'expired'; threadId?: string; limit?: number }): Promise<ToolApprovalView[]>;
+}
+
+/** Who did something, for the audit log. */
+export interface ToolAuditActor {
+  id: string;
+  kind: 'user' | 'token' | 'system';
+}
+
+/** One audit entry as the tools read it back. */
+export interface ToolAuditEntry {
+  seq: number;
+  at: number;
+  actor: ToolAuditActor;
+  action: string;
+  threadId: string | null;
+  tool: string | null;
+  approvalId: string | null;
+  data: Record<string, unknown>;
+}
+
+/** What the tools need from the audit log (AuditLog satisfies it). */
+export interface AuditApi {
+  append(input: {
+    projectId: string;
+    actor: ToolAuditActor;
+    action: string;
+    threadId?: string;
+    tool?: string;
+    approvalId?: string;
+    data?: Record<string, unknown>;
+  }): Promise<unknown>;
+  query(q: {
+    projectId: string;
+    threadId?: string;
+    userId?: string;
+    tool?: string;
+    action?: string;
+    from?: number;
+    to?: number;
+    offset?: number;
+    limit?: number;
+    order?: 'asc' | 'desc';
+  }): Promise<{ total: number; entries: ToolAuditEntry[] }>;
+  verify(projectId?: string): Promise<{ ok: boolean; checked: number; problems: Array<{ seq: number; kind: string; detail: string }> }>;
+}
+
+/**
+ * The services the tools call, built once by the composition root. Approvals and audit are always
+ * there; a domain service that is absent simply leaves its tools unregistered.
+ */
+export interface ToolServices {
+  approvals: ApprovalsApi;
+  audit: AuditApi;
+  /** APPROVAL_STRICT, for the policy shown with requests. */
+  approvalStrict?: boolean;
+  search?: SearchIndex;
+}
