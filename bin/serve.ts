@@ -8,7 +8,18 @@ export async function serve(config: Config, log: Logger): Promise<void> {
   const platform = await createPlatform(config, log);
   const http = await startHttpServer(platform);
   log.info(`VisionInApp listening on ${http.url}`);
-  const started = platform.start().catch((err: Error) => log.error({ err: err.message }, 'platform start failed'));
+  const started = platform
+    .start()
+    .then(async () => {
+      const admin = await platform.accounts.bootstrapAdmin();
+      if (admin !== undefined) {
+        // printed once, on first start, to the terminal only (never to the structured log)
+        process.stdout.write(
+          `\nFirst start: an admin account was created.\n  URL:      ${http.url}\n  e-mail:   ${admin.email}\n  password: ${admin.password}\nKeep it safe; it is not shown again.\n\n`,
+        );
+      }
+    })
+    .catch((err: Error) => log.error({ err: err.message }, 'platform start failed'));
 
   let closing = false;
   const shutdown = async (signal: string) => {

@@ -34,3 +34,6 @@ export class EventBus<E extends DomainEventBase = DomainEventBase> {
     return () => this.emitter.off('event', safe);
   }
 }
+
+/** What a service that only emits needs; any EventBus whose events include E satisfies it. */
+export type EventSink<E extends DomainEventBase> = Pick<EventBus<E>, 'emit'>;

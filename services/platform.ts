@@ -13,6 +13,11 @@ import { createBroker, type Broker } from './infra/broker/index.js';
 import { createStorage, type Storage } from './infra/storage/index.js';
 import { createIdentityProvider } from './infra/auth/index.js';
 import type { IdentityProvider } from './infra/auth/port.js';
+import { AccountService } from './accounts/index.js';
+import { AuditLog, auditSearchDocs } from './audit/index.js';
+import { ApprovalService } from './approvals/index.js';
+import { DatasetService, datasetSearchDocs } from './datasets/index.js';
+import type { SearchDoc } from './infra/search/port.js';
 
 /** Every adapter of the platform, built once from the validated config. */
 export interface Infra {
@@ -32,10 +37,16 @@ export interface Platform {
   events: EventBus<DomainEventBase>;
   infra: Infra;
   indexer: SearchIndexer;
+  accounts: AccountService;
+  audit: AuditLog;
+  approvals: ApprovalService;
+  datasets: DatasetService;
   /** The secret that signs local storage URLs and other platform-issued tokens. */
   signingSecret: string;
   /** URL people and devices use to reach this server. */
   publicUrl: string;
+  /** Rebuilds the search index from the database (`visioninapp reindex`, and at start for the embedded index). */
+  reindex(onProgress?: (indexed: number) => void): Promise<number>;
   /** Status of every adapter plus the platform's own start-up (migrations). */
   health(): Promise<Health[]>;
   /** Runs migrations (retrying while the database is down) and starts consumers and loops. */
@@ -80,6 +91,23 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
   const events = new EventBus<DomainEventBase>();
   const indexer = new SearchIndexer({ db, index: search, log: log.child({ component: 'search-indexer' }), cache });
 
+  const accounts = new AccountService({ db, identity, log: log.child({ service: 'accounts' }), events });
+  const audit = new AuditLog({ db, log: log.child({ service: 'audit' }) });
+  const approvals = new ApprovalService({
+    db,
+    audit,
+    events,
+    log: log.child({ service: 'approvals' }),
+    strict: config.APPROVAL_STRICT,
+    ttlMs: config.APPROVAL_TTL_HOURS * 3_600_000,
+  });
+  const datasets = new DatasetService({ db, storage, events, log: log.child({ service: 'datasets' }) });
+
+  const searchSources: Array<(db: Db) => AsyncIterable<SearchDoc>> = [datasetSearchDocs, auditSearchDocs];
+  async function* allSearchDocs(): AsyncIterable<SearchDoc> {
+    for (const source of searchSources) yield* source(db);
+  }
+
   let migrated: Health = { port: 'migrations', adapter: db.dialect, ok: false, detail: 'not started' };
   let stopping = false;
   const stopSignal = new AbortController();
@@ -91,8 +119,15 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
     events,
     infra,
     indexer,
+    accounts,
+    audit,
+    approvals,
+    datasets,
     signingSecret,
     publicUrl,
+    reindex(onProgress) {
+      return indexer.reindex(allSearchDocs, onProgress ? { onProgress } : {});
+    },
     async health() {
       const checks = await Promise.all(
         Object.values(infra).map((adapter) =>
@@ -117,7 +152,11 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
           await sleep(delay, stopSignal.signal);
         }
       }
-      if (!stopping) indexer.start();
+      if (stopping) return;
+      await accounts.ensureDefaultProject();
+      // the embedded index lives in memory: rebuild it from the database at every start
+      if (config.ELASTICSEARCH_URL === undefined) await platform.reindex();
+      indexer.start();
     },
     async close() {
       stopping = true;

@@ -3,7 +3,7 @@ import type { Transaction } from 'kysely';
 import { z } from 'zod';
 import { ROLES, roleAtLeast, type Principal, type Role } from '../context.js';
 import { describeZodError, isPlatformError, PlatformError } from '../errors.js';
-import type { EventBus } from '../events.js';
+import type { EventSink } from '../events.js';
 import { newId } from '../ids.js';
 import type { Logger } from '../log.js';
 import type { IdentityProvider } from '../infra/auth/port.js';
@@ -77,7 +77,7 @@ export interface AccountServiceOptions {
   db: Db;
   identity: IdentityProvider;
   log: Logger;
-  events?: EventBus<AccountEvent>;
+  events?: EventSink<AccountEvent>;
   now?: () => number;
   /** Idle lifetime of a session; each authenticated use slides it forward. Default 7 days. */
   sessionTtlMs?: number;
@@ -135,7 +135,7 @@ export class AccountService {
   private readonly db: Db;
   private readonly identity: IdentityProvider;
   private readonly log: Logger;
-  private readonly events: EventBus<AccountEvent> | undefined;
+  private readonly events: EventSink<AccountEvent> | undefined;
   private readonly now: () => number;
   private readonly sessionTtlMs: number;
 

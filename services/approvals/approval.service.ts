@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { AuditActor, AuditLog } from '../audit/audit-log.js';
 import type { CallContext, Principal, Role } from '../context.js';
 import { describeZodError, PlatformError } from '../errors.js';
-import type { EventBus } from '../events.js';
+import type { EventSink } from '../events.js';
 import { newId } from '../ids.js';
 import type { Db } from '../infra/db/port.js';
 import type { Database } from '../infra/db/schema.js';
@@ -88,7 +88,7 @@ export interface ApprovalConsumeInput {
 export interface ApprovalServiceOptions {
   db: Db;
   audit: AuditLog;
-  events: EventBus<ApprovalEvent>;
+  events: EventSink<ApprovalEvent>;
   log: Logger;
   /** APPROVAL_STRICT: critical steps need someone other than the requester. */
   strict: boolean;
@@ -130,7 +130,7 @@ const consumeSchema = z.object({
 export class ApprovalService {
   private readonly db: Db;
   private readonly audit: AuditLog;
-  private readonly events: EventBus<ApprovalEvent>;
+  private readonly events: EventSink<ApprovalEvent>;
   private readonly log: Logger;
   private readonly strict: boolean;
   private readonly ttlMs: number;
