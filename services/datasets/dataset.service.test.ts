@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
@@ -174,6 +174,18 @@ describe(DatasetService.name, () => {
         expect((await readdir(tmpdir())).filter((f) => f.startsWith('via-zip-')).length).toBeLessThanOrEqual(leftovers);
       });
     }
+  });
+
+  it('imports a zip file from disk, and stops without writing when the caller cancels', async () => {
+    const zipPath = path.join(work, 'set.zip');
+    await writeFile(zipPath, await zipOf([{ name: 'data.yaml', data: 'names: [a]\n' }, { name: 'images/k.jpg', data: await jpeg(30, 30, 50) }, { name: 'labels/k.txt', data: '0 .5 .5 .2 .2\n' }]));
+    const res = await env.sut.import(ctx, { name: 'zip-file', source: { kind: 'zip', path: zipPath } });
+    expect(res.report.origin).toBe(`zip ${zipPath}`);
+    const abort = new AbortController();
+    abort.abort();
+    await expect(env.sut.import({ ...ctx, signal: abort.signal }, { name: 'cancelled', source: { kind: 'zip', path: zipPath } })).rejects.toMatchObject({ message: expect.stringMatching(/cancelled/) });
+    await expect(env.sut.get(ctx, 'cancelled')).rejects.toMatchObject({ code: 'not_found' });
+    await expect(env.sut.addSamples(ctx, 'zip-file', [{ imageKey: 'feedback/missing.jpg', boxes: [] }])).rejects.toMatchObject({ code: 'not_found' });
   });
 
   it('adds reviewed samples as a new version with lineage, content-addressed', async () => {
