@@ -14,13 +14,20 @@ type DatasetFile = MessagePayload<'train.start'>['dataset']['files'][number];
 export function safeRelative(p: string): string {
   const norm = path.posix.normalize(p.replace(/\\/g, '/'));
   if (norm.startsWith('../') || norm === '..' || path.posix.isAbsolute(norm) || norm.includes('\0')) {
-    throw new PlatformError('invalid_input', `dataset file path "${p}" leaves the dataset folder; paths must be relative like images/train/a.jpg`);
+    throw new PlatformError(
+      'invalid_input',
+      `dataset file path "${p}" leaves the dataset folder; paths must be relative like images/train/a.jpg`,
+    );
   }
   return norm;
 }
 
 /** Downloads every dataset file through its signed URL into `dir`, verifying size and sha256. */
-export async function downloadDataset(files: DatasetFile[], dir: string, opts: { signal?: AbortSignal; concurrency?: number; fetch?: typeof fetch } = {}): Promise<void> {
+export async function downloadDataset(
+  files: DatasetFile[],
+  dir: string,
+  opts: { signal?: AbortSignal; concurrency?: number; fetch?: typeof fetch } = {},
+): Promise<void> {
   const doFetch = opts.fetch ?? fetch;
   let next = 0;
   const worker = async () => {
@@ -29,9 +36,14 @@ export async function downloadDataset(files: DatasetFile[], dir: string, opts: {
       const rel = safeRelative(f.path);
       const dest = path.join(dir, rel);
       await mkdir(path.dirname(dest), { recursive: true });
-      if (existsSync(dest) && (await stat(dest)).size === f.size && (await sha256File(dest)) === f.sha256) continue;
+      if (existsSync(dest) && (await stat(dest)).size === f.size && (await sha256File(dest)) === f.sha256)
+        continue;
       const res = await doFetch(f.url, opts.signal ? { signal: opts.signal } : {});
-      if (!res.ok || res.body === null) throw new PlatformError('unavailable', `downloading dataset file ${rel} failed with HTTP ${res.status}; the signed URL may have expired, retry the job`);
+      if (!res.ok || res.body === null)
+        throw new PlatformError(
+          'unavailable',
+          `downloading dataset file ${rel} failed with HTTP ${res.status}; the signed URL may have expired, retry the job`,
+        );
       const hash = createHash('sha256');
       const hasher = new Transform({
         transform(chunk: Buffer, _enc, cb) {
@@ -39,22 +51,38 @@ export async function downloadDataset(files: DatasetFile[], dir: string, opts: {
           cb(null, chunk);
         },
       });
-      await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), hasher, createWriteStream(dest));
+      await pipeline(
+        Readable.fromWeb(res.body as import('node:stream/web').ReadableStream),
+        hasher,
+        createWriteStream(dest),
+      );
       const digest = hash.digest('hex');
-      if (digest !== f.sha256) throw new PlatformError('invalid_input', `dataset file ${rel} is corrupt: sha256 ${digest.slice(0, 12)}… does not match ${f.sha256.slice(0, 12)}…; re-upload the dataset version`);
+      if (digest !== f.sha256)
+        throw new PlatformError(
+          'invalid_input',
+          `dataset file ${rel} is corrupt: sha256 ${digest.slice(0, 12)}… does not match ${f.sha256.slice(0, 12)}…; re-upload the dataset version`,
+        );
     }
   };
-  await Promise.all(Array.from({ length: Math.min(opts.concurrency ?? 4, Math.max(1, files.length)) }, worker));
+  await Promise.all(
+    Array.from({ length: Math.min(opts.concurrency ?? 4, Math.max(1, files.length)) }, worker),
+  );
 }
 
 async function sha256File(p: string): Promise<string> {
-  return createHash('sha256').update(await readFile(p)).digest('hex');
+  return createHash('sha256')
+    .update(await readFile(p))
+    .digest('hex');
 }
 
 /** Writes data.yaml for a YOLO-layout folder; val falls back to train when the version has no val split. */
 export async function writeDataYaml(dir: string, classNames: string[]): Promise<string> {
   const has = (split: string) => existsSync(path.join(dir, 'images', split));
-  const doc: Record<string, unknown> = { path: dir, train: 'images/train', val: has('val') ? 'images/val' : 'images/train' };
+  const doc: Record<string, unknown> = {
+    path: dir,
+    train: 'images/train',
+    val: has('val') ? 'images/val' : 'images/train',
+  };
   if (has('test')) doc.test = 'images/test';
   doc.nc = classNames.length;
   doc.names = classNames;
@@ -66,12 +94,21 @@ export async function writeDataYaml(dir: string, classNames: string[]): Promise<
 /** Fails fast with a clear message when the dataset has no training images or no labels at all. */
 export async function checkDataset(dir: string, name: string): Promise<void> {
   const imgDir = path.join(dir, 'images', 'train');
-  const images = existsSync(imgDir) ? (await readdir(imgDir)).filter((f) => /\.(jpe?g|png|bmp|webp)$/i.test(f)) : [];
-  if (images.length === 0) throw new PlatformError('invalid_input', `dataset ${name} has no training images (images/train is empty); add images to its train split`);
+  const images = existsSync(imgDir)
+    ? (await readdir(imgDir)).filter((f) => /\.(jpe?g|png|bmp|webp)$/i.test(f))
+    : [];
+  if (images.length === 0)
+    throw new PlatformError(
+      'invalid_input',
+      `dataset ${name} has no training images (images/train is empty); add images to its train split`,
+    );
   const labelDir = path.join(dir, 'labels', 'train');
   const labels = existsSync(labelDir) ? await readdir(labelDir) : [];
   for (const l of labels) {
     if ((await readFile(path.join(labelDir, l), 'utf8')).trim() !== '') return;
   }
-  throw new PlatformError('invalid_input', `dataset ${name} has no labels: none of its ${images.length} training images has a box (labels/train/*.txt empty or missing); annotate it before training`);
+  throw new PlatformError(
+    'invalid_input',
+    `dataset ${name} has no labels: none of its ${images.length} training images has a box (labels/train/*.txt empty or missing); annotate it before training`,
+  );
 }

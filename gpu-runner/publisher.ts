@@ -64,7 +64,10 @@ export class OrderedPublisher {
         this.queue.shift();
         delay = this.baseDelayMs;
       } catch (err) {
-        this.opts.log.warn({ err: (err as Error).message, type: head.envelope.type, retryInMs: delay }, 'publish failed; retrying');
+        this.opts.log.warn(
+          { err: (err as Error).message, type: head.envelope.type, retryInMs: delay },
+          'publish failed; retrying',
+        );
         await new Promise((r) => setTimeout(r, delay));
         delay = Math.min(this.maxDelayMs, delay * 2);
       }

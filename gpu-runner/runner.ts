@@ -4,7 +4,14 @@ import { mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../services/log.js';
 import { isPlatformError } from '../services/errors.js';
-import { makeEnvelope, parseMessage, type Envelope, type MessagePayload, type MessageType, type TrainBackend } from '../services/infra/broker/envelope.js';
+import {
+  makeEnvelope,
+  parseMessage,
+  type Envelope,
+  type MessagePayload,
+  type MessageType,
+  type TrainBackend,
+} from '../services/infra/broker/envelope.js';
 import { STREAMS, type Broker, type Subscription } from '../services/infra/broker/port.js';
 import { BuiltinTrainer } from './backends/builtin.js';
 import type { BackendMetrics, BackendResult, BackendRun, Trainer } from './backends/types.js';
@@ -111,7 +118,11 @@ export class GpuRunner {
       }
     }
     this.device = this.opts.device ?? (await detectDevice());
-    this.subscription = await this.opts.broker.subscribe(STREAMS.control, { name: `gpu-runner-${this.opts.id}`, from: 'next' }, (env) => this.onControl(env));
+    this.subscription = await this.opts.broker.subscribe(
+      STREAMS.control,
+      { name: `gpu-runner-${this.opts.id}`, from: 'next' },
+      (env) => this.onControl(env),
+    );
     this.sendHeartbeat();
     this.heartbeat = setInterval(() => this.sendHeartbeat(), this.opts.heartbeatMs ?? 5000);
     this.heartbeat.unref();
@@ -140,7 +151,10 @@ export class GpuRunner {
   }
 
   private publish<T extends MessageType>(type: T, payload: MessagePayload<T>): void {
-    this.publisher.publish(STREAMS.telemetry, makeEnvelope(type, payload, { source: `gpu-runner/${this.opts.id}` }));
+    this.publisher.publish(
+      STREAMS.telemetry,
+      makeEnvelope(type, payload, { source: `gpu-runner/${this.opts.id}` }),
+    );
   }
 
   private sendHeartbeat(): void {
@@ -155,8 +169,18 @@ export class GpuRunner {
     });
   }
 
-  private status(p: { jobId: string; attempt: number }, status: MessagePayload<'train.status'>['status'], message?: string): void {
-    this.publish('train.status', { jobId: p.jobId, attempt: p.attempt, runnerId: this.opts.id, status, ...(message ? { message } : {}) });
+  private status(
+    p: { jobId: string; attempt: number },
+    status: MessagePayload<'train.status'>['status'],
+    message?: string,
+  ): void {
+    this.publish('train.status', {
+      jobId: p.jobId,
+      attempt: p.attempt,
+      runnerId: this.opts.id,
+      status,
+      ...(message ? { message } : {}),
+    });
   }
 
   private onControl(env: Envelope): void {
@@ -167,7 +191,10 @@ export class GpuRunner {
       const p = m.payload;
       if (p.runnerId !== this.opts.id) return;
       if (this.claims.has(p.jobId, p.attempt)) {
-        this.log.info({ jobId: p.jobId, attempt: p.attempt, state: this.claims.state(p.jobId, p.attempt) }, 'job already taken; ignoring the repeated train.start');
+        this.log.info(
+          { jobId: p.jobId, attempt: p.attempt, state: this.claims.state(p.jobId, p.attempt) },
+          'job already taken; ignoring the repeated train.start',
+        );
         return;
       }
       this.claims.set(p.jobId, p.attempt, 'claimed');
@@ -197,13 +224,23 @@ export class GpuRunner {
   }
 
   private async runJob(p: TrainStart): Promise<void> {
-    const active: ActiveJob = { jobId: p.jobId, attempt: p.attempt, abort: new AbortController(), cancelled: false };
+    const active: ActiveJob = {
+      jobId: p.jobId,
+      attempt: p.attempt,
+      abort: new AbortController(),
+      cancelled: false,
+    };
     this.active = active;
     const jobDir = path.join(this.opts.workDir, 'jobs', `${safeName(p.jobId)}-${p.attempt}`);
     const dataDir = path.join(jobDir, 'data');
     const outDir = path.join(jobDir, 'out');
     const logFile = path.join(outDir, 'train.log');
-    const logs = new LogBatcher((lines, seq) => this.publish('train.log', { jobId: p.jobId, attempt: p.attempt, seq, lines }), this.opts.logBatchLines ?? 100, this.opts.logFlushMs ?? 1000, (line) => appendFileSync(logFile, `${line}\n`));
+    const logs = new LogBatcher(
+      (lines, seq) => this.publish('train.log', { jobId: p.jobId, attempt: p.attempt, seq, lines }),
+      this.opts.logBatchLines ?? 100,
+      this.opts.logFlushMs ?? 1000,
+      (line) => appendFileSync(logFile, `${line}\n`),
+    );
     const finish = (state: 'succeeded' | 'failed' | 'cancelled', message?: string) => {
       logs.close();
       this.claims.set(p.jobId, p.attempt, state);
@@ -217,14 +254,21 @@ export class GpuRunner {
       const trainer = this.trainers.get(p.config.backend);
       if (trainer === undefined || !this.available.includes(p.config.backend)) {
         const why = this.unavailable[p.config.backend] ?? `runner ${this.opts.id} is not configured with it`;
-        return finish('failed', `backend ${p.config.backend} is not available on runner ${this.opts.id}: ${why}; available: ${this.available.join(', ') || 'none'}`);
+        return finish(
+          'failed',
+          `backend ${p.config.backend} is not available on runner ${this.opts.id}: ${why}; available: ${this.available.join(', ') || 'none'}`,
+        );
       }
-      logs.add(`runner ${this.opts.id}: downloading ${p.dataset.files.length} files of dataset ${p.dataset.name} v${p.dataset.version}`);
+      logs.add(
+        `runner ${this.opts.id}: downloading ${p.dataset.files.length} files of dataset ${p.dataset.name} v${p.dataset.version}`,
+      );
       await downloadDataset(p.dataset.files, dataDir, { signal: active.abort.signal });
       if (active.cancelled) return finish('cancelled', 'cancelled');
       const dataYaml = await writeDataYaml(dataDir, p.dataset.classNames);
       await checkDataset(dataDir, `${p.dataset.name} v${p.dataset.version}`);
-      logs.add(`runner ${this.opts.id}: training ${p.config.backend}/${p.config.model} for ${p.config.epochs} epochs at ${p.config.imgsz}px`);
+      logs.add(
+        `runner ${this.opts.id}: training ${p.config.backend}/${p.config.model} for ${p.config.epochs} epochs at ${p.config.imgsz}px`,
+      );
       const run = trainer.train(
         { dataDir, dataYaml, outDir, config: p.config, classNames: p.dataset.classNames },
         { onLog: (line) => logs.add(line), onMetrics: (m) => this.metrics(p, m) },
@@ -270,7 +314,8 @@ export class GpuRunner {
 
   private async upload(p: TrainStart, result: BackendResult, logFile: string): Promise<void> {
     const files = { ...result.files, ...(existsSync(logFile) ? { 'train.log': logFile } : {}) };
-    if (p.uploads['model.onnx'] === undefined) throw new Error('train.start has no upload URL for model.onnx; the platform must presign one');
+    if (p.uploads['model.onnx'] === undefined)
+      throw new Error('train.start has no upload URL for model.onnx; the platform must presign one');
     const artifacts: MessagePayload<'artifact.ready'>['artifacts'] = [];
     for (const [name, file] of Object.entries(files)) {
       const target = p.uploads[name];
@@ -280,10 +325,16 @@ export class GpuRunner {
       const res = await fetch(target.url, {
         method: 'PUT',
         body,
-        headers: { 'content-type': CONTENT_TYPES[path.extname(name)] ?? 'application/octet-stream', 'content-length': String(body.length) },
+        headers: {
+          'content-type': CONTENT_TYPES[path.extname(name)] ?? 'application/octet-stream',
+          'content-length': String(body.length),
+        },
         signal: AbortSignal.timeout(300_000),
       });
-      if (!res.ok) throw new Error(`uploading ${name} failed with HTTP ${res.status} ${(await res.text().catch(() => '')).slice(0, 200)}; the presigned URL may have expired`);
+      if (!res.ok)
+        throw new Error(
+          `uploading ${name} failed with HTTP ${res.status} ${(await res.text().catch(() => '')).slice(0, 200)}; the presigned URL may have expired`,
+        );
       artifacts.push({ name, key: target.key, sha256, size: body.length });
     }
     const metrics: Record<string, number> = {};

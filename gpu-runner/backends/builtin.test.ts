@@ -27,15 +27,45 @@ describe.skipIf(skip)(BuiltinTrainer.name, () => {
     const updates: BackendMetrics[] = [];
     const logs: string[] = [];
     const run = new BuiltinTrainer({ threads: 1 }).train(
-      { dataDir: data, dataYaml: yaml, outDir: out, classNames: ['red', 'blue'], config: { backend: 'builtin', model: 'builtin-n', epochs: 3, imgsz: 64, batch: 8, seed: 1, extra: { 'check-out': check } } },
+      {
+        dataDir: data,
+        dataYaml: yaml,
+        outDir: out,
+        classNames: ['red', 'blue'],
+        config: {
+          backend: 'builtin',
+          model: 'builtin-n',
+          epochs: 3,
+          imgsz: 64,
+          batch: 8,
+          seed: 1,
+          extra: { 'check-out': check },
+        },
+      },
       { onLog: (l) => logs.push(l), onMetrics: (m) => updates.push(m) },
     );
     const result = await run.done;
     expect(result.status, `${result.message} ${logs.join('\n')}`).toBe('succeeded');
-    expect(Object.keys(result.files).sort()).toEqual(['metrics.json', 'model.onnx', 'report.md', 'results.csv']);
+    expect(Object.keys(result.files).sort()).toEqual([
+      'metrics.json',
+      'model.onnx',
+      'report.md',
+      'results.csv',
+    ]);
     const epochs = updates.filter((u) => u.kind === 'epoch');
     expect(epochs.map((e) => e.epoch)).toEqual([1, 2, 3]);
-    expect(Object.keys(epochs[0]!.metrics)).toEqual(expect.arrayContaining(['box_loss', 'cls_loss', 'mAP50', 'mAP50_95', 'precision', 'recall', 'lr', 'seconds']));
+    expect(Object.keys(epochs[0]!.metrics)).toEqual(
+      expect.arrayContaining([
+        'box_loss',
+        'cls_loss',
+        'mAP50',
+        'mAP50_95',
+        'precision',
+        'recall',
+        'lr',
+        'seconds',
+      ]),
+    );
     expect(updates.some((u) => u.kind === 'progress' && u.batches === 6)).toBe(true);
     expect((await readFile(result.files['results.csv']!, 'utf8')).trim().split('\n')).toHaveLength(4);
     expect(result.metrics.train_images_per_second).toBeGreaterThan(0);
@@ -43,7 +73,10 @@ describe.skipIf(skip)(BuiltinTrainer.name, () => {
     const session = await ort.InferenceSession.create(result.files['model.onnx']!);
     expect(session.inputNames).toEqual(['images']);
     expect(session.outputNames).toEqual(['output0']);
-    const shapes = JSON.parse(await readFile(path.join(check, 'check.json'), 'utf8')) as { input: number[]; output: number[] };
+    const shapes = JSON.parse(await readFile(path.join(check, 'check.json'), 'utf8')) as {
+      input: number[];
+      output: number[];
+    };
     expect(shapes.output).toEqual([1, 4 + 2, 8 * 8 + 4 * 4 + 2 * 2]);
     const toF32 = (b: Buffer) => new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
     const input = toF32(await readFile(path.join(check, 'input.f32')));
@@ -58,7 +91,10 @@ describe.skipIf(skip)(BuiltinTrainer.name, () => {
     for (let i = 4 * 84; i < got.length; i++) expect(got[i]! >= 0 && got[i]! <= 1).toBe(true);
     await session.release();
 
-    const meta = await runCommand('/usr/bin/python3', ['-c', `import onnx,json; m=onnx.load(${JSON.stringify(result.files['model.onnx'])}); print(json.dumps({p.key: p.value for p in m.metadata_props}))`]);
+    const meta = await runCommand('/usr/bin/python3', [
+      '-c',
+      `import onnx,json; m=onnx.load(${JSON.stringify(result.files['model.onnx'])}); print(json.dumps({p.key: p.value for p in m.metadata_props}))`,
+    ]);
     const props = JSON.parse(meta.stdout) as Record<string, string>;
     expect(JSON.parse(props.names!)).toEqual({ 0: 'red', 1: 'blue' });
     expect(JSON.parse(props.imgsz!)).toEqual([64, 64]);
@@ -67,9 +103,19 @@ describe.skipIf(skip)(BuiltinTrainer.name, () => {
 
   it('fails with a clear message when no image has a label', async () => {
     const data = path.join(dir, 'nolabels');
-    const yaml = await writeSquaresDataset(data, { counts: { train: 6, val: 2, test: 0 }, size: 64, labels: false });
+    const yaml = await writeSquaresDataset(data, {
+      counts: { train: 6, val: 2, test: 0 },
+      size: 64,
+      labels: false,
+    });
     const run = new BuiltinTrainer({ threads: 1 }).train(
-      { dataDir: data, dataYaml: yaml, outDir: path.join(dir, 'out-nolabels'), classNames: ['red', 'blue'], config: { backend: 'builtin', model: 'builtin-n', epochs: 1, imgsz: 64, batch: 4 } },
+      {
+        dataDir: data,
+        dataYaml: yaml,
+        outDir: path.join(dir, 'out-nolabels'),
+        classNames: ['red', 'blue'],
+        config: { backend: 'builtin', model: 'builtin-n', epochs: 1, imgsz: 64, batch: 4 },
+      },
       { onLog: () => undefined, onMetrics: () => undefined },
     );
     const result = await run.done;
@@ -77,8 +123,34 @@ describe.skipIf(skip)(BuiltinTrainer.name, () => {
     expect(result.message).toMatch(/no labels/);
   }, 30_000);
 
+  it('stops within 5 seconds of a cancel (SIGTERM)', async () => {
+    const data = path.join(dir, 'cancel');
+    const yaml = await writeSquaresDataset(data, { counts: { train: 64, val: 8, test: 0 }, size: 64 });
+    let progressed = false;
+    const run = new BuiltinTrainer({ threads: 1 }).train(
+      {
+        dataDir: data,
+        dataYaml: yaml,
+        outDir: path.join(dir, 'out-cancel'),
+        classNames: ['red', 'blue'],
+        config: { backend: 'builtin', model: 'builtin-n', epochs: 500, imgsz: 64, batch: 4 },
+      },
+      { onLog: () => undefined, onMetrics: () => (progressed = true) },
+    );
+    const end = Date.now() + 40_000;
+    while (!progressed && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+    expect(progressed).toBe(true);
+    const t0 = Date.now();
+    run.cancel();
+    const result = await run.done;
+    expect(result.status).toBe('cancelled');
+    expect(Date.now() - t0).toBeLessThan(5000);
+  }, 60_000);
+
   it('reports how to install PyTorch when the Python lacks it', async () => {
     const t = new BuiltinTrainer({ python: '/nonexistent/python3' });
-    expect(await t.unavailableReason()).toMatch(/apt-get install python3-torch python3-onnx.*pip install torch onnx/);
+    expect(await t.unavailableReason()).toMatch(
+      /apt-get install python3-torch python3-onnx.*pip install torch onnx/,
+    );
   });
 });

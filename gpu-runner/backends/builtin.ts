@@ -10,7 +10,8 @@ import type { BackendEvents, BackendJob, BackendResult, BackendRun, Trainer } fr
 export const BUILTIN_TRAIN_SCRIPT = fileURLToPath(new URL('../builtin/train.py', import.meta.url));
 
 /** How to install what the built-in backend needs. */
-export const TORCH_INSTALL_HINT = 'install PyTorch and ONNX for it: `apt-get install python3-torch python3-onnx python3-pil` or `pip install torch onnx pillow`';
+export const TORCH_INSTALL_HINT =
+  'install PyTorch and ONNX for it: `apt-get install python3-torch python3-onnx python3-pil` or `pip install torch onnx pillow`';
 
 const lineSchema = z.discriminatedUnion('type', [
   z.object({
@@ -27,7 +28,9 @@ const lineSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('result'), metrics: z.record(z.string(), z.number()) }),
 ]);
 
-const metricsFileSchema = z.object({ per_class: z.record(z.string(), z.record(z.string(), z.number())).optional() }).passthrough();
+const metricsFileSchema = z
+  .object({ per_class: z.record(z.string(), z.record(z.string(), z.number())).optional() })
+  .passthrough();
 
 /** Options of the built-in backend. */
 export interface BuiltinTrainerOptions {
@@ -56,7 +59,9 @@ export class BuiltinTrainer implements Trainer {
   async unavailableReason(): Promise<string | undefined> {
     const r = await runCommand(this.python, ['-c', 'import torch, onnx, PIL']);
     if (r.code === 0) return undefined;
-    const why = r.error ? `cannot run ${this.python} (${r.error.message})` : `${this.python} cannot import torch, onnx and PIL (${r.stderr.split('\n').filter(Boolean).pop() ?? 'import failed'})`;
+    const why = r.error
+      ? `cannot run ${this.python} (${r.error.message})`
+      : `${this.python} cannot import torch, onnx and PIL (${r.stderr.split('\n').filter(Boolean).pop() ?? 'import failed'})`;
     return `the builtin backend needs PyTorch: ${why}; ${TORCH_INSTALL_HINT}, or point TRAIN_PYTHON at a Python that has them`;
   }
 
@@ -64,13 +69,35 @@ export class BuiltinTrainer implements Trainer {
     let cancelled = false;
     let current: ReturnType<typeof spawnLines> | undefined;
     const done = (async (): Promise<BackendResult> => {
-      const base: Omit<BackendResult, 'status'> = { files: {}, metrics: {}, layout: 'ultralytics', inputSize: job.config.imgsz };
+      const base: Omit<BackendResult, 'status'> = {
+        files: {},
+        metrics: {},
+        layout: 'ultralytics',
+        inputSize: job.config.imgsz,
+      };
       const reason = await this.unavailableReason();
       if (reason !== undefined) return { ...base, status: 'failed', message: reason };
       const device = this.device === 'auto' ? ((await this.hasCuda()) ? 'cuda' : 'cpu') : this.device;
       if (cancelled) return { ...base, status: 'cancelled' };
       const c = job.config;
-      const args = [BUILTIN_TRAIN_SCRIPT, '--data', job.dataYaml, '--out', job.outDir, '--epochs', String(c.epochs), '--imgsz', String(c.imgsz), '--batch', String(c.batch), '--device', device, '--workers', String(this.threads)];
+      const threads = typeof c.extra?.workers === 'number' ? c.extra.workers : this.threads;
+      const args = [
+        BUILTIN_TRAIN_SCRIPT,
+        '--data',
+        job.dataYaml,
+        '--out',
+        job.outDir,
+        '--epochs',
+        String(c.epochs),
+        '--imgsz',
+        String(c.imgsz),
+        '--batch',
+        String(c.batch),
+        '--device',
+        device,
+        '--workers',
+        String(threads),
+      ];
       if (c.seed !== undefined) args.push('--seed', String(c.seed));
       if (c.lr !== undefined) args.push('--lr', String(c.lr));
       const width = c.extra?.width ?? widthForModel(c.model);
@@ -82,7 +109,7 @@ export class BuiltinTrainer implements Trainer {
       let error: string | undefined;
       let final: Record<string, number> = {};
       current = spawnLines(this.python, args, {
-        env: { ...process.env, PYTHONUNBUFFERED: '1', OMP_NUM_THREADS: String(this.threads) },
+        env: { ...process.env, PYTHONUNBUFFERED: '1', OMP_NUM_THREADS: String(threads) },
         onStdout: (raw) => {
           let parsed: z.infer<typeof lineSchema> | undefined;
           try {
@@ -106,17 +133,35 @@ export class BuiltinTrainer implements Trainer {
       });
       const exit = await current.exited;
       if (cancelled || exit.stopped) return { ...base, status: 'cancelled' };
-      if (exit.spawnError) return { ...base, status: 'failed', message: `cannot start ${this.python}: ${exit.spawnError.message}; ${TORCH_INSTALL_HINT}` };
+      if (exit.spawnError)
+        return {
+          ...base,
+          status: 'failed',
+          message: `cannot start ${this.python}: ${exit.spawnError.message}; ${TORCH_INSTALL_HINT}`,
+        };
       if (exit.code !== 0) {
-        const tail = exit.stderrTail.filter((l) => l.trim() !== '').slice(-3).join(' | ');
-        return { ...base, status: 'failed', message: error ?? `built-in training exited with code ${exit.code ?? exit.signal}: ${tail || 'no output'}` };
+        const tail = exit.stderrTail
+          .filter((l) => l.trim() !== '')
+          .slice(-3)
+          .join(' | ');
+        return {
+          ...base,
+          status: 'failed',
+          message:
+            error ?? `built-in training exited with code ${exit.code ?? exit.signal}: ${tail || 'no output'}`,
+        };
       }
       const files: Record<string, string> = {};
       for (const name of ['model.onnx', 'metrics.json', 'results.csv', 'report.md']) {
         const p = path.join(job.outDir, name);
         if (existsSync(p)) files[name] = p;
       }
-      if (files['model.onnx'] === undefined) return { ...base, status: 'failed', message: 'training finished but wrote no model.onnx; see train.log' };
+      if (files['model.onnx'] === undefined)
+        return {
+          ...base,
+          status: 'failed',
+          message: 'training finished but wrote no model.onnx; see train.log',
+        };
       let perClass: Record<string, Record<string, number>> | undefined;
       if (files['metrics.json'] !== undefined) {
         const m = metricsFileSchema.safeParse(JSON.parse(await readFile(files['metrics.json'], 'utf8')));
@@ -134,7 +179,10 @@ export class BuiltinTrainer implements Trainer {
   }
 
   private hasCuda(): Promise<boolean> {
-    this.cudaProbe ??= runCommand(this.python, ['-c', 'import torch,sys; sys.exit(0 if torch.cuda.is_available() else 1)']).then((r) => r.code === 0);
+    this.cudaProbe ??= runCommand(this.python, [
+      '-c',
+      'import torch,sys; sys.exit(0 if torch.cuda.is_available() else 1)',
+    ]).then((r) => r.code === 0);
     return this.cudaProbe;
   }
 }

@@ -81,12 +81,21 @@ export function spawnLines(
 }
 
 /** Runs a command to completion and returns its exit code and output; for short probes. */
-export async function runCommand(command: string, args: string[], timeoutMs = 20_000): Promise<{ code: number | null; stdout: string; stderr: string; error?: Error }> {
+export async function runCommand(
+  command: string,
+  args: string[],
+  timeoutMs = 20_000,
+): Promise<{ code: number | null; stdout: string; stderr: string; error?: Error }> {
   const out: string[] = [];
   const err: string[] = [];
   const p = spawnLines(command, args, { onStdout: (l) => out.push(l), onStderr: (l) => err.push(l) });
   const timer = setTimeout(() => p.stop(500), timeoutMs);
   const exit = await p.exited;
   clearTimeout(timer);
-  return { code: exit.code, stdout: out.join('\n'), stderr: err.join('\n'), ...(exit.spawnError ? { error: exit.spawnError } : {}) };
+  return {
+    code: exit.code,
+    stdout: out.join('\n'),
+    stderr: err.join('\n'),
+    ...(exit.spawnError ? { error: exit.spawnError } : {}),
+  };
 }

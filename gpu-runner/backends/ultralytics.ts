@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { copyFile, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { CsvFollower, parseNumericCsv } from './csv-follow.js';
 import { runCommand, spawnLines } from './process.js';
@@ -68,14 +68,36 @@ export class UltralyticsTrainer implements Trainer {
     let current: ReturnType<typeof spawnLines> | undefined;
     const c = job.config;
     const runDir = path.join(job.outDir, 'train');
-    const base: Omit<BackendResult, 'status'> = { files: {}, metrics: {}, layout: ultralyticsLayout(c.model), inputSize: c.imgsz };
+    const base: Omit<BackendResult, 'status'> = {
+      files: {},
+      metrics: {},
+      layout: ultralyticsLayout(c.model),
+      inputSize: c.imgsz,
+    };
     const env = { ...process.env, ...this.env };
     const run = async (args: string[]) => {
-      current = spawnLines(this.yolo, args, { env, cwd: job.outDir, onStdout: events.onLog, onStderr: events.onLog });
+      current = spawnLines(this.yolo, args, {
+        env,
+        cwd: job.outDir,
+        onStdout: events.onLog,
+        onStderr: events.onLog,
+      });
       return current.exited;
     };
     const done = (async (): Promise<BackendResult> => {
-      const args = ['detect', 'train', `data=${job.dataYaml}`, `model=${ultralyticsWeights(c.model)}`, `epochs=${c.epochs}`, `imgsz=${c.imgsz}`, `batch=${c.batch}`, `project=${job.outDir}`, 'name=train', 'exist_ok=True'];
+      await mkdir(job.outDir, { recursive: true });
+      const args = [
+        'detect',
+        'train',
+        `data=${job.dataYaml}`,
+        `model=${ultralyticsWeights(c.model)}`,
+        `epochs=${c.epochs}`,
+        `imgsz=${c.imgsz}`,
+        `batch=${c.batch}`,
+        `project=${job.outDir}`,
+        'name=train',
+        'exist_ok=True',
+      ];
       if (c.seed !== undefined) args.push(`seed=${c.seed}`);
       if (c.lr !== undefined) args.push(`lr0=${c.lr}`);
       for (const [k, v] of Object.entries(c.extra ?? {})) args.push(`${k}=${String(v)}`);
@@ -83,19 +105,35 @@ export class UltralyticsTrainer implements Trainer {
       const follower = new CsvFollower(path.join(runDir, 'results.csv'), (row) => {
         const metrics = ultralyticsRowMetrics(row);
         last = metrics;
-        events.onMetrics({ kind: 'epoch', epoch: Math.max(0, Math.round(row.epoch ?? 0)), epochs: c.epochs, metrics });
+        events.onMetrics({
+          kind: 'epoch',
+          epoch: Math.max(0, Math.round(row.epoch ?? 0)),
+          epochs: c.epochs,
+          metrics,
+        });
       });
       follower.start();
       const exit = await run(args);
       await follower.stop();
       if (cancelled || exit.stopped) return { ...base, status: 'cancelled' };
-      if (exit.code !== 0) return { ...base, status: 'failed', message: `yolo detect train failed (exit ${exit.code ?? exit.signal}): ${exit.spawnError?.message ?? exit.stderrTail.slice(-3).join(' | ')}` };
+      if (exit.code !== 0)
+        return {
+          ...base,
+          status: 'failed',
+          message: `yolo detect train failed (exit ${exit.code ?? exit.signal}): ${exit.spawnError?.message ?? exit.stderrTail.slice(-3).join(' | ')}`,
+        };
       const best = path.join(runDir, 'weights', 'best.pt');
-      if (!existsSync(best)) return { ...base, status: 'failed', message: `yolo finished but ${best} is missing; see train.log` };
+      if (!existsSync(best))
+        return { ...base, status: 'failed', message: `yolo finished but ${best} is missing; see train.log` };
       const exp = await run(['export', `model=${best}`, 'format=onnx', `imgsz=${c.imgsz}`]);
       if (cancelled || exp.stopped) return { ...base, status: 'cancelled' };
       const onnx = path.join(runDir, 'weights', 'best.onnx');
-      if (exp.code !== 0 || !existsSync(onnx)) return { ...base, status: 'failed', message: `yolo export format=onnx failed (exit ${exp.code}): ${exp.stderrTail.slice(-3).join(' | ')}` };
+      if (exp.code !== 0 || !existsSync(onnx))
+        return {
+          ...base,
+          status: 'failed',
+          message: `yolo export format=onnx failed (exit ${exp.code}): ${exp.stderrTail.slice(-3).join(' | ')}`,
+        };
       const files: Record<string, string> = {};
       files['model.onnx'] = path.join(job.outDir, 'model.onnx');
       await copyFile(onnx, files['model.onnx']);
@@ -103,12 +141,19 @@ export class UltralyticsTrainer implements Trainer {
       if (existsSync(csv)) {
         files['results.csv'] = path.join(job.outDir, 'results.csv');
         await copyFile(csv, files['results.csv']);
-        const rows = parseNumericCsv(await readFile(csv, 'utf8') + '\n').rows;
+        const rows = parseNumericCsv((await readFile(csv, 'utf8')) + '\n').rows;
         const lastRow = rows[rows.length - 1];
         if (lastRow) last = ultralyticsRowMetrics(lastRow);
       }
       files['metrics.json'] = path.join(job.outDir, 'metrics.json');
-      await writeFile(files['metrics.json'], JSON.stringify({ ...last, backend: 'ultralytics', model: c.model, imgsz: c.imgsz, classes: job.classNames }, null, 2));
+      await writeFile(
+        files['metrics.json'],
+        JSON.stringify(
+          { ...last, backend: 'ultralytics', model: c.model, imgsz: c.imgsz, classes: job.classNames },
+          null,
+          2,
+        ),
+      );
       files['report.md'] = path.join(job.outDir, 'report.md');
       await writeFile(files['report.md'], report('Ultralytics', c.model, job.classNames, c.epochs, last));
       return { ...base, status: 'succeeded', files, metrics: last };
@@ -124,7 +169,13 @@ export class UltralyticsTrainer implements Trainer {
 }
 
 /** A short markdown training report for the external backends. */
-export function report(backend: string, model: string, classNames: string[], epochs: number, metrics: Record<string, number>): string {
+export function report(
+  backend: string,
+  model: string,
+  classNames: string[],
+  epochs: number,
+  metrics: Record<string, number>,
+): string {
   const fmt = (k: string) => (metrics[k] === undefined ? 'n/a' : metrics[k].toFixed(3));
   return [
     `# ${backend} training report`,

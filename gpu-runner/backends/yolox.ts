@@ -26,7 +26,14 @@ const SIZES: Record<string, [number, number]> = {
 };
 
 /** The exp file YOLOX's tools/train.py loads with `-f`. */
-export function yoloxExpFile(o: { model: string; numClasses: number; epochs: number; imgsz: number; dataDir: string; outputDir: string }): string {
+export function yoloxExpFile(o: {
+  model: string;
+  numClasses: number;
+  epochs: number;
+  imgsz: number;
+  dataDir: string;
+  outputDir: string;
+}): string {
   const [depth, width] = SIZES[o.model.toLowerCase()] ?? SIZES['yolox-s']!;
   return [
     'import os',
@@ -56,7 +63,8 @@ export function yoloxExpFile(o: { model: string; numClasses: number; epochs: num
 
 const TRAIN_LINE = /epoch:\s*(\d+)\/(\d+),\s*iter:\s*(\d+)\/(\d+)/;
 const LOSS = /(\w+_loss|lr):\s*([0-9.eE+-]+)/g;
-const AP_LINE = /Average Precision\s+\(AP\) @\[ IoU=(0\.50:0\.95|0\.50)\s+\| area=\s*all \| maxDets=100 \] = ([0-9.-]+)/;
+const AP_LINE =
+  /Average Precision\s+\(AP\) @\[ IoU=(0\.50:0\.95|0\.50)\s+\| area=\s*all \| maxDets=100 \] = ([0-9.-]+)/;
 const AR_LINE = /Average Recall\s+\(AR\) @\[ IoU=0\.50:0\.95 \| area=\s*all \| maxDets=100 \] = ([0-9.-]+)/;
 
 /** Turns YOLOX log lines into metrics updates: progress from iteration lines, an epoch update at each COCO evaluation. */
@@ -78,7 +86,14 @@ export class YoloxLogParser {
       const losses: Record<string, number> = {};
       for (const m of text.matchAll(LOSS)) losses[m[1] === 'total_loss' ? 'loss' : m[1]!] = Number(m[2]);
       this.losses = { ...(losses.iou_loss !== undefined ? { box_loss: losses.iou_loss } : {}), ...losses };
-      this.emit({ kind: 'progress', epoch: this.epoch, epochs: this.epochs, batch: Number(t[3]), batches: Math.max(1, Number(t[4])), metrics: this.losses });
+      this.emit({
+        kind: 'progress',
+        epoch: this.epoch,
+        epochs: this.epochs,
+        batch: Number(t[3]),
+        batches: Math.max(1, Number(t[4])),
+        metrics: this.losses,
+      });
       return;
     }
     const a = AP_LINE.exec(text);
@@ -98,19 +113,38 @@ export class YoloxLogParser {
 /** Writes the COCO annotations YOLOX reads, from a YOLO-layout dataset, and links the image folders. */
 export async function yoloToCoco(dataDir: string, classNames: string[], outDir: string): Promise<void> {
   await mkdir(path.join(outDir, 'annotations'), { recursive: true });
-  for (const [split, cocoName] of [['train', 'train2017'], ['val', 'val2017']] as const) {
-    const imgDir = existsSync(path.join(dataDir, 'images', split)) ? path.join(dataDir, 'images', split) : path.join(dataDir, 'images', 'train');
+  for (const [split, cocoName] of [
+    ['train', 'train2017'],
+    ['val', 'val2017'],
+  ] as const) {
+    const imgDir = existsSync(path.join(dataDir, 'images', split))
+      ? path.join(dataDir, 'images', split)
+      : path.join(dataDir, 'images', 'train');
     const link = path.join(outDir, cocoName);
     if (!existsSync(link)) await symlink(imgDir, link, 'dir');
     const images: { id: number; file_name: string; width: number; height: number }[] = [];
-    const annotations: { id: number; image_id: number; category_id: number; bbox: number[]; area: number; iscrowd: 0 }[] = [];
+    const annotations: {
+      id: number;
+      image_id: number;
+      category_id: number;
+      bbox: number[];
+      area: number;
+      iscrowd: 0;
+    }[] = [];
     const files = (await readdir(imgDir)).filter((f) => /\.(jpe?g|png|bmp|webp)$/i.test(f)).sort();
     for (const [i, file] of files.entries()) {
-      const meta = await sharp(path.join(imgDir, file)).metadata().catch(() => undefined);
+      const meta = await sharp(path.join(imgDir, file))
+        .metadata()
+        .catch(() => undefined);
       if (!meta?.width || !meta.height) continue;
       const { width, height } = meta;
       images.push({ id: i + 1, file_name: file, width, height });
-      const labelFile = path.join(path.dirname(path.dirname(imgDir)), 'labels', path.basename(imgDir), file.replace(/\.[^.]+$/, '.txt'));
+      const labelFile = path.join(
+        path.dirname(path.dirname(imgDir)),
+        'labels',
+        path.basename(imgDir),
+        file.replace(/\.[^.]+$/, '.txt'),
+      );
       const text = existsSync(labelFile) ? await readFile(labelFile, 'utf8') : '';
       for (const line of text.split('\n')) {
         const p = line.trim().split(/\s+/).map(Number);
@@ -118,11 +152,21 @@ export async function yoloToCoco(dataDir: string, classNames: string[], outDir: 
         const [c, cx, cy, w, h] = p as [number, number, number, number, number];
         const bw = w * width;
         const bh = h * height;
-        annotations.push({ id: annotations.length + 1, image_id: i + 1, category_id: c, bbox: [cx * width - bw / 2, cy * height - bh / 2, bw, bh], area: bw * bh, iscrowd: 0 });
+        annotations.push({
+          id: annotations.length + 1,
+          image_id: i + 1,
+          category_id: c,
+          bbox: [cx * width - bw / 2, cy * height - bh / 2, bw, bh],
+          area: bw * bh,
+          iscrowd: 0,
+        });
       }
     }
     const categories = classNames.map((name, id) => ({ id, name }));
-    await writeFile(path.join(outDir, 'annotations', `instances_${cocoName}.json`), JSON.stringify({ images, annotations, categories }));
+    await writeFile(
+      path.join(outDir, 'annotations', `instances_${cocoName}.json`),
+      JSON.stringify({ images, annotations, categories }),
+    );
   }
 }
 
@@ -140,8 +184,10 @@ export class YoloxTrainer implements Trainer {
   }
 
   async unavailableReason(): Promise<string | undefined> {
-    if (this.yoloxDir === undefined) return 'the yolox backend needs a YOLOX checkout: `git clone https://github.com/Megvii-BaseDetection/YOLOX && pip install -v -e YOLOX`, then set YOLOX_HOME';
-    if (!existsSync(path.join(this.yoloxDir, 'tools', 'train.py'))) return `YOLOX_HOME=${this.yoloxDir} has no tools/train.py; point it at a YOLOX checkout`;
+    if (this.yoloxDir === undefined)
+      return 'the yolox backend needs a YOLOX checkout: `git clone https://github.com/Megvii-BaseDetection/YOLOX && pip install -v -e YOLOX`, then set YOLOX_HOME';
+    if (!existsSync(path.join(this.yoloxDir, 'tools', 'train.py')))
+      return `YOLOX_HOME=${this.yoloxDir} has no tools/train.py; point it at a YOLOX checkout`;
     return undefined;
   }
 
@@ -149,17 +195,37 @@ export class YoloxTrainer implements Trainer {
     let cancelled = false;
     let current: ReturnType<typeof spawnLines> | undefined;
     const c = job.config;
-    const base: Omit<BackendResult, 'status'> = { files: {}, metrics: {}, layout: 'yolox', inputSize: c.imgsz };
+    const base: Omit<BackendResult, 'status'> = {
+      files: {},
+      metrics: {},
+      layout: 'yolox',
+      inputSize: c.imgsz,
+    };
     const done = (async (): Promise<BackendResult> => {
       const reason = await this.unavailableReason();
       if (reason !== undefined) return { ...base, status: 'failed', message: reason };
       const yoloxDir = this.yoloxDir!;
+      await mkdir(job.outDir, { recursive: true });
       const coco = path.join(job.outDir, 'coco');
       await yoloToCoco(job.dataDir, job.classNames, coco);
       const expFile = path.join(job.outDir, 'exp.py');
-      await writeFile(expFile, yoloxExpFile({ model: c.model, numClasses: job.classNames.length, epochs: c.epochs, imgsz: c.imgsz, dataDir: coco, outputDir: job.outDir }));
+      await writeFile(
+        expFile,
+        yoloxExpFile({
+          model: c.model,
+          numClasses: job.classNames.length,
+          epochs: c.epochs,
+          imgsz: c.imgsz,
+          dataDir: coco,
+          outputDir: job.outDir,
+        }),
+      );
       const parser = new YoloxLogParser(events.onMetrics);
-      const env = { ...process.env, ...this.env, PYTHONPATH: [yoloxDir, process.env.PYTHONPATH].filter(Boolean).join(path.delimiter) };
+      const env = {
+        ...process.env,
+        ...this.env,
+        PYTHONPATH: [yoloxDir, process.env.PYTHONPATH].filter(Boolean).join(path.delimiter),
+      };
       const run = (args: string[]) => {
         current = spawnLines(this.python, args, {
           env,
@@ -175,18 +241,53 @@ export class YoloxTrainer implements Trainer {
         });
         return current.exited;
       };
-      const exit = await run([path.join(yoloxDir, 'tools', 'train.py'), '-f', expFile, '-d', '1', '-b', String(c.batch), '-o']);
+      const exit = await run([
+        path.join(yoloxDir, 'tools', 'train.py'),
+        '-f',
+        expFile,
+        '-d',
+        '1',
+        '-b',
+        String(c.batch),
+        '-o',
+      ]);
       if (cancelled || exit.stopped) return { ...base, status: 'cancelled' };
-      if (exit.code !== 0) return { ...base, status: 'failed', message: `YOLOX tools/train.py failed (exit ${exit.code ?? exit.signal}): ${exit.spawnError?.message ?? exit.stderrTail.slice(-3).join(' | ')}` };
+      if (exit.code !== 0)
+        return {
+          ...base,
+          status: 'failed',
+          message: `YOLOX tools/train.py failed (exit ${exit.code ?? exit.signal}): ${exit.spawnError?.message ?? exit.stderrTail.slice(-3).join(' | ')}`,
+        };
       const ckpt = path.join(job.outDir, 'run', 'best_ckpt.pth');
-      if (!existsSync(ckpt)) return { ...base, status: 'failed', message: `YOLOX finished but ${ckpt} is missing; see train.log` };
+      if (!existsSync(ckpt))
+        return { ...base, status: 'failed', message: `YOLOX finished but ${ckpt} is missing; see train.log` };
       const onnx = path.join(job.outDir, 'model.onnx');
-      const exp = await run([path.join(yoloxDir, 'tools', 'export_onnx.py'), '-f', expFile, '-c', ckpt, '--output-name', onnx]);
+      const exp = await run([
+        path.join(yoloxDir, 'tools', 'export_onnx.py'),
+        '-f',
+        expFile,
+        '-c',
+        ckpt,
+        '--output-name',
+        onnx,
+      ]);
       if (cancelled || exp.stopped) return { ...base, status: 'cancelled' };
-      if (exp.code !== 0 || !existsSync(onnx)) return { ...base, status: 'failed', message: `YOLOX export_onnx.py failed (exit ${exp.code}): ${exp.stderrTail.slice(-3).join(' | ')}` };
+      if (exp.code !== 0 || !existsSync(onnx))
+        return {
+          ...base,
+          status: 'failed',
+          message: `YOLOX export_onnx.py failed (exit ${exp.code}): ${exp.stderrTail.slice(-3).join(' | ')}`,
+        };
       const files: Record<string, string> = { 'model.onnx': onnx };
       files['metrics.json'] = path.join(job.outDir, 'metrics.json');
-      await writeFile(files['metrics.json'], JSON.stringify({ ...parser.last, backend: 'yolox', model: c.model, imgsz: c.imgsz, classes: job.classNames }, null, 2));
+      await writeFile(
+        files['metrics.json'],
+        JSON.stringify(
+          { ...parser.last, backend: 'yolox', model: c.model, imgsz: c.imgsz, classes: job.classNames },
+          null,
+          2,
+        ),
+      );
       files['report.md'] = path.join(job.outDir, 'report.md');
       await writeFile(files['report.md'], report('YOLOX', c.model, job.classNames, c.epochs, parser.last));
       const log = path.join(job.outDir, 'run', 'train_log.txt');
