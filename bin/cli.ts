@@ -2,6 +2,7 @@ import { Command, Option } from 'commander';
 import { ConfigError, loadConfig, type Config } from '../services/config.js';
 import { createLogger, type Logger } from '../services/log.js';
 import { isPlatformError } from '../services/errors.js';
+import { registerAdminCommands } from './admin-commands.js';
 
 /** Exit codes: 1 = a command failed, 2 = bad configuration or usage. */
 const EXIT_FAILED = 1;
@@ -51,6 +52,27 @@ program
       await serve(cfg, log);
     }),
   );
+
+registerAdminCommands(program, action);
+
+program
+  .command('detect')
+  .description('run any ONNX detector on an image and print detections as JSON')
+  .requiredOption('--model <file>', 'ONNX model')
+  .requiredOption('--image <file>', 'image (JPEG, PNG, WebP)')
+  .addOption(new Option('--layout <layout>', 'output layout').choices(['auto', 'ultralytics', 'end2end', 'yolox']).default('auto'))
+  .option('--names <coco|file>', 'class names: "coco" or a file')
+  .option('--out <file.png>', 'write the image with boxes drawn')
+  .option('--conf <score>', 'minimum score', '0.25')
+  .action(async (opts: Record<string, string>) => {
+    try {
+      const { runDetectCommand, detectOptionsSchema } = await import('../vision/index.js');
+      const result = await runDetectCommand(detectOptionsSchema.parse(opts));
+      process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    } catch (err) {
+      fail(err);
+    }
+  });
 
 program
   .command('bench')

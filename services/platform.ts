@@ -49,6 +49,8 @@ export interface Platform {
   reindex(onProgress?: (indexed: number) => void): Promise<number>;
   /** Status of every adapter plus the platform's own start-up (migrations). */
   health(): Promise<Health[]>;
+  /** Runs migrations once and creates the default project (for CLI commands; no loops). */
+  prepare(): Promise<void>;
   /** Runs migrations (retrying while the database is down) and starts consumers and loops. */
   start(): Promise<void>;
   /** Stops loops, drains consumers and closes adapters. */
@@ -136,6 +138,11 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
       );
       for (const c of checks) metrics.adapterUp.set({ port: c.port, adapter: c.adapter }, c.ok ? 1 : 0);
       return [...checks, migrated];
+    },
+    async prepare() {
+      await db.migrate();
+      migrated = { port: 'migrations', adapter: db.dialect, ok: true };
+      await accounts.ensureDefaultProject();
     },
     async start() {
       for (let attempt = 1; !stopping; attempt++) {
