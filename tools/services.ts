@@ -1,5 +1,6 @@
 import type { CallContext, Role } from '../services/context.js';
 import type { SearchIndex } from '../services/infra/search/port.js';
+import type { DatasetService } from '../services/datasets/dataset.service.js';
 import type { ToolRisk } from './define.js';
 
 /** The approval policy shown with every request (as `services/approvals` defines it). */
@@ -98,4 +99,5 @@ export interface ToolServices {
   /** APPROVAL_STRICT, for the policy shown with requests. */
   approvalStrict?: boolean;
   search?: SearchIndex;
+  datasets?: Pick<DatasetService, 'list' | 'get' | 'import' | 'resplit' | 'export'>;
 }
