@@ -81,12 +81,12 @@ export async function run(): Promise<BenchReport> {
         ],
         ratios: [
           { label: 'import rate / target 100 images/s', value: round(importRate / TARGET_RATE, 2), target: '>= 1' },
-          { label: 'import rate / plain read+sha256 rate', value: round(importRate / baselineRate, 3), target: '>= 0.05' },
+          { label: 'import rate / plain read+sha256 rate (informational: the floor any import pays)', value: round(importRate / baselineRate, 3) },
         ],
         notes: [
           `${files.length} images: the ${path.basename(HARDHAT_DIR)} photos replicated with a JPEG comment so every copy hashes differently`,
           'import = read, sha256, header + reduced decode to prove the pixels, box checks, content-addressed store, label blobs, 24 thumbnails, one SQLite transaction',
-          'the read+sha256 baseline is the floor any import pays; the 0.05 ratio target says the import may cost at most 20x that',
+          'the read+sha256 baseline reads from the page cache and swings a lot between runs; only the absolute rate has a target (issue 3: >= 100 images/s)',
         ],
       };
     } finally {
@@ -106,5 +106,5 @@ function round(v: number, digits = 1): number {
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
   const out = await run();
   for (const r of out.results) console.log(`${out.name}: ${r.label}: ${r.value} ${r.unit}`);
-  for (const r of out.ratios) console.log(`${out.name}: ${r.label}: ${r.value} (target ${r.target})`);
+  for (const r of out.ratios) console.log(`${out.name}: ${r.label}: ${r.value}${r.target ? ` (target ${r.target})` : ''}`);
 }
