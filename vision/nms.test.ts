@@ -50,6 +50,16 @@ describe('nms', () => {
     expect(nms({ ...c, count: 0 }).length).toBe(0);
   });
 
+  it('breaks score ties by index and orders negative or NaN scores last', () => {
+    const c: Candidates = {
+      boxes: Float32Array.from([0, 0, 1, 1, 10, 10, 11, 11, 20, 20, 21, 21, 30, 30, 31, 31, 40, 40, 41, 41]),
+      scores: Float32Array.from([0.5, -1, 0.5, Number.NaN, 0.7]),
+      classes: Int32Array.from([0, 0, 0, 0, 0]),
+      count: 5,
+    };
+    expect([...nms(c)]).toEqual([4, 0, 2, 1, 3]);
+  });
+
   it('matches a naive reference on 2,000 random candidates', () => {
     const c = randomCandidates(2000, 3, 7);
     expect([...nms(c, { iouThreshold: 0.45, maxDet: 10_000 })]).toEqual(naiveNms(c, 0.45, 10_000));
