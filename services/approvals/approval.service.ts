@@ -6,6 +6,7 @@ import { describeZodError, PlatformError } from '../errors.js';
 import type { EventSink } from '../events.js';
 import { newId } from '../ids.js';
 import type { Db } from '../infra/db/port.js';
+import { retryTransient } from '../infra/db/retry.js';
 import type { Database } from '../infra/db/schema.js';
 import type { Logger } from '../log.js';
 import { canonicalJson, sha256Hex } from './canonical-json.js';
@@ -232,19 +233,9 @@ export class ApprovalService {
         return { row, created: true };
       });
 
-    let result: { row: Row; created: boolean };
-    try {
-      result = await create();
-    } catch (err) {
-      // Two identical requests raced: the unique pending key let one in; return that one.
-      const winner = await this.db.kysely
-        .selectFrom('approvals')
-        .selectAll()
-        .where('pending_key', '=', pendingKey)
-        .executeTakeFirst();
-      if (winner === undefined) throw err;
-      result = { row: winner, created: false };
-    }
+    // Identical requests racing meet on the unique pending key (or a deadlock on MySQL); the retry
+    // finds the winner's committed row and returns it.
+    const result = await retryTransient(create);
     const approval = this.toRequest(result.row);
     if (result.created) {
       ctx.log.info({ approvalId: approval.id, tool, risk }, 'approval requested');

@@ -1,0 +1,609 @@
+import type { Kysely, Selectable, Transaction } from 'kysely';
+import { z } from 'zod';
+import { roleAtLeast, type CallContext, type Role } from '../context.js';
+import { describeZodError, PlatformError } from '../errors.js';
+import type { EventBus } from '../events.js';
+import { newId } from '../ids.js';
+import type { MessagePayload, OutputLayout, TrainConfig } from '../infra/broker/envelope.js';
+import type { Db } from '../infra/db/port.js';
+import type { Database } from '../infra/db/schema.js';
+import type { SearchDoc } from '../infra/search/port.js';
+import { enqueueIndex } from '../infra/search/outbox.js';
+import type { Logger } from '../log.js';
+import type { ModelEvent } from './events.js';
+import { retryTransient } from '../infra/db/retry.js';
+
+/** Stages (aliases) a model name can point at one of its versions. */
+export const MODEL_STAGES = ['candidate', 'staging', 'production'] as const;
+export type ModelStage = (typeof MODEL_STAGES)[number];
+
+/** One stored artifact of a version. */
+export interface ModelArtifact {
+  name: string;
+  key: string;
+  sha256: string;
+  size: number;
+}
+
+/** A registered model version with its artifacts, metrics and lineage. */
+export interface ModelVersion {
+  id: string;
+  projectId: string;
+  name: string;
+  version: number;
+  /** `name@version`. */
+  ref: string;
+  /** Stages currently pointing at this version. */
+  stages: ModelStage[];
+  /** The ONNX file devices run. */
+  model: { key: string; sha256: string; size: number; layout: OutputLayout; inputSize: number };
+  classNames: string[];
+  artifacts: ModelArtifact[];
+  /** Overall metrics, e.g. mAP50, mAP50_95, precision, recall. */
+  metrics: Record<string, number>;
+  /** Class name → metric name → value, where the trainer reported it. */
+  perClass: Record<string, Record<string, number>>;
+  lineage: {
+    dataset: string | null;
+    datasetName: string | null;
+    datasetVersion: number | null;
+    config: TrainConfig | Record<string, unknown>;
+    jobId: string | null;
+    attempt: number | null;
+    runnerId: string | null;
+    codeVersion: string | null;
+  };
+  createdBy: string;
+  createdAt: number;
+}
+
+/** One change of a stage, kept forever. */
+export interface StageChange {
+  name: string;
+  stage: ModelStage;
+  versionId: string;
+  version: number | null;
+  previousVersionId: string | null;
+  setBy: string;
+  setAt: number;
+}
+
+/** Metric-by-metric comparison of two versions (delta = b − a). */
+export interface ModelComparison {
+  a: ModelVersion;
+  b: ModelVersion;
+  metrics: Array<{ metric: string; a: number | null; b: number | null; delta: number | null }>;
+  perClass: Array<{
+    className: string;
+    metric: string;
+    a: number | null;
+    b: number | null;
+    delta: number | null;
+  }>;
+  sameDataset: boolean;
+  sameClasses: boolean;
+}
+
+/** What `registerFromArtifact` needs: the job's lineage and the runner's `artifact.ready` payload. */
+export interface RegisterArtifactInput {
+  projectId: string;
+  name: string;
+  job: {
+    id: string;
+    attempt: number;
+    runnerId: string | null;
+    config: TrainConfig;
+    dataset: { name: string; version: number };
+  };
+  artifact: MessagePayload<'artifact.ready'>;
+  /** Who asked for the training (recorded as creator). */
+  createdBy: string;
+}
+
+/** Dependencies of the registry. */
+export interface ModelRegistryOptions {
+  db: Db;
+  events: EventBus<ModelEvent>;
+  log: Logger;
+  now?: () => number;
+}
+
+type Row = Selectable<Database['model_versions']>;
+
+const NAME_RE = /^[a-z0-9][a-z0-9._-]{0,99}$/;
+const refSchema = z.string().trim().min(1).max(200);
+const stageSchema = z.enum(MODEL_STAGES);
+
+/** Turns any text into a valid model name: lower case, `[a-z0-9._-]`, at most 100 characters. */
+export function modelNameFrom(text: string): string {
+  const name = text
+    .toLowerCase()
+    .replace(/[^a-z0-9._-]+/g, '-')
+    .replace(/^[^a-z0-9]+/, '')
+    .replace(/-+$/, '')
+    .slice(0, 100);
+  return name === '' ? 'model' : name;
+}
+
+/** True when `name` is a valid model name. */
+export function isModelName(name: string): boolean {
+  return NAME_RE.test(name);
+}
+
+/**
+ * The model registry: one version per successful training (`name@N`), its artifacts with sha256,
+ * metrics and lineage, stages with history, and comparisons.
+ */
+export class ModelRegistry {
+  private readonly db: Db;
+  private readonly events: EventBus<ModelEvent>;
+  private readonly log: Logger;
+  private readonly now: () => number;
+
+  constructor({ db, events, log, now = Date.now }: ModelRegistryOptions) {
+    this.db = db;
+    this.events = events;
+    this.log = log;
+    this.now = now;
+  }
+
+  /**
+   * Registers the version a job produced and makes it the name's `candidate`. Idempotent per job:
+   * a second call for the same job returns the version already registered. Pass `trx` to commit it
+   * together with the job's completion; the `model.registered` event is then the caller's to emit
+   * (see `emitRegistered`).
+   */
+  async registerFromArtifact(
+    input: RegisterArtifactInput,
+    trx?: Transaction<Database>,
+  ): Promise<{ version: ModelVersion; created: boolean }> {
+    if (!isModelName(input.name))
+      throw new PlatformError('invalid_input', `model name "${input.name}" must match ${NAME_RE.source}`);
+    const onnx =
+      input.artifact.artifacts.find((a) => a.name === 'model.onnx') ??
+      input.artifact.artifacts.find((a) => a.name.endsWith('.onnx'));
+    if (onnx === undefined) {
+      throw new PlatformError(
+        'invalid_input',
+        `job ${input.job.id} reported no model.onnx among its artifacts (${input.artifact.artifacts.map((a) => a.name).join(', ')})`,
+      );
+    }
+    const run = async (t: Transaction<Database>) => {
+      const existing = await t
+        .selectFrom('model_versions')
+        .selectAll()
+        .where('job_id', '=', input.job.id)
+        .executeTakeFirst();
+      if (existing !== undefined) return { row: existing, created: false };
+      let maxQ = t
+        .selectFrom('model_versions')
+        .select('version')
+        .where('project_id', '=', input.projectId)
+        .where('name', '=', input.name)
+        .orderBy('version', 'desc')
+        .limit(1);
+      if (this.db.dialect === 'mysql') maxQ = maxQ.forUpdate();
+      const max = await maxQ.executeTakeFirst();
+      const now = this.now();
+      const row: Row = {
+        id: newId('mv'),
+        project_id: input.projectId,
+        name: input.name,
+        version: (max === undefined ? 0 : Number(max.version)) + 1,
+        job_id: input.job.id,
+        attempt: input.job.attempt,
+        runner_id: input.artifact.runnerId || input.job.runnerId,
+        dataset_name: input.job.dataset.name,
+        dataset_version: input.job.dataset.version,
+        config: JSON.stringify(input.job.config),
+        code_version: input.artifact.codeVersion ?? null,
+        artifacts: JSON.stringify(
+          input.artifact.artifacts.map(({ name, key, sha256, size }) => ({ name, key, sha256, size })),
+        ),
+        model_key: onnx.key,
+        model_sha256: onnx.sha256,
+        model_size: onnx.size,
+        input_size: input.artifact.model.inputSize,
+        class_names: JSON.stringify(input.artifact.model.classNames),
+        layout: input.artifact.model.layout,
+        metrics: JSON.stringify(input.artifact.metrics),
+        per_class: JSON.stringify(input.artifact.perClass ?? {}),
+        created_by: input.createdBy,
+        created_at: now,
+      };
+      await t.insertInto('model_versions').values(row).execute();
+      await this.setStage(t, row.project_id, row.name, 'candidate', row.id, 'system', now);
+      await enqueueIndex(t, { op: 'upsert', doc: await this.searchDocIn(t, row) });
+      return { row, created: true };
+    };
+    const { row, created } =
+      trx === undefined ? await retryTransient(() => this.db.transaction(run)) : await run(trx);
+    const version = await this.toVersion(trx ?? this.db.kysely, row);
+    if (created) {
+      this.log.info({ model: version.ref, jobId: input.job.id }, 'model version registered');
+      if (trx === undefined) this.emitRegistered(version);
+    }
+    return { version, created };
+  }
+
+  /** Emits `model.registered` (for callers that registered inside their own transaction, after it committed). */
+  emitRegistered(version: ModelVersion): void {
+    this.events.emit({
+      type: 'model.registered',
+      projectId: version.projectId,
+      at: version.createdAt,
+      version,
+    });
+  }
+
+  /** Points `stage` of the version's name at it; production needs the approver role, the others an operator. */
+  async promote(
+    ctx: CallContext,
+    ref: string,
+    stage: ModelStage,
+  ): Promise<{ version: ModelVersion; previous: ModelVersion | null }> {
+    const parsedStage = stageSchema.safeParse(stage);
+    if (!parsedStage.success)
+      throw new PlatformError(
+        'invalid_input',
+        `stage "${String(stage)}" is not one of ${MODEL_STAGES.join(', ')}`,
+      );
+    const needed: Role = stage === 'production' ? 'approver' : 'operator';
+    if (!roleAtLeast(ctx.user.role, needed)) {
+      throw new PlatformError(
+        'forbidden',
+        `promoting to ${stage} needs the ${needed} role or above; you are ${ctx.user.role}`,
+      );
+    }
+    const target = await this.resolveRow(this.db.kysely, ctx.projectId, ref);
+    const now = this.now();
+    const previousId = await this.db.transaction(async (trx) => {
+      const prev = await this.setStage(
+        trx,
+        ctx.projectId,
+        target.name,
+        stage,
+        target.id,
+        ctx.user.userId,
+        now,
+      );
+      for (const id of new Set([target.id, prev].filter((x): x is string => x !== null))) {
+        const row = await trx
+          .selectFrom('model_versions')
+          .selectAll()
+          .where('id', '=', id)
+          .executeTakeFirstOrThrow();
+        await enqueueIndex(trx, { op: 'upsert', doc: await this.searchDocIn(trx, row) });
+      }
+      return prev;
+    });
+    const version = await this.toVersion(this.db.kysely, target);
+    const previous = previousId === null || previousId === target.id ? null : await this.get(ctx, previousId);
+    ctx.log.info({ model: version.ref, stage, previous: previous?.ref }, 'model promoted');
+    this.events.emit({
+      type: 'model.promoted',
+      projectId: ctx.projectId,
+      at: now,
+      name: target.name,
+      stage,
+      versionId: target.id,
+      version: Number(target.version),
+      previousVersionId: previousId,
+      by: ctx.user.userId,
+    });
+    return { version, previous };
+  }
+
+  /** Resolves `mv_…` ids, `name@N`, `name@production|staging|candidate`, `name@latest` and `name` (latest). */
+  async get(ctx: CallContext, ref: string): Promise<ModelVersion> {
+    return this.toVersion(this.db.kysely, await this.resolveRow(this.db.kysely, ctx.projectId, ref));
+  }
+
+  /** Versions of the project (or of one name), newest first. */
+  async list(
+    ctx: CallContext,
+    filter: { name?: string; stage?: ModelStage; offset?: number; limit?: number } = {},
+  ): Promise<ModelVersion[]> {
+    let q = this.db.kysely
+      .selectFrom('model_versions')
+      .selectAll('model_versions')
+      .where('model_versions.project_id', '=', ctx.projectId);
+    if (filter.name !== undefined) q = q.where('model_versions.name', '=', filter.name);
+    if (filter.stage !== undefined) {
+      const stage = filter.stage;
+      q = q.where((eb) =>
+        eb.exists(
+          eb
+            .selectFrom('model_stages')
+            .select('model_stages.version_id')
+            .whereRef('model_stages.version_id', '=', 'model_versions.id')
+            .where('model_stages.stage', '=', stage),
+        ),
+      );
+    }
+    const rows = await q
+      .orderBy('model_versions.created_at', 'desc')
+      .orderBy('model_versions.version', 'desc')
+      .limit(Math.min(Math.max(filter.limit ?? 100, 1), 1000))
+      .offset(Math.max(filter.offset ?? 0, 0))
+      .execute();
+    return Promise.all(rows.map((r) => this.toVersion(this.db.kysely, r)));
+  }
+
+  /** Every stage change of a model name, newest first. */
+  async stageHistory(ctx: CallContext, name: string): Promise<StageChange[]> {
+    const rows = await this.db.kysely
+      .selectFrom('model_stage_history')
+      .leftJoin('model_versions', 'model_versions.id', 'model_stage_history.version_id')
+      .select([
+        'model_stage_history.name',
+        'model_stage_history.stage',
+        'model_stage_history.version_id',
+        'model_stage_history.previous_version_id',
+        'model_stage_history.set_by',
+        'model_stage_history.set_at',
+        'model_versions.version',
+      ])
+      .where('model_stage_history.project_id', '=', ctx.projectId)
+      .where('model_stage_history.name', '=', name)
+      .orderBy('model_stage_history.id', 'desc')
+      .execute();
+    return rows.map((r) => ({
+      name: r.name,
+      stage: r.stage as ModelStage,
+      versionId: r.version_id,
+      version: r.version === null ? null : Number(r.version),
+      previousVersionId: r.previous_version_id,
+      setBy: r.set_by,
+      setAt: Number(r.set_at),
+    }));
+  }
+
+  /** Compares two versions metric by metric (delta = b − a), overall and per class. */
+  async compare(ctx: CallContext, refA: string, refB: string): Promise<ModelComparison> {
+    const [a, b] = await Promise.all([this.get(ctx, refA), this.get(ctx, refB)]);
+    const names = [...new Set([...Object.keys(a.metrics), ...Object.keys(b.metrics)])].sort(metricOrder);
+    const metrics = names.map((metric) => diff(metric, a.metrics[metric], b.metrics[metric]));
+    const perClass: ModelComparison['perClass'] = [];
+    for (const className of [...new Set([...Object.keys(a.perClass), ...Object.keys(b.perClass)])].sort()) {
+      const ma = a.perClass[className] ?? {};
+      const mb = b.perClass[className] ?? {};
+      for (const metric of [...new Set([...Object.keys(ma), ...Object.keys(mb)])].sort(metricOrder)) {
+        perClass.push({ className, ...diff(metric, ma[metric], mb[metric]) });
+      }
+    }
+    return {
+      a,
+      b,
+      metrics,
+      perClass,
+      sameDataset: a.lineage.dataset !== null && a.lineage.dataset === b.lineage.dataset,
+      sameClasses: JSON.stringify(a.classNames) === JSON.stringify(b.classNames),
+    };
+  }
+
+  private async setStage(
+    trx: Transaction<Database>,
+    projectId: string,
+    name: string,
+    stage: ModelStage,
+    versionId: string,
+    by: string,
+    at: number,
+  ): Promise<string | null> {
+    let q = trx
+      .selectFrom('model_stages')
+      .select('version_id')
+      .where('project_id', '=', projectId)
+      .where('name', '=', name)
+      .where('stage', '=', stage);
+    if (this.db.dialect === 'mysql') q = q.forUpdate();
+    const prev = await q.executeTakeFirst();
+    if (prev === undefined) {
+      await trx
+        .insertInto('model_stages')
+        .values({ project_id: projectId, name, stage, version_id: versionId, set_by: by, set_at: at })
+        .execute();
+    } else {
+      await trx
+        .updateTable('model_stages')
+        .set({ version_id: versionId, set_by: by, set_at: at })
+        .where('project_id', '=', projectId)
+        .where('name', '=', name)
+        .where('stage', '=', stage)
+        .execute();
+    }
+    await trx
+      .insertInto('model_stage_history')
+      .values({
+        project_id: projectId,
+        name,
+        stage,
+        version_id: versionId,
+        previous_version_id: prev?.version_id ?? null,
+        set_by: by,
+        set_at: at,
+      })
+      .execute();
+    return prev?.version_id ?? null;
+  }
+
+  private async resolveRow(db: Kysely<Database>, projectId: string, ref: string): Promise<Row> {
+    const parsed = refSchema.safeParse(ref);
+    if (!parsed.success)
+      throw new PlatformError(
+        'invalid_input',
+        `model reference is invalid: ${describeZodError(parsed.error)}`,
+      );
+    const text = parsed.data;
+    const base = db.selectFrom('model_versions').selectAll().where('project_id', '=', projectId);
+    let row: Row | undefined;
+    if (/^mv_[a-z0-9]+$/.test(text)) {
+      row = await base.where('id', '=', text).executeTakeFirst();
+    } else {
+      const at = text.lastIndexOf('@');
+      const name = at === -1 ? text : text.slice(0, at);
+      const selector = at === -1 ? 'latest' : text.slice(at + 1);
+      if (/^\d+$/.test(selector)) {
+        row = await base.where('name', '=', name).where('version', '=', Number(selector)).executeTakeFirst();
+      } else if (selector === 'latest') {
+        row = await base.where('name', '=', name).orderBy('version', 'desc').limit(1).executeTakeFirst();
+      } else if ((MODEL_STAGES as readonly string[]).includes(selector)) {
+        const stage = await db
+          .selectFrom('model_stages')
+          .select('version_id')
+          .where('project_id', '=', projectId)
+          .where('name', '=', name)
+          .where('stage', '=', selector)
+          .executeTakeFirst();
+        if (stage !== undefined) row = await base.where('id', '=', stage.version_id).executeTakeFirst();
+        else if (await base.where('name', '=', name).executeTakeFirst()) {
+          throw new PlatformError(
+            'not_found',
+            `model "${name}" has no ${selector} version yet; promote one with promote("${name}@N", "${selector}")`,
+          );
+        }
+      } else {
+        throw new PlatformError(
+          'invalid_input',
+          `"${text}" is not a model reference; use name, name@N, name@candidate|staging|production or a version id`,
+        );
+      }
+    }
+    if (row !== undefined) return row;
+    const known = (
+      await db
+        .selectFrom('model_versions')
+        .select('name')
+        .distinct()
+        .where('project_id', '=', projectId)
+        .orderBy('name')
+        .limit(20)
+        .execute()
+    ).map((r) => r.name);
+    throw new PlatformError(
+      'not_found',
+      `model "${text}" not found; known models: ${known.length === 0 ? '(none yet — train one first)' : known.join(', ')}`,
+    );
+  }
+
+  private async stagesOf(db: Kysely<Database>, versionId: string): Promise<ModelStage[]> {
+    const rows = await db
+      .selectFrom('model_stages')
+      .select('stage')
+      .where('version_id', '=', versionId)
+      .execute();
+    return rows
+      .map((r) => r.stage as ModelStage)
+      .sort((x, y) => MODEL_STAGES.indexOf(x) - MODEL_STAGES.indexOf(y));
+  }
+
+  private async toVersion(db: Kysely<Database>, row: Row): Promise<ModelVersion> {
+    return rowToVersion(row, await this.stagesOf(db, row.id));
+  }
+
+  private async searchDocIn(trx: Transaction<Database>, row: Row): Promise<SearchDoc> {
+    return modelSearchDoc(rowToVersion(row, await this.stagesOf(trx, row.id)));
+  }
+}
+
+/** Every model version as a search document, for a full reindex. */
+export async function* modelSearchDocs(db: Db): AsyncIterable<SearchDoc> {
+  let offset = 0;
+  for (;;) {
+    const rows = await db.kysely
+      .selectFrom('model_versions')
+      .selectAll()
+      .orderBy('id')
+      .limit(500)
+      .offset(offset)
+      .execute();
+    for (const row of rows) {
+      const stages = (
+        await db.kysely.selectFrom('model_stages').select('stage').where('version_id', '=', row.id).execute()
+      ).map((r) => r.stage as ModelStage);
+      yield modelSearchDoc(rowToVersion(row, stages));
+    }
+    if (rows.length < 500) return;
+    offset += rows.length;
+  }
+}
+
+/** The search document of a version (kind `model`, id = version id). */
+export function modelSearchDoc(v: ModelVersion): SearchDoc {
+  const fields: Record<string, string | number | boolean> = {
+    name: v.name,
+    version: v.version,
+    layout: v.model.layout,
+  };
+  if (v.lineage.dataset !== null) fields.dataset = v.lineage.dataset;
+  if (v.lineage.jobId !== null) fields.jobId = v.lineage.jobId;
+  for (const [k, val] of Object.entries(v.metrics))
+    if (Number.isFinite(val) && k.length <= 100) fields[k] = val;
+  const backend = (v.lineage.config as { backend?: unknown }).backend;
+  return {
+    kind: 'model',
+    id: v.id,
+    projectId: v.projectId,
+    title: v.ref,
+    text: [
+      v.name,
+      v.lineage.dataset ?? '',
+      typeof backend === 'string' ? backend : '',
+      v.classNames.join(' '),
+    ]
+      .filter(Boolean)
+      .join(' '),
+    tags: [...v.stages, ...v.classNames.slice(0, 50).filter((c) => c.length > 0 && c.length <= 100)],
+    fields,
+    updatedAt: v.createdAt,
+  };
+}
+
+function rowToVersion(row: Row, stages: ModelStage[]): ModelVersion {
+  const datasetName = row.dataset_name;
+  const datasetVersion = row.dataset_version === null ? null : Number(row.dataset_version);
+  return {
+    id: row.id,
+    projectId: row.project_id,
+    name: row.name,
+    version: Number(row.version),
+    ref: `${row.name}@${Number(row.version)}`,
+    stages,
+    model: {
+      key: row.model_key,
+      sha256: row.model_sha256,
+      size: Number(row.model_size),
+      layout: row.layout as OutputLayout,
+      inputSize: Number(row.input_size),
+    },
+    classNames: JSON.parse(row.class_names) as string[],
+    artifacts: JSON.parse(row.artifacts) as ModelArtifact[],
+    metrics: JSON.parse(row.metrics) as Record<string, number>,
+    perClass: JSON.parse(row.per_class) as Record<string, Record<string, number>>,
+    lineage: {
+      dataset: datasetName === null ? null : `${datasetName}@${datasetVersion}`,
+      datasetName,
+      datasetVersion,
+      config: JSON.parse(row.config) as TrainConfig,
+      jobId: row.job_id,
+      attempt: row.attempt === null ? null : Number(row.attempt),
+      runnerId: row.runner_id,
+      codeVersion: row.code_version,
+    },
+    createdBy: row.created_by,
+    createdAt: Number(row.created_at),
+  };
+}
+
+const METRIC_ORDER = ['mAP50', 'mAP50_95', 'precision', 'recall'];
+function metricOrder(x: string, y: string): number {
+  const ix = METRIC_ORDER.indexOf(x);
+  const iy = METRIC_ORDER.indexOf(y);
+  if (ix !== -1 || iy !== -1) return (ix === -1 ? 99 : ix) - (iy === -1 ? 99 : iy);
+  return x.localeCompare(y);
+}
+
+function diff(metric: string, a: number | undefined, b: number | undefined) {
+  return { metric, a: a ?? null, b: b ?? null, delta: a === undefined || b === undefined ? null : b - a };
+}
