@@ -10,6 +10,7 @@ import { makeEnvelope, type Envelope, type MessagePayload } from '../services/in
 import { MemoryBroker } from '../services/infra/broker/memory.js';
 import { STREAMS } from '../services/infra/broker/port.js';
 import { silentLogger } from '../services/log.js';
+import { BuiltinTrainer } from './backends/builtin.js';
 import { writeYoloStandIn } from './backends/stand-ins.js';
 import { UltralyticsTrainer } from './backends/ultralytics.js';
 import { GpuRunner } from './runner.js';
@@ -253,6 +254,27 @@ describe(GpuRunner.name, () => {
     expect(await waitFor(() => finalStatus('job-yolox'))).toMatchObject({
       status: 'failed',
       message: expect.stringMatching(/backend yolox is not available on runner r1/),
+    });
+  });
+
+  it('does not advertise builtin without PyTorch and fails its jobs with how to install it', async () => {
+    await setup();
+    const r = new GpuRunner({
+      id: 'r1',
+      broker,
+      log: silentLogger(),
+      workDir: path.join(root, 'work-f'),
+      backends: [new BuiltinTrainer({ python: path.join(root, 'no-python') })],
+      heartbeatMs: 200,
+    });
+    runners.push(r);
+    await r.start();
+    expect((await waitFor(() => payloads('runner.heartbeat')[0])).backends).toEqual([]);
+    expect(r.unavailableReasons.builtin).toMatch(/apt-get install python3-torch python3-onnx/);
+    await send('train.start', startMessage('job-nt', dataset, { backend: 'builtin', model: 'builtin-n' }));
+    expect(await waitFor(() => finalStatus('job-nt'))).toMatchObject({
+      status: 'failed',
+      message: expect.stringMatching(/builtin is not available.*pip install torch onnx/),
     });
   });
 
