@@ -100,6 +100,32 @@ describe('loadDetector', () => {
     await det.dispose();
   });
 
+  it('feeds Ultralytics models RGB 0..1 and YOLOX models BGR 0..255, letterboxed with grey 114', async () => {
+    // Input 32: 16 + 4 + 1 = 21 cells. The score of anchor 0 is the mean of input channel 0 (times a scale).
+    // A 64x32 frame letterboxes to 32x16 content with 8 padding rows above and below:
+    // channel-0 mean = (16 rows x v + 16 rows x 114) / 32 = (v + 114) / 2.
+    const u = new Float32Array(5 * 21);
+    const mask = new Float32Array(5 * 21);
+    [16, 16, 8, 8].forEach((v, r) => (u[r * 21] = v));
+    mask[4 * 21] = 1;
+    const ultra = await buildFixedOutputModel({ inputShape: [1, 3, 32, 32], outputShape: [1, 5, 21], output: u, channel0Mask: mask }, dir);
+    const y = new Float32Array(21 * 6);
+    const ymask = new Float32Array(21 * 6);
+    y.set([0, 0, 0, 0, 0, 1], 0);
+    ymask[4] = 1;
+    const yx = await buildFixedOutputModel({ inputShape: [1, 3, 32, 32], outputShape: [1, 21, 6], output: y, channel0Mask: ymask, channel0Scale: 1 / 255 }, dir);
+    const frame64x32 = { data: new Uint8Array(64 * 32 * 3), width: 64, height: 32, channels: 3 as const };
+    for (let i = 0; i < 64 * 32; i++) frame64x32.data.set([200, 10, 30], i * 3);
+    // Ultralytics sees R/255 in channel 0: (200 + 114) / 2 / 255 = 0.6157.
+    const u1 = await loadDetector(ultra.bytes, { layout: 'ultralytics' });
+    expect((await u1.detect(frame64x32, { conf: 0.01 }))[0]!.score).toBeCloseTo((200 + 114) / 2 / 255, 3);
+    await u1.dispose();
+    // YOLOX sees B in 0..255 in channel 0, scaled by 1/255 in the graph: (30 + 114) / 2 / 255 = 0.2824; class prob 1.
+    const y1 = await loadDetector(yx.bytes, { layout: 'yolox' });
+    expect((await y1.detect(frame64x32, { conf: 0.01 }))[0]!.score).toBeCloseTo((30 + 114) / 2 / 255, 3);
+    await y1.dispose();
+  });
+
   it('says a file is not ONNX', async () => {
     for (const bytes of [Buffer.from('hello, this is not a model'), await sharp({ create: { width: 4, height: 4, channels: 3, background: 'red' } }).png().toBuffer()]) {
       const err = await loadDetector(bytes).catch((e: unknown) => e);
