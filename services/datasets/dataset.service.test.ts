@@ -40,6 +40,7 @@ describe(DatasetService.name, () => {
       'images/val/broken.jpg': good.subarray(0, Math.floor(good.length / 2)),
       'labels/val/broken.txt': '0 0.5 0.5 0.1 0.1\n',
       'images/val/notimage.jpg': 'hello',
+      'images/val/drawing.jpg': '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10"/></svg>',
       'images/val/huge.png': await sharp({ create: { width: 400, height: 400, channels: 3, background: '#fff' } }).png().toBuffer(),
     });
     const phases = new Set<string>();
@@ -56,11 +57,12 @@ describe(DatasetService.name, () => {
     expect([...phases]).toEqual(['scan', 'images', 'thumbnails', 'save']);
     const report = await env.sut.report(ctx, 'flawed');
     const kinds = Object.fromEntries(report.issues.map((g) => [g.kind, g.errors + g.warnings]));
-    expect(kinds).toMatchObject({ box_out_of_range: 1, degenerate_box: 1, unknown_class: 1, duplicate_image: 1, empty_label: 1, missing_label: 3, unreadable_image: 2, image_too_large: 1 });
-    expect(report.counts).toMatchObject({ imagesFound: 7, imagesImported: 3, duplicates: 1 });
+    expect(kinds).toMatchObject({ box_out_of_range: 1, degenerate_box: 1, unknown_class: 1, duplicate_image: 1, empty_label: 1, missing_label: 4, unreadable_image: 3, image_too_large: 1 });
+    expect(report.counts).toMatchObject({ imagesFound: 8, imagesImported: 3, duplicates: 1 });
     const unknown = report.issues.find((g) => g.kind === 'unknown_class')!.examples[0]!;
     expect(unknown).toMatchObject({ file: 'labels/train/a.txt', line: 4 });
-    expect(report.issues.find((g) => g.kind === 'unreadable_image')!.examples.map((e) => e.file)).toEqual(['images/val/broken.jpg', 'images/val/notimage.jpg']);
+    expect(report.issues.find((g) => g.kind === 'unreadable_image')!.examples.map((e) => e.file)).toEqual(['images/val/broken.jpg', 'images/val/drawing.jpg', 'images/val/notimage.jpg']);
+    expect(report.issues.find((g) => g.kind === 'unreadable_image')!.examples[1]!.message).toMatch(/unsupported image format svg/);
   });
 
   it('stores images content-addressed with their real size and lists them with boxes and thumbnails', async () => {
@@ -160,6 +162,7 @@ describe(DatasetService.name, () => {
       ['symlink', () => zipOf([{ name: 'images/link.jpg', data: '/etc/passwd', mode: 0o120777 }]), /"images\/link\.jpg".*symbolic link/],
       ['ratio bomb', () => zipOf([{ name: 'images/bomb.jpg', data: Buffer.alloc(4 * 1024 ** 2) }]), /"images\/bomb\.jpg".*compression ratio/],
       ['too many entries', () => zipOf(Array.from({ length: 21 }, (_, i) => ({ name: `labels/${i}.txt`, data: '' }))), /21 entries, more than the limit of 20/],
+      ['same path twice', () => zipOf([{ name: 'images/a.jpg', data: 'x' }, { name: 'images/b.jpg', data: 'y' }]).then((z) => renameInZip(z, 'images/b.jpg', 'images/a.jpg')), /"images\/a\.jpg" could not be extracted/],
       ['entry too large', () => zipOf([{ name: 'images/big.jpg', data: Buffer.alloc(9 * 1024 ** 2, 7), compress: false }]), /"images\/big\.jpg".*per-entry limit/],
     ];
     for (const [label, make, message] of cases) {

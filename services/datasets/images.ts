@@ -16,6 +16,9 @@ export async function probeImage(bytes: Buffer, maxPixels: number): Promise<Prob
   } catch (err) {
     return { ok: false, kind: 'unreadable_image', message: `not a readable image: ${(err as Error).message}` };
   }
+  const ext = meta.format === undefined ? undefined : EXT[meta.format];
+  // only raster formats: an SVG or PDF renamed to .jpg must not be rendered
+  if (ext === undefined) return { ok: false, kind: 'unreadable_image', message: `unsupported image format ${meta.format ?? 'unknown'}; use JPEG, PNG, WebP, TIFF, GIF, AVIF or HEIF` };
   const width = meta.autoOrient?.width ?? meta.width;
   const height = meta.autoOrient?.height ?? meta.height;
   if (!width || !height) return { ok: false, kind: 'unreadable_image', message: 'image has no size' };
@@ -27,8 +30,7 @@ export async function probeImage(bytes: Buffer, maxPixels: number): Promise<Prob
   } catch (err) {
     return { ok: false, kind: 'unreadable_image', message: `corrupt image data: ${(err as Error).message}` };
   }
-  const format = meta.format ?? 'unknown';
-  return { ok: true, width, height, format, ext: EXT[format] ?? format };
+  return { ok: true, width, height, format: meta.format!, ext };
 }
 
 const PALETTE = ['#e6194b', '#3cb44b', '#ffe119', '#4363d8', '#f58231', '#911eb4', '#46f0f0', '#f032e6', '#bcf60c', '#fabebe'];

@@ -90,11 +90,14 @@ export async function extractZipSafely(source: string | Buffer, dir: string, lim
     for (const { entry, name } of checked) {
       const target = path.resolve(root, name);
       if (!target.startsWith(root + path.sep)) throw reject(`zip entry "${name}" rejected: it resolves outside the extraction folder`, name);
-      await mkdir(path.dirname(target), { recursive: true });
-      const stream = await new Promise<NodeJS.ReadableStream>((resolve, reject_) =>
-        zip.openReadStream(entry, (err, s) => (err ? reject_(reject(`zip entry "${name}" unreadable: ${err.message}`, name)) : resolve(s))),
-      );
-      await pipeline(stream, byteLimit(name, entry.uncompressedSize), createWriteStream(target, { flags: 'wx' }));
+      try {
+        await mkdir(path.dirname(target), { recursive: true });
+        const stream = await new Promise<NodeJS.ReadableStream>((resolve, reject_) => zip.openReadStream(entry, (err, s) => (err ? reject_(err) : resolve(s))));
+        await pipeline(stream, byteLimit(name, entry.uncompressedSize), createWriteStream(target, { flags: 'wx' }));
+      } catch (err) {
+        if (err instanceof PlatformError) throw err;
+        throw reject(`zip entry "${name}" could not be extracted (${(err as Error).message}); is the archive damaged or does it list the same path twice?`, name);
+      }
       written.push(name);
     }
     return written;
