@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -27,6 +28,7 @@ const op: CallContext = {
   requestId: 'r',
   log: silentLogger(),
 };
+const MODEL_SHA = createHash('sha256').update('m').digest('hex');
 const config = { backend: 'builtin' as const, model: 'tiny', epochs: 2, imgsz: 320, batch: 8 };
 const datasets: TrainingDatasets = {
   async trainingManifest(_ctx, _ref, presign) {
@@ -52,7 +54,7 @@ const ready = (jobId: string, runnerId: string) =>
     artifacts: JOB_ARTIFACTS.map((name) => ({
       name,
       key: `jobs/${jobId}/1/${name}`,
-      sha256: 'c'.repeat(64),
+      sha256: name === 'model.onnx' ? MODEL_SHA : 'c'.repeat(64),
       size: 1,
     })),
     model: { layout: 'ultralytics', inputSize: 320, classNames: ['helmet'] },
@@ -66,6 +68,7 @@ describe.skipIf(skip)('TrainingService and ModelRegistry on MySQL, two platform 
   let broker: MemoryBroker;
   let services: TrainingService[];
   let registry: ModelRegistry;
+  let storage: LocalStorage;
 
   beforeAll(async () => {
     temp = await createTempMysqlDatabase();
@@ -73,7 +76,7 @@ describe.skipIf(skip)('TrainingService and ModelRegistry on MySQL, two platform 
     dbs = [new MysqlDb({ url: temp.url }), new MysqlDb({ url: temp.url })];
     await dbs[0]!.migrate();
     broker = new MemoryBroker();
-    const storage = new LocalStorage({ root: dir, baseUrl: 'http://127.0.0.1:8080', secret: 'y'.repeat(32) });
+    storage = new LocalStorage({ root: dir, baseUrl: 'http://127.0.0.1:8080', secret: 'y'.repeat(32) });
     services = dbs.map((db) => {
       const models = new ModelRegistry({ db, events: new EventBus(), log: silentLogger() });
       return new TrainingService({
@@ -131,6 +134,7 @@ describe.skipIf(skip)('TrainingService and ModelRegistry on MySQL, two platform 
       await Promise.all([a.handleTelemetry(m), b.handleTelemetry(m)]);
       expect(await a.metrics(op, job.id)).toHaveLength(1);
     }
+    for (const job of running) await storage.put(`jobs/${job.id}/1/model.onnx`, Buffer.from('m'));
     await Promise.all(
       running.map((job, i) => (i % 2 === 0 ? a : b).handleTelemetry(ready(job.id, job.runnerId!))),
     );

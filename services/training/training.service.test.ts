@@ -226,15 +226,15 @@ describe(TrainingService.name, () => {
       lastMetrics: { mAP50: 0.2 },
     });
 
+    const onnx = await storage.put(`jobs/${job.id}/1/model.onnx`, Buffer.from('onnx bytes'));
     const ready = tele('artifact.ready', {
       ...base,
       runnerId: 'gpu-1',
-      artifacts: JOB_ARTIFACTS.map((name, i) => ({
-        name,
-        key: `jobs/${job.id}/1/${name}`,
-        sha256: String(i).repeat(64),
-        size: 100 + i,
-      })),
+      artifacts: JOB_ARTIFACTS.map((name, i) =>
+        name === 'model.onnx'
+          ? { name, key: onnx.key, sha256: onnx.sha256, size: onnx.size }
+          : { name, key: `jobs/${job.id}/1/${name}`, sha256: String(i).repeat(64), size: 100 + i },
+      ),
       model: { layout: 'ultralytics', inputSize: 320, classNames: ['helmet', 'head'] },
       metrics: { mAP50: 0.31, mAP50_95: 0.12, precision: 0.5, recall: 0.4 },
       codeVersion: 'v0.1.0',
@@ -259,6 +259,50 @@ describe(TrainingService.name, () => {
       expect.objectContaining({ status: 'succeeded', modelRef: 'helmets-demo-builtin@1' }),
     ]);
     expect((await sut.runners())[0]).toMatchObject({ id: 'gpu-1', busyJobId: null, live: true });
+  });
+
+  it('fails a job whose reported model is not in storage, differs from its sha256, or lies outside its folder', async () => {
+    const sut = make();
+    await sut.handleTelemetry(heartbeat('gpu-1'));
+    await sut.handleTelemetry(heartbeat('gpu-2'));
+    await sut.handleTelemetry(heartbeat('gpu-3'));
+    const jobs = [];
+    for (let i = 0; i < 3; i++) jobs.push(await sut.start(op, { dataset: 'helmets-demo', config }));
+    const report = (
+      jobId: string,
+      runnerId: string,
+      artifact: { key: string; sha256: string; size: number },
+    ) =>
+      tele('artifact.ready', {
+        jobId,
+        attempt: 1,
+        runnerId,
+        artifacts: [{ name: 'model.onnx', ...artifact }],
+        model: { layout: 'ultralytics', inputSize: 320, classNames: ['helmet'] },
+        metrics: {},
+      });
+    const [missing, tampered, outside] = await Promise.all(jobs.map((j) => sut.get(op, j.id)));
+    await sut.handleTelemetry(
+      report(missing!.id, missing!.runnerId!, {
+        key: `jobs/${missing!.id}/1/model.onnx`,
+        sha256: 'a'.repeat(64),
+        size: 3,
+      }),
+    );
+    const stored = await storage.put(`jobs/${tampered!.id}/1/model.onnx`, Buffer.from('abc'));
+    await sut.handleTelemetry(
+      report(tampered!.id, tampered!.runnerId!, { key: stored.key, sha256: 'f'.repeat(64), size: 3 }),
+    );
+    const foreign = await storage.put(`jobs/other/1/model.onnx`, Buffer.from('abc'));
+    await sut.handleTelemetry(
+      report(outside!.id, outside!.runnerId!, { key: foreign.key, sha256: foreign.sha256, size: 3 }),
+    );
+    const after = await Promise.all(jobs.map((j) => sut.get(op, j.id)));
+    expect(after.map((j) => j.status)).toEqual(['failed', 'failed', 'failed']);
+    expect(after[0]!.message).toMatch(/not in storage/);
+    expect(after[1]!.message).toMatch(/sha256/);
+    expect(after[2]!.message).toMatch(/outside/);
+    expect(await models.list(op)).toEqual([]);
   });
 
   it('re-queues a job whose runner went silent, ignores the old attempt, and fails after the last attempt', async () => {

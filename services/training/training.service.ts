@@ -834,6 +834,12 @@ export class TrainingService {
       );
       return;
     }
+    const problem = await this.artifactProblem(p);
+    if (problem !== undefined) {
+      this.o.log.error({ jobId: p.jobId, problem }, 'artifacts refused');
+      await this.finish(job, 'failed', `artifacts refused: ${problem}`, this.o.now());
+      return;
+    }
     const now = this.o.now();
     const result = await this.o.db.transaction(async (trx) => {
       const res = await trx
@@ -888,6 +894,26 @@ export class TrainingService {
       modelRef: result.ref,
     });
     await this.dispatch();
+  }
+
+  /**
+   * Why the reported artifacts cannot be registered: a key outside this attempt's folder, or a
+   * model file that is missing from storage or whose bytes do not match the reported sha256.
+   */
+  private async artifactProblem(p: MessagePayload<'artifact.ready'>): Promise<string | undefined> {
+    const prefix = `jobs/${p.jobId}/${p.attempt}/`;
+    const outside = p.artifacts.find((a) => !a.key.startsWith(prefix) || a.key.includes('..'));
+    if (outside !== undefined) return `${outside.name} points at ${outside.key}, outside ${prefix}`;
+    const onnx = p.artifacts.find((a) => a.name === 'model.onnx');
+    if (onnx === undefined) return `no model.onnx among ${p.artifacts.map((a) => a.name).join(', ')}`;
+    const stored = await this.o.storage.head(onnx.key);
+    if (stored === undefined) return `model.onnx was reported but is not in storage at ${onnx.key}`;
+    if (stored.size !== onnx.size)
+      return `model.onnx in storage has ${stored.size} bytes, the runner reported ${onnx.size}`;
+    if (stored.sha256 !== undefined && stored.sha256 !== onnx.sha256) {
+      return `model.onnx in storage has sha256 ${stored.sha256.slice(0, 12)}…, the runner reported ${onnx.sha256.slice(0, 12)}…`;
+    }
+    return undefined;
   }
 
   /** Moves an unfinished job to a final state (compare-and-set); false when it already moved on. */
