@@ -1,0 +1,389 @@
+import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+import { PlatformError } from '../../errors.js';
+import { silentLogger, type Logger } from '../../log.js';
+import type { Health } from '../health.js';
+import { ActiveGroups, Delivery } from './delivery.js';
+import { parseMessage, type Envelope, type Message } from './envelope.js';
+import {
+  STREAMS,
+  type Broker,
+  type MessageHandler,
+  type StartFrom,
+  type StreamName,
+  type SubscribeOptions,
+  type Subscription,
+} from './port.js';
+
+/** Options of the in-process broker. */
+export interface MemoryBrokerOptions {
+  /** Folder for `broker-offsets.json` and the persisted streams; nothing is written without it. */
+  dataDir?: string;
+  log?: Logger;
+  /** Prefix of the stream file names, so several brokers can share a folder. */
+  streamPrefix?: string;
+  /** Messages kept per stream (older ones are dropped from memory and disk). */
+  retention?: number;
+  /** Keep stream contents in `dataDir` as JSON lines (default true when dataDir is set). */
+  persistStreams?: boolean;
+  /** Recent envelope ids each subscription remembers to drop duplicates. */
+  dedupeWindow?: number;
+}
+
+const OFFSETS_FILE = 'broker-offsets.json';
+const OFFSETS_DEBOUNCE_MS = 200;
+const STREAM_FLUSH_MS = 50;
+/** Consumers yield to the event loop this often so a long backlog never starves timers and I/O. */
+const YIELD_EVERY = 512;
+
+const offsetsFileSchema = z.record(z.string(), z.number().int().nonnegative());
+const streamLineSchema = z.object({ offset: z.number().int().nonnegative(), data: z.string() });
+
+/** One stored message: validated at publish (`message`), or raw bytes that consumers validate (`data`). */
+interface StoredRecord {
+  message?: Message;
+  data?: string;
+}
+
+const recordText = (r: StoredRecord): string => r.data ?? JSON.stringify(r.message);
+
+interface StreamLog {
+  name: StreamName;
+  /** Offset of records[0]. */
+  base: number;
+  records: StoredRecord[];
+  waiting: Set<MemorySubscription>;
+  file?: string;
+  pendingLines: string[];
+  fileLines: number;
+}
+
+const offsetKey = (stream: StreamName, name: string) => `${stream}/${name}`;
+
+/**
+ * The embedded broker: append-only in-process streams with offsets, replay, named consumers whose
+ * offsets survive a restart (in `dataDir`), single active consumers, and optional persistence of
+ * the streams as JSON lines so an embedded platform restart keeps its telemetry.
+ */
+export class MemoryBroker implements Broker {
+  readonly adapter = 'memory' as const;
+  private readonly log: Logger;
+  private readonly streams = new Map<StreamName, StreamLog>();
+  private readonly offsets = new Map<string, number>();
+  private readonly groups = new ActiveGroups<MemorySubscription>();
+  private readonly subscriptions = new Set<MemorySubscription>();
+  private readonly retention: number;
+  private readonly dedupeWindow: number | undefined;
+  private readonly offsetsFile: string | undefined;
+  private offsetsTimer: NodeJS.Timeout | undefined;
+  private streamsTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(opts: MemoryBrokerOptions = {}) {
+    this.log = opts.log ?? silentLogger();
+    this.retention = Math.max(1, opts.retention ?? 100_000);
+    this.dedupeWindow = opts.dedupeWindow;
+    const persist = opts.dataDir !== undefined && (opts.persistStreams ?? true);
+    if (opts.dataDir !== undefined) {
+      mkdirSync(opts.dataDir, { recursive: true });
+      this.offsetsFile = path.join(opts.dataDir, OFFSETS_FILE);
+      this.loadOffsets();
+    }
+    for (const name of Object.values(STREAMS)) {
+      const log: StreamLog = {
+        name,
+        base: 0,
+        records: [],
+        waiting: new Set(),
+        pendingLines: [],
+        fileLines: 0,
+      };
+      if (persist && opts.dataDir !== undefined) {
+        log.file = path.join(opts.dataDir, `broker-${opts.streamPrefix ?? ''}${name}.jsonl`);
+        this.loadStream(log);
+      }
+      this.streams.set(name, log);
+    }
+  }
+
+  /** Validates and appends one envelope; resolves once it is in the stream. */
+  async publish(stream: StreamName, envelope: Envelope): Promise<void> {
+    const checked = parseMessage(envelope);
+    if (!checked.ok)
+      throw new PlatformError(
+        'invalid_input',
+        `cannot publish to ${stream}: ${checked.error}; build messages with makeEnvelope()`,
+      );
+    this.append(stream, { message: checked.message });
+  }
+
+  /** Appends bytes without validation, as a faulty producer would; consumers log and skip what is invalid. */
+  appendRaw(stream: StreamName, data: string | Buffer): number {
+    return this.append(stream, { data: typeof data === 'string' ? data : data.toString('utf8') });
+  }
+
+  async subscribe(
+    stream: StreamName,
+    opts: SubscribeOptions,
+    handler: MessageHandler,
+  ): Promise<Subscription> {
+    if (this.closed)
+      throw new PlatformError('unavailable', 'the in-process broker is closed; create a new one');
+    const log = this.streamLog(stream);
+    const sub = new MemorySubscription(
+      this,
+      log,
+      opts,
+      new Delivery({ stream, handler, log: this.log, consumer: opts.name, dedupeWindow: this.dedupeWindow }),
+    );
+    this.subscriptions.add(sub);
+    const active =
+      opts.singleActive === true && opts.name !== undefined
+        ? this.groups.join(offsetKey(stream, opts.name), sub)
+        : true;
+    if (active) sub.start();
+    return sub;
+  }
+
+  async health(): Promise<Health> {
+    return this.closed
+      ? { port: 'broker', adapter: 'memory', ok: false, detail: 'closed' }
+      : { port: 'broker', adapter: 'memory', ok: true };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await Promise.all([...this.subscriptions].map((s) => s.close()));
+    this.closed = true;
+    this.flushStreams();
+    this.flushOffsets();
+  }
+
+  /** The offset the next appended message will get. */
+  endOffset(stream: StreamName): number {
+    const log = this.streamLog(stream);
+    return log.base + log.records.length;
+  }
+
+  /** @internal Where a subscription starts: after its stored offset, else at `from`. */
+  startPosition(log: StreamLog, opts: SubscribeOptions): number {
+    if (opts.name !== undefined) {
+      const stored = this.offsets.get(offsetKey(log.name, opts.name));
+      if (stored !== undefined) return stored + 1;
+    }
+    const from: StartFrom = opts.from ?? 'next';
+    if (from === 'first') return log.base;
+    if (from === 'next') return log.base + log.records.length;
+    return Math.max(log.base, from.offset);
+  }
+
+  /** @internal Records the last handled offset of a named consumer. */
+  storeOffset(stream: StreamName, name: string, offset: number): void {
+    this.offsets.set(offsetKey(stream, name), offset);
+    if (this.offsetsFile !== undefined && this.offsetsTimer === undefined) {
+      this.offsetsTimer = setTimeout(() => this.flushOffsets(), OFFSETS_DEBOUNCE_MS);
+      this.offsetsTimer.unref();
+    }
+  }
+
+  /** @internal Called when a subscription closed: hands a single-active group to the next member. */
+  detach(sub: MemorySubscription, stream: StreamName, opts: SubscribeOptions): void {
+    this.subscriptions.delete(sub);
+    if (opts.singleActive === true && opts.name !== undefined) {
+      const next = this.groups.leave(offsetKey(stream, opts.name), sub);
+      if (next !== undefined && !this.closed) next.start();
+    }
+  }
+
+  private streamLog(stream: StreamName): StreamLog {
+    const log = this.streams.get(stream);
+    if (log === undefined)
+      throw new PlatformError(
+        'invalid_input',
+        `unknown stream "${stream}"; streams: ${Object.values(STREAMS).join(', ')}`,
+      );
+    return log;
+  }
+
+  private append(stream: StreamName, record: StoredRecord): number {
+    if (this.closed)
+      throw new PlatformError('unavailable', 'the in-process broker is closed; create a new one');
+    const log = this.streamLog(stream);
+    const offset = log.base + log.records.length;
+    log.records.push(record);
+    if (log.file !== undefined) {
+      log.pendingLines.push(`{"offset":${offset},"data":${JSON.stringify(recordText(record))}}\n`);
+      if (this.streamsTimer === undefined) {
+        this.streamsTimer = setTimeout(() => this.flushStreams(), STREAM_FLUSH_MS);
+        this.streamsTimer.unref();
+      }
+    }
+    if (log.records.length > this.retention + Math.max(1000, this.retention / 10)) {
+      const drop = log.records.length - this.retention;
+      log.records.splice(0, drop);
+      log.base += drop;
+    }
+    if (log.waiting.size > 0) {
+      const waiting = [...log.waiting];
+      log.waiting.clear();
+      for (const sub of waiting) sub.wake();
+    }
+    return offset;
+  }
+
+  private flushStreams(): void {
+    clearTimeout(this.streamsTimer);
+    this.streamsTimer = undefined;
+    for (const log of this.streams.values()) {
+      if (log.file === undefined || log.pendingLines.length === 0) continue;
+      try {
+        if (log.fileLines + log.pendingLines.length > 2 * this.retention) {
+          const lines = log.records.map(
+            (r, i) => `{"offset":${log.base + i},"data":${JSON.stringify(recordText(r))}}\n`,
+          );
+          writeFileSync(`${log.file}.tmp`, lines.join(''));
+          renameSync(`${log.file}.tmp`, log.file);
+          log.fileLines = lines.length;
+        } else {
+          appendFileSync(log.file, log.pendingLines.join(''));
+          log.fileLines += log.pendingLines.length;
+        }
+      } catch (err) {
+        this.log.error(
+          { err, file: log.file },
+          'could not persist broker stream; check DATA_DIR is writable',
+        );
+      }
+      log.pendingLines = [];
+    }
+  }
+
+  private flushOffsets(): void {
+    clearTimeout(this.offsetsTimer);
+    this.offsetsTimer = undefined;
+    if (this.offsetsFile === undefined) return;
+    try {
+      writeFileSync(`${this.offsetsFile}.tmp`, JSON.stringify(Object.fromEntries(this.offsets), null, 1));
+      renameSync(`${this.offsetsFile}.tmp`, this.offsetsFile);
+    } catch (err) {
+      this.log.error(
+        { err, file: this.offsetsFile },
+        'could not save broker consumer offsets; check DATA_DIR is writable',
+      );
+    }
+  }
+
+  private loadOffsets(): void {
+    if (this.offsetsFile === undefined || !existsSync(this.offsetsFile)) return;
+    try {
+      const parsed = offsetsFileSchema.safeParse(JSON.parse(readFileSync(this.offsetsFile, 'utf8')));
+      if (!parsed.success) throw new Error(parsed.error.message);
+      for (const [k, v] of Object.entries(parsed.data)) this.offsets.set(k, v);
+    } catch (err) {
+      this.log.error(
+        { err, file: this.offsetsFile },
+        'ignoring unreadable broker offsets file; named consumers start from their `from` position',
+      );
+    }
+  }
+
+  private loadStream(log: StreamLog): void {
+    if (log.file === undefined || !existsSync(log.file)) return;
+    const lines = readFileSync(log.file, 'utf8').split('\n');
+    let skipped = 0;
+    for (const line of lines) {
+      if (line === '') continue;
+      let parsed: z.infer<typeof streamLineSchema>;
+      try {
+        const result = streamLineSchema.safeParse(JSON.parse(line));
+        if (!result.success) throw new Error('bad line');
+        parsed = result.data;
+      } catch {
+        skipped++;
+        continue;
+      }
+      if (log.records.length === 0) log.base = parsed.offset;
+      const expected = log.base + log.records.length;
+      if (parsed.offset < expected) continue;
+      // A gap (lines lost) keeps offsets truthful: the stream restarts at the later offset.
+      if (parsed.offset > expected) {
+        log.records = [];
+        log.base = parsed.offset;
+      }
+      log.records.push({ data: parsed.data });
+    }
+    log.fileLines = lines.length;
+    if (log.records.length > this.retention) {
+      const drop = log.records.length - this.retention;
+      log.records.splice(0, drop);
+      log.base += drop;
+    }
+    if (skipped > 0)
+      this.log.warn({ file: log.file, skipped }, 'skipped unreadable lines in persisted broker stream');
+  }
+}
+
+/** One subscription of the in-process broker: delivers sequentially, awaiting each handler. */
+class MemorySubscription implements Subscription {
+  private closed = false;
+  private started = false;
+  private position = 0;
+  private wakeUp: (() => void) | undefined;
+  private running: Promise<void> | undefined;
+
+  constructor(
+    private readonly broker: MemoryBroker,
+    private readonly log: StreamLog,
+    private readonly opts: SubscribeOptions,
+    private readonly delivery: Delivery,
+  ) {}
+
+  start(): void {
+    if (this.started || this.closed) return;
+    this.started = true;
+    this.position = this.broker.startPosition(this.log, this.opts);
+    this.running = this.run();
+  }
+
+  wake(): void {
+    const wake = this.wakeUp;
+    this.wakeUp = undefined;
+    wake?.();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.log.waiting.delete(this);
+    this.wake();
+    await this.running;
+    this.broker.detach(this, this.log.name, this.opts);
+  }
+
+  private async run(): Promise<void> {
+    const log = this.log;
+    const name = this.opts.name;
+    let sinceYield = 0;
+    while (!this.closed) {
+      if (this.position < log.base) this.position = log.base;
+      const record = log.records[this.position - log.base];
+      if (record === undefined) {
+        await new Promise<void>((resolve) => {
+          this.wakeUp = resolve;
+          log.waiting.add(this);
+        });
+        continue;
+      }
+      const offset = this.position;
+      if (record.message !== undefined) await this.delivery.deliverValid(record.message, offset);
+      else await this.delivery.deliver(record.data ?? '', offset);
+      this.position = offset + 1;
+      if (name !== undefined) this.broker.storeOffset(log.name, name, offset);
+      if (++sinceYield >= YIELD_EVERY) {
+        sinceYield = 0;
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+    }
+  }
+}
