@@ -1,0 +1,292 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { DatasetService } from '../datasets/dataset.service.js';
+import { jpeg, testContext, writeTree } from '../datasets/test-support.js';
+import { EventBus } from '../events.js';
+import { makeEnvelope, type MessagePayload } from '../infra/broker/envelope.js';
+import type { Db } from '../infra/db/port.js';
+import { SqliteDb } from '../infra/db/sqlite.js';
+import { LocalStorage } from '../infra/storage/local.js';
+import { silentLogger } from '../log.js';
+import { ModelRegistry, type ModelVersion } from '../models/model.registry.js';
+import type { FeedbackEvent } from './events.js';
+import { FeedbackService } from './feedback.service.js';
+
+/** A feedback slice over a given database: real DatasetService and ModelRegistry, local storage, a settable clock. */
+export async function makeFeedbackHarness(db: Db) {
+  const dir = mkdtempSync(path.join(tmpdir(), 'via-feedback-'));
+  await db.migrate();
+  const storage = new LocalStorage({ root: path.join(dir, 'storage'), baseUrl: 'http://127.0.0.1:9', secret: 'feedback-test-secret-0123456789' });
+  const clock = { now: Date.UTC(2026, 10, 20, 12, 0, 0) };
+  const now = () => clock.now;
+  const datasets = new DatasetService({ db, storage, events: new EventBus(), log: silentLogger(), now });
+  const registry = new ModelRegistry({ db, events: new EventBus(), log: silentLogger(), now });
+  const bus = new EventBus<FeedbackEvent>();
+  const events: FeedbackEvent[] = [];
+  bus.on((e) => events.push(e));
+  const sut = new FeedbackService({ db, storage, datasets, models: registry, events: bus, log: silentLogger(), now });
+  const ctx = testContext('default', 'operator');
+
+  await writeTree(path.join(dir, 'src'), {
+    'data.yaml': 'names: [helmet, head]\n',
+    'images/a.jpg': await jpeg(64, 48, 1),
+    'labels/a.txt': '0 0.5 0.5 0.4 0.4\n',
+    'images/b.jpg': await jpeg(64, 48, 2),
+    'labels/b.txt': '1 0.3 0.3 0.2 0.2\n',
+  });
+  await datasets.import(ctx, { name: 'helmets', source: { kind: 'folder', path: path.join(dir, 'src') } });
+  const put = await storage.put('jobs/job_1/1/model.onnx', Buffer.from('onnx'));
+  const { version: model } = await registry.registerFromArtifact({
+    projectId: 'default',
+    name: 'helmets-builtin',
+    job: { id: 'job_1', attempt: 1, runnerId: 'gpu-1', config: { backend: 'builtin', model: 'tiny', epochs: 3, imgsz: 320, batch: 8 }, dataset: { name: 'helmets', version: 1 } },
+    artifact: {
+      jobId: 'job_1',
+      attempt: 1,
+      runnerId: 'gpu-1',
+      artifacts: [{ name: 'model.onnx', key: put.key, sha256: put.sha256, size: put.size }],
+      model: { layout: 'ultralytics', inputSize: 320, classNames: ['helmet', 'head'] },
+      metrics: { mAP50: 0.4 },
+    },
+    createdBy: 'u_operator',
+  });
+
+  /** A device uploads a frame through a signed PUT URL and announces it. */
+  const deviceSends = async (deviceId: string, seed: number, over: Partial<MessagePayload<'feedback.sample'>> = {}) => {
+    const [grant] = await sut.issueUploadUrls(deviceId, 1);
+    const u = new URL(grant!.url);
+    const key = u.pathname.replace(/^\/storage\//, '').split('/').map(decodeURIComponent).join('/');
+    storage.verifySignedUrl({ op: u.searchParams.get('op') ?? undefined, key, exp: u.searchParams.get('exp') ?? undefined, sig: u.searchParams.get('sig') ?? undefined });
+    const stored = await storage.put(key, await jpeg(80, 60, seed));
+    const envelope = makeEnvelope(
+      'feedback.sample',
+      {
+        deviceId,
+        modelVersionId: model.id,
+        imageKey: key,
+        sha256: stored.sha256,
+        width: 80,
+        height: 60,
+        reason: 'low_confidence',
+        predictions: [{ box: [8, 6, 40, 30], classId: 0, className: 'helmet', score: 0.41 }],
+        capturedAt: clock.now - 1000,
+        ...over,
+      },
+      { source: deviceId },
+    );
+    await sut.handleTelemetry(envelope);
+    return envelope;
+  };
+
+  const heartbeat = (deviceId: string, tags: string[], conf: number) =>
+    sut.handleTelemetry(
+      makeEnvelope(
+        'device.heartbeat',
+        {
+          deviceId,
+          name: deviceId,
+          tags,
+          hardware: 'Jetson',
+          runtime: {},
+          provider: 'cpu',
+          modelVersionId: model.id,
+          state: 'serving',
+          fps: 10,
+          latencyP50Ms: 10,
+          latencyP95Ms: 20,
+          meanTopConfidence: conf,
+          cpuPercent: 10,
+          memoryMb: 100,
+          temperatureC: null,
+        },
+        { source: deviceId },
+      ),
+    );
+
+  return {
+    dir,
+    db,
+    storage,
+    clock,
+    datasets,
+    registry,
+    model: model as ModelVersion,
+    sut,
+    events,
+    ctx,
+    deviceSends,
+    heartbeat,
+    cleanup: async () => {
+      await storage.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+describe(FeedbackService.name, () => {
+  let db: SqliteDb;
+  let h: Awaited<ReturnType<typeof makeFeedbackHarness>>;
+
+  beforeEach(async () => {
+    const file = path.join(mkdtempSync(path.join(tmpdir(), 'via-fb-db-')), 'fb.db');
+    db = new SqliteDb({ file });
+    h = await makeFeedbackHarness(db);
+  });
+  afterEach(async () => {
+    await h.cleanup();
+    await db.close();
+  });
+
+  it('issues signed upload URLs under feedback/<device>/ and refuses bad requests', async () => {
+    const urls = await h.sut.issueUploadUrls('jetson-1', 3);
+    expect(urls).toHaveLength(3);
+    expect(new Set(urls.map((u) => u.key)).size).toBe(3);
+    for (const u of urls) {
+      expect(u.key).toMatch(/^feedback\/jetson-1\/2026-11-20\/[0-9a-f-]{36}\.jpg$/);
+      expect(u.url).toContain('op=put');
+      expect(u.expiresAt).toBe(h.clock.now + 900_000);
+    }
+    await expect(h.sut.issueUploadUrls('../etc', 1)).rejects.toMatchObject({ code: 'invalid_input' });
+    await expect(h.sut.issueUploadUrls('jetson-1', 500)).rejects.toThrow(/1 to 50/);
+  });
+
+  it('queues samples once per image key and ignores ones it cannot trust', async () => {
+    const first = await h.deviceSends('jetson-1', 1);
+    await h.sut.handleTelemetry({ ...first, id: 'redelivered' });
+    await h.deviceSends('jetson-2', 2, { reason: 'disagreement' });
+    await h.sut.handleTelemetry(makeEnvelope('feedback.sample', { ...first.payload, imageKey: 'feedback/jetson-9/x.jpg' }, { source: 'x' }));
+    await h.sut.handleTelemetry(makeEnvelope('feedback.sample', { ...first.payload, deviceId: 'jetson-2' }, { source: 'x' }));
+    await h.sut.handleTelemetry({ type: 'feedback.sample', payload: { deviceId: 3 } });
+    const queue = await h.sut.list(h.ctx, { status: 'pending' });
+    expect(queue.total).toBe(2);
+    expect(queue.items[0]).toMatchObject({
+      deviceId: 'jetson-1',
+      modelVersionId: h.model.id,
+      modelName: 'helmets-builtin',
+      reason: 'low_confidence',
+      topConfidence: 0.41,
+      status: 'pending',
+      width: 80,
+      height: 60,
+    });
+    expect((await h.sut.list(h.ctx, { deviceId: 'jetson-2' })).items.map((s) => s.reason)).toEqual(['disagreement']);
+    expect(h.events.filter((e) => e.type === 'feedback.received')).toHaveLength(2);
+    expect(await h.sut.imageUrl(h.ctx, queue.items[0]!.id)).toContain('op=get');
+  });
+
+  it('reviewed samples become a new dataset version with lineage', async () => {
+    await h.deviceSends('jetson-1', 1);
+    await h.deviceSends('jetson-1', 2);
+    await h.deviceSends('jetson-2', 3);
+    const [a, b, c] = (await h.sut.list(h.ctx, { status: 'pending' })).items;
+    await expect(h.sut.review(testContext('default', 'viewer'), a!.id, { decision: 'reject', reason: 'x' })).rejects.toMatchObject({ code: 'forbidden' });
+    await expect(h.sut.review(h.ctx, a!.id, { decision: 'accept', boxes: [{ className: 'head', x1: 0.5, y1: 0.5, x2: 0.4, y2: 0.9 }] })).rejects.toThrow(
+      /x2 must exceed x1/,
+    );
+    const corrected = await h.sut.review(h.ctx, a!.id, { decision: 'accept', boxes: [{ className: 'head', x1: 0.1, y1: 0.1, x2: 0.5, y2: 0.6 }] });
+    expect(corrected).toMatchObject({ status: 'accepted', reviewedBy: 'u-operator', boxes: [{ className: 'head', x1: 0.1 }] });
+    const asIs = await h.sut.review(h.ctx, b!.id, { decision: 'accept' });
+    expect(asIs.boxes).toEqual([{ className: 'helmet', x1: 0.1, y1: 0.1, x2: 0.5, y2: 0.5 }]);
+    await h.sut.review(h.ctx, c!.id, { decision: 'reject', reason: 'blurred frame' });
+
+    const made = await h.sut.toDataset(h.ctx, { dataset: 'helmets' });
+    expect(made).toEqual({ ref: 'helmets@2', sampleIds: [a!.id, b!.id] });
+    const version = await h.datasets.get(h.ctx, 'helmets@2');
+    expect(version.lineage).toMatchObject({
+      source: 'feedback',
+      parent: 'helmets@1',
+      feedbackSampleIds: [a!.id, b!.id],
+      devices: ['jetson-1'],
+      modelVersions: [h.model.id],
+      reviewedBy: ['u-operator'],
+    });
+    const images = await h.datasets.listImages(h.ctx, 'helmets@2', { limit: 100 });
+    expect(images.total).toBe(4);
+    const added = images.items.find((i) => i.sourcePath === `feedback/${a!.id}`);
+    expect(added?.boxes.map((x) => x.className)).toEqual(['head']);
+
+    expect((await h.sut.get(h.ctx, a!.id)).usedIn).toBe('helmets@2');
+    await expect(h.sut.toDataset(h.ctx, { dataset: 'helmets' })).rejects.toThrow(/no accepted feedback sample waits/);
+    await expect(h.sut.toDataset(h.ctx, { dataset: 'helmets', sampleIds: [a!.id] })).rejects.toMatchObject({ code: 'conflict' });
+    await expect(h.sut.toDataset(h.ctx, { dataset: 'helmets', sampleIds: [c!.id] })).rejects.toThrow(/not accepted/);
+    await expect(h.sut.review(h.ctx, a!.id, { decision: 'reject', reason: 'changed my mind' })).rejects.toMatchObject({ code: 'conflict' });
+    expect(h.events.find((e) => e.type === 'feedback.dataset_created')).toMatchObject({ ref: 'helmets@2' });
+
+    const summary = await h.sut.summary(h.ctx);
+    expect(summary).toMatchObject({
+      byReason: { low_confidence: 3 },
+      byStatus: { accepted: 2, rejected: 1 },
+      byDevice: { 'jetson-1': 2, 'jetson-2': 1 },
+      byModelVersion: { [h.model.id]: 3 },
+      acceptedNotInDataset: 0,
+    });
+  });
+
+  it('a failed dataset write releases the samples for another try', async () => {
+    await h.deviceSends('jetson-1', 1);
+    const [s] = (await h.sut.list(h.ctx)).items;
+    await h.sut.review(h.ctx, s!.id, { decision: 'accept' });
+    await expect(h.sut.toDataset(h.ctx, { dataset: 'no-such-dataset' })).rejects.toMatchObject({ code: 'not_found' });
+    expect((await h.sut.get(h.ctx, s!.id)).usedIn).toBeNull();
+    expect((await h.sut.toDataset(h.ctx, { dataset: 'helmets' })).ref).toBe('helmets@2');
+  });
+
+  it('a sample-count policy proposes a retrain plan and nothing trains', async () => {
+    await h.sut.setPolicy(h.ctx, 'helmets-builtin', { minAcceptedSamples: 2 });
+    await expect(h.sut.setPolicy(h.ctx, 'helmets-builtin', {})).rejects.toThrow(/set minAcceptedSamples, confidenceDropOver or both/);
+    await h.deviceSends('jetson-1', 1);
+    await h.deviceSends('jetson-1', 2);
+    const items = (await h.sut.list(h.ctx)).items;
+    await h.sut.review(h.ctx, items[0]!.id, { decision: 'accept' });
+    expect(await h.sut.evaluatePolicies(h.ctx)).toEqual([]);
+    await h.sut.review(h.ctx, items[1]!.id, { decision: 'accept' });
+    const [proposal] = await h.sut.evaluatePolicies(h.ctx);
+    expect(proposal).toMatchObject({
+      model: 'helmets-builtin',
+      trigger: 'min_accepted_samples',
+      plan: {
+        dataset: 'helmets',
+        sampleIds: items.map((i) => i.id),
+        config: { backend: 'builtin', epochs: 3, imgsz: 320 },
+        reason: '2 accepted feedback sample(s) wait for a dataset version (policy: at least 2)',
+      },
+    });
+    expect(proposal!.plan.steps[0]).toBe('add the 2 accepted feedback sample(s) to helmets as a new version');
+    expect(h.events.filter((e) => e.type === 'feedback.retrain_proposed')).toHaveLength(1);
+    expect(await h.sut.evaluatePolicies(h.ctx)).toEqual([]);
+    expect(await h.sut.proposals(h.ctx)).toHaveLength(1);
+    expect((await h.datasets.listVersions(h.ctx, 'helmets')).map((v) => v.version)).toEqual([1]);
+    expect(await h.db.kysely.selectFrom('training_jobs').selectAll().execute()).toEqual([]);
+    expect((await h.registry.list(h.ctx)).map((v) => v.ref)).toEqual(['helmets-builtin@1']);
+  });
+
+  it('a confidence-drop policy compares the last window with the one before, per tag', async () => {
+    await h.sut.setPolicy(h.ctx, 'helmets-builtin', { confidenceDropOver: { tag: 'line-3', drop: 0.1, windowHours: 24 }, cooldownHours: 12 });
+    const start = h.clock.now;
+    h.clock.now = start - 30 * 3_600_000;
+    for (const conf of [0.84, 0.86]) await h.heartbeat('jetson-1', ['line-3'], conf);
+    await h.heartbeat('jetson-9', ['line-4'], 0.2);
+    h.clock.now = start - 2 * 3_600_000;
+    for (const conf of [0.8, 0.82]) await h.heartbeat('jetson-1', ['line-3'], conf);
+    h.clock.now = start;
+    expect(await h.sut.evaluatePolicies(h.ctx)).toEqual([]);
+    h.clock.now = start - 3_600_000;
+    for (const conf of [0.5, 0.52]) await h.heartbeat('jetson-2', ['line-3'], conf);
+    h.clock.now = start;
+    const [proposal] = await h.sut.evaluatePolicies(h.ctx);
+    expect(proposal).toMatchObject({ trigger: 'confidence_drop', plan: { dataset: 'helmets', sampleIds: [] } });
+    expect(proposal!.plan.reason).toBe('mean top confidence on line-3 fell from 0.850 to 0.660 over 24 h (policy: a drop of more than 0.1)');
+    const summary = await h.sut.summary(h.ctx, { days: 3 });
+    expect(summary.meanConfidenceByDay).toEqual([
+      { day: '2026-11-19', tag: 'line-3', meanTopConfidence: 0.85, heartbeats: 2 },
+      { day: '2026-11-19', tag: 'line-4', meanTopConfidence: 0.2, heartbeats: 1 },
+      { day: '2026-11-20', tag: 'line-3', meanTopConfidence: expect.closeTo(0.66, 5) as number, heartbeats: 4 },
+    ]);
+    h.clock.now = start + 11 * 3_600_000;
+    expect(await h.sut.evaluatePolicies(h.ctx)).toEqual([]);
+    h.clock.now = start + 13 * 3_600_000;
+    expect((await h.sut.evaluatePolicies(h.ctx)).map((p) => p.trigger)).toEqual(['confidence_drop']);
+  });
+});
