@@ -189,6 +189,11 @@ describe(DatasetService.name, () => {
     await expect(env.sut.import({ ...ctx, signal: abort.signal }, { name: 'cancelled', source: { kind: 'zip', path: zipPath } })).rejects.toMatchObject({ message: expect.stringMatching(/cancelled/) });
     await expect(env.sut.get(ctx, 'cancelled')).rejects.toMatchObject({ code: 'not_found' });
     await expect(env.sut.addSamples(ctx, 'zip-file', [{ imageKey: 'feedback/missing.jpg', boxes: [] }])).rejects.toMatchObject({ code: 'not_found' });
+    const exported = path.join(work, 'out', 'zip-file-coco.zip');
+    expect(await env.sut.export(ctx, 'zip-file@1', { format: 'coco', to: { kind: 'zip', path: exported } })).toMatchObject({ kind: 'zip-file', location: exported, images: 1 });
+    const back = await env.sut.import(ctx, { name: 'zip-file-back', source: { kind: 'zip', path: exported } });
+    expect(back.report.format).toBe('coco');
+    expect(back.version.stats.boxes).toBe(1);
   });
 
   it('adds reviewed samples as a new version with lineage, content-addressed', async () => {

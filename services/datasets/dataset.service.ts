@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import yazl from 'yazl';
 import type { z } from 'zod';
@@ -482,7 +482,15 @@ export class DatasetService {
       return { format: req.format, images: images.length, location: root, kind: 'folder' };
     }
     const zip = new yazl.ZipFile();
-    for (const e of entries) zip.addBuffer(await e.data(), e.path, { compress: e.compress });
+    // entries are read only when the zip writer reaches them, so one image at a time is in memory
+    for (const e of entries) {
+      zip.addReadStreamLazy(e.path, { compress: e.compress }, (cb) => {
+        e.data().then(
+          (buf) => cb(null, Readable.from([buf])),
+          (err: unknown) => cb(err, Readable.from([])),
+        );
+      });
+    }
     zip.end();
     if (req.to.path !== undefined) {
       const file = path.resolve(req.to.path);
