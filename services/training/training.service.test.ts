@@ -357,6 +357,18 @@ describe(TrainingService.name, () => {
     expect(events.at(-1)).toMatchObject({ type: 'training.finished', status: 'failed' });
   });
 
+  it('checks timeouts on its own once started', async () => {
+    const sut = make();
+    await sut.handleTelemetry(heartbeat('gpu-1'));
+    const job = await sut.start(op, { dataset: 'helmets-demo', config });
+    clock += 61_000;
+    const stop = sut.startTimeoutChecks(10);
+    await vi.waitFor(async () => expect((await sut.get(op, job.id)).status).toBe('failed'), {
+      timeout: TIMEOUT,
+    });
+    stop();
+  });
+
   it('keeps a job alive while its runner heartbeats naming it', async () => {
     const sut = make();
     await sut.handleTelemetry(heartbeat('gpu-1'));

@@ -458,6 +458,24 @@ export class TrainingService {
     return changed;
   }
 
+  /** Runs `checkTimeouts` every `intervalMs` (default a quarter of the heartbeat timeout); returns the stop function. */
+  startTimeoutChecks(intervalMs = Math.max(1000, Math.floor(this.o.heartbeatTimeoutMs / 4))): () => void {
+    let running = false;
+    const timer = setInterval(() => {
+      if (running) return;
+      running = true;
+      this.checkTimeouts()
+        .catch((err: unknown) =>
+          this.o.log.error({ err: (err as Error).message }, 'training timeout check failed'),
+        )
+        .finally(() => {
+          running = false;
+        });
+    }, intervalMs);
+    timer.unref();
+    return () => clearInterval(timer);
+  }
+
   /** Assigns queued jobs to free live runners that advertise their backend (also run after each heartbeat). */
   dispatch(): Promise<void> {
     const next = this.dispatching.then(() => this.dispatchOnce());
