@@ -2,6 +2,7 @@ import type { Config } from '../services/config.js';
 import type { Logger } from '../services/log.js';
 import { createPlatform } from '../services/platform.js';
 import { startHttpServer } from '../web-chat/server.js';
+import { ensureDemoDataset } from './embedded.js';
 
 /** `visioninapp serve`: builds the platform, serves HTTP, and shuts down gracefully on SIGTERM/SIGINT. */
 export async function serve(config: Config, log: Logger): Promise<void> {
@@ -18,6 +19,9 @@ export async function serve(config: Config, log: Logger): Promise<void> {
           `\nFirst start: an admin account was created.\n  URL:      ${http.url}\n  e-mail:   ${admin.email}\n  password: ${admin.password}\nKeep it safe; it is not shown again.\n\n`,
         );
       }
+    })
+    .then(async () => {
+      if (config.DEMO_DATASET) await ensureDemoDataset(platform);
     })
     .catch((err: Error) => log.error({ err: err.message }, 'platform start failed'));
 

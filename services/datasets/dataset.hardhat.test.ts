@@ -46,6 +46,8 @@ describe.skipIf(!present)(`${DatasetService.name} on the real hard-hat photos`, 
     const report = await env.sut.report(ctx, 'hardhat@1');
     const empty = report.issues.find((g) => g.kind === 'empty_label');
     expect(empty?.warnings).toBeGreaterThan(0);
+    // some of these labels are segmentation polygons; they become boxes instead of being dropped
+    expect(report.issues.find((g) => g.kind === 'malformed_line')).toBeUndefined();
     expect(empty?.examples[0]?.file).toMatch(/^labels\/.+\.txt$/);
     expect(report.counts.backgroundImages).toBe(s.backgroundImages);
     expect(formatReport(report)).toMatch(/150 of 150 images imported/);

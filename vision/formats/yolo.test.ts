@@ -74,3 +74,21 @@ describe('parseYolo', () => {
     expect(yoloLabelPathFor('ds/images/train/x.y.jpg')).toBe('ds/labels/train/x.y.txt');
   });
 });
+
+describe('parseYoloLabels with segmentation polygons', () => {
+  it('turns a polygon line into its bounding box', () => {
+    const { boxes, issues } = parseYoloLabels('2 0.1 0.2 0.5 0.25 0.3 0.6\n', 'a.txt', 3);
+    expect(issues).toEqual([]);
+    expect(boxes).toHaveLength(1);
+    const b = boxes[0]!;
+    expect(b.classId).toBe(2);
+    expect(b.x1).toBeCloseTo(0.1);
+    expect(b.y1).toBeCloseTo(0.2);
+    expect(b.x2).toBeCloseTo(0.5);
+    expect(b.y2).toBeCloseTo(0.6);
+  });
+
+  it('still refuses a line with an even number of values', () => {
+    expect(parseYoloLabels('1 0.1 0.2 0.3 0.4 0.5\n', 'a.txt', 3).issues[0]?.kind).toBe('malformed_line');
+  });
+});

@@ -87,11 +87,19 @@ export function parseYoloLabels(text: string, file: string, classCount: number |
     if (line === '' || line.startsWith('#')) return;
     const parts = line.split(/\s+/);
     const nums = parts.map(Number);
-    if (parts.length !== 5 || nums.some((n) => !Number.isFinite(n))) {
-      issues.push({ kind: 'malformed_line', severity: 'error', file, line: i + 1, message: `expected "class cx cy w h" (5 numbers), got "${truncate(line)}"` });
+    // a segmentation line (class x1 y1 x2 y2 x3 y3 …) becomes its bounding box, as Ultralytics does
+    const isPolygon = parts.length >= 7 && parts.length % 2 === 1;
+    if ((parts.length !== 5 && !isPolygon) || nums.some((n) => !Number.isFinite(n))) {
+      issues.push({ kind: 'malformed_line', severity: 'error', file, line: i + 1, message: `expected "class cx cy w h" (5 numbers) or a polygon "class x1 y1 x2 y2 x3 y3 …", got "${truncate(line)}"` });
       return;
     }
-    const [cls, cx, cy, w, h] = nums as [number, number, number, number, number];
+    const cls = nums[0]!;
+    if (isPolygon) {
+      const xs = nums.filter((_, k) => k % 2 === 1);
+      const ys = nums.filter((_, k) => k > 0 && k % 2 === 0);
+      nums.splice(1, 4, (Math.min(...xs) + Math.max(...xs)) / 2, (Math.min(...ys) + Math.max(...ys)) / 2, Math.max(...xs) - Math.min(...xs), Math.max(...ys) - Math.min(...ys));
+    }
+    const [, cx, cy, w, h] = nums as [number, number, number, number, number];
     if (!Number.isInteger(cls) || cls < 0) {
       issues.push({ kind: 'malformed_line', severity: 'error', file, line: i + 1, message: `class id must be a non-negative integer, got "${parts[0]}"` });
       return;
