@@ -4,7 +4,9 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { brokerContract, metrics } from './broker.contract.js';
 import type { Envelope } from './envelope.js';
+import { createBroker } from './index.js';
 import { MemoryBroker } from './memory.js';
+import { silentLogger } from '../../log.js';
 import { STREAMS } from './port.js';
 
 brokerContract('memory', async () => {
@@ -120,5 +122,19 @@ describe(MemoryBroker.name, () => {
     while (n < 20_000 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
     expect(n).toBe(20_000);
     await broker.close();
+  });
+});
+
+describe(createBroker.name, () => {
+  it('builds the in-process broker without a URL and the RabbitMQ adapter with one', async () => {
+    const memory = await createBroker({ log: silentLogger() });
+    expect(memory.adapter).toBe('memory');
+    await memory.close();
+    const rabbit = await createBroker({
+      log: silentLogger(),
+      rabbitmqUrl: 'rabbitmq-stream://guest:guest@127.0.0.1:1/',
+    });
+    expect(rabbit.adapter).toBe('rabbitmq');
+    await rabbit.close();
   });
 });

@@ -522,7 +522,7 @@ export class RabbitBroker implements Broker {
           { err: this.lastError, retryInMs: delay },
           'RabbitMQ streams not reachable; retrying (RABBITMQ_STREAM_URL)',
         );
-        await new Promise((r) => setTimeout(r, delay));
+        await new Promise((r) => setTimeout(r, delay).unref());
         delay = Math.min(RECONNECT_MAX_MS, delay * 2);
       }
     }
