@@ -184,7 +184,8 @@ export function buildAgentGraph(deps: AgentGraphDeps) {
     const ctx = { user, projectId, requestId: newId('req'), threadId: threadOf(config), log: deps.log };
     let plan: Plan;
     try {
-      plan = vet(await planner.plan({ message: state.message, ctx, catalog, history: state.history }));
+      const emit = emitter(state, config);
+      plan = vet(await planner.plan({ message: state.message, ctx, catalog, history: state.history, onToken: (text) => emit({ type: 'agent.token', text }) }));
     } catch (err) {
       plan = { steps: [], reply: `I could not plan this: ${toToolError(err).message}` };
     }

@@ -63,6 +63,8 @@ export interface PlanInput {
   ctx: CallContext;
   catalog: PlatformCatalog;
   history: ConversationTurn[];
+  /** Receives LLM tokens as they stream (the graph forwards them as `agent.token` events). */
+  onToken?: (text: string) => void;
 }
 
 /** A step a person rejected, for re-planning. */

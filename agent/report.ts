@@ -20,7 +20,7 @@ export function stepFigures(step: StepRecord): string[] {
   for (const src of sources) {
     const metrics = (src.metrics ?? src) as Record<string, unknown>;
     const map50 = metrics.map50 ?? metrics.mAP50;
-    const map5095 = metrics.map50_95 ?? metrics['mAP50-95'];
+    const map5095 = metrics.map50_95 ?? metrics.mAP50_95 ?? metrics['mAP50-95'];
     if (typeof map50 === 'number') figures.push(`mAP50 ${map50.toFixed(3)}`);
     if (typeof map5095 === 'number') figures.push(`mAP50-95 ${map5095.toFixed(3)}`);
     if (typeof src.devicesUpdated === 'number') {

@@ -24,7 +24,7 @@ const RE = {
   metrics: /\bmetrics?\b|\bmap\b|\bloss\b|지표|성능/i,
   logs: /\blogs?\b|로그/i,
   train: /\b(?:re)?train\b|\bfine-?tune\b|학습|훈련/i,
-  deploy: /\bdeploy\b|\broll\s?out\b|\bship\b|배포/i,
+  deploy: /\bdeploy\b|\broll\s?out\b|\broll (?:it|them) out\b|\bship\b|배포/i,
   rollback: /\broll\s?-?back\b|\brevert\b|롤백|되돌/i,
   pause: /\bpause\b|일시\s*정지/i,
   resume: /\bresume\b|\bcontinue the rollout\b|재개/i,

@@ -1,6 +1,8 @@
 import type { CallContext, Role } from '../services/context.js';
 import type { SearchIndex } from '../services/infra/search/port.js';
 import type { DatasetService } from '../services/datasets/dataset.service.js';
+import type { TrainingService } from '../services/training/training.service.js';
+import type { ModelRegistry } from '../services/models/model.registry.js';
 import type { ToolRisk } from './define.js';
 
 /** The approval policy shown with every request (as `services/approvals` defines it). */
@@ -100,4 +102,6 @@ export interface ToolServices {
   approvalStrict?: boolean;
   search?: SearchIndex;
   datasets?: Pick<DatasetService, 'list' | 'get' | 'import' | 'resplit' | 'export'>;
+  training?: Pick<TrainingService, 'start' | 'get' | 'list' | 'metrics' | 'logs' | 'cancel'>;
+  models?: Pick<ModelRegistry, 'list' | 'get' | 'compare' | 'promote'>;
 }

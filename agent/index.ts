@@ -1,0 +1,54 @@
+export { KyselySaver } from './checkpointer.js';
+export { buildAgentGraph, AgentState } from './graph.js';
+export type {
+  AgentGraph,
+  AgentGraphDeps,
+  AgentStateValue,
+  ApprovalInterrupt,
+  ApprovalResume,
+  Decider,
+  Requester,
+  StepRecord,
+  WaitInterrupt,
+  WaitOutcome,
+} from './graph.js';
+export { AgentRuntime } from './runtime.js';
+export type { AgentDecision, AgentRuntimeOptions, DomainEventSource, ThreadView, WaitSource } from './runtime.js';
+export type {
+  AgentApprovalEvent,
+  AgentErrorEvent,
+  AgentEvent,
+  AgentPlanEvent,
+  AgentProgressEvent,
+  AgentReportEvent,
+  AgentResumedEvent,
+  AgentStepEvent,
+  AgentTokenEvent,
+  AgentWaitEvent,
+  StepState,
+  ThreadStatus,
+} from './events.js';
+export { planSchema, planStepSchema, resolveArgs, describeArgs, isStepRef } from './plan.js';
+export type { Plan, PlanStep, StepOutcome } from './plan.js';
+export type {
+  CatalogDataset,
+  CatalogDevice,
+  CatalogJob,
+  CatalogModelVersion,
+  CatalogRollout,
+  ConversationTurn,
+  PlanInput,
+  Planner,
+  PlatformCatalog,
+  Rejection,
+  ReplanInput,
+} from './planner.js';
+export { RulesPlanner } from './rules-planner.js';
+export { LlmPlanner, chatModelFromEnv, llmReporter } from './llm-planner.js';
+export type { LlmPlannerOptions } from './llm-planner.js';
+export { StaticCatalog } from './static-catalog.js';
+export type { StaticCatalogData } from './static-catalog.js';
+export { serviceCatalog } from './service-catalog.js';
+export type { FleetCatalogSource } from './service-catalog.js';
+export { trainingWaitSource } from './wait-sources.js';
+export { templateReport, stepFigures } from './report.js';

@@ -1,0 +1,41 @@
+import type { CallContext } from '../services/context.js';
+import type { DomainEventBase } from '../services/events.js';
+import type { ModelRegistry } from '../services/models/model.registry.js';
+import type { TrainingService } from '../services/training/training.service.js';
+import type { WaitOutcome } from './graph.js';
+import type { WaitSource } from './runtime.js';
+
+const FINAL = new Set(['succeeded', 'failed', 'cancelled']);
+
+/** Durable waits on training jobs: ends with `training.finished`, carries the registered model version and its metrics. */
+export function trainingWaitSource(training: Pick<TrainingService, 'get'>, models?: Pick<ModelRegistry, 'get'>): WaitSource {
+  return {
+    kind: 'job',
+    idFrom: (event: DomainEventBase) => (event.type === 'training.finished' ? (event as DomainEventBase & { job?: { id?: string } }).job?.id : undefined),
+    async check(ctx: CallContext, id: string): Promise<WaitOutcome | undefined> {
+      const job = await training.get(ctx, id);
+      if (!FINAL.has(job.status)) return undefined;
+      const ok = job.status === 'succeeded';
+      let metrics: Record<string, number> = job.lastMetrics ?? {};
+      let modelRef: string | null = null;
+      if (ok && job.modelVersionId !== null && models !== undefined) {
+        const version = await models.get(ctx, job.modelVersionId);
+        metrics = version.metrics;
+        modelRef = version.ref;
+      }
+      const map50 = metrics.mAP50 ?? metrics.map50;
+      return {
+        kind: 'job',
+        id,
+        ok: ok && job.modelVersionId !== null,
+        status: job.status,
+        summary: ok
+          ? job.modelVersionId !== null
+            ? `training ${id} succeeded: ${modelRef ?? job.modelVersionId}${typeof map50 === 'number' ? ` (mAP50 ${map50.toFixed(3)})` : ''}`
+            : `training ${id} finished but registered no model version`
+          : `training ${id} ${job.status}${job.message ? `: ${job.message}` : ''}`,
+        data: { jobId: id, modelVersionId: job.modelVersionId, modelRef, metrics },
+      };
+    },
+  };
+}

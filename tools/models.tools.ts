@@ -1,0 +1,112 @@
+import { z } from 'zod';
+import { PlatformError } from '../services/errors.js';
+import type { ModelVersion } from '../services/models/model.registry.js';
+import { defineTool, type ToolContext } from './define.js';
+
+const modelVersion = z.string().min(1).max(200).describe('model version: id (mv_…), name@N, name@production|staging|candidate, or a name (its latest)');
+
+function models(ctx: ToolContext) {
+  const service = ctx.services.models;
+  if (service === undefined) throw new PlatformError('unavailable', 'the model registry is not configured on this platform');
+  return service;
+}
+
+const versionSummary = z.object({
+  id: z.string().describe('version id'),
+  ref: z.string().describe('name@version'),
+  stages: z.array(z.string()).describe('stages pointing at it'),
+  metrics: z.record(z.string(), z.number()).describe('overall metrics, e.g. mAP50'),
+  dataset: z.string().nullable().describe('dataset@version it was trained on'),
+  createdAt: z.string().describe('when registered, ISO 8601'),
+});
+
+function summary(v: ModelVersion): z.infer<typeof versionSummary> {
+  return { id: v.id, ref: v.ref, stages: v.stages, metrics: v.metrics, dataset: v.lineage.dataset, createdAt: new Date(v.createdAt).toISOString() };
+}
+
+/** Lists registered model versions. */
+export const listModelsTool = defineTool({
+  name: 'list_models',
+  title: 'List model versions',
+  description: 'List registered model versions, newest first, with stages and headline metrics; optionally of one model name or stage.',
+  input: z.object({
+    name: z.string().min(1).max(100).optional().describe('only versions of this model name'),
+    stage: z.enum(['candidate', 'staging', 'production']).optional().describe('only the version at this stage'),
+    limit: z.number().int().min(1).max(100).default(20).describe('how many'),
+  }),
+  output: z.object({ versions: z.array(versionSummary).describe('versions, newest first') }),
+  risk: 'read',
+  idempotent: true,
+  async run(ctx, input) {
+    return { versions: (await models(ctx).list(ctx, input)).map(summary) };
+  },
+});
+
+/** Shows one model version with lineage. */
+export const describeModelTool = defineTool({
+  name: 'describe_model',
+  title: 'Describe a model version',
+  description: 'Show a model version: metrics overall and per class, classes, input size, stages, artifacts with sha256, and lineage (dataset version, training config, job, runner).',
+  input: z.object({ modelVersion }),
+  output: versionSummary.extend({
+    classNames: z.array(z.string()).describe('classes it detects'),
+    inputSize: z.number().describe('input size in pixels'),
+    perClass: z.record(z.string(), z.record(z.string(), z.number())).describe('class → metric → value'),
+    jobId: z.string().nullable().describe('training job that produced it'),
+    config: z.record(z.string(), z.unknown()).describe('training configuration'),
+    artifacts: z.array(z.object({ name: z.string().describe('file'), sha256: z.string().describe('checksum'), size: z.number().describe('bytes') })).describe('stored files'),
+  }),
+  risk: 'read',
+  idempotent: true,
+  async run(ctx, input) {
+    const v = await models(ctx).get(ctx, input.modelVersion);
+    return {
+      ...summary(v),
+      classNames: v.classNames,
+      inputSize: v.model.inputSize,
+      perClass: v.perClass,
+      jobId: v.lineage.jobId,
+      config: v.lineage.config as Record<string, unknown>,
+      artifacts: v.artifacts.map((a) => ({ name: a.name, sha256: a.sha256, size: a.size })),
+    };
+  },
+});
+
+/** Compares two versions metric by metric. */
+export const compareModelsTool = defineTool({
+  name: 'compare_models',
+  title: 'Compare model versions',
+  description: 'Compare two model versions metric by metric (delta = b − a), overall and per class, and say whether they share dataset and classes.',
+  input: z.object({ a: modelVersion, b: modelVersion }),
+  output: z.object({
+    a: z.string().describe('first version, name@N'),
+    b: z.string().describe('second version, name@N'),
+    metrics: z.array(z.object({ metric: z.string().describe('metric'), a: z.number().nullable().describe('value of a'), b: z.number().nullable().describe('value of b'), delta: z.number().nullable().describe('b − a') })).describe('overall metrics'),
+    sameDataset: z.boolean().describe('trained on the same dataset version'),
+    sameClasses: z.boolean().describe('same class list'),
+  }),
+  risk: 'read',
+  idempotent: true,
+  async run(ctx, input) {
+    const c = await models(ctx).compare(ctx, input.a, input.b);
+    return { a: c.a.ref, b: c.b.ref, metrics: c.metrics, sameDataset: c.sameDataset, sameClasses: c.sameClasses };
+  },
+});
+
+/** Points a stage at a version (production is critical). */
+export const promoteModelTool = defineTool({
+  name: 'promote_model',
+  title: 'Promote a model version',
+  description: 'Point a stage (candidate, staging or production) of the model name at this version. Promoting to production changes what deployments use by default.',
+  input: z.object({ modelVersion, stage: z.enum(['candidate', 'staging', 'production']).describe('stage to point at the version') }),
+  output: z.object({ ref: z.string().describe('the promoted version'), stage: z.string().describe('the stage'), previous: z.string().nullable().describe('version the stage pointed at before') }),
+  risk: 'critical',
+  idempotent: true,
+  async run(ctx, input) {
+    const r = await models(ctx).promote(ctx, input.modelVersion, input.stage);
+    return { ref: r.version.ref, stage: input.stage, previous: r.previous?.ref ?? null };
+  },
+});
+
+/** Every model-registry tool. */
+export const modelTools = [listModelsTool, describeModelTool, compareModelsTool, promoteModelTool];
