@@ -222,6 +222,30 @@ describe(AuditLog.name, () => {
       expect(r.problems.every((p) => p.kind === 'reordered')).toBe(true);
     });
 
+    it('with a secret key, catches a whole chain forged without the key', async () => {
+      const keyed = new AuditLog({ db, log: silentLogger(), now: () => clock++, hmacKey: 'k'.repeat(32) });
+      for (let i = 0; i < 3; i++)
+        await keyed.append({ projectId: 'pk', actor: alice, action: 'tool.started', data: { i } });
+      expect((await keyed.verify('pk')).ok).toBe(true);
+      expect((await sut.verify('pk')).ok).toBe(false);
+      // Rewrite every entry and the head consistently, as someone with database access but no key could.
+      const { entries } = await keyed.query({ projectId: 'pk' });
+      let prev = GENESIS_HASH;
+      for (const e of entries) {
+        const forged = { ...e, actor: bob, prevHash: prev };
+        const hash = entryHash(forged);
+        await sql`update audit_log set actor_id = 'u_bob', prev_hash = ${prev}, hash = ${hash} where project_id = 'pk' and seq = ${e.seq}`.execute(
+          db.kysely,
+        );
+        prev = hash;
+      }
+      await sql`update audit_heads set hash = ${prev} where project_id = 'pk'`.execute(db.kysely);
+      expect((await sut.verify('pk')).ok).toBe(true);
+      const r = await keyed.verify('pk');
+      expect(r.ok).toBe(false);
+      expect(r.problems.map((p) => p.kind)).toEqual(['edited', 'edited', 'edited']);
+    });
+
     it('checks every project when none is named, and reports which one is broken', async () => {
       await seed(3, 'p1');
       await seed(3, 'p2');

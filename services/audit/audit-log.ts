@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import { sql, type Selectable, type Transaction } from 'kysely';
 import { PlatformError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -78,6 +79,11 @@ export interface AuditLogOptions {
   db: Db;
   log: Logger;
   now?: () => number;
+  /**
+   * Optional secret (e.g. SIGNING_SECRET): entry hashes become HMAC-SHA256 under it, so someone
+   * with write access to the database but not the secret cannot forge a consistent chain.
+   */
+  hmacKey?: string;
 }
 
 type AuditRow = Selectable<Database['audit_log']>;
@@ -112,10 +118,13 @@ export class AuditLog {
   private readonly log: Logger;
   private readonly now: () => number;
 
-  constructor({ db, log, now = Date.now }: AuditLogOptions) {
+  private readonly hmacKey: string | undefined;
+
+  constructor({ db, log, now = Date.now, hmacKey }: AuditLogOptions) {
     this.db = db;
     this.log = log;
     this.now = now;
+    this.hmacKey = hmacKey;
   }
 
   /**
@@ -177,7 +186,7 @@ export class AuditLog {
     };
     const data = canonicalJson(entry.data);
     entry.data = JSON.parse(data) as Record<string, unknown>;
-    entry.hash = entryHash(entry);
+    entry.hash = entryHash(entry, this.hmacKey);
     await trx
       .insertInto('audit_log')
       .values({
@@ -277,7 +286,7 @@ export class AuditLog {
             'missing',
             `entries ${rangeText(expected, seq - 1)} are missing: entry ${seq} follows entry ${expected - 1}`,
           );
-        if (rowHash(row) !== row.hash) {
+        if (rowHash(row, this.hmacKey) !== row.hash) {
           problem(
             seq,
             'edited',
@@ -397,26 +406,27 @@ export function auditSearchDoc(entry: AuditEntry): SearchDoc {
   };
 }
 
-/** The hash an entry carries: sha256 of the canonical JSON of everything but its position and own hash. */
-export function entryHash(entry: Omit<AuditEntry, 'hash' | 'seq'>): string {
-  return sha256Hex(
-    canonicalJson({
-      projectId: entry.projectId,
-      at: entry.at,
-      actor: { id: entry.actor.id, kind: entry.actor.kind },
-      action: entry.action,
-      threadId: entry.threadId,
-      tool: entry.tool,
-      approvalId: entry.approvalId,
-      data: entry.data,
-      prevHash: entry.prevHash,
-    }),
-  );
+/** The hash an entry carries: sha256 (or HMAC-SHA256 under `hmacKey`) of the canonical JSON of everything but its position and own hash. */
+export function entryHash(entry: Omit<AuditEntry, 'hash' | 'seq'>, hmacKey?: string): string {
+  const content = canonicalJson({
+    projectId: entry.projectId,
+    at: entry.at,
+    actor: { id: entry.actor.id, kind: entry.actor.kind },
+    action: entry.action,
+    threadId: entry.threadId,
+    tool: entry.tool,
+    approvalId: entry.approvalId,
+    data: entry.data,
+    prevHash: entry.prevHash,
+  });
+  return hmacKey === undefined
+    ? sha256Hex(content)
+    : createHmac('sha256', hmacKey).update(content, 'utf8').digest('hex');
 }
 
-function rowHash(row: AuditRow): string {
+function rowHash(row: AuditRow, hmacKey: string | undefined): string {
   try {
-    return entryHash(rowToEntry(row));
+    return entryHash(rowToEntry(row), hmacKey);
   } catch {
     return '';
   }
