@@ -45,6 +45,7 @@ async function train(
         imgsz,
         batch: 16,
         seed: 0,
+        lr: 0.003,
         extra: { 'max-seconds': BUDGET, ...extra },
       },
     },
@@ -72,7 +73,7 @@ export async function run(): Promise<BenchReport> {
       counts: { train: 1200, val: 200, test: 300 },
       size: 320,
     });
-    const demo = await train(data, path.join(dir, 'out-demo'), { 'target-map50': 0.85 }, 12, 320);
+    const demo = await train(data, path.join(dir, 'out-demo'), { 'target-map50': 0.85 }, 12, 256);
     const results = [
       {
         label: 'helmets-demo time to val mAP50 ≥ 0.85',
@@ -82,7 +83,7 @@ export async function run(): Promise<BenchReport> {
       { label: 'helmets-demo test mAP50', value: demo.mAP50, unit: '' },
       { label: 'helmets-demo test mAP50-95', value: demo.mAP50_95, unit: '' },
       {
-        label: 'training throughput (320 px, batch 16, 2 threads)',
+        label: 'training throughput (256 px, batch 16, 2 threads)',
         value: demo.train_images_per_second,
         unit: 'images/s',
       },

@@ -326,7 +326,7 @@ describe(GpuRunner.name, () => {
           extra: { workers: 1 },
         }),
       );
-      const done = await waitFor(() => finalStatus('job-b'), 60_000);
+      const done = await waitFor(() => finalStatus('job-b'), 110_000);
       expect(done.status, String(done.message)).toBe('succeeded');
       expect(
         payloads('train.metrics', 'job-b')
@@ -342,6 +342,6 @@ describe(GpuRunner.name, () => {
       expect(
         JSON.parse(await readFile(path.join(root, 'work-e', 'claims.json'), 'utf8'))['job-b#1'].state,
       ).toBe('succeeded');
-    }, 90_000);
+    }, 120_000);
   });
 });

@@ -99,7 +99,7 @@ describe.skipIf(skip)(BuiltinTrainer.name, () => {
     expect(JSON.parse(props.names!)).toEqual({ 0: 'red', 1: 'blue' });
     expect(JSON.parse(props.imgsz!)).toEqual([64, 64]);
     expect(props).toMatchObject({ layout: 'ultralytics', task: 'detect', stride: '32' });
-  }, 90_000);
+  }, 120_000);
 
   it('fails with a clear message when no image has a label', async () => {
     const data = path.join(dir, 'nolabels');
