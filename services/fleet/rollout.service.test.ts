@@ -152,6 +152,32 @@ describe(RolloutService.name, () => {
     expect(devs[2]!.control).toEqual([]);
   });
 
+  it('a canary that went offline and was skipped is replaced by the next online device before any wave', async () => {
+    const r = await h.rollouts.start(ctx, { model: v2.ref, target: { tag: 'line-3' }, gates: fast, offline: { waitMs: 60_000, action: 'skip' } });
+    devs[0]!.online = false;
+    h.clock.now += 31_000;
+    await h.heartbeatAll();
+    await h.tick();
+    h.clock.now += 61_000;
+    await h.heartbeatAll();
+    await h.tick();
+    let s = await h.rollouts.status(ctx, r.id);
+    expect(s.state).toBe('canary');
+    expect(s.devices.map((d) => [d.deviceId, d.wave, d.state])).toEqual([
+      ['jetson-1', 0, 'skipped'],
+      ['jetson-2', 0, 'healthy'],
+      ['jetson-3', 1, 'pending'],
+    ]);
+    expect(devs[2]!.control).toEqual([]);
+    await h.heartbeatAll();
+    await h.tick();
+    await h.heartbeatAll();
+    await h.tick();
+    s = await h.rollouts.status(ctx, r.id);
+    expect(s.state).toBe('completed');
+    expect(h.events.some((e) => e.type === 'rollout.progress' && e.message === 'no canary could be reached; jetson-2 becomes the canary')).toBe(true);
+  });
+
   it('offline devices: the fail policy fails the rollout and leaves healthy devices alone', async () => {
     devs[2]!.online = false;
     const r = await h.rollouts.start(ctx, { model: v2.ref, target: { tag: 'line-3' }, gates: fast, offline: { waitMs: 60_000, action: 'fail' } });

@@ -458,6 +458,15 @@ export class RolloutService {
       const current = deps.filter((x) => x.wave === wave);
       const done = current.every((x) => x.state === 'skipped' || (x.state === 'healthy' && x.verified_at !== null));
       if (!done) return;
+      if (wave === 0 && !current.some((x) => x.state === 'healthy')) {
+        // Every canary was skipped: the first online device of a later wave becomes the canary, so no wave goes out unproven.
+        const promoted = await this.promoteCanary(deps);
+        if (promoted !== undefined) {
+          await this.progress(rolloutId, `no canary could be reached; ${promoted.device_name} becomes the canary`, promoted.device_id);
+          deps = await this.deployments(rolloutId);
+          continue;
+        }
+      }
       const next: number | undefined = deps.filter((x) => x.wave > wave).reduce<number | undefined>((min, x) => (min === undefined || x.wave < min ? x.wave : min), undefined);
       if (next === undefined) {
         const updated = deps.filter((x) => x.state === 'healthy').length;
@@ -468,6 +477,24 @@ export class RolloutService {
       r = { ...r, state: 'waves', current_wave: next };
       await this.progress(rolloutId, `wave ${next} of ${r.wave_count - 1} started (${deps.filter((x) => x.wave === next).length} device(s))`);
     }
+  }
+
+  private async promoteCanary(deps: DeploymentRow[]): Promise<DeploymentRow | undefined> {
+    const later = deps.filter((x) => x.wave > 0 && x.state === 'pending');
+    if (later.length === 0) return undefined;
+    const seen = await this.o.db.kysely
+      .selectFrom('devices')
+      .select(['id', 'last_heartbeat_at'])
+      .where(
+        'id',
+        'in',
+        later.map((x) => x.device_id),
+      )
+      .execute();
+    const online = new Set(seen.filter((s) => this.o.fleet.isOnline(Number(s.last_heartbeat_at))).map((s) => s.id));
+    const pick = later.find((x) => online.has(x.device_id));
+    if (pick === undefined) return undefined;
+    return (await this.updateDeployment(pick, { wave: 0 })) ? pick : undefined;
   }
 
   private async send(r: RolloutRow, d: DeploymentRow, device: Selectable<Database['devices']>): Promise<boolean> {
