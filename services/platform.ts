@@ -18,6 +18,11 @@ import { AuditLog, auditSearchDocs } from './audit/index.js';
 import { ApprovalService } from './approvals/index.js';
 import { DatasetService, datasetSearchDocs } from './datasets/index.js';
 import type { SearchDoc } from './infra/search/port.js';
+import type { Subscription } from './infra/broker/port.js';
+import { ModelRegistry, modelSearchDocs } from './models/index.js';
+import { TrainingService, trainingSearchDocs } from './training/index.js';
+import { deviceSearchDocs, FleetService, RolloutController, RolloutService } from './fleet/index.js';
+import { FeedbackService } from './feedback/index.js';
 
 /** Every adapter of the platform, built once from the validated config. */
 export interface Infra {
@@ -41,6 +46,12 @@ export interface Platform {
   audit: AuditLog;
   approvals: ApprovalService;
   datasets: DatasetService;
+  models: ModelRegistry;
+  training: TrainingService;
+  fleet: FleetService;
+  rollouts: RolloutService;
+  rolloutController: RolloutController;
+  feedback: FeedbackService;
   /** The secret that signs local storage URLs and other platform-issued tokens. */
   signingSecret: string;
   /** URL people and devices use to reach this server. */
@@ -90,7 +101,8 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
   const infra: Infra = { db, cache, search, broker, storage, identity };
 
   const metrics = createMetrics();
-  const events = new EventBus<DomainEventBase>();
+  // One bus carries every domain's events; each service is typed for (and emits only) its own union.
+  const events = new EventBus<any>() as EventBus<any> & EventBus<DomainEventBase>;
   const indexer = new SearchIndexer({ db, index: search, log: log.child({ component: 'search-indexer' }), cache });
 
   const accounts = new AccountService({ db, identity, log: log.child({ service: 'accounts' }), events });
@@ -105,7 +117,40 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
   });
   const datasets = new DatasetService({ db, storage, events, log: log.child({ service: 'datasets' }) });
 
-  const searchSources: Array<(db: Db) => AsyncIterable<SearchDoc>> = [datasetSearchDocs, auditSearchDocs];
+  const models = new ModelRegistry({ db, events, log: log.child({ service: 'models' }) });
+  const training = new TrainingService({
+    db,
+    broker,
+    storage,
+    events,
+    log: log.child({ service: 'training' }),
+    datasets,
+    models,
+    heartbeatTimeoutMs: config.JOB_HEARTBEAT_TIMEOUT_S * 1000,
+    maxAttempts: config.JOB_MAX_ATTEMPTS,
+  });
+  const fleet = new FleetService({ db, events, log: log.child({ service: 'fleet' }) });
+  const rollouts = new RolloutService({ db, broker, storage, models, fleet, events, log: log.child({ service: 'rollouts' }) });
+  const rolloutController = new RolloutController({ rollouts, broker, cache, events, log: log.child({ service: 'rollout-controller' }) });
+  const feedback = new FeedbackService({
+    db,
+    storage,
+    datasets,
+    models,
+    events,
+    log: log.child({ service: 'feedback' }),
+    projectOf: (deviceId) => fleet.projectOf(deviceId),
+  });
+
+  const searchSources: Array<(db: Db) => AsyncIterable<SearchDoc>> = [
+    datasetSearchDocs,
+    auditSearchDocs,
+    modelSearchDocs,
+    trainingSearchDocs,
+    deviceSearchDocs,
+  ];
+  const subscriptions: Subscription[] = [];
+  const stoppers: Array<() => void> = [];
   async function* allSearchDocs(): AsyncIterable<SearchDoc> {
     for (const source of searchSources) yield* source(db);
   }
@@ -125,6 +170,12 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
     audit,
     approvals,
     datasets,
+    models,
+    training,
+    fleet,
+    rollouts,
+    rolloutController,
+    feedback,
     signingSecret,
     publicUrl,
     reindex(onProgress) {
@@ -164,10 +215,20 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
       // the embedded index lives in memory: rebuild it from the database at every start
       if (config.ELASTICSEARCH_URL === undefined) await platform.reindex();
       indexer.start();
+      // every committed write notifies the indexer through its domain event, so search follows promptly
+      stoppers.push(events.on(() => indexer.notify()));
+      subscriptions.push(await training.startConsumers());
+      subscriptions.push(await fleet.startConsumers(broker));
+      subscriptions.push(await feedback.startConsumers(broker));
+      await rolloutController.start();
+      stoppers.push(training.startTimeoutChecks());
     },
     async close() {
       stopping = true;
       stopSignal.abort();
+      stoppers.forEach((stop) => stop());
+      await rolloutController.stop();
+      for (const sub of subscriptions) await sub.close().catch(() => undefined);
       await indexer.stop();
       for (const adapter of [broker, search, cache, storage, identity, db]) {
         await adapter.close().catch((err: Error) => log.warn({ err: err.message }, 'adapter close failed'));
