@@ -130,6 +130,11 @@ export class MemoryBroker implements Broker {
   ): Promise<Subscription> {
     if (this.closed)
       throw new PlatformError('unavailable', 'the in-process broker is closed; create a new one');
+    if (opts.singleActive === true && opts.name === undefined)
+      throw new PlatformError(
+        'invalid_input',
+        'a single active consumer needs a name; pass { name, singleActive: true }',
+      );
     const log = this.streamLog(stream);
     const sub = new MemorySubscription(
       this,
