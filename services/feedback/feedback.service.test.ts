@@ -4,8 +4,11 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { testContext } from '../datasets/test-support.js';
 import { makeEnvelope } from '../infra/broker/envelope.js';
+import { MemoryBroker } from '../infra/broker/memory.js';
+import { STREAMS } from '../infra/broker/port.js';
 import { SqliteDb } from '../infra/db/sqlite.js';
 import { FeedbackService } from './feedback.service.js';
+import { waitFor } from '../fleet/test-support.js';
 import { makeFeedbackHarness } from './test-support.js';
 
 describe(FeedbackService.name, () => {
@@ -105,6 +108,28 @@ describe(FeedbackService.name, () => {
       byModelVersion: { [h.model.id]: 3 },
       acceptedNotInDataset: 0,
     });
+  });
+
+  it('consumes samples and heartbeats from the broker; a replayed heartbeat counts in the hour it was sent', async () => {
+    const broker = new MemoryBroker();
+    const sub = await h.sut.startConsumers(broker);
+    try {
+      const sample = await h.deviceSends('jetson-5', 7);
+      await h.db.kysely.deleteFrom('feedback_samples').execute();
+      await broker.publish(STREAMS.telemetry, { ...sample, id: 'via-broker' });
+      const old = makeEnvelope(
+        'device.heartbeat',
+        { deviceId: 'jetson-5', name: 'j5', tags: ['line-3'], hardware: 'x', runtime: {}, provider: 'cpu', modelVersionId: null, state: 'idle', fps: 0, latencyP50Ms: 0, latencyP95Ms: 0, meanTopConfidence: 0.9, cpuPercent: 0, memoryMb: 0, temperatureC: null },
+        { source: 'jetson-5' },
+      );
+      await broker.publish(STREAMS.telemetry, { ...old, ts: new Date(h.clock.now - 26 * 3_600_000).toISOString() });
+      await waitFor(async () => (await h.sut.summary(h.ctx)).meanConfidenceByDay.length === 1, 'heartbeat applied');
+      expect((await h.sut.list(h.ctx)).items.map((s) => s.deviceId)).toEqual(['jetson-5']);
+      expect((await h.sut.summary(h.ctx)).meanConfidenceByDay).toEqual([{ day: '2026-11-19', tag: 'line-3', meanTopConfidence: 0.9, heartbeats: 1 }]);
+    } finally {
+      await sub.close();
+      await broker.close();
+    }
   });
 
   it('a failed dataset write releases the samples for another try', async () => {

@@ -220,7 +220,11 @@ export class FeedbackService {
     const m = parsed.message;
     try {
       if (m.type === 'feedback.sample') await this.onSample(m.payload);
-      else if (m.type === 'device.heartbeat') await this.onHeartbeat(m.payload);
+      else if (m.type === 'device.heartbeat') {
+        // Bucket by when the device sent it (never later than now), so a replayed backlog lands in its own hours.
+        const sent = Date.parse(m.ts);
+        await this.onHeartbeat(m.payload, Number.isFinite(sent) ? Math.min(sent, this.o.now()) : this.o.now());
+      }
     } catch (err) {
       this.o.log.error({ err: (err as Error).message, type: m.type }, 'feedback consumer failed to apply a message');
     }
@@ -599,10 +603,10 @@ export class FeedbackService {
     this.o.events.emit({ type: 'feedback.received', projectId, at: now, sample: toSample(row) });
   }
 
-  private async onHeartbeat(hb: MessagePayload<'device.heartbeat'>): Promise<void> {
+  private async onHeartbeat(hb: MessagePayload<'device.heartbeat'>, at: number): Promise<void> {
     if (hb.meanTopConfidence === null || !DEVICE_ID.test(hb.deviceId)) return;
     const projectId = await this.o.projectOf(hb.deviceId);
-    const hour = Math.floor(this.o.now() / HOUR) * HOUR;
+    const hour = Math.floor(at / HOUR) * HOUR;
     const conf = hb.meanTopConfidence;
     for (const tag of new Set(hb.tags.filter((t) => t.trim() !== '' && t.length <= 100))) {
       for (let attempt = 0; attempt < 2; attempt++) {

@@ -197,9 +197,12 @@ export class FleetService {
     return lastHeartbeatAt >= this.now() - this.onlineWindowMs;
   }
 
-  /** Subscribes to `vision.telemetry` as the single active named consumer `platform-fleet`. */
+  /**
+   * Subscribes to `vision.telemetry` as the single active named consumer `platform-fleet`. Without a
+   * stored offset it starts at new messages: replaying old heartbeats would show dead devices online.
+   */
   startConsumers(broker: Broker): Promise<Subscription> {
-    return broker.subscribe(STREAMS.telemetry, { name: 'platform-fleet', singleActive: true, from: 'first' }, (envelope) =>
+    return broker.subscribe(STREAMS.telemetry, { name: 'platform-fleet', singleActive: true, from: 'next' }, (envelope) =>
       this.handleTelemetry(envelope),
     );
   }
