@@ -229,6 +229,21 @@ describe(RolloutService.name, () => {
     expect((await h.rollouts.status(ctx, r.id)).devices[0]).toMatchObject({ state: 'rolled_back', deviceState: 'rolled_back' });
   });
 
+  it('a completed rollout can still be rolled back on every device', async () => {
+    const r = await h.rollouts.start(ctx, { model: v2.ref, target: { tag: 'line-3' }, gates: fast });
+    for (let i = 0; i < 3; i++) {
+      await h.tick();
+      await h.heartbeatAll();
+    }
+    expect((await h.rollouts.status(ctx, r.id)).state).toBe('completed');
+    const s = await h.rollouts.rollback(ctx, r.id, 'operators prefer the old model');
+    await h.settle();
+    expect(s.state).toBe('rolled_back');
+    expect(byId(s)).toEqual({ 'jetson-1': 'rolled_back', 'jetson-2': 'rolled_back', 'jetson-3': 'rolled_back' });
+    expect(devs.map((d) => d.modelVersionId)).toEqual([v1.id, v1.id, v1.id]);
+    expect(h.events.filter((e) => e.type === 'rollout.finished').map((e) => e.type === 'rollout.finished' && e.state)).toEqual(['completed', 'rolled_back']);
+  });
+
   it('continues after a platform restart from the recorded state', async () => {
     const r = await h.rollouts.start(ctx, { model: v2.ref, target: { tag: 'line-3' }, gates: fast });
     await h.tick();

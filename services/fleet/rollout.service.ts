@@ -197,28 +197,34 @@ export class RolloutService {
     const plan = await this.plan(ctx, input);
     const deploying = plan.devices.filter((d) => d.action === 'deploy');
     if (deploying.length === 0) throw new PlatformError('conflict', plan.warnings[0] ?? 'nothing to roll out');
-    const busy = await this.o.db.kysely
-      .selectFrom('rollout_deployments as d')
-      .innerJoin('rollouts as r', 'r.id', 'd.rollout_id')
-      .select(['d.device_id', 'r.id'])
-      .where('r.state', 'in', ACTIVE)
-      .where(
-        'd.device_id',
-        'in',
-        deploying.map((d) => d.deviceId),
-      )
-      .execute();
-    if (busy.length > 0)
-      throw new PlatformError(
-        'conflict',
-        `device(s) ${[...new Set(busy.map((b) => b.device_id))].join(', ')} are in active rollout ${busy[0]!.id}; wait for it, or pause and roll it back first`,
-      );
     const mv = await this.o.models.get(ctx, plan.model.versionId);
     const now = this.o.now();
     const id = newId('ro');
     const waveCount = plan.waves.length;
     const threadId = rolloutInputSchema.parse(input).threadId ?? ctx.threadId ?? null;
     await this.o.db.transaction(async (trx) => {
+      // Checked inside the transaction (locking the active rows on MySQL) so two starts never share a device.
+      let active = trx.selectFrom('rollouts').select('id').where('state', 'in', ACTIVE);
+      if (this.o.db.dialect === 'mysql') active = active.forUpdate();
+      const activeIds = (await active.execute()).map((a) => a.id);
+      const busy =
+        activeIds.length === 0
+          ? []
+          : await trx
+              .selectFrom('rollout_deployments')
+              .select(['device_id', 'rollout_id'])
+              .where('rollout_id', 'in', activeIds)
+              .where(
+                'device_id',
+                'in',
+                deploying.map((d) => d.deviceId),
+              )
+              .execute();
+      if (busy.length > 0)
+        throw new PlatformError(
+          'conflict',
+          `device(s) ${[...new Set(busy.map((b) => b.device_id))].join(', ')} are in active rollout ${busy[0]!.rollout_id}; wait for it, or roll it back first`,
+        );
       await trx
         .insertInto('rollouts')
         .values({
@@ -309,14 +315,15 @@ export class RolloutService {
   async rollback(ctx: CallContext, rolloutId: string, reason: string): Promise<RolloutStatus> {
     this.requireOperator(ctx, 'roll back a rollout');
     const why = typeof reason === 'string' && reason.trim() !== '' ? reason.trim().slice(0, 1000) : 'rolled back by a person';
-    const r = await this.row(ctx.projectId, rolloutId);
-    if (r.state === 'rolled_back') return this.status(ctx, rolloutId);
-    if (r.state === 'failed' || r.state === 'completed') {
-      // A finished rollout can still be undone: its devices run the new model.
-      await this.rollbackTouched(r, `${why} (${ctx.user.name || ctx.user.userId})`, true);
-    } else {
-      await this.serial(rolloutId, () => this.rollbackTouched(r, `${why} (${ctx.user.name || ctx.user.userId})`, false));
-    }
+    const by = `${why} (${ctx.user.name || ctx.user.userId})`;
+    await this.row(ctx.projectId, rolloutId);
+    await this.serial(rolloutId, async () => {
+      // Read again inside the queue: an advance that ran first may have finished the rollout.
+      const r = await this.row(ctx.projectId, rolloutId);
+      if (r.state === 'rolled_back') return;
+      // A completed or failed rollout can still be undone: its devices run the new model.
+      await this.rollbackTouched(r, by, FINAL.includes(r.state));
+    });
     return this.status(ctx, rolloutId);
   }
 
