@@ -337,9 +337,9 @@ export class AgentRuntime {
 
   private resumeApproval(threadId: string, resume: ApprovalResume): Promise<ThreadView> {
     return this.exclusive(threadId, async () => {
-      const view = await this.view(threadId);
+      const row = await this.opts.db.selectFrom('agent_threads').select(['approval_id', 'status']).where('id', '=', threadId).executeTakeFirst();
       // Already resumed by the same decision arriving through another path.
-      if (view.pendingApproval?.approvalId !== resume.approvalId) return view;
+      if (row?.status !== 'awaiting_approval' || row.approval_id !== resume.approvalId) return this.view(threadId);
       return this.invoke(threadId, new Command({ resume }));
     });
   }

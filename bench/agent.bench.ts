@@ -1,0 +1,172 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { MemorySaver } from '@langchain/langgraph';
+import { z } from 'zod';
+import { AgentRuntime } from '../agent/runtime.js';
+import type { Plan } from '../agent/plan.js';
+import type { Planner } from '../agent/planner.js';
+import { StaticCatalog } from '../agent/static-catalog.js';
+import { ApprovalService } from '../services/approvals/approval.service.js';
+import type { ApprovalEvent } from '../services/approvals/events.js';
+import { AuditLog } from '../services/audit/audit-log.js';
+import type { CallContext } from '../services/context.js';
+import { EventBus } from '../services/events.js';
+import type { Db } from '../services/infra/db/port.js';
+import { SqliteDb } from '../services/infra/db/sqlite.js';
+import { silentLogger } from '../services/log.js';
+import { defineTool } from '../tools/define.js';
+import { ToolRegistry } from '../tools/registry.js';
+import type { AuditApi, ToolServices } from '../tools/services.js';
+import type { BenchReport } from './run-all.js';
+
+const STEPS = 10;
+const CONVERSATIONS = 25;
+const log = silentLogger();
+
+const noop = (name: string, risk: 'read' | 'write') =>
+  defineTool({
+    name,
+    title: name,
+    description: `Does nothing (${risk}); measures the agent's own overhead per step.`,
+    input: z.object({ n: z.number().int().describe('step number') }),
+    output: z.object({ n: z.number().int().describe('step number') }),
+    risk,
+    idempotent: true,
+    run: async (_ctx, input) => input,
+  });
+
+const planner = (tool: string): Planner => {
+  const plan = (): Plan => ({ steps: Array.from({ length: STEPS }, (_, n) => ({ tool, args: { n }, reason: `step ${n}` })) });
+  return { kind: 'rules', plan: async () => plan(), replan: async () => ({ steps: [] }) };
+};
+
+const ctx = (): CallContext => ({
+  user: { userId: 'bench', email: 'bench@x.test', name: 'bench', role: 'admin', kind: 'user' },
+  projectId: 'bench',
+  requestId: 'bench',
+  log,
+});
+
+/** An audit log that keeps nothing: the baseline runs without audit. */
+const noAudit: AuditApi = {
+  append: async () => undefined,
+  query: async () => ({ total: 0, entries: [] }),
+  verify: async () => ({ ok: true, checked: 0, problems: [] }),
+};
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
+}
+
+function runtimeFor(db: Db, opts: { memory: boolean; tool: string }): AgentRuntime {
+  const registry = new ToolRegistry([noop('noop_read', 'read'), noop('noop_write', 'write')]);
+  const audit = opts.memory ? noAudit : new AuditLog({ db, log });
+  const approvals = new ApprovalService({ db, audit: audit as AuditLog, events: new EventBus<ApprovalEvent>(), log, strict: false, ttlMs: 3_600_000 });
+  const services: ToolServices = { approvals, audit };
+  return new AgentRuntime({
+    db: db.kysely,
+    registry,
+    services,
+    planner: planner(opts.tool),
+    catalog: new StaticCatalog({}),
+    log,
+    pollIntervalMs: 0,
+    ...(opts.memory ? { checkpointer: new MemorySaver() } : {}),
+  });
+}
+
+/** Per-step ms of plans of read steps (graph + checkpoint + audit, no approvals): one sample per conversation. */
+async function readSteps(db: Db, memory: boolean): Promise<number[]> {
+  const runtime = runtimeFor(db, { memory, tool: 'noop_read' });
+  const samples: number[] = [];
+  for (let i = 0; i < CONVERSATIONS + 3; i++) {
+    const started = performance.now();
+    await runtime.startConversation(ctx(), { message: 'go' });
+    if (i >= 3) samples.push((performance.now() - started) / STEPS);
+  }
+  return samples;
+}
+
+/** Per-step ms of approved write steps: approval decided, graph resumed, approval consumed, tool run, audited, next approval requested. */
+async function approvedSteps(db: Db): Promise<number[]> {
+  const runtime = runtimeFor(db, { memory: false, tool: 'noop_write' });
+  const samples: number[] = [];
+  for (let i = 0; i < Math.ceil(CONVERSATIONS / 2); i++) {
+    let view = await runtime.startConversation(ctx(), { message: 'go' });
+    while (view.pendingApproval !== null) {
+      const started = performance.now();
+      view = await runtime.decide(ctx(), view.id, { approvalId: view.pendingApproval.approvalId, decision: 'approve' });
+      samples.push(performance.now() - started);
+    }
+  }
+  return samples;
+}
+
+async function mysqlDb(): Promise<{ db: Db; drop: () => Promise<void> } | undefined> {
+  const { SERVICE_URLS, createTempMysqlDatabase } = await import('../test/support/services.js');
+  const { MysqlDb } = await import('../services/infra/db/mysql.js');
+  try {
+    const temp = await createTempMysqlDatabase();
+    const db = new MysqlDb({ url: temp.url });
+    await db.migrate();
+    return { db, drop: async () => (await db.close(), await temp.drop()) };
+  } catch (err) {
+    process.stderr.write(`MySQL not reachable at ${SERVICE_URLS.mysql} (${(err as Error).message}); MySQL figures skipped\n`);
+    return undefined;
+  }
+}
+
+/** Agent overhead per step on SQLite and MySQL against MemorySaver without audit, in the same run. */
+export async function run(): Promise<BenchReport> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'vbench-agent-'));
+  const sqlite = new SqliteDb({ file: path.join(dir, 'bench.db') });
+  await sqlite.migrate();
+  const results: BenchReport['results'] = [];
+  const ratios: BenchReport['ratios'] = [];
+  const notes: string[] = [`${STEPS} no-op steps per conversation, ${CONVERSATIONS} conversations per series`];
+  try {
+    const baseline = percentile(await readSteps(sqlite, true), 50);
+    const sqliteRead = percentile(await readSteps(sqlite, false), 50);
+    const sqliteApproved = await approvedSteps(sqlite);
+    const sqliteP50 = percentile(sqliteApproved, 50);
+    results.push(
+      { label: 'MemorySaver, no audit: p50 per read step', value: baseline, unit: 'ms' },
+      { label: 'SQLite: p50 per read step (checkpoint + audit)', value: sqliteRead, unit: 'ms' },
+      { label: 'SQLite: p50 per approved write step (checkpoint + audit + approval)', value: sqliteP50, unit: 'ms' },
+      { label: 'SQLite: p95 per approved write step', value: percentile(sqliteApproved, 95), unit: 'ms' },
+    );
+    ratios.push(
+      { label: 'SQLite approved step p50 (ms)', value: sqliteP50, target: '≤ 5' },
+      { label: 'SQLite read step / MemorySaver read step', value: sqliteRead / baseline },
+    );
+    const mysql = await mysqlDb();
+    if (mysql !== undefined) {
+      try {
+        const mysqlRead = percentile(await readSteps(mysql.db, false), 50);
+        const mysqlApproved = await approvedSteps(mysql.db);
+        results.push(
+          { label: 'MySQL: p50 per read step (checkpoint + audit)', value: mysqlRead, unit: 'ms' },
+          { label: 'MySQL: p50 per approved write step', value: percentile(mysqlApproved, 50), unit: 'ms' },
+        );
+        ratios.push({ label: 'MySQL read step / MemorySaver read step', value: mysqlRead / baseline });
+      } finally {
+        await mysql.drop();
+      }
+    } else notes.push('MySQL figures skipped: server not reachable');
+  } finally {
+    await sqlite.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  notes.push(`load average during the run: ${loadavg().map((x) => x.toFixed(1)).join(' / ')} on this machine`);
+  return { name: 'agent', results, ratios, notes };
+}
+
+if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const report = await run();
+  for (const r of report.results) process.stdout.write(`${r.label}: ${r.value.toFixed(2)} ${r.unit}\n`);
+  for (const r of report.ratios) process.stdout.write(`ratio ${r.label}: ${r.value.toFixed(2)}${r.target ? ` (target ${r.target})` : ''}\n`);
+  for (const n of report.notes ?? []) process.stdout.write(`note: ${n}\n`);
+}
