@@ -229,6 +229,16 @@ describe(RolloutService.name, () => {
     expect((await h.rollouts.status(ctx, r.id)).devices[0]).toMatchObject({ state: 'rolled_back', deviceState: 'rolled_back' });
   });
 
+  it('shows a device that could not roll back', async () => {
+    devs[0]!.rollbackFails = true;
+    const r = await h.rollouts.start(ctx, { model: v2.ref, target: { tag: 'line-3' }, gates: fast });
+    await h.tick();
+    await h.rollouts.rollback(ctx, r.id, 'stop');
+    await h.settle();
+    const d = (await h.rollouts.status(ctx, r.id)).devices[0]!;
+    expect(d).toMatchObject({ state: 'rolled_back', deviceState: 'failed', message: 'the device could not roll back: previous model file is corrupt' });
+  });
+
   it('a completed rollout can still be rolled back on every device', async () => {
     const r = await h.rollouts.start(ctx, { model: v2.ref, target: { tag: 'line-3' }, gates: fast });
     for (let i = 0; i < 3; i++) {

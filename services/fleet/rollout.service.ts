@@ -571,7 +571,13 @@ export class RolloutService {
     }
     const now = this.o.now();
     if (d.state !== 'sent') {
-      if (d.device_state !== h.state) await this.updateDeployment(d, { device_state: h.state }, d.state);
+      if (d.state === 'rolled_back' && h.state === 'failed') {
+        // The device could not return to its previous model and still serves the new one: say so in the status.
+        const message = `the device could not roll back: ${h.message ?? 'no reason given'}`;
+        await this.updateDeployment(d, { device_state: h.state, message }, d.state);
+        this.o.log.error({ rolloutId: d.rollout_id, deviceId: d.device_id, message }, 'device rollback failed');
+        await this.progress(d.rollout_id, `${d.device_name}: ${message}`, d.device_id);
+      } else if (d.device_state !== h.state) await this.updateDeployment(d, { device_state: h.state }, d.state);
       return [d.rollout_id];
     }
     const gates = rolloutGatesSchema.parse(JSON.parse(r.gates));

@@ -45,6 +45,8 @@ export class SimDevice {
   /** Mean top confidence once a new model is loaded (default: unchanged). */
   confidenceAfterSwitch: number | null | undefined;
   latencyP95Ms = 40;
+  /** When set, rollbacks fail and the device keeps serving the new model. */
+  rollbackFails = false;
   readonly applied = new Set<string>();
   readonly control: Message[] = [];
   readonly rollbacks: string[] = [];
@@ -147,6 +149,17 @@ export class SimDevice {
     this.rollbacks.push(p.deploymentId);
     if (!this.applied.has(p.deploymentId)) return;
     const left = this.modelVersionId;
+    if (this.rollbackFails) {
+      await this.broker.publish(
+        STREAMS.telemetry,
+        makeEnvelope(
+          'device.health',
+          { deviceId: this.id, deploymentId: p.deploymentId, rolloutId: p.rolloutId, modelVersionId: left ?? 'none', state: 'failed', message: 'previous model file is corrupt' },
+          { source: this.id },
+        ),
+      );
+      return;
+    }
     if (this.behaviour !== 'fail' && this.previousModelVersionId !== undefined) {
       this.modelVersionId = this.previousModelVersionId;
       this.previousModelVersionId = left;
