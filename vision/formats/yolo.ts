@@ -6,6 +6,8 @@ import type { LabeledBox } from './boxes.js';
 import { SPLITS, type DatasetFiles, type FormatIssue, type ParsedDataset, type SourceBox, type SourceImage, type Split } from './types.js';
 
 const pathOrList = z.union([z.string(), z.array(z.string())]);
+/** Most classes a dataset may declare or use; a bigger index is a typo or hostile input, not a class list to allocate. */
+const MAX_CLASSES = 10_000;
 const className = z.union([z.string(), z.number()]).transform(String);
 
 /** The parts of an Ultralytics `data.yaml` the importer uses. */
@@ -48,8 +50,8 @@ export function parseYoloDataYaml(text: string, file: string): YoloDataYaml {
   else if (data.names !== undefined) {
     const entries = Object.entries(data.names);
     const indices = entries.map(([k]) => Number(k));
-    if (indices.some((i) => !Number.isInteger(i) || i < 0)) {
-      issues.push({ kind: 'bad_file', severity: 'error', file, message: 'names map keys must be class indices 0, 1, 2, ...' });
+    if (indices.some((i) => !Number.isInteger(i) || i < 0 || i >= MAX_CLASSES)) {
+      issues.push({ kind: 'bad_file', severity: 'error', file, message: `names map keys must be class indices 0, 1, 2, ... below ${MAX_CLASSES}` });
     } else {
       const size = Math.max(-1, ...indices) + 1;
       classNames = Array.from({ length: size }, (_, i) => data.names && !Array.isArray(data.names) ? (data.names[String(i)] ?? `class${i}`) : `class${i}`);
@@ -65,6 +67,10 @@ export function parseYoloDataYaml(text: string, file: string): YoloDataYaml {
       file,
       message: `nc is ${data.nc} but ${classNames.length} names are listed; using the names`,
     });
+  }
+  if (data.nc !== undefined && data.nc > MAX_CLASSES) {
+    issues.push({ kind: 'bad_file', severity: 'error', file, message: `nc is ${data.nc}, more than the ${MAX_CLASSES} classes a dataset may have` });
+    return { splitDirs: {}, issues };
   }
   if (classNames === undefined && data.nc !== undefined) classNames = Array.from({ length: data.nc }, (_, i) => `class${i}`);
   const splitDirs: Partial<Record<Split, string[]>> = {};
@@ -95,9 +101,15 @@ export function parseYoloLabels(text: string, file: string, classCount: number |
     }
     const cls = nums[0]!;
     if (isPolygon) {
-      const xs = nums.filter((_, k) => k % 2 === 1);
-      const ys = nums.filter((_, k) => k > 0 && k % 2 === 0);
-      nums.splice(1, 4, (Math.min(...xs) + Math.max(...xs)) / 2, (Math.min(...ys) + Math.max(...ys)) / 2, Math.max(...xs) - Math.min(...xs), Math.max(...ys) - Math.min(...ys));
+      // a loop, not Math.min(...xs): spreading a huge polygon overflows the call stack
+      let [minX, maxX, minY, maxY] = [Infinity, -Infinity, Infinity, -Infinity];
+      for (let k = 1; k < nums.length; k += 2) {
+        minX = Math.min(minX, nums[k]!);
+        maxX = Math.max(maxX, nums[k]!);
+        minY = Math.min(minY, nums[k + 1]!);
+        maxY = Math.max(maxY, nums[k + 1]!);
+      }
+      nums.splice(1, 4, (minX + maxX) / 2, (minY + maxY) / 2, maxX - minX, maxY - minY);
     }
     const [, cx, cy, w, h] = nums as [number, number, number, number, number];
     if (!Number.isInteger(cls) || cls < 0) {
@@ -106,6 +118,10 @@ export function parseYoloLabels(text: string, file: string, classCount: number |
     }
     if (classCount !== undefined && cls >= classCount) {
       issues.push({ kind: 'unknown_class', severity: 'error', file, line: i + 1, message: `class id ${cls} is not among the ${classCount} classes (0..${classCount - 1})` });
+      return;
+    }
+    if (cls >= MAX_CLASSES) {
+      issues.push({ kind: 'unknown_class', severity: 'error', file, line: i + 1, message: `class id ${cls} is over the limit of ${MAX_CLASSES} classes; add a data.yaml listing the classes` });
       return;
     }
     boxes.push({ classId: cls, x1: cx - w / 2, y1: cy - h / 2, x2: cx + w / 2, y2: cy + h / 2 });
@@ -165,7 +181,8 @@ export async function parseYolo(files: DatasetFiles): Promise<ParsedDataset> {
   }
   let classNames = meta.classNames;
   if (classNames === undefined) {
-    const maxId = Math.max(-1, ...images.flatMap((i) => i.boxes.map((b) => b.classId)));
+    let maxId = -1;
+    for (const img of images) for (const b of img.boxes) maxId = Math.max(maxId, b.classId);
     classNames = Array.from({ length: maxId + 1 }, (_, i) => `class${i}`);
   }
   return { format: 'yolo', classNames, images, issues };
