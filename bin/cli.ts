@@ -56,6 +56,34 @@ program
 registerAdminCommands(program, action);
 
 program
+  .command('mcp')
+  .description('serve MCP on stdin/stdout for IDE and assistant clients (VISIONINAPP_TOKEN: an API token with scope "mcp")')
+  .action(async () => {
+    const cfg = config();
+    const { runStdioServer, stderrLogger } = await import('../mcp-server/index.js');
+    try {
+      await runStdioServer(cfg, stderrLogger(cfg.LOG_LEVEL), process.env.VISIONINAPP_TOKEN);
+      process.exit(0);
+    } catch (err) {
+      fail(err);
+    }
+  });
+
+program
+  .command('gpu-runner')
+  .description('run a training worker (connects to the broker and presigned storage URLs only)')
+  .option('--id <id>', 'runner id (default gpu-<hostname>)')
+  .option('--work-dir <dir>', 'folder for claims and job files (default DATA_DIR/gpu-runner)')
+  .option('--backends <list>', 'comma-separated: builtin, ultralytics, yolox', 'builtin,ultralytics,yolox')
+  .option('--python <path>', 'Python with torch + onnx + pillow (default TRAIN_PYTHON or /usr/bin/python3)')
+  .action(
+    action(async (cfg, log, opts: { id?: string; workDir?: string; backends: string; python?: string }) => {
+      const { runGpuRunnerCommand } = await import('./gpu-runner-command.js');
+      await runGpuRunnerCommand(cfg, log, opts);
+    }),
+  );
+
+program
   .command('detect')
   .description('run any ONNX detector on an image and print detections as JSON')
   .requiredOption('--model <file>', 'ONNX model')

@@ -1,6 +1,7 @@
 import express, { type Express } from 'express';
 import helmet from 'helmet';
 import { LocalStorage, localStorageRouter } from '../services/infra/storage/index.js';
+import { mcpRouter } from '../mcp-server/index.js';
 import type { Platform } from '../services/platform.js';
 import { healthRoutes } from './health.routes.js';
 
@@ -23,5 +24,6 @@ export function createApp(platform: Platform): Express {
   app.use(healthRoutes(platform));
   const storage = platform.infra.storage;
   if (storage instanceof LocalStorage) app.use(localStorageRouter(storage, { log: platform.log }));
+  app.use('/mcp', mcpRouter(platform));
   return app;
 }
