@@ -350,7 +350,9 @@ export class AgentRuntime {
 
   /** One run of the graph until it pauses or ends, then the thread row reflects where it stands. */
   private async invoke(threadId: string, input: unknown): Promise<ThreadView> {
-    const config = { configurable: { thread_id: threadId }, durability: 'sync' as const, recursionLimit: 200 };
+    // Checkpoints are written while the next node runs and flushed before a pause returns; a crash in between
+    // re-runs at most the last node, whose approved side effect is replayed from the audit log, not repeated.
+    const config = { configurable: { thread_id: threadId }, durability: 'async' as const, recursionLimit: 200 };
     try {
       await this.graph.invoke(input as never, config);
     } catch (err) {
