@@ -47,11 +47,17 @@ export const configSchema = z.object({
   SIGNING_SECRET: z.string().min(32, 'at least 32 characters').optional(),
   SLACK_SIGNING_SECRET: z.string().min(1).optional(),
   SLACK_WEBHOOK_URL: optionalUrl(['http:', 'https:']),
+  SLACK_USER_MAP: z
+    .string()
+    .regex(/^\s*[A-Za-z0-9_]+\s*=\s*[^\s,=]+@[^\s,=]+\s*(,\s*[A-Za-z0-9_]+\s*=\s*[^\s,=]+@[^\s,=]+\s*)*$/, 'a list like "U123ABC=alice@example.com,U456DEF=bob@example.com"')
+    .optional()
+    .describe('Slack (or Mattermost) user id to platform account email'),
+  MATTERMOST_COMMAND_TOKEN: z.string().min(8).optional().describe('token Mattermost sends with the /vision slash command'),
   METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   EMBEDDED_GPU_RUNNER: bool.default(true),
   SIMULATED_DEVICES: z.coerce.number().int().min(0).max(100).default(3),
   DEMO_DATASET: bool.default(true),
-  TRAIN_PYTHON: z.string().default('python3'),
+  TRAIN_PYTHON: z.string().min(1).optional().describe('Python with torch + onnx + pillow; default /usr/bin/python3'),
   JOB_HEARTBEAT_TIMEOUT_S: z.coerce.number().positive().default(60),
   JOB_MAX_ATTEMPTS: z.coerce.number().int().min(1).default(1),
 });

@@ -1,16 +1,77 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { createRequire } from 'node:module';
 import express, { type Express } from 'express';
 import helmet from 'helmet';
 import { LocalStorage, localStorageRouter } from '../services/infra/storage/index.js';
 import { mcpRouter } from '../mcp-server/index.js';
 import type { Platform } from '../services/platform.js';
+import { apiRouter } from './api.js';
+import { Authenticator } from './auth.js';
 import { healthRoutes } from './health.routes.js';
+import { errorHandler } from './http-errors.js';
+import { DEFAULT_RATE_LIMITS, rateLimiter, type RateLimits } from './rate-limit.js';
+import { ROUTES } from './routes.js';
+import { slackRouter, type SlackOptions } from './slack/index.js';
+import { webServicesOf, type WebServices } from './web-services.js';
 
-/** Builds the express app of the platform server: health, signed storage URLs, metrics, API and UI. */
-export function createApp(platform: Platform): Express {
+/** Options of the web layer: services not (yet) on the platform, limits, chat-bot settings. */
+export interface WebOptions {
+  services?: Partial<WebServices>;
+  rateLimits?: Partial<RateLimits>;
+  slack?: Partial<SlackOptions>;
+}
+
+/** What `createApp` keeps in `app.locals.web` for the socket server. */
+export interface WebLocals {
+  services: WebServices;
+  authenticator: Authenticator;
+}
+
+const require = createRequire(import.meta.url);
+const PUBLIC_DIR = path.join(import.meta.dirname, 'public');
+
+function packageDir(name: string): string {
+  let dir = path.dirname(require.resolve(name));
+  while (!existsSync(path.join(dir, 'package.json')) || path.basename(dir) !== name.split('/').pop()) {
+    const up = path.dirname(dir);
+    if (up === dir) throw new Error(`package folder of ${name} not found`);
+    dir = up;
+  }
+  return dir;
+}
+
+/** Builds the express app of the platform server: health, signed storage URLs, metrics, API, bot and UI. */
+export function createApp(platform: Platform, opts: WebOptions = {}): Express {
   const app = express();
+  const services = webServicesOf(platform, opts.services);
+  const authMode = platform.infra.identity.kind;
+  const authenticator = new Authenticator({ accounts: services.accounts, log: platform.log, firebase: authMode === 'firebase' });
+  const locals: WebLocals = { services, authenticator };
+  app.locals.web = locals;
+  const limits = { ...DEFAULT_RATE_LIMITS, ...opts.rateLimits };
+
   app.disable('x-powered-by');
   app.set('trust proxy', 'loopback');
-  app.use(helmet());
+  app.use(
+    helmet({
+      contentSecurityPolicy: {
+        useDefaults: false,
+        directives: {
+          defaultSrc: ["'self'"],
+          scriptSrc: ["'self'"],
+          styleSrc: ["'self'"],
+          imgSrc: ["'self'", 'data:', 'blob:'],
+          connectSrc: ["'self'"],
+          fontSrc: ["'self'", 'data:'],
+          objectSrc: ["'none'"],
+          baseUri: ["'self'"],
+          formAction: ["'self'"],
+          frameAncestors: ["'none'"],
+        },
+      },
+    }),
+  );
   app.use((req, res, next) => {
     const started = process.hrtime.bigint();
     res.on('finish', () => {
@@ -25,5 +86,29 @@ export function createApp(platform: Platform): Express {
   const storage = platform.infra.storage;
   if (storage instanceof LocalStorage) app.use(localStorageRouter(storage, { log: platform.log }));
   app.use('/mcp', mcpRouter(platform));
+
+  app.use(
+    '/integrations',
+    rateLimiter(platform.infra.cache, 'bot', limits.windowMs, limits.api, 'chat-bot requests'),
+    slackRouter({
+      services,
+      log: platform.log,
+      signingSecret: platform.config.SLACK_SIGNING_SECRET,
+      webhookUrl: platform.config.SLACK_WEBHOOK_URL,
+      ...(platform.config.SLACK_USER_MAP ? { userMap: platform.config.SLACK_USER_MAP } : {}),
+      ...(platform.config.MATTERMOST_COMMAND_TOKEN ? { mattermostToken: platform.config.MATTERMOST_COMMAND_TOKEN } : {}),
+      ...opts.slack,
+    }),
+  );
+
+  app.use('/api/auth/login', rateLimiter(platform.infra.cache, 'login', limits.windowMs, limits.login, 'sign-in attempts'));
+  app.use(['/api', '/metrics'], rateLimiter(platform.infra.cache, 'api', limits.windowMs, limits.api, 'requests'));
+  app.use('/api', express.json({ limit: '1mb' }));
+  app.use(apiRouter({ routes: ROUTES, services, authenticator, metrics: platform.metrics, storage, log: platform.log, authMode }));
+
+  app.use('/vendor/bootstrap', express.static(path.join(packageDir('bootstrap'), 'dist'), { maxAge: '1d' }));
+  app.use('/vendor/chart.js', express.static(path.join(packageDir('chart.js'), 'dist'), { maxAge: '1d' }));
+  app.use(express.static(PUBLIC_DIR, { index: 'index.html' }));
+  app.use(errorHandler(platform.log));
   return app;
 }

@@ -2,20 +2,30 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import type { Platform } from '../services/platform.js';
-import { createApp } from './app.js';
+import { createApp, type WebLocals, type WebOptions } from './app.js';
+import { attachSockets, type SocketServer } from './sockets.js';
 
 /** A running HTTP server with a graceful close. */
 export interface RunningServer {
   url: string;
   server: http.Server;
+  sockets: SocketServer;
   close(): Promise<void>;
 }
 
 /** Starts the platform's HTTP server (and a separate metrics server when METRICS_PORT is set). */
-export async function startHttpServer(platform: Platform, opts: { port?: number; host?: string } = {}): Promise<RunningServer> {
+export async function startHttpServer(platform: Platform, opts: { port?: number; host?: string; web?: WebOptions } = {}): Promise<RunningServer> {
   const { config, log } = platform;
-  const app = createApp(platform);
+  const app = createApp(platform, opts.web);
   const server = http.createServer(app);
+  const web = app.locals.web as WebLocals;
+  const sockets = await attachSockets(server, {
+    services: web.services,
+    authenticator: web.authenticator,
+    log,
+    publicUrl: platform.publicUrl,
+    ...(config.REDIS_URL ? { redisUrl: config.REDIS_URL } : {}),
+  });
   await listen(server, opts.port ?? config.PORT, opts.host ?? config.HOST);
   const { port } = server.address() as AddressInfo;
   const url = `http://${displayHost(opts.host ?? config.HOST)}:${port}`;
@@ -34,7 +44,9 @@ export async function startHttpServer(platform: Platform, opts: { port?: number;
   return {
     url,
     server,
+    sockets,
     async close() {
+      await sockets.close();
       await Promise.all(
         [server, metricsServer]
           .filter((s): s is http.Server => s !== undefined)

@@ -1,0 +1,218 @@
+import { api, h, showError, showInfo, UiError } from './api.js';
+import { approvalCard } from './approval-card.js';
+import { initChat } from './chat.js';
+import { applyI18n, setLang, t } from './i18n.js';
+
+const PAGES = ['chat', 'datasets', 'models', 'fleet', 'feedback', 'approvals', 'audit'];
+let me = null;
+const loaded = new Set();
+
+function fmtTime(ms) {
+  return ms ? new Date(ms).toLocaleString(document.documentElement.lang) : '';
+}
+
+function fmtMetrics(metrics) {
+  return Object.entries(metrics || {})
+    .filter(([, v]) => typeof v === 'number')
+    .map(([k, v]) => `${k} ${v.toFixed(3)}`)
+    .join(', ');
+}
+
+async function guard(fn) {
+  try {
+    await fn();
+  } catch (err) {
+    showError(err);
+  }
+}
+
+/** Draws an image and its boxes ([x1,y1,x2,y2] in pixels, or x/y/w/h normalised) on a canvas. */
+function boxesCanvas(url, width, height, boxes) {
+  const canvas = h('canvas', { class: 'sample-canvas', width: String(width), height: String(height) });
+  const img = new Image();
+  img.onload = () => {
+    const g = canvas.getContext('2d');
+    g.drawImage(img, 0, 0, width, height);
+    g.lineWidth = Math.max(2, width / 200);
+    g.font = `${Math.max(12, width / 40)}px sans-serif`;
+    for (const b of boxes) {
+      let [x1, y1, x2, y2] = Array.isArray(b.box) ? b.box : [b.x1 ?? 0, b.y1 ?? 0, b.x2 ?? 0, b.y2 ?? 0];
+      if (Math.max(x1, y1, x2, y2) <= 1) [x1, y1, x2, y2] = [x1 * width, y1 * height, x2 * width, y2 * height];
+      g.strokeStyle = '#ff3b30';
+      g.strokeRect(x1, y1, x2 - x1, y2 - y1);
+      g.fillStyle = '#ff3b30';
+      g.fillText(String(b.className ?? b.label ?? b.class ?? ''), x1 + 2, Math.max(12, y1 - 2));
+    }
+  };
+  img.src = url;
+  return canvas;
+}
+
+const loaders = {
+  async datasets(q = '') {
+    const { datasets } = await api(`/api/datasets${q ? `?q=${encodeURIComponent(q)}` : ''}`);
+    const list = document.getElementById('dataset-list');
+    list.replaceChildren(...(datasets.length ? datasets.map((d) => h('li', { class: 'list-group-item list-group-item-action', role: 'button', onclick: () => guard(() => showDataset(d.name)) }, h('div', { class: 'fw-semibold', text: d.name }), h('div', { class: 'small text-body-secondary', text: `${t('datasets.images', { n: d.images })} · ${t('datasets.boxes', { n: d.boxes })}` }))) : [h('li', { class: 'list-group-item text-body-secondary', text: t('common.none') })]));
+  },
+  async models() {
+    const { versions } = await api('/api/models?limit=100');
+    document.getElementById('model-rows').replaceChildren(...versions.map((v) => h('tr', {}, h('td', { text: v.ref || `${v.name}@${v.version}` }), h('td', { text: (v.stages || []).join(', ') }), h('td', { class: 'small', text: fmtMetrics(v.metrics) }), h('td', { class: 'small', text: fmtTime(v.createdAt) }))));
+  },
+  async fleet() {
+    const { devices } = await api('/api/devices');
+    const groups = new Map();
+    for (const d of devices) {
+      const tag = (d.tags || []).find((x) => x.startsWith('line-')) || '';
+      if (!groups.has(tag)) groups.set(tag, []);
+      groups.get(tag).push(d);
+    }
+    const root = document.getElementById('fleet-groups');
+    root.replaceChildren(...(devices.length ? [...groups.entries()].map(([tag, items]) => h('div', { class: 'mb-4' },
+      h('h2', { class: 'h6', text: tag ? t('fleet.line', { tag }) : t('fleet.untagged') }),
+      h('table', { class: 'table table-sm' },
+        h('thead', {}, h('tr', {}, ['fleet.name', 'fleet.model', 'fleet.health', 'fleet.lastSeen'].map((k) => h('th', { text: t(k) })))),
+        h('tbody', {}, items.map((d) => h('tr', { dataset: { device: d.id } }, h('td', { text: d.name }), h('td', { class: 'model', text: d.modelRef || d.modelVersionId || '' }), h('td', { text: `${d.online ? t('fleet.online') : t('fleet.offline')} ${d.state || ''}` }), h('td', { class: 'small', text: fmtTime(d.lastHeartbeatAt) })))))))
+      : [h('p', { class: 'text-body-secondary', text: t('common.none') })]));
+  },
+  async feedback() {
+    const { items } = await api('/api/feedback?status=pending&limit=50');
+    const list = document.getElementById('feedback-list');
+    list.replaceChildren(...(items.length ? items.map((s) => h('li', { class: 'list-group-item list-group-item-action', role: 'button', onclick: () => guard(() => showFeedback(s.id)) }, h('div', { class: 'small', text: `${s.deviceId} · ${fmtTime(s.receivedAt)}` }), h('div', { class: 'small text-body-secondary', text: t('feedback.reason', { reason: s.reason }) }))) : [h('li', { class: 'list-group-item text-body-secondary', text: t('common.none') })]));
+  },
+  async approvals() {
+    const status = document.getElementById('approval-status').value;
+    const { approvals } = await api(`/api/approvals?status=${status}&limit=50`);
+    const list = document.getElementById('approval-list');
+    list.replaceChildren(...(approvals.length ? approvals.map((a) => approvalCard({ ...a, args: a.approvedArgs }, me, async (decision) => {
+      await api(`/api/approvals/${encodeURIComponent(a.id)}/decide`, { method: 'POST', body: decision });
+      await loaders.approvals();
+    })) : [h('p', { class: 'text-body-secondary', text: t('common.none') })]));
+  },
+  async audit() {
+    const q = new URLSearchParams({ limit: '200' });
+    for (const [id, key] of [['audit-thread', 'threadId'], ['audit-tool', 'tool'], ['audit-action', 'action'], ['audit-user', 'userId']]) {
+      const v = document.getElementById(id).value.trim();
+      if (v) q.set(key, v);
+    }
+    const [{ entries }, verify] = await Promise.all([api(`/api/audit?${q}`), api('/api/audit/verify')]);
+    const badge = document.getElementById('audit-badge');
+    badge.removeAttribute('data-i18n');
+    badge.className = `badge ${verify.ok ? 'text-bg-success' : 'text-bg-danger'}`;
+    badge.dataset.ok = String(verify.ok);
+    badge.textContent = verify.ok ? t('audit.verified', { n: verify.checked }) : t('audit.broken', { n: verify.problems.length });
+    document.getElementById('audit-rows').replaceChildren(...entries.map((e) => h('tr', { dataset: { action: e.action } }, h('td', { text: String(e.seq) }), h('td', { class: 'small', text: fmtTime(e.at) }), h('td', { text: e.actor.id }), h('td', { text: e.action }), h('td', { text: e.tool || '' }), h('td', { class: 'small', text: e.threadId || '' }))));
+  },
+};
+
+async function showDataset(ref) {
+  const info = await api(`/api/datasets/${encodeURIComponent(ref)}`);
+  const counts = info.stats && info.stats.classCounts ? info.stats.classCounts : info.classCounts || {};
+  document.getElementById('dataset-detail').replaceChildren(
+    h('h2', { class: 'h5', text: `${info.name} · ${t('datasets.version', { n: info.version })}` }),
+    h('p', { class: 'small text-body-secondary', text: info.description || '' }),
+    h('h3', { class: 'h6', text: t('datasets.classes') }),
+    h('ul', { class: 'small' }, Object.entries(counts).map(([k, v]) => h('li', { text: `${k}: ${v}` }))),
+    h('h3', { class: 'h6', text: t('datasets.samples') }),
+  );
+  const { items } = await api(`/api/datasets/${encodeURIComponent(ref)}/images?limit=12`);
+  document.getElementById('dataset-samples').replaceChildren(...items.map((i) => h('div', { class: 'col-6 col-md-4' }, boxesCanvas(i.fullUrl, i.width, i.height, i.boxes))));
+}
+
+async function showFeedback(id) {
+  const s = await api(`/api/feedback/${encodeURIComponent(id)}`);
+  const boxes = (s.predictions || []).map((p) => ({ box: p.box, label: `${p.className} ${typeof p.confidence === 'number' ? p.confidence.toFixed(2) : ''}` }));
+  const review = (body) => guard(async () => {
+    await api(`/api/feedback/${encodeURIComponent(id)}/review`, { method: 'POST', body });
+    document.getElementById('feedback-detail').replaceChildren();
+    await loaders.feedback();
+  });
+  const corrected = h('textarea', { class: 'form-control form-control-sm font-monospace mb-2', rows: '4', 'aria-label': t('feedback.boxes') }, (s.predictions || []).map((p) => JSON.stringify([...p.box.map((v) => Math.round(v)), p.className])).join('\n'));
+  const reason = h('input', { class: 'form-control form-control-sm mb-2', 'aria-label': t('feedback.rejectReason'), placeholder: t('feedback.rejectReason') });
+  document.getElementById('feedback-detail').replaceChildren(
+    boxesCanvas(s.url, s.width, s.height, boxes),
+    h('p', { class: 'small', text: t('feedback.confidence', { value: s.topConfidence ?? '' }) }),
+    h('div', { class: 'd-flex gap-2 mb-2' }, h('button', { class: 'btn btn-success btn-sm', type: 'button', text: t('feedback.accept'), onclick: () => review({ decision: 'accept' }) })),
+    h('label', { class: 'small', text: t('feedback.boxes') }),
+    corrected,
+    h('button', { class: 'btn btn-outline-success btn-sm mb-3', type: 'button', text: t('feedback.correct'), onclick: () => {
+      const lines = corrected.value.split('\n').map((l) => l.trim()).filter(Boolean);
+      let parsed;
+      try {
+        parsed = lines.map((l) => JSON.parse(l)).map(([x1, y1, x2, y2, className]) => ({ className: String(className), x1: x1 / s.width, y1: y1 / s.height, x2: x2 / s.width, y2: y2 / s.height }));
+      } catch {
+        showError(new UiError(t('approval.badJson', { field: t('feedback.boxes') }), 'invalid_input', 400));
+        return;
+      }
+      review({ decision: 'accept', boxes: parsed });
+    } }),
+    reason,
+    h('button', { class: 'btn btn-outline-danger btn-sm', type: 'button', text: t('feedback.reject'), onclick: () => reason.value.trim() && review({ decision: 'reject', reason: reason.value.trim() }) }),
+  );
+}
+
+function show(page) {
+  const name = PAGES.includes(page) ? page : 'chat';
+  for (const p of PAGES) document.getElementById(`page-${p}`).classList.toggle('active', p === name);
+  for (const a of document.querySelectorAll('#nav .nav-link')) a.classList.toggle('active', a.dataset.page === name);
+  if (name !== 'chat' && (!loaded.has(name) || name === 'approvals' || name === 'audit' || name === 'fleet')) {
+    loaded.add(name);
+    void guard(() => loaders[name]());
+  }
+}
+
+async function route() {
+  const hash = location.hash.replace(/^#/, '');
+  if (hash.startsWith('link/')) {
+    await guard(async () => {
+      const linked = await api('/api/chat-links', { method: 'POST', body: { code: hash.slice(5) } });
+      showInfo(t('chat.linked', { name: linked.userName }));
+    });
+    location.hash = '#chat';
+    return;
+  }
+  show(hash.split('/')[0]);
+}
+
+async function main() {
+  applyI18n(document);
+  document.getElementById('lang').addEventListener('change', (e) => {
+    setLang(e.target.value);
+    document.getElementById('who').textContent = t('nav.who', { name: me.user.name, role: t(`role.${me.user.role}`) });
+  });
+  try {
+    me = await api('/api/me');
+  } catch (err) {
+    showError(err);
+    return;
+  }
+  document.body.dataset.role = me.user.role;
+  document.getElementById('who').textContent = t('nav.who', { name: me.user.name, role: t(`role.${me.user.role}`) });
+  document.getElementById('logout').addEventListener('click', () => guard(async () => {
+    await api('/api/auth/logout', { method: 'POST' });
+    location.href = '/login.html';
+  }));
+  document.getElementById('dataset-search').addEventListener('submit', (e) => {
+    e.preventDefault();
+    void guard(() => loaders.datasets(document.getElementById('dataset-q').value.trim()));
+  });
+  document.getElementById('compare-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    void guard(async () => {
+      const a = document.getElementById('compare-a').value.trim();
+      const b = document.getElementById('compare-b').value.trim();
+      const cmp = await api(`/api/models/compare?a=${encodeURIComponent(a)}&b=${encodeURIComponent(b)}`);
+      const rows = Object.entries(cmp.metrics || cmp.deltas || {}).map(([k, v]) => h('tr', {}, h('td', { text: k }), h('td', { text: typeof v === 'object' ? Object.values(v).map((x) => (typeof x === 'number' ? x.toFixed(3) : String(x))).join(' → ') : String(v) })));
+      document.getElementById('compare-result').replaceChildren(h('table', { class: 'table table-sm' }, h('thead', {}, h('tr', {}, h('th', { text: t('models.metric') }), h('th', { text: t('models.delta') }))), h('tbody', {}, rows)));
+    });
+  });
+  document.getElementById('approval-status').addEventListener('change', () => void guard(() => loaders.approvals()));
+  document.getElementById('audit-filters').addEventListener('submit', (e) => {
+    e.preventDefault();
+    void guard(() => loaders.audit());
+  });
+  initChat(me);
+  window.addEventListener('hashchange', () => void route());
+  await route();
+}
+
+void main();

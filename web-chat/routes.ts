@@ -1,0 +1,660 @@
+import type { Request, Response } from 'express';
+import { z } from 'zod';
+import { ROLES, type CallContext, type Role } from '../services/context.js';
+import { PlatformError } from '../services/errors.js';
+import { reviewSchema } from '../services/feedback/index.js';
+import type { PlatformMetrics } from '../services/metrics.js';
+import { runTool } from '../tools/run-tool.js';
+import { clearSessionCookies, cookiesOf, CSRF_COOKIE, SESSION_COOKIE, setSessionCookies, type RequestAuth } from './auth.js';
+import { toolContext, type WebServices } from './web-services.js';
+
+/** Who may call a route: anyone (`public`) or an authenticated principal with at least this role. */
+export type RouteAccess = 'public' | Role;
+
+/** What a route handler receives: validated input, the caller and the services. */
+export interface RouteInput<P, Q, B> {
+  params: P;
+  query: Q;
+  body: B;
+  /** Present on every non-public route. */
+  ctx: CallContext;
+  auth: RequestAuth | undefined;
+  req: Request;
+  res: Response;
+  s: WebServices;
+  metrics: PlatformMetrics;
+  /** How people sign in on this server. */
+  authMode: 'local' | 'firebase';
+  /** Presigns a storage key for the browser. */
+  presign(key: string): Promise<string>;
+}
+
+/** One route of the single declarative route table: method, path, access, zod schemas and a thin handler. */
+export interface RouteDef<P = any, Q = any, B = any> {
+  method: 'get' | 'post' | 'delete';
+  /** Express path, e.g. `/api/datasets/:ref`. */
+  path: string;
+  access: RouteAccess;
+  tag: string;
+  summary: string;
+  params?: z.ZodType<P>;
+  query?: z.ZodType<Q>;
+  body?: z.ZodType<B>;
+  response?: z.ZodType;
+  /** Status on success (200 by default). */
+  status?: number;
+  /** When true the handler writes the response itself (non-JSON). */
+  raw?: boolean;
+  handler(input: RouteInput<P, Q, B>): Promise<unknown>;
+}
+
+/** Declares a route with typed input. */
+export function route<P = Record<string, never>, Q = Record<string, never>, B = undefined>(def: RouteDef<P, Q, B>): RouteDef<P, Q, B> {
+  return def;
+}
+
+function need<T>(service: T | undefined, what: string): T {
+  if (service === undefined) throw new PlatformError('unavailable', `${what} is not enabled on this server yet; ask an admin to enable it`);
+  return service;
+}
+
+async function tool(i: RouteInput<unknown, unknown, unknown>, name: string, args: unknown, approvalId?: string): Promise<unknown> {
+  const result = await runTool(toolContext(i.s.tools, i.ctx), name, args, approvalId === undefined ? {} : { approvalId });
+  if (!result.ok) throw new PlatformError(result.error.code, result.error.message, result.error.details);
+  return result.output;
+}
+
+const id = z.string().min(1).max(191).describe('identifier');
+const idParams = z.object({ id });
+const refParams = z.object({ ref: z.string().min(1).max(300).describe('name, name@version or id') });
+const page = {
+  offset: z.coerce.number().int().min(0).max(1_000_000).optional().describe('items to skip'),
+  limit: z.coerce.number().int().min(1).max(500).optional().describe('items to return'),
+};
+const errorSchema = z.object({ error: z.object({ code: z.string(), message: z.string(), details: z.record(z.string(), z.unknown()).optional() }) });
+const okSchema = z.object({ ok: z.literal(true) });
+const anyObject = z.record(z.string(), z.unknown());
+const userView = z.object({
+  userId: z.string(),
+  email: z.string(),
+  name: z.string(),
+  role: z.enum(ROLES),
+  kind: z.enum(['user', 'token', 'system']),
+});
+const meSchema = z.object({
+  user: userView,
+  projectId: z.string(),
+  via: z.enum(['cookie', 'token', 'firebase']),
+  authMode: z.enum(['local', 'firebase']),
+  features: z.record(z.string(), z.boolean()),
+});
+const decisionBody = z.object({
+  decision: z.enum(['approve', 'reject', 'edit']).describe('approve, reject, or edit (approve changed arguments)'),
+  args: z.record(z.string(), z.unknown()).optional().describe('the changed arguments (edit only)'),
+  reason: z.string().trim().max(500).optional().describe('why; expected when rejecting'),
+});
+const messageBody = z.object({ message: z.string().trim().min(1, 'say what you want done').max(4000, 'keep it under 4000 characters').describe('what you want done, in English or Korean') });
+
+/** Features the UI shows or hides. */
+export function featuresOf(s: WebServices): Record<string, boolean> {
+  return {
+    chat: s.agent !== undefined,
+    datasets: s.datasets !== undefined,
+    training: s.training !== undefined,
+    models: s.models !== undefined,
+    fleet: s.fleet !== undefined,
+    rollouts: s.rollouts !== undefined,
+    feedback: s.feedback !== undefined,
+  };
+}
+
+/** The single route table of the REST API: every route with its access role (the security matrix test is generated from it). */
+export const ROUTES: RouteDef[] = [
+  route({
+    method: 'post',
+    path: '/api/auth/login',
+    access: 'public',
+    tag: 'auth',
+    summary: 'Sign in with email and password; sets the HttpOnly session cookie and the CSRF cookie',
+    body: z.object({ email: z.string().trim().min(3).max(320).describe('account email'), password: z.string().min(1).max(1024).describe('account password') }),
+    response: z.object({ user: anyObject, csrfToken: z.string() }),
+    async handler({ body, s, req, res }) {
+      const login = await s.accounts.login(body.email, body.password);
+      const csrfToken = setSessionCookies(req, res, login);
+      return { user: login.user, csrfToken };
+    },
+  }),
+  route({
+    method: 'post',
+    path: '/api/auth/firebase',
+    access: 'public',
+    tag: 'auth',
+    summary: 'Sign in with a Firebase ID token (Firebase mode); sets the session cookie',
+    body: z.object({ idToken: z.string().min(20).max(8192).describe('Firebase ID token from the Web SDK') }),
+    response: z.object({ user: anyObject, csrfToken: z.string() }),
+    async handler({ body, s, req, res }) {
+      const login = await s.accounts.loginWithIdToken(body.idToken);
+      return { user: login.user, csrfToken: setSessionCookies(req, res, login) };
+    },
+  }),
+  route({
+    method: 'post',
+    path: '/api/auth/logout',
+    access: 'viewer',
+    tag: 'auth',
+    summary: 'Sign out: ends the session and clears the cookies',
+    response: okSchema,
+    async handler({ s, req, res }) {
+      const token = cookiesOf(req.headers)[SESSION_COOKIE];
+      if (token) await s.accounts.logout(token);
+      clearSessionCookies(req, res);
+      return { ok: true };
+    },
+  }),
+  route({
+    method: 'get',
+    path: '/api/me',
+    access: 'viewer',
+    tag: 'auth',
+    summary: 'The signed-in principal, its role in the project and the enabled features',
+    response: meSchema,
+    async handler({ auth, s, req, authMode }) {
+      const a = auth!;
+      const { userId, email, name, role, kind } = a.principal;
+      return {
+        user: { userId, email, name, role, kind },
+        projectId: a.projectId,
+        via: a.via,
+        authMode,
+        features: featuresOf(s),
+        ...(a.via === 'cookie' ? { csrfToken: cookiesOf(req.headers)[CSRF_COOKIE] ?? '' } : {}),
+      };
+    },
+  }),
+  route({
+    method: 'get',
+    path: '/api/tokens',
+    access: 'viewer',
+    tag: 'auth',
+    summary: "The caller's API tokens (never their secrets)",
+    async handler({ ctx, s }) {
+      return { tokens: await s.accounts.listApiTokens(ctx.user.userId) };
+    },
+  }),
+  route({
+    method: 'post',
+    path: '/api/tokens',
+    access: 'viewer',
+    tag: 'auth',
+    summary: 'Creates an API token with a role no higher than yours; the token is shown only in this response',
+    status: 201,
+    body: z.object({
+      name: z.string().trim().min(1).max(200).describe('what the token is for'),
+      role: z.enum(ROLES).describe('role of the token, at most yours'),
+      scopes: z.array(z.string().max(64)).min(1).max(20).default(['api']).describe('"api" for REST and sockets, "mcp" for MCP, "*" for all'),
+      expiresInDays: z.number().positive().max(3650).optional().describe('lifetime in days; none when omitted'),
+    }),
+    async handler({ ctx, s, body }) {
+      if (ctx.user.kind === 'token') throw new PlatformError('forbidden', 'API tokens cannot create API tokens; sign in as a person');
+      return s.accounts.createApiToken({ userId: ctx.user.userId, projectId: ctx.projectId, ...body });
+    },
+  }),
+  route({
+    method: 'delete',
+    path: '/api/tokens/:id',
+    access: 'viewer',
+    tag: 'auth',
+    summary: 'Revokes one of your API tokens (admins: any token)',
+    params: idParams,
+    response: okSchema,
+    async handler({ ctx, s, params }) {
+      const mine = (await s.accounts.listApiTokens(ctx.user.userId)).some((t) => t.id === params.id);
+      if (!mine && ctx.user.role !== 'admin') throw new PlatformError('not_found', `API token "${params.id}" is not one of yours; list your tokens to find it`);
+      await s.accounts.revokeApiToken(params.id);
+      return { ok: true };
+    },
+  }),
+
+  route({
+    method: 'get',
+    path: '/api/datasets',
+    access: 'viewer',
+    tag: 'datasets',
+    summary: 'Datasets of the project with class counts; `q` filters by name, description, tag or class',
+    query: z.object({ q: z.string().trim().max(200).optional().describe('search text') }),
+    async handler({ ctx, s, query }) {
+      const all = await need(s.datasets, 'datasets').list(ctx);
+      const q = query.q?.toLowerCase();
+      const items = q ? all.filter((d) => [d.name, d.description, ...d.tags, ...d.classNames].some((t) => t.toLowerCase().includes(q))) : all;
+      return { datasets: items };
+    },
+  }),
+  route({
+    method: 'get',
+    path: '/api/datasets/:ref',
+    access: 'viewer',
+    tag: 'datasets',
+    summary: 'One dataset version with its statistics (class counts, splits)',
+    params: refParams,
+    async handler({ ctx, s, params }) {
+      return need(s.datasets, 'datasets').get(ctx, params.ref);
+    },
+  }),
+  route({
+    method: 'get',
+    path: '/api/datasets/:ref/images',
+    access: 'viewer',
+    tag: 'datasets',
+    summary: 'Sample images of a dataset version with their boxes and short-lived image URLs',
+    params: refParams,
+    query: z.object({ split: z.enum(['train', 'val', 'test']).optional().describe('only this split'), ...page }),
+    async handler({ ctx, s, params, query, presign }) {
+      const { total, items } = await need(s.datasets, 'datasets').listImages(ctx, params.ref, { split: query.split, offset: query.offset ?? 0, limit: Math.min(query.limit ?? 24, 200) });
+      return { total, items: await Promise.all(items.map(async (i) => ({ ...i, url: await presign(i.thumbnailKey ?? i.imageKey), fullUrl: await presign(i.imageKey) }))) };
+    },
+  }),
+
+  route({
+    method: 'get',
+    path: '/api/models',
+    access: 'viewer',
+    tag: 'models',
+    summary: 'Model versions, newest first, with metrics and stages',
+    query: z.object({ name: z.string().max(200).optional().describe('only versions of this model name'), stage: z.enum(['candidate', 'staging', 'production']).optional(), ...page }),
+    async handler({ ctx, s, query }) {
+      return { versions: await need(s.models, 'the model registry').list(ctx, query) };
+    },
+  }),
+  route({
+    method: 'get',
+    path: '/api/models/compare',
+    access: 'viewer',
+    tag: 'models',
+    summary: 'Compares two model versions metric by metric',
+    query: z.object({ a: z.string().min(1).max(300).describe('first version ref'), b: z.string().min(1).max(300).describe('second version ref') }),
+    async handler({ ctx, s, query }) {
+      return need(s.models, 'the model registry').compare(ctx, query.a, query.b);
+    },
+  }),
+  route({
+    method: 'get',
+    path: '/api/models/:ref',
+    access: 'viewer',
+    tag: 'models',
+    summary: 'One model version',
+    params: refParams,
+    async handler({ ctx, s, params }) {
+      return need(s.models, 'the model registry').get(ctx, params.ref);
+    },
+  }),
+  route({
+    method: 'get',
+    path: '/api/models/:ref/stages',
+    access: 'viewer',
+    tag: 'models',
+    summary: 'Stage history of a model name',
+    params: refParams,
+    async handler({ ctx, s, params }) {
+      return { history: await need(s.models, 'the model registry').stageHistory(ctx, params.ref.split('@')[0]!) };
+    },
+  }),
+  route({
+    method: 'post',
+    path: '/api/models/:ref/promote',
+    access: 'operator',
+    tag: 'models',
+    summary: 'Promotes a version to a stage through the promote_model tool; needs an approved approval for these exact arguments',
+    params: refParams,
+    body: z.object({ stage: z.enum(['candidate', 'staging', 'production']).describe('stage'), approvalId: z.string().min(1).max(64).describe('approved request for promote_model') }),
+    async handler(i) {
+      return tool(i, 'promote_model', { modelVersion: i.params.ref, stage: i.body.stage }, i.body.approvalId);
+    },
+  }),
+
+  route({
+    method: 'get',
+    path: '/api/jobs',
+    access: 'viewer',
+    tag: 'training',
+    summary: 'Training jobs, newest first',
+    query: z.object({ status: z.string().max(32).optional().describe('only jobs in this state'), ...page }),
+    async handler({ ctx, s, query }) {
+      return { jobs: await need(s.training, 'training').list(ctx, query as never) };
+    },
+  }),
+  route({
+    method: 'get',
+    path: '/api/jobs/:id',
+    access: 'viewer',
+    tag: 'training',
+    summary: 'One training job',
+    params: idParams,
+    async handler({ ctx, s, params }) {
+      return need(s.training, 'training').get(ctx, params.id);
+    },
+  }),
+  route({
+    method: 'get',
+    path: '/api/jobs/:id/metrics',
+    access: 'viewer',
+    tag: 'training',
+    summary: 'Metrics per epoch of a training job (current attempt by default)',
+    params: idParams,
+    query: z.object({ attempt: z.coerce.number().int().min(1).max(100).optional() }),
+    async handler({ ctx, s, params, query }) {
+      return { epochs: await need(s.training, 'training').metrics(ctx, params.id, query) };
+    },
+  }),
+  route({
+    method: 'get',
+    path: '/api/jobs/:id/logs',
+    access: 'viewer',
+    tag: 'training',
+    summary: 'Log lines of a training job',
+    params: idParams,
+    query: z.object({ tail: z.coerce.number().int().min(1).max(10_000).optional().describe('last N lines') }),
+    async handler({ ctx, s, params, query }) {
+      return { lines: await need(s.training, 'training').logs(ctx, params.id, query.tail === undefined ? {} : { tail: query.tail }) };
+    },
+  }),
+
+  route({
+    method: 'get',
+    path: '/api/devices',
+    access: 'viewer',
+    tag: 'fleet',
+    summary: 'Devices with model version, health and last seen; `tag` selects a line, e.g. line-3',
+    query: z.object({ tag: z.string().max(100).optional(), online: z.enum(['true', 'false']).optional() }),
+    async handler({ ctx, s, query }) {
+      const filter = { ...(query.tag ? { tag: query.tag } : {}), ...(query.online ? { online: query.online === 'true' } : {}) };
+      return { devices: await need(s.fleet, 'the fleet').list(ctx, filter) };
+    },
+  }),
+  route({
+    method: 'get',
+    path: '/api/devices/:id',
+    access: 'viewer',
+    tag: 'fleet',
+    summary: 'One device',
+    params: idParams,
+    async handler({ ctx, s, params }) {
+      return need(s.fleet, 'the fleet').get(ctx, params.id);
+    },
+  }),
+  route({
+    method: 'get',
+    path: '/api/rollouts',
+    access: 'viewer',
+    tag: 'fleet',
+    summary: 'Rollouts, newest first, with progress per device',
+    query: z.object({ state: z.string().max(32).optional(), ...page }),
+    async handler({ ctx, s, query }) {
+      return { rollouts: await need(s.rollouts, 'rollouts').list(ctx, query as never) };
+    },
+  }),
+  route({
+    method: 'get',
+    path: '/api/rollouts/:id',
+    access: 'viewer',
+    tag: 'fleet',
+    summary: 'One rollout with the state of every device',
+    params: idParams,
+    async handler({ ctx, s, params }) {
+      return need(s.rollouts, 'rollouts').status(ctx, params.id);
+    },
+  }),
+
+  route({
+    method: 'get',
+    path: '/api/feedback',
+    access: 'viewer',
+    tag: 'feedback',
+    summary: 'The feedback review queue (oldest first)',
+    query: z.object({ status: z.string().max(32).optional(), deviceId: z.string().max(128).optional(), ...page }),
+    async handler({ ctx, s, query }) {
+      return need(s.feedback, 'feedback').list(ctx, query as never);
+    },
+  }),
+  route({
+    method: 'get',
+    path: '/api/feedback/:id',
+    access: 'viewer',
+    tag: 'feedback',
+    summary: 'One feedback sample with its predicted boxes and a short-lived image URL',
+    params: idParams,
+    async handler({ ctx, s, params }) {
+      const fb = need(s.feedback, 'feedback');
+      const sample = await fb.get(ctx, params.id);
+      return { ...sample, url: await fb.imageUrl(ctx, params.id) };
+    },
+  }),
+  route({
+    method: 'post',
+    path: '/api/feedback/:id/review',
+    access: 'operator',
+    tag: 'feedback',
+    summary: 'Accepts (optionally with corrected boxes) or rejects a feedback sample',
+    params: idParams,
+    body: reviewSchema,
+    async handler({ ctx, s, params, body }) {
+      return need(s.feedback, 'feedback').review(ctx, params.id, body);
+    },
+  }),
+
+  route({
+    method: 'get',
+    path: '/api/approvals',
+    access: 'viewer',
+    tag: 'approvals',
+    summary: 'Approval requests of the project (the inbox), newest first',
+    query: z.object({ status: z.enum(['pending', 'approved', 'rejected', 'executed', 'expired']).optional(), threadId: z.string().max(191).optional(), ...page }),
+    async handler({ ctx, s, query }) {
+      return { approvals: await s.approvals.list(ctx, query) };
+    },
+  }),
+  route({
+    method: 'post',
+    path: '/api/approvals',
+    access: 'operator',
+    tag: 'approvals',
+    summary: 'Asks approval for a tool call with exact arguments (risk from the tool registry)',
+    status: 201,
+    body: z.object({ tool: z.string().min(1).max(100).describe('tool name'), args: anyObject.describe('exact arguments'), reason: z.string().trim().min(1).max(2000).describe('why the step is needed') }),
+    async handler({ ctx, s, body }) {
+      const registry = s.tools.registry;
+      const args = registry.parseInput(body.tool, body.args);
+      return s.approvals.request(ctx, { tool: body.tool, args, risk: registry.get(body.tool).risk, reason: body.reason });
+    },
+  }),
+  route({
+    method: 'get',
+    path: '/api/approvals/:id',
+    access: 'viewer',
+    tag: 'approvals',
+    summary: 'One approval request with its arguments, risk, policy and decision',
+    params: idParams,
+    async handler({ ctx, s, params }) {
+      return s.approvals.get(ctx, params.id);
+    },
+  }),
+  route({
+    method: 'post',
+    path: '/api/approvals/:id/decide',
+    access: 'operator',
+    tag: 'approvals',
+    summary: 'Approves, edits or rejects a request under its policy (through the decide_approval tool); deciding twice changes nothing',
+    params: idParams,
+    body: decisionBody,
+    async handler(i) {
+      return tool(i, 'decide_approval', { approvalId: i.params.id, ...i.body });
+    },
+  }),
+
+  route({
+    method: 'get',
+    path: '/api/audit',
+    access: 'operator',
+    tag: 'audit',
+    summary: 'Audit log entries, filtered by conversation, user, tool, action and time',
+    query: z.object({
+      threadId: z.string().max(191).optional(),
+      userId: z.string().max(191).optional(),
+      tool: z.string().max(100).optional(),
+      action: z.string().max(100).optional(),
+      from: z.coerce.number().int().min(0).optional().describe('epoch ms'),
+      to: z.coerce.number().int().min(0).optional().describe('epoch ms'),
+      order: z.enum(['asc', 'desc']).optional(),
+      ...page,
+    }),
+    async handler({ ctx, s, query }) {
+      return s.audit.query({ ...query, projectId: ctx.projectId });
+    },
+  }),
+  route({
+    method: 'get',
+    path: '/api/audit/verify',
+    access: 'operator',
+    tag: 'audit',
+    summary: "Verifies the project's audit hash chain (edits, deletions, reordering)",
+    async handler({ ctx, s }) {
+      return s.audit.verify(ctx.projectId);
+    },
+  }),
+
+  route({
+    method: 'get',
+    path: '/api/tools',
+    access: 'viewer',
+    tag: 'tools',
+    summary: 'Every tool with its JSON schemas and risk (used to build edit forms)',
+    async handler({ s }) {
+      return { tools: s.tools.registry.jsonSchemas() };
+    },
+  }),
+  route({
+    method: 'post',
+    path: '/api/tools/:name',
+    access: 'viewer',
+    tag: 'tools',
+    summary: 'Runs one tool through runTool (role, approval and audit checks apply; writes need an approvalId)',
+    params: z.object({ name: z.string().regex(/^[a-z][a-z0-9_]{0,99}$/).describe('tool name') }),
+    body: z.object({ args: anyObject.default({}).describe('tool arguments'), approvalId: z.string().min(1).max(64).optional().describe('approval covering a write or critical call') }),
+    async handler(i) {
+      return { output: await tool(i, i.params.name, i.body.args, i.body.approvalId) };
+    },
+  }),
+
+  route({
+    method: 'get',
+    path: '/api/conversations',
+    access: 'viewer',
+    tag: 'chat',
+    summary: 'Conversations of the project, newest first',
+    query: z.object({ mine: z.enum(['true', 'false']).optional(), limit: page.limit }),
+    async handler({ ctx, s, query }) {
+      return { conversations: await need(s.agent, 'the chat agent').listThreads(ctx, { mine: query.mine === 'true', limit: query.limit ?? 50 }) };
+    },
+  }),
+  route({
+    method: 'post',
+    path: '/api/conversations',
+    access: 'viewer',
+    tag: 'chat',
+    summary: 'Starts a conversation; answers when the agent pauses (approval, wait) or ends. Events stream over the socket room of the conversation.',
+    status: 201,
+    body: messageBody.extend({ title: z.string().trim().max(200).optional() }),
+    async handler({ ctx, s, body }) {
+      return need(s.agent, 'the chat agent').startConversation(ctx, { message: body.message, ...(body.title ? { title: body.title } : {}) });
+    },
+  }),
+  route({
+    method: 'get',
+    path: '/api/conversations/:id',
+    access: 'viewer',
+    tag: 'chat',
+    summary: 'A conversation: plan, steps, pending approval, wait and report',
+    params: idParams,
+    async handler({ ctx, s, params }) {
+      return need(s.agent, 'the chat agent').getThread(ctx, params.id);
+    },
+  }),
+  route({
+    method: 'post',
+    path: '/api/conversations/:id/messages',
+    access: 'viewer',
+    tag: 'chat',
+    summary: 'Sends a new request to a conversation',
+    params: idParams,
+    body: messageBody,
+    async handler({ ctx, s, params, body }) {
+      return need(s.agent, 'the chat agent').sendMessage(ctx, params.id, body.message);
+    },
+  }),
+  route({
+    method: 'post',
+    path: '/api/conversations/:id/decide',
+    access: 'operator',
+    tag: 'chat',
+    summary: 'Decides the approval the conversation waits for, then resumes it',
+    params: idParams,
+    body: decisionBody.extend({ approvalId: z.string().min(1).max(64).describe('the pending approval') }),
+    async handler({ ctx, s, params, body }) {
+      const { approvalId, decision, args, reason } = body;
+      return need(s.agent, 'the chat agent').decide(ctx, params.id, { approvalId, decision, ...(args ? { args } : {}), ...(reason ? { reason } : {}) });
+    },
+  }),
+  route({
+    method: 'post',
+    path: '/api/conversations/:id/retry',
+    access: 'operator',
+    tag: 'chat',
+    summary: 'Continues a conversation that stopped on an error from its last saved step',
+    params: idParams,
+    async handler({ ctx, s, params }) {
+      return need(s.agent, 'the chat agent').retry(ctx, params.id);
+    },
+  }),
+
+  route({
+    method: 'post',
+    path: '/api/chat-links',
+    access: 'viewer',
+    tag: 'auth',
+    summary: 'Links a Slack or Mattermost account to yours with the code "/vision link" printed',
+    body: z.object({ code: z.string().min(10).max(100).describe('code from "/vision link"') }),
+    async handler({ ctx, s, body }) {
+      if (ctx.user.kind !== 'user') throw new PlatformError('forbidden', 'only a signed-in person can link a chat account');
+      const { linkChatAccount } = await import('./slack/router.js');
+      const linked = await linkChatAccount(s, ctx.log, body.code, ctx.user.userId);
+      return { platform: linked.platform, userName: linked.userName };
+    },
+  }),
+  route({
+    method: 'get',
+    path: '/api/openapi.json',
+    access: 'viewer',
+    tag: 'ops',
+    summary: 'This OpenAPI 3.1 document, generated from the route table',
+    async handler() {
+      const { openApiDocument } = await import('./openapi.js');
+      return openApiDocument(ROUTES);
+    },
+  }),
+  route({
+    method: 'get',
+    path: '/metrics',
+    access: 'admin',
+    tag: 'ops',
+    summary: 'Prometheus metrics (admins only on the main port; METRICS_PORT serves them on loopback)',
+    raw: true,
+    async handler({ res, metrics }) {
+      res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+    },
+  }),
+];
+
+/** Routes served outside the table without a principal (health, the sign-in page, static assets). */
+export const PUBLIC_PATHS = ['/healthz', '/readyz', '/login.html', '/assets/*', '/vendor/*'] as const;
+
+/** The error body every route answers with on failure. */
+export const ERROR_SCHEMA = errorSchema;

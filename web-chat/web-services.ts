@@ -1,0 +1,95 @@
+import type { AgentRuntime } from '../agent/runtime.js';
+import type { AccountService } from '../services/accounts/index.js';
+import type { ApprovalService } from '../services/approvals/index.js';
+import type { AuditLog } from '../services/audit/index.js';
+import type { CallContext } from '../services/context.js';
+import type { DatasetService } from '../services/datasets/index.js';
+import type { DomainEventBase } from '../services/events.js';
+import type { Cache } from '../services/infra/cache/port.js';
+import type { FeedbackService } from '../services/feedback/index.js';
+import type { FleetService, RolloutService } from '../services/fleet/index.js';
+import type { ModelRegistry } from '../services/models/index.js';
+import type { Platform } from '../services/platform.js';
+import type { TrainingService } from '../services/training/index.js';
+import { createToolRegistry, type ToolRegistry, type ToolServices } from '../tools/index.js';
+import type { ToolContext } from '../tools/define.js';
+
+/** The tool registry and the services its tools call, as the web layer runs them. */
+export interface WebTools {
+  registry: ToolRegistry;
+  services: ToolServices;
+}
+
+/** Everything the web layer calls; domain services not wired yet are absent and their routes answer 503. */
+export interface WebServices {
+  accounts: AccountService;
+  audit: AuditLog;
+  approvals: ApprovalService;
+  tools: WebTools;
+  events: { on(listener: (event: DomainEventBase) => void): () => void };
+  /** Shared key-value store (rate limits, chat-bot account links). */
+  cache: Cache;
+  /** URL people use to reach this server. */
+  publicUrl: string;
+  datasets?: DatasetService;
+  training?: TrainingService;
+  models?: ModelRegistry;
+  fleet?: FleetService;
+  rollouts?: RolloutService;
+  feedback?: FeedbackService;
+  agent?: AgentRuntime;
+}
+
+type MaybeWired = Platform & {
+  training?: TrainingService;
+  models?: ModelRegistry;
+  fleet?: FleetService;
+  rollouts?: RolloutService;
+  feedback?: FeedbackService;
+  agent?: AgentRuntime;
+  tools?: WebTools | ToolRegistry;
+};
+
+function isRegistry(value: unknown): value is ToolRegistry {
+  return typeof value === 'object' && value !== null && typeof (value as ToolRegistry).parseInput === 'function';
+}
+
+/** The services of `platform` the web layer uses (whatever the composition root wired), with `overrides` on top. */
+export function webServicesOf(platform: Platform, overrides: Partial<WebServices> = {}): WebServices {
+  const p = platform as MaybeWired;
+  const toolServices: ToolServices = {
+    approvals: p.approvals,
+    audit: p.audit,
+    approvalStrict: p.config.APPROVAL_STRICT,
+    search: p.infra.search,
+    ...(p.datasets ? { datasets: p.datasets } : {}),
+    ...(p.training ? { training: p.training } : {}),
+    ...(p.models ? { models: p.models } : {}),
+  };
+  let tools: WebTools;
+  if (p.tools === undefined) tools = { registry: createToolRegistry(toolServices), services: toolServices };
+  else if (isRegistry(p.tools)) tools = { registry: p.tools, services: toolServices };
+  else tools = p.tools;
+  const base: WebServices = {
+    accounts: p.accounts,
+    audit: p.audit,
+    approvals: p.approvals,
+    tools,
+    events: p.events,
+    cache: p.infra.cache,
+    publicUrl: p.publicUrl,
+    ...(p.datasets ? { datasets: p.datasets } : {}),
+    ...(p.training ? { training: p.training } : {}),
+    ...(p.models ? { models: p.models } : {}),
+    ...(p.fleet ? { fleet: p.fleet } : {}),
+    ...(p.rollouts ? { rollouts: p.rollouts } : {}),
+    ...(p.feedback ? { feedback: p.feedback } : {}),
+    ...(p.agent ? { agent: p.agent } : {}),
+  };
+  return { ...base, ...overrides };
+}
+
+/** A tool context for `ctx` over the web layer's registry. */
+export function toolContext(tools: WebTools, ctx: CallContext): ToolContext {
+  return { ...ctx, registry: tools.registry, services: tools.services };
+}
