@@ -47,3 +47,21 @@ export async function ensureDemoDataset(platform: Platform): Promise<void> {
   });
   platform.log.info(`demo dataset ${result.version.ref} imported: ${result.report.counts.imagesImported} images`);
 }
+
+/** The in-process GPU runner of the embedded default; training runs in a child process, so the server never blocks. */
+export async function startEmbeddedGpuRunner(platform: Platform): Promise<{ stop(): Promise<void> }> {
+  const { GpuRunner } = await import('../gpu-runner/index.js');
+  const python = platform.config.TRAIN_PYTHON;
+  const runner = new GpuRunner({
+    id: 'embedded-gpu',
+    broker: platform.infra.broker,
+    log: platform.log.child({ runner: 'embedded-gpu' }),
+    workDir: path.join(path.resolve(platform.config.DATA_DIR), 'gpu-runner'),
+    backends: ['builtin'],
+    ...(python === undefined ? {} : { python }),
+  });
+  await runner.start();
+  if (runner.backends.length === 0)
+    platform.log.warn(`embedded GPU runner cannot train: ${Object.values(runner.unavailableReasons).join('; ')}`);
+  return { stop: () => runner.stop() };
+}

@@ -2,13 +2,14 @@ import type { Config } from '../services/config.js';
 import type { Logger } from '../services/log.js';
 import { createPlatform } from '../services/platform.js';
 import { startHttpServer } from '../web-chat/server.js';
-import { ensureDemoDataset } from './embedded.js';
+import { ensureDemoDataset, startEmbeddedGpuRunner } from './embedded.js';
 
 /** `visioninapp serve`: builds the platform, serves HTTP, and shuts down gracefully on SIGTERM/SIGINT. */
 export async function serve(config: Config, log: Logger): Promise<void> {
   const platform = await createPlatform(config, log);
   const http = await startHttpServer(platform);
   log.info(`VisionInApp listening on ${http.url}`);
+  const workers: Array<{ stop(): Promise<void> }> = [];
   const started = platform
     .start()
     .then(async () => {
@@ -21,6 +22,7 @@ export async function serve(config: Config, log: Logger): Promise<void> {
       }
     })
     .then(async () => {
+      if (config.EMBEDDED_GPU_RUNNER) workers.push(await startEmbeddedGpuRunner(platform));
       if (config.DEMO_DATASET) await ensureDemoDataset(platform);
     })
     .catch((err: Error) => log.error({ err: err.message }, 'platform start failed'));
@@ -33,6 +35,7 @@ export async function serve(config: Config, log: Logger): Promise<void> {
     const force = setTimeout(() => process.exit(1), 15_000);
     force.unref();
     await http.close();
+    for (const worker of workers) await worker.stop().catch((err: Error) => log.warn({ err: err.message }, 'worker stop failed'));
     await platform.close();
     await started;
     clearTimeout(force);
