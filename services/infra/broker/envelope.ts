@@ -224,7 +224,8 @@ export type ParseResult = { ok: true; message: Message } | { ok: false; error: s
 export function parseMessage(input: unknown): ParseResult {
   const env = envelopeSchema.safeParse(input);
   if (!env.success) return { ok: false, error: `invalid envelope: ${env.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}` };
-  const schema = (messageSchemas as Record<string, z.ZodType>)[env.data.type];
+  // own keys only: a type such as "constructor" or "__proto__" must not reach Object.prototype
+  const schema = Object.hasOwn(messageSchemas, env.data.type) ? (messageSchemas as Record<string, z.ZodType>)[env.data.type] : undefined;
   if (schema === undefined) return { ok: false, error: `unknown message type "${env.data.type}"` };
   const payload = schema.safeParse(env.data.payload);
   if (!payload.success)
