@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Config } from './config.js';
 import { EventBus, type DomainEventBase } from './events.js';
+import { systemPrincipal } from './context.js';
 import type { Health } from './infra/health.js';
 import type { Logger } from './log.js';
 import { createMetrics, type PlatformMetrics } from './metrics.js';
@@ -149,6 +150,15 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
     trainingSearchDocs,
     deviceSearchDocs,
   ];
+  // Retrain policies only ever propose (an event and a stored proposal); a person approves any training.
+  async function evaluateRetrainPolicies(): Promise<void> {
+    const projects = await db.kysely.selectFrom('projects').select('id').execute();
+    for (const { id } of projects) {
+      const ctx = { user: systemPrincipal(), projectId: id, requestId: 'retrain-policies', log };
+      await feedback.evaluatePolicies(ctx).catch((err: Error) => log.warn({ err: err.message, projectId: id }, 'retrain policy check failed'));
+    }
+  }
+
   const subscriptions: Subscription[] = [];
   const stoppers: Array<() => void> = [];
   async function* allSearchDocs(): AsyncIterable<SearchDoc> {
@@ -222,6 +232,7 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
       subscriptions.push(await feedback.startConsumers(broker));
       await rolloutController.start();
       stoppers.push(training.startTimeoutChecks());
+      stoppers.push(every(60 * 60_000, () => evaluateRetrainPolicies()));
     },
     async close() {
       stopping = true;
@@ -236,6 +247,20 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
     },
   };
   return platform;
+}
+
+/** Runs `fn` every `ms` (never overlapping itself, never keeping the process alive); returns the stop function. */
+function every(ms: number, fn: () => Promise<void>): () => void {
+  let running = false;
+  const timer = setInterval(() => {
+    if (running) return;
+    running = true;
+    void fn().finally(() => {
+      running = false;
+    });
+  }, ms);
+  timer.unref();
+  return () => clearInterval(timer);
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
