@@ -175,8 +175,6 @@ export class VisionBot {
   }
 
   private async decideApproval(ctx: CallContext, id: string, decision: 'approve' | 'reject', reason?: string): Promise<ApprovalRequest> {
-    const before = await this.s.approvals.get(ctx, id);
-    if (before.status !== 'pending') return before;
     const result = await runTool(toolContext(this.s.tools, ctx), 'decide_approval', { approvalId: id, decision, ...(reason ? { reason } : {}) });
     if (!result.ok) throw new PlatformError(result.error.code, result.error.message);
     return this.s.approvals.get(ctx, id);

@@ -84,10 +84,7 @@ function onTrainingMetrics(e) {
   document.getElementById('training-card').dataset.epochs = String(chart.data.labels.length);
 }
 
-function onRollout(e) {
-  document.getElementById('rollout-card').classList.remove('d-none');
-  document.getElementById('rollout-summary').textContent = t('rollout.summary', { state: e.state, wave: (e.currentWave ?? 0) + 1, waves: e.waveCount ?? 1 });
-  const devices = e.rollout && Array.isArray(e.rollout.devices) ? e.rollout.devices : e.deviceId ? [{ deviceId: e.deviceId, name: e.deviceId, state: e.deviceState || e.state }] : [];
+function renderDevices(devices) {
   const body = document.getElementById('rollout-devices');
   for (const d of devices) {
     let row = body.querySelector(`tr[data-device="${window.CSS.escape(d.deviceId)}"]`);
@@ -96,7 +93,18 @@ function onRollout(e) {
       body.append(row);
     }
     row.querySelector('.device-state').textContent = d.state;
-    row.classList.toggle('switched', ['healthy', 'switched', 'updated', 'completed'].includes(d.state));
+    row.classList.toggle('switched', /healthy|switched|completed/.test(d.state));
+  }
+}
+
+async function onRollout(e) {
+  document.getElementById('rollout-card').classList.remove('d-none');
+  document.getElementById('rollout-summary').textContent = t('rollout.summary', { state: e.state, wave: (e.currentWave ?? 0) + 1, waves: e.waveCount ?? 1 });
+  try {
+    const r = await api(`/api/rollouts/${encodeURIComponent(state.rolloutId)}`);
+    renderDevices(r.devices.map((d) => ({ deviceId: d.deviceId, name: d.name, state: d.deviceState || d.state })));
+  } catch {
+    if (e.deviceId) renderDevices([{ deviceId: e.deviceId, name: e.deviceId, state: e.message || e.state }]);
   }
 }
 
@@ -163,7 +171,7 @@ function onAgent(e) {
 
 function onDomainEvent(e) {
   if (e.type === 'training.metrics' && e.jobId === state.jobId) onTrainingMetrics(e);
-  if ((e.type === 'rollout.progress' || e.type === 'rollout.finished' || e.type === 'rollout.started') && (e.rolloutId || (e.rollout && e.rollout.id)) === state.rolloutId) onRollout(e);
+  if ((e.type === 'rollout.progress' || e.type === 'rollout.finished' || e.type === 'rollout.started') && (e.rolloutId || (e.rollout && e.rollout.id)) === state.rolloutId) void onRollout(e);
 }
 
 async function loadThreads() {
