@@ -33,6 +33,11 @@ export const configSchema = z.object({
   RABBITMQ_STREAM_URL: optionalUrl(['rabbitmq-stream:']).describe(
     'rabbitmq-stream://user:pass@host:5552/vhost; in-process broker when unset',
   ),
+  RABBITMQ_STREAM_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,100}$/, 'letters, digits, ".", "_" or "-"')
+    .optional()
+    .describe('prefix of the stream names, so several environments (or test runs) share one RabbitMQ'),
   S3_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'an S3 bucket name').optional(),
   S3_ENDPOINT: optionalUrl(['http:', 'https:']),
   S3_REGION: z.string().default('us-east-1'),
@@ -60,6 +65,7 @@ export const configSchema = z.object({
   TRAIN_PYTHON: z.string().min(1).optional().describe('Python with torch + onnx + pillow; default /usr/bin/python3'),
   JOB_HEARTBEAT_TIMEOUT_S: z.coerce.number().positive().default(60),
   JOB_MAX_ATTEMPTS: z.coerce.number().int().min(1).default(1),
+  DEVICE_ONLINE_WINDOW_S: z.coerce.number().positive().default(30).describe('a device is online while its last heartbeat is at most this old'),
 });
 
 /** The validated configuration, built once and passed down explicitly. */

@@ -82,7 +82,12 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
     elasticsearchUrl: config.ELASTICSEARCH_URL,
     indexPrefix: config.ELASTICSEARCH_INDEX_PREFIX,
   });
-  const broker = await createBroker({ rabbitmqUrl: config.RABBITMQ_STREAM_URL, dataDir: path.join(dataDir, 'broker'), log });
+  const broker = await createBroker({
+    rabbitmqUrl: config.RABBITMQ_STREAM_URL,
+    dataDir: path.join(dataDir, 'broker'),
+    log,
+    ...(config.RABBITMQ_STREAM_PREFIX === undefined ? {} : { streamPrefix: config.RABBITMQ_STREAM_PREFIX }),
+  });
   const storage = await createStorage({
     ...(config.S3_BUCKET === undefined
       ? {}
@@ -130,7 +135,7 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
     heartbeatTimeoutMs: config.JOB_HEARTBEAT_TIMEOUT_S * 1000,
     maxAttempts: config.JOB_MAX_ATTEMPTS,
   });
-  const fleet = new FleetService({ db, events, log: log.child({ service: 'fleet' }) });
+  const fleet = new FleetService({ db, events, log: log.child({ service: 'fleet' }), onlineWindowMs: config.DEVICE_ONLINE_WINDOW_S * 1000 });
   const rollouts = new RolloutService({ db, broker, storage, models, fleet, events, log: log.child({ service: 'rollouts' }) });
   const rolloutController = new RolloutController({ rollouts, broker, cache, events, log: log.child({ service: 'rollout-controller' }) });
   const feedback = new FeedbackService({
