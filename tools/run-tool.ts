@@ -71,7 +71,12 @@ export async function runTool(ctx: ToolContext, name: string, rawInput: unknown,
     }
   }
   const started = Date.now();
-  await services.audit.append({ ...base, action: 'tool.started', data: { args: input, risk: tool.risk } });
+  try {
+    await services.audit.append({ ...base, action: 'tool.started', data: { args: input, risk: tool.risk } });
+  } catch (err) {
+    // nothing runs unless its start is on the audit log (e.g. arguments with a lone surrogate cannot be hashed)
+    return failure(err);
+  }
   try {
     const raw = await tool.run(ctx, input);
     const checked = tool.output.safeParse(raw);
