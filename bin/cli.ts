@@ -70,6 +70,31 @@ program
   });
 
 program
+  .command('mcp-token')
+  .description('create an API token with scope "mcp" for a member, for an MCP client (printed once)')
+  .requiredOption('--email <email>', 'the member the token acts as')
+  .addOption(new Option('--role <role>', 'role of the token (at most the member\'s)').choices(['viewer', 'operator', 'approver', 'admin']).default('operator'))
+  .option('--days <days>', 'days until it expires', '90')
+  .option('--project <id>', 'project', 'default')
+  .action(
+    action(async (cfg, log, opts: { email: string; role: 'viewer' | 'operator' | 'approver' | 'admin'; days: string; project: string }) => {
+      const { createPlatform } = await import('../services/platform.js');
+      const { createMcpToken } = await import('../mcp-server/index.js');
+      const days = Number(opts.days);
+      if (!Number.isFinite(days) || days <= 0) throw new Error(`--days must be a positive number of days; got "${opts.days}"`);
+      const platform = await createPlatform(cfg, log.child({ level: 'warn' }));
+      try {
+        await platform.prepare();
+        const t = await createMcpToken(platform.accounts, { email: opts.email, projectId: opts.project, role: opts.role, days });
+        process.stdout.write(`${t.token}\n`);
+        process.stderr.write(`token ${t.id} for ${t.email} (${t.role}) in project "${opts.project}", expires ${t.expiresAt === null ? 'never' : new Date(t.expiresAt).toISOString()}; it is shown only once\n`);
+      } finally {
+        await platform.close();
+      }
+    }),
+  );
+
+program
   .command('gpu-runner')
   .description('run a training worker (connects to the broker and presigned storage URLs only)')
   .option('--id <id>', 'runner id (default gpu-<hostname>)')

@@ -10,3 +10,5 @@ export { MCP_PROJECT_HEADER, MCP_SCOPES, mcpHttpEndpoint, mcpRouter } from './ht
 export type { McpHttpEndpoint, McpHttpOptions } from './http.js';
 export { localAdminPrincipal, runStdioServer, stderrLogger, stdioIdentity } from './stdio.js';
 export type { StdioIdentity } from './stdio.js';
+export { createMcpToken } from './token.js';
+export type { McpTokenInput } from './token.js';

@@ -1,4 +1,6 @@
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -56,7 +58,7 @@ describe('visioninapp mcp (stdio, real process)', () => {
     platform = await createPlatform(loadConfig({ DATA_DIR: dir, LOG_LEVEL: 'silent', DEMO_DATASET: 'false' }, dir), silentLogger());
     await platform.prepare();
     tokens.operator = (await user('olga', 'operator')).token;
-    tokens.viewer = (await user('vera', 'viewer')).token;
+    await user('vera', 'viewer');
     await writeTree(path.join(dir, 'src'), {
       'data.yaml': 'names: [helmet]\n',
       'images/train/a.jpg': await jpeg(64, 48, 7),
@@ -96,8 +98,13 @@ describe('visioninapp mcp (stdio, real process)', () => {
     expect((await platform.datasets.get(ctxOf('boss', 'approver'), 'via-stdio')).version).toBe(1);
   }, 60_000);
 
-  it('a viewer token cannot run write tools; an unknown token is refused at start', async () => {
-    const { client } = await connect(tokens.viewer);
+  it('a viewer token (made with visioninapp mcp-token) cannot run write tools; an unknown token is refused at start', async () => {
+    const env = { ...process.env, DATA_DIR: dir, LOG_LEVEL: 'warn' };
+    const made = await promisify(execFile)(process.execPath, [BIN, 'mcp-token', '--email', 'vera@example.test', '--role', 'viewer', '--days', '1'], { env, cwd: dir });
+    const viewerToken = made.stdout.trim();
+    expect(viewerToken).toMatch(/^via_tok_/);
+    expect(made.stderr).toMatch(/for vera@example\.test \(viewer\).*shown only once/);
+    const { client } = await connect(viewerToken);
     const refused = (await client.callTool({ name: 'import_dataset', arguments: { source: path.join(dir, 'src'), name: 'nope' } })) as CallToolResult;
     expect(refused.isError).toBe(true);
     expect(refused.content[0]).toMatchObject({ text: expect.stringMatching(/^forbidden: /) });
