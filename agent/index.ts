@@ -50,5 +50,5 @@ export { StaticCatalog } from './static-catalog.js';
 export type { StaticCatalogData } from './static-catalog.js';
 export { serviceCatalog } from './service-catalog.js';
 export type { FleetCatalogSource } from './service-catalog.js';
-export { trainingWaitSource } from './wait-sources.js';
+export { rolloutWaitSource, trainingWaitSource } from './wait-sources.js';
 export { templateReport, stepFigures } from './report.js';

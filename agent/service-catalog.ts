@@ -18,7 +18,19 @@ export function serviceCatalog(services: ToolServices, fleet?: FleetCatalogSourc
         : [],
     jobs: async (ctx) =>
       services.training ? (await services.training.list(ctx, { limit: 100 })).map((j) => ({ id: j.id, dataset: j.dataset, status: j.status, createdAt: j.createdAt })) : [],
-    devices: async (ctx) => (fleet ? fleet.devices(ctx) : []),
-    rollouts: async (ctx) => (fleet ? fleet.rollouts(ctx) : []),
+    devices: async (ctx) =>
+      fleet ? fleet.devices(ctx) : services.fleet ? (await services.fleet.list(ctx)).map((d) => ({ id: d.id, name: d.name, tags: d.tags })) : [],
+    rollouts: async (ctx) =>
+      fleet
+        ? fleet.rollouts(ctx)
+        : services.rollouts
+          ? (await services.rollouts.list(ctx, { limit: 100 })).map((r) => ({
+              id: r.id,
+              target: 'tag' in r.target ? r.target.tag : r.target.deviceIds.join(','),
+              status: r.state,
+              modelVersionId: r.model.versionId,
+              createdAt: r.createdAt,
+            }))
+          : [],
   };
 }

@@ -2,6 +2,7 @@ import type { CallContext } from '../services/context.js';
 import type { DomainEventBase } from '../services/events.js';
 import type { ModelRegistry } from '../services/models/model.registry.js';
 import type { TrainingService } from '../services/training/training.service.js';
+import type { RolloutService } from '../services/fleet/rollout.service.js';
 import type { WaitOutcome } from './graph.js';
 import type { WaitSource } from './runtime.js';
 
@@ -35,6 +36,29 @@ export function trainingWaitSource(training: Pick<TrainingService, 'get'>, model
             : `training ${id} finished but registered no model version`
           : `training ${id} ${job.status}${job.message ? `: ${job.message}` : ''}`,
         data: { jobId: id, modelVersionId: job.modelVersionId, modelRef, metrics },
+      };
+    },
+  };
+}
+
+const ROLLOUT_FINAL = new Set(['completed', 'rolled_back', 'failed']);
+
+/** Durable waits on rollouts: ends with `rollout.finished`, carries devices updated of devices targeted. */
+export function rolloutWaitSource(rollouts: Pick<RolloutService, 'status'>): WaitSource {
+  return {
+    kind: 'rollout',
+    idFrom: (event: DomainEventBase) => (event.type === 'rollout.finished' ? (event as DomainEventBase & { rolloutId?: string }).rolloutId : undefined),
+    async check(ctx: CallContext, id: string): Promise<WaitOutcome | undefined> {
+      const r = await rollouts.status(ctx, id);
+      if (!ROLLOUT_FINAL.has(r.state)) return undefined;
+      const devicesUpdated = r.devices.filter((d) => d.state === 'healthy').length;
+      return {
+        kind: 'rollout',
+        id,
+        ok: r.state === 'completed',
+        status: r.state,
+        summary: `rollout ${id} of ${r.model.ref} ${r.state.replace('_', ' ')}${r.reason ? `: ${r.reason}` : ''}`,
+        data: { rolloutId: id, state: r.state, devicesUpdated, devicesTotal: r.devices.length, model: r.model.ref },
       };
     },
   };

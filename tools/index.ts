@@ -1,6 +1,7 @@
 import type { AnyTool } from './define.js';
 import { datasetTools } from './datasets.tools.js';
 import { explainModelTool, explainRunTool } from './explain.tools.js';
+import { fleetTools, rolloutTools } from './fleet.tools.js';
 import { decideApproval, listApprovals, queryAudit, verifyAudit } from './governance.tools.js';
 import { modelTools } from './models.tools.js';
 import { ToolRegistry } from './registry.js';
@@ -19,6 +20,7 @@ export { datasetTools } from './datasets.tools.js';
 export { trainingTools } from './training.tools.js';
 export { modelTools } from './models.tools.js';
 export { explainModelTool, explainRunTool } from './explain.tools.js';
+export { fleetTools, rolloutTools } from './fleet.tools.js';
 export { decideApproval, listApprovals, queryAudit, verifyAudit } from './governance.tools.js';
 export { searchPlatform } from './search.tools.js';
 
@@ -29,6 +31,8 @@ export function platformTools(services: ToolServices): AnyTool[] {
   if (services.datasets) tools.push(...datasetTools);
   if (services.training) tools.push(...trainingTools, explainRunTool);
   if (services.models) tools.push(...modelTools, explainModelTool);
+  if (services.fleet) tools.push(...fleetTools);
+  if (services.rollouts) tools.push(...rolloutTools);
   return tools;
 }
 

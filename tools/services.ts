@@ -3,6 +3,8 @@ import type { SearchIndex } from '../services/infra/search/port.js';
 import type { DatasetService } from '../services/datasets/dataset.service.js';
 import type { TrainingService } from '../services/training/training.service.js';
 import type { ModelRegistry } from '../services/models/model.registry.js';
+import type { FleetService } from '../services/fleet/fleet.service.js';
+import type { RolloutService } from '../services/fleet/rollout.service.js';
 import type { ToolRisk } from './define.js';
 
 /** The approval policy shown with every request (as `services/approvals` defines it). */
@@ -104,4 +106,6 @@ export interface ToolServices {
   datasets?: Pick<DatasetService, 'list' | 'get' | 'import' | 'resplit' | 'export'>;
   training?: Pick<TrainingService, 'start' | 'get' | 'list' | 'metrics' | 'logs' | 'cancel'>;
   models?: Pick<ModelRegistry, 'list' | 'get' | 'compare' | 'promote'>;
+  fleet?: Pick<FleetService, 'list' | 'get'>;
+  rollouts?: Pick<RolloutService, 'plan' | 'start' | 'status' | 'pause' | 'resume' | 'rollback' | 'list'>;
 }
