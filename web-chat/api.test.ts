@@ -3,7 +3,7 @@ import { io as connect, type Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CSRF_HEADER } from './auth.js';
 import { ROUTES } from './routes.js';
-import { SOCKET_EVENTS } from './sockets.js';
+import { SOCKET_EVENT_LIMIT, SOCKET_EVENTS } from './sockets.js';
 import { startTestServer, TEST_PASSWORD, type TestServer } from './test-support.js';
 
 const HEADLINE = 'train a helmet detector on dataset helmets-demo and deploy it to line 3 Jetsons';
@@ -202,6 +202,8 @@ describe('web API through the real app', () => {
     const decide = (await s.emitWithAck('chat:decide', { threadId: ack.threadId, approvalId: 'apr_x', decision: 'approve' })) as { ok: boolean; error: { code: string } };
     expect(decide).toMatchObject({ ok: false, error: { code: 'forbidden' } });
     expect(Object.keys(SOCKET_EVENTS)).toContain('chat:decide');
+    const acks = (await Promise.all(Array.from({ length: SOCKET_EVENT_LIMIT + 5 }, () => s.emitWithAck('unsubscribe', { kind: 'job', id: 'j1' })))) as Array<{ ok: boolean; error?: { code: string } }>;
+    expect(acks.some((a) => a.error?.code === 'rate_limited')).toBe(true);
     s.close();
   });
 });

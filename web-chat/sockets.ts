@@ -45,6 +45,9 @@ export const SERVER_EVENTS = ['agent', 'event', 'chat:error'] as const;
 /** Domain events every instance derives from broker telemetry itself: sent to local sockets only when instances share Redis. */
 const LOCAL_EVENT_TYPES = new Set(['training.metrics', 'training.log', 'training.status', 'rollout.progress', 'device.updated']);
 const REAUTH_MS = 60_000;
+/** Client events one socket may send per 10-second window. */
+export const SOCKET_EVENT_LIMIT = 100;
+const SOCKET_WINDOW_MS = 10_000;
 
 /** What the socket server needs. */
 export interface SocketDeps {
@@ -67,7 +70,7 @@ export function roomOf(projectId: string, kind: (typeof ROOM_KINDS)[number] | 'p
   return kind === 'project' ? `p:${projectId}` : `p:${projectId}:${kind}:${id}`;
 }
 
-type SocketData = { auth: RequestAuth; checkedAt: number; headers: http.IncomingHttpHeaders; projectHint: string | undefined };
+type SocketData = { auth: RequestAuth; checkedAt: number; headers: http.IncomingHttpHeaders; projectHint: string | undefined; window: number; count: number };
 
 function handshakeHeaders(socket: Socket): http.IncomingHttpHeaders {
   const headers = { ...socket.handshake.headers };
@@ -103,7 +106,7 @@ export async function attachSockets(server: http.Server, deps: SocketDeps): Prom
       const projectHint = typeof hint === 'string' ? hint : undefined;
       const auth = await deps.authenticator.authenticate(headers, projectHint);
       if (auth.via === 'cookie' && !sameOrigin(headers, deps.publicUrl)) throw new PlatformError('forbidden', 'socket origin does not match this server');
-      (socket.data as SocketData) = { auth, checkedAt: Date.now(), headers, projectHint };
+      (socket.data as SocketData) = { auth, checkedAt: Date.now(), headers, projectHint, window: 0, count: 0 };
       next();
     } catch (err) {
       const pe = toPlatformError(err);
@@ -120,6 +123,9 @@ export async function attachSockets(server: http.Server, deps: SocketDeps): Prom
       socket.on(name, async (payload: unknown, ack?: unknown) => {
         const reply = typeof ack === 'function' ? (ack as (r: unknown) => void) : () => undefined;
         try {
+          const slot = Math.floor(Date.now() / SOCKET_WINDOW_MS);
+          if (data.window !== slot) Object.assign(data, { window: slot, count: 0 });
+          if (++data.count > SOCKET_EVENT_LIMIT) throw new PlatformError('rate_limited', `too many socket events; wait ${Math.ceil(SOCKET_WINDOW_MS / 1000)} s and try again`);
           const auth = await fresh(socket, deps);
           requireRole(auth, def.role);
           const parsed = def.schema.safeParse(payload);
