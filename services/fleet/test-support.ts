@@ -51,6 +51,8 @@ export class SimDevice {
   readonly control: Message[] = [];
   readonly rollbacks: string[] = [];
   private sub: Subscription | undefined;
+  /** Offset of the last control message this device finished handling (so tests can wait for it). */
+  controlOffset = -1;
 
   constructor(
     private readonly broker: Broker,
@@ -63,14 +65,19 @@ export class SimDevice {
   }
 
   async start(): Promise<void> {
-    this.sub = await this.broker.subscribe(STREAMS.control, { from: 'next' }, async (env) => {
-      if (env.target !== this.id) return;
-      const parsed = parseMessage(env);
-      if (!parsed.ok) return;
-      this.control.push(parsed.message);
-      if (!this.online) return;
-      if (parsed.message.type === 'deploy.apply') await this.apply(parsed.message.payload);
-      if (parsed.message.type === 'deploy.rollback') await this.rollback(parsed.message.payload);
+    if (this.broker instanceof MemoryBroker) this.controlOffset = this.broker.endOffset(STREAMS.control) - 1;
+    this.sub = await this.broker.subscribe(STREAMS.control, { from: 'next' }, async (env, meta) => {
+      try {
+        if (env.target !== this.id) return;
+        const parsed = parseMessage(env);
+        if (!parsed.ok) return;
+        this.control.push(parsed.message);
+        if (!this.online) return;
+        if (parsed.message.type === 'deploy.apply') await this.apply(parsed.message.payload);
+        if (parsed.message.type === 'deploy.rollback') await this.rollback(parsed.message.payload);
+      } finally {
+        this.controlOffset = meta.offset;
+      }
     });
   }
 
@@ -217,7 +224,9 @@ export async function makeFleetHarness(opts: { db?: Db; dir?: string } = {}) {
   const settle = async () => {
     let last = -1;
     for (let stable = 0; stable < 3; ) {
-      await waitFor(() => pumped.offset >= broker.endOffset(STREAMS.telemetry) - 1, 'telemetry applied');
+      // every device finished the commands sent so far (downloads take a while on a loaded machine)
+      await waitFor(() => devices.every((d) => d.controlOffset >= broker.endOffset(STREAMS.control) - 1), 'devices handled commands', 10_000);
+      await waitFor(() => pumped.offset >= broker.endOffset(STREAMS.telemetry) - 1, 'telemetry applied', 10_000);
       await new Promise((r) => setTimeout(r, 8));
       const end = broker.endOffset(STREAMS.telemetry) * 1_000_000 + broker.endOffset(STREAMS.control);
       if (end === last) stable++;
