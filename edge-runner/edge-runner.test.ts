@@ -1,16 +1,21 @@
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import sharp from 'sharp';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { makeEnvelope, STREAMS } from '../services/infra/broker/index.js';
 import { silentLogger } from '../services/log.js';
 import { EdgeRunner, type EdgeRunnerOptions } from './edge-runner.js';
-import { FolderSource } from './sources/index.js';
+import { FfmpegSource, FolderSource, HttpPushSource } from './sources/index.js';
 import { EmbeddedPlatform, FlakyBroker, type DeployModel } from './test-platform.js';
 import { buildTestDetector } from './test-models.js';
 
+const run = promisify(execFile);
 let root: string;
 let platform: EmbeddedPlatform;
 let framesDir: string;
@@ -110,6 +115,13 @@ describe(EdgeRunner.name, () => {
     const hb = await platform.waitFor('device.heartbeat', (p) => p.deviceId === r.deviceId && p.modelVersionId === 'mv-1');
     expect(hb.provider).toBe('cpu');
     expect(hb.runtime.tensorrt).toBe('10.3.0');
+    // No engine was cached yet, so the load ran as a TensorRT build, visible in the heartbeats.
+    const building = platform.messages('device.heartbeat', (p) => p.deviceId === r.deviceId && p.state === 'building');
+    expect(building.length).toBeGreaterThan(0);
+    expect(building[0]!.buildProgress).toBeGreaterThanOrEqual(0);
+    expect(building[0]!.modelVersionId).toBeNull();
+    const cacheDirs = await readdir(path.join(root, 'devices', r.deviceId, 'trt-cache'));
+    expect(cacheDirs).toEqual([`${model.sha256.slice(0, 16)}-test-board-trt10.3.0`]);
   });
 
   it('rejects a corrupted artifact (sha256 mismatch) and keeps serving the old model', async () => {
@@ -190,6 +202,42 @@ describe(EdgeRunner.name, () => {
     await platform.waitFor('device.health', (p) => p.deviceId === 'dup' && p.deploymentId === 'dep-offline' && p.state === 'healthy');
     expect(back.current?.versionId).toBe('mv-2');
     expect(healthStates('dup', 'dep-dup').filter((s) => s === 'downloading')).toHaveLength(1);
+  });
+
+  it('resumes a deploy interrupted by a shutdown instead of reporting it failed or losing it', async () => {
+    const dataDir = path.join(root, 'devices', 'interrupted');
+    let open = false;
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const slow = http.createServer((req, res) => {
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(models.v2.length) });
+      if (open) {
+        res.end(models.v2);
+        return;
+      }
+      res.write(models.v2.subarray(0, 100));
+      void gate.then(() => res.end(models.v2.subarray(100)));
+    });
+    await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', resolve));
+    try {
+      const model = { ...(await platform.publishModel(models.v2, { versionId: 'mv-2' })), url: `http://127.0.0.1:${(slow.address() as AddressInfo).port}/model.onnx` };
+      const r = runner({ deviceId: 'interrupted', dataDir });
+      await r.start();
+      await platform.deploy('interrupted', 'dep-int', model);
+      await platform.waitFor('device.health', (p) => p.deviceId === 'interrupted' && p.state === 'downloading');
+      await r.stop();
+      expect(healthStates('interrupted', 'dep-int')).toEqual(['downloading']);
+      open = true;
+      const again = runner({ deviceId: 'interrupted', dataDir });
+      await again.start();
+      await platform.waitFor('device.health', (p) => p.deviceId === 'interrupted' && p.state === 'healthy');
+      expect(healthStates('interrupted', 'dep-int')).toEqual(['downloading', 'downloading', 'verifying', 'loading', 'healthy']);
+      expect(again.current?.versionId).toBe('mv-2');
+    } finally {
+      release();
+      slow.closeAllConnections();
+      await new Promise<void>((resolve) => slow.close(() => resolve()));
+    }
   });
 
   it('buffers telemetry on disk while the broker is unreachable and flushes it in order on reconnect', async () => {
@@ -276,6 +324,27 @@ describe(EdgeRunner.name, () => {
     expect(metrics).toMatch(/visioninapp_edge_inference_seconds_bucket\{le="0.05",device="[^"]+"\} \d+/);
     expect(metrics).toMatch(/visioninapp_edge_fps\{device="[^"]+"\} [\d.]+/);
     expect(metrics).toContain('visioninapp_edge_telemetry_buffered');
+  });
+
+  it('infers frames from an ffmpeg source (testsrc video) and from frames pushed to POST /frames', async () => {
+    const video = path.join(root, 'testsrc.mp4');
+    await run('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc=size=128x96:rate=10:duration=2', '-pix_fmt', 'yuv420p', video]);
+    const r = runner({ source: new FfmpegSource({ input: video, maxFps: 10 }) });
+    await r.start();
+    await deployAndWait(r, 'dep-ff', await platform.publishModel(models.v1, { versionId: 'mv-1' }));
+    await expect.poll(() => r.inference.count, { timeout: 10_000 }).toBeGreaterThan(3);
+    expect(r.inference.meanTopConfidence).toBeCloseTo(0.9, 3);
+
+    const push = runner({ source: new HttpPushSource(), httpPort: 0 });
+    await push.start();
+    await deployAndWait(push, 'dep-push', await platform.publishModel(models.v1, { versionId: 'mv-1' }));
+    const jpeg = await readFile(path.join(framesDir, 'f2.jpg'));
+    for (let i = 0; i < 3; i++) {
+      const res = await fetch(`${push.httpUrl}/frames`, { method: 'POST', body: new Uint8Array(jpeg), headers: { 'content-type': 'image/jpeg' } });
+      expect(res.status).toBe(202);
+      await expect.poll(() => push.inference.count).toBe(i + 1);
+    }
+    expect((await fetch(`${push.httpUrl}/frames`, { method: 'POST', body: 'garbage' })).status).toBe(400);
   });
 
   it('explains bad options', () => {

@@ -330,7 +330,7 @@ export class EdgeRunner {
         return;
       } catch (err) {
         this.log.warn({ err: (err as Error).message, retryMs: delay }, 'cannot subscribe to vision.control yet; retrying');
-        await new Promise((r) => setTimeout(r, delay).unref());
+        await this.sleep(delay);
         delay = Math.min(delay * 2, 30_000);
       }
     }
