@@ -215,10 +215,36 @@ describe('MCP over Streamable HTTP (real express app)', () => {
     expect(versions).toHaveLength(2);
   }, 30_000);
 
+  it('forwards a long tool\'s progress and honours cancellation (an aborted wait runs nothing)', async () => {
+    const client = await connect(tokens.operator2!, () => ({ action: 'accept', content: { decision: 'approve' } }));
+    const progress: Array<{ progress: number; message?: string }> = [];
+    const imported = (await client.callTool({ name: 'import_dataset', arguments: { source: path.join(dir, 'src'), name: 'tiny-progress' } }, undefined, {
+      onprogress: (p) => progress.push(p),
+    })) as CallToolResult;
+    expect(imported.structuredContent).toMatchObject({ ref: 'tiny-progress@1' });
+    expect(progress.length).toBeGreaterThan(0);
+    expect(progress.map((p) => p.progress)).toEqual([...progress.map((p) => p.progress)].sort((a, b) => a - b));
+
+    const plain = await connect(tokens.operator2!);
+    const pending = (await plain.callTool({ name: 'split_dataset', arguments: { dataset: 'tiny-progress', train: 1, val: 0, test: 0 } })) as CallToolResult;
+    const { approvalId } = pending._meta?.['visioninapp/approval'] as { approvalId: string };
+    const abort = new AbortController();
+    const waiting = plain.callTool({ name: 'approvals_wait', arguments: { approvalId, timeoutSeconds: 30 } }, undefined, { signal: abort.signal });
+    setTimeout(() => abort.abort('changed my mind'), 300);
+    await expect(waiting).rejects.toThrow();
+    // The cancellation notification travels on its own request; the decision comes after it arrived.
+    await new Promise((r) => setTimeout(r, 500));
+    const april = await platform.accounts.authenticateToken(tokens.approver!);
+    await platform.approvals.decide({ user: april, projectId: 'default', requestId: 'web-2', log: silentLogger() }, approvalId, { decision: 'approve' });
+    await new Promise((r) => setTimeout(r, 1500));
+    const after = await platform.approvals.get({ user: april, projectId: 'default', requestId: 'web-3', log: silentLogger() }, approvalId);
+    expect(after.status).toBe('approved');
+  }, 30_000);
+
   it('a viewer reads but cannot run write tools, and no approval request is created', async () => {
     const client = await connect(tokens.viewer!, () => ({ action: 'accept', content: { decision: 'approve' } }));
     const listed = (await client.callTool({ name: 'list_datasets', arguments: {} })) as CallToolResult;
-    expect(listed.structuredContent).toMatchObject({ datasets: [expect.objectContaining({ name: 'tiny' })] });
+    expect(listed.structuredContent).toMatchObject({ datasets: expect.arrayContaining([expect.objectContaining({ name: 'tiny' })]) });
     const before = (await platform.audit.query({ projectId: 'default', action: 'approval.requested', limit: 1 })).total;
     const refused = (await client.callTool({ name: 'split_dataset', arguments: { dataset: 'tiny', train: 1, val: 0, test: 0 } })) as CallToolResult;
     expect(refused.isError).toBe(true);
