@@ -1,6 +1,5 @@
 import type http from 'node:http';
-import { createAdapter } from '@socket.io/redis-adapter';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { Server, type Socket } from 'socket.io';
 import { z } from 'zod';
 import type { Role } from '../services/context.js';
@@ -93,7 +92,8 @@ export async function attachSockets(server: http.Server, deps: SocketDeps): Prom
   const io = new Server(server, { serveClient: true, maxHttpBufferSize: 64 * 1024, cors: { origin: false } });
   const redis: Redis[] = [];
   if (deps.redisUrl) {
-    const pub = new Redis(deps.redisUrl, { lazyConnect: false, maxRetriesPerRequest: null });
+    const [{ createAdapter }, { Redis: RedisClient }] = await Promise.all([import('@socket.io/redis-adapter'), import('ioredis')]);
+    const pub = new RedisClient(deps.redisUrl, { maxRetriesPerRequest: null });
     const sub = pub.duplicate();
     redis.push(pub, sub);
     io.adapter(createAdapter(pub, sub, { key: 'via:socket.io' }));
