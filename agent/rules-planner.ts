@@ -252,7 +252,7 @@ function planFor(message: string, known: Known, context: { modelVersion?: unknow
       if (!('ok' in ds)) return 'unknown' in ds ? unknownDataset(ds.unknown, known) : { steps: [], clarify: `Which dataset should the accepted feedback join? Known datasets: ${known.datasets.join(', ')}.` };
       return { steps: [step('feedback_to_dataset', { dataset: ds.ok }, `add accepted feedback samples to ${ds.ok} as a new version`)] };
     }
-    return { steps: [step('feedback_summary', { sinceHours: 24 * 7 }, 'summarise feedback from devices over the last week')] };
+    return { steps: [step('feedback_summary', { days: 7 }, 'summarise feedback from devices over the last week')] };
   }
 
   if (has(RE.audit, text)) {

@@ -1,6 +1,7 @@
 import type { AnyTool } from './define.js';
 import { datasetTools } from './datasets.tools.js';
 import { explainModelTool, explainRunTool } from './explain.tools.js';
+import { feedbackTools } from './feedback.tools.js';
 import { fleetTools, rolloutTools } from './fleet.tools.js';
 import { decideApproval, listApprovals, queryAudit, verifyAudit } from './governance.tools.js';
 import { modelTools } from './models.tools.js';
@@ -21,6 +22,7 @@ export { trainingTools } from './training.tools.js';
 export { modelTools } from './models.tools.js';
 export { explainModelTool, explainRunTool } from './explain.tools.js';
 export { fleetTools, rolloutTools } from './fleet.tools.js';
+export { feedbackTools } from './feedback.tools.js';
 export { decideApproval, listApprovals, queryAudit, verifyAudit } from './governance.tools.js';
 export { searchPlatform } from './search.tools.js';
 
@@ -33,6 +35,7 @@ export function platformTools(services: ToolServices): AnyTool[] {
   if (services.models) tools.push(...modelTools, explainModelTool);
   if (services.fleet) tools.push(...fleetTools);
   if (services.rollouts) tools.push(...rolloutTools);
+  if (services.feedback) tools.push(...feedbackTools);
   return tools;
 }
 

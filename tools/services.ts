@@ -5,6 +5,7 @@ import type { TrainingService } from '../services/training/training.service.js';
 import type { ModelRegistry } from '../services/models/model.registry.js';
 import type { FleetService } from '../services/fleet/fleet.service.js';
 import type { RolloutService } from '../services/fleet/rollout.service.js';
+import type { FeedbackService } from '../services/feedback/feedback.service.js';
 import type { ToolRisk } from './define.js';
 
 /** The approval policy shown with every request (as `services/approvals` defines it). */
@@ -108,4 +109,5 @@ export interface ToolServices {
   models?: Pick<ModelRegistry, 'list' | 'get' | 'compare' | 'promote'>;
   fleet?: Pick<FleetService, 'list' | 'get'>;
   rollouts?: Pick<RolloutService, 'plan' | 'start' | 'status' | 'pause' | 'resume' | 'rollback' | 'list'>;
+  feedback?: Pick<FeedbackService, 'summary' | 'review' | 'toDataset'>;
 }

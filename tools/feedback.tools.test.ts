@@ -1,0 +1,48 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ApprovalService } from '../services/approvals/approval.service.js';
+import type { ApprovalEvent } from '../services/approvals/events.js';
+import { AuditLog } from '../services/audit/audit-log.js';
+import { EventBus } from '../services/events.js';
+import { makeFeedbackHarness } from '../services/feedback/test-support.js';
+import { SqliteDb } from '../services/infra/db/sqlite.js';
+import { silentLogger } from '../services/log.js';
+import type { ToolContext } from './define.js';
+import { createToolRegistry } from './index.js';
+import { runTool } from './run-tool.js';
+import type { ToolServices } from './services.js';
+
+const log = silentLogger();
+
+describe('feedback tools', () => {
+  let db: SqliteDb;
+  let h: Awaited<ReturnType<typeof makeFeedbackHarness>>;
+  let ctx: ToolContext;
+  let approvals: ApprovalService;
+
+  beforeEach(async () => {
+    db = new SqliteDb({ file: ':memory:' });
+    h = await makeFeedbackHarness(db);
+    const audit = new AuditLog({ db, log });
+    approvals = new ApprovalService({ db, audit, events: new EventBus<ApprovalEvent>(), log, strict: false, ttlMs: 3_600_000 });
+    const services: ToolServices = { approvals, audit, feedback: h.sut };
+    ctx = { ...h.ctx, log, services, registry: createToolRegistry(services) };
+  });
+
+  afterEach(async () => {
+    await h.cleanup();
+    await db.close();
+  });
+
+  it('summarises device feedback and reviews a sample only with an approval', async () => {
+    const sent = await h.deviceSends('jetson-1', 1);
+    expect(await runTool(ctx, 'feedback_summary', {})).toMatchObject({ ok: true, output: { byStatus: { pending: 1 }, byDevice: { 'jetson-1': 1 }, acceptedNotInDataset: 0 } });
+    const { items } = await h.sut.list(h.ctx, { status: 'pending' });
+    const args = ctx.registry.parseInput('review_feedback', { sampleId: items[0]!.id, decision: 'accept' });
+    expect(await runTool(ctx, 'review_feedback', args)).toMatchObject({ ok: false, error: { code: 'approval_required' } });
+    const req = await approvals.request(ctx, { tool: 'review_feedback', args, risk: 'write', reason: 'review' });
+    await approvals.decide(ctx, req.id, { decision: 'approve' });
+    expect(await runTool(ctx, 'review_feedback', args, { approvalId: req.id })).toMatchObject({ ok: true, output: { status: 'accepted' } });
+    expect(await runTool(ctx, 'feedback_summary', {})).toMatchObject({ ok: true, output: { acceptedNotInDataset: 1 } });
+    expect(sent.type).toBe('feedback.sample');
+  });
+});
