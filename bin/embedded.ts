@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { systemPrincipal, type CallContext } from '../services/context.js';
 import { isPlatformError } from '../services/errors.js';
@@ -64,4 +65,93 @@ export async function startEmbeddedGpuRunner(platform: Platform): Promise<{ stop
   if (runner.backends.length === 0)
     platform.log.warn(`embedded GPU runner cannot train: ${Object.values(runner.unavailableReasons).join('; ')}`);
   return { stop: () => runner.stop() };
+}
+
+/** Name of the model the embedded platform trains once so the simulated devices have something to serve. */
+export const DEMO_MODEL = 'helmets-demo-starter';
+
+/** Three (SIMULATED_DEVICES) simulated Jetsons on line-3 running the real edge-runner code on the demo test frames. */
+export async function startSimulatedDevices(platform: Platform): Promise<{ stop(): Promise<void> }> {
+  const { EdgeRunner, FolderSource } = await import('../edge-runner/index.js');
+  const root = path.resolve(platform.config.DATA_DIR);
+  const frames = path.join(root, 'demo', DEMO_DATASET, 'images', 'test');
+  const runners: Array<{ stop(): Promise<void> }> = [];
+  if (!existsSync(frames)) {
+    platform.log.warn(`no simulated devices: their frames come from the demo dataset (${frames}); set DEMO_DATASET=true`);
+    return { stop: async () => undefined };
+  }
+  for (let i = 1; i <= platform.config.SIMULATED_DEVICES; i++) {
+    const deviceId = `jetson-line3-${String(i).padStart(2, '0')}`;
+    const runner = new EdgeRunner({
+      deviceId,
+      name: `Line 3 Jetson #${i} (simulated)`,
+      tags: ['line-3', 'jetson', 'simulated'],
+      broker: platform.infra.broker,
+      dataDir: path.join(root, 'devices', deviceId),
+      source: new FolderSource({ dir: frames, maxFps: 2 }),
+      hardware: 'NVIDIA Jetson Orin Nano (simulated on this machine)',
+      threads: 1,
+      log: platform.log.child({ device: deviceId }),
+      feedback: {
+        perMinute: 2,
+        perHour: 30,
+        requestUploadUrls: (count) => platform.feedback.issueUploadUrls(deviceId, count),
+      },
+    });
+    await runner.start();
+    runners.push(runner);
+  }
+  return {
+    async stop() {
+      for (const r of runners) await r.stop();
+    },
+  };
+}
+
+/**
+ * First start only: trains a small starter model on helmets-demo and rolls it out to the simulated
+ * line-3 devices, as the platform's own set-up (recorded in the audit log as the system). Everything a
+ * person asks for afterwards goes through the agent and its approvals.
+ */
+export async function bootstrapDemoModel(platform: Platform): Promise<void> {
+  const ctx = systemContext(platform, 'demo-model');
+  if ((await platform.models.list(ctx, { name: DEMO_MODEL })).length > 0) return;
+  const earlier = await platform.training.list(ctx, { limit: 100 });
+  if (earlier.some((j) => j.name === DEMO_MODEL && !['failed', 'cancelled'].includes(j.status))) return;
+  let canTrain = false;
+  for (let i = 0; i < 30 && !canTrain; i++) {
+    canTrain = (await platform.training.runners()).some((r) => r.live && r.backends.includes('builtin'));
+    if (!canTrain) await new Promise((r) => setTimeout(r, 500));
+  }
+  if (!canTrain) {
+    platform.log.warn('no runner can train the built-in detector (PyTorch missing?): the simulated devices stay idle until a model is deployed');
+    return;
+  }
+  const job = await platform.training.start(ctx, {
+    dataset: DEMO_DATASET,
+    name: DEMO_MODEL,
+    config: { backend: 'builtin', model: 'builtin-n', epochs: 3, imgsz: 256, batch: 16, seed: 1 },
+  });
+  await platform.audit.append({
+    projectId: ctx.projectId,
+    actor: { id: 'system', kind: 'system' },
+    action: 'bootstrap.demo_model',
+    data: { jobId: job.id, dataset: DEMO_DATASET, model: DEMO_MODEL },
+  });
+  platform.log.info(`training the starter model ${DEMO_MODEL} (job ${job.id}); the simulated devices get it when it is ready`);
+  const finished = await new Promise<{ status: string; modelRef?: string }>((resolve) => {
+    const off = platform.events.on((e) => {
+      const event = e as { type: string; job?: { id: string }; status?: string; modelRef?: string };
+      if (event.type === 'training.finished' && event.job?.id === job.id) {
+        off();
+        resolve({ status: event.status ?? 'failed', ...(event.modelRef === undefined ? {} : { modelRef: event.modelRef }) });
+      }
+    });
+  });
+  if (finished.status !== 'succeeded' || finished.modelRef === undefined) {
+    platform.log.warn(`starter model training ${finished.status}; see job ${job.id}`);
+    return;
+  }
+  await platform.rollouts.start(ctx, { model: finished.modelRef, target: { tag: 'line-3' }, strategy: { canary: 1, waves: [100] } });
+  platform.log.info(`starter model ${finished.modelRef} rolling out to line-3`);
 }

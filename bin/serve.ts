@@ -2,7 +2,7 @@ import type { Config } from '../services/config.js';
 import type { Logger } from '../services/log.js';
 import { createPlatform } from '../services/platform.js';
 import { startHttpServer } from '../web-chat/server.js';
-import { ensureDemoDataset, startEmbeddedGpuRunner } from './embedded.js';
+import { bootstrapDemoModel, ensureDemoDataset, startEmbeddedGpuRunner, startSimulatedDevices } from './embedded.js';
 
 /** `visioninapp serve`: builds the platform, serves HTTP, and shuts down gracefully on SIGTERM/SIGINT. */
 export async function serve(config: Config, log: Logger): Promise<void> {
@@ -24,6 +24,9 @@ export async function serve(config: Config, log: Logger): Promise<void> {
     .then(async () => {
       if (config.EMBEDDED_GPU_RUNNER) workers.push(await startEmbeddedGpuRunner(platform));
       if (config.DEMO_DATASET) await ensureDemoDataset(platform);
+      if (config.SIMULATED_DEVICES > 0) workers.push(await startSimulatedDevices(platform));
+      if (config.DEMO_DATASET && config.EMBEDDED_GPU_RUNNER)
+        void bootstrapDemoModel(platform).catch((err: Error) => log.warn({ err: err.message }, 'starter model not trained'));
     })
     .catch((err: Error) => log.error({ err: err.message }, 'platform start failed'));
 
