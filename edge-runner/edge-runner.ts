@@ -636,11 +636,15 @@ export class EdgeRunner {
 
   private sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const t = setTimeout(resolve, ms);
-      this.aborter.signal.addEventListener('abort', () => {
+      const signal = this.aborter.signal;
+      // The listener is removed when the timer fires: the loop sleeps every 100 ms while no model is loaded.
+      const done = () => {
         clearTimeout(t);
+        signal.removeEventListener('abort', done);
         resolve();
-      }, { once: true });
+      };
+      const t = setTimeout(done, ms);
+      signal.addEventListener('abort', done, { once: true });
     });
   }
 }

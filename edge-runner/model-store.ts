@@ -124,7 +124,7 @@ export class ModelStore {
   /** Records a switch to `next` (the current one becomes previous) together with the command outcome, in one atomic write. */
   async activate(next: ModelRecord, outcome: CommandOutcome): Promise<void> {
     const prev = this.state.current;
-    this.state.previous = prev && prev.sha256 !== next.sha256 ? prev : this.state.previous;
+    this.state.previous = prev && prev.versionId !== next.versionId ? prev : this.state.previous;
     this.state.current = next;
     this.pushOutcome(outcome);
     await this.persist();
