@@ -29,6 +29,11 @@ export const edgeRunnerOptionsSchema = z.object({
     .string()
     .regex(/^rabbitmq-stream:\/\//, 'the broker URL must be rabbitmq-stream://user:pass@host:5552/vhost')
     .describe('RabbitMQ Streams URL of the platform broker'),
+  streamPrefix: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,100}$/, 'stream prefix: letters, digits, ".", "_" or "-"')
+    .optional()
+    .describe('prefix of the stream names, the same as the platform’s RABBITMQ_STREAM_PREFIX'),
   platformUrl: z.string().url().optional().describe('platform base URL, used to ask for feedback upload URLs'),
   apiToken: z.string().min(8).optional().describe('platform API token (Bearer) for the feedback upload URL route'),
   source: z.string().min(1).describe('frame source: folder:<dir>, http, or ffmpeg:<file|rtsp://…|/dev/video0>'),
@@ -52,6 +57,7 @@ const ENV: Record<string, keyof EdgeRunnerCommandOptions> = {
   VISIONINAPP_EDGE_NAME: 'name',
   VISIONINAPP_EDGE_TAGS: 'tags',
   RABBITMQ_STREAM_URL: 'brokerUrl',
+  RABBITMQ_STREAM_PREFIX: 'streamPrefix',
   VISIONINAPP_PLATFORM_URL: 'platformUrl',
   VISIONINAPP_API_TOKEN: 'apiToken',
   VISIONINAPP_EDGE_SOURCE: 'source',
@@ -110,7 +116,7 @@ export async function runEdgeRunnerCommand(input: EdgeRunnerCommandOptions, deps
   if (!parsed.success) throw new PlatformError('invalid_input', `invalid edge-runner options: ${describeZodError(parsed.error)}`);
   const o = parsed.data;
   const log = deps.log.child({ component: 'edge-runner' });
-  const broker = await createBroker({ rabbitmqUrl: o.brokerUrl, log });
+  const broker = await createBroker({ rabbitmqUrl: o.brokerUrl, log, ...(o.streamPrefix ? { streamPrefix: o.streamPrefix } : {}) });
   const source = createFrameSource(o.source, { maxFps: o.fps, log });
   const feedback: FeedbackOptions | undefined =
     o.platformUrl !== undefined && o.feedbackPerMinute > 0
@@ -141,9 +147,14 @@ export async function runEdgeRunnerCommand(input: EdgeRunnerCommandOptions, deps
   await runner.start();
   log.info({ deviceId: o.deviceId, tags: o.tags, source: source.description, api: runner.httpUrl, providers: o.providers }, 'edge runner started');
   await new Promise<void>((resolve) => {
-    const done = () => resolve();
+    const done = () => {
+      process.off('SIGTERM', done);
+      process.off('SIGINT', done);
+      resolve();
+    };
     process.once('SIGTERM', done);
     process.once('SIGINT', done);
+    if (deps.signal?.aborted) done();
     deps.signal?.addEventListener('abort', done, { once: true });
   });
   log.info('stopping edge runner');

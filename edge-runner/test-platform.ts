@@ -13,7 +13,7 @@ export type DeployModel = MessagePayload<'deploy.apply'>['model'];
  * LocalStorage behind an express app on an ephemeral port, and a recorder of telemetry.
  */
 export class EmbeddedPlatform {
-  readonly broker: MemoryBroker;
+  readonly broker: Broker;
   readonly telemetry: Envelope[] = [];
   storage!: LocalStorage;
   baseUrl = '';
@@ -21,8 +21,12 @@ export class EmbeddedPlatform {
   private sub: Subscription | undefined;
   private waiters: Array<() => void> = [];
 
-  constructor(private readonly root: string) {
-    this.broker = new MemoryBroker({ retention: 1_000_000 });
+  /** `broker` defaults to an in-process MemoryBroker; pass a RabbitBroker to run against the real one. */
+  constructor(
+    private readonly root: string,
+    broker?: Broker,
+  ) {
+    this.broker = broker ?? new MemoryBroker({ retention: 1_000_000 });
   }
 
   async start(): Promise<void> {
