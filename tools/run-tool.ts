@@ -1,3 +1,4 @@
+import { argsHash } from '../services/approvals/canonical-json.js';
 import { roleAtLeast } from '../services/context.js';
 import { PlatformError, describeZodError, isPlatformError, type ErrorCode } from '../services/errors.js';
 import type { ToolContext } from './define.js';
@@ -65,7 +66,7 @@ export async function runTool(ctx: ToolContext, name: string, rawInput: unknown,
       await services.approvals.consume(ctx, { approvalId: opts.approvalId, tool: name, args: input, threadId: ctx.threadId });
     } catch (err) {
       // An approved call that already ran (a resumed agent step) returns what it produced the first time.
-      const recorded = await recordedOutput(ctx, name, opts.approvalId);
+      const recorded = await recordedOutput(ctx, name, opts.approvalId, input);
       if (recorded !== undefined) return { ok: true, output: recorded, replayed: true };
       return failure(err);
     }
@@ -98,8 +99,15 @@ export async function runTool(ctx: ToolContext, name: string, rawInput: unknown,
   }
 }
 
-/** The output a finished call under `approvalId` recorded in the audit log, if any. */
-async function recordedOutput(ctx: ToolContext, tool: string, approvalId: string): Promise<unknown> {
+/**
+ * The output a finished call under `approvalId` recorded in the audit log, if any; only when the
+ * approval binds this very call (tool, thread and arguments), so a used approval never reports
+ * success for a different call.
+ */
+async function recordedOutput(ctx: ToolContext, tool: string, approvalId: string, input: Record<string, unknown>): Promise<unknown> {
+  const approval = await ctx.services.approvals.get(ctx, approvalId).catch(() => undefined);
+  if (approval === undefined || approval.status !== 'executed' || approval.tool !== tool || approval.threadId !== (ctx.threadId ?? null)) return undefined;
+  if (argsHash(approval.approvedArgs) !== argsHash(input)) return undefined;
   const { entries } = await ctx.services.audit.query({ projectId: ctx.projectId, tool, action: 'tool.finished', order: 'desc', limit: 200 });
   const entry = entries.find((e) => e.approvalId === approvalId);
   return entry !== undefined && 'output' in entry.data ? entry.data.output : undefined;
