@@ -64,7 +64,13 @@ const COALESCE_MS = 250;
  * resources (only those whose service is wired), and `resources/subscribe` for jobs and rollouts:
  * domain events about a subscribed one send `notifications/resources/updated`. Returns the cleanup.
  */
-export function registerResources(server: McpServer, services: McpServices, contextOf: (extra: McpExtra) => CallContext, projectId: () => string): () => void {
+export function registerResources(
+  server: McpServer,
+  services: McpServices,
+  contextOf: (extra: McpExtra) => CallContext,
+  projectId: () => string,
+  pollMs = 2000,
+): () => void {
   const { datasets, training, models, fleet, rollouts } = services;
   if (datasets) {
     server.registerResource(
@@ -167,12 +173,51 @@ export function registerResources(server: McpServer, services: McpServices, cont
       throw new McpError(ErrorCode.InvalidParams, `only running jobs and rollouts can be followed (visioninapp://jobs/{id}, visioninapp://rollouts/{id}); got ${uri}`);
     }
     subscribed.add(uri);
+    // The state at subscription time is the baseline the poll compares against.
+    fingerprint(uri)
+      .then((f) => {
+        if (f !== undefined && !seen.has(uri)) seen.set(uri, f);
+      })
+      .catch(() => undefined);
     return {};
   });
   server.server.setRequestHandler(UnsubscribeRequestSchema, (request) => {
     subscribed.delete(request.params.uri);
+    seen.delete(request.params.uri);
     return {};
   });
+  // Domain events reach only this process; a poll of subscribed resources covers changes made by
+  // other instances or processes (a stdio server beside `visioninapp serve`, several servers).
+  const seen = new Map<string, string>();
+  const notify = (uri: string) => {
+    if (subscribed.has(uri)) server.server.sendResourceUpdated({ uri }).catch(() => undefined);
+  };
+  const poller = setInterval(() => {
+    for (const uri of subscribed) {
+      fingerprint(uri)
+        .then((now) => {
+          if (now === undefined) return;
+          const before = seen.get(uri);
+          seen.set(uri, now);
+          if (before !== undefined && before !== now && !timers.has(uri)) notify(uri);
+        })
+        .catch(() => undefined);
+    }
+  }, pollMs);
+  poller.unref();
+  async function fingerprint(uri: string): Promise<string | undefined> {
+    const m = /^visioninapp:\/\/(jobs|rollouts)\/([^/]+)$/.exec(uri);
+    if (m === null) return undefined;
+    const ctx = contextOf({ signal: new AbortController().signal } as McpExtra);
+    const id = decodeURIComponent(m[2]!);
+    if (m[1] === 'jobs' && training) {
+      const [job, metrics] = await Promise.all([training.get(ctx, id), training.metrics(ctx, id)]);
+      return JSON.stringify([job.status, job.attempt, metrics.length, metrics.at(-1)]);
+    }
+    if (m[1] === 'rollouts' && rollouts) return JSON.stringify(await rollouts.status(ctx, id));
+    return undefined;
+  }
+
   const off = services.events.on((event) => {
     if (subscribed.size === 0 || event.projectId !== projectId()) return;
     const uri = resourceUriOf(event);
@@ -181,12 +226,14 @@ export function registerResources(server: McpServer, services: McpServices, cont
       uri,
       setTimeout(() => {
         timers.delete(uri);
-        if (subscribed.has(uri)) server.server.sendResourceUpdated({ uri }).catch(() => undefined);
+        notify(uri);
       }, COALESCE_MS),
     );
   });
   return () => {
     off();
+    clearInterval(poller);
+    seen.clear();
     for (const t of timers.values()) clearTimeout(t);
     timers.clear();
     subscribed.clear();

@@ -24,6 +24,8 @@ export interface CreateMcpServerOptions {
   services?: McpServices;
   principal: Principal;
   projectId: string;
+  /** How often subscribed jobs and rollouts are re-read to catch changes made by other processes (ms, default 2000). */
+  resourcePollMs?: number;
 }
 
 /** One MCP server for one connected caller; `caller` may be refreshed by the transport (role change, revoked token). */
@@ -81,7 +83,7 @@ export function createMcpServer(opts: CreateMcpServerOptions): McpSession {
   }
   registerApprovalsWait(server, services, contextOf);
   if (services.agent) registerAskAssistant(server, services, caller, contextOf);
-  const stopResources = registerResources(server, services, contextOf, () => caller.projectId);
+  const stopResources = registerResources(server, services, contextOf, () => caller.projectId, opts.resourcePollMs);
   registerPrompts(server);
 
   let stopped = false;
