@@ -16,5 +16,5 @@ export { createDeviceMetrics } from './device-metrics.js';
 export type { DeviceMetrics, DeviceMetricsSource } from './device-metrics.js';
 export { deviceApp } from './device-api.js';
 export type { DeviceApiHandlers } from './device-api.js';
-export { FfmpegSource, FolderSource, FramePacer, HttpPushSource, createFrameSource } from './sources/index.js';
-export type { FfmpegSourceOptions, FolderSourceOptions, Frame, FrameSource, HttpPushSourceOptions } from './sources/index.js';
+export { FfmpegSource, FolderSource, FramePacer, HttpPushSource, ImageListSource, createFrameSource } from './sources/index.js';
+export type { FfmpegSourceOptions, FolderSourceOptions, Frame, FrameSource, HttpPushSourceOptions, ImageListSourceOptions } from './sources/index.js';

@@ -6,4 +6,6 @@ export type { FolderSourceOptions } from './folder-source.js';
 export { FramePacer } from './frame-source.js';
 export type { Frame, FrameSource } from './frame-source.js';
 export { HttpPushSource } from './http-push-source.js';
+export { ImageListSource } from './image-list-source.js';
+export type { ImageListSourceOptions } from './image-list-source.js';
 export type { HttpPushSourceOptions } from './http-push-source.js';

@@ -9,6 +9,7 @@ import { createFrameSource } from './create-source.js';
 import { FfmpegSource } from './ffmpeg-source.js';
 import { FolderSource } from './folder-source.js';
 import { HttpPushSource } from './http-push-source.js';
+import { ImageListSource } from './image-list-source.js';
 
 const run = promisify(execFile);
 let dir: string;
@@ -120,5 +121,28 @@ describe(HttpPushSource.name, () => {
     expect(() => createFrameSource('s3://bucket/x')).toThrow(/unknown frame source/);
     expect(createFrameSource('http')).toBeInstanceOf(HttpPushSource);
     expect(createFrameSource(`folder:${dir}`)).toBeInstanceOf(FolderSource);
+  });
+});
+
+describe(ImageListSource.name, () => {
+  it('decodes the loaded images once and loops from an offset', async () => {
+    let loads = 0;
+    const src = new ImageListSource({
+      images: async () => {
+        loads++;
+        return [
+          { name: 'x', bytes: await png(10, 10, 1) },
+          { name: 'y', bytes: await png(12, 10, 1) },
+          { name: 'z', bytes: await png(14, 10, 1) },
+        ];
+      },
+      offset: 2,
+    });
+    const names = [];
+    for (let i = 0; i < 5; i++) names.push((await src.next())!.label);
+    expect(names).toEqual(['z', 'x', 'y', 'z', 'x']);
+    expect(loads).toBe(1);
+    await src.close();
+    await expect(new ImageListSource({ images: async () => [] }).next()).rejects.toThrow(/has no images/);
   });
 });
