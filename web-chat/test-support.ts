@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { AgentRuntime } from '../agent/runtime.js';
@@ -41,7 +42,9 @@ export interface TestServer {
 /** Starts a TestServer; `env` adds config variables (e.g. SLACK_SIGNING_SECRET). */
 export async function startTestServer(opts: { env?: Record<string, string>; web?: WebOptions } = {}): Promise<TestServer> {
   const dir = mkdtempSync(path.join(tmpdir(), 'vweb-'));
-  const config = loadConfig({ DATA_DIR: dir, PORT: '0', LOG_LEVEL: 'silent', EMBEDDED_GPU_RUNNER: 'false', SIMULATED_DEVICES: '0', DEMO_DATASET: 'false', ...opts.env }, dir);
+  // A known port, so that signed storage URLs (PUBLIC_URL) point at this server.
+  const port = String(await freePort());
+  const config = loadConfig({ DATA_DIR: dir, PORT: port, PUBLIC_URL: `http://127.0.0.1:${port}`, LOG_LEVEL: 'silent', EMBEDDED_GPU_RUNNER: 'false', SIMULATED_DEVICES: '0', DEMO_DATASET: 'false', ...opts.env }, dir);
   const log = silentLogger();
   const platform = await createPlatform(config, log);
   await platform.prepare();
@@ -61,7 +64,6 @@ export async function startTestServer(opts: { env?: Record<string, string>; web?
   });
   await agent.start();
   const http = await startHttpServer(platform, {
-    port: 0,
     host: '127.0.0.1',
     web: { ...opts.web, services: { agent, tools: { registry, services: toolServices }, ...opts.web?.services } },
   });
@@ -105,4 +107,15 @@ export async function startTestServer(opts: { env?: Record<string, string>; web?
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
 }

@@ -4,6 +4,8 @@ import path from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Role } from '../../services/context.js';
+import { jpeg, writeTree } from '../../services/datasets/test-support.js';
+import { makeEnvelope } from '../../services/infra/broker/envelope.js';
 import { startTestServer, TEST_PASSWORD, type TestServer } from '../../web-chat/test-support.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -153,6 +155,71 @@ describe.skipIf(missing)('web chat in Chromium', () => {
     expect(await card.locator('button[data-action="approve"]').textContent()).toBe('승인');
     await page.selectOption('#lang', 'en');
     expect(await page.locator('a[data-page="chat"]').textContent()).toBe('Chat');
+    await context.close();
+  }, 60_000);
+});
+
+describe.skipIf(missing)('web pages in Chromium', () => {
+  let t: TestServer;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    t = await startTestServer();
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'] });
+    const dir = mkdtempSync(path.join(tmpdir(), 'vpages-'));
+    await writeTree(dir, {
+      'data.yaml': 'names: [helmet, head]\n',
+      'images/train/a.jpg': await jpeg(200, 120, 1),
+      'labels/train/a.txt': '0 0.5 0.5 0.4 0.5\n1 0.2 0.2 0.1 0.1\n',
+      'images/val/b.jpg': await jpeg(160, 120, 2),
+      'labels/val/b.txt': '0 0.5 0.5 0.3 0.3\n',
+    });
+    const ctx = { user: { userId: t.users.operator.id, email: t.users.operator.email, name: 'Operator', role: 'operator' as const, kind: 'user' as const }, projectId: 'default', requestId: 'seed', log: t.platform.log };
+    await t.platform.datasets.import(ctx, { name: 'helmets-demo', description: 'hard hats', source: { kind: 'folder', path: dir } });
+    rmSync(dir, { recursive: true, force: true });
+    for (const [id, tag] of [['jetson-l3-a', 'line-3'], ['jetson-l3-b', 'line-3'], ['jetson-l2-a', 'line-2']] as const) {
+      await t.platform.fleet.handleTelemetry(
+        makeEnvelope('device.heartbeat', { deviceId: id, name: id, tags: [tag, 'jetson'], hardware: 'jetson-orin', runtime: {}, provider: 'cpu', modelVersionId: null, state: 'idle', fps: 0, latencyP50Ms: 0, latencyP95Ms: 0, meanTopConfidence: null, cpuPercent: 5, memoryMb: 100, temperatureC: 40 }, { source: id }),
+      );
+    }
+  }, 60_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await t?.close();
+  });
+
+  it('shows datasets with class counts and draws sample boxes on canvases; lists the fleet by line', async () => {
+    const context = await browser.newContext({ locale: 'en-US' });
+    const page = await context.newPage();
+    await page.goto(`${t.url}/login.html`);
+    await page.fill('#email', t.users.viewer.email);
+    await page.fill('#password', TEST_PASSWORD);
+    await page.click('#login-submit');
+    await page.waitForURL(/#chat/);
+    await page.goto(`${t.url}/#datasets`);
+    await page.fill('#dataset-q', 'helmet');
+    await page.click('#dataset-search button');
+    await page.locator('#dataset-list li', { hasText: 'helmets-demo' }).click();
+    await page.locator('#dataset-detail li', { hasText: 'helmet: 2 boxes' }).waitFor();
+    await expect.poll(() => page.locator('#dataset-samples canvas').count()).toBe(2);
+    // The boxes are drawn in red over the (grey-ish) sample images.
+    await expect
+      .poll(() =>
+        page.evaluate(() => {
+          const canvas = document.querySelector('#dataset-samples canvas') as HTMLCanvasElement;
+          const data = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height).data;
+          let red = 0;
+          for (let i = 0; i < data.length; i += 4) if (data[i]! > 200 && data[i + 1]! < 90 && data[i + 2]! < 90) red++;
+          return red;
+        }),
+      )
+      .toBeGreaterThan(50);
+    await page.goto(`${t.url}/#fleet`);
+    const line3 = page.locator('#fleet-groups > div', { hasText: 'Group line-3' });
+    await line3.waitFor();
+    expect(await line3.locator('tbody tr').count()).toBe(2);
+    expect(await line3.textContent()).toContain('Online');
     await context.close();
   }, 60_000);
 });

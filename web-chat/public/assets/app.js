@@ -71,7 +71,7 @@ const loaders = {
       h('h2', { class: 'h6', text: tag ? t('fleet.line', { tag }) : t('fleet.untagged') }),
       h('table', { class: 'table table-sm' },
         h('thead', {}, h('tr', {}, ['fleet.name', 'fleet.model', 'fleet.health', 'fleet.lastSeen'].map((k) => h('th', { text: t(k) })))),
-        h('tbody', {}, items.map((d) => h('tr', { dataset: { device: d.id } }, h('td', { text: d.name }), h('td', { class: 'model', text: d.modelRef || d.modelVersionId || '' }), h('td', { text: `${d.online ? t('fleet.online') : t('fleet.offline')} ${d.state || ''}` }), h('td', { class: 'small', text: fmtTime(d.lastHeartbeatAt) })))))))
+        h('tbody', {}, items.map((d) => h('tr', { dataset: { device: d.id } }, h('td', { text: d.name }), h('td', { class: 'model', text: d.modelVersionId || '' }), h('td', { text: `${d.health && d.health.online ? t('fleet.online') : t('fleet.offline')} · ${d.health ? d.health.status : ''} ${d.health && d.health.issues.length ? `(${d.health.issues.join('; ')})` : ''}` }), h('td', { class: 'small', text: fmtTime(d.lastHeartbeatAt) })))))))
       : [h('p', { class: 'text-body-secondary', text: t('common.none') })]));
   },
   async feedback() {
@@ -106,12 +106,12 @@ const loaders = {
 
 async function showDataset(ref) {
   const info = await api(`/api/datasets/${encodeURIComponent(ref)}`);
-  const counts = info.stats && info.stats.classCounts ? info.stats.classCounts : info.classCounts || {};
+  const classes = info.stats && Array.isArray(info.stats.classes) ? info.stats.classes : [];
   document.getElementById('dataset-detail').replaceChildren(
     h('h2', { class: 'h5', text: `${info.name} · ${t('datasets.version', { n: info.version })}` }),
     h('p', { class: 'small text-body-secondary', text: info.description || '' }),
     h('h3', { class: 'h6', text: t('datasets.classes') }),
-    h('ul', { class: 'small' }, Object.entries(counts).map(([k, v]) => h('li', { text: `${k}: ${v}` }))),
+    h('ul', { class: 'small' }, classes.map((c) => h('li', { text: `${c.name}: ${t('datasets.boxes', { n: c.boxes })}, ${t('datasets.images', { n: c.images })}` }))),
     h('h3', { class: 'h6', text: t('datasets.samples') }),
   );
   const { items } = await api(`/api/datasets/${encodeURIComponent(ref)}/images?limit=12`);
@@ -201,7 +201,8 @@ async function main() {
       const a = document.getElementById('compare-a').value.trim();
       const b = document.getElementById('compare-b').value.trim();
       const cmp = await api(`/api/models/compare?a=${encodeURIComponent(a)}&b=${encodeURIComponent(b)}`);
-      const rows = Object.entries(cmp.metrics || cmp.deltas || {}).map(([k, v]) => h('tr', {}, h('td', { text: k }), h('td', { text: typeof v === 'object' ? Object.values(v).map((x) => (typeof x === 'number' ? x.toFixed(3) : String(x))).join(' → ') : String(v) })));
+      const num = (x) => (typeof x === 'number' ? x.toFixed(3) : '–');
+      const rows = cmp.metrics.map((m) => h('tr', {}, h('td', { text: m.metric }), h('td', { text: `${num(m.a)} → ${num(m.b)} (${m.delta !== null && m.delta > 0 ? '+' : ''}${num(m.delta)})` })));
       document.getElementById('compare-result').replaceChildren(h('table', { class: 'table table-sm' }, h('thead', {}, h('tr', {}, h('th', { text: t('models.metric') }), h('th', { text: t('models.delta') }))), h('tbody', {}, rows)));
     });
   });
