@@ -128,6 +128,26 @@ program
   });
 
 program
+  .command('eval')
+  .description('score a planner on the evaluation scenarios; exits 1 under the thresholds in the file')
+  .addOption(new Option('--planner <planner>', 'rules or llm (llm needs OPENAI_API_KEY)').choices(['rules', 'llm']).default('rules'))
+  .option('--scenarios <file>', 'JSONL scenarios (default evals/scenarios.jsonl)')
+  .action(
+    action(async (cfg, _log, opts: { planner: 'rules' | 'llm'; scenarios?: string }) => {
+      const { runEvals } = await import('../evals/run-evals.js');
+      const { chatModelFromEnv } = await import('../agent/index.js');
+      const chatModel = opts.planner === 'llm' ? await chatModelFromEnv(cfg) : undefined;
+      if (opts.planner === 'llm' && chatModel === undefined) throw new Error('--planner llm needs OPENAI_API_KEY (and OPENAI_BASE_URL for a local server)');
+      const result = await runEvals({
+        planner: opts.planner,
+        ...(opts.scenarios === undefined ? {} : { scenariosFile: opts.scenarios }),
+        ...(chatModel === undefined ? {} : { chatModel }),
+      });
+      if (!result.passed) process.exitCode = 1;
+    }),
+  );
+
+program
   .command('bench')
   .description('run every benchmark in bench/ and write bench/results.json')
   .addOption(new Option('--filter <text>', 'only benchmarks whose file name contains this'))

@@ -24,6 +24,17 @@ import { ModelRegistry, modelSearchDocs } from './models/index.js';
 import { TrainingService, trainingSearchDocs } from './training/index.js';
 import { deviceSearchDocs, FleetService, RolloutController, RolloutService } from './fleet/index.js';
 import { FeedbackService } from './feedback/index.js';
+import { createToolRegistry, type ToolRegistry, type ToolServices } from '../tools/index.js';
+import {
+  AgentRuntime,
+  chatModelFromEnv,
+  LlmPlanner,
+  llmReporter,
+  rolloutWaitSource,
+  RulesPlanner,
+  serviceCatalog,
+  trainingWaitSource,
+} from '../agent/index.js';
 
 /** Every adapter of the platform, built once from the validated config. */
 export interface Infra {
@@ -53,6 +64,10 @@ export interface Platform {
   rollouts: RolloutService;
   rolloutController: RolloutController;
   feedback: FeedbackService;
+  /** The one tool registry (agent, REST, MCP, bot) and the services its tools call. */
+  tools: { registry: ToolRegistry; services: ToolServices };
+  /** The LangGraph agent: conversations, approvals from any channel, durable waits. */
+  agent: AgentRuntime;
   /** The secret that signs local storage URLs and other platform-issued tokens. */
   signingSecret: string;
   /** URL people and devices use to reach this server. */
@@ -113,6 +128,8 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
 
   const accounts = new AccountService({ db, identity, log: log.child({ service: 'accounts' }), events });
   const audit = new AuditLog({ db, log: log.child({ service: 'audit' }) });
+  // edited arguments are validated by the tool's own input schema (the registry is built below)
+  let registry: ToolRegistry | undefined;
   const approvals = new ApprovalService({
     db,
     audit,
@@ -120,6 +137,7 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
     log: log.child({ service: 'approvals' }),
     strict: config.APPROVAL_STRICT,
     ttlMs: config.APPROVAL_TTL_HOURS * 3_600_000,
+    validateArgs: (tool, args) => (registry === undefined ? args : registry.parseInput(tool, args)),
   });
   const datasets = new DatasetService({ db, storage, events, log: log.child({ service: 'datasets' }) });
 
@@ -155,6 +173,33 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
     trainingSearchDocs,
     deviceSearchDocs,
   ];
+  const toolServices: ToolServices = {
+    approvals,
+    audit,
+    search,
+    datasets,
+    training,
+    models,
+    fleet,
+    rollouts,
+    feedback,
+    approvalStrict: config.APPROVAL_STRICT,
+  };
+  registry = createToolRegistry(toolServices);
+  const chatModel = await chatModelFromEnv(config);
+  const agent = new AgentRuntime({
+    db: db.kysely,
+    registry,
+    services: toolServices,
+    planner: chatModel === undefined ? new RulesPlanner() : new LlmPlanner({ model: chatModel, registry }),
+    ...(chatModel === undefined ? {} : { reporter: llmReporter(chatModel) }),
+    catalog: serviceCatalog(toolServices),
+    log: log.child({ component: 'agent' }),
+    approvalMode: config.APPROVAL_MODE,
+    waitSources: [trainingWaitSource(training, models), rolloutWaitSource(rollouts)],
+    domainEvents: [events],
+  });
+
   // Retrain policies only ever propose (an event and a stored proposal); a person approves any training.
   async function evaluateRetrainPolicies(): Promise<void> {
     const projects = await db.kysely.selectFrom('projects').select('id').execute();
@@ -191,6 +236,8 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
     rollouts,
     rolloutController,
     feedback,
+    tools: { registry, services: toolServices },
+    agent,
     signingSecret,
     publicUrl,
     reindex(onProgress) {
@@ -238,11 +285,13 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
       await rolloutController.start();
       stoppers.push(training.startTimeoutChecks());
       stoppers.push(every(60 * 60_000, () => evaluateRetrainPolicies()));
+      await agent.start();
     },
     async close() {
       stopping = true;
       stopSignal.abort();
       stoppers.forEach((stop) => stop());
+      await agent.stop();
       await rolloutController.stop();
       for (const sub of subscriptions) await sub.close().catch(() => undefined);
       await indexer.stop();
