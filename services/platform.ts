@@ -129,7 +129,7 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
   const accounts = new AccountService({ db, identity, log: log.child({ service: 'accounts' }), events });
   const audit = new AuditLog({ db, log: log.child({ service: 'audit' }) });
   // edited arguments are validated by the tool's own input schema (the registry is built below)
-  let registry: ToolRegistry | undefined;
+  const registryRef: { current?: ToolRegistry } = {};
   const approvals = new ApprovalService({
     db,
     audit,
@@ -137,7 +137,7 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
     log: log.child({ service: 'approvals' }),
     strict: config.APPROVAL_STRICT,
     ttlMs: config.APPROVAL_TTL_HOURS * 3_600_000,
-    validateArgs: (tool, args) => (registry === undefined ? args : registry.parseInput(tool, args)),
+    validateArgs: (tool, args) => (registryRef.current === undefined ? args : registryRef.current.parseInput(tool, args)),
   });
   const datasets = new DatasetService({ db, storage, events, log: log.child({ service: 'datasets' }) });
 
@@ -185,7 +185,8 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
     feedback,
     approvalStrict: config.APPROVAL_STRICT,
   };
-  registry = createToolRegistry(toolServices);
+  const registry = createToolRegistry(toolServices);
+  registryRef.current = registry;
   const chatModel = await chatModelFromEnv(config);
   const agent = new AgentRuntime({
     db: db.kysely,
