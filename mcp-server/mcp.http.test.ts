@@ -12,16 +12,12 @@ import {
   type ElicitResult,
 } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AgentRuntime } from '../agent/runtime.js';
-import { RulesPlanner } from '../agent/rules-planner.js';
-import type { PlatformCatalog } from '../agent/planner.js';
 import { loadConfig } from '../services/config.js';
 import { jpeg, writeTree } from '../services/datasets/test-support.js';
 import { silentLogger } from '../services/log.js';
 import { createPlatform, type Platform } from '../services/platform.js';
 import type { Role } from '../services/context.js';
 import { startHttpServer, type RunningServer } from '../web-chat/server.js';
-import { mcpServicesOf } from './services.js';
 
 type Answer = (req: ElicitRequest['params']) => ElicitResult;
 
@@ -29,7 +25,6 @@ describe('MCP over Streamable HTTP (real express app)', () => {
   let dir: string;
   let platform: Platform;
   let server: RunningServer;
-  let agent: AgentRuntime | undefined;
   let url: URL;
   const tokens: Record<string, string> = {};
   const clients: Client[] = [];
@@ -62,22 +57,6 @@ describe('MCP over Streamable HTTP (real express app)', () => {
     const config = loadConfig({ DATA_DIR: dir, LOG_LEVEL: 'silent', DEMO_DATASET: 'false', SIMULATED_DEVICES: '0', EMBEDDED_GPU_RUNNER: 'false' }, dir);
     platform = await createPlatform(config, silentLogger());
     await platform.prepare();
-    // Until the composition root wires the agent, the test wires it the way the platform will.
-    const p = platform as Platform & { agent?: AgentRuntime };
-    if (p.agent === undefined) {
-      const s = mcpServicesOf(platform);
-      const none = async () => [];
-      const catalog: PlatformCatalog = {
-        datasets: async (ctx) => (await platform.datasets.list(ctx)).map((d) => ({ name: d.name, version: d.latestVersion })),
-        modelVersions: none,
-        jobs: none,
-        devices: none,
-        rollouts: none,
-      };
-      agent = new AgentRuntime({ db: platform.infra.db.kysely, registry: s.registry, services: s.toolServices, planner: new RulesPlanner(), catalog, log: silentLogger(), domainEvents: [platform.events], pollIntervalMs: 0 });
-      await agent.start();
-      p.agent = agent;
-    }
     server = await startHttpServer(platform, { port: 0, host: '127.0.0.1' });
     url = new URL(`${server.url}/mcp`);
     tokens.operator = await user('olivia', 'operator');
@@ -100,7 +79,6 @@ describe('MCP over Streamable HTTP (real express app)', () => {
   afterAll(async () => {
     for (const c of clients) await c.close().catch(() => undefined);
     await server?.close();
-    await agent?.stop();
     await platform?.close();
     rmSync(dir, { recursive: true, force: true });
   });

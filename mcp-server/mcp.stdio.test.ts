@@ -75,7 +75,9 @@ describe('visioninapp mcp (stdio, real process)', () => {
   it('without a token, in the embedded default, acts as the local admin and says so on stderr only', async () => {
     const { client, stderr, errors } = await connect();
     const { tools } = await client.listTools();
-    expect(tools.map((t) => t.name)).toEqual(expect.arrayContaining(['list_datasets', 'import_dataset', 'approvals_wait']));
+    expect(tools.map((t) => t.name)).toEqual(expect.arrayContaining(['list_datasets', 'import_dataset', 'approvals_wait', 'ask_assistant']));
+    const asked = (await client.callTool({ name: 'ask_assistant', arguments: { message: 'list datasets' } })) as CallToolResult;
+    expect(asked.structuredContent).toMatchObject({ status: 'done', plan: [{ tool: 'list_datasets' }] });
     const listed = (await client.callTool({ name: 'list_datasets', arguments: {} })) as CallToolResult;
     expect(listed.isError).toBeFalsy();
     expect(stderr()).toMatch(/LOCAL ADMIN/);
