@@ -108,6 +108,28 @@ program
     }),
   );
 
+{
+  const { edgeRunnerOptionsSchema } = await import('../edge-runner/command.js');
+  const edge = program
+    .command('edge-runner')
+    .description('run the device agent on a Jetson (or any machine): inference, deploys, telemetry, feedback');
+  // one flag per option of the schema, e.g. deviceId → --device-id; VISIONINAPP_EDGE_* variables fill what is not given
+  for (const [key, schema] of Object.entries(edgeRunnerOptionsSchema.shape)) {
+    const flag = key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+    edge.option(`--${flag} <value>`, (schema as { description?: string }).description ?? key);
+  }
+  edge.action(async (opts: Record<string, string>) => {
+    const cfg = config();
+    const log = createLogger(cfg.LOG_LEVEL);
+    try {
+      const { edgeOptionsFromEnv, runEdgeRunnerCommand } = await import('../edge-runner/index.js');
+      await runEdgeRunnerCommand({ ...edgeOptionsFromEnv(), ...opts } as Parameters<typeof runEdgeRunnerCommand>[0], { log });
+    } catch (err) {
+      fail(err);
+    }
+  });
+}
+
 program
   .command('detect')
   .description('run any ONNX detector on an image and print detections as JSON')
