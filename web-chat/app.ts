@@ -41,6 +41,17 @@ function packageDir(name: string): string {
   return dir;
 }
 
+/** Origins of presigned S3 image URLs, which the CSP must allow besides 'self'. */
+function storageOrigins(platform: Platform): string[] {
+  const { S3_BUCKET: bucket, S3_ENDPOINT: endpoint, S3_REGION: region } = platform.config;
+  if (bucket === undefined) return [];
+  if (endpoint !== undefined) {
+    const url = new URL(endpoint);
+    return [url.origin, `${url.protocol}//${bucket}.${url.host}`];
+  }
+  return [`https://${bucket}.s3.${region}.amazonaws.com`, `https://s3.${region}.amazonaws.com`];
+}
+
 /** Builds the express app of the platform server: health, signed storage URLs, metrics, API, bot and UI. */
 export function createApp(platform: Platform, opts: WebOptions = {}): Express {
   const app = express();
@@ -61,7 +72,7 @@ export function createApp(platform: Platform, opts: WebOptions = {}): Express {
           defaultSrc: ["'self'"],
           scriptSrc: ["'self'"],
           styleSrc: ["'self'"],
-          imgSrc: ["'self'", 'data:', 'blob:'],
+          imgSrc: ["'self'", 'data:', 'blob:', ...storageOrigins(platform)],
           connectSrc: ["'self'"],
           fontSrc: ["'self'", 'data:'],
           objectSrc: ["'none'"],

@@ -6,6 +6,7 @@ import { AgentRuntime } from '../agent/runtime.js';
 import { RulesPlanner } from '../agent/rules-planner.js';
 import { SimPlatform } from '../evals/sim-platform.js';
 import { DEFAULT_PROJECT_ID } from '../services/accounts/index.js';
+import { ApprovalService } from '../services/approvals/index.js';
 import { loadConfig } from '../services/config.js';
 import type { Role } from '../services/context.js';
 import { silentLogger } from '../services/log.js';
@@ -50,7 +51,17 @@ export async function startTestServer(opts: { env?: Record<string, string>; web?
   await platform.prepare();
   const sim = new SimPlatform();
   const registry = new ToolRegistry([...webServicesOf(platform).tools.registry.list().filter((t) => !sim.tools().some((s) => s.name === t.name)), ...sim.tools()]);
-  const toolServices = { approvals: platform.approvals, audit: platform.audit, approvalStrict: config.APPROVAL_STRICT };
+  // Edited arguments are validated by the same registry the agent runs (the simulated domain tools).
+  const approvals = new ApprovalService({
+    db: platform.infra.db,
+    audit: platform.audit,
+    events: platform.events,
+    log,
+    strict: config.APPROVAL_STRICT,
+    ttlMs: config.APPROVAL_TTL_HOURS * 3_600_000,
+    validateArgs: (tool, args) => registry.parseInput(tool, args),
+  });
+  const toolServices = { approvals, audit: platform.audit, approvalStrict: config.APPROVAL_STRICT };
   const agent = new AgentRuntime({
     db: platform.infra.db.kysely,
     registry,
@@ -65,7 +76,7 @@ export async function startTestServer(opts: { env?: Record<string, string>; web?
   await agent.start();
   const http = await startHttpServer(platform, {
     host: '127.0.0.1',
-    web: { ...opts.web, services: { agent, tools: { registry, services: toolServices }, ...opts.web?.services } },
+    web: { ...opts.web, services: { agent, approvals, tools: { registry, services: toolServices }, ...opts.web?.services } },
   });
   const users = {} as Record<Role, { id: string; email: string }>;
   for (const role of ['viewer', 'operator', 'approver', 'admin'] as const) {

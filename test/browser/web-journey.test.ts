@@ -73,11 +73,15 @@ describe.skipIf(missing)('web chat in Chromium', () => {
 
     // Edit opens a form generated from the tool's JSON schema.
     await card.locator('button[data-action="edit"]').click();
-    await card.locator('form.edit-form input[name="epochs"]').waitFor();
-    await card.locator('button[data-action="approve"]').click();
+    const epochs = card.locator('form.edit-form input[name="epochs"]');
+    await epochs.waitFor();
+    expect(await epochs.inputValue()).toBe('10');
+    await epochs.fill('3');
+    await card.locator('form.edit-form button[type="submit"]').click();
     await page.locator('#plan li.plan-step[data-index="0"][data-state="waiting"]').waitFor();
     await page.locator('#training-card:not(.d-none)').waitFor();
     const jobId = t.sim.jobs[0]!.id;
+    expect(t.sim.jobs[0]!.epochs).toBe(3);
 
     for (let epoch = 1; epoch <= 3; epoch++) {
       for (const batch of [5, 10]) {
