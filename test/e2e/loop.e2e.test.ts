@@ -202,7 +202,7 @@ describe.skipIf(torchMissing)('train → deploy → operate → retrain, embedde
     for (const id of LINE3) expect(env.devices.get(id)!.current?.versionId).toBe(mv1.id);
   }, 120_000);
 
-  it('applies the offline policy: waits, then skips a device that stays offline, or fails the rollout', async () => {
+  it('applies the offline policy: waits, then skips a device that stays offline or fails the rollout; a device back in time is updated', async () => {
     const { platform, ctx } = env;
     const line4 = ['jetson-l4-a', 'jetson-l4-b', 'jetson-l4-c'];
     for (const id of line4) await startDevice(env, { id, tags: ['line-4'], frames: data.testImages });
@@ -214,6 +214,10 @@ describe.skipIf(torchMissing)('train → deploy → operate → retrain, embedde
     const plan = await platform.rollouts.plan(ctx, skipInput);
     expect(plan.warnings.join(' ')).toMatch(/jetson-l4-c.*waited for up to 4 s, then skipped/);
     expect(plan.waves[0]!.deviceIds).not.toContain('jetson-l4-c');
+    const progress: Array<{ rolloutId: string; message: string }> = [];
+    const unsubscribe = platform.events.on((e) => {
+      if (e.type === 'rollout.progress') progress.push(e as unknown as { rolloutId: string; message: string });
+    });
     const skipping = await platform.rollouts.start(ctx, skipInput);
     const waiting = await waitFor('the offline device shown as waiting', async () => {
       const s = await platform.rollouts.status(ctx, skipping.id);
@@ -228,6 +232,11 @@ describe.skipIf(torchMissing)('train → deploy → operate → retrain, embedde
     expect(c.message).toMatch(/^skipped: offline for \d+ s \(policy: wait 4 s, then skip\)$/);
     expect(deploysTo(skipping.id).sort()).toEqual(['jetson-l4-a', 'jetson-l4-b']);
     for (const id of ['jetson-l4-a', 'jetson-l4-b']) expect(env.devices.get(id)!.current?.versionId).toBe(mv1.id);
+    // the UI's progress events say the same
+    const said = progress.filter((p) => p.rolloutId === skipping.id).map((p) => p.message);
+    expect(said).toContain('jetson-l4-c is offline; waiting up to 4 s');
+    expect(said.some((m) => /^jetson-l4-c skipped: offline for \d+ s/.test(m))).toBe(true);
+    unsubscribe();
 
     // the same version again: only the offline device needs it, the policy now fails the rollout
     const failing = await platform.rollouts.start(ctx, { ...skipInput, offline: { waitMs: 3000, action: 'fail' } });
@@ -237,5 +246,19 @@ describe.skipIf(torchMissing)('train → deploy → operate → retrain, embedde
     expect(failed.reason).toMatch(/^jetson-l4-c offline for \d+ s \(policy: wait 3 s, then fail\)$/);
     expect(failed.devices[0]).toMatchObject({ state: 'failed', sentAt: null });
     expect(deploysTo(failing.id)).toEqual([]);
+
+    // waiting pays off: a device back within the wait gets the model, and nobody is skipped
+    const mv5 = await registerModelFile(env, 'e2e-helmets', await modelBytes(env, mv1), { inputSize: 64, classNames: mv1.classNames, note: 'same weights, for line-4' });
+    const waitingRollout = await platform.rollouts.start(ctx, { ...skipInput, model: mv5.ref, offline: { waitMs: 60_000, action: 'skip' } });
+    await waitFor('jetson-l4-c waited for', async () => {
+      const s = await platform.rollouts.status(ctx, waitingRollout.id);
+      return s.devices.find((d) => d.deviceId === 'jetson-l4-c' && d.deviceState === 'offline');
+    }, 60_000);
+    await startDevice(env, { id: 'jetson-l4-c', tags: ['line-4'], frames: data.testImages });
+    const back = await waitRollout(env, waitingRollout.id);
+    expect(back.state).toBe('completed');
+    expect(back.reason).toBeNull();
+    expect(back.devices.map((d) => [d.deviceId, d.state])).toEqual(line4.map((id) => [id, 'healthy']));
+    expect(env.devices.get('jetson-l4-c')!.current?.versionId).toBe(mv5.id);
   }, 120_000);
 });
