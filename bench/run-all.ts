@@ -13,9 +13,15 @@ export interface BenchReport {
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 
-/** Runs every benchmark (or those whose file name contains `filter`), prints them and writes bench/results.json. */
+/**
+ * Runs every benchmark (or those whose file name contains one of the comma-separated `filter` words),
+ * prints them and writes bench/results.json.
+ */
 export async function runAllBenchmarks(filter?: string): Promise<BenchReport[]> {
-  const files = (await readdir(BENCH_DIR)).filter((f) => f.endsWith('.bench.ts') && (!filter || f.includes(filter))).sort();
+  const words = filter?.split(',').map((w) => w.trim()).filter(Boolean) ?? [];
+  const files = (await readdir(BENCH_DIR))
+    .filter((f) => f.endsWith('.bench.ts') && (words.length === 0 || words.some((w) => f.includes(w))))
+    .sort();
   const reports: BenchReport[] = [];
   for (const file of files) {
     process.stdout.write(`\n# ${file}\n`);

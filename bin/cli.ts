@@ -172,7 +172,7 @@ program
 program
   .command('bench')
   .description('run every benchmark in bench/ and write bench/results.json')
-  .addOption(new Option('--filter <text>', 'only benchmarks whose file name contains this'))
+  .addOption(new Option('--filter <text>', 'only benchmarks whose file name contains one of these comma-separated words'))
   .action(async (opts: { filter?: string }) => {
     const { runAllBenchmarks } = await import('../bench/run-all.js');
     await runAllBenchmarks(opts.filter);
