@@ -263,6 +263,35 @@ describe('MCP over Streamable HTTP (real express app)', () => {
     expect((prompt.messages[0]!.content as { text: string }).text).toMatch(/helmets-v2.*line-3/s);
   });
 
+  it('searches datasets, starts a training run that waits for approval, and follows the job through its resource', async () => {
+    const client = await connect(tokens.operator!);
+    const found = (await client.callTool({ name: 'search_datasets', arguments: { text: 'helmet' } })) as CallToolResult;
+    expect(found.isError).toBeFalsy();
+    expect(text(found)).toContain('tiny');
+
+    const started = (await client.callTool({ name: 'start_training', arguments: { dataset: 'tiny', epochs: 2 } })) as CallToolResult;
+    const { approvalId } = started._meta?.['visioninapp/approval'] as { approvalId: string };
+    const april = await platform.accounts.authenticateToken(tokens.approver!);
+    await platform.approvals.decide({ user: april, projectId: 'default', requestId: 'web-4', log: silentLogger() }, approvalId, { decision: 'approve' });
+    const ran = (await client.callTool({ name: 'approvals_wait', arguments: { approvalId, timeoutSeconds: 10 } })) as CallToolResult;
+    const jobId = (ran.structuredContent as { output: { jobId: string } }).output.jobId;
+    expect(ran.structuredContent).toMatchObject({ status: 'executed', output: { jobId: expect.stringMatching(/^job_/), status: 'queued', dataset: 'tiny@2' } });
+
+    const uri = `visioninapp://jobs/${jobId}`;
+    const job = JSON.parse(((await client.readResource({ uri })).contents[0] as { text: string }).text) as { job: { status: string }; metrics: unknown[] };
+    expect(job).toMatchObject({ job: { status: 'queued' }, metrics: [] });
+    const updates: string[] = [];
+    client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => {
+      updates.push(n.params.uri);
+    });
+    await client.subscribeResource({ uri });
+    // Cancelling (approved in an elicitation-capable client) ends the job; the subscriber hears it from the domain event.
+    const other = await connect(tokens.operator!, () => ({ action: 'accept', content: { decision: 'approve' } }));
+    const cancelled = (await other.callTool({ name: 'cancel_training', arguments: { jobId, reason: 'test' } })) as CallToolResult;
+    expect(cancelled.structuredContent).toMatchObject({ status: 'cancelled' });
+    await expect.poll(() => updates, { timeout: 3000 }).toContain(uri);
+  }, 30_000);
+
   it('ask_assistant plans a request and asks for the approval of its write step through elicitation', async () => {
     const asked: string[] = [];
     const client = await connect(tokens.operator!, (req) => {
