@@ -13,7 +13,7 @@ import { createLogger, silentLogger, type Logger } from '../../services/log.js';
 import type { ModelVersion } from '../../services/models/index.js';
 import { createPlatform, type Platform } from '../../services/platform.js';
 import type { RolloutStatus } from '../../services/fleet/index.js';
-import { generateYoloDataset, SYNTHETIC_CLASSES } from '../../vision/index.js';
+import { generateYoloDataset } from '../../vision/index.js';
 import { startHttpServer } from '../../web-chat/server.js';
 
 /** A whole embedded platform for an end-to-end test: HTTP server, GPU runner, edge runners and a recorder of both streams. */
@@ -271,5 +271,3 @@ export async function firstImage(dir: string): Promise<Buffer> {
 export function sha256(bytes: Buffer): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
-
-export { SYNTHETIC_CLASSES };
