@@ -1,6 +1,6 @@
 import type { Request, Response } from 'express';
 import { z } from 'zod';
-import { ROLES, type CallContext, type Role } from '../services/context.js';
+import { ROLES, roleAtLeast, type CallContext, type Role } from '../services/context.js';
 import { PlatformError } from '../services/errors.js';
 import { reviewSchema } from '../services/feedback/index.js';
 import type { PlatformMetrics } from '../services/metrics.js';
@@ -379,6 +379,23 @@ export const ROUTES: RouteDef[] = [
     params: idParams,
     async handler({ ctx, s, params }) {
       return need(s.fleet, 'the fleet').get(ctx, params.id);
+    },
+  }),
+  route({
+    method: 'post',
+    path: '/api/fleet/devices/:id/feedback-uploads',
+    access: 'viewer',
+    tag: 'fleet',
+    summary: 'Presigned PUT URLs a device uploads uncertain frames to (a device token with scope device:<id>, or an admin)',
+    params: idParams,
+    body: z.object({ count: z.number().int().min(1).max(50).describe('how many upload URLs') }),
+    response: z.object({ uploads: z.array(z.object({ url: z.string(), key: z.string(), expiresAt: z.number() })) }),
+    async handler({ ctx, s, params, body }) {
+      const allowed =
+        ctx.user.kind === 'token' ? (ctx.user.scopes ?? []).includes(`device:${params.id}`) : roleAtLeast(ctx.user.role, 'admin');
+      if (!allowed)
+        throw new PlatformError('forbidden', `only device ${params.id} (an API token with scope "device:${params.id}") or an admin may ask for its upload URLs`);
+      return { uploads: await need(s.feedback, 'feedback').issueUploadUrls(params.id, body.count) };
     },
   }),
   route({
