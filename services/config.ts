@@ -71,6 +71,9 @@ export const configSchema = z.object({
 /** The validated configuration, built once and passed down explicitly. */
 export type Config = z.infer<typeof configSchema>;
 
+/** Variables whose value is a secret and is never printed. */
+const SECRET_NAME = /SECRET|PASSWORD|TOKEN|API_KEY|CREDENTIAL/;
+
 /** A configuration value that cannot be used; `message` is one line naming the variable. */
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -88,7 +91,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   if (!result.success) {
     const issue = result.error.issues[0]!;
     const name = String(issue.path[0] ?? '(config)');
-    const shown = merged[name] === undefined ? '' : ` (got "${redactUrl(merged[name])}")`;
+    // never echo a secret: a wrong API key or signing secret is still that secret
+    const shown = merged[name] === undefined || SECRET_NAME.test(name) ? '' : ` (got "${redactUrl(merged[name])}")`;
     throw new ConfigError(`invalid ${name}${shown}: expected ${issue.message}`);
   }
   return result.data;
