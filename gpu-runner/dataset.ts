@@ -38,35 +38,54 @@ export async function downloadDataset(
       await mkdir(path.dirname(dest), { recursive: true });
       if (existsSync(dest) && (await stat(dest)).size === f.size && (await sha256File(dest)) === f.sha256)
         continue;
-      const res = await doFetch(f.url, opts.signal ? { signal: opts.signal } : {});
-      if (!res.ok || res.body === null)
-        throw new PlatformError(
-          'unavailable',
-          `downloading dataset file ${rel} failed with HTTP ${res.status}; the signed URL may have expired, retry the job`,
-        );
-      const hash = createHash('sha256');
-      const hasher = new Transform({
-        transform(chunk: Buffer, _enc, cb) {
-          hash.update(chunk);
-          cb(null, chunk);
-        },
-      });
-      await pipeline(
-        Readable.fromWeb(res.body as import('node:stream/web').ReadableStream),
-        hasher,
-        createWriteStream(dest),
-      );
-      const digest = hash.digest('hex');
-      if (digest !== f.sha256)
-        throw new PlatformError(
-          'invalid_input',
-          `dataset file ${rel} is corrupt: sha256 ${digest.slice(0, 12)}… does not match ${f.sha256.slice(0, 12)}…; re-upload the dataset version`,
-        );
+      // a signal per request: fetch keeps its abort listener until GC, which piles up on a shared signal over thousands of files
+      const request = new AbortController();
+      const onAbort = () => request.abort(opts.signal?.reason);
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
+      try {
+        await fetchInto(doFetch, f, rel, dest, request.signal);
+      } finally {
+        opts.signal?.removeEventListener('abort', onAbort);
+      }
     }
   };
   await Promise.all(
     Array.from({ length: Math.min(opts.concurrency ?? 4, Math.max(1, files.length)) }, worker),
   );
+}
+
+/** Fetches one file to `dest`, hashing it on the way and refusing it when its sha256 differs. */
+async function fetchInto(
+  doFetch: typeof fetch,
+  f: DatasetFile,
+  rel: string,
+  dest: string,
+  signal: AbortSignal,
+): Promise<void> {
+  const res = await doFetch(f.url, { signal });
+  if (!res.ok || res.body === null)
+    throw new PlatformError(
+      'unavailable',
+      `downloading dataset file ${rel} failed with HTTP ${res.status}; the signed URL may have expired, retry the job`,
+    );
+  const hash = createHash('sha256');
+  const hasher = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      hash.update(chunk);
+      cb(null, chunk);
+    },
+  });
+  await pipeline(
+    Readable.fromWeb(res.body as import('node:stream/web').ReadableStream),
+    hasher,
+    createWriteStream(dest),
+  );
+  const digest = hash.digest('hex');
+  if (digest !== f.sha256)
+    throw new PlatformError(
+      'invalid_input',
+      `dataset file ${rel} is corrupt: sha256 ${digest.slice(0, 12)}… does not match ${f.sha256.slice(0, 12)}…; re-upload the dataset version`,
+    );
 }
 
 async function sha256File(p: string): Promise<string> {
