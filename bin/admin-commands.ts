@@ -93,6 +93,51 @@ export function registerAdminCommands(program: Command, action: Runner): void {
       }),
     );
 
+  program
+    .command('models')
+    .description('model versions')
+    .command('list')
+    .description('list model versions with their stages and mAP')
+    .option('--name <name>', 'only this model')
+    .option('--json', 'print JSON')
+    .action(
+      action(async (cfg, log, opts: { name?: string; json?: boolean }) => {
+        await withPlatform(cfg, log, async (p, ctx) => {
+          const rows = await p.models.list(ctx, opts.name === undefined ? {} : { name: opts.name });
+          print(opts.json === true, rows, () =>
+            rows.length === 0
+              ? 'no model versions yet; train one from the chat ("train a helmet detector on dataset helmets-demo")'
+              : rows
+                  .map((m) => `${m.ref}\t${m.stages.join(',') || '-'}\tmAP50 ${m.metrics.mAP50?.toFixed(3) ?? '?'}\t${m.lineage.dataset ?? ''}`)
+                  .join('\n'),
+          );
+        });
+      }),
+    );
+
+  program
+    .command('devices')
+    .description('edge devices')
+    .command('list')
+    .description('list devices with their model version, health and last heartbeat')
+    .option('--tag <tag>', 'only devices with this tag, e.g. line-3')
+    .option('--json', 'print JSON')
+    .action(
+      action(async (cfg, log, opts: { tag?: string; json?: boolean }) => {
+        await withPlatform(cfg, log, async (p, ctx) => {
+          const rows = await p.fleet.list(ctx, opts.tag === undefined ? {} : { tag: opts.tag });
+          const ago = (t: number) => `${Math.round((Date.now() - t) / 1000)}s ago`;
+          print(opts.json === true, rows, () =>
+            rows.length === 0
+              ? `no devices${opts.tag ? ` tagged ${opts.tag}` : ''}; start one with: visioninapp edge-runner --help`
+              : rows
+                  .map((d) => `${d.id}\t${d.tags.join(',')}\t${d.state}\t${d.modelVersionId ?? 'no model'}\t${d.health.status}\t${ago(d.lastHeartbeatAt)}`)
+                  .join('\n'),
+          );
+        });
+      }),
+    );
+
   const audit = program.command('audit').description('the hash-chained audit log');
   audit
     .command('verify')
