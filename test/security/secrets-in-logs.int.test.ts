@@ -126,7 +126,7 @@ describe.skipIf(skip)('secrets never reach the logs of a real visioninapp serve'
     await fetch(`${base}/api/conversations`, { method: 'POST', headers: bearer, body: JSON.stringify({ message: 'list datasets' }), signal: AbortSignal.timeout(3000) }).catch(() => undefined);
     // a forged bearer and a Slack request with a bad signature are logged as refusals
     await fetch(`${base}/api/me`, { headers: { authorization: `Bearer ${token}x` } });
-    await fetch(`${base}/slack/commands`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-slack-signature': `v0=${secrets.slack}`, 'x-slack-request-timestamp': String(Math.floor(Date.now() / 1000)) }, body: `token=${secrets.mattermost}&text=hello` });
+    await fetch(`${base}/integrations/slack/commands`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-slack-signature': `v0=${secrets.slack}`, 'x-slack-request-timestamp': String(Math.floor(Date.now() / 1000)) }, body: `token=${secrets.mattermost}&text=hello` });
 
     proc.child.kill('SIGTERM');
     await proc.exited;
