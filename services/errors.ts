@@ -39,3 +39,30 @@ export function describeZodError(error: { issues: ReadonlyArray<{ path: Readonly
     .map((issue) => `${issue.path.length > 0 ? issue.path.map(String).join('.') : '(root)'}: ${issue.message}`)
     .join('; ');
 }
+
+const CONNECTION_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENOTFOUND',
+  'EPIPE',
+  'PROTOCOL_CONNECTION_LOST',
+  'ER_CON_COUNT_ERROR',
+  'SQLITE_BUSY',
+]);
+
+/**
+ * A driver error that means a backing service (database, cache) cannot be reached, as `unavailable`
+ * with a message a person can act on; undefined for any other error.
+ */
+export function connectionFailure(err: unknown): PlatformError | undefined {
+  const e = err as { code?: unknown; message?: unknown; fatal?: unknown } | null;
+  if (e === null || typeof e !== 'object') return undefined;
+  const code = typeof e.code === 'string' ? e.code : '';
+  const message = typeof e.message === 'string' ? e.message : '';
+  if (CONNECTION_CODES.has(code) || e.fatal === true || /Connection is closed|Stream isn't writeable|connect ECONNREFUSED/.test(message)) {
+    return new PlatformError('unavailable', 'a backing service (database or cache) is not reachable right now; try again shortly, /readyz shows which one');
+  }
+  return undefined;
+}

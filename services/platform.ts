@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Config } from './config.js';
@@ -127,7 +127,9 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
   const indexer = new SearchIndexer({ db, index: search, log: log.child({ component: 'search-indexer' }), cache });
 
   const accounts = new AccountService({ db, identity, log: log.child({ service: 'accounts' }), events });
-  const audit = new AuditLog({ db, log: log.child({ service: 'audit' }) });
+  // entry hashes are keyed, so someone with write access to the database cannot recompute a rewritten chain
+  const auditKey = createHmac('sha256', signingSecret).update('visioninapp audit chain').digest('hex');
+  const audit = new AuditLog({ db, log: log.child({ service: 'audit' }), hmacKey: auditKey });
   // edited arguments are validated by the tool's own input schema (the registry is built below)
   const registryRef: { current?: ToolRegistry } = {};
   const approvals = new ApprovalService({

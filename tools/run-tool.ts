@@ -1,6 +1,6 @@
 import { argsHash } from '../services/approvals/canonical-json.js';
 import { roleAtLeast } from '../services/context.js';
-import { PlatformError, describeZodError, isPlatformError, type ErrorCode } from '../services/errors.js';
+import { PlatformError, connectionFailure, describeZodError, isPlatformError, type ErrorCode } from '../services/errors.js';
 import type { ToolContext } from './define.js';
 import type { ToolAuditActor } from './services.js';
 
@@ -119,6 +119,8 @@ export function toToolError(err: unknown): ToolError {
   if (err instanceof Error && err.name === 'ZodError' && 'issues' in err) {
     return { code: 'invalid_input', message: describeZodError(err as unknown as Parameters<typeof describeZodError>[0]) };
   }
+  const down = connectionFailure(err);
+  if (down !== undefined) return { code: down.code, message: down.message };
   return { code: 'internal', message: `unexpected error: ${err instanceof Error ? err.message : String(err)}` };
 }
 

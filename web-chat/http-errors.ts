@@ -1,5 +1,5 @@
 import type { ErrorRequestHandler, Response } from 'express';
-import { isPlatformError, PlatformError, type ErrorCode } from '../services/errors.js';
+import { connectionFailure, isPlatformError, PlatformError, type ErrorCode } from '../services/errors.js';
 import type { Logger } from '../services/log.js';
 
 const STATUS: Record<ErrorCode, number> = {
@@ -26,6 +26,8 @@ export function toPlatformError(err: unknown): PlatformError {
   if (e?.type === 'entity.parse.failed') return new PlatformError('invalid_input', 'the request body is not valid JSON; send a JSON object');
   if (e?.type === 'entity.too.large') return new PlatformError('invalid_input', 'the request body is too large; send less than 1 MB');
   if (e?.type === 'encoding.unsupported' || e?.type === 'charset.unsupported') return new PlatformError('invalid_input', 'unsupported body encoding; send UTF-8 JSON');
+  const down = connectionFailure(err);
+  if (down !== undefined) return down;
   return new PlatformError('internal', 'something went wrong on the server; try again, and tell an admin if it keeps happening');
 }
 
