@@ -116,6 +116,26 @@ describe('AgentRuntime (embedded, rules planner)', () => {
     expect(view.report).toMatch(/training job_1 succeeded/);
   });
 
+  it('picks up an approval decided on another channel while the agent was down', async () => {
+    const alice = h.ctx('alice', 'operator');
+    const first = await h.runtime.startConversation(alice, { message: 'train on dataset helmets-v2 for 3 epochs' });
+    const approvalId = first.pendingApproval!.approvalId;
+    await h.close();
+
+    // Another channel (REST, Slack) decides while no runtime listens.
+    h = await createAgentHarness({ file: path.join(dir, 'agent.db'), sim: h.sim });
+    await h.runtime.stop();
+    await h.approvals.decide(alice, approvalId, { decision: 'approve' });
+    expect((await h.runtime.getThread(alice, first.id)).status).toBe('awaiting_approval');
+    await h.close();
+
+    h = await createAgentHarness({ file: path.join(dir, 'agent.db'), sim: h.sim });
+    await h.runtime.settled();
+    const view = await h.runtime.getThread(alice, first.id);
+    expect(view.status).toBe('waiting');
+    expect(h.sim.jobs).toHaveLength(1);
+  });
+
   it('re-plans a rejected deployment from the reason, and stops on a plain no', async () => {
     const alice = h.ctx('alice', 'operator');
     const bob = h.ctx('bob', 'approver');

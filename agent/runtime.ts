@@ -116,7 +116,7 @@ export class AgentRuntime {
     });
   }
 
-  /** Subscribes to domain events and resumes threads whose job or rollout ended while the platform was down. */
+  /** Subscribes to domain events and resumes threads whose job or rollout ended, or whose approval was decided, while the platform was down. */
   async start(): Promise<void> {
     for (const source of this.opts.domainEvents ?? []) {
       this.unsubscribe.push(source.on((event) => this.onDomainEvent(event)));
@@ -269,6 +269,19 @@ export class AgentRuntime {
         if (outcome !== undefined) resumed.push(...(await this.resumeWait(outcome)));
       } catch (err) {
         this.opts.log.error({ err, threadId: row.id }, 'checking a waiting conversation failed');
+      }
+    }
+    // a decision made on another channel while this process was down (or just before it crashed)
+    const pending = await this.opts.db.selectFrom('agent_threads').selectAll().where('status', '=', 'awaiting_approval').execute();
+    for (const row of pending) {
+      if (row.approval_id === null) continue;
+      try {
+        const approval = await this.opts.services.approvals.get(this.systemCtx(row.project_id), row.approval_id);
+        if (approval.decision === null) continue;
+        await this.resumeFromOtherChannel(row.id, approval);
+        resumed.push(row.id);
+      } catch (err) {
+        this.opts.log.error({ err, threadId: row.id }, 'checking a conversation awaiting approval failed');
       }
     }
     return resumed;
