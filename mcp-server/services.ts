@@ -8,7 +8,7 @@ import type { Logger } from '../services/log.js';
 import type { ModelRegistry } from '../services/models/index.js';
 import type { Platform } from '../services/platform.js';
 import type { TrainingService } from '../services/training/index.js';
-import { createToolRegistry, type ToolRegistry, type ToolServices } from '../tools/index.js';
+import type { ToolRegistry, ToolServices } from '../tools/index.js';
 
 /** Everything the MCP server calls; domain services not wired on the platform are absent and their resources are not offered. */
 export interface McpServices {
@@ -29,51 +29,22 @@ export interface McpServices {
   agent?: Pick<AgentRuntime, 'startConversation' | 'sendMessage' | 'decide' | 'getThread' | 'events'>;
 }
 
-type MaybeWired = Platform & {
-  training?: TrainingService;
-  models?: ModelRegistry;
-  fleet?: FleetService;
-  rollouts?: RolloutService;
-  agent?: AgentRuntime;
-  tools?: ToolRegistry | { registry: ToolRegistry; services: ToolServices };
-  toolServices?: ToolServices;
-};
-
-function isRegistry(value: unknown): value is ToolRegistry {
-  return typeof value === 'object' && value !== null && typeof (value as ToolRegistry).parseInput === 'function';
-}
-
-/** The services of `platform` the MCP server uses (whatever the composition root wired), with `overrides` on top. */
+/** The services of `platform` the MCP server uses, with `overrides` on top (tests). */
 export function mcpServicesOf(platform: Platform, overrides: Partial<McpServices> = {}): McpServices {
-  const p = platform as MaybeWired;
-  const toolServices: ToolServices = p.toolServices ?? {
-    approvals: p.approvals,
-    audit: p.audit,
-    approvalStrict: p.config.APPROVAL_STRICT,
-    search: p.infra.search,
-    ...(p.datasets ? { datasets: p.datasets } : {}),
-    ...(p.training ? { training: p.training } : {}),
-    ...(p.models ? { models: p.models } : {}),
-  };
-  let registry: ToolRegistry;
-  let services = toolServices;
-  if (p.tools === undefined) registry = createToolRegistry(toolServices);
-  else if (isRegistry(p.tools)) registry = p.tools;
-  else ({ registry, services } = p.tools);
   const base: McpServices = {
-    accounts: p.accounts,
-    approvals: p.approvals,
-    registry,
-    toolServices: services,
-    events: p.events,
-    log: p.log.child({ component: 'mcp' }),
-    publicUrl: p.publicUrl,
-    ...(p.datasets ? { datasets: p.datasets } : {}),
-    ...(p.training ? { training: p.training } : {}),
-    ...(p.models ? { models: p.models } : {}),
-    ...(p.fleet ? { fleet: p.fleet } : {}),
-    ...(p.rollouts ? { rollouts: p.rollouts } : {}),
-    ...(p.agent ? { agent: p.agent } : {}),
+    accounts: platform.accounts,
+    approvals: platform.approvals,
+    registry: platform.tools.registry,
+    toolServices: platform.tools.services,
+    events: platform.events,
+    log: platform.log.child({ component: 'mcp' }),
+    publicUrl: platform.publicUrl,
+    datasets: platform.datasets,
+    training: platform.training,
+    models: platform.models,
+    fleet: platform.fleet,
+    rollouts: platform.rollouts,
+    agent: platform.agent,
   };
   return { ...base, ...overrides };
 }

@@ -11,7 +11,7 @@ import type { FleetService, RolloutService } from '../services/fleet/index.js';
 import type { ModelRegistry } from '../services/models/index.js';
 import type { Platform } from '../services/platform.js';
 import type { TrainingService } from '../services/training/index.js';
-import { createToolRegistry, type ToolRegistry, type ToolServices } from '../tools/index.js';
+import type { ToolRegistry, ToolServices } from '../tools/index.js';
 import type { ToolContext } from '../tools/define.js';
 
 /** The tool registry and the services its tools call, as the web layer runs them. */
@@ -40,51 +40,23 @@ export interface WebServices {
   agent?: AgentRuntime;
 }
 
-type MaybeWired = Platform & {
-  training?: TrainingService;
-  models?: ModelRegistry;
-  fleet?: FleetService;
-  rollouts?: RolloutService;
-  feedback?: FeedbackService;
-  agent?: AgentRuntime;
-  tools?: WebTools | ToolRegistry;
-};
-
-function isRegistry(value: unknown): value is ToolRegistry {
-  return typeof value === 'object' && value !== null && typeof (value as ToolRegistry).parseInput === 'function';
-}
-
-/** The services of `platform` the web layer uses (whatever the composition root wired), with `overrides` on top. */
+/** The services of `platform` the web layer uses, with `overrides` on top (tests). */
 export function webServicesOf(platform: Platform, overrides: Partial<WebServices> = {}): WebServices {
-  const p = platform as MaybeWired;
-  const toolServices: ToolServices = {
-    approvals: p.approvals,
-    audit: p.audit,
-    approvalStrict: p.config.APPROVAL_STRICT,
-    search: p.infra.search,
-    ...(p.datasets ? { datasets: p.datasets } : {}),
-    ...(p.training ? { training: p.training } : {}),
-    ...(p.models ? { models: p.models } : {}),
-  };
-  let tools: WebTools;
-  if (p.tools === undefined) tools = { registry: createToolRegistry(toolServices), services: toolServices };
-  else if (isRegistry(p.tools)) tools = { registry: p.tools, services: toolServices };
-  else tools = p.tools;
   const base: WebServices = {
-    accounts: p.accounts,
-    audit: p.audit,
-    approvals: p.approvals,
-    tools,
-    events: p.events,
-    cache: p.infra.cache,
-    publicUrl: p.publicUrl,
-    ...(p.datasets ? { datasets: p.datasets } : {}),
-    ...(p.training ? { training: p.training } : {}),
-    ...(p.models ? { models: p.models } : {}),
-    ...(p.fleet ? { fleet: p.fleet } : {}),
-    ...(p.rollouts ? { rollouts: p.rollouts } : {}),
-    ...(p.feedback ? { feedback: p.feedback } : {}),
-    ...(p.agent ? { agent: p.agent } : {}),
+    accounts: platform.accounts,
+    audit: platform.audit,
+    approvals: platform.approvals,
+    tools: platform.tools,
+    events: platform.events,
+    cache: platform.infra.cache,
+    publicUrl: platform.publicUrl,
+    datasets: platform.datasets,
+    training: platform.training,
+    models: platform.models,
+    fleet: platform.fleet,
+    rollouts: platform.rollouts,
+    feedback: platform.feedback,
+    agent: platform.agent,
   };
   return { ...base, ...overrides };
 }
