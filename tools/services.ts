@@ -1,3 +1,4 @@
+import type { AuditQuery } from '../services/audit/index.js';
 import type { CallContext, Role } from '../services/context.js';
 import type { SearchIndex } from '../services/infra/search/port.js';
 import type { DatasetService } from '../services/datasets/dataset.service.js';
@@ -79,18 +80,7 @@ export interface AuditApi {
     approvalId?: string;
     data?: Record<string, unknown>;
   }): Promise<unknown>;
-  query(q: {
-    projectId: string;
-    threadId?: string;
-    userId?: string;
-    tool?: string;
-    action?: string;
-    from?: number;
-    to?: number;
-    offset?: number;
-    limit?: number;
-    order?: 'asc' | 'desc';
-  }): Promise<{ total: number; entries: ToolAuditEntry[] }>;
+  query(q: AuditQuery): Promise<{ total: number; entries: ToolAuditEntry[] }>;
   verify(projectId?: string): Promise<{ ok: boolean; checked: number; problems: Array<{ seq: number; kind: string; detail: string }> }>;
 }
 
