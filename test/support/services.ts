@@ -79,3 +79,39 @@ export async function createTempMysqlDatabase(): Promise<{ url: string; drop: ()
     },
   };
 }
+
+/**
+ * RabbitMQ's app stopped and started again (`rabbitmqctl stop_app` / `start_app`); start waits until
+ * the stream port accepts connections. Tests that use these stop a server every other test file
+ * shares, so they must be named `*.disruptive.int.test.ts`: vitest runs those one at a time after
+ * every other file (see vitest.config.ts). Always start the app again in a `finally`.
+ */
+export async function stopRabbitApp(): Promise<void> {
+  await rabbitmqctl('stop_app');
+}
+
+export async function startRabbitApp(): Promise<void> {
+  await rabbitmqctl('start_app');
+  const u = new URL(SERVICE_URLS.rabbitmq);
+  const port = Number(u.port || 5552);
+  const deadline = Date.now() + 60_000;
+  while (!(await canConnect(u.hostname, port))) {
+    if (Date.now() > deadline) throw new Error(`RabbitMQ's stream port ${u.hostname}:${port} did not reopen within 60 s of start_app`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** Stops RabbitMQ's app, runs `during`, and starts the app again even when `during` throws. */
+export async function withRabbitStopped<T>(during: () => Promise<T>): Promise<T> {
+  await stopRabbitApp();
+  try {
+    return await during();
+  } finally {
+    await startRabbitApp();
+  }
+}
+
+async function rabbitmqctl(command: 'stop_app' | 'start_app'): Promise<void> {
+  const { execFile } = await import('node:child_process');
+  await new Promise<void>((resolve, reject) => execFile('rabbitmqctl', [command], (err) => (err ? reject(err) : resolve())));
+}
