@@ -11,8 +11,14 @@ function systemContext(platform: Platform, requestId: string): CallContext {
   return { user: systemPrincipal(), projectId: 'default', requestId, log: platform.log };
 }
 
+/** Demo sizes by DEMO_PROFILE: the generated dataset and the starter model's training. */
+const DEMO_PROFILES = {
+  full: { counts: { train: 1000, val: 200, test: 200 }, size: 320, starter: { epochs: 3, imgsz: 256, batch: 16 } },
+  tiny: { counts: { train: 24, val: 8, test: 8 }, size: 96, starter: { epochs: 1, imgsz: 64, batch: 8 } },
+} as const;
+
 /**
- * Generates the synthetic `helmets-demo` dataset (1,000 train + 200 val + 200 test) and imports it, once.
+ * Generates the synthetic `helmets-demo` dataset (1,000 train + 200 val + 200 test; 24 + 8 + 8 with DEMO_PROFILE=tiny) and imports it, once.
  * The generated folder stays: the simulated devices read their frames from its test split.
  */
 export async function ensureDemoDataset(platform: Platform): Promise<void> {
@@ -25,15 +31,17 @@ export async function ensureDemoDataset(platform: Platform): Promise<void> {
   }
   const { generateYoloDataset } = await import('../vision/index.js');
   const outDir = path.join(path.resolve(platform.config.DATA_DIR), 'demo', DEMO_DATASET);
-  platform.log.info(`generating the demo dataset ${DEMO_DATASET} (1,400 synthetic images)…`);
+  const profile = DEMO_PROFILES[platform.config.DEMO_PROFILE];
+  const images = profile.counts.train + profile.counts.val + profile.counts.test;
+  platform.log.info(`generating the demo dataset ${DEMO_DATASET} (${images.toLocaleString('en')} synthetic images)…`);
   let lastLogged = 0;
   await generateYoloDataset({
     outDir,
     seed: 20261125,
-    counts: { train: 1000, val: 200, test: 200 },
-    size: 320,
+    counts: profile.counts,
+    size: profile.size,
     onProgress: ({ done, total }) => {
-      if (done - lastLogged >= 350 || done === total) {
+      if (done - lastLogged >= Math.max(1, Math.round(total / 4)) || done === total) {
         lastLogged = done;
         platform.log.info(`demo dataset: ${done}/${total} images rendered`);
       }
@@ -89,6 +97,7 @@ export async function startSimulatedDevices(platform: Platform): Promise<{ stop(
       broker: platform.infra.broker,
       dataDir: path.join(root, 'devices', deviceId),
       source: new FolderSource({ dir: frames, maxFps: 2 }),
+      heartbeatMs: platform.config.SIMULATED_DEVICE_HEARTBEAT_S * 1000,
       hardware: 'NVIDIA Jetson Orin Nano (simulated on this machine)',
       threads: 1,
       log: platform.log.child({ device: deviceId }),
@@ -130,7 +139,7 @@ export async function bootstrapDemoModel(platform: Platform): Promise<void> {
   const job = await platform.training.start(ctx, {
     dataset: DEMO_DATASET,
     name: DEMO_MODEL,
-    config: { backend: 'builtin', model: 'builtin-n', epochs: 3, imgsz: 256, batch: 16, seed: 1 },
+    config: { backend: 'builtin', model: 'builtin-n', ...DEMO_PROFILES[platform.config.DEMO_PROFILE].starter, seed: 1 },
   });
   await platform.audit.append({
     projectId: ctx.projectId,

@@ -62,6 +62,14 @@ export const configSchema = z.object({
   EMBEDDED_GPU_RUNNER: bool.default(true),
   SIMULATED_DEVICES: z.coerce.number().int().min(0).max(100).default(3),
   DEMO_DATASET: bool.default(true),
+  DEMO_PROFILE: z
+    .enum(['full', 'tiny'])
+    .default('full')
+    .describe('size of the demo: full (1,400 images at 320 px, starter model 3 epochs) or tiny (40 images at 96 px, starter model 1 epoch) for a quick look or CI'),
+  SIMULATED_DEVICE_HEARTBEAT_S: z.coerce.number().min(0.2).max(600).default(5).describe('heartbeat interval of the simulated devices'),
+  ROLLOUT_HEALTH_TIMEOUT_S: z.coerce.number().int().min(1).max(86_400).default(600).describe('default gate: a device must report the model healthy within this time'),
+  ROLLOUT_MIN_HEARTBEATS: z.coerce.number().int().min(1).max(1000).default(3).describe('default gate: heartbeats on the new model the confidence and latency gates wait for'),
+  ROLLOUT_OBSERVE_S: z.coerce.number().int().min(0).max(86_400).default(300).describe('default gate: after this long healthy, the gates decide on the heartbeats seen so far'),
   TRAIN_PYTHON: z.string().min(1).optional().describe('Python with torch + onnx + pillow; default /usr/bin/python3'),
   JOB_HEARTBEAT_TIMEOUT_S: z.coerce.number().positive().default(60),
   JOB_MAX_ATTEMPTS: z.coerce.number().int().min(1).default(1),

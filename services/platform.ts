@@ -156,7 +156,16 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
     maxAttempts: config.JOB_MAX_ATTEMPTS,
   });
   const fleet = new FleetService({ db, events, log: log.child({ service: 'fleet' }), onlineWindowMs: config.DEVICE_ONLINE_WINDOW_S * 1000 });
-  const rollouts = new RolloutService({ db, broker, storage, models, fleet, events, log: log.child({ service: 'rollouts' }) });
+  const rollouts = new RolloutService({
+    db,
+    broker,
+    storage,
+    models,
+    fleet,
+    events,
+    log: log.child({ service: 'rollouts' }),
+    defaultGates: { healthTimeoutMs: config.ROLLOUT_HEALTH_TIMEOUT_S * 1000, minHeartbeats: config.ROLLOUT_MIN_HEARTBEATS, observeMs: config.ROLLOUT_OBSERVE_S * 1000 },
+  });
   const rolloutController = new RolloutController({ rollouts, broker, cache, events, log: log.child({ service: 'rollout-controller' }) });
   const feedback = new FeedbackService({
     db,

@@ -45,6 +45,17 @@ describe(RolloutService.name, () => {
     expect(devs.flatMap((d) => d.control)).toEqual([]);
   });
 
+  it('applies the configured default gates to a rollout that names none; gates named in the request win', async () => {
+    const configured = h.makeRollouts({ defaultGates: { healthTimeoutMs: 30_000, minHeartbeats: 2, observeMs: 10_000 } });
+    const plain = await configured.plan(ctx, { model: v2.ref, target: { tag: 'line-3' } });
+    expect(plain.gates).toMatchObject({ healthTimeoutMs: 30_000, minHeartbeats: 2, observeMs: 10_000, confidenceMargin: 0.05 });
+    expect(plain.summary.join('\n')).toMatch(/healthy within 30 ?s.*over 2 heartbeat\(s\) or 10 ?s/);
+    const named = await configured.plan(ctx, { model: v2.ref, target: { tag: 'line-3' }, gates: { minHeartbeats: 5 } });
+    expect(named.gates).toMatchObject({ healthTimeoutMs: 30_000, minHeartbeats: 5, observeMs: 10_000 });
+    const started = await configured.start(ctx, { model: v2.ref, target: { tag: 'line-3' } });
+    expect((await configured.status(ctx, started.id)).gates).toMatchObject({ healthTimeoutMs: 30_000, minHeartbeats: 2, observeMs: 10_000 });
+  });
+
   it('rolls out: canary of one, then the rest, then completed', async () => {
     const started = await h.rollouts.start(ctx, { model: v2.ref, target: { tag: 'line-3' }, strategy: { canary: 1 }, gates: fast });
     expect(started.state).toBe('pending');

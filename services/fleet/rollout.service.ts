@@ -130,6 +130,8 @@ export interface RolloutServiceOptions {
   urlTtlSeconds?: number;
   /** `source` of the envelopes the platform publishes. */
   source?: string;
+  /** Gates of a rollout that names none (ROLLOUT_* config); each field falls back to the schema default. */
+  defaultGates?: Partial<RolloutGates>;
   now?: () => number;
 }
 
@@ -146,7 +148,7 @@ export class RolloutService {
   private readonly chains = new Map<string, Promise<void>>();
 
   constructor(opts: RolloutServiceOptions) {
-    this.o = { urlTtlSeconds: 3600, source: 'platform', now: Date.now, ...opts } as RolloutService['o'];
+    this.o = { urlTtlSeconds: 3600, source: 'platform', defaultGates: {}, now: Date.now, ...opts } as RolloutService['o'];
   }
 
   /** The dry run: which devices, in which waves, which gates; nothing is stored or sent. */
@@ -155,7 +157,8 @@ export class RolloutService {
     if (!parsed.success) throw new PlatformError('invalid_input', `rollout request is invalid: ${describeZodError(parsed.error)}`);
     const p = parsed.data;
     const strategy = rolloutStrategySchema.parse(p.strategy ?? {});
-    const gates = rolloutGatesSchema.parse(p.gates ?? {});
+    // the raw request, not `p.gates`: parsing fills every missing gate with the schema default, which would hide the configured ones
+    const gates = rolloutGatesSchema.parse({ ...this.o.defaultGates, ...input.gates });
     const offline = offlinePolicySchema.parse(p.offline ?? {});
     const mv = await this.o.models.get(ctx, p.model);
     const devices = await this.o.fleet.resolveTarget(ctx, p.target);

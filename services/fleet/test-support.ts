@@ -16,7 +16,7 @@ import { ModelRegistry, type ModelVersion } from '../models/model.registry.js';
 import type { FleetEvent } from './events.js';
 import { FleetService } from './fleet.service.js';
 import { RolloutController } from './rollout.controller.js';
-import { RolloutService } from './rollout.service.js';
+import { RolloutService, type RolloutServiceOptions } from './rollout.service.js';
 
 /** A call context for tests. */
 export function testContext(role: Role = 'operator', projectId = 'default'): CallContext {
@@ -208,7 +208,7 @@ export async function makeFleetHarness(opts: { db?: Db; dir?: string } = {}) {
   bus.on((e) => events.push(e));
   const registry = new ModelRegistry({ db, events: new EventBus(), log: silentLogger(), now });
   const fleet = new FleetService({ db, events: bus, log: silentLogger(), onlineWindowMs: 30_000, now });
-  const makeRollouts = () => new RolloutService({ db, broker, storage, models: registry, fleet, events: bus, log: silentLogger(), now });
+  const makeRollouts = (extra: Partial<RolloutServiceOptions> = {}) => new RolloutService({ db, broker, storage, models: registry, fleet, events: bus, log: silentLogger(), now, ...extra });
   const rollouts = makeRollouts();
   const makeController = (service = rollouts) => new RolloutController({ rollouts: service, broker, cache, log: silentLogger(), tickMs: 60_000 });
   const controller = makeController();
