@@ -1,7 +1,9 @@
-import { readdir, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { z } from 'zod';
 
 /** What each `bench/*.bench.ts` module's `run()` returns. */
 export interface BenchReport {
@@ -12,10 +14,49 @@ export interface BenchReport {
 }
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
+const RESULTS = path.join(BENCH_DIR, 'results.json');
+const README = path.join(BENCH_DIR, '..', 'README.md');
+const TABLE_START = '<!-- bench-table:start (written by `npm run bench` from bench/results.json) -->';
+const TABLE_END = '<!-- bench-table:end -->';
+
+const machineSchema = z.object({ cpus: z.number(), cpuModel: z.string(), memoryGiB: z.number(), node: z.string(), platform: z.string() });
+const entrySchema = z.object({
+  file: z.string(),
+  ranAt: z.string(),
+  seconds: z.number(),
+  loadAverageBefore: z.number(),
+  machine: machineSchema,
+  report: z.object({
+    name: z.string(),
+    results: z.array(z.object({ label: z.string(), value: z.number(), unit: z.string() })),
+    ratios: z.array(z.object({ label: z.string(), value: z.number(), target: z.string().optional() })),
+    notes: z.array(z.string()).optional(),
+  }),
+});
+const resultsSchema = z.object({ benchmarks: z.array(entrySchema) });
+type Entry = z.infer<typeof entrySchema>;
+
+function machine(): Entry['machine'] {
+  return {
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model ?? 'unknown',
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+    node: process.version,
+    platform: `${os.platform()} ${os.arch()}`,
+  };
+}
+
+/** The benchmarks recorded so far; a file from an older format (or none) starts empty. */
+async function readResults(): Promise<Entry[]> {
+  if (!existsSync(RESULTS)) return [];
+  const parsed = resultsSchema.safeParse(JSON.parse(await readFile(RESULTS, 'utf8')));
+  return parsed.success ? parsed.data.benchmarks : [];
+}
 
 /**
  * Runs every benchmark (or those whose file name contains one of the comma-separated `filter` words),
- * prints them and writes bench/results.json.
+ * prints them, records each in bench/results.json (replacing that benchmark's previous entry, so a
+ * filtered run keeps the others) and rewrites the README's performance table from the file.
  */
 export async function runAllBenchmarks(filter?: string): Promise<BenchReport[]> {
   const words = filter?.split(',').map((w) => w.trim()).filter(Boolean) ?? [];
@@ -23,36 +64,57 @@ export async function runAllBenchmarks(filter?: string): Promise<BenchReport[]> 
     .filter((f) => f.endsWith('.bench.ts') && (words.length === 0 || words.some((w) => f.includes(w))))
     .sort();
   const reports: BenchReport[] = [];
+  let failed = 0;
   for (const file of files) {
-    process.stdout.write(`\n# ${file}\n`);
+    process.stdout.write(`\n# ${file} (load average ${os.loadavg()[0]!.toFixed(2)} on ${os.cpus().length} cores)\n`);
     const mod = (await import(pathToFileURL(path.join(BENCH_DIR, file)).href)) as { run?: () => Promise<BenchReport> };
     if (typeof mod.run !== 'function') {
       process.stdout.write(`  (no run() export, skipped)\n`);
       continue;
     }
+    const loadAverageBefore = Number(os.loadavg()[0]!.toFixed(2));
+    const started = Date.now();
     try {
       const report = await mod.run();
       reports.push(report);
       for (const r of report.results) process.stdout.write(`  ${r.label}: ${formatNumber(r.value)} ${r.unit}\n`);
-      for (const r of report.ratios)
-        process.stdout.write(`  ratio ${r.label}: ${formatNumber(r.value)}${r.target ? ` (target ${r.target})` : ''}\n`);
+      for (const r of report.ratios) process.stdout.write(`  ratio ${r.label}: ${formatNumber(r.value)}${r.target ? ` (target ${r.target})` : ''}\n`);
+      const entry: Entry = { file, ranAt: new Date().toISOString(), seconds: Math.round((Date.now() - started) / 1000), loadAverageBefore, machine: machine(), report };
+      const recorded = (await readResults()).filter((e) => e.file !== file);
+      await writeFile(RESULTS, `${JSON.stringify({ benchmarks: [...recorded, entry].sort((a, b) => a.file.localeCompare(b.file)) }, null, 2)}\n`);
     } catch (err) {
+      failed++;
       process.stdout.write(`  FAILED: ${(err as Error).message}\n`);
-      reports.push({ name: file, results: [], ratios: [], notes: [`failed: ${(err as Error).message}`] });
     }
   }
-  const machine = {
-    cpus: os.cpus().length,
-    cpuModel: os.cpus()[0]?.model ?? 'unknown',
-    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
-    node: process.version,
-    platform: `${os.platform()} ${os.arch()}`,
-  };
-  await writeFile(
-    path.join(BENCH_DIR, 'results.json'),
-    `${JSON.stringify({ ranAt: new Date().toISOString(), machine, reports }, null, 2)}\n`,
-  );
+  await updateReadme(await readResults());
+  if (failed > 0) process.exitCode = 1;
   return reports;
+}
+
+/** The README's performance table: one row per figure, with the benchmark's ratios, machine and time. */
+export function renderTable(entries: Entry[]): string {
+  const rows = ['| benchmark | figures | ratio to its baseline (same run) | ran |', '|---|---|---|---|'];
+  for (const e of entries) {
+    const figures = e.report.results.map((r) => `${r.label}: **${formatNumber(r.value)}** ${r.unit}`).join('<br>');
+    const ratios = e.report.ratios.map((r) => `${r.label}: **${formatNumber(r.value)}**${r.target ? ` (target ${r.target})` : ''}`).join('<br>') || '—';
+    const ran = `${e.ranAt.slice(0, 16).replace('T', ' ')} UTC, ${e.seconds} s, load ${e.loadAverageBefore} before`;
+    rows.push(`| \`${e.file}\` | ${figures} | ${ratios} | ${ran} |`);
+  }
+  const machines = [...new Set(entries.map((e) => `${e.machine.cpus} × ${e.machine.cpuModel}, ${e.machine.memoryGiB} GiB, Node ${e.machine.node}, ${e.machine.platform}`))];
+  return [`Machine: ${machines.join('; ') || 'no benchmark recorded yet'}.`, '', ...rows].join('\n');
+}
+
+async function updateReadme(entries: Entry[]): Promise<void> {
+  const readme = await readFile(README, 'utf8');
+  const start = readme.indexOf(TABLE_START);
+  const end = readme.indexOf(TABLE_END);
+  if (start < 0 || end < start) {
+    process.stdout.write(`\nREADME.md has no ${TABLE_START} … ${TABLE_END} markers; the table was not written\n`);
+    return;
+  }
+  await writeFile(README, `${readme.slice(0, start + TABLE_START.length)}\n${renderTable(entries)}\n${readme.slice(end)}`);
+  process.stdout.write(`\nREADME.md performance table rewritten from bench/results.json (${entries.length} benchmarks)\n`);
 }
 
 function formatNumber(n: number): string {

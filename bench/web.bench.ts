@@ -60,6 +60,10 @@ export async function run(opts: { connections?: number; seconds?: number; print?
     const rest = await autocannon({ url: `${t.url}/api/approvals?status=pending&limit=20`, connections, duration: seconds, headers: { authorization: `Bearer ${token}` } });
     if (rest.errors > 0 || rest.non2xx > 0) throw new Error(`REST run had ${rest.errors} errors and ${rest.non2xx} non-2xx answers`);
     say(`REST GET /api/approvals (bearer token): ${Math.round(rest.requests.average)} req/s, p50 ${rest.latency.p50} ms, p99 ${rest.latency.p99} ms`);
+    // Baseline in the same run: the same server's cheapest route (no auth, no database), i.e. express + helmet + logging alone.
+    const floor = await autocannon({ url: `${t.url}/healthz`, connections, duration: seconds });
+    if (floor.errors > 0 || floor.non2xx > 0) throw new Error(`baseline run had ${floor.errors} errors and ${floor.non2xx} non-2xx answers`);
+    say(`baseline GET /healthz: ${Math.round(floor.requests.average)} req/s, p50 ${floor.latency.p50} ms`);
 
     const until = Date.now() + seconds * 1000;
     const started = performance.now();
@@ -74,11 +78,12 @@ export async function run(opts: { connections?: number; seconds?: number; print?
         { label: 'REST read (GET /api/approvals, 50 clients)', value: Math.round(rest.requests.average), unit: 'req/s' },
         { label: 'REST read p50', value: rest.latency.p50, unit: 'ms' },
         { label: 'REST read p99', value: rest.latency.p99, unit: 'ms' },
+        { label: 'baseline GET /healthz (same server, 50 clients)', value: Math.round(floor.requests.average), unit: 'req/s' },
         { label: 'socket read-only chat round trip (50 clients)', value: Number(chatRate.toFixed(1)), unit: 'req/s' },
         { label: 'socket chat round trip p50', value: Number(percentile(all, 50).toFixed(1)), unit: 'ms' },
         { label: 'socket chat round trip p99', value: Number(percentile(all, 99).toFixed(1)), unit: 'ms' },
       ],
-      ratios: [],
+      ratios: [{ label: 'REST read req/s / GET /healthz req/s', value: Number((rest.requests.average / floor.requests.average).toFixed(3)) }],
       notes: ['embedded SQLite platform, rules planner, one server process; the chat request plans, runs list_datasets, checkpoints and reports'],
     };
   } finally {
