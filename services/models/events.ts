@@ -1,4 +1,5 @@
 import type { DomainEventBase } from '../events.js';
+import type { ModelEvaluation } from './model.evaluation.js';
 import type { ModelStage, ModelVersion } from './model.registry.js';
 
 /** A training run produced a new model version. */
@@ -18,5 +19,22 @@ export interface ModelPromotedEvent extends DomainEventBase {
   by: string;
 }
 
-/** Every event the model registry emits. */
-export type ModelEvent = ModelRegisteredEvent | ModelPromotedEvent;
+/** Progress of a running evaluation, throttled. */
+export interface ModelEvaluationProgressEvent extends DomainEventBase {
+  type: 'model.evaluation_progress';
+  versionId: string;
+  model: string;
+  dataset: string;
+  split: string;
+  done: number;
+  total: number;
+}
+
+/** An evaluation finished and was recorded. */
+export interface ModelEvaluatedEvent extends DomainEventBase {
+  type: 'model.evaluated';
+  evaluation: ModelEvaluation;
+}
+
+/** Every event the models domain emits (registry and evaluations). */
+export type ModelEvent = ModelRegisteredEvent | ModelPromotedEvent | ModelEvaluationProgressEvent | ModelEvaluatedEvent;

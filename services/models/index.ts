@@ -15,4 +15,13 @@ export type {
   RegisterArtifactInput,
   StageChange,
 } from './model.registry.js';
-export type { ModelEvent, ModelPromotedEvent, ModelRegisteredEvent } from './events.js';
+export type { ModelEvaluatedEvent, ModelEvaluationProgressEvent, ModelEvent, ModelPromotedEvent, ModelRegisteredEvent } from './events.js';
+export { DEFAULT_EVALUATION_LIMITS, evaluateInputSchema, matchClasses, ModelEvaluationService } from './model.evaluation.js';
+export type {
+  ClassEvaluationResult,
+  EvaluateInput,
+  EvaluationLimits,
+  EvaluationProgress,
+  ModelEvaluation,
+  ModelEvaluationServiceDeps,
+} from './model.evaluation.js';

@@ -50,4 +50,35 @@ export interface ModelTables {
     set_by: string;
     set_at: number;
   };
+  /** One evaluation of a version on a dataset split; rows are only ever inserted (history). */
+  model_evaluations: {
+    id: string;
+    project_id: string;
+    model_version_id: string;
+    model_name: string;
+    model_version: number;
+    /** sha256 of the model.onnx that was evaluated (checked against the registry). */
+    model_sha256: string;
+    dataset_name: string;
+    dataset_version: number;
+    split: string;
+    /** Images evaluated, and images in the split (more when the evaluation was capped). */
+    images: number;
+    images_total: number;
+    map50: number;
+    map50_95: number;
+    /** Precision and recall at the `conf` operating threshold (IoU 0.5). */
+    precision_at_conf: number;
+    recall_at_conf: number;
+    conf: number;
+    /** JSON array of per-class results. */
+    per_class: string;
+    /** JSON: thresholds, class mapping, caps. */
+    settings: string;
+    /** JSON: load, inference and scoring milliseconds. */
+    timing: string;
+    created_by: string;
+    started_at: number;
+    finished_at: number;
+  };
 }

@@ -1,0 +1,407 @@
+import { createHash } from 'node:crypto';
+import type { Selectable } from 'kysely';
+import { z } from 'zod';
+import { evaluateDetections, type GroundTruth, type ScoredDetection } from '../../vision/evaluate.js';
+import { SPLITS, type Split } from '../../vision/formats/index.js';
+import { decodeImage } from '../../vision/letterbox.js';
+import { parseClassNames } from '../../vision/onnx-metadata.js';
+import { loadDetector, type Detector } from '../../vision/pipeline.js';
+import { roleAtLeast, type CallContext } from '../context.js';
+import type { DatasetService } from '../datasets/dataset.service.js';
+import { describeZodError, isPlatformError, PlatformError } from '../errors.js';
+import type { EventSink } from '../events.js';
+import { newId } from '../ids.js';
+import type { Db } from '../infra/db/port.js';
+import type { Database } from '../infra/db/schema.js';
+import type { Storage } from '../infra/storage/port.js';
+import type { Logger } from '../log.js';
+import type { ModelEvent } from './events.js';
+import type { ModelRegistry, ModelVersion } from './model.registry.js';
+
+/** Per-class result of an evaluation; AP is null for a class with no ground truth in the evaluated images. */
+export interface ClassEvaluationResult {
+  className: string;
+  /** Ground-truth boxes (instances) of the class. */
+  instances: number;
+  /** Detections of the class kept for scoring (score ≥ minScore, at most 100 per image). */
+  detections: number;
+  ap50: number | null;
+  ap50_95: number | null;
+  /** At the `conf` operating threshold, IoU 0.5. */
+  precision: number;
+  recall: number;
+}
+
+/** One recorded evaluation of a model version on a dataset version's split. */
+export interface ModelEvaluation {
+  id: string;
+  projectId: string;
+  modelVersionId: string;
+  /** `name@version` of the model. */
+  model: string;
+  modelSha256: string;
+  /** `name@version` of the dataset. */
+  dataset: string;
+  split: Split;
+  /** Images evaluated. */
+  images: number;
+  /** Images in the split; more than `images` when the evaluation was capped by `maxImages`. */
+  imagesTotal: number;
+  /** COCO mAP@0.5 and mAP@0.5:0.95 over the dataset's classes with ground truth; precision and recall at `conf`. */
+  metrics: { mAP50: number; mAP50_95: number; precision: number; recall: number };
+  conf: number;
+  perClass: ClassEvaluationResult[];
+  settings: {
+    conf: number;
+    iou: number;
+    minScore: number;
+    maxDet: number;
+    maxImages: number;
+    /** Model classes the dataset does not have: their detections were left out. */
+    ignoredModelClasses: string[];
+  };
+  timing: { loadMs: number; inferenceMs: number; perImageMs: number; scoringMs: number; totalMs: number };
+  createdBy: string;
+  startedAt: number;
+  finishedAt: number;
+}
+
+/** Progress of an evaluation, for a progress bar. */
+export interface EvaluationProgress {
+  done: number;
+  total: number;
+}
+
+/** Input of `ModelEvaluationService.evaluate`. */
+export const evaluateInputSchema = z.object({
+  modelVersion: z.string().trim().min(1).max(200),
+  split: z.enum(SPLITS).default('test'),
+  /** `name` (latest version) or `name@N`; the dataset version of the model's lineage when absent. */
+  dataset: z.string().trim().min(1).max(200).optional(),
+  maxImages: z.number().int().min(1).optional(),
+  conf: z.number().min(0).max(1).default(0.25),
+});
+export type EvaluateInput = z.input<typeof evaluateInputSchema>;
+
+/** Bounds of the evaluation service. */
+export interface EvaluationLimits {
+  /** Images evaluated when the caller names no cap. */
+  defaultMaxImages: number;
+  /** The highest cap a caller may ask for. */
+  maxImages: number;
+}
+
+/** Defaults: 500 images unless asked, never more than 5000 in one evaluation. */
+export const DEFAULT_EVALUATION_LIMITS: EvaluationLimits = { defaultMaxImages: 500, maxImages: 5000 };
+
+/** Dependencies of the evaluation service. */
+export interface ModelEvaluationServiceDeps {
+  db: Db;
+  storage: Storage;
+  models: Pick<ModelRegistry, 'get'>;
+  datasets: Pick<DatasetService, 'get' | 'listImages'>;
+  events: EventSink<ModelEvent>;
+  log: Logger;
+  now?: () => number;
+  limits?: Partial<EvaluationLimits>;
+}
+
+type Row = Selectable<Database['model_evaluations']>;
+
+// Detections down to this score feed the precision/recall curve (as Ultralytics and pycocotools evaluations do).
+const MIN_SCORE = 0.001;
+const NMS_IOU = 0.7;
+const MAX_DET = 300;
+const PAGE = 100;
+const PROGRESS_EVERY_MS = 250;
+
+const norm = (s: string): string => s.trim().toLowerCase();
+
+/**
+ * Evaluates registered model versions on a dataset version's split with the real inference
+ * pipeline (the version's model.onnx, sha256-checked, through letterbox, onnxruntime, decoding and
+ * NMS) and COCO-style scoring, and keeps every evaluation as history of the version.
+ */
+export class ModelEvaluationService {
+  private readonly db: Db;
+  private readonly storage: Storage;
+  private readonly models: ModelEvaluationServiceDeps['models'];
+  private readonly datasets: ModelEvaluationServiceDeps['datasets'];
+  private readonly events: EventSink<ModelEvent>;
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private readonly limits: EvaluationLimits;
+
+  constructor(deps: ModelEvaluationServiceDeps) {
+    this.db = deps.db;
+    this.storage = deps.storage;
+    this.models = deps.models;
+    this.datasets = deps.datasets;
+    this.events = deps.events;
+    this.log = deps.log;
+    this.now = deps.now ?? Date.now;
+    this.limits = { ...DEFAULT_EVALUATION_LIMITS, ...deps.limits };
+  }
+
+  /**
+   * Runs the version on up to `maxImages` images of the split (stable order) and records the result.
+   * Needs the operator role: it spends compute and adds to the version's history.
+   */
+  async evaluate(ctx: CallContext, input: EvaluateInput, onProgress?: (p: EvaluationProgress) => void): Promise<ModelEvaluation> {
+    if (!roleAtLeast(ctx.user.role, 'operator')) {
+      throw new PlatformError('forbidden', `evaluating a model needs the operator role or above; you are ${ctx.user.role}`);
+    }
+    const parsed = evaluateInputSchema.safeParse(input);
+    if (!parsed.success) throw new PlatformError('invalid_input', `invalid evaluation request: ${describeZodError(parsed.error)}`);
+    const req = parsed.data;
+    const maxImages = req.maxImages ?? this.limits.defaultMaxImages;
+    if (maxImages > this.limits.maxImages) {
+      throw new PlatformError('invalid_input', `maxImages ${maxImages} is above the limit of ${this.limits.maxImages}; evaluate on fewer images`);
+    }
+    const startedAt = this.now();
+    const t0 = performance.now();
+    const version = await this.models.get(ctx, req.modelVersion);
+    const datasetRef = req.dataset ?? version.lineage.dataset;
+    if (datasetRef === null) {
+      throw new PlatformError('invalid_input', `model ${version.ref} records no training dataset; name one with dataset "name" or "name@version"`);
+    }
+    const dataset = await this.datasets.get(ctx, datasetRef);
+    const classMap = matchClasses(version, dataset.ref, dataset.classNames);
+    const imagesTotal = (await this.datasets.listImages(ctx, dataset.ref, { split: req.split, limit: 1 })).total;
+    if (imagesTotal === 0) {
+      const counts = Object.entries(dataset.stats.splits)
+        .map(([s, c]) => `${s} ${c.images}`)
+        .join(', ');
+      throw new PlatformError('invalid_input', `dataset ${dataset.ref} has no images in its ${req.split} split (${counts}); pick another split or re-split the dataset`);
+    }
+    const total = Math.min(imagesTotal, maxImages);
+
+    const bytes = await this.modelBytes(version);
+    const detector = await loadDetector(bytes, { layout: version.model.layout, names: version.classNames, inputSize: version.model.inputSize });
+    const loadMs = performance.now() - t0;
+    let inferenceMs = 0;
+    const gts: GroundTruth[] = [];
+    const dets: ScoredDetection[] = [];
+    let done = 0;
+    try {
+      checkDetector(detector, version);
+      const progress = this.progressReporter(ctx, version, dataset.ref, req.split, onProgress);
+      progress(0, total);
+      for (let offset = 0; done < total; offset += PAGE) {
+        const page = await this.datasets.listImages(ctx, dataset.ref, { split: req.split, offset, limit: Math.min(PAGE, total - done) });
+        if (page.items.length === 0) break;
+        for (const image of page.items) {
+          if (ctx.signal?.aborted) throw new PlatformError('conflict', `the evaluation of ${version.ref} was cancelled after ${done} of ${total} images`);
+          const raw = await decodeImage(await this.storage.getBuffer(image.imageKey));
+          const imageId = done;
+          for (const b of image.boxes) {
+            gts.push({ imageId, classId: b.classId, box: [b.x1 * raw.width, b.y1 * raw.height, b.x2 * raw.width, b.y2 * raw.height], ...(b.difficult ? { iscrowd: true } : {}) });
+          }
+          const ti = performance.now();
+          const found = await detector.detect(raw, { conf: MIN_SCORE, iou: NMS_IOU, maxDet: MAX_DET });
+          inferenceMs += performance.now() - ti;
+          for (const d of found) {
+            const classId = classMap[d.classId] ?? -1;
+            if (classId >= 0) dets.push({ imageId, classId, box: d.box, score: d.score });
+          }
+          done++;
+          progress(done, total);
+        }
+      }
+    } finally {
+      await detector.dispose();
+    }
+
+    const ts = performance.now();
+    const result = evaluateDetections(gts, dets, { classIds: dataset.classNames.map((_, i) => i), maxDets: 100, scoreThreshold: req.conf });
+    const scoringMs = performance.now() - ts;
+    const finishedAt = this.now();
+    const images = done;
+    const round = (v: number): number => Math.round(v * 1000) / 1000;
+    const evaluation: ModelEvaluation = {
+      id: newId('ev'),
+      projectId: ctx.projectId,
+      modelVersionId: version.id,
+      model: version.ref,
+      modelSha256: version.model.sha256,
+      dataset: dataset.ref,
+      split: req.split,
+      images,
+      imagesTotal,
+      metrics: { mAP50: result.map50, mAP50_95: result.map5095, precision: result.precision, recall: result.recall },
+      conf: req.conf,
+      perClass: result.perClass.map((c) => ({
+        className: dataset.classNames[c.classId] ?? String(c.classId),
+        instances: c.numGt,
+        detections: c.numDet,
+        ap50: c.numGt > 0 ? c.ap50 : null,
+        ap50_95: c.numGt > 0 ? c.ap5095 : null,
+        precision: c.precision,
+        recall: c.recall,
+      })),
+      settings: {
+        conf: req.conf,
+        iou: NMS_IOU,
+        minScore: MIN_SCORE,
+        maxDet: MAX_DET,
+        maxImages,
+        ignoredModelClasses: version.classNames.filter((_, i) => (classMap[i] ?? -1) < 0),
+      },
+      timing: {
+        loadMs: round(loadMs),
+        inferenceMs: round(inferenceMs),
+        perImageMs: round(images > 0 ? inferenceMs / images : 0),
+        scoringMs: round(scoringMs),
+        totalMs: round(performance.now() - t0),
+      },
+      createdBy: ctx.user.userId,
+      startedAt,
+      finishedAt,
+    };
+    await this.db.kysely.insertInto('model_evaluations').values(toRow(evaluation)).execute();
+    ctx.log.info({ model: version.ref, dataset: dataset.ref, split: req.split, images, mAP50: evaluation.metrics.mAP50 }, 'model evaluated');
+    this.events.emit({ type: 'model.evaluated', projectId: ctx.projectId, at: finishedAt, evaluation });
+    return evaluation;
+  }
+
+  /** Evaluations of a version (any reference the registry resolves), newest first. */
+  async list(ctx: CallContext, modelVersion: string, opts: { limit?: number } = {}): Promise<ModelEvaluation[]> {
+    const version = await this.models.get(ctx, modelVersion);
+    const rows = await this.db.kysely
+      .selectFrom('model_evaluations')
+      .selectAll()
+      .where('project_id', '=', ctx.projectId)
+      .where('model_version_id', '=', version.id)
+      .orderBy('finished_at', 'desc')
+      .orderBy('id', 'desc')
+      .limit(Math.min(Math.max(opts.limit ?? 20, 1), 200))
+      .execute();
+    return rows.map(fromRow);
+  }
+
+  /** The version's model.onnx, checked against the sha256 the registry recorded. */
+  private async modelBytes(version: ModelVersion): Promise<Buffer> {
+    const key = version.model.key;
+    if ((await this.storage.head(key)) === undefined) {
+      throw new PlatformError('not_found', `the model file of ${version.ref} (${key}) is missing from storage; the artifact was deleted or storage points elsewhere, so it cannot be evaluated`);
+    }
+    let bytes: Buffer;
+    try {
+      bytes = await this.storage.getBuffer(key);
+    } catch (err) {
+      if (isPlatformError(err)) throw err;
+      throw new PlatformError('unavailable', `cannot read the model file of ${version.ref} (${key}): ${(err as Error).message}`);
+    }
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    if (sha256 !== version.model.sha256) {
+      throw new PlatformError(
+        'conflict',
+        `sha256 mismatch: the stored model file of ${version.ref} hashes to ${sha256} but the registry recorded ${version.model.sha256}; the artifact is corrupted or was replaced, so it was not evaluated`,
+        { key, expected: version.model.sha256, actual: sha256 },
+      );
+    }
+    return bytes;
+  }
+
+  private progressReporter(ctx: CallContext, version: ModelVersion, dataset: string, split: Split, onProgress?: (p: EvaluationProgress) => void) {
+    let lastEmit = 0;
+    return (done: number, total: number) => {
+      onProgress?.({ done, total });
+      const t = this.now();
+      if (done === 0 || done === total || t - lastEmit >= PROGRESS_EVERY_MS) {
+        lastEmit = t;
+        this.events.emit({ type: 'model.evaluation_progress', projectId: ctx.projectId, at: t, versionId: version.id, model: version.ref, dataset, split, done, total });
+      }
+    };
+  }
+}
+
+/**
+ * Maps each model class index to the dataset's class index by name (case and surrounding spaces
+ * ignored), or -1 for a model class the dataset lacks. Every dataset class must be one the model
+ * detects: otherwise its ground truth could never be found and the numbers would mislead.
+ */
+export function matchClasses(version: Pick<ModelVersion, 'ref' | 'classNames'>, datasetRef: string, datasetClasses: string[]): number[] {
+  const byName = new Map(datasetClasses.map((c, i) => [norm(c), i]));
+  const modelNames = new Set(version.classNames.map(norm));
+  const missing = datasetClasses.filter((c) => !modelNames.has(norm(c)));
+  if (missing.length > 0) {
+    throw new PlatformError(
+      'invalid_input',
+      `class names do not match: dataset ${datasetRef} has ${missing.map((c) => `"${c}"`).join(', ')}, which model ${version.ref} does not detect (model classes: ${version.classNames.join(', ') || 'none'}; dataset classes: ${datasetClasses.join(', ')}); evaluate on a dataset version with the model's classes`,
+      { modelClasses: version.classNames, datasetClasses, missing },
+    );
+  }
+  return version.classNames.map((c) => byName.get(norm(c)) ?? -1);
+}
+
+/** The loaded ONNX must agree with the registry: class names in its metadata and the class count of its output. */
+function checkDetector(detector: Detector, version: ModelVersion): void {
+  const metaNames = detector.metadata.names === undefined ? undefined : parseClassNames(detector.metadata.names);
+  if (metaNames !== undefined && metaNames.map(norm).join('\n') !== version.classNames.map(norm).join('\n')) {
+    throw new PlatformError(
+      'invalid_input',
+      `class names do not match: the ONNX metadata of ${version.ref} says ${metaNames.join(', ')} but the registry says ${version.classNames.join(', ')}; re-export the model or fix the registry entry`,
+      { metadataClasses: metaNames, registryClasses: version.classNames },
+    );
+  }
+  const shape = detector.outputShapes[detector.outputName] ?? [];
+  const nc = detector.layout === 'ultralytics' ? (shape[1] ?? 0) - 4 : detector.layout === 'yolox' ? (shape[2] ?? 0) - 5 : undefined;
+  if (nc !== undefined && nc !== version.classNames.length) {
+    throw new PlatformError(
+      'invalid_input',
+      `class names do not match: the model file of ${version.ref} outputs ${nc} classes ([${shape.join(', ')}]) but the registry lists ${version.classNames.length} (${version.classNames.join(', ')}); re-export the model or fix the registry entry`,
+    );
+  }
+}
+
+function toRow(e: ModelEvaluation): Row {
+  const [datasetName, datasetVersion] = e.dataset.split('@') as [string, string];
+  const [modelName, modelVersion] = [e.model.slice(0, e.model.lastIndexOf('@')), e.model.slice(e.model.lastIndexOf('@') + 1)];
+  return {
+    id: e.id,
+    project_id: e.projectId,
+    model_version_id: e.modelVersionId,
+    model_name: modelName,
+    model_version: Number(modelVersion),
+    model_sha256: e.modelSha256,
+    dataset_name: datasetName,
+    dataset_version: Number(datasetVersion),
+    split: e.split,
+    images: e.images,
+    images_total: e.imagesTotal,
+    map50: e.metrics.mAP50,
+    map50_95: e.metrics.mAP50_95,
+    precision_at_conf: e.metrics.precision,
+    recall_at_conf: e.metrics.recall,
+    conf: e.conf,
+    per_class: JSON.stringify(e.perClass),
+    settings: JSON.stringify(e.settings),
+    timing: JSON.stringify(e.timing),
+    created_by: e.createdBy,
+    started_at: e.startedAt,
+    finished_at: e.finishedAt,
+  };
+}
+
+function fromRow(r: Row): ModelEvaluation {
+  return {
+    id: r.id,
+    projectId: r.project_id,
+    modelVersionId: r.model_version_id,
+    model: `${r.model_name}@${Number(r.model_version)}`,
+    modelSha256: r.model_sha256,
+    dataset: `${r.dataset_name}@${Number(r.dataset_version)}`,
+    split: r.split as Split,
+    images: Number(r.images),
+    imagesTotal: Number(r.images_total),
+    metrics: { mAP50: Number(r.map50), mAP50_95: Number(r.map50_95), precision: Number(r.precision_at_conf), recall: Number(r.recall_at_conf) },
+    conf: Number(r.conf),
+    perClass: JSON.parse(r.per_class) as ClassEvaluationResult[],
+    settings: JSON.parse(r.settings) as ModelEvaluation['settings'],
+    timing: JSON.parse(r.timing) as ModelEvaluation['timing'],
+    createdBy: r.created_by,
+    startedAt: Number(r.started_at),
+    finishedAt: Number(r.finished_at),
+  };
+}
