@@ -43,6 +43,17 @@ export const configSchema = z.object({
   S3_REGION: z.string().default('us-east-1'),
   S3_FORCE_PATH_STYLE: bool.default(false),
   FIREBASE_PROJECT_ID: z.string().regex(/^[a-z0-9-]+$/, 'a Firebase project id').optional(),
+  FIREBASE_API_KEY: z.string().regex(/^[A-Za-z0-9_-]{10,100}$/, 'the Web API key of the Firebase project').optional().describe('Web API key the sign-in page gives the Firebase Web SDK'),
+  FIREBASE_AUTH_DOMAIN: z
+    .string()
+    .regex(/^[a-z0-9.-]+(:\d+)?$/, 'a host name such as my-project.firebaseapp.com')
+    .optional()
+    .describe('authDomain of the Firebase Web SDK; default <FIREBASE_PROJECT_ID>.firebaseapp.com'),
+  FIREBASE_AUTH_EMULATOR_HOST: z
+    .string()
+    .regex(/^[A-Za-z0-9.-]+:\d+$/, 'host:port of the Firebase Auth emulator')
+    .optional()
+    .describe('Firebase Auth emulator (development): firebase-admin and the sign-in page both talk to it'),
   OPENAI_API_KEY: z.string().min(1).optional(),
   OPENAI_BASE_URL: optionalUrl(['http:', 'https:']),
   LLM_MODEL: z.string().min(1).default('gpt-4o-mini'),

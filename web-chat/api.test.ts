@@ -45,6 +45,10 @@ describe('web API through the real app', () => {
     expect(csp).not.toMatch(/unsafe-inline|https:|\*/);
     expect((await fetch(`${t.url}/vendor/bootstrap/css/bootstrap.min.css`)).status).toBe(200);
     expect((await fetch(`${t.url}/vendor/chart.js/chart.umd.min.js`)).status).toBe(200);
+    expect((await fetch(`${t.url}/vendor/firebase/firebase-auth-compat.js`)).status).toBe(200);
+    expect((await fetch(`${t.url}/vendor/firebase/package.json`)).status).toBe(404);
+    // local accounts: the sign-in page is told nothing about Firebase
+    expect(await (await fetch(`${t.url}/api/auth/config`)).json()).toEqual({ mode: 'local' });
   });
 
   it('refuses every non-public route without credentials (401) and answers JSON errors', async () => {

@@ -11,7 +11,7 @@ import { Authenticator } from './auth.js';
 import { healthRoutes } from './health.routes.js';
 import { errorHandler } from './http-errors.js';
 import { DEFAULT_RATE_LIMITS, rateLimiter, type RateLimits } from './rate-limit.js';
-import { ROUTES } from './routes.js';
+import { ROUTES, type SignInConfig } from './routes.js';
 import { slackRouter, type SlackOptions } from './slack/index.js';
 import { webServicesOf, type WebServices } from './web-services.js';
 
@@ -29,6 +29,7 @@ export interface WebLocals {
 }
 
 const require = createRequire(import.meta.url);
+const FIREBASE_BUILDS = ['firebase-app-compat.js', 'firebase-auth-compat.js'] as const;
 const PUBLIC_DIR = path.join(import.meta.dirname, 'public');
 
 function packageDir(name: string): string {
@@ -39,6 +40,26 @@ function packageDir(name: string): string {
     dir = up;
   }
   return dir;
+}
+
+/** The sign-in page's settings: in Firebase mode the Web SDK configuration (all public values) from FIREBASE_*. */
+function signInConfig(platform: Platform): SignInConfig {
+  const { FIREBASE_PROJECT_ID: projectId, FIREBASE_API_KEY: apiKey, FIREBASE_AUTH_DOMAIN: authDomain, FIREBASE_AUTH_EMULATOR_HOST: emulator } = platform.config;
+  if (platform.infra.identity.kind !== 'firebase' || projectId === undefined) return { mode: 'local' };
+  return {
+    mode: 'firebase',
+    firebase: { apiKey: apiKey ?? null, authDomain: authDomain ?? `${projectId}.firebaseapp.com`, projectId, emulatorUrl: emulator === undefined ? null : `http://${emulator}` },
+  };
+}
+
+/** Origins the Firebase Web SDK calls (connect-src) and frames (frame-src) from the sign-in page. */
+function firebaseOrigins(signIn: SignInConfig): { connect: string[]; frame: string[] } {
+  if (signIn.mode !== 'firebase') return { connect: [], frame: [] };
+  const { authDomain, emulatorUrl } = signIn.firebase;
+  return {
+    connect: ['https://identitytoolkit.googleapis.com', 'https://securetoken.googleapis.com', ...(emulatorUrl === null ? [] : [emulatorUrl])],
+    frame: [`https://${authDomain}`],
+  };
 }
 
 /** Origins of presigned S3 image URLs, which the CSP must allow besides 'self'. */
@@ -58,6 +79,8 @@ export function createApp(platform: Platform, opts: WebOptions = {}): Express {
   const services = webServicesOf(platform, opts.services);
   const authMode = platform.infra.identity.kind;
   const authenticator = new Authenticator({ accounts: services.accounts, log: platform.log, firebase: authMode === 'firebase' });
+  const signIn = signInConfig(platform);
+  const firebase = firebaseOrigins(signIn);
   const locals: WebLocals = { services, authenticator };
   app.locals.web = locals;
   const limits = { ...DEFAULT_RATE_LIMITS, ...opts.rateLimits };
@@ -73,7 +96,8 @@ export function createApp(platform: Platform, opts: WebOptions = {}): Express {
           scriptSrc: ["'self'"],
           styleSrc: ["'self'"],
           imgSrc: ["'self'", 'data:', 'blob:', ...storageOrigins(platform)],
-          connectSrc: ["'self'"],
+          connectSrc: ["'self'", ...firebase.connect],
+          frameSrc: ["'self'", ...firebase.frame],
           fontSrc: ["'self'", 'data:'],
           objectSrc: ["'none'"],
           baseUri: ["'self'"],
@@ -115,10 +139,13 @@ export function createApp(platform: Platform, opts: WebOptions = {}): Express {
   app.use('/api/auth/login', rateLimiter(platform.infra.cache, 'login', limits.windowMs, limits.login, 'sign-in attempts'));
   app.use(['/api', '/metrics'], rateLimiter(platform.infra.cache, 'api', limits.windowMs, limits.api, 'requests'));
   app.use('/api', express.json({ limit: '1mb' }));
-  app.use(apiRouter({ routes: ROUTES, services, authenticator, metrics: platform.metrics, storage, log: platform.log, authMode }));
+  app.use(apiRouter({ routes: ROUTES, services, authenticator, metrics: platform.metrics, storage, log: platform.log, authMode, signIn }));
 
   app.use('/vendor/bootstrap', express.static(path.join(packageDir('bootstrap'), 'dist'), { maxAge: '1d' }));
   app.use('/vendor/chart.js', express.static(path.join(packageDir('chart.js'), 'dist'), { maxAge: '1d' }));
+  // only the two compat (UMD) builds the sign-in page loads in Firebase mode, not the whole package
+  const firebaseDir = path.dirname(require.resolve('firebase/package.json'));
+  for (const file of FIREBASE_BUILDS) app.get(`/vendor/firebase/${file}`, (_req, res) => res.sendFile(path.join(firebaseDir, file), { maxAge: '1d' }));
   app.use(express.static(PUBLIC_DIR, { index: 'index.html' }));
   app.use(errorHandler(platform.log));
   return app;

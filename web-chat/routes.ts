@@ -25,9 +25,27 @@ export interface RouteInput<P, Q, B> {
   metrics: PlatformMetrics;
   /** How people sign in on this server. */
   authMode: 'local' | 'firebase';
+  /** What the sign-in page needs (GET /api/auth/config). */
+  signIn: SignInConfig;
   /** Presigns a storage key for the browser. */
   presign(key: string): Promise<string>;
 }
+
+/** What the sign-in page is told: the mode, and in Firebase mode the (public) Web SDK configuration. */
+export const signInConfigSchema = z.discriminatedUnion('mode', [
+  z.object({ mode: z.literal('local') }),
+  z.object({
+    mode: z.literal('firebase'),
+    firebase: z.object({
+      apiKey: z.string().nullable().describe('Web API key (FIREBASE_API_KEY); null when not configured'),
+      authDomain: z.string().describe('authDomain of the Web SDK'),
+      projectId: z.string().describe('the Firebase project'),
+      emulatorUrl: z.string().nullable().describe('Auth emulator URL the page connects to (development), or null'),
+    }),
+  }),
+]);
+/** What the sign-in page is told. */
+export type SignInConfig = z.infer<typeof signInConfigSchema>;
 
 /** One route of the single declarative route table: method, path, access, zod schemas and a thin handler. */
 export interface RouteDef<P = any, Q = any, B = any> {
@@ -122,6 +140,17 @@ export const ROUTES: RouteDef[] = [
       const login = await s.accounts.login(body.email, body.password);
       const csrfToken = setSessionCookies(req, res, login);
       return { user: login.user, csrfToken };
+    },
+  }),
+  route({
+    method: 'get',
+    path: '/api/auth/config',
+    access: 'public',
+    tag: 'auth',
+    summary: 'How to sign in: local accounts, or Firebase with the Web SDK configuration (public values only)',
+    response: signInConfigSchema,
+    async handler({ signIn }) {
+      return signIn;
     },
   }),
   route({

@@ -85,6 +85,7 @@ describe.skipIf(skip)('npm start, then the headline request from the browser', (
     await page.fill('#password', printed.password);
     await page.click('#login-submit');
     await page.waitForURL(/#chat/);
+    await page.waitForFunction(() => document.body.dataset.role !== undefined);
     expect(await page.evaluate(() => document.body.dataset.role)).toBe('admin');
 
     // The demo dataset is generated in the background on first start; the agent asks to wait for it otherwise.
