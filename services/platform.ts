@@ -20,7 +20,7 @@ import { ApprovalService } from './approvals/index.js';
 import { DatasetService, datasetSearchDocs } from './datasets/index.js';
 import type { SearchDoc } from './infra/search/port.js';
 import type { Subscription } from './infra/broker/port.js';
-import { ModelRegistry, modelSearchDocs } from './models/index.js';
+import { ModelEvaluationService, ModelRegistry, modelSearchDocs } from './models/index.js';
 import { TrainingService, trainingSearchDocs } from './training/index.js';
 import { deviceSearchDocs, FleetService, RolloutController, RolloutService } from './fleet/index.js';
 import { FeedbackService } from './feedback/index.js';
@@ -59,6 +59,8 @@ export interface Platform {
   approvals: ApprovalService;
   datasets: DatasetService;
   models: ModelRegistry;
+  /** Evaluations of model versions on dataset splits. */
+  evaluations: ModelEvaluationService;
   training: TrainingService;
   fleet: FleetService;
   rollouts: RolloutService;
@@ -144,6 +146,7 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
   const datasets = new DatasetService({ db, storage, events, log: log.child({ service: 'datasets' }) });
 
   const models = new ModelRegistry({ db, events, log: log.child({ service: 'models' }) });
+  const evaluations = new ModelEvaluationService({ db, storage, models, datasets, events, log: log.child({ service: 'evaluations' }) });
   const training = new TrainingService({
     db,
     broker,
@@ -191,6 +194,7 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
     datasets,
     training,
     models,
+    evaluations,
     fleet,
     rollouts,
     feedback,
@@ -243,6 +247,7 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
     approvals,
     datasets,
     models,
+    evaluations,
     training,
     fleet,
     rollouts,

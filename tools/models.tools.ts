@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { PlatformError } from '../services/errors.js';
+import type { ModelEvaluation } from '../services/models/model.evaluation.js';
 import type { ModelVersion } from '../services/models/model.registry.js';
 import { defineTool, type ToolContext } from './define.js';
 
@@ -107,6 +108,102 @@ export const promoteModelTool = defineTool({
     return { ref: r.version.ref, stage: input.stage, previous: r.previous?.ref ?? null };
   },
 });
+
+function evaluations(ctx: ToolContext) {
+  const service = ctx.services.evaluations;
+  if (service === undefined) throw new PlatformError('unavailable', 'model evaluation is not configured on this platform');
+  return service;
+}
+
+const evaluationView = z.object({
+  id: z.string().describe('evaluation id'),
+  model: z.string().describe('evaluated version, name@N'),
+  dataset: z.string().describe('dataset version evaluated on, name@N'),
+  split: z.string().describe('split evaluated: train, val or test'),
+  images: z.number().describe('images evaluated'),
+  imagesTotal: z.number().describe('images in the split (more than images when capped by maxImages)'),
+  mAP50: z.number().describe('COCO mAP at IoU 0.5'),
+  mAP50_95: z.number().describe('COCO mAP averaged over IoU 0.5:0.95'),
+  precision: z.number().describe('precision at the conf threshold (IoU 0.5)'),
+  recall: z.number().describe('recall at the conf threshold (IoU 0.5)'),
+  conf: z.number().describe('operating confidence threshold for precision and recall'),
+  perClass: z
+    .array(
+      z.object({
+        className: z.string().describe('class'),
+        instances: z.number().describe('ground-truth boxes'),
+        ap50: z.number().nullable().describe('AP at IoU 0.5; null without ground truth'),
+        ap50_95: z.number().nullable().describe('AP over IoU 0.5:0.95; null without ground truth'),
+        precision: z.number().describe('precision at conf'),
+        recall: z.number().describe('recall at conf'),
+      }),
+    )
+    .describe('per-class results'),
+  ignoredModelClasses: z.array(z.string()).describe('model classes the dataset lacks; their detections were left out'),
+  durationMs: z.number().describe('wall time of the evaluation in milliseconds'),
+  perImageMs: z.number().describe('mean inference time per image in milliseconds'),
+  by: z.string().describe('who ran it'),
+  finishedAt: z.string().describe('when it finished, ISO 8601'),
+});
+
+function evaluationSummary(e: ModelEvaluation): z.infer<typeof evaluationView> {
+  return {
+    id: e.id,
+    model: e.model,
+    dataset: e.dataset,
+    split: e.split,
+    images: e.images,
+    imagesTotal: e.imagesTotal,
+    ...e.metrics,
+    conf: e.conf,
+    perClass: e.perClass.map(({ className, instances, ap50, ap50_95, precision, recall }) => ({ className, instances, ap50, ap50_95, precision, recall })),
+    ignoredModelClasses: e.settings.ignoredModelClasses,
+    durationMs: e.timing.totalMs,
+    perImageMs: e.timing.perImageMs,
+    by: e.createdBy,
+    finishedAt: new Date(e.finishedAt).toISOString(),
+  };
+}
+
+/** Evaluates a model version on a dataset split and records the result. */
+export const evaluateModelTool = defineTool({
+  name: 'evaluate_model',
+  title: 'Evaluate a model version',
+  description:
+    'Run a model version on a dataset split (the test split of the dataset version it was trained on by default) with the real inference pipeline and report COCO mAP50, mAP50-95, per-class AP, and precision/recall at confidence 0.25. Use it to check a model before promoting or deploying it, or on newer data by naming a dataset. The result is kept in the version\'s evaluation history.',
+  input: z.object({
+    modelVersion,
+    split: z.enum(['train', 'val', 'test']).default('test').describe('which split of the dataset to evaluate on'),
+    dataset: z.string().min(1).max(200).optional().describe('dataset to evaluate on, name (its latest version) or name@N; the training dataset version when omitted'),
+    maxImages: z.number().int().min(1).max(5000).optional().describe('evaluate at most this many images of the split (500 when omitted)'),
+  }),
+  output: evaluationView,
+  risk: 'write',
+  idempotent: false,
+  async run(ctx, input) {
+    const e = await evaluations(ctx).evaluate(ctx, input, (p) =>
+      ctx.onProgress?.({ message: `evaluated ${p.done}/${p.total} images`, ...(p.total > 0 ? { fraction: p.done / p.total } : {}) }),
+    );
+    return evaluationSummary(e);
+  },
+});
+
+/** Lists the recorded evaluations of a model version. */
+export const listEvaluationsTool = defineTool({
+  name: 'list_evaluations',
+  title: 'List evaluations of a model version',
+  description: 'Show the evaluations recorded for a model version, newest first: dataset version, split, mAP50, mAP50-95, precision, recall and per-class AP of each run.',
+  input: z.object({ modelVersion, limit: z.number().int().min(1).max(100).default(10).describe('how many') }),
+  output: z.object({ evaluations: z.array(evaluationView).describe('evaluations, newest first') }),
+  risk: 'read',
+  idempotent: true,
+  async run(ctx, input) {
+    return { evaluations: (await evaluations(ctx).list(ctx, input.modelVersion, { limit: input.limit })).map(evaluationSummary) };
+  },
+});
+
+/** The model-evaluation tools (registered when the evaluation service is present). */
+export const evaluationTools = [evaluateModelTool, listEvaluationsTool];
 
 /** Every model-registry tool. */
 export const modelTools = [listModelsTool, describeModelTool, compareModelsTool, promoteModelTool];

@@ -4,6 +4,7 @@ import type { SearchIndex } from '../services/infra/search/port.js';
 import type { DatasetService } from '../services/datasets/dataset.service.js';
 import type { TrainingService } from '../services/training/training.service.js';
 import type { ModelRegistry } from '../services/models/model.registry.js';
+import type { ModelEvaluationService } from '../services/models/model.evaluation.js';
 import type { FleetService } from '../services/fleet/fleet.service.js';
 import type { RolloutService } from '../services/fleet/rollout.service.js';
 import type { FeedbackService } from '../services/feedback/feedback.service.js';
@@ -97,6 +98,8 @@ export interface ToolServices {
   datasets?: Pick<DatasetService, 'list' | 'get' | 'import' | 'resplit' | 'export'>;
   training?: Pick<TrainingService, 'start' | 'get' | 'list' | 'metrics' | 'logs' | 'cancel'>;
   models?: Pick<ModelRegistry, 'list' | 'get' | 'compare' | 'promote'>;
+  /** Evaluations of model versions on dataset splits. */
+  evaluations?: Pick<ModelEvaluationService, 'evaluate' | 'list'>;
   fleet?: Pick<FleetService, 'list' | 'get'>;
   rollouts?: Pick<RolloutService, 'plan' | 'start' | 'status' | 'pause' | 'resume' | 'rollback' | 'list'>;
   feedback?: Pick<FeedbackService, 'summary' | 'review' | 'toDataset'>;

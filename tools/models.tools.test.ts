@@ -1,0 +1,65 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ApprovalService } from '../services/approvals/approval.service.js';
+import type { ApprovalEvent } from '../services/approvals/events.js';
+import { AuditLog } from '../services/audit/audit-log.js';
+import { EventBus } from '../services/events.js';
+import { silentLogger } from '../services/log.js';
+import { HELMET_AP, makeEvaluationFixture } from '../services/models/test-support.js';
+import type { ToolContext, ToolProgress } from './define.js';
+import { createToolRegistry } from './index.js';
+import { runTool } from './run-tool.js';
+import type { ToolServices } from './services.js';
+
+const log = silentLogger();
+
+describe('model evaluation tools', () => {
+  let f: Awaited<ReturnType<typeof makeEvaluationFixture>>;
+  let ctx: ToolContext;
+  let approvals: ApprovalService;
+  const progress: ToolProgress[] = [];
+
+  beforeAll(async () => {
+    f = await makeEvaluationFixture();
+    const audit = new AuditLog({ db: f.db, log });
+    approvals = new ApprovalService({ db: f.db, audit, events: new EventBus<ApprovalEvent>(), log, strict: false, ttlMs: 3_600_000 });
+    const services: ToolServices = { approvals, audit, models: f.registry, evaluations: f.sut };
+    ctx = { ...f.ctx, log, services, registry: createToolRegistry(services), onProgress: (p) => progress.push(p) };
+  }, 90_000);
+
+  afterAll(async () => {
+    await f?.cleanup();
+  });
+
+  it('evaluate_model is a write step: it runs only with an approval, reports progress, and list_evaluations reads the history', async () => {
+    const v = await f.register({});
+    expect(ctx.registry.get('evaluate_model').risk).toBe('write');
+    expect(ctx.registry.get('list_evaluations').risk).toBe('read');
+    const args = ctx.registry.parseInput('evaluate_model', { modelVersion: v.ref });
+    expect(args).toEqual({ modelVersion: 'helmets@1', split: 'test' });
+    expect(await runTool(ctx, 'evaluate_model', args)).toMatchObject({ ok: false, error: { code: 'approval_required' } });
+    expect(await runTool(ctx, 'list_evaluations', { modelVersion: v.ref })).toMatchObject({ ok: true, output: { evaluations: [] } });
+
+    const req = await approvals.request(ctx, { tool: 'evaluate_model', args, risk: 'write', reason: 'check before promoting' });
+    await approvals.decide(ctx, req.id, { decision: 'approve' });
+    const run = await runTool(ctx, 'evaluate_model', args, { approvalId: req.id });
+    if (!run.ok) throw new Error(run.error.message);
+    const out = run.output as { mAP50: number; dataset: string; split: string; images: number; perClass: Array<{ className: string; ap50: number | null }> };
+    expect(out).toMatchObject({ model: 'helmets@1', dataset: 'helmets-eval@1', split: 'test', images: 2, imagesTotal: 2 });
+    expect(out.mAP50).toBeCloseTo((HELMET_AP + 1) / 2, 10);
+    expect(out.perClass.map((c) => c.className)).toEqual(['helmet', 'head']);
+    expect(progress.at(-1)).toMatchObject({ message: 'evaluated 2/2 images', fraction: 1 });
+
+    const listed = await runTool(ctx, 'list_evaluations', { modelVersion: v.id });
+    expect(listed).toMatchObject({ ok: true, output: { evaluations: [{ model: 'helmets@1', mAP50: out.mAP50, dataset: 'helmets-eval@1' }] } });
+  });
+
+  it('returns a clear tool error for a class mismatch', async () => {
+    const v = await f.register({});
+    const args = ctx.registry.parseInput('evaluate_model', { modelVersion: v.id, dataset: 'vests' });
+    const req = await approvals.request(ctx, { tool: 'evaluate_model', args, risk: 'write', reason: 'newer data' });
+    await approvals.decide(ctx, req.id, { decision: 'approve' });
+    const run = await runTool(ctx, 'evaluate_model', args, { approvalId: req.id });
+    expect(run).toMatchObject({ ok: false, error: { code: 'invalid_input' } });
+    expect(run.ok ? '' : run.error.message).toMatch(/class names do not match: dataset vests@1 has "vest"/);
+  });
+});
