@@ -143,6 +143,16 @@ describe('web API through the real app', () => {
     expect(unknownTool.status).toBe(404);
   });
 
+  it('serves model evaluations from the evaluation service and refuses to evaluate without an approval', async () => {
+    const c = await t.login('operator');
+    const unknown = await c.fetch('/api/models/nope@1/evaluations');
+    expect(unknown.status).toBe(404);
+    expect(((await unknown.json()) as { error: { message: string } }).error.message).toMatch(/model "nope@1" not found; known models/);
+    const noApproval = await c.fetch('/api/models/nope@1/evaluate', { method: 'POST', json: { split: 'test' } });
+    expect(noApproval.status).toBe(400);
+    expect(((await noApproval.json()) as { error: { message: string } }).error.message).toMatch(/approvalId/);
+  });
+
   it('serves a valid OpenAPI 3.1 document covering every route with its role', async () => {
     const c = await t.login('viewer');
     const doc = (await (await c.fetch('/api/openapi.json')).json()) as { openapi: string; paths: Record<string, Record<string, Record<string, unknown>>>; components: { schemas: Record<string, unknown> } };

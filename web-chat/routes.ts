@@ -328,6 +328,36 @@ export const ROUTES: RouteDef[] = [
     },
   }),
   route({
+    method: 'get',
+    path: '/api/models/:ref/evaluations',
+    access: 'viewer',
+    tag: 'models',
+    summary: 'Evaluations recorded for a model version (mAP50, mAP50-95, precision, recall, per class), newest first',
+    params: refParams,
+    query: z.object({ limit: z.coerce.number().int().min(1).max(200).optional().describe('evaluations to return (20 by default)') }),
+    async handler({ ctx, s, params, query }) {
+      return { evaluations: await need(s.evaluations, 'model evaluation').list(ctx, params.ref, query.limit === undefined ? {} : { limit: query.limit }) };
+    },
+  }),
+  route({
+    method: 'post',
+    path: '/api/models/:ref/evaluate',
+    access: 'operator',
+    tag: 'models',
+    summary: 'Evaluates a version on a dataset split through the evaluate_model tool; needs an approved approval for these exact arguments',
+    params: refParams,
+    body: z.object({
+      split: z.enum(['train', 'val', 'test']).optional().describe('split to evaluate on (test by default)'),
+      dataset: z.string().min(1).max(200).optional().describe('dataset name or name@N; the training dataset version by default'),
+      maxImages: z.number().int().min(1).max(5000).optional().describe('evaluate at most this many images'),
+      approvalId: z.string().min(1).max(64).describe('approved request for evaluate_model'),
+    }),
+    async handler(i) {
+      const { approvalId, ...rest } = i.body;
+      return tool(i, 'evaluate_model', { modelVersion: i.params.ref, ...rest }, approvalId);
+    },
+  }),
+  route({
     method: 'post',
     path: '/api/models/:ref/promote',
     access: 'operator',

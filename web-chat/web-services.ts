@@ -8,7 +8,7 @@ import type { DomainEventBase } from '../services/events.js';
 import type { Cache } from '../services/infra/cache/port.js';
 import type { FeedbackService } from '../services/feedback/index.js';
 import type { FleetService, RolloutService } from '../services/fleet/index.js';
-import type { ModelRegistry } from '../services/models/index.js';
+import type { ModelEvaluationService, ModelRegistry } from '../services/models/index.js';
 import type { Platform } from '../services/platform.js';
 import type { TrainingService } from '../services/training/index.js';
 import type { ToolRegistry, ToolServices } from '../tools/index.js';
@@ -34,6 +34,7 @@ export interface WebServices {
   datasets?: DatasetService;
   training?: TrainingService;
   models?: ModelRegistry;
+  evaluations?: ModelEvaluationService;
   fleet?: FleetService;
   rollouts?: RolloutService;
   feedback?: FeedbackService;
@@ -53,6 +54,7 @@ export function webServicesOf(platform: Platform, overrides: Partial<WebServices
     datasets: platform.datasets,
     training: platform.training,
     models: platform.models,
+    evaluations: platform.evaluations,
     fleet: platform.fleet,
     rollouts: platform.rollouts,
     feedback: platform.feedback,
