@@ -194,6 +194,8 @@ describe.skipIf(skip)('headline journey in Chromium against the real embedded pl
     await page.locator('#rollout-card:not(.d-none)').waitFor();
     await expect.poll(() => page.locator('#rollout-devices tr.switched').count(), { timeout: 60_000 }).toBe(3);
     await page.locator('#chat-log .msg', { hasText: '3 devices updated of 3' }).waitFor({ timeout: 30_000 });
+    // a canary and one wave: the card ends on the last of two waves
+    await expect.poll(() => page.locator('#rollout-summary').textContent()).toBe('completed: wave 2 of 2');
     const rollouts = await platform.rollouts.list(ctx, {});
     expect(rollouts).toHaveLength(1);
     expect(rollouts[0]!.state).toBe('completed');

@@ -97,13 +97,19 @@ function renderDevices(devices) {
   }
 }
 
+function showRolloutSummary(s) {
+  document.getElementById('rollout-summary').textContent = t('rollout.summary', { state: s.state, wave: (s.currentWave ?? 0) + 1, waves: s.waveCount ?? 1 });
+}
+
 async function onRollout(e) {
   document.getElementById('rollout-card').classList.remove('d-none');
-  document.getElementById('rollout-summary').textContent = t('rollout.summary', { state: e.state, wave: (e.currentWave ?? 0) + 1, waves: e.waveCount ?? 1 });
   try {
+    // the rollout's own status is authoritative; `rollout.finished` carries no wave numbers
     const r = await api(`/api/rollouts/${encodeURIComponent(state.rolloutId)}`);
+    showRolloutSummary(r);
     renderDevices(r.devices.map((d) => ({ deviceId: d.deviceId, name: d.name, state: d.deviceState || d.state })));
   } catch {
+    showRolloutSummary(e.rollout || e);
     if (e.deviceId) renderDevices([{ deviceId: e.deviceId, name: e.deviceId, state: e.message || e.state }]);
   }
 }
