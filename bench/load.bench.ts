@@ -11,11 +11,16 @@ import { silentLogger } from '../services/log.js';
 import { createPlatform } from '../services/platform.js';
 import type { BenchReport } from './run-all.js';
 
-/** What the load run reads from the environment: LOAD_SECONDS (default 60, the issue's figure), LOAD_SESSIONS, LOAD_RATE. */
+/**
+ * What the load run reads from the environment: LOAD_SECONDS (default 60, the issue's figure), LOAD_SESSIONS,
+ * LOAD_RATE, and LOAD_THINK_MS, the pause between a session's answer and its next message (0 = back to back,
+ * which saturates the CPU with chat alone and measures queueing rather than the platform).
+ */
 const envSchema = z.object({
   LOAD_SECONDS: z.coerce.number().positive().max(3600).default(60),
   LOAD_SESSIONS: z.coerce.number().int().positive().max(10_000).default(100),
   LOAD_RATE: z.coerce.number().int().positive().max(100_000).default(1000),
+  LOAD_THINK_MS: z.coerce.number().int().min(0).max(600_000).default(3000),
 });
 const DEVICES = 50;
 const MESSAGES = ['list datasets', 'show the models', 'list devices on line-3', 'what training jobs are there', 'show pending approvals'];
@@ -91,6 +96,7 @@ export async function run(): Promise<BenchReport> {
   const SECONDS = env.LOAD_SECONDS;
   const SESSIONS = env.LOAD_SESSIONS;
   const RATE = env.LOAD_RATE;
+  const THINK_MS = env.LOAD_THINK_MS;
   const dir = mkdtempSync(path.join(tmpdir(), 'vbench-load-'));
   const log = silentLogger();
   const platform = await createPlatform(
@@ -102,7 +108,7 @@ export async function run(): Promise<BenchReport> {
   const broker = platform.infra.broker;
   const ctx = { user: systemPrincipal(), projectId: 'default', requestId: 'load', log };
 
-  async function phase(tag: string, seconds: number, sessionCount: number, rate: number): Promise<PhaseResult> {
+  async function phase(tag: string, seconds: number, sessionCount: number, rate: number, thinkMs: number): Promise<PhaseResult> {
     const sentAt = new Map<string, number>();
     const telemetryLatency: number[] = [];
     let received = 0;
@@ -144,10 +150,12 @@ export async function run(): Promise<BenchReport> {
     let conversations = 0;
     const sessions = Array.from({ length: sessionCount }, async (_, i) => {
       const userCtx = harness.ctx(`${tag}-user-${i}`, 'operator');
+      if (thinkMs > 0) await new Promise((r) => setTimeout(r, (i / sessionCount) * thinkMs));
       for (let turn = 0; performance.now() < deadline; turn++) {
-        // each turn arrives as its own I/O event, as a socket or HTTP message would
-        await new Promise((r) => setImmediate(r));
+        // each turn arrives as its own I/O event, as a socket or HTTP message would; its latency includes
+        // waiting for the event loop to get to it, as a person's would
         const t0 = performance.now();
+        await new Promise((r) => setImmediate(r));
         try {
           const view = await harness.runtime.startConversation(userCtx, { message: MESSAGES[(i + turn) % MESSAGES.length]! });
           if (view.status === 'failed') chatErrors++;
@@ -156,6 +164,8 @@ export async function run(): Promise<BenchReport> {
           chatErrors++;
         }
         chatLatency.push(performance.now() - t0);
+        // a person reads the answer before typing the next message; sessions start staggered over one pause
+        if (thinkMs > 0) await new Promise((r) => setTimeout(r, Math.min(thinkMs, Math.max(0, deadline - performance.now()))));
       }
     });
 
@@ -199,12 +209,12 @@ export async function run(): Promise<BenchReport> {
   const loadAverages: number[][] = [];
   try {
     // a short warm-up (JIT, SQLite caches) so the baseline is not measured cold
-    const warm = await phase('warm', 1, 1, baseRate);
-    base = await phase('base', baselineSeconds, 1, baseRate);
+    const warm = await phase('warm', 1, 1, baseRate, 0);
+    base = await phase('base', baselineSeconds, 1, baseRate, 0);
     warmProblems = problems('warm-up', warm);
     const sampler = setInterval(() => loadAverages.push(loadavg()), 5000);
     try {
-      load = await phase('load', SECONDS, SESSIONS, RATE);
+      load = await phase('load', SECONDS, SESSIONS, RATE, THINK_MS);
     } finally {
       clearInterval(sampler);
     }
@@ -243,7 +253,7 @@ export async function run(): Promise<BenchReport> {
     { label: 'chat errors + publish errors', value: load.chatErrors + load.publishErrors, target: '= 0' },
   ];
   const notes = [
-    `${SECONDS} s, ${SESSIONS} concurrent chat sessions (rules planner, read steps, SQLite checkpointer and audit), ${RATE} device.heartbeat msgs/s over ${DEVICES} devices through the in-process broker into the platform's fleet, training and feedback consumers; baseline: ${baselineSeconds} s with 1 session and ${baseRate} msgs/s on the same platform`,
+    `${SECONDS} s, ${SESSIONS} concurrent chat sessions (rules planner, read steps, SQLite checkpointer and audit; ${THINK_MS} ms between an answer and the next message), ${RATE} device.heartbeat msgs/s over ${DEVICES} devices through the in-process broker into the platform's fleet, training and feedback consumers; baseline: ${baselineSeconds.toFixed(1)} s with 1 session (back to back) and ${baseRate} msgs/s on the same platform`,
     `load average (1 min) during the run: ${loadAverages.map((l) => l[0]!.toFixed(1)).join(' ')} on ${cpus().length} cores`,
   ];
   const failed = [...warmProblems, ...problems('baseline', base), ...problems('load', load)];
