@@ -96,13 +96,15 @@ async function load(catalog: PlatformCatalog, ctx: CallContext): Promise<Known> 
 /** Turns one message into a plan. `context` supplies what a rejected step already had. */
 function planFor(message: string, known: Known, context: { modelVersion?: unknown } = {}): Plan {
   const text = message.trim();
+  // Intents are read from the text with every known name masked ("ship-hulls" is not "ship"); the finders read the original.
+  const said = maskNames(text, known);
   const step = (tool: string, args: Record<string, unknown>, reason: string): PlanStep => ({ tool, args, reason });
 
-  if (has(RE.explain, text)) {
+  if (has(RE.explain, said)) {
     const job = findJob(text, known);
-    if (job !== undefined && !has(RE.rollouts, text)) return { steps: [step('explain_run', { jobId: job.id }, `explain training run ${job.id}`)] };
+    if (job !== undefined && !has(RE.rollouts, said)) return { steps: [step('explain_run', { jobId: job.id }, `explain training run ${job.id}`)] };
     const rollout = findRollout(text, known);
-    if (rollout !== undefined || has(RE.rollouts, text)) {
+    if (rollout !== undefined || has(RE.rollouts, said)) {
       const r = rollout ?? latest(known.rollouts);
       if (r === undefined) return { steps: [], reply: 'There are no rollouts yet to explain.' };
       return { steps: [step('explain_rollout', { rolloutId: r.id }, `explain rollout ${r.id}`)] };
@@ -111,11 +113,11 @@ function planFor(message: string, known: Known, context: { modelVersion?: unknow
     if ('ok' in mv) return { steps: [step('explain_model', { modelVersion: mv.ok.id }, `explain model ${label(mv.ok)}`)] };
     if ('unknown' in mv) return unknownModel(mv.unknown, known);
     const last = latest(known.jobs);
-    if (last !== undefined && has(/\brun\b|\btraining\b|학습/i, text)) return { steps: [step('explain_run', { jobId: last.id }, `explain the latest training run ${last.id}`)] };
+    if (last !== undefined && has(/\brun\b|\btraining\b|학습/i, said)) return { steps: [step('explain_run', { jobId: last.id }, `explain the latest training run ${last.id}`)] };
     return { steps: [], clarify: 'What should I explain: a training run (job id), a model version (e.g. helmets@3) or a rollout?' };
   }
 
-  if (has(RE.compare, text)) {
+  if (has(RE.compare, said)) {
     const versions = findModelVersions(text, known);
     if ('unknown' in versions) return unknownModel(versions.unknown, known);
     if (versions.ok.length < 2) return { steps: [], clarify: `Which two model versions should I compare? Known: ${known.versions.map(label).join(', ') || 'none yet'}.` };
@@ -123,28 +125,28 @@ function planFor(message: string, known: Known, context: { modelVersion?: unknow
     return { steps: [step('compare_models', { a: a.id, b: b.id }, `compare ${label(a)} with ${label(b)} metric by metric`)] };
   }
 
-  if (has(RE.status, text) || (has(RE.metrics, text) && !has(RE.train, text)) || (has(RE.logs, text) && !has(RE.audit, text))) {
+  if (has(RE.status, said) || (has(RE.metrics, said) && !has(RE.train, said)) || (has(RE.logs, said) && !has(RE.audit, said))) {
     const rollout = findRollout(text, known);
     const job = findJob(text, known);
-    if (rollout !== undefined || (job === undefined && has(RE.rollouts, text))) {
+    if (rollout !== undefined || (job === undefined && has(RE.rollouts, said))) {
       const r = rollout ?? latest(known.rollouts);
       if (r === undefined) return { steps: [], reply: 'There are no rollouts yet.' };
       return { steps: [step('rollout_status', { rolloutId: r.id }, `show the state of rollout ${r.id}`)] };
     }
     const j = job ?? latest(known.jobs);
     if (j === undefined) return { steps: [], reply: 'There are no training jobs yet; start one with "train … on dataset …".' };
-    if (has(RE.logs, text)) return { steps: [step('training_logs', { jobId: j.id, lines: 50 }, `show the last log lines of ${j.id}`)] };
-    if (has(RE.metrics, text)) return { steps: [step('training_metrics', { jobId: j.id }, `show the per-epoch metrics of ${j.id}`)] };
+    if (has(RE.logs, said)) return { steps: [step('training_logs', { jobId: j.id, lines: 50 }, `show the last log lines of ${j.id}`)] };
+    if (has(RE.metrics, said)) return { steps: [step('training_metrics', { jobId: j.id }, `show the per-epoch metrics of ${j.id}`)] };
     return { steps: [step('training_status', { jobId: j.id }, `show the state of training job ${j.id}`)] };
   }
 
-  if (has(RE.cancel, text) && (has(RE.jobs, text) || has(RE.train, text) || findJob(text, known) !== undefined)) {
+  if (has(RE.cancel, said) && (has(RE.jobs, said) || has(RE.train, said) || findJob(text, known) !== undefined)) {
     const j = findJob(text, known) ?? latest(known.jobs.filter((x) => ['queued', 'assigned', 'running'].includes(x.status)));
     if (j === undefined) return { steps: [], reply: 'No training job is running, so there is nothing to cancel.' };
     return { steps: [step('cancel_training', { jobId: j.id }, `cancel training job ${j.id} as asked`)] };
   }
 
-  if (has(RE.train, text)) {
+  if (has(RE.train, said)) {
     const ds = findDataset(text, known);
     if ('missing' in ds) return { steps: [], clarify: `Which dataset should I train on? Known datasets: ${known.datasets.join(', ') || 'none yet'}.` };
     if ('unknown' in ds) return unknownDataset(ds.unknown, known);
@@ -153,7 +155,7 @@ function planFor(message: string, known: Known, context: { modelVersion?: unknow
     const epochs = findEpochs(text);
     if (epochs !== undefined) args.epochs = epochs;
     const steps = [step('start_training', args, `train a detector on ${ds.ok}${epochs ? ` for ${epochs} epochs` : ''} as asked`)];
-    if (has(RE.deploy, text)) {
+    if (has(RE.deploy, said)) {
       const target = findTarget(text, known);
       if (!('ok' in target)) return targetProblem(target, known);
       steps.push(step('start_rollout', { modelVersion: '$steps.0.result.modelVersionId', target: target.ok }, `deploy the trained model to ${describeTarget(target.ok)} (canary first)`));
@@ -161,7 +163,7 @@ function planFor(message: string, known: Known, context: { modelVersion?: unknow
     return { steps };
   }
 
-  if (has(RE.rollback, text)) {
+  if (has(RE.rollback, said)) {
     const rollout = findRollout(text, known);
     if (rollout !== undefined) return { steps: [step('rollback_rollout', { rolloutId: rollout.id }, `roll back rollout ${rollout.id} as asked`)] };
     const target = findTarget(text, known);
@@ -173,14 +175,14 @@ function planFor(message: string, known: Known, context: { modelVersion?: unknow
     return { steps: [step('rollback_rollout', { rolloutId: r.id }, `roll back the latest rollout on ${describeTarget(t)} (${r.id})`)] };
   }
 
-  if (has(RE.pause, text) || (has(RE.resume, text) && has(RE.rollouts, text))) {
-    const tool = has(RE.pause, text) ? 'pause_rollout' : 'resume_rollout';
+  if (has(RE.pause, said) || (has(RE.resume, said) && has(RE.rollouts, said))) {
+    const tool = has(RE.pause, said) ? 'pause_rollout' : 'resume_rollout';
     const r = findRollout(text, known) ?? latest(known.rollouts.filter((x) => (tool === 'pause_rollout' ? !['completed', 'rolled_back', 'failed', 'paused'].includes(x.status) : x.status === 'paused')));
     if (r === undefined) return { steps: [], reply: `There is no rollout to ${tool === 'pause_rollout' ? 'pause' : 'resume'}.` };
     return { steps: [step(tool, { rolloutId: r.id }, `${tool === 'pause_rollout' ? 'pause' : 'resume'} rollout ${r.id} as asked`)] };
   }
 
-  if (has(RE.deploy, text) && !has(/\b(?:list|show)\b|목록|보여/i, text)) {
+  if (has(RE.deploy, said) && !has(/\b(?:list|show)\b|목록|보여/i, said)) {
     const target = findTarget(text, known);
     const mv = findModelVersion(text, known);
     let version: string | undefined;
@@ -203,51 +205,51 @@ function planFor(message: string, known: Known, context: { modelVersion?: unknow
     return { steps: [step('start_rollout', { modelVersion: version, target: target.ok }, `deploy ${versionLabel} to ${describeTarget(target.ok)} (canary first)`)] };
   }
 
-  if (has(RE.evaluate, text)) {
+  if (has(RE.evaluate, said)) {
     const mv = findModelVersion(text, known);
     if ('unknown' in mv) return unknownModel(mv.unknown, known);
     if (!('ok' in mv)) return { steps: [], clarify: `Which model version should I evaluate? Known: ${known.versions.map(label).join(', ') || 'none yet'}.` };
-    const split = /\bval(?:idation)?\b|검증\s*셋/i.test(text) ? 'val' : /\btrain(?:ing)? split\b/i.test(text) ? 'train' : 'test';
+    const split = /\bval(?:idation)?\b|검증\s*셋/i.test(said) ? 'val' : /\btrain(?:ing)? split\b/i.test(said) ? 'train' : 'test';
     const args: Record<string, unknown> = { modelVersion: mv.ok.id, split };
     const ds = findDataset(text, known);
     if ('ok' in ds) args.dataset = ds.ok;
     return { steps: [step('evaluate_model', args, `evaluate ${label(mv.ok)} on the ${split} split`)] };
   }
 
-  if (has(RE.promote, text)) {
+  if (has(RE.promote, said)) {
     const mv = findModelVersion(text, known);
     if ('unknown' in mv) return unknownModel(mv.unknown, known);
     if (!('ok' in mv)) return { steps: [], clarify: `Which model version should I promote? Known: ${known.versions.map(label).join(', ') || 'none yet'}.` };
-    const stage = /\bstaging\b|스테이징/i.test(text) ? 'staging' : /\bcandidate\b|후보/i.test(text) ? 'candidate' : 'production';
+    const stage = /\bstaging\b|스테이징/i.test(said) ? 'staging' : /\bcandidate\b|후보/i.test(said) ? 'candidate' : 'production';
     return { steps: [step('promote_model', { modelVersion: mv.ok.id, stage }, `promote ${label(mv.ok)} to ${stage}`)] };
   }
 
-  if (has(RE.importDs, text)) {
+  if (has(RE.importDs, said)) {
     const source = /((?:\/|\.\/|~\/|s3:\/\/)[^\s"']+)/.exec(text)?.[1];
     if (source === undefined) return { steps: [], clarify: 'From which folder, zip or storage prefix should I import? Give a path like /data/helmets or s3://bucket/prefix.' };
     const name = /\b(?:as|named|name)\s+["']?([a-z0-9][\w.-]*)/i.exec(text)?.[1] ?? /([a-z0-9][\w.-]*)\s*(?:이라는|라는)?\s*이름/i.exec(text)?.[1];
     if (name === undefined) return { steps: [], clarify: 'What name should the imported dataset get? Say "… as helmets-v3".' };
-    const format = /\bcoco\b/i.test(text) ? 'coco' : /\bvoc\b/i.test(text) ? 'voc' : /\byolo\b/i.test(text) ? 'yolo' : undefined;
+    const format = /\bcoco\b/i.test(said) ? 'coco' : /\bvoc\b/i.test(said) ? 'voc' : /\byolo\b/i.test(said) ? 'yolo' : undefined;
     return { steps: [step('import_dataset', { source, name, ...(format ? { format } : {}) }, `import ${source} as dataset ${name}`)] };
   }
 
-  if (has(RE.exportDs, text)) {
+  if (has(RE.exportDs, said)) {
     const ds = findDataset(text, known);
     if (!('ok' in ds)) return 'unknown' in ds ? unknownDataset(ds.unknown, known) : { steps: [], clarify: `Which dataset should I export? Known datasets: ${known.datasets.join(', ')}.` };
-    const format = /\bcoco\b/i.test(text) ? 'coco' : 'yolo';
+    const format = /\bcoco\b/i.test(said) ? 'coco' : 'yolo';
     return { steps: [step('export_dataset', { dataset: ds.ok, format }, `export ${ds.ok} in ${format.toUpperCase()} format`)] };
   }
 
-  if (has(RE.split, text)) {
+  if (has(RE.split, said)) {
     const ds = findDataset(text, known);
     if (!('ok' in ds)) return 'unknown' in ds ? unknownDataset(ds.unknown, known) : { steps: [], clarify: `Which dataset should I split? Known datasets: ${known.datasets.join(', ')}.` };
-    const ratio = /(\d{1,2})\s*\/\s*(\d{1,2})\s*\/\s*(\d{1,2})/.exec(text);
+    const ratio = /(\d{1,2})\s*\/\s*(\d{1,2})\s*\/\s*(\d{1,2})/.exec(said);
     const [train, val, test] = ratio ? [Number(ratio[1]) / 100, Number(ratio[2]) / 100, Number(ratio[3]) / 100] : [0.8, 0.1, 0.1];
     return { steps: [step('split_dataset', { dataset: ds.ok, train, val, test }, `re-split ${ds.ok} ${Math.round(train * 100)}/${Math.round(val * 100)}/${Math.round(test * 100)}`)] };
   }
 
-  if (has(RE.feedback, text)) {
-    if (/\b(?:into|to|as) (?:a )?(?:new )?dataset\b|데이터\s*셋으로|데이터\s*셋에/i.test(text)) {
+  if (has(RE.feedback, said)) {
+    if (/\b(?:into|to|as) (?:a )?(?:new )?dataset\b|데이터\s*셋으로|데이터\s*셋에/i.test(said)) {
       const ds = findDataset(text, known);
       if (!('ok' in ds)) return 'unknown' in ds ? unknownDataset(ds.unknown, known) : { steps: [], clarify: `Which dataset should the accepted feedback join? Known datasets: ${known.datasets.join(', ')}.` };
       return { steps: [step('feedback_to_dataset', { dataset: ds.ok }, `add accepted feedback samples to ${ds.ok} as a new version`)] };
@@ -255,14 +257,14 @@ function planFor(message: string, known: Known, context: { modelVersion?: unknow
     return { steps: [step('feedback_summary', { days: 7 }, 'summarise feedback from devices over the last week')] };
   }
 
-  if (has(RE.audit, text)) {
-    if (has(RE.verify, text)) return { steps: [step('verify_audit', {}, 'verify the audit log hash chain')] };
+  if (has(RE.audit, said)) {
+    if (has(RE.verify, said)) return { steps: [step('verify_audit', {}, 'verify the audit log hash chain')] };
     return { steps: [step('query_audit', { limit: 50 }, 'show recent audit entries')] };
   }
 
-  if (has(RE.approvals, text) && !has(RE.deploy, text)) return { steps: [step('list_approvals', { status: 'pending' }, 'show approvals waiting for a decision')] };
+  if (has(RE.approvals, said) && !has(RE.deploy, said)) return { steps: [step('list_approvals', { status: 'pending' }, 'show approvals waiting for a decision')] };
 
-  if (has(RE.search, text)) {
+  if (has(RE.search, said)) {
     const query = text
       .replace(/\b(?:search|find|look|for|please|the|me)\b/gi, ' ')
       .replace(/검색해\s*줘|검색|찾아\s*줘|찾아/g, ' ')
@@ -272,7 +274,7 @@ function planFor(message: string, known: Known, context: { modelVersion?: unknow
     return { steps: [step('search_platform', { text: query }, `search everything for "${query}"`)] };
   }
 
-  if (has(RE.devices, text)) {
+  if (has(RE.devices, said)) {
     const device = known.devices.find((d) => mentions(text, d.id) || mentions(text, d.name));
     if (device !== undefined) return { steps: [step('describe_device', { device: device.id }, `show device ${device.name}`)] };
     const target = findTarget(text, known);
@@ -281,25 +283,27 @@ function planFor(message: string, known: Known, context: { modelVersion?: unknow
     return { steps: [step('list_devices', {}, 'list every device')] };
   }
 
-  if (has(RE.datasets, text)) {
+  if (has(RE.datasets, said)) {
     const ds = findDataset(text, known);
     if ('ok' in ds) return { steps: [step('describe_dataset', { dataset: ds.ok }, `show dataset ${ds.ok}`)] };
     if ('unknown' in ds) return unknownDataset(ds.unknown, known);
     return { steps: [step('list_datasets', {}, 'list the datasets')] };
   }
 
-  if (has(RE.models, text)) {
+  if (has(RE.models, said)) {
     const mv = findModelVersion(text, known);
     if ('ok' in mv) return { steps: [step('describe_model', { modelVersion: mv.ok.id }, `show model version ${label(mv.ok)}`)] };
     if ('unknown' in mv) return unknownModel(mv.unknown, known);
     return { steps: [step('list_models', {}, 'list model versions')] };
   }
 
-  if (has(RE.jobs, text)) return { steps: [step('list_training_jobs', {}, 'list training jobs')] };
+  if (has(RE.jobs, said)) return { steps: [step('list_training_jobs', {}, 'list training jobs')] };
 
-  // A bare dataset or model name is a request to see it.
+  // A bare dataset or device name is a request to see it.
   const ds = findDataset(text, known);
   if ('ok' in ds) return { steps: [step('describe_dataset', { dataset: ds.ok }, `show dataset ${ds.ok}`)] };
+  const device = known.devices.find((d) => mentions(text, d.id) || mentions(text, d.name));
+  if (device !== undefined) return { steps: [step('describe_device', { device: device.id }, `show device ${device.name}`)] };
 
   return {
     steps: [],
@@ -308,6 +312,41 @@ function planFor(message: string, known: Known, context: { modelVersion?: unknow
       'report status ("status of the training"), list or search (datasets, models, devices), compare ("compare helmets@2 and helmets@3") and explain runs, models and rollouts. ' +
       'Korean works too ("helmets-v2 데이터셋으로 학습하고 3번 라인에 배포해줘").',
   };
+}
+
+const IDENTIFIER = /[^\p{L}]/u;
+const MASK = ' \u2063 ';
+
+/**
+ * The text with the names it mentions masked, so that words inside them never read as intents:
+ * known datasets, model names and versions, device tags, ids and names, job and rollout ids, and
+ * the token named as a dataset ("dataset ship-hulls", "the ship-hulls dataset"). Only names that
+ * look like identifiers (a digit, `-`, `_`, `.` or `@` in them) are masked: a plain word such as the
+ * tag "jetson" may be the person's own word.
+ */
+export function maskNames(text: string, known: Pick<Known, 'datasets' | 'versions' | 'devices' | 'tags' | 'jobs' | 'rollouts'>): string {
+  const names = new Set<string>([
+    ...known.datasets,
+    ...known.versions.flatMap((v) => [v.model, v.id]),
+    ...known.tags,
+    ...known.devices.flatMap((d) => [d.id, d.name]),
+    ...known.jobs.map((j) => j.id),
+    ...known.rollouts.map((r) => r.id),
+  ]);
+  let out = text;
+  for (const name of [...names].filter((n) => n !== '' && IDENTIFIER.test(n)).sort((a, b) => b.length - a.length)) {
+    out = out.replace(new RegExp(`(?<![\\w@.-])${escape(name)}(?:@[\\w-]+)?(?![\\w-])`, 'gi'), MASK);
+  }
+  // Any model reference (name@N, name@production…) is a name too, known or not.
+  out = out.replace(/(?<![\w@.-])[A-Za-z][\w.-]*@(?:\d+|latest|candidate|staging|production)(?![\w-])/gi, MASK);
+  const token = `["'“”]?([A-Za-z0-9][\\w.@-]*)["'“”]?`;
+  const maskToken = (m: string, name: string) => (IDENTIFIER.test(name) ? m.replace(name, MASK) : m);
+  out = out
+    .replace(new RegExp(`\\bdata\\s?sets?\\s+(?:called\\s+|named\\s+)?${token}`, 'gi'), maskToken)
+    .replace(new RegExp(`${token}\\s+data\\s?set\\b`, 'gi'), maskToken)
+    .replace(new RegExp(`${token}\\s*데이터\\s*셋`, 'g'), maskToken)
+    .replace(new RegExp(`데이터\\s*셋\\s+${token}`, 'g'), maskToken);
+  return out;
 }
 
 /** Adjusts the rejected step's arguments from the rejection reason, when it names a change. */
@@ -337,7 +376,7 @@ function findDataset(text: string, known: Known): Found<string> {
     new RegExp(`${token}\\s+data\\s?set\\b`, 'i').exec(text)?.[1] ??
     new RegExp(`${token}\\s*데이터\\s*셋`).exec(text)?.[1] ??
     new RegExp(`데이터\\s*셋\\s+${token}`).exec(text)?.[1];
-  const stop = new Set(['the', 'a', 'an', 'this', 'that', 'new', 'my', 'on', 'of', 'list', 'all', 'show']);
+  const stop = new Set(['the', 'a', 'an', 'this', 'that', 'new', 'my', 'on', 'of', 'list', 'all', 'show', 'for', 'with', 'to', 'and', 'in', 'at', 'using', 'from', 'into', 'as', 'is']);
   if (explicit !== undefined && !stop.has(explicit.toLowerCase())) {
     const exact = known.datasets.find((d) => d.toLowerCase() === explicit.toLowerCase() || explicit.toLowerCase().startsWith(`${d.toLowerCase()}@`));
     return exact !== undefined ? { ok: explicit.includes('@') ? explicit : exact } : { unknown: explicit };

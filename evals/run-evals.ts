@@ -91,7 +91,11 @@ export async function loadScenarios(file = DEFAULT_FILE): Promise<{ thresholds: 
 
 /** A simulated platform with a finished job and a completed rollout, which status/rollback scenarios refer to. */
 export function evalPlatform(): SimPlatform {
+  const base = new SimPlatform();
   return new SimPlatform({
+    // Names with intent words inside ("ship" in ship-hulls and ship-dock) must read as names, never as intents.
+    datasets: [...base.datasets, { name: 'ship-hulls', description: 'hull inspection photos', classes: ['dent', 'rust'], images: 300 }],
+    devices: [...base.devices, { id: 'dev_dock_a', name: 'cam-dock-a', tags: ['ship-dock'] }],
     jobs: [{ id: 'job_7', dataset: 'helmets-v2@1', status: 'succeeded', createdAt: 7, epochs: 10, modelVersionId: 'mv_helmets_3', map50: 0.8 }],
     rollouts: [{ id: 'rol_9', target: 'line-3', status: 'completed', modelVersionId: 'mv_helmets_3', createdAt: 9, devicesUpdated: 2, devicesTotal: 2 }],
   });

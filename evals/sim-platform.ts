@@ -265,6 +265,27 @@ export class SimPlatform {
         },
       }),
       defineTool({
+        name: 'evaluate_model',
+        title: 'Evaluate a model version',
+        description: 'Run a model version on a dataset split (test by default) and report mAP50, mAP50-95, precision and recall; the result is recorded.',
+        input: z.object({
+          modelVersion: z.string().describe('model version id'),
+          split: z.enum(['train', 'val', 'test']).default('test').describe('split'),
+          dataset: z.string().optional().describe('dataset name or name@N; the training dataset when omitted'),
+          maxImages: z.number().int().min(1).max(5000).optional().describe('at most this many images'),
+        }),
+        output: z.object({ model: z.string().describe('name@version'), split: z.string().describe('split'), mAP50: z.number().describe('mAP at IoU 0.5') }),
+        risk: 'write',
+        idempotent: false,
+        run: async (_ctx, input) => {
+          const v = this.versions.find((x) => x.id === input.modelVersion);
+          if (v === undefined) throw new PlatformError('not_found', `model version "${input.modelVersion}" not found`);
+          if (input.dataset !== undefined) this.dataset(input.dataset.split('@')[0]!);
+          record('evaluate_model', input);
+          return { model: `${v.model}@${v.version}`, split: input.split, mAP50: 0.8 };
+        },
+      }),
+      defineTool({
         name: 'list_models',
         title: 'List model versions',
         description: 'List registered model versions with their stage.',
