@@ -2,7 +2,7 @@ import type { Config } from '../services/config.js';
 import type { Logger } from '../services/log.js';
 import { createPlatform } from '../services/platform.js';
 import { startHttpServer } from '../web-chat/server.js';
-import { bootstrapDemoModel, ensureDemoDataset, startEmbeddedGpuRunner, startSimulatedDevices } from './embedded.js';
+import { bootstrapDemoModel, DEMO_DATASET, ensureDemoDataset, startEmbeddedGpuRunner, startSimulatedDevices } from './embedded.js';
 
 /** `visioninapp serve`: builds the platform, serves HTTP, and shuts down gracefully on SIGTERM/SIGINT. */
 export async function serve(config: Config, log: Logger): Promise<void> {
@@ -25,6 +25,11 @@ export async function serve(config: Config, log: Logger): Promise<void> {
       if (config.EMBEDDED_GPU_RUNNER) workers.push(await startEmbeddedGpuRunner(platform));
       if (config.DEMO_DATASET) await ensureDemoDataset(platform);
       if (config.SIMULATED_DEVICES > 0) workers.push(await startSimulatedDevices(platform));
+      if (config.DEMO_DATASET) {
+        // the request below names the demo dataset, which is generated in the background on first start: say when it is there
+        const devices = config.SIMULATED_DEVICES > 0 ? `, ${config.SIMULATED_DEVICES} simulated Jetson(s) on line-3` : '';
+        process.stdout.write(`Demo ready: dataset ${DEMO_DATASET}${devices}. Try in the chat at ${http.url}:\n  "train a helmet detector on dataset ${DEMO_DATASET} and deploy it to line 3 Jetsons"\n\n`);
+      }
       if (config.DEMO_DATASET && config.EMBEDDED_GPU_RUNNER)
         void bootstrapDemoModel(platform).catch((err: Error) => log.warn({ err: err.message }, 'starter model not trained'));
     })
