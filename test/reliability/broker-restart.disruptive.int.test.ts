@@ -1,8 +1,6 @@
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { connect } from 'rabbitmq-stream-js-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_PROJECT_ID } from '../../services/accounts/index.js';
@@ -12,11 +10,11 @@ import { createBroker, makeEnvelope, STREAMS, type Broker, type MessagePayload }
 import { silentLogger } from '../../services/log.js';
 import { createPlatform, type Platform } from '../../services/platform.js';
 import { startHttpServer, type RunningServer } from '../../web-chat/server.js';
-import { SERVICE_URLS, skipWithoutService, uniqueSuffix } from '../support/services.js';
+import { SERVICE_URLS, skipWithoutService, startRabbitApp, stopRabbitApp, uniqueSuffix } from '../support/services.js';
 
-// Needs RabbitMQ with the stream plugin (TEST_RABBITMQ_STREAM_URL) and `rabbitmqctl` on this machine: the test stops its app.
+// Needs RabbitMQ with the stream plugin (TEST_RABBITMQ_STREAM_URL) and `rabbitmqctl` on this machine: the test stops
+// RabbitMQ's app, so it is a *.disruptive.int.test.ts and runs after every other test file (see vitest.config.ts).
 const skip = await skipWithoutService('RabbitMQ streams', SERVICE_URLS.rabbitmq, 'TEST_RABBITMQ_STREAM_URL');
-const run = promisify(execFile);
 
 const DEVICES = 3;
 const INTERVAL_MS = 40;
@@ -65,6 +63,8 @@ describe.skipIf(skip)('RabbitMQ app stopped and started while device telemetry f
   let platform: Platform;
   let http: RunningServer;
   const devices: Broker[] = [];
+  // set while the app is stopped, so that afterAll starts it again even when the test timed out mid-outage
+  let appStopped = false;
 
   beforeAll(async () => {
     dataDir = mkdtempSync(path.join(tmpdir(), 'vrel-broker-'));
@@ -88,6 +88,7 @@ describe.skipIf(skip)('RabbitMQ app stopped and started while device telemetry f
   }, 60_000);
 
   afterAll(async () => {
+    if (appStopped) await startRabbitApp().catch(() => undefined);
     for (const b of devices) await b.close().catch(() => undefined);
     await http?.close();
     await platform?.close();
@@ -142,15 +143,14 @@ describe.skipIf(skip)('RabbitMQ app stopped and started while device telemetry f
     let stopRequestedAt = 0;
     let stoppedAt = 0;
     let startedAt = 0;
-    let appStopped = false;
     try {
       await waitFor('the platform to apply heartbeats before the outage', async () => ((await counts()).size >= 20 ? true : undefined), 20_000);
       appStopped = true;
       stopRequestedAt = Date.now();
-      await run('rabbitmqctl', ['stop_app']);
+      await stopRabbitApp();
       stoppedAt = Date.now();
       await new Promise((r) => setTimeout(r, OUTAGE_MS));
-      await run('rabbitmqctl', ['start_app']);
+      await startRabbitApp();
       appStopped = false;
       startedAt = Date.now();
       await waitFor('/readyz green after the broker returns', async () => ((await readyz()).status === 200 ? true : undefined), 60_000);
@@ -158,7 +158,7 @@ describe.skipIf(skip)('RabbitMQ app stopped and started while device telemetry f
       await new Promise((r) => setTimeout(r, 2000));
     } finally {
       // never leave the shared RabbitMQ stopped, whatever failed above
-      if (appStopped) await run('rabbitmqctl', ['start_app']).catch(() => undefined);
+      if (appStopped) await startRabbitApp().catch(() => undefined);
       producing = false;
       await Promise.all(producers);
     }
