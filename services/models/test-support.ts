@@ -6,6 +6,7 @@ import sharp from 'sharp';
 import { buildFixedOutputModel } from '../../vision/onnx-fixture.js';
 import { makeService, testContext, writeTree } from '../datasets/test-support.js';
 import { EventBus } from '../events.js';
+import type { Db } from '../infra/db/port.js';
 import { SqliteDb } from '../infra/db/sqlite.js';
 import { silentLogger } from '../log.js';
 import type { ModelEvent } from './events.js';
@@ -56,11 +57,12 @@ export interface RegisterOptions {
 
 /**
  * A datasets service with `helmets-eval@1` (test: 2 images, train: 1) and `vests@1`, a registry, an
- * evaluation service and the fixed-output detector described above, on SQLite and a local folder.
+ * evaluation service and the fixed-output detector described above, on SQLite (or `db`, which the
+ * fixture then does not close) and a local folder.
  */
-export async function makeEvaluationFixture() {
+export async function makeEvaluationFixture(opts: { db?: Db } = {}) {
   const work = await mkdtemp(path.join(tmpdir(), 'via-eval-'));
-  const db = new SqliteDb({ file: path.join(work, 'eval.db') });
+  const db = opts.db ?? new SqliteDb({ file: path.join(work, 'eval.db') });
   await db.migrate();
   const env = await makeService(db);
   const ctx = testContext('default', 'operator');
@@ -135,7 +137,7 @@ export async function makeEvaluationFixture() {
     register,
     cleanup: async () => {
       await env.cleanup();
-      await db.close();
+      if (opts.db === undefined) await db.close();
       await rm(work, { recursive: true, force: true });
     },
   };
