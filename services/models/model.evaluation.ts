@@ -108,9 +108,9 @@ export interface ModelEvaluationServiceDeps {
 
 type Row = Selectable<Database['model_evaluations']>;
 
-// Detections down to this score feed the precision/recall curve (as Ultralytics and pycocotools evaluations do).
+// Detections down to this score feed the precision/recall curve; NMS IoU 0.6 as the built-in trainer evaluates (gpu-runner/builtin/evaluate.py).
 const MIN_SCORE = 0.001;
-const NMS_IOU = 0.7;
+const NMS_IOU = 0.6;
 const MAX_DET = 300;
 const PAGE = 100;
 const PROGRESS_EVERY_MS = 250;
