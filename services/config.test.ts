@@ -41,6 +41,13 @@ describe('loadConfig', () => {
     expect(config.LOG_LEVEL).toBe('warn');
   });
 
+  it('reads the default confidence gate as a margin or off', () => {
+    expect(loadConfig({}, emptyDir()).ROLLOUT_CONFIDENCE_MARGIN).toBe(0.05);
+    expect(loadConfig({ ROLLOUT_CONFIDENCE_MARGIN: '0.2' }, emptyDir()).ROLLOUT_CONFIDENCE_MARGIN).toBe(0.2);
+    expect(loadConfig({ ROLLOUT_CONFIDENCE_MARGIN: 'off' }, emptyDir()).ROLLOUT_CONFIDENCE_MARGIN).toBeNull();
+    expect(() => loadConfig({ ROLLOUT_CONFIDENCE_MARGIN: '2' }, emptyDir())).toThrow(/ROLLOUT_CONFIDENCE_MARGIN/);
+  });
+
   it('treats empty values as unset', () => {
     expect(loadConfig({ DATABASE_URL: '' }, emptyDir()).DATABASE_URL).toBeUndefined();
   });

@@ -80,6 +80,10 @@ export const configSchema = z.object({
   SIMULATED_DEVICE_HEARTBEAT_S: z.coerce.number().min(0.2).max(600).default(5).describe('heartbeat interval of the simulated devices'),
   ROLLOUT_HEALTH_TIMEOUT_S: z.coerce.number().int().min(1).max(86_400).default(600).describe('default gate: a device must report the model healthy within this time'),
   ROLLOUT_MIN_HEARTBEATS: z.coerce.number().int().min(1).max(1000).default(3).describe('default gate: heartbeats on the new model the confidence and latency gates wait for'),
+  ROLLOUT_CONFIDENCE_MARGIN: z
+    .union([z.literal('off').transform(() => null), z.coerce.number().min(0).max(1)])
+    .default(0.05)
+    .describe("default gate: the new model's mean top confidence may be at most this much below the previous model's, or off"),
   ROLLOUT_OBSERVE_S: z.coerce.number().int().min(0).max(86_400).default(300).describe('default gate: after this long healthy, the gates decide on the heartbeats seen so far'),
   TRAIN_PYTHON: z.string().min(1).optional().describe('Python with torch + onnx + pillow; default /usr/bin/python3'),
   JOB_HEARTBEAT_TIMEOUT_S: z.coerce.number().positive().default(60),

@@ -167,7 +167,7 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
     fleet,
     events,
     log: log.child({ service: 'rollouts' }),
-    defaultGates: { healthTimeoutMs: config.ROLLOUT_HEALTH_TIMEOUT_S * 1000, minHeartbeats: config.ROLLOUT_MIN_HEARTBEATS, observeMs: config.ROLLOUT_OBSERVE_S * 1000 },
+    defaultGates: { healthTimeoutMs: config.ROLLOUT_HEALTH_TIMEOUT_S * 1000, minHeartbeats: config.ROLLOUT_MIN_HEARTBEATS, observeMs: config.ROLLOUT_OBSERVE_S * 1000, confidenceMargin: config.ROLLOUT_CONFIDENCE_MARGIN },
   });
   const rolloutController = new RolloutController({ rollouts, broker, cache, events, log: log.child({ service: 'rollout-controller' }) });
   const feedback = new FeedbackService({

@@ -54,6 +54,9 @@ describe(RolloutService.name, () => {
     expect(named.gates).toMatchObject({ healthTimeoutMs: 30_000, minHeartbeats: 5, observeMs: 10_000 });
     const started = await configured.start(ctx, { model: v2.ref, target: { tag: 'line-3' } });
     expect((await configured.status(ctx, started.id)).gates).toMatchObject({ healthTimeoutMs: 30_000, minHeartbeats: 2, observeMs: 10_000 });
+    const noConfidence = h.makeRollouts({ defaultGates: { confidenceMargin: null } });
+    expect((await noConfidence.plan(ctx, { model: v2.ref, target: { tag: 'line-3' } })).gates.confidenceMargin).toBeNull();
+    expect((await noConfidence.plan(ctx, { model: v2.ref, target: { tag: 'line-3' }, gates: { confidenceMargin: 0.1 } })).gates.confidenceMargin).toBe(0.1);
   });
 
   it('rolls out: canary of one, then the rest, then completed', async () => {
