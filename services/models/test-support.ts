@@ -7,6 +7,7 @@ import { buildFixedOutputModel } from '../../vision/onnx-fixture.js';
 import { makeService, testContext, writeTree } from '../datasets/test-support.js';
 import { EventBus } from '../events.js';
 import type { Db } from '../infra/db/port.js';
+import type { Storage } from '../infra/storage/port.js';
 import { SqliteDb } from '../infra/db/sqlite.js';
 import { silentLogger } from '../log.js';
 import type { ModelEvent } from './events.js';
@@ -44,6 +45,59 @@ function yolo(boxes: Array<[number, number, number, number, number]>): string {
 const png = (seed: number) => sharp({ create: { width: 64, height: 64, channels: 3, background: { r: seed * 40, g: 90, b: 200 - seed * 30 } } }).png().toBuffer();
 
 
+/** Builds the fixed-output detector described above (python3 + onnx) in `dir` and returns its bytes. */
+export async function buildFixtureDetector(dir: string): Promise<Buffer> {
+  const out = new Float32Array(6 * N);
+  CANDIDATES.forEach((c, i) => c.forEach((v, r) => (out[r * N + i] = v)));
+  const built = await buildFixedOutputModel(
+    { inputShape: [1, 3, 64, 64], outputShape: [1, 6, N], output: out, metadata: { names: "{0: 'helmet', 1: 'head'}", imgsz: '[64, 64]' } },
+    dir,
+  );
+  return built.bytes;
+}
+
+/** Writes the YOLO folder of `helmets-eval` described above (test: t1, t2; train: a) into `dir`. */
+export async function writeFixtureDataset(dir: string): Promise<void> {
+  await writeTree(dir, {
+    'data.yaml': 'names: [helmet, head]\ntrain: images/train\nval: images/val\ntest: images/test\n',
+    'images/test/t1.png': await png(1),
+    'labels/test/t1.txt': yolo([
+      [0, 8, 8, 24, 24],
+      [1, 40, 8, 56, 24],
+    ]),
+    'images/test/t2.png': await png(2),
+    'labels/test/t2.txt': yolo([
+      [0, 8, 8, 24, 24],
+      [0, 24, 24, 40, 40],
+      [1, 40, 8, 56, 24],
+    ]),
+    'images/train/a.png': await png(3),
+    'labels/train/a.txt': yolo([[0, 8, 40, 24, 56]]),
+  });
+}
+
+/** Registers a version of the fixture detector in `registry` (uploading it to `storage` unless `key` is given). */
+export async function registerFixtureModel(registry: ModelRegistry, storage: Storage, onnx: Buffer, jobId: string, opts: RegisterOptions = {}, projectId = 'default'): Promise<ModelVersion> {
+  const bytes = opts.bytes ?? onnx;
+  const key = opts.key ?? `models/${createHash('sha256').update(bytes).digest('hex')}.onnx`;
+  if (opts.key === undefined) await storage.put(key, bytes);
+  const { version } = await registry.registerFromArtifact({
+    projectId,
+    name: opts.name ?? 'helmets',
+    job: { id: jobId, attempt: 1, runnerId: 'gpu-1', config: { backend: 'builtin', model: 'tiny', epochs: 1, imgsz: 64, batch: 2 }, dataset: opts.dataset ?? { name: 'helmets-eval', version: 1 } },
+    artifact: {
+      jobId,
+      attempt: 1,
+      runnerId: 'gpu-1',
+      artifacts: [{ name: 'model.onnx', key, sha256: opts.sha256 ?? createHash('sha256').update(bytes).digest('hex'), size: bytes.length }],
+      model: { layout: 'ultralytics', inputSize: 64, classNames: opts.classNames ?? ['helmet', 'head'] },
+      metrics: { mAP50: 0.5 },
+    },
+    createdBy: 'u-operator',
+  });
+  return version;
+}
+
 /** Options of `EvaluationFixture.register`: what to register and where its bytes are. */
 export interface RegisterOptions {
   name?: string;
@@ -66,31 +120,9 @@ export async function makeEvaluationFixture(opts: { db?: Db } = {}) {
   await db.migrate();
   const env = await makeService(db);
   const ctx = testContext('default', 'operator');
-  const out = new Float32Array(6 * N);
-  CANDIDATES.forEach((c, i) => c.forEach((v, r) => (out[r * N + i] = v)));
-  const onnx = (
-    await buildFixedOutputModel(
-      { inputShape: [1, 3, 64, 64], outputShape: [1, 6, N], output: out, metadata: { names: "{0: 'helmet', 1: 'head'}", imgsz: '[64, 64]' } },
-      work,
-    )
-  ).bytes;
+  const onnx = await buildFixtureDetector(work);
   const dir = path.join(work, 'ds');
-  await writeTree(dir, {
-    'data.yaml': 'names: [helmet, head]\ntrain: images/train\nval: images/val\ntest: images/test\n',
-    'images/test/t1.png': await png(1),
-    'labels/test/t1.txt': yolo([
-      [0, 8, 8, 24, 24],
-      [1, 40, 8, 56, 24],
-    ]),
-    'images/test/t2.png': await png(2),
-    'labels/test/t2.txt': yolo([
-      [0, 8, 8, 24, 24],
-      [0, 24, 24, 40, 40],
-      [1, 40, 8, 56, 24],
-    ]),
-    'images/train/a.png': await png(3),
-    'labels/train/a.txt': yolo([[0, 8, 40, 24, 56]]),
-  });
+  await writeFixtureDataset(dir);
   await env.sut.import(ctx, { name: 'helmets-eval', source: { kind: 'folder', path: dir } });
   const vests = path.join(work, 'vests');
   await writeTree(vests, { 'data.yaml': 'names: [helmet, vest]\n', 'images/test/v.png': await png(4), 'labels/test/v.txt': yolo([[1, 8, 8, 24, 24]]) });
@@ -103,27 +135,7 @@ export async function makeEvaluationFixture(opts: { db?: Db } = {}) {
   let jobs = 0;
 
   /** Registers a version of the fixture detector (uploading it unless `key` is given). */
-  async function register(opts: RegisterOptions = {}): Promise<ModelVersion> {
-    const bytes = opts.bytes ?? onnx;
-    const key = opts.key ?? `models/${createHash('sha256').update(bytes).digest('hex')}.onnx`;
-    if (opts.key === undefined) await env.storage.put(key, bytes);
-    const jobId = `job_${++jobs}`;
-    const { version } = await registry.registerFromArtifact({
-      projectId: 'default',
-      name: opts.name ?? 'helmets',
-      job: { id: jobId, attempt: 1, runnerId: 'gpu-1', config: { backend: 'builtin', model: 'tiny', epochs: 1, imgsz: 64, batch: 2 }, dataset: opts.dataset ?? { name: 'helmets-eval', version: 1 } },
-      artifact: {
-        jobId,
-        attempt: 1,
-        runnerId: 'gpu-1',
-        artifacts: [{ name: 'model.onnx', key, sha256: opts.sha256 ?? createHash('sha256').update(bytes).digest('hex'), size: bytes.length }],
-        model: { layout: 'ultralytics', inputSize: 64, classNames: opts.classNames ?? ['helmet', 'head'] },
-        metrics: { mAP50: 0.5 },
-      },
-      createdBy: 'u-operator',
-    });
-    return version;
-  }
+  const register = (o: RegisterOptions = {}): Promise<ModelVersion> => registerFixtureModel(registry, env.storage, onnx, `job_${++jobs}`, o);
 
   return {
     db,
