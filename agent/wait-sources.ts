@@ -25,6 +25,8 @@ export function trainingWaitSource(training: Pick<TrainingService, 'get'>, model
         modelRef = version.ref;
       }
       const map50 = metrics.mAP50 ?? metrics.map50;
+      // attempts only grow when a runner stopped responding and the job was re-queued
+      const retried = job.attempt > 1 ? ` on attempt ${job.attempt} of ${job.maxAttempts} (re-queued after its runner stopped responding)` : '';
       return {
         kind: 'job',
         id,
@@ -32,7 +34,7 @@ export function trainingWaitSource(training: Pick<TrainingService, 'get'>, model
         status: job.status,
         summary: ok
           ? job.modelVersionId !== null
-            ? `training ${id} succeeded: ${modelRef ?? job.modelVersionId}${typeof map50 === 'number' ? ` (mAP50 ${map50.toFixed(3)})` : ''}`
+            ? `training ${id} succeeded${retried}: ${modelRef ?? job.modelVersionId}${typeof map50 === 'number' ? ` (mAP50 ${map50.toFixed(3)})` : ''}`
             : `training ${id} finished but registered no model version`
           : `training ${id} ${job.status}${job.message ? `: ${job.message}` : ''}`,
         data: { jobId: id, modelVersionId: job.modelVersionId, modelRef, metrics },

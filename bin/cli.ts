@@ -101,8 +101,9 @@ program
   .option('--work-dir <dir>', 'folder for claims and job files (default DATA_DIR/gpu-runner)')
   .option('--backends <list>', 'comma-separated: builtin, ultralytics, yolox', 'builtin,ultralytics,yolox')
   .option('--python <path>', 'Python with torch + onnx + pillow (default TRAIN_PYTHON or /usr/bin/python3)')
+  .option('--heartbeat-seconds <seconds>', 'heartbeat interval; keep it well under the platform JOB_HEARTBEAT_TIMEOUT_S', '5')
   .action(
-    action(async (cfg, log, opts: { id?: string; workDir?: string; backends: string; python?: string }) => {
+    action(async (cfg, log, opts: { id?: string; workDir?: string; backends: string; python?: string; heartbeatSeconds: string }) => {
       const { runGpuRunnerCommand } = await import('./gpu-runner-command.js');
       await runGpuRunnerCommand(cfg, log, opts);
     }),

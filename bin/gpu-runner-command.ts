@@ -1,5 +1,6 @@
 import os from 'node:os';
 import path from 'node:path';
+import { z } from 'zod';
 import type { Config } from '../services/config.js';
 import { createBroker } from '../services/infra/broker/index.js';
 import type { Logger } from '../services/log.js';
@@ -10,7 +11,11 @@ export interface GpuRunnerCommandOptions {
   workDir?: string;
   backends: string;
   python?: string;
+  /** Heartbeat interval in seconds (string from the command line). */
+  heartbeatSeconds?: string;
 }
+
+const heartbeatSchema = z.coerce.number().min(0.2, 'at least 0.2').max(3600, 'at most 3600');
 
 /** `visioninapp gpu-runner`: a training worker on its own machine, connected to the broker only. */
 export async function runGpuRunnerCommand(config: Config, log: Logger, opts: GpuRunnerCommandOptions): Promise<void> {
@@ -21,7 +26,14 @@ export async function runGpuRunnerCommand(config: Config, log: Logger, opts: Gpu
   if (unknown.length > 0) throw new Error(`unknown backend ${unknown.join(', ')}; choose from ${TRAIN_BACKENDS.join(', ')}`);
   if (config.RABBITMQ_STREAM_URL === undefined)
     log.warn('RABBITMQ_STREAM_URL is not set: this runner uses an in-process broker and can only serve a platform in this same process');
-  const broker = await createBroker({ rabbitmqUrl: config.RABBITMQ_STREAM_URL, log });
+  const heartbeat = heartbeatSchema.safeParse(opts.heartbeatSeconds ?? '5');
+  if (!heartbeat.success) throw new Error(`invalid --heartbeat-seconds "${opts.heartbeatSeconds}": expected a number of seconds, ${heartbeat.error.issues[0]!.message}`);
+  const broker = await createBroker({
+    rabbitmqUrl: config.RABBITMQ_STREAM_URL,
+    log,
+    // the platform's stream names, when it sets a prefix (several environments on one RabbitMQ)
+    ...(config.RABBITMQ_STREAM_PREFIX === undefined ? {} : { streamPrefix: config.RABBITMQ_STREAM_PREFIX }),
+  });
   const id = opts.id ?? `gpu-${os.hostname()}`;
   const python = opts.python ?? config.TRAIN_PYTHON;
   const runner = new GpuRunner({
@@ -30,6 +42,7 @@ export async function runGpuRunnerCommand(config: Config, log: Logger, opts: Gpu
     log: log.child({ runner: id }),
     workDir: path.resolve(opts.workDir ?? path.join(config.DATA_DIR, 'gpu-runner')),
     backends: backends as Array<(typeof TRAIN_BACKENDS)[number]>,
+    heartbeatMs: heartbeat.data * 1000,
     ...(python === undefined ? {} : { python }),
   });
   await runner.start();

@@ -45,6 +45,11 @@ export interface GpuRunnerOptions {
   version?: string;
   /** Device override (tests); default from nvidia-smi or the CPU. */
   device?: RunnerDevice;
+  /**
+   * How long an artifact upload keeps retrying while storage (or the platform serving its signed
+   * URLs) is unreachable or answers 5xx (default 30 min), so a platform restart never loses a finished training.
+   */
+  uploadRetryMs?: number;
 }
 
 const CONTENT_TYPES: Record<string, string> = {
@@ -282,7 +287,7 @@ export class GpuRunner {
         return finish('failed', result.message ?? 'training failed; see train.log');
       }
       logs.flush();
-      await this.upload(p, result, logFile);
+      await this.upload(p, result, logFile, active.abort.signal);
       finish('succeeded');
     } catch (err) {
       if (active.cancelled) return finish('cancelled', 'cancelled');
@@ -312,7 +317,7 @@ export class GpuRunner {
     });
   }
 
-  private async upload(p: TrainStart, result: BackendResult, logFile: string): Promise<void> {
+  private async upload(p: TrainStart, result: BackendResult, logFile: string, signal: AbortSignal): Promise<void> {
     const files = { ...result.files, ...(existsSync(logFile) ? { 'train.log': logFile } : {}) };
     if (p.uploads['model.onnx'] === undefined)
       throw new Error('train.start has no upload URL for model.onnx; the platform must presign one');
@@ -322,19 +327,7 @@ export class GpuRunner {
       if (target === undefined) continue;
       const body = await readFile(file);
       const sha256 = createHash('sha256').update(body).digest('hex');
-      const res = await fetch(target.url, {
-        method: 'PUT',
-        body,
-        headers: {
-          'content-type': CONTENT_TYPES[path.extname(name)] ?? 'application/octet-stream',
-          'content-length': String(body.length),
-        },
-        signal: AbortSignal.timeout(300_000),
-      });
-      if (!res.ok)
-        throw new Error(
-          `uploading ${name} failed with HTTP ${res.status} ${(await res.text().catch(() => '')).slice(0, 200)}; the presigned URL may have expired`,
-        );
+      await this.put(p, name, target.url, body, signal);
       artifacts.push({ name, key: target.key, sha256, size: body.length });
     }
     const metrics: Record<string, number> = {};
@@ -350,7 +343,52 @@ export class GpuRunner {
       ...(this.opts.version ? { codeVersion: this.opts.version } : {}),
     });
   }
+
+  /**
+   * PUTs one artifact, retrying with backoff (1 s doubling to 15 s) while the target is unreachable or
+   * answers 5xx/408/429, up to `uploadRetryMs`; any other answer (e.g. 403, an expired URL) fails at once.
+   */
+  private async put(p: TrainStart, name: string, url: string, body: Buffer<ArrayBuffer>, signal: AbortSignal): Promise<void> {
+    const deadline = Date.now() + (this.opts.uploadRetryMs ?? 30 * 60_000);
+    for (let attempt = 1; ; attempt++) {
+      let problem: string;
+      try {
+        const res = await fetch(url, {
+          method: 'PUT',
+          body,
+          headers: {
+            'content-type': CONTENT_TYPES[path.extname(name)] ?? 'application/octet-stream',
+            'content-length': String(body.length),
+          },
+          signal: AbortSignal.any([signal, AbortSignal.timeout(300_000)]),
+        });
+        if (res.ok) {
+          if (attempt > 1) this.log.info({ jobId: p.jobId, artifact: name, attempt }, 'artifact uploaded after retrying');
+          return;
+        }
+        problem = `HTTP ${res.status} ${(await res.text().catch(() => '')).slice(0, 200)}`.trim();
+        if (res.status < 500 && res.status !== 408 && res.status !== 429)
+          throw new PermanentUploadError(`uploading ${name} failed with ${problem}; the presigned URL may have expired`);
+      } catch (err) {
+        if (signal.aborted || err instanceof PermanentUploadError) throw err;
+        const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+        problem = cause?.code ?? cause?.message ?? (err as Error).message;
+      }
+      const delay = Math.min(15_000, 1000 * 2 ** Math.min(attempt - 1, 4));
+      if (Date.now() + delay > deadline)
+        throw new Error(`uploading ${name} failed: storage unreachable for ${Math.round((this.opts.uploadRetryMs ?? 30 * 60_000) / 1000)} s (${problem}); start the training again once storage answers`);
+      this.log.warn({ jobId: p.jobId, artifact: name, attempt, retryInMs: delay, problem }, 'artifact upload failed; retrying');
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, delay);
+        signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+      });
+      if (signal.aborted) throw new Error('cancelled while uploading');
+    }
+  }
 }
+
+/** An upload answer that retrying cannot change (e.g. 403 for an expired URL). */
+class PermanentUploadError extends Error {}
 
 function defaultTrainer(name: TrainBackend, python?: string): Trainer {
   switch (name) {

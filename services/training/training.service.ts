@@ -437,7 +437,8 @@ export class TrainingService {
         this.emit({ type: 'training.status', projectId: job.project_id, at: now, job: fresh, message });
         changed.push(fresh);
       } else {
-        const message = `runner ${runner} stopped responding for ${Math.round(this.o.heartbeatTimeoutMs / 1000)} s; the job failed after ${attempt} attempt${attempt === 1 ? '' : 's'}`;
+        const restart = job.runner_id === null ? 'a GPU runner is running' : `runner ${job.runner_id} is running again (visioninapp gpu-runner --id ${job.runner_id})`;
+        const message = `runner ${runner} stopped responding for ${Math.round(this.o.heartbeatTimeoutMs / 1000)} s; the job failed after ${attempt} attempt${attempt === 1 ? '' : 's'}. Check that ${restart}, then start the training again${Number(job.max_attempts) === 1 ? ' (set JOB_MAX_ATTEMPTS above 1 to re-queue such jobs automatically)' : ''}`;
         if (await this.finish(job, 'failed', message, now)) {
           if (job.runner_id !== null)
             await this.publish(
