@@ -47,10 +47,32 @@ describe('model evaluation tools', () => {
     expect(out).toMatchObject({ model: 'helmets@1', dataset: 'helmets-eval@1', split: 'test', images: 2, imagesTotal: 2 });
     expect(out.mAP50).toBeCloseTo((HELMET_AP + 1) / 2, 10);
     expect(out.perClass.map((c) => c.className)).toEqual(['helmet', 'head']);
-    expect(progress.at(-1)).toMatchObject({ message: 'evaluated 2/2 images', fraction: 1 });
+    expect(progress.map((p) => p.message)).toEqual(['evaluated 0/2 images', 'evaluated 1/2 images', 'evaluated 2/2 images']);
+    expect(progress.at(-1)).toMatchObject({ fraction: 1, data: { done: 2, total: 2 } });
 
     const listed = await runTool(ctx, 'list_evaluations', { modelVersion: v.id });
     expect(listed).toMatchObject({ ok: true, output: { evaluations: [{ model: 'helmets@1', mAP50: out.mAP50, dataset: 'helmets-eval@1' }] } });
+  });
+
+  it('reports at most one progress event per percent on a long evaluation', async () => {
+    const v = await f.register({});
+    const real = await f.sut.evaluate(f.ctx, { modelVersion: v.id });
+    // The service reports every image; what the tool forwards to sockets and MCP is the behaviour here.
+    const evaluations = {
+      evaluate: async (_ctx: unknown, _input: unknown, onProgress?: (p: { done: number; total: number }) => void) => {
+        for (let done = 0; done <= 5000; done++) onProgress?.({ done, total: 5000 });
+        return real;
+      },
+      list: f.sut.list.bind(f.sut),
+    };
+    const seen: ToolProgress[] = [];
+    const services: ToolServices = { ...ctx.services, evaluations };
+    const c: ToolContext = { ...ctx, services, registry: createToolRegistry(services), onProgress: (p) => seen.push(p) };
+    const out = await createToolRegistry(services).get('evaluate_model').run(c, { modelVersion: v.id, split: 'test' });
+    expect(out).toMatchObject({ model: real.model });
+    expect(seen).toHaveLength(101);
+    expect(seen.map((p) => p.fraction)).toEqual([...seen.map((p) => p.fraction)].sort((a, b) => a! - b!));
+    expect(seen.at(-1)).toMatchObject({ message: 'evaluated 5000/5000 images', fraction: 1 });
   });
 
   it('returns a clear tool error for a class mismatch', async () => {

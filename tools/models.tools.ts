@@ -181,9 +181,14 @@ export const evaluateModelTool = defineTool({
   risk: 'write',
   idempotent: false,
   async run(ctx, input) {
-    const e = await evaluations(ctx).evaluate(ctx, input, (p) =>
-      ctx.onProgress?.({ message: `evaluated ${p.done}/${p.total} images`, ...(p.total > 0 ? { fraction: p.done / p.total } : {}) }),
-    );
+    // One progress report per percent at most: a 5000-image evaluation must not flood sockets and MCP.
+    let reported = -1;
+    const e = await evaluations(ctx).evaluate(ctx, input, (p) => {
+      const percent = p.total > 0 ? Math.floor((p.done / p.total) * 100) : 0;
+      if (percent === reported && p.done !== p.total) return;
+      reported = percent;
+      ctx.onProgress?.({ message: `evaluated ${p.done}/${p.total} images`, ...(p.total > 0 ? { fraction: p.done / p.total } : {}), data: { done: p.done, total: p.total } });
+    });
     return evaluationSummary(e);
   },
 });
