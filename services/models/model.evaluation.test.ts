@@ -90,6 +90,17 @@ describe(ModelEvaluationService.name, () => {
     expect(await sut.list(ctx, swapped.id)).toEqual([]);
   });
 
+  it('evaluates on a dataset with a subset of the model classes, matched by name, leaving the other classes out', async () => {
+    const v = await register({});
+    // heads@1 has one class, "Head" (id 0), the model's class 1; D2 finds its one box, the helmet detections are not scored.
+    const e = await sut.evaluate(ctx, { modelVersion: v.id, dataset: 'heads' });
+    expect(e).toMatchObject({ dataset: 'heads@1', images: 1, settings: { ignoredModelClasses: ['helmet'] } });
+    expect(e.perClass.map((c) => [c.className, c.instances, c.detections])).toEqual([['Head', 1, 2]]);
+    expect(e.metrics.mAP50).toBeCloseTo(1, 10);
+    expect(e.metrics.mAP50_95).toBeCloseTo(0.6, 10);
+    expect([e.metrics.precision, e.metrics.recall]).toEqual([1, 1]);
+  });
+
   it('refuses a missing artifact and one whose sha256 differs from the registry', async () => {
     const missing = await register({ name: 'gone', key: 'models/never-uploaded.onnx' });
     await expect(sut.evaluate(ctx, { modelVersion: missing.id })).rejects.toSatisfy(

@@ -110,7 +110,8 @@ export interface RegisterOptions {
 }
 
 /**
- * A datasets service with `helmets-eval@1` (test: 2 images, train: 1) and `vests@1`, a registry, an
+ * A datasets service with `helmets-eval@1` (test: 2 images, train: 1), `vests@1` (a class the model
+ * lacks) and `heads@1` (only the model's second class, spelt `Head`), a registry, an
  * evaluation service and the fixed-output detector described above, on SQLite (or `db`, which the
  * fixture then does not close) and a local folder.
  */
@@ -127,6 +128,9 @@ export async function makeEvaluationFixture(opts: { db?: Db } = {}) {
   const vests = path.join(work, 'vests');
   await writeTree(vests, { 'data.yaml': 'names: [helmet, vest]\n', 'images/test/v.png': await png(4), 'labels/test/v.txt': yolo([[1, 8, 8, 24, 24]]) });
   await env.sut.import(ctx, { name: 'vests', source: { kind: 'folder', path: vests } });
+  const heads = path.join(work, 'heads');
+  await writeTree(heads, { 'data.yaml': 'names: [Head]\n', 'images/test/h.png': await png(5), 'labels/test/h.txt': yolo([[0, 40, 8, 56, 24]]) });
+  await env.sut.import(ctx, { name: 'heads', source: { kind: 'folder', path: heads } });
   const bus = new EventBus<ModelEvent>();
   const events: ModelEvent[] = [];
   bus.on((e) => events.push(e));
