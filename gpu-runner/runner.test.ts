@@ -23,6 +23,8 @@ let root: string;
 let server: http.Server;
 let base: string;
 const uploads = new Map<string, Buffer>();
+/** Answers for the next PUTs under a job's upload folder (e.g. 503 while storage is down), before normal service. */
+const putAnswers = new Map<string, number[]>();
 const runners: GpuRunner[] = [];
 let broker: MemoryBroker;
 let telemetry: Envelope[];
@@ -39,6 +41,12 @@ beforeAll(async () => {
         res.end();
       }
     } else if (req.method === 'PUT' && url.pathname.startsWith('/upload/')) {
+      const answer = putAnswers.get(url.pathname.split('/')[2]!)?.shift();
+      if (answer !== undefined) {
+        res.statusCode = answer;
+        res.end(answer === 403 ? 'signature expired' : 'storage unavailable');
+        return;
+      }
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
@@ -215,6 +223,23 @@ describe(GpuRunner.name, () => {
       'succeeded',
     ]);
     await again.stop();
+  });
+
+  it('retries an upload while storage answers 5xx, and fails at once on an expired URL', async () => {
+    await setup();
+    await standInRunner(path.join(root, 'work-u'));
+    putAnswers.set('job-u', [503, 503]);
+    await send('train.start', startMessage('job-u', dataset, { epochs: 1 }));
+    const ok = await waitFor(() => finalStatus('job-u'), 20_000);
+    expect(ok.status, String(ok.message)).toBe('succeeded');
+    expect(putAnswers.get('job-u')).toEqual([]);
+    const ready = await waitFor(() => payloads('artifact.ready', 'job-u')[0]);
+    expect((ready.artifacts as { name: string }[]).map((a) => a.name).sort()).toEqual([...ARTIFACTS].sort());
+
+    putAnswers.set('job-x', [403]);
+    await send('train.start', startMessage('job-x', dataset, { epochs: 1 }));
+    const failed = await waitFor(() => finalStatus('job-x'), 20_000);
+    expect(failed).toMatchObject({ status: 'failed', message: expect.stringMatching(/HTTP 403 signature expired; the presigned URL may have expired/) });
   });
 
   it('cancels a running job within 5 seconds', async () => {
