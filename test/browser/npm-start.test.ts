@@ -109,7 +109,11 @@ describe.skipIf(skip)('npm start, then the headline request from the browser', (
     expect(await deploy.locator('code.tool').textContent()).toBe('start_rollout');
     await deploy.locator('button[data-action="approve"]').click();
     const report = page.locator('#chat-log .msg', { hasText: /updated of \d+/ });
-    await report.waitFor({ timeout: 90_000 });
+    await report.waitFor({ timeout: 120_000 }).catch(async (err: Error) => {
+      await page.screenshot({ path: path.join(ARTIFACTS, 'npm-start-journey-failed.png'), fullPage: true });
+      const rollout = (await page.locator('#rollout-card').textContent().catch(() => '')) ?? '';
+      throw new Error(`${err.message}\nchat: ${await page.locator('#chat-log').textContent()}\nrollout card: ${rollout}\nserve output (tail): ${(stdout + stderr).slice(-3000)}`);
+    });
     await page.screenshot({ path: path.join(ARTIFACTS, 'npm-start-journey.png'), fullPage: true });
     const chat = (await page.locator('#chat-log').textContent())!;
     expect(chat, chat).toMatch(/completed/);

@@ -67,8 +67,9 @@ export class LocalStorage implements Storage {
     const target = this.objectPath(key);
     const tmp = path.join(this.tmpDir, `${randomBytes(12).toString('hex')}.part`);
     const hasher = new Sha256PassThrough(opts.maxBytes);
+    const out = createWriteStream(tmp, { flags: 'wx' });
     try {
-      await pipeline(toReadable(body), hasher, createWriteStream(tmp, { flags: 'wx' }));
+      await pipeline(toReadable(body), hasher, out);
       const record: MetaRecord = { key, size: hasher.bytesSeen, sha256: hasher.digest(), updatedAt: Date.now() };
       if (opts.contentType) record.contentType = opts.contentType;
       const metaFile = this.metaPath(key);
@@ -86,6 +87,9 @@ export class LocalStorage implements Storage {
       });
       return { key, size: record.size, sha256: record.sha256 };
     } catch (err) {
+      // A failed pipeline destroys the file stream, whose open may still complete afterwards and create
+      // the file: wait for the stream to close before removing it, or a partial upload would stay behind.
+      if (!out.closed) await new Promise<void>((resolve) => out.once('close', () => resolve()));
       await rm(tmp, { force: true });
       await rm(`${tmp}.meta`, { force: true });
       throw err;
