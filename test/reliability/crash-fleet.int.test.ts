@@ -229,6 +229,17 @@ describe.skipIf(skip || torchMissing)('crash recovery of the fleet (real serve a
       expect((await infer(id)).body.modelVersionId).toBe(v2);
       expect((await api.get<Device>(`/api/devices/${id}`)).modelVersionId).toBe(v2);
     }
+
+    // killed after a verified switch, it comes back on the new model
+    await device.proc.kill();
+    device.proc = device.start();
+    const after = await eventually(`${canary} serving again after a kill following the switch`, async (seen) => {
+      const h = await infer(canary);
+      seen(h);
+      return h.status === 200 ? h : undefined;
+    }, 60_000);
+    expect(after.body).toMatchObject({ modelVersionId: v2 });
+    expect(after.body.lastError).toBeUndefined();
   }, 180_000);
 
   it('(d) the platform killed mid-rollout: after the restart the rollout continues from its recorded state and completes, no device switched twice', async () => {

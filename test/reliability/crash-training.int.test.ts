@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { io as connect } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { skipWithoutTorch, writeSquaresDataset } from '../../gpu-runner/test-fixtures.js';
 import { createBroker, STREAMS, type Broker, type Envelope, type MessagePayload } from '../../services/infra/broker/index.js';
@@ -176,6 +177,12 @@ describe.skipIf(skip || torchMissing)('crash recovery during training (real serv
 
     // 1. killed during attempt 1: re-queued, and the restarted runner runs attempt 2 once
     const first = await startTraining(api, 'crash-e', 'crash-e');
+    // the person follows the job in the web UI: its room on the chat socket
+    const socket = connect(api.base, { transports: ['websocket'], extraHeaders: { cookie: api.cookie }, reconnection: false, forceNew: true });
+    const shown: Array<{ type: string; message?: string }> = [];
+    socket.on('event', (e: { type: string; message?: string }) => void shown.push(e));
+    await new Promise<void>((resolve, reject) => (socket.once('connect', () => resolve()), socket.once('connect_error', reject)));
+    expect(await socket.emitWithAck('subscribe', { kind: 'job', id: first.jobId })).toEqual({ ok: true });
     const running = await waitJob(api, first.jobId, 'a first epoch', (j) => j.epochsDone >= 1);
     await runner.kill();
     expect(running.attempt, 'attempt 1 was re-queued while its runner was alive (heartbeat timeout too short for this machine?)').toBe(1);
@@ -183,6 +190,11 @@ describe.skipIf(skip || torchMissing)('crash recovery during training (real serv
     expect(requeued.status).toBe('queued');
     expect(requeued.message).toBe('runner gpu-e stopped responding; re-queued (attempt 2 of 2)');
     expect((await api.get<Thread>(`/api/conversations/${first.thread.id}`)).status).toBe('waiting');
+    await eventually('the re-queue shown on the job\'s socket room', (seen) => {
+      seen(shown.map((e) => `${e.type}: ${e.message ?? ''}`));
+      return shown.some((e) => e.type === 'training.status' && e.message === requeued.message) ? true : undefined;
+    }, 10_000);
+    socket.close();
 
     runner = env.runner('gpu-e');
     const done = await waitThread(api, first.thread.id, 'done');

@@ -22,6 +22,9 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** Thrown by a probe when waiting longer cannot help (e.g. the conversation already ended otherwise). */
+export class GiveUp extends Error {}
+
 /**
  * Polls `probe` until it returns something other than undefined; on timeout fails naming `what` and
  * the last state `probe` saw (what it returned through `seen`, or its last error).
@@ -40,6 +43,7 @@ export async function eventually<T>(
       const v = await probe(seen);
       if (v !== undefined) return v;
     } catch (err) {
+      if (err instanceof GiveUp) throw new Error(`gave up waiting for ${what}: ${err.message}`.slice(0, 3000));
       last = (err as Error).message;
     }
     if (Date.now() > deadline)
@@ -112,6 +116,11 @@ export class Api {
     return this;
   }
 
+  /** The session cookie (for socket.io clients). */
+  get cookie(): string {
+    return this.headers.cookie ?? '';
+  }
+
   async get<T>(route: string): Promise<T> {
     const res = await fetch(`${this.base}${route}`, { headers: this.headers });
     if (!res.ok) throw new Error(`GET ${route}: HTTP ${res.status} ${(await res.text()).slice(0, 300)}`);
@@ -167,7 +176,9 @@ export function waitThread(api: Api, id: string, status = 'done', timeoutMs = 90
     `conversation ${id} to be ${status}`,
     async (seen) => {
       const t = await api.get<Thread>(`/api/conversations/${id}`);
-      seen({ status: t.status, waitingFor: t.waitingFor, steps: t.steps.map((s) => `${s.tool}:${s.state ?? ''}`), report: t.report });
+      const state = { status: t.status, waitingFor: t.waitingFor, steps: t.steps.map((s) => `${s.tool}:${s.state ?? ''}`), report: t.report };
+      seen(state);
+      if (t.status !== status && ['done', 'failed', 'clarify', 'stopped'].includes(t.status)) throw new GiveUp(`it ended ${t.status}: ${JSON.stringify(state)}`);
       return t.status === status ? t : undefined;
     },
     timeoutMs,
