@@ -93,6 +93,17 @@ describe.skipIf(skip)('npm start, then the headline request from the browser', (
     // The demo dataset is generated in the background on first start; the terminal says when it is there.
     await expect.poll(() => stdout, { timeout: 60_000 }).toContain('Demo ready: dataset helmets-demo, 3 simulated Jetson(s) on line-3');
     expect(stdout).toContain(HEADLINE);
+    // `serve` then trains the 1-epoch starter model and rolls it out to line-3. A rollout to devices that are
+    // in another active rollout is refused (conflict), so wait for that one to finish as a person would.
+    await expect
+      .poll(
+        async () => {
+          const { rollouts } = (await (await page.request.get(`${printed.url}/api/rollouts`)).json()) as { rollouts: Array<{ state: string }> };
+          return rollouts.map((r) => r.state).join(',');
+        },
+        { timeout: 150_000, message: 'the starter model rollout to complete' },
+      )
+      .toBe('completed');
 
     await page.fill('#chat-input', HEADLINE);
     await page.click('#chat-send');
