@@ -58,9 +58,10 @@ export function templateReport(state: AgentStateValue): string {
     }
     if (step.state === 'rejected' && step.approvedBy) line += ` by ${step.approvedBy.name}${step.decisionReason ? `: "${step.decisionReason}"` : ''}`;
     if (step.waitOutcome) line += `; ${step.waitOutcome.summary}`;
-    const figures = stepFigures(step);
+    // a failed step's figures are those of an unfinished run, not results
+    const figures = step.state === 'failed' ? [] : stepFigures(step);
     if (figures.length > 0) line += `; ${figures.join(', ')}`;
-    if (step.error) line += `; ${step.error.message}`;
+    if (step.error && step.error.message !== step.waitOutcome?.summary) line += `; ${step.error.message}`;
     if (step.replayed) line += ' (already run before a restart; recorded result used)';
     lines.push(line);
   }
