@@ -46,11 +46,12 @@ function machine(): Entry['machine'] {
   };
 }
 
-/** The benchmarks recorded so far; a file from an older format (or none) starts empty. */
+/** The benchmarks recorded so far (none when the file is missing); a file that does not parse is an error, never silently dropped. */
 async function readResults(): Promise<Entry[]> {
   if (!existsSync(RESULTS)) return [];
   const parsed = resultsSchema.safeParse(JSON.parse(await readFile(RESULTS, 'utf8')));
-  return parsed.success ? parsed.data.benchmarks : [];
+  if (!parsed.success) throw new Error(`bench/results.json does not match the expected format (${parsed.error.issues[0]?.message ?? 'invalid'}); fix or delete it`);
+  return parsed.data.benchmarks;
 }
 
 /**
@@ -75,7 +76,7 @@ export async function runAllBenchmarks(filter?: string): Promise<BenchReport[]> 
     const loadAverageBefore = Number(os.loadavg()[0]!.toFixed(2));
     const started = Date.now();
     try {
-      const report = await mod.run();
+      const report = entrySchema.shape.report.parse(await mod.run());
       reports.push(report);
       for (const r of report.results) process.stdout.write(`  ${r.label}: ${formatNumber(r.value)} ${r.unit}\n`);
       for (const r of report.ratios) process.stdout.write(`  ratio ${r.label}: ${formatNumber(r.value)}${r.target ? ` (target ${r.target})` : ''}\n`);
