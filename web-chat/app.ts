@@ -20,6 +20,8 @@ export interface WebOptions {
   services?: Partial<WebServices>;
   rateLimits?: Partial<RateLimits>;
   slack?: Partial<SlackOptions>;
+  /** How old an open socket's credential check may get before it is checked again (default 60 s; tests shorten it). */
+  socketReauthMs?: number;
 }
 
 /** What `createApp` keeps in `app.locals.web` for the socket server. */

@@ -24,6 +24,7 @@ export async function startHttpServer(platform: Platform, opts: { port?: number;
     authenticator: web.authenticator,
     log,
     publicUrl: platform.publicUrl,
+    ...(opts.web?.socketReauthMs !== undefined ? { reauthMs: opts.web.socketReauthMs } : {}),
     ...(config.REDIS_URL ? { redisUrl: config.REDIS_URL } : {}),
   });
   await listen(server, opts.port ?? config.PORT, opts.host ?? config.HOST);

@@ -56,7 +56,12 @@ export interface SocketDeps {
   redisUrl?: string;
   /** Origins allowed for cookie-authenticated sockets besides the request's own host. */
   publicUrl?: string;
+  /** How old a socket's credential check may get before it is checked again, even on a silent socket (default 60 s). */
+  reauthMs?: number;
 }
+
+/** Account events after which the user's open sockets are checked again at once (sign-out, revoked token, new role). */
+const RECHECK_ON = new Set(['accounts.logout', 'accounts.token_revoked', 'accounts.role_changed']);
 
 /** A running socket.io server bound to the HTTP server. */
 export interface SocketServer {
@@ -157,6 +162,26 @@ export async function attachSockets(server: http.Server, deps: SocketDeps): Prom
     }),
   );
 
+  const local = () => [...io.of('/').sockets.values()];
+  offs.push(
+    deps.services.events.on((e) => {
+      if (!RECHECK_ON.has(e.type)) return;
+      const userId = (e as DomainEventBase & { userId?: string }).userId;
+      for (const socket of local()) {
+        if ((socket.data as SocketData).auth?.principal.userId === userId) void recheck(socket, deps).catch(() => undefined);
+      }
+    }),
+  );
+  // Silent sockets only receive: check them again when their check gets old, so an expired session stops its events too.
+  const reauthMs = deps.reauthMs ?? REAUTH_MS;
+  const sweep = setInterval(() => {
+    for (const socket of local()) {
+      if (Date.now() - (socket.data as SocketData).checkedAt >= reauthMs) void recheck(socket, deps).catch(() => undefined);
+    }
+  }, Math.max(50, Math.floor(reauthMs / 2)));
+  sweep.unref();
+  offs.push(() => clearInterval(sweep));
+
   return {
     io,
     async close() {
@@ -188,14 +213,26 @@ export function roomsOfEvent(e: DomainEventBase): string[] {
 
 async function fresh(socket: Socket, deps: SocketDeps): Promise<RequestAuth> {
   const data = socket.data as SocketData;
-  if (Date.now() - data.checkedAt < REAUTH_MS) return data.auth;
+  if (Date.now() - data.checkedAt < (deps.reauthMs ?? REAUTH_MS)) return data.auth;
+  return recheck(socket, deps);
+}
+
+/**
+ * Checks a socket's handshake credentials again and keeps the new role; a session that ended, a revoked
+ * or expired token, or a lost membership disconnects the socket, so it receives no further events.
+ */
+async function recheck(socket: Socket, deps: SocketDeps): Promise<RequestAuth> {
+  const data = socket.data as SocketData;
   try {
     data.auth = await deps.authenticator.authenticate(data.headers, data.projectHint);
     data.checkedAt = Date.now();
     return data.auth;
   } catch (err) {
+    const pe = toPlatformError(err);
+    if (pe.code === 'unavailable' || pe.code === 'internal') throw pe; // the check could not run: keep the socket, try again later
+    socket.emit('chat:error', { code: pe.code, message: `${pe.message}; sign in again` });
     socket.disconnect(true);
-    throw err;
+    throw pe;
   }
 }
 

@@ -374,7 +374,9 @@ export class AccountService {
   /** Ends a session; unknown tokens are ignored. */
   async logout(token: string): Promise<void> {
     if (typeof token !== 'string' || token === '') return;
+    const ended = await this.db.kysely.selectFrom('sessions').select('user_id').where('id_hash', '=', sha256(token)).executeTakeFirst();
     await this.db.kysely.deleteFrom('sessions').where('id_hash', '=', sha256(token)).execute();
+    if (ended !== undefined) this.events?.emit({ type: 'accounts.logout', projectId: DEFAULT_PROJECT_ID, at: this.now(), userId: ended.user_id });
   }
 
   /** Creates an API token for machines and MCP clients, with a role no higher than its creator's; the token is returned only here. */

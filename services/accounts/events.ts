@@ -31,6 +31,12 @@ export interface LoginFailedEvent extends DomainEventBase {
   email: string;
 }
 
+/** A session was ended (sign-out); open sockets of that user are checked again at once. */
+export interface LogoutEvent extends DomainEventBase {
+  type: 'accounts.logout';
+  userId: string;
+}
+
 /** An API token was created or revoked. */
 export interface ApiTokenEvent extends DomainEventBase {
   type: 'accounts.token_created' | 'accounts.token_revoked';
@@ -39,4 +45,4 @@ export interface ApiTokenEvent extends DomainEventBase {
 }
 
 /** Every event the accounts domain emits. */
-export type AccountEvent = UserCreatedEvent | RoleChangedEvent | LoginEvent | LoginFailedEvent | ApiTokenEvent;
+export type AccountEvent = UserCreatedEvent | RoleChangedEvent | LoginEvent | LoginFailedEvent | LogoutEvent | ApiTokenEvent;
