@@ -120,7 +120,7 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
     baseUrl: publicUrl,
     secret: signingSecret,
   });
-  const identity = await createIdentityProvider({ firebaseProjectId: config.FIREBASE_PROJECT_ID, db });
+  const identity = await createIdentityProvider({ firebaseProjectId: config.FIREBASE_PROJECT_ID, firebaseAuthEmulatorHost: config.FIREBASE_AUTH_EMULATOR_HOST, db });
   const infra: Infra = { db, cache, search, broker, storage, identity };
 
   const metrics = createMetrics();

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FirebaseEmulatorStandIn } from './firebase-emulator-stand-in.js';
+import { createIdentityProvider } from './index.js';
 import { FirebaseIdentityProvider } from './firebase.js';
 
 // firebase-admin runs in emulator mode (FIREBASE_AUTH_EMULATOR_HOST) against a local STAND-IN for the
@@ -23,6 +24,20 @@ describe(FirebaseIdentityProvider.name, () => {
     await sut.close();
     delete process.env.FIREBASE_AUTH_EMULATOR_HOST;
     await emulator.stop();
+  });
+
+  it('reaches the emulator named in configuration (e.g. from .env) when the process environment lacks it', async () => {
+    const host = process.env.FIREBASE_AUTH_EMULATOR_HOST!;
+    delete process.env.FIREBASE_AUTH_EMULATOR_HOST;
+    const configured = await createIdentityProvider({ firebaseProjectId: PROJECT, firebaseAuthEmulatorHost: host, db: undefined as never });
+    try {
+      emulator.lookups.length = 0;
+      expect((await configured.verifyIdToken!(token({ sub: 'uid_ana', email: 'ana@example.com' }))).subject).toBe('uid_ana');
+      expect(emulator.lookups).toContain('uid_ana');
+    } finally {
+      await configured.close();
+      process.env.FIREBASE_AUTH_EMULATOR_HOST = host;
+    }
   });
 
   it('accepts an emulator ID token for its project and maps the role claim to the default project', async () => {
