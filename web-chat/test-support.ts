@@ -1,5 +1,4 @@
 import { mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { AgentRuntime } from '../agent/runtime.js';
@@ -16,6 +15,7 @@ import type { WebOptions } from './app.js';
 import { CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE } from './auth.js';
 import { startHttpServer, type RunningServer } from './server.js';
 import { webServicesOf } from './web-services.js';
+import { freePort } from '../test/support/services.js';
 
 /** Password of every test user. */
 export const TEST_PASSWORD = 'correct horse battery';
@@ -120,13 +120,3 @@ export async function startTestServer(opts: { env?: Record<string, string>; web?
   };
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}

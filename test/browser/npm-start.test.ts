@@ -1,11 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { skipWithoutTorch } from '../../gpu-runner/test-fixtures.js';
 import { ARTIFACTS, chromiumMissing, launchChromium } from './chromium.js';
+import { freePort } from '../support/services.js';
 
 // The issue's "done when": a new user runs `npm start` (= `node bin/visioninapp.js serve`) in a fresh
 // folder, opens the printed URL, signs in with the printed admin credentials and completes the headline
@@ -19,16 +19,6 @@ const HEADLINE = 'train a helmet detector on dataset helmets-demo and deploy it 
 
 const skip = chromiumMissing() || (await skipWithoutTorch());
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 describe.skipIf(skip)('npm start, then the headline request from the browser', () => {
   let cwd: string;

@@ -1,5 +1,4 @@
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
@@ -13,6 +12,7 @@ import { silentLogger } from '../../services/log.js';
 import { createPlatform, type Platform } from '../../services/platform.js';
 import { startHttpServer, type RunningServer } from '../../web-chat/server.js';
 import { ARTIFACTS, chromiumMissing, launchChromium } from './chromium.js';
+import { freePort } from '../support/services.js';
 
 // The headline journey against the REAL embedded platform: createPlatform with its embedded adapters
 // and the rules-planner agent, the embedded GPU runner training the built-in PyTorch detector, and
@@ -25,16 +25,6 @@ const LINE3 = ['jetson-line3-01', 'jetson-line3-02', 'jetson-line3-03'];
 
 const skip = chromiumMissing() || (await skipWithoutTorch());
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;

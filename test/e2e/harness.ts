@@ -1,6 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { EdgeRunner } from '../../edge-runner/index.js';
@@ -15,6 +14,7 @@ import { createPlatform, type Platform } from '../../services/platform.js';
 import type { RolloutStatus } from '../../services/fleet/index.js';
 import { generateYoloDataset } from '../../vision/index.js';
 import { startHttpServer } from '../../web-chat/server.js';
+import { freePort } from '../support/services.js';
 
 /** A whole embedded platform for an end-to-end test: HTTP server, GPU runner, edge runners and a recorder of both streams. */
 export interface E2eEnv {
@@ -43,16 +43,6 @@ export interface E2eOptions {
 
 const LOG_LEVEL = process.env.E2E_LOG_LEVEL;
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 /**
  * Builds the platform with `createPlatform` (embedded adapters unless `env` says otherwise), starts it,

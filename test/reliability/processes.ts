@@ -1,5 +1,4 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import net from 'node:net';
 import path from 'node:path';
 import { connect } from 'rabbitmq-stream-js-client';
 import { STREAMS } from '../../services/infra/broker/index.js';
@@ -10,17 +9,7 @@ import { SERVICE_URLS } from '../support/services.js';
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
 const BIN = path.join(ROOT, 'bin', 'visioninapp.js');
 
-/** A free TCP port on 127.0.0.1. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from '../support/services.js';
 
 /** Thrown by a probe when waiting longer cannot help (e.g. the conversation already ended otherwise). */
 export class GiveUp extends Error {}

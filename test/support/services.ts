@@ -9,6 +9,18 @@ export const SERVICE_URLS = {
   elasticsearch: process.env.ELASTICSEARCH_URL,
 } as const;
 
+/** A free TCP port on 127.0.0.1 (for servers a test starts as separate processes). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
 function canConnect(host: string, port: number, timeoutMs = 1500): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = net.connect({ host, port });
