@@ -51,6 +51,9 @@ export function providerChain(providers: readonly ExecutionProvider[], trt?: Ten
   });
 }
 
+/** onnxruntime's error when a provider's shared library is not on this machine. */
+const MISSING_PROVIDER = /Failed to load (shared )?library/i;
+
 let envQueue: Promise<unknown> = Promise.resolve();
 
 /** Runs `fn` with the TensorRT engine cache variables pointing at `trt.dir` (serialised: the environment is process-wide). */
@@ -97,14 +100,17 @@ export async function loadWithFallback(
         // loadDetector hands the list to onnxruntime unchanged; its type only names the string form.
         loader(model, { ...loadOpts, providers: chain as LoadDetectorOptions['providers'] }),
       );
-      if (failures.length > 0) log?.warn({ provider, failures }, `execution provider fallback: running on ${provider}`);
+      if (failures.some((f) => !MISSING_PROVIDER.test(f.error))) log?.warn({ provider, failures }, `execution provider fallback: running on ${provider}`);
+      else if (failures.length > 0) log?.debug({ provider, failures }, `execution providers not installed: running on ${provider}`);
       return { detector, provider, failures };
     } catch (err) {
       const message = (err as Error).message;
       // loadDetector reports session creation failures this way; anything else is the model's fault on every provider.
       if (!/onnxruntime cannot load the model/.test(message)) throw err;
       failures.push({ provider, error: message });
-      log?.warn({ provider, error: message }, 'execution provider failed to create a session; trying the next');
+      // A provider whose library is not installed (a CPU-only machine) is expected, not a fault.
+      if (MISSING_PROVIDER.test(message)) log?.debug({ provider, error: message }, 'execution provider not installed; trying the next');
+      else log?.warn({ provider, error: message }, 'execution provider failed to create a session; trying the next');
     }
   }
   throw new PlatformError(

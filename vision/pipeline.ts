@@ -7,6 +7,12 @@ import { decodeImage, LetterboxTensorizer, type RawImage } from './letterbox.js'
 import { nms } from './nms.js';
 import { parseClassNames, parseImageSize, readOnnxModelInfo } from './onnx-metadata.js';
 
+// onnxruntime prints a red "Failed to load library libonnxruntime_providers_shared.so" on stderr
+// whenever an optional provider (cuda, tensorrt) is missing, before session creation throws. Every
+// failure that matters is thrown and reported by our callers (a missing provider as a debug line),
+// so only fatal messages go to stderr. The level applies when the first session is created.
+ort.env.logLevel = 'fatal';
+
 /** One detection in original image pixels. */
 export interface Detection {
   box: Box;
