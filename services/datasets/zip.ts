@@ -14,14 +14,15 @@ export interface ZipLimits {
   maxEntryBytes: number;
   /** Largest uncompressed size of all entries together, bytes. */
   maxTotalBytes: number;
-  /** Highest uncompressed/compressed ratio of an entry larger than 1 MiB (a decompression bomb sign). */
+  /** Highest uncompressed/compressed ratio of any entry, and of the whole archive (a decompression bomb sign). */
   maxRatio: number;
 }
 
 /** Defaults: 100k entries, 512 MiB per entry, 16 GiB in all, ratio 100. */
 export const DEFAULT_ZIP_LIMITS: ZipLimits = { maxEntries: 100_000, maxEntryBytes: 512 * 1024 ** 2, maxTotalBytes: 16 * 1024 ** 3, maxRatio: 100 };
 
-const RATIO_MIN_BYTES = 1024 ** 2;
+// Deflate has a fixed overhead, so a tiny entry's ratio says nothing: below this the ratio is not judged.
+const RATIO_MIN_BYTES = 4096;
 const S_IFMT = 0o170000;
 const S_IFLNK = 0o120000;
 
@@ -66,6 +67,7 @@ export async function extractZipSafely(source: string | Buffer, dir: string, lim
     const entries = await readEntries(zip);
     const checked: CheckedEntry[] = [];
     let total = 0;
+    let compressed = 0;
     for (const entry of entries) {
       const name = decodeName(entry);
       const problem = nameProblem(name);
@@ -82,8 +84,14 @@ export async function extractZipSafely(source: string | Buffer, dir: string, lim
         throw reject(`zip entry "${name}" rejected: compression ratio ${Math.round(ratio)}:1 exceeds ${limits.maxRatio}:1 (decompression bomb)`, name);
       }
       total += entry.uncompressedSize;
+      compressed += entry.compressedSize;
       if (total > limits.maxTotalBytes) throw reject(`zip rejected at entry "${name}": more than ${limits.maxTotalBytes} bytes uncompressed in all`, name);
       checked.push({ entry, name });
+    }
+    // Many entries each just under a per-entry threshold add up to a bomb: judge the archive as a whole too.
+    const overall = total / Math.max(1, compressed);
+    if (total > RATIO_MIN_BYTES && overall > limits.maxRatio) {
+      throw reject(`zip rejected: the archive inflates ${Math.round(overall)}:1 in all (${total} bytes from ${compressed}), more than ${limits.maxRatio}:1 (decompression bomb)`);
     }
     const root = path.resolve(dir);
     const written: string[] = [];
