@@ -178,7 +178,18 @@ export class ModelStore {
     try {
       res = await fetch(url, { signal });
     } catch (err) {
-      throw new PlatformError('unavailable', `model download failed: ${(err as Error).message}; check that the device reaches the platform's storage URL`);
+      if (opts.signal?.aborted) throw err;
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+      let where = '(invalid URL)';
+      try {
+        where = `${new URL(url).origin}${new URL(url).pathname}`;
+      } catch {
+        // keep the placeholder: the signature part of the URL is never shown
+      }
+      throw new PlatformError(
+        'unavailable',
+        `model download failed: cannot reach ${where} (${cause?.code ?? cause?.message ?? (err as Error).message}); this device must reach the platform's storage there — set PUBLIC_URL on the platform (every serve, MCP and CLI process) to an address the device reaches`,
+      );
     }
     if (!res.ok || !res.body) {
       const text = (await res.text().catch(() => '')).slice(0, 300);

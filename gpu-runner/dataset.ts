@@ -54,6 +54,23 @@ export async function downloadDataset(
   );
 }
 
+/**
+ * Says which storage address a runner could not reach (without the signature) and what to set:
+ * the platform signs URLs with PUBLIC_URL, or with the URL a `serve` advertised.
+ */
+export function storageUnreachable(what: string, url: string, err: unknown): string {
+  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+  const reason = cause?.code ?? cause?.message ?? (err as Error).message;
+  let where = url;
+  try {
+    const u = new URL(url);
+    where = `${u.origin}${u.pathname}`;
+  } catch {
+    // not a URL: show it as given
+  }
+  return `${what} failed: cannot reach ${where} (${reason}); this runner must reach the platform's storage there — set PUBLIC_URL on the platform (every serve, MCP and CLI process) to an address this machine reaches, or start a serve so it advertises its URL`;
+}
+
 /** Fetches one file to `dest`, hashing it on the way and refusing it when its sha256 differs. */
 async function fetchInto(
   doFetch: typeof fetch,
@@ -62,7 +79,13 @@ async function fetchInto(
   dest: string,
   signal: AbortSignal,
 ): Promise<void> {
-  const res = await doFetch(f.url, { signal });
+  let res: Response;
+  try {
+    res = await doFetch(f.url, { signal });
+  } catch (err) {
+    if (signal.aborted) throw err;
+    throw new PlatformError('unavailable', storageUnreachable(`downloading dataset file ${rel}`, f.url, err));
+  }
   if (!res.ok || res.body === null)
     throw new PlatformError(
       'unavailable',

@@ -376,7 +376,7 @@ export class GpuRunner {
       }
       const delay = Math.min(15_000, 1000 * 2 ** Math.min(attempt - 1, 4));
       if (Date.now() + delay > deadline)
-        throw new Error(`uploading ${name} failed: storage unreachable for ${Math.round((this.opts.uploadRetryMs ?? 30 * 60_000) / 1000)} s (${problem}); start the training again once storage answers`);
+        throw new Error(`uploading ${name} to ${urlWithoutQuery(url)} failed: storage unreachable for ${Math.round((this.opts.uploadRetryMs ?? 30 * 60_000) / 1000)} s (${problem}); check that this runner reaches that address (the platform signs with PUBLIC_URL, or the URL a serve advertised) and start the training again`);
       this.log.warn({ jobId: p.jobId, artifact: name, attempt, retryInMs: delay, problem }, 'artifact upload failed; retrying');
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, delay);
@@ -384,6 +384,16 @@ export class GpuRunner {
       });
       if (signal.aborted) throw new Error('cancelled while uploading');
     }
+  }
+}
+
+/** A signed URL without its signature, for messages. */
+function urlWithoutQuery(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.origin}${u.pathname}`;
+  } catch {
+    return '(invalid URL)';
   }
 }
 

@@ -7,6 +7,7 @@ import { systemPrincipal } from './context.js';
 import type { Health } from './infra/health.js';
 import type { Logger } from './log.js';
 import { createMetrics, type PlatformMetrics } from './metrics.js';
+import { PublicUrl } from './public-url.js';
 import { createDb, type Db } from './infra/db/index.js';
 import { createCache, type Cache } from './infra/cache/index.js';
 import { createSearchIndex, SearchIndexer, type SearchIndex } from './infra/search/index.js';
@@ -74,6 +75,8 @@ export interface Platform {
   signingSecret: string;
   /** URL people and devices use to reach this server. */
   publicUrl: string;
+  /** The base storage URLs are signed with: PUBLIC_URL, else the URL a serving process advertised in the database. */
+  publicUrls: PublicUrl;
   /** Rebuilds the search index from the database (`visioninapp reindex`, and at start for the embedded index). */
   reindex(onProgress?: (indexed: number) => void): Promise<number>;
   /** Status of every adapter plus the platform's own start-up (migrations). */
@@ -94,6 +97,7 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
   const signingSecret = config.SIGNING_SECRET ?? loadOrCreateSecret(path.join(dataDir, 'signing-secret'));
 
   const db = await createDb({ url: config.DATABASE_URL, sqliteFile: path.join(dataDir, 'visioninapp.db') });
+  const publicUrls = new PublicUrl({ db, log, fallback: publicUrl, ...(config.PUBLIC_URL === undefined ? {} : { configured: config.PUBLIC_URL }) });
   const cache = await createCache({ redisUrl: config.REDIS_URL, keyPrefix: 'via:', log });
   const search = await createSearchIndex({
     elasticsearchUrl: config.ELASTICSEARCH_URL,
@@ -117,7 +121,8 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
           },
         }),
     localRoot: path.join(dataDir, 'storage'),
-    baseUrl: publicUrl,
+    // signed when work is created, possibly by a process (MCP, CLI) that serves no HTTP itself
+    baseUrl: () => publicUrls.current(),
     secret: signingSecret,
   });
   const identity = await createIdentityProvider({ firebaseProjectId: config.FIREBASE_PROJECT_ID, firebaseAuthEmulatorHost: config.FIREBASE_AUTH_EMULATOR_HOST, db });
@@ -257,6 +262,7 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
     agent,
     signingSecret,
     publicUrl,
+    publicUrls,
     reindex(onProgress) {
       return indexer.reindex(allSearchDocs, onProgress ? { onProgress } : {});
     },
@@ -290,6 +296,7 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
         }
       }
       if (stopping) return;
+      await publicUrls.publish().catch((err: Error) => log.warn({ err: err.message }, 'could not record the public URL in the database'));
       await accounts.ensureDefaultProject();
       // the embedded index lives in memory: rebuild it from the database at every start
       if (config.ELASTICSEARCH_URL === undefined) await platform.reindex();

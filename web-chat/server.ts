@@ -1,5 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
 import express from 'express';
 import type { Platform } from '../services/platform.js';
 import { createApp, type WebLocals, type WebOptions } from './app.js';
@@ -30,6 +31,8 @@ export async function startHttpServer(platform: Platform, opts: { port?: number;
   await listen(server, opts.port ?? config.PORT, opts.host ?? config.HOST);
   const { port } = server.address() as AddressInfo;
   const url = `http://${displayHost(opts.host ?? config.HOST)}:${port}`;
+  // this process serves /storage: processes without HTTP (MCP, CLI) sign storage URLs with it
+  await platform.publicUrls.advertise(url, { host: hostname(), pid: process.pid });
 
   let metricsServer: http.Server | undefined;
   if (config.METRICS_PORT !== undefined) {

@@ -1,5 +1,6 @@
 import type { Storage } from './port.js';
 import type { S3StorageOptions } from './s3.js';
+import type { LocalStorageOptions } from './local.js';
 
 export type { ObjectInfo, PutResult, Storage } from './port.js';
 export type { S3StorageOptions } from './s3.js';
@@ -9,7 +10,7 @@ export { localStorageRouter } from './local-http.js';
 export { assertValidKey } from './keys.js';
 
 /** Builds the configured storage: S3 when `s3` is given (the AWS SDK is loaded only then), the local folder otherwise. */
-export async function createStorage(opts: { s3?: S3StorageOptions; localRoot: string; baseUrl: string; secret: string }): Promise<Storage> {
+export async function createStorage(opts: { s3?: S3StorageOptions; localRoot: string; baseUrl: LocalStorageOptions['baseUrl']; secret: string }): Promise<Storage> {
   if (opts.s3) {
     const { S3Storage } = await import('./s3.js');
     return new S3Storage(opts.s3);

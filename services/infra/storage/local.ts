@@ -14,8 +14,11 @@ import type { ObjectInfo, PutResult, Storage } from './port.js';
 export interface LocalStorageOptions {
   /** Folder that holds `objects/`, `meta/` and `tmp/`. */
   root: string;
-  /** Public base URL of the platform's HTTP server, e.g. `http://127.0.0.1:8080`; signed URLs point at `${baseUrl}/storage/<key>`. */
-  baseUrl: string;
+  /**
+   * Public base URL of the platform's HTTP server, e.g. `http://127.0.0.1:8080`; signed URLs point at
+   * `${baseUrl}/storage/<key>`. A function is asked at every signing (the URL a serving process advertised).
+   */
+  baseUrl: string | (() => string | Promise<string>);
   /** HMAC key for signed URLs (at least 16 characters). */
   secret: string;
   /** Largest object a signed PUT may upload; default 5 GiB. */
@@ -45,7 +48,7 @@ export class LocalStorage implements Storage {
   private readonly objectsDir: string;
   private readonly metaDir: string;
   private readonly tmpDir: string;
-  private readonly baseUrl: string;
+  private readonly baseUrl: () => string | Promise<string>;
   private readonly secret: string;
   private ready: Promise<void> | undefined;
   private readonly commits = new Map<string, Promise<unknown>>();
@@ -56,7 +59,8 @@ export class LocalStorage implements Storage {
     this.objectsDir = path.join(root, 'objects');
     this.metaDir = path.join(root, 'meta');
     this.tmpDir = path.join(root, 'tmp');
-    this.baseUrl = opts.baseUrl.replace(/\/+$/, '');
+    const base = opts.baseUrl;
+    this.baseUrl = typeof base === 'string' ? () => base : base;
     this.secret = opts.secret;
     this.maxUploadBytes = opts.maxUploadBytes ?? 5 * 1024 ** 3;
   }
@@ -147,11 +151,11 @@ export class LocalStorage implements Storage {
   }
 
   async presignGet(key: string, expiresInSeconds: number): Promise<string> {
-    return this.sign('get', key, expiresInSeconds);
+    return this.sign('get', key, expiresInSeconds, undefined, await this.baseUrl());
   }
 
   async presignPut(key: string, expiresInSeconds: number, opts: { contentType?: string } = {}): Promise<string> {
-    return this.sign('put', key, expiresInSeconds, opts.contentType);
+    return this.sign('put', key, expiresInSeconds, opts.contentType, await this.baseUrl());
   }
 
   /** Checks the parts of a signed URL (key decoded, query values as received); returns the grant or throws `forbidden`. */
@@ -185,7 +189,7 @@ export class LocalStorage implements Storage {
 
   async close(): Promise<void> {}
 
-  private sign(op: 'get' | 'put', key: string, expiresInSeconds: number, contentType?: string): string {
+  private sign(op: 'get' | 'put', key: string, expiresInSeconds: number, contentType: string | undefined, baseUrl: string): string {
     assertValidKey(key);
     if (!(expiresInSeconds > 0)) throw new PlatformError('invalid_input', `presigned URL lifetime must be positive seconds, got ${expiresInSeconds}`);
     const exp = String(Math.floor(Date.now() / 1000) + Math.ceil(expiresInSeconds));
@@ -193,7 +197,7 @@ export class LocalStorage implements Storage {
     if (contentType) query.set('ct', contentType);
     query.set('sig', this.signature(op, key, exp, contentType));
     const encodedKey = key.split('/').map(encodeURIComponent).join('/');
-    return `${this.baseUrl}/storage/${encodedKey}?${query.toString()}`;
+    return `${baseUrl.replace(/\/+$/, '')}/storage/${encodedKey}?${query.toString()}`;
   }
 
   private signature(op: string, key: string, exp: string, contentType: string | undefined): string {
