@@ -29,6 +29,8 @@ export interface CallContext {
   threadId?: string;
   signal?: AbortSignal;
   log: Logger;
+  /** Set on approved tool calls (the approval id): services that create things record it and return the earlier result on a retry. */
+  idempotencyKey?: string;
 }
 
 /** The platform itself acting (migrations, controllers, demo set-up). */

@@ -46,6 +46,14 @@ export interface ToolDefinition<I extends z.ZodObject = z.ZodObject, O extends z
    * need no separate approval request, and the agent never runs them on its own.
    */
   authorizesItself?: true;
+  /**
+   * Set on write tools whose services honour `ctx.idempotencyKey` (they record what they create under
+   * it and return it on a retry): a run interrupted by a crash is re-run under the same key. Other
+   * write tools are marked interrupted instead, with `checkAfterInterruption` telling what to check.
+   */
+  resumable?: true;
+  /** For write tools that are not resumable: what a person should check after a crash interrupted a run. */
+  checkAfterInterruption?: string;
   run(ctx: ToolContext, input: z.output<I>): Promise<z.input<O>>;
   /** For tools that start long work: which job or rollout the agent should wait for. */
   waitFor?(output: z.output<O>): ToolWait | undefined;

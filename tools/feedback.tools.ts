@@ -53,6 +53,8 @@ export const reviewFeedbackTool = defineTool({
   }),
   output: z.object({ sampleId: z.string().describe('sample id'), status: z.string().describe('its review status') }),
   risk: 'write',
+  checkAfterInterruption:
+    "look at the sample in the feedback queue (feedback_summary): it is either still pending or shows the review",
   idempotent: true,
   async run(ctx, input) {
     if (input.decision === 'reject' && input.reason === undefined) throw new PlatformError('invalid_input', 'rejecting a sample needs a reason');
@@ -77,6 +79,8 @@ export const feedbackToDatasetTool = defineTool({
   }),
   output: z.object({ ref: z.string().describe('the new dataset version'), samples: z.number().describe('samples added') }),
   risk: 'write',
+  checkAfterInterruption:
+    "list the dataset's versions (describe_dataset) for a version made from feedback, and the feedback queue for samples still waiting",
   idempotent: false,
   async run(ctx, input) {
     const r = await feedback(ctx).toDataset(ctx, input);

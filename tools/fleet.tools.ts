@@ -135,6 +135,8 @@ export const startRolloutTool = defineTool({
   }),
   output: rolloutView,
   risk: 'critical',
+  // its service records what it creates under the approval's idempotency key, so a crash-interrupted run is re-run safely
+  resumable: true,
   idempotent: false,
   async run(ctx, input) {
     const r = await rollouts(ctx).start(ctx, {
@@ -170,6 +172,8 @@ export const pauseRolloutTool = defineTool({
   input: z.object({ rolloutId, reason: z.string().max(500).optional().describe('why') }),
   output: rolloutView,
   risk: 'write',
+  checkAfterInterruption:
+    "look at the rollout's state (rollout_status): paused or still running",
   idempotent: true,
   async run(ctx, input) {
     return rollout(await rollouts(ctx).pause(ctx, input.rolloutId, input.reason));
@@ -184,6 +188,8 @@ export const resumeRolloutTool = defineTool({
   input: z.object({ rolloutId }),
   output: rolloutView,
   risk: 'critical',
+  checkAfterInterruption:
+    "look at the rollout's state (rollout_status): resumed or still paused",
   idempotent: true,
   async run(ctx, input) {
     return rollout(await rollouts(ctx).resume(ctx, input.rolloutId));
@@ -198,6 +204,8 @@ export const rollbackRolloutTool = defineTool({
   input: z.object({ rolloutId, reason: z.string().min(1).max(500).default('rolled back by a person').describe('why, kept with the rollout') }),
   output: rolloutView,
   risk: 'critical',
+  checkAfterInterruption:
+    "look at the rollout's state and each device's model (rollout_status, list_devices) to see whether the rollback went out",
   idempotent: true,
   async run(ctx, input) {
     return rollout(await rollouts(ctx).rollback(ctx, input.rolloutId, input.reason));

@@ -102,6 +102,8 @@ export const promoteModelTool = defineTool({
   input: z.object({ modelVersion, stage: z.enum(['candidate', 'staging', 'production']).describe('stage to point at the version') }),
   output: z.object({ ref: z.string().describe('the promoted version'), stage: z.string().describe('the stage'), previous: z.string().nullable().describe('version the stage pointed at before') }),
   risk: 'critical',
+  checkAfterInterruption:
+    "look at the model's stage (describe_model) to see whether the promotion landed",
   idempotent: true,
   async run(ctx, input) {
     const r = await models(ctx).promote(ctx, input.modelVersion, input.stage);
@@ -179,6 +181,8 @@ export const evaluateModelTool = defineTool({
   }),
   output: evaluationView,
   risk: 'write',
+  // its service records what it creates under the approval's idempotency key, so a crash-interrupted run is re-run safely
+  resumable: true,
   idempotent: false,
   async run(ctx, input) {
     // One progress report per percent at most: a 5000-image evaluation must not flood sockets and MCP.

@@ -9,6 +9,8 @@ import type { FleetService } from '../services/fleet/fleet.service.js';
 import type { RolloutService } from '../services/fleet/rollout.service.js';
 import type { FeedbackService } from '../services/feedback/feedback.service.js';
 import type { ToolRisk } from './define.js';
+import type { ExecutionOutcome } from '../services/approvals/approval.service.js';
+import type { ToolExecution } from '../services/approvals/execution-ledger.js';
 
 /** The approval policy shown with every request (as `services/approvals` defines it). */
 export interface ToolApprovalPolicy {
@@ -47,7 +49,17 @@ export interface ApprovalsApi {
     input: { decision: 'approve' | 'reject' | 'edit'; args?: unknown; reason?: string },
   ): Promise<ToolApprovalView>;
   /** Marks an approved request used; throws a PlatformError when tool, arguments hash or thread differ, or it was used or expired. */
-  consume(ctx: CallContext, input: { approvalId: string; tool: string; args: unknown; threadId?: string }): Promise<unknown>;
+  consume(ctx: CallContext, input: { approvalId: string; tool: string; args: unknown; threadId?: string; risk?: ToolRisk }): Promise<unknown>;
+  /** The execution ledger's lease length, for the renewal interval. */
+  readonly executions: { readonly leaseMs: number };
+  /** The execution of a consumed approval, if it started. */
+  execution(ctx: CallContext, approvalId: string): Promise<ToolExecution | undefined>;
+  /** Takes over an execution whose process died; undefined while it is owned or once it ended. */
+  takeOverExecution(ctx: CallContext, approvalId: string): Promise<ToolExecution | undefined>;
+  /** Renews this process's lease on an execution it runs. */
+  renewExecution(approvalId: string): Promise<boolean>;
+  /** Records how an execution ended, with its audit entry, in one transaction. */
+  finishExecution(ctx: CallContext, approvalId: string, outcome: ExecutionOutcome): Promise<void>;
   get(ctx: CallContext, id: string): Promise<ToolApprovalView>;
   list(ctx: CallContext, query: { status?: 'pending' | 'approved' | 'rejected' | 'executed' | 'expired'; threadId?: string; limit?: number }): Promise<ToolApprovalView[]>;
 }

@@ -66,6 +66,8 @@ export const startTrainingTool = defineTool({
   }),
   output: z.object({ jobId: z.string().describe('the new job'), status: z.string().describe('its status'), name: z.string().describe('model name'), dataset: z.string().describe('dataset@version') }),
   risk: 'write',
+  // its service records what it creates under the approval's idempotency key, so a crash-interrupted run is re-run safely
+  resumable: true,
   idempotent: false,
   async run(ctx, input) {
     const d = DEFAULTS[input.backend];
@@ -151,6 +153,8 @@ export const cancelTrainingTool = defineTool({
   input: z.object({ jobId, reason: z.string().max(500).optional().describe('why, kept with the job') }),
   output: jobView,
   risk: 'write',
+  checkAfterInterruption:
+    "look at the job's status (training_status): cancelled or still running",
   idempotent: true,
   async run(ctx, input) {
     return view(await training(ctx).cancel(ctx, input.jobId, input.reason));

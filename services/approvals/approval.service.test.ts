@@ -492,6 +492,8 @@ describe(ApprovalService.name, () => {
       ['approval.requested', 'u_op', req.id],
       ['approval.decided', 'u_appr', req.id],
       ['approval.consumed', 'u_op', req.id],
+      // the run is recorded as started in the same transaction as the consumption
+      ['tool.started', 'u_op', req.id],
     ]);
     expect(entries[1]!.data).toMatchObject({
       decision: 'approve',

@@ -11,6 +11,7 @@ import type { Database } from '../infra/db/schema.js';
 import type { Logger } from '../log.js';
 import { canonicalJson, sha256Hex } from './canonical-json.js';
 import type { ApprovalEvent } from './events.js';
+import { ExecutionLedger, type ToolExecution } from './execution-ledger.js';
 import { policyFor, refusalReason, RISKS, type ApprovalPolicy, type Risk } from './policy.js';
 
 /** Where a request is in its life; `expired` once its TTL passed before it was used. */
@@ -83,7 +84,14 @@ export interface ApprovalConsumeInput {
   args: unknown;
   /** Defaults to the call context's thread. */
   threadId?: string;
+  /** The tool's risk, for the `tool.started` audit entry written in the same transaction as the consumption. */
+  risk?: Risk;
 }
+
+/** How a started execution ended, with the audit entry that records it (written in the same transaction). */
+export type ExecutionOutcome =
+  | { status: 'finished'; output: unknown; audit: Record<string, unknown> }
+  | { status: 'failed' | 'interrupted'; error: { code: string; message: string; details?: Record<string, unknown> }; audit: Record<string, unknown> };
 
 /** Dependencies of the approval service. */
 export interface ApprovalServiceOptions {
@@ -97,6 +105,8 @@ export interface ApprovalServiceOptions {
   ttlMs: number;
   /** Validates edited arguments of a tool (the tool registry's input schema); throws to refuse. */
   validateArgs?: (tool: string, args: unknown) => unknown;
+  /** How long a started execution stays owned by its process without a renewal (default 10 s). */
+  executionLeaseMs?: number;
   now?: () => number;
 }
 
@@ -120,6 +130,7 @@ const consumeSchema = z.object({
   tool: z.string().min(1).max(100),
   args: z.unknown(),
   threadId: z.string().min(1).max(191).optional(),
+  risk: z.enum(RISKS).optional(),
 });
 
 /**
@@ -137,6 +148,8 @@ export class ApprovalService {
   private readonly ttlMs: number;
   private readonly validateArgs: ((tool: string, args: unknown) => unknown) | undefined;
   private readonly now: () => number;
+  /** Executions of consumed approvals (started, finished, failed, interrupted), for exactly-once effects across crashes. */
+  readonly executions: ExecutionLedger;
 
   constructor(opts: ApprovalServiceOptions) {
     this.db = opts.db;
@@ -147,6 +160,7 @@ export class ApprovalService {
     this.ttlMs = opts.ttlMs;
     this.validateArgs = opts.validateArgs;
     this.now = opts.now ?? Date.now;
+    this.executions = new ExecutionLedger({ db: opts.db, leaseMs: opts.executionLeaseMs ?? 10_000, now: this.now });
   }
 
   /** The policy of a risk level under this service's strictness. */
@@ -450,6 +464,20 @@ export class ApprovalService {
         },
         trx,
       );
+      // "started" commits with the consumption: a crash after this point leaves a run to resume, never a lost step.
+      await this.executions.start(trx, ctx, { approvalId, tool, threadId, argsHash: hash });
+      await this.audit.append(
+        {
+          projectId: ctx.projectId,
+          actor: actorOf(ctx),
+          action: 'tool.started',
+          tool,
+          approvalId,
+          ...(threadId === null ? {} : { threadId }),
+          data: { args: input.args ?? {}, ...(parsed.data.risk === undefined ? {} : { risk: parsed.data.risk }), attempt: 1 },
+        },
+        trx,
+      );
       return {
         ok: true as const,
         row: await trx
@@ -479,6 +507,45 @@ export class ApprovalService {
       .catch((err: unknown) => this.log.error({ err, approvalId }, 'could not audit a refused approval'));
     ctx.log.warn({ approvalId, tool, code: outcome.refusal.code }, 'approval refused at execution');
     throw outcome.refusal;
+  }
+
+  /** The execution of an approval of the caller's project, if it started. */
+  execution(ctx: CallContext, approvalId: string): Promise<ToolExecution | undefined> {
+    return this.executions.get(ctx.projectId, approvalId);
+  }
+
+  /** Takes over an execution whose process died (lease expired); undefined when it is still owned or already ended. */
+  takeOverExecution(ctx: CallContext, approvalId: string): Promise<ToolExecution | undefined> {
+    return this.executions.takeOver(ctx.projectId, approvalId);
+  }
+
+  /** Renews this process's lease on a running execution. */
+  renewExecution(approvalId: string): Promise<boolean> {
+    return this.executions.renew(approvalId);
+  }
+
+  /** Records how an execution ended together with its audit entry, in one transaction. */
+  async finishExecution(ctx: CallContext, approvalId: string, outcome: ExecutionOutcome): Promise<void> {
+    const row = await this.executions.get(ctx.projectId, approvalId);
+    await this.db.transaction(async (trx) => {
+      await this.executions.finish(
+        approvalId,
+        outcome.status === 'finished' ? { status: 'finished', output: outcome.output } : { status: outcome.status, error: outcome.error },
+        trx,
+      );
+      await this.audit.append(
+        {
+          projectId: ctx.projectId,
+          actor: actorOf(ctx),
+          action: outcome.status === 'finished' ? 'tool.finished' : outcome.status === 'failed' ? 'tool.failed' : 'tool.interrupted',
+          ...(row === undefined ? {} : { tool: row.tool }),
+          approvalId,
+          ...(row?.threadId ? { threadId: row.threadId } : {}),
+          data: outcome.audit,
+        },
+        trx,
+      );
+    });
   }
 
   /** One request of the caller's project. */

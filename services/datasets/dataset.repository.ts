@@ -42,6 +42,14 @@ export class DatasetRepository {
     return this.db.selectFrom('dataset_versions').selectAll().where('dataset_id', '=', datasetId).where('version', '=', version).executeTakeFirst();
   }
 
+  /** A version and its dataset by the version's id, within a project. */
+  async findVersionById(projectId: string, versionId: string): Promise<{ dataset: DatasetRow; version: VersionRow } | undefined> {
+    const version = await this.db.selectFrom('dataset_versions').selectAll().where('id', '=', versionId).where('project_id', '=', projectId).executeTakeFirst();
+    if (version === undefined) return undefined;
+    const dataset = await this.db.selectFrom('datasets').selectAll().where('id', '=', version.dataset_id).executeTakeFirst();
+    return dataset === undefined ? undefined : { dataset, version };
+  }
+
   listVersions(datasetId: string): Promise<VersionRow[]> {
     return this.db.selectFrom('dataset_versions').selectAll().where('dataset_id', '=', datasetId).orderBy('version', 'desc').execute();
   }

@@ -2,6 +2,7 @@ import type { Selectable } from 'kysely';
 import { roleAtLeast, systemPrincipal, type CallContext } from '../context.js';
 import { describeZodError, PlatformError } from '../errors.js';
 import type { EventBus } from '../events.js';
+import { priorEffect, recordEffect } from '../effects.js';
 import { newId } from '../ids.js';
 import { makeEnvelope, parseMessage, type MessagePayload, type OutputLayout } from '../infra/broker/envelope.js';
 import { STREAMS, type Broker } from '../infra/broker/port.js';
@@ -33,6 +34,8 @@ export type RolloutState = (typeof ROLLOUT_STATES)[number];
 export const DEPLOYMENT_STATES = ['pending', 'sent', 'healthy', 'failed', 'rolled_back', 'skipped'] as const;
 export type DeploymentState = (typeof DEPLOYMENT_STATES)[number];
 
+/** The idempotent-effect kind of a created rollout. */
+const ROLLOUT_EFFECT = 'fleet.rollout';
 const FINAL: readonly RolloutState[] = ['completed', 'rolled_back', 'failed'];
 const ACTIVE: RolloutState[] = ['pending', 'canary', 'waves', 'paused'];
 
@@ -197,6 +200,9 @@ export class RolloutService {
   /** Creates the rollout (state `pending`); the controller sends the canary on its next tick. Approval is the tools layer's job. */
   async start(ctx: CallContext, input: RolloutInput): Promise<RolloutStatus> {
     this.requireOperator(ctx, 'start a rollout');
+    // a retried step (same idempotency key) gets the rollout it created the first time
+    const earlier = await priorEffect<{ rolloutId: string }>(this.o.db.kysely, ctx, ROLLOUT_EFFECT);
+    if (earlier !== undefined) return this.status(ctx, earlier.rolloutId);
     const plan = await this.plan(ctx, input);
     const deploying = plan.devices.filter((d) => d.action === 'deploy');
     if (deploying.length === 0) throw new PlatformError('conflict', plan.warnings[0] ?? 'nothing to roll out');
@@ -253,6 +259,7 @@ export class RolloutService {
           finished_at: null,
         })
         .execute();
+      await recordEffect(trx, ctx, ROLLOUT_EFFECT, { rolloutId: id }, now);
       await trx
         .insertInto('rollout_deployments')
         .values(

@@ -10,6 +10,7 @@ import { roleAtLeast, type CallContext } from '../context.js';
 import type { DatasetService } from '../datasets/dataset.service.js';
 import { describeZodError, isPlatformError, PlatformError } from '../errors.js';
 import type { EventSink } from '../events.js';
+import { priorEffect, recordEffect } from '../effects.js';
 import { newId } from '../ids.js';
 import type { Db } from '../infra/db/port.js';
 import type { Database } from '../infra/db/schema.js';
@@ -154,6 +155,12 @@ export class ModelEvaluationService {
     const parsed = evaluateInputSchema.safeParse(input);
     if (!parsed.success) throw new PlatformError('invalid_input', `invalid evaluation request: ${describeZodError(parsed.error)}`);
     const req = parsed.data;
+    // a retried step (same idempotency key) gets the evaluation it recorded the first time
+    const earlier = await priorEffect<{ evaluationId: string }>(this.db.kysely, ctx, EVALUATION_EFFECT);
+    if (earlier !== undefined) {
+      const row = await this.db.kysely.selectFrom('model_evaluations').selectAll().where('id', '=', earlier.evaluationId).where('project_id', '=', ctx.projectId).executeTakeFirst();
+      if (row !== undefined) return fromRow(row);
+    }
     const maxImages = req.maxImages ?? this.limits.defaultMaxImages;
     if (maxImages > this.limits.maxImages) {
       throw new PlatformError('invalid_input', `maxImages ${maxImages} is above the limit of ${this.limits.maxImages}; evaluate on fewer images`);
@@ -258,7 +265,10 @@ export class ModelEvaluationService {
       startedAt,
       finishedAt,
     };
-    await this.db.kysely.insertInto('model_evaluations').values(toRow(evaluation)).execute();
+    await this.db.transaction(async (trx) => {
+      await trx.insertInto('model_evaluations').values(toRow(evaluation)).execute();
+      await recordEffect(trx, ctx, EVALUATION_EFFECT, { evaluationId: evaluation.id }, finishedAt);
+    });
     ctx.log.info({ model: version.ref, dataset: dataset.ref, split: req.split, images, mAP50: evaluation.metrics.mAP50 }, 'model evaluated');
     this.events.emit({ type: 'model.evaluated', projectId: ctx.projectId, at: finishedAt, evaluation });
     return evaluation;
@@ -354,6 +364,9 @@ function checkDetector(detector: Detector, version: ModelVersion): void {
     );
   }
 }
+
+/** The idempotent-effect kind of a recorded evaluation. */
+const EVALUATION_EFFECT = 'model.evaluation';
 
 function toRow(e: ModelEvaluation): Row {
   const [datasetName, datasetVersion] = e.dataset.split('@') as [string, string];

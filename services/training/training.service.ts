@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { roleAtLeast, systemPrincipal, type CallContext } from '../context.js';
 import { describeZodError, PlatformError } from '../errors.js';
 import type { EventBus } from '../events.js';
+import { priorEffect, recordEffect } from '../effects.js';
 import { newId } from '../ids.js';
 import {
   makeEnvelope,
@@ -25,6 +26,8 @@ import type { TrainingEvent } from './events.js';
 /** States of a job; the last three are final. */
 export const JOB_STATUSES = ['queued', 'assigned', 'running', 'succeeded', 'failed', 'cancelled'] as const;
 export type JobStatus = (typeof JOB_STATUSES)[number];
+/** The idempotent-effect kind of a created training job. */
+const JOB_EFFECT = 'training.job';
 const FINAL: readonly JobStatus[] = ['succeeded', 'failed', 'cancelled'];
 const ACTIVE: JobStatus[] = ['assigned', 'running'];
 
@@ -175,6 +178,9 @@ export class TrainingService {
         `training request is invalid: ${describeZodError(parsed.error)}`,
       );
     const { config } = parsed.data;
+    // a retried step (same idempotency key) gets the job it created the first time
+    const earlier = await priorEffect<{ jobId: string }>(this.o.db.kysely, ctx, JOB_EFFECT);
+    if (earlier !== undefined) return this.get(ctx, earlier.jobId);
     const manifest = await this.o.datasets.trainingManifest(
       ctx,
       parsed.data.dataset,
@@ -223,6 +229,7 @@ export class TrainingService {
     };
     await this.o.db.transaction(async (trx) => {
       await trx.insertInto('training_jobs').values(row).execute();
+      await recordEffect(trx, ctx, JOB_EFFECT, { jobId: row.id }, now);
       await enqueueIndex(trx, { op: 'upsert', doc: jobSearchDoc(toJob(row)) });
     });
     ctx.log.info(

@@ -1,4 +1,5 @@
 import type { CoreTables } from './tables/core.js';
+import type { AccountLinkTables } from './tables/account-links.js';
 import type { DatasetTables } from './tables/datasets.js';
 import type { TrainingTables } from './tables/training.js';
 import type { ModelTables } from './tables/models.js';
@@ -6,6 +7,7 @@ import type { FleetTables } from './tables/fleet.js';
 import type { FeedbackTables } from './tables/feedback.js';
 import type { GovernanceTables } from './tables/governance.js';
 import type { AgentTables } from './tables/agent.js';
+import type { ExecutionTables } from './tables/executions.js';
 
 /**
  * Every table of the platform, for Kysely. Times are epoch milliseconds (BIGINT), JSON is TEXT,
@@ -13,10 +15,12 @@ import type { AgentTables } from './tables/agent.js';
  */
 export interface Database
   extends CoreTables,
+    AccountLinkTables,
     DatasetTables,
     TrainingTables,
     ModelTables,
     FleetTables,
     FeedbackTables,
     GovernanceTables,
-    AgentTables {}
+    AgentTables,
+    ExecutionTables {}
