@@ -1,4 +1,4 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { parse as parseCookies, serialize } from 'cookie';
 import type { IncomingMessage } from 'node:http';
 import type { Request, Response } from 'express';
@@ -85,12 +85,21 @@ export function requireRole(auth: RequestAuth, needed: Role): void {
   }
 }
 
-/** Refuses a cookie-authenticated mutating request whose CSRF header does not match its CSRF cookie. */
+/**
+ * The CSRF token of a session: an HMAC keyed by the session token. The session cookie is HttpOnly and
+ * never leaves the server, so a token planted in a cookie (another subdomain, a MITM on plain HTTP)
+ * cannot match the victim's session; a plain double-submit only compared cookie with header.
+ */
+export function csrfTokenOf(sessionToken: string): string {
+  return createHmac('sha256', sessionToken).update('visioninapp csrf v1').digest('base64url');
+}
+
+/** Refuses a cookie-authenticated mutating request whose CSRF header is not the token bound to its session. */
 export function checkCsrf(req: Request, auth: RequestAuth): void {
   if (auth.via !== 'cookie' || SAFE_METHODS.has(req.method)) return;
-  const cookie = cookiesOf(req.headers)[CSRF_COOKIE] ?? '';
+  const session = cookiesOf(req.headers)[SESSION_COOKIE] ?? '';
   const header = headerOf(req.headers, CSRF_HEADER) ?? '';
-  const a = Buffer.from(cookie);
+  const a = Buffer.from(session === '' ? '' : csrfTokenOf(session));
   const b = Buffer.from(header);
   if (a.length < 16 || a.length !== b.length || !timingSafeEqual(a, b)) {
     throw new PlatformError('forbidden', 'missing or wrong CSRF token; reload the page and try again');
@@ -99,7 +108,7 @@ export function checkCsrf(req: Request, auth: RequestAuth): void {
 
 /** Sets the session and CSRF cookies after a sign-in; returns the CSRF token for the page. */
 export function setSessionCookies(req: Request, res: Response, session: { sessionToken: string; expiresAt: number }): string {
-  const csrf = randomBytes(24).toString('base64url');
+  const csrf = csrfTokenOf(session.sessionToken);
   const common = { path: '/', sameSite: 'lax' as const, secure: req.secure, expires: new Date(session.expiresAt) };
   res.append('Set-Cookie', serialize(SESSION_COOKIE, session.sessionToken, { ...common, httpOnly: true }));
   res.append('Set-Cookie', serialize(CSRF_COOKIE, csrf, { ...common, httpOnly: false }));

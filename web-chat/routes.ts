@@ -5,7 +5,7 @@ import { PlatformError } from '../services/errors.js';
 import { reviewSchema } from '../services/feedback/index.js';
 import type { PlatformMetrics } from '../services/metrics.js';
 import { runTool } from '../tools/run-tool.js';
-import { clearSessionCookies, cookiesOf, CSRF_COOKIE, SESSION_COOKIE, setSessionCookies, type RequestAuth } from './auth.js';
+import { clearSessionCookies, cookiesOf, csrfTokenOf, SESSION_COOKIE, setSessionCookies, type RequestAuth } from './auth.js';
 import { toolContext, type WebServices } from './web-services.js';
 
 /** Who may call a route: anyone (`public`) or an authenticated principal with at least this role. */
@@ -196,7 +196,7 @@ export const ROUTES: RouteDef[] = [
         via: a.via,
         authMode,
         features: featuresOf(s),
-        ...(a.via === 'cookie' ? { csrfToken: cookiesOf(req.headers)[CSRF_COOKIE] ?? '' } : {}),
+        ...(a.via === 'cookie' ? { csrfToken: csrfTokenOf(cookiesOf(req.headers)[SESSION_COOKIE] ?? '') } : {}),
       };
     },
   }),
@@ -233,13 +233,11 @@ export const ROUTES: RouteDef[] = [
     path: '/api/tokens/:id',
     access: 'viewer',
     tag: 'auth',
-    summary: 'Revokes one of your API tokens (admins: any token)',
+    summary: 'Revokes one of your API tokens (admins: any token of this project)',
     params: idParams,
     response: okSchema,
     async handler({ ctx, s, params }) {
-      const mine = (await s.accounts.listApiTokens(ctx.user.userId)).some((t) => t.id === params.id);
-      if (!mine && ctx.user.role !== 'admin') throw new PlatformError('not_found', `API token "${params.id}" is not one of yours; list your tokens to find it`);
-      await s.accounts.revokeApiToken(params.id);
+      await s.accounts.revokeApiToken(params.id, { userId: ctx.user.userId, projectId: ctx.projectId, role: ctx.user.role });
       return { ok: true };
     },
   }),

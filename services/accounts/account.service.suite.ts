@@ -107,7 +107,8 @@ export function accountServiceSuite(name: string, init: () => Promise<{ db: Db; 
 
       expect(await sut.authenticateSession(sessionToken, 'default')).toEqual({ userId: dee.id, email: 'dee@example.com', name: 'Dee', role: 'approver', kind: 'user' });
       await expect(sut.authenticateSession(sessionToken, 'line3')).rejects.toMatchObject({ code: 'forbidden', message: expect.stringContaining('no role in project "line3"') });
-      await expect(sut.authenticateSession(sessionToken, 'ghost')).rejects.toMatchObject({ code: 'not_found' });
+      // an unknown project answers like a foreign one and names only the caller's own projects
+      await expect(sut.authenticateSession(sessionToken, 'ghost')).rejects.toMatchObject({ code: 'forbidden', message: expect.stringContaining('your projects: default.') });
       await expect(sut.authenticateSession('x'.repeat(43), 'default')).rejects.toMatchObject({ code: 'unauthenticated' });
 
       clock += 6 * DAY;
@@ -168,10 +169,10 @@ export function accountServiceSuite(name: string, init: () => Promise<{ db: Db; 
       expect((await sut.authenticateToken(token)).role).toBe('viewer');
       await sut.setRole('default', fay.id, 'operator');
 
-      await sut.revokeApiToken(id);
-      await sut.revokeApiToken(id);
+      await sut.revokeApiToken(id, 'system');
+      await sut.revokeApiToken(id, 'system');
       await expect(sut.authenticateToken(token)).rejects.toMatchObject({ code: 'unauthenticated', message: expect.stringContaining('revoked') });
-      await expect(sut.revokeApiToken('tok_missing')).rejects.toMatchObject({ code: 'not_found' });
+      await expect(sut.revokeApiToken('tok_missing', 'system')).rejects.toMatchObject({ code: 'not_found' });
       expect((await sut.listApiTokens(fay.id))[0]?.revokedAt).toBe(clock);
     });
 

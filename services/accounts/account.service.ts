@@ -6,7 +6,10 @@ import { describeZodError, isPlatformError, PlatformError } from '../errors.js';
 import type { EventSink } from '../events.js';
 import { newId } from '../ids.js';
 import type { Logger } from '../log.js';
+import type { AuditLog } from '../audit/index.js';
 import type { IdentityProvider } from '../infra/auth/port.js';
+import { MemoryCache } from '../infra/cache/memory.js';
+import type { Cache } from '../infra/cache/port.js';
 import { hashPassword } from '../infra/auth/password.js';
 import type { Db } from '../infra/db/port.js';
 import type { Database } from '../infra/db/schema.js';
@@ -72,6 +75,20 @@ export interface TokenPrincipal extends Principal {
   tokenId: string;
 }
 
+/**
+ * Per-account sign-in lockout: after `maxFailures` wrong passwords for one email within `windowMs`,
+ * sign-in for that email is refused for `lockMs`, doubling with each further failure up to `maxLockMs`.
+ */
+export interface LoginLockout {
+  maxFailures: number;
+  windowMs: number;
+  lockMs: number;
+  maxLockMs: number;
+}
+
+/** Defaults: 5 failures in 15 minutes lock the account for 1 minute, then 2, 4, … up to 1 hour. */
+export const DEFAULT_LOGIN_LOCKOUT: LoginLockout = { maxFailures: 5, windowMs: 15 * 60_000, lockMs: 60_000, maxLockMs: 3_600_000 };
+
 /** Constructor options of AccountService. */
 export interface AccountServiceOptions {
   db: Db;
@@ -81,6 +98,11 @@ export interface AccountServiceOptions {
   now?: () => number;
   /** Idle lifetime of a session; each authenticated use slides it forward. Default 7 days. */
   sessionTtlMs?: number;
+  /** Where failed sign-ins are counted per account (shared by every instance with Redis); an in-process cache when absent. */
+  cache?: Cache;
+  /** Records account lockouts. */
+  audit?: Pick<AuditLog, 'append'>;
+  lockout?: LoginLockout;
 }
 
 const roleSchema = z.enum(ROLES);
@@ -138,6 +160,9 @@ export class AccountService {
   private readonly events: EventSink<AccountEvent> | undefined;
   private readonly now: () => number;
   private readonly sessionTtlMs: number;
+  private readonly cache: Cache;
+  private readonly audit: Pick<AuditLog, 'append'> | undefined;
+  private readonly lockout: LoginLockout;
 
   constructor(opts: AccountServiceOptions) {
     this.db = opts.db;
@@ -146,6 +171,9 @@ export class AccountService {
     this.events = opts.events;
     this.now = opts.now ?? Date.now;
     this.sessionTtlMs = opts.sessionTtlMs ?? 7 * 24 * 3600_000;
+    this.cache = opts.cache ?? new MemoryCache();
+    this.audit = opts.audit;
+    this.lockout = opts.lockout ?? DEFAULT_LOGIN_LOCKOUT;
   }
 
   /** Creates the `default` project when missing; safe to call from several instances at once. */
@@ -302,16 +330,47 @@ export class AccountService {
     if (!this.identity.verifyPassword) {
       throw new PlatformError('invalid_input', 'this server signs people in with Firebase; send a Firebase ID token instead of a password');
     }
+    // Counted per typed email, existing or not, so the lockout tells nothing about which accounts exist.
+    const account = sha256(String(email).trim().toLowerCase());
+    const lockedUntil = await this.cache.get<number>(`login:lock:${account}`);
+    if (lockedUntil !== undefined && lockedUntil > this.now()) throw this.lockedError(lockedUntil);
     let identity;
     try {
       identity = await this.identity.verifyPassword(email, password);
     } catch (err) {
       this.events?.emit({ type: 'accounts.login_failed', projectId: DEFAULT_PROJECT_ID, at: this.now(), email: String(email).slice(0, 320) });
+      if (isPlatformError(err, 'unauthenticated')) await this.countFailure(account, String(email));
       throw err;
     }
     const user = await this.getUser(identity.subject);
     if (!user || user.disabled) throw new PlatformError('unauthenticated', 'wrong email or password');
+    await this.cache.delete(`login:fail:${account}`);
     return this.openSession(user, 'password');
+  }
+
+  private async countFailure(account: string, email: string): Promise<void> {
+    const { maxFailures, windowMs, lockMs, maxLockMs } = this.lockout;
+    const failures = await this.cache.incr(`login:fail:${account}`, { ttlMs: windowMs });
+    if (failures < maxFailures) return;
+    const ms = Math.min(maxLockMs, lockMs * 2 ** Math.min(20, failures - maxFailures));
+    const until = this.now() + ms;
+    await this.cache.set(`login:lock:${account}`, until, ms);
+    this.log.warn({ failures, lockedForMs: ms }, 'sign-in locked for an account after repeated failures');
+    await this.audit?.append({
+      projectId: DEFAULT_PROJECT_ID,
+      actor: { id: 'system', kind: 'system' },
+      action: 'accounts.login_locked',
+      data: { email: email.slice(0, 320), failures, lockedUntil: until },
+    });
+  }
+
+  private lockedError(until: number): PlatformError {
+    const seconds = Math.max(1, Math.ceil((until - this.now()) / 1000));
+    return new PlatformError(
+      'rate_limited',
+      `too many failed sign-ins for this account; try again after ${new Date(until).toISOString()} (in ${seconds} s), or ask an admin to reset the password`,
+      { retryAfterSeconds: seconds, retryAt: until },
+    );
   }
 
   /** Firebase sign-in: verifies the ID token, creates or updates the user, applies role claims, and opens a session. */
@@ -389,10 +448,8 @@ export class AccountService {
     expiresInDays?: number;
   }): Promise<{ id: string; token: string; expiresAt: number | null }> {
     const data = parse(createTokenSchema, input, 'API token');
-    await this.requireProject(data.projectId);
     const user = await this.requireUser(data.userId);
-    const creatorRole = await this.roleOf(data.projectId, user.id);
-    if (!creatorRole) throw new PlatformError('forbidden', `${user.email} has no role in project "${data.projectId}", so cannot create tokens there`);
+    const creatorRole = await this.requireRole(data.projectId, user);
     if (!roleAtLeast(creatorRole, data.role)) {
       throw new PlatformError('forbidden', `cannot create a token with role "${data.role}": your role in project "${data.projectId}" is "${creatorRole}"; pick "${creatorRole}" or lower`);
     }
@@ -449,10 +506,15 @@ export class AccountService {
     return { userId: user.id, email: user.email, name: user.name, role, kind: 'token', scopes: JSON.parse(row.scopes) as string[], projectId: row.project_id, tokenId: id };
   }
 
-  /** Revokes an API token; revoking twice keeps the first time. */
-  async revokeApiToken(id: string): Promise<void> {
+  /**
+   * Revokes an API token on behalf of `by`: the token's owner, or an admin acting in the token's own
+   * project (`system` for the CLI); revoking twice keeps the first time. A token the caller may not
+   * revoke is reported exactly like a missing one.
+   */
+  async revokeApiToken(id: string, by: { userId: string; projectId: string; role: Role } | 'system'): Promise<void> {
     const row = await this.db.kysely.selectFrom('api_tokens').select(['id', 'user_id', 'project_id', 'revoked_at']).where('id', '=', id).executeTakeFirst();
-    if (!row) throw new PlatformError('not_found', `API token "${id}" not found; list tokens with listApiTokens`);
+    const allowed = row !== undefined && (by === 'system' || row.user_id === by.userId || (by.role === 'admin' && by.projectId === row.project_id));
+    if (!row || !allowed) throw new PlatformError('not_found', `API token "${id}" not found among the tokens you may revoke (yours, or any of a project you administer); list them with listApiTokens`);
     if (row.revoked_at !== null) return;
     const at = this.now();
     await this.db.kysely.updateTable('api_tokens').set({ revoked_at: at }).where('id', '=', id).where('revoked_at', 'is', null).execute();
@@ -506,11 +568,20 @@ export class AccountService {
     return row?.role;
   }
 
+  // An unknown project and one the user is not in get the same answer, naming only the user's own projects,
+  // so a signed-in user can neither list the installation's projects nor probe which ids exist.
   private async requireRole(projectId: string, user: User): Promise<Role> {
     const role = await this.roleOf(projectId, user.id);
     if (role) return role;
-    await this.requireProject(projectId);
-    throw new PlatformError('forbidden', `${user.email} has no role in project "${projectId}"; ask an admin of the project to add you`);
+    throw new PlatformError(
+      'forbidden',
+      `${user.email} has no role in project "${projectId}"; your projects: ${(await this.projectsOf(user.id)).join(', ') || '(none)'}. Ask an admin of the project to add you`,
+    );
+  }
+
+  private async projectsOf(userId: string): Promise<string[]> {
+    const rows = await this.db.kysely.selectFrom('memberships').select('project_id').where('user_id', '=', userId).orderBy('project_id').limit(20).execute();
+    return rows.map((r) => r.project_id);
   }
 
   private async getProject(id: string): Promise<Project | undefined> {
