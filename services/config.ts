@@ -69,6 +69,7 @@ export const configSchema = z.object({
     .optional()
     .describe('Slack (or Mattermost) user id to platform account email'),
   MATTERMOST_COMMAND_TOKEN: z.string().min(8).optional().describe('token Mattermost sends with the /vision slash command'),
+  CHAT_LINK_CODE_TTL_MIN: z.coerce.number().int().min(1).max(60).default(10).describe('minutes a "/vision link" code can be confirmed in the web app (it works once)'),
   METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   EMBEDDED_GPU_RUNNER: bool.default(true),
   SIMULATED_DEVICES: z.coerce.number().int().min(0).max(100).default(3),

@@ -15,7 +15,7 @@ import { createBroker, type Broker } from './infra/broker/index.js';
 import { createStorage, type Storage } from './infra/storage/index.js';
 import { createIdentityProvider } from './infra/auth/index.js';
 import type { IdentityProvider } from './infra/auth/port.js';
-import { AccountService } from './accounts/index.js';
+import { AccountService, ChatLinkService } from './accounts/index.js';
 import { AuditLog, auditSearchDocs } from './audit/index.js';
 import { ApprovalService } from './approvals/index.js';
 import { DatasetService, datasetSearchDocs } from './datasets/index.js';
@@ -56,6 +56,8 @@ export interface Platform {
   infra: Infra;
   indexer: SearchIndexer;
   accounts: AccountService;
+  /** Chat (Slack/Mattermost) identities linked to accounts, confirmed with one-time codes. */
+  chatLinks: ChatLinkService;
   audit: AuditLog;
   approvals: ApprovalService;
   datasets: DatasetService;
@@ -137,6 +139,7 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
   // entry hashes are keyed, so someone with write access to the database cannot recompute a rewritten chain
   const auditKey = createHmac('sha256', signingSecret).update('visioninapp audit chain').digest('hex');
   const audit = new AuditLog({ db, log: log.child({ service: 'audit' }), hmacKey: auditKey });
+  const chatLinks = new ChatLinkService({ db, audit, log: log.child({ service: 'chat-links' }), codeTtlMs: config.CHAT_LINK_CODE_TTL_MIN * 60_000 });
   // edited arguments are validated by the tool's own input schema (the registry is built below)
   const registryRef: { current?: ToolRegistry } = {};
   const approvals = new ApprovalService({
@@ -248,6 +251,7 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
     infra,
     indexer,
     accounts,
+    chatLinks,
     audit,
     approvals,
     datasets,

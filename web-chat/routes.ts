@@ -111,6 +111,18 @@ const decisionBody = z.object({
   args: z.record(z.string(), z.unknown()).optional().describe('the changed arguments (edit only)'),
   reason: z.string().trim().max(500).optional().describe('why; expected when rejecting'),
 });
+const chatLinkCode = z.string().regex(/^[A-Za-z0-9_-]{16,100}$/, 'the code from "/vision link"').describe('code from "/vision link"');
+const chatLinkView = z.object({
+  id: z.string(),
+  platform: z.string(),
+  teamId: z.string(),
+  teamName: z.string(),
+  chatUserId: z.string(),
+  chatUserName: z.string(),
+  userId: z.string(),
+  createdAt: z.number(),
+});
+const pendingChatLinkView = chatLinkView.omit({ id: true, userId: true, createdAt: true }).extend({ expiresAt: z.number() });
 const messageBody = z.object({ message: z.string().trim().min(1, 'say what you want done').max(4000, 'keep it under 4000 characters').describe('what you want done, in English or Korean') });
 
 /** Features the UI shows or hides. */
@@ -589,9 +601,16 @@ export const ROUTES: RouteDef[] = [
     path: '/api/audit/verify',
     access: 'operator',
     tag: 'audit',
-    summary: "Verifies the project's audit hash chain (edits, deletions, reordering)",
-    async handler({ ctx, s }) {
-      return s.audit.verify(ctx.projectId);
+    summary:
+      "Verifies the project's audit hash chain (edits, deletions, reordering, truncation: signed head, checkpoints and anchor file)",
+    query: z.object({
+      sinceCheckpoint: z
+        .enum(['true', 'false'])
+        .optional()
+        .describe('true: recompute only the entries after the latest signed checkpoint'),
+    }),
+    async handler({ ctx, s, query }) {
+      return s.audit.verify(ctx.projectId, { sinceCheckpoint: query.sinceCheckpoint === 'true' });
     },
   }),
 
@@ -689,18 +708,59 @@ export const ROUTES: RouteDef[] = [
     },
   }),
 
+  // Linking your own chat identity is an account action of the signed-in person (like sign-in or an
+  // API token), not a tool: the service checks the code and writes the audit entry itself.
+  route({
+    method: 'get',
+    path: '/api/chat-links',
+    access: 'viewer',
+    tag: 'auth',
+    summary: 'The Slack and Mattermost accounts linked to yours (each acts as you in the chat)',
+    response: z.object({ links: z.array(chatLinkView) }),
+    async handler({ ctx, s }) {
+      return { links: await s.chatLinks.listFor(ctx.user.userId) };
+    },
+  }),
+  route({
+    method: 'get',
+    path: '/api/chat-links/pending/:code',
+    access: 'viewer',
+    tag: 'auth',
+    summary: 'Who asked to link with this "/vision link" code (chat user and workspace); changes nothing',
+    params: z.object({ code: chatLinkCode }),
+    response: pendingChatLinkView,
+    async handler({ ctx, s, params }) {
+      if (ctx.user.kind !== 'user') throw new PlatformError('forbidden', 'only a signed-in person can link a chat account; sign in to the web app');
+      return s.chatLinks.describeCode(params.code);
+    },
+  }),
   route({
     method: 'post',
     path: '/api/chat-links',
     access: 'viewer',
     tag: 'auth',
-    summary: 'Links a Slack or Mattermost account to yours with the code "/vision link" printed',
-    body: z.object({ code: z.string().min(10).max(100).describe('code from "/vision link"') }),
+    summary: 'Confirms a "/vision link" code: the chat user it names then acts as you. Show the chat user and workspace first (GET /api/chat-links/pending/:code)',
+    status: 201,
+    body: z.object({
+      code: chatLinkCode,
+      confirm: z.literal(true, 'send "confirm": true after showing the person which chat user and workspace they link').describe('true: the person saw who asks and confirmed'),
+    }),
+    response: chatLinkView,
     async handler({ ctx, s, body }) {
-      if (ctx.user.kind !== 'user') throw new PlatformError('forbidden', 'only a signed-in person can link a chat account');
-      const { linkChatAccount } = await import('./slack/router.js');
-      const linked = await linkChatAccount(s, ctx.log, body.code, ctx.user.userId);
-      return { platform: linked.platform, userName: linked.userName };
+      return s.chatLinks.confirm({ userId: ctx.user.userId, kind: ctx.user.kind, projectId: ctx.projectId }, body.code);
+    },
+  }),
+  route({
+    method: 'delete',
+    path: '/api/chat-links/:id',
+    access: 'viewer',
+    tag: 'auth',
+    summary: 'Removes one of your chat account links; that chat user then acts as nobody',
+    params: idParams,
+    response: okSchema,
+    async handler({ ctx, s, params }) {
+      await s.chatLinks.unlink({ userId: ctx.user.userId, kind: ctx.user.kind, projectId: ctx.projectId }, params.id);
+      return { ok: true };
     },
   }),
   route({

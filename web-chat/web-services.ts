@@ -1,5 +1,5 @@
 import type { AgentRuntime } from '../agent/runtime.js';
-import type { AccountService } from '../services/accounts/index.js';
+import type { AccountService, ChatLinkService } from '../services/accounts/index.js';
 import type { ApprovalService } from '../services/approvals/index.js';
 import type { AuditLog } from '../services/audit/index.js';
 import type { CallContext } from '../services/context.js';
@@ -23,11 +23,13 @@ export interface WebTools {
 /** Everything the web layer calls; domain services not wired yet are absent and their routes answer 503. */
 export interface WebServices {
   accounts: AccountService;
+  /** Chat identities linked to accounts (the bot acts as the linked account). */
+  chatLinks: ChatLinkService;
   audit: AuditLog;
   approvals: ApprovalService;
   tools: WebTools;
   events: { on(listener: (event: DomainEventBase) => void): () => void };
-  /** Shared key-value store (rate limits, chat-bot account links). */
+  /** Shared key-value store (rate limits). */
   cache: Cache;
   /** URL people use to reach this server. */
   publicUrl: string;
@@ -45,6 +47,7 @@ export interface WebServices {
 export function webServicesOf(platform: Platform, overrides: Partial<WebServices> = {}): WebServices {
   const base: WebServices = {
     accounts: platform.accounts,
+    chatLinks: platform.chatLinks,
     audit: platform.audit,
     approvals: platform.approvals,
     tools: platform.tools,

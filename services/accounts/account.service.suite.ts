@@ -233,13 +233,13 @@ export function accountServiceSuite(name: string, init: () => Promise<{ db: Db; 
       expect(await sut.bootstrapAdmin()).toBeUndefined();
       await expect(sut.login('hal@example.com', 'pw')).rejects.toMatchObject({ code: 'invalid_input', message: expect.stringContaining('Firebase') });
 
-      const first = await sut.loginWithIdToken(token({ sub: 'uid_hal', email: 'hal@example.com', name: 'Hal', roles: { default: 'approver', line3: 'viewer', nowhere: 'admin' } }));
+      const first = await sut.loginWithIdToken(token({ sub: 'uid_hal', email: 'hal@example.com', email_verified: true, name: 'Hal', roles: { default: 'approver', line3: 'viewer', nowhere: 'admin' } }));
       expect(first.user).toMatchObject({ email: 'hal@example.com', name: 'Hal', provider: 'firebase' });
       expect(await sut.roleOf('default', first.user.id)).toBe('approver');
       expect(await sut.roleOf('line3', first.user.id)).toBe('viewer');
       expect(await sut.authenticateSession(first.sessionToken, 'line3')).toMatchObject({ role: 'viewer', kind: 'user' });
 
-      const second = await sut.loginWithIdToken(token({ sub: 'uid_hal', email: 'hal@example.com', name: 'Hal H.', role: 'operator' }));
+      const second = await sut.loginWithIdToken(token({ sub: 'uid_hal', email: 'hal@example.com', email_verified: true, name: 'Hal H.', role: 'operator' }));
       expect(second.user.id).toBe(first.user.id);
       expect(second.user.name).toBe('Hal H.');
       expect(await sut.roleOf('default', first.user.id)).toBe('operator');

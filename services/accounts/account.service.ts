@@ -7,7 +7,7 @@ import type { EventSink } from '../events.js';
 import { newId } from '../ids.js';
 import type { Logger } from '../log.js';
 import type { AuditLog } from '../audit/index.js';
-import type { IdentityProvider } from '../infra/auth/port.js';
+import type { Identity, IdentityProvider } from '../infra/auth/port.js';
 import { MemoryCache } from '../infra/cache/memory.js';
 import type { Cache } from '../infra/cache/port.js';
 import { hashPassword } from '../infra/auth/password.js';
@@ -373,28 +373,20 @@ export class AccountService {
     );
   }
 
-  /** Firebase sign-in: verifies the ID token, creates or updates the user, applies role claims, and opens a session. */
+  /**
+   * Firebase sign-in: verifies the ID token (revoked and disabled users refused), finds the account bound
+   * to the Firebase uid, or binds one on the first sign-in with a verified e-mail (the account of that
+   * e-mail if it has no uid yet, else a new one), applies role claims, and opens a session.
+   */
   async loginWithIdToken(idToken: string): Promise<LoginResult> {
     if (!this.identity.verifyIdToken) {
       throw new PlatformError('invalid_input', 'this server uses local accounts; sign in with email and password');
     }
     const identity = await this.identity.verifyIdToken(idToken);
-    let user = await this.findUserByEmail(identity.email);
-    if (user?.disabled) throw new PlatformError('unauthenticated', `account "${identity.email}" is disabled; ask an admin to enable it`);
-    if (!user) {
-      const created: User = { id: newId('usr'), email: identity.email, name: identity.name, provider: 'firebase', disabled: false, createdAt: this.now() };
-      try {
-        await this.db.kysely
-          .insertInto('users')
-          .values({ id: created.id, email: created.email, name: created.name, password_hash: null, provider: 'firebase', disabled: 0, created_at: created.createdAt })
-          .execute();
-        user = created;
-        this.events?.emit({ type: 'accounts.user_created', projectId: DEFAULT_PROJECT_ID, at: created.createdAt, userId: created.id, email: created.email, role: 'viewer' });
-      } catch (err) {
-        if (!isUniqueViolation(err)) throw err;
-        user = (await this.findUserByEmail(identity.email))!;
-      }
-    } else if (user.name !== identity.name) {
+    let user = await this.findUserByFirebaseUid(identity.subject);
+    if (user === undefined) user = await this.bindFirebaseUid(identity);
+    if (user.disabled) throw new PlatformError('unauthenticated', `account "${user.email}" is disabled; ask an admin to enable it`);
+    if (user.name !== identity.name) {
       await this.db.kysely.updateTable('users').set({ name: identity.name }).where('id', '=', user.id).execute();
       user = { ...user, name: identity.name };
     }
@@ -423,8 +415,10 @@ export class AccountService {
     }
     const user = await this.getUser(session.user_id);
     if (!user || user.disabled) throw unknown();
+    const touch = now - Number(session.last_seen_at) >= SESSION_TOUCH_MS;
+    if (touch) await this.recheckIdentity(user, Number(session.created_at), idHash);
     const role = await this.requireRole(projectId, user);
-    if (now - Number(session.last_seen_at) >= SESSION_TOUCH_MS) {
+    if (touch) {
       await this.db.kysely.updateTable('sessions').set({ last_seen_at: now, expires_at: now + this.sessionTtlMs }).where('id_hash', '=', idHash).execute();
     }
     return { userId: user.id, email: user.email, name: user.name, role, kind: 'user' };
@@ -600,6 +594,64 @@ export class AccountService {
     const user = await this.getUser(id);
     if (!user) throw new PlatformError('not_found', `user "${id}" not found; list members with listMembers`);
     return user;
+  }
+
+  private async findUserByFirebaseUid(uid: string): Promise<User | undefined> {
+    const row = await this.db.kysely.selectFrom('users').selectAll().where('firebase_uid', '=', uid).executeTakeFirst();
+    return row ? toUser(row) : undefined;
+  }
+
+  // The first sign-in of a Firebase uid: only a verified e-mail claims an account, and only one no other uid holds,
+  // so a second Firebase user with the same (unverified) address never gets the first one's account and roles.
+  private async bindFirebaseUid(identity: Identity): Promise<User> {
+    const taken = () =>
+      new PlatformError('unauthenticated', `the account of ${identity.email} is bound to another Firebase sign-in; sign in with that one, or ask an admin`);
+    if (identity.emailVerified !== true) {
+      throw new PlatformError('unauthenticated', `the e-mail address ${identity.email} of this Firebase account is not verified; verify it (see your inbox) and sign in again`);
+    }
+    const existing = await this.db.kysely.selectFrom('users').selectAll().where('email', '=', identity.email).executeTakeFirst();
+    if (existing !== undefined) {
+      if (existing.firebase_uid !== null) throw taken();
+      const bound = await this.db.kysely.updateTable('users').set({ firebase_uid: identity.subject }).where('id', '=', existing.id).where('firebase_uid', 'is', null).executeTakeFirst();
+      if (Number(bound.numUpdatedRows) !== 1) {
+        const raced = await this.findUserByFirebaseUid(identity.subject);
+        if (raced === undefined) throw taken();
+        return raced;
+      }
+      this.log.info({ userId: existing.id }, 'Firebase uid bound to an existing account at its first verified sign-in');
+      return toUser(existing);
+    }
+    const created: User = { id: newId('usr'), email: identity.email, name: identity.name, provider: 'firebase', disabled: false, createdAt: this.now() };
+    try {
+      await this.db.kysely
+        .insertInto('users')
+        .values({ id: created.id, email: created.email, name: created.name, password_hash: null, provider: 'firebase', firebase_uid: identity.subject, disabled: 0, created_at: created.createdAt })
+        .execute();
+    } catch (err) {
+      if (!isUniqueViolation(err)) throw err;
+      // the same person signing in twice at once: the other request bound the uid first
+      const raced = await this.findUserByFirebaseUid(identity.subject);
+      if (raced === undefined) throw taken();
+      return raced;
+    }
+    this.events?.emit({ type: 'accounts.user_created', projectId: DEFAULT_PROJECT_ID, at: created.createdAt, userId: created.id, email: created.email, role: 'viewer' });
+    return created;
+  }
+
+  // A platform session of a Firebase user ends once Firebase disables the user or revokes their tokens.
+  private async recheckIdentity(user: User, sessionStartedAt: number, idHash: string): Promise<void> {
+    if (user.provider !== 'firebase' || this.identity.checkSubject === undefined) return;
+    const row = await this.db.kysely.selectFrom('users').select('firebase_uid').where('id', '=', user.id).executeTakeFirst();
+    if (row?.firebase_uid == null) return;
+    try {
+      await this.identity.checkSubject(row.firebase_uid, sessionStartedAt);
+    } catch (err) {
+      if (isPlatformError(err, 'unauthenticated')) {
+        await this.db.kysely.deleteFrom('sessions').where('id_hash', '=', idHash).execute();
+        this.events?.emit({ type: 'accounts.logout', projectId: DEFAULT_PROJECT_ID, at: this.now(), userId: user.id });
+      }
+      throw err;
+    }
   }
 
   private async findUserByEmail(email: string): Promise<User | undefined> {

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { DEFAULT_PROJECT_ID } from '../../services/accounts/index.js';
 import type { ApprovalRequest } from '../../services/approvals/index.js';
 import type { CallContext } from '../../services/context.js';
@@ -11,8 +10,10 @@ import { toolContext, type WebServices } from '../web-services.js';
 /** A chat user as the chat platform names them. */
 export interface ChatUser {
   /** `slack` or `mattermost`. */
-  platform: string;
+  platform: 'slack' | 'mattermost';
   teamId: string;
+  /** Workspace (Slack `team_domain`) or team (Mattermost) name; empty when the platform sent none. */
+  teamName?: string;
   userId: string;
   userName: string;
 }
@@ -35,7 +36,6 @@ export function parseUserMap(value: string | undefined): Map<string, string> {
   return map;
 }
 
-const LINK_TTL_MS = 10 * 60_000;
 const HELP = [
   '`/vision approvals` pending approvals with buttons',
   '`/vision approve ID` approve a request',
@@ -118,28 +118,17 @@ export class VisionBot {
     }
   }
 
-  /** Binds a chat user to a platform user from a link code opened in the signed-in web app. */
-  async completeLink(code: string, platformUserId: string): Promise<ChatUser> {
-    const key = `chat:link:${code}`;
-    const pending = await this.s.cache.get<ChatUser>(key);
-    if (pending === undefined) throw new PlatformError('not_found', 'this link code is unknown or expired; run "/vision link" again in the chat');
-    await this.s.cache.delete(key);
-    await this.s.cache.set(this.linkKey(pending), platformUserId);
-    return pending;
-  }
-
-  private linkKey(user: ChatUser): string {
-    return `chat:user:${user.platform}:${user.teamId}:${user.userId}`;
-  }
-
+  // The code only starts a link: the signed-in person sees this chat user and workspace and confirms.
   private async link(user: ChatUser): Promise<BotReply> {
-    const code = randomBytes(16).toString('base64url');
-    await this.s.cache.set(`chat:link:${code}`, user, LINK_TTL_MS);
-    return ephemeral(`Open ${this.s.publicUrl}/#link/${code} while signed in to VisionInApp within 10 minutes to link your account.`);
+    const { code } = await this.s.chatLinks.createCode({ platform: user.platform, teamId: user.teamId, teamName: user.teamName ?? '', userId: user.userId, userName: user.userName });
+    const minutes = this.s.chatLinks.codeTtlMinutes;
+    return ephemeral(
+      `Open ${this.s.publicUrl}/#link/${code} while signed in to VisionInApp, check that it names you (${escapeMrkdwn(user.userName || user.userId)}), and press Confirm within ${minutes} minutes. The link works once. Never confirm a link someone else sent you: whoever confirms it lets this chat account act as them.`,
+    );
   }
 
   private async ctxOf(user: ChatUser): Promise<CallContext> {
-    let userId = await this.s.cache.get<string>(this.linkKey(user));
+    let userId = await this.s.chatLinks.resolve(user.platform, user.teamId, user.userId);
     if (userId === undefined) {
       const email = this.userMap.get(user.userId);
       if (email === undefined) {

@@ -25,6 +25,7 @@ type RawRequest = Request & { rawBody?: Buffer };
 
 const commandSchema = z.object({
   team_id: z.string().max(64).default(''),
+  team_domain: z.string().max(200).default(''),
   user_id: z.string().min(1).max(64),
   user_name: z.string().max(200).default(''),
   text: z.string().max(4000).default(''),
@@ -34,7 +35,7 @@ const mattermostSchema = commandSchema.extend({ token: z.string().min(1).max(200
 const interactionSchema = z.object({
   type: z.string(),
   user: z.object({ id: z.string().min(1).max(64), username: z.string().max(200).optional(), name: z.string().max(200).optional(), team_id: z.string().max(64).optional() }),
-  team: z.object({ id: z.string().max(64) }).nullish(),
+  team: z.object({ id: z.string().max(64), domain: z.string().max(200).optional() }).nullish(),
   response_url: z.string().url().max(2000).optional(),
   actions: z.array(z.object({ action_id: z.string().max(100), value: z.string().max(200).optional() })).default([]),
 });
@@ -83,7 +84,7 @@ export function slackRouter(opts: SlackOptions): Router {
     const parsed = commandSchema.safeParse(req.body);
     if (!parsed.success) return refuse(res, 400, 'malformed slash command');
     const c = parsed.data;
-    res.json(await bot.command({ platform: 'slack', teamId: c.team_id, userId: c.user_id, userName: c.user_name }, c.text));
+    res.json(await bot.command({ platform: 'slack', teamId: c.team_id, teamName: c.team_domain, userId: c.user_id, userName: c.user_name }, c.text));
   });
 
   router.post('/slack/interactions', form, async (req: RawRequest, res) => {
@@ -99,7 +100,7 @@ export function slackRouter(opts: SlackOptions): Router {
       return;
     }
     const action = payload.actions[0]!;
-    const user: ChatUser = { platform: 'slack', teamId: payload.team?.id ?? payload.user.team_id ?? '', userId: payload.user.id, userName: payload.user.username ?? payload.user.name ?? payload.user.id };
+    const user: ChatUser = { platform: 'slack', teamId: payload.team?.id ?? payload.user.team_id ?? '', teamName: payload.team?.domain ?? '', userId: payload.user.id, userName: payload.user.username ?? payload.user.name ?? payload.user.id };
     const reply = await bot.action(user, action.action_id, action.value ?? '');
     if (payload.response_url) await post(doFetch, payload.response_url, reply, opts.log);
     res.status(200).end();
@@ -111,7 +112,7 @@ export function slackRouter(opts: SlackOptions): Router {
     if (!parsed.success) return refuse(res, 400, 'malformed slash command');
     const c = parsed.data;
     if (!sameToken(c.token, opts.mattermostToken)) return refuse(res, 401, 'invalid Mattermost command token');
-    const reply = await bot.command({ platform: 'mattermost', teamId: c.team_id, userId: c.user_id, userName: c.user_name }, c.text);
+    const reply = await bot.command({ platform: 'mattermost', teamId: c.team_id, teamName: c.team_domain, userId: c.user_id, userName: c.user_name }, c.text);
     res.json({ response_type: reply.response_type, text: reply.text === '' || reply.blocks === undefined ? reply.text : toMarkdown(reply) });
   });
 
@@ -125,11 +126,6 @@ export function slackRouter(opts: SlackOptions): Router {
     });
   }
   return router;
-}
-
-/** The completion of `/vision link`: the signed-in web user opens the code. */
-export function linkChatAccount(services: WebServices, log: Logger, code: string, platformUserId: string): Promise<ChatUser> {
-  return new VisionBot(services, log, new Map()).completeLink(code, platformUserId);
 }
 
 async function post(doFetch: typeof fetch, url: string, body: BotReply, log: Logger): Promise<void> {

@@ -140,8 +140,9 @@ describe('Slack and Mattermost bot through the real app', () => {
     const reply = await command('UNEW', 'link');
     const code = /#link\/([\w-]+)/.exec(reply.text)![1]!;
     const approver = await t.login('approver');
-    expect((await approver.fetch('/api/chat-links', { method: 'POST', json: { code } })).status).toBe(200);
-    expect((await approver.fetch('/api/chat-links', { method: 'POST', json: { code } })).status).toBe(404);
+    expect((await approver.fetch(`/api/chat-links/pending/${code}`)).status).toBe(200);
+    expect((await approver.fetch('/api/chat-links', { method: 'POST', json: { code, confirm: true } })).status).toBe(201);
+    expect((await approver.fetch('/api/chat-links', { method: 'POST', json: { code, confirm: true } })).status).toBe(404);
     expect((await command('UNEW', 'status')).text).toMatch(/Approvals waiting/);
   });
 

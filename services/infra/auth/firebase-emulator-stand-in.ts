@@ -5,6 +5,10 @@ import type { AddressInfo } from 'node:net';
 /** A user of the stand-in: `password` enables Web SDK sign-in, `claims` become custom claims in its ID tokens. */
 export interface StandInUser {
   email: string;
+  /** Whether the e-mail is verified (default true), as in the user record and Web SDK tokens. */
+  emailVerified?: boolean;
+  /** Epoch seconds before which the user's tokens are revoked (`validSince`, set by revokeRefreshTokens). */
+  validSince?: number;
   disabled?: boolean;
   password?: string;
   name?: string;
@@ -151,7 +155,7 @@ export class FirebaseEmulatorStandIn {
   }
 
   private tokens(uid: string, user: StandInUser): { idToken: string; refreshToken: string; expiresIn: string } {
-    const idToken = FirebaseEmulatorStandIn.token(this.project(), { sub: uid, email: user.email, email_verified: true, ...(user.name ? { name: user.name } : {}), ...user.claims });
+    const idToken = FirebaseEmulatorStandIn.token(this.project(), { sub: uid, email: user.email, email_verified: user.emailVerified ?? true, ...(user.name ? { name: user.name } : {}), ...user.claims });
     const refreshToken = randomBytes(16).toString('hex');
     this.refreshTokens.set(refreshToken, uid);
     return { idToken, refreshToken, expiresIn: '3600' };
@@ -170,9 +174,10 @@ export class FirebaseEmulatorStandIn {
     return {
       localId: uid,
       email: u.email,
-      emailVerified: true,
+      emailVerified: u.emailVerified ?? true,
       displayName: u.name,
       disabled: u.disabled ?? false,
+      ...(u.validSince === undefined ? {} : { validSince: String(u.validSince) }),
       providerUserInfo: [{ providerId: 'password', email: u.email, federatedId: u.email, rawId: u.email }],
       ...(u.claims ? { customAttributes: JSON.stringify(u.claims) } : {}),
       createdAt: '1700000000000',

@@ -42,7 +42,7 @@ describe(FirebaseIdentityProvider.name, () => {
 
   it('accepts an emulator ID token for its project and maps the role claim to the default project', async () => {
     const identity = await sut.verifyIdToken(token({ sub: 'uid_ana', email: 'Ana@Example.com', name: 'Ana', role: 'operator' }));
-    expect(identity).toEqual({ provider: 'firebase', subject: 'uid_ana', email: 'ana@example.com', name: 'Ana', roles: { default: 'operator' } });
+    expect(identity).toEqual({ provider: 'firebase', subject: 'uid_ana', email: 'ana@example.com', emailVerified: false, name: 'Ana', roles: { default: 'operator' } });
     expect(emulator.lookups).toContain('uid_ana');
   });
 

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { deleteApp, initializeApp, type App } from 'firebase-admin/app';
-import { getAuth, type Auth, type DecodedIdToken } from 'firebase-admin/auth';
+import { getAuth, type Auth, type DecodedIdToken, type UserRecord } from 'firebase-admin/auth';
 import { z } from 'zod';
 import { PlatformError } from '../../errors.js';
 import type { Health } from '../health.js';
@@ -38,7 +38,8 @@ export class FirebaseIdentityProvider implements IdentityProvider {
     }
     let decoded: DecodedIdToken;
     try {
-      decoded = await this.auth.verifyIdToken(idToken);
+      // checkRevoked: a disabled user, or one whose tokens were revoked, is refused even with an unexpired token
+      decoded = await this.auth.verifyIdToken(idToken, true);
     } catch (err) {
       const code = (err as { code?: string }).code ?? 'auth/invalid-id-token';
       throw new PlatformError('unauthenticated', `Firebase ID token rejected (${code}); sign in again to get a fresh token for project "${this.projectId}"`);
@@ -50,11 +51,28 @@ export class FirebaseIdentityProvider implements IdentityProvider {
       provider: 'firebase',
       subject: decoded.uid,
       email: decoded.email.toLowerCase(),
+      emailVerified: decoded.email_verified === true,
       name: typeof decoded.name === 'string' && decoded.name ? decoded.name : decoded.email,
     };
     const roles = this.rolesFromClaims(decoded);
     if (roles) identity.roles = roles;
     return identity;
+  }
+
+  async checkSubject(subject: string, sessionStartedAt: number): Promise<void> {
+    let user: UserRecord;
+    try {
+      user = await this.auth.getUser(subject);
+    } catch (err) {
+      const code = (err as { code?: string }).code ?? '';
+      if (code === 'auth/user-not-found') throw new PlatformError('unauthenticated', 'your Firebase account no longer exists; sign in again with an active account');
+      throw new PlatformError('unavailable', `could not check the Firebase account with project "${this.projectId}" (${code || (err as Error).message}); try again shortly`);
+    }
+    if (user.disabled) throw new PlatformError('unauthenticated', 'your Firebase account is disabled; ask an administrator to enable it');
+    const validAfter = user.tokensValidAfterTime === undefined ? NaN : Date.parse(user.tokensValidAfterTime);
+    if (Number.isFinite(validAfter) && validAfter > sessionStartedAt) {
+      throw new PlatformError('unauthenticated', 'your Firebase sign-in was revoked; sign in again');
+    }
   }
 
   async health(): Promise<Health> {

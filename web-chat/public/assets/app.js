@@ -3,7 +3,7 @@ import { approvalCard } from './approval-card.js';
 import { initChat } from './chat.js';
 import { applyI18n, setLang, t } from './i18n.js';
 
-const PAGES = ['chat', 'datasets', 'models', 'fleet', 'feedback', 'approvals', 'audit'];
+const PAGES = ['chat', 'datasets', 'models', 'fleet', 'feedback', 'approvals', 'audit', 'links'];
 let me = null;
 const loaded = new Set();
 
@@ -72,7 +72,46 @@ async function showEvaluations(ref) {
   );
 }
 
+/** Shows who asks to link (chat user, workspace) and links only when the person presses Confirm. */
+async function showLinkConfirmation(code) {
+  const box = document.getElementById('link-confirm');
+  const pending = await api(`/api/chat-links/pending/${encodeURIComponent(code)}`);
+  const workspace = pending.teamName || t('links.noWorkspace', { id: pending.teamId });
+  const done = (message) => {
+    box.replaceChildren();
+    showInfo(message);
+    location.hash = '#links';
+  };
+  box.replaceChildren(
+    h('div', { class: 'card border-warning mb-4', id: 'link-confirm-card' },
+      h('div', { class: 'card-header', text: t('links.confirmHeading') }),
+      h('div', { class: 'card-body' },
+        h('p', { class: 'fw-semibold', id: 'link-confirm-who', text: t('links.confirmWho', { platform: pending.platform, user: pending.chatUserName || pending.chatUserId, workspace, me: `${me.user.name} <${me.user.email}>` }) }),
+        h('p', { class: 'text-danger small', text: t('links.confirmWarning') }),
+        h('p', { class: 'small text-body-secondary', text: t('links.confirmExpires', { time: fmtTime(pending.expiresAt) }) }),
+        h('div', { class: 'd-flex gap-2' },
+          h('button', { class: 'btn btn-warning', type: 'button', id: 'link-confirm-button', text: t('links.confirm'), onclick: () => guard(async () => {
+            const linked = await api('/api/chat-links', { method: 'POST', body: { code, confirm: true } });
+            done(t('chat.linked', { name: linked.chatUserName || linked.chatUserId }));
+          }) }),
+          h('button', { class: 'btn btn-outline-secondary', type: 'button', id: 'link-cancel-button', text: t('links.cancel'), onclick: () => done(t('links.cancelled')) })))));
+}
+
 const loaders = {
+  async links() {
+    const { links } = await api('/api/chat-links');
+    document.getElementById('link-rows').replaceChildren(...(links.length ? links.map((l) => h('tr', { dataset: { link: l.id } },
+      h('td', { text: l.platform }),
+      h('td', { text: l.teamName || l.teamId }),
+      h('td', { text: l.chatUserName || l.chatUserId }),
+      h('td', { class: 'small', text: fmtTime(l.createdAt) }),
+      h('td', {}, h('button', { class: 'btn btn-sm btn-outline-danger', type: 'button', text: t('links.unlink'), onclick: () => guard(async () => {
+        await api(`/api/chat-links/${encodeURIComponent(l.id)}`, { method: 'DELETE' });
+        showInfo(t('links.unlinked', { name: l.chatUserName || l.chatUserId }));
+        await loaders.links();
+      }) }))))
+      : [h('tr', {}, h('td', { colspan: '5', class: 'text-body-secondary', text: t('common.none') }))]));
+  },
   async datasets(q = '') {
     const { datasets } = await api(`/api/datasets${q ? `?q=${encodeURIComponent(q)}` : ''}`);
     const list = document.getElementById('dataset-list');
@@ -178,7 +217,7 @@ function show(page) {
   const name = PAGES.includes(page) ? page : 'chat';
   for (const p of PAGES) document.getElementById(`page-${p}`).classList.toggle('active', p === name);
   for (const a of document.querySelectorAll('#nav .nav-link')) a.classList.toggle('active', a.dataset.page === name);
-  if (name !== 'chat' && (!loaded.has(name) || name === 'approvals' || name === 'audit' || name === 'fleet')) {
+  if (name !== 'chat' && (!loaded.has(name) || name === 'approvals' || name === 'audit' || name === 'fleet' || name === 'links')) {
     loaded.add(name);
     void guard(() => loaders[name]());
   }
@@ -187,13 +226,11 @@ function show(page) {
 async function route() {
   const hash = location.hash.replace(/^#/, '');
   if (hash.startsWith('link/')) {
-    await guard(async () => {
-      const linked = await api('/api/chat-links', { method: 'POST', body: { code: hash.slice(5) } });
-      showInfo(t('chat.linked', { name: linked.userName }));
-    });
-    location.hash = '#chat';
+    show('links');
+    await guard(() => showLinkConfirmation(hash.slice(5)));
     return;
   }
+  document.getElementById('link-confirm').replaceChildren();
   show(hash.split('/')[0]);
 }
 

@@ -10,6 +10,8 @@ export interface CoreTables {
     /** scrypt hash `scrypt$N$r$p$salt$hash` (base64 salt and hash), null for Firebase users. */
     password_hash: string | null;
     provider: 'local' | 'firebase';
+    /** Firebase uid bound at the first sign-in with a verified e-mail; later sign-ins match by it. */
+    firebase_uid: string | null;
     disabled: number;
     created_at: number;
   };
