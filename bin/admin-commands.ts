@@ -141,15 +141,16 @@ export function registerAdminCommands(program: Command, action: Runner): void {
   const audit = program.command('audit').description('the hash-chained audit log');
   audit
     .command('verify')
-    .description('check that no audit entry was edited, removed or reordered')
+    .description('check that no audit entry was edited, removed, reordered or truncated (signed head, checkpoints, anchor file)')
     .option('--json', 'print JSON')
+    .option('--since-checkpoint', 'recompute only the entries after the latest signed checkpoint (fast)')
     .action(
-      action(async (cfg, log, opts: { json?: boolean }) => {
+      action(async (cfg, log, opts: { json?: boolean; sinceCheckpoint?: boolean }) => {
         await withPlatform(cfg, log, async (p) => {
-          const result = await p.audit.verify();
+          const result = await p.audit.verify(undefined, { sinceCheckpoint: opts.sinceCheckpoint === true });
           print(opts.json === true, result, () =>
             result.ok
-              ? `audit chain intact: ${result.checked} entries checked`
+              ? `audit chain intact: ${result.checked} entries checked${opts.sinceCheckpoint === true ? ' since the latest checkpoint' : ''}, ${result.checkpoints} signed checkpoints, ${result.anchored} projects anchored`
               : `audit chain BROKEN (${result.problems.length} problems):\n${result.problems.map((x) => `  seq ${x.seq}: ${x.kind} — ${x.detail}`).join('\n')}`,
           );
           if (!result.ok) process.exitCode = 1;

@@ -61,6 +61,19 @@ export const configSchema = z.object({
   APPROVAL_MODE: z.enum(['mutating', 'every-step']).default('mutating'),
   APPROVAL_TTL_HOURS: z.coerce.number().positive().default(24),
   SIGNING_SECRET: z.string().min(32, 'at least 32 characters').optional(),
+  AUDIT_KEY: z
+    .string()
+    .regex(/^[A-Za-z0-9_+/=.-]{32,}$/, 'at least 32 letters, digits or _+/=.-')
+    .optional()
+    .describe('HMAC key of the audit log (entries, chain head, checkpoints); generated once into DATA_DIR/audit-key when unset; set the same on every instance sharing a database'),
+  AUDIT_KEYS: z
+    .string()
+    .regex(/^\s*[A-Za-z0-9_+/=.-]{32,}\s*(,\s*[A-Za-z0-9_+/=.-]{32,}\s*)*$/, 'a comma-separated list of keys of at least 32 characters')
+    .transform((v) => v.split(',').map((k) => k.trim()))
+    .optional()
+    .describe('retired audit keys, comma-separated, kept so entries they signed stay verifiable after AUDIT_KEY is rotated'),
+  AUDIT_CHECKPOINT_EVERY: z.coerce.number().int().min(1).max(100_000).default(20).describe('a signed audit checkpoint after this many entries of a project'),
+  AUDIT_CHECKPOINT_MINUTES: z.coerce.number().min(0.05).max(1440).default(5).describe('... and at least this often while entries arrive (and at shutdown)'),
   SLACK_SIGNING_SECRET: z.string().min(1).optional(),
   SLACK_WEBHOOK_URL: optionalUrl(['http:', 'https:']),
   SLACK_USER_MAP: z
@@ -96,7 +109,7 @@ export const configSchema = z.object({
 export type Config = z.infer<typeof configSchema>;
 
 /** Variables whose value is a secret and is never printed. */
-const SECRET_NAME = /SECRET|PASSWORD|TOKEN|API_KEY|CREDENTIAL/;
+const SECRET_NAME = /SECRET|PASSWORD|TOKEN|API_KEY|CREDENTIAL|AUDIT_KEY/;
 
 /** A configuration value that cannot be used; `message` is one line naming the variable. */
 export class ConfigError extends Error {

@@ -1,4 +1,4 @@
-import { createHmac, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Config } from './config.js';
@@ -16,7 +16,7 @@ import { createStorage, type Storage } from './infra/storage/index.js';
 import { createIdentityProvider } from './infra/auth/index.js';
 import type { IdentityProvider } from './infra/auth/port.js';
 import { AccountService, ChatLinkService } from './accounts/index.js';
-import { AuditLog, auditSearchDocs } from './audit/index.js';
+import { AuditLog, auditSearchDocs, loadAuditKeyring } from './audit/index.js';
 import { ApprovalService } from './approvals/index.js';
 import { DatasetService, datasetSearchDocs } from './datasets/index.js';
 import type { SearchDoc } from './infra/search/port.js';
@@ -137,8 +137,15 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
 
   const accounts = new AccountService({ db, identity, log: log.child({ service: 'accounts' }), events });
   // entry hashes are keyed, so someone with write access to the database cannot recompute a rewritten chain
-  const auditKey = createHmac('sha256', signingSecret).update('visioninapp audit chain').digest('hex');
-  const audit = new AuditLog({ db, log: log.child({ service: 'audit' }), hmacKey: auditKey });
+  // its own key (not SIGNING_SECRET), so rotating the signing secret leaves the audit log verifiable
+  const audit = new AuditLog({
+    db,
+    log: log.child({ service: 'audit' }),
+    keyring: loadAuditKeyring({ dataDir, signingSecret, auditKey: config.AUDIT_KEY, retiredKeys: config.AUDIT_KEYS }),
+    checkpointEvery: config.AUDIT_CHECKPOINT_EVERY,
+    checkpointIntervalMs: config.AUDIT_CHECKPOINT_MINUTES * 60_000,
+    anchorFile: path.join(dataDir, 'audit-anchor.json'),
+  });
   const chatLinks = new ChatLinkService({ db, audit, log: log.child({ service: 'chat-links' }), codeTtlMs: config.CHAT_LINK_CODE_TTL_MIN * 60_000 });
   // edited arguments are validated by the tool's own input schema (the registry is built below)
   const registryRef: { current?: ToolRegistry } = {};
@@ -233,6 +240,11 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
     }
   }
 
+  // Signed checkpoints of the newest audit entries (also copied to DATA_DIR/audit-anchor.json), so a truncated chain is caught.
+  async function auditCheckpoint(): Promise<void> {
+    await audit.checkpoint().catch((err: Error) => log.error({ err: err.message }, 'audit checkpoint failed'));
+  }
+
   const subscriptions: Subscription[] = [];
   const stoppers: Array<() => void> = [];
   async function* allSearchDocs(): AsyncIterable<SearchDoc> {
@@ -313,6 +325,7 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
       await rolloutController.start();
       stoppers.push(training.startTimeoutChecks());
       stoppers.push(every(60 * 60_000, () => evaluateRetrainPolicies()));
+      stoppers.push(every(config.AUDIT_CHECKPOINT_MINUTES * 60_000, () => auditCheckpoint()));
       await agent.start();
     },
     async close() {
@@ -320,6 +333,8 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
       stopSignal.abort();
       stoppers.forEach((stop) => stop());
       await agent.stop();
+      // the newest entries get a signed checkpoint (and the anchor file) before the database closes
+      if (migrated.ok) await auditCheckpoint();
       await rolloutController.stop();
       for (const sub of subscriptions) await sub.close().catch(() => undefined);
       await indexer.stop();

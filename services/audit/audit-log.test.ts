@@ -59,7 +59,7 @@ describe(AuditLog.name, () => {
     expect(other.seq).toBe(1);
     expect(other.prevHash).toBe(GENESIS_HASH);
     expect(entryHash(b)).toBe(b.hash);
-    expect(await sut.verify()).toEqual({ ok: true, checked: 3, problems: [] });
+    expect(await sut.verify()).toEqual({ ok: true, checked: 3, checkpoints: 0, anchored: 0, problems: [] });
   });
 
   it('serialises concurrent appends so the chain never forks', async () => {

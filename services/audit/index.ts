@@ -6,6 +6,8 @@ export {
   GENESIS_HASH,
   redactSecrets,
 } from './audit-log.js';
+export { auditKeyId, createAuditKeyring, legacyAuditKey, loadAuditKeyring } from './audit-keys.js';
+export type { AuditKey, AuditKeyring } from './audit-keys.js';
 export type {
   AuditActor,
   AuditEntry,
@@ -13,5 +15,6 @@ export type {
   AuditLogOptions,
   AuditProblem,
   AuditQuery,
+  AuditVerifyOptions,
   AuditVerifyResult,
 } from './audit-log.js';

@@ -52,7 +52,26 @@ export interface GovernanceTables {
     data: string;
     prev_hash: string;
     hash: string;
+    /** Id of the audit key the hash is an HMAC under; null for entries from before key ids. */
+    key_id: string | null;
   };
-  /** One row per project: the last entry of its chain, locked while appending. */
-  audit_heads: { project_id: string; seq: number; hash: string; updated_at: number };
+  /** One row per project: the last entry of its chain, locked while appending; `mac` signs (seq, hash, updated_at). */
+  audit_heads: {
+    project_id: string;
+    seq: number;
+    hash: string;
+    updated_at: number;
+    key_id: string | null;
+    mac: string | null;
+  };
+  /** Signed checkpoints of each chain: an HMAC over (project, seq, hash, at, key id). */
+  audit_checkpoints: {
+    id: Generated<number>;
+    project_id: string;
+    seq: number;
+    hash: string;
+    at: number;
+    key_id: string;
+    mac: string;
+  };
 }
