@@ -6,10 +6,11 @@ import { ChatLinkService, DEFAULT_PROJECT_ID } from '../../services/accounts/ind
 import { loadConfig } from '../../services/config.js';
 import { silentLogger } from '../../services/log.js';
 import { createPlatform } from '../../services/platform.js';
-import { VisionBot, type ChatUser } from '../../web-chat/slack/bot.js';
+import { CSRF_COOKIE, CSRF_HEADER } from '../../web-chat/auth.js';
+import { startHttpServer } from '../../web-chat/server.js';
 import { slackSignature } from '../../web-chat/slack/signature.js';
-import { startTestServer, type TestServer } from '../../web-chat/test-support.js';
-import { webServicesOf } from '../../web-chat/web-services.js';
+import { startTestServer, TEST_PASSWORD, type TestServer } from '../../web-chat/test-support.js';
+import { freePort } from '../support/services.js';
 
 // Issue 13 item 3: opening /#link/CODE linked the code's chat user to whoever opened the page, with no
 // confirmation; an unlinked chat user tricked an admin into opening it and then approved as the admin.
@@ -212,53 +213,81 @@ describe('chat-account links need an explicit confirmation and are kept in the d
 describe('chat-account links survive a platform restart', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'vlinkrestart-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
-  const config = loadConfig(
-    {
-      DATA_DIR: dir,
-      LOG_LEVEL: 'silent',
-      EMBEDDED_GPU_RUNNER: 'false',
-      SIMULATED_DEVICES: '0',
-      DEMO_DATASET: 'false',
-    },
-    dir,
-  );
-  const chatUser: ChatUser = {
-    platform: 'slack',
-    teamId: 'T9',
-    teamName: 'acme',
-    userId: 'URESTART',
-    userName: 'restart',
+  const env = {
+    DATA_DIR: dir,
+    LOG_LEVEL: 'silent',
+    EMBEDDED_GPU_RUNNER: 'false',
+    SIMULATED_DEVICES: '0',
+    DEMO_DATASET: 'false',
+    SLACK_SIGNING_SECRET: SECRET,
   };
 
+  /** The real app on `dir`: a Slack command and a signed-in person's REST call. */
+  async function start() {
+    const config = loadConfig({ ...env, PORT: String(await freePort()) }, dir);
+    const platform = await createPlatform(config, silentLogger());
+    await platform.prepare();
+    const http = await startHttpServer(platform, { host: '127.0.0.1' });
+    const slack = async (text: string) => {
+      const body = new URLSearchParams({
+        team_id: 'T9',
+        team_domain: 'acme',
+        user_id: 'URESTART',
+        user_name: 'restart',
+        command: '/vision',
+        text,
+      }).toString();
+      const ts = String(Math.floor(Date.now() / 1000));
+      const res = await fetch(`${http.url}/integrations/slack/commands`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/x-www-form-urlencoded',
+          'x-slack-request-timestamp': ts,
+          'x-slack-signature': slackSignature(SECRET, ts, body),
+        },
+        body,
+      });
+      return ((await res.json()) as { text: string }).text;
+    };
+    const close = async () => {
+      await http.close();
+      await platform.close();
+    };
+    return { platform, http, slack, close };
+  }
+
   it('a confirmed link still resolves after the platform is closed and started again on the same database', async () => {
-    const first = await createPlatform(config, silentLogger());
-    await first.prepare();
-    let userId: string;
+    const first = await start();
     try {
-      const user = await first.accounts.createUser({
+      await first.platform.accounts.createUser({
         email: 'linked@example.test',
         name: 'Linked',
-        password: 'correct horse battery',
+        password: TEST_PASSWORD,
         role: 'approver',
         projectId: DEFAULT_PROJECT_ID,
       });
-      userId = user.id;
-      const bot = new VisionBot(webServicesOf(first), silentLogger(), new Map());
-      const code = /#link\/([\w-]+)/.exec((await bot.command(chatUser, 'link')).text)![1]!;
-      await first.chatLinks.confirm({ userId, kind: 'user', projectId: DEFAULT_PROJECT_ID }, code);
-      expect((await bot.command(chatUser, 'status')).text).toMatch(/Approvals waiting/);
+      const login = await fetch(`${first.http.url}/api/auth/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ email: 'linked@example.test', password: TEST_PASSWORD }),
+      });
+      const cookies = login.headers.getSetCookie().map((c) => c.split(';')[0]!);
+      const csrf = cookies.find((c) => c.startsWith(`${CSRF_COOKIE}=`))!.slice(CSRF_COOKIE.length + 1);
+      const code = /#link\/([\w-]+)/.exec(await first.slack('link'))![1]!;
+      const confirmed = await fetch(`${first.http.url}/api/chat-links`, {
+        method: 'POST',
+        headers: { cookie: cookies.join('; '), [CSRF_HEADER]: csrf, 'content-type': 'application/json' },
+        body: JSON.stringify({ code, confirm: true }),
+      });
+      expect(confirmed.ok).toBe(true);
+      expect(await first.slack('status')).toMatch(/Approvals waiting/);
     } finally {
       await first.close();
     }
 
-    const second = await createPlatform(config, silentLogger());
-    await second.prepare();
+    const second = await start();
     try {
-      const bot = new VisionBot(webServicesOf(second), silentLogger(), new Map());
-      expect((await bot.command(chatUser, 'status')).text).toMatch(/Approvals waiting/);
-      expect(await second.chatLinks.listFor(userId)).toEqual([
-        expect.objectContaining({ chatUserId: 'URESTART', teamName: 'acme' }),
-      ]);
+      expect(await second.slack('status')).toMatch(/Approvals waiting/);
     } finally {
       await second.close();
     }
