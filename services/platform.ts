@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Config } from './config.js';
 import { EventBus, type DomainEventBase } from './events.js';
@@ -94,7 +94,13 @@ export interface Platform {
 /** Builds every adapter and service from `config`; the only place that reads config and picks adapters. */
 export async function createPlatform(config: Config, log: Logger): Promise<Platform> {
   const dataDir = path.resolve(config.DATA_DIR);
-  mkdirSync(dataDir, { recursive: true });
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  // the database, storage, broker logs and keys live here: owner-only, also when the folder already existed
+  try {
+    chmodSync(dataDir, 0o700);
+  } catch (err) {
+    log.warn({ err: (err as Error).message, dataDir }, 'could not make DATA_DIR owner-only (0700); restrict it yourself');
+  }
   const publicUrl = (config.PUBLIC_URL ?? `http://${displayHost(config.HOST)}:${config.PORT}`).replace(/\/$/, '');
   const signingSecret = config.SIGNING_SECRET ?? loadOrCreateSecret(path.join(dataDir, 'signing-secret'));
 

@@ -99,9 +99,9 @@ export async function extractZipSafely(source: string | Buffer, dir: string, lim
       const target = path.resolve(root, name);
       if (!target.startsWith(root + path.sep)) throw reject(`zip entry "${name}" rejected: it resolves outside the extraction folder`, name);
       try {
-        await mkdir(path.dirname(target), { recursive: true });
+        await mkdir(path.dirname(target), { recursive: true, mode: 0o700 });
         const stream = await new Promise<NodeJS.ReadableStream>((resolve, reject_) => zip.openReadStream(entry, (err, s) => (err ? reject_(err) : resolve(s))));
-        await pipeline(stream, byteLimit(name, entry.uncompressedSize), createWriteStream(target, { flags: 'wx' }));
+        await pipeline(stream, byteLimit(name, entry.uncompressedSize), createWriteStream(target, { flags: 'wx', mode: 0o600 }));
       } catch (err) {
         if (err instanceof PlatformError) throw err;
         throw reject(`zip entry "${name}" could not be extracted (${(err as Error).message}); is the archive damaged or does it list the same path twice?`, name);

@@ -86,7 +86,7 @@ export class MemoryBroker implements Broker {
     this.dedupeWindow = opts.dedupeWindow;
     const persist = opts.dataDir !== undefined && (opts.persistStreams ?? true);
     if (opts.dataDir !== undefined) {
-      mkdirSync(opts.dataDir, { recursive: true });
+      mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
       this.offsetsFile = path.join(opts.dataDir, OFFSETS_FILE);
       this.loadOffsets();
     }
@@ -247,11 +247,11 @@ export class MemoryBroker implements Broker {
           const lines = log.records.map(
             (r, i) => `{"offset":${log.base + i},"data":${JSON.stringify(recordText(r))}}\n`,
           );
-          writeFileSync(`${log.file}.tmp`, lines.join(''));
+          writeFileSync(`${log.file}.tmp`, lines.join(''), { mode: 0o600 });
           renameSync(`${log.file}.tmp`, log.file);
           log.fileLines = lines.length;
         } else {
-          appendFileSync(log.file, log.pendingLines.join(''));
+          appendFileSync(log.file, log.pendingLines.join(''), { mode: 0o600 });
           log.fileLines += log.pendingLines.length;
         }
       } catch (err) {
@@ -269,7 +269,7 @@ export class MemoryBroker implements Broker {
     this.offsetsTimer = undefined;
     if (this.offsetsFile === undefined) return;
     try {
-      writeFileSync(`${this.offsetsFile}.tmp`, JSON.stringify(Object.fromEntries(this.offsets), null, 1));
+      writeFileSync(`${this.offsetsFile}.tmp`, JSON.stringify(Object.fromEntries(this.offsets), null, 1), { mode: 0o600 });
       renameSync(`${this.offsetsFile}.tmp`, this.offsetsFile);
     } catch (err) {
       this.log.error(

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { Kysely, SqliteDialect, sql, type Transaction } from 'kysely';
@@ -20,7 +20,13 @@ export class SqliteDb implements Db {
   private readonly raw: Database.Database;
 
   constructor({ file }: SqliteDbOptions) {
-    if (file !== ':memory:') mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+    if (file !== ':memory:') {
+      mkdirSync(path.dirname(path.resolve(file)), { recursive: true, mode: 0o700 });
+      // The database holds sessions, token hashes and the audit log: owner-only. SQLite creates the
+      // -wal and -shm files with the main file's mode, so creating it 0600 first covers them too.
+      closeSync(openSync(file, 'a', 0o600));
+      chmodSync(file, 0o600);
+    }
     this.raw = new Database(file);
     this.raw.pragma('journal_mode = WAL');
     this.raw.pragma('busy_timeout = 5000');

@@ -10,6 +10,10 @@ import { Sha256PassThrough, toReadable, verifyingStream } from './hashing.js';
 import { assertValidKey, assertValidPrefix } from './keys.js';
 import type { ObjectInfo, PutResult, Storage } from './port.js';
 
+// Stored images, models and datasets are the project's data: readable by the server's own user only.
+const FILE_MODE = 0o600;
+const DIR_MODE = 0o700;
+
 /** Options of the local-folder storage adapter. */
 export interface LocalStorageOptions {
   /** Folder that holds `objects/`, `meta/` and `tmp/`. */
@@ -71,19 +75,19 @@ export class LocalStorage implements Storage {
     const target = this.objectPath(key);
     const tmp = path.join(this.tmpDir, `${randomBytes(12).toString('hex')}.part`);
     const hasher = new Sha256PassThrough(opts.maxBytes);
-    const out = createWriteStream(tmp, { flags: 'wx' });
+    const out = createWriteStream(tmp, { flags: 'wx', mode: FILE_MODE });
     try {
       await pipeline(toReadable(body), hasher, out);
       const record: MetaRecord = { key, size: hasher.bytesSeen, sha256: hasher.digest(), updatedAt: Date.now() };
       if (opts.contentType) record.contentType = opts.contentType;
       const metaFile = this.metaPath(key);
       const metaTmp = `${tmp}.meta`;
-      await writeFile(metaTmp, JSON.stringify(record), { flag: 'wx' });
+      await writeFile(metaTmp, JSON.stringify(record), { flag: 'wx', mode: FILE_MODE });
       await this.serialized(key, async () => {
-        await mkdir(path.dirname(target), { recursive: true }).catch((err: unknown) => {
+        await mkdir(path.dirname(target), { recursive: true, mode: DIR_MODE }).catch((err: unknown) => {
           throw this.layoutConflict(key, err);
         });
-        await mkdir(path.dirname(metaFile), { recursive: true });
+        await mkdir(path.dirname(metaFile), { recursive: true, mode: DIR_MODE });
         await rename(tmp, target).catch((err: unknown) => {
           throw this.layoutConflict(key, err);
         });
@@ -217,7 +221,7 @@ export class LocalStorage implements Storage {
   }
 
   private init(): Promise<void> {
-    this.ready ??= Promise.all([this.objectsDir, this.metaDir, this.tmpDir].map((d) => mkdir(d, { recursive: true }))).then(() => undefined);
+    this.ready ??= Promise.all([this.objectsDir, this.metaDir, this.tmpDir].map((d) => mkdir(d, { recursive: true, mode: DIR_MODE }))).then(() => undefined);
     return this.ready;
   }
 
