@@ -25,6 +25,12 @@ export const configSchema = z.object({
   HOST: z.string().min(1).default('127.0.0.1').describe('interface the HTTP server binds'),
   PUBLIC_URL: optionalUrl(['http:', 'https:']).describe('URL people and devices use to reach the server'),
   DATA_DIR: z.string().min(1).default('./data').describe('folder for everything the embedded adapters keep'),
+  IMPORT_ROOTS: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('comma-separated folders dataset imports may read (default DATA_DIR/imports); DATA_DIR/demo is always readable'),
+  EXPORT_ROOTS: z.string().min(1).optional().describe('comma-separated folders dataset exports may write (default DATA_DIR/exports)'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   DATABASE_URL: optionalUrl(['mysql:']).describe('mysql://user:pass@host:3306/db; SQLite under DATA_DIR when unset'),
   REDIS_URL: optionalUrl(['redis:', 'rediss:']).describe('redis://host:6379; in-memory cache when unset'),

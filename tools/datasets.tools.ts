@@ -149,9 +149,9 @@ export const importDatasetTool = defineTool({
   name: 'import_dataset',
   title: 'Import a dataset',
   description:
-    'Import a dataset (YOLO, COCO JSON or Pascal VOC) from a local folder, a .zip file or a storage prefix as a new dataset or a new version of an existing one. Returns the validation report.',
+    "Import a dataset (YOLO, COCO JSON or Pascal VOC) from a folder or .zip file under the server's import folders (IMPORT_ROOTS), or from a storage prefix inside this project's storage area, as a new dataset or a new version of an existing one. Returns the validation report.",
   input: z.object({
-    source: z.string().min(1).max(1000).describe('a folder path, a path to a .zip file, or "storage:<prefix>" for files already in storage'),
+    source: z.string().min(1).max(1000).describe("a folder or .zip path under the server's import folders (a relative path starts in the first one), or \"storage:<prefix>\" for files already in this project's storage area"),
     name: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'lower-case letters, digits, ".", "_" or "-", e.g. helmets-v3').describe('dataset name to import into'),
     format: z.enum(['yolo', 'coco', 'voc']).optional().describe('format of the files; detected when omitted'),
     description: z.string().max(4000).optional().describe('what the dataset holds'),
@@ -201,18 +201,19 @@ export const splitDatasetTool = defineTool({
 export const exportDatasetTool = defineTool({
   name: 'export_dataset',
   title: 'Export a dataset',
-  description: 'Export a dataset version in YOLO or COCO format, to a folder on the server or as a zip (in storage when no path is given).',
+  description: "Export a dataset version in YOLO or COCO format: as a zip in storage with a download link (the default), or to a new folder or zip file under the server's export folders (EXPORT_ROOTS).",
   input: z.object({
     dataset: ref,
     format: z.enum(['yolo', 'coco']).describe('output format'),
-    folder: z.string().min(1).optional().describe('write into this folder on the server instead of a zip'),
-    zipPath: z.string().min(1).optional().describe('write the zip to this path on the server instead of storage'),
+    folder: z.string().min(1).optional().describe("write into this new folder under the server's export folders instead of a zip"),
+    zipPath: z.string().min(1).optional().describe("write the zip to this path under the server's export folders instead of storage"),
   }),
   output: z.object({
     format: z.string().describe('yolo or coco'),
     images: z.number().describe('images exported'),
     location: z.string().describe('folder, zip file, or storage key of the zip'),
     kind: z.string().describe('folder, zip-file or zip-storage'),
+    url: z.string().optional().describe('download link of a zip in storage (valid for an hour)'),
     bytes: z.number().optional().describe('zip size'),
     sha256: z.string().optional().describe('zip checksum'),
   }),

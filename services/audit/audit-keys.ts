@@ -26,10 +26,18 @@ export function auditKeyId(secret: string): string {
 }
 
 /** A keyring of `current` plus `retired` keys (kept to verify what they signed). */
-export function createAuditKeyring(current: string, retired: readonly string[] = [], legacy?: string): AuditKeyring {
+export function createAuditKeyring(
+  current: string,
+  retired: readonly string[] = [],
+  legacy?: string,
+): AuditKeyring {
   const keys = new Map<string, string>();
   for (const secret of [...retired, current]) keys.set(auditKeyId(secret), secret);
-  return { current: { id: auditKeyId(current), secret: current }, keys, ...(legacy === undefined ? {} : { legacy }) };
+  return {
+    current: { id: auditKeyId(current), secret: current },
+    keys,
+    ...(legacy === undefined ? {} : { legacy }),
+  };
 }
 
 /** The key audit entries were hashed with before AUDIT_KEY existed: derived from SIGNING_SECRET. */
@@ -49,8 +57,12 @@ export function loadAuditKeyring(opts: {
   auditKey?: string | undefined;
   retiredKeys?: readonly string[] | undefined;
 }): AuditKeyring {
-  const current = opts.auditKey ?? loadOrCreate(path.join(opts.dataDir, 'audit-key'), () => randomBytes(32).toString('base64url'));
-  const legacy = loadOrCreate(path.join(opts.dataDir, 'audit-key-legacy'), () => legacyAuditKey(opts.signingSecret));
+  const current =
+    opts.auditKey ??
+    loadOrCreate(path.join(opts.dataDir, 'audit-key'), () => randomBytes(32).toString('base64url'));
+  const legacy = loadOrCreate(path.join(opts.dataDir, 'audit-key-legacy'), () =>
+    legacyAuditKey(opts.signingSecret),
+  );
   return createAuditKeyring(current, opts.retiredKeys ?? [], legacy);
 }
 
@@ -58,7 +70,10 @@ function loadOrCreate(file: string, make: () => string): string {
   if (existsSync(file)) {
     const value = readFileSync(file, 'utf8').trim();
     if (value.length < 32)
-      throw new PlatformError('invalid_input', `${file} holds no audit key (under 32 characters); restore it from a backup or set AUDIT_KEY`);
+      throw new PlatformError(
+        'invalid_input',
+        `${file} holds no audit key (under 32 characters); restore it from a backup or set AUDIT_KEY`,
+      );
     return value;
   }
   const value = make();

@@ -38,7 +38,13 @@ describe.skipIf(skip)('AuditLog on MySQL', () => {
     expect(total).toBe(80);
     expect(entries.map((e) => e.seq)).toEqual(Array.from({ length: 80 }, (_, i) => i + 1));
     for (let i = 1; i < entries.length; i++) expect(entries[i]!.prevHash).toBe(entries[i - 1]!.hash);
-    expect(await b.verify('race')).toEqual({ ok: true, checked: 80, checkpoints: 0, anchored: 0, problems: [] });
+    expect(await b.verify('race')).toEqual({
+      ok: true,
+      checked: 80,
+      checkpoints: 0,
+      anchored: 0,
+      problems: [],
+    });
   });
 
   it('detects edits, removals and reordering on MySQL', async () => {

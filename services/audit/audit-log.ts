@@ -125,7 +125,10 @@ const anchorCheckpointSchema = z.object({
   keyId: z.string().min(1).max(32),
   mac: z.string().regex(/^[0-9a-f]{64}$/),
 });
-const anchorFileSchema = z.object({ version: z.literal(1), projects: z.record(z.string(), anchorCheckpointSchema) });
+const anchorFileSchema = z.object({
+  version: z.literal(1),
+  projects: z.record(z.string(), anchorCheckpointSchema),
+});
 type AnchorCheckpoint = z.infer<typeof anchorCheckpointSchema>;
 
 type AuditRow = Selectable<Database['audit_log']>;
@@ -272,10 +275,21 @@ export class AuditLog {
         key_id: entry.keyId,
       })
       .execute();
-    const signed = this.sign('audit.head', { projectId: entry.projectId, seq: entry.seq, hash: entry.hash, at });
+    const signed = this.sign('audit.head', {
+      projectId: entry.projectId,
+      seq: entry.seq,
+      hash: entry.hash,
+      at,
+    });
     await trx
       .updateTable('audit_heads')
-      .set({ seq: entry.seq, hash: entry.hash, updated_at: at, key_id: signed?.keyId ?? null, mac: signed?.mac ?? null })
+      .set({
+        seq: entry.seq,
+        hash: entry.hash,
+        updated_at: at,
+        key_id: signed?.keyId ?? null,
+        mac: signed?.mac ?? null,
+      })
       .where('project_id', '=', entry.projectId)
       .execute();
     await enqueueIndex(trx, { op: 'upsert', doc: auditSearchDoc(entry) });
@@ -354,7 +368,8 @@ export class AuditLog {
             .executeTakeFirst();
     const inserted = Number(result.numInsertedOrUpdatedRows ?? 0n) > 0;
     // the log is a second copy outside the database (hash and signature are not secrets)
-    if (inserted) this.log.info({ projectId, seq, hash, at, keyId: signed.keyId, mac: signed.mac }, 'audit checkpoint');
+    if (inserted)
+      this.log.info({ projectId, seq, hash, at, keyId: signed.keyId, mac: signed.mac }, 'audit checkpoint');
     return inserted;
   }
 
@@ -378,7 +393,10 @@ export class AuditLog {
     const run = async () => {
       const anchors = readAnchorFile(file);
       if (anchors === 'unreadable') {
-        this.log.error({ file }, 'audit anchor file is unreadable; not overwritten; run visioninapp audit verify');
+        this.log.error(
+          { file },
+          'audit anchor file is unreadable; not overwritten; run visioninapp audit verify',
+        );
         return;
       }
       let changed = false;
@@ -395,7 +413,13 @@ export class AuditLog {
           continue;
         }
         if (known?.seq === Number(cp.seq)) continue;
-        anchors[projectId] = { seq: Number(cp.seq), hash: cp.hash, at: Number(cp.at), keyId: cp.key_id, mac: cp.mac };
+        anchors[projectId] = {
+          seq: Number(cp.seq),
+          hash: cp.hash,
+          at: Number(cp.at),
+          keyId: cp.key_id,
+          mac: cp.mac,
+        };
         changed = true;
       }
       if (!changed) return;
@@ -505,7 +529,12 @@ export class AuditLog {
         detail: `the anchor file ${this.anchorFile ?? ''} is unreadable: it was changed outside the platform; restore it from a backup`,
       });
     for (const project of projects)
-      await this.verifyProject(project, result, opts, anchors === 'unreadable' ? undefined : anchors[project]);
+      await this.verifyProject(
+        project,
+        result,
+        opts,
+        anchors === 'unreadable' ? undefined : anchors[project],
+      );
     result.ok = result.problems.length === 0;
     return result;
   }
@@ -537,7 +566,9 @@ export class AuditLog {
     }
     const latest = checkpoints.at(-1);
     const start = opts.sinceCheckpoint === true && latest !== undefined ? Number(latest.seq) : 1;
-    const pending = new Map(checkpoints.filter((cp) => Number(cp.seq) >= start).map((cp) => [Number(cp.seq), cp]));
+    const pending = new Map(
+      checkpoints.filter((cp) => Number(cp.seq) >= start).map((cp) => [Number(cp.seq), cp]),
+    );
     result.checkpoints += pending.size;
 
     let expected = start;
@@ -567,7 +598,11 @@ export class AuditLog {
         if (cp !== undefined) {
           pending.delete(seq);
           if (cp.hash !== row.hash)
-            problem(seq, 'edited', `entry ${seq} (${row.action}) differs from the signed checkpoint of it: it was replaced`);
+            problem(
+              seq,
+              'edited',
+              `entry ${seq} (${row.action}) differs from the signed checkpoint of it: it was replaced`,
+            );
         }
         const key = this.keyFor(row);
         if (key === 'unknown') {
@@ -620,7 +655,11 @@ export class AuditLog {
       );
     if (anchor !== undefined) {
       if (!this.checkpointSignatureOk({ ...anchor, project_id: projectId })) {
-        problem(anchor.seq, 'edited', `the checkpoint of this project in the anchor file fails its signature: the file was changed`);
+        problem(
+          anchor.seq,
+          'edited',
+          `the checkpoint of this project in the anchor file fails its signature: the file was changed`,
+        );
       } else {
         result.anchored++;
         const anchored = await this.db.kysely
@@ -636,7 +675,11 @@ export class AuditLog {
             `entry ${anchor.seq} is gone although the anchor file recorded it signed at ${new Date(anchor.at).toISOString()}: the newest entries were removed or the database was rolled back (the chain ends at ${lastSeq})`,
           );
         else if (anchored.hash !== anchor.hash)
-          problem(anchor.seq, 'edited', `entry ${anchor.seq} differs from the one the anchor file recorded: it was replaced`);
+          problem(
+            anchor.seq,
+            'edited',
+            `entry ${anchor.seq} differs from the one the anchor file recorded: it was replaced`,
+          );
       }
     }
     const head = await this.db.kysely
@@ -651,7 +694,11 @@ export class AuditLog {
     const headSeq = Number(head.seq);
     if (this.keyring !== undefined || head.key_id !== null) {
       if (head.key_id === null && checkpoints.length > 0)
-        problem(headSeq, 'edited', 'the chain head is not signed although the chain has signed checkpoints: audit_heads was changed');
+        problem(
+          headSeq,
+          'edited',
+          'the chain head is not signed although the chain has signed checkpoints: audit_heads was changed',
+        );
       else if (!this.headSignatureOk(head))
         problem(
           headSeq,
@@ -780,7 +827,14 @@ function macOf(
   type: 'audit.head' | 'audit.checkpoint',
   c: { projectId: string; seq: number; hash: string; at: number; keyId: string },
 ): string {
-  const content = canonicalJson({ type, projectId: c.projectId, seq: c.seq, hash: c.hash, at: c.at, keyId: c.keyId });
+  const content = canonicalJson({
+    type,
+    projectId: c.projectId,
+    seq: c.seq,
+    hash: c.hash,
+    at: c.at,
+    keyId: c.keyId,
+  });
   return createHmac('sha256', secret).update(content, 'utf8').digest('hex');
 }
 

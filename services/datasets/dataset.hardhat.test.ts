@@ -120,7 +120,7 @@ describe.skipIf(!present)(`${DatasetService.name} on the real hard-hat photos`, 
     expect(image.path).toMatch(/^images\/val\/[0-9a-f]{64}\.jpg$/);
     const sha = path.posix.basename(label.path, '.txt');
     const img = (await env.sut.listImages(ctx, 'hardhat@1', { limit: 1000 })).items.find((i) => i.sha256 === sha)!;
-    const labelKey = `labels/${label.sha256}.txt`;
+    const labelKey = `projects/default/labels/${label.sha256}.txt`;
     const text = await env.storage.getBuffer(labelKey);
     expect(createHash('sha256').update(text).digest('hex')).toBe(label.sha256);
     expect(text.length).toBe(label.size);

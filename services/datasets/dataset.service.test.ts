@@ -69,7 +69,7 @@ describe(DatasetService.name, () => {
     const page = await env.sut.listImages(ctx, 'flawed@1', { split: 'train', offset: 0, limit: 10 });
     expect(page.total).toBe(1);
     const img = page.items[0]!;
-    expect(img).toMatchObject({ width: 200, height: 100, split: 'train', imageKey: `images/${img.sha256}.jpg`, sourcePath: 'images/train/a.jpg' });
+    expect(img).toMatchObject({ width: 200, height: 100, split: 'train', imageKey: `projects/default/images/${img.sha256}.jpg`, sourcePath: 'images/train/a.jpg' });
     expect(img.boxes).toHaveLength(1);
     expect(img.boxes[0]).toMatchObject({ className: 'helmet', classId: 0 });
     expect(img.boxes[0]!.x1).toBeCloseTo(0.4);
@@ -150,7 +150,7 @@ describe(DatasetService.name, () => {
     const z = await env.sut.import(ctx, { name: 'zipped', source: { kind: 'zip', buffer: zip } });
     expect(z.version.stats.images).toBe(1);
     expect(z.report.origin).toBe('zip upload');
-    for (const [name, data] of Object.entries(files)) await env.storage.put(`uploads/set1/${name}`, Buffer.from(data));
+    for (const [name, data] of Object.entries(files)) await env.storage.put(`projects/default/uploads/set1/${name}`, Buffer.from(data));
     const s = await env.sut.import(ctx, { name: 'from-storage', source: { kind: 'storage', prefix: 'uploads/set1' } });
     expect(s.version.stats.boxes).toBe(1);
   });
@@ -210,7 +210,7 @@ describe(DatasetService.name, () => {
     expect(res.version.lineage).toMatchObject({ kind: 'samples', parent: 'zipped@1', feedbackIds: ['fb_1'] });
     expect(res.version.note).toBe('line-3 low confidence');
     const added = (await env.sut.listImages(ctx, 'zipped@2')).items.find((i) => i.sourcePath === 'feedback/dev1/frame.jpg')!;
-    expect(added.imageKey).toBe(`images/${added.sha256}.jpg`);
+    expect(added.imageKey).toBe(`projects/default/images/${added.sha256}.jpg`);
     expect((await env.sut.get(ctx, 'zipped@1')).stats.images).toBe(1);
   });
 

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, realpath, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -48,6 +48,7 @@ import {
   type ListImagesOptions,
   type SampleInput,
 } from './schemas.js';
+import { NO_SERVER_PATHS, projectStoragePrefix, resolveExportPath, type DatasetPathPolicy } from './roots.js';
 import { openSource, type OpenedSource } from './sources.js';
 import { DEFAULT_SPLIT, splitForHash, type SplitRatios } from './split.js';
 import { DEFAULT_ZIP_LIMITS, type ZipLimits } from './zip.js';
@@ -140,6 +141,8 @@ export interface ExportResult {
   /** The folder or zip file written, or the storage key of the zip. */
   location: string;
   kind: 'folder' | 'zip-file' | 'zip-storage';
+  /** For a zip in storage: a signed download link (valid for an hour). */
+  url?: string;
   bytes?: number;
   sha256?: string;
 }
@@ -152,6 +155,8 @@ export interface DatasetServiceDeps {
   log: Logger;
   now?: () => number;
   limits?: Partial<DatasetLimits>;
+  /** Server folders imports may read and exports may write; none when omitted (uploads, storage and zip buffers only). */
+  paths?: DatasetPathPolicy;
 }
 
 interface NewVersionInput {
@@ -179,6 +184,7 @@ export class DatasetService {
   private readonly log: Logger;
   private readonly now: () => number;
   private readonly limits: DatasetLimits;
+  private readonly paths: DatasetPathPolicy;
 
   constructor(deps: DatasetServiceDeps) {
     this.db = deps.db;
@@ -187,6 +193,7 @@ export class DatasetService {
     this.log = deps.log;
     this.now = deps.now ?? Date.now;
     this.limits = { ...DEFAULT_DATASET_LIMITS, ...deps.limits, zip: { ...DEFAULT_ZIP_LIMITS, ...deps.limits?.zip } };
+    this.paths = deps.paths ?? NO_SERVER_PATHS;
   }
 
   /** Datasets of the caller's project with their latest version's size. */
@@ -278,7 +285,7 @@ export class DatasetService {
     this.requireWriter(ctx, 'import datasets');
     const req = parse(importInputSchema, input, 'import');
     const progress = this.progressReporter(ctx, req.name, onProgress);
-    const source = await openSource(req.source, { storage: this.storage, zipLimits: this.limits.zip });
+    const source = await openSource(req.source, { storage: this.storage, zipLimits: this.limits.zip, access: { projectId: ctx.projectId, imports: this.paths.imports } });
     try {
       progress('scan', 0, source.paths.length);
       const format = req.format ?? detectFormat(source.paths);
@@ -299,8 +306,8 @@ export class DatasetService {
       const honour = req.split === undefined && kept.some((k) => k.sourceSplit !== undefined);
       const ratios = req.split ?? DEFAULT_SPLIT;
       const images: VersionImage[] = kept.map((k) => ({ ...k.image, split: honour && k.sourceSplit !== undefined ? k.sourceSplit : splitForHash(k.image.sha256, ratios) }));
-      await this.storeLabels(images);
-      await this.addThumbnails(images, parsed.classNames, (done, total) => progress('thumbnails', done, total));
+      await this.storeLabels(ctx, images);
+      await this.addThumbnails(ctx, images, parsed.classNames, (done, total) => progress('thumbnails', done, total));
       const report = buildReport({ format, origin: source.origin, files: source.paths.length, imagesFound: parsed.images.length, kept: images, issues });
       progress('save', 0, 1);
       const result = await this.createVersion(ctx, {
@@ -398,7 +405,7 @@ export class DatasetService {
       });
       const norm = normalizeBoxes({ image: s.imageKey, units: 'normalized', boxes }, probe.width, probe.height);
       issues.push(...norm.issues);
-      const stored = await this.storeImage(bytes, probe.ext);
+      const stored = await this.storeImage(ctx, bytes, probe.ext);
       const prior = bySha.get(stored.sha256);
       if (prior !== undefined) {
         issues.push({ kind: 'duplicate_image', severity: 'warning', file: s.imageKey, message: `same bytes as ${prior.sourcePath}; its boxes were replaced by the sample's` });
@@ -419,9 +426,9 @@ export class DatasetService {
       added.push(img);
     }
     if (added.length === 0) throw new PlatformError('invalid_input', `none of the ${list.length} samples is usable: ${issues.map((i) => `${i.file}: ${i.message}`).slice(0, 3).join('; ')}`);
-    await this.storeLabels(added);
+    await this.storeLabels(ctx, added);
     const images = [...bySha.values()];
-    await this.addThumbnails(images, classNames);
+    await this.addThumbnails(ctx, images, classNames);
     const report = buildReport({ format: 'samples', origin: parentRef, files: list.length, imagesFound: list.length, kept: added, issues });
     return this.createVersion(ctx, {
       name: dataset.name,
@@ -449,9 +456,14 @@ export class DatasetService {
     return { name: dataset.name, version: version.version, classNames: JSON.parse(version.class_names) as string[], files };
   }
 
-  /** Writes a version as YOLO or COCO to a new folder, a zip file, or a zip in storage (`exports/...`). */
+  /**
+   * Writes a version as YOLO or COCO to a zip in storage (`exports/<project>/...`, with a download
+   * link) or, when a path is given, to a new folder or zip file under the export roots (never
+   * elsewhere, never in the app's own folder; files 0600, folders 0700).
+   */
   async export(ctx: CallContext, ref: string, input: ExportInput): Promise<ExportResult> {
     const req = parse(exportInputSchema, input, 'export');
+    const target = req.to.path === undefined ? undefined : await resolveExportPath(req.to.path, this.paths.exports);
     const { dataset, version } = await this.resolveRef(ctx, ref);
     const classNames = JSON.parse(version.class_names) as string[];
     const images = await this.repo().listImages(version.id);
@@ -471,13 +483,16 @@ export class DatasetService {
       entries.push({ path: 'annotations.json', data: async () => Buffer.from(JSON.stringify(doc)), compress: true });
     }
     if (req.to.kind === 'folder') {
-      const root = path.resolve(req.to.path);
+      const root = target!;
       const existing = await readdir(root).catch(() => []);
-      if (existing.length > 0) throw new PlatformError('conflict', `export folder "${root}" is not empty; choose a new or empty folder`);
+      if (existing.length > 0) throw new PlatformError('conflict', `export folder "${req.to.path}" is not empty; choose a new or empty folder`);
+      await mkdir(root, { recursive: true, mode: 0o700 });
+      // checked again once created: a link put in its place meanwhile is refused
+      if ((await realpath(root)) !== root) throw new PlatformError('conflict', `export folder "${req.to.path}" changed while it was created; retry with a new folder`);
       for (const e of entries) {
-        const target = path.join(root, ...e.path.split('/'));
-        await mkdir(path.dirname(target), { recursive: true });
-        await writeFile(target, await e.data());
+        const file = path.join(root, ...e.path.split('/'));
+        await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+        await writeFile(file, await e.data(), { flag: 'wx', mode: 0o600 });
       }
       return { format: req.format, images: images.length, location: root, kind: 'folder' };
     }
@@ -492,17 +507,20 @@ export class DatasetService {
       });
     }
     zip.end();
-    if (req.to.path !== undefined) {
-      const file = path.resolve(req.to.path);
-      await mkdir(path.dirname(file), { recursive: true });
-      await pipeline(zip.outputStream, createWriteStream(file, { flags: 'wx' }));
+    if (target !== undefined) {
+      const file = target;
+      await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+      if ((await realpath(path.dirname(file))) !== path.dirname(file)) throw new PlatformError('conflict', `the folder of "${req.to.path}" changed while it was created; retry`);
+      // 'wx' never follows or replaces an existing file or link
+      await pipeline(zip.outputStream, createWriteStream(file, { flags: 'wx', mode: 0o600 }));
       return { format: req.format, images: images.length, location: file, kind: 'zip-file' };
     }
     const key = `exports/${ctx.projectId}/${dataset.name}-v${version.version}-${req.format}-${this.now()}.zip`;
     const body = new PassThrough();
     zip.outputStream.pipe(body);
     const put = await this.storage.put(key, body, { contentType: 'application/zip' });
-    return { format: req.format, images: images.length, location: key, kind: 'zip-storage', bytes: put.size, sha256: put.sha256 };
+    const url = await this.storage.presignGet(key, 3600);
+    return { format: req.format, images: images.length, location: key, kind: 'zip-storage', url, bytes: put.size, sha256: put.sha256 };
   }
 
   private repo(): DatasetRepository {
@@ -556,7 +574,7 @@ export class DatasetService {
         }
         const norm = normalizeBoxes(src, probe.width, probe.height);
         issues.push(...norm.issues);
-        const stored = await this.storeImage(bytes, probe.ext);
+        const stored = await this.storeImage(ctx, bytes, probe.ext);
         out.push({
           path: src.image,
           sourceSplit: src.split,
@@ -569,22 +587,22 @@ export class DatasetService {
     return out;
   }
 
-  /** Stores bytes at `images/<sha256>.<ext>` unless that object already exists. */
-  private async storeImage(bytes: Buffer, ext: string): Promise<{ sha256: string; imageKey: string; imageBytes: number }> {
+  /** Stores bytes at `projects/<project>/images/<sha256>.<ext>` unless that object already exists (one project never reads another's). */
+  private async storeImage(ctx: CallContext, bytes: Buffer, ext: string): Promise<{ sha256: string; imageKey: string; imageBytes: number }> {
     const sha256 = createHash('sha256').update(bytes).digest('hex');
-    const imageKey = `images/${sha256}.${ext}`;
+    const imageKey = `${projectStoragePrefix(ctx.projectId)}images/${sha256}.${ext}`;
     const head = await this.storage.head(imageKey);
     if (head === undefined || head.size !== bytes.length) await this.storage.put(imageKey, bytes, { contentType: ext === 'jpg' ? 'image/jpeg' : `image/${ext}` });
     return { sha256, imageKey, imageBytes: bytes.length };
   }
 
-  /** Stores each image's YOLO label text content-addressed at `labels/<sha256>.txt` and fills in its key. */
-  private async storeLabels(images: VersionImage[]): Promise<void> {
+  /** Stores each image's YOLO label text content-addressed at `projects/<project>/labels/<sha256>.txt` and fills in its key. */
+  private async storeLabels(ctx: CallContext, images: VersionImage[]): Promise<void> {
     const stored = new Map<string, Promise<void>>();
     await mapLimit(images, this.limits.concurrency, async (img) => {
       const text = Buffer.from(formatYoloLabels(img.boxes));
       const sha = createHash('sha256').update(text).digest('hex');
-      const key = `labels/${sha}.txt`;
+      const key = `${projectStoragePrefix(ctx.projectId)}labels/${sha}.txt`;
       let pending = stored.get(key);
       if (pending === undefined) {
         pending = (async () => {
@@ -600,7 +618,7 @@ export class DatasetService {
   }
 
   /** Gives the first images by content hash a thumbnail with boxes drawn, up to the configured count. */
-  private async addThumbnails(images: VersionImage[], classNames: string[], onProgress?: (done: number, total: number) => void): Promise<void> {
+  private async addThumbnails(ctx: CallContext, images: VersionImage[], classNames: string[], onProgress?: (done: number, total: number) => void): Promise<void> {
     const have = images.filter((i) => i.thumbnailKey !== null).length;
     const want = [...images]
       .filter((i) => i.thumbnailKey === null)
@@ -612,7 +630,7 @@ export class DatasetService {
       try {
         const thumb = await renderThumbnail(await this.storage.getBuffer(img.imageKey), img.width, img.height, img.boxes, classNames);
         const sha = createHash('sha256').update(thumb).digest('hex');
-        const key = `thumbnails/${sha}.jpg`;
+        const key = `${projectStoragePrefix(ctx.projectId)}thumbnails/${sha}.jpg`;
         await this.storage.put(key, thumb, { contentType: 'image/jpeg' });
         img.thumbnailKey = key;
       } catch (err) {

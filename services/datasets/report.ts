@@ -61,9 +61,26 @@ export function groupIssues(issues: readonly FormatIssue[]): IssueGroup[] {
     if (g === undefined) groups.set(issue.kind, (g = { kind: issue.kind, errors: 0, warnings: 0, examples: [] }));
     if (issue.severity === 'error') g.errors++;
     else g.warnings++;
-    if (g.examples.length < EXAMPLES) g.examples.push(issue);
+    if (g.examples.length < EXAMPLES) g.examples.push(boundedIssue(issue));
   }
   return [...groups.values()].sort((a, b) => b.errors - a.errors || b.warnings - a.warnings || a.kind.localeCompare(b.kind));
+}
+
+const MAX_MESSAGE = 300;
+const MAX_FILE = 200;
+
+/**
+ * An example as it may be stored and shown: control characters escaped and lengths capped, so a
+ * report (returned to the caller and kept in the audit log) never carries more than the short,
+ * escaped excerpts the parsers put in their messages.
+ */
+function boundedIssue(issue: FormatIssue): FormatIssue {
+  const bound = (s: string, max: number) => {
+    // eslint-disable-next-line no-control-regex
+    const safe = s.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+    return safe.length > max ? `${safe.slice(0, max - 1)}…` : safe;
+  };
+  return { ...issue, file: bound(issue.file, MAX_FILE), message: bound(issue.message, MAX_MESSAGE), ...(issue.at === undefined ? {} : { at: bound(issue.at, 100) }) };
 }
 
 /** Builds a report from the issues and the images kept. */

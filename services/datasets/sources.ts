@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { DatasetFiles } from '../../vision/formats/index.js';
 import { PlatformError } from '../errors.js';
 import type { Storage } from '../infra/storage/port.js';
+import { resolveImportPath, resolveStoragePrefix, type PathRule } from './roots.js';
 import { extractZipSafely, type ZipLimits } from './zip.js';
 
 /** Where an import reads from. */
@@ -21,16 +22,33 @@ export interface OpenedSource extends DatasetFiles {
   cleanup(): Promise<void>;
 }
 
-/** Opens a source for reading; zips are checked and extracted to a temporary folder first. */
-export async function openSource(spec: ImportSourceSpec, deps: { storage: Storage; zipLimits: ZipLimits }): Promise<OpenedSource> {
+/** Who opens a source and what they may read: server paths under the import roots, storage only in their project's area. */
+export interface SourceAccess {
+  projectId: string;
+  imports: PathRule;
+}
+
+/**
+ * Opens a source for reading; zips are checked and extracted to a temporary folder first. Server
+ * paths are resolved with `realpath` and must lie under the import roots; storage prefixes are
+ * confined to the caller's project area.
+ */
+export async function openSource(
+  spec: ImportSourceSpec,
+  deps: { storage: Storage; zipLimits: ZipLimits; access: SourceAccess },
+): Promise<OpenedSource> {
   switch (spec.kind) {
-    case 'folder':
-      return openFolder(spec.path, `folder ${spec.path}`, async () => undefined);
+    case 'folder': {
+      const real = await resolveImportPath(spec.path, deps.access.imports, 'folder');
+      return openFolder(real, `folder ${spec.path}`, async () => undefined);
+    }
     case 'zip': {
+      const zipFile =
+        'path' in spec ? await resolveImportPath(spec.path, deps.access.imports, 'zip') : undefined;
       const dir = await mkdtemp(path.join(tmpdir(), 'via-zip-'));
       const cleanup = () => rm(dir, { recursive: true, force: true });
       try {
-        await extractZipSafely('buffer' in spec ? spec.buffer : spec.path, dir, deps.zipLimits);
+        await extractZipSafely('buffer' in spec ? spec.buffer : zipFile!, dir, deps.zipLimits);
         return await openFolder(dir, 'path' in spec ? `zip ${spec.path}` : 'zip upload', cleanup);
       } catch (err) {
         await cleanup();
@@ -38,13 +56,17 @@ export async function openSource(spec: ImportSourceSpec, deps: { storage: Storag
       }
     }
     case 'storage':
-      return openStoragePrefix(deps.storage, spec.prefix);
+      return openStoragePrefix(deps.storage, resolveStoragePrefix(deps.access.projectId, spec.prefix));
   }
 }
 
 async function openFolder(root: string, origin: string, cleanup: () => Promise<void>): Promise<OpenedSource> {
   const info = await stat(root).catch(() => undefined);
-  if (info === undefined || !info.isDirectory()) throw new PlatformError('not_found', `dataset folder "${root}" does not exist or is not a folder; pass the folder that holds images/ (and labels/ or annotations)`);
+  if (info === undefined || !info.isDirectory())
+    throw new PlatformError(
+      'not_found',
+      `dataset folder "${root}" does not exist or is not a folder; pass the folder that holds images/ (and labels/ or annotations)`,
+    );
   const paths: string[] = [];
   const walk = async (rel: string): Promise<void> => {
     const entries = await readdir(path.join(root, rel), { withFileTypes: true });
@@ -58,26 +80,43 @@ async function openFolder(root: string, origin: string, cleanup: () => Promise<v
   };
   await walk('');
   paths.sort();
-  const abs = (p: string) => path.join(root, ...p.split('/'));
+  // only the files listed above are readable: a path named inside an annotation file (COCO file_name, VOC filename) cannot leave the folder
+  const listed = new Set(paths);
+  const abs = (p: string) => {
+    if (!listed.has(p)) throw new PlatformError('not_found', `"${p}" is not a file of this dataset`);
+    return path.join(root, ...p.split('/'));
+  };
   return {
     origin,
     paths,
-    readText: (p) => readFile(abs(p), 'utf8'),
-    readBuffer: (p) => readFile(abs(p)),
+    readText: async (p) => readFile(abs(p), 'utf8'),
+    readBuffer: async (p) => readFile(abs(p)),
     cleanup,
   };
 }
 
-async function openStoragePrefix(storage: Storage, prefix: string): Promise<OpenedSource> {
-  const base = prefix === '' || prefix.endsWith('/') ? prefix : `${prefix}/`;
+/** Reads the objects under `base`, which the caller has already confined to its project's area. */
+async function openStoragePrefix(storage: Storage, base: string): Promise<OpenedSource> {
   const objects = await storage.list(base);
-  if (objects.length === 0) throw new PlatformError('not_found', `no objects under storage prefix "${base}"; upload the dataset files there first`);
-  const paths = objects.map((o) => o.key.slice(base.length)).filter((p) => p !== '' && !p.split('/').some((s) => s.startsWith('.'))).sort();
+  if (objects.length === 0)
+    throw new PlatformError(
+      'not_found',
+      `no objects under storage prefix "${base}"; upload the dataset files there first`,
+    );
+  const paths = objects
+    .map((o) => o.key.slice(base.length))
+    .filter((p) => p !== '' && !p.split('/').some((s) => s.startsWith('.') || s === ''))
+    .sort();
+  const listed = new Set(paths);
+  const key = (p: string) => {
+    if (!listed.has(p)) throw new PlatformError('not_found', `"${p}" is not a file of this dataset`);
+    return base + p;
+  };
   return {
     origin: `storage ${base}`,
     paths,
-    readText: async (p) => (await storage.getBuffer(base + p)).toString('utf8'),
-    readBuffer: (p) => storage.getBuffer(base + p),
+    readText: async (p) => (await storage.getBuffer(key(p))).toString('utf8'),
+    readBuffer: async (p) => storage.getBuffer(key(p)),
     cleanup: async () => undefined,
   };
 }

@@ -9,6 +9,7 @@ import type { Db } from '../infra/db/port.js';
 import { LocalStorage } from '../infra/storage/local.js';
 import { silentLogger } from '../log.js';
 import { DatasetService, type DatasetLimits } from './dataset.service.js';
+import { datasetPathPolicy, type DatasetPathPolicy } from './roots.js';
 import type { DatasetEvent } from './events.js';
 
 /** The real photos shipped beside the project, read in place. */
@@ -24,14 +25,22 @@ export function testContext(projectId = 'default', role: Role = 'operator'): Cal
   };
 }
 
+/**
+ * Server paths tests may use: imports from any temp folder and the shipped hard-hat photos, exports
+ * to any temp folder; the service's own folder (`dataDir`, holding its storage) stays off limits.
+ */
+export function testPathPolicy(dataDir: string): DatasetPathPolicy {
+  return datasetPathPolicy({ dataDir, importRoots: [tmpdir(), HARDHAT_DIR], exportRoots: [tmpdir()] });
+}
+
 /** A DatasetService over a given database and a LocalStorage in a temp folder, collecting its events. */
-export async function makeService(db: Db, limits?: Partial<DatasetLimits>) {
+export async function makeService(db: Db, limits?: Partial<DatasetLimits>, paths?: (dir: string) => DatasetPathPolicy) {
   const dir = await mkdtemp(path.join(tmpdir(), 'via-ds-'));
   const storage = new LocalStorage({ root: path.join(dir, 'storage'), baseUrl: 'http://127.0.0.1:8080', secret: 'test-secret-0123456789abcdef' });
   const bus = new EventBus<DatasetEvent>();
   const events: DatasetEvent[] = [];
   bus.on((e) => events.push(e));
-  const sut = new DatasetService({ db, storage, events: bus, log: silentLogger(), limits });
+  const sut = new DatasetService({ db, storage, events: bus, log: silentLogger(), limits, paths: (paths ?? testPathPolicy)(dir) });
   return {
     sut,
     storage,

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { DatasetService } from '../datasets/dataset.service.js';
+import { datasetPathPolicy } from '../datasets/roots.js';
 import { jpeg, testContext, writeTree } from '../datasets/test-support.js';
 import { EventBus } from '../events.js';
 import { newId } from '../ids.js';
@@ -20,7 +21,8 @@ export async function makeFeedbackHarness(db: Db) {
   const storage = new LocalStorage({ root: path.join(dir, 'storage'), baseUrl: 'http://127.0.0.1:9', secret: 'feedback-test-secret-0123456789' });
   const clock = { now: Date.UTC(2026, 10, 20, 12, 0, 0) };
   const now = () => clock.now;
-  const datasets = new DatasetService({ db, storage, events: new EventBus(), log: silentLogger(), now });
+  const paths = datasetPathPolicy({ dataDir: path.join(dir, 'storage'), importRoots: [path.join(dir, 'src')] });
+  const datasets = new DatasetService({ db, storage, events: new EventBus(), log: silentLogger(), now, paths });
   const registry = new ModelRegistry({ db, events: new EventBus(), log: silentLogger(), now });
   const bus = new EventBus<FeedbackEvent>();
   const events: FeedbackEvent[] = [];

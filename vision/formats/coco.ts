@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { ImagePathIndex, isImagePath, splitFromFileName, splitFromPath } from './paths.js';
 import type { LabeledBox } from './boxes.js';
 import type { DatasetFiles, FormatIssue, ParsedDataset, SourceBox, SourceImage, Split } from './types.js';
+import { excerpt } from './excerpt.js';
 
 const id = z.union([z.number(), z.string()]);
 
@@ -50,7 +51,7 @@ export async function parseCoco(files: DatasetFiles): Promise<ParsedDataset> {
     try {
       json = JSON.parse(await files.readText(file));
     } catch (err) {
-      issues.push({ kind: 'bad_file', severity: 'error', file, message: `not valid JSON: ${(err as Error).message}` });
+      issues.push({ kind: 'bad_file', severity: 'error', file, message: `not valid JSON${jsonPosition(err)}` });
       continue;
     }
     const top = cocoFileSchema.safeParse(json);
@@ -90,11 +91,11 @@ export async function parseCoco(files: DatasetFiles): Promise<ParsedDataset> {
       const dirs = [dir, path.join(dir, 'images'), '', 'images', ...(fileSplit ? [`images/${fileSplit}`, fileSplit, path.join(dir, '..', 'images', fileSplit)] : []), path.join(dir, '..', 'images'), path.join(dir, '..')];
       const resolved = index.resolve(img.file_name, dirs);
       if (resolved === undefined) {
-        issues.push({ kind: 'missing_image', severity: 'error', file, at: `images[${i}]`, message: `image file "${img.file_name}" not found` });
+        issues.push({ kind: 'missing_image', severity: 'error', file, at: `images[${i}]`, message: `image file "${excerpt(img.file_name, 80)}" not found` });
         return;
       }
       if (seen.has(resolved)) {
-        issues.push({ kind: 'duplicate_image', severity: 'error', file, at: `images[${i}]`, message: `"${img.file_name}" is listed more than once` });
+        issues.push({ kind: 'duplicate_image', severity: 'error', file, at: `images[${i}]`, message: `"${excerpt(img.file_name, 80)}" is listed more than once` });
         return;
       }
       seen.add(resolved);
@@ -178,4 +179,10 @@ export function buildCocoJson(classNames: readonly string[], images: readonly Co
 
 function round(v: number): number {
   return Math.round(v * 100) / 100;
+}
+
+/** Where JSON.parse stopped, without the excerpt of the file its message quotes. */
+function jsonPosition(err: unknown): string {
+  const m = /position (\d+)/.exec(String((err as Error).message));
+  return m === null ? '' : ` (at character ${m[1]})`;
 }

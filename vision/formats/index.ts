@@ -9,3 +9,4 @@ export { parseVoc } from './voc.js';
 export { normalizeBoxes } from './boxes.js';
 export type { LabeledBox } from './boxes.js';
 export { detectFormat } from './detect.js';
+export { excerpt, escapeText } from './excerpt.js';

@@ -3,6 +3,7 @@ import { XMLParser } from 'fast-xml-parser';
 import { z } from 'zod';
 import { ImagePathIndex, isImagePath, splitFromPath, stem } from './paths.js';
 import { SPLITS, type DatasetFiles, type FormatIssue, type ParsedDataset, type SourceImage, type Split } from './types.js';
+import { excerpt } from './excerpt.js';
 
 const num = z.coerce.number();
 /** One Pascal VOC `<annotation>`; objects are validated one by one. */
@@ -45,7 +46,7 @@ export async function parseVoc(files: DatasetFiles, opts: { classNames?: string[
     try {
       doc = parser.parse(await files.readText(file), true);
     } catch (err) {
-      issues.push({ kind: 'bad_file', severity: 'error', file, message: `not valid XML: ${(err as Error).message.split('\n')[0]}` });
+      issues.push({ kind: 'bad_file', severity: 'error', file, message: `not valid XML: ${excerpt((err as Error).message.split('\n')[0] ?? '', 80)}` });
       continue;
     }
     const root = (doc as { annotation?: unknown }).annotation;
@@ -60,7 +61,7 @@ export async function parseVoc(files: DatasetFiles, opts: { classNames?: string[
       (ann.filename !== undefined ? index.resolve(ann.filename, [path.join(dir, '..', 'JPEGImages'), dir, path.join(dir, '..', 'images'), 'JPEGImages', 'images', '']) : undefined) ??
       index.byStemName(stem(file));
     if (image === undefined) {
-      issues.push({ kind: 'missing_image', severity: 'error', file, message: `image file "${ann.filename ?? stem(file)}" not found` });
+      issues.push({ kind: 'missing_image', severity: 'error', file, message: `image file "${excerpt(ann.filename ?? stem(file), 80)}" not found` });
       continue;
     }
     if (used.has(image)) {
@@ -92,7 +93,7 @@ export async function parseVoc(files: DatasetFiles, opts: { classNames?: string[
     boxes: r.objects.flatMap((o) => {
       const cls = classOf.get(o.name);
       if (cls === undefined) {
-        issues.push({ kind: 'unknown_class', severity: 'error', file: r.file, at: o.at, message: `class "${o.name}" is not one of: ${classNames.join(', ')}` });
+        issues.push({ kind: 'unknown_class', severity: 'error', file: r.file, at: o.at, message: `class "${excerpt(o.name, 40)}" is not one of: ${classNames.join(', ')}` });
         return [];
       }
       return [{ classId: cls, x1: o.x1, y1: o.y1, x2: o.x2, y2: o.y2, ...(o.difficult ? { difficult: true } : {}) }];

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { isImagePath, splitFromPath, stem } from './paths.js';
 import type { LabeledBox } from './boxes.js';
 import { SPLITS, type DatasetFiles, type FormatIssue, type ParsedDataset, type SourceBox, type SourceImage, type Split } from './types.js';
+import { excerpt } from './excerpt.js';
 
 const pathOrList = z.union([z.string(), z.array(z.string())]);
 /** Most classes a dataset may declare or use; a bigger index is a typo or hostile input, not a class list to allocate. */
@@ -96,7 +97,9 @@ export function parseYoloLabels(text: string, file: string, classCount: number |
     // a segmentation line (class x1 y1 x2 y2 x3 y3 …) becomes its bounding box, as Ultralytics does
     const isPolygon = parts.length >= 7 && parts.length % 2 === 1;
     if ((parts.length !== 5 && !isPolygon) || nums.some((n) => !Number.isFinite(n))) {
-      issues.push({ kind: 'malformed_line', severity: 'error', file, line: i + 1, message: `expected "class cx cy w h" (5 numbers) or a polygon "class x1 y1 x2 y2 x3 y3 …", got "${truncate(line)}"` });
+      // a line that does not even start with a class id is not a label line (e.g. a copied /etc/passwd): never echoed
+      const got = Number.isFinite(nums[0]) ? `"${excerpt(line)}"` : `a line of ${line.length} characters that does not start with a class id`;
+      issues.push({ kind: 'malformed_line', severity: 'error', file, line: i + 1, message: `expected "class cx cy w h" (5 numbers) or a polygon "class x1 y1 x2 y2 x3 y3 …", got ${got}` });
       return;
     }
     const cls = nums[0]!;
@@ -113,7 +116,7 @@ export function parseYoloLabels(text: string, file: string, classCount: number |
     }
     const [, cx, cy, w, h] = nums as [number, number, number, number, number];
     if (!Number.isInteger(cls) || cls < 0) {
-      issues.push({ kind: 'malformed_line', severity: 'error', file, line: i + 1, message: `class id must be a non-negative integer, got "${parts[0]}"` });
+      issues.push({ kind: 'malformed_line', severity: 'error', file, line: i + 1, message: `class id must be a non-negative integer, got "${excerpt(parts[0]!)}"` });
       return;
     }
     if (classCount !== undefined && cls >= classCount) {
@@ -216,10 +219,6 @@ function cleanDir(dir: string): string {
 
 function depth(p: string): number {
   return p.split('/').length;
-}
-
-function truncate(s: string): string {
-  return s.length > 60 ? `${s.slice(0, 57)}...` : s;
 }
 
 async function readOrReport(files: DatasetFiles, file: string, issues: FormatIssue[]): Promise<string | undefined> {
