@@ -1,9 +1,13 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTempMysqlDatabase, SERVICE_URLS, skipWithoutService } from '../../test/support/services.js';
 import { MysqlDb } from '../infra/db/mysql.js';
 import { silentLogger } from '../log.js';
 import { AuditLog } from './audit-log.js';
+import { auditKeyId, createAuditKeyring } from './audit-keys.js';
 
 // Needs MariaDB/MySQL: TEST_DATABASE_URL (default mysql://root@127.0.0.1:3306/test).
 const skip = await skipWithoutService('MySQL', SERVICE_URLS.mysql, 'TEST_DATABASE_URL');
@@ -75,5 +79,58 @@ describe.skipIf(skip)('AuditLog on MySQL', () => {
     expect(swapped.problems.length).toBeGreaterThan(0);
     expect(swapped.problems.every((p) => p.kind === 'reordered')).toBe(true);
     expect((await audit.verify()).problems).toHaveLength(2 + swapped.problems.length);
+  });
+
+  it('catches the newest entries truncated with the signed head rewound, and verifies across an AUDIT_KEY rotation', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'vaudit-mysql-'));
+    try {
+      const [k1, k2] = ['mysql-audit-key-one-0123456789abcdef', 'mysql-audit-key-two-0123456789abcdef'];
+      const options = {
+        db: one,
+        log: silentLogger(),
+        checkpointEvery: 3,
+        anchorFile: path.join(dir, 'audit-anchor.json'),
+      };
+      const first = new AuditLog({ ...options, keyring: createAuditKeyring(k1) });
+      const actor = { id: 'u1', kind: 'user' as const };
+      for (let i = 1; i <= 4; i++)
+        await first.append({ projectId: 'trunc', actor, action: 'tool.finished', data: { i } });
+      // rotation: the old key stays in the keyring, new entries carry the new key id
+      const second = new AuditLog({ ...options, keyring: createAuditKeyring(k2, [k1]) });
+      for (let i = 5; i <= 6; i++)
+        await second.append({ projectId: 'trunc', actor, action: 'tool.finished', data: { i } });
+      const copy = await one.kysely
+        .selectFrom('audit_heads')
+        .selectAll()
+        .where('project_id', '=', 'trunc')
+        .executeTakeFirstOrThrow();
+      for (let i = 7; i <= 10; i++)
+        await second.append({ projectId: 'trunc', actor, action: 'tool.finished', data: { i } });
+      await second.checkpoint();
+      const { entries } = await second.query({ projectId: 'trunc' });
+      expect(entries.map((e) => e.keyId)).toEqual([
+        ...Array(4).fill(auditKeyId(k1)),
+        ...Array(6).fill(auditKeyId(k2)),
+      ]);
+      expect(await second.verify('trunc')).toMatchObject({
+        ok: true,
+        checked: 10,
+        anchored: 1,
+        problems: [],
+      });
+
+      await sql`delete from audit_log where project_id = 'trunc' and seq > 6`.execute(one.kysely);
+      await sql`delete from audit_checkpoints where project_id = 'trunc' and seq > 6`.execute(one.kysely);
+      await one.kysely.updateTable('audit_heads').set(copy).where('project_id', '=', 'trunc').execute();
+      for (const sinceCheckpoint of [false, true]) {
+        const r = await second.verify('trunc', { sinceCheckpoint });
+        expect(r.ok).toBe(false);
+        expect(r.problems).toEqual(
+          expect.arrayContaining([expect.objectContaining({ seq: 10, kind: 'missing' })]),
+        );
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
