@@ -64,7 +64,7 @@ describe('MCP over Streamable HTTP (real express app)', () => {
     tokens.approver = await user('april', 'approver', ['api']);
     tokens.viewer = await user('victor', 'viewer');
     tokens.apiOnly = await user('andy', 'operator', ['api']);
-    const src = path.join(dir, 'src');
+    const src = path.join(dir, 'imports', 'src');
     await writeTree(src, {
       'data.yaml': 'names: [helmet, head]\n',
       'images/train/a.jpg': await jpeg(64, 48, 1),
@@ -134,7 +134,7 @@ describe('MCP over Streamable HTTP (real express app)', () => {
 
   it('a write tool returns "pending approval", waits through approvals_wait with progress, and runs once after an approval given elsewhere', async () => {
     const client = await connect(tokens.operator!);
-    const args = { source: path.join(dir, 'src'), name: 'tiny', format: 'yolo' };
+    const args = { source: path.join(dir, 'imports', 'src'), name: 'tiny', format: 'yolo' };
     const first = (await client.callTool({ name: 'import_dataset', arguments: args })) as CallToolResult;
     expect(first.isError).toBe(true);
     expect(text(first)).toMatch(/^pending approval: import_dataset \(write\) has not run/);
@@ -196,7 +196,7 @@ describe('MCP over Streamable HTTP (real express app)', () => {
   it('forwards a long tool\'s progress and honours cancellation (an aborted wait runs nothing)', async () => {
     const client = await connect(tokens.operator2!, () => ({ action: 'accept', content: { decision: 'approve' } }));
     const progress: Array<{ progress: number; message?: string }> = [];
-    const imported = (await client.callTool({ name: 'import_dataset', arguments: { source: path.join(dir, 'src'), name: 'tiny-progress' } }, undefined, {
+    const imported = (await client.callTool({ name: 'import_dataset', arguments: { source: path.join(dir, 'imports', 'src'), name: 'tiny-progress' } }, undefined, {
       onprogress: (p) => progress.push(p),
     })) as CallToolResult;
     expect(imported.structuredContent).toMatchObject({ ref: 'tiny-progress@1' });

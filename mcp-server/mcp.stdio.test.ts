@@ -59,7 +59,7 @@ describe('visioninapp mcp (stdio, real process)', () => {
     await platform.prepare();
     tokens.operator = (await user('olga', 'operator')).token;
     await user('vera', 'viewer');
-    await writeTree(path.join(dir, 'src'), {
+    await writeTree(path.join(dir, 'imports', 'src'), {
       'data.yaml': 'names: [helmet]\n',
       'images/train/a.jpg': await jpeg(64, 48, 7),
       'labels/train/a.txt': '0 0.5 0.5 0.2 0.2\n',
@@ -82,7 +82,7 @@ describe('visioninapp mcp (stdio, real process)', () => {
     expect(listed.isError).toBeFalsy();
     expect(stderr()).toMatch(/LOCAL ADMIN/);
     // Even the local admin gets no way around approval: without elicitation the call only waits.
-    const pending = (await client.callTool({ name: 'import_dataset', arguments: { source: path.join(dir, 'src'), name: 'by-admin' } })) as CallToolResult;
+    const pending = (await client.callTool({ name: 'import_dataset', arguments: { source: path.join(dir, 'imports', 'src'), name: 'by-admin' } })) as CallToolResult;
     expect(pending.isError).toBe(true);
     expect(pending._meta?.['visioninapp/approval']).toMatchObject({ tool: 'import_dataset', status: 'pending' });
     expect(errors).toEqual([]);
@@ -91,7 +91,7 @@ describe('visioninapp mcp (stdio, real process)', () => {
   it('with an operator token, a write tool waits for an approval given in another process, then runs once', async () => {
     const { client, stderr } = await connect(tokens.operator);
     expect(stderr()).toMatch(/as olga@example\.test \(operator\)/);
-    const first = (await client.callTool({ name: 'import_dataset', arguments: { source: path.join(dir, 'src'), name: 'via-stdio' } })) as CallToolResult;
+    const first = (await client.callTool({ name: 'import_dataset', arguments: { source: path.join(dir, 'imports', 'src'), name: 'via-stdio' } })) as CallToolResult;
     const { approvalId } = first._meta?.['visioninapp/approval'] as { approvalId: string };
     const waiting = client.callTool({ name: 'approvals_wait', arguments: { approvalId, timeoutSeconds: 30 } });
     await platform.approvals.decide(ctxOf('boss', 'approver'), approvalId, { decision: 'approve', reason: 'ok' });
@@ -107,7 +107,7 @@ describe('visioninapp mcp (stdio, real process)', () => {
     expect(viewerToken).toMatch(/^via_tok_/);
     expect(made.stderr).toMatch(/for vera@example\.test \(viewer\).*shown only once/);
     const { client } = await connect(viewerToken);
-    const refused = (await client.callTool({ name: 'import_dataset', arguments: { source: path.join(dir, 'src'), name: 'nope' } })) as CallToolResult;
+    const refused = (await client.callTool({ name: 'import_dataset', arguments: { source: path.join(dir, 'imports', 'src'), name: 'nope' } })) as CallToolResult;
     expect(refused.isError).toBe(true);
     expect(refused.content[0]).toMatchObject({ text: expect.stringMatching(/^forbidden: /) });
 

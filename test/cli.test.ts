@@ -13,7 +13,7 @@ function cli(args: string[], dataDir: string): Promise<{ code: number; stdout: s
     execFile(
       process.execPath,
       [BIN, ...args],
-      { cwd: ROOT, env: { ...process.env, DATA_DIR: dataDir, LOG_LEVEL: 'warn' }, timeout: 60_000 },
+      { cwd: ROOT, env: { ...process.env, DATA_DIR: dataDir, IMPORT_ROOTS: path.dirname(dataDir), LOG_LEVEL: 'warn' }, timeout: 60_000 },
       (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
   });

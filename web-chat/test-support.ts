@@ -45,7 +45,9 @@ export async function startTestServer(opts: { env?: Record<string, string>; web?
   const dir = mkdtempSync(path.join(tmpdir(), 'vweb-'));
   // A known port, so that signed storage URLs (PUBLIC_URL) point at this server.
   const port = String(await freePort());
-  const config = loadConfig({ DATA_DIR: dir, PORT: port, PUBLIC_URL: `http://127.0.0.1:${port}`, LOG_LEVEL: 'silent', EMBEDDED_GPU_RUNNER: 'false', SIMULATED_DEVICES: '0', DEMO_DATASET: 'false', ...opts.env }, dir);
+  // tests import from and export to their own temp folders (DATA_DIR itself stays off limits)
+  const roots = { IMPORT_ROOTS: tmpdir(), EXPORT_ROOTS: tmpdir() };
+  const config = loadConfig({ DATA_DIR: dir, PORT: port, PUBLIC_URL: `http://127.0.0.1:${port}`, LOG_LEVEL: 'silent', EMBEDDED_GPU_RUNNER: 'false', SIMULATED_DEVICES: '0', DEMO_DATASET: 'false', ...roots, ...opts.env }, dir);
   const log = silentLogger();
   const platform = await createPlatform(config, log);
   await platform.prepare();

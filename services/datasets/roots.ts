@@ -1,4 +1,4 @@
-import { existsSync, realpathSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -87,6 +87,8 @@ export async function resolveImportPath(
       'forbidden',
       `imports from server paths are disabled on this platform; set IMPORT_ROOTS, or upload the dataset instead`,
     );
+  if (given.includes('\0'))
+    throw new PlatformError('invalid_input', `"${given.replace(/\0/g, '\\0')}" is not a valid path`);
   const candidate = path.isAbsolute(given) ? path.resolve(given) : path.resolve(rule.roots[0]!, given);
   let real: string;
   try {
@@ -137,6 +139,8 @@ export async function resolveExportPath(given: string, rule: PathRule): Promise<
       'forbidden',
       `exports to server paths are disabled on this platform; omit folder and zipPath to get a download link from storage, or set EXPORT_ROOTS`,
     );
+  if (given.includes('\0'))
+    throw new PlatformError('invalid_input', `"${given.replace(/\0/g, '\\0')}" is not a valid path`);
   const candidate = path.isAbsolute(given) ? path.resolve(given) : path.resolve(rule.roots[0]!, given);
   const tail: string[] = [];
   let existing = candidate;
@@ -181,15 +185,6 @@ export function within(p: string, dir: string): boolean {
 
 function describeRoots(rule: PathRule): string {
   return rule.roots.length === 0 ? '(none)' : rule.roots.join(', ');
-}
-
-/** Synchronous check used at start-up: the real path of a folder, or its absolute path. */
-export function realOrResolved(dir: string): string {
-  try {
-    return realpathSync(dir);
-  } catch {
-    return path.resolve(dir);
-  }
 }
 
 /** The storage area of a project: every object a dataset import of that project may read, and where its images live. */

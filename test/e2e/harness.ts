@@ -61,6 +61,8 @@ export async function startE2ePlatform(opts: E2eOptions = {}): Promise<E2eEnv> {
     SIMULATED_DEVICES: '0',
     DEMO_DATASET: 'false',
     DEVICE_ONLINE_WINDOW_S: '6',
+    // importSyntheticDataset writes under <root>/datasets
+    IMPORT_ROOTS: path.join(root, 'datasets'),
     ...opts.env,
   });
   const platform = await createPlatform(config, log);
