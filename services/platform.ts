@@ -19,6 +19,7 @@ import { AccountService, ChatLinkService } from './accounts/index.js';
 import { AuditLog, auditSearchDocs, loadAuditKeyring } from './audit/index.js';
 import { ApprovalService } from './approvals/index.js';
 import { DatasetService, datasetSearchDocs } from './datasets/index.js';
+import { datasetPathPolicy, defaultDataFolders, parseRoots } from './datasets/roots.js';
 import type { SearchDoc } from './infra/search/port.js';
 import type { Subscription } from './infra/broker/port.js';
 import { ModelEvaluationService, ModelRegistry, modelSearchDocs } from './models/index.js';
@@ -164,7 +165,10 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
     ttlMs: config.APPROVAL_TTL_HOURS * 3_600_000,
     validateArgs: (tool, args) => (registryRef.current === undefined ? args : registryRef.current.parseInput(tool, args)),
   });
-  const datasets = new DatasetService({ db, storage, events, log: log.child({ service: 'datasets' }) });
+  // server paths: imports read only under IMPORT_ROOTS (+ the demo folder), exports write only under EXPORT_ROOTS
+  for (const dir of Object.values(defaultDataFolders(dataDir))) mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const datasetPaths = datasetPathPolicy({ dataDir, importRoots: parseRoots(config.IMPORT_ROOTS), exportRoots: parseRoots(config.EXPORT_ROOTS) });
+  const datasets = new DatasetService({ db, storage, events, log: log.child({ service: 'datasets' }), paths: datasetPaths });
 
   const models = new ModelRegistry({ db, events, log: log.child({ service: 'models' }) });
   const evaluations = new ModelEvaluationService({ db, storage, models, datasets, events, log: log.child({ service: 'evaluations' }) });
