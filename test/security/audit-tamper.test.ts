@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
@@ -8,6 +8,7 @@ import { loadConfig } from '../../services/config.js';
 import { silentLogger } from '../../services/log.js';
 import { createPlatform } from '../../services/platform.js';
 import { AuditLog } from '../../services/audit/audit-log.js';
+import { loadAuditKeyring } from '../../services/audit/audit-keys.js';
 import { SqliteDb } from '../../services/infra/db/sqlite.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
@@ -75,6 +76,15 @@ describe('visioninapp audit verify against a tampered SQLite file', () => {
     expect(r.stdout).toMatch(/seq [45]: reordered/);
   }, 60_000);
 
+  it('the untouched copy verifies with the keyring alone (no platform)', async () => {
+    const dir = tampered([]);
+    const db = new SqliteDb({ file: path.join(dir, 'visioninapp.db') });
+    const keyring = loadAuditKeyring({ dataDir: dir, signingSecret: readFileSync(path.join(dir, 'signing-secret'), 'utf8').trim() });
+    const result = await new AuditLog({ db, log: silentLogger(), keyring }).verify();
+    await db.close();
+    expect(result.problems).toEqual([]);
+  });
+
   it('catches the subtler edits too: another actor, a deletion hidden by renumbering, a truncated tail', async () => {
     const cases: Array<[string, string[]]> = [
       ['actor', [`UPDATE audit_log SET actor_id = 'mallory' WHERE seq = 3`]],
@@ -83,8 +93,11 @@ describe('visioninapp audit verify against a tampered SQLite file', () => {
       ['time', [`UPDATE audit_log SET at = at - 86400000 WHERE seq = 2`]],
     ];
     for (const [label, sql] of cases) {
-      const db = new SqliteDb({ file: path.join(tampered(sql), 'visioninapp.db') });
-      const result = await new AuditLog({ db, log: silentLogger() }).verify();
+      const dir = tampered(sql);
+      const db = new SqliteDb({ file: path.join(dir, 'visioninapp.db') });
+      // the platform's own keys (both files exist in the copied folder), so only the tampering can fail it
+      const keyring = loadAuditKeyring({ dataDir: dir, signingSecret: readFileSync(path.join(dir, 'signing-secret'), 'utf8').trim() });
+      const result = await new AuditLog({ db, log: silentLogger(), keyring }).verify();
       await db.close();
       expect(result.ok, label).toBe(false);
       expect(result.problems.length, label).toBeGreaterThan(0);
