@@ -68,6 +68,7 @@ describe.skipIf(skip)('secrets never reach the logs of a real visioninapp serve'
     const secrets = {
       dbPassword,
       signing: secret('SignSecret-0123456789-'),
+      audit: secret('AuditKey-0123456789-'),
       slack: secret('SlackSecret-'),
       openai: secret('sk-OpenAiKey-'),
       mattermost: secret('MmToken-'),
@@ -83,6 +84,7 @@ describe.skipIf(skip)('secrets never reach the logs of a real visioninapp serve'
       LOG_LEVEL: 'trace',
       DATABASE_URL: dbUrl.toString(),
       SIGNING_SECRET: secrets.signing,
+      AUDIT_KEY: secrets.audit,
       SLACK_SIGNING_SECRET: secrets.slack,
       MATTERMOST_COMMAND_TOKEN: secrets.mattermost,
       OPENAI_API_KEY: secrets.openai,
