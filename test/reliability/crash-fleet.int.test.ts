@@ -109,6 +109,8 @@ describe.skipIf(skip || torchMissing)('crash recovery of the fleet (real serve a
     const dataDir = tmp('vrel-fleet-');
     serveEnv = {
       DATA_DIR: dataDir,
+      // the chat imports datasetDir: it must be an import root
+      IMPORT_ROOTS: datasetDir,
       PORT: String(port),
       PUBLIC_URL: `http://127.0.0.1:${proxyPort}`,
       LOG_LEVEL: 'info',

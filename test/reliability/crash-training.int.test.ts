@@ -64,6 +64,8 @@ describe.skipIf(skip || torchMissing)('crash recovery during training (real serv
     const port = await freePort();
     const env = {
       DATA_DIR: dataDir,
+      // the chat imports datasetDir: it must be an import root
+      IMPORT_ROOTS: datasetDir,
       PORT: String(port),
       LOG_LEVEL: 'info',
       EMBEDDED_GPU_RUNNER: 'false',
