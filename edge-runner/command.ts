@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
@@ -42,7 +43,9 @@ export const edgeRunnerOptionsSchema = z.object({
   providers: providerListSchema.default(['cpu']).describe('execution providers in order, e.g. tensorrt,cuda,cpu'),
   threads: z.coerce.number().int().min(0).max(64).default(0).describe('onnxruntime intra-op threads (0 = default)'),
   httpPort: z.coerce.number().int().min(0).max(65535).default(8090).describe('device API port'),
-  httpHost: z.string().min(1).default('0.0.0.0').describe('device API bind address'),
+  httpHost: z.string().min(1).default('127.0.0.1').describe('device API bind address (0.0.0.0 to serve the network; the key is still required)'),
+  apiKey: z.string().min(16, 'the device API key needs at least 16 characters').optional().describe('device API key (default: derived from the API token, else a random key in <data-dir>/device-api-key)'),
+  maxImagePixels: z.coerce.number().int().min(1).max(268_402_689).optional().describe('largest image (width x height) the device decodes (default 40000000)'),
   uncertainBand: numberPair.default([0.25, 0.5]).describe('top confidence band sampled for feedback, e.g. 0.25,0.5'),
   feedbackPerMinute: z.coerce.number().int().min(0).default(2).describe('feedback samples per minute at most (0 = off)'),
   feedbackPerHour: z.coerce.number().int().min(0).default(30).describe('feedback samples per hour at most'),
@@ -67,6 +70,8 @@ const ENV: Record<string, keyof EdgeRunnerCommandOptions> = {
   VISIONINAPP_EDGE_THREADS: 'threads',
   VISIONINAPP_EDGE_HTTP_PORT: 'httpPort',
   VISIONINAPP_EDGE_HTTP_HOST: 'httpHost',
+  VISIONINAPP_EDGE_API_KEY: 'apiKey',
+  VISIONINAPP_EDGE_MAX_IMAGE_PIXELS: 'maxImagePixels',
   VISIONINAPP_EDGE_UNCERTAIN_BAND: 'uncertainBand',
   VISIONINAPP_EDGE_FEEDBACK_PER_MINUTE: 'feedbackPerMinute',
   VISIONINAPP_EDGE_FEEDBACK_PER_HOUR: 'feedbackPerHour',
@@ -82,6 +87,15 @@ export function edgeOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): Partia
     if (v !== undefined && v !== '') out[key] = v;
   }
   return out as Partial<EdgeRunnerCommandOptions>;
+}
+
+/**
+ * The device API key that goes with a device's platform token: HMAC-SHA256 of a fixed label under the
+ * token, so whoever holds the token can compute it, while the key (kept on the device for local
+ * integrations) does not reveal the token.
+ */
+export function deviceApiKeyFromToken(apiToken: string): string {
+  return createHmac('sha256', apiToken).update('visioninapp edge device API key v1').digest('base64url');
 }
 
 const uploadsSchema = z.object({ uploads: z.array(z.object({ url: z.string().url(), key: z.string().min(1) })) });
@@ -117,7 +131,8 @@ export async function runEdgeRunnerCommand(input: EdgeRunnerCommandOptions, deps
   const o = parsed.data;
   const log = deps.log.child({ component: 'edge-runner' });
   const broker = await createBroker({ rabbitmqUrl: o.brokerUrl, log, ...(o.streamPrefix ? { streamPrefix: o.streamPrefix } : {}) });
-  const source = createFrameSource(o.source, { maxFps: o.fps, log });
+  const source = createFrameSource(o.source, { maxFps: o.fps, log, ...(o.maxImagePixels === undefined ? {} : { maxPixels: o.maxImagePixels }) });
+  const apiKey = o.apiKey ?? (o.apiToken === undefined ? undefined : deviceApiKeyFromToken(o.apiToken));
   const feedback: FeedbackOptions | undefined =
     o.platformUrl !== undefined && o.feedbackPerMinute > 0
       ? {
@@ -139,6 +154,8 @@ export async function runEdgeRunnerCommand(input: EdgeRunnerCommandOptions, deps
     ...(feedback ? { feedback } : {}),
     httpPort: o.httpPort,
     httpHost: o.httpHost,
+    ...(apiKey === undefined ? {} : { apiKey }),
+    ...(o.maxImagePixels === undefined ? {} : { maxImagePixels: o.maxImagePixels }),
     heartbeatMs: o.heartbeatSeconds * 1000,
     ...(o.threads > 0 ? { threads: o.threads } : {}),
     ...(o.tensorrtVersion ? { tensorrtVersion: o.tensorrtVersion } : {}),

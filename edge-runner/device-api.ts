@@ -1,3 +1,4 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express, { type Router } from 'express';
@@ -13,16 +14,68 @@ export interface DeviceApiHandlers {
   registry: Registry;
   /** Extra routes (the HTTP push frame source). */
   routes?: Router;
+  /** The device API key: every route but `GET /healthz` needs it as `X-Device-Key: <key>` or `Authorization: Bearer <key>`. */
+  apiKey: string;
+  /** Largest request body (an encoded image) accepted, in bytes (default 25 MiB). */
+  maxBodyBytes?: number;
   log: Logger;
+}
+
+/** Header that carries the device API key (`Authorization: Bearer <key>` works too, e.g. for a Prometheus scraper). */
+export const DEVICE_KEY_HEADER = 'x-device-key';
+
+const digest = (text: string): Buffer => createHash('sha256').update(text, 'utf8').digest();
+
+/** Middleware refusing requests without the device API key (compared in constant time). */
+export function requireDeviceKey(apiKey: string): express.RequestHandler {
+  if (typeof apiKey !== 'string' || apiKey.length < 16) throw new PlatformError('invalid_input', 'the device API key must be at least 16 characters');
+  const want = digest(apiKey);
+  return (req, res, next) => {
+    const header = req.headers[DEVICE_KEY_HEADER];
+    const auth = req.headers.authorization;
+    const given = typeof header === 'string' ? header : typeof auth === 'string' && /^Bearer /i.test(auth) ? auth.slice(7).trim() : undefined;
+    if (given !== undefined && timingSafeEqual(digest(given), want)) {
+      next();
+      return;
+    }
+    res.setHeader('www-authenticate', 'Bearer realm="edge device API"');
+    res.status(401).json({
+      error: {
+        code: 'unauthenticated',
+        message: `the device API needs its key in the ${DEVICE_KEY_HEADER} header (or Authorization: Bearer); it is in <data-dir>/device-api-key on the device`,
+      },
+    });
+  };
 }
 
 const STATUS: Record<string, number> = { invalid_input: 400, not_found: 404, unavailable: 503, rate_limited: 429 };
 
-/** Builds the device's local HTTP API: `POST /infer`, `GET /healthz`, `GET /metrics` (+ `POST /frames` for the push source). */
+/**
+ * Builds the device's local HTTP API: `POST /infer`, `GET /healthz`, `GET /metrics` (+ `POST /frames`
+ * for the push source). Only `GET /healthz` answers without the device API key.
+ */
 export function deviceApp(h: DeviceApiHandlers): express.Express {
   const app = express();
   app.disable('x-powered-by');
-  app.post('/infer', express.raw({ type: () => true, limit: '25mb' }), async (req, res) => {
+  app.get('/healthz', (_req, res) => {
+    const body = h.health();
+    res.status(body.ok ? 200 : 503).json(body);
+  });
+  // before any body is read: an unauthenticated upload is refused without buffering it
+  app.use(requireDeviceKey(h.apiKey));
+  const maxBodyBytes = h.maxBodyBytes ?? 25 * 1024 * 1024;
+  // a declared length over the limit is refused before reading; routes also cap what they buffer
+  app.use((req, res, next) => {
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > maxBodyBytes) {
+      res.setHeader('connection', 'close');
+      res.status(413).json({ error: { code: 'invalid_input', message: `the request body is over the limit of ${maxBodyBytes} bytes; send a smaller image` } });
+      req.resume();
+      return;
+    }
+    next();
+  });
+  app.post('/infer', express.raw({ type: () => true, limit: maxBodyBytes }), async (req, res) => {
     try {
       const body = req.body as unknown;
       if (!Buffer.isBuffer(body) || body.length === 0) throw new PlatformError('invalid_input', 'POST /infer needs the image bytes as the request body (JPEG, PNG or WebP)');
@@ -34,10 +87,6 @@ export function deviceApp(h: DeviceApiHandlers): express.Express {
       sendError(res, err, h.log);
     }
   });
-  app.get('/healthz', (_req, res) => {
-    const body = h.health();
-    res.status(body.ok ? 200 : 503).json(body);
-  });
   app.get('/metrics', async (_req, res) => {
     try {
       res.setHeader('content-type', h.registry.contentType);
@@ -47,7 +96,22 @@ export function deviceApp(h: DeviceApiHandlers): express.Express {
     }
   });
   if (h.routes) app.use(h.routes);
+  app.use(bodyErrors(h.log));
   return app;
+}
+
+// express.raw reports an oversized body as a 413 error; answer it in the API's error shape
+function bodyErrors(log: Logger): express.ErrorRequestHandler {
+  return (err: unknown, _req, res, next) => {
+    const e = err as { status?: number; type?: string; limit?: number };
+    if (e?.type === 'entity.too.large') {
+      res.setHeader('connection', 'close');
+      res.status(413).json({ error: { code: 'invalid_input', message: `the request body is over the limit of ${e.limit} bytes; send a smaller image` } });
+      return;
+    }
+    if (res.headersSent) return next(err);
+    sendError(res, err, log);
+  };
 }
 
 function sendError(res: express.Response, err: unknown, log: Logger): void {

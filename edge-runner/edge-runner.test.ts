@@ -134,7 +134,7 @@ describe(EdgeRunner.name, () => {
     expect(healthStates(r.deviceId, 'dep-b')).toEqual(['downloading', 'verifying', 'failed']);
     expect(r.current?.versionId).toBe('mv-1');
     const jpeg = await readFile(path.join(framesDir, 'f0.jpg'));
-    const res = await fetch(`${r.httpUrl}/infer`, { method: 'POST', body: new Uint8Array(jpeg), headers: { 'content-type': 'image/jpeg' } });
+    const res = await fetch(`${r.httpUrl}/infer`, { method: 'POST', body: new Uint8Array(jpeg), headers: { 'content-type': 'image/jpeg', 'x-device-key': r.apiKey! } });
     expect(((await res.json()) as { modelVersionId: string }).modelVersionId).toBe('mv-1');
   });
 
@@ -295,14 +295,15 @@ describe(EdgeRunner.name, () => {
     const r = runner({ httpPort: 0 });
     await r.start();
     const url = r.httpUrl!;
+    const key = { 'x-device-key': r.apiKey! };
     const jpeg = await readFile(path.join(framesDir, 'f1.jpg'));
-    const noModel = await fetch(`${url}/infer`, { method: 'POST', body: new Uint8Array(jpeg) });
+    const noModel = await fetch(`${url}/infer`, { method: 'POST', body: new Uint8Array(jpeg), headers: key });
     expect(noModel.status).toBe(503);
     expect(((await noModel.json()) as { error: { message: string } }).error.message).toMatch(/no model yet/);
     expect((await fetch(`${url}/healthz`)).status).toBe(503);
 
     await deployAndWait(r, 'dep-api', await platform.publishModel(models.v1, { versionId: 'mv-1' }));
-    const res = await fetch(`${url}/infer`, { method: 'POST', body: new Uint8Array(jpeg), headers: { 'content-type': 'image/jpeg' } });
+    const res = await fetch(`${url}/infer`, { method: 'POST', body: new Uint8Array(jpeg), headers: { 'content-type': 'image/jpeg', ...key } });
     expect(res.status).toBe(200);
     const body = (await res.json()) as { modelVersionId: string; provider: string; width: number; detections: Array<{ className: string; score: number; box: number[] }> };
     expect(body).toMatchObject({ modelVersionId: 'mv-1', provider: 'cpu', width: 96 });
@@ -310,16 +311,16 @@ describe(EdgeRunner.name, () => {
     expect(body.detections[0]!.className).toBe('helmet');
     expect(body.detections[0]!.score).toBeCloseTo(0.9, 3);
 
-    const bad = await fetch(`${url}/infer`, { method: 'POST', body: 'not an image' });
+    const bad = await fetch(`${url}/infer`, { method: 'POST', body: 'not an image', headers: key });
     expect(bad.status).toBe(400);
-    expect((await fetch(`${url}/infer?conf=7`, { method: 'POST', body: new Uint8Array(jpeg) })).status).toBe(400);
+    expect((await fetch(`${url}/infer?conf=7`, { method: 'POST', body: new Uint8Array(jpeg), headers: key })).status).toBe(400);
 
     const health = await fetch(`${url}/healthz`);
     expect(health.status).toBe(200);
     expect(await health.json()).toMatchObject({ ok: true, state: 'serving', modelVersionId: 'mv-1', provider: 'cpu' });
 
-    await expect.poll(async () => (await (await fetch(`${url}/metrics`)).text()).match(/visioninapp_edge_frames_total\{device="[^"]+"\} (\d+)/)?.[1] ?? '0').not.toBe('0');
-    const metrics = await (await fetch(`${url}/metrics`)).text();
+    await expect.poll(async () => (await (await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${r.apiKey!}` } })).text()).match(/visioninapp_edge_frames_total\{device="[^"]+"\} (\d+)/)?.[1] ?? '0').not.toBe('0');
+    const metrics = await (await fetch(`${url}/metrics`, { headers: key })).text();
     expect(metrics).toContain(`visioninapp_edge_model_info{version_id="mv-1",name="helmets",version="1",provider="cpu",device="${r.deviceId}"} 1`);
     expect(metrics).toMatch(/visioninapp_edge_inference_seconds_bucket\{le="0.05",device="[^"]+"\} \d+/);
     expect(metrics).toMatch(/visioninapp_edge_fps\{device="[^"]+"\} [\d.]+/);
@@ -340,11 +341,11 @@ describe(EdgeRunner.name, () => {
     await deployAndWait(push, 'dep-push', await platform.publishModel(models.v1, { versionId: 'mv-1' }));
     const jpeg = await readFile(path.join(framesDir, 'f2.jpg'));
     for (let i = 0; i < 3; i++) {
-      const res = await fetch(`${push.httpUrl}/frames`, { method: 'POST', body: new Uint8Array(jpeg), headers: { 'content-type': 'image/jpeg' } });
+      const res = await fetch(`${push.httpUrl}/frames`, { method: 'POST', body: new Uint8Array(jpeg), headers: { 'content-type': 'image/jpeg', 'x-device-key': push.apiKey! } });
       expect(res.status).toBe(202);
       await expect.poll(() => push.inference.count).toBe(i + 1);
     }
-    expect((await fetch(`${push.httpUrl}/frames`, { method: 'POST', body: 'garbage' })).status).toBe(400);
+    expect((await fetch(`${push.httpUrl}/frames`, { method: 'POST', body: 'garbage', headers: { 'x-device-key': push.apiKey! } })).status).toBe(400);
   });
 
   it('explains bad options', () => {

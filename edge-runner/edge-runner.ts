@@ -1,13 +1,13 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
-import { mkdir, readdir } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { PlatformError } from '../services/errors.js';
 import { makeEnvelope, messageSchemas, STREAMS, type Broker, type Envelope, type MessagePayload, type Subscription } from '../services/infra/broker/index.js';
 import type { Logger } from '../services/log.js';
-import { decodeImage, letterboxToTensor, type Detection, type Detector, type RawImage } from '../vision/index.js';
+import { DEFAULT_MAX_IMAGE_PIXELS, decodeImage, letterboxToTensor, type Detection, type Detector, type RawImage } from '../vision/index.js';
 import { deviceApp, listen } from './device-api.js';
 import { createDeviceMetrics, type DeviceMetrics } from './device-metrics.js';
 import { FeedbackSampler, type FeedbackOptions } from './feedback.js';
@@ -38,8 +38,18 @@ export interface EdgeRunnerOptions {
   feedback?: FeedbackOptions;
   /** Local HTTP API port (0 = any free port); no API when undefined. */
   httpPort?: number;
-  /** Address the API binds (default 127.0.0.1). */
+  /** Address the API binds (default 127.0.0.1; 0.0.0.0 exposes it to the network, still behind the key). */
   httpHost?: string;
+  /**
+   * Key every device API route but `GET /healthz` requires (`X-Device-Key` or `Authorization: Bearer`), at
+   * least 16 characters; see `deviceApiKeyFromToken`. When absent, a random key is created once and kept
+   * in `<dataDir>/device-api-key` (owner-only).
+   */
+  apiKey?: string;
+  /** Largest image (width x height) the device decodes from `POST /infer` (default `DEFAULT_MAX_IMAGE_PIXELS`). */
+  maxImagePixels?: number;
+  /** Largest request body of the device API in bytes (default 25 MiB). */
+  maxBodyBytes?: number;
   log: Logger;
   /** Heartbeat interval (default 5 s). */
   heartbeatMs?: number;
@@ -110,6 +120,7 @@ export class EdgeRunner {
   private hbTimer: NodeJS.Timeout | undefined;
   private loop: Promise<void> | undefined;
   private api: { url: string; close: () => Promise<void> } | undefined;
+  private key: string | undefined;
   private commands: Promise<unknown> = Promise.resolve();
   private readonly aborter = new AbortController();
   private started = false;
@@ -160,6 +171,11 @@ export class EdgeRunner {
     return this.api?.url;
   }
 
+  /** The device API key (known once started): send it as `X-Device-Key` to every route but `/healthz`. */
+  get apiKey(): string | undefined {
+    return this.key;
+  }
+
   /** The model being served, with the provider it runs on. */
   get current(): { versionId: string; deploymentId: string; sha256: string; provider: ExecutionProvider } | undefined {
     const a = this.active;
@@ -185,12 +201,15 @@ export class EdgeRunner {
   async start(): Promise<void> {
     if (this.started) throw new PlatformError('conflict', `edge runner ${this.deviceId} is already started`);
     this.started = true;
-    await mkdir(this.opts.dataDir, { recursive: true });
+    await mkdir(this.opts.dataDir, { recursive: true, mode: 0o700 });
     await this.store.load();
     await this.outbox.start();
     await this.restore();
     if (this.opts.httpPort !== undefined) {
+      this.key = await this.loadApiKey();
       const app = deviceApp({
+        apiKey: this.key,
+        ...(this.opts.maxBodyBytes === undefined ? {} : { maxBodyBytes: this.opts.maxBodyBytes }),
         infer: (image, conf) => this.inferImage(image, conf),
         health: () => this.healthBody(),
         registry: this.metrics.registry,
@@ -232,11 +251,29 @@ export class EdgeRunner {
     await a?.detector.dispose();
   }
 
+  // the configured key, or one made once and kept owner-only in the data folder for local integrations to read
+  private async loadApiKey(): Promise<string> {
+    const file = path.join(this.opts.dataDir, 'device-api-key');
+    if (this.opts.apiKey !== undefined) {
+      if (this.opts.apiKey.length < 16) throw new PlatformError('invalid_input', 'the device API key must be at least 16 characters');
+      await writeFile(file, `${this.opts.apiKey}\n`, { mode: 0o600 });
+      await chmod(file, 0o600);
+      return this.opts.apiKey;
+    }
+    const stored = (await readFile(file, 'utf8').catch(() => '')).trim();
+    if (stored.length >= 16) return stored;
+    const created = randomBytes(32).toString('base64url');
+    await writeFile(file, `${created}\n`, { mode: 0o600 });
+    await chmod(file, 0o600);
+    this.log.info({ file }, 'created a device API key; local clients send it as the X-Device-Key header');
+    return created;
+  }
+
   /** Runs one encoded image through the current model (the `POST /infer` path). */
   async inferImage(image: Buffer, conf?: number): Promise<{ modelVersionId: string; provider: string; latencyMs: number; width: number; height: number; detections: Detection[] }> {
     const active = this.active;
     if (!active) throw new PlatformError('unavailable', `device ${this.deviceId} has no model yet; deploy one with a rollout`);
-    const raw = await decodeImage(image);
+    const raw = await decodeImage(image, { maxPixels: this.opts.maxImagePixels ?? DEFAULT_MAX_IMAGE_PIXELS });
     const t0 = performance.now();
     const detections = await active.detector.detect(raw, { conf: conf ?? this.conf });
     const latencyMs = performance.now() - t0;
@@ -348,6 +385,21 @@ export class EdgeRunner {
       if (!p.success || p.data.deviceId !== this.deviceId) return;
       return this.enqueue(() => this.rollback(p.data));
     }
+    if (env.type === 'status.request') {
+      const p = messageSchemas['status.request'].safeParse(env.payload);
+      if (!p.success) return;
+      const mine = p.data.deployments.filter((d) => d.deviceId === this.deviceId);
+      if (mine.length > 0) return this.enqueue(() => this.answerStatusRequest(mine));
+    }
+  }
+
+  /** Reports again the outcome of each named deployment this device handled (the platform may have missed it). */
+  private async answerStatusRequest(deployments: Array<{ deploymentId: string; rolloutId: string }>): Promise<void> {
+    for (const d of deployments) {
+      const done = this.store.outcome(`rollback:${d.deploymentId}`) ?? this.store.outcome(`deploy:${d.deploymentId}`);
+      if (done) await this.replay(done, d);
+    }
+    await this.heartbeat();
   }
 
   /** Runs control commands one at a time, in arrival order. */

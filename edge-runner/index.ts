@@ -1,6 +1,6 @@
 export { EDGE_RUNNER_VERSION, EdgeRunner } from './edge-runner.js';
 export type { EdgeRunnerOptions } from './edge-runner.js';
-export { edgeOptionsFromEnv, edgeRunnerOptionsSchema, httpUploadUrlRequester, runEdgeRunnerCommand } from './command.js';
+export { deviceApiKeyFromToken, edgeOptionsFromEnv, edgeRunnerOptionsSchema, httpUploadUrlRequester, runEdgeRunnerCommand } from './command.js';
 export type { EdgeRunnerCommandOptions } from './command.js';
 export { FeedbackSampler, feedbackReason } from './feedback.js';
 export type { FeedbackOptions, FeedbackReason, FeedbackSamplerOptions } from './feedback.js';

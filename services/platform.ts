@@ -324,6 +324,10 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
       if (stopping) return;
       await publicUrls.publish().catch((err: Error) => log.warn({ err: err.message }, 'could not record the public URL in the database'));
       await accounts.ensureDefaultProject();
+      if (config.DATABASE_URL !== undefined && config.AUDIT_KEY === undefined)
+        log.warn(
+          'AUDIT_KEY is not set: the audit key lives in DATA_DIR/audit-key; set AUDIT_KEY (the same on every instance) when instances share DATABASE_URL, or they cannot verify each other\'s audit entries',
+        );
       // the embedded index lives in memory: rebuild it from the database at every start
       if (config.ELASTICSEARCH_URL === undefined) await platform.reindex();
       indexer.start();

@@ -7,7 +7,7 @@ export { detectOptionsSchema, drawDetections, loadClassNames, runDetectCommand }
 export type { DetectCommandOptions, DetectCommandResult } from './detect.js';
 export { IOU_THRESHOLDS, RECALL_THRESHOLDS, evaluateDetections } from './evaluate.js';
 export type { ClassEvaluation, EvaluateOptions, Evaluation, GroundTruth, ScoredDetection } from './evaluate.js';
-export { LetterboxTensorizer, computeLetterbox, decodeImage, hwcToChw, letterbox, letterboxToTensor, unletterbox } from './letterbox.js';
+export { DEFAULT_MAX_IMAGE_PIXELS, LetterboxTensorizer, computeLetterbox, decodeImage, hwcToChw, letterbox, letterboxToTensor, unletterbox, type ImageDecodeOptions } from './letterbox.js';
 export type { LetterboxMeta, LetterboxOptions, RawImage, TensorFormat } from './letterbox.js';
 export { nms } from './nms.js';
 export type { Candidates, NmsOptions } from './nms.js';

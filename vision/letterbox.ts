@@ -56,13 +56,49 @@ export function unletterbox(box: Readonly<Box>, meta: LetterboxMeta): Box {
   return [clampX((box[0] - padX) / scale), clampY((box[1] - padY) / scale), clampX((box[2] - padX) / scale), clampY((box[3] - padY) / scale)];
 }
 
-/** Decodes an encoded image (JPEG, PNG, WebP, ...) to raw RGB, honouring EXIF orientation. */
-export async function decodeImage(encoded: Buffer | Uint8Array): Promise<RawImage> {
+/**
+ * Largest image (width x height) `decodeImage` decodes unless told otherwise: 40 megapixels, above an
+ * 8K frame (33 MP). A decoded pixel costs 3 bytes, and a few kilobytes of PNG can declare gigapixels.
+ */
+export const DEFAULT_MAX_IMAGE_PIXELS = 40_000_000;
+
+/** Options of `decodeImage`. */
+export interface ImageDecodeOptions {
+  /** Refuse images with more pixels than this before decoding them (default `DEFAULT_MAX_IMAGE_PIXELS`). */
+  maxPixels?: number;
+}
+
+/**
+ * Decodes an encoded image (JPEG, PNG, WebP, ...) to raw RGB, honouring EXIF orientation. The size is
+ * read from the header first, so an image over `maxPixels` is refused before any pixel is decoded.
+ */
+export async function decodeImage(encoded: Buffer | Uint8Array, options: ImageDecodeOptions = {}): Promise<RawImage> {
+  const maxPixels = options.maxPixels ?? DEFAULT_MAX_IMAGE_PIXELS;
+  let declared: { width?: number | undefined; height?: number | undefined };
   try {
-    const { data, info } = await sharp(encoded).rotate().removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
-    return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height, channels: 3 };
+    declared = await sharp(encoded, { limitInputPixels: false }).metadata();
   } catch (err) {
     throw new PlatformError('invalid_input', `could not decode the image (${(err as Error).message}); pass a JPEG, PNG or WebP file`);
+  }
+  const pixels = (declared.width ?? 0) * (declared.height ?? 0);
+  if (pixels > maxPixels) {
+    throw new PlatformError(
+      'invalid_input',
+      `image is ${declared.width}x${declared.height} (${pixels} pixels), over the limit of ${maxPixels} pixels; send a smaller image (e.g. resize to 4K or less)`,
+    );
+  }
+  try {
+    const { data, info } = await sharp(encoded, { limitInputPixels: maxPixels })
+      .rotate()
+      .removeAlpha()
+      .toColourspace('srgb')
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height, channels: 3 };
+  } catch (err) {
+    const message = (err as Error).message;
+    if (/pixel limit/i.test(message)) throw new PlatformError('invalid_input', `image is over the limit of ${maxPixels} pixels; send a smaller image`);
+    throw new PlatformError('invalid_input', `could not decode the image (${message}); pass a JPEG, PNG or WebP file`);
   }
 }
 

@@ -1,6 +1,6 @@
 import express, { Router } from 'express';
 import { isPlatformError } from '../../services/errors.js';
-import { decodeImage } from '../../vision/index.js';
+import { DEFAULT_MAX_IMAGE_PIXELS, decodeImage } from '../../vision/index.js';
 import type { Frame, FrameSource } from './frame-source.js';
 
 /** Options of `HttpPushSource`. */
@@ -9,6 +9,8 @@ export interface HttpPushSourceOptions {
   queueSize?: number;
   /** Largest accepted image body (default 25 MiB). */
   maxBytes?: number;
+  /** Largest image (width x height) decoded; bigger ones are refused from their header (default `DEFAULT_MAX_IMAGE_PIXELS`). */
+  maxPixels?: number;
 }
 
 /** Frames pushed by a line integration: `POST /frames` with image bytes (JPEG/PNG/WebP) on the device API, or `push()` in process. */
@@ -32,7 +34,7 @@ export class HttpPushSource implements FrameSource {
 
   /** Decodes and enqueues one encoded image; returns its sequence number. */
   async push(encoded: Buffer, label?: string): Promise<number> {
-    const image = await decodeImage(encoded);
+    const image = await decodeImage(encoded, { maxPixels: this.opts.maxPixels ?? DEFAULT_MAX_IMAGE_PIXELS });
     const frame: Frame = { image, capturedAt: Date.now(), seq: this.seq++, ...(label === undefined ? {} : { label }) };
     const waiter = this.waiters.shift();
     if (waiter) waiter(frame);

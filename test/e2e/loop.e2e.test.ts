@@ -85,7 +85,7 @@ describe.skipIf(torchMissing)('train → deploy → operate → retrain, embedde
     for (const id of LINE3) {
       const runner = env.devices.get(id)!;
       expect(runner.current).toMatchObject({ versionId: mv1.id, sha256: mv1.model.sha256, provider: 'cpu' });
-      const res = await fetch(`${runner.httpUrl}/infer`, { method: 'POST', body: new Uint8Array(image), headers: { 'content-type': 'image/jpeg' } });
+      const res = await fetch(`${runner.httpUrl}/infer`, { method: 'POST', body: new Uint8Array(image), headers: { 'content-type': 'image/jpeg', 'x-device-key': runner.apiKey! } });
       expect(res.status).toBe(200);
       const body = (await res.json()) as { modelVersionId: string; detections: unknown[]; width: number };
       expect(body.modelVersionId).toBe(mv1.id);
@@ -155,7 +155,8 @@ describe.skipIf(torchMissing)('train → deploy → operate → retrain, embedde
     const failed = await waitFor('the failed report', () => payloads(env.telemetry, 'device.health', (p) => p.rolloutId === started.id && p.state === 'failed')[0]);
     expect(failed.message).toContain(`still serving ${mv1.id}`);
     for (const id of LINE3) expect(env.devices.get(id)!.current?.versionId).toBe(mv1.id);
-    const res = await fetch(`${env.devices.get(canary.deviceId)!.httpUrl}/infer`, { method: 'POST', body: new Uint8Array(await firstImage(data.testImages)) });
+    const canaryRunner = env.devices.get(canary.deviceId)!;
+    const res = await fetch(`${canaryRunner.httpUrl}/infer`, { method: 'POST', body: new Uint8Array(await firstImage(data.testImages)), headers: { 'x-device-key': canaryRunner.apiKey! } });
     expect(((await res.json()) as { modelVersionId: string }).modelVersionId).toBe(mv1.id);
   }, 120_000);
 

@@ -103,7 +103,7 @@ describe.skipIf(skip || torchMissing)('train → deploy → operate → retrain 
     for (const id of DEVICES) {
       const runner = env.devices.get(id)!;
       expect(runner.current?.versionId).toBe(mv1.id);
-      const res = await fetch(`${runner.httpUrl}/infer`, { method: 'POST', body: new Uint8Array(image) });
+      const res = await fetch(`${runner.httpUrl}/infer`, { method: 'POST', body: new Uint8Array(image), headers: { 'x-device-key': runner.apiKey! } });
       expect(((await res.json()) as { modelVersionId: string }).modelVersionId).toBe(mv1.id);
     }
     expect((await platform.fleet.list(ctx, { tag: 'line-3' })).map((d) => d.modelVersionId)).toEqual([mv1.id, mv1.id, mv1.id]);
