@@ -155,8 +155,9 @@ const MAX_APPEND_TRIES = 5;
 
 /**
  * The append-only audit log: each project's entries form a hash chain (every entry carries the
- * sha256 of its canonical content and the hash of the previous entry), appended under a locked
- * per-project chain head so two platform instances never fork it.
+ * HMAC of its canonical content, naming its key id, and the hash of the previous entry), appended
+ * under a locked, signed per-project chain head so two platform instances never fork it. Signed
+ * checkpoints (in the database, the log and the anchor file) make a truncated chain detectable.
  */
 export class AuditLog {
   private readonly db: Db;
