@@ -149,8 +149,9 @@ describe('web API through the real app', () => {
     expect(unknown.status).toBe(404);
     expect(((await unknown.json()) as { error: { message: string } }).error.message).toMatch(/model "nope@1" not found; known models/);
     const noApproval = await c.fetch('/api/models/nope@1/evaluate', { method: 'POST', json: { split: 'test' } });
-    expect(noApproval.status).toBe(400);
-    expect(((await noApproval.json()) as { error: { message: string } }).error.message).toMatch(/approvalId/);
+    // refused by runTool's approval gate (not by the body schema), with what to do next
+    expect(noApproval.status).toBe(409);
+    expect(((await noApproval.json()) as { error: { code: string; message: string } }).error).toMatchObject({ code: 'approval_required', message: expect.stringMatching(/approvalId/) });
   });
 
   it('serves a valid OpenAPI 3.1 document covering every route with its role', async () => {

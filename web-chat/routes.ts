@@ -2,8 +2,8 @@ import type { Request, Response } from 'express';
 import { z } from 'zod';
 import { ROLES, roleAtLeast, type CallContext, type Role } from '../services/context.js';
 import { PlatformError } from '../services/errors.js';
-import { reviewSchema } from '../services/feedback/index.js';
 import type { PlatformMetrics } from '../services/metrics.js';
+import { reviewFeedbackTool } from '../tools/feedback.tools.js';
 import { runTool } from '../tools/run-tool.js';
 import { clearSessionCookies, cookiesOf, csrfTokenOf, SESSION_COOKIE, setSessionCookies, type RequestAuth } from './auth.js';
 import { toolContext, type WebServices } from './web-services.js';
@@ -47,6 +47,21 @@ export const signInConfigSchema = z.discriminatedUnion('mode', [
 /** What the sign-in page is told. */
 export type SignInConfig = z.infer<typeof signInConfigSchema>;
 
+/** Why a state-changing route does not run a tool: the only kinds of exemption the mutation matrix accepts. */
+export const MUTATION_EXEMPTIONS = ['sign-in', 'own-credential', 'approval-request', 'device-upload-url'] as const;
+
+/**
+ * How a state-changing route (any method but GET) changes state; every one declares it, and
+ * test/security/mutation-matrix.test.ts holds each to it:
+ * - `tool`: runs this registry tool through runTool (`:name` = the tool named in the path), so a
+ *   write or critical tool runs only with an approval bound to its exact arguments, and is audited;
+ * - `agent`: hands the request to the agent, whose every changing step waits for an approval and
+ *   then runs through runTool;
+ * - `exempt`: not a project change made by a tool, with its kind and why (signing in or out, the
+ *   caller's own credentials, asking for an approval, presigning a device's upload URLs).
+ */
+export type RouteMutation = { tool: string } | { agent: true } | { exempt: (typeof MUTATION_EXEMPTIONS)[number]; why: string };
+
 /** One route of the single declarative route table: method, path, access, zod schemas and a thin handler. */
 export interface RouteDef<P = any, Q = any, B = any> {
   method: 'get' | 'post' | 'delete';
@@ -55,6 +70,8 @@ export interface RouteDef<P = any, Q = any, B = any> {
   access: RouteAccess;
   tag: string;
   summary: string;
+  /** Required on every route but GET: how it changes state (see RouteMutation). */
+  mutation?: RouteMutation;
   params?: z.ZodType<P>;
   query?: z.ZodType<Q>;
   body?: z.ZodType<B>;
@@ -83,6 +100,8 @@ async function tool(i: RouteInput<unknown, unknown, unknown>, name: string, args
 }
 
 const id = z.string().min(1).max(191).describe('identifier');
+// Optional in the schema so that a call without one reaches runTool, which answers approval_required with what to do.
+const approvalIdField = (toolName: string) => z.string().min(1).max(64).optional().describe(`approved request for ${toolName} with these exact arguments`);
 const idParams = z.object({ id });
 const refParams = z.object({ ref: z.string().min(1).max(300).describe('name, name@version or id') });
 const page = {
@@ -145,6 +164,7 @@ export const ROUTES: RouteDef[] = [
     path: '/api/auth/login',
     access: 'public',
     tag: 'auth',
+    mutation: { exempt: 'sign-in', why: 'no principal exists yet; the account service checks the password, locks an account after repeated failures and opens the session' },
     summary: 'Sign in with email and password; sets the HttpOnly session cookie and the CSRF cookie',
     body: z.object({ email: z.string().trim().min(3).max(320).describe('account email'), password: z.string().min(1).max(1024).describe('account password') }),
     response: z.object({ user: anyObject, csrfToken: z.string() }),
@@ -170,6 +190,7 @@ export const ROUTES: RouteDef[] = [
     path: '/api/auth/firebase',
     access: 'public',
     tag: 'auth',
+    mutation: { exempt: 'sign-in', why: 'no principal exists yet; the account service verifies the Firebase ID token and opens the session' },
     summary: 'Sign in with a Firebase ID token (Firebase mode); sets the session cookie',
     body: z.object({ idToken: z.string().min(20).max(8192).describe('Firebase ID token from the Web SDK') }),
     response: z.object({ user: anyObject, csrfToken: z.string() }),
@@ -183,6 +204,7 @@ export const ROUTES: RouteDef[] = [
     path: '/api/auth/logout',
     access: 'viewer',
     tag: 'auth',
+    mutation: { exempt: 'sign-in', why: "ends the caller's own session; changes nothing in the project" },
     summary: 'Sign out: ends the session and clears the cookies',
     response: okSchema,
     async handler({ s, req, res }) {
@@ -227,6 +249,7 @@ export const ROUTES: RouteDef[] = [
     path: '/api/tokens',
     access: 'viewer',
     tag: 'auth',
+    mutation: { exempt: 'own-credential', why: "creates the caller's own API token with a role no higher than theirs (checked in the account service)" },
     summary: 'Creates an API token with a role no higher than yours; the token is shown only in this response',
     status: 201,
     body: z.object({
@@ -245,6 +268,7 @@ export const ROUTES: RouteDef[] = [
     path: '/api/tokens/:id',
     access: 'viewer',
     tag: 'auth',
+    mutation: { exempt: 'own-credential', why: 'only takes access away: your token, or as an admin any token of this project (checked in the account service)' },
     summary: 'Revokes one of your API tokens (admins: any token of this project)',
     params: idParams,
     response: okSchema,
@@ -354,13 +378,14 @@ export const ROUTES: RouteDef[] = [
     path: '/api/models/:ref/evaluate',
     access: 'operator',
     tag: 'models',
+    mutation: { tool: 'evaluate_model' },
     summary: 'Evaluates a version on a dataset split through the evaluate_model tool; needs an approved approval for these exact arguments',
     params: refParams,
     body: z.object({
       split: z.enum(['train', 'val', 'test']).optional().describe('split to evaluate on (test by default)'),
       dataset: z.string().min(1).max(200).optional().describe('dataset name or name@N; the training dataset version by default'),
       maxImages: z.number().int().min(1).max(5000).optional().describe('evaluate at most this many images'),
-      approvalId: z.string().min(1).max(64).describe('approved request for evaluate_model'),
+      approvalId: approvalIdField('evaluate_model'),
     }),
     async handler(i) {
       const { approvalId, ...rest } = i.body;
@@ -372,9 +397,10 @@ export const ROUTES: RouteDef[] = [
     path: '/api/models/:ref/promote',
     access: 'operator',
     tag: 'models',
+    mutation: { tool: 'promote_model' },
     summary: 'Promotes a version to a stage through the promote_model tool; needs an approved approval for these exact arguments',
     params: refParams,
-    body: z.object({ stage: z.enum(['candidate', 'staging', 'production']).describe('stage'), approvalId: z.string().min(1).max(64).describe('approved request for promote_model') }),
+    body: z.object({ stage: z.enum(['candidate', 'staging', 'production']).describe('stage'), approvalId: approvalIdField('promote_model') }),
     async handler(i) {
       return tool(i, 'promote_model', { modelVersion: i.params.ref, stage: i.body.stage }, i.body.approvalId);
     },
@@ -455,6 +481,7 @@ export const ROUTES: RouteDef[] = [
     path: '/api/fleet/devices/:id/feedback-uploads',
     access: 'viewer',
     tag: 'fleet',
+    mutation: { exempt: 'device-upload-url', why: 'presigns short-lived upload URLs and stores nothing; an uploaded frame joins training data only through review_feedback, an approved tool' },
     summary: 'Presigned PUT URLs a device uploads uncertain frames to (a device token with scope device:<id>, or an admin)',
     params: idParams,
     body: z.object({ count: z.number().int().min(1).max(50).describe('how many upload URLs') }),
@@ -519,11 +546,13 @@ export const ROUTES: RouteDef[] = [
     path: '/api/feedback/:id/review',
     access: 'operator',
     tag: 'feedback',
-    summary: 'Accepts (optionally with corrected boxes) or rejects a feedback sample',
+    mutation: { tool: 'review_feedback' },
+    summary: 'Accepts (optionally with corrected boxes) or rejects a feedback sample through the review_feedback tool; needs an approved approval for these exact arguments',
     params: idParams,
-    body: reviewSchema,
-    async handler({ ctx, s, params, body }) {
-      return need(s.feedback, 'feedback').review(ctx, params.id, body);
+    body: reviewFeedbackTool.input.omit({ sampleId: true }).extend({ approvalId: approvalIdField('review_feedback') }),
+    async handler(i) {
+      const { approvalId, ...review } = i.body;
+      return tool(i, 'review_feedback', { sampleId: i.params.id, ...review }, approvalId);
     },
   }),
 
@@ -543,6 +572,7 @@ export const ROUTES: RouteDef[] = [
     path: '/api/approvals',
     access: 'operator',
     tag: 'approvals',
+    mutation: { exempt: 'approval-request', why: 'asking for an approval is the gate itself: nothing runs until someone decides and the tool runs through runTool' },
     summary: 'Asks approval for a tool call with exact arguments (risk from the tool registry)',
     status: 201,
     body: z.object({ tool: z.string().min(1).max(100).describe('tool name'), args: anyObject.describe('exact arguments'), reason: z.string().trim().min(1).max(2000).describe('why the step is needed') }),
@@ -568,6 +598,7 @@ export const ROUTES: RouteDef[] = [
     path: '/api/approvals/:id/decide',
     access: 'operator',
     tag: 'approvals',
+    mutation: { tool: 'decide_approval' },
     summary: 'Approves, edits or rejects a request under its policy (through the decide_approval tool); deciding twice changes nothing',
     params: idParams,
     body: decisionBody,
@@ -629,6 +660,7 @@ export const ROUTES: RouteDef[] = [
     path: '/api/tools/:name',
     access: 'viewer',
     tag: 'tools',
+    mutation: { tool: ':name' },
     summary: 'Runs one tool through runTool (role, approval and audit checks apply; writes need an approvalId)',
     params: z.object({ name: z.string().regex(/^[a-z][a-z0-9_]{0,99}$/).describe('tool name') }),
     body: z.object({ args: anyObject.default({}).describe('tool arguments'), approvalId: z.string().min(1).max(64).optional().describe('approval covering a write or critical call') }),
@@ -653,6 +685,7 @@ export const ROUTES: RouteDef[] = [
     path: '/api/conversations',
     access: 'viewer',
     tag: 'chat',
+    mutation: { agent: true },
     summary: 'Starts a conversation; answers when the agent pauses (approval, wait) or ends. Events stream over the socket room of the conversation.',
     status: 201,
     body: messageBody.extend({ title: z.string().trim().max(200).optional() }),
@@ -676,6 +709,7 @@ export const ROUTES: RouteDef[] = [
     path: '/api/conversations/:id/messages',
     access: 'viewer',
     tag: 'chat',
+    mutation: { agent: true },
     summary: 'Sends a new request to a conversation',
     params: idParams,
     body: messageBody,
@@ -688,6 +722,7 @@ export const ROUTES: RouteDef[] = [
     path: '/api/conversations/:id/decide',
     access: 'operator',
     tag: 'chat',
+    mutation: { agent: true },
     summary: 'Decides the approval the conversation waits for, then resumes it',
     params: idParams,
     body: decisionBody.extend({ approvalId: z.string().min(1).max(64).describe('the pending approval') }),
@@ -701,6 +736,7 @@ export const ROUTES: RouteDef[] = [
     path: '/api/conversations/:id/retry',
     access: 'operator',
     tag: 'chat',
+    mutation: { agent: true },
     summary: 'Continues a conversation that stopped on an error from its last saved step',
     params: idParams,
     async handler({ ctx, s, params }) {
@@ -739,6 +775,7 @@ export const ROUTES: RouteDef[] = [
     path: '/api/chat-links',
     access: 'viewer',
     tag: 'auth',
+    mutation: { exempt: 'own-credential', why: "links the caller's own chat identity after they confirmed the code; the chat-link service checks and audits it" },
     summary: 'Confirms a "/vision link" code: the chat user it names then acts as you. Show the chat user and workspace first (GET /api/chat-links/pending/:code)',
     status: 201,
     body: z.object({
@@ -755,6 +792,7 @@ export const ROUTES: RouteDef[] = [
     path: '/api/chat-links/:id',
     access: 'viewer',
     tag: 'auth',
+    mutation: { exempt: 'own-credential', why: "only takes access away: removes one of the caller's own chat links (audited by the chat-link service)" },
     summary: 'Removes one of your chat account links; that chat user then acts as nobody',
     params: idParams,
     response: okSchema,

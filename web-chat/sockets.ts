@@ -28,14 +28,20 @@ export interface SocketEventDef {
   role: Role;
   schema: z.ZodType;
   summary: string;
+  /**
+   * What the event may change: `nothing` (this socket's own room membership), or `agent` (hands the
+   * request to the agent, whose every changing step waits for an approval and runs through runTool).
+   * test/security/mutation-matrix.test.ts holds every event to it.
+   */
+  changes: 'nothing' | 'agent';
 }
 
 /** Every event a client may send; each is authenticated at the handshake, re-checked, validated and authorised. */
 export const SOCKET_EVENTS = {
-  subscribe: { role: 'viewer', schema: subscribeSchema, summary: 'join the room of a conversation, training job or rollout of your project' },
-  unsubscribe: { role: 'viewer', schema: subscribeSchema, summary: 'leave a room' },
-  'chat:send': { role: 'viewer', schema: sendSchema, summary: 'start a conversation or send a message; agent events stream to its room' },
-  'chat:decide': { role: 'operator', schema: decideSchema, summary: 'decide the approval a conversation waits for' },
+  subscribe: { role: 'viewer', schema: subscribeSchema, summary: 'join the room of a conversation, training job or rollout of your project', changes: 'nothing' },
+  unsubscribe: { role: 'viewer', schema: subscribeSchema, summary: 'leave a room', changes: 'nothing' },
+  'chat:send': { role: 'viewer', schema: sendSchema, summary: 'start a conversation or send a message; agent events stream to its room', changes: 'agent' },
+  'chat:decide': { role: 'operator', schema: decideSchema, summary: 'decide the approval a conversation waits for', changes: 'agent' },
 } satisfies Record<string, SocketEventDef>;
 
 /** Events the server sends: `agent` (typed agent stream events), `event` (domain events), `chat:error`. */

@@ -36,6 +36,21 @@ export function parseUserMap(value: string | undefined): Map<string, string> {
   return map;
 }
 
+/**
+ * Every `/vision` verb and what it may change; test/security/mutation-matrix.test.ts holds each to it:
+ * `nothing` (reads), `tool` (runs that tool through runTool; deciding an approval is the approval
+ * itself), or the chat user's own link (an account action the chat-link service checks and audits).
+ */
+export const BOT_COMMANDS = {
+  help: 'nothing',
+  approvals: 'nothing',
+  status: 'nothing',
+  rollout: 'nothing',
+  approve: { tool: 'decide_approval' },
+  reject: { tool: 'decide_approval' },
+  link: { exempt: 'own-credential' },
+} as const;
+
 const HELP = [
   '`/vision approvals` pending approvals with buttons',
   '`/vision approve ID` approve a request',

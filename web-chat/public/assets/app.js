@@ -185,7 +185,11 @@ async function showFeedback(id) {
   const s = await api(`/api/feedback/${encodeURIComponent(id)}`);
   const boxes = (s.predictions || []).map((p) => ({ box: p.box, label: `${p.className} ${typeof p.confidence === 'number' ? p.confidence.toFixed(2) : ''}` }));
   const review = (body) => guard(async () => {
-    await api(`/api/feedback/${encodeURIComponent(id)}/review`, { method: 'POST', body });
+    // review_feedback is a write tool (reviews become training data): the click asks for an approval of these
+    // exact arguments, approves it (a write's requester may approve their own), then runs it with that approval.
+    const approval = await api('/api/approvals', { method: 'POST', body: { tool: 'review_feedback', args: { sampleId: id, ...body }, reason: `review of feedback sample ${id} in the web app` } });
+    await api(`/api/approvals/${encodeURIComponent(approval.id)}/decide`, { method: 'POST', body: { decision: 'approve', reason: 'reviewed in the web app' } });
+    await api(`/api/feedback/${encodeURIComponent(id)}/review`, { method: 'POST', body: { ...body, approvalId: approval.id } });
     document.getElementById('feedback-detail').replaceChildren();
     await loaders.feedback();
   });
