@@ -53,3 +53,13 @@ describe('RulesPlanner names that contain intent words', () => {
     expect(masked).toMatch(/deploy/);
   });
 });
+
+describe('RulesPlanner imports', () => {
+  it('reads a storage:<prefix> source and asks for a source inside the import folders otherwise', async () => {
+    const p = await plan('import storage:uploads/set1 as helmets-v3');
+    expect(p.steps.map((s) => [s.tool, s.args])).toEqual([['import_dataset', { source: 'storage:uploads/set1', name: 'helmets-v3' }]]);
+    const asked = await plan('import a dataset as helmets-v4');
+    expect(asked.steps).toEqual([]);
+    expect(asked.clarify).toMatch(/under the server's import folders \(IMPORT_ROOTS\), or storage:<prefix>/);
+  });
+});

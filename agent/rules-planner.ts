@@ -225,8 +225,9 @@ function planFor(message: string, known: Known, context: { modelVersion?: unknow
   }
 
   if (has(RE.importDs, said)) {
-    const source = /((?:\/|\.\/|~\/|s3:\/\/)[^\s"']+)/.exec(text)?.[1];
-    if (source === undefined) return { steps: [], clarify: 'From which folder, zip or storage prefix should I import? Give a path like /data/helmets or s3://bucket/prefix.' };
+    const source = /((?:\/|\.\/|~\/|storage:)[^\s"']+)/.exec(text)?.[1];
+    if (source === undefined)
+      return { steps: [], clarify: "From which folder, zip or storage prefix should I import? Give a folder or .zip under the server's import folders (IMPORT_ROOTS), or storage:<prefix> for files in this project's storage." };
     const name = /\b(?:as|named|name)\s+["']?([a-z0-9][\w.-]*)/i.exec(text)?.[1] ?? /([a-z0-9][\w.-]*)\s*(?:이라는|라는)?\s*이름/i.exec(text)?.[1];
     if (name === undefined) return { steps: [], clarify: 'What name should the imported dataset get? Say "… as helmets-v3".' };
     const format = /\bcoco\b/i.test(said) ? 'coco' : /\bvoc\b/i.test(said) ? 'voc' : /\byolo\b/i.test(said) ? 'yolo' : undefined;

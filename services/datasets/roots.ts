@@ -98,7 +98,7 @@ export async function resolveImportPath(
     if (!(await isAllowed(candidate, rule)))
       throw new PlatformError(
         'forbidden',
-        `"${given}" is outside the import folders; imports are read only under: ${allowedList}; set IMPORT_ROOTS to add a folder`,
+        `"${given}" is outside the import folders; imports are read only under: ${allowedList}; set IMPORT_ROOTS to add a folder${PROTECTED_NOTE}`,
       );
     throw new PlatformError(
       'not_found',
@@ -109,7 +109,7 @@ export async function resolveImportPath(
     const via = real === candidate ? '' : ` (it resolves to a place outside them)`;
     throw new PlatformError(
       'forbidden',
-      `"${given}" is outside the import folders${via}; imports are read only under: ${allowedList}; set IMPORT_ROOTS to add a folder`,
+      `"${given}" is outside the import folders${via}; imports are read only under: ${allowedList}; set IMPORT_ROOTS to add a folder${PROTECTED_NOTE}`,
     );
   }
   const info = await stat(real);
@@ -133,7 +133,7 @@ export async function resolveImportPath(
  */
 export async function resolveExportPath(given: string, rule: PathRule): Promise<string> {
   const allowedList = describeRoots(rule);
-  const hint = `exports go to storage (omit folder and zipPath to get a download link) or under: ${allowedList}; set EXPORT_ROOTS to add a folder`;
+  const hint = `exports go to storage (omit folder and zipPath to get a download link) or under: ${allowedList}; set EXPORT_ROOTS to add a folder${PROTECTED_NOTE}`;
   if (rule.roots.length === 0)
     throw new PlatformError(
       'forbidden',
@@ -162,6 +162,9 @@ export async function resolveExportPath(given: string, rule: PathRule): Promise<
   return target;
 }
 
+const PROTECTED_NOTE =
+  " (the app's own folder and DATA_DIR, apart from its imports/, demo/ and exports/ folders, are never used)";
+
 /** True when `p` (already resolved) is under a root and not in a protected folder outside the carve-outs. */
 async function isAllowed(p: string, rule: PathRule): Promise<boolean> {
   const [roots, protectedDirs, carveOuts] = await Promise.all(
@@ -180,7 +183,7 @@ async function resolveExisting(dir: string): Promise<string> {
 /** Whether `p` is `dir` or inside it. */
 export function within(p: string, dir: string): boolean {
   const rel = path.relative(dir, p);
-  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
+  return rel === '' || (rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel));
 }
 
 function describeRoots(rule: PathRule): string {
