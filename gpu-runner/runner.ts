@@ -80,6 +80,8 @@ export class GpuRunner {
   private readonly publisher: OrderedPublisher;
   private readonly claims: ClaimStore;
   private readonly queued = new Map<string, TrainStart>();
+  /** The final status and artifact.ready envelopes of recent jobs, re-sent as they were on a status.request. */
+  private readonly finished = new Map<string, Envelope[]>();
   private available: TrainBackend[] = [];
   private unavailable: Partial<Record<TrainBackend, string>> = {};
   private device: RunnerDevice | undefined;
@@ -156,10 +158,30 @@ export class GpuRunner {
   }
 
   private publish<T extends MessageType>(type: T, payload: MessagePayload<T>): void {
-    this.publisher.publish(
-      STREAMS.telemetry,
-      makeEnvelope(type, payload, { source: `gpu-runner/${this.opts.id}` }),
-    );
+    const envelope = makeEnvelope(type, payload, { source: `gpu-runner/${this.opts.id}` });
+    this.publisher.publish(STREAMS.telemetry, envelope);
+    const p = payload as { jobId?: string; attempt?: number; status?: string };
+    if (type === 'artifact.ready' || (type === 'train.status' && FINAL_STATUSES.has(p.status ?? ''))) {
+      const key = ClaimStore.key(p.jobId!, p.attempt!);
+      this.finished.set(key, [...(this.finished.get(key) ?? []), envelope]);
+      for (const old of this.finished.keys()) {
+        if (this.finished.size <= KEEP_FINISHED) break;
+        this.finished.delete(old);
+      }
+    }
+  }
+
+  /** Reports again what this runner knows of the named jobs: the same final envelopes, or that it still runs them. */
+  private answerStatusRequest(jobs: Array<{ jobId: string; attempt: number; runnerId: string }>): void {
+    for (const job of jobs) {
+      if (job.runnerId !== this.opts.id) continue;
+      const key = ClaimStore.key(job.jobId, job.attempt);
+      const sent = this.finished.get(key);
+      if (sent !== undefined) for (const envelope of sent) this.publisher.publish(STREAMS.telemetry, envelope);
+      else if (this.active?.jobId === job.jobId && this.active.attempt === job.attempt) this.status(job, 'running');
+      else if (this.queued.has(key)) this.status(job, 'claimed');
+    }
+    this.sendHeartbeat();
   }
 
   private sendHeartbeat(): void {
@@ -210,6 +232,8 @@ export class GpuRunner {
         if (!this.queued.delete(key)) return;
         await this.runJob(p);
       });
+    } else if (m.type === 'status.request') {
+      this.answerStatusRequest(m.payload.jobs);
     } else if (m.type === 'train.cancel') {
       const { jobId, attempt } = m.payload;
       const key = ClaimStore.key(jobId, attempt);
@@ -396,6 +420,11 @@ function urlWithoutQuery(url: string): string {
     return '(invalid URL)';
   }
 }
+
+/** Final job states; their envelopes are kept for status requests. */
+const FINAL_STATUSES = new Set(['succeeded', 'failed', 'cancelled']);
+/** Recent jobs whose final envelopes a runner keeps. */
+const KEEP_FINISHED = 50;
 
 /** An upload answer that retrying cannot change (e.g. 403 for an expired URL). */
 class PermanentUploadError extends Error {}

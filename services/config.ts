@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseDotenv } from 'dotenv';
 import { z } from 'zod';
+import { DEFAULT_RETENTION, maxAgeMs } from './infra/broker/port.js';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
@@ -18,6 +19,22 @@ const optionalUrl = (protocols: string[]) =>
       }
     }, `a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`)
     .optional();
+
+const BYTE_UNITS: Record<string, number> = { '': 1, B: 1, KB: 1e3, MB: 1e6, GB: 1e9, TB: 1e12, KIB: 1024, MIB: 1024 ** 2, GIB: 1024 ** 3, TIB: 1024 ** 4 };
+
+/** A size in bytes: a whole number, optionally with a unit (KB, MB, GB, TB in powers of 1000; KiB, MiB, GiB, TiB in powers of 1024). */
+const byteSize = z
+  .union([z.number(), z.string()])
+  .transform((v, ctx) => {
+    const m = /^\s*(\d+)\s*([A-Za-z]*)\s*$/.exec(String(v));
+    const unit = BYTE_UNITS[(m?.[2] ?? '').toUpperCase()];
+    const bytes = m === null || unit === undefined ? NaN : Number(m[1]) * unit;
+    if (!Number.isSafeInteger(bytes) || bytes < 1) {
+      ctx.addIssue({ code: 'custom', message: 'a size like 10GB, 500MB or a number of bytes' });
+      return z.NEVER;
+    }
+    return bytes;
+  });
 
 /** Every environment variable the platform reads, with its embedded default and expected form. */
 export const configSchema = z.object({
@@ -44,6 +61,15 @@ export const configSchema = z.object({
     .regex(/^[A-Za-z0-9._-]{1,100}$/, 'letters, digits, ".", "_" or "-"')
     .optional()
     .describe('prefix of the stream names, so several environments (or test runs) share one RabbitMQ'),
+  RABBITMQ_STREAM_MAX_AGE: z
+    .string()
+    .refine((v) => maxAgeMs(v) !== undefined, 'a duration like 7D, 12h, 30m or 3600s (units Y, M, D, h, m, s, as RabbitMQ reads max-age)')
+    .default(DEFAULT_RETENTION.maxAge)
+    .describe('streams (RabbitMQ and the in-process broker) drop messages older than this, a segment at a time'),
+  RABBITMQ_STREAM_MAX_BYTES: byteSize.default(DEFAULT_RETENTION.maxBytes).describe('streams drop their oldest segments beyond this size, e.g. 10GB or 500MB'),
+  RABBITMQ_STREAM_MAX_SEGMENT_SIZE_BYTES: byteSize
+    .default(DEFAULT_RETENTION.maxSegmentSizeBytes)
+    .describe('size of one stream segment, the unit retention drops (RabbitMQ default 500MB)'),
   S3_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'an S3 bucket name').optional(),
   S3_ENDPOINT: optionalUrl(['http:', 'https:']),
   S3_REGION: z.string().default('us-east-1'),

@@ -6,6 +6,8 @@ export interface PlatformMetrics {
   httpRequests: Counter<'method' | 'route' | 'status'>;
   httpDuration: Histogram<'method' | 'route'>;
   brokerMessages: Counter<'stream' | 'type' | 'outcome'>;
+  /** Named consumers that resumed past messages stream retention dropped before they read them. */
+  brokerRetentionGaps: Counter<'stream' | 'consumer'>;
   adapterUp: Gauge<'port' | 'adapter'>;
 }
 
@@ -32,6 +34,12 @@ export function createMetrics(): PlatformMetrics {
       name: 'visioninapp_broker_messages_total',
       help: 'Broker messages handled by stream, type and outcome',
       labelNames: ['stream', 'type', 'outcome'],
+      registers: [registry],
+    }),
+    brokerRetentionGaps: new Counter({
+      name: 'visioninapp_broker_retention_gaps_total',
+      help: 'Times a named consumer resumed past messages dropped by stream retention',
+      labelNames: ['stream', 'consumer'],
       registers: [registry],
     }),
     adapterUp: new Gauge({

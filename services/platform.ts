@@ -21,7 +21,8 @@ import { ApprovalService } from './approvals/index.js';
 import { DatasetService, datasetSearchDocs } from './datasets/index.js';
 import { datasetPathPolicy, defaultDataFolders, parseRoots } from './datasets/roots.js';
 import type { SearchDoc } from './infra/search/port.js';
-import type { Subscription } from './infra/broker/port.js';
+import type { RetentionGap, Subscription } from './infra/broker/port.js';
+import { InFlightReconciler } from './reconcile.js';
 import { ModelEvaluationService, ModelRegistry, modelSearchDocs } from './models/index.js';
 import { TrainingService, trainingSearchDocs } from './training/index.js';
 import { deviceSearchDocs, FleetService, RolloutController, RolloutService } from './fleet/index.js';
@@ -112,11 +113,19 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
     elasticsearchUrl: config.ELASTICSEARCH_URL,
     indexPrefix: config.ELASTICSEARCH_INDEX_PREFIX,
   });
+  // the broker is built before the services that reconcile a retention gap: they subscribe below
+  const onRetentionGap: Array<(gap: RetentionGap) => void> = [];
   const broker = await createBroker({
     rabbitmqUrl: config.RABBITMQ_STREAM_URL,
     dataDir: path.join(dataDir, 'broker'),
     log,
     ...(config.RABBITMQ_STREAM_PREFIX === undefined ? {} : { streamPrefix: config.RABBITMQ_STREAM_PREFIX }),
+    bounds: {
+      maxAge: config.RABBITMQ_STREAM_MAX_AGE,
+      maxBytes: config.RABBITMQ_STREAM_MAX_BYTES,
+      maxSegmentSizeBytes: config.RABBITMQ_STREAM_MAX_SEGMENT_SIZE_BYTES,
+    },
+    onRetentionGap: (gap) => onRetentionGap.forEach((handle) => handle(gap)),
   });
   const storage = await createStorage({
     ...(config.S3_BUCKET === undefined
@@ -255,6 +264,11 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
     await audit.checkpoint().catch((err: Error) => log.error({ err: err.message }, 'audit checkpoint failed'));
   }
 
+  const reconciler = new InFlightReconciler({ db, broker, log: log.child({ component: 'reconcile' }) });
+  onRetentionGap.push((gap) => {
+    metrics.brokerRetentionGaps.inc({ stream: gap.stream, consumer: gap.consumer });
+    reconciler.onGap(gap);
+  });
   const subscriptions: Subscription[] = [];
   const stoppers: Array<() => void> = [];
   async function* allSearchDocs(): AsyncIterable<SearchDoc> {
@@ -350,6 +364,7 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
       // the newest entries get a signed checkpoint (and the anchor file) before the database closes
       if (migrated.ok) await auditCheckpoint();
       await rolloutController.stop();
+      await reconciler.stop();
       for (const sub of subscriptions) await sub.close().catch(() => undefined);
       await indexer.stop();
       for (const adapter of [broker, search, cache, storage, identity, db]) {

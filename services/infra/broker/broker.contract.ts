@@ -1,6 +1,13 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { makeEnvelope, type Envelope } from './envelope.js';
-import { STREAMS, type Broker, type StreamName, type Subscription } from './port.js';
+import {
+  STREAMS,
+  type Broker,
+  type RetentionGap,
+  type StreamName,
+  type StreamRetention,
+  type Subscription,
+} from './port.js';
 
 /** What each adapter's test hands the contract: a fresh broker on fresh streams, and a way to append raw bytes. */
 export interface BrokerFixture {
@@ -31,8 +38,30 @@ async function waitFor(check: () => boolean, what: string, timeoutMs = 10_000): 
 
 const settle = (ms = 300) => new Promise((r) => setTimeout(r, ms));
 
-/** The contract every Broker adapter honours; each adapter's test calls this with its initializer. */
-export function brokerContract(name: string, init: () => Promise<BrokerFixture>): void {
+/** Builds a broker whose streams keep only `bounds`, telling `onGap` about retention gaps. */
+export type BoundedBrokerInit = (
+  bounds: StreamRetention,
+  onGap: (gap: RetentionGap) => void,
+) => Promise<BrokerFixture>;
+
+/** A message of about `bytes` bytes (padding in the payload), numbered by `epoch`. */
+function padded(epoch: number, bytes: number): Envelope {
+  return makeEnvelope(
+    'train.log',
+    { jobId: 'job-1', attempt: 1, seq: epoch, lines: ['x'.repeat(bytes)] },
+    { source: 'runner-test' },
+  );
+}
+
+/**
+ * The contract every Broker adapter honours; each adapter's test calls this with its initializer,
+ * and with `bounded` when it can build one with small retention bounds.
+ */
+export function brokerContract(
+  name: string,
+  init: () => Promise<BrokerFixture>,
+  opts: { bounded?: BoundedBrokerInit } = {},
+): void {
   describe(`Broker contract: ${name}`, () => {
     let fixture: BrokerFixture | undefined;
     const open: Subscription[] = [];
@@ -247,5 +276,64 @@ export function brokerContract(name: string, init: () => Promise<BrokerFixture>)
       expect(a).toEqual([0, 1, 2]);
       expect(b).toEqual([3, 4, 5]);
     });
+
+    const bounded = opts.bounded;
+    if (bounded !== undefined)
+      it('resumes a named consumer whose offset fell behind retention at the oldest kept message, and reports the gap', async () => {
+        const gaps: RetentionGap[] = [];
+        fixture = await bounded(
+          { maxAge: '7D', maxBytes: 20_000, maxSegmentSizeBytes: 4_000 },
+          (gap) => void gaps.push(gap),
+        );
+        const { broker } = fixture;
+        const seqOf = (env: Envelope) => (env.payload as { seq: number }).seq;
+        const early: number[] = [];
+        const first = await broker.subscribe(T, { name: 'slow-reader', from: 'first' }, (env, meta) => {
+          early.push(meta.offset);
+        });
+        await broker.publish(T, padded(0, 200));
+        await waitFor(() => early.length === 1, 'the first message');
+        await first.close();
+
+        // ~75 KB through a 20 KB stream: the slow reader's next message is long gone.
+        const total = 300;
+        for (let i = 1; i <= total; i++) await broker.publish(T, padded(i, 200));
+        await settle(1000);
+        const got: Array<{ seq: number; offset: number }> = [];
+        open.push(
+          await broker.subscribe(T, { name: 'slow-reader', from: 'first' }, (env, meta) => {
+            got.push({ seq: seqOf(env), offset: meta.offset });
+          }),
+        );
+        await waitFor(() => got.at(-1)?.seq === total, 'the last message');
+        expect(got.length).toBeLessThan(total);
+        expect(gaps).toEqual([
+          { stream: T, consumer: 'slow-reader', expected: early[0]! + 1, resumedAt: got[0]!.offset },
+        ]);
+        expect(got[0]!.offset).toBeGreaterThan(early[0]! + 1);
+        // From where it resumed, nothing more is missing.
+        expect(got.map((g) => g.seq)).toEqual(
+          Array.from({ length: got.length }, (_, i) => total - got.length + 1 + i),
+        );
+        // Resuming normally again (its stored offset is kept) is no gap, whatever offsets the server used meanwhile.
+        await open.pop()!.close();
+        await broker.publish(T, padded(total + 1, 200));
+        const after: number[] = [];
+        open.push(
+          await broker.subscribe(
+            T,
+            { name: 'slow-reader', from: 'first' },
+            (env) => void after.push(seqOf(env)),
+          ),
+        );
+        await waitFor(() => after.length === 1, 'the message after the reopen');
+        expect(after).toEqual([total + 1]);
+        expect(gaps).toHaveLength(1);
+        // An unnamed reader from the first kept message reports nothing.
+        const anon: number[] = [];
+        open.push(await broker.subscribe(T, { from: 'first' }, (env) => void anon.push(seqOf(env))));
+        await waitFor(() => anon.at(-1) === total + 1, 'the unnamed reader');
+        expect(gaps).toHaveLength(1);
+      }, 30_000);
   });
 }

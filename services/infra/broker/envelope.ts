@@ -85,6 +85,16 @@ export const messageSchemas = {
     reason: z.string(),
   }),
   notify: z.object({ level: z.enum(['info', 'warn', 'error']), text: z.string(), ref: z.string().optional() }),
+  /**
+   * The platform may have missed telemetry (a consumer fell behind stream retention): each runner and
+   * device named here reports again what it knows of the job or deployment (its last status, its
+   * outcome), re-sending the same envelopes when it kept them, so duplicates are dropped by id.
+   */
+  'status.request': z.object({
+    reason: z.string(),
+    jobs: z.array(z.object({ jobId: z.string(), attempt: z.number().int().min(1), runnerId: z.string() })),
+    deployments: z.array(z.object({ deploymentId: z.string(), rolloutId: z.string(), deviceId: z.string() })),
+  }),
 
   // ---- vision.telemetry (workers → platform)
   'runner.heartbeat': z.object({

@@ -1,11 +1,13 @@
 import type { Logger } from '../../log.js';
 import { MemoryBroker } from './memory.js';
-import type { Broker } from './port.js';
+import type { Broker, RetentionGap, StreamRetention } from './port.js';
 
-export { STREAMS } from './port.js';
+export { DEFAULT_RETENTION, maxAgeMs, STREAMS } from './port.js';
 export type {
   Broker,
   MessageHandler,
+  RetentionGap,
+  StreamRetention,
   StartFrom,
   StreamName,
   SubscribeOptions,
@@ -43,17 +45,27 @@ export async function createBroker(opts: {
   dataDir?: string;
   log: Logger;
   streamPrefix?: string;
+  /** Age and size bounds of every stream (RabbitMQ arguments, or the in-process broker's own). */
+  bounds?: StreamRetention;
+  /** Told when a named consumer's stored offset fell behind retention (after the adapter's warning). */
+  onRetentionGap?: (gap: RetentionGap) => void;
 }): Promise<Broker> {
+  const shared = {
+    ...(opts.bounds === undefined ? {} : { bounds: opts.bounds }),
+    ...(opts.onRetentionGap === undefined ? {} : { onRetentionGap: opts.onRetentionGap }),
+  };
   if (opts.rabbitmqUrl !== undefined && opts.rabbitmqUrl !== '') {
     const { RabbitBroker } = await import('./rabbitmq.js');
     return new RabbitBroker({
       url: opts.rabbitmqUrl,
       log: opts.log.child({ port: 'broker' }),
+      ...shared,
       ...(opts.streamPrefix === undefined ? {} : { streamPrefix: opts.streamPrefix }),
     });
   }
   return new MemoryBroker({
     log: opts.log.child({ port: 'broker' }),
+    ...shared,
     ...(opts.dataDir === undefined ? {} : { dataDir: opts.dataDir }),
     ...(opts.streamPrefix === undefined ? {} : { streamPrefix: opts.streamPrefix }),
   });

@@ -9,20 +9,43 @@ import { MemoryBroker } from './memory.js';
 import { silentLogger } from '../../log.js';
 import { STREAMS } from './port.js';
 
-brokerContract('memory', async () => {
-  const broker = new MemoryBroker();
-  return { broker, publishRaw: async (stream, data) => void broker.appendRaw(stream, data) };
-});
+brokerContract(
+  'memory',
+  async () => {
+    const broker = new MemoryBroker();
+    return { broker, publishRaw: async (stream, data) => void broker.appendRaw(stream, data) };
+  },
+  {
+    bounded: async (bounds, onGap) => {
+      const broker = new MemoryBroker({ bounds, onRetentionGap: onGap });
+      return { broker, publishRaw: async (stream, data) => void broker.appendRaw(stream, data) };
+    },
+  },
+);
 
-brokerContract('memory with dataDir', async () => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'vbroker-'));
-  const broker = new MemoryBroker({ dataDir: dir });
-  return {
-    broker,
-    publishRaw: async (stream, data) => void broker.appendRaw(stream, data),
-    cleanup: async () => rmSync(dir, { recursive: true, force: true }),
-  };
-});
+brokerContract(
+  'memory with dataDir',
+  async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'vbroker-'));
+    const broker = new MemoryBroker({ dataDir: dir });
+    return {
+      broker,
+      publishRaw: async (stream, data) => void broker.appendRaw(stream, data),
+      cleanup: async () => rmSync(dir, { recursive: true, force: true }),
+    };
+  },
+  {
+    bounded: async (bounds, onGap) => {
+      const dir = mkdtempSync(path.join(tmpdir(), 'vbroker-'));
+      const broker = new MemoryBroker({ dataDir: dir, bounds, onRetentionGap: onGap });
+      return {
+        broker,
+        publishRaw: async (stream, data) => void broker.appendRaw(stream, data),
+        cleanup: async () => rmSync(dir, { recursive: true, force: true }),
+      };
+    },
+  },
+);
 
 describe(MemoryBroker.name, () => {
   const dirs: string[] = [];

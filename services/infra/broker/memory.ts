@@ -7,11 +7,16 @@ import type { Health } from '../health.js';
 import { ActiveGroups, Delivery } from './delivery.js';
 import { parseMessage, type Envelope, type Message } from './envelope.js';
 import {
+  DEFAULT_RETENTION,
+  maxAgeMs,
   STREAMS,
   type Broker,
   type MessageHandler,
+  type RetentionGap,
+  retentionGapWarning,
   type StartFrom,
   type StreamName,
+  type StreamRetention,
   type SubscribeOptions,
   type Subscription,
 } from './port.js';
@@ -29,6 +34,10 @@ export interface MemoryBrokerOptions {
   persistStreams?: boolean;
   /** Recent envelope ids each subscription remembers to drop duplicates. */
   dedupeWindow?: number;
+  /** Age and size bounds of each stream, in memory and on disk (default 7 days, 10 GB). */
+  bounds?: StreamRetention;
+  /** Called (besides a warning) when a named consumer's stored offset fell behind retention. */
+  onRetentionGap?: (gap: RetentionGap) => void;
 }
 
 const OFFSETS_FILE = 'broker-offsets.json';
@@ -38,15 +47,28 @@ const STREAM_FLUSH_MS = 50;
 const YIELD_EVERY = 512;
 
 const offsetsFileSchema = z.record(z.string(), z.number().int().nonnegative());
-const streamLineSchema = z.object({ offset: z.number().int().nonnegative(), data: z.string() });
+const streamLineSchema = z.object({
+  offset: z.number().int().nonnegative(),
+  /** Append time (epoch ms); lines written before retention existed have none. */
+  ts: z.number().int().nonnegative().optional(),
+  data: z.string(),
+});
+/** How often age retention is applied to streams nobody appends to. */
+const AGE_SWEEP_MAX_MS = 60_000;
 
 /** One stored message: validated at publish (`message`), or raw bytes that consumers validate (`data`). */
 interface StoredRecord {
   message?: Message;
   data?: string;
+  /** Append time, epoch ms. */
+  ts: number;
+  /** Bytes of the record's line on disk, counted against the size bound. */
+  bytes: number;
 }
 
-const recordText = (r: StoredRecord): string => r.data ?? JSON.stringify(r.message);
+const recordText = (r: Pick<StoredRecord, 'data' | 'message'>): string => r.data ?? JSON.stringify(r.message);
+const recordLine = (offset: number, r: StoredRecord): string =>
+  `{"offset":${offset},"ts":${r.ts},"data":${JSON.stringify(recordText(r))}}\n`;
 
 interface StreamLog {
   name: StreamName;
@@ -57,6 +79,10 @@ interface StreamLog {
   file?: string;
   pendingLines: string[];
   fileLines: number;
+  /** Bytes of the records kept in memory. */
+  bytes: number;
+  /** Bytes of the stream file on disk. */
+  fileBytes: number;
 }
 
 const offsetKey = (stream: StreamName, name: string) => `${stream}/${name}`;
@@ -78,12 +104,25 @@ export class MemoryBroker implements Broker {
   private readonly offsetsFile: string | undefined;
   private offsetsTimer: NodeJS.Timeout | undefined;
   private streamsTimer: NodeJS.Timeout | undefined;
+  private readonly bounds: StreamRetention;
+  private readonly maxAgeMs: number;
+  private readonly onRetentionGap: ((gap: RetentionGap) => void) | undefined;
+  private readonly ageSweeper: NodeJS.Timeout;
   private closed = false;
 
   constructor(opts: MemoryBrokerOptions = {}) {
     this.log = opts.log ?? silentLogger();
     this.retention = Math.max(1, opts.retention ?? 100_000);
     this.dedupeWindow = opts.dedupeWindow;
+    this.bounds = opts.bounds ?? DEFAULT_RETENTION;
+    const ageMs = maxAgeMs(this.bounds.maxAge);
+    if (ageMs === undefined)
+      throw new PlatformError(
+        'invalid_input',
+        `stream max age "${this.bounds.maxAge}" is not a duration like 7D, 12h or 30m (RABBITMQ_STREAM_MAX_AGE)`,
+      );
+    this.maxAgeMs = ageMs;
+    this.onRetentionGap = opts.onRetentionGap;
     const persist = opts.dataDir !== undefined && (opts.persistStreams ?? true);
     if (opts.dataDir !== undefined) {
       mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
@@ -98,6 +137,8 @@ export class MemoryBroker implements Broker {
         waiting: new Set(),
         pendingLines: [],
         fileLines: 0,
+        bytes: 0,
+        fileBytes: 0,
       };
       if (persist && opts.dataDir !== undefined) {
         log.file = path.join(opts.dataDir, `broker-${opts.streamPrefix ?? ''}${name}.jsonl`);
@@ -105,6 +146,13 @@ export class MemoryBroker implements Broker {
       }
       this.streams.set(name, log);
     }
+    this.ageSweeper = setInterval(
+      () => {
+        for (const log of this.streams.values()) this.applyRetention(log);
+      },
+      Math.min(AGE_SWEEP_MAX_MS, Math.max(1000, this.maxAgeMs / 10)),
+    );
+    this.ageSweeper.unref();
   }
 
   /** Validates and appends one envelope; resolves once it is in the stream. */
@@ -116,6 +164,16 @@ export class MemoryBroker implements Broker {
         `cannot publish to ${stream}: ${checked.error}; build messages with makeEnvelope()`,
       );
     this.append(stream, { message: checked.message });
+  }
+
+  /** The age and size bounds this broker keeps each stream within. */
+  streamRetention(): StreamRetention {
+    return { ...this.bounds };
+  }
+
+  /** Offset of the oldest message the stream still keeps. */
+  firstOffset(stream: StreamName): number {
+    return this.streamLog(stream).base;
   }
 
   /** Appends bytes without validation, as a faulty producer would; consumers log and skip what is invalid. */
@@ -161,6 +219,7 @@ export class MemoryBroker implements Broker {
     if (this.closed) return;
     await Promise.all([...this.subscriptions].map((s) => s.close()));
     this.closed = true;
+    clearInterval(this.ageSweeper);
     this.flushStreams();
     this.flushOffsets();
   }
@@ -192,6 +251,19 @@ export class MemoryBroker implements Broker {
     }
   }
 
+  /** @internal A named consumer skipped messages retention dropped before it read them. */
+  reportGap(gap: RetentionGap): void {
+    this.log.warn(
+      { ...gap, dropped: gap.resumedAt - gap.expected },
+      retentionGapWarning(gap, this.bounds),
+    );
+    try {
+      this.onRetentionGap?.(gap);
+    } catch (err) {
+      this.log.error({ err, ...gap }, 'retention gap handler failed');
+    }
+  }
+
   /** @internal Called when a subscription closed: hands a single-active group to the next member. */
   detach(sub: MemorySubscription, stream: StreamName, opts: SubscribeOptions): void {
     this.subscriptions.delete(sub);
@@ -211,24 +283,25 @@ export class MemoryBroker implements Broker {
     return log;
   }
 
-  private append(stream: StreamName, record: StoredRecord): number {
+  private append(stream: StreamName, content: Pick<StoredRecord, 'data' | 'message'>): number {
     if (this.closed)
       throw new PlatformError('unavailable', 'the in-process broker is closed; create a new one');
     const log = this.streamLog(stream);
     const offset = log.base + log.records.length;
+    const record: StoredRecord = { ...content, ts: Date.now(), bytes: 0 };
+    // Counted as stored on disk (with offset and time), as RabbitMQ counts its segment files.
+    const line = recordLine(offset, record);
+    record.bytes = Buffer.byteLength(line);
     log.records.push(record);
+    log.bytes += record.bytes;
     if (log.file !== undefined) {
-      log.pendingLines.push(`{"offset":${offset},"data":${JSON.stringify(recordText(record))}}\n`);
+      log.pendingLines.push(line);
       if (this.streamsTimer === undefined) {
         this.streamsTimer = setTimeout(() => this.flushStreams(), STREAM_FLUSH_MS);
         this.streamsTimer.unref();
       }
     }
-    if (log.records.length > this.retention + Math.max(1000, this.retention / 10)) {
-      const drop = log.records.length - this.retention;
-      log.records.splice(0, drop);
-      log.base += drop;
-    }
+    this.applyRetention(log);
     if (log.waiting.size > 0) {
       const waiting = [...log.waiting];
       log.waiting.clear();
@@ -237,22 +310,54 @@ export class MemoryBroker implements Broker {
     return offset;
   }
 
+  /**
+   * Drops the oldest messages while the stream is older than the max age, larger than the max
+   * bytes, or (the `retention` option) longer than that many messages; the last one always stays.
+   */
+  private applyRetention(log: StreamLog): void {
+    const oldest = Date.now() - this.maxAgeMs;
+    let drop = 0;
+    let bytes = log.bytes;
+    const overCount = log.records.length > this.retention + Math.max(1000, this.retention / 10);
+    while (drop < log.records.length - 1) {
+      const r = log.records[drop]!;
+      const keep = log.records.length - drop;
+      if (r.ts >= oldest && bytes <= this.bounds.maxBytes && !(overCount && keep > this.retention)) break;
+      bytes -= r.bytes;
+      drop++;
+    }
+    if (drop === 0) return;
+    log.records.splice(0, drop);
+    log.base += drop;
+    log.bytes = bytes;
+    // The file keeps at most one segment beyond what memory holds; then it is rewritten.
+    if (log.file !== undefined && this.streamsTimer === undefined && log.fileBytes > log.bytes + this.bounds.maxSegmentSizeBytes) {
+      this.streamsTimer = setTimeout(() => this.flushStreams(), STREAM_FLUSH_MS);
+      this.streamsTimer.unref();
+    }
+  }
+
   private flushStreams(): void {
     clearTimeout(this.streamsTimer);
     this.streamsTimer = undefined;
     for (const log of this.streams.values()) {
-      if (log.file === undefined || log.pendingLines.length === 0) continue;
+      if (log.file === undefined) continue;
+      const pendingBytes = log.pendingLines.reduce((n, l) => n + Buffer.byteLength(l), 0);
+      const rewrite =
+        log.fileLines + log.pendingLines.length > 2 * this.retention ||
+        log.fileBytes + pendingBytes > log.bytes + this.bounds.maxSegmentSizeBytes;
+      if (log.pendingLines.length === 0 && !rewrite) continue;
       try {
-        if (log.fileLines + log.pendingLines.length > 2 * this.retention) {
-          const lines = log.records.map(
-            (r, i) => `{"offset":${log.base + i},"data":${JSON.stringify(recordText(r))}}\n`,
-          );
+        if (rewrite) {
+          const lines = log.records.map((r, i) => recordLine(log.base + i, r));
           writeFileSync(`${log.file}.tmp`, lines.join(''), { mode: 0o600 });
           renameSync(`${log.file}.tmp`, log.file);
           log.fileLines = lines.length;
+          log.fileBytes = lines.reduce((n, l) => n + Buffer.byteLength(l), 0);
         } else {
           appendFileSync(log.file, log.pendingLines.join(''), { mode: 0o600 });
           log.fileLines += log.pendingLines.length;
+          log.fileBytes += pendingBytes;
         }
       } catch (err) {
         this.log.error(
@@ -295,7 +400,9 @@ export class MemoryBroker implements Broker {
 
   private loadStream(log: StreamLog): void {
     if (log.file === undefined || !existsSync(log.file)) return;
-    const lines = readFileSync(log.file, 'utf8').split('\n');
+    const text = readFileSync(log.file, 'utf8');
+    const lines = text.split('\n');
+    const loadedAt = Date.now();
     let skipped = 0;
     for (const line of lines) {
       if (line === '') continue;
@@ -316,14 +423,20 @@ export class MemoryBroker implements Broker {
         log.records = [];
         log.base = parsed.offset;
       }
-      log.records.push({ data: parsed.data });
+      const record: StoredRecord = { data: parsed.data, ts: parsed.ts ?? loadedAt, bytes: 0 };
+      record.bytes = Buffer.byteLength(recordLine(parsed.offset, record));
+      log.records.push(record);
     }
+    log.bytes = log.records.reduce((n, r) => n + r.bytes, 0);
     log.fileLines = lines.length;
+    log.fileBytes = Buffer.byteLength(text);
     if (log.records.length > this.retention) {
       const drop = log.records.length - this.retention;
+      log.bytes -= log.records.slice(0, drop).reduce((n, r) => n + r.bytes, 0);
       log.records.splice(0, drop);
       log.base += drop;
     }
+    this.applyRetention(log);
     if (skipped > 0)
       this.log.warn({ file: log.file, skipped }, 'skipped unreadable lines in persisted broker stream');
   }
@@ -371,7 +484,11 @@ class MemorySubscription implements Subscription {
     const name = this.opts.name;
     let sinceYield = 0;
     while (!this.closed) {
-      if (this.position < log.base) this.position = log.base;
+      if (this.position < log.base) {
+        if (name !== undefined)
+          this.broker.reportGap({ stream: log.name, consumer: name, expected: this.position, resumedAt: log.base });
+        this.position = log.base;
+      }
       const record = log.records[this.position - log.base];
       if (record === undefined) {
         await new Promise<void>((resolve) => {

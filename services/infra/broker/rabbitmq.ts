@@ -8,10 +8,14 @@ import type { Health } from '../health.js';
 import { ActiveGroups, Delivery } from './delivery.js';
 import { parseMessage, type Envelope } from './envelope.js';
 import {
+  DEFAULT_RETENTION,
+  retentionGapWarning,
   STREAMS,
   type Broker,
   type MessageHandler,
+  type RetentionGap,
   type StreamName,
+  type StreamRetention,
   type SubscribeOptions,
   type Subscription,
 } from './port.js';
@@ -29,9 +33,15 @@ export interface RabbitBrokerOptions {
   publishTimeoutMs?: number;
   /** Recent envelope ids each subscription remembers to drop duplicates. */
   dedupeWindow?: number;
+  /** Retention arguments each stream is declared with (default 7 days, 10 GB, 500 MB segments). */
+  bounds?: StreamRetention;
+  /** Called (besides a warning) when a named consumer's stored offset fell behind retention. */
+  onRetentionGap?: (gap: RetentionGap) => void;
 }
 
 const NO_OFFSET = 19;
+/** The server's answer to a declare whose arguments differ from the existing stream's. */
+const PRECONDITION_FAILED = 17;
 const STORE_EVERY = 1000;
 const STORE_DEBOUNCE_MS = 200;
 const CALL_TIMEOUT_MS = 10_000;
@@ -129,6 +139,10 @@ export class RabbitBroker implements Broker {
   private readonly publisherRef: string;
   private readonly publishTimeoutMs: number;
   private readonly dedupeWindow: number | undefined;
+  private readonly bounds: StreamRetention;
+  private readonly onRetentionGap: ((gap: RetentionGap) => void) | undefined;
+  /** Streams whose differing arguments were already reported (once per process, not per reconnect). */
+  private readonly mismatchReported = new Set<string>();
   private readonly producers = new Map<StreamName, ProducerState>();
   private readonly subscriptions = new Set<RabbitSubscription>();
   private readonly groups = new ActiveGroups<RabbitSubscription>();
@@ -156,6 +170,13 @@ export class RabbitBroker implements Broker {
       opts.publisherRef ?? `visioninapp-${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
     this.publishTimeoutMs = opts.publishTimeoutMs ?? 30_000;
     this.dedupeWindow = opts.dedupeWindow;
+    this.bounds = opts.bounds ?? DEFAULT_RETENTION;
+    this.onRetentionGap = opts.onRetentionGap;
+  }
+
+  /** The retention arguments streams are declared with. */
+  streamRetention(): StreamRetention {
+    return { ...this.bounds };
   }
 
   /** The stream's name on the server. */
@@ -365,6 +386,38 @@ export class RabbitBroker implements Broker {
     this.storedOffsets.set(key, Math.max(offset, this.storedOffsets.get(key) ?? -1));
   }
 
+  /** @internal A named consumer skipped messages retention dropped before it read them. */
+  reportGap(gap: RetentionGap): void {
+    this.log.warn({ ...gap, dropped: gap.resumedAt - gap.expected }, retentionGapWarning(gap, this.bounds));
+    try {
+      this.onRetentionGap?.(gap);
+    } catch (err) {
+      this.log.error({ err, ...gap }, 'retention gap handler failed');
+    }
+  }
+
+  /**
+   * @internal Offset of the oldest message the stream still keeps (undefined when it keeps none):
+   * the first one a throw-away consumer from `first` is given. Offsets are not contiguous (the
+   * server's offset-tracking chunks take some), so a jump alone does not prove messages were lost.
+   */
+  async firstOffset(client: Client, stream: StreamName): Promise<number | undefined> {
+    let found: (offset: number) => void = () => undefined;
+    const first = new Promise<number>((resolve) => (found = resolve));
+    const probe = await withTimeout(
+      client.declareConsumer({ stream: this.serverStream(stream), offset: Offset.first() }, (message) => {
+        if (message.offset !== undefined) found(Number(message.offset));
+      }),
+      CALL_TIMEOUT_MS,
+      'declare probe consumer',
+    );
+    try {
+      return await withTimeout(first, 2000, 'first offset').catch(() => undefined);
+    } finally {
+      await withTimeout(probe.close(), 5000, 'close probe consumer').catch(() => undefined);
+    }
+  }
+
   /** @internal Server-side single active consumer exists from RabbitMQ 3.11. */
   serverSupportsSingleActive(client: Client): boolean {
     return versionAtLeast(client.rabbitManagementVersion, 3, 11);
@@ -478,6 +531,32 @@ export class RabbitBroker implements Broker {
     return work;
   }
 
+  /**
+   * Declares a stream with the retention arguments. An existing stream declared with other
+   * arguments keeps them (RabbitMQ refuses the redeclare); that is one warning saying what to do,
+   * not a failure.
+   */
+  private async declareStream(client: Client, stream: StreamName): Promise<void> {
+    const name = this.serverStream(stream);
+    const args = {
+      'max-age': this.bounds.maxAge,
+      'max-length-bytes': this.bounds.maxBytes,
+      'stream-max-segment-size-bytes': this.bounds.maxSegmentSizeBytes,
+    };
+    try {
+      await withTimeout(client.createStream({ stream: name, arguments: args }), CALL_TIMEOUT_MS, 'declare stream');
+    } catch (err) {
+      if (!describe(err).includes(`code ${PRECONDITION_FAILED}`)) throw err;
+      if (this.mismatchReported.has(name)) return;
+      this.mismatchReported.add(name);
+      const escaped = name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+      this.log.warn(
+        { stream: name, wanted: args },
+        `stream "${name}" already exists with retention arguments other than the wanted max-age ${args['max-age']}, max-length-bytes ${args['max-length-bytes']}, stream-max-segment-size-bytes ${args['stream-max-segment-size-bytes']} (RabbitMQ answered PRECONDITION_FAILED; it keeps its own, which \`rabbitmqctl list_queues name arguments\` shows); it is used as it is. To bound it without recreating it: rabbitmqctl set_policy visioninapp-retention '^${escaped}$' '${JSON.stringify(args)}' --apply-to queues (the smaller of policy and argument wins), or set RABBITMQ_STREAM_MAX_AGE, RABBITMQ_STREAM_MAX_BYTES and RABBITMQ_STREAM_MAX_SEGMENT_SIZE_BYTES to the stream's values`,
+      );
+    }
+  }
+
   private async connectLoop(): Promise<Client> {
     let delay = RECONNECT_MIN_MS;
     for (;;) {
@@ -493,13 +572,7 @@ export class RabbitBroker implements Broker {
           CALL_TIMEOUT_MS,
           'connect',
         );
-        for (const stream of Object.values(STREAMS)) {
-          await withTimeout(
-            client.createStream({ stream: this.serverStream(stream), arguments: {} }),
-            CALL_TIMEOUT_MS,
-            'declare stream',
-          );
-        }
+        for (const stream of Object.values(STREAMS)) await this.declareStream(client, stream);
         if (this.closed || gen !== this.generation) throw new Error('superseded');
         this.client = client;
         this.lastError = undefined;
@@ -533,6 +606,7 @@ export class RabbitBroker implements Broker {
 class RabbitSubscription implements Subscription {
   private consumer: Consumer | undefined;
   private gen = -1;
+  private client: Client | undefined;
   private active = false;
   private closed = false;
   private lastHandled: number | undefined;
@@ -540,6 +614,8 @@ class RabbitSubscription implements Subscription {
   private sinceStore = 0;
   private storeTimer: NodeJS.Timeout | undefined;
   private inflight: Promise<unknown> | undefined;
+  /** The offset a named consumer resumes at; a first message beyond it means retention dropped some. */
+  private expectedNext: number | undefined;
 
   constructor(
     private readonly broker: RabbitBroker,
@@ -577,15 +653,21 @@ class RabbitSubscription implements Subscription {
   }
 
   private async startOffset(client: Client): Promise<Offset> {
-    if (this.lastHandled !== undefined) return Offset.offset(BigInt(this.lastHandled + 1));
+    this.expectedNext = undefined;
+    if (this.lastHandled !== undefined) return this.resumeAt(this.lastHandled + 1);
     if (this.opts.name !== undefined) {
       const stored = await this.broker.storedOffset(client, this.stream, this.opts.name);
-      if (stored !== undefined) return Offset.offset(BigInt(stored + 1));
+      if (stored !== undefined) return this.resumeAt(stored + 1);
     }
     const from = this.opts.from ?? 'next';
     if (from === 'first') return Offset.first();
     if (from === 'next') return Offset.next();
     return Offset.offset(BigInt(from.offset));
+  }
+
+  private resumeAt(offset: number): Offset {
+    if (this.opts.name !== undefined) this.expectedNext = offset;
+    return Offset.offset(BigInt(offset));
   }
 
   private async declare(client: Client, gen: number): Promise<void> {
@@ -595,6 +677,7 @@ class RabbitSubscription implements Subscription {
       this.opts.singleActive === true && name !== undefined && this.broker.serverSupportsSingleActive(client);
     const offset = await this.startOffset(client);
     this.gen = gen;
+    this.client = client;
     this.consumer = await withTimeout(
       client.declareConsumer(
         {
@@ -618,6 +701,17 @@ class RabbitSubscription implements Subscription {
     if (this.closed || gen !== this.gen || rawOffset === undefined) return;
     const offset = Number(rawOffset);
     if (this.lastHandled !== undefined && offset <= this.lastHandled) return;
+    const expected = this.expectedNext;
+    if (expected !== undefined && offset >= expected) {
+      this.expectedNext = undefined;
+      // The server starts at the oldest kept chunk when the asked offset is gone; a jump can also be
+      // offset-tracking chunks, so only a last-read offset older than the oldest kept message counts.
+      if (offset > expected && this.opts.name !== undefined && this.client !== undefined) {
+        const first = await this.broker.firstOffset(this.client, this.stream).catch(() => undefined);
+        if (first !== undefined && expected <= first)
+          this.broker.reportGap({ stream: this.stream, consumer: this.opts.name, expected, resumedAt: offset });
+      }
+    }
     const work = this.delivery.deliver(content, offset);
     this.inflight = work;
     await work;
