@@ -282,6 +282,41 @@ describe(GpuRunner.name, () => {
     });
   });
 
+  it('answers a status.request by re-sending the final envelopes of the job (same ids), ignoring other runners\' jobs', async () => {
+    await setup();
+    const published: Envelope[] = [];
+    const publish = broker.publish.bind(broker);
+    broker.publish = async (stream, env) => {
+      if (stream === STREAMS.telemetry) published.push(env);
+      return publish(stream, env);
+    };
+    await standInRunner(path.join(root, 'work-s'));
+    const bad = startMessage('job-gap', dataset);
+    bad.dataset.files[0]!.sha256 = '0'.repeat(64);
+    await send('train.start', bad);
+    await waitFor(() => finalStatus('job-gap'));
+    const final = published.find(
+      (e) => e.type === 'train.status' && (e.payload as { jobId: string; status: string }).status === 'failed',
+    )!;
+    await broker.publish(
+      STREAMS.control,
+      makeEnvelope(
+        'status.request',
+        {
+          reason: 'retention gap',
+          jobs: [
+            { jobId: 'job-gap', attempt: 1, runnerId: 'r1' },
+            { jobId: 'job-elsewhere', attempt: 1, runnerId: 'r2' },
+          ],
+          deployments: [],
+        },
+        { source: 'test' },
+      ),
+    );
+    await waitFor(() => published.filter((e) => e.id === final.id).length === 2);
+    expect(published.filter((e) => (e.payload as { jobId?: string }).jobId === 'job-elsewhere')).toEqual([]);
+  });
+
   it('does not advertise builtin without PyTorch and fails its jobs with how to install it', async () => {
     await setup();
     const r = new GpuRunner({

@@ -38,10 +38,17 @@ export class InFlightReconciler {
     this.timer = setTimeout(() => {
       this.timer = undefined;
       const gaps = this.pending.splice(0);
-      const reason = gaps.map((g) => `${g.consumer} on ${g.stream} skipped offsets ${g.expected}..${g.resumedAt - 1}`).join('; ');
+      const reason = gaps
+        .map((g) => `${g.consumer} on ${g.stream} skipped offsets ${g.expected}..${g.resumedAt - 1}`)
+        .join('; ');
       this.running = this.running
         .then(() => this.requestStatus(`retention gap: ${reason}`))
-        .catch((err: Error) => this.o.log.warn({ err: err.message }, 'could not ask runners and devices for their status after a retention gap'));
+        .catch((err: Error) =>
+          this.o.log.warn(
+            { err: err.message },
+            'could not ask runners and devices for their status after a retention gap',
+          ),
+        );
     }, this.o.debounceMs ?? 5000);
     this.timer.unref();
   }
@@ -72,12 +79,19 @@ export class InFlightReconciler {
         {
           reason,
           jobs: jobs.map((j) => ({ jobId: j.id, attempt: Number(j.attempt), runnerId: j.runner_id! })),
-          deployments: deployments.map((d) => ({ deploymentId: d.id, rolloutId: d.rollout_id, deviceId: d.device_id })),
+          deployments: deployments.map((d) => ({
+            deploymentId: d.id,
+            rolloutId: d.rollout_id,
+            deviceId: d.device_id,
+          })),
         },
         { source: this.o.source ?? 'platform' },
       ),
     );
-    this.o.log.info({ jobs: jobs.length, deployments: deployments.length, reason }, 'asked runners and devices to report the state of work in flight');
+    this.o.log.info(
+      { jobs: jobs.length, deployments: deployments.length, reason },
+      'asked runners and devices to report the state of work in flight',
+    );
     return { jobs: jobs.length, deployments: deployments.length };
   }
 

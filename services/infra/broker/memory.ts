@@ -253,10 +253,7 @@ export class MemoryBroker implements Broker {
 
   /** @internal A named consumer skipped messages retention dropped before it read them. */
   reportGap(gap: RetentionGap): void {
-    this.log.warn(
-      { ...gap, dropped: gap.resumedAt - gap.expected },
-      retentionGapWarning(gap, this.bounds),
-    );
+    this.log.warn({ ...gap, dropped: gap.resumedAt - gap.expected }, retentionGapWarning(gap, this.bounds));
     try {
       this.onRetentionGap?.(gap);
     } catch (err) {
@@ -331,7 +328,11 @@ export class MemoryBroker implements Broker {
     log.base += drop;
     log.bytes = bytes;
     // The file keeps at most one segment beyond what memory holds; then it is rewritten.
-    if (log.file !== undefined && this.streamsTimer === undefined && log.fileBytes > log.bytes + this.bounds.maxSegmentSizeBytes) {
+    if (
+      log.file !== undefined &&
+      this.streamsTimer === undefined &&
+      log.fileBytes > log.bytes + this.bounds.maxSegmentSizeBytes
+    ) {
       this.streamsTimer = setTimeout(() => this.flushStreams(), STREAM_FLUSH_MS);
       this.streamsTimer.unref();
     }
@@ -374,7 +375,9 @@ export class MemoryBroker implements Broker {
     this.offsetsTimer = undefined;
     if (this.offsetsFile === undefined) return;
     try {
-      writeFileSync(`${this.offsetsFile}.tmp`, JSON.stringify(Object.fromEntries(this.offsets), null, 1), { mode: 0o600 });
+      writeFileSync(`${this.offsetsFile}.tmp`, JSON.stringify(Object.fromEntries(this.offsets), null, 1), {
+        mode: 0o600,
+      });
       renameSync(`${this.offsetsFile}.tmp`, this.offsetsFile);
     } catch (err) {
       this.log.error(
@@ -486,7 +489,12 @@ class MemorySubscription implements Subscription {
     while (!this.closed) {
       if (this.position < log.base) {
         if (name !== undefined)
-          this.broker.reportGap({ stream: log.name, consumer: name, expected: this.position, resumedAt: log.base });
+          this.broker.reportGap({
+            stream: log.name,
+            consumer: name,
+            expected: this.position,
+            resumedAt: log.base,
+          });
         this.position = log.base;
       }
       const record = log.records[this.position - log.base];

@@ -544,7 +544,11 @@ export class RabbitBroker implements Broker {
       'stream-max-segment-size-bytes': this.bounds.maxSegmentSizeBytes,
     };
     try {
-      await withTimeout(client.createStream({ stream: name, arguments: args }), CALL_TIMEOUT_MS, 'declare stream');
+      await withTimeout(
+        client.createStream({ stream: name, arguments: args }),
+        CALL_TIMEOUT_MS,
+        'declare stream',
+      );
     } catch (err) {
       if (!describe(err).includes(`code ${PRECONDITION_FAILED}`)) throw err;
       if (this.mismatchReported.has(name)) return;
@@ -709,7 +713,12 @@ class RabbitSubscription implements Subscription {
       if (offset > expected && this.opts.name !== undefined && this.client !== undefined) {
         const first = await this.broker.firstOffset(this.client, this.stream).catch(() => undefined);
         if (first !== undefined && expected <= first)
-          this.broker.reportGap({ stream: this.stream, consumer: this.opts.name, expected, resumedAt: offset });
+          this.broker.reportGap({
+            stream: this.stream,
+            consumer: this.opts.name,
+            expected,
+            resumedAt: offset,
+          });
       }
     }
     const work = this.delivery.deliver(content, offset);
