@@ -135,6 +135,13 @@ export const configSchema = z.object({
   JOB_HEARTBEAT_TIMEOUT_S: z.coerce.number().positive().default(60),
   JOB_MAX_ATTEMPTS: z.coerce.number().int().min(1).default(1),
   DEVICE_ONLINE_WINDOW_S: z.coerce.number().positive().default(30).describe('a device is online while its last heartbeat is at most this old'),
+  FEEDBACK_UPLOAD_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .min(64 * 1024)
+    .max(100 * 1024 * 1024)
+    .default(10 * 1024 * 1024)
+    .describe('largest feedback frame (JPEG, PNG or WebP) a device may upload through one signed URL, in bytes'),
 });
 
 /** The validated configuration, built once and passed down explicitly. */

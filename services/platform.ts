@@ -212,6 +212,7 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
     events,
     log: log.child({ service: 'feedback' }),
     projectOf: (deviceId) => fleet.projectOf(deviceId),
+    uploadMaxBytes: config.FEEDBACK_UPLOAD_MAX_BYTES,
   });
 
   const searchSources: Array<(db: Db) => AsyncIterable<SearchDoc>> = [

@@ -1,17 +1,44 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_PROJECT_ID } from '../services/accounts/index.js';
+import { makeEnvelope } from '../services/infra/broker/index.js';
 import { startTestServer, type TestServer } from './test-support.js';
 
 describe('POST /api/fleet/devices/:id/feedback-uploads', () => {
   let t: TestServer;
   beforeAll(async () => {
     t = await startTestServer();
+    // device tokens are minted only for devices registered (by a heartbeat) in the project
+    for (const deviceId of ['jetson-07', 'jetson-08']) {
+      await t.platform.fleet.handleTelemetry(
+        makeEnvelope(
+          'device.heartbeat',
+          {
+            deviceId,
+            name: deviceId,
+            tags: ['line-3'],
+            hardware: 'Jetson Orin Nano 8GB',
+            runtime: {},
+            provider: 'cpu',
+            modelVersionId: null,
+            state: 'idle',
+            fps: 0,
+            latencyP50Ms: 0,
+            latencyP95Ms: 0,
+            meanTopConfidence: null,
+            cpuPercent: 10,
+            memoryMb: 500,
+            temperatureC: 40,
+          },
+          { source: deviceId },
+        ),
+      );
+    }
   }, 60_000);
   afterAll(async () => t?.close());
 
   async function tokenFor(scopes: string[]): Promise<string> {
     const { token } = await t.platform.accounts.createApiToken({
-      userId: t.users.operator.id,
+      userId: t.users.admin.id,
       projectId: DEFAULT_PROJECT_ID,
       name: `device ${scopes.join(' ')}`,
       role: 'operator',

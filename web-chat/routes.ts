@@ -1,6 +1,6 @@
 import type { Request, Response } from 'express';
 import { z } from 'zod';
-import { ROLES, roleAtLeast, type CallContext, type Role } from '../services/context.js';
+import { ROLES, type CallContext, type Role } from '../services/context.js';
 import { PlatformError } from '../services/errors.js';
 import type { PlatformMetrics } from '../services/metrics.js';
 import { reviewFeedbackTool } from '../tools/feedback.tools.js';
@@ -482,16 +482,16 @@ export const ROUTES: RouteDef[] = [
     access: 'viewer',
     tag: 'fleet',
     mutation: { exempt: 'device-upload-url', why: 'presigns short-lived upload URLs and stores nothing; an uploaded frame joins training data only through review_feedback, an approved tool' },
-    summary: 'Presigned PUT URLs a device uploads uncertain frames to (a device token with scope device:<id>, or an admin)',
+    summary: 'Presigned PUT URLs a registered device uploads uncertain frames to (a device token with scope device:<id>, or an admin); one image each, JPEG by default',
     params: idParams,
-    body: z.object({ count: z.number().int().min(1).max(50).describe('how many upload URLs') }),
+    body: z.object({
+      count: z.number().int().min(1).max(10).describe('how many upload URLs (1 to 10)'),
+      contentType: z.enum(['image/jpeg', 'image/png', 'image/webp']).optional().describe('type of the images (default image/jpeg)'),
+    }),
     response: z.object({ uploads: z.array(z.object({ url: z.string(), key: z.string(), expiresAt: z.number() })) }),
     async handler({ ctx, s, params, body }) {
-      const allowed =
-        ctx.user.kind === 'token' ? (ctx.user.scopes ?? []).includes(`device:${params.id}`) : roleAtLeast(ctx.user.role, 'admin');
-      if (!allowed)
-        throw new PlatformError('forbidden', `only device ${params.id} (an API token with scope "device:${params.id}") or an admin may ask for its upload URLs`);
-      return { uploads: await need(s.feedback, 'feedback').issueUploadUrls(params.id, body.count) };
+      // who may ask, and whether the device is registered in this project, is checked by the service
+      return { uploads: await need(s.feedback, 'feedback').issueDeviceUploadUrls(ctx, params.id, body) };
     },
   }),
   route({

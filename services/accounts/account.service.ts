@@ -447,6 +447,7 @@ export class AccountService {
     if (!roleAtLeast(creatorRole, data.role)) {
       throw new PlatformError('forbidden', `cannot create a token with role "${data.role}": your role in project "${data.projectId}" is "${creatorRole}"; pick "${creatorRole}" or lower`);
     }
+    await this.checkDeviceScopes(data.scopes, data.projectId, creatorRole);
     const id = newId('tok');
     const secret = randomBytes(32).toString('hex');
     const createdAt = this.now();
@@ -469,6 +470,30 @@ export class AccountService {
       .execute();
     this.events?.emit({ type: 'accounts.token_created', projectId: data.projectId, at: createdAt, tokenId: id, userId: user.id });
     return { id, token: `via_${id}_${secret}`, expiresAt };
+  }
+
+  /**
+   * A device-scoped token (`device:<id>`) speaks for a device (e.g. asks for its feedback upload URLs):
+   * only an admin of the project mints one, only for one named device registered in that project (a
+   * row in `devices`, written by the fleet at the device's first heartbeat), never with a wildcard.
+   */
+  private async checkDeviceScopes(scopes: string[], projectId: string, creatorRole: Role): Promise<void> {
+    const deviceScopes = scopes.filter((s) => s === 'device' || s.startsWith('device:') || s.startsWith('devices'));
+    if (deviceScopes.length === 0) return;
+    if (creatorRole !== 'admin') {
+      throw new PlatformError('forbidden', `only an admin of project "${projectId}" may create a device token (scope "${deviceScopes[0]}"); your role there is "${creatorRole}"; ask an admin`);
+    }
+    for (const scope of deviceScopes) {
+      const deviceId = scope.startsWith('device:') ? scope.slice('device:'.length) : '';
+      if (!/^[a-z0-9][a-z0-9._:-]{0,127}$/.test(deviceId)) {
+        throw new PlatformError('invalid_input', `scope "${scope}" must name one device, as "device:<device id>" (no wildcards)`);
+      }
+      const row = await this.db.kysely.selectFrom('devices').select('project_id').where('id', '=', deviceId).executeTakeFirst();
+      // a device of another project is reported exactly like a missing one
+      if (row === undefined || row.project_id !== projectId) {
+        throw new PlatformError('not_found', `device "${deviceId}" is not registered in project "${projectId}"; start it so it sends a heartbeat, then create its token (see GET /api/devices)`);
+      }
+    }
   }
 
   /** Resolves an API token to its principal (kind `token`); its role never exceeds its owner's current role. */

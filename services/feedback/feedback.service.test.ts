@@ -35,7 +35,7 @@ describe(FeedbackService.name, () => {
       expect(u.expiresAt).toBe(h.clock.now + 900_000);
     }
     await expect(h.sut.issueUploadUrls('../etc', 1)).rejects.toMatchObject({ code: 'invalid_input' });
-    await expect(h.sut.issueUploadUrls('jetson-1', 500)).rejects.toThrow(/1 to 50/);
+    await expect(h.sut.issueUploadUrls('jetson-1', 11)).rejects.toThrow(/1 to 10/);
   });
 
   it('queues samples once per image key and ignores ones it cannot trust', async () => {

@@ -21,6 +21,14 @@ export const FEEDBACK_STATUSES = ['pending', 'accepted', 'rejected'] as const;
 export type FeedbackStatus = (typeof FEEDBACK_STATUSES)[number];
 
 const DEVICE_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+
+/** Image types a device may upload feedback frames as, with the key's extension. */
+export const FEEDBACK_UPLOAD_TYPES = { 'image/jpeg': 'jpg', 'image/png': 'png', 'image/webp': 'webp' } as const;
+export type FeedbackUploadType = keyof typeof FEEDBACK_UPLOAD_TYPES;
+/** Upload URLs per request at most (a device uploads its pending frames ten at a time). */
+export const MAX_UPLOADS_PER_CALL = 10;
+/** Default size cap of one uploaded feedback frame (FEEDBACK_UPLOAD_MAX_BYTES). */
+export const DEFAULT_FEEDBACK_UPLOAD_MAX_BYTES = 10 * 1024 * 1024;
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 
@@ -168,6 +176,8 @@ export interface FeedbackServiceOptions {
   projectOf?: (deviceId: string) => Promise<string>;
   /** Lifetime of upload URLs (default 15 min). */
   uploadUrlTtlSeconds?: number;
+  /** Largest feedback frame a device may upload, in bytes (default 10 MiB). */
+  uploadMaxBytes?: number;
   now?: () => number;
 }
 
@@ -183,22 +193,67 @@ export class FeedbackService {
   private readonly modelNames = new Map<string, string | null>();
 
   constructor(opts: FeedbackServiceOptions) {
-    this.o = { uploadUrlTtlSeconds: 900, projectOf: async () => 'default', now: Date.now, ...opts } as FeedbackService['o'];
+    this.o = {
+      uploadUrlTtlSeconds: 900,
+      uploadMaxBytes: DEFAULT_FEEDBACK_UPLOAD_MAX_BYTES,
+      projectOf: async () => 'default',
+      now: Date.now,
+      ...opts,
+    } as FeedbackService['o'];
   }
 
-  /** Presigned PUT URLs and keys under `feedback/<deviceId>/` for a device's next samples (serve through an authenticated route). */
-  async issueUploadUrls(deviceId: string, count: number): Promise<Array<{ url: string; key: string; expiresAt: number }>> {
+  /**
+   * Upload URLs for a caller speaking for a device: an API token with scope `device:<id>` of the
+   * device's project, or an admin of that project; the device must be registered in the caller's
+   * project (another project's device is reported like a missing one).
+   */
+  async issueDeviceUploadUrls(
+    ctx: CallContext,
+    deviceId: string,
+    input: { count: number; contentType?: FeedbackUploadType },
+  ): Promise<Array<{ url: string; key: string; expiresAt: number }>> {
+    const user = ctx.user;
+    const allowed = user.kind === 'token' ? (user.scopes ?? []).includes(`device:${deviceId}`) : roleAtLeast(user.role, 'admin');
+    if (!allowed) {
+      throw new PlatformError(
+        'forbidden',
+        `only device ${String(deviceId).slice(0, 130)} (an API token with scope "device:<id>", created by an admin) or an admin may ask for its upload URLs`,
+      );
+    }
+    const row = await this.o.db.kysely.selectFrom('devices').select('project_id').where('id', '=', deviceId).executeTakeFirst();
+    if (row === undefined || row.project_id !== ctx.projectId) {
+      throw new PlatformError('not_found', `device "${String(deviceId).slice(0, 130)}" is not registered in this project; it registers with its first heartbeat`);
+    }
+    return this.issueUploadUrls(deviceId, input.count, input.contentType === undefined ? {} : { contentType: input.contentType });
+  }
+
+  /**
+   * Presigned PUT URLs and keys under `feedback/<deviceId>/` for a device's next samples (callers check
+   * who asks: see `issueDeviceUploadUrls`). Each URL takes one image of the given type (JPEG by
+   * default) of at most `uploadMaxBytes`.
+   */
+  async issueUploadUrls(
+    deviceId: string,
+    count: number,
+    opts: { contentType?: FeedbackUploadType } = {},
+  ): Promise<Array<{ url: string; key: string; expiresAt: number }>> {
     if (typeof deviceId !== 'string' || !DEVICE_ID.test(deviceId))
       throw new PlatformError('invalid_input', `device id "${String(deviceId).slice(0, 130)}" is invalid; ids match ${DEVICE_ID.source}`);
-    if (!Number.isInteger(count) || count < 1 || count > 50)
-      throw new PlatformError('invalid_input', `ask for 1 to 50 upload URLs at a time, not ${count}`);
+    if (!Number.isInteger(count) || count < 1 || count > MAX_UPLOADS_PER_CALL)
+      throw new PlatformError('invalid_input', `ask for 1 to ${MAX_UPLOADS_PER_CALL} upload URLs at a time, not ${count}`);
+    const contentType = opts.contentType ?? 'image/jpeg';
+    const ext = (FEEDBACK_UPLOAD_TYPES as Record<string, string>)[contentType];
+    if (ext === undefined) {
+      throw new PlatformError('invalid_input', `feedback uploads are images: ${Object.keys(FEEDBACK_UPLOAD_TYPES).join(', ')}; not "${String(contentType).slice(0, 100)}"`);
+    }
     const now = this.o.now();
     const day = new Date(now).toISOString().slice(0, 10);
     const expiresAt = now + this.o.uploadUrlTtlSeconds * 1000;
     const out: Array<{ url: string; key: string; expiresAt: number }> = [];
     for (let i = 0; i < count; i++) {
-      const key = `feedback/${deviceId}/${day}/${randomUUID()}.jpg`;
-      out.push({ key, url: await this.o.storage.presignPut(key, this.o.uploadUrlTtlSeconds), expiresAt });
+      const key = `feedback/${deviceId}/${day}/${randomUUID()}.${ext}`;
+      const url = await this.o.storage.presignPut(key, this.o.uploadUrlTtlSeconds, { contentType, maxBytes: this.o.uploadMaxBytes });
+      out.push({ key, url, expiresAt });
     }
     return out;
   }
@@ -561,6 +616,15 @@ export class FeedbackService {
     const head = await this.o.storage.head(s.imageKey);
     if (head === undefined) {
       this.o.log.warn({ deviceId: s.deviceId, imageKey: s.imageKey }, 'feedback sample ignored: its image was never uploaded');
+      return;
+    }
+    // S3 cannot cap a presigned PUT: an upload over the limit or of another type is dropped here
+    if (head.size > this.o.uploadMaxBytes || !(head.contentType ?? '').startsWith('image/')) {
+      this.o.log.warn(
+        { deviceId: s.deviceId, imageKey: s.imageKey, size: head.size, contentType: head.contentType?.slice(0, 100) },
+        `feedback sample ignored: its image must be a JPEG, PNG or WebP of at most ${this.o.uploadMaxBytes} bytes`,
+      );
+      await this.o.storage.delete(s.imageKey).catch(() => undefined);
       return;
     }
     if (head.sha256 !== undefined && head.sha256 !== s.sha256) {

@@ -60,8 +60,9 @@ export async function makeFeedbackHarness(db: Db) {
     const [grant] = await sut.issueUploadUrls(deviceId, 1);
     const u = new URL(grant!.url);
     const key = u.pathname.replace(/^\/storage\//, '').split('/').map(decodeURIComponent).join('/');
-    storage.verifySignedUrl({ op: u.searchParams.get('op') ?? undefined, key, exp: u.searchParams.get('exp') ?? undefined, sig: u.searchParams.get('sig') ?? undefined });
-    const stored = await storage.put(key, await jpeg(80, 60, seed));
+    const q = (name: string) => u.searchParams.get(name) ?? undefined;
+    const grantOf = storage.verifySignedUrl({ op: q('op'), key, exp: q('exp'), sig: q('sig'), ct: q('ct'), max: q('max') });
+    const stored = await storage.put(key, await jpeg(80, 60, seed), { contentType: grantOf.contentType ?? 'image/jpeg' });
     const envelope = makeEnvelope(
       'feedback.sample',
       {

@@ -19,6 +19,10 @@ export function localStorageRouter(storage: LocalStorage, opts: { log?: Logger }
       const body = await storage.get(grant.key);
       res.status(200);
       res.setHeader('content-type', info.contentType ?? 'application/octet-stream');
+      // served from the platform's origin: a download, never sniffed or rendered as a page (uploaded HTML/SVG)
+      res.setHeader('content-disposition', 'attachment');
+      res.setHeader('x-content-type-options', 'nosniff');
+      res.setHeader('content-security-policy', "default-src 'none'; sandbox");
       res.setHeader('content-length', String(info.size));
       if (info.sha256) res.setHeader('x-content-sha256', info.sha256);
       res.setHeader('cache-control', 'private, no-store');
@@ -31,15 +35,20 @@ export function localStorageRouter(storage: LocalStorage, opts: { log?: Logger }
   router.put('/storage/*key', async (req, res) => {
     try {
       const grant = authorize(storage, req, 'put');
+      const limit = Math.min(grant.maxBytes ?? storage.maxUploadBytes, storage.maxUploadBytes);
       const declared = req.headers['content-length'];
-      if (declared !== undefined && Number(declared) > storage.maxUploadBytes) {
+      if (declared !== undefined && Number(declared) > limit) {
         res.setHeader('connection', 'close');
-        res.status(413).json({ error: { code: 'invalid_input', message: `upload of ${declared} bytes exceeds the limit of ${storage.maxUploadBytes} bytes` } });
+        res.status(413).json({ error: { code: 'invalid_input', message: `upload of ${declared} bytes exceeds the limit of ${limit} bytes` } });
         req.resume();
         return;
       }
-      const contentType = grant.contentType ?? req.headers['content-type'];
-      const result = await storage.put(grant.key, req, { ...(contentType ? { contentType } : {}), maxBytes: storage.maxUploadBytes });
+      const sent = req.headers['content-type'];
+      if (grant.contentType && sent !== undefined && sent.split(';')[0]!.trim().toLowerCase() !== grant.contentType.toLowerCase()) {
+        throw new PlatformError('forbidden', `this storage URL accepts only Content-Type ${grant.contentType}, not ${sent.slice(0, 100)}; ask for a URL for that type`);
+      }
+      const contentType = grant.contentType ?? sent;
+      const result = await storage.put(grant.key, req, { ...(contentType ? { contentType } : {}), maxBytes: limit });
       res.status(200).json(result);
     } catch (err) {
       if (isPlatformError(err, 'invalid_input') && /larger than the limit/.test(err.message)) {
@@ -59,7 +68,7 @@ function authorize(storage: LocalStorage, req: Request, op: 'get' | 'put') {
   const key = Array.isArray(segments) ? segments.join('/') : (segments ?? '');
   const q = req.query as Record<string, unknown>;
   const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
-  const grant = storage.verifySignedUrl({ op: str(q.op), key, exp: str(q.exp), sig: str(q.sig), ct: str(q.ct) });
+  const grant = storage.verifySignedUrl({ op: str(q.op), key, exp: str(q.exp), sig: str(q.sig), ct: str(q.ct), max: str(q.max) });
   if (grant.op !== op) throw new PlatformError('forbidden', `this storage URL allows ${grant.op.toUpperCase()}, not ${op.toUpperCase()}; ask for a ${op} URL`);
   return grant;
 }
@@ -70,7 +79,7 @@ function failWith(res: Response, err: unknown, log: Logger | undefined): void {
     res.destroy(err instanceof Error ? err : undefined);
     return;
   }
-  for (const header of ['content-type', 'content-length', 'x-content-sha256', 'cache-control']) res.removeHeader(header);
+  for (const header of ['content-type', 'content-length', 'x-content-sha256', 'cache-control', 'content-disposition', 'content-security-policy']) res.removeHeader(header);
   if (isPlatformError(err)) {
     res.status(STATUS[err.code] ?? 500).json({ error: err.toJSON() });
     return;

@@ -34,6 +34,8 @@ export interface SignedUrlGrant {
   op: 'get' | 'put';
   key: string;
   contentType?: string;
+  /** Largest body a signed PUT accepts (below the adapter's `maxUploadBytes`). */
+  maxBytes?: number;
 }
 
 interface MetaRecord {
@@ -158,18 +160,24 @@ export class LocalStorage implements Storage {
     return this.sign('get', key, expiresInSeconds, undefined, await this.baseUrl());
   }
 
-  async presignPut(key: string, expiresInSeconds: number, opts: { contentType?: string } = {}): Promise<string> {
-    return this.sign('put', key, expiresInSeconds, opts.contentType, await this.baseUrl());
+  async presignPut(key: string, expiresInSeconds: number, opts: { contentType?: string; maxBytes?: number } = {}): Promise<string> {
+    if (opts.maxBytes !== undefined && !(Number.isSafeInteger(opts.maxBytes) && opts.maxBytes > 0)) {
+      throw new PlatformError('invalid_input', `maxBytes of a presigned PUT must be a positive whole number of bytes, got ${opts.maxBytes}`);
+    }
+    return this.sign('put', key, expiresInSeconds, opts.contentType, await this.baseUrl(), opts.maxBytes);
   }
 
   /** Checks the parts of a signed URL (key decoded, query values as received); returns the grant or throws `forbidden`. */
-  verifySignedUrl(params: { op: string | undefined; key: string; exp: string | undefined; sig: string | undefined; ct?: string | undefined }, nowMs = Date.now()): SignedUrlGrant {
-    const { op, key, exp, sig, ct } = params;
+  verifySignedUrl(
+    params: { op: string | undefined; key: string; exp: string | undefined; sig: string | undefined; ct?: string | undefined; max?: string | undefined },
+    nowMs = Date.now(),
+  ): SignedUrlGrant {
+    const { op, key, exp, sig, ct, max } = params;
     if ((op !== 'get' && op !== 'put') || !exp || !sig) {
       throw new PlatformError('forbidden', 'storage URL is not signed (needs op, exp and sig query parameters); ask the platform for a presigned URL');
     }
     assertValidKey(key);
-    const expected = this.signature(op, key, exp, ct);
+    const expected = this.signature(op, key, exp, ct, max);
     const given = Buffer.from(sig, 'utf8');
     const want = Buffer.from(expected, 'utf8');
     if (given.length !== want.length || !timingSafeEqual(given, want)) {
@@ -179,7 +187,7 @@ export class LocalStorage implements Storage {
     if (!Number.isFinite(expSeconds) || expSeconds * 1000 < nowMs) {
       throw new PlatformError('forbidden', `storage URL for "${key}" expired at ${new Date(expSeconds * 1000).toISOString()}; ask for a new one`);
     }
-    return ct ? { op, key, contentType: ct } : { op, key };
+    return { op, key, ...(ct ? { contentType: ct } : {}), ...(max ? { maxBytes: Number(max) } : {}) };
   }
 
   async health(): Promise<Health> {
@@ -193,19 +201,23 @@ export class LocalStorage implements Storage {
 
   async close(): Promise<void> {}
 
-  private sign(op: 'get' | 'put', key: string, expiresInSeconds: number, contentType: string | undefined, baseUrl: string): string {
+  private sign(op: 'get' | 'put', key: string, expiresInSeconds: number, contentType: string | undefined, baseUrl: string, maxBytes?: number): string {
     assertValidKey(key);
     if (!(expiresInSeconds > 0)) throw new PlatformError('invalid_input', `presigned URL lifetime must be positive seconds, got ${expiresInSeconds}`);
     const exp = String(Math.floor(Date.now() / 1000) + Math.ceil(expiresInSeconds));
     const query = new URLSearchParams({ op, exp });
     if (contentType) query.set('ct', contentType);
-    query.set('sig', this.signature(op, key, exp, contentType));
+    const max = maxBytes === undefined ? undefined : String(maxBytes);
+    if (max) query.set('max', max);
+    query.set('sig', this.signature(op, key, exp, contentType, max));
     const encodedKey = key.split('/').map(encodeURIComponent).join('/');
     return `${baseUrl.replace(/\/+$/, '')}/storage/${encodedKey}?${query.toString()}`;
   }
 
-  private signature(op: string, key: string, exp: string, contentType: string | undefined): string {
-    return createHmac('sha256', this.secret).update(`${op}\n${key}\n${exp}\n${contentType ?? ''}`).digest('base64url');
+  private signature(op: string, key: string, exp: string, contentType: string | undefined, max?: string): string {
+    // the size cap is signed too (appended only when present, so URLs without one keep their signature)
+    const capped = max ? `\n${max}` : '';
+    return createHmac('sha256', this.secret).update(`${op}\n${key}\n${exp}\n${contentType ?? ''}${capped}`).digest('base64url');
   }
 
   // Concurrent puts of one key in this process commit one after the other, so bytes and sidecar always match.

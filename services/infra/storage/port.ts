@@ -30,10 +30,17 @@ export interface Storage {
   head(key: string): Promise<ObjectInfo | undefined>;
   list(prefix: string): Promise<ObjectInfo[]>;
   delete(key: string): Promise<void>;
-  /** A URL anyone can GET until it expires; workers and devices never hold storage credentials. */
+  /**
+   * A URL anyone can GET until it expires; workers and devices never hold storage credentials. The
+   * object is served as a download (`Content-Disposition: attachment`, and `nosniff` where the adapter
+   * serves it), so an uploaded HTML or SVG body is never rendered from the platform's origin.
+   */
   presignGet(key: string, expiresInSeconds: number): Promise<string>;
-  /** A URL anyone can PUT the object's bytes to until it expires. */
-  presignPut(key: string, expiresInSeconds: number, opts?: { contentType?: string }): Promise<string>;
+  /**
+   * A URL anyone can PUT the object's bytes to until it expires. `contentType` is bound to the URL;
+   * `maxBytes` caps the body where the adapter can enforce it (local: yes; S3: check with `head` after).
+   */
+  presignPut(key: string, expiresInSeconds: number, opts?: { contentType?: string; maxBytes?: number }): Promise<string>;
   health(): Promise<Health>;
   close(): Promise<void>;
 }

@@ -159,10 +159,13 @@ export class S3Storage implements Storage {
 
   async presignGet(key: string, expiresInSeconds: number): Promise<string> {
     assertValidKey(key);
-    return getSignedUrl(this.client, new GetObjectCommand({ Bucket: this.bucket, Key: key }), { expiresIn: lifetime(expiresInSeconds) });
+    // a download, never a page: an uploaded HTML body must not render (S3 answers with this header)
+    const command = new GetObjectCommand({ Bucket: this.bucket, Key: key, ResponseContentDisposition: 'attachment' });
+    return getSignedUrl(this.client, command, { expiresIn: lifetime(expiresInSeconds) });
   }
 
-  async presignPut(key: string, expiresInSeconds: number, opts: { contentType?: string } = {}): Promise<string> {
+  // a presigned PUT cannot cap the size on S3 (a POST policy could): callers check `head(key).size` before using the object
+  async presignPut(key: string, expiresInSeconds: number, opts: { contentType?: string; maxBytes?: number } = {}): Promise<string> {
     assertValidKey(key);
     const command = new PutObjectCommand({ Bucket: this.bucket, Key: key, ...(opts.contentType ? { ContentType: opts.contentType } : {}) });
     return getSignedUrl(this.client, command, { expiresIn: lifetime(expiresInSeconds) });
