@@ -4,7 +4,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { describeZodError, PlatformError } from '../services/errors.js';
 import { COCO_NAMES } from './coco-names.js';
-import { decodeImage } from './letterbox.js';
+import { DEFAULT_MAX_IMAGE_PIXELS, decodeImage } from './letterbox.js';
 import { parseClassNames } from './onnx-metadata.js';
 import { loadDetector, type Detection } from './pipeline.js';
 
@@ -84,7 +84,7 @@ export async function drawDetections(image: Buffer, width: number, height: numbe
     );
   });
   const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">${parts.join('')}</svg>`;
-  return sharp(image).rotate().composite([{ input: Buffer.from(svg), top: 0, left: 0 }]).png().toBuffer();
+  return sharp(image, { limitInputPixels: DEFAULT_MAX_IMAGE_PIXELS }).rotate().composite([{ input: Buffer.from(svg), top: 0, left: 0 }]).png().toBuffer();
 }
 
 /** Runs `visioninapp detect`: loads the model, detects on the image, optionally writes an annotated PNG. */
