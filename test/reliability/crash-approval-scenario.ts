@@ -8,6 +8,8 @@ import { eventually, freePort, type Thread } from './processes.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
 const BIN = path.join(ROOT, 'bin', 'visioninapp.js');
+const IMAGES = 40;
+const MAX_KILL_DELAY_MS = 2_500;
 
 /**
  * (a) serve killed with SIGKILL while an approval is pending, then (b) right after the approval was
@@ -16,13 +18,21 @@ const BIN = path.join(ROOT, 'bin', 'visioninapp.js');
  */
 export async function approvalCrashScenario(env: Record<string, string>, cleanups: Array<() => void>): Promise<void> {
     const dataDir = mkdtempSync(path.join(tmpdir(), 'vrel-crash-'));
-    const folder = mkdtempSync(path.join(tmpdir(), 'vrel-crash-ds-'));
-    cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }), () => rmSync(folder, { recursive: true, force: true }));
-    mkdirSync(path.join(folder, 'images'));
+    // under DATA_DIR/imports: the default import root, the only server folder an import may read
+    const folder = path.join(dataDir, 'imports', 'crash-ds');
+    cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
+    mkdirSync(path.join(folder, 'images'), { recursive: true });
     mkdirSync(path.join(folder, 'labels'));
     writeFileSync(path.join(folder, 'data.yaml'), 'nc: 1\nnames: [helmet]\n');
-    writeFileSync(path.join(folder, 'images', 'a.jpg'), await sharp({ create: { width: 64, height: 64, channels: 3, background: '#808080' } }).jpeg().toBuffer());
-    writeFileSync(path.join(folder, 'labels', 'a.txt'), '0 0.5 0.5 0.3 0.3\n');
+    // enough distinct images that the import takes a while, so the kill lands inside the tool as often as around it
+    for (let i = 0; i < IMAGES; i++) {
+      const background = { r: (i * 37) % 256, g: (i * 91) % 256, b: (i * 53) % 256 };
+      writeFileSync(path.join(folder, 'images', `img${i}.jpg`), await sharp({ create: { width: 320, height: 240, channels: 3, background } }).jpeg().toBuffer());
+      writeFileSync(path.join(folder, 'labels', `img${i}.txt`), `0 0.5 0.5 0.3 0.3\n`);
+    }
+    // the kill point is varied on purpose (CRASH_KILL_DELAY_MS pins it to reproduce a failure)
+    const killDelayMs = process.env.CRASH_KILL_DELAY_MS !== undefined ? Number(process.env.CRASH_KILL_DELAY_MS) : Math.floor(Math.random() * MAX_KILL_DELAY_MS);
+    console.info(`[crash scenario] killing serve ${killDelayMs} ms after the approval (CRASH_KILL_DELAY_MS=${killDelayMs} reproduces this run)`);
     const port = await freePort();
     const base = `http://127.0.0.1:${port}`;
     let out = '';
@@ -75,10 +85,19 @@ export async function approvalCrashScenario(env: Record<string, string>, cleanup
 
     // (b) killed right after the approval was decided, before or while the step runs
     const decided = fetch(`${base}/api/approvals/${approvalId}/decide`, { method: 'POST', headers: session, body: JSON.stringify({ decision: 'approve' }) });
-    expect((await decided).status).toBe(200);
+    await new Promise((r) => setTimeout(r, killDelayMs));
     await killed(child);
+    // the decision is either recorded or not; when the kill came before it landed, approve again after the restart
+    const decision = await decided.then((r) => r.status).catch(() => 0);
     child = serve();
     session = await login();
+    if (decision !== 200) {
+      const state = (await (await fetch(`${base}/api/approvals/${approvalId}`, { headers: session })).json()) as { status: string };
+      if (state.status === 'pending') {
+        const again = await fetch(`${base}/api/approvals/${approvalId}/decide`, { method: 'POST', headers: session, body: JSON.stringify({ decision: 'approve' }) });
+        expect(again.status).toBe(200);
+      }
+    }
     let last: unknown;
     const done = await eventually(
       'the approved step to finish after the restart',
@@ -94,7 +113,9 @@ export async function approvalCrashScenario(env: Record<string, string>, cleanup
     });
     expect(done.status).toBe('done');
     const dataset = (await (await fetch(`${base}/api/datasets/crash-a`, { headers: session })).json()) as { latestVersion: number; version: number };
+    // exactly once: one version with every image, one start on the audit log, one recorded execution
     expect(dataset).toMatchObject({ version: 1, latestVersion: 1 });
+    expect((dataset as unknown as { stats: { images: number } }).stats.images).toBe(IMAGES);
     const audit = (await (await fetch(`${base}/api/audit?tool=import_dataset&action=tool.started`, { headers: session })).json()) as { total: number };
     expect(audit.total).toBe(1);
     await killed(child);
