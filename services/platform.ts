@@ -151,7 +151,6 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
   const events = new EventBus<any>() as EventBus<any> & EventBus<DomainEventBase>;
   const indexer = new SearchIndexer({ db, index: search, log: log.child({ component: 'search-indexer' }), cache });
 
-  const accounts = new AccountService({ db, identity, log: log.child({ service: 'accounts' }), events });
   // entry hashes are keyed, so someone with write access to the database cannot recompute a rewritten chain
   // its own key (not SIGNING_SECRET), so rotating the signing secret leaves the audit log verifiable
   const audit = new AuditLog({
@@ -162,6 +161,7 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
     checkpointIntervalMs: config.AUDIT_CHECKPOINT_MINUTES * 60_000,
     anchorFile: path.join(dataDir, 'audit-anchor.json'),
   });
+  const accounts = new AccountService({ db, identity, log: log.child({ service: 'accounts' }), events, cache, audit });
   const chatLinks = new ChatLinkService({ db, audit, log: log.child({ service: 'chat-links' }), codeTtlMs: config.CHAT_LINK_CODE_TTL_MIN * 60_000 });
   // edited arguments are validated by the tool's own input schema (the registry is built below)
   const registryRef: { current?: ToolRegistry } = {};

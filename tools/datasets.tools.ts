@@ -159,6 +159,8 @@ export const importDatasetTool = defineTool({
   }),
   output: versionResult,
   risk: 'write',
+  // its service records what it creates under the approval's idempotency key, so a crash-interrupted run is re-run safely
+  resumable: true,
   idempotent: false,
   async run(ctx, input) {
     const source = input.source.startsWith('storage:')
@@ -190,6 +192,8 @@ export const splitDatasetTool = defineTool({
     .refine((r) => r.train + r.val + r.test > 0, 'at least one share must be above 0'),
   output: versionResult,
   risk: 'write',
+  // its service records what it creates under the approval's idempotency key, so a crash-interrupted run is re-run safely
+  resumable: true,
   idempotent: true,
   async run(ctx, { dataset, train, val, test }) {
     const r = await datasets(ctx).resplit(ctx, dataset, { train, val, test });
@@ -218,6 +222,8 @@ export const exportDatasetTool = defineTool({
     sha256: z.string().optional().describe('zip checksum'),
   }),
   risk: 'write',
+  // re-running writes the same export again (same content, same destination), so a crash-interrupted run is re-run safely
+  resumable: true,
   idempotent: true,
   async run(ctx, { dataset, format, folder, zipPath }) {
     const to = folder !== undefined ? { kind: 'folder' as const, path: folder } : { kind: 'zip' as const, ...(zipPath ? { path: zipPath } : {}) };

@@ -155,6 +155,25 @@ describe(DatasetService.name, () => {
     expect(s.version.stats.boxes).toBe(1);
   });
 
+  it('an import or re-split retried under the same idempotency key returns the first version instead of making another', async () => {
+    const files = { 'data.yaml': 'names: [a]\n', 'images/k1.jpg': await jpeg(40, 40, 31), 'labels/k1.txt': '0 0.5 0.5 0.5 0.5\n' };
+    const zip = await zipOf(Object.entries(files).map(([name, data]) => ({ name, data })));
+    const keyed = { ...ctx, idempotencyKey: 'apr_import_once' };
+    const first = await env.sut.import(keyed, { name: 'keyed', source: { kind: 'zip', buffer: zip } });
+    const again = await env.sut.import(keyed, { name: 'keyed', source: { kind: 'zip', buffer: zip } });
+    expect(again.ref).toBe(first.ref);
+    expect(again.report).toEqual(first.report);
+    expect((await env.sut.get(ctx, 'keyed')).latestVersion).toBe(1);
+    const split = { ...ctx, idempotencyKey: 'apr_split_once' };
+    const s1 = await env.sut.resplit(split, 'keyed@1', { train: 0.5, val: 0.5, test: 0 });
+    const s2 = await env.sut.resplit(split, 'keyed@1', { train: 0.5, val: 0.5, test: 0 });
+    expect(s2.ref).toBe(s1.ref);
+    expect((await env.sut.get(ctx, 'keyed')).latestVersion).toBe(2);
+    // without a key (or with another one) each call is its own change
+    await env.sut.import({ ...ctx, idempotencyKey: 'apr_other' }, { name: 'keyed', source: { kind: 'zip', buffer: zip } });
+    expect((await env.sut.get(ctx, 'keyed')).latestVersion).toBe(3);
+  });
+
   describe('hostile zips are rejected with the entry named and nothing imported', () => {
     const cases: Array<[string, () => Promise<Buffer>, RegExp]> = [
       ['zip slip', async () => renameInZip(await zipOf([{ name: 'AA/AA/x.jpg', data: 'x' }]), 'AA/AA/x.jpg', '../../x.jpg'), /"\.\.\/\.\.\/x\.jpg".*zip slip/],

@@ -25,6 +25,7 @@ import {
 } from '../../vision/formats/index.js';
 import { roleAtLeast, type CallContext } from '../context.js';
 import { describeZodError, isPlatformError, PlatformError } from '../errors.js';
+import { priorEffect, recordEffect } from '../effects.js';
 import { newId } from '../ids.js';
 import type { Db } from '../infra/db/port.js';
 import { enqueueIndex } from '../infra/search/outbox.js';
@@ -284,6 +285,9 @@ export class DatasetService {
   async import(ctx: CallContext, input: ImportInput, onProgress?: (p: ImportProgress) => void): Promise<VersionResult> {
     this.requireWriter(ctx, 'import datasets');
     const req = parse(importInputSchema, input, 'import');
+    // a retry of an import that already created its version (same idempotency key) returns that version
+    const earlier = await this.versionCreatedEarlier(ctx);
+    if (earlier !== undefined) return earlier;
     const progress = this.progressReporter(ctx, req.name, onProgress);
     const source = await openSource(req.source, { storage: this.storage, zipLimits: this.limits.zip, access: { projectId: ctx.projectId, imports: this.paths.imports } });
     try {
@@ -640,6 +644,16 @@ export class DatasetService {
     });
   }
 
+  /** The version a call with this idempotency key created before (a retried step), if any. */
+  private async versionCreatedEarlier(ctx: CallContext): Promise<VersionResult | undefined> {
+    const earlier = await priorEffect<{ versionId: string }>(this.db.kysely, ctx, VERSION_EFFECT);
+    const done = earlier === undefined ? undefined : await this.repo().findVersionById(ctx.projectId, earlier.versionId);
+    if (done === undefined) return undefined;
+    const info = versionInfo(done.dataset, done.version);
+    ctx.log.info({ ref: info.ref }, 'dataset version already created under this idempotency key; returning it');
+    return { ref: info.ref, version: info, report: JSON.parse(done.version.report) as ValidationReport };
+  }
+
   /** Writes a new version (and the dataset on first import) and its image rows in one transaction, with the search update. */
   private async createVersion(ctx: CallContext, input: NewVersionInput): Promise<VersionResult> {
     const at = this.now();
@@ -648,6 +662,9 @@ export class DatasetService {
     const write = () =>
       this.db.transaction(async (trx) => {
         const repo = new DatasetRepository(trx);
+        const earlier = await priorEffect<{ versionId: string }>(trx, ctx, VERSION_EFFECT);
+        const done = earlier === undefined ? undefined : await repo.findVersionById(ctx.projectId, earlier.versionId);
+        if (done !== undefined) return { ...done, replayed: true };
         let dataset = await repo.findDataset(ctx.projectId, input.name);
         let number: number;
         if (dataset === undefined) {
@@ -694,10 +711,11 @@ export class DatasetService {
           created_at: at,
         };
         await repo.insertVersion(version, images);
+        await recordEffect(trx, ctx, VERSION_EFFECT, { versionId: version.id }, at);
         await enqueueIndex(trx, { op: 'upsert', doc: datasetSearchDoc(dataset, version) });
-        return { dataset, version };
+        return { dataset, version, replayed: false };
       });
-    let written: { dataset: DatasetRow; version: VersionRow };
+    let written: { dataset: DatasetRow; version: VersionRow; replayed: boolean };
     try {
       written = await write();
     } catch (err) {
@@ -706,10 +724,14 @@ export class DatasetService {
       throw err;
     }
     const info = versionInfo(written.dataset, written.version);
+    if (written.replayed) return { ref: info.ref, version: info, report: JSON.parse(written.version.report) as ValidationReport };
     this.events.emit({ type: 'dataset.version_created', projectId: ctx.projectId, at, datasetId: info.datasetId, name: info.name, version: info.version, reason: input.reason });
     return { ref: info.ref, version: info, report: input.report };
   }
 }
+
+/** The idempotent-effect kind of a created dataset version. */
+const VERSION_EFFECT = 'dataset.version';
 
 /** Every dataset's search document (all projects), for a full reindex. */
 export async function* datasetSearchDocs(db: Db): AsyncIterable<SearchDoc> {
