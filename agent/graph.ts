@@ -29,7 +29,9 @@ export interface Decider {
 /** What resumes an approval interrupt (sent through AgentRuntime.decide from any channel). */
 export interface ApprovalResume {
   approvalId: string;
-  decision: 'approve' | 'reject' | 'edit';
+  /** `superseded`: an edit under four-eyes rules became the new request `next`, which another person must approve. */
+  decision: 'approve' | 'reject' | 'edit' | 'superseded';
+  next?: string;
   args?: Record<string, unknown>;
   reason?: string;
   by?: Decider;
@@ -245,6 +247,14 @@ export function buildAgentGraph(deps: AgentGraphDeps) {
     if (resume.approvalId !== pending.approvalId) {
       // A stale decision for another request: keep waiting for this one.
       return { pending: { ...pending } };
+    }
+    if (resume.decision === 'superseded') {
+      if (resume.next === undefined) return { pending: { ...pending } };
+      const args = resume.args ?? pending.args;
+      const next: ApprovalInterrupt = { ...pending, approvalId: resume.next, args };
+      emit({ type: 'agent.step', index: pending.index, tool: pending.tool, state: 'awaiting_approval', args });
+      emit({ type: 'agent.approval', approvalId: next.approvalId, index: next.index, tool: next.tool, args, risk: next.risk, policy: next.policy, reason: next.reason });
+      return { pending: next, steps: withStep(state.steps, pending.index, { state: 'awaiting_approval', args, approvalId: next.approvalId }), status: 'awaiting_approval' as const };
     }
     if (resume.decision === 'reject') {
       emit({ type: 'agent.step', index: pending.index, tool: pending.tool, state: 'rejected', by: resume.by, reason: resume.reason });

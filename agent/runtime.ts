@@ -454,6 +454,9 @@ function byOf(ctx: CallContext) {
 
 function resumeOf(approval: ToolApprovalView, fallbackBy: { userId: string; name: string; role: string }): ApprovalResume {
   const by = approval.decision?.by ?? fallbackBy;
+  if (approval.supersededBy) {
+    return { approvalId: approval.id, decision: 'superseded', next: approval.supersededBy, args: approval.approvedArgs as Record<string, unknown>, reason: approval.decision?.reason ?? undefined, by };
+  }
   if (approval.status === 'rejected' || approval.status === 'expired') {
     return { approvalId: approval.id, decision: 'reject', reason: approval.decision?.reason ?? `approval ${approval.status}`, by };
   }

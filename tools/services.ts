@@ -35,6 +35,8 @@ export interface ToolApprovalView {
   /** What may run: the edited arguments when edited, the requested ones otherwise. */
   approvedArgs: unknown;
   decision: { decision: 'approve' | 'reject' | 'edit'; by: { userId: string; name: string; role: Role }; at: number; reason: string | null } | null;
+  /** Set when an edit under four-eyes rules replaced this request with a new one in the editor's name. */
+  supersededBy?: string | null;
 }
 
 /** What runTool and the agent need from the approvals service (ApprovalService satisfies it). */

@@ -52,6 +52,8 @@ export interface ApprovalRequest {
   expiresAt: number;
   consumedAt: number | null;
   consumedBy: string | null;
+  /** Set when an edit under four-eyes rules replaced this request: the new request, whose requester is the editor. */
+  supersededBy: string | null;
 }
 
 /** What a caller asks approval for. */
@@ -222,6 +224,7 @@ export class ApprovalService {
           consumed_at: null,
           consumed_by: null,
           pending_key: pendingKey,
+          superseded_by: null,
         };
         await trx.insertInto('approvals').values(row).execute();
         await this.audit.append(
@@ -324,6 +327,11 @@ export class ApprovalService {
         editedJson = canonicalJson(edited);
         editedHash = sha256Hex(editedJson);
       }
+      // Four-eyes: an edit by someone who may not approve their own request becomes a new request in
+      // the editor's name, so another person must approve what the editor changed.
+      if (decision === 'edit' && !policy.selfApproval && editedJson !== null && editedHash !== null) {
+        return this.supersede(trx, ctx, row, { json: editedJson, hash: editedHash }, reason, now);
+      }
       const status = decision === 'reject' ? 'rejected' : 'approved';
       const updated = await trx
         .updateTable('approvals')
@@ -378,6 +386,14 @@ export class ApprovalService {
     });
 
     switch (outcome.kind) {
+      case 'superseded': {
+        const original = this.toRequest(outcome.row);
+        const next = this.toRequest(outcome.next);
+        ctx.log.info({ approvalId: id, next: next.id }, 'approval edited under four-eyes rules; the edited call needs another approver');
+        this.events.emit({ type: 'approval.decided', projectId: ctx.projectId, at: this.now(), approval: original });
+        this.events.emit({ type: 'approval.requested', projectId: ctx.projectId, at: next.createdAt, approval: next });
+        return original;
+      }
       case 'missing':
         throw new PlatformError(
           'not_found',
@@ -410,6 +426,114 @@ export class ApprovalService {
         return approval;
       }
     }
+  }
+
+  /** Closes `row` as edited and opens the edited call as a new pending request in the editor's name (same thread and step). */
+  private async supersede(
+    trx: Transaction<Database>,
+    ctx: CallContext,
+    row: Row,
+    edited: { json: string; hash: string },
+    reason: string | null,
+    now: number,
+  ): Promise<{ kind: 'superseded'; row: Row; next: Row }> {
+    const nextId = newId('apr');
+    const pendingKey = sha256Hex(
+      canonicalJson({ projectId: row.project_id, tool: row.tool, hash: edited.hash, threadId: row.thread_id, step: row.step }),
+    );
+    const existing = await this.lockedRow(trx, { pendingKey });
+    if (existing !== undefined) await this.markExpired(trx, existing, now);
+    const next: Row = {
+      ...row,
+      id: nextId,
+      args: edited.json,
+      args_hash: edited.hash,
+      edited_args: null,
+      edited_args_hash: null,
+      requester_id: ctx.user.userId,
+      requester_name: ctx.user.name,
+      requester_role: ctx.user.role,
+      requester_kind: ctx.user.kind,
+      status: 'pending',
+      decision: null,
+      decided_by: null,
+      decided_by_name: null,
+      decided_by_role: null,
+      decided_at: null,
+      decision_reason: null,
+      created_at: now,
+      expires_at: now + this.ttlMs,
+      consumed_at: null,
+      consumed_by: null,
+      pending_key: pendingKey,
+      superseded_by: null,
+    };
+    await trx
+      .updateTable('approvals')
+      .set({
+        status: 'rejected',
+        decision: 'edit',
+        decided_by: ctx.user.userId,
+        decided_by_name: ctx.user.name,
+        decided_by_role: ctx.user.role,
+        decided_at: now,
+        decision_reason: reason ?? `edited by ${ctx.user.name || ctx.user.userId}; the edited call needs another approver (${nextId})`,
+        edited_args: edited.json,
+        edited_args_hash: edited.hash,
+        pending_key: null,
+        superseded_by: nextId,
+      })
+      .where('id', '=', row.id)
+      .where('status', '=', 'pending')
+      .execute();
+    await trx.insertInto('approvals').values(next).execute();
+    const thread = row.thread_id === null ? {} : { threadId: row.thread_id };
+    await this.audit.append(
+      {
+        projectId: row.project_id,
+        actor: actorOf(ctx),
+        action: 'approval.decided',
+        tool: row.tool,
+        approvalId: row.id,
+        ...thread,
+        data: {
+          decision: 'edit',
+          reason,
+          role: ctx.user.role,
+          risk: row.risk,
+          requesterId: row.requester_id,
+          argsHash: row.args_hash,
+          editedArgsHash: edited.hash,
+          editedArgs: JSON.parse(edited.json) as unknown,
+          supersededBy: nextId,
+          requestId: ctx.requestId,
+        },
+      },
+      trx,
+    );
+    await this.audit.append(
+      {
+        projectId: row.project_id,
+        actor: actorOf(ctx),
+        action: 'approval.requested',
+        tool: row.tool,
+        approvalId: nextId,
+        ...thread,
+        data: {
+          risk: row.risk,
+          reason: row.reason,
+          step: row.step,
+          argsHash: edited.hash,
+          args: JSON.parse(edited.json) as unknown,
+          policy: parsePolicy(row.policy).summary,
+          supersedes: row.id,
+          requestId: ctx.requestId,
+        },
+      },
+      trx,
+    );
+    const closed = await trx.selectFrom('approvals').selectAll().where('id', '=', row.id).executeTakeFirstOrThrow();
+    return { kind: 'superseded', row: closed, next };
   }
 
   /**
@@ -742,6 +866,7 @@ export class ApprovalService {
       expiresAt,
       consumedAt: row.consumed_at === null ? null : Number(row.consumed_at),
       consumedBy: row.consumed_by,
+      supersededBy: row.superseded_by ?? null,
     };
   }
 }

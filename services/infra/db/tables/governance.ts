@@ -35,6 +35,8 @@ export interface GovernanceTables {
     consumed_by: string | null;
     /** Set while pending so the same tool+arguments+thread+step is requested once; null afterwards. */
     pending_key: string | null;
+    /** When an edit under four-eyes rules replaced this request: the new request (requested by the editor). */
+    superseded_by: string | null;
   };
   audit_log: {
     id: Generated<number>;
