@@ -97,6 +97,14 @@ describe(RolloutService.name, () => {
     expect(messages).toContain('wave 1 of 1 started (2 device(s))');
   });
 
+  it('a start retried under the same idempotency key (a resumed approved step) returns the first rollout, not a conflict or a second one', async () => {
+    const keyed = { ...ctx, idempotencyKey: 'apr_rollout_once' };
+    const a = await h.rollouts.start(keyed, { model: v2.ref, target: { tag: 'line-3' }, gates: fast });
+    const b = await h.rollouts.start(keyed, { model: v2.ref, target: { tag: 'line-3' }, gates: fast });
+    expect(b.id).toBe(a.id);
+    await expect(h.rollouts.start({ ...ctx, idempotencyKey: 'apr_other' }, { model: v2.ref, target: { tag: 'line-3' }, gates: fast })).rejects.toMatchObject({ code: 'conflict' });
+  });
+
   it('a canary failing the health gate is rolled back and the rest is never touched', async () => {
     devs[0]!.behaviour = 'fail';
     const r = await h.rollouts.start(ctx, { model: v2.ref, target: { tag: 'line-3' }, gates: fast });

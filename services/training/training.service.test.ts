@@ -165,6 +165,17 @@ describe(TrainingService.name, () => {
     expect(events.map((e) => e.type)).toEqual(['training.queued', 'training.assigned']);
   });
 
+  it('a start retried under the same idempotency key (a resumed approved step) returns the first job', async () => {
+    const sut = make();
+    const keyed = { ...op, idempotencyKey: 'apr_train_once' };
+    const a = await sut.start(keyed, { dataset: 'helmets-demo', config });
+    const b = await sut.start(keyed, { dataset: 'helmets-demo', config });
+    expect(b.id).toBe(a.id);
+    expect((await sut.list(op)).length).toBe(1);
+    const c = await sut.start({ ...op, idempotencyKey: 'apr_other' }, { dataset: 'helmets-demo', config });
+    expect(c.id).not.toBe(a.id);
+  });
+
   it('gives each runner one job at a time and each job one runner', async () => {
     const sut = make();
     await sut.handleTelemetry(heartbeat('gpu-1'));
