@@ -380,6 +380,28 @@ describe(TrainingService.name, () => {
     stop();
   });
 
+  it('sends train.start again, same attempt, when the assigned runner keeps heartbeating idle (the platform died before sending it)', async () => {
+    const sut = make();
+    await sut.handleTelemetry(heartbeat('gpu-1'));
+    const job = await sut.start(op, { dataset: 'helmets-demo', config });
+    await vi.waitFor(() => expect(sent('train.start')).toHaveLength(1));
+    // within the grace period the first message may still be in flight: not sent again
+    clock += 5_000;
+    await sut.handleTelemetry(heartbeat('gpu-1'));
+    expect(sent('train.start')).toHaveLength(1);
+    clock += 6_000;
+    await sut.handleTelemetry(heartbeat('gpu-1'));
+    expect(sent('train.start')).toHaveLength(2);
+    expect(sent('train.start').map((m) => (m.payload as MessagePayload<'train.start'>).attempt)).toEqual([1, 1]);
+    // once per grace period, and never once the runner names the job
+    await sut.handleTelemetry(heartbeat('gpu-1'));
+    expect(sent('train.start')).toHaveLength(2);
+    clock += 11_000;
+    await sut.handleTelemetry(heartbeat('gpu-1', ['builtin'], job.id));
+    expect(sent('train.start')).toHaveLength(2);
+    expect((await sut.get(op, job.id))).toMatchObject({ status: 'assigned', attempt: 1, runnerId: 'gpu-1' });
+  });
+
   it('keeps a job alive while its runner heartbeats naming it', async () => {
     const sut = make();
     await sut.handleTelemetry(heartbeat('gpu-1'));

@@ -30,6 +30,8 @@ export type JobStatus = (typeof JOB_STATUSES)[number];
 const JOB_EFFECT = 'training.job';
 const FINAL: readonly JobStatus[] = ['succeeded', 'failed', 'cancelled'];
 const ACTIVE: JobStatus[] = ['assigned', 'running'];
+/** How long an assigned job may wait for its runner to take it before train.start is sent again. */
+const START_GRACE_MS = 10_000;
 
 /** Artifacts a runner gets a presigned PUT URL for, under `jobs/<jobId>/<attempt>/`. */
 export const JOB_ARTIFACTS = ['model.onnx', 'metrics.json', 'results.csv', 'report.md', 'train.log'] as const;
@@ -684,9 +686,36 @@ export class TrainingService {
           .where('id', '=', p.runnerId)
           .where('busy_job_id', '=', runner.busy_job_id)
           .execute();
+      } else if (job.status === 'assigned') {
+        await this.resendStart(runner.busy_job_id, p.runnerId, now);
       }
     }
     await this.dispatch();
+  }
+
+  /** When each job's train.start was last sent again (job#attempt → ms), so a silent runner gets it once per grace period. */
+  private readonly resent = new Map<string, number>();
+
+  /**
+   * A job assigned to a runner that keeps saying it is idle never got its train.start: the platform
+   * stopped between recording the assignment and publishing it. After a grace period (the message may
+   * still be in flight) it is sent again for the same attempt; a runner that did get it ignores the
+   * repeat (its claims are per job and attempt), so the job runs once.
+   */
+  private async resendStart(jobId: string, runnerId: string, now: number): Promise<void> {
+    const row = await this.rowIn(this.o.db.kysely, jobId);
+    const key = `${row.id}#${Number(row.attempt)}`;
+    const since = Math.max(Number(row.assigned_at ?? 0), this.resent.get(key) ?? 0);
+    if (row.status !== 'assigned' || row.runner_id !== runnerId || now - since < START_GRACE_MS) return;
+    this.resent.set(key, now);
+    if (this.resent.size > 1000) this.resent.delete(this.resent.keys().next().value!);
+    this.o.log.warn(
+      { jobId, runner: runnerId, attempt: Number(row.attempt) },
+      'runner is idle but its assigned job never started; sending train.start again',
+    );
+    await this.sendStart(row, runnerId).catch((err: unknown) =>
+      this.o.log.error({ jobId, runner: runnerId, err: (err as Error).message }, 'sending train.start again failed; retrying on the next heartbeat'),
+    );
   }
 
   private async onStatus(p: MessagePayload<'train.status'>): Promise<void> {
