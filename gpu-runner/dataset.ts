@@ -22,7 +22,11 @@ export function safeRelative(p: string): string {
   return norm;
 }
 
-/** Downloads every dataset file through its signed URL into `dir`, verifying size and sha256. */
+/**
+ * Downloads every dataset file through its signed URL into `dir`, verifying size and sha256. Files
+ * already there and verified are kept, so a retry after a failure fetches only what is missing; an
+ * error worth retrying (storage unreachable, 5xx) is a PlatformError with `details.retryable`.
+ */
 export async function downloadDataset(
   files: DatasetFile[],
   dir: string,
@@ -84,12 +88,14 @@ async function fetchInto(
     res = await doFetch(f.url, { signal });
   } catch (err) {
     if (signal.aborted) throw err;
-    throw new PlatformError('unavailable', storageUnreachable(`downloading dataset file ${rel}`, f.url, err));
+    throw new PlatformError('unavailable', storageUnreachable(`downloading dataset file ${rel}`, f.url, err), { retryable: true });
   }
   if (!res.ok || res.body === null)
     throw new PlatformError(
       'unavailable',
       `downloading dataset file ${rel} failed with HTTP ${res.status}; the signed URL may have expired, retry the job`,
+      // the platform serving the URL restarting (5xx) or busy: worth another try; a refused signature is not
+      res.status >= 500 || res.status === 408 || res.status === 429 ? { retryable: true, status: res.status } : { status: res.status },
     );
   const hash = createHash('sha256');
   const hasher = new Transform({

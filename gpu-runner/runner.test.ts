@@ -25,6 +25,8 @@ let base: string;
 const uploads = new Map<string, Buffer>();
 /** Answers for the next PUTs under a job's upload folder (e.g. 503 while storage is down), before normal service. */
 const putAnswers = new Map<string, number[]>();
+/** Dataset downloads answered 503 before normal service (the platform restarting). */
+let failingGets = 0;
 const runners: GpuRunner[] = [];
 let broker: MemoryBroker;
 let telemetry: Envelope[];
@@ -34,6 +36,12 @@ beforeAll(async () => {
   server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
     if (req.method === 'GET' && url.pathname.startsWith('/files/')) {
+      if (failingGets > 0) {
+        failingGets--;
+        res.statusCode = 503;
+        res.end('platform restarting');
+        return;
+      }
       try {
         res.end(readFileSync(path.join(root, decodeURIComponent(url.pathname.slice('/files/'.length)))));
       } catch {
@@ -240,6 +248,17 @@ describe(GpuRunner.name, () => {
     await send('train.start', startMessage('job-x', dataset, { epochs: 1 }));
     const failed = await waitFor(() => finalStatus('job-x'), 20_000);
     expect(failed).toMatchObject({ status: 'failed', message: expect.stringMatching(/HTTP 403 signature expired; the presigned URL may have expired/) });
+  });
+
+  it('retries the dataset download while the platform serving it answers 5xx (a restart), and runs the job once', async () => {
+    await setup();
+    await standInRunner(path.join(root, 'work-d'));
+    failingGets = 6;
+    await send('train.start', startMessage('job-d', dataset, { epochs: 1 }));
+    const ok = await waitFor(() => finalStatus('job-d'), 30_000);
+    expect(ok.status, String(ok.message)).toBe('succeeded');
+    expect(failingGets).toBe(0);
+    expect(payloads('train.status', 'job-d').map((p) => p.status)).toEqual(['claimed', 'running', 'succeeded']);
   });
 
   it('cancels a running job within 5 seconds', async () => {

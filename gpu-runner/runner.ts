@@ -3,7 +3,7 @@ import { appendFileSync, existsSync } from 'node:fs';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../services/log.js';
-import { isPlatformError } from '../services/errors.js';
+import { isPlatformError, PlatformError } from '../services/errors.js';
 import {
   makeEnvelope,
   parseMessage,
@@ -50,6 +50,11 @@ export interface GpuRunnerOptions {
    * URLs) is unreachable or answers 5xx (default 30 min), so a platform restart never loses a finished training.
    */
   uploadRetryMs?: number;
+  /**
+   * How long the dataset download keeps retrying while the platform serving its signed URLs is
+   * unreachable or answers 5xx (default 30 min), so a platform restart never fails a job that was just sent.
+   */
+  downloadRetryMs?: number;
 }
 
 const CONTENT_TYPES: Record<string, string> = {
@@ -291,7 +296,7 @@ export class GpuRunner {
       logs.add(
         `runner ${this.opts.id}: downloading ${p.dataset.files.length} files of dataset ${p.dataset.name} v${p.dataset.version}`,
       );
-      await downloadDataset(p.dataset.files, dataDir, { signal: active.abort.signal });
+      await this.download(p, dataDir, active.abort.signal);
       if (active.cancelled) return finish('cancelled', 'cancelled');
       const dataYaml = await writeDataYaml(dataDir, p.dataset.classNames);
       await checkDataset(dataDir, `${p.dataset.name} v${p.dataset.version}`);
@@ -366,6 +371,30 @@ export class GpuRunner {
       ...(result.perClass ? { perClass: result.perClass } : {}),
       ...(this.opts.version ? { codeVersion: this.opts.version } : {}),
     });
+  }
+
+  /** Downloads the job's dataset, retrying with backoff (1 s doubling to 15 s) while storage is unreachable, up to `downloadRetryMs`. */
+  private async download(p: TrainStart, dataDir: string, signal: AbortSignal): Promise<void> {
+    const budget = this.opts.downloadRetryMs ?? 30 * 60_000;
+    const deadline = Date.now() + budget;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await downloadDataset(p.dataset.files, dataDir, { signal });
+        if (attempt > 1) this.log.info({ jobId: p.jobId, attempt }, 'dataset downloaded after retrying');
+        return;
+      } catch (err) {
+        if (signal.aborted || !isPlatformError(err) || err.details?.retryable !== true) throw err;
+        const delay = Math.min(15_000, 1000 * 2 ** Math.min(attempt - 1, 4));
+        if (Date.now() + delay > deadline)
+          throw new PlatformError('unavailable', `${err.message} (still failing after retrying for ${Math.round(budget / 1000)} s)`);
+        this.log.warn({ jobId: p.jobId, attempt, retryInMs: delay, problem: err.message }, 'dataset download failed; retrying');
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, delay);
+          signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+        });
+        if (signal.aborted) throw err;
+      }
+    }
   }
 
   /**
