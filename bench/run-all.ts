@@ -93,6 +93,18 @@ export async function runAllBenchmarks(filter?: string): Promise<BenchReport[]> 
   return reports;
 }
 
+/**
+ * Records one run of a figure-producing command that is not a `*.bench.ts` module (e.g. the soak,
+ * `npm run soak`) in bench/results.json under `file`, replacing its previous entry, and rewrites the
+ * README table from the file.
+ */
+export async function recordBenchmark(file: string, report: BenchReport, startedAt: number, loadAverageBefore: number): Promise<void> {
+  const entry: Entry = { file, ranAt: new Date().toISOString(), seconds: Math.round((Date.now() - startedAt) / 1000), loadAverageBefore, machine: machine(), report: entrySchema.shape.report.parse(report) };
+  const recorded = (await readResults()).filter((e) => e.file !== file);
+  await writeFile(RESULTS, `${JSON.stringify({ benchmarks: [...recorded, entry].sort((a, b) => a.file.localeCompare(b.file)) }, null, 2)}\n`);
+  await updateReadme(await readResults());
+}
+
 /** The README's performance table: one row per figure, with the benchmark's ratios, machine and time. */
 export function renderTable(entries: Entry[]): string {
   const rows = ['| benchmark | figures | ratio to its baseline (same run) | ran |', '|---|---|---|---|'];
