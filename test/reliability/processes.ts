@@ -187,3 +187,25 @@ export async function deleteStreams(prefix: string): Promise<void> {
   for (const s of Object.values(STREAMS)) await raw.deleteStream({ stream: `${prefix}${s}` }).catch(() => undefined);
   await raw.close();
 }
+
+/**
+ * A kill point varied on purpose: a random delay in [0, maxMs), or the one pinned by the environment
+ * variable `envVar` (printed with every choice, so a failing run can be reproduced).
+ */
+export function killDelay(what: string, envVar: string, maxMs: number): number {
+  const pinned = process.env[envVar];
+  const ms = pinned !== undefined && pinned !== '' ? Number(pinned) : Math.floor(Math.random() * maxMs);
+  if (!Number.isFinite(ms) || ms < 0) throw new Error(`${envVar}=${pinned}: expected a delay in milliseconds`);
+  console.info(`[crash scenario] ${what}: killing ${ms} ms into a ${maxMs} ms window (${envVar}=${ms} reproduces this kill)`);
+  return ms;
+}
+
+/** Waits `ms`, or less when `stop` (polled every 100 ms) holds first; resolves with whether it cut the wait short. */
+export async function sleepUnless(ms: number, stop: () => Promise<boolean> | boolean): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await Promise.resolve(stop()).catch(() => false)) return true;
+    await new Promise((r) => setTimeout(r, Math.min(100, Math.max(0, end - Date.now()))));
+  }
+  return false;
+}

@@ -13,10 +13,13 @@ for i in $(seq 1 "$n"); do
   start=$(date +%s)
   if npx vitest run "$file" "$@" >"$logs/run-$i.log" 2>&1; then
     pass=$((pass + 1))
-    rm -f "$logs/run-$i.log"
     echo "run $i/$n: passed in $(($(date +%s) - start)) s"
+    # the kill points this run chose (each with the variable that pins it)
+    grep -ao '\[crash scenario\].*' "$logs/run-$i.log" | sed 's/^/    /'
+    rm -f "$logs/run-$i.log"
   else
     echo "run $i/$n: FAILED in $(($(date +%s) - start)) s (log: $logs/run-$i.log)"
+    grep -ao '\[crash scenario\].*' "$logs/run-$i.log" | sed 's/^/    /'
   fi
 done
 echo "$pass/$n passed: $file"
