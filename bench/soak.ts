@@ -53,6 +53,8 @@ export const soakOptionsSchema = z.object({
   killMinS: z.coerce.number().min(1).default(20),
   killMaxS: z.coerce.number().min(1).default(60),
   rabbitStopS: z.coerce.number().min(0).max(120).default(10),
+  /** Stop RabbitMQ's app even while other test runs (vitest) on this machine use it. */
+  forceRabbitStop: z.boolean().default(false),
   settleS: z.coerce.number().min(10).default(180),
   /** Record the figures in bench/results.json and the README (default true). */
   record: z.boolean().default(true),
@@ -507,8 +509,12 @@ export async function runSoak(
       );
       const running = new Set(devices.devices.map((d) => d.modelVersionId));
       const fresh = versions.versions.filter((v) => !running.has(v.id));
-      const choices = fresh.length > 0 ? fresh : versions.versions;
-      const pick = choices[Math.floor(Math.random() * choices.length)]!;
+      if (fresh.length === 0) {
+        // the line already runs every version: wait for the train lane instead of asking for a no-op
+        await sleep(3000);
+        return;
+      }
+      const pick = fresh[Math.floor(Math.random() * fresh.length)]!;
       // every fifth deploy is rejected: a rejected approval must never run
       const reject = n % 5 === 4;
       const d = await converse(
@@ -543,7 +549,8 @@ export async function runSoak(
         if (Date.now() >= chaosUntil) break;
         if (opts.rabbitStopS > 0 && rabbitStops === 0 && Date.now() >= rabbitAt) {
           const others = otherTestRuns();
-          if (others > 0) rabbitNote = `deferred: ${others} vitest processes of other runs share RabbitMQ`;
+          if (others > 0 && !opts.forceRabbitStop)
+            rabbitNote = `deferred: ${others} vitest processes of other runs share RabbitMQ`;
           else {
             say(`stopping RabbitMQ's app for ${opts.rabbitStopS} s`);
             chaosLog.push(`${stamp()} rabbitmqctl stop_app (${opts.rabbitStopS} s)`);

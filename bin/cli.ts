@@ -186,13 +186,14 @@ program
   .option('--kill-min-s <s>', 'shortest wait between two kills', '20')
   .option('--kill-max-s <s>', 'longest wait between two kills', '60')
   .option('--rabbit-stop-s <s>', "seconds RabbitMQ's app stays stopped, once per run (0: never)", '10')
+  .option('--force-rabbit-stop', 'stop RabbitMQ even while other test runs (vitest) on this machine use it (by default the stop waits for them)')
   .option('--settle-s <s>', 'longest wait for work in flight to end after the chaos', '180')
   .option('--no-record', 'do not write bench/results.json and the README table')
   .option('--keep', 'keep the database, streams and logs (always kept when an invariant fails)')
-  .action(async (opts: { minutes: string; killMinS: string; killMaxS: string; rabbitStopS: string; settleS: string; record: boolean; keep?: boolean }) => {
+  .action(async (opts: { minutes: string; killMinS: string; killMaxS: string; rabbitStopS: string; settleS: string; record: boolean; keep?: boolean; forceRabbitStop?: boolean }) => {
     const { runSoak } = await import('../bench/soak.js');
     try {
-      const { violations } = await runSoak({ minutes: Number(opts.minutes), killMinS: Number(opts.killMinS), killMaxS: Number(opts.killMaxS), rabbitStopS: Number(opts.rabbitStopS), settleS: Number(opts.settleS), record: opts.record, keep: opts.keep === true });
+      const { violations } = await runSoak({ minutes: Number(opts.minutes), killMinS: Number(opts.killMinS), killMaxS: Number(opts.killMaxS), rabbitStopS: Number(opts.rabbitStopS), settleS: Number(opts.settleS), record: opts.record, keep: opts.keep === true, forceRabbitStop: opts.forceRabbitStop === true });
       process.exitCode = violations === 0 ? 0 : EXIT_FAILED;
     } catch (err) {
       fail(err);
