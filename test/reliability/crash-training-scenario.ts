@@ -28,10 +28,10 @@ import {
 // each killed with SIGKILL at a random delay inside a window (printed with the variable that pins it).
 
 const EPOCHS = 6;
-/** Small enough to train in seconds on a loaded 2-core machine, long enough (~1 s an epoch) to crash in the middle. */
-const TRAIN_ARGS = { backend: 'builtin', model: 'builtin-t', epochs: EPOCHS, imgsz: 128, batch: 8 };
-/** (c): from the approval of start_training to about the end of the training (tool, dispatch, download, epochs, upload). */
-const SERVE_WINDOW_MS = 10_000;
+/** Small enough to train in seconds on a loaded 2-core machine, long enough (an epoch or more a second) to crash in the middle. */
+const TRAIN_ARGS = { backend: 'builtin', model: 'builtin-t', epochs: EPOCHS, imgsz: 64, batch: 8 };
+/** (c): from the approval of start_training (the runner up) to about the end of the training (tool, dispatch, download, epochs, upload). */
+const SERVE_WINDOW_MS = 8_000;
 /** (e): from the runner reporting an attempt running (download, start-up, the first epochs); cut short two epochs before the end. */
 const RUNNER_WINDOW_MS = 5_000;
 
@@ -65,7 +65,7 @@ export async function trainingCrashSuite(database: CrashDatabase): Promise<void>
 
     beforeAll(async () => {
       datasetDir = tmp('vrel-squares-');
-      await writeSquaresDataset(datasetDir, { counts: { train: 48, val: 8, test: 8 }, size: 128 });
+      await writeSquaresDataset(datasetDir, { counts: { train: 32, val: 8, test: 8 }, size: 64 });
     });
 
     afterAll(async () => {
@@ -198,6 +198,8 @@ export async function trainingCrashSuite(database: CrashDatabase): Promise<void>
       const started = await api.post<Thread>('/api/conversations', { message: `train a detector on dataset crash-c for ${EPOCHS} epochs` });
       expect(started.pendingApproval?.tool).toBe('start_training');
       const decision = { approvalId: started.pendingApproval!.approvalId, decision: 'edit', args: { dataset: 'crash-c', name: 'crash-c', ...TRAIN_ARGS } };
+      // the window starts with the runner up (its start-up, importing PyTorch, is not what is being crashed)
+      await eventually('gpu-c to heartbeat', () => (env.telemetry.some((e) => e.type === 'runner.heartbeat') ? true : undefined), 120_000);
 
       // killed anywhere from inside start_training (approval consumed, job maybe created, maybe dispatched) to the upload
       const delay = killDelay('(c) serve, after start_training was approved', 'CRASH_TRAINING_SERVE_KILL_MS', SERVE_WINDOW_MS);
@@ -233,7 +235,7 @@ export async function trainingCrashSuite(database: CrashDatabase): Promise<void>
         const approval = await api.get<{ status: string }>(`/api/approvals/${decision.approvalId}`);
         if (approval.status === 'pending') await api.post<Thread>(`/api/conversations/${started.id}/decide`, decision);
       }
-      const done = await explained(api, [runner, serve], waitThread(api, started.id, 'done', 120_000));
+      const done = await explained(api, [runner, serve], waitThread(api, started.id, 'done', 180_000));
       const { jobs } = await api.get<{ jobs: Job[] }>('/api/jobs');
       // exactly once: one job for the one approved step, started once on the audit log
       expect(jobs.map((j) => j.id)).toHaveLength(1);
@@ -254,7 +256,7 @@ export async function trainingCrashSuite(database: CrashDatabase): Promise<void>
       expect(audit.total).toBe(1);
       await serve.kill();
       await runner.kill();
-    }, 240_000);
+    }, 400_000);
 
     it('(e) the GPU runner killed at a random point of an attempt: re-queued after the heartbeat timeout, run once on the restarted runner, then failed with what to do when attempts run out', async () => {
       const env = await environment({ JOB_HEARTBEAT_TIMEOUT_S: '6', JOB_MAX_ATTEMPTS: '2' });
@@ -285,7 +287,7 @@ export async function trainingCrashSuite(database: CrashDatabase): Promise<void>
       socket.close();
 
       runner = env.runner('gpu-e');
-      const done = await explained(api, [runner, serve], waitThread(api, first.thread.id, 'done', 120_000));
+      const done = await explained(api, [runner, serve], waitThread(api, first.thread.id, 'done', 180_000));
       expect(done.report).toContain(`training ${first.jobId} succeeded on attempt 2 of 2 (re-queued after its runner stopped responding)`);
       expect(await epochsOf(api, first.jobId, 2)).toEqual(Array.from({ length: EPOCHS }, (_, i) => i + 1));
       expect(statuses(env.telemetry, first.jobId, 'running')).toEqual([1, 2]);
@@ -312,6 +314,6 @@ export async function trainingCrashSuite(database: CrashDatabase): Promise<void>
       expect((await api.get<{ versions: unknown[] }>('/api/models?name=crash-e2')).versions).toHaveLength(0);
       expect(statuses(env.telemetry, second.jobId, 'succeeded')).toEqual([]);
       await serve.kill();
-    }, 240_000);
+    }, 400_000);
   });
 }
