@@ -166,7 +166,7 @@ describe('MCP over Streamable HTTP (real express app)', () => {
       expect.stringMatching(/^approval\.consumed@/),
       expect.stringMatching(/^tool\.started@/),
       expect.stringMatching(/^tool\.finished@/),
-      expect.stringMatching(/^approval\.refused@/),
+      // waiting again is settled from the step's execution record: nothing is consumed, refused or run
     ]);
   }, 30_000);
 
