@@ -102,8 +102,8 @@ export const promoteModelTool = defineTool({
   input: z.object({ modelVersion, stage: z.enum(['candidate', 'staging', 'production']).describe('stage to point at the version') }),
   output: z.object({ ref: z.string().describe('the promoted version'), stage: z.string().describe('the stage'), previous: z.string().nullable().describe('version the stage pointed at before') }),
   risk: 'critical',
-  checkAfterInterruption:
-    "look at the model's stage (describe_model) to see whether the promotion landed",
+  // its service records the promotion under the approval's idempotency key, so a crash-interrupted run is re-run safely
+  resumable: true,
   idempotent: true,
   async run(ctx, input) {
     const r = await models(ctx).promote(ctx, input.modelVersion, input.stage);

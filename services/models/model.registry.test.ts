@@ -150,6 +150,18 @@ describe(ModelRegistry.name, () => {
     );
   });
 
+  it('a promotion retried under the same idempotency key reports the first promotion and changes nothing more', async () => {
+    const { version: v1 } = await sut.registerFromArtifact(input('job_1', { mAP50: 0.5 }));
+    const { version: v2 } = await sut.registerFromArtifact(input('job_2', { mAP50: 0.6 }));
+    await sut.promote(ctxFor('approver'), v1.ref, 'production');
+    const keyed = { ...ctxFor('approver'), idempotencyKey: 'apr_promote_once' };
+    const first = await sut.promote(keyed, 'helmets-demo-builtin@candidate', 'production');
+    expect([first.version.id, first.previous?.id]).toEqual([v2.id, v1.id]);
+    const again = await sut.promote(keyed, 'helmets-demo-builtin@candidate', 'production');
+    expect([again.version.id, again.previous?.id]).toEqual([v2.id, v1.id]);
+    expect(events.filter((e) => e.type === 'model.promoted')).toHaveLength(2);
+  });
+
   it('makes each new version the candidate and promotes through staging to production with history', async () => {
     const { version: v1 } = await sut.registerFromArtifact(input('job_1', { mAP50: 0.5 }));
     const { version: v2 } = await sut.registerFromArtifact(input('job_2', { mAP50: 0.6 }));

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { roleAtLeast, type CallContext, type Role } from '../context.js';
 import { describeZodError, PlatformError } from '../errors.js';
 import type { EventBus } from '../events.js';
+import { priorEffect, recordEffect } from '../effects.js';
 import { newId } from '../ids.js';
 import type { MessagePayload, OutputLayout, TrainConfig } from '../infra/broker/envelope.js';
 import type { Db } from '../infra/db/port.js';
@@ -12,6 +13,9 @@ import { enqueueIndex } from '../infra/search/outbox.js';
 import type { Logger } from '../log.js';
 import type { ModelEvent } from './events.js';
 import { retryTransient } from '../infra/db/retry.js';
+
+/** The idempotent-effect kind of a promotion. */
+const PROMOTION_EFFECT = 'model.promotion';
 
 /** Stages (aliases) a model name can point at one of its versions. */
 export const MODEL_STAGES = ['candidate', 'staging', 'production'] as const;
@@ -255,6 +259,13 @@ export class ModelRegistry {
         `promoting to ${stage} needs the ${needed} role or above; you are ${ctx.user.role}`,
       );
     }
+    // a retried step (same idempotency key) reports the promotion it made the first time, changing nothing
+    const earlier = await priorEffect<{ versionId: string; previousId: string | null }>(this.db.kysely, ctx, PROMOTION_EFFECT);
+    if (earlier !== undefined) {
+      const version = await this.get(ctx, earlier.versionId);
+      const previous = earlier.previousId === null || earlier.previousId === earlier.versionId ? null : await this.get(ctx, earlier.previousId);
+      return { version, previous };
+    }
     const target = await this.resolveRow(this.db.kysely, ctx.projectId, ref);
     const now = this.now();
     const previousId = await this.db.transaction(async (trx) => {
@@ -275,6 +286,7 @@ export class ModelRegistry {
           .executeTakeFirstOrThrow();
         await enqueueIndex(trx, { op: 'upsert', doc: await this.searchDocIn(trx, row) });
       }
+      await recordEffect(trx, ctx, PROMOTION_EFFECT, { versionId: target.id, previousId: prev }, now);
       return prev;
     });
     const version = await this.toVersion(this.db.kysely, target);
