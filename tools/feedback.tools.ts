@@ -79,8 +79,8 @@ export const feedbackToDatasetTool = defineTool({
   }),
   output: z.object({ ref: z.string().describe('the new dataset version'), samples: z.number().describe('samples added') }),
   risk: 'write',
-  checkAfterInterruption:
-    "list the dataset's versions (describe_dataset) for a version made from feedback, and the feedback queue for samples still waiting",
+  // its service records the version under the approval's idempotency key and re-claims its samples, so a crash-interrupted run is re-run safely
+  resumable: true,
   idempotent: false,
   async run(ctx, input) {
     const r = await feedback(ctx).toDataset(ctx, input);

@@ -731,7 +731,7 @@ export class DatasetService {
 }
 
 /** The idempotent-effect kind of a created dataset version. */
-const VERSION_EFFECT = 'dataset.version';
+export const VERSION_EFFECT = 'dataset.version';
 
 /** Every dataset's search document (all projects), for a full reindex. */
 export async function* datasetSearchDocs(db: Db): AsyncIterable<SearchDoc> {

@@ -62,6 +62,23 @@ describe(FeedbackService.name, () => {
     expect(await h.sut.imageUrl(h.ctx, queue.items[0]!.id)).toContain('op=get');
   });
 
+  it('feedback_to_dataset retried under the same idempotency key after a crash returns the first version and marks its samples used', async () => {
+    await h.deviceSends('jetson-1', 1);
+    await h.deviceSends('jetson-2', 2);
+    const [a, b] = (await h.sut.list(h.ctx, { status: 'pending' })).items;
+    await h.sut.review(h.ctx, a!.id, { decision: 'accept' });
+    await h.sut.review(h.ctx, b!.id, { decision: 'accept' });
+    const keyed = { ...h.ctx, idempotencyKey: 'apr_feedback_once' };
+    const made = await h.sut.toDataset(keyed, { dataset: 'helmets' });
+    // the crash window: the version exists, the samples are still claimed by the interrupted run
+    await h.db.kysely.updateTable('feedback_samples').set({ used_in: 'claim:apr_feedback_once', used_at: null }).execute();
+    const again = await h.sut.toDataset(keyed, { dataset: 'helmets' });
+    expect(again).toEqual(made);
+    expect((await h.datasets.get(h.ctx, 'helmets')).latestVersion).toBe(2);
+    expect((await h.sut.get(h.ctx, a!.id)).usedIn).toBe(made.ref);
+    expect((await h.sut.get(h.ctx, b!.id)).usedIn).toBe(made.ref);
+  });
+
   it('reviewed samples become a new dataset version with lineage', async () => {
     await h.deviceSends('jetson-1', 1);
     await h.deviceSends('jetson-1', 2);

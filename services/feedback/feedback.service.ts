@@ -2,6 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { Selectable } from 'kysely';
 import { z } from 'zod';
 import { roleAtLeast, systemPrincipal, type CallContext } from '../context.js';
+import { priorEffect } from '../effects.js';
+import { VERSION_EFFECT } from '../datasets/dataset.service.js';
 import { describeZodError, PlatformError } from '../errors.js';
 import type { EventBus } from '../events.js';
 import { newId } from '../ids.js';
@@ -348,6 +350,12 @@ export class FeedbackService {
     const parsed = toDatasetSchema.safeParse(input);
     if (!parsed.success) throw new PlatformError('invalid_input', `request is invalid: ${describeZodError(parsed.error)}`);
     const { dataset, note } = parsed.data;
+    if (ctx.idempotencyKey !== undefined) {
+      // a retried step: the version it made the first time, or its claim released if it made none
+      const done = await this.versionMadeEarlier(ctx);
+      if (done !== undefined) return done;
+      await this.release(`claim:${ctx.idempotencyKey}`);
+    }
     let rows: SampleRow[];
     if (parsed.data.sampleIds === undefined) {
       rows = await this.o.db.kysely
@@ -373,7 +381,7 @@ export class FeedbackService {
       if (used.length > 0) throw new PlatformError('conflict', `sample(s) ${used.map((r) => `${r.id} (in ${r.used_in})`).join(', ')} are already in a dataset version`);
     }
     const ids = rows.map((r) => r.id);
-    const claim = `claim:${randomUUID()}`;
+    const claim = `claim:${ctx.idempotencyKey ?? randomUUID()}`;
     const claimed = await this.o.db.kysely
       .updateTable('feedback_samples')
       .set({ used_in: claim })
@@ -704,6 +712,31 @@ export class FeedbackService {
     );
     if (name !== null) this.modelNames.set(versionId, name);
     return name;
+  }
+
+  /** The dataset version a call with this idempotency key made (a crash may have left its samples claimed): marks them used in it. */
+  private async versionMadeEarlier(ctx: CallContext): Promise<{ ref: string; sampleIds: string[] } | undefined> {
+    const earlier = await priorEffect<{ versionId: string }>(this.o.db.kysely, ctx, VERSION_EFFECT);
+    if (earlier === undefined) return undefined;
+    const v = await this.o.db.kysely
+      .selectFrom('dataset_versions')
+      .innerJoin('datasets', 'datasets.id', 'dataset_versions.dataset_id')
+      .select(['datasets.name', 'dataset_versions.version', 'dataset_versions.lineage'])
+      .where('dataset_versions.id', '=', earlier.versionId)
+      .where('dataset_versions.project_id', '=', ctx.projectId)
+      .executeTakeFirst();
+    if (v === undefined) return undefined;
+    const ref = `${v.name}@${Number(v.version)}`;
+    const sampleIds = ((JSON.parse(v.lineage) as { feedbackSampleIds?: string[] }).feedbackSampleIds ?? []).slice();
+    if (sampleIds.length > 0) {
+      await this.o.db.kysely
+        .updateTable('feedback_samples')
+        .set({ used_in: ref, used_at: this.o.now() })
+        .where('id', 'in', sampleIds)
+        .where('used_in', '=', `claim:${ctx.idempotencyKey}`)
+        .execute();
+    }
+    return { ref, sampleIds };
   }
 
   private async release(claim: string): Promise<void> {
