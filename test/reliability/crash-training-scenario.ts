@@ -214,19 +214,19 @@ export async function trainingCrashSuite(database: CrashDatabase): Promise<void>
       console.info(`[crash scenario] (c) decision answered before the kill: ${landed}; on the stream at the kill: running ${JSON.stringify(statuses(env.telemetry, undefined, 'running'))}, epochs ${JSON.stringify(epochsOnStream(env.telemetry))}`);
 
       // While the platform is down the runner goes on with what it was given: every epoch reaches the stream,
-      // then the upload to the platform's signed URL fails and is retried. Wait until it got there, or
-      // until it is clear the job never reached the runner.
+      // then the upload to the platform's signed URL fails and is retried (or, killed before the dataset was
+      // fetched, the download is retried). Wait until it got there, or until it is clear the job never reached the runner.
       await eventually(
         'the runner to do what it can while the platform is down',
         (seen) => {
           const running = statuses(env.telemetry, undefined, 'running');
           const final = [...statuses(env.telemetry, undefined, 'succeeded'), ...statuses(env.telemetry, undefined, 'failed')];
-          const retrying = runner.output().includes('artifact upload failed; retrying');
+          const retrying = runner.output().includes('artifact upload failed; retrying') || runner.output().includes('dataset download failed; retrying');
           seen({ running, final, retrying, epochs: epochsOnStream(env.telemetry), runner: runner.output().slice(-800) });
           if (final.length > 0 || retrying) return true;
           return running.length === 0 && Date.now() - killedAt > 5_000 ? true : undefined;
         },
-        90_000,
+        240_000,
       );
 
       serve = env.serve();
@@ -252,11 +252,12 @@ export async function trainingCrashSuite(database: CrashDatabase): Promise<void>
       expect(versions[0]!.id).toBe(job.modelVersionId);
       // an upload that found the platform down was retried until it went through
       if (runner.output().includes('artifact upload failed; retrying')) expect(runner.output()).toContain('artifact uploaded after retrying');
+      if (runner.output().includes('dataset download failed; retrying')) expect(runner.output()).toContain('dataset downloaded after retrying');
       const audit = await api.get<{ total: number }>('/api/audit?tool=start_training&action=tool.started');
       expect(audit.total).toBe(1);
       await serve.kill();
       await runner.kill();
-    }, 400_000);
+    }, 600_000);
 
     it('(e) the GPU runner killed at a random point of an attempt: re-queued after the heartbeat timeout, run once on the restarted runner, then failed with what to do when attempts run out', async () => {
       const env = await environment({ JOB_HEARTBEAT_TIMEOUT_S: '6', JOB_MAX_ATTEMPTS: '2' });
