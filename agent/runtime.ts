@@ -56,6 +56,8 @@ export interface AgentRuntimeOptions {
   domainEvents?: DomainEventSource[];
   /** Safety-net poll of waiting threads, in ms; 0 turns it off (default 30 s). */
   pollIntervalMs?: number;
+  /** How long this instance holds a conversation it runs without renewing (default 15 s); another instance waits for it. */
+  threadLeaseMs?: number;
   reporter?: (state: AgentStateValue) => Promise<string>;
 }
 
@@ -97,6 +99,8 @@ export class AgentRuntime {
   readonly graph: AgentGraph;
   private readonly opts: AgentRuntimeOptions;
   private readonly locks = new Map<string, Promise<unknown>>();
+  /** This process among the serve instances sharing the database (for the conversation claims). */
+  private readonly instanceId = newId('inst');
   private readonly unsubscribe: Array<() => void> = [];
   private readonly inflight = new Set<Promise<unknown>>();
   private timer: NodeJS.Timeout | undefined;
@@ -430,13 +434,62 @@ export class AgentRuntime {
   /** Runs `fn` after every earlier run of the same thread: one run per conversation at a time. */
   private exclusive<T>(threadId: string, fn: () => Promise<T>): Promise<T> {
     const previous = this.locks.get(threadId) ?? Promise.resolve();
-    const current = previous.catch(() => undefined).then(fn);
+    const current = previous.catch(() => undefined).then(() => this.claimed(threadId, fn));
     const settled = current.catch(() => undefined);
     this.locks.set(threadId, settled);
     void settled.then(() => {
       if (this.locks.get(threadId) === settled) this.locks.delete(threadId);
     });
     return current;
+  }
+
+  /**
+   * Runs `fn` while this instance holds the conversation in the database (a lease it renews), so
+   * several serve instances never run one conversation's graph at once: another instance waits
+   * until the holder is done (or its lease ran out because it died), then sees where things stand.
+   */
+  private async claimed<T>(threadId: string, fn: () => Promise<T>): Promise<T> {
+    const leaseMs = this.opts.threadLeaseMs ?? 15_000;
+    const db = this.opts.db;
+    const take = async (): Promise<'taken' | 'held' | 'absent'> => {
+      const now = Date.now();
+      const res = await db
+        .updateTable('agent_threads')
+        .set({ run_owner: this.instanceId, run_lease_until: now + leaseMs })
+        .where('id', '=', threadId)
+        .where((eb) => eb.or([eb('run_owner', 'is', null), eb('run_owner', '=', this.instanceId), eb('run_lease_until', '<', now)]))
+        .executeTakeFirst();
+      if (Number(res.numUpdatedRows) === 1) return 'taken';
+      const row = await db.selectFrom('agent_threads').select('id').where('id', '=', threadId).executeTakeFirst();
+      return row === undefined ? 'absent' : 'held';
+    };
+    let state = await take();
+    while (state === 'held') {
+      await new Promise((r) => setTimeout(r, 250));
+      state = await take();
+    }
+    if (state === 'absent') return fn();
+    const renew = setInterval(() => {
+      db.updateTable('agent_threads')
+        .set({ run_lease_until: Date.now() + leaseMs })
+        .where('id', '=', threadId)
+        .where('run_owner', '=', this.instanceId)
+        .execute()
+        .catch((err: unknown) => this.opts.log.warn({ err, threadId }, 'could not renew the claim on a conversation'));
+    }, Math.max(Math.floor(leaseMs / 3), 50));
+    renew.unref();
+    try {
+      return await fn();
+    } finally {
+      clearInterval(renew);
+      await db
+        .updateTable('agent_threads')
+        .set({ run_owner: null, run_lease_until: null })
+        .where('id', '=', threadId)
+        .where('run_owner', '=', this.instanceId)
+        .execute()
+        .catch((err: unknown) => this.opts.log.warn({ err, threadId }, 'could not release the claim on a conversation'));
+    }
   }
 
   private emit(threadId: string, projectId: string, event: AgentEventInput): void {

@@ -50,5 +50,9 @@ export interface AgentTables {
     approval_id: string | null;
     created_at: number;
     updated_at: number;
+    /** The serve instance running this conversation's graph now, null when none. */
+    run_owner?: string | null;
+    /** Until when `run_owner` holds the conversation unless it renews (epoch ms). */
+    run_lease_until?: number | null;
   };
 }
