@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createAgentHarness, type AgentHarness } from '../evals/harness.js';
-import { isPlatformError } from '../services/errors.js';
+import { isPlatformError } from '../core/errors.js';
 
 describe('AgentRuntime under APPROVAL_STRICT: an edited critical step waits for another approver', () => {
   let dir: string;

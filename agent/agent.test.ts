@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { isPlatformError } from '../services/errors.js';
+import { isPlatformError } from '../core/errors.js';
 import { createAgentHarness, type AgentHarness } from '../evals/harness.js';
 import { SimPlatform } from '../evals/sim-platform.js';
 import type { AgentEvent } from './events.js';

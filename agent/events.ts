@@ -1,4 +1,4 @@
-import type { DomainEventBase } from '../services/events.js';
+import type { DomainEventBase } from '../core/events.js';
 import type { ToolApprovalPolicy } from '../tools/services.js';
 import type { ToolError } from '../tools/run-tool.js';
 import type { ToolProgress, ToolRisk, ToolWait } from '../tools/define.js';

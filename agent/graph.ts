@@ -1,9 +1,9 @@
 import { Annotation, END, START, StateGraph, interrupt, type LangGraphRunnableConfig } from '@langchain/langgraph';
 import type { BaseCheckpointSaver } from '@langchain/langgraph-checkpoint';
-import type { Principal } from '../services/context.js';
-import { PlatformError } from '../services/errors.js';
-import { newId } from '../services/ids.js';
-import type { Logger } from '../services/log.js';
+import type { Principal } from '../core/context.js';
+import { PlatformError } from '../core/errors.js';
+import { newId } from '../core/ids.js';
+import type { Logger } from '../core/log.js';
 import type { ToolContext, ToolRisk, ToolWait } from '../tools/define.js';
 import type { ToolRegistry } from '../tools/registry.js';
 import { runTool, toToolError, type ToolError } from '../tools/run-tool.js';

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { PlatformError } from '../services/errors.js';
+import { PlatformError } from '../core/errors.js';
 
 /** One planned tool call. Argument strings of the form `$steps.N.path` refer to the output of an earlier step. */
 export const planStepSchema = z.object({

@@ -1,4 +1,4 @@
-import type { CallContext } from '../services/context.js';
+import type { CallContext } from '../core/context.js';
 import type { Plan } from './plan.js';
 
 /** A dataset as planners see it: its name only (descriptions are data and never reach a planner). */

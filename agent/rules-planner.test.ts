@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { CallContext } from '../services/context.js';
-import { silentLogger } from '../services/log.js';
+import type { CallContext } from '../core/context.js';
+import { silentLogger } from '../core/log.js';
 import { maskNames, RulesPlanner } from './rules-planner.js';
 import { StaticCatalog } from './static-catalog.js';
 

@@ -1,4 +1,4 @@
-import type { CallContext } from '../services/context.js';
+import type { CallContext } from '../core/context.js';
 import type { Plan, PlanStep } from './plan.js';
 import type { CatalogDevice, CatalogJob, CatalogModelVersion, CatalogRollout, PlanInput, Planner, PlatformCatalog, ReplanInput } from './planner.js';
 

@@ -1,11 +1,11 @@
 import { Command } from '@langchain/langgraph';
 import type { BaseCheckpointSaver } from '@langchain/langgraph-checkpoint';
 import type { Kysely } from 'kysely';
-import { systemPrincipal, type CallContext } from '../services/context.js';
-import { PlatformError } from '../services/errors.js';
-import { EventBus, type DomainEventBase } from '../services/events.js';
-import { newId } from '../services/ids.js';
-import type { Logger } from '../services/log.js';
+import { systemPrincipal, type CallContext } from '../core/context.js';
+import { PlatformError } from '../core/errors.js';
+import { EventBus, type DomainEventBase } from '../core/events.js';
+import { newId } from '../core/ids.js';
+import type { Logger } from '../core/log.js';
 import type { Database } from '../services/infra/db/schema.js';
 import type { ToolWait } from '../tools/define.js';
 import type { ToolRegistry } from '../tools/registry.js';

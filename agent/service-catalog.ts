@@ -1,4 +1,4 @@
-import type { CallContext } from '../services/context.js';
+import type { CallContext } from '../core/context.js';
 import type { ToolServices } from '../tools/services.js';
 import type { CatalogDevice, CatalogRollout, PlatformCatalog } from './planner.js';
 

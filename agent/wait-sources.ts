@@ -1,5 +1,5 @@
-import type { CallContext } from '../services/context.js';
-import type { DomainEventBase } from '../services/events.js';
+import type { CallContext } from '../core/context.js';
+import type { DomainEventBase } from '../core/events.js';
 import type { ModelRegistry } from '../services/models/model.registry.js';
 import type { TrainingService } from '../services/training/training.service.js';
 import type { RolloutService } from '../services/fleet/rollout.service.js';

@@ -7,7 +7,7 @@ import type { Frame, FrameSource } from '../edge-runner/sources/index.js';
 import { percentile } from '../edge-runner/stats.js';
 import { buildBuiltinDetector } from '../edge-runner/test-models.js';
 import { EmbeddedPlatform } from '../edge-runner/test-platform.js';
-import { silentLogger } from '../services/log.js';
+import { silentLogger } from '../core/log.js';
 import { loadDetector, renderScene, type RawImage } from '../vision/index.js';
 import type { BenchReport } from './run-all.js';
 

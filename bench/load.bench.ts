@@ -4,11 +4,11 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { createAgentHarness } from '../evals/harness.js';
-import { loadConfig } from '../services/config.js';
-import { systemPrincipal } from '../services/context.js';
+import { loadConfig } from '../app/config.js';
+import { systemPrincipal } from '../core/context.js';
 import { STREAMS, makeEnvelope, type MessagePayload } from '../services/infra/broker/index.js';
-import { silentLogger } from '../services/log.js';
-import { createPlatform } from '../services/platform.js';
+import { silentLogger } from '../core/log.js';
+import { createPlatform } from '../app/platform.js';
 import type { BenchReport } from './run-all.js';
 
 /**

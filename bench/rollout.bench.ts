@@ -11,7 +11,7 @@ import { EdgeRunner } from '../edge-runner/edge-runner.js';
 import { HttpPushSource } from '../edge-runner/sources/index.js';
 import { buildTestDetector } from '../edge-runner/test-models.js';
 import { EmbeddedPlatform } from '../edge-runner/test-platform.js';
-import { silentLogger } from '../services/log.js';
+import { silentLogger } from '../core/log.js';
 import type { BenchReport } from './run-all.js';
 
 const DEVICES = Number(process.env.ROLLOUT_BENCH_DEVICES ?? 50);

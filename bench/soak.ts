@@ -15,7 +15,7 @@ import {
   type Envelope,
   type MessagePayload,
 } from '../services/infra/broker/index.js';
-import { silentLogger } from '../services/log.js';
+import { silentLogger } from '../core/log.js';
 import {
   createTempMysqlDatabase,
   SERVICE_URLS,

@@ -1,9 +1,9 @@
 import path from 'node:path';
 import { Command, Option } from 'commander';
-import type { Config } from '../services/config.js';
-import { systemPrincipal, type CallContext } from '../services/context.js';
-import type { Logger } from '../services/log.js';
-import { createPlatform, type Platform } from '../services/platform.js';
+import type { Config } from '../app/config.js';
+import { systemPrincipal, type CallContext } from '../core/context.js';
+import type { Logger } from '../core/log.js';
+import { createPlatform, type Platform } from '../app/platform.js';
 import { progressLine } from './progress.js';
 
 type Runner = <A extends unknown[]>(body: (cfg: Config, log: Logger, ...args: A) => Promise<void>) => (...args: A) => Promise<void>;

@@ -1,7 +1,7 @@
 import { Command, Option } from 'commander';
-import { ConfigError, loadConfig, type Config } from '../services/config.js';
-import { createLogger, type Logger } from '../services/log.js';
-import { isPlatformError } from '../services/errors.js';
+import { ConfigError, loadConfig, type Config } from '../app/config.js';
+import { createLogger, type Logger } from '../core/log.js';
+import { isPlatformError } from '../core/errors.js';
 import { registerAdminCommands } from './admin-commands.js';
 
 /** Exit codes: 1 = a command failed, 2 = bad configuration or usage. */
@@ -78,7 +78,7 @@ program
   .option('--project <id>', 'project', 'default')
   .action(
     action(async (cfg, log, opts: { email: string; role: 'viewer' | 'operator' | 'approver' | 'admin'; days: string; project: string }) => {
-      const { createPlatform } = await import('../services/platform.js');
+      const { createPlatform } = await import('../app/platform.js');
       const { createMcpToken } = await import('../mcp-server/index.js');
       const days = Number(opts.days);
       if (!Number.isFinite(days) || days <= 0) throw new Error(`--days must be a positive number of days; got "${opts.days}"`);

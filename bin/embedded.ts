@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { systemPrincipal, type CallContext } from '../services/context.js';
-import { isPlatformError } from '../services/errors.js';
-import type { Platform } from '../services/platform.js';
+import { systemPrincipal, type CallContext } from '../core/context.js';
+import { isPlatformError } from '../core/errors.js';
+import type { Platform } from '../app/platform.js';
 
 /** The demo dataset every fresh platform gets, so the headline request works offline. */
 export const DEMO_DATASET = 'helmets-demo';

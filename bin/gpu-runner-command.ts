@@ -1,9 +1,9 @@
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
-import type { Config } from '../services/config.js';
+import type { Config } from '../app/config.js';
 import { createBroker } from '../services/infra/broker/index.js';
-import type { Logger } from '../services/log.js';
+import type { Logger } from '../core/log.js';
 
 /** Options of `visioninapp gpu-runner`. */
 export interface GpuRunnerCommandOptions {

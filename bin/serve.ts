@@ -1,6 +1,6 @@
-import type { Config } from '../services/config.js';
-import type { Logger } from '../services/log.js';
-import { createPlatform } from '../services/platform.js';
+import type { Config } from '../app/config.js';
+import type { Logger } from '../core/log.js';
+import { createPlatform } from '../app/platform.js';
 import { startHttpServer } from '../web-chat/server.js';
 import { bootstrapDemoModel, DEMO_DATASET, ensureDemoDataset, startEmbeddedGpuRunner, startSimulatedDevices } from './embedded.js';
 

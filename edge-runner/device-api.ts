@@ -3,8 +3,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express, { type Router } from 'express';
 import type { Registry } from 'prom-client';
-import { isPlatformError, PlatformError } from '../services/errors.js';
-import type { Logger } from '../services/log.js';
+import { isPlatformError, PlatformError } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
 import type { Detection } from '../vision/index.js';
 
 /** What the device API needs from the runner. */

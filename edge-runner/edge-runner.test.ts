@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 import sharp from 'sharp';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { makeEnvelope, STREAMS } from '../services/infra/broker/index.js';
-import { silentLogger } from '../services/log.js';
+import { silentLogger } from '../core/log.js';
 import { EdgeRunner, type EdgeRunnerOptions } from './edge-runner.js';
 import { FfmpegSource, FolderSource, HttpPushSource } from './sources/index.js';
 import { EmbeddedPlatform, FlakyBroker, type DeployModel } from './test-platform.js';

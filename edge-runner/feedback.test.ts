@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Envelope } from '../services/infra/broker/index.js';
-import { silentLogger } from '../services/log.js';
+import { silentLogger } from '../core/log.js';
 import type { Detection } from '../vision/index.js';
 import { FeedbackSampler, feedbackReason } from './feedback.js';
 import type { Frame } from './sources/index.js';

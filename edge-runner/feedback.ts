@@ -5,7 +5,7 @@ import sharp from 'sharp';
 import { z } from 'zod';
 import type { Envelope } from '../services/infra/broker/index.js';
 import { makeEnvelope, STREAMS, type StreamName } from '../services/infra/broker/index.js';
-import type { Logger } from '../services/log.js';
+import type { Logger } from '../core/log.js';
 import { iou, type Detection } from '../vision/index.js';
 import type { Frame } from './sources/index.js';
 

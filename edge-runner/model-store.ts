@@ -6,8 +6,8 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { z } from 'zod';
 import { OUTPUT_LAYOUTS } from '../services/infra/broker/index.js';
-import { PlatformError } from '../services/errors.js';
-import type { Logger } from '../services/log.js';
+import { PlatformError } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
 
 /** A model this device switched to, as recorded in its state file. */
 export const modelRecordSchema = z.object({

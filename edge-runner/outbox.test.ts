@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { makeEnvelope, MemoryBroker, STREAMS, type Envelope } from '../services/infra/broker/index.js';
-import { silentLogger } from '../services/log.js';
+import { silentLogger } from '../core/log.js';
 import { TelemetryOutbox } from './outbox.js';
 import { FlakyBroker } from './test-platform.js';
 

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { appendFile, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { isPlatformError } from '../services/errors.js';
+import { isPlatformError } from '../core/errors.js';
 import { envelopeSchema, STREAMS, type Broker, type Envelope, type StreamName } from '../services/infra/broker/index.js';
-import type { Logger } from '../services/log.js';
+import type { Logger } from '../core/log.js';
 
 /** Options of `TelemetryOutbox`. */
 export interface TelemetryOutboxOptions {

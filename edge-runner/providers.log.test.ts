@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { PlatformError } from '../services/errors.js';
-import { createLogger } from '../services/log.js';
+import { PlatformError } from '../core/errors.js';
+import { createLogger } from '../core/log.js';
 import type { Detector } from '../vision/index.js';
 import { loadWithFallback } from './providers.js';
 

@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PlatformError } from '../services/errors.js';
+import { PlatformError } from '../core/errors.js';
 import type { Detector } from '../vision/index.js';
 import { edgeOptionsFromEnv, edgeRunnerOptionsSchema } from './command.js';
 import { detectTensorrtVersion, loadWithFallback, providerChain, providerListSchema, tensorrtCacheDir } from './providers.js';

@@ -3,8 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import type * as ort from 'onnxruntime-node';
 import { z } from 'zod';
-import { PlatformError } from '../services/errors.js';
-import type { Logger } from '../services/log.js';
+import { PlatformError } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
 import { loadDetector, type Detector, type LoadDetectorOptions } from '../vision/index.js';
 
 /** Execution providers the edge runner knows, in the order a Jetson prefers them. */

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SERVICE_URLS, skipWithoutService, uniqueSuffix } from '../test/support/services.js';
 import { STREAMS } from '../services/infra/broker/index.js';
 import { RabbitBroker } from '../services/infra/broker/rabbitmq.js';
-import { silentLogger } from '../services/log.js';
+import { silentLogger } from '../core/log.js';
 import { runEdgeRunnerCommand } from './command.js';
 import { buildTestDetector } from './test-models.js';
 import { EmbeddedPlatform } from './test-platform.js';

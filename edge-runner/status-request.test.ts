@@ -9,7 +9,7 @@ import {
   type Envelope,
   type MessagePayload,
 } from '../services/infra/broker/index.js';
-import { silentLogger } from '../services/log.js';
+import { silentLogger } from '../core/log.js';
 import { freePort } from '../test/support/services.js';
 import { EdgeRunner } from './edge-runner.js';
 import { FolderSource } from './sources/index.js';

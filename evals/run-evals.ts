@@ -6,9 +6,9 @@ import type { BaseChatModel } from '@langchain/core/language_models/chat_models'
 import type { Plan } from '../agent/plan.js';
 import type { Planner } from '../agent/planner.js';
 import { RulesPlanner } from '../agent/rules-planner.js';
-import { systemPrincipal } from '../services/context.js';
-import { isPlatformError } from '../services/errors.js';
-import { silentLogger } from '../services/log.js';
+import { systemPrincipal } from '../core/context.js';
+import { isPlatformError } from '../core/errors.js';
+import { silentLogger } from '../core/log.js';
 import { createAgentHarness } from './harness.js';
 import { SimPlatform } from './sim-platform.js';
 

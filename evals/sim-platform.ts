@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { PlatformError } from '../services/errors.js';
-import { EventBus, type DomainEventBase } from '../services/events.js';
-import type { CallContext } from '../services/context.js';
+import { PlatformError } from '../core/errors.js';
+import { EventBus, type DomainEventBase } from '../core/events.js';
+import type { CallContext } from '../core/context.js';
 import { defineTool, type AnyTool } from '../tools/define.js';
 import type { WaitOutcome } from '../agent/graph.js';
 import type { WaitSource } from '../agent/runtime.js';

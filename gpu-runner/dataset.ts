@@ -5,8 +5,8 @@ import path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { stringify } from 'yaml';
-import { PlatformError } from '../services/errors.js';
-import type { MessagePayload } from '../services/infra/broker/envelope.js';
+import { PlatformError } from '../core/errors.js';
+import type { MessagePayload } from '../protocol/envelope.js';
 
 type DatasetFile = MessagePayload<'train.start'>['dataset']['files'][number];
 

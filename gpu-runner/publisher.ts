@@ -1,5 +1,5 @@
-import type { Logger } from '../services/log.js';
-import type { Envelope } from '../services/infra/broker/envelope.js';
+import type { Logger } from '../core/log.js';
+import type { Envelope } from '../protocol/envelope.js';
 import type { Broker, StreamName } from '../services/infra/broker/port.js';
 
 /** Options of the ordered publisher. */

@@ -2,8 +2,8 @@ import { createHash } from 'node:crypto';
 import { appendFileSync, existsSync } from 'node:fs';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
-import type { Logger } from '../services/log.js';
-import { isPlatformError, PlatformError } from '../services/errors.js';
+import type { Logger } from '../core/log.js';
+import { isPlatformError, PlatformError } from '../core/errors.js';
 import {
   makeEnvelope,
   parseMessage,
@@ -11,7 +11,7 @@ import {
   type MessagePayload,
   type MessageType,
   type TrainBackend,
-} from '../services/infra/broker/envelope.js';
+} from '../protocol/envelope.js';
 import { STREAMS, type Broker, type Subscription } from '../services/infra/broker/port.js';
 import { BuiltinTrainer } from './backends/builtin.js';
 import type { BackendMetrics, BackendResult, BackendRun, Trainer } from './backends/types.js';

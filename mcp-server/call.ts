@@ -1,8 +1,8 @@
 import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js';
 import type { CallToolResult, ServerNotification, ServerRequest } from '@modelcontextprotocol/sdk/types.js';
-import type { CallContext, Principal } from '../services/context.js';
-import { PlatformError } from '../services/errors.js';
-import { newId } from '../services/ids.js';
+import type { CallContext, Principal } from '../core/context.js';
+import { PlatformError } from '../core/errors.js';
+import { newId } from '../core/ids.js';
 import type { ToolContext, ToolProgress } from '../tools/define.js';
 import { toToolError, type ToolError, type ToolResult } from '../tools/run-tool.js';
 import type { McpServices } from './services.js';

@@ -4,8 +4,8 @@ import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import type { TokenPrincipal } from '../services/accounts/index.js';
-import { isPlatformError, PlatformError } from '../services/errors.js';
-import type { Platform } from '../services/platform.js';
+import { isPlatformError, PlatformError } from '../core/errors.js';
+import type { Platform } from '../app/platform.js';
 import { createMcpServer, type McpSession } from './server.js';
 import { mcpServicesOf, type McpServices } from './services.js';
 

@@ -12,11 +12,11 @@ import {
   type ElicitResult,
 } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../services/config.js';
+import { loadConfig } from '../app/config.js';
 import { jpeg, writeTree } from '../services/datasets/test-support.js';
-import { silentLogger } from '../services/log.js';
-import { createPlatform, type Platform } from '../services/platform.js';
-import type { Role } from '../services/context.js';
+import { silentLogger } from '../core/log.js';
+import { createPlatform, type Platform } from '../app/platform.js';
+import type { Role } from '../core/context.js';
 import { startHttpServer, type RunningServer } from '../web-chat/server.js';
 
 type Answer = (req: ElicitRequest['params']) => ElicitResult;

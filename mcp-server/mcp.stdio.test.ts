@@ -7,11 +7,11 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../services/config.js';
-import type { CallContext, Role } from '../services/context.js';
+import { loadConfig } from '../app/config.js';
+import type { CallContext, Role } from '../core/context.js';
 import { jpeg, writeTree } from '../services/datasets/test-support.js';
-import { silentLogger } from '../services/log.js';
-import { createPlatform, type Platform } from '../services/platform.js';
+import { silentLogger } from '../core/log.js';
+import { createPlatform, type Platform } from '../app/platform.js';
 
 const BIN = path.resolve(import.meta.dirname, '../bin/visioninapp.js');
 

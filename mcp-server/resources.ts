@@ -1,8 +1,8 @@
 import { ResourceTemplate, type McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { ErrorCode, McpError, SubscribeRequestSchema, UnsubscribeRequestSchema, type ReadResourceResult } from '@modelcontextprotocol/sdk/types.js';
-import type { CallContext } from '../services/context.js';
-import type { DomainEventBase } from '../services/events.js';
-import { isPlatformError } from '../services/errors.js';
+import type { CallContext } from '../core/context.js';
+import type { DomainEventBase } from '../core/events.js';
+import { isPlatformError } from '../core/errors.js';
 import type { McpExtra } from './call.js';
 import type { McpServices } from './services.js';
 

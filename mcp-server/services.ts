@@ -2,11 +2,11 @@ import type { AgentRuntime } from '../agent/runtime.js';
 import type { AccountService } from '../services/accounts/index.js';
 import type { ApprovalService } from '../services/approvals/index.js';
 import type { DatasetService } from '../services/datasets/index.js';
-import type { DomainEventBase } from '../services/events.js';
+import type { DomainEventBase } from '../core/events.js';
 import type { FleetService, RolloutService } from '../services/fleet/index.js';
-import type { Logger } from '../services/log.js';
+import type { Logger } from '../core/log.js';
 import type { ModelRegistry } from '../services/models/index.js';
-import type { Platform } from '../services/platform.js';
+import type { Platform } from '../app/platform.js';
 import type { TrainingService } from '../services/training/index.js';
 import type { ToolRegistry, ToolServices } from '../tools/index.js';
 

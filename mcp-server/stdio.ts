@@ -1,11 +1,11 @@
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import { DEFAULT_PROJECT_ID, type AccountService } from '../services/accounts/index.js';
-import type { Config } from '../services/config.js';
-import type { Principal } from '../services/context.js';
-import { PlatformError } from '../services/errors.js';
+import type { Config } from '../app/config.js';
+import type { Principal } from '../core/context.js';
+import { PlatformError } from '../core/errors.js';
 import pino from 'pino';
-import { createLogger, type Logger } from '../services/log.js';
-import { createPlatform } from '../services/platform.js';
+import { createLogger, type Logger } from '../core/log.js';
+import { createPlatform } from '../app/platform.js';
 import { MCP_SCOPES } from './http.js';
 import { createMcpServer } from './server.js';
 

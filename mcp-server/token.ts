@@ -1,6 +1,6 @@
 import type { AccountService } from '../services/accounts/index.js';
-import type { Role } from '../services/context.js';
-import { PlatformError } from '../services/errors.js';
+import type { Role } from '../core/context.js';
+import { PlatformError } from '../core/errors.js';
 
 /** What `visioninapp mcp-token` asks for. */
 export interface McpTokenInput {

@@ -1,4 +1,4 @@
-import type { CallContext } from './context.js';
+import type { CallContext } from '../core/context.js';
 import type { DbExecutor } from './infra/db/port.js';
 
 /**

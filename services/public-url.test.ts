@@ -3,16 +3,16 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startHttpServer, type RunningServer } from '../web-chat/server.js';
-import { loadConfig } from './config.js';
-import { systemPrincipal, type CallContext } from './context.js';
-import { makeEnvelope, type Envelope, type MessagePayload } from './infra/broker/envelope.js';
+import { loadConfig } from '../app/config.js';
+import { systemPrincipal, type CallContext } from '../core/context.js';
+import { makeEnvelope, type Envelope, type MessagePayload } from '../protocol/envelope.js';
 import { MemoryBroker } from './infra/broker/memory.js';
 import { STREAMS } from './infra/broker/port.js';
-import { EventBus } from './events.js';
+import { EventBus } from '../core/events.js';
 import type { TrainingEvent } from './training/events.js';
 import { TrainingService, type TrainingDatasets } from './training/training.service.js';
-import { silentLogger } from './log.js';
-import { createPlatform, type Platform } from './platform.js';
+import { silentLogger } from '../core/log.js';
+import { createPlatform, type Platform } from '../app/platform.js';
 
 const ctx: CallContext = {
   user: systemPrincipal(),

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { Db } from './infra/db/port.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../core/log.js';
 
 /** The `kv` row holding the URL the serving process(es) advertised. */
 export const PUBLIC_URL_KEY = 'platform.public_url';

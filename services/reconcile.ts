@@ -1,7 +1,7 @@
-import { makeEnvelope } from './infra/broker/envelope.js';
+import { makeEnvelope } from '../protocol/envelope.js';
 import { STREAMS, type Broker, type RetentionGap } from './infra/broker/port.js';
 import type { Db } from './infra/db/port.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../core/log.js';
 
 /** Most jobs and deployments one `status.request` names; more wait for the next gap or their timeouts. */
 const MAX_ITEMS = 500;

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { PlatformError } from '../services/errors.js';
+import { PlatformError } from '../core/errors.js';
 import type { DatasetVersionInfo } from '../services/datasets/dataset.service.js';
 import { formatReport } from '../services/datasets/report.js';
 import { defineTool, type ToolContext } from './define.js';

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { CallContext } from '../services/context.js';
+import type { CallContext } from '../core/context.js';
 import type { ToolServices } from './services.js';
 import type { ToolRegistry } from './registry.js';
 

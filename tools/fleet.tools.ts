@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { PlatformError } from '../services/errors.js';
+import { PlatformError } from '../core/errors.js';
 import type { Device, DeviceTarget } from '../services/fleet/fleet.service.js';
 import type { RolloutStatus } from '../services/fleet/rollout.service.js';
 import { defineTool, type ToolContext } from './define.js';

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { PlatformError } from '../services/errors.js';
+import { PlatformError } from '../core/errors.js';
 import type { ModelEvaluation } from '../services/models/model.evaluation.js';
 import type { ModelVersion } from '../services/models/model.registry.js';
 import { defineTool, type ToolContext } from './define.js';

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { PlatformError, describeZodError } from '../services/errors.js';
+import { PlatformError, describeZodError } from '../core/errors.js';
 import type { AnyTool, ToolRisk } from './define.js';
 
 /** A tool as JSON: what an LLM binds and what MCP lists. */

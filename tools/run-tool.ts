@@ -1,12 +1,12 @@
 import { argsHash } from '../services/approvals/canonical-json.js';
-import { roleAtLeast } from '../services/context.js';
+import { roleAtLeast } from '../core/context.js';
 import {
   PlatformError,
   connectionFailure,
   describeZodError,
   isPlatformError,
   type ErrorCode,
-} from '../services/errors.js';
+} from '../core/errors.js';
 import type { AnyTool, ToolContext } from './define.js';
 import type { ToolAuditActor } from './services.js';
 

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { SEARCH_KINDS } from '../services/infra/search/port.js';
-import { PlatformError } from '../services/errors.js';
+import { PlatformError } from '../core/errors.js';
 import { defineTool } from './define.js';
 
 /** Full-text search across datasets, models, jobs, devices and audit entries of the project. */

@@ -1,5 +1,5 @@
 import type { AuditQuery } from '../services/audit/index.js';
-import type { CallContext, Role } from '../services/context.js';
+import type { CallContext, Role } from '../core/context.js';
 import type { SearchIndex } from '../services/infra/search/port.js';
 import type { DatasetService } from '../services/datasets/dataset.service.js';
 import type { TrainingService } from '../services/training/training.service.js';

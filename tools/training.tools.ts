@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { PlatformError } from '../services/errors.js';
-import { TRAIN_BACKENDS } from '../services/infra/broker/envelope.js';
+import { PlatformError } from '../core/errors.js';
+import { TRAIN_BACKENDS } from '../protocol/envelope.js';
 import type { TrainingJob } from '../services/training/training.service.js';
 import { defineTool, type ToolContext } from './define.js';
 

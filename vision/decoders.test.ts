@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isPlatformError } from '../services/errors.js';
+import { isPlatformError } from '../core/errors.js';
 import { decodeEnd2End, decodeOutput, decodeUltralytics, decodeYolox, detectLayout, gridCount } from './decoders.js';
 import type { Candidates } from './nms.js';
 

@@ -1,4 +1,4 @@
-import { PlatformError } from '../services/errors.js';
+import { PlatformError } from '../core/errors.js';
 import type { Candidates } from './nms.js';
 
 /** The output layouts we decode: Ultralytics YOLOv8/11/12, end-to-end YOLO26/v10, YOLOX. */

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isPlatformError } from '../services/errors.js';
+import { isPlatformError } from '../core/errors.js';
 import { COCO_NAMES } from './coco-names.js';
 import { detectOptionsSchema, loadClassNames, runDetectCommand } from './detect.js';
 import { buildFixedOutputModel } from './onnx-fixture.js';

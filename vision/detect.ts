@@ -2,7 +2,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import sharp from 'sharp';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { describeZodError, PlatformError } from '../services/errors.js';
+import { describeZodError, PlatformError } from '../core/errors.js';
 import { COCO_NAMES } from './coco-names.js';
 import { DEFAULT_MAX_IMAGE_PIXELS, decodeImage } from './letterbox.js';
 import { parseClassNames } from './onnx-metadata.js';

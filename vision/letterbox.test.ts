@@ -1,6 +1,6 @@
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { isPlatformError } from '../services/errors.js';
+import { isPlatformError } from '../core/errors.js';
 import { computeLetterbox, decodeImage, hwcToChw, letterbox, letterboxToTensor, LetterboxTensorizer, unletterbox, type RawImage } from './letterbox.js';
 
 function gradientFrame(width: number, height: number): RawImage {

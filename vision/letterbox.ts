@@ -1,5 +1,5 @@
 import sharp from 'sharp';
-import { PlatformError } from '../services/errors.js';
+import { PlatformError } from '../core/errors.js';
 import type { Box } from './boxes.js';
 
 /** A raw interleaved 8-bit frame (RGB, or RGBA whose alpha is ignored), row-major, no row padding. */

@@ -1,5 +1,5 @@
 import protobuf from 'protobufjs/minimal.js';
-import { PlatformError } from '../services/errors.js';
+import { PlatformError } from '../core/errors.js';
 
 /** What we read from an ONNX file before running it: `metadata_props` and the producer. */
 export interface OnnxModelInfo {

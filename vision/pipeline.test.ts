@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isPlatformError } from '../services/errors.js';
+import { isPlatformError } from '../core/errors.js';
 import { buildFixedOutputModel } from './onnx-fixture.js';
 import { loadDetector, type Detection } from './pipeline.js';
 

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import * as ort from 'onnxruntime-node';
-import { isPlatformError, PlatformError } from '../services/errors.js';
+import { isPlatformError, PlatformError } from '../core/errors.js';
 import type { Box } from './boxes.js';
 import { decodeOutput, detectLayout, type Layout } from './decoders.js';
 import { decodeImage, LetterboxTensorizer, type RawImage } from './letterbox.js';

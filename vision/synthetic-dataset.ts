@@ -3,7 +3,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { stringify } from 'yaml';
 import { z } from 'zod';
-import { describeZodError, PlatformError } from '../services/errors.js';
+import { describeZodError, PlatformError } from '../core/errors.js';
 import { deriveSeed, renderScene, SYNTHETIC_CLASSES, toYoloLabels } from './synthetic.js';
 
 /** The three YOLO splits. */

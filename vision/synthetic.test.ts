@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { isPlatformError } from '../services/errors.js';
+import { isPlatformError } from '../core/errors.js';
 import { mulberry32, renderScene, SYNTHETIC_CLASSES, toYoloLabels } from './synthetic.js';
 import { generateYoloDataset, type GenerateProgress } from './synthetic-dataset.js';
 

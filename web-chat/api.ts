@@ -1,8 +1,8 @@
 import { Router, type Request, type Response } from 'express';
 import type { z } from 'zod';
-import { describeZodError, PlatformError } from '../services/errors.js';
-import type { Logger } from '../services/log.js';
-import type { PlatformMetrics } from '../services/metrics.js';
+import { describeZodError, PlatformError } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
+import type { PlatformMetrics } from '../core/metrics.js';
 import type { Storage } from '../services/infra/storage/port.js';
 import { callContext, checkCsrf, requireRole, type Authenticator, type RequestAuth } from './auth.js';
 import { sendError } from './http-errors.js';

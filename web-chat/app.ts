@@ -5,7 +5,7 @@ import express, { type Express } from 'express';
 import helmet from 'helmet';
 import { LocalStorage, localStorageRouter } from '../services/infra/storage/index.js';
 import { mcpRouter } from '../mcp-server/index.js';
-import type { Platform } from '../services/platform.js';
+import type { Platform } from '../app/platform.js';
 import { apiRouter } from './api.js';
 import { Authenticator } from './auth.js';
 import { healthRoutes } from './health.routes.js';

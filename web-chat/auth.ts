@@ -3,10 +3,10 @@ import { parse as parseCookies, serialize } from 'cookie';
 import type { IncomingMessage } from 'node:http';
 import type { Request, Response } from 'express';
 import { DEFAULT_PROJECT_ID, type AccountService } from '../services/accounts/index.js';
-import { roleAtLeast, type CallContext, type Principal, type Role } from '../services/context.js';
-import { PlatformError } from '../services/errors.js';
-import { newId } from '../services/ids.js';
-import type { Logger } from '../services/log.js';
+import { roleAtLeast, type CallContext, type Principal, type Role } from '../core/context.js';
+import { PlatformError } from '../core/errors.js';
+import { newId } from '../core/ids.js';
+import type { Logger } from '../core/log.js';
 
 /** Name of the HttpOnly session cookie. */
 export const SESSION_COOKIE = 'via_session';

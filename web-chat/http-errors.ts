@@ -1,6 +1,6 @@
 import type { ErrorRequestHandler, Response } from 'express';
-import { connectionFailure, isPlatformError, PlatformError, type ErrorCode } from '../services/errors.js';
-import type { Logger } from '../services/log.js';
+import { connectionFailure, isPlatformError, PlatformError, type ErrorCode } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
 
 const STATUS: Record<ErrorCode, number> = {
   invalid_input: 400,

@@ -1,7 +1,7 @@
 import type { RequestHandler } from 'express';
 import { ipKeyGenerator, rateLimit, type Options, type Store } from 'express-rate-limit';
 import type { Cache } from '../services/infra/cache/port.js';
-import { PlatformError } from '../services/errors.js';
+import { PlatformError } from '../core/errors.js';
 import { sendError } from './http-errors.js';
 
 /**

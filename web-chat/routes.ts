@@ -1,8 +1,8 @@
 import type { Request, Response } from 'express';
 import { z } from 'zod';
-import { ROLES, type CallContext, type Role } from '../services/context.js';
-import { PlatformError } from '../services/errors.js';
-import type { PlatformMetrics } from '../services/metrics.js';
+import { ROLES, type CallContext, type Role } from '../core/context.js';
+import { PlatformError } from '../core/errors.js';
+import type { PlatformMetrics } from '../core/metrics.js';
 import { reviewFeedbackTool } from '../tools/feedback.tools.js';
 import { runTool } from '../tools/run-tool.js';
 import { clearSessionCookies, cookiesOf, csrfTokenOf, SESSION_COOKIE, setSessionCookies, type RequestAuth } from './auth.js';

@@ -2,7 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import express from 'express';
-import type { Platform } from '../services/platform.js';
+import type { Platform } from '../app/platform.js';
 import { createApp, type WebLocals, type WebOptions } from './app.js';
 import { attachSockets, type SocketServer } from './sockets.js';
 

@@ -1,6 +1,6 @@
 import path from 'node:path';
-import { PlatformError } from '../../services/errors.js';
-import type { Logger } from '../../services/log.js';
+import { PlatformError } from '../../core/errors.js';
+import type { Logger } from '../../core/log.js';
 import { FfmpegSource } from './ffmpeg-source.js';
 import { FolderSource } from './folder-source.js';
 import type { FrameSource } from './frame-source.js';

@@ -1,8 +1,8 @@
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import type { Readable } from 'node:stream';
-import { PlatformError } from '../../services/errors.js';
-import type { Logger } from '../../services/log.js';
+import { PlatformError } from '../../core/errors.js';
+import type { Logger } from '../../core/log.js';
 import { FramePacer, type Frame, type FrameSource } from './frame-source.js';
 
 /** Options of `FfmpegSource`. */

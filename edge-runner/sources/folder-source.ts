@@ -1,6 +1,6 @@
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { PlatformError } from '../../services/errors.js';
+import { PlatformError } from '../../core/errors.js';
 import { decodeImage, type RawImage } from '../../vision/index.js';
 import { FramePacer, type Frame, type FrameSource } from './frame-source.js';
 

@@ -1,5 +1,5 @@
 import express, { Router } from 'express';
-import { isPlatformError } from '../../services/errors.js';
+import { isPlatformError } from '../../core/errors.js';
 import { DEFAULT_MAX_IMAGE_PIXELS, decodeImage } from '../../vision/index.js';
 import type { Frame, FrameSource } from './frame-source.js';
 

@@ -1,4 +1,4 @@
-import { PlatformError } from '../../services/errors.js';
+import { PlatformError } from '../../core/errors.js';
 import { decodeImage, type RawImage } from '../../vision/index.js';
 import { FramePacer, type Frame, type FrameSource } from './frame-source.js';
 

@@ -1,4 +1,4 @@
-import type { OutputLayout, TrainBackend, TrainConfig } from '../../services/infra/broker/envelope.js';
+import type { OutputLayout, TrainBackend, TrainConfig } from '../../protocol/envelope.js';
 
 /** A metrics update from a training backend: `progress` within an epoch or `epoch` once validated. */
 export interface BackendMetrics {

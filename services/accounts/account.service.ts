@@ -1,11 +1,11 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Transaction } from 'kysely';
 import { z } from 'zod';
-import { ROLES, roleAtLeast, type Principal, type Role } from '../context.js';
-import { describeZodError, isPlatformError, PlatformError } from '../errors.js';
-import type { EventSink } from '../events.js';
-import { newId } from '../ids.js';
-import type { Logger } from '../log.js';
+import { ROLES, roleAtLeast, type Principal, type Role } from '../../core/context.js';
+import { describeZodError, isPlatformError, PlatformError } from '../../core/errors.js';
+import type { EventSink } from '../../core/events.js';
+import { newId } from '../../core/ids.js';
+import type { Logger } from '../../core/log.js';
 import type { AuditLog } from '../audit/index.js';
 import type { Identity, IdentityProvider } from '../infra/auth/port.js';
 import { MemoryCache } from '../infra/cache/memory.js';

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuditLog } from '../audit/index.js';
 import type { Db } from '../infra/db/port.js';
-import { silentLogger } from '../log.js';
+import { silentLogger } from '../../core/log.js';
 import { ChatLinkService, type ChatIdentity } from './chat-link.service.js';
 
 const MINUTE = 60_000;

@@ -1,8 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { describeZodError, PlatformError } from '../errors.js';
-import { newId } from '../ids.js';
-import type { Logger } from '../log.js';
+import { describeZodError, PlatformError } from '../../core/errors.js';
+import { newId } from '../../core/ids.js';
+import type { Logger } from '../../core/log.js';
 import type { AuditLog } from '../audit/index.js';
 import type { Db } from '../infra/db/port.js';
 import type { Database } from '../infra/db/schema.js';

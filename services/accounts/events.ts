@@ -1,5 +1,5 @@
-import type { DomainEventBase } from '../events.js';
-import type { Role } from '../context.js';
+import type { DomainEventBase } from '../../core/events.js';
+import type { Role } from '../../core/context.js';
 
 /** A user account was created (admin bootstrap, createUser, first Firebase sign-in). */
 export interface UserCreatedEvent extends DomainEventBase {

@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTempMysqlDatabase, SERVICE_URLS, skipWithoutService } from '../../test/support/services.js';
 import { AuditLog } from '../audit/audit-log.js';
-import type { CallContext, Role } from '../context.js';
-import { EventBus } from '../events.js';
+import type { CallContext, Role } from '../../core/context.js';
+import { EventBus } from '../../core/events.js';
 import { MysqlDb } from '../infra/db/mysql.js';
-import { silentLogger } from '../log.js';
+import { silentLogger } from '../../core/log.js';
 import { ApprovalService } from './approval.service.js';
 
 // Needs MariaDB/MySQL: TEST_DATABASE_URL (default mysql://root@127.0.0.1:3306/test).

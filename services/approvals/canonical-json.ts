@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import canonicalize from 'canonicalize';
-import { PlatformError } from '../errors.js';
+import { PlatformError } from '../../core/errors.js';
 
 /**
  * Canonical JSON (RFC 8785, JCS): keys sorted, undefined properties dropped, numbers in their

@@ -1,4 +1,4 @@
-import type { DomainEventBase } from '../events.js';
+import type { DomainEventBase } from '../../core/events.js';
 import type { ApprovalRequest } from './approval.service.js';
 
 /** A tool call now waits for someone to approve it. */

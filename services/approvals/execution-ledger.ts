@@ -1,6 +1,6 @@
 import type { Selectable, Transaction } from 'kysely';
-import type { CallContext } from '../context.js';
-import { newId } from '../ids.js';
+import type { CallContext } from '../../core/context.js';
+import { newId } from '../../core/ids.js';
 import type { Db, DbExecutor } from '../infra/db/port.js';
 import type { Database } from '../infra/db/schema.js';
 

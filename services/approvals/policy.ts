@@ -1,4 +1,4 @@
-import { roleAtLeast, type Principal, type Role } from '../context.js';
+import { roleAtLeast, type Principal, type Role } from '../../core/context.js';
 
 /** How much a tool call can change: reads change nothing; critical ones reach production or delete. */
 export const RISKS = ['read', 'write', 'critical'] as const;

@@ -1,7 +1,7 @@
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { PlatformError } from '../errors.js';
+import { PlatformError } from '../../core/errors.js';
 
 /** One audit HMAC key: `id` is recorded in every entry, head and checkpoint it signs. */
 export interface AuditKey {

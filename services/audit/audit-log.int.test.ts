@@ -5,7 +5,7 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTempMysqlDatabase, SERVICE_URLS, skipWithoutService } from '../../test/support/services.js';
 import { MysqlDb } from '../infra/db/mysql.js';
-import { silentLogger } from '../log.js';
+import { silentLogger } from '../../core/log.js';
 import { AuditLog } from './audit-log.js';
 import { auditKeyId, createAuditKeyring } from './audit-keys.js';
 

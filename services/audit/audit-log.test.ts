@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { sql } from 'kysely';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { isPlatformError } from '../errors.js';
+import { isPlatformError } from '../../core/errors.js';
 import { SqliteDb } from '../infra/db/sqlite.js';
-import { silentLogger } from '../log.js';
+import { silentLogger } from '../../core/log.js';
 import { AuditLog, auditSearchDocs, entryHash, GENESIS_HASH } from './audit-log.js';
 
 const alice = { id: 'u_alice', kind: 'user' as const };

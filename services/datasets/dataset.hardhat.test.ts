@@ -4,7 +4,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { messageSchemas } from '../infra/broker/envelope.js';
+import { messageSchemas } from '../../protocol/envelope.js';
 import { SqliteDb } from '../infra/db/sqlite.js';
 import { DatasetService, type VersionResult } from './dataset.service.js';
 import { formatReport } from './report.js';

@@ -23,15 +23,15 @@ import {
   type SourceImage,
   type Split,
 } from '../../vision/formats/index.js';
-import { roleAtLeast, type CallContext } from '../context.js';
-import { describeZodError, isPlatformError, PlatformError } from '../errors.js';
+import { roleAtLeast, type CallContext } from '../../core/context.js';
+import { describeZodError, isPlatformError, PlatformError } from '../../core/errors.js';
 import { priorEffect, recordEffect } from '../effects.js';
-import { newId } from '../ids.js';
+import { newId } from '../../core/ids.js';
 import type { Db } from '../infra/db/port.js';
 import { enqueueIndex } from '../infra/search/outbox.js';
 import type { SearchDoc } from '../infra/search/port.js';
 import type { Storage } from '../infra/storage/port.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../../core/log.js';
 import { DatasetRepository, datasetSearchDoc, type DatasetRow, type VersionImage, type VersionRow } from './dataset.repository.js';
 import type { DatasetEvent, ImportPhase } from './events.js';
 import { probeImage, renderThumbnail } from './images.js';

@@ -1,4 +1,4 @@
-import type { DomainEventBase } from '../events.js';
+import type { DomainEventBase } from '../../core/events.js';
 
 /** A dataset import finished and created a version. */
 export interface DatasetImportedEvent extends DomainEventBase {

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { PlatformError } from '../errors.js';
+import { PlatformError } from '../../core/errors.js';
 
 /**
  * Where server paths may be read (imports) or written (exports). A path is allowed when, after

@@ -2,7 +2,7 @@ import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { DatasetFiles } from '../../vision/formats/index.js';
-import { PlatformError } from '../errors.js';
+import { PlatformError } from '../../core/errors.js';
 import type { Storage } from '../infra/storage/port.js';
 import { resolveImportPath, resolveStoragePrefix, type PathRule } from './roots.js';
 import { extractZipSafely, type ZipLimits } from './zip.js';

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import yauzl from 'yauzl';
-import { PlatformError } from '../errors.js';
+import { PlatformError } from '../../core/errors.js';
 
 /** Bounds an uploaded zip must stay within before anything is extracted. */
 export interface ZipLimits {

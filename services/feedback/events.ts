@@ -1,4 +1,4 @@
-import type { DomainEventBase } from '../events.js';
+import type { DomainEventBase } from '../../core/events.js';
 import type { FeedbackSample, RetrainProposal } from './feedback.service.js';
 
 /** A device sent a sample; it waits in the review queue. */

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { testContext } from '../datasets/test-support.js';
-import { makeEnvelope } from '../infra/broker/envelope.js';
+import { makeEnvelope } from '../../protocol/envelope.js';
 import { MemoryBroker } from '../infra/broker/memory.js';
 import { STREAMS } from '../infra/broker/port.js';
 import { SqliteDb } from '../infra/db/sqlite.js';

@@ -1,18 +1,18 @@
 import { randomUUID } from 'node:crypto';
 import type { Selectable } from 'kysely';
 import { z } from 'zod';
-import { roleAtLeast, systemPrincipal, type CallContext } from '../context.js';
+import { roleAtLeast, systemPrincipal, type CallContext } from '../../core/context.js';
 import { priorEffect } from '../effects.js';
 import { VERSION_EFFECT } from '../datasets/dataset.service.js';
-import { describeZodError, PlatformError } from '../errors.js';
-import type { EventBus } from '../events.js';
-import { newId } from '../ids.js';
-import { parseMessage, type MessagePayload } from '../infra/broker/envelope.js';
+import { describeZodError, PlatformError } from '../../core/errors.js';
+import type { EventBus } from '../../core/events.js';
+import { newId } from '../../core/ids.js';
+import { parseMessage, type MessagePayload } from '../../protocol/envelope.js';
 import { STREAMS, type Broker, type Subscription } from '../infra/broker/port.js';
 import type { Db } from '../infra/db/port.js';
 import type { Database } from '../infra/db/schema.js';
 import type { Storage } from '../infra/storage/port.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../../core/log.js';
 import type { FeedbackEvent } from './events.js';
 
 /** Why a device sent a frame. */

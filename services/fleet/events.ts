@@ -1,4 +1,4 @@
-import type { DomainEventBase } from '../events.js';
+import type { DomainEventBase } from '../../core/events.js';
 import type { Device } from './fleet.service.js';
 import type { RolloutState, RolloutStatus } from './rollout.service.js';
 

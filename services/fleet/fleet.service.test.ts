@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { isPlatformError } from '../errors.js';
-import { makeEnvelope, type MessagePayload } from '../infra/broker/envelope.js';
+import { isPlatformError } from '../../core/errors.js';
+import { makeEnvelope, type MessagePayload } from '../../protocol/envelope.js';
 import { FleetService } from './fleet.service.js';
 import { makeFleetHarness, testContext } from './test-support.js';
 

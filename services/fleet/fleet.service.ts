@@ -1,15 +1,15 @@
 import type { Kysely, Selectable } from 'kysely';
 import { z } from 'zod';
-import type { CallContext } from '../context.js';
-import { describeZodError, PlatformError } from '../errors.js';
-import type { EventBus } from '../events.js';
-import { parseMessage, type MessagePayload } from '../infra/broker/envelope.js';
+import type { CallContext } from '../../core/context.js';
+import { describeZodError, PlatformError } from '../../core/errors.js';
+import type { EventBus } from '../../core/events.js';
+import { parseMessage, type MessagePayload } from '../../protocol/envelope.js';
 import { STREAMS, type Broker, type Subscription } from '../infra/broker/port.js';
 import type { Db } from '../infra/db/port.js';
 import type { Database } from '../infra/db/schema.js';
 import type { SearchDoc } from '../infra/search/port.js';
 import { enqueueIndex } from '../infra/search/outbox.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../../core/log.js';
 import type { FleetEvent } from './events.js';
 
 /** Device ids the platform accepts: what a device reports as `deviceId`. */

@@ -1,7 +1,7 @@
-import type { EventBus } from '../events.js';
+import type { EventBus } from '../../core/events.js';
 import { STREAMS, type Broker, type Subscription } from '../infra/broker/port.js';
 import type { Cache, Lock } from '../infra/cache/port.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../../core/log.js';
 import type { FleetEvent } from './events.js';
 import type { RolloutService } from './rollout.service.js';
 

@@ -1,15 +1,15 @@
 import type { Selectable } from 'kysely';
-import { roleAtLeast, systemPrincipal, type CallContext } from '../context.js';
-import { describeZodError, PlatformError } from '../errors.js';
-import type { EventBus } from '../events.js';
+import { roleAtLeast, systemPrincipal, type CallContext } from '../../core/context.js';
+import { describeZodError, PlatformError } from '../../core/errors.js';
+import type { EventBus } from '../../core/events.js';
 import { priorEffect, recordEffect } from '../effects.js';
-import { newId } from '../ids.js';
-import { makeEnvelope, parseMessage, type MessagePayload, type OutputLayout } from '../infra/broker/envelope.js';
+import { newId } from '../../core/ids.js';
+import { makeEnvelope, parseMessage, type MessagePayload, type OutputLayout } from '../../protocol/envelope.js';
 import { STREAMS, type Broker } from '../infra/broker/port.js';
 import type { Db } from '../infra/db/port.js';
 import type { Database } from '../infra/db/schema.js';
 import type { Storage } from '../infra/storage/port.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../../core/log.js';
 import type { FleetEvent } from './events.js';
 import { formatDuration, type DeviceTarget, type FleetService } from './fleet.service.js';
 import {

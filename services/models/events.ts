@@ -1,4 +1,4 @@
-import type { DomainEventBase } from '../events.js';
+import type { DomainEventBase } from '../../core/events.js';
 import type { ModelEvaluation } from './model.evaluation.js';
 import type { ModelStage, ModelVersion } from './model.registry.js';
 

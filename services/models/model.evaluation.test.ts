@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CallContext } from '../context.js';
+import type { CallContext } from '../../core/context.js';
 import { testContext } from '../datasets/test-support.js';
-import { isPlatformError } from '../errors.js';
+import { isPlatformError } from '../../core/errors.js';
 import type { ModelEvent } from './events.js';
 import { ModelEvaluationService } from './model.evaluation.js';
 import type { ModelVersion } from './model.registry.js';

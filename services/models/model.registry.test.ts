@@ -2,12 +2,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { CallContext, Role } from '../context.js';
-import { isPlatformError } from '../errors.js';
-import { EventBus } from '../events.js';
-import type { MessagePayload } from '../infra/broker/envelope.js';
+import type { CallContext, Role } from '../../core/context.js';
+import { isPlatformError } from '../../core/errors.js';
+import { EventBus } from '../../core/events.js';
+import type { MessagePayload } from '../../protocol/envelope.js';
 import { SqliteDb } from '../infra/db/sqlite.js';
-import { silentLogger } from '../log.js';
+import { silentLogger } from '../../core/log.js';
 import type { ModelEvent } from './events.js';
 import {
   modelNameFrom,

@@ -1,16 +1,16 @@
 import type { Kysely, Selectable, Transaction } from 'kysely';
 import { z } from 'zod';
-import { roleAtLeast, type CallContext, type Role } from '../context.js';
-import { describeZodError, PlatformError } from '../errors.js';
-import type { EventBus } from '../events.js';
+import { roleAtLeast, type CallContext, type Role } from '../../core/context.js';
+import { describeZodError, PlatformError } from '../../core/errors.js';
+import type { EventBus } from '../../core/events.js';
 import { priorEffect, recordEffect } from '../effects.js';
-import { newId } from '../ids.js';
-import type { MessagePayload, OutputLayout, TrainConfig } from '../infra/broker/envelope.js';
+import { newId } from '../../core/ids.js';
+import type { MessagePayload, OutputLayout, TrainConfig } from '../../protocol/envelope.js';
 import type { Db } from '../infra/db/port.js';
 import type { Database } from '../infra/db/schema.js';
 import type { SearchDoc } from '../infra/search/port.js';
 import { enqueueIndex } from '../infra/search/outbox.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../../core/log.js';
 import type { ModelEvent } from './events.js';
 import { retryTransient } from '../infra/db/retry.js';
 

@@ -1,4 +1,4 @@
-import type { DomainEventBase } from '../events.js';
+import type { DomainEventBase } from '../../core/events.js';
 import type { TrainingJob } from './training.service.js';
 
 /** A job was created and waits for a runner. */

@@ -4,18 +4,18 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTempMysqlDatabase, SERVICE_URLS, skipWithoutService } from '../../test/support/services.js';
-import type { CallContext } from '../context.js';
-import { EventBus } from '../events.js';
+import type { CallContext } from '../../core/context.js';
+import { EventBus } from '../../core/events.js';
 import {
   makeEnvelope,
   type Envelope,
   type MessagePayload,
   type MessageType,
-} from '../infra/broker/envelope.js';
+} from '../../protocol/envelope.js';
 import { MemoryBroker } from '../infra/broker/memory.js';
 import { MysqlDb } from '../infra/db/mysql.js';
 import { LocalStorage } from '../infra/storage/local.js';
-import { silentLogger } from '../log.js';
+import { silentLogger } from '../../core/log.js';
 import { ModelRegistry } from '../models/model.registry.js';
 import { JOB_ARTIFACTS, TrainingService, type TrainingDatasets } from './training.service.js';
 

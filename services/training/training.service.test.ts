@@ -2,20 +2,20 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { CallContext, Role } from '../context.js';
-import { isPlatformError, PlatformError } from '../errors.js';
-import { EventBus } from '../events.js';
+import type { CallContext, Role } from '../../core/context.js';
+import { isPlatformError, PlatformError } from '../../core/errors.js';
+import { EventBus } from '../../core/events.js';
 import {
   makeEnvelope,
   type Envelope,
   type MessagePayload,
   type MessageType,
-} from '../infra/broker/envelope.js';
+} from '../../protocol/envelope.js';
 import { MemoryBroker } from '../infra/broker/memory.js';
 import { STREAMS } from '../infra/broker/port.js';
 import { SqliteDb } from '../infra/db/sqlite.js';
 import { LocalStorage } from '../infra/storage/local.js';
-import { silentLogger } from '../log.js';
+import { silentLogger } from '../../core/log.js';
 import type { ModelEvent } from '../models/events.js';
 import { ModelRegistry } from '../models/model.registry.js';
 import type { TrainingEvent } from './events.js';

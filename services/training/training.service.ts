@@ -1,24 +1,24 @@
 import type { Selectable, Transaction } from 'kysely';
 import { z } from 'zod';
-import { roleAtLeast, systemPrincipal, type CallContext } from '../context.js';
-import { describeZodError, PlatformError } from '../errors.js';
-import type { EventBus } from '../events.js';
+import { roleAtLeast, systemPrincipal, type CallContext } from '../../core/context.js';
+import { describeZodError, PlatformError } from '../../core/errors.js';
+import type { EventBus } from '../../core/events.js';
 import { priorEffect, recordEffect } from '../effects.js';
-import { newId } from '../ids.js';
+import { newId } from '../../core/ids.js';
 import {
   makeEnvelope,
   parseMessage,
   trainConfigSchema,
   type MessagePayload,
   type TrainConfig,
-} from '../infra/broker/envelope.js';
+} from '../../protocol/envelope.js';
 import { STREAMS, type Broker, type Subscription } from '../infra/broker/port.js';
 import type { Db } from '../infra/db/port.js';
 import type { Database } from '../infra/db/schema.js';
 import type { SearchDoc } from '../infra/search/port.js';
 import { enqueueIndex } from '../infra/search/outbox.js';
 import type { Storage } from '../infra/storage/port.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../../core/log.js';
 import { isModelName, modelNameFrom, type ModelRegistry } from '../models/model.registry.js';
 import { retryTransient } from '../infra/db/retry.js';
 import type { TrainingEvent } from './events.js';

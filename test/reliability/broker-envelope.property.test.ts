@@ -3,11 +3,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../services/config.js';
-import { systemPrincipal } from '../../services/context.js';
+import { loadConfig } from '../../app/config.js';
+import { systemPrincipal } from '../../core/context.js';
 import { Delivery, MemoryBroker, STREAMS, decodeMessage, makeEnvelope, parseMessage, type Envelope, type MessageType } from '../../services/infra/broker/index.js';
-import { silentLogger, type Logger } from '../../services/log.js';
-import { createPlatform } from '../../services/platform.js';
+import { silentLogger, type Logger } from '../../core/log.js';
+import { createPlatform } from '../../app/platform.js';
 
 const RUNS = { numRuns: 300 };
 const SHA = 'a'.repeat(64);

@@ -4,11 +4,11 @@ import path from 'node:path';
 import { connect } from 'rabbitmq-stream-js-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_PROJECT_ID } from '../../services/accounts/index.js';
-import { loadConfig } from '../../services/config.js';
-import { systemPrincipal } from '../../services/context.js';
+import { loadConfig } from '../../app/config.js';
+import { systemPrincipal } from '../../core/context.js';
 import { createBroker, makeEnvelope, STREAMS, type Broker, type MessagePayload } from '../../services/infra/broker/index.js';
-import { silentLogger } from '../../services/log.js';
-import { createPlatform, type Platform } from '../../services/platform.js';
+import { silentLogger } from '../../core/log.js';
+import { createPlatform, type Platform } from '../../app/platform.js';
 import { startHttpServer, type RunningServer } from '../../web-chat/server.js';
 import { SERVICE_URLS, skipWithoutService, startRabbitApp, stopRabbitApp, uniqueSuffix } from '../support/services.js';
 

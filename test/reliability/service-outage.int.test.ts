@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_PROJECT_ID } from '../../services/accounts/index.js';
-import { loadConfig } from '../../services/config.js';
-import { silentLogger } from '../../services/log.js';
-import { createPlatform, type Platform } from '../../services/platform.js';
+import { loadConfig } from '../../app/config.js';
+import { silentLogger } from '../../core/log.js';
+import { createPlatform, type Platform } from '../../app/platform.js';
 import { startHttpServer, type RunningServer } from '../../web-chat/server.js';
 import { createTempMysqlDatabase, SERVICE_URLS, skipWithoutService } from '../support/services.js';
 

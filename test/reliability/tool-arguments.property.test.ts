@@ -3,10 +3,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../services/config.js';
-import type { Role } from '../../services/context.js';
-import { silentLogger } from '../../services/log.js';
-import { createPlatform, type Platform } from '../../services/platform.js';
+import { loadConfig } from '../../app/config.js';
+import type { Role } from '../../core/context.js';
+import { silentLogger } from '../../core/log.js';
+import { createPlatform, type Platform } from '../../app/platform.js';
 import { createToolRegistry, runTool, type ToolContext, type ToolRegistry, type ToolResult, type ToolServices } from '../../tools/index.js';
 
 const CODES = ['not_found', 'invalid_input', 'unauthenticated', 'forbidden', 'conflict', 'unavailable', 'approval_required', 'rate_limited'];

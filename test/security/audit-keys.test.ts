@@ -3,10 +3,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { auditKeyId, AuditLog, legacyAuditKey } from '../../services/audit/index.js';
-import { loadConfig } from '../../services/config.js';
+import { loadConfig } from '../../app/config.js';
 import { SqliteDb } from '../../services/infra/db/sqlite.js';
-import { silentLogger } from '../../services/log.js';
-import { createPlatform, type Platform } from '../../services/platform.js';
+import { silentLogger } from '../../core/log.js';
+import { createPlatform, type Platform } from '../../app/platform.js';
 
 const ENV = {
   LOG_LEVEL: 'silent',

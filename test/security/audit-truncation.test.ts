@@ -5,9 +5,9 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_PROJECT_ID } from '../../services/accounts/index.js';
-import { loadConfig } from '../../services/config.js';
-import { silentLogger } from '../../services/log.js';
-import { createPlatform } from '../../services/platform.js';
+import { loadConfig } from '../../app/config.js';
+import { silentLogger } from '../../core/log.js';
+import { createPlatform } from '../../app/platform.js';
 import { startTestServer, type TestServer } from '../../web-chat/test-support.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..', '..');

@@ -8,7 +8,7 @@ import { deviceApiKeyFromToken, edgeRunnerOptionsSchema } from '../../edge-runne
 import { EdgeRunner } from '../../edge-runner/edge-runner.js';
 import { HttpPushSource } from '../../edge-runner/sources/index.js';
 import { EmbeddedPlatform } from '../../edge-runner/test-platform.js';
-import { silentLogger } from '../../services/log.js';
+import { silentLogger } from '../../core/log.js';
 import { decodeImage, letterbox } from '../../vision/index.js';
 
 /**

@@ -2,10 +2,10 @@ import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../services/config.js';
+import { loadConfig } from '../../app/config.js';
 import { SqliteDb } from '../../services/infra/db/sqlite.js';
-import { silentLogger } from '../../services/log.js';
-import { createPlatform, type Platform } from '../../services/platform.js';
+import { silentLogger } from '../../core/log.js';
+import { createPlatform, type Platform } from '../../app/platform.js';
 
 const mode = (p: string) => statSync(p).mode & 0o777;
 

@@ -6,7 +6,7 @@ import { AccountService, DEFAULT_PROJECT_ID } from '../../services/accounts/inde
 import { FirebaseEmulatorStandIn } from '../../services/infra/auth/firebase-emulator-stand-in.js';
 import { FirebaseIdentityProvider } from '../../services/infra/auth/firebase.js';
 import { SqliteDb } from '../../services/infra/db/sqlite.js';
-import { silentLogger } from '../../services/log.js';
+import { silentLogger } from '../../core/log.js';
 
 // Issue 13 item 7: Firebase sign-in matched accounts by e-mail and ignored email_verified, so a second
 // Firebase user with the victim's (unverified) address got the victim's account and admin role; and a

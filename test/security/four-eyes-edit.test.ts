@@ -3,10 +3,10 @@ import { z } from 'zod';
 import { ApprovalService } from '../../services/approvals/approval.service.js';
 import type { ApprovalEvent } from '../../services/approvals/events.js';
 import { AuditLog } from '../../services/audit/audit-log.js';
-import type { Role } from '../../services/context.js';
-import { EventBus } from '../../services/events.js';
+import type { Role } from '../../core/context.js';
+import { EventBus } from '../../core/events.js';
 import { SqliteDb } from '../../services/infra/db/sqlite.js';
-import { silentLogger } from '../../services/log.js';
+import { silentLogger } from '../../core/log.js';
 import { defineTool, runTool, ToolRegistry, type ToolContext } from '../../tools/index.js';
 
 const log = silentLogger();

@@ -7,14 +7,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RulesPlanner } from '../../agent/rules-planner.js';
 import { serviceCatalog } from '../../agent/service-catalog.js';
 import { StaticCatalog } from '../../agent/static-catalog.js';
-import type { CallContext } from '../../services/context.js';
+import type { CallContext } from '../../core/context.js';
 import { DatasetService } from '../../services/datasets/dataset.service.js';
 import type { DatasetEvent } from '../../services/datasets/events.js';
-import { isPlatformError } from '../../services/errors.js';
-import { EventBus } from '../../services/events.js';
+import { isPlatformError } from '../../core/errors.js';
+import { EventBus } from '../../core/events.js';
 import { SqliteDb } from '../../services/infra/db/sqlite.js';
 import { LocalStorage } from '../../services/infra/storage/local.js';
-import { silentLogger } from '../../services/log.js';
+import { silentLogger } from '../../core/log.js';
 
 const log = silentLogger();
 const ctx: CallContext = { user: { userId: 'u-op', email: 'op@x.test', name: 'op', role: 'operator', kind: 'user' }, projectId: 'default', requestId: 'r', log };

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { roleAtLeast, type Role } from '../../services/context.js';
+import { roleAtLeast, type Role } from '../../core/context.js';
 import { ROUTES } from '../../web-chat/routes.js';
 import { startTestServer, type TestClient, type TestServer } from '../../web-chat/test-support.js';
 

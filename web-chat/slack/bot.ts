@@ -1,9 +1,9 @@
 import { DEFAULT_PROJECT_ID } from '../../services/accounts/index.js';
 import type { ApprovalRequest } from '../../services/approvals/index.js';
-import type { CallContext } from '../../services/context.js';
-import { isPlatformError, PlatformError } from '../../services/errors.js';
-import { newId } from '../../services/ids.js';
-import type { Logger } from '../../services/log.js';
+import type { CallContext } from '../../core/context.js';
+import { isPlatformError, PlatformError } from '../../core/errors.js';
+import { newId } from '../../core/ids.js';
+import type { Logger } from '../../core/log.js';
 import { runTool } from '../../tools/run-tool.js';
 import { toolContext, type WebServices } from '../web-services.js';
 

@@ -1,7 +1,7 @@
 import express, { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
 import type { ApprovalRequestedEvent } from '../../services/approvals/index.js';
-import type { Logger } from '../../services/log.js';
+import type { Logger } from '../../core/log.js';
 import type { WebServices } from '../web-services.js';
 import { approvalBlocks, parseUserMap, VisionBot, type BotReply, type ChatUser } from './bot.js';
 import { sameToken, slackSignatureProblem } from './signature.js';

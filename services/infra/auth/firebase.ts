@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { deleteApp, initializeApp, type App } from 'firebase-admin/app';
 import { getAuth, type Auth, type DecodedIdToken, type UserRecord } from 'firebase-admin/auth';
 import { z } from 'zod';
-import { PlatformError } from '../../errors.js';
+import { PlatformError } from '../../../core/errors.js';
 import type { Health } from '../health.js';
 import type { Identity, IdentityProvider, ProviderRole } from './port.js';
 

@@ -1,4 +1,4 @@
-import { PlatformError } from '../../errors.js';
+import { PlatformError } from '../../../core/errors.js';
 import type { Db } from '../db/port.js';
 import type { Health } from '../health.js';
 import { burnPasswordCheck, checkPassword } from './password.js';

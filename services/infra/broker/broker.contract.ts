@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { makeEnvelope, type Envelope } from './envelope.js';
+import { makeEnvelope, type Envelope } from '../../../protocol/envelope.js';
 import {
   STREAMS,
   type Broker,

@@ -1,5 +1,5 @@
-import type { Logger } from '../../log.js';
-import { decodeMessage, type Message } from './envelope.js';
+import type { Logger } from '../../../core/log.js';
+import { decodeMessage, type Message } from '../../../protocol/envelope.js';
 import type { MessageHandler, StreamName } from './port.js';
 
 /** How many recent envelope ids each subscription remembers to drop duplicates. */

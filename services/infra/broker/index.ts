@@ -1,4 +1,4 @@
-import type { Logger } from '../../log.js';
+import type { Logger } from '../../../core/log.js';
 import { MemoryBroker } from './memory.js';
 import type { Broker, RetentionGap, StreamRetention } from './port.js';
 
@@ -22,7 +22,7 @@ export {
   parseMessage,
   TRAIN_BACKENDS,
   trainConfigSchema,
-} from './envelope.js';
+} from '../../../protocol/envelope.js';
 export type {
   Envelope,
   Message,
@@ -32,7 +32,7 @@ export type {
   ParseResult,
   TrainBackend,
   TrainConfig,
-} from './envelope.js';
+} from '../../../protocol/envelope.js';
 export { Delivery, DEFAULT_DEDUPE_WINDOW } from './delivery.js';
 export type { DeliveryOutcome } from './delivery.js';
 export { MemoryBroker } from './memory.js';

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { makeEnvelope, type Envelope } from './envelope.js';
+import { makeEnvelope, type Envelope } from '../../../protocol/envelope.js';
 import { MemoryBroker } from './memory.js';
 import { STREAMS, type RetentionGap } from './port.js';
 

@@ -3,10 +3,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { brokerContract, metrics } from './broker.contract.js';
-import type { Envelope } from './envelope.js';
+import type { Envelope } from '../../../protocol/envelope.js';
 import { createBroker } from './index.js';
 import { MemoryBroker } from './memory.js';
-import { silentLogger } from '../../log.js';
+import { silentLogger } from '../../../core/log.js';
 import { STREAMS } from './port.js';
 
 brokerContract(

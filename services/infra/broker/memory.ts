@@ -1,11 +1,11 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { PlatformError } from '../../errors.js';
-import { silentLogger, type Logger } from '../../log.js';
+import { PlatformError } from '../../../core/errors.js';
+import { silentLogger, type Logger } from '../../../core/log.js';
 import type { Health } from '../health.js';
 import { ActiveGroups, Delivery } from './delivery.js';
-import { parseMessage, type Envelope, type Message } from './envelope.js';
+import { parseMessage, type Envelope, type Message } from '../../../protocol/envelope.js';
 import {
   DEFAULT_RETENTION,
   maxAgeMs,

@@ -1,5 +1,5 @@
 import type { Health } from '../health.js';
-import type { Envelope } from './envelope.js';
+import type { Envelope } from '../../../protocol/envelope.js';
 
 /** The two streams of the original design. */
 export const STREAMS = {

@@ -1,9 +1,9 @@
 import { connect, Offset, type Client } from 'rabbitmq-stream-js-client';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SERVICE_URLS, skipWithoutService, startRabbitApp, stopRabbitApp, uniqueSuffix } from '../../../test/support/services.js';
-import { silentLogger } from '../../log.js';
+import { silentLogger } from '../../../core/log.js';
 import { metrics } from './broker.contract.js';
-import type { Envelope } from './envelope.js';
+import type { Envelope } from '../../../protocol/envelope.js';
 import { STREAMS } from './port.js';
 import { RabbitBroker } from './rabbitmq.js';
 

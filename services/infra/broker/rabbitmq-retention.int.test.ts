@@ -4,7 +4,7 @@ import { promisify } from 'node:util';
 import { connect, type Client } from 'rabbitmq-stream-js-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SERVICE_URLS, skipWithoutService, uniqueSuffix } from '../../../test/support/services.js';
-import { createLogger } from '../../log.js';
+import { createLogger } from '../../../core/log.js';
 import { metrics } from './broker.contract.js';
 import { STREAMS } from './port.js';
 import { RabbitBroker } from './rabbitmq.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { silentLogger } from '../../log.js';
+import { silentLogger } from '../../../core/log.js';
 import { metrics } from './broker.contract.js';
 import { STREAMS } from './port.js';
 import { RabbitBroker } from './rabbitmq.js';

@@ -2,11 +2,11 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { connect, Offset, type Client, type Consumer, type Publisher } from 'rabbitmq-stream-js-client';
 import { ConsumerCreditPolicy } from 'rabbitmq-stream-js-client/dist/consumer_credit_policy.js';
-import { PlatformError } from '../../errors.js';
-import { silentLogger, type Logger } from '../../log.js';
+import { PlatformError } from '../../../core/errors.js';
+import { silentLogger, type Logger } from '../../../core/log.js';
 import type { Health } from '../health.js';
 import { ActiveGroups, Delivery } from './delivery.js';
-import { parseMessage, type Envelope } from './envelope.js';
+import { parseMessage, type Envelope } from '../../../protocol/envelope.js';
 import {
   DEFAULT_RETENTION,
   retentionGapWarning,

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isPlatformError } from '../../errors.js';
+import { isPlatformError } from '../../../core/errors.js';
 import type { Cache } from './port.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

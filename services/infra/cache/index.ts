@@ -1,4 +1,4 @@
-import type { Logger } from '../../log.js';
+import type { Logger } from '../../../core/log.js';
 import { MemoryCache } from './memory.js';
 import type { Cache } from './port.js';
 

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { PlatformError } from '../../errors.js';
+import { PlatformError } from '../../../core/errors.js';
 import type { Health } from '../health.js';
 import type { Cache, Lock } from './port.js';
 

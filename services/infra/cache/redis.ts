@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { PlatformError } from '../../errors.js';
+import { PlatformError } from '../../../core/errors.js';
 import type { Health } from '../health.js';
-import type { Logger } from '../../log.js';
+import type { Logger } from '../../../core/log.js';
 import type { Cache, Lock } from './port.js';
 
 /** Options of the Redis cache. */

@@ -2,7 +2,7 @@ import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
-import { PlatformError } from '../../errors.js';
+import { PlatformError } from '../../../core/errors.js';
 import type { DbDialect } from './port.js';
 
 /** What each file in `migrations/` exports: `up(db, dialect)`, run once, in file-name order. */

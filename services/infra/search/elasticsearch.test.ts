@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import { Client } from '@elastic/elasticsearch';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { isPlatformError } from '../../errors.js';
+import { isPlatformError } from '../../../core/errors.js';
 import { ElasticsearchIndex, SEARCH_MAPPINGS } from './elasticsearch.js';
 import { makeDoc } from './search.contract.js';
 

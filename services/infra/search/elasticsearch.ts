@@ -1,5 +1,5 @@
 import { Client, type estypes } from '@elastic/elasticsearch';
-import { PlatformError } from '../../errors.js';
+import { PlatformError } from '../../../core/errors.js';
 import type { Health } from '../health.js';
 import type { SearchDoc, SearchHit, SearchIndex, SearchKind, SearchQuery, SearchResult } from './port.js';
 import { docKey, normalizeQuery, parseDocs } from './schema.js';

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTempMysqlDatabase, SERVICE_URLS, skipWithoutService } from '../../../test/support/services.js';
-import { silentLogger } from '../../log.js';
+import { silentLogger } from '../../../core/log.js';
 import { MysqlDb } from '../db/mysql.js';
 import { MiniSearchIndex } from './minisearch.js';
 import { enqueueIndex, SearchIndexer } from './outbox.js';

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { isPlatformError, PlatformError } from '../../errors.js';
-import { silentLogger } from '../../log.js';
+import { isPlatformError, PlatformError } from '../../../core/errors.js';
+import { silentLogger } from '../../../core/log.js';
 import { MemoryCache } from '../cache/memory.js';
 import { SqliteDb } from '../db/sqlite.js';
 import { MiniSearchIndex } from './minisearch.js';

@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
-import { describeZodError, isPlatformError, PlatformError } from '../../errors.js';
-import type { Logger } from '../../log.js';
+import { describeZodError, isPlatformError, PlatformError } from '../../../core/errors.js';
+import type { Logger } from '../../../core/log.js';
 import type { Cache, Lock } from '../cache/port.js';
 import type { Db } from '../db/port.js';
 import type { Database } from '../db/schema.js';

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { describeZodError, PlatformError } from '../../errors.js';
+import { describeZodError, PlatformError } from '../../../core/errors.js';
 import { SEARCH_KINDS, type SearchDoc, type SearchQuery } from './port.js';
 
 /** Most hits one query returns. */

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { isPlatformError } from '../../errors.js';
+import { isPlatformError } from '../../../core/errors.js';
 import type { SearchDoc, SearchIndex } from './port.js';
 
 /** Builds a SearchDoc with defaults for the fields a test does not care about. */

@@ -1,6 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
-import { PlatformError } from '../../errors.js';
+import { PlatformError } from '../../../core/errors.js';
 
 /** A pass-through that hashes what flows through it; `digest()` is valid once the stream ended. */
 export class Sha256PassThrough extends Transform {

@@ -1,4 +1,4 @@
-import { PlatformError } from '../../errors.js';
+import { PlatformError } from '../../../core/errors.js';
 
 const MAX_KEY_LENGTH = 1024;
 

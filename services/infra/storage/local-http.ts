@@ -1,7 +1,7 @@
 import { Router, type Request, type Response } from 'express';
 import { pipeline } from 'node:stream/promises';
-import { isPlatformError, PlatformError } from '../../errors.js';
-import type { Logger } from '../../log.js';
+import { isPlatformError, PlatformError } from '../../../core/errors.js';
+import type { Logger } from '../../../core/log.js';
 import type { LocalStorage } from './local.js';
 
 const STATUS: Record<string, number> = { invalid_input: 400, forbidden: 403, not_found: 404, conflict: 409 };

@@ -13,7 +13,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { PlatformError } from '../../errors.js';
+import { PlatformError } from '../../../core/errors.js';
 import type { Health } from '../health.js';
 import { Sha256PassThrough, verifyingStream } from './hashing.js';
 import { assertValidKey, assertValidPrefix } from './keys.js';

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isPlatformError } from '../../errors.js';
+import { isPlatformError } from '../../../core/errors.js';
 import type { Storage } from './port.js';
 
 /** What each adapter's test hands the contract: the storage, a way to corrupt stored bytes behind its back, and cleanup. */

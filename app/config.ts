@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseDotenv } from 'dotenv';
 import { z } from 'zod';
-import { DEFAULT_RETENTION, maxAgeMs } from './infra/broker/port.js';
+import { DEFAULT_RETENTION, maxAgeMs } from '../services/infra/broker/port.js';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
