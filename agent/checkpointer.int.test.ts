@@ -1,6 +1,6 @@
 import * as vitest from 'vitest';
 import { validate, deltaChannelHistoryTests, type CheckpointSaverTestInitializer } from '@langchain/langgraph-checkpoint-validation';
-import { createTempMysqlDatabase, SERVICE_URLS, skipWithoutService } from '../test/support/services.js';
+import { createTempMysqlDatabase, SERVICE_URLS, skipWithoutService } from '../test/services.fixtures.js';
 import { MysqlDb } from '../services/infra/db/mysql.js';
 import { KyselySaver } from './checkpointer.js';
 

@@ -106,7 +106,7 @@ async function approvedSteps(db: Db): Promise<number[]> {
 }
 
 async function mysqlDb(): Promise<{ db: Db; drop: () => Promise<void> } | undefined> {
-  const { SERVICE_URLS, createTempMysqlDatabase } = await import('../test/support/services.js');
+  const { SERVICE_URLS, createTempMysqlDatabase } = await import('../test/services.fixtures.js');
   const { MysqlDb } = await import('../services/infra/db/mysql.js');
   try {
     const temp = await createTempMysqlDatabase();

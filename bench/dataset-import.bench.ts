@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { SqliteDb } from '../services/infra/db/sqlite.js';
-import { HARDHAT_DIR, makeService, testContext } from '../services/datasets/test-support.js';
+import { HARDHAT_DIR, makeService, testContext } from '../services/datasets/datasets.fixtures.js';
 import type { BenchReport } from './run-all.js';
 
 /** Images the benchmark imports (the 150 photos replicated). */

@@ -9,8 +9,8 @@ import type { ReadableStream } from 'node:stream/web';
 import { pathToFileURL } from 'node:url';
 import { EdgeRunner } from '../edge-runner/edge-runner.js';
 import { HttpPushSource } from '../edge-runner/sources/index.js';
-import { buildTestDetector } from '../edge-runner/test-models.js';
-import { EmbeddedPlatform } from '../edge-runner/test-platform.js';
+import { buildTestDetector } from '../edge-runner/models.fixtures.js';
+import { EmbeddedPlatform } from '../edge-runner/platform.fixtures.js';
 import { silentLogger } from '../core/log.js';
 import type { BenchReport } from './run-all.js';
 

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { createConnection, type Connection, type RowDataPacket } from 'mysql2/promise';
 import { connect } from 'rabbitmq-stream-js-client';
 import { z } from 'zod';
-import { writeSquaresDataset } from '../gpu-runner/test-fixtures.js';
+import { writeSquaresDataset } from '../gpu-runner/runner.fixtures.js';
 import {
   createBroker,
   STREAMS,
@@ -22,7 +22,7 @@ import {
   startRabbitApp,
   stopRabbitApp,
   uniqueSuffix,
-} from '../test/support/services.js';
+} from '../test/services.fixtures.js';
 import {
   adminCredentials,
   Api,

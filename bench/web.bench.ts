@@ -2,7 +2,7 @@ import { createRequire } from 'node:module';
 import { cpus, loadavg } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { io as connect, type Socket } from 'socket.io-client';
-import { startTestServer } from '../web-chat/test-support.js';
+import { startTestServer } from '../web-chat/server.fixtures.js';
 import type { BenchReport } from './run-all.js';
 
 interface AutocannonResult {

@@ -60,7 +60,7 @@ program
   .description('serve MCP on stdin/stdout for IDE and assistant clients (VISIONINAPP_TOKEN: an API token with scope "mcp")')
   .action(async () => {
     const cfg = config();
-    const { runStdioServer, stderrLogger } = await import('../mcp-server/index.js');
+    const { runStdioServer, stderrLogger } = await import('../app/mcp-stdio.js');
     try {
       await runStdioServer(cfg, stderrLogger(cfg.LOG_LEVEL), process.env.VISIONINAPP_TOKEN);
       process.exit(0);

@@ -1,7 +1,7 @@
 import type { Config } from '../app/config.js';
 import type { Logger } from '../core/log.js';
 import { createPlatform } from '../app/platform.js';
-import { startHttpServer } from '../web-chat/server.js';
+import { startHttpServer } from '../app/http.js';
 import { bootstrapDemoModel, DEMO_DATASET, ensureDemoDataset, startEmbeddedGpuRunner, startSimulatedDevices } from './embedded.js';
 
 /** `visioninapp serve`: builds the platform, serves HTTP, and shuts down gracefully on SIGTERM/SIGINT. */

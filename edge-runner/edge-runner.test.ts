@@ -12,8 +12,8 @@ import { makeEnvelope, STREAMS } from '../services/infra/broker/index.js';
 import { silentLogger } from '../core/log.js';
 import { EdgeRunner, type EdgeRunnerOptions } from './edge-runner.js';
 import { FfmpegSource, FolderSource, HttpPushSource } from './sources/index.js';
-import { EmbeddedPlatform, FlakyBroker, type DeployModel } from './test-platform.js';
-import { buildTestDetector } from './test-models.js';
+import { EmbeddedPlatform, FlakyBroker, type DeployModel } from './platform.fixtures.js';
+import { buildTestDetector } from './models.fixtures.js';
 
 const run = promisify(execFile);
 let root: string;

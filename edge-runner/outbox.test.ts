@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { makeEnvelope, MemoryBroker, STREAMS, type Envelope } from '../services/infra/broker/index.js';
 import { silentLogger } from '../core/log.js';
 import { TelemetryOutbox } from './outbox.js';
-import { FlakyBroker } from './test-platform.js';
+import { FlakyBroker } from './platform.fixtures.js';
 
 let dir: string;
 let inner: MemoryBroker;

@@ -7,7 +7,7 @@ import type { Detector } from '../vision/index.js';
 import { edgeOptionsFromEnv, edgeRunnerOptionsSchema } from './command.js';
 import { detectTensorrtVersion, loadWithFallback, providerChain, providerListSchema, tensorrtCacheDir } from './providers.js';
 import { readTemperature } from './system.js';
-import { buildTestDetector } from './test-models.js';
+import { buildTestDetector } from './models.fixtures.js';
 
 let dir: string;
 let modelPath: string;

@@ -4,13 +4,13 @@ import path from 'node:path';
 import { connect } from 'rabbitmq-stream-js-client';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SERVICE_URLS, skipWithoutService, uniqueSuffix } from '../test/support/services.js';
+import { SERVICE_URLS, skipWithoutService, uniqueSuffix } from '../test/services.fixtures.js';
 import { STREAMS } from '../services/infra/broker/index.js';
 import { RabbitBroker } from '../services/infra/broker/rabbitmq.js';
 import { silentLogger } from '../core/log.js';
 import { runEdgeRunnerCommand } from './command.js';
-import { buildTestDetector } from './test-models.js';
-import { EmbeddedPlatform } from './test-platform.js';
+import { buildTestDetector } from './models.fixtures.js';
+import { EmbeddedPlatform } from './platform.fixtures.js';
 
 // Needs RabbitMQ with the stream plugin: TEST_RABBITMQ_STREAM_URL (default rabbitmq-stream://guest:guest@127.0.0.1:5552/).
 const skip = await skipWithoutService('RabbitMQ streams', SERVICE_URLS.rabbitmq, 'TEST_RABBITMQ_STREAM_URL');

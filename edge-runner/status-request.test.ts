@@ -10,7 +10,7 @@ import {
   type MessagePayload,
 } from '../services/infra/broker/index.js';
 import { silentLogger } from '../core/log.js';
-import { freePort } from '../test/support/services.js';
+import { freePort } from '../test/services.fixtures.js';
 import { EdgeRunner } from './edge-runner.js';
 import { FolderSource } from './sources/index.js';
 

@@ -11,10 +11,10 @@ import { MemoryBroker } from '../services/infra/broker/memory.js';
 import { STREAMS } from '../services/infra/broker/port.js';
 import { silentLogger } from '../core/log.js';
 import { BuiltinTrainer } from './backends/builtin.js';
-import { writeYoloStandIn } from './backends/stand-ins.js';
+import { writeYoloStandIn } from './backends/stand-ins.fixtures.js';
 import { UltralyticsTrainer } from './backends/ultralytics.js';
 import { GpuRunner } from './runner.js';
-import { skipWithoutTorch, writeSquaresDataset } from './test-fixtures.js';
+import { skipWithoutTorch, writeSquaresDataset } from './runner.fixtures.js';
 
 const ARTIFACTS = ['model.onnx', 'metrics.json', 'results.csv', 'report.md', 'train.log'];
 const torchMissing = await skipWithoutTorch();

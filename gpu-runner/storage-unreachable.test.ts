@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ModelStore } from '../edge-runner/model-store.js';
-import { freePort } from '../test/support/services.js';
+import { freePort } from '../test/services.fixtures.js';
 import { downloadDataset } from './dataset.js';
 
 // A URL signed with a base where nothing listens, as an MCP process with its own default PORT made.

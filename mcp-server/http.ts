@@ -5,9 +5,8 @@ import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import type { TokenPrincipal } from '../services/accounts/index.js';
 import { isPlatformError, PlatformError } from '../core/errors.js';
-import type { Platform } from '../app/platform.js';
 import { createMcpServer, type McpSession } from './server.js';
-import { mcpServicesOf, type McpServices } from './services.js';
+import type { McpServices } from './services.js';
 
 /** Token scopes that open the MCP endpoint. */
 export const MCP_SCOPES = ['*', 'mcp'] as const;
@@ -196,7 +195,7 @@ export function mcpHttpEndpoint(opts: McpHttpOptions): McpHttpEndpoint {
   };
 }
 
-/** The `/mcp` router of the platform server (mounted by web-chat/app.ts). */
-export function mcpRouter(platform: Platform, opts: Partial<McpHttpOptions> = {}): Router {
-  return mcpHttpEndpoint({ services: mcpServicesOf(platform), ...opts }).router;
+/** The `/mcp` router of the platform server (mounted by app/http.ts). */
+export function mcpRouter(services: McpServices, opts: Partial<McpHttpOptions> = {}): Router {
+  return mcpHttpEndpoint({ services, ...opts }).router;
 }

@@ -1,6 +1,5 @@
 export { createMcpServer, SERVER_INFO } from './server.js';
 export type { CreateMcpServerOptions, McpSession } from './server.js';
-export { mcpServicesOf } from './services.js';
 export type { McpServices } from './services.js';
 export type { McpCaller } from './call.js';
 export { pendingInfo, whereToApprove } from './approvals.js';
@@ -8,7 +7,5 @@ export type { PendingApprovalInfo } from './approvals.js';
 export { RESOURCE_SCHEME, resourceUriOf, toMcpError } from './resources.js';
 export { MCP_PROJECT_HEADER, MCP_SCOPES, mcpHttpEndpoint, mcpRouter } from './http.js';
 export type { McpHttpEndpoint, McpHttpOptions } from './http.js';
-export { localAdminPrincipal, runStdioServer, stderrLogger, stdioIdentity } from './stdio.js';
-export type { StdioIdentity } from './stdio.js';
 export { createMcpToken } from './token.js';
 export type { McpTokenInput } from './token.js';

@@ -13,11 +13,11 @@ import {
 } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../app/config.js';
-import { jpeg, writeTree } from '../services/datasets/test-support.js';
+import { jpeg, writeTree } from '../services/datasets/datasets.fixtures.js';
 import { silentLogger } from '../core/log.js';
 import { createPlatform, type Platform } from '../app/platform.js';
 import type { Role } from '../core/context.js';
-import { startHttpServer, type RunningServer } from '../web-chat/server.js';
+import { startHttpServer, type RunningServer } from '../app/http.js';
 
 type Answer = (req: ElicitRequest['params']) => ElicitResult;
 

@@ -9,7 +9,7 @@ import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../app/config.js';
 import type { CallContext, Role } from '../core/context.js';
-import { jpeg, writeTree } from '../services/datasets/test-support.js';
+import { jpeg, writeTree } from '../services/datasets/datasets.fixtures.js';
 import { silentLogger } from '../core/log.js';
 import { createPlatform, type Platform } from '../app/platform.js';
 

@@ -11,7 +11,8 @@ import { silentLogger } from '../core/log.js';
 import { createPlatform, type Platform } from '../app/platform.js';
 import type { EpochMetrics, TrainingJob } from '../services/training/index.js';
 import { createMcpServer, type McpSession } from './server.js';
-import { mcpServicesOf, type McpServices } from './services.js';
+import type { McpServices } from './services.js';
+import { mcpServicesOf } from '../app/wiring.js';
 
 describe(createMcpServer.name, () => {
   let dir: string;

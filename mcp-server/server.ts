@@ -6,22 +6,20 @@ import type { ThreadView } from '../agent/runtime.js';
 import type { ApprovalRequest } from '../services/approvals/index.js';
 import type { Principal } from '../core/context.js';
 import { newId } from '../core/ids.js';
-import type { Platform } from '../app/platform.js';
 import type { AnyTool } from '../tools/define.js';
 import { runTool } from '../tools/run-tool.js';
 import { canElicit, elicitDecision, gatedCall, registerApprovalsWait, whereToApprove } from './approvals.js';
 import { callContextOf, guarded, okResult, progressReporter, resultOf, toolContextOf, type McpCaller, type McpExtra } from './call.js';
 import { registerPrompts } from './prompts.js';
 import { registerResources } from './resources.js';
-import { mcpServicesOf, type McpServices } from './services.js';
+import type { McpServices } from './services.js';
 
 /** Name and version the server announces in `initialize`. */
 export const SERVER_INFO = { name: 'visioninapp', title: 'VisionInApp', version: '0.1.0' };
 
-/** Options of `createMcpServer`: the platform (or its services resolved once) and who is connected. */
+/** Options of `createMcpServer`: the services it calls (resolved once by app/) and who is connected. */
 export interface CreateMcpServerOptions {
-  platform?: Platform;
-  services?: McpServices;
+  services: McpServices;
   principal: Principal;
   projectId: string;
   /** How often subscribed jobs and rollouts are re-read to catch changes made by other processes (ms, default 2000). */
@@ -49,8 +47,7 @@ function riskNote(tool: AnyTool): string {
 
 /** Builds an MCP server over the tool registry, approvals, agent, resources and prompts, acting as `principal` in `projectId`. */
 export function createMcpServer(opts: CreateMcpServerOptions): McpSession {
-  const services = opts.services ?? (opts.platform ? mcpServicesOf(opts.platform) : undefined);
-  if (services === undefined) throw new Error('createMcpServer needs a platform or its services');
+  const { services } = opts;
   const caller: McpCaller = { principal: opts.principal, projectId: opts.projectId };
   const server = new McpServer(SERVER_INFO, {
     capabilities: { tools: { listChanged: true }, resources: { subscribe: true, listChanged: true }, prompts: { listChanged: true }, logging: {} },

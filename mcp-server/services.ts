@@ -6,7 +6,6 @@ import type { DomainEventBase } from '../core/events.js';
 import type { FleetService, RolloutService } from '../services/fleet/index.js';
 import type { Logger } from '../core/log.js';
 import type { ModelRegistry } from '../services/models/index.js';
-import type { Platform } from '../app/platform.js';
 import type { TrainingService } from '../services/training/index.js';
 import type { ToolRegistry, ToolServices } from '../tools/index.js';
 
@@ -27,24 +26,4 @@ export interface McpServices {
   fleet?: Pick<FleetService, 'get' | 'list'>;
   rollouts?: Pick<RolloutService, 'status' | 'list'>;
   agent?: Pick<AgentRuntime, 'startConversation' | 'sendMessage' | 'decide' | 'getThread' | 'events'>;
-}
-
-/** The services of `platform` the MCP server uses, with `overrides` on top (tests). */
-export function mcpServicesOf(platform: Platform, overrides: Partial<McpServices> = {}): McpServices {
-  const base: McpServices = {
-    accounts: platform.accounts,
-    approvals: platform.approvals,
-    registry: platform.tools.registry,
-    toolServices: platform.tools.services,
-    events: platform.events,
-    log: platform.log.child({ component: 'mcp' }),
-    publicUrl: platform.publicUrl,
-    datasets: platform.datasets,
-    training: platform.training,
-    models: platform.models,
-    fleet: platform.fleet,
-    rollouts: platform.rollouts,
-    agent: platform.agent,
-  };
-  return { ...base, ...overrides };
 }

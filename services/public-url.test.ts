@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { startHttpServer, type RunningServer } from '../web-chat/server.js';
+import { startHttpServer, type RunningServer } from '../app/http.js';
 import { loadConfig } from '../app/config.js';
 import { systemPrincipal, type CallContext } from '../core/context.js';
 import { makeEnvelope, type Envelope, type MessagePayload } from '../protocol/envelope.js';
@@ -10,7 +10,8 @@ import { MemoryBroker } from './infra/broker/memory.js';
 import { STREAMS } from './infra/broker/port.js';
 import { EventBus } from '../core/events.js';
 import type { TrainingEvent } from './training/events.js';
-import { TrainingService, type TrainingDatasets } from './training/training.service.js';
+import { TrainingService } from './training/training.service.js';
+import { type TrainingDatasets } from './training/model.js';
 import { silentLogger } from '../core/log.js';
 import { createPlatform, type Platform } from '../app/platform.js';
 

@@ -15,7 +15,8 @@ import { ModelRegistry } from './models/model.registry.js';
 import { createPlatform } from '../app/platform.js';
 import { InFlightReconciler } from './reconcile.js';
 import type { TrainingEvent } from './training/events.js';
-import { TrainingService, type TrainingDatasets } from './training/training.service.js';
+import { TrainingService } from './training/training.service.js';
+import { type TrainingDatasets } from './training/model.js';
 
 const ctx: CallContext = {
   user: systemPrincipal(),

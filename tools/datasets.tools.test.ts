@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApprovalService } from '../services/approvals/approval.service.js';
 import type { ApprovalEvent } from '../services/approvals/events.js';
 import { AuditLog } from '../services/audit/audit-log.js';
-import { jpeg, makeService, writeTree } from '../services/datasets/test-support.js';
+import { jpeg, makeService, writeTree } from '../services/datasets/datasets.fixtures.js';
 import { EventBus } from '../core/events.js';
 import { SqliteDb } from '../services/infra/db/sqlite.js';
 import { silentLogger } from '../core/log.js';

@@ -3,7 +3,7 @@ import { ApprovalService } from '../services/approvals/approval.service.js';
 import type { ApprovalEvent } from '../services/approvals/events.js';
 import { AuditLog } from '../services/audit/audit-log.js';
 import { EventBus } from '../core/events.js';
-import { makeFeedbackHarness } from '../services/feedback/test-support.js';
+import { makeFeedbackHarness } from '../services/feedback/feedback.fixtures.js';
 import { SqliteDb } from '../services/infra/db/sqlite.js';
 import { silentLogger } from '../core/log.js';
 import type { ToolContext } from './define.js';

@@ -4,7 +4,7 @@ import { ApprovalService } from '../services/approvals/approval.service.js';
 import type { ApprovalEvent } from '../services/approvals/events.js';
 import { AuditLog } from '../services/audit/audit-log.js';
 import { EventBus } from '../core/events.js';
-import { makeFleetHarness } from '../services/fleet/test-support.js';
+import { makeFleetHarness } from '../services/fleet/fleet.fixtures.js';
 import { silentLogger } from '../core/log.js';
 import type { ToolContext } from './define.js';
 import { createToolRegistry } from './index.js';

@@ -4,7 +4,7 @@ import type { ApprovalEvent } from '../services/approvals/events.js';
 import { AuditLog } from '../services/audit/audit-log.js';
 import { EventBus } from '../core/events.js';
 import { silentLogger } from '../core/log.js';
-import { HELMET_AP, makeEvaluationFixture } from '../services/models/test-support.js';
+import { HELMET_AP, makeEvaluationFixture } from '../services/models/models.fixtures.js';
 import type { ToolContext, ToolProgress } from './define.js';
 import { createToolRegistry } from './index.js';
 import { runTool } from './run-tool.js';

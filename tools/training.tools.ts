@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { PlatformError } from '../core/errors.js';
 import { TRAIN_BACKENDS } from '../protocol/envelope.js';
-import type { TrainingJob } from '../services/training/training.service.js';
+import type { TrainingJob } from '../services/training/model.js';
 import { defineTool, type ToolContext } from './define.js';
 
 /** Architecture and image size used when the request names none, per backend. */

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isPlatformError } from '../core/errors.js';
 import { COCO_NAMES } from './coco-names.js';
 import { detectOptionsSchema, loadClassNames, runDetectCommand } from './detect.js';
-import { buildFixedOutputModel } from './onnx-fixture.js';
+import { buildFixedOutputModel } from './onnx.fixtures.js';
 
 let dir: string;
 let modelPath: string;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseClassNames, parseImageSize, readOnnxModelInfo } from './onnx-metadata.js';
-import { buildFixedOutputModel } from './onnx-fixture.js';
+import { buildFixedOutputModel } from './onnx.fixtures.js';
 
 describe('parseClassNames', () => {
   it('reads the Ultralytics Python-dict form and JSON', () => {

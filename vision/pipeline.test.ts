@@ -4,7 +4,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isPlatformError } from '../core/errors.js';
-import { buildFixedOutputModel } from './onnx-fixture.js';
+import { buildFixedOutputModel } from './onnx.fixtures.js';
 import { loadDetector, type Detection } from './pipeline.js';
 
 let dir: string;

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CSRF_HEADER } from './auth.js';
 import { ROUTES } from './routes.js';
 import { SOCKET_EVENT_LIMIT, SOCKET_EVENTS } from './sockets.js';
-import { startTestServer, TEST_PASSWORD, type TestServer } from './test-support.js';
+import { startTestServer, TEST_PASSWORD, type TestServer } from './server.fixtures.js';
 
 const HEADLINE = 'train a helmet detector on dataset helmets-demo and deploy it to line 3 Jetsons';
 

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_PROJECT_ID } from '../services/accounts/index.js';
 import { makeEnvelope } from '../services/infra/broker/index.js';
-import { startTestServer, type TestServer } from './test-support.js';
+import { startTestServer, type TestServer } from './server.fixtures.js';
 
 describe('POST /api/fleet/devices/:id/feedback-uploads', () => {
   let t: TestServer;

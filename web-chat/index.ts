@@ -10,9 +10,7 @@ export { CacheRateLimitStore, DEFAULT_RATE_LIMITS, rateLimiter } from './rate-li
 export type { RateLimits } from './rate-limit.js';
 export { ERROR_SCHEMA, featuresOf, PUBLIC_PATHS, route, ROUTES } from './routes.js';
 export type { RouteAccess, RouteDef, RouteInput } from './routes.js';
-export { startHttpServer } from './server.js';
-export type { RunningServer } from './server.js';
 export { attachSockets, roomOf, roomsOfEvent, SERVER_EVENTS, SOCKET_EVENT_LIMIT, SOCKET_EVENTS } from './sockets.js';
 export type { SocketDeps, SocketEventDef, SocketServer } from './sockets.js';
-export { toolContext, webServicesOf } from './web-services.js';
+export { toolContext } from './web-services.js';
 export type { WebServices, WebTools } from './web-services.js';

@@ -1,7 +1,7 @@
 import { io as connect, type Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SERVICE_URLS, skipWithoutService, uniqueSuffix } from '../test/support/services.js';
-import { startTestServer, type TestServer } from './test-support.js';
+import { SERVICE_URLS, skipWithoutService, uniqueSuffix } from '../test/services.fixtures.js';
+import { startTestServer, type TestServer } from './server.fixtures.js';
 
 const skip = await skipWithoutService('Redis', SERVICE_URLS.redis, 'TEST_REDIS_URL');
 

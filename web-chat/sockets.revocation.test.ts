@@ -1,7 +1,7 @@
 import { io as connect, type Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_PROJECT_ID } from '../services/accounts/index.js';
-import { startTestServer, type TestClient, type TestServer } from './test-support.js';
+import { startTestServer, type TestClient, type TestServer } from './server.fixtures.js';
 
 // An open socket must stop receiving as soon as its credentials stop being valid: at once after sign-out,
 // token revocation or a role change, and within the re-check interval when a session simply expires.

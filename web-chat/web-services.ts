@@ -9,7 +9,6 @@ import type { Cache } from '../services/infra/cache/port.js';
 import type { FeedbackService } from '../services/feedback/index.js';
 import type { FleetService, RolloutService } from '../services/fleet/index.js';
 import type { ModelEvaluationService, ModelRegistry } from '../services/models/index.js';
-import type { Platform } from '../app/platform.js';
 import type { TrainingService } from '../services/training/index.js';
 import type { ToolRegistry, ToolServices } from '../tools/index.js';
 import type { ToolContext } from '../tools/define.js';
@@ -41,29 +40,6 @@ export interface WebServices {
   rollouts?: RolloutService;
   feedback?: FeedbackService;
   agent?: AgentRuntime;
-}
-
-/** The services of `platform` the web layer uses, with `overrides` on top (tests). */
-export function webServicesOf(platform: Platform, overrides: Partial<WebServices> = {}): WebServices {
-  const base: WebServices = {
-    accounts: platform.accounts,
-    chatLinks: platform.chatLinks,
-    audit: platform.audit,
-    approvals: platform.approvals,
-    tools: platform.tools,
-    events: platform.events,
-    cache: platform.infra.cache,
-    publicUrl: platform.publicUrl,
-    datasets: platform.datasets,
-    training: platform.training,
-    models: platform.models,
-    evaluations: platform.evaluations,
-    fleet: platform.fleet,
-    rollouts: platform.rollouts,
-    feedback: platform.feedback,
-    agent: platform.agent,
-  };
-  return { ...base, ...overrides };
 }
 
 /** A tool context for `ctx` over the web layer's registry. */

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { skipWithoutTorch, writeSquaresDataset } from '../test-fixtures.js';
+import { skipWithoutTorch, writeSquaresDataset } from '../runner.fixtures.js';
 import { runCommand } from './process.js';
 import { BuiltinTrainer } from './builtin.js';
 import type { BackendMetrics } from './types.js';

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { SqliteDb } from '../infra/db/sqlite.js';
-import { accountServiceSuite } from './account.service.suite.js';
+import { accountServiceSuite } from './account.service.contract.js';
 
 accountServiceSuite('sqlite', async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'vacct-'));

@@ -1,7 +1,7 @@
 import { describe } from 'vitest';
-import { createTempMysqlDatabase, SERVICE_URLS, skipWithoutService } from '../../test/support/services.js';
+import { createTempMysqlDatabase, SERVICE_URLS, skipWithoutService } from '../../test/services.fixtures.js';
 import { MysqlDb } from '../infra/db/mysql.js';
-import { chatLinkServiceSuite } from './chat-link.service.suite.js';
+import { chatLinkServiceSuite } from './chat-link.service.contract.js';
 
 // Needs MariaDB/MySQL: TEST_DATABASE_URL (default mysql://root@127.0.0.1:3306/test).
 const skip = await skipWithoutService('MySQL', SERVICE_URLS.mysql, 'TEST_DATABASE_URL');

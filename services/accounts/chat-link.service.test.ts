@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { SqliteDb } from '../infra/db/sqlite.js';
-import { chatLinkServiceSuite } from './chat-link.service.suite.js';
+import { chatLinkServiceSuite } from './chat-link.service.contract.js';
 
 chatLinkServiceSuite('sqlite', async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'vchatlink-'));

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTempMysqlDatabase, SERVICE_URLS, skipWithoutService } from '../../test/support/services.js';
+import { createTempMysqlDatabase, SERVICE_URLS, skipWithoutService } from '../../test/services.fixtures.js';
 import { MysqlDb } from '../infra/db/mysql.js';
 import { silentLogger } from '../../core/log.js';
 import { AuditLog } from './audit-log.js';

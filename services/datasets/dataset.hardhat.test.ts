@@ -8,7 +8,7 @@ import { messageSchemas } from '../../protocol/envelope.js';
 import { SqliteDb } from '../infra/db/sqlite.js';
 import { DatasetService, type VersionResult } from './dataset.service.js';
 import { formatReport } from './report.js';
-import { HARDHAT_DIR, makeService, testContext } from './test-support.js';
+import { HARDHAT_DIR, makeService, testContext } from './datasets.fixtures.js';
 
 const present = existsSync(path.join(HARDHAT_DIR, 'data.yaml'));
 if (!present) console.warn(`[skip] hard-hat photo tests skipped: ${HARDHAT_DIR} is absent (expected ../shared/datasets/hardhat-real beside the project)`);

@@ -2,10 +2,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTempMysqlDatabase, SERVICE_URLS, skipWithoutService } from '../../test/support/services.js';
+import { createTempMysqlDatabase, SERVICE_URLS, skipWithoutService } from '../../test/services.fixtures.js';
 import { MysqlDb } from '../infra/db/mysql.js';
 import { datasetSearchDocs, DatasetService } from './dataset.service.js';
-import { jpeg, makeService, testContext, writeTree } from './test-support.js';
+import { jpeg, makeService, testContext, writeTree } from './datasets.fixtures.js';
 
 // Needs MariaDB/MySQL: TEST_DATABASE_URL (default mysql://root@127.0.0.1:3306/test).
 const skip = await skipWithoutService('MySQL', SERVICE_URLS.mysql, 'TEST_DATABASE_URL');

@@ -5,7 +5,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SqliteDb } from '../infra/db/sqlite.js';
 import { DatasetService, datasetSearchDocs } from './dataset.service.js';
-import { jpeg, makeService, renameInZip, testContext, writeTree, zipOf } from './test-support.js';
+import { jpeg, makeService, renameInZip, testContext, writeTree, zipOf } from './datasets.fixtures.js';
 
 describe(DatasetService.name, () => {
   let db: SqliteDb;

@@ -2,14 +2,14 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { testContext } from '../datasets/test-support.js';
+import { testContext } from '../datasets/datasets.fixtures.js';
 import { makeEnvelope } from '../../protocol/envelope.js';
 import { MemoryBroker } from '../infra/broker/memory.js';
 import { STREAMS } from '../infra/broker/port.js';
 import { SqliteDb } from '../infra/db/sqlite.js';
 import { FeedbackService } from './feedback.service.js';
-import { waitFor } from '../fleet/test-support.js';
-import { makeFeedbackHarness } from './test-support.js';
+import { waitFor } from '../fleet/fleet.fixtures.js';
+import { makeFeedbackHarness } from './feedback.fixtures.js';
 
 describe(FeedbackService.name, () => {
   let db: SqliteDb;

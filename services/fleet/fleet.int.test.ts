@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTempMysqlDatabase, SERVICE_URLS, skipWithoutService } from '../../test/support/services.js';
+import { createTempMysqlDatabase, SERVICE_URLS, skipWithoutService } from '../../test/services.fixtures.js';
 import { MysqlDb } from '../infra/db/mysql.js';
-import { makeFeedbackHarness } from '../feedback/test-support.js';
-import { makeFleetHarness, testContext } from './test-support.js';
+import { makeFeedbackHarness } from '../feedback/feedback.fixtures.js';
+import { makeFleetHarness, testContext } from './fleet.fixtures.js';
 
 // Needs MariaDB/MySQL: TEST_DATABASE_URL (default mysql://root@127.0.0.1:3306/test).
 const skip = await skipWithoutService('MySQL', SERVICE_URLS.mysql, 'TEST_DATABASE_URL');

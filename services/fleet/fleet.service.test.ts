@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isPlatformError } from '../../core/errors.js';
 import { makeEnvelope, type MessagePayload } from '../../protocol/envelope.js';
 import { FleetService } from './fleet.service.js';
-import { makeFleetHarness, testContext } from './test-support.js';
+import { makeFleetHarness, testContext } from './fleet.fixtures.js';
 
 type Harness = Awaited<ReturnType<typeof makeFleetHarness>>;
 

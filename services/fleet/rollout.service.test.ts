@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ModelVersion } from '../models/model.registry.js';
 import { RolloutController } from './rollout.controller.js';
 import { RolloutService } from './rollout.service.js';
-import { makeFleetHarness, testContext, waitFor, type SimDevice } from './test-support.js';
+import { makeFleetHarness, testContext, waitFor, type SimDevice } from './fleet.fixtures.js';
 
 type Harness = Awaited<ReturnType<typeof makeFleetHarness>>;
 

@@ -1,14 +1,14 @@
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CallContext } from '../../core/context.js';
-import { testContext } from '../datasets/test-support.js';
+import { testContext } from '../datasets/datasets.fixtures.js';
 import { isPlatformError } from '../../core/errors.js';
 import type { ModelEvent } from './events.js';
 import { ModelEvaluationService } from './model.evaluation.js';
 import type { ModelVersion } from './model.registry.js';
-import { HELMET_AP, makeEvaluationFixture, type RegisterOptions } from './test-support.js';
+import { HELMET_AP, makeEvaluationFixture, type RegisterOptions } from './models.fixtures.js';
 
-// The fixture's detector, images and the hand computation of the expected numbers are described in test-support.ts.
+// The fixture's detector, images and the hand computation of the expected numbers are described in models.fixtures.ts.
 describe(ModelEvaluationService.name, () => {
   let f: Awaited<ReturnType<typeof makeEvaluationFixture>>;
   let sut: ModelEvaluationService;

@@ -1,5 +1,5 @@
 import type { DomainEventBase } from '../../core/events.js';
-import type { TrainingJob } from './training.service.js';
+import type { TrainingJob } from './model.js';
 
 /** A job was created and waits for a runner. */
 export interface TrainingQueuedEvent extends DomainEventBase {

@@ -1,20 +1,7 @@
-export {
-  JOB_ARTIFACTS,
-  JOB_STATUSES,
-  jobSearchDoc,
-  TrainingService,
-  trainingSearchDocs,
-} from './training.service.js';
-export type {
-  EpochMetrics,
-  JobStatus,
-  RunnerInfo,
-  StartTrainingInput,
-  TrainingDatasets,
-  TrainingJob,
-  TrainingManifest,
-  TrainingServiceOptions,
-} from './training.service.js';
+export { jobSearchDoc, TrainingService, trainingSearchDocs } from './training.service.js';
+export { JOB_ARTIFACTS, JOB_STATUSES } from './model.js';
+export type { TrainingServiceOptions } from './training.service.js';
+export type { EpochMetrics, JobStatus, RunnerInfo, StartTrainingInput, TrainingDatasets, TrainingJob, TrainingManifest } from './model.js';
 export type {
   TrainingAssignedEvent,
   TrainingEvent,

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTempMysqlDatabase, SERVICE_URLS, skipWithoutService } from '../../test/support/services.js';
+import { createTempMysqlDatabase, SERVICE_URLS, skipWithoutService } from '../../test/services.fixtures.js';
 import type { CallContext } from '../../core/context.js';
 import { EventBus } from '../../core/events.js';
 import {
@@ -17,7 +17,8 @@ import { MysqlDb } from '../infra/db/mysql.js';
 import { LocalStorage } from '../infra/storage/local.js';
 import { silentLogger } from '../../core/log.js';
 import { ModelRegistry } from '../models/model.registry.js';
-import { JOB_ARTIFACTS, TrainingService, type TrainingDatasets } from './training.service.js';
+import { TrainingService } from './training.service.js';
+import { JOB_ARTIFACTS, type TrainingDatasets } from './model.js';
 
 // Needs MariaDB/MySQL: TEST_DATABASE_URL (default mysql://root@127.0.0.1:3306/test).
 const skip = await skipWithoutService('MySQL', SERVICE_URLS.mysql, 'TEST_DATABASE_URL');

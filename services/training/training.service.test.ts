@@ -19,12 +19,8 @@ import { silentLogger } from '../../core/log.js';
 import type { ModelEvent } from '../models/events.js';
 import { ModelRegistry } from '../models/model.registry.js';
 import type { TrainingEvent } from './events.js';
-import {
-  JOB_ARTIFACTS,
-  TrainingService,
-  trainingSearchDocs,
-  type TrainingDatasets,
-} from './training.service.js';
+import { TrainingService, trainingSearchDocs } from './training.service.js';
+import { JOB_ARTIFACTS, type TrainingDatasets } from './model.js';
 
 const TIMEOUT = 30_000;
 const config = { backend: 'builtin' as const, model: 'tiny', epochs: 3, imgsz: 320, batch: 8 };

@@ -1,14 +1,14 @@
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FirebaseEmulatorStandIn } from '../../services/infra/auth/firebase-emulator-stand-in.js';
-import { startTestServer, type TestServer } from '../../web-chat/test-support.js';
+import { FirebaseEmulatorStandIn } from '../../services/infra/auth/firebase-emulator.fixtures.js';
+import { startTestServer, type TestServer } from '../../web-chat/server.fixtures.js';
 import { chromiumMissing, launchChromium } from './chromium.js';
 
 // Firebase mode in the browser: the sign-in page loads the Firebase Web SDK (compat builds served from
 // node_modules), signs in with email and password, and trades the ID token for the platform's session
 // cookie. There is no Firebase emulator on this machine, so both the Web SDK (connectAuthEmulator, via
 // the compat useEmulator) and firebase-admin (FIREBASE_AUTH_EMULATOR_HOST) talk to a local STAND-IN that
-// speaks the emulator's REST protocol (services/infra/auth/firebase-emulator-stand-in.ts).
+// speaks the emulator's REST protocol (services/infra/auth/firebase-emulator.fixtures.ts).
 const PROJECT = 'vision-web-test';
 
 describe.skipIf(chromiumMissing())('Firebase sign-in page in Chromium', () => {

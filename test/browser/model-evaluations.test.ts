@@ -5,12 +5,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_PROJECT_ID } from '../../services/accounts/index.js';
 import type { CallContext } from '../../core/context.js';
 import { silentLogger } from '../../core/log.js';
-import { buildFixtureDetector, HELMET_AP, registerFixtureModel, writeFixtureDataset } from '../../services/models/test-support.js';
-import { startTestServer, TEST_PASSWORD, type TestServer } from '../../web-chat/test-support.js';
+import { buildFixtureDetector, HELMET_AP, registerFixtureModel, writeFixtureDataset } from '../../services/models/models.fixtures.js';
+import { startTestServer, TEST_PASSWORD, type TestServer } from '../../web-chat/server.fixtures.js';
 import { ARTIFACTS, chromiumMissing, launchChromium } from './chromium.js';
 
 // The models page lists a version's evaluations (recorded by the real evaluation service on the
-// fixed-output detector of services/models/test-support.ts), in English and in Korean.
+// fixed-output detector of services/models/models.fixtures.ts), in English and in Korean.
 const missing = chromiumMissing();
 
 describe.skipIf(missing)('model evaluations on the models page', () => {

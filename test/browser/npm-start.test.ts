@@ -3,9 +3,9 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { skipWithoutTorch } from '../../gpu-runner/test-fixtures.js';
+import { skipWithoutTorch } from '../../gpu-runner/runner.fixtures.js';
 import { ARTIFACTS, chromiumMissing, launchChromium } from './chromium.js';
-import { freePort } from '../support/services.js';
+import { freePort } from '../services.fixtures.js';
 
 // The issue's "done when": a new user runs `npm start` (= `node bin/visioninapp.js serve`) in a fresh
 // folder, opens the printed URL, signs in with the printed admin credentials and completes the headline

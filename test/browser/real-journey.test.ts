@@ -4,15 +4,15 @@ import path from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureDemoDataset, startEmbeddedGpuRunner, startSimulatedDevices } from '../../bin/embedded.js';
-import { skipWithoutTorch } from '../../gpu-runner/test-fixtures.js';
+import { skipWithoutTorch } from '../../gpu-runner/runner.fixtures.js';
 import { DEFAULT_PROJECT_ID } from '../../services/accounts/index.js';
 import { loadConfig } from '../../app/config.js';
 import { systemPrincipal, type CallContext } from '../../core/context.js';
 import { silentLogger } from '../../core/log.js';
 import { createPlatform, type Platform } from '../../app/platform.js';
-import { startHttpServer, type RunningServer } from '../../web-chat/server.js';
+import { startHttpServer, type RunningServer } from '../../app/http.js';
 import { ARTIFACTS, chromiumMissing, launchChromium } from './chromium.js';
-import { freePort } from '../support/services.js';
+import { freePort } from '../services.fixtures.js';
 
 // The headline journey against the REAL embedded platform: createPlatform with its embedded adapters
 // and the rules-planner agent, the embedded GPU runner training the built-in PyTorch detector, and

@@ -4,9 +4,9 @@ import path from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Role } from '../../core/context.js';
-import { jpeg, writeTree } from '../../services/datasets/test-support.js';
+import { jpeg, writeTree } from '../../services/datasets/datasets.fixtures.js';
 import { makeEnvelope } from '../../protocol/envelope.js';
-import { startTestServer, TEST_PASSWORD, type TestServer } from '../../web-chat/test-support.js';
+import { startTestServer, TEST_PASSWORD, type TestServer } from '../../web-chat/server.fixtures.js';
 import { chromiumMissing, launchChromium } from './chromium.js';
 
 // Role checks, a Korean session and the read pages over a simulated training/fleet domain

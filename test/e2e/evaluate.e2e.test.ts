@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { skipWithoutTorch } from '../../gpu-runner/test-fixtures.js';
+import { skipWithoutTorch } from '../../gpu-runner/runner.fixtures.js';
 import type { ModelVersion } from '../../services/models/index.js';
 import { importSyntheticDataset, startE2ePlatform, trainModel, type E2eEnv } from './harness.js';
 

@@ -13,8 +13,8 @@ import type { ModelVersion } from '../../services/models/index.js';
 import { createPlatform, type Platform } from '../../app/platform.js';
 import type { RolloutStatus } from '../../services/fleet/index.js';
 import { generateYoloDataset } from '../../vision/index.js';
-import { startHttpServer } from '../../web-chat/server.js';
-import { freePort } from '../support/services.js';
+import { startHttpServer } from '../../app/http.js';
+import { freePort } from '../services.fixtures.js';
 
 /** A whole embedded platform for an end-to-end test: HTTP server, GPU runner, edge runners and a recorder of both streams. */
 export interface E2eEnv {

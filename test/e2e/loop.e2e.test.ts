@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildTestDetector } from '../../edge-runner/test-models.js';
-import { skipWithoutTorch } from '../../gpu-runner/test-fixtures.js';
+import { buildTestDetector } from '../../edge-runner/models.fixtures.js';
+import { skipWithoutTorch } from '../../gpu-runner/runner.fixtures.js';
 import type { ModelVersion } from '../../services/models/index.js';
 import {
   firstImage,

@@ -4,9 +4,9 @@ import path from 'node:path';
 import { connect } from 'rabbitmq-stream-js-client';
 import S3rver from 's3rver';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { skipWithoutTorch } from '../../gpu-runner/test-fixtures.js';
+import { skipWithoutTorch } from '../../gpu-runner/runner.fixtures.js';
 import { STREAMS } from '../../services/infra/broker/index.js';
-import { SERVICE_URLS, skipWithoutService, uniqueSuffix } from '../support/services.js';
+import { SERVICE_URLS, skipWithoutService, uniqueSuffix } from '../services.fixtures.js';
 import {
   firstImage,
   importSyntheticDataset,

@@ -9,8 +9,8 @@ import { systemPrincipal } from '../../core/context.js';
 import { createBroker, makeEnvelope, STREAMS, type Broker, type MessagePayload } from '../../services/infra/broker/index.js';
 import { silentLogger } from '../../core/log.js';
 import { createPlatform, type Platform } from '../../app/platform.js';
-import { startHttpServer, type RunningServer } from '../../web-chat/server.js';
-import { SERVICE_URLS, skipWithoutService, startRabbitApp, stopRabbitApp, uniqueSuffix } from '../support/services.js';
+import { startHttpServer, type RunningServer } from '../../app/http.js';
+import { SERVICE_URLS, skipWithoutService, startRabbitApp, stopRabbitApp, uniqueSuffix } from '../services.fixtures.js';
 
 // Needs RabbitMQ with the stream plugin (TEST_RABBITMQ_STREAM_URL) and `rabbitmqctl` on this machine: the test stops
 // RabbitMQ's app, so it is a *.disruptive.int.test.ts and runs after every other test file (see vitest.config.ts).

@@ -2,10 +2,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { skipWithoutTorch, writeSquaresDataset } from '../../gpu-runner/test-fixtures.js';
+import { skipWithoutTorch, writeSquaresDataset } from '../../gpu-runner/runner.fixtures.js';
 import { createBroker, STREAMS, type Broker, type Envelope, type MessagePayload } from '../../services/infra/broker/index.js';
 import { silentLogger } from '../../core/log.js';
-import { createTempMysqlDatabase, SERVICE_URLS, skipWithoutService, uniqueSuffix } from '../support/services.js';
+import { createTempMysqlDatabase, SERVICE_URLS, skipWithoutService, uniqueSuffix } from '../services.fixtures.js';
 import { adminCredentials, Api, deleteStreams, eventually, freePort, killDelay, Processes, requestAndApprove, waitThread, type CliProcess, type Thread } from './processes.js';
 import type { CrashDatabase } from './crash-training-scenario.js';
 

@@ -1,5 +1,5 @@
 import { afterAll, describe, it } from 'vitest';
-import { createTempMysqlDatabase, SERVICE_URLS, skipWithoutService } from '../support/services.js';
+import { createTempMysqlDatabase, SERVICE_URLS, skipWithoutService } from '../services.fixtures.js';
 import { approvalCrashScenario } from './crash-approval-scenario.js';
 
 // The same kills with the platform on MySQL/MariaDB (TEST_DATABASE_URL): checkpoints, approvals and audit there.

@@ -4,10 +4,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { io as connect } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { skipWithoutTorch, writeSquaresDataset } from '../../gpu-runner/test-fixtures.js';
+import { skipWithoutTorch, writeSquaresDataset } from '../../gpu-runner/runner.fixtures.js';
 import { createBroker, STREAMS, type Broker, type Envelope, type MessagePayload } from '../../services/infra/broker/index.js';
 import { silentLogger } from '../../core/log.js';
-import { createTempMysqlDatabase, SERVICE_URLS, skipWithoutService, uniqueSuffix } from '../support/services.js';
+import { createTempMysqlDatabase, SERVICE_URLS, skipWithoutService, uniqueSuffix } from '../services.fixtures.js';
 import {
   adminCredentials,
   Api,

@@ -2,14 +2,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { connect } from 'rabbitmq-stream-js-client';
 import { STREAMS } from '../../services/infra/broker/index.js';
-import { SERVICE_URLS } from '../support/services.js';
+import { SERVICE_URLS } from '../services.fixtures.js';
 
 /** Crash-recovery test support: real `visioninapp` processes, killed with SIGKILL, and the REST API they serve. */
 
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
 const BIN = path.join(ROOT, 'bin', 'visioninapp.js');
 
-export { freePort } from '../support/services.js';
+export { freePort } from '../services.fixtures.js';
 
 /** Thrown by a probe when waiting longer cannot help (e.g. the conversation already ended otherwise). */
 export class GiveUp extends Error {}

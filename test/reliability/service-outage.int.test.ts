@@ -7,8 +7,8 @@ import { DEFAULT_PROJECT_ID } from '../../services/accounts/index.js';
 import { loadConfig } from '../../app/config.js';
 import { silentLogger } from '../../core/log.js';
 import { createPlatform, type Platform } from '../../app/platform.js';
-import { startHttpServer, type RunningServer } from '../../web-chat/server.js';
-import { createTempMysqlDatabase, SERVICE_URLS, skipWithoutService } from '../support/services.js';
+import { startHttpServer, type RunningServer } from '../../app/http.js';
+import { createTempMysqlDatabase, SERVICE_URLS, skipWithoutService } from '../services.fixtures.js';
 
 const skipMysql = await skipWithoutService('MySQL', SERVICE_URLS.mysql, 'TEST_DATABASE_URL');
 const skipRedis = await skipWithoutService('Redis', SERVICE_URLS.redis, 'TEST_REDIS_URL');

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { slackSignature } from '../../web-chat/slack/signature.js';
-import { startTestServer, type TestServer } from '../../web-chat/test-support.js';
+import { startTestServer, type TestServer } from '../../web-chat/server.fixtures.js';
 
 const SECRET = 'slack-signing-secret-for-fuzzing';
 

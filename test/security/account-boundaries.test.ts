@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_PROJECT_ID } from '../../services/accounts/index.js';
 import { CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE } from '../../web-chat/auth.js';
-import { startTestServer, TEST_PASSWORD, type TestServer } from '../../web-chat/test-support.js';
+import { startTestServer, TEST_PASSWORD, type TestServer } from '../../web-chat/server.fixtures.js';
 
 async function signIn(
   server: TestServer,

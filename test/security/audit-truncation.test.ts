@@ -8,7 +8,7 @@ import { DEFAULT_PROJECT_ID } from '../../services/accounts/index.js';
 import { loadConfig } from '../../app/config.js';
 import { silentLogger } from '../../core/log.js';
 import { createPlatform } from '../../app/platform.js';
-import { startTestServer, type TestServer } from '../../web-chat/test-support.js';
+import { startTestServer, type TestServer } from '../../web-chat/server.fixtures.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
 const BIN = path.join(ROOT, 'bin', 'visioninapp.js');

@@ -7,10 +7,10 @@ import { loadConfig } from '../../app/config.js';
 import { silentLogger } from '../../core/log.js';
 import { createPlatform } from '../../app/platform.js';
 import { CSRF_COOKIE, CSRF_HEADER } from '../../web-chat/auth.js';
-import { startHttpServer } from '../../web-chat/server.js';
+import { startHttpServer } from '../../app/http.js';
 import { slackSignature } from '../../web-chat/slack/signature.js';
-import { startTestServer, TEST_PASSWORD, type TestServer } from '../../web-chat/test-support.js';
-import { freePort } from '../support/services.js';
+import { startTestServer, TEST_PASSWORD, type TestServer } from '../../web-chat/server.fixtures.js';
+import { freePort } from '../services.fixtures.js';
 
 // Issue 13 item 3: opening /#link/CODE linked the code's chat user to whoever opened the page, with no
 // confirmation; an unlinked chat user tricked an admin into opening it and then approved as the admin.

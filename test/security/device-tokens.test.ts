@@ -6,7 +6,7 @@ import {
   TEST_PASSWORD,
   type TestClient,
   type TestServer,
-} from '../../web-chat/test-support.js';
+} from '../../web-chat/server.fixtures.js';
 
 const MAX_BYTES = 64 * 1024;
 

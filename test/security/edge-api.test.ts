@@ -7,7 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { deviceApiKeyFromToken, edgeRunnerOptionsSchema } from '../../edge-runner/command.js';
 import { EdgeRunner } from '../../edge-runner/edge-runner.js';
 import { HttpPushSource } from '../../edge-runner/sources/index.js';
-import { EmbeddedPlatform } from '../../edge-runner/test-platform.js';
+import { EmbeddedPlatform } from '../../edge-runner/platform.fixtures.js';
 import { silentLogger } from '../../core/log.js';
 import { decodeImage, letterbox } from '../../vision/index.js';
 

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AccountService, DEFAULT_PROJECT_ID } from '../../services/accounts/index.js';
-import { FirebaseEmulatorStandIn } from '../../services/infra/auth/firebase-emulator-stand-in.js';
+import { FirebaseEmulatorStandIn } from '../../services/infra/auth/firebase-emulator.fixtures.js';
 import { FirebaseIdentityProvider } from '../../services/infra/auth/firebase.js';
 import { SqliteDb } from '../../services/infra/db/sqlite.js';
 import { silentLogger } from '../../core/log.js';
@@ -11,7 +11,7 @@ import { silentLogger } from '../../core/log.js';
 // Issue 13 item 7: Firebase sign-in matched accounts by e-mail and ignored email_verified, so a second
 // Firebase user with the victim's (unverified) address got the victim's account and admin role; and a
 // platform session outlived the Firebase user's revocation. firebase-admin runs in emulator mode against
-// the local stand-in (see firebase-emulator-stand-in.ts).
+// the local stand-in (see firebase-emulator.fixtures.ts).
 const PROJECT = 'vision-sec';
 const token = (claims: Record<string, unknown>) => FirebaseEmulatorStandIn.token(PROJECT, claims);
 

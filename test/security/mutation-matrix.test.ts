@@ -15,10 +15,10 @@ import { silentLogger } from '../../core/log.js';
 import { createPlatform, type Platform } from '../../app/platform.js';
 import { CSRF_COOKIE, CSRF_HEADER } from '../../web-chat/auth.js';
 import { MUTATION_EXEMPTIONS, ROUTES, type RouteDef } from '../../web-chat/routes.js';
-import { startHttpServer, type RunningServer } from '../../web-chat/server.js';
+import { startHttpServer, type RunningServer } from '../../app/http.js';
 import { BOT_COMMANDS, VisionBot } from '../../web-chat/slack/bot.js';
 import { SOCKET_EVENTS } from '../../web-chat/sockets.js';
-import { webServicesOf } from '../../web-chat/web-services.js';
+import { mcpServicesOf, webServicesOf } from '../../app/wiring.js';
 
 const PASSWORD = 'correct horse battery';
 const SAMPLE_ID = 'fbk_matrix_1';
@@ -127,7 +127,7 @@ describe('mutation matrix: every state change of every front end goes through ru
 
   async function mcpClient(role: Role): Promise<Client> {
     const session = createMcpServer({
-      platform,
+      services: mcpServicesOf(platform),
       principal: { userId: users[role], email: `${role}@example.test`, name: role, role, kind: 'user' },
       projectId: DEFAULT_PROJECT_ID,
     });

@@ -1,6 +1,6 @@
 import { io as connect, type Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestServer, type TestClient, type TestServer } from '../../web-chat/test-support.js';
+import { startTestServer, type TestClient, type TestServer } from '../../web-chat/server.fixtures.js';
 
 // Oversized and malformed chat input at the HTTP and socket boundaries: a clear error a person can act
 // on, no conversation created, no plan run, and the server keeps answering.

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createTempMysqlDatabase, freePort, SERVICE_URLS, skipWithoutService, uniqueSuffix } from '../support/services.js';
+import { createTempMysqlDatabase, freePort, SERVICE_URLS, skipWithoutService, uniqueSuffix } from '../services.fixtures.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
 const BIN = path.join(ROOT, 'bin', 'visioninapp.js');

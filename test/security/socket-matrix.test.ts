@@ -4,7 +4,7 @@ import { DEFAULT_PROJECT_ID } from '../../services/accounts/index.js';
 import { roleAtLeast, type Role } from '../../core/context.js';
 import { ROUTES } from '../../web-chat/routes.js';
 import { SOCKET_EVENTS } from '../../web-chat/sockets.js';
-import { startTestServer, TEST_PASSWORD, type TestServer } from '../../web-chat/test-support.js';
+import { startTestServer, TEST_PASSWORD, type TestServer } from '../../web-chat/server.fixtures.js';
 
 const ROLES: Role[] = ['viewer', 'operator', 'approver', 'admin'];
 type EventName = keyof typeof SOCKET_EVENTS;

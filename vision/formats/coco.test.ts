@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { buildCocoJson, parseCoco } from './coco.js';
-import { memoryFiles } from './test-files.js';
+import { memoryFiles } from './files.fixtures.js';
 
 const coco = {
   images: [

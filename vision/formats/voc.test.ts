@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseVoc } from './voc.js';
-import { memoryFiles } from './test-files.js';
+import { memoryFiles } from './files.fixtures.js';
 
 const xml = (file: string, objects: string) =>
   `<annotation><folder>JPEGImages</folder><filename>${file}</filename><size><width>200</width><height>100</height><depth>3</depth></size>${objects}</annotation>`;

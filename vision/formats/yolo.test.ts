@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { formatYoloDataYaml, formatYoloLabels, parseYolo, parseYoloDataYaml, parseYoloLabels, yoloLabelPathFor } from './yolo.js';
-import { memoryFiles } from './test-files.js';
+import { memoryFiles } from './files.fixtures.js';
 
 describe('parseYoloDataYaml', () => {
   it('reads names as a list or as an index map', () => {

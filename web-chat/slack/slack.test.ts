@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestServer, type TestServer } from '../test-support.js';
+import { startTestServer, type TestServer } from '../server.fixtures.js';
 import { slackSignature, slackSignatureProblem } from './signature.js';
 
 // Slack's documented example ("Verifying requests from Slack").

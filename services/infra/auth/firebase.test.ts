@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FirebaseEmulatorStandIn } from './firebase-emulator-stand-in.js';
+import { FirebaseEmulatorStandIn } from './firebase-emulator.fixtures.js';
 import { createIdentityProvider } from './index.js';
 import { FirebaseIdentityProvider } from './firebase.js';
 
 // firebase-admin runs in emulator mode (FIREBASE_AUTH_EMULATOR_HOST) against a local STAND-IN for the
-// Auth emulator (see firebase-emulator-stand-in.ts), not the real emulator. firebase-admin itself
+// Auth emulator (see firebase-emulator.fixtures.ts), not the real emulator. firebase-admin itself
 // still checks the token's aud, iss, sub, exp and iat, and looks the user up on the stand-in.
 const PROJECT = 'vision-test';
 const token = (claims: Record<string, unknown>, project = PROJECT) => FirebaseEmulatorStandIn.token(project, claims);

@@ -1,6 +1,6 @@
 import { connect, Offset, type Client } from 'rabbitmq-stream-js-client';
 import { afterAll, describe, expect, it } from 'vitest';
-import { SERVICE_URLS, skipWithoutService, startRabbitApp, stopRabbitApp, uniqueSuffix } from '../../../test/support/services.js';
+import { SERVICE_URLS, skipWithoutService, startRabbitApp, stopRabbitApp, uniqueSuffix } from '../../../test/services.fixtures.js';
 import { silentLogger } from '../../../core/log.js';
 import { metrics } from './broker.contract.js';
 import type { Envelope } from '../../../protocol/envelope.js';

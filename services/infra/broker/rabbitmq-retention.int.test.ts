@@ -3,7 +3,7 @@ import { Writable } from 'node:stream';
 import { promisify } from 'node:util';
 import { connect, type Client } from 'rabbitmq-stream-js-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SERVICE_URLS, skipWithoutService, uniqueSuffix } from '../../../test/support/services.js';
+import { SERVICE_URLS, skipWithoutService, uniqueSuffix } from '../../../test/services.fixtures.js';
 import { createLogger } from '../../../core/log.js';
 import { metrics } from './broker.contract.js';
 import { STREAMS } from './port.js';

@@ -1,6 +1,6 @@
 import { connect, type Client } from 'rabbitmq-stream-js-client';
 import { afterAll, beforeAll, describe } from 'vitest';
-import { SERVICE_URLS, skipWithoutService, uniqueSuffix } from '../../../test/support/services.js';
+import { SERVICE_URLS, skipWithoutService, uniqueSuffix } from '../../../test/services.fixtures.js';
 import { silentLogger } from '../../../core/log.js';
 import { brokerContract, type BrokerFixture } from './broker.contract.js';
 import { STREAMS } from './port.js';

@@ -1,6 +1,6 @@
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { SERVICE_URLS, skipWithoutService, uniqueSuffix } from '../../../test/support/services.js';
+import { SERVICE_URLS, skipWithoutService, uniqueSuffix } from '../../../test/services.fixtures.js';
 import { isPlatformError } from '../../../core/errors.js';
 import { cacheContract } from './cache.contract.js';
 import { RedisCache } from './redis.js';

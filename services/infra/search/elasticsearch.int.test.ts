@@ -1,5 +1,5 @@
 import { describe } from 'vitest';
-import { uniqueSuffix } from '../../../test/support/services.js';
+import { uniqueSuffix } from '../../../test/services.fixtures.js';
 import { ElasticsearchIndex } from './elasticsearch.js';
 import { searchContract } from './search.contract.js';
 

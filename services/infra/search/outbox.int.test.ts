@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTempMysqlDatabase, SERVICE_URLS, skipWithoutService } from '../../../test/support/services.js';
+import { createTempMysqlDatabase, SERVICE_URLS, skipWithoutService } from '../../../test/services.fixtures.js';
 import { silentLogger } from '../../../core/log.js';
 import { MysqlDb } from '../db/mysql.js';
 import { MiniSearchIndex } from './minisearch.js';

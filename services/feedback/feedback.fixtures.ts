@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { DatasetService } from '../datasets/dataset.service.js';
 import { datasetPathPolicy } from '../datasets/roots.js';
-import { jpeg, testContext, writeTree } from '../datasets/test-support.js';
+import { jpeg, testContext, writeTree } from '../datasets/datasets.fixtures.js';
 import { EventBus } from '../../core/events.js';
 import { newId } from '../../core/ids.js';
 import { makeEnvelope, type MessagePayload } from '../../protocol/envelope.js';

@@ -11,11 +11,11 @@ import type { Role } from '../core/context.js';
 import { silentLogger } from '../core/log.js';
 import { createPlatform, type Platform } from '../app/platform.js';
 import { ToolRegistry } from '../tools/registry.js';
-import type { WebOptions } from './app.js';
+import type { HttpAppOptions } from '../app/http.js';
 import { CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE } from './auth.js';
-import { startHttpServer, type RunningServer } from './server.js';
-import { webServicesOf } from './web-services.js';
-import { freePort } from '../test/support/services.js';
+import { startHttpServer, type RunningServer } from '../app/http.js';
+import { webServicesOf } from '../app/wiring.js';
+import { freePort } from '../test/services.fixtures.js';
 
 /** Password of every test user. */
 export const TEST_PASSWORD = 'correct horse battery';
@@ -41,7 +41,7 @@ export interface TestServer {
 }
 
 /** Starts a TestServer; `env` adds config variables (e.g. SLACK_SIGNING_SECRET). */
-export async function startTestServer(opts: { env?: Record<string, string>; web?: WebOptions } = {}): Promise<TestServer> {
+export async function startTestServer(opts: { env?: Record<string, string>; web?: HttpAppOptions } = {}): Promise<TestServer> {
   const dir = mkdtempSync(path.join(tmpdir(), 'vweb-'));
   // A known port, so that signed storage URLs (PUBLIC_URL) point at this server.
   const port = String(await freePort());

@@ -1,13 +1,14 @@
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import { DEFAULT_PROJECT_ID, type AccountService } from '../services/accounts/index.js';
-import type { Config } from '../app/config.js';
+import type { Config } from './config.js';
 import type { Principal } from '../core/context.js';
 import { PlatformError } from '../core/errors.js';
 import pino from 'pino';
 import { createLogger, type Logger } from '../core/log.js';
-import { createPlatform } from '../app/platform.js';
-import { MCP_SCOPES } from './http.js';
-import { createMcpServer } from './server.js';
+import { createPlatform } from './platform.js';
+import { mcpServicesOf } from './wiring.js';
+import { MCP_SCOPES } from '../mcp-server/http.js';
+import { createMcpServer } from '../mcp-server/server.js';
 
 /** The platform logger on stderr: on stdio, stdout carries only JSON-RPC. */
 export function stderrLogger(level: string): Logger {
@@ -58,7 +59,7 @@ export async function runStdioServer(config: Config, log: Logger, token: string 
     const identity = await stdioIdentity(platform.accounts, config, token);
     // The embedded search index lives in memory; build it so search works in this process too.
     if (config.ELASTICSEARCH_URL === undefined) await platform.reindex();
-    const session = createMcpServer({ platform, principal: identity.principal, projectId: identity.projectId });
+    const session = createMcpServer({ services: mcpServicesOf(platform), principal: identity.principal, projectId: identity.projectId });
     const transport = new StdioServerTransport();
     const closed = new Promise<void>((resolve) => {
       transport.onclose = resolve;

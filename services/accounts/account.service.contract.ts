@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { EventBus } from '../../core/events.js';
 import { silentLogger } from '../../core/log.js';
-import { FirebaseEmulatorStandIn } from '../infra/auth/firebase-emulator-stand-in.js';
+import { FirebaseEmulatorStandIn } from '../infra/auth/firebase-emulator.fixtures.js';
 import { FirebaseIdentityProvider } from '../infra/auth/firebase.js';
 import { LocalIdentityProvider } from '../infra/auth/local.js';
 import type { Db } from '../infra/db/port.js';

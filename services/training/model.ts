@@ -1,0 +1,87 @@
+import { type TrainConfig } from '../../protocol/envelope.js';
+import { type CallContext } from '../../core/context.js';
+
+/** States of a job; the last three are final. */
+export const JOB_STATUSES = ['queued', 'assigned', 'running', 'succeeded', 'failed', 'cancelled'] as const;
+
+export type JobStatus = (typeof JOB_STATUSES)[number];
+
+/** Artifacts a runner gets a presigned PUT URL for, under `jobs/<jobId>/<attempt>/`. */
+export const JOB_ARTIFACTS = ['model.onnx', 'metrics.json', 'results.csv', 'report.md', 'train.log'] as const;
+
+/** The `train.start` dataset payload: a version's files in YOLO layout with signed URLs. */
+export interface TrainingManifest {
+  name: string;
+  version: number;
+  classNames: string[];
+  files: Array<{ path: string; url: string; sha256: string; size: number }>;
+}
+
+/** The one thing training needs from the datasets domain (DatasetService satisfies it). */
+export interface TrainingDatasets {
+  /** Resolves `name`, `name@N` or `name@latest` and lists its files, each with a URL from `presign`. */
+  trainingManifest(
+    ctx: CallContext,
+    ref: string,
+    presign: (key: string) => Promise<string>,
+  ): Promise<TrainingManifest>;
+}
+
+/** A training job as people and tools see it. */
+export interface TrainingJob {
+  id: string;
+  projectId: string;
+  /** Model name the result is registered under. */
+  name: string;
+  /** `dataset@version` the job trains on. */
+  dataset: string;
+  config: TrainConfig;
+  status: JobStatus;
+  runnerId: string | null;
+  attempt: number;
+  maxAttempts: number;
+  requestedBy: string;
+  threadId: string | null;
+  message: string | null;
+  /** Epochs finished in the current attempt, of `epochs`. */
+  epochsDone: number;
+  epochs: number;
+  lastMetrics: Record<string, number> | null;
+  modelVersionId: string | null;
+  createdAt: number;
+  updatedAt: number;
+  assignedAt: number | null;
+  startedAt: number | null;
+  finishedAt: number | null;
+  lastSeenAt: number | null;
+}
+
+/** Metrics of one finished epoch. */
+export interface EpochMetrics {
+  attempt: number;
+  epoch: number;
+  epochs: number;
+  metrics: Record<string, number>;
+  at: number;
+}
+
+/** A GPU runner as last heard from. */
+export interface RunnerInfo {
+  id: string;
+  backends: string[];
+  device: unknown;
+  version: string | null;
+  busyJobId: string | null;
+  lastSeenAt: number;
+  live: boolean;
+}
+
+/** What `start` takes. */
+export interface StartTrainingInput {
+  /** Dataset reference: `name`, `name@N` or `name@latest`. */
+  dataset: string;
+  config: TrainConfig;
+  /** Model name for the result; default `<dataset>-<backend>`. */
+  name?: string;
+  threadId?: string;
+}
