@@ -1,8 +1,9 @@
 import type { DomainEventBase } from '../core/events.js';
 import type { ToolApprovalPolicy } from '../tools/services.js';
 import type { ToolError } from '../tools/run-tool.js';
-import type { ToolProgress, ToolRisk, ToolWait } from '../tools/define.js';
+import type { ToolProgress, ToolWait } from '../tools/define.js';
 import type { Plan } from './plan.js';
+import type { Risk } from '../services/approvals/policy.js';
 
 /** What every agent event carries: the conversation it belongs to. */
 interface AgentEventBase extends DomainEventBase {
@@ -39,7 +40,7 @@ export interface AgentApprovalEvent extends AgentEventBase {
   index: number;
   tool: string;
   args: Record<string, unknown>;
-  risk: ToolRisk;
+  risk: Risk;
   policy: ToolApprovalPolicy;
   reason: string;
 }

@@ -1,17 +1,8 @@
 export { KyselySaver } from './checkpointer.js';
-export { buildAgentGraph, AgentState } from './graph.js';
-export type {
-  AgentGraph,
-  AgentGraphDeps,
-  AgentStateValue,
-  ApprovalInterrupt,
-  ApprovalResume,
-  Decider,
-  Requester,
-  StepRecord,
-  WaitInterrupt,
-  WaitOutcome,
-} from './graph.js';
+export { buildAgentGraph } from './graph.js';
+export { AgentState } from './state.js';
+export type { AgentGraph, AgentGraphDeps } from './graph.js';
+export type { AgentStateValue, ApprovalInterrupt, ApprovalResume, Decider, Requester, StepRecord, WaitInterrupt, WaitOutcome } from './state.js';
 export { AgentRuntime } from './runtime.js';
 export type { AgentDecision, AgentRuntimeOptions, DomainEventSource, ThreadView, WaitSource } from './runtime.js';
 export type {

@@ -1,7 +1,7 @@
 import type { BaseChatModel } from '@langchain/core/language_models/chat_models';
 import { AIMessage, HumanMessage, SystemMessage, type BaseMessage } from '@langchain/core/messages';
 import type { ToolRegistry } from '../tools/registry.js';
-import type { AgentStateValue } from './graph.js';
+import type { AgentStateValue } from './state.js';
 import type { Plan, PlanStep } from './plan.js';
 import type { PlanInput, Planner, ReplanInput } from './planner.js';
 import { templateReport } from './report.js';

@@ -1,4 +1,4 @@
-import type { AgentStateValue, StepRecord } from './graph.js';
+import type { AgentStateValue, StepRecord } from './state.js';
 import { describeArgs } from './plan.js';
 
 const STATE_WORDS: Record<StepRecord['state'], string> = {

@@ -13,16 +13,8 @@ import { toToolError } from '../tools/run-tool.js';
 import type { ToolApprovalView, ToolServices } from '../tools/services.js';
 import { KyselySaver } from './checkpointer.js';
 import type { AgentEvent, AgentEventInput, ThreadStatus } from './events.js';
-import {
-  buildAgentGraph,
-  type AgentGraph,
-  type AgentStateValue,
-  type ApprovalInterrupt,
-  type ApprovalResume,
-  type StepRecord,
-  type WaitInterrupt,
-  type WaitOutcome,
-} from './graph.js';
+import { buildAgentGraph, type AgentGraph } from './graph.js';
+import { type AgentStateValue, type ApprovalInterrupt, type ApprovalResume, type StepRecord, type WaitInterrupt, type WaitOutcome } from './state.js';
 import type { Plan } from './plan.js';
 import type { PlatformCatalog, Planner } from './planner.js';
 

@@ -3,7 +3,7 @@ import type { DomainEventBase } from '../core/events.js';
 import type { ModelRegistry } from '../services/models/model.registry.js';
 import type { TrainingService } from '../services/training/training.service.js';
 import type { RolloutService } from '../services/fleet/rollout.service.js';
-import type { WaitOutcome } from './graph.js';
+import type { WaitOutcome } from './state.js';
 import type { WaitSource } from './runtime.js';
 
 const FINAL = new Set(['succeeded', 'failed', 'cancelled']);

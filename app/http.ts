@@ -5,7 +5,7 @@ import express from 'express';
 import type { Platform } from './platform.js';
 import type { Express } from 'express';
 import { createApp, type WebLocals, type WebOptions } from '../web-chat/app.js';
-import type { SignInConfig } from '../web-chat/routes.js';
+import type { SignInConfig } from '../web-chat/routes/index.js';
 import type { WebServices } from '../web-chat/web-services.js';
 import { mcpRouter } from '../mcp-server/http.js';
 import { mcpServicesOf, webServicesOf } from './wiring.js';

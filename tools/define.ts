@@ -1,10 +1,16 @@
 import { z } from 'zod';
 import type { CallContext } from '../core/context.js';
 import type { ToolServices } from './services.js';
-import type { ToolRegistry } from './registry.js';
+import type { Risk } from '../services/approvals/policy.js';
 
 /** How much a tool can change: `read` never changes anything, `critical` touches production (deploy, rollback, promote). */
-export type ToolRisk = 'read' | 'write' | 'critical';
+/** What `runTool` asks of the registry a tool runs in (tools/registry.ts implements it). */
+export interface ToolLookup {
+  has(name: string): boolean;
+  names(): string[];
+  get(name: string): AnyTool;
+  parseInput(name: string, raw: unknown): Record<string, unknown>;
+}
 
 /** Progress a long tool reports while it runs (training epochs, rollout waves, import counts). */
 export interface ToolProgress {
@@ -17,7 +23,7 @@ export interface ToolProgress {
 /** What a tool's `run` receives: the caller's context plus the services and the registry. */
 export interface ToolContext extends CallContext {
   services: ToolServices;
-  registry: ToolRegistry;
+  registry: ToolLookup;
   /** Called by long tools with progress; front ends forward it (socket, MCP progress notifications). */
   onProgress?: (progress: ToolProgress) => void;
 }
@@ -38,7 +44,7 @@ export interface ToolDefinition<I extends z.ZodObject = z.ZodObject, O extends z
   description: string;
   input: I;
   output: O;
-  risk: ToolRisk;
+  risk: Risk;
   /** True when running it twice with the same input changes nothing more than running it once. */
   idempotent: boolean;
   /**

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { PlatformError } from '../core/errors.js';
-import type { Device, DeviceTarget } from '../services/fleet/fleet.service.js';
-import type { RolloutStatus } from '../services/fleet/rollout.service.js';
+import type { Device, DeviceTarget } from '../services/fleet/model.js';
+import type { RolloutStatus } from '../services/fleet/model.js';
 import { defineTool, type ToolContext } from './define.js';
 
 function fleet(ctx: ToolContext) {

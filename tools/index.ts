@@ -11,7 +11,7 @@ import type { ToolServices } from './services.js';
 import { trainingTools } from './training.tools.js';
 
 export { defineTool } from './define.js';
-export type { AnyTool, ToolContext, ToolDefinition, ToolProgress, ToolRisk, ToolWait } from './define.js';
+export type { AnyTool, ToolContext, ToolDefinition, ToolLookup, ToolProgress, ToolWait } from './define.js';
 export { ToolRegistry } from './registry.js';
 export type { LlmToolSpec, ToolSchema } from './registry.js';
 export { auditActor, runTool, toToolError } from './run-tool.js';

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { PlatformError } from '../core/errors.js';
-import type { ModelEvaluation } from '../services/models/model.evaluation.js';
-import type { ModelVersion } from '../services/models/model.registry.js';
+import type { ModelEvaluation } from '../services/models/model.js';
+import type { ModelVersion } from '../services/models/model.js';
 import { defineTool, type ToolContext } from './define.js';
 
 const modelVersion = z.string().min(1).max(200).describe('model version: id (mv_…), name@N, name@production|staging|candidate, or a name (its latest)');

@@ -1,13 +1,14 @@
 import { z } from 'zod';
 import { PlatformError, describeZodError } from '../core/errors.js';
-import type { AnyTool, ToolRisk } from './define.js';
+import type { AnyTool } from './define.js';
+import type { Risk } from '../services/approvals/policy.js';
 
 /** A tool as JSON: what an LLM binds and what MCP lists. */
 export interface ToolSchema {
   name: string;
   title: string;
   description: string;
-  risk: ToolRisk;
+  risk: Risk;
   idempotent: boolean;
   /** JSON Schema (draft 2020-12) of the input, as the caller writes it (defaults optional). */
   inputSchema: Record<string, unknown>;

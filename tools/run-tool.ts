@@ -1,3 +1,4 @@
+import { sleep } from '../core/retry.js';
 import { argsHash } from '../services/approvals/canonical-json.js';
 import { roleAtLeast } from '../core/context.js';
 import {
@@ -294,12 +295,6 @@ function auditedOutput(output: unknown): Record<string, unknown> {
   return text.length <= MAX_AUDITED_OUTPUT ? { output } : { outputTruncated: true };
 }
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
-  });
-}
 
 /**
  * The output a finished call under `approvalId` recorded in the audit log, if any (approvals used

@@ -8,13 +8,13 @@ import type { ModelEvaluationService } from '../services/models/model.evaluation
 import type { FleetService } from '../services/fleet/fleet.service.js';
 import type { RolloutService } from '../services/fleet/rollout.service.js';
 import type { FeedbackService } from '../services/feedback/feedback.service.js';
-import type { ToolRisk } from './define.js';
-import type { ExecutionOutcome } from '../services/approvals/approval.service.js';
+import type { ExecutionOutcome } from '../services/approvals/model.js';
 import type { ToolExecution } from '../services/approvals/execution-ledger.js';
+import type { Risk } from '../services/approvals/policy.js';
 
 /** The approval policy shown with every request (as `services/approvals` defines it). */
 export interface ToolApprovalPolicy {
-  risk: ToolRisk;
+  risk: Risk;
   required: boolean;
   minRole: Role;
   selfApproval: boolean;
@@ -26,7 +26,7 @@ export interface ToolApprovalPolicy {
 export interface ToolApprovalView {
   id: string;
   tool: string;
-  risk: ToolRisk;
+  risk: Risk;
   status: string;
   reason: string;
   policy: ToolApprovalPolicy;
@@ -43,7 +43,7 @@ export interface ToolApprovalView {
 export interface ApprovalsApi {
   request(
     ctx: CallContext,
-    input: { tool: string; args: unknown; risk: ToolRisk; reason: string; threadId?: string; step?: number },
+    input: { tool: string; args: unknown; risk: Risk; reason: string; threadId?: string; step?: number },
   ): Promise<ToolApprovalView>;
   decide(
     ctx: CallContext,
@@ -51,7 +51,7 @@ export interface ApprovalsApi {
     input: { decision: 'approve' | 'reject' | 'edit'; args?: unknown; reason?: string },
   ): Promise<ToolApprovalView>;
   /** Marks an approved request used; throws a PlatformError when tool, arguments hash or thread differ, or it was used or expired. */
-  consume(ctx: CallContext, input: { approvalId: string; tool: string; args: unknown; threadId?: string; risk?: ToolRisk }): Promise<unknown>;
+  consume(ctx: CallContext, input: { approvalId: string; tool: string; args: unknown; threadId?: string; risk?: Risk }): Promise<unknown>;
   /** The execution ledger's lease length, for the renewal interval. */
   readonly executions: { readonly leaseMs: number };
   /** The execution of a consumed approval, if it started. */

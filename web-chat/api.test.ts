@@ -2,7 +2,7 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import { io as connect, type Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CSRF_HEADER } from './auth.js';
-import { ROUTES } from './routes.js';
+import { ROUTES } from './routes/index.js';
 import { SOCKET_EVENT_LIMIT, SOCKET_EVENTS } from './sockets.js';
 import { startTestServer, TEST_PASSWORD, type TestServer } from './server.fixtures.js';
 

@@ -6,7 +6,7 @@ import type { PlatformMetrics } from '../core/metrics.js';
 import type { Storage } from '../services/infra/storage/port.js';
 import { callContext, checkCsrf, requireRole, type Authenticator, type RequestAuth } from './auth.js';
 import { sendError } from './http-errors.js';
-import type { RouteDef, SignInConfig } from './routes.js';
+import type { RouteDef, SignInConfig } from './routes/index.js';
 import type { WebServices } from './web-services.js';
 
 /** What the API router needs. */
@@ -46,7 +46,7 @@ export function apiRouter(deps: ApiDeps): Router {
         const query = parsePart(r.query, req.query, 'query');
         const body = r.body === undefined ? undefined : parsePart(r.body, req.body, 'request body');
         const ctx = auth ? callContext(auth, deps.log, req.get('x-request-id')) : (undefined as never);
-        const out = await r.handler({ params, query, body, ctx, auth, req, res, s: deps.services, metrics: deps.metrics, presign, authMode: deps.authMode, signIn: deps.signIn });
+        const out = await r.handler({ params, query, body, ctx, auth, req, res, s: deps.services, metrics: deps.metrics, presign, authMode: deps.authMode, signIn: deps.signIn, routes: deps.routes });
         if (!r.raw) res.status(r.status ?? 200).json(out);
       } catch (err) {
         sendError(res, err, deps.log);

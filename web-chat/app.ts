@@ -15,7 +15,7 @@ import { Authenticator } from './auth.js';
 import { healthRoutes } from './health.routes.js';
 import { errorHandler } from './http-errors.js';
 import { DEFAULT_RATE_LIMITS, rateLimiter, type RateLimits } from './rate-limit.js';
-import { ROUTES, type SignInConfig } from './routes.js';
+import { ROUTES, type SignInConfig } from './routes/index.js';
 import { slackRouter, type SlackOptions } from './slack/index.js';
 import type { WebServices } from './web-services.js';
 

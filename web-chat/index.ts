@@ -8,8 +8,8 @@ export { errorHandler, httpStatusOf, sendError, toPlatformError } from './http-e
 export { openApiDocument } from './openapi.js';
 export { CacheRateLimitStore, DEFAULT_RATE_LIMITS, rateLimiter } from './rate-limit.js';
 export type { RateLimits } from './rate-limit.js';
-export { ERROR_SCHEMA, featuresOf, PUBLIC_PATHS, route, ROUTES } from './routes.js';
-export type { RouteAccess, RouteDef, RouteInput } from './routes.js';
+export { ERROR_SCHEMA, featuresOf, PUBLIC_PATHS, route, ROUTES } from './routes/index.js';
+export type { RouteAccess, RouteDef, RouteInput } from './routes/index.js';
 export { attachSockets, roomOf, roomsOfEvent, SERVER_EVENTS, SOCKET_EVENT_LIMIT, SOCKET_EVENTS } from './sockets.js';
 export type { SocketDeps, SocketEventDef, SocketServer } from './sockets.js';
 export { toolContext } from './web-services.js';

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ERROR_SCHEMA, type RouteDef } from './routes.js';
+import { ERROR_SCHEMA, type RouteDef } from './routes/route.js';
 
 type Json = Record<string, unknown>;
 
@@ -32,7 +32,7 @@ const STATUS_TEXT: Record<string, string> = {
 };
 
 /** The OpenAPI 3.1 document of the REST API, generated from the route table's zod schemas. */
-export function openApiDocument(routes: RouteDef[], opts: { title?: string; version?: string; serverUrl?: string } = {}): Json {
+export function openApiDocument(routes: readonly RouteDef[], opts: { title?: string; version?: string; serverUrl?: string } = {}): Json {
   const paths: Record<string, Record<string, Json>> = {};
   const errorRef = { $ref: '#/components/schemas/Error' };
   for (const r of routes) {

@@ -1,5 +1,5 @@
 import type { DomainEventBase } from '../../core/events.js';
-import type { ApprovalRequest } from './approval.service.js';
+import type { ApprovalRequest } from './model.js';
 
 /** A tool call now waits for someone to approve it. */
 export interface ApprovalRequestedEvent extends DomainEventBase {

@@ -10,6 +10,7 @@ import type { SearchDoc } from '../infra/search/port.js';
 import { enqueueIndex } from '../infra/search/outbox.js';
 import { canonicalJson, sha256Hex } from '../approvals/canonical-json.js';
 import type { AuditKeyring } from './audit-keys.js';
+import { retry } from '../../core/retry.js';
 
 /** The `prev_hash` of the first entry of every project's chain. */
 export const GENESIS_HASH = '0'.repeat(64);
@@ -199,19 +200,18 @@ export class AuditLog {
     validateInput(input);
     // in the caller's transaction the checkpoint is anchored later (by `checkpoint()`), once committed
     if (trx !== undefined) return (await this.appendIn(trx, input)).entry;
-    for (let attempt = 1; ; attempt++) {
-      try {
+    return retry(
+      async () => {
         const { entry, checkpointed } = await this.db.transaction((t) => this.appendIn(t, input));
         if (checkpointed) await this.anchor();
         return entry;
-      } catch (err) {
-        if (attempt >= MAX_APPEND_TRIES || !isRetryable(err)) throw err;
-        this.log.debug(
-          { attempt, err: (err as Error).message },
-          'audit append retried after a lock conflict',
-        );
-      }
-    }
+      },
+      {
+        retries: MAX_APPEND_TRIES - 1,
+        shouldRetry: isRetryable,
+        onRetry: (err, attempt) => this.log.debug({ attempt, err: (err as Error).message }, 'audit append retried after a lock conflict'),
+      },
+    );
   }
 
   private async appendIn(

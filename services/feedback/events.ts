@@ -1,5 +1,5 @@
 import type { DomainEventBase } from '../../core/events.js';
-import type { FeedbackSample, RetrainProposal } from './feedback.service.js';
+import type { FeedbackSample, RetrainProposal } from './model.js';
 
 /** A device sent a sample; it waits in the review queue. */
 export interface FeedbackReceivedEvent extends DomainEventBase {

@@ -10,7 +10,8 @@ import { makeEnvelope, type MessagePayload } from '../../protocol/envelope.js';
 import type { Db } from '../infra/db/port.js';
 import { LocalStorage } from '../infra/storage/local.js';
 import { silentLogger } from '../../core/log.js';
-import { ModelRegistry, type ModelVersion } from '../models/model.registry.js';
+import { ModelRegistry } from '../models/model.registry.js';
+import { type ModelVersion } from '../models/model.js';
 import type { FeedbackEvent } from './events.js';
 import { FeedbackService } from './feedback.service.js';
 

@@ -14,124 +14,12 @@ import type { Database } from '../infra/db/schema.js';
 import type { Storage } from '../infra/storage/port.js';
 import type { Logger } from '../../core/log.js';
 import type { FeedbackEvent } from './events.js';
-
-/** Why a device sent a frame. */
-export const FEEDBACK_REASONS = ['low_confidence', 'disagreement', 'manual'] as const;
-export type FeedbackReason = (typeof FEEDBACK_REASONS)[number];
-/** Review states of a sample. */
-export const FEEDBACK_STATUSES = ['pending', 'accepted', 'rejected'] as const;
-export type FeedbackStatus = (typeof FEEDBACK_STATUSES)[number];
+import { FEEDBACK_REASONS, FEEDBACK_STATUSES, FEEDBACK_UPLOAD_TYPES, MAX_UPLOADS_PER_CALL, DEFAULT_FEEDBACK_UPLOAD_MAX_BYTES, retrainPolicySchema, reviewSchema, type FeedbackReason, type FeedbackStatus, type FeedbackUploadType, type ReviewedBox, type FeedbackSample, type RetrainPlan, type RetrainProposal, type RetrainPolicy, type ReviewDecision } from './model.js';
 
 const DEVICE_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 
-/** Image types a device may upload feedback frames as, with the key's extension. */
-export const FEEDBACK_UPLOAD_TYPES = { 'image/jpeg': 'jpg', 'image/png': 'png', 'image/webp': 'webp' } as const;
-export type FeedbackUploadType = keyof typeof FEEDBACK_UPLOAD_TYPES;
-/** Upload URLs per request at most (a device uploads its pending frames ten at a time). */
-export const MAX_UPLOADS_PER_CALL = 10;
-/** Default size cap of one uploaded feedback frame (FEEDBACK_UPLOAD_MAX_BYTES). */
-export const DEFAULT_FEEDBACK_UPLOAD_MAX_BYTES = 10 * 1024 * 1024;
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
-
-/** A box in normalised corners (0..1) with its class name. */
-export interface ReviewedBox {
-  className: string;
-  x1: number;
-  y1: number;
-  x2: number;
-  y2: number;
-}
-
-/** One frame a device sent back, and its review. */
-export interface FeedbackSample {
-  id: string;
-  projectId: string;
-  deviceId: string;
-  modelVersionId: string | null;
-  modelName: string | null;
-  imageKey: string;
-  sha256: string;
-  width: number;
-  height: number;
-  reason: FeedbackReason;
-  /** The device's detections, boxes in pixels `[x1, y1, x2, y2]`. */
-  predictions: MessagePayload<'feedback.sample'>['predictions'];
-  topConfidence: number | null;
-  capturedAt: number;
-  receivedAt: number;
-  status: FeedbackStatus;
-  /** Boxes kept on acceptance (corrected, or the predictions as they were). */
-  boxes: ReviewedBox[] | null;
-  rejectReason: string | null;
-  reviewedBy: string | null;
-  reviewedAt: number | null;
-  /** `dataset@N` the sample went into. */
-  usedIn: string | null;
-}
-
-/** A retrain plan a policy proposes; a person approves it through the agent, nothing runs on its own. */
-export interface RetrainPlan {
-  model: string;
-  /** Dataset the accepted samples extend (its latest version). */
-  dataset: string;
-  /** Accepted samples not yet in a dataset version, for `toDataset`. */
-  sampleIds: string[];
-  /** Training configuration to reuse (from the model's latest version, or the policy). */
-  config: Record<string, unknown> | null;
-  /** Why the policy fired, for people. */
-  reason: string;
-  /** The steps, in order, each needing approval. */
-  steps: string[];
-}
-
-/** A proposal made when a policy fired. */
-export interface RetrainProposal {
-  id: string;
-  projectId: string;
-  model: string;
-  trigger: 'min_accepted_samples' | 'confidence_drop';
-  plan: RetrainPlan;
-  createdAt: number;
-}
-
-/** A retrain policy of one model. */
-export const retrainPolicySchema = z
-  .object({
-    minAcceptedSamples: z.number().int().min(1).max(1_000_000).optional().describe('fire when this many accepted samples wait for a dataset version'),
-    confidenceDropOver: z
-      .object({
-        tag: z.string().trim().min(1).max(100).describe('devices carrying this tag'),
-        drop: z.number().gt(0).max(1).describe('fire when mean top confidence fell by more than this'),
-        windowHours: z.number().int().min(1).max(24 * 30).default(24).describe('compare the last window with the one before'),
-      })
-      .optional(),
-    dataset: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/).optional().describe("dataset to extend; default: the model's training dataset"),
-    config: z.record(z.string(), z.unknown()).optional().describe("training configuration; default: the model's latest"),
-    cooldownHours: z.number().min(0).max(24 * 90).default(24).describe('no new proposal for the model within this time of the last'),
-  })
-  .refine((p) => p.minAcceptedSamples !== undefined || p.confidenceDropOver !== undefined, 'set minAcceptedSamples, confidenceDropOver or both');
-export type RetrainPolicy = z.infer<typeof retrainPolicySchema>;
-
-const boxSchema = z
-  .object({
-    className: z.string().trim().min(1).max(100),
-    x1: z.number().min(0).max(1),
-    y1: z.number().min(0).max(1),
-    x2: z.number().min(0).max(1),
-    y2: z.number().min(0).max(1),
-  })
-  .refine((b) => b.x2 > b.x1 && b.y2 > b.y1, 'x2 must exceed x1 and y2 must exceed y1 (normalised corners)');
-
-/** A review decision. */
-export const reviewSchema = z.discriminatedUnion('decision', [
-  z.object({
-    decision: z.literal('accept'),
-    boxes: z.array(boxSchema).max(1000).optional().describe("corrected boxes; omitted keeps the device's predictions"),
-  }),
-  z.object({ decision: z.literal('reject'), reason: z.string().trim().min(1).max(1000) }),
-]);
-export type ReviewDecision = z.input<typeof reviewSchema>;
 
 const listSchema = z.object({
   status: z.enum(FEEDBACK_STATUSES).optional(),

@@ -1,24 +1,7 @@
-export {
-  FEEDBACK_REASONS,
-  FEEDBACK_STATUSES,
-  FeedbackService,
-  predictionsAsBoxes,
-  retrainPolicySchema,
-  reviewSchema,
-} from './feedback.service.js';
-export type {
-  FeedbackDatasets,
-  FeedbackModels,
-  FeedbackReason,
-  FeedbackSample,
-  FeedbackServiceOptions,
-  FeedbackStatus,
-  RetrainPlan,
-  RetrainPolicy,
-  RetrainProposal,
-  ReviewDecision,
-  ReviewedBox,
-} from './feedback.service.js';
+export { FeedbackService, predictionsAsBoxes } from './feedback.service.js';
+export { FEEDBACK_REASONS, FEEDBACK_STATUSES, retrainPolicySchema, reviewSchema } from './model.js';
+export type { FeedbackDatasets, FeedbackModels, FeedbackServiceOptions } from './feedback.service.js';
+export type { FeedbackReason, FeedbackSample, FeedbackStatus, RetrainPlan, RetrainPolicy, RetrainProposal, ReviewDecision, ReviewedBox } from './model.js';
 export type {
   FeedbackDatasetCreatedEvent,
   FeedbackEvent,

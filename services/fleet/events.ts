@@ -1,6 +1,6 @@
 import type { DomainEventBase } from '../../core/events.js';
-import type { Device } from './fleet.service.js';
-import type { RolloutState, RolloutStatus } from './rollout.service.js';
+import type { Device } from './model.js';
+import type { RolloutState, RolloutStatus } from './model.js';
 
 /** A device registered or changed (heartbeat with a new model, state, tags or name). */
 export interface DeviceUpdatedEvent extends DomainEventBase {

@@ -11,60 +11,8 @@ import type { SearchDoc } from '../infra/search/port.js';
 import { enqueueIndex } from '../infra/search/outbox.js';
 import type { Logger } from '../../core/log.js';
 import type { FleetEvent } from './events.js';
-
-/** Device ids the platform accepts: what a device reports as `deviceId`. */
-export const DEVICE_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
-
-/** Device states a heartbeat reports. */
-export type DeviceState = Selectable<Database['devices']>['state'];
-
-/** Health of one device, derived from its last heartbeat. */
-export interface DeviceHealth {
-  /** `offline` (no heartbeat within the window), `error`, `warn` (issues) or `ok`. */
-  status: 'ok' | 'warn' | 'error' | 'offline';
-  online: boolean;
-  /** Milliseconds since the last heartbeat. */
-  lastHeartbeatAgoMs: number;
-  /** Readable problems, e.g. "temperature 86 °C is above 80 °C". */
-  issues: string[];
-}
-
-/** A device as people, tools and the rollout controller see it. */
-export interface Device {
-  id: string;
-  projectId: string;
-  name: string;
-  tags: string[];
-  hardware: string;
-  runtime: Record<string, string>;
-  /** Execution provider in use, e.g. `tensorrt`, `cuda`, `cpu`. */
-  provider: string;
-  modelVersionId: string | null;
-  previousModelVersionId: string | null;
-  state: DeviceState;
-  fps: number;
-  latencyP50Ms: number;
-  latencyP95Ms: number;
-  meanTopConfidence: number | null;
-  cpuPercent: number;
-  memoryMb: number;
-  temperatureC: number | null;
-  buildProgress: number | null;
-  firstSeenAt: number;
-  lastHeartbeatAt: number;
-  health: DeviceHealth;
-}
-
-/** A group of devices: a tag query or an explicit list. */
-export type DeviceTarget = { tag: string } | { deviceIds: string[] };
-
-/** Limits the health summary flags. */
-export interface HealthThresholds {
-  /** Above this temperature a device is flagged (default 80 °C). */
-  maxTemperatureC: number;
-  /** Above this p95 inference latency a device is flagged (default 200 ms). */
-  maxLatencyP95Ms: number;
-}
+import { DEVICE_ID, deviceTargetSchema, type DeviceHealth, type Device, type DeviceTarget, type HealthThresholds } from './model.js';
+import { tagSchema } from './model.js';
 
 /** Dependencies and settings of the fleet service. */
 export interface FleetServiceOptions {
@@ -81,14 +29,6 @@ export interface FleetServiceOptions {
 
 type DeviceRow = Selectable<Database['devices']>;
 
-const tagSchema = z.string().trim().min(1).max(100);
-/** Zod schema of a device group. */
-export const deviceTargetSchema = z.union([
-  z.object({ tag: tagSchema }).strict(),
-  z
-    .object({ deviceIds: z.array(z.string().regex(DEVICE_ID, 'not a device id')).min(1).max(10_000) })
-    .strict(),
-]);
 const listSchema = z.object({ tag: tagSchema.optional(), online: z.boolean().optional() });
 
 /**

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { ModelVersion } from '../models/model.registry.js';
+import type { ModelVersion } from '../models/model.js';
 import { RolloutController } from './rollout.controller.js';
 import { RolloutService } from './rollout.service.js';
 import { makeFleetHarness, testContext, waitFor, type SimDevice } from './fleet.fixtures.js';

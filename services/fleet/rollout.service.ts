@@ -4,121 +4,23 @@ import { describeZodError, PlatformError } from '../../core/errors.js';
 import type { EventBus } from '../../core/events.js';
 import { priorEffect, recordEffect } from '../effects.js';
 import { newId } from '../../core/ids.js';
-import { makeEnvelope, parseMessage, type MessagePayload, type OutputLayout } from '../../protocol/envelope.js';
+import { makeEnvelope, parseMessage, type MessagePayload } from '../../protocol/envelope.js';
 import { STREAMS, type Broker } from '../infra/broker/port.js';
 import type { Db } from '../infra/db/port.js';
 import type { Database } from '../infra/db/schema.js';
 import type { Storage } from '../infra/storage/port.js';
 import type { Logger } from '../../core/log.js';
 import type { FleetEvent } from './events.js';
-import { formatDuration, type DeviceTarget, type FleetService } from './fleet.service.js';
-import {
-  assignWaves,
-  describeTarget,
-  offlinePolicySchema,
-  rolloutGatesSchema,
-  rolloutInputSchema,
-  rolloutStrategySchema,
-  type OfflinePolicy,
-  type PlannedDevice,
-  type PlannedWave,
-  type RolloutGates,
-  type RolloutInput,
-  type RolloutStrategy,
-} from './rollout.plan.js';
-
-/** States of a rollout; `completed`, `rolled_back` and `failed` are final. */
-export const ROLLOUT_STATES = ['pending', 'canary', 'waves', 'completed', 'paused', 'rolled_back', 'failed'] as const;
-export type RolloutState = (typeof ROLLOUT_STATES)[number];
-/** States of one device's deployment within a rollout. */
-export const DEPLOYMENT_STATES = ['pending', 'sent', 'healthy', 'failed', 'rolled_back', 'skipped'] as const;
-export type DeploymentState = (typeof DEPLOYMENT_STATES)[number];
+import { formatDuration, type FleetService } from './fleet.service.js';
+import { type DeviceTarget } from './model.js';
+import { assignWaves, describeTarget } from './rollout.plan.js';
+import { offlinePolicySchema, rolloutGatesSchema, rolloutInputSchema, rolloutStrategySchema, type OfflinePolicy, type RolloutGates, type RolloutInput, type RolloutStrategy } from './model.js';
+import { DEPLOYMENT_STATES, type RolloutState, type DeploymentState, type RolloutModelVersion, type RolloutModels, type RolloutPlan, type RolloutStatus } from './model.js';
 
 /** The idempotent-effect kind of a created rollout. */
 const ROLLOUT_EFFECT = 'fleet.rollout';
 const FINAL: readonly RolloutState[] = ['completed', 'rolled_back', 'failed'];
 const ACTIVE: RolloutState[] = ['pending', 'canary', 'waves', 'paused'];
-
-/** What the rollout needs of a model version (the registry's `ModelVersion` satisfies it). */
-export interface RolloutModelVersion {
-  id: string;
-  name: string;
-  version: number;
-  ref: string;
-  model: { key: string; sha256: string; size: number; layout: OutputLayout; inputSize: number };
-  classNames: string[];
-}
-
-/** The one thing rollouts need from the registry (`ModelRegistry` satisfies it). */
-export interface RolloutModels {
-  /** Resolves `name@N`, `name@stage`, `name` or an `mv_…` id within the caller's project. */
-  get(ctx: CallContext, ref: string): Promise<RolloutModelVersion>;
-}
-
-/** The dry run shown before approval: devices, waves, gates and the offline policy. */
-export interface RolloutPlan {
-  model: { versionId: string; ref: string; sha256: string; size: number };
-  target: DeviceTarget;
-  strategy: RolloutStrategy;
-  gates: RolloutGates;
-  offline: OfflinePolicy;
-  waves: PlannedWave[];
-  devices: PlannedDevice[];
-  /** Readable lines: the plan as a person reads it. */
-  summary: string[];
-  warnings: string[];
-}
-
-/** One device's progress in a rollout. */
-export interface DeploymentStatus {
-  deploymentId: string;
-  deviceId: string;
-  name: string;
-  wave: number;
-  state: DeploymentState;
-  /** Last state the device reported (`downloading`, `loading`, `healthy`, …) or `offline` while waiting. */
-  deviceState: string | null;
-  message: string | null;
-  online: boolean;
-  previousModelVersionId: string | null;
-  baselineConfidence: number | null;
-  /** Mean top confidence over heartbeats on the new model. */
-  meanConfidence: number | null;
-  /** Mean p95 latency over heartbeats on the new model. */
-  meanLatencyP95Ms: number | null;
-  heartbeats: number;
-  waitingSince: number | null;
-  sentAt: number | null;
-  healthyAt: number | null;
-  verifiedAt: number | null;
-  finishedAt: number | null;
-}
-
-/** A rollout with per-device progress. */
-export interface RolloutStatus {
-  id: string;
-  projectId: string;
-  model: { versionId: string; ref: string; name: string };
-  target: DeviceTarget;
-  strategy: RolloutStrategy;
-  gates: RolloutGates;
-  offline: OfflinePolicy;
-  state: RolloutState;
-  pausedFrom: RolloutState | null;
-  /** 0 is the canary. */
-  currentWave: number;
-  waveCount: number;
-  reason: string | null;
-  createdBy: string;
-  threadId: string | null;
-  createdAt: number;
-  updatedAt: number;
-  startedAt: number | null;
-  finishedAt: number | null;
-  /** Deployments per state. */
-  counts: Record<DeploymentState, number>;
-  devices: DeploymentStatus[];
-}
 
 /** Dependencies and settings of the rollout service. */
 export interface RolloutServiceOptions {

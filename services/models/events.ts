@@ -1,6 +1,6 @@
 import type { DomainEventBase } from '../../core/events.js';
-import type { ModelEvaluation } from './model.evaluation.js';
-import type { ModelStage, ModelVersion } from './model.registry.js';
+import type { ModelEvaluation } from './model.js';
+import type { ModelStage, ModelVersion } from './model.js';
 
 /** A training run produced a new model version. */
 export interface ModelRegisteredEvent extends DomainEventBase {

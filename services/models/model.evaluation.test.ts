@@ -5,7 +5,7 @@ import { testContext } from '../datasets/datasets.fixtures.js';
 import { isPlatformError } from '../../core/errors.js';
 import type { ModelEvent } from './events.js';
 import { ModelEvaluationService } from './model.evaluation.js';
-import type { ModelVersion } from './model.registry.js';
+import type { ModelVersion } from './model.js';
 import { HELMET_AP, makeEvaluationFixture, type RegisterOptions } from './models.fixtures.js';
 
 // The fixture's detector, images and the hand computation of the expected numbers are described in models.fixtures.ts.

@@ -17,61 +17,9 @@ import type { Database } from '../infra/db/schema.js';
 import type { Storage } from '../infra/storage/port.js';
 import type { Logger } from '../../core/log.js';
 import type { ModelEvent } from './events.js';
-import type { ModelRegistry, ModelVersion } from './model.registry.js';
-
-/** Per-class result of an evaluation; AP is null for a class with no ground truth in the evaluated images. */
-export interface ClassEvaluationResult {
-  className: string;
-  /** Ground-truth boxes (instances) of the class. */
-  instances: number;
-  /** Detections of the class kept for scoring (score ≥ minScore, at most 100 per image). */
-  detections: number;
-  ap50: number | null;
-  ap50_95: number | null;
-  /** At the `conf` operating threshold, IoU 0.5. */
-  precision: number;
-  recall: number;
-}
-
-/** One recorded evaluation of a model version on a dataset version's split. */
-export interface ModelEvaluation {
-  id: string;
-  projectId: string;
-  modelVersionId: string;
-  /** `name@version` of the model. */
-  model: string;
-  modelSha256: string;
-  /** `name@version` of the dataset. */
-  dataset: string;
-  split: Split;
-  /** Images evaluated. */
-  images: number;
-  /** Images in the split; more than `images` when the evaluation was capped by `maxImages`. */
-  imagesTotal: number;
-  /** COCO mAP@0.5 and mAP@0.5:0.95 over the dataset's classes with ground truth; precision and recall at `conf`. */
-  metrics: { mAP50: number; mAP50_95: number; precision: number; recall: number };
-  conf: number;
-  perClass: ClassEvaluationResult[];
-  settings: {
-    conf: number;
-    iou: number;
-    minScore: number;
-    maxDet: number;
-    maxImages: number;
-    /** Model classes the dataset does not have: their detections were left out. */
-    ignoredModelClasses: string[];
-  };
-  timing: { loadMs: number; inferenceMs: number; perImageMs: number; scoringMs: number; totalMs: number };
-  createdBy: string;
-  startedAt: number;
-  finishedAt: number;
-}
-
-/** Progress of an evaluation, for a progress bar. */
-export interface EvaluationProgress {
-  done: number;
-  total: number;
-}
+import type { ModelRegistry } from './model.registry.js';
+import type { ModelVersion } from './model.js';
+import type { ClassEvaluationResult, ModelEvaluation, EvaluationProgress } from './model.js';
 
 /** Input of `ModelEvaluationService.evaluate`. */
 export const evaluateInputSchema = z.object({

@@ -9,12 +9,8 @@ import type { MessagePayload } from '../../protocol/envelope.js';
 import { SqliteDb } from '../infra/db/sqlite.js';
 import { silentLogger } from '../../core/log.js';
 import type { ModelEvent } from './events.js';
-import {
-  modelNameFrom,
-  ModelRegistry,
-  modelSearchDocs,
-  type RegisterArtifactInput,
-} from './model.registry.js';
+import { modelNameFrom, ModelRegistry, modelSearchDocs } from './model.registry.js';
+import { type RegisterArtifactInput } from './model.js';
 
 const sha = (c: string) => c.repeat(64);
 

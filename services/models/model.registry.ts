@@ -5,7 +5,7 @@ import { describeZodError, PlatformError } from '../../core/errors.js';
 import type { EventBus } from '../../core/events.js';
 import { priorEffect, recordEffect } from '../effects.js';
 import { newId } from '../../core/ids.js';
-import type { MessagePayload, OutputLayout, TrainConfig } from '../../protocol/envelope.js';
+import type { OutputLayout, TrainConfig } from '../../protocol/envelope.js';
 import type { Db } from '../infra/db/port.js';
 import type { Database } from '../infra/db/schema.js';
 import type { SearchDoc } from '../infra/search/port.js';
@@ -13,96 +13,10 @@ import { enqueueIndex } from '../infra/search/outbox.js';
 import type { Logger } from '../../core/log.js';
 import type { ModelEvent } from './events.js';
 import { retryTransient } from '../infra/db/retry.js';
+import { MODEL_STAGES, type ModelStage, type ModelArtifact, type ModelVersion, type StageChange, type ModelComparison, type RegisterArtifactInput } from './model.js';
 
 /** The idempotent-effect kind of a promotion. */
 const PROMOTION_EFFECT = 'model.promotion';
-
-/** Stages (aliases) a model name can point at one of its versions. */
-export const MODEL_STAGES = ['candidate', 'staging', 'production'] as const;
-export type ModelStage = (typeof MODEL_STAGES)[number];
-
-/** One stored artifact of a version. */
-export interface ModelArtifact {
-  name: string;
-  key: string;
-  sha256: string;
-  size: number;
-}
-
-/** A registered model version with its artifacts, metrics and lineage. */
-export interface ModelVersion {
-  id: string;
-  projectId: string;
-  name: string;
-  version: number;
-  /** `name@version`. */
-  ref: string;
-  /** Stages currently pointing at this version. */
-  stages: ModelStage[];
-  /** The ONNX file devices run. */
-  model: { key: string; sha256: string; size: number; layout: OutputLayout; inputSize: number };
-  classNames: string[];
-  artifacts: ModelArtifact[];
-  /** Overall metrics, e.g. mAP50, mAP50_95, precision, recall. */
-  metrics: Record<string, number>;
-  /** Class name → metric name → value, where the trainer reported it. */
-  perClass: Record<string, Record<string, number>>;
-  lineage: {
-    dataset: string | null;
-    datasetName: string | null;
-    datasetVersion: number | null;
-    config: TrainConfig | Record<string, unknown>;
-    jobId: string | null;
-    attempt: number | null;
-    runnerId: string | null;
-    codeVersion: string | null;
-  };
-  createdBy: string;
-  createdAt: number;
-}
-
-/** One change of a stage, kept forever. */
-export interface StageChange {
-  name: string;
-  stage: ModelStage;
-  versionId: string;
-  version: number | null;
-  previousVersionId: string | null;
-  setBy: string;
-  setAt: number;
-}
-
-/** Metric-by-metric comparison of two versions (delta = b − a). */
-export interface ModelComparison {
-  a: ModelVersion;
-  b: ModelVersion;
-  metrics: Array<{ metric: string; a: number | null; b: number | null; delta: number | null }>;
-  perClass: Array<{
-    className: string;
-    metric: string;
-    a: number | null;
-    b: number | null;
-    delta: number | null;
-  }>;
-  sameDataset: boolean;
-  sameClasses: boolean;
-}
-
-/** What `registerFromArtifact` needs: the job's lineage and the runner's `artifact.ready` payload. */
-export interface RegisterArtifactInput {
-  projectId: string;
-  name: string;
-  job: {
-    id: string;
-    attempt: number;
-    runnerId: string | null;
-    config: TrainConfig;
-    dataset: { name: string; version: number };
-  };
-  artifact: MessagePayload<'artifact.ready'>;
-  /** Who asked for the training (recorded as creator). */
-  createdBy: string;
-}
 
 /** Dependencies of the registry. */
 export interface ModelRegistryOptions {

@@ -12,7 +12,8 @@ import { SqliteDb } from '../infra/db/sqlite.js';
 import { silentLogger } from '../../core/log.js';
 import type { ModelEvent } from './events.js';
 import { ModelEvaluationService } from './model.evaluation.js';
-import { ModelRegistry, type ModelVersion } from './model.registry.js';
+import { ModelRegistry } from './model.registry.js';
+import { type ModelVersion } from './model.js';
 
 // A fixed-output detector at 64x64 (scale 1, no padding on 64x64 images), Ultralytics layout
 // [1, 4+2, 84] with four candidates (cx, cy, w, h, helmet score, head score):

@@ -1,3 +1,5 @@
+import { retry } from '../../../core/retry.js';
+
 /** True for database errors that a retry of the whole transaction can fix: deadlocks, lock waits, a lost unique race, a busy SQLite file. */
 export function isTransientDbError(err: unknown): boolean {
   const e = err as { errno?: number; code?: string } | null;
@@ -12,14 +14,7 @@ export function isTransientDbError(err: unknown): boolean {
   );
 }
 
-/** Runs `fn` again (up to `tries` times, with a short random pause) while it fails with a transient database error. */
-export async function retryTransient<T>(fn: () => Promise<T>, tries = 5): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await fn();
-    } catch (err) {
-      if (attempt >= tries || !isTransientDbError(err)) throw err;
-      await new Promise((r) => setTimeout(r, 5 + Math.random() * 20 * attempt));
-    }
-  }
+/** Runs `fn` again (up to `tries` attempts in all, with randomised exponential backoff) while it fails with a transient database error. */
+export async function retryTransient<T>(fn: () => Promise<T>, tries = 8): Promise<T> {
+  return retry(() => fn(), { retries: tries - 1, minTimeout: 5, maxTimeout: 400, shouldRetry: isTransientDbError });
 }
