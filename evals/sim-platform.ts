@@ -3,7 +3,7 @@ import { PlatformError } from '../core/errors.js';
 import { EventBus, type DomainEventBase } from '../core/events.js';
 import type { CallContext } from '../core/context.js';
 import { defineTool, type AnyTool } from '../tools/define.js';
-import type { WaitOutcome } from '../agent/graph.js';
+import type { WaitOutcome } from '../agent/state.js';
 import type { WaitSource } from '../agent/runtime.js';
 import type { CatalogDevice, CatalogJob, CatalogModelVersion, CatalogRollout, PlatformCatalog } from '../agent/planner.js';
 

@@ -14,7 +14,7 @@ import type { Role } from '../../core/context.js';
 import { silentLogger } from '../../core/log.js';
 import { createPlatform, type Platform } from '../../app/platform.js';
 import { CSRF_COOKIE, CSRF_HEADER } from '../../web-chat/auth.js';
-import { MUTATION_EXEMPTIONS, ROUTES, type RouteDef } from '../../web-chat/routes.js';
+import { MUTATION_EXEMPTIONS, ROUTES, type RouteDef } from '../../web-chat/routes/index.js';
 import { startHttpServer, type RunningServer } from '../../app/http.js';
 import { BOT_COMMANDS, VisionBot } from '../../web-chat/slack/bot.js';
 import { SOCKET_EVENTS } from '../../web-chat/sockets.js';

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { roleAtLeast, type Role } from '../../core/context.js';
-import { ROUTES } from '../../web-chat/routes.js';
+import { ROUTES } from '../../web-chat/routes/index.js';
 import { startTestServer, type TestClient, type TestServer } from '../../web-chat/server.fixtures.js';
 
 const ROLES: Role[] = ['viewer', 'operator', 'approver', 'admin'];

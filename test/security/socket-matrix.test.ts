@@ -2,7 +2,7 @@ import { io as connect, type Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_PROJECT_ID } from '../../services/accounts/index.js';
 import { roleAtLeast, type Role } from '../../core/context.js';
-import { ROUTES } from '../../web-chat/routes.js';
+import { ROUTES } from '../../web-chat/routes/index.js';
 import { SOCKET_EVENTS } from '../../web-chat/sockets.js';
 import { startTestServer, TEST_PASSWORD, type TestServer } from '../../web-chat/server.fixtures.js';
 
