@@ -144,6 +144,15 @@ const chatLinkView = z.object({
 const pendingChatLinkView = chatLinkView.omit({ id: true, userId: true, createdAt: true }).extend({ expiresAt: z.number() });
 const messageBody = z.object({ message: z.string().trim().min(1, 'say what you want done').max(4000, 'keep it under 4000 characters').describe('what you want done, in English or Korean') });
 
+/** name@N of each model version id, for showing names where devices store ids (an unknown id stays as it is). */
+async function modelRefsOf(ctx: CallContext, s: WebServices, ids: Array<string | null>): Promise<Map<string, string>> {
+  const refs = new Map<string, string>();
+  for (const mv of new Set(ids.filter((x): x is string => x !== null))) {
+    refs.set(mv, s.models === undefined ? mv : await s.models.get(ctx, mv).then((v) => v.ref, () => mv));
+  }
+  return refs;
+}
+
 /** Features the UI shows or hides. */
 export function featuresOf(s: WebServices): Record<string, boolean> {
   return {
@@ -462,7 +471,10 @@ export const ROUTES: RouteDef[] = [
     query: z.object({ tag: z.string().max(100).optional(), online: z.enum(['true', 'false']).optional() }),
     async handler({ ctx, s, query }) {
       const filter = { ...(query.tag ? { tag: query.tag } : {}), ...(query.online ? { online: query.online === 'true' } : {}) };
-      return { devices: await need(s.fleet, 'the fleet').list(ctx, filter) };
+      const devices = await need(s.fleet, 'the fleet').list(ctx, filter);
+      const refs = await modelRefsOf(ctx, s, devices.flatMap((d) => [d.modelVersionId, d.previousModelVersionId]));
+      const ref = (mv: string | null) => (mv === null ? null : (refs.get(mv) ?? mv));
+      return { devices: devices.map((d) => ({ ...d, model: ref(d.modelVersionId), previousModel: ref(d.previousModelVersionId) })) };
     },
   }),
   route({
@@ -473,7 +485,10 @@ export const ROUTES: RouteDef[] = [
     summary: 'One device',
     params: idParams,
     async handler({ ctx, s, params }) {
-      return need(s.fleet, 'the fleet').get(ctx, params.id);
+      const d = await need(s.fleet, 'the fleet').get(ctx, params.id);
+      const refs = await modelRefsOf(ctx, s, [d.modelVersionId, d.previousModelVersionId]);
+      const ref = (mv: string | null) => (mv === null ? null : (refs.get(mv) ?? mv));
+      return { ...d, model: ref(d.modelVersionId), previousModel: ref(d.previousModelVersionId) };
     },
   }),
   route({
@@ -624,7 +639,10 @@ export const ROUTES: RouteDef[] = [
       ...page,
     }),
     async handler({ ctx, s, query }) {
-      return s.audit.query({ ...query, projectId: ctx.projectId });
+      const result = await s.audit.query({ ...query, projectId: ctx.projectId });
+      // people read names: each entry's actor gets the member's name (ids stay for links and filters)
+      const names = new Map((await s.accounts.listMembers(ctx.projectId)).map((m) => [m.userId, m.name]));
+      return { ...result, entries: result.entries.map((e) => ({ ...e, actorName: names.get(e.actor.id) ?? null })) };
     },
   }),
   route({

@@ -1,21 +1,21 @@
-import { api, h, showError, showInfo, UiError } from './api.js';
+import { api, clearAlert, h, showError, showInfo, UiError } from './api.js';
 import { approvalCard } from './approval-card.js';
-import { initChat } from './chat.js';
+import { initChat, onDomainEvents, openThread } from './chat.js';
 import { applyI18n, setLang, t } from './i18n.js';
+import { badge, fmtMetrics, fmtNumber } from './results.js';
 
 const PAGES = ['chat', 'datasets', 'models', 'fleet', 'feedback', 'approvals', 'audit', 'links'];
 let me = null;
 const loaded = new Set();
+let current = null;
+const AUDIT_PAGE = 100;
+let auditOffset = 0;
+// Which pages a domain event makes stale (by the event type's prefix).
+const STALE = { 'dataset.': ['datasets'], 'model.': ['models'], 'training.finished': ['models'], 'feedback.': ['feedback'], 'device.': ['fleet'], 'rollout.': ['fleet', 'models'], 'approval.': ['approvals', 'audit'] };
+const refreshTimers = new Map();
 
 function fmtTime(ms) {
   return ms ? new Date(ms).toLocaleString(document.documentElement.lang) : '';
-}
-
-function fmtMetrics(metrics) {
-  return Object.entries(metrics || {})
-    .filter(([, v]) => typeof v === 'number')
-    .map(([k, v]) => `${k} ${v.toFixed(3)}`)
-    .join(', ');
 }
 
 async function guard(fn) {
@@ -119,7 +119,7 @@ const loaders = {
   },
   async models() {
     const { versions } = await api('/api/models?limit=100');
-    document.getElementById('model-rows').replaceChildren(...versions.map((v) => h('tr', {}, h('td', { text: v.ref || `${v.name}@${v.version}` }), h('td', { text: (v.stages || []).join(', ') }), h('td', { class: 'small', text: fmtMetrics(v.metrics) }), h('td', { class: 'small', text: fmtTime(v.createdAt) }), h('td', {}, h('button', { class: 'btn btn-sm btn-outline-secondary', type: 'button', text: t('models.showEvaluations'), onclick: () => guard(() => showEvaluations(v.ref || `${v.name}@${v.version}`)) })))));
+    document.getElementById('model-rows').replaceChildren(...versions.map((v) => h('tr', {}, h('td', { text: v.ref || `${v.name}@${v.version}` }), h('td', {}, (v.stages || []).map(badge)), h('td', { class: 'small', text: fmtMetrics(v.metrics) }), h('td', { class: 'small', text: fmtTime(v.createdAt) }), h('td', {}, h('button', { class: 'btn btn-sm btn-outline-secondary', type: 'button', text: t('models.showEvaluations'), onclick: () => guard(() => showEvaluations(v.ref || `${v.name}@${v.version}`)) })))));
   },
   async fleet() {
     const { devices } = await api('/api/devices');
@@ -129,12 +129,28 @@ const loaders = {
       if (!groups.has(tag)) groups.set(tag, []);
       groups.get(tag).push(d);
     }
+    const cols = ['fleet.name', 'fleet.model', 'fleet.health', 'fleet.fps', 'fleet.latency', 'fleet.confidence', 'fleet.cpu', 'fleet.memory', 'fleet.hardware', 'fleet.lastSeen'];
+    const health = (d) => {
+      const online = d.health && d.health.online;
+      return [h('span', { class: 'me-1', text: online ? t('fleet.online') : t('fleet.offline') }), online ? badge(d.health.status || 'ok') : null, d.health && d.health.issues.length ? h('div', { class: 'small text-body-secondary', text: d.health.issues.join('; ') }) : null];
+    };
+    const row = (d) => h('tr', { dataset: { device: d.id } },
+      h('td', { text: d.name }),
+      h('td', { class: 'model' }, d.model ? h('a', { href: `#models/${encodeURIComponent(d.model)}`, text: d.model }) : h('span', { class: 'text-body-secondary', text: t('fleet.noModel') })),
+      h('td', {}, health(d)),
+      h('td', { class: 'text-end', text: d.fps ? fmtNumber(d.fps, 1) : '–' }),
+      h('td', { class: 'text-end small', text: d.latencyP50Ms ? `${fmtNumber(d.latencyP50Ms, 1)} / ${fmtNumber(d.latencyP95Ms, 1)} ms` : '–' }),
+      h('td', { class: 'text-end', text: typeof d.meanTopConfidence === 'number' ? fmtNumber(d.meanTopConfidence, 2) : '–' }),
+      h('td', { class: 'text-end', text: typeof d.cpuPercent === 'number' ? `${Math.round(d.cpuPercent)} %` : '–' }),
+      h('td', { class: 'text-end', text: typeof d.memoryMb === 'number' ? `${fmtNumber(Math.round(d.memoryMb))} MB` : '–' }),
+      h('td', { class: 'small', text: [d.hardware, d.provider].filter(Boolean).join(' · ') }),
+      h('td', { class: 'small', text: fmtTime(d.lastHeartbeatAt) }));
     const root = document.getElementById('fleet-groups');
     root.replaceChildren(...(devices.length ? [...groups.entries()].map(([tag, items]) => h('div', { class: 'mb-4' },
       h('h2', { class: 'h6', text: tag ? t('fleet.line', { tag }) : t('fleet.untagged') }),
-      h('table', { class: 'table table-sm' },
-        h('thead', {}, h('tr', {}, ['fleet.name', 'fleet.model', 'fleet.health', 'fleet.lastSeen'].map((k) => h('th', { text: t(k) })))),
-        h('tbody', {}, items.map((d) => h('tr', { dataset: { device: d.id } }, h('td', { text: d.name }), h('td', { class: 'model', text: d.modelVersionId || '' }), h('td', { text: `${d.health && d.health.online ? t('fleet.online') : t('fleet.offline')} · ${d.health ? d.health.status : ''} ${d.health && d.health.issues.length ? `(${d.health.issues.join('; ')})` : ''}` }), h('td', { class: 'small', text: fmtTime(d.lastHeartbeatAt) })))))))
+      h('div', { class: 'table-responsive' }, h('table', { class: 'table table-sm align-middle' },
+        h('thead', {}, h('tr', {}, cols.map((k) => h('th', { text: t(k) })))),
+        h('tbody', {}, items.map(row))))))
       : [h('p', { class: 'text-body-secondary', text: t('common.none') })]));
   },
   async feedback() {
@@ -152,7 +168,7 @@ const loaders = {
     })) : [h('p', { class: 'text-body-secondary', text: t('common.none') })]));
   },
   async audit() {
-    const q = new URLSearchParams({ limit: '200' });
+    const q = new URLSearchParams({ limit: String(AUDIT_PAGE + 1), offset: String(auditOffset), order: 'desc' });
     for (const [id, key] of [['audit-thread', 'threadId'], ['audit-tool', 'tool'], ['audit-action', 'action'], ['audit-user', 'userId']]) {
       const v = document.getElementById(id).value.trim();
       if (v) q.set(key, v);
@@ -163,14 +179,29 @@ const loaders = {
     badge.className = `badge ${verify.ok ? 'text-bg-success' : 'text-bg-danger'}`;
     badge.dataset.ok = String(verify.ok);
     badge.textContent = verify.ok ? t('audit.verified', { n: verify.checked }) : t('audit.broken', { n: verify.problems.length });
-    document.getElementById('audit-rows').replaceChildren(...entries.map((e) => h('tr', { dataset: { action: e.action } }, h('td', { text: String(e.seq) }), h('td', { class: 'small', text: fmtTime(e.at) }), h('td', { text: e.actor.id }), h('td', { text: e.action }), h('td', { text: e.tool || '' }), h('td', { class: 'small', text: e.threadId || '' }))));
+    renderAuditPager(entries.length > AUDIT_PAGE);
+    document.getElementById('audit-rows').replaceChildren(...entries.slice(0, AUDIT_PAGE).map((e) => h('tr', { dataset: { action: e.action } }, h('td', { text: String(e.seq) }), h('td', { class: 'small', text: fmtTime(e.at) }), h('td', { title: e.actor.id, text: e.actorName || (e.actor.kind === 'system' ? t('audit.system') : e.actor.id) }), h('td', { text: e.action }), h('td', { text: e.tool || '' }), h('td', { class: 'small' }, e.threadId ? h('a', { href: `#chat/${encodeURIComponent(e.threadId)}`, text: t('audit.openConversation') }) : ''))));
   },
 };
+
+/** Newer / Older buttons under the audit log (newest entries first, a page at a time). */
+function renderAuditPager(more) {
+  const go = (offset) => () => {
+    auditOffset = Math.max(0, offset);
+    void guard(() => loaders.audit());
+  };
+  document.getElementById('audit-pager').replaceChildren(
+    h('button', { class: 'btn btn-sm btn-outline-secondary', type: 'button', id: 'audit-newer', disabled: auditOffset === 0, text: t('audit.newer'), onclick: go(auditOffset - AUDIT_PAGE) }),
+    h('span', { class: 'small text-body-secondary align-self-center', text: t('audit.range', { from: fmtNumber(auditOffset + 1), to: fmtNumber(auditOffset + AUDIT_PAGE) }) }),
+    h('button', { class: 'btn btn-sm btn-outline-secondary', type: 'button', id: 'audit-older', disabled: !more, text: t('audit.older'), onclick: go(auditOffset + AUDIT_PAGE) }));
+}
 
 async function showDataset(ref) {
   const info = await api(`/api/datasets/${encodeURIComponent(ref)}`);
   const classes = info.stats && Array.isArray(info.stats.classes) ? info.stats.classes : [];
-  document.getElementById('dataset-detail').replaceChildren(
+  const detail = document.getElementById('dataset-detail');
+  detail.dataset.ref = `${info.name}@${info.version}`;
+  detail.replaceChildren(
     h('h2', { class: 'h5', text: `${info.name} · ${t('datasets.version', { n: info.version })}` }),
     h('p', { class: 'small text-body-secondary', text: info.description || '' }),
     h('h3', { class: 'h6', text: t('datasets.classes') }),
@@ -197,7 +228,7 @@ async function showFeedback(id) {
   const reason = h('input', { class: 'form-control form-control-sm mb-2', 'aria-label': t('feedback.rejectReason'), placeholder: t('feedback.rejectReason') });
   document.getElementById('feedback-detail').replaceChildren(
     boxesCanvas(s.url, s.width, s.height, boxes),
-    h('p', { class: 'small', text: t('feedback.confidence', { value: s.topConfidence ?? '' }) }),
+    h('p', { class: 'small', text: t('feedback.confidence', { value: typeof s.topConfidence === 'number' ? fmtNumber(s.topConfidence, 2) : '–' }) }),
     h('div', { class: 'd-flex gap-2 mb-2' }, h('button', { class: 'btn btn-success btn-sm', type: 'button', text: t('feedback.accept'), onclick: () => review({ decision: 'accept' }) })),
     h('label', { class: 'small', text: t('feedback.boxes') }),
     corrected,
@@ -217,15 +248,52 @@ async function showFeedback(id) {
   );
 }
 
-function show(page) {
+function show(page, arg) {
   const name = PAGES.includes(page) ? page : 'chat';
+  if (name !== current) clearAlert();
+  current = name;
   for (const p of PAGES) document.getElementById(`page-${p}`).classList.toggle('active', p === name);
   for (const a of document.querySelectorAll('#nav .nav-link')) a.classList.toggle('active', a.dataset.page === name);
-  if (name !== 'chat' && (!loaded.has(name) || name === 'approvals' || name === 'audit' || name === 'fleet' || name === 'links')) {
-    loaded.add(name);
-    void guard(() => loaders[name]());
+  // the collapsed menu (narrow screens) closes once a page is chosen
+  const menu = document.getElementById('nav-menu');
+  if (menu.classList.contains('show')) window.bootstrap.Collapse.getOrCreateInstance(menu, { toggle: false }).hide();
+  if (name === 'chat') {
+    if (arg) void guard(() => openThread(arg));
+    return;
+  }
+  loaded.add(name);
+  void guard(async () => {
+    await loaders[name]();
+    if (arg && name === 'datasets') await showDataset(arg);
+    if (arg && name === 'models') await showEvaluations(arg);
+  });
+}
+
+/** Reloads the open page when an event changes what it shows (at most once a second, heartbeats every 5 s). */
+function refreshOn(e) {
+  for (const [prefix, pages] of Object.entries(STALE)) {
+    if (!e.type.startsWith(prefix) || !pages.includes(current) || refreshTimers.has(current)) continue;
+    const page = current;
+    refreshTimers.set(page, setTimeout(() => {
+      refreshTimers.delete(page);
+      if (current === page) void guard(() => refreshers[page]());
+    }, e.type === 'device.updated' ? 5000 : 1000));
   }
 }
+
+// What a live refresh reloads: the list, and the open detail where one is open.
+const refreshers = {
+  datasets: async () => {
+    await loaders.datasets(document.getElementById('dataset-q').value.trim());
+    const open = document.getElementById('dataset-detail').dataset.ref;
+    if (open) await showDataset(open.split('@')[0]);
+  },
+  models: () => loaders.models(),
+  feedback: () => loaders.feedback(),
+  fleet: () => loaders.fleet(),
+  approvals: () => loaders.approvals(),
+  audit: () => loaders.audit(),
+};
 
 async function route() {
   const hash = location.hash.replace(/^#/, '');
@@ -235,7 +303,8 @@ async function route() {
     return;
   }
   document.getElementById('link-confirm').replaceChildren();
-  show(hash.split('/')[0]);
+  const [page, ...rest] = hash.split('/');
+  show(page, rest.length ? decodeURIComponent(rest.join('/')) : undefined);
 }
 
 async function main() {
@@ -274,9 +343,12 @@ async function main() {
   document.getElementById('approval-status').addEventListener('change', () => void guard(() => loaders.approvals()));
   document.getElementById('audit-filters').addEventListener('submit', (e) => {
     e.preventDefault();
+    auditOffset = 0;
     void guard(() => loaders.audit());
   });
+  document.getElementById('toast-close').addEventListener('click', () => clearAlert());
   initChat(me);
+  onDomainEvents(refreshOn);
   window.addEventListener('hashchange', () => void route());
   await route();
 }
