@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Role } from '../../services/context.js';
+import type { Role } from '../../core/context.js';
 import { jpeg, writeTree } from '../../services/datasets/test-support.js';
 import { startTestServer, TEST_PASSWORD, type TestServer } from '../../web-chat/test-support.js';
 import { ARTIFACTS, chromiumMissing, launchChromium } from './chromium.js';
