@@ -68,15 +68,19 @@ async function editForm(tool, args, onSubmit) {
 function metricsTable(columns) {
   const keys = HEADLINE.filter((k) => columns.some((c) => typeof c.metrics[k] === 'number'));
   if (keys.length === 0) return null;
-  const base = columns[0];
+  const [candidate, ...serving] = columns;
+  // with one serving model, a last column says what the candidate changes (green when it is better)
+  const change = serving.length === 1 ? serving[0] : null;
+  const delta = (k) => {
+    const a = candidate.metrics[k];
+    const b = change && change.metrics[k];
+    if (typeof a !== 'number' || typeof b !== 'number') return h('td', { text: '–' });
+    const d = a - b;
+    return h('td', { class: d > 0 ? 'text-success' : d < 0 ? 'text-danger' : '', dataset: { delta: k }, text: `${d > 0 ? '+' : ''}${fmtNumber(d)}` });
+  };
   return h('table', { class: 'table table-sm mb-2 compare-table' },
-    h('thead', {}, h('tr', {}, h('th', { text: t('approval.metric') }), columns.map((c) => h('th', {}, h('a', { href: `#models/${encodeURIComponent(c.ref)}`, text: c.ref }), h('div', { class: 'small fw-normal text-body-secondary', text: c.role }))))),
-    h('tbody', {}, keys.map((k) => h('tr', {}, h('td', { text: k }), columns.map((c, i) => {
-      const v = c.metrics[k];
-      const d = i > 0 && typeof v === 'number' && typeof base.metrics[k] === 'number' ? base.metrics[k] - v : null;
-      // the delta reads "candidate minus serving": green when the candidate is better
-      return h('td', { dataset: { metric: k } }, typeof v === 'number' ? fmtNumber(v) : '–', d !== null && d !== 0 ? h('span', { class: `ms-1 small ${d > 0 ? 'text-success' : 'text-danger'}`, text: `(${d > 0 ? '+' : ''}${fmtNumber(d)})` }) : null);
-    })))));
+    h('thead', {}, h('tr', {}, h('th', { text: t('approval.metric') }), columns.map((c) => h('th', {}, h('a', { href: `#models/${encodeURIComponent(c.ref)}`, text: c.ref }), h('div', { class: 'small fw-normal text-body-secondary', text: c.role }))), change ? h('th', { text: t('approval.change') }) : null)),
+    h('tbody', {}, keys.map((k) => h('tr', {}, h('td', { text: k }), columns.map((c) => h('td', { dataset: { metric: k }, text: typeof c.metrics[k] === 'number' ? fmtNumber(c.metrics[k]) : '–' })), change ? delta(k) : null))));
 }
 
 /**

@@ -340,6 +340,7 @@ export const DICTIONARIES = {
     'approval.candidate': 'to deploy',
     'approval.serving': 'serving now',
     'approval.changes': 'What changes on {n} devices:',
+    'approval.change': 'Change',
   },
   ko: {
     'app.title': 'VisionInApp',
@@ -681,6 +682,7 @@ export const DICTIONARIES = {
     'approval.candidate': '배포할 모델',
     'approval.serving': '현재 서비스 중',
     'approval.changes': '장치 {n}대에서 바뀌는 것:',
+    'approval.change': '변화',
   },
 };
 
