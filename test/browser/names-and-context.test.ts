@@ -2,9 +2,9 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import path from 'node:path';
 import type { Role } from '../../core/context.js';
-import { makeEnvelope } from '../../protocol/envelope.js';
 import { startTestServer, TEST_PASSWORD, type TestServer } from '../../web-chat/test-support.js';
 import { ARTIFACTS, chromiumMissing, launchChromium } from './chromium.js';
+import { seedModelsAndDevices } from './fixtures.js';
 
 // Issue 17, part 2: names, not ids (fleet table, audit log) and the rollout approval with the
 // candidate's metrics beside the model each targeted device serves now.
@@ -22,61 +22,7 @@ describe.skipIf(missing)('names and approval context in Chromium', () => {
     t = await startTestServer();
     chromium = await launchChromium();
     browser = chromium.browser;
-    for (const [version, mAP50] of [
-      [1, 0.61],
-      [2, 0.74],
-    ] as const) {
-      const put = await t.platform.infra.storage.put(
-        `jobs/job_n${version}/1/model.onnx`,
-        Buffer.from(`onnx-${version}`),
-      );
-      const { version: v } = await t.platform.models.registerFromArtifact({
-        projectId: 'default',
-        name: 'helmets',
-        job: {
-          id: `job_n${version}`,
-          attempt: 1,
-          runnerId: 'gpu-1',
-          config: { backend: 'builtin', model: 'tiny', epochs: 1, imgsz: 320, batch: 4 },
-          dataset: { name: 'helmets-demo', version: 1 },
-        },
-        artifact: {
-          jobId: `job_n${version}`,
-          attempt: 1,
-          runnerId: 'gpu-1',
-          artifacts: [{ name: 'model.onnx', key: put.key, sha256: put.sha256, size: put.size }],
-          model: { layout: 'ultralytics', inputSize: 320, classNames: ['helmet', 'head'] },
-          metrics: { mAP50: mAP50, precision: 0.8 },
-        },
-        createdBy: t.users.operator.id,
-      });
-      ids[`v${version}`] = v.id;
-    }
-    for (const id of ['jetson-l3-a', 'jetson-l3-b']) {
-      await t.platform.fleet.handleTelemetry(
-        makeEnvelope(
-          'device.heartbeat',
-          {
-            deviceId: id,
-            name: id,
-            tags: ['line-3', 'jetson'],
-            hardware: 'jetson-orin',
-            runtime: {},
-            provider: 'tensorrt',
-            modelVersionId: ids.v1!,
-            state: 'serving',
-            fps: 29.6,
-            latencyP50Ms: 8.2,
-            latencyP95Ms: 12.44,
-            meanTopConfidence: 0.8123,
-            cpuPercent: 41.6,
-            memoryMb: 812.4,
-            temperatureC: 50,
-          },
-          { source: id },
-        ),
-      );
-    }
+    Object.assign(ids, await seedModelsAndDevices(t));
   }, 60_000);
 
   afterEach(async (test) => {

@@ -1,17 +1,21 @@
 import { api, clearAlert, h, showError, showInfo, UiError } from './api.js';
 import { approvalCard } from './approval-card.js';
-import { initChat, onDomainEvents, openThread } from './chat.js';
+import { initChat, onDomainEvents, openThread, subscribe } from './chat.js';
+import { devicePage, jobPage, jobsList, modelPage, rolloutPage, rolloutsList } from './pages.js';
 import { applyI18n, setLang, t } from './i18n.js';
 import { badge, fmtMetrics, fmtNumber } from './results.js';
 
-const PAGES = ['chat', 'datasets', 'models', 'fleet', 'feedback', 'approvals', 'audit', 'links'];
+const PAGES = ['chat', 'datasets', 'models', 'jobs', 'fleet', 'rollouts', 'devices', 'feedback', 'approvals', 'audit', 'links'];
+// Pages drawn from the route's argument (a job, rollout or device id); they answer domain events themselves.
+const DETAIL = { jobs: true, rollouts: true, devices: true };
+let pageEvents = null;
 let me = null;
 const loaded = new Set();
 let current = null;
 const AUDIT_PAGE = 100;
 let auditOffset = 0;
 // Which pages a domain event makes stale (by the event type's prefix).
-const STALE = { 'dataset.': ['datasets'], 'model.': ['models'], 'training.finished': ['models'], 'feedback.': ['feedback'], 'device.': ['fleet'], 'rollout.': ['fleet', 'models'], 'approval.': ['approvals', 'audit'] };
+const STALE = { 'dataset.': ['datasets'], 'model.': ['models'], 'training.finished': ['models', 'jobs'], 'training.queued': ['jobs'], 'training.status': ['jobs'], 'feedback.': ['feedback'], 'device.': ['fleet'], 'rollout.': ['fleet', 'models', 'rollouts'], 'approval.': ['approvals', 'audit'] };
 const refreshTimers = new Map();
 
 function fmtTime(ms) {
@@ -135,7 +139,7 @@ const loaders = {
       return [h('span', { class: 'me-1', text: online ? t('fleet.online') : t('fleet.offline') }), online ? badge(d.health.status || 'ok') : null, d.health && d.health.issues.length ? h('div', { class: 'small text-body-secondary', text: d.health.issues.join('; ') }) : null];
     };
     const row = (d) => h('tr', { dataset: { device: d.id } },
-      h('td', { text: d.name }),
+      h('td', {}, h('a', { href: `#devices/${encodeURIComponent(d.id)}`, text: d.name })),
       h('td', { class: 'model' }, d.model ? h('a', { href: `#models/${encodeURIComponent(d.model)}`, text: d.model }) : h('span', { class: 'text-body-secondary', text: t('fleet.noModel') })),
       h('td', {}, health(d)),
       h('td', { class: 'text-end', text: d.fps ? fmtNumber(d.fps, 1) : '–' }),
@@ -162,10 +166,22 @@ const loaders = {
     const status = document.getElementById('approval-status').value;
     const { approvals } = await api(`/api/approvals?status=${status}&limit=50`);
     const list = document.getElementById('approval-list');
-    list.replaceChildren(...(approvals.length ? approvals.map((a) => approvalCard({ ...a, args: a.approvedArgs }, me, async (decision) => {
-      await api(`/api/approvals/${encodeURIComponent(a.id)}/decide`, { method: 'POST', body: decision });
-      await loaders.approvals();
-    })) : [h('p', { class: 'text-body-secondary', text: t('common.none') })]));
+    const card = (a) => {
+      const el = approvalCard({ ...a, args: a.approvedArgs }, me, async (decision) => {
+        await api(`/api/approvals/${encodeURIComponent(a.id)}/decide`, { method: 'POST', body: decision });
+        await loaders.approvals();
+      });
+      // a request made from a page has no conversation to resume it: once approved, anyone who may run it runs it here
+      if (a.status === 'approved' && !a.threadId && me.user.role !== 'viewer') {
+        el.querySelector('.card-body').append(h('button', { class: 'btn btn-sm btn-primary mt-2', type: 'button', dataset: { action: 'run' }, text: t('approvals.run'), onclick: () => guard(async () => {
+          await api(`/api/tools/${encodeURIComponent(a.tool)}`, { method: 'POST', body: { args: a.approvedArgs, approvalId: a.id } });
+          showInfo(t('actions.done', { what: t(`actions.${a.tool}`) }));
+          await loaders.approvals();
+        }) }));
+      }
+      return el;
+    };
+    list.replaceChildren(...(approvals.length ? approvals.map(card) : [h('p', { class: 'text-body-secondary', text: t('common.none') })]));
   },
   async audit() {
     const q = new URLSearchParams({ limit: String(AUDIT_PAGE + 1), offset: String(auditOffset), order: 'desc' });
@@ -262,15 +278,45 @@ function show(page, arg) {
     return;
   }
   loaded.add(name);
+  pageEvents = null;
+  currentArg = arg;
+  if (name === 'devices' && !arg) {
+    location.hash = '#fleet';
+    return;
+  }
   void guard(async () => {
+    if (DETAIL[name]) {
+      pageEvents = await detail[name](arg);
+      return;
+    }
     await loaders[name]();
     if (arg && name === 'datasets') await showDataset(arg);
-    if (arg && name === 'models') await showEvaluations(arg);
+    if (arg && name === 'models') {
+      await modelPage(document.getElementById('model-detail'), arg);
+      await showEvaluations(arg);
+    }
+    if (!arg && name === 'models') document.getElementById('model-detail').replaceChildren();
   });
 }
 
+let currentArg;
+// The pages of one job, rollout or device (or the lists when no id is given); each returns its event handler.
+const detail = {
+  jobs: (id) => (id ? jobPage(document.getElementById('jobs-root'), id, me, subscribe) : jobsList(document.getElementById('jobs-root'))),
+  rollouts: (id) => (id ? rolloutPage(document.getElementById('rollouts-root'), id, me, subscribe) : rolloutsList(document.getElementById('rollouts-root'))),
+  devices: (id) => devicePage(document.getElementById('devices-root'), id, me),
+};
+
 /** Reloads the open page when an event changes what it shows (at most once a second, heartbeats every 5 s). */
 function refreshOn(e) {
+  if (pageEvents && pageEvents(e) === 'reload' && !refreshTimers.has('detail')) {
+    const [page, arg] = [current, currentArg];
+    refreshTimers.set('detail', setTimeout(() => {
+      refreshTimers.delete('detail');
+      if (current === page && currentArg === arg) void guard(async () => (pageEvents = await detail[page](arg)));
+    }, 1000));
+  }
+  if (DETAIL[current] && currentArg) return;
   for (const [prefix, pages] of Object.entries(STALE)) {
     if (!e.type.startsWith(prefix) || !pages.includes(current) || refreshTimers.has(current)) continue;
     const page = current;
@@ -293,6 +339,8 @@ const refreshers = {
   fleet: () => loaders.fleet(),
   approvals: () => loaders.approvals(),
   audit: () => loaders.audit(),
+  jobs: async () => (pageEvents = await detail.jobs(currentArg)),
+  rollouts: async () => (pageEvents = await detail.rollouts(currentArg)),
 };
 
 async function route() {

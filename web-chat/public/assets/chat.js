@@ -163,7 +163,8 @@ async function onRollout(e) {
   }
 }
 
-async function subscribe(kind, id) {
+/** Joins the socket room of a conversation, job or rollout (its events then arrive). */
+export async function subscribe(kind, id) {
   if (!state.socket || !id) return;
   await state.socket.emitWithAck('subscribe', { kind, id });
 }
