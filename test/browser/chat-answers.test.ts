@@ -4,8 +4,8 @@ import path from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Role } from '../../core/context.js';
-import { jpeg, writeTree } from '../../services/datasets/test-support.js';
-import { startTestServer, TEST_PASSWORD, type TestServer } from '../../web-chat/test-support.js';
+import { jpeg, writeTree } from '../../services/datasets/datasets.fixtures.js';
+import { startTestServer, TEST_PASSWORD, type TestServer } from '../../web-chat/server.fixtures.js';
 import { ARTIFACTS, chromiumMissing, launchChromium } from './chromium.js';
 
 // Issue 17, part 1: read-only answers carry their results, and the chat defects a new user met

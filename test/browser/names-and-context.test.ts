@@ -2,9 +2,9 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import path from 'node:path';
 import type { Role } from '../../core/context.js';
-import { startTestServer, TEST_PASSWORD, type TestServer } from '../../web-chat/test-support.js';
+import { startTestServer, TEST_PASSWORD, type TestServer } from '../../web-chat/server.fixtures.js';
 import { ARTIFACTS, chromiumMissing, launchChromium } from './chromium.js';
-import { seedModelsAndDevices } from './fixtures.js';
+import { seedModelsAndDevices } from './pages.fixtures.js';
 
 // Issue 17, part 2: names, not ids (fleet table, audit log) and the rollout approval with the
 // candidate's metrics beside the model each targeted device serves now.

@@ -1,9 +1,9 @@
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Role } from '../../core/context.js';
-import { startTestServer, type TestServer } from '../../web-chat/test-support.js';
+import { startTestServer, type TestServer } from '../../web-chat/server.fixtures.js';
 import { chromiumMissing, launchChromium } from './chromium.js';
-import { screenshotPath, seedModelsAndDevices, signInPage, userCtx } from './fixtures.js';
+import { screenshotPath, seedModelsAndDevices, signInPage, userCtx } from './pages.fixtures.js';
 
 // Issue 17, part 3: the Jobs, job, Rollouts, rollout, device and model pages over the real
 // training, registry, fleet and rollout services; every change goes through an approval.

@@ -4,8 +4,8 @@ import path from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
 import type { CallContext, Role } from '../../core/context.js';
 import { makeEnvelope } from '../../protocol/envelope.js';
-import { jpeg, writeTree } from '../../services/datasets/test-support.js';
-import { TEST_PASSWORD, type TestServer } from '../../web-chat/test-support.js';
+import { jpeg, writeTree } from '../../services/datasets/datasets.fixtures.js';
+import { TEST_PASSWORD, type TestServer } from '../../web-chat/server.fixtures.js';
 import { ARTIFACTS } from './chromium.js';
 
 /** A call context of one of the test server's users. */
