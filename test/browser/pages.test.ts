@@ -131,4 +131,29 @@ describe.skipIf(missing)('jobs, rollouts, device and model pages in Chromium', (
     const { readFileSync } = await import('node:fs');
     expect(readFileSync(file!, 'utf8')).toBe('onnx-1');
   }, 60_000);
+
+  it('browses a dataset: class colours with a legend and balance chart, split and class filters, paging, full-size view', async () => {
+    const page = await signIn('viewer', 'ko-KR');
+    await page.goto(`${t.url}/#datasets/helmets-demo`);
+    await page.locator('#dataset-legend [data-class="head"]').waitFor();
+    expect(await page.locator('#dataset-version option').allTextContents()).toEqual(['버전 1']);
+    // one colour per class
+    const swatches = await page
+      .locator('#dataset-legend .legend-swatch')
+      .evaluateAll((els) => els.map((e) => getComputedStyle(e).backgroundColor));
+    expect(new Set(swatches).size).toBe(2);
+    expect(await page.locator('#dataset-balance').count()).toBe(1);
+    await expect.poll(() => page.locator('#dataset-samples canvas').count()).toBe(2);
+    expect(await page.locator('#dataset-range').textContent()).toBe('이미지 2장 중 1–2');
+    await page.selectOption('#dataset-split', 'val');
+    await expect.poll(() => page.locator('#dataset-samples button.sample').count()).toBe(1);
+    expect(await page.locator('#dataset-samples button.sample').getAttribute('data-split')).toBe('val');
+    await page.selectOption('#dataset-split', '');
+    await page.selectOption('#dataset-class', 'head');
+    await expect.poll(() => page.locator('#dataset-samples button.sample').count()).toBe(1);
+    expect(await page.locator('#dataset-samples button.sample').getAttribute('data-split')).toBe('train');
+    await page.click('#dataset-samples button.sample');
+    await page.locator('#image-dialog.show canvas').waitFor();
+    expect(await page.locator('#image-dialog .modal-title').textContent()).toContain('200×120');
+  }, 60_000);
 });

@@ -1,6 +1,7 @@
 import { api, clearAlert, h, showError, showInfo, UiError } from './api.js';
 import { approvalCard } from './approval-card.js';
 import { initChat, onDomainEvents, openThread, subscribe } from './chat.js';
+import { datasetView, drawBoxes } from './dataset-view.js';
 import { devicePage, jobPage, jobsList, modelPage, rolloutPage, rolloutsList } from './pages.js';
 import { applyI18n, setLang, t } from './i18n.js';
 import { badge, fmtMetrics, fmtNumber } from './results.js';
@@ -28,28 +29,6 @@ async function guard(fn) {
   } catch (err) {
     showError(err);
   }
-}
-
-/** Draws an image and its boxes ([x1,y1,x2,y2] in pixels, or x/y/w/h normalised) on a canvas. */
-function boxesCanvas(url, width, height, boxes) {
-  const canvas = h('canvas', { class: 'sample-canvas', width: String(width), height: String(height) });
-  const img = new Image();
-  img.onload = () => {
-    const g = canvas.getContext('2d');
-    g.drawImage(img, 0, 0, width, height);
-    g.lineWidth = Math.max(2, width / 200);
-    g.font = `${Math.max(12, width / 40)}px sans-serif`;
-    for (const b of boxes) {
-      let [x1, y1, x2, y2] = Array.isArray(b.box) ? b.box : [b.x1 ?? 0, b.y1 ?? 0, b.x2 ?? 0, b.y2 ?? 0];
-      if (Math.max(x1, y1, x2, y2) <= 1) [x1, y1, x2, y2] = [x1 * width, y1 * height, x2 * width, y2 * height];
-      g.strokeStyle = '#ff3b30';
-      g.strokeRect(x1, y1, x2 - x1, y2 - y1);
-      g.fillStyle = '#ff3b30';
-      g.fillText(String(b.className ?? b.label ?? b.class ?? ''), x1 + 2, Math.max(12, y1 - 2));
-    }
-  };
-  img.src = url;
-  return canvas;
 }
 
 /** The recorded evaluations of a model version, newest first, under the models table. */
@@ -213,19 +192,7 @@ function renderAuditPager(more) {
 }
 
 async function showDataset(ref) {
-  const info = await api(`/api/datasets/${encodeURIComponent(ref)}`);
-  const classes = info.stats && Array.isArray(info.stats.classes) ? info.stats.classes : [];
-  const detail = document.getElementById('dataset-detail');
-  detail.dataset.ref = `${info.name}@${info.version}`;
-  detail.replaceChildren(
-    h('h2', { class: 'h5', text: `${info.name} · ${t('datasets.version', { n: info.version })}` }),
-    h('p', { class: 'small text-body-secondary', text: info.description || '' }),
-    h('h3', { class: 'h6', text: t('datasets.classes') }),
-    h('ul', { class: 'small' }, classes.map((c) => h('li', { text: `${c.name}: ${t('datasets.boxes', { n: c.boxes })}, ${t('datasets.images', { n: c.images })}` }))),
-    h('h3', { class: 'h6', text: t('datasets.samples') }),
-  );
-  const { items } = await api(`/api/datasets/${encodeURIComponent(ref)}/images?limit=12`);
-  document.getElementById('dataset-samples').replaceChildren(...items.map((i) => h('div', { class: 'col-6 col-md-4' }, boxesCanvas(i.fullUrl, i.width, i.height, i.boxes))));
+  await datasetView(document.getElementById('dataset-detail'), document.getElementById('dataset-samples'), ref);
 }
 
 async function showFeedback(id) {
@@ -243,7 +210,7 @@ async function showFeedback(id) {
   const corrected = h('textarea', { class: 'form-control form-control-sm font-monospace mb-2', rows: '4', 'aria-label': t('feedback.boxes') }, (s.predictions || []).map((p) => JSON.stringify([...p.box.map((v) => Math.round(v)), p.className])).join('\n'));
   const reason = h('input', { class: 'form-control form-control-sm mb-2', 'aria-label': t('feedback.rejectReason'), placeholder: t('feedback.rejectReason') });
   document.getElementById('feedback-detail').replaceChildren(
-    boxesCanvas(s.url, s.width, s.height, boxes),
+    drawBoxes(s.url, s.width, s.height, boxes),
     h('p', { class: 'small', text: t('feedback.confidence', { value: typeof s.topConfidence === 'number' ? fmtNumber(s.topConfidence, 2) : '–' }) }),
     h('div', { class: 'd-flex gap-2 mb-2' }, h('button', { class: 'btn btn-success btn-sm', type: 'button', text: t('feedback.accept'), onclick: () => review({ decision: 'accept' }) })),
     h('label', { class: 'small', text: t('feedback.boxes') }),
