@@ -1,7 +1,8 @@
-import { api, clearAlert, h, showError, showInfo, UiError } from './api.js';
+import { api, clearAlert, h, showError, showInfo } from './api.js';
 import { approvalCard } from './approval-card.js';
 import { initChat, onDomainEvents, openThread, subscribe } from './chat.js';
-import { datasetView, drawBoxes } from './dataset-view.js';
+import { datasetView } from './dataset-view.js';
+import { reviewPage } from './review.js';
 import { devicePage, jobPage, jobsList, modelPage, rolloutPage, rolloutsList } from './pages.js';
 import { applyI18n, setLang, t } from './i18n.js';
 import { badge, fmtMetrics, fmtNumber } from './results.js';
@@ -137,9 +138,7 @@ const loaders = {
       : [h('p', { class: 'text-body-secondary', text: t('common.none') })]));
   },
   async feedback() {
-    const { items } = await api('/api/feedback?status=pending&limit=50');
-    const list = document.getElementById('feedback-list');
-    list.replaceChildren(...(items.length ? items.map((s) => h('li', { class: 'list-group-item list-group-item-action', role: 'button', onclick: () => guard(() => showFeedback(s.id)) }, h('div', { class: 'small', text: `${s.deviceId} · ${fmtTime(s.receivedAt)}` }), h('div', { class: 'small text-body-secondary', text: t('feedback.reason', { reason: s.reason }) }))) : [h('li', { class: 'list-group-item text-body-secondary', text: t('common.none') })]));
+    await reviewPage(me);
   },
   async approvals() {
     const status = document.getElementById('approval-status').value;
@@ -193,42 +192,6 @@ function renderAuditPager(more) {
 
 async function showDataset(ref) {
   await datasetView(document.getElementById('dataset-detail'), document.getElementById('dataset-samples'), ref);
-}
-
-async function showFeedback(id) {
-  const s = await api(`/api/feedback/${encodeURIComponent(id)}`);
-  const boxes = (s.predictions || []).map((p) => ({ box: p.box, label: `${p.className} ${typeof p.confidence === 'number' ? p.confidence.toFixed(2) : ''}` }));
-  const review = (body) => guard(async () => {
-    // review_feedback is a write tool (reviews become training data): the click asks for an approval of these
-    // exact arguments, approves it (a write's requester may approve their own), then runs it with that approval.
-    const approval = await api('/api/approvals', { method: 'POST', body: { tool: 'review_feedback', args: { sampleId: id, ...body }, reason: `review of feedback sample ${id} in the web app` } });
-    await api(`/api/approvals/${encodeURIComponent(approval.id)}/decide`, { method: 'POST', body: { decision: 'approve', reason: 'reviewed in the web app' } });
-    await api(`/api/feedback/${encodeURIComponent(id)}/review`, { method: 'POST', body: { ...body, approvalId: approval.id } });
-    document.getElementById('feedback-detail').replaceChildren();
-    await loaders.feedback();
-  });
-  const corrected = h('textarea', { class: 'form-control form-control-sm font-monospace mb-2', rows: '4', 'aria-label': t('feedback.boxes') }, (s.predictions || []).map((p) => JSON.stringify([...p.box.map((v) => Math.round(v)), p.className])).join('\n'));
-  const reason = h('input', { class: 'form-control form-control-sm mb-2', 'aria-label': t('feedback.rejectReason'), placeholder: t('feedback.rejectReason') });
-  document.getElementById('feedback-detail').replaceChildren(
-    drawBoxes(s.url, s.width, s.height, boxes),
-    h('p', { class: 'small', text: t('feedback.confidence', { value: typeof s.topConfidence === 'number' ? fmtNumber(s.topConfidence, 2) : '–' }) }),
-    h('div', { class: 'd-flex gap-2 mb-2' }, h('button', { class: 'btn btn-success btn-sm', type: 'button', text: t('feedback.accept'), onclick: () => review({ decision: 'accept' }) })),
-    h('label', { class: 'small', text: t('feedback.boxes') }),
-    corrected,
-    h('button', { class: 'btn btn-outline-success btn-sm mb-3', type: 'button', text: t('feedback.correct'), onclick: () => {
-      const lines = corrected.value.split('\n').map((l) => l.trim()).filter(Boolean);
-      let parsed;
-      try {
-        parsed = lines.map((l) => JSON.parse(l)).map(([x1, y1, x2, y2, className]) => ({ className: String(className), x1: x1 / s.width, y1: y1 / s.height, x2: x2 / s.width, y2: y2 / s.height }));
-      } catch {
-        showError(new UiError(t('approval.badJson', { field: t('feedback.boxes') }), 'invalid_input', 400));
-        return;
-      }
-      review({ decision: 'accept', boxes: parsed });
-    } }),
-    reason,
-    h('button', { class: 'btn btn-outline-danger btn-sm', type: 'button', text: t('feedback.reject'), onclick: () => reason.value.trim() && review({ decision: 'reject', reason: reason.value.trim() }) }),
-  );
 }
 
 function show(page, arg) {
