@@ -156,4 +156,26 @@ describe.skipIf(missing)('jobs, rollouts, device and model pages in Chromium', (
     await page.locator('#image-dialog.show canvas').waitFor();
     expect(await page.locator('#image-dialog .modal-title').textContent()).toContain('200×120');
   }, 60_000);
+
+  it('creates an API token in Settings (shown once, working), and revokes it', async () => {
+    const page = await signIn('operator');
+    await page.click('.navbar a[data-page="settings"]');
+    await page.fill('#token-name', 'CI pipeline');
+    expect(await page.locator('#token-role option').allTextContents()).toEqual(['viewer', 'operator']);
+    await page.selectOption('#token-role', 'viewer');
+    await page.click('#token-create');
+    const token = (await page.locator('#token-value').inputValue()).trim();
+    expect(token).toMatch(/^via_/);
+    const me = await fetch(`${t.url}/api/me`, { headers: { authorization: `Bearer ${token}` } });
+    expect(me.status).toBe(200);
+    expect((await me.json()).user.role).toBe('viewer');
+    const row = page.locator('#token-rows tbody tr', { hasText: 'CI pipeline' });
+    expect(await row.locator('[data-value]').textContent()).toBe('active');
+    page.once('dialog', (d) => void d.accept());
+    await row.locator('button[data-action="revoke"]').click();
+    await expect.poll(() => row.locator('[data-value]').textContent()).toBe('revoked');
+    expect((await fetch(`${t.url}/api/me`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(
+      401,
+    );
+  }, 60_000);
 });

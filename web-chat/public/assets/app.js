@@ -3,11 +3,12 @@ import { approvalCard } from './approval-card.js';
 import { initChat, onDomainEvents, openThread, subscribe } from './chat.js';
 import { datasetView } from './dataset-view.js';
 import { reviewPage } from './review.js';
+import { settingsPage } from './settings.js';
 import { devicePage, jobPage, jobsList, modelPage, rolloutPage, rolloutsList } from './pages.js';
 import { applyI18n, setLang, t } from './i18n.js';
 import { badge, fmtMetrics, fmtNumber } from './results.js';
 
-const PAGES = ['chat', 'datasets', 'models', 'jobs', 'fleet', 'rollouts', 'devices', 'feedback', 'approvals', 'audit', 'links'];
+const PAGES = ['chat', 'datasets', 'models', 'jobs', 'fleet', 'rollouts', 'devices', 'feedback', 'approvals', 'audit', 'links', 'settings'];
 // Pages drawn from the route's argument (a job, rollout or device id); they answer domain events themselves.
 const DETAIL = { jobs: true, rollouts: true, devices: true };
 let pageEvents = null;
@@ -103,6 +104,8 @@ const loaders = {
   },
   async models() {
     const { versions } = await api('/api/models?limit=100');
+    // the versions to compare are picked from the list, not typed from memory
+    document.getElementById('model-refs').replaceChildren(...versions.map((v) => h('option', { value: v.ref || `${v.name}@${v.version}` })));
     document.getElementById('model-rows').replaceChildren(...versions.map((v) => h('tr', {}, h('td', { text: v.ref || `${v.name}@${v.version}` }), h('td', {}, (v.stages || []).map(badge)), h('td', { class: 'small', text: fmtMetrics(v.metrics) }), h('td', { class: 'small', text: fmtTime(v.createdAt) }), h('td', {}, h('button', { class: 'btn btn-sm btn-outline-secondary', type: 'button', text: t('models.showEvaluations'), onclick: () => guard(() => showEvaluations(v.ref || `${v.name}@${v.version}`)) })))));
   },
   async fleet() {
@@ -139,6 +142,9 @@ const loaders = {
   },
   async feedback() {
     await reviewPage(me);
+  },
+  async settings() {
+    await settingsPage(document.getElementById('settings-root'), me);
   },
   async approvals() {
     const status = document.getElementById('approval-status').value;
