@@ -136,7 +136,7 @@ describe.skipIf(missing)('feedback review in Chromium', () => {
     // the accepted samples become a dataset version, through its approval
     page.once('dialog', (d) => void d.accept('helmets-demo'));
     await page.click('#feedback-to-dataset');
-    const card = page.locator('#feedback-list .approval-card');
+    const card = page.locator('#feedback-actions .approval-card');
     await card.waitFor();
     expect(await card.locator('.tool').textContent()).toBe('feedback_to_dataset');
     await card.locator('button[data-action="approve"]').click();

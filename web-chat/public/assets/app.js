@@ -18,7 +18,7 @@ let current = null;
 const AUDIT_PAGE = 100;
 let auditOffset = 0;
 // Which pages a domain event makes stale (by the event type's prefix).
-const STALE = { 'dataset.': ['datasets'], 'model.': ['models'], 'training.finished': ['models', 'jobs'], 'training.queued': ['jobs'], 'training.status': ['jobs'], 'feedback.': ['feedback'], 'device.': ['fleet'], 'rollout.': ['fleet', 'models', 'rollouts'], 'approval.': ['approvals', 'audit'] };
+const STALE = { 'dataset.': ['datasets'], 'model.': ['models'], 'training.finished': ['models', 'jobs'], 'training.queued': ['jobs'], 'training.status': ['jobs'], 'feedback.received': ['feedback'], 'device.': ['fleet'], 'rollout.': ['fleet', 'models', 'rollouts'], 'approval.': ['approvals', 'audit'] };
 const refreshTimers = new Map();
 
 function fmtTime(ms) {
@@ -249,7 +249,9 @@ function refreshOn(e) {
     const [page, arg] = [current, currentArg];
     refreshTimers.set('detail', setTimeout(() => {
       refreshTimers.delete('detail');
-      if (current === page && currentArg === arg) void guard(async () => (pageEvents = await detail[page](arg)));
+      // a card waiting for a decision on this page is not thrown away; deciding it redraws the page
+      const waiting = document.querySelector(`#page-${page} .approval-card button[data-action="approve"]`);
+      if (current === page && currentArg === arg && !waiting) void guard(async () => (pageEvents = await detail[page](arg)));
     }, 1000));
   }
   if (DETAIL[current] && currentArg) return;

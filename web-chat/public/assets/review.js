@@ -158,7 +158,10 @@ export function boxEditor(url, width, height, initial, classNames, onChange = ()
 }
 
 /** The feedback review page: a filtered queue with thumbnails, the box editor, accept/reject with auto-advance, and "make a dataset version". */
-export async function reviewPage(me, filters = {}) {
+let lastFilters = {};
+
+export async function reviewPage(me, filters = lastFilters) {
+  lastFilters = { ...filters, open: undefined };
   const listEl = document.getElementById('feedback-list');
   const detail = document.getElementById('feedback-detail');
   const { items } = await api('/api/feedback?status=pending&limit=100');
@@ -205,7 +208,8 @@ export async function reviewPage(me, filters = {}) {
     onchange: (e) =>
       void reviewPage(me, { ...filters, maxConfidence: Number(e.target.value) }).catch(showError),
   });
-  const box = h('div', { class: 'feedback-approval' });
+  // outside the list, so that a refresh of the queue (new samples arriving) keeps a pending approval card
+  const box = document.getElementById('feedback-actions');
   const toDataset = h('button', {
     class: 'btn btn-sm btn-outline-primary',
     type: 'button',
