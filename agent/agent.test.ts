@@ -215,7 +215,10 @@ describe('AgentRuntime (embedded, rules planner)', () => {
     await h.runtime.decide(alice, view.id, { approvalId: view.pendingApproval!.approvalId, decision: 'reject', reason: 'stop' });
     const next = await h.runtime.sendMessage(alice, view.id, 'list devices on line 3');
     expect(next.status).toBe('done');
-    expect(next.history).toHaveLength(2);
+    // the earlier exchange is history; the current one is message/report only (shown once when reopened)
+    expect(next.history.map((t) => t.message)).toEqual(['train on dataset helmets-v2']);
+    expect(next.message).toBe('list devices on line 3');
+    expect((await h.runtime.getThread(alice, view.id)).history).toHaveLength(1);
     expect(next.steps[0]?.output).toMatchObject({ devices: [{ id: 'dev_l3_a' }, { id: 'dev_l3_b' }] });
   });
 

@@ -72,6 +72,13 @@ export interface ThreadView {
   updatedAt: number;
 }
 
+/** The exchanges before the current one: the report node appends the current exchange to `history` too. */
+function pastTurns(values: Partial<AgentStateValue>): Array<{ message: string; report: string }> {
+  const history = values.history ?? [];
+  const last = history[history.length - 1];
+  return last !== undefined && values.summary != null && last.message === values.message && last.report === values.summary ? history.slice(0, -1) : history;
+}
+
 /** A decision sent from any channel (web card, Slack button, MCP, REST). */
 export interface AgentDecision {
   approvalId: string;
@@ -410,7 +417,7 @@ export class AgentRuntime {
       pendingApproval: approval,
       waitingFor: wait,
       report: values.summary ?? null,
-      history: values.history ?? [],
+      history: pastTurns(values),
       updatedAt: Number(row.updated_at),
     };
   }

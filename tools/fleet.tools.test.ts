@@ -44,8 +44,9 @@ describe('fleet and rollout tools', () => {
 
   it('lists and describes devices, plans without sending anything, and starts a rollout only with an approval', async () => {
     expect(ctx.registry.has('start_rollout') && ctx.registry.has('list_devices') && !ctx.registry.has('start_training')).toBe(true);
-    expect(await runTool(ctx, 'list_devices', { tag: 'line-3' })).toMatchObject({ ok: true, output: { devices: [{ id: 'jetson-1' }, { id: 'jetson-2' }] } });
-    expect(await runTool(ctx, 'describe_device', { device: 'jetson-1' })).toMatchObject({ ok: true, output: { id: 'jetson-1', tags: ['line-3'] } });
+    // people (and the report) read the model each device runs as name@N, not its mv_ id
+    expect(await runTool(ctx, 'list_devices', { tag: 'line-3' })).toMatchObject({ ok: true, output: { devices: [{ id: 'jetson-1', model: 'helmets@1' }, { id: 'jetson-2', model: 'helmets@1' }] } });
+    expect(await runTool(ctx, 'describe_device', { device: 'jetson-1' })).toMatchObject({ ok: true, output: { id: 'jetson-1', tags: ['line-3'], model: 'helmets@1' } });
     const plan = await runTool(ctx, 'plan_rollout', { modelVersion: v2.ref, target: { tag: 'line-3' } });
     expect(plan).toMatchObject({ ok: true, output: { devices: 2 } });
     expect(h.devices.flatMap((d) => d.control)).toEqual([]);

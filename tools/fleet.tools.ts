@@ -33,12 +33,23 @@ const deviceView = z.object({
   state: z.string().describe('what the device is doing'),
   health: z.string().describe('ok, warn, error or offline'),
   issues: z.array(z.string()).describe('health problems, if any'),
-  modelVersionId: z.string().nullable().describe('model version it runs'),
+  model: z.string().nullable().describe('model version it runs, name@N (null when none)'),
+  modelVersionId: z.string().nullable().describe('id of the model version it runs'),
   fps: z.number().describe('frames per second'),
   latencyP95Ms: z.number().describe('p95 inference latency'),
 });
 
-const device = (d: Device): z.infer<typeof deviceView> => ({
+/** name@N of each model version id the devices run (ids the registry no longer resolves keep the id). */
+async function modelRefs(ctx: ToolContext, ids: Array<string | null>): Promise<Map<string, string>> {
+  const refs = new Map<string, string>();
+  const models = ctx.services.models;
+  for (const id of new Set(ids.filter((x): x is string => x !== null))) {
+    refs.set(id, models === undefined ? id : await models.get(ctx, id).then((v) => v.ref, () => id));
+  }
+  return refs;
+}
+
+const device = (d: Device, refs: Map<string, string>): z.infer<typeof deviceView> => ({
   id: d.id,
   name: d.name,
   tags: d.tags,
@@ -46,6 +57,7 @@ const device = (d: Device): z.infer<typeof deviceView> => ({
   state: d.state,
   health: d.health.status,
   issues: d.health.issues,
+  model: d.modelVersionId === null ? null : (refs.get(d.modelVersionId) ?? d.modelVersionId),
   modelVersionId: d.modelVersionId,
   fps: d.fps,
   latencyP95Ms: d.latencyP95Ms,
@@ -84,7 +96,9 @@ export const listDevicesTool = defineTool({
   risk: 'read',
   idempotent: true,
   async run(ctx, input) {
-    return { devices: (await fleet(ctx).list(ctx, input.tag ? { tag: input.tag } : {})).map(device) };
+    const devices = await fleet(ctx).list(ctx, input.tag ? { tag: input.tag } : {});
+    const refs = await modelRefs(ctx, devices.map((d) => d.modelVersionId));
+    return { devices: devices.map((d) => device(d, refs)) };
   },
 });
 
@@ -95,7 +109,8 @@ export const describeDeviceTool = defineTool({
   description: 'Show one device: tags, hardware, runtime, model version (current and previous), health and performance.',
   input: z.object({ device: z.string().min(1).max(64).describe('device id') }),
   output: deviceView.extend({
-    previousModelVersionId: z.string().nullable().describe('model version before the current one'),
+    previousModel: z.string().nullable().describe('model version before the current one, name@N'),
+    previousModelVersionId: z.string().nullable().describe('id of the model version before the current one'),
     provider: z.string().describe('execution provider, e.g. tensorrt'),
     runtime: z.record(z.string(), z.string()).describe('runtime versions'),
   }),
@@ -103,7 +118,9 @@ export const describeDeviceTool = defineTool({
   idempotent: true,
   async run(ctx, input) {
     const d = await fleet(ctx).get(ctx, input.device);
-    return { ...device(d), previousModelVersionId: d.previousModelVersionId, provider: d.provider, runtime: d.runtime };
+    const refs = await modelRefs(ctx, [d.modelVersionId, d.previousModelVersionId]);
+    const previousModel = d.previousModelVersionId === null ? null : (refs.get(d.previousModelVersionId) ?? d.previousModelVersionId);
+    return { ...device(d, refs), previousModel, previousModelVersionId: d.previousModelVersionId, provider: d.provider, runtime: d.runtime };
   },
 });
 

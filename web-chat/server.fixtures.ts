@@ -63,7 +63,8 @@ export async function startTestServer(opts: { env?: Record<string, string>; web?
     ttlMs: config.APPROVAL_TTL_HOURS * 3_600_000,
     validateArgs: (tool, args) => registry.parseInput(tool, args),
   });
-  const toolServices = { approvals, audit: platform.audit, approvalStrict: config.APPROVAL_STRICT };
+  // the platform's real services behind every tool the simulated domain does not replace (cancel_training, pause_rollout…)
+  const toolServices = { ...platform.tools.services, approvals, audit: platform.audit, approvalStrict: config.APPROVAL_STRICT };
   const agent = new AgentRuntime({
     db: platform.infra.db.kysely,
     registry,

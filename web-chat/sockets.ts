@@ -200,7 +200,7 @@ export async function attachSockets(server: http.Server, deps: SocketDeps): Prom
   };
 }
 
-/** The rooms a domain event goes to: its job or rollout room, and the project room for fleet and approval changes. */
+/** The rooms a domain event goes to: its job or rollout room, and the project room for fleet, dataset, model, feedback and approval changes. */
 export function roomsOfEvent(e: DomainEventBase): string[] {
   const x = e as DomainEventBase & { jobId?: string; job?: { id?: string }; rolloutId?: string; rollout?: { id?: string } };
   if (e.type.startsWith('training.')) {
@@ -211,7 +211,7 @@ export function roomsOfEvent(e: DomainEventBase): string[] {
     const id = x.rolloutId ?? x.rollout?.id;
     return id ? [roomOf(e.projectId, 'rollout', id), roomOf(e.projectId, 'project')] : [];
   }
-  if (e.type.startsWith('device.') || e.type.startsWith('approval.') || e.type.startsWith('model.') || e.type.startsWith('feedback.')) {
+  if (['device.', 'approval.', 'model.', 'feedback.', 'dataset.'].some((prefix) => e.type.startsWith(prefix))) {
     return [roomOf(e.projectId, 'project')];
   }
   return [];

@@ -124,7 +124,7 @@ describe.skipIf(missing)('web pages in Chromium', () => {
     await page.fill('#dataset-q', 'helmet');
     await page.click('#dataset-search button');
     await page.locator('#dataset-list li', { hasText: 'helmets-demo' }).click();
-    await page.locator('#dataset-detail li', { hasText: 'helmet: 2 boxes' }).waitFor();
+    await page.locator('#dataset-legend [data-class="helmet"]', { hasText: '2 boxes' }).waitFor();
     await expect.poll(() => page.locator('#dataset-samples canvas').count()).toBe(2);
     // The boxes are drawn in red over the (grey-ish) sample images.
     await expect

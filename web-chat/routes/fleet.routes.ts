@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { type RouteDef, idParams, need, page, route } from './route.js';
+import { type RouteDef, idParams, modelRefsOf, need, page, route } from './route.js';
 
 /** The fleet routes of the REST API. */
 export const fleetRoutes: RouteDef[] = [
@@ -15,7 +15,10 @@ export const fleetRoutes: RouteDef[] = [
         ...(query.tag ? { tag: query.tag } : {}),
         ...(query.online ? { online: query.online === 'true' } : {}),
       };
-      return { devices: await need(s.fleet, 'the fleet').list(ctx, filter) };
+      const devices = await need(s.fleet, 'the fleet').list(ctx, filter);
+      const refs = await modelRefsOf(ctx, s, devices.flatMap((d) => [d.modelVersionId, d.previousModelVersionId]));
+      const ref = (mv: string | null) => (mv === null ? null : (refs.get(mv) ?? mv));
+      return { devices: devices.map((d) => ({ ...d, model: ref(d.modelVersionId), previousModel: ref(d.previousModelVersionId) })) };
     },
   }),
   route({
@@ -26,7 +29,10 @@ export const fleetRoutes: RouteDef[] = [
     summary: 'One device',
     params: idParams,
     async handler({ ctx, s, params }) {
-      return need(s.fleet, 'the fleet').get(ctx, params.id);
+      const d = await need(s.fleet, 'the fleet').get(ctx, params.id);
+      const refs = await modelRefsOf(ctx, s, [d.modelVersionId, d.previousModelVersionId]);
+      const ref = (mv: string | null) => (mv === null ? null : (refs.get(mv) ?? mv));
+      return { ...d, model: ref(d.modelVersionId), previousModel: ref(d.previousModelVersionId) };
     },
   }),
   route({

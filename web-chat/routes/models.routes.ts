@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { PlatformError } from '../../core/errors.js';
 import { type RouteDef, approvalIdField, need, page, refParams, route, tool } from './route.js';
 
 /** The models routes of the REST API. */
@@ -41,6 +42,23 @@ export const modelsRoutes: RouteDef[] = [
     params: refParams,
     async handler({ ctx, s, params }) {
       return need(s.models, 'the model registry').get(ctx, params.ref);
+    },
+  }),
+  route({
+    method: 'get',
+    path: '/api/models/:ref/download',
+    access: 'viewer',
+    tag: 'models',
+    summary: "A short-lived download link for one of a version's stored files (model.onnx by default)",
+    params: refParams,
+    query: z.object({ file: z.string().min(1).max(200).optional().describe('artifact name, e.g. model.onnx') }),
+    response: z.object({ name: z.string(), url: z.string(), sha256: z.string(), size: z.number() }),
+    async handler({ ctx, s, params, query, presign }) {
+      const v = await need(s.models, 'the model registry').get(ctx, params.ref);
+      const file = query.file ?? 'model.onnx';
+      const artifact = v.artifacts.find((a) => a.name === file);
+      if (artifact === undefined) throw new PlatformError('not_found', `${v.ref} has no file "${file}"; its files: ${v.artifacts.map((a) => a.name).join(', ') || 'none'}`);
+      return { name: artifact.name, url: await presign(artifact.key), sha256: artifact.sha256, size: artifact.size };
     },
   }),
   route({

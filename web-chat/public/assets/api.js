@@ -2,10 +2,12 @@ import { t } from './i18n.js';
 
 /** An error a person can act on: its message is already translated. */
 export class UiError extends Error {
-  constructor(message, code, status) {
+  constructor(message, code, status, serverMessage = '') {
     super(message);
     this.code = code;
     this.status = status;
+    /** The server's own (English) message, for callers that explain a code in their own words. */
+    this.serverMessage = serverMessage;
   }
 }
 
@@ -23,6 +25,8 @@ export function explain(status, error) {
   if (code === 'forbidden') return t('error.forbidden', { message });
   if (code === 'unavailable') return t('error.unavailable', { message });
   if (code === 'internal' || !message) return t('error.generic');
+  // the lead words are in the page's language; the server's details follow as they are
+  if (['not_found', 'invalid_input', 'conflict', 'approval_required'].includes(code)) return t(`error.${code}`, { message });
   return t('error.message', { message });
 }
 
@@ -49,20 +53,29 @@ export async function api(path, { method = 'GET', body } = {}) {
     if (res.status === 401 && !path.startsWith('/api/auth/')) {
       location.href = `/login.html#next=${encodeURIComponent(location.hash)}`;
     }
-    throw new UiError(explain(res.status, data && data.error), (data && data.error && data.error.code) || 'http', res.status);
+    const error = data && data.error;
+    throw new UiError(explain(res.status, error), (error && error.code) || 'http', res.status, (error && typeof error.message === 'string' && error.message) || '');
   }
   return data;
 }
 
 /** Shows an actionable error in the page's alert area. */
 export function showError(err) {
-  const box = document.getElementById('toast') || document.getElementById('login-error');
-  if (!box) return;
-  box.textContent = err instanceof UiError ? err.message : t('error.generic');
+  const text = document.getElementById('toast') || document.getElementById('login-error');
+  if (!text) return;
+  const box = document.getElementById('toast-box') || text;
+  text.textContent = err instanceof UiError ? err.message : t('error.generic');
   box.classList.remove('d-none', 'alert-success');
   box.classList.add('alert-danger');
   clearTimeout(showError.timer);
   showError.timer = setTimeout(() => box.classList.add('d-none'), 8000);
+}
+
+/** Hides the page's alert (on leaving a page: an error belongs to the page it happened on). */
+export function clearAlert() {
+  const box = document.getElementById('toast-box');
+  if (box) box.classList.add('d-none');
+  clearTimeout(showError.timer);
 }
 
 /** Creates an element with attributes and children (text children are set as text, never HTML). */
@@ -85,9 +98,10 @@ export function h(tag, attrs = {}, ...children) {
 
 /** Shows a confirmation in the page's alert area. */
 export function showInfo(text) {
-  const box = document.getElementById('toast');
-  if (!box) return;
-  box.textContent = text;
+  const el = document.getElementById('toast');
+  if (!el) return;
+  const box = document.getElementById('toast-box') || el;
+  el.textContent = text;
   box.classList.remove('d-none', 'alert-danger');
   box.classList.add('alert-success');
 }

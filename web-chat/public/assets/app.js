@@ -1,21 +1,28 @@
-import { api, h, showError, showInfo, UiError } from './api.js';
+import { api, clearAlert, h, showError, showInfo } from './api.js';
 import { approvalCard } from './approval-card.js';
-import { initChat } from './chat.js';
+import { initChat, onDomainEvents, openThread, subscribe } from './chat.js';
+import { datasetView } from './dataset-view.js';
+import { reviewPage } from './review.js';
+import { settingsPage } from './settings.js';
+import { devicePage, jobPage, jobsList, modelPage, rolloutPage, rolloutsList } from './pages.js';
 import { applyI18n, setLang, t } from './i18n.js';
+import { badge, fmtMetrics, fmtNumber } from './results.js';
 
-const PAGES = ['chat', 'datasets', 'models', 'fleet', 'feedback', 'approvals', 'audit', 'links'];
+const PAGES = ['chat', 'datasets', 'models', 'jobs', 'fleet', 'rollouts', 'devices', 'feedback', 'approvals', 'audit', 'links', 'settings'];
+// Pages drawn from the route's argument (a job, rollout or device id); they answer domain events themselves.
+const DETAIL = { jobs: true, rollouts: true, devices: true };
+let pageEvents = null;
 let me = null;
 const loaded = new Set();
+let current = null;
+const AUDIT_PAGE = 100;
+let auditOffset = 0;
+// Which pages a domain event makes stale (by the event type's prefix).
+const STALE = { 'dataset.': ['datasets'], 'model.': ['models'], 'training.finished': ['models', 'jobs'], 'training.queued': ['jobs'], 'training.status': ['jobs'], 'feedback.received': ['feedback'], 'device.': ['fleet'], 'rollout.': ['fleet', 'models', 'rollouts'], 'approval.': ['approvals', 'audit'] };
+const refreshTimers = new Map();
 
 function fmtTime(ms) {
   return ms ? new Date(ms).toLocaleString(document.documentElement.lang) : '';
-}
-
-function fmtMetrics(metrics) {
-  return Object.entries(metrics || {})
-    .filter(([, v]) => typeof v === 'number')
-    .map(([k, v]) => `${k} ${v.toFixed(3)}`)
-    .join(', ');
 }
 
 async function guard(fn) {
@@ -24,28 +31,6 @@ async function guard(fn) {
   } catch (err) {
     showError(err);
   }
-}
-
-/** Draws an image and its boxes ([x1,y1,x2,y2] in pixels, or x/y/w/h normalised) on a canvas. */
-function boxesCanvas(url, width, height, boxes) {
-  const canvas = h('canvas', { class: 'sample-canvas', width: String(width), height: String(height) });
-  const img = new Image();
-  img.onload = () => {
-    const g = canvas.getContext('2d');
-    g.drawImage(img, 0, 0, width, height);
-    g.lineWidth = Math.max(2, width / 200);
-    g.font = `${Math.max(12, width / 40)}px sans-serif`;
-    for (const b of boxes) {
-      let [x1, y1, x2, y2] = Array.isArray(b.box) ? b.box : [b.x1 ?? 0, b.y1 ?? 0, b.x2 ?? 0, b.y2 ?? 0];
-      if (Math.max(x1, y1, x2, y2) <= 1) [x1, y1, x2, y2] = [x1 * width, y1 * height, x2 * width, y2 * height];
-      g.strokeStyle = '#ff3b30';
-      g.strokeRect(x1, y1, x2 - x1, y2 - y1);
-      g.fillStyle = '#ff3b30';
-      g.fillText(String(b.className ?? b.label ?? b.class ?? ''), x1 + 2, Math.max(12, y1 - 2));
-    }
-  };
-  img.src = url;
-  return canvas;
 }
 
 /** The recorded evaluations of a model version, newest first, under the models table. */
@@ -119,7 +104,9 @@ const loaders = {
   },
   async models() {
     const { versions } = await api('/api/models?limit=100');
-    document.getElementById('model-rows').replaceChildren(...versions.map((v) => h('tr', {}, h('td', { text: v.ref || `${v.name}@${v.version}` }), h('td', { text: (v.stages || []).join(', ') }), h('td', { class: 'small', text: fmtMetrics(v.metrics) }), h('td', { class: 'small', text: fmtTime(v.createdAt) }), h('td', {}, h('button', { class: 'btn btn-sm btn-outline-secondary', type: 'button', text: t('models.showEvaluations'), onclick: () => guard(() => showEvaluations(v.ref || `${v.name}@${v.version}`)) })))));
+    // the versions to compare are picked from the list, not typed from memory
+    document.getElementById('model-refs').replaceChildren(...versions.map((v) => h('option', { value: v.ref || `${v.name}@${v.version}` })));
+    document.getElementById('model-rows').replaceChildren(...versions.map((v) => h('tr', {}, h('td', { text: v.ref || `${v.name}@${v.version}` }), h('td', {}, (v.stages || []).map(badge)), h('td', { class: 'small', text: fmtMetrics(v.metrics) }), h('td', { class: 'small', text: fmtTime(v.createdAt) }), h('td', {}, h('button', { class: 'btn btn-sm btn-outline-secondary', type: 'button', text: t('models.showEvaluations'), onclick: () => guard(() => showEvaluations(v.ref || `${v.name}@${v.version}`)) })))));
   },
   async fleet() {
     const { devices } = await api('/api/devices');
@@ -129,30 +116,59 @@ const loaders = {
       if (!groups.has(tag)) groups.set(tag, []);
       groups.get(tag).push(d);
     }
+    const cols = ['fleet.name', 'fleet.model', 'fleet.health', 'fleet.fps', 'fleet.latency', 'fleet.confidence', 'fleet.cpu', 'fleet.memory', 'fleet.hardware', 'fleet.lastSeen'];
+    const health = (d) => {
+      const online = d.health && d.health.online;
+      return [h('span', { class: 'me-1', text: online ? t('fleet.online') : t('fleet.offline') }), online ? badge(d.health.status || 'ok') : null, d.health && d.health.issues.length ? h('div', { class: 'small text-body-secondary', text: d.health.issues.join('; ') }) : null];
+    };
+    const row = (d) => h('tr', { dataset: { device: d.id } },
+      h('td', {}, h('a', { href: `#devices/${encodeURIComponent(d.id)}`, text: d.name })),
+      h('td', { class: 'model' }, d.model ? h('a', { href: `#models/${encodeURIComponent(d.model)}`, text: d.model }) : h('span', { class: 'text-body-secondary', text: t('fleet.noModel') })),
+      h('td', {}, health(d)),
+      h('td', { class: 'text-end', text: d.fps ? fmtNumber(d.fps, 1) : '–' }),
+      h('td', { class: 'text-end small', text: d.latencyP50Ms ? `${fmtNumber(d.latencyP50Ms, 1)} / ${fmtNumber(d.latencyP95Ms, 1)} ms` : '–' }),
+      h('td', { class: 'text-end', text: typeof d.meanTopConfidence === 'number' ? fmtNumber(d.meanTopConfidence, 2) : '–' }),
+      h('td', { class: 'text-end', text: typeof d.cpuPercent === 'number' ? `${Math.round(d.cpuPercent)} %` : '–' }),
+      h('td', { class: 'text-end', text: typeof d.memoryMb === 'number' ? `${fmtNumber(Math.round(d.memoryMb))} MB` : '–' }),
+      h('td', { class: 'small', text: [d.hardware, d.provider].filter(Boolean).join(' · ') }),
+      h('td', { class: 'small', text: fmtTime(d.lastHeartbeatAt) }));
     const root = document.getElementById('fleet-groups');
     root.replaceChildren(...(devices.length ? [...groups.entries()].map(([tag, items]) => h('div', { class: 'mb-4' },
       h('h2', { class: 'h6', text: tag ? t('fleet.line', { tag }) : t('fleet.untagged') }),
-      h('table', { class: 'table table-sm' },
-        h('thead', {}, h('tr', {}, ['fleet.name', 'fleet.model', 'fleet.health', 'fleet.lastSeen'].map((k) => h('th', { text: t(k) })))),
-        h('tbody', {}, items.map((d) => h('tr', { dataset: { device: d.id } }, h('td', { text: d.name }), h('td', { class: 'model', text: d.modelVersionId || '' }), h('td', { text: `${d.health && d.health.online ? t('fleet.online') : t('fleet.offline')} · ${d.health ? d.health.status : ''} ${d.health && d.health.issues.length ? `(${d.health.issues.join('; ')})` : ''}` }), h('td', { class: 'small', text: fmtTime(d.lastHeartbeatAt) })))))))
+      h('div', { class: 'table-responsive' }, h('table', { class: 'table table-sm align-middle' },
+        h('thead', {}, h('tr', {}, cols.map((k) => h('th', { text: t(k) })))),
+        h('tbody', {}, items.map(row))))))
       : [h('p', { class: 'text-body-secondary', text: t('common.none') })]));
   },
   async feedback() {
-    const { items } = await api('/api/feedback?status=pending&limit=50');
-    const list = document.getElementById('feedback-list');
-    list.replaceChildren(...(items.length ? items.map((s) => h('li', { class: 'list-group-item list-group-item-action', role: 'button', onclick: () => guard(() => showFeedback(s.id)) }, h('div', { class: 'small', text: `${s.deviceId} · ${fmtTime(s.receivedAt)}` }), h('div', { class: 'small text-body-secondary', text: t('feedback.reason', { reason: s.reason }) }))) : [h('li', { class: 'list-group-item text-body-secondary', text: t('common.none') })]));
+    await reviewPage(me);
+  },
+  async settings() {
+    await settingsPage(document.getElementById('settings-root'), me);
   },
   async approvals() {
     const status = document.getElementById('approval-status').value;
     const { approvals } = await api(`/api/approvals?status=${status}&limit=50`);
     const list = document.getElementById('approval-list');
-    list.replaceChildren(...(approvals.length ? approvals.map((a) => approvalCard({ ...a, args: a.approvedArgs }, me, async (decision) => {
-      await api(`/api/approvals/${encodeURIComponent(a.id)}/decide`, { method: 'POST', body: decision });
-      await loaders.approvals();
-    })) : [h('p', { class: 'text-body-secondary', text: t('common.none') })]));
+    const card = (a) => {
+      const el = approvalCard({ ...a, args: a.approvedArgs }, me, async (decision) => {
+        await api(`/api/approvals/${encodeURIComponent(a.id)}/decide`, { method: 'POST', body: decision });
+        await loaders.approvals();
+      });
+      // a request made from a page has no conversation to resume it: once approved, anyone who may run it runs it here
+      if (a.status === 'approved' && !a.threadId && me.user.role !== 'viewer') {
+        el.querySelector('.card-body').append(h('button', { class: 'btn btn-sm btn-primary mt-2', type: 'button', dataset: { action: 'run' }, text: t('approvals.run'), onclick: () => guard(async () => {
+          await api(`/api/tools/${encodeURIComponent(a.tool)}`, { method: 'POST', body: { args: a.approvedArgs, approvalId: a.id } });
+          showInfo(t('actions.done', { what: t(`actions.${a.tool}`) }));
+          await loaders.approvals();
+        }) }));
+      }
+      return el;
+    };
+    list.replaceChildren(...(approvals.length ? approvals.map(card) : [h('p', { class: 'text-body-secondary', text: t('common.none') })]));
   },
   async audit() {
-    const q = new URLSearchParams({ limit: '200' });
+    const q = new URLSearchParams({ limit: String(AUDIT_PAGE + 1), offset: String(auditOffset), order: 'desc' });
     for (const [id, key] of [['audit-thread', 'threadId'], ['audit-tool', 'tool'], ['audit-action', 'action'], ['audit-user', 'userId']]) {
       const v = document.getElementById(id).value.trim();
       if (v) q.set(key, v);
@@ -163,69 +179,107 @@ const loaders = {
     badge.className = `badge ${verify.ok ? 'text-bg-success' : 'text-bg-danger'}`;
     badge.dataset.ok = String(verify.ok);
     badge.textContent = verify.ok ? t('audit.verified', { n: verify.checked }) : t('audit.broken', { n: verify.problems.length });
-    document.getElementById('audit-rows').replaceChildren(...entries.map((e) => h('tr', { dataset: { action: e.action } }, h('td', { text: String(e.seq) }), h('td', { class: 'small', text: fmtTime(e.at) }), h('td', { text: e.actor.id }), h('td', { text: e.action }), h('td', { text: e.tool || '' }), h('td', { class: 'small', text: e.threadId || '' }))));
+    renderAuditPager(entries.length > AUDIT_PAGE);
+    document.getElementById('audit-rows').replaceChildren(...entries.slice(0, AUDIT_PAGE).map((e) => h('tr', { dataset: { action: e.action } }, h('td', { text: String(e.seq) }), h('td', { class: 'small', text: fmtTime(e.at) }), h('td', { title: e.actor.id, text: e.actorName || (e.actor.kind === 'system' ? t('audit.system') : e.actor.id) }), h('td', { text: e.action }), h('td', { text: e.tool || '' }), h('td', { class: 'small' }, e.threadId ? h('a', { href: `#chat/${encodeURIComponent(e.threadId)}`, text: t('audit.openConversation') }) : ''))));
   },
 };
 
+/** Newer / Older buttons under the audit log (newest entries first, a page at a time). */
+function renderAuditPager(more) {
+  const go = (offset) => () => {
+    auditOffset = Math.max(0, offset);
+    void guard(() => loaders.audit());
+  };
+  document.getElementById('audit-pager').replaceChildren(
+    h('button', { class: 'btn btn-sm btn-outline-secondary', type: 'button', id: 'audit-newer', disabled: auditOffset === 0, text: t('audit.newer'), onclick: go(auditOffset - AUDIT_PAGE) }),
+    h('span', { class: 'small text-body-secondary align-self-center', text: t('audit.range', { from: fmtNumber(auditOffset + 1), to: fmtNumber(auditOffset + AUDIT_PAGE) }) }),
+    h('button', { class: 'btn btn-sm btn-outline-secondary', type: 'button', id: 'audit-older', disabled: !more, text: t('audit.older'), onclick: go(auditOffset + AUDIT_PAGE) }));
+}
+
 async function showDataset(ref) {
-  const info = await api(`/api/datasets/${encodeURIComponent(ref)}`);
-  const classes = info.stats && Array.isArray(info.stats.classes) ? info.stats.classes : [];
-  document.getElementById('dataset-detail').replaceChildren(
-    h('h2', { class: 'h5', text: `${info.name} · ${t('datasets.version', { n: info.version })}` }),
-    h('p', { class: 'small text-body-secondary', text: info.description || '' }),
-    h('h3', { class: 'h6', text: t('datasets.classes') }),
-    h('ul', { class: 'small' }, classes.map((c) => h('li', { text: `${c.name}: ${t('datasets.boxes', { n: c.boxes })}, ${t('datasets.images', { n: c.images })}` }))),
-    h('h3', { class: 'h6', text: t('datasets.samples') }),
-  );
-  const { items } = await api(`/api/datasets/${encodeURIComponent(ref)}/images?limit=12`);
-  document.getElementById('dataset-samples').replaceChildren(...items.map((i) => h('div', { class: 'col-6 col-md-4' }, boxesCanvas(i.fullUrl, i.width, i.height, i.boxes))));
+  await datasetView(document.getElementById('dataset-detail'), document.getElementById('dataset-samples'), ref);
 }
 
-async function showFeedback(id) {
-  const s = await api(`/api/feedback/${encodeURIComponent(id)}`);
-  const boxes = (s.predictions || []).map((p) => ({ box: p.box, label: `${p.className} ${typeof p.confidence === 'number' ? p.confidence.toFixed(2) : ''}` }));
-  const review = (body) => guard(async () => {
-    // review_feedback is a write tool (reviews become training data): the click asks for an approval of these
-    // exact arguments, approves it (a write's requester may approve their own), then runs it with that approval.
-    const approval = await api('/api/approvals', { method: 'POST', body: { tool: 'review_feedback', args: { sampleId: id, ...body }, reason: `review of feedback sample ${id} in the web app` } });
-    await api(`/api/approvals/${encodeURIComponent(approval.id)}/decide`, { method: 'POST', body: { decision: 'approve', reason: 'reviewed in the web app' } });
-    await api(`/api/feedback/${encodeURIComponent(id)}/review`, { method: 'POST', body: { ...body, approvalId: approval.id } });
-    document.getElementById('feedback-detail').replaceChildren();
-    await loaders.feedback();
-  });
-  const corrected = h('textarea', { class: 'form-control form-control-sm font-monospace mb-2', rows: '4', 'aria-label': t('feedback.boxes') }, (s.predictions || []).map((p) => JSON.stringify([...p.box.map((v) => Math.round(v)), p.className])).join('\n'));
-  const reason = h('input', { class: 'form-control form-control-sm mb-2', 'aria-label': t('feedback.rejectReason'), placeholder: t('feedback.rejectReason') });
-  document.getElementById('feedback-detail').replaceChildren(
-    boxesCanvas(s.url, s.width, s.height, boxes),
-    h('p', { class: 'small', text: t('feedback.confidence', { value: s.topConfidence ?? '' }) }),
-    h('div', { class: 'd-flex gap-2 mb-2' }, h('button', { class: 'btn btn-success btn-sm', type: 'button', text: t('feedback.accept'), onclick: () => review({ decision: 'accept' }) })),
-    h('label', { class: 'small', text: t('feedback.boxes') }),
-    corrected,
-    h('button', { class: 'btn btn-outline-success btn-sm mb-3', type: 'button', text: t('feedback.correct'), onclick: () => {
-      const lines = corrected.value.split('\n').map((l) => l.trim()).filter(Boolean);
-      let parsed;
-      try {
-        parsed = lines.map((l) => JSON.parse(l)).map(([x1, y1, x2, y2, className]) => ({ className: String(className), x1: x1 / s.width, y1: y1 / s.height, x2: x2 / s.width, y2: y2 / s.height }));
-      } catch {
-        showError(new UiError(t('approval.badJson', { field: t('feedback.boxes') }), 'invalid_input', 400));
-        return;
-      }
-      review({ decision: 'accept', boxes: parsed });
-    } }),
-    reason,
-    h('button', { class: 'btn btn-outline-danger btn-sm', type: 'button', text: t('feedback.reject'), onclick: () => reason.value.trim() && review({ decision: 'reject', reason: reason.value.trim() }) }),
-  );
-}
-
-function show(page) {
+function show(page, arg) {
   const name = PAGES.includes(page) ? page : 'chat';
+  if (name !== current) clearAlert();
+  current = name;
   for (const p of PAGES) document.getElementById(`page-${p}`).classList.toggle('active', p === name);
   for (const a of document.querySelectorAll('#nav .nav-link')) a.classList.toggle('active', a.dataset.page === name);
-  if (name !== 'chat' && (!loaded.has(name) || name === 'approvals' || name === 'audit' || name === 'fleet' || name === 'links')) {
-    loaded.add(name);
-    void guard(() => loaders[name]());
+  // the collapsed menu (narrow screens) closes once a page is chosen
+  const menu = document.getElementById('nav-menu');
+  if (menu.classList.contains('show')) window.bootstrap.Collapse.getOrCreateInstance(menu, { toggle: false }).hide();
+  if (name === 'chat') {
+    if (arg) void guard(() => openThread(arg));
+    return;
+  }
+  loaded.add(name);
+  pageEvents = null;
+  currentArg = arg;
+  if (name === 'devices' && !arg) {
+    location.hash = '#fleet';
+    return;
+  }
+  void guard(async () => {
+    if (DETAIL[name]) {
+      pageEvents = await detail[name](arg);
+      return;
+    }
+    await loaders[name]();
+    if (arg && name === 'datasets') await showDataset(arg);
+    if (arg && name === 'models') {
+      await modelPage(document.getElementById('model-detail'), arg);
+      await showEvaluations(arg);
+    }
+    if (!arg && name === 'models') document.getElementById('model-detail').replaceChildren();
+  });
+}
+
+let currentArg;
+// The pages of one job, rollout or device (or the lists when no id is given); each returns its event handler.
+const detail = {
+  jobs: (id) => (id ? jobPage(document.getElementById('jobs-root'), id, me, subscribe) : jobsList(document.getElementById('jobs-root'))),
+  rollouts: (id) => (id ? rolloutPage(document.getElementById('rollouts-root'), id, me, subscribe) : rolloutsList(document.getElementById('rollouts-root'))),
+  devices: (id) => devicePage(document.getElementById('devices-root'), id, me),
+};
+
+/** Reloads the open page when an event changes what it shows (at most once a second, heartbeats every 5 s). */
+function refreshOn(e) {
+  if (pageEvents && pageEvents(e) === 'reload' && !refreshTimers.has('detail')) {
+    const [page, arg] = [current, currentArg];
+    refreshTimers.set('detail', setTimeout(() => {
+      refreshTimers.delete('detail');
+      // a card waiting for a decision on this page is not thrown away; deciding it redraws the page
+      const waiting = document.querySelector(`#page-${page} .approval-card button[data-action="approve"]`);
+      if (current === page && currentArg === arg && !waiting) void guard(async () => (pageEvents = await detail[page](arg)));
+    }, 1000));
+  }
+  if (DETAIL[current] && currentArg) return;
+  for (const [prefix, pages] of Object.entries(STALE)) {
+    if (!e.type.startsWith(prefix) || !pages.includes(current) || refreshTimers.has(current)) continue;
+    const page = current;
+    refreshTimers.set(page, setTimeout(() => {
+      refreshTimers.delete(page);
+      if (current === page) void guard(() => refreshers[page]());
+    }, e.type === 'device.updated' ? 5000 : 1000));
   }
 }
+
+// What a live refresh reloads: the list, and the open detail where one is open.
+const refreshers = {
+  datasets: async () => {
+    await loaders.datasets(document.getElementById('dataset-q').value.trim());
+    const open = document.getElementById('dataset-detail').dataset.ref;
+    if (open) await showDataset(open.split('@')[0]);
+  },
+  models: () => loaders.models(),
+  feedback: () => loaders.feedback(),
+  fleet: () => loaders.fleet(),
+  approvals: () => loaders.approvals(),
+  audit: () => loaders.audit(),
+  jobs: async () => (pageEvents = await detail.jobs(currentArg)),
+  rollouts: async () => (pageEvents = await detail.rollouts(currentArg)),
+};
 
 async function route() {
   const hash = location.hash.replace(/^#/, '');
@@ -235,7 +289,8 @@ async function route() {
     return;
   }
   document.getElementById('link-confirm').replaceChildren();
-  show(hash.split('/')[0]);
+  const [page, ...rest] = hash.split('/');
+  show(page, rest.length ? decodeURIComponent(rest.join('/')) : undefined);
 }
 
 async function main() {
@@ -274,9 +329,12 @@ async function main() {
   document.getElementById('approval-status').addEventListener('change', () => void guard(() => loaders.approvals()));
   document.getElementById('audit-filters').addEventListener('submit', (e) => {
     e.preventDefault();
+    auditOffset = 0;
     void guard(() => loaders.audit());
   });
+  document.getElementById('toast-close').addEventListener('click', () => clearAlert());
   initChat(me);
+  onDomainEvents(refreshOn);
   window.addEventListener('hashchange', () => void route());
   await route();
 }

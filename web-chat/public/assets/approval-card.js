@@ -1,5 +1,8 @@
 import { api, h, showError, UiError } from './api.js';
 import { t } from './i18n.js';
+import { fmtNumber } from './results.js';
+
+const HEADLINE = ['mAP50', 'mAP50_95', 'precision', 'recall'];
 
 const ROLES = ['viewer', 'operator', 'approver', 'admin'];
 const RISK_BADGE = { read: 'secondary', write: 'warning', critical: 'danger' };
@@ -62,6 +65,51 @@ async function editForm(tool, args, onSubmit) {
   return form;
 }
 
+function metricsTable(columns) {
+  const keys = HEADLINE.filter((k) => columns.some((c) => typeof c.metrics[k] === 'number'));
+  if (keys.length === 0) return null;
+  const [candidate, ...serving] = columns;
+  // with one serving model, a last column says what the candidate changes (green when it is better)
+  const change = serving.length === 1 ? serving[0] : null;
+  const delta = (k) => {
+    const a = candidate.metrics[k];
+    const b = change && change.metrics[k];
+    if (typeof a !== 'number' || typeof b !== 'number') return h('td', { text: '–' });
+    const d = a - b;
+    return h('td', { class: d > 0 ? 'text-success' : d < 0 ? 'text-danger' : '', dataset: { delta: k }, text: `${d > 0 ? '+' : ''}${fmtNumber(d)}` });
+  };
+  return h('table', { class: 'table table-sm mb-2 compare-table' },
+    h('thead', {}, h('tr', {}, h('th', { text: t('approval.metric') }), columns.map((c) => h('th', {}, h('a', { href: `#models/${encodeURIComponent(c.ref)}`, text: c.ref }), h('div', { class: 'small fw-normal text-body-secondary', text: c.role }))), change ? h('th', { text: t('approval.change') }) : null)),
+    h('tbody', {}, keys.map((k) => h('tr', {}, h('td', { text: k }), columns.map((c) => h('td', { dataset: { metric: k }, text: typeof c.metrics[k] === 'number' ? fmtNumber(c.metrics[k]) : '–' })), change ? delta(k) : null))));
+}
+
+/**
+ * What an approver needs beside the exact arguments: the model version by name with its metrics and,
+ * for a rollout, the model each targeted device runs now and how the candidate compares with it.
+ */
+async function approvalContext(a) {
+  const args = a.args || {};
+  if (typeof args.modelVersion !== 'string' || args.modelVersion.startsWith('$')) return null;
+  const candidate = await api(`/api/models/${encodeURIComponent(args.modelVersion)}`);
+  const parts = [h('div', { class: 'small' }, h('strong', { text: `${t('approval.model')}: ` }), h('a', { href: `#models/${encodeURIComponent(candidate.ref)}`, class: 'candidate-ref', text: candidate.ref }))];
+  const columns = [{ ref: candidate.ref, role: t('approval.candidate'), metrics: candidate.metrics || {} }];
+  const target = args.target || {};
+  if (a.tool === 'start_rollout' && (target.tag || Array.isArray(target.devices))) {
+    const { devices } = await api(`/api/devices${target.tag ? `?tag=${encodeURIComponent(target.tag)}` : ''}`);
+    const chosen = target.tag ? devices : devices.filter((d) => target.devices.includes(d.id));
+    for (const ref of [...new Set(chosen.map((d) => d.model).filter(Boolean))]) {
+      if (ref === candidate.ref) continue;
+      const serving = await api(`/api/models/${encodeURIComponent(ref)}`).catch(() => null);
+      if (serving) columns.push({ ref: serving.ref, role: t('approval.serving'), metrics: serving.metrics || {} });
+    }
+    parts.push(h('div', { class: 'small mt-1 fw-semibold', text: t('approval.changes', { n: chosen.length }) }),
+      h('ul', { class: 'small mb-2 device-changes' }, chosen.map((d) => h('li', { dataset: { device: d.id }, text: `${d.name}: ${d.model || t('fleet.noModel')} → ${candidate.ref}` }))));
+  }
+  const table = metricsTable(columns);
+  if (table) parts.push(table);
+  return parts;
+}
+
 /** An approval card: risk, tool, exact arguments, policy, who may approve; Approve / Edit / Reject. */
 export function approvalCard(a, me, decide) {
   const policy = a.policy || {};
@@ -95,6 +143,8 @@ export function approvalCard(a, me, decide) {
       }
     } }),
     h('button', { class: 'btn btn-outline-danger btn-sm', type: 'button', 'data-action': 'reject', text: t('approval.reject'), onclick: () => rejectBox.classList.toggle('d-none') }));
+  const context = h('div', { class: 'approval-context mt-2' });
+  approvalContext(a).then((parts) => parts && context.replaceChildren(...parts), () => undefined);
   const decided = a.decision ? h('div', { class: 'small mt-2', text: t('approval.decided', { status: t(`status.${a.status}`), name: a.decision.by.name }) }) : null;
   return h('div', { class: `card mb-3 approval-card border-${RISK_BADGE[a.risk] || 'secondary'}`, dataset: { approval: a.id, risk: a.risk } },
     h('div', { class: 'card-header d-flex justify-content-between' },
@@ -103,6 +153,7 @@ export function approvalCard(a, me, decide) {
     h('div', { class: 'card-body' },
       h('div', { class: 'small' }, h('strong', { text: `${t('approval.tool')}: ` }), h('code', { class: 'tool', text: a.tool })),
       h('div', { class: 'small' }, h('strong', { text: `${t('approval.reason')}: ` }), a.reason || ''),
+      context,
       h('div', { class: 'small mt-2 fw-semibold', text: t('approval.args') }),
       h('pre', { class: 'args bg-body-tertiary p-2 rounded', text: JSON.stringify(a.args, null, 2) }),
       h('div', { class: 'small' }, h('strong', { text: `${t('approval.policy')}: ` }), t('approval.whoMay', { role: t(`role.${policy.minRole || 'operator'}`) }), ' ', t(policy.selfApproval === false ? 'approval.selfForbidden' : 'approval.selfAllowed')),

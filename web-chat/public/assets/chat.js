@@ -2,8 +2,11 @@ import { io } from '/socket.io/socket.io.esm.min.js';
 import { api, h, showError, UiError } from './api.js';
 import { t } from './i18n.js';
 import { approvalCard } from './approval-card.js';
+import { badge, resultView } from './results.js';
 
-const state = { threadId: null, plan: null, steps: [], me: null, socket: null, chart: null, jobId: null, rolloutId: null, streaming: null, awaitingThread: false };
+const state = { threadId: null, plan: null, steps: [], me: null, socket: null, chart: null, jobId: null, rolloutId: null, streaming: null, awaitingThread: false, shown: new Set() };
+const domainListeners = [];
+const STARTERS = ['chat.starter.datasets', 'chat.starter.line3', 'chat.starter.jobs', 'chat.starter.train'];
 const ROLES = ['viewer', 'operator', 'approver', 'admin'];
 const STATE_BADGE = { pending: 'secondary', awaiting_approval: 'warning', approved: 'info', rejected: 'danger', running: 'primary', done: 'success', failed: 'danger', waiting: 'info', skipped: 'light' };
 
@@ -12,10 +15,38 @@ function log() {
 }
 
 function say(who, text) {
+  hideStarters();
+  if (who === 'agent') state.shown.add(text);
   const el = h('div', { class: `msg rounded p-2 mb-2 ${who === 'user' ? 'msg-user' : 'msg-agent border'}` }, h('div', { class: 'small fw-semibold', text: t(who === 'user' ? 'chat.you' : 'chat.agent') }), h('div', { class: 'msg-text', text }));
   log().append(el);
   log().scrollTop = log().scrollHeight;
   return el;
+}
+
+/** Starter prompts in an empty conversation: one click sends a typical request. */
+function showStarters() {
+  if (log().children.length > 0) return;
+  log().append(h('div', { id: 'starters', class: 'text-body-secondary' },
+    h('p', { class: 'small mb-2', text: t('chat.starter.heading') }),
+    h('div', { class: 'd-flex flex-wrap gap-2' }, STARTERS.map((key) => h('button', { class: 'btn btn-sm btn-outline-primary starter', type: 'button', text: t(key), onclick: () => {
+      document.getElementById('chat-input').value = t(key);
+      document.getElementById('chat-form').requestSubmit();
+    } })))));
+}
+
+function hideStarters() {
+  const s = document.getElementById('starters');
+  if (s) s.remove();
+}
+
+/** Shows what a finished step returned (datasets, versions, devices…) in the conversation. */
+function showResult(tool, output, index) {
+  const view = resultView(tool, output);
+  if (!view) return;
+  hideStarters();
+  view.dataset.step = String(index);
+  log().append(view);
+  log().scrollTop = log().scrollHeight;
 }
 
 function renderPlan() {
@@ -49,9 +80,19 @@ function showApproval(e) {
   );
 }
 
+function setPhase(text, pct) {
+  const bar = document.getElementById('training-progress');
+  document.getElementById('training-phase').textContent = text;
+  bar.style.width = `${pct ?? 0}%`;
+  bar.textContent = pct === null ? '' : `${pct}%`;
+  bar.parentElement.setAttribute('aria-valuenow', String(pct ?? 0));
+}
+
 function ensureChart() {
   if (state.chart) return state.chart;
   document.getElementById('training-card').classList.remove('d-none');
+  // nothing has run yet: the runner is loading data and building the model
+  setPhase(t('training.preparing'), null);
   state.chart = new window.Chart(document.getElementById('training-chart'), {
     type: 'line',
     data: { labels: [], datasets: [{ label: t('training.loss'), data: [], yAxisID: 'y' }, { label: t('training.map'), data: [], yAxisID: 'y1' }] },
@@ -76,15 +117,19 @@ function onTrainingMetrics(e) {
       chart.update();
     }
   }
-  const bar = document.getElementById('training-progress');
-  const pct = e.batches ? Math.round((100 * (e.batch || 0)) / e.batches) : e.kind === 'epoch' ? 100 : 0;
-  bar.style.width = `${pct}%`;
-  bar.textContent = `${pct}%`;
-  bar.parentElement.setAttribute('aria-valuenow', String(pct));
+  const epochs = e.epochs || '?';
+  if (e.kind === 'epoch') {
+    // an epoch ended: the next one starts at 0 %, the last one ends the run
+    const last = typeof e.epochs === 'number' && e.epoch >= e.epochs;
+    setPhase(t(last ? 'training.lastEpochDone' : 'training.epochDone', { n: e.epoch, epochs }), last ? 100 : 0);
+  } else if (e.batches) {
+    setPhase(t('training.epochOf', { n: e.epoch, epochs, batch: e.batch || 0, batches: e.batches }), Math.round((100 * (e.batch || 0)) / e.batches));
+  }
   document.getElementById('training-card').dataset.epochs = String(chart.data.labels.length);
 }
 
-function renderDevices(devices) {
+/** Shows each device of the rollout with its state; switched devices turn green. */
+export function renderRolloutDevices(devices) {
   const body = document.getElementById('rollout-devices');
   for (const d of devices) {
     let row = body.querySelector(`tr[data-device="${window.CSS.escape(d.deviceId)}"]`);
@@ -92,13 +137,17 @@ function renderDevices(devices) {
       row = h('tr', { class: 'device-row', dataset: { device: d.deviceId } }, h('td', { text: d.name || d.deviceId }), h('td', { class: 'device-state' }));
       body.append(row);
     }
-    row.querySelector('.device-state').textContent = d.state;
-    row.classList.toggle('switched', /healthy|switched|completed/.test(d.state));
+    row.querySelector('.device-state').replaceChildren(badge(d.state));
+    const switched = /healthy|switched|completed/.test(d.state);
+    row.classList.toggle('switched', switched);
+    // Bootstrap 5.3 paints each cell from --bs-table-bg: the row's contextual class sets it
+    row.classList.toggle('table-success', switched);
+    row.classList.toggle('table-danger', /failed|rolled_back/.test(d.state));
   }
 }
 
 function showRolloutSummary(s) {
-  document.getElementById('rollout-summary').textContent = t('rollout.summary', { state: s.state, wave: (s.currentWave ?? 0) + 1, waves: s.waveCount ?? 1 });
+  document.getElementById('rollout-summary').textContent = t('rollout.summary', { state: t(`value.${s.state}`), wave: Math.min((s.currentWave ?? 0) + 1, s.waveCount ?? 1), waves: s.waveCount ?? 1 });
 }
 
 async function onRollout(e) {
@@ -107,14 +156,15 @@ async function onRollout(e) {
     // the rollout's own status is authoritative; `rollout.finished` carries no wave numbers
     const r = await api(`/api/rollouts/${encodeURIComponent(state.rolloutId)}`);
     showRolloutSummary(r);
-    renderDevices(r.devices.map((d) => ({ deviceId: d.deviceId, name: d.name, state: d.deviceState || d.state })));
+    renderRolloutDevices(r.devices.map((d) => ({ deviceId: d.deviceId, name: d.name, state: d.deviceState || d.state })));
   } catch {
     showRolloutSummary(e.rollout || e);
-    if (e.deviceId) renderDevices([{ deviceId: e.deviceId, name: e.deviceId, state: e.message || e.state }]);
+    if (e.deviceId) renderRolloutDevices([{ deviceId: e.deviceId, name: e.deviceId, state: e.message || e.state }]);
   }
 }
 
-async function subscribe(kind, id) {
+/** Joins the socket room of a conversation, job or rollout (its events then arrive). */
+export async function subscribe(kind, id) {
   if (!state.socket || !id) return;
   await state.socket.emitWithAck('subscribe', { kind, id });
 }
@@ -127,12 +177,16 @@ function onAgent(e) {
       state.plan = e.plan;
       state.steps = e.plan.steps.map(() => 'pending');
       renderPlan();
-      if (e.plan.clarify) say('agent', t('chat.clarify', { text: e.plan.clarify }));
-      else if (e.plan.reply) say('agent', e.plan.reply);
+      // a reply or question is the whole answer: the report that follows repeats it
+      if (e.plan.clarify) {
+        say('agent', t('chat.clarify', { text: e.plan.clarify }));
+        state.shown.add(e.plan.clarify);
+      } else if (e.plan.reply && !state.streaming) say('agent', e.plan.reply);
       break;
     case 'agent.step':
       state.steps[e.index] = e.state;
       renderPlan();
+      if (e.state === 'done' && e.output !== undefined) showResult(e.tool, e.output, e.index);
       if (e.state === 'failed' && e.error) say('agent', t('chat.stepFailed', { n: e.index + 1, tool: e.tool, message: e.error.message }));
       break;
     case 'agent.approval':
@@ -144,16 +198,17 @@ function onAgent(e) {
     case 'agent.wait':
       if (e.wait.kind === 'job') {
         state.jobId = e.wait.id;
-        document.getElementById('training-job').textContent = e.wait.id;
+        document.getElementById('training-job').replaceChildren(h('a', { href: `#jobs/${encodeURIComponent(e.wait.id)}`, text: e.wait.id }));
         ensureChart();
         void subscribe('job', e.wait.id);
-        say('agent', t('chat.waitJob', { id: e.wait.id }));
+        if (!e.quiet) say('agent', t('chat.waitJob', { id: e.wait.id }));
       } else {
         state.rolloutId = e.wait.id;
-        document.getElementById('rollout-id').textContent = e.wait.id;
+        document.getElementById('rollout-id').replaceChildren(h('a', { href: `#rollouts/${encodeURIComponent(e.wait.id)}`, text: e.wait.id }));
         document.getElementById('rollout-card').classList.remove('d-none');
         void subscribe('rollout', e.wait.id);
-        say('agent', t('chat.waitRollout', { id: e.wait.id }));
+        if (!e.quiet) say('agent', t('chat.waitRollout', { id: e.wait.id }));
+        void onRollout({});
       }
       break;
     case 'agent.resumed':
@@ -165,7 +220,7 @@ function onAgent(e) {
       break;
     case 'agent.report':
       if (state.streaming) state.streaming.querySelector('.msg-text').textContent = e.text;
-      else say('agent', e.text);
+      else if (!state.shown.has(e.text)) say('agent', e.text);
       state.streaming = null;
       void loadThreads();
       break;
@@ -176,7 +231,10 @@ function onAgent(e) {
 }
 
 function onDomainEvent(e) {
+  for (const fn of domainListeners) fn(e);
   if (e.type === 'training.metrics' && e.jobId === state.jobId) onTrainingMetrics(e);
+  if (e.type === 'training.status' && e.job && e.job.id === state.jobId && !state.chart?.data.labels.length) setPhase(`${t('training.preparing')} (${e.message})`, null);
+  if (e.type === 'training.finished' && e.job && e.job.id === state.jobId) setPhase(t(`training.finished.${e.status}`), e.status === 'succeeded' ? 100 : null);
   if ((e.type === 'rollout.progress' || e.type === 'rollout.finished' || e.type === 'rollout.started') && (e.rolloutId || (e.rollout && e.rollout.id)) === state.rolloutId) void onRollout(e);
 }
 
@@ -190,23 +248,88 @@ async function loadThreads() {
   }
 }
 
-async function openThread(id) {
+/** Shows a conversation: its exchanges, result tables, plan, pending approval, chart and rollout. */
+export async function openThread(id) {
   const view = await api(`/api/conversations/${encodeURIComponent(id)}`);
   state.threadId = view.id;
   state.plan = view.plan;
   state.steps = view.steps.map((s) => s.state || 'pending');
-  log().replaceChildren();
-  for (const past of view.history) {
+  resetPanels();
+  // the current exchange is `message`/`report`; an older server also lists it last in `history`
+  const history = view.history.filter((past, i) => !(i === view.history.length - 1 && past.message === view.message && past.report === view.report));
+  for (const past of history) {
     say('user', past.message);
     say('agent', past.report);
   }
   if (view.message) say('user', view.message);
-  if (view.report) say('agent', view.report);
+  if (view.plan && view.plan.clarify) say('agent', t('chat.clarify', { text: view.plan.clarify }));
+  view.steps.forEach((s, i) => {
+    if (s.state === 'done' && s.output !== undefined) showResult(s.tool, s.output, i);
+  });
+  if (view.report && !(view.plan && view.plan.clarify === view.report)) say('agent', view.report);
   renderPlan();
-  document.getElementById('approval-area').replaceChildren();
   if (view.pendingApproval) showApproval({ ...view.pendingApproval, threadId: view.id });
   await subscribe('conversation', view.id);
-  if (view.waitingFor) onAgent({ type: 'agent.wait', threadId: view.id, wait: view.waitingFor });
+  // the chart and rollout table of this exchange, waited for now or finished before
+  for (const s of view.steps) {
+    const wait = s.wait || (s.output && s.output.jobId ? { kind: 'job', id: s.output.jobId } : s.output && s.output.rolloutId ? { kind: 'rollout', id: s.output.rolloutId } : null);
+    if (!wait || (view.waitingFor && view.waitingFor.id === wait.id)) continue;
+    if (wait.kind === 'job') await showJob(wait.id);
+    else await showRollout(wait.id);
+  }
+  if (view.waitingFor) {
+    onAgent({ type: 'agent.wait', threadId: view.id, wait: view.waitingFor, quiet: true });
+    if (view.waitingFor.kind === 'job') await loadJobMetrics(view.waitingFor.id);
+  }
+}
+
+async function loadJobMetrics(jobId) {
+  try {
+    const { epochs } = await api(`/api/jobs/${encodeURIComponent(jobId)}/metrics`);
+    for (const ep of epochs || []) onTrainingMetrics({ kind: 'epoch', epoch: ep.epoch, epochs: ep.epochs, metrics: ep.metrics || {} });
+  } catch (err) {
+    // a server without training (or a job of another project) has no curve to show
+    if (!(err instanceof UiError && (err.code === 'unavailable' || err.code === 'not_found'))) showError(err);
+  }
+}
+
+async function showJob(jobId) {
+  state.jobId = jobId;
+  document.getElementById('training-job').replaceChildren(h('a', { href: `#jobs/${encodeURIComponent(jobId)}`, text: jobId }));
+  ensureChart();
+  await loadJobMetrics(jobId);
+  try {
+    const job = await api(`/api/jobs/${encodeURIComponent(jobId)}`);
+    if (['succeeded', 'failed', 'cancelled'].includes(job.status)) setPhase(t(`training.finished.${job.status}`), job.status === 'succeeded' ? 100 : null);
+  } catch {
+    // the chart is what matters; the job's own state is a detail
+  }
+}
+
+async function showRollout(rolloutId) {
+  state.rolloutId = rolloutId;
+  document.getElementById('rollout-id').replaceChildren(h('a', { href: `#rollouts/${encodeURIComponent(rolloutId)}`, text: rolloutId }));
+  await onRollout({});
+}
+
+/** Empties the side panels (approval, training chart, rollout table) for another conversation. */
+function resetPanels() {
+  log().replaceChildren();
+  document.getElementById('approval-area').replaceChildren();
+  if (state.chart) state.chart.destroy();
+  state.chart = null;
+  state.shown = new Set();
+  document.getElementById('training-card').classList.add('d-none');
+  document.getElementById('training-job').replaceChildren();
+  document.getElementById('rollout-card').classList.add('d-none');
+  document.getElementById('rollout-devices').replaceChildren();
+  document.getElementById('rollout-summary').textContent = '';
+  document.getElementById('rollout-id').replaceChildren();
+}
+
+/** Calls `fn` with every domain event the socket receives (pages refresh themselves with it). */
+export function onDomainEvents(fn) {
+  domainListeners.push(fn);
 }
 
 /** Sets up the chat page: socket, form, conversation list. */
@@ -224,6 +347,7 @@ export function initChat(me) {
     if (!message) return;
     input.value = '';
     say('user', message);
+    state.shown = new Set();
     state.awaitingThread = !state.threadId;
     const ack = await state.socket.emitWithAck('chat:send', { message, ...(state.threadId ? { threadId: state.threadId } : {}) });
     state.awaitingThread = false;
@@ -235,11 +359,12 @@ export function initChat(me) {
   });
   document.getElementById('new-chat').addEventListener('click', () => {
     Object.assign(state, { threadId: null, plan: null, steps: [], jobId: null, rolloutId: null, streaming: null });
-    log().replaceChildren();
+    resetPanels();
     renderPlan();
-    document.getElementById('approval-area').replaceChildren();
+    showStarters();
   });
   renderPlan();
+  showStarters();
   void loadThreads();
 }
 

@@ -76,6 +76,9 @@ document.getElementById('login-form').addEventListener('submit', async (e) => {
     const next = decodeURIComponent((location.hash.match(/next=([^&]*)/) || [])[1] || '');
     location.href = `/${next.startsWith('#') ? next : '#chat'}`;
   } catch (err) {
-    showError(err);
+    // on this page "unauthenticated" means the email or password was wrong, not that a session ended
+    if (err instanceof UiError && err.code === 'unauthenticated') showError(new UiError(/disabled/.test(err.serverMessage) ? t('login.disabled') : t('login.wrong'), err.code, err.status));
+    else if (err instanceof UiError && (err.code === 'rate_limited' || /locked/.test(err.serverMessage))) showError(new UiError(t('login.locked'), err.code, err.status));
+    else showError(err);
   }
 });
