@@ -4,6 +4,7 @@ import type { ToolRegistry } from '../tools/registry.js';
 import type { AgentStateValue } from './state.js';
 import type { Plan, PlanStep } from './plan.js';
 import type { PlanInput, Planner, ReplanInput } from './planner.js';
+import { guardPlan } from './nlu/safety.js';
 import { templateReport } from './report.js';
 
 const CLARIFY = 'ask_clarifying_question';
@@ -36,7 +37,12 @@ export class LlmPlanner implements Planner {
   constructor(private readonly opts: LlmPlannerOptions) {}
 
   async plan(input: PlanInput): Promise<Plan> {
-    return this.ask(input, [new HumanMessage(input.message)]);
+    return guardPlan(input.message, await this.ask(input, [new HumanMessage(input.message)]), (tool) => this.isRead(tool));
+  }
+
+  /** True when `tool` only reads (an unknown tool is not a read: the graph refuses it). */
+  isRead(tool: string): boolean {
+    return this.opts.registry.has(tool) && this.opts.registry.get(tool).risk === 'read';
   }
 
   async replan(input: ReplanInput): Promise<Plan> {

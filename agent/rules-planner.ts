@@ -3,6 +3,7 @@ import type { PlanInput, Planner, ReplanInput } from './planner.js';
 import { IntentClassifier, type IntentScore } from './nlu/classifier.js';
 import { INTENT_LABEL, READ_INSTEAD, SLOT_RULES, targetProblem, type SlotInput } from './nlu/intents.js';
 import { findDataset, findDevice, findEpochs, findTarget, loadKnown, type Known } from './nlu/slots.js';
+import { CAPABILITIES } from './nlu/safety.js';
 import { correctTypos, dropNegated, isQuestion, maskSlots, unsupportedAction } from './nlu/text.js';
 
 /** Below this similarity to the nearest corpus phrasing, the request is not understood. */
@@ -11,11 +12,6 @@ const UNDERSTOOD = 0.3;
 const CONFIDENT = 0.5;
 /** How close the second reading must be to count as close. */
 const MARGIN = 0.05;
-
-const CAPABILITIES =
-  'I can train ("train a detector on dataset helmets-v2 for 20 epochs"), deploy ("deploy helmets@3 to line 3"), roll back, pause or resume a rollout, ' +
-  'report status ("status of the training"), list or search (datasets, models, devices), compare ("compare helmets@2 and helmets@3"), evaluate, promote, ' +
-  'and explain runs, models and rollouts. Korean works too ("helmets-v2 데이터셋으로 학습하고 3번 라인에 배포해줘").';
 
 const STOP_ONLY =
   /^\s*(?:no|nope|stop|cancel|don'?t|do not|never mind|abort)\b|^\s*(?:아니|중지|취소|그만|하지\s*마)/i;
