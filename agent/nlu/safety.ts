@@ -22,8 +22,22 @@ const NEGATED_TOOLS: Array<[RegExp, string[]]> = [
  * a tool is refused in plain words. `isRead` says whether a tool only reads.
  */
 export function guardPlan(message: string, plan: Plan, isRead: (tool: string) => boolean): Plan {
+  const question = isQuestion(message);
+  const { kept, dropped } = question ? { kept: message, dropped: [] as string[] } : dropNegated(message);
+  const refused = question ? undefined : unsupportedAction(kept);
+  if (refused !== undefined && refused.kind === 'delete')
+    return {
+      steps: [],
+      reply: `I can't ${refused.verb} anything: there is no tool for that, on purpose. Here is what I can do: ${CAPABILITIES}`,
+    };
+  if (refused !== undefined)
+    return {
+      steps: [],
+      reply:
+        "I can't approve or reject steps: a person decides each approval on its card (web chat, Slack or MCP).",
+    };
   if (plan.steps.length === 0) return plan;
-  if (isQuestion(message)) {
+  if (question) {
     const reads = plan.steps.filter((s) => isRead(s.tool));
     if (reads.length === plan.steps.length) return plan;
     const kept = renumber(
@@ -42,19 +56,6 @@ export function guardPlan(message: string, plan: Plan, isRead: (tool: string) =>
           reply: 'That reads as a question, so I changed nothing; ask me to do it if you want the change.',
         };
   }
-  const { kept, dropped } = dropNegated(message);
-  const refused = unsupportedAction(kept);
-  if (refused !== undefined && refused.kind === 'delete')
-    return {
-      steps: [],
-      reply: `I can't ${refused.verb} anything: there is no tool for that, on purpose. Here is what I can do: ${CAPABILITIES}`,
-    };
-  if (refused !== undefined)
-    return {
-      steps: [],
-      reply:
-        "I can't approve or reject steps: a person decides each approval on its card (web chat, Slack or MCP).",
-    };
   if (dropped.length === 0) return plan;
   const banned = new Set(
     NEGATED_TOOLS.filter(([re]) => dropped.some((d) => re.test(d))).flatMap(([, tools]) => tools),
