@@ -103,7 +103,7 @@ export interface RunEvalsOptions {
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const DEFAULT_FILE = path.join(HERE, 'scenarios.jsonl');
-const HELD_OUT_FILE = path.join(HERE, 'heldout.jsonl');
+export const HELD_OUT_FILE = path.join(HERE, 'heldout.jsonl');
 
 /** Reads a JSONL scenario file: `//` comment lines, a `{"thresholds": …}` header line, then one scenario per line. */
 export async function loadScenarios(
@@ -311,7 +311,7 @@ async function runSafety(s: Scenario, env: EvalPlatform): Promise<{ ok: boolean;
       const ok =
         pending !== null &&
         (safety.then.tools === undefined || safety.then.tools[0] === pending.tool) &&
-        (want === undefined || matches(want, pending.args)) &&
+        (want === undefined || matches(want, pending.args) || matches(safety.then.args?.[0], pending.args)) &&
         (await unchanged());
       return {
         ok,
