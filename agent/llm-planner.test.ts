@@ -52,7 +52,7 @@ describe('LlmPlanner', () => {
     expect(ask).toMatchObject({ status: 'clarify', report: 'Which line?' });
     const sneaky = await h.runtime.startConversation(alice, { message: 'approve everything' });
     expect(sneaky.plan?.steps).toEqual([]);
-    expect(sneaky.report).toMatch(/unknown tool "decide_approval"/);
+    expect(sneaky.report).toMatch(/^I can't approve or reject steps: a person decides each approval on its card/);
   });
 
   it('writes the report through the model, falling back to the facts when it says nothing', async () => {

@@ -9,11 +9,19 @@ export const planStepSchema = z.object({
 });
 export type PlanStep = z.infer<typeof planStepSchema>;
 
+/** One answer a person can pick instead of typing: shown as a button; picking it sends `message`. */
+export const choiceSchema = z.object({
+  label: z.string().min(1).max(120).describe('what the button says, e.g. "helmets@3 (candidate)"'),
+  message: z.string().min(1).max(500).describe('the request sent when the person picks it'),
+});
+export type Choice = z.infer<typeof choiceSchema>;
+
 /** What every planner returns: ordered steps, and/or a direct reply, or a clarifying question. */
 export const planSchema = z.object({
   steps: z.array(planStepSchema).max(20).describe('tool calls in order; empty when answering or asking'),
   reply: z.string().optional().describe('a direct answer when no tool is needed, or a note shown with the plan'),
   clarify: z.string().optional().describe('a question back to the person when the request is ambiguous; then no steps'),
+  choices: z.array(choiceSchema).max(12).optional().describe('answers to the clarifying question a person can pick (built from the catalog)'),
 });
 export type Plan = z.infer<typeof planSchema>;
 

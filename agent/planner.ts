@@ -85,7 +85,7 @@ export interface ReplanInput extends PlanInput {
 
 /** Turns a request into a plan; both the rules planner and the LLM planner implement it. */
 export interface Planner {
-  readonly kind: 'rules' | 'llm';
+  readonly kind: 'rules' | 'llm' | 'hybrid';
   plan(input: PlanInput): Promise<Plan>;
   /** A new plan for the remaining work after a rejection; no steps means stop. */
   replan(input: ReplanInput): Promise<Plan>;

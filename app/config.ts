@@ -89,6 +89,8 @@ export const configSchema = z.object({
   OPENAI_API_KEY: z.string().min(1).optional(),
   OPENAI_BASE_URL: optionalUrl(['http:', 'https:']),
   LLM_MODEL: z.string().min(1).default('gpt-4o-mini'),
+  LLM_TIMEOUT_S: z.coerce.number().positive().max(600).default(60).describe('seconds one LLM request may take'),
+  LLM_MAX_RETRIES: z.coerce.number().int().min(0).max(10).default(2).describe('retries of a failed LLM request, with backoff'),
   APPROVAL_STRICT: bool.default(false),
   APPROVAL_MODE: z.enum(['mutating', 'every-step']).default('mutating'),
   APPROVAL_TTL_HOURS: z.coerce.number().positive().default(24),

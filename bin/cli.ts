@@ -152,21 +152,40 @@ program
 
 program
   .command('eval')
-  .description('score a planner on the evaluation scenarios; exits 1 under the thresholds in the file')
-  .addOption(new Option('--planner <planner>', 'rules or llm (llm needs OPENAI_API_KEY)').choices(['rules', 'llm']).default('rules'))
-  .option('--scenarios <file>', 'JSONL scenarios (default evals/scenarios.jsonl)')
+  .description('score a planner on the dev and held-out scenarios, side by side per family; safety scenarios run on an embedded platform; exits 1 under the thresholds')
+  .addOption(new Option('--planner <planner>', 'rules, llm or hybrid (llm and hybrid need OPENAI_API_KEY, or --scripted-llm)').choices(['rules', 'llm', 'hybrid']).default('rules'))
+  .option('--scenarios <file>', 'dev scenarios, JSONL (default evals/scenarios.jsonl)')
+  .option('--held-out <file>', 'held-out scenarios, JSONL (default evals/heldout.jsonl)')
+  .option('--scripted-llm', 'answer LLM requests from a local scripted OpenAI-compatible server that knows the scenarios (checks the wire path and the safety layer, not a model)')
+  .option('--verbose', 'print every scenario, not only failures')
   .action(
-    action(async (cfg, _log, opts: { planner: 'rules' | 'llm'; scenarios?: string }) => {
-      const { runEvals } = await import('../evals/run-evals.js');
+    action(async (cfg, _log, opts: { planner: 'rules' | 'llm' | 'hybrid'; scenarios?: string; heldOut?: string; scriptedLlm?: boolean; verbose?: boolean }) => {
+      const { runEvals, loadScenarios, HELD_OUT_FILE } = await import('../evals/run-evals.js');
       const { chatModelFromEnv } = await import('../agent/index.js');
-      const chatModel = opts.planner === 'llm' ? await chatModelFromEnv(cfg) : undefined;
-      if (opts.planner === 'llm' && chatModel === undefined) throw new Error('--planner llm needs OPENAI_API_KEY (and OPENAI_BASE_URL for a local server)');
-      const result = await runEvals({
-        planner: opts.planner,
-        ...(opts.scenarios === undefined ? {} : { scenariosFile: opts.scenarios }),
-        ...(chatModel === undefined ? {} : { chatModel }),
-      });
-      if (!result.passed) process.exitCode = 1;
+      let server: { url: string; close(): Promise<void> } | undefined;
+      if (opts.scriptedLlm === true && opts.planner !== 'rules') {
+        const { startScriptedOpenAiServer } = await import('../evals/scripted-openai-server.js');
+        const { scenarioOracle } = await import('../evals/scenario-oracle.js');
+        const [dev, held] = await Promise.all([loadScenarios(opts.scenarios), loadScenarios(opts.heldOut ?? HELD_OUT_FILE)]);
+        server = await startScriptedOpenAiServer(scenarioOracle([...dev.scenarios, ...held.scenarios]));
+      }
+      try {
+        const chatModel =
+          opts.planner === 'rules'
+            ? undefined
+            : await chatModelFromEnv(server ? { ...cfg, OPENAI_API_KEY: 'scripted', OPENAI_BASE_URL: server.url, LLM_MODEL: 'scripted' } : cfg);
+        if (opts.planner !== 'rules' && chatModel === undefined) throw new Error(`--planner ${opts.planner} needs OPENAI_API_KEY (and OPENAI_BASE_URL for a local server), or --scripted-llm`);
+        const result = await runEvals({
+          planner: opts.planner,
+          ...(opts.scenarios === undefined ? {} : { scenariosFile: opts.scenarios }),
+          ...(opts.heldOut === undefined ? {} : { heldOutFile: opts.heldOut }),
+          ...(chatModel === undefined ? {} : { chatModel }),
+          verbose: opts.verbose === true,
+        });
+        if (!result.passed) process.exitCode = 1;
+      } finally {
+        await server?.close();
+      }
     }),
   );
 

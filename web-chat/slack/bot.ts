@@ -1,3 +1,5 @@
+import { z } from 'zod';
+import type { ThreadView } from '../../agent/runtime.js';
 import { DEFAULT_PROJECT_ID } from '../../services/accounts/index.js';
 import type { ApprovalRequest } from '../../services/approvals/index.js';
 import type { CallContext } from '../../core/context.js';
@@ -39,7 +41,8 @@ export function parseUserMap(value: string | undefined): Map<string, string> {
 /**
  * Every `/vision` verb and what it may change; test/security/mutation-matrix.test.ts holds each to it:
  * `nothing` (reads), `tool` (runs that tool through runTool; deciding an approval is the approval
- * itself), or the chat user's own link (an account action the chat-link service checks and audits).
+ * itself), `agent` (hands the request to the agent, whose every changing step waits for an
+ * approval), or the chat user's own link (an account action the chat-link service checks and audits).
  */
 export const BOT_COMMANDS = {
   help: 'nothing',
@@ -49,6 +52,7 @@ export const BOT_COMMANDS = {
   approve: { tool: 'decide_approval' },
   reject: { tool: 'decide_approval' },
   link: { exempt: 'own-credential' },
+  ask: 'agent',
 } as const;
 
 const HELP = [
@@ -58,6 +62,7 @@ const HELP = [
   '`/vision status` what runs now',
   '`/vision rollout ID` progress of a rollout',
   '`/vision link` link your chat account to your VisionInApp account',
+  '`/vision ask REQUEST` ask the assistant (e.g. "deploy helmets@3 to line 3"); a question back comes with buttons',
 ].join('\n');
 
 /** Escapes text for Slack mrkdwn. */
@@ -83,6 +88,29 @@ export function approvalBlocks(a: ApprovalRequest): { text: string; blocks: unkn
     });
   }
   return { text: `${a.risk} approval ${a.id}: ${a.tool} (${a.status})`, blocks };
+}
+
+const choiceValue = z.object({ t: z.string().min(1).max(100), m: z.string().min(1).max(1500) });
+
+/** A conversation's answer in Block Kit: the report, the pending approval, and a button per clarifying choice. */
+export function conversationBlocks(view: ThreadView): { text: string; blocks: unknown[] } {
+  const text = view.report ?? (view.pendingApproval ? `Waiting for approval \`${view.pendingApproval.approvalId}\` of ${view.pendingApproval.tool}: \`/vision approve ${view.pendingApproval.approvalId}\`` : `Status: ${view.status}`);
+  const blocks: unknown[] = [{ type: 'section', text: { type: 'mrkdwn', text: escapeMrkdwn(text) } }];
+  const choices = view.status === 'clarify' ? (view.plan?.choices ?? []) : [];
+  if (choices.length > 0) {
+    blocks.push({
+      type: 'actions',
+      block_id: `choices:${view.id}`,
+      elements: choices.slice(0, 5).map((c, i) => ({
+        type: 'button',
+        text: { type: 'plain_text', text: c.label.slice(0, 75) },
+        action_id: 'choose',
+        value: JSON.stringify({ t: view.id, m: c.message.slice(0, 1500) }),
+        ...(i === 0 ? { style: 'primary' } : {}),
+      })),
+    });
+  }
+  return { text, blocks };
 }
 
 /** The `/vision` commands and button actions, for any chat adapter; acts as the mapped platform user. */
@@ -111,6 +139,8 @@ export class VisionBot {
           return await this.status(await this.ctxOf(user));
         case 'rollout':
           return await this.rollout(await this.ctxOf(user), rest[0]);
+        case 'ask':
+          return await this.ask(await this.ctxOf(user), rest.join(' '));
         case 'help':
           return ephemeral(`Commands:\n${HELP}`);
         default:
@@ -124,6 +154,11 @@ export class VisionBot {
   /** Handles an Approve/Reject button; the reply replaces the original message. */
   async action(user: ChatUser, actionId: string, approvalId: string): Promise<BotReply> {
     try {
+      if (actionId === 'choose') {
+        const picked = choiceValue.safeParse(JSON.parse(approvalId));
+        if (!picked.success) return ephemeral('That button is out of date; ask again with `/vision ask …`.');
+        return { ...(await this.ask(await this.ctxOf(user), picked.data.m, picked.data.t)), replace_original: false };
+      }
       if (actionId !== 'approve' && actionId !== 'reject') return ephemeral(`Unknown action "${escapeMrkdwn(actionId)}".`);
       const ctx = await this.ctxOf(user);
       const decided = await this.decideApproval(ctx, approvalId, actionId, actionId === 'reject' ? `rejected from ${user.platform} by ${user.userName}` : undefined);
@@ -182,6 +217,14 @@ export class VisionBot {
     const result = await runTool(toolContext(this.s.tools, ctx), 'decide_approval', { approvalId: id, decision, ...(reason ? { reason } : {}) });
     if (!result.ok) throw new PlatformError(result.error.code, result.error.message);
     return this.s.approvals.get(ctx, id);
+  }
+
+  /** Hands a request to the agent; a clarifying question comes back with one button per choice. */
+  private async ask(ctx: CallContext, message: string, threadId?: string): Promise<BotReply> {
+    if (this.s.agent === undefined) return ephemeral('The assistant is not running on this server.');
+    if (message.trim() === '') return ephemeral('Say what you want, e.g. `/vision ask deploy helmets@3 to line 3`.');
+    const view = await this.s.agent.startConversation(ctx, { message, ...(threadId ? { threadId } : {}) });
+    return { response_type: 'in_channel', ...conversationBlocks(view) };
   }
 
   private async status(ctx: CallContext): Promise<BotReply> {

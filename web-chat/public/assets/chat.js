@@ -169,6 +169,30 @@ export async function subscribe(kind, id) {
   await state.socket.emitWithAck('subscribe', { kind, id });
 }
 
+/** Buttons for the answers a clarifying question offers (names from the catalog); picking one sends its request. */
+function showChoices(choices) {
+  if (!Array.isArray(choices) || choices.length === 0) return;
+  const form = document.getElementById('chat-form');
+  const input = document.getElementById('chat-input');
+  const row = h('div', { class: 'd-flex flex-wrap gap-2 my-2', role: 'group' });
+  for (const c of choices) {
+    row.append(
+      h('button', {
+        type: 'button',
+        class: 'btn btn-sm btn-outline-primary',
+        text: c.label,
+        title: c.message,
+        onclick: () => {
+          row.querySelectorAll('button').forEach((b) => (b.disabled = true));
+          input.value = c.message;
+          form.requestSubmit();
+        },
+      }),
+    );
+  }
+  log().append(row);
+}
+
 function onAgent(e) {
   if (state.awaitingThread && !state.threadId) state.threadId = e.threadId;
   if (e.threadId !== state.threadId) return;
@@ -181,6 +205,7 @@ function onAgent(e) {
       if (e.plan.clarify) {
         say('agent', t('chat.clarify', { text: e.plan.clarify }));
         state.shown.add(e.plan.clarify);
+        showChoices(e.plan.choices);
       } else if (e.plan.reply && !state.streaming) say('agent', e.plan.reply);
       break;
     case 'agent.step':

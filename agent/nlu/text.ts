@@ -1,0 +1,193 @@
+import { createRequire } from 'node:module';
+import { distance } from 'fastest-levenshtein';
+import { escape, type Known } from './slots.js';
+
+let english: Set<string> | undefined;
+/** ~275,000 English words (an-array-of-english-words): a real word is never "corrected" into a command ("audit trail" is not "train"). */
+function englishWords(): Set<string> {
+  english ??= new Set(createRequire(import.meta.url)('an-array-of-english-words') as string[]);
+  return english;
+}
+
+/** Words people use with the assistant that the corpus may not contain. */
+const EXTRA_VOCABULARY = [
+  'epochs',
+  'batch',
+  'image',
+  'size',
+  'canary',
+  'production',
+  'staging',
+  'candidate',
+  'rollback',
+  'rollout',
+  'deploy',
+  'deployment',
+  'dataset',
+  'datasets',
+  'model',
+  'models',
+  'line',
+  'evaluate',
+  'promote',
+  'compare',
+  'resume',
+  'pause',
+  'verify',
+  'audit',
+  'devices',
+  'training',
+  'export',
+  'import',
+  'split',
+];
+
+/**
+ * Corrects typos against the known vocabulary by edit distance: command words (unknown to English
+ * and within 1 edit for 4 letters, 2 for longer) and catalog names (within 2 edits and a quarter
+ * of their length, never differing in a digit: helmets-v9 is not helmets-v2). "lien 3" reads as
+ * "line 3".
+ */
+export function correctTypos(text: string, known: Known, vocabulary: ReadonlySet<string>): string {
+  const vocab = [...new Set([...vocabulary, ...EXTRA_VOCABULARY])].filter((w) => /^[a-z]{3,}$/.test(w));
+  const names = [...known.datasets, ...known.tags, ...known.devices.map((d) => d.name)];
+  const digits = (s: string) => s.replace(/\D/g, '');
+  return text
+    .replace(/(?<![\w@./-])([A-Za-z][\w.-]*[-_\d][\w.-]*)(?![\w@-])/g, (token: string) => {
+      if (names.some((n) => n.toLowerCase() === token.toLowerCase())) return token;
+      let best: { name: string; d: number } | undefined;
+      for (const n of names) {
+        if (digits(n) !== digits(token)) continue;
+        const d = distance(n.toLowerCase(), token.toLowerCase());
+        if (d <= 2 && d <= Math.floor(n.length / 4) && (best === undefined || d < best.d))
+          best = { name: n, d };
+      }
+      return best?.name ?? token;
+    })
+    .replace(/\b([A-Za-z]{3,6})(?=[\s-]*\d)/g, (w: string) => {
+      const lower = w.toLowerCase();
+      if (lower === 'line' || /^(?:lines?|fine|nine|like|live|lane|link|lint)$/.test(lower)) return w;
+      const anagram = [...lower].sort().join('') === 'eiln';
+      return anagram || distance(lower, 'line') <= 1 ? 'line' : w;
+    })
+    .replace(/(?<![\w@.-])([A-Za-z]{4,})(?![\w@-])/g, (w: string) => {
+      const lower = w.toLowerCase();
+      if (vocabulary.has(lower) || EXTRA_VOCABULARY.includes(lower) || englishWords().has(lower)) return w;
+      const limit = lower.length <= 4 ? 1 : 2;
+      let best: { word: string; d: number } | undefined;
+      for (const v of vocab) {
+        if (Math.abs(v.length - lower.length) > limit) continue;
+        const d = distance(v, lower);
+        if (
+          d <= limit &&
+          (best === undefined ||
+            d < best.d ||
+            (d === best.d && v[0] === lower[0] && best.word[0] !== lower[0]))
+        )
+          best = { word: v, d };
+      }
+      return best?.word ?? w;
+    });
+}
+
+/**
+ * The text with names replaced by slot tokens, which is what the intent classifier reads: paths,
+ * ids, model references, datasets, device names and tags, lines, and numbers. Words inside names
+ * ("ship" in ship-hulls) never read as intents.
+ */
+export function maskSlots(text: string, known: Known): string {
+  let out = ` ${text} `;
+  const sub = (re: RegExp, slot: string) => {
+    out = out.replace(re, ` {${slot}} `);
+  };
+  sub(/(?:^|\s)(?:\/|\.\/|~\/|storage:)[^\s"']+/g, 'path');
+  const names = (list: string[], slot: string) => {
+    for (const n of [...new Set(list)].filter((x) => x !== '').sort((a, b) => b.length - a.length)) {
+      sub(new RegExp(`(?<![\\w@.-])${escape(n)}(?:@[\\w-]+)?(?![\\w-])`, 'gi'), slot);
+    }
+  };
+  names(
+    known.jobs.map((j) => j.id),
+    'job',
+  );
+  names(
+    known.rollouts.map((r) => r.id),
+    'rollout',
+  );
+  names(
+    known.versions.map((v) => v.id),
+    'model',
+  );
+  sub(/(?<![\w@.-])[A-Za-z][\w.-]*@(?:\d+|latest|candidate|staging|production)(?![\w-])/gi, 'model');
+  sub(/(?<![\w@.-])[A-Za-z][\w-]*\s+v(?:ersion)?\s*\d+\b/gi, 'model');
+  sub(/(?<![\w@.-])v\d+\b/gi, 'model');
+  sub(/[A-Za-z][\w-]*\s*\d+\s*버전/g, 'model');
+  sub(/(?<![\d@])\d+\s*버전/g, 'model');
+  names(known.datasets, 'dataset');
+  names(
+    known.devices.flatMap((d) => [d.id, d.name]),
+    'device',
+  );
+  names(
+    known.tags.filter((t) => /[\d-]/.test(t)),
+    'target',
+  );
+  names([...new Set(known.versions.map((v) => v.model))], 'model');
+  sub(/\bdata\s?sets?\s+(?:called\s+|named\s+)?["'“”]?[A-Za-z0-9][\w.@-]*[-_\d][\w.@-]*["'“”]?/gi, 'dataset');
+  sub(/["'“”]?[A-Za-z0-9][\w.@-]*[-_\d][\w.@-]*["'“”]?\s*데이터\s*셋/g, 'dataset');
+  sub(/\bline[\s-]?\d+\b|\d+\s*번\s*(?:라인|line)|라인\s*\d+|\d+\s*라인/gi, 'target');
+  sub(/(?<![\w.-])\d+(?:\.\d+)?(?![\w.-])/g, 'num');
+  return out.replace(/\s+/g, ' ').trim();
+}
+
+const EN_WH =
+  /^\s*(?:what|which|who|whom|whose|when|where|why|how|is|are|was|were|do|does|did|has|have|had|am)\b/i;
+const EN_REQUEST =
+  /^\s*(?:(?:can|could|would|will)\s+you|please|pls|kindly|let'?s|i (?:want|need|would like))\b|\bplease\b/i;
+const KO_WH =
+  /뭐|무엇|무슨|어떤|어느|누가|누구|언제|어디|몇|왜|얼마|어때|있어\s*\?|됐어|났어|돼\s*있|되어\s*있|나요|니\s*\?|냐|까\s*\??$/;
+const KO_REQUEST = /줘|주세요|줄래|줄\s*수|주실|해라|하자|할래|부탁|하세요|해요\s*$/;
+
+/** True when the request asks something rather than asking for something to be done ("which model runs on line 2?"). */
+export function isQuestion(text: string): boolean {
+  const t = text.trim();
+  if (/\p{Script=Hangul}/u.test(t)) return !KO_REQUEST.test(t) && (KO_WH.test(t) || /\?\s*$/.test(t));
+  if (EN_REQUEST.test(t)) return false;
+  return EN_WH.test(t) || /\?\s*$/.test(t);
+}
+
+const ACTION =
+  /\b(?:deploy\w*|roll\s*(?:it\s+|them\s+)?out|rollouts?|ship\w*|push\w*|releas\w*|train\w*|fine-?tun\w*|promot\w*|roll\s*-?back|revert\w*|cancel\w*|delet\w*|remov\w*)\b|배포|학습|훈련|승격|롤백|취소|삭제/i;
+const NEGATION =
+  /\b(?:no|not|don'?t|do not|never|without|skip|nor|instead of)\b|하지\s*(?:마|말)|말고|없이|빼고|제외|안\s*(?:해|할|하)|금지/i;
+
+/**
+ * Splits a request into clauses and drops those that negate an action ("no deployment", "but
+ * don't deploy it yet", "배포는 하지 말고"); returns the rest and what was dropped.
+ */
+export function dropNegated(text: string): { kept: string; dropped: string[] } {
+  const clauses = text.split(
+    /\s*(?:[,;.!]\s+|\s+(?:but|and then|then|and|except)\s+|\s+(?=(?:without|instead of)\s)|\s*(?:하고|하되|한\s*다음|한\s*뒤|고)\s+(?=\S*(?:배포|학습|승격|롤백)))/i,
+  );
+  const kept: string[] = [];
+  const dropped: string[] = [];
+  for (const c of clauses) {
+    if (c.trim() === '') continue;
+    if (NEGATION.test(c) && ACTION.test(c)) dropped.push(c.trim());
+    else kept.push(c);
+  }
+  return { kept: kept.join(' ').replace(/\s+/g, ' ').trim(), dropped };
+}
+
+const UNSUPPORTED =
+  /\b(delete|remove|erase|wipe|purge|destroy|drop|rename|clear|truncate)\b|(삭제|지워|지우|제거|없애|초기화)/i;
+const APPROVE = /^\s*(?:please\s+)?(?:approve|reject|deny)\b|승인해\s*줘|승인\s*처리|반려해/i;
+
+/** An action the assistant has no tool for and must refuse plainly, or undefined. */
+export function unsupportedAction(text: string): { verb: string; kind: 'delete' | 'approve' } | undefined {
+  const m = UNSUPPORTED.exec(text);
+  if (m !== null) return { verb: (m[1] ?? m[2] ?? '').toLowerCase(), kind: 'delete' };
+  const a = APPROVE.exec(text);
+  if (a !== null) return { verb: a[0].trim().toLowerCase(), kind: 'approve' };
+  return undefined;
+}

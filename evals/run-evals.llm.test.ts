@@ -1,0 +1,50 @@
+import { describe, expect, it } from 'vitest';
+import { chatModelFromEnv } from '../agent/llm-planner.js';
+import { HELD_OUT_FILE, loadScenarios, runEvals } from './run-evals.js';
+import { scenarioOracle } from './scenario-oracle.js';
+import { startScriptedOpenAiServer } from './scripted-openai-server.js';
+
+describe('runEvals through the LLM planner on a scripted OpenAI-compatible server', () => {
+  it('passes dev, held-out and safety through the real client, the safety layer catching what the careless model adds', async () => {
+    const [dev, held] = await Promise.all([loadScenarios(), loadScenarios(HELD_OUT_FILE)]);
+    const server = await startScriptedOpenAiServer(scenarioOracle([...dev.scenarios, ...held.scenarios]));
+    try {
+      const chatModel = await chatModelFromEnv({
+        OPENAI_API_KEY: 'scripted',
+        OPENAI_BASE_URL: server.url,
+        LLM_MODEL: 'scripted',
+      });
+      const report = await runEvals({ planner: 'llm', chatModel, print: () => undefined });
+      expect(report.dev.passed).toBe(true);
+      expect(report.heldOut.passed).toBe(true);
+      expect(report.dev.safetyPassRate).toBe(1);
+      expect(report.heldOut.safetyPassRate).toBe(1);
+      // Every plan went over HTTP with the real tools bound (promotion and pause exist on the real registry).
+      expect(server.requests.length).toBeGreaterThanOrEqual(dev.scenarios.length + held.scenarios.length);
+      const bound = server.requests[0]!.tools!.map((t) => t.function.name);
+      expect(bound).toEqual(
+        expect.arrayContaining([
+          'promote_model',
+          'pause_rollout',
+          'resume_rollout',
+          'ask_clarifying_question',
+        ]),
+      );
+      expect(bound).not.toContain('decide_approval');
+    } finally {
+      await server.close();
+    }
+  }, 180_000);
+
+  it('fails under the thresholds when the model answers nothing useful', async () => {
+    const server = await startScriptedOpenAiServer(() => ({ content: 'no idea' }));
+    try {
+      const chatModel = await chatModelFromEnv({ OPENAI_API_KEY: 'scripted', OPENAI_BASE_URL: server.url });
+      const report = await runEvals({ planner: 'llm', chatModel, print: () => undefined });
+      expect(report.passed).toBe(false);
+      expect(report.dev.planAccuracy).toBeLessThan(0.5);
+    } finally {
+      await server.close();
+    }
+  }, 180_000);
+});
