@@ -108,9 +108,8 @@ export class KyselySaver extends BaseCheckpointSaver {
       this.serde.dumpsTyped({ ...rest, channel_values: {} }),
       this.serde.dumpsTyped(metadata),
     ]);
-    await this.db.transaction().execute(async (trx) => {
-      if (blobs.length > 0) await trx.insertInto('agent_checkpoint_blobs').orIgnore().values(blobs).execute();
-      await trx
+    const writeCheckpoint = (db: Kysely<Database>) =>
+      db
         .replaceInto('agent_checkpoints')
         .values({
           thread_id: threadId,
@@ -124,7 +123,14 @@ export class KyselySaver extends BaseCheckpointSaver {
           created_at: Date.now(),
         })
         .execute();
-    });
+    // One statement is atomic on its own; a transaction (BEGIN + COMMIT) only when blobs go with it.
+    if (blobs.length === 0) await writeCheckpoint(this.db);
+    else {
+      await this.db.transaction().execute(async (trx) => {
+        await trx.insertInto('agent_checkpoint_blobs').orIgnore().values(blobs).execute();
+        await writeCheckpoint(trx);
+      });
+    }
     return { configurable: { thread_id: threadId, checkpoint_ns: ns, checkpoint_id: checkpoint.id } };
   }
 
@@ -153,10 +159,14 @@ export class KyselySaver extends BaseCheckpointSaver {
     // Special channels (errors, interrupts) replace their earlier write; regular writes are kept as first written.
     const special = rows.filter((r) => r.idx < 0);
     const regular = rows.filter((r) => r.idx >= 0);
-    await this.db.transaction().execute(async (trx) => {
-      if (special.length > 0) await trx.replaceInto('agent_checkpoint_writes').values(special).execute();
-      if (regular.length > 0) await trx.insertInto('agent_checkpoint_writes').orIgnore().values(regular).execute();
-    });
+    if (special.length === 0) await this.db.insertInto('agent_checkpoint_writes').orIgnore().values(regular).execute();
+    else if (regular.length === 0) await this.db.replaceInto('agent_checkpoint_writes').values(special).execute();
+    else {
+      await this.db.transaction().execute(async (trx) => {
+        await trx.replaceInto('agent_checkpoint_writes').values(special).execute();
+        await trx.insertInto('agent_checkpoint_writes').orIgnore().values(regular).execute();
+      });
+    }
   }
 
   async deleteThread(threadId: string): Promise<void> {
