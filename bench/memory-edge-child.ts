@@ -5,8 +5,8 @@ import path from 'node:path';
 import { silentLogger } from '../core/log.js';
 import { EdgeRunner } from '../edge-runner/edge-runner.js';
 import type { Frame, FrameSource } from '../edge-runner/sources/index.js';
-import { buildBuiltinDetector } from '../edge-runner/test-models.js';
-import { EmbeddedPlatform } from '../edge-runner/test-platform.js';
+import { buildBuiltinDetector } from '../edge-runner/models.fixtures.js';
+import { EmbeddedPlatform } from '../edge-runner/platform.fixtures.js';
 import { renderScene, type RawImage } from '../vision/index.js';
 
 const SIZE = Number(process.env.MEMORY_EDGE_SIZE ?? 320);
