@@ -18,11 +18,37 @@ import {
   type SerializerProtocol,
 } from '@langchain/langgraph-checkpoint';
 import type { Kysely } from 'kysely';
+import { LRUCache } from 'lru-cache';
 import type { Database } from '../services/infra/db/schema.js';
 
 type CheckpointRow = Database['agent_checkpoints'];
 type WriteRow = Database['agent_checkpoint_writes'];
 type BlobRow = Database['agent_checkpoint_blobs'];
+
+/** `writes` after storing `special` (replacing the same task and index) and `regular` (kept as first written). */
+function mergeWrites(writes: WriteRow[], special: WriteRow[], regular: WriteRow[]): WriteRow[] {
+  const same = (a: WriteRow, b: WriteRow) => a.task_id === b.task_id && a.idx === b.idx;
+  const kept = writes.filter((w) => !special.some((x) => same(x, w)));
+  const added = regular.filter((r) => !writes.some((w) => same(r, w)));
+  return [...kept, ...special, ...added];
+}
+
+function sortWrites(rows: WriteRow[]): WriteRow[] {
+  return rows
+    .map((row) => ({ row, key: writesSortKey(row.task_path, row.task_id, Number(row.idx)) }))
+    .sort((a, b) => compareWritesSortKeys(a.key, b.key))
+    .map(({ row }) => row);
+}
+
+/** What this saver last wrote for a thread: its newest checkpoint with every blob it refers to and its writes so far. */
+interface Written {
+  row: CheckpointRow;
+  writes: WriteRow[];
+  /** Keyed `channel\0version`; only the versions the checkpoint refers to. */
+  blobs: Map<string, BlobRow>;
+}
+
+const blobKey = (channel: string, version: string | number) => `${channel}\0${String(version)}`;
 
 function toBuffer(data: Uint8Array): Buffer {
   return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
@@ -43,6 +69,17 @@ function requireThreadId(config: RunnableConfig, what: string): string {
  * (embedded) and MySQL/MariaDB (blobs as BLOB/LONGBLOB), so a conversation survives a restart.
  */
 export class KyselySaver extends BaseCheckpointSaver {
+  /**
+   * The newest checkpoint this process wrote per thread, so reading it back (the graph does, right
+   * after writing) costs one query that checks it is still the newest with the same writes, instead
+   * of three. Another instance writing the thread makes the check fail and the read go to the database.
+   */
+  private readonly written = new LRUCache<string, Written>({ max: 2000 });
+  /** putWrites calls in progress per thread, and whether two overlapped. */
+  private readonly inflight = new Map<string, { count: number; overlapped: boolean }>();
+  /** Writes stored for a checkpoint this saver has not remembered yet, by thread, namespace and checkpoint id. */
+  private readonly early = new LRUCache<string, WriteRow[]>({ max: 2000 });
+
   constructor(
     private readonly db: Kysely<Database>,
     serde?: SerializerProtocol,
@@ -55,6 +92,10 @@ export class KyselySaver extends BaseCheckpointSaver {
     if (threadId === undefined) return undefined;
     const ns = (config.configurable?.checkpoint_ns as string | undefined) ?? '';
     const checkpointId = getCheckpointId(config);
+    const mine = this.written.get(`${threadId}\0${ns}`);
+    if (mine !== undefined && !this.inflight.has(`${threadId}\0${ns}`) && (!checkpointId || checkpointId === mine.row.checkpoint_id) && (await this.stillNewest(mine, !checkpointId))) {
+      return this.toTuple(mine.row, mine);
+    }
     let query = this.db.selectFrom('agent_checkpoints').selectAll().where('thread_id', '=', threadId).where('checkpoint_ns', '=', ns);
     query = checkpointId ? query.where('checkpoint_id', '=', checkpointId) : query.orderBy('checkpoint_id', 'desc').limit(1);
     const row = await query.executeTakeFirst();
@@ -108,23 +149,27 @@ export class KyselySaver extends BaseCheckpointSaver {
       this.serde.dumpsTyped({ ...rest, channel_values: {} }),
       this.serde.dumpsTyped(metadata),
     ]);
-    await this.db.transaction().execute(async (trx) => {
-      if (blobs.length > 0) await trx.insertInto('agent_checkpoint_blobs').orIgnore().values(blobs).execute();
-      await trx
-        .replaceInto('agent_checkpoints')
-        .values({
-          thread_id: threadId,
-          checkpoint_ns: ns,
-          checkpoint_id: checkpoint.id,
-          parent_checkpoint_id: parentId,
-          checkpoint_type: checkpointType,
-          checkpoint: toBuffer(checkpointBytes),
-          metadata_type: metadataType,
-          metadata: toBuffer(metadataBytes),
-          created_at: Date.now(),
-        })
-        .execute();
-    });
+    const row: CheckpointRow = {
+      thread_id: threadId,
+      checkpoint_ns: ns,
+      checkpoint_id: checkpoint.id,
+      parent_checkpoint_id: parentId,
+      checkpoint_type: checkpointType,
+      checkpoint: toBuffer(checkpointBytes),
+      metadata_type: metadataType,
+      metadata: toBuffer(metadataBytes),
+      created_at: Date.now(),
+    };
+    const writeCheckpoint = (db: Kysely<Database>) => db.replaceInto('agent_checkpoints').values(row).execute();
+    // One statement is atomic on its own; a transaction (BEGIN + COMMIT) only when blobs go with it.
+    if (blobs.length === 0) await writeCheckpoint(this.db);
+    else {
+      await this.db.transaction().execute(async (trx) => {
+        await trx.insertInto('agent_checkpoint_blobs').orIgnore().values(blobs).execute();
+        await writeCheckpoint(trx);
+      });
+    }
+    this.remember(threadId, ns, row, blobs, checkpoint.channel_versions);
     return { configurable: { thread_id: threadId, checkpoint_ns: ns, checkpoint_id: checkpoint.id } };
   }
 
@@ -153,13 +198,49 @@ export class KyselySaver extends BaseCheckpointSaver {
     // Special channels (errors, interrupts) replace their earlier write; regular writes are kept as first written.
     const special = rows.filter((r) => r.idx < 0);
     const regular = rows.filter((r) => r.idx >= 0);
-    await this.db.transaction().execute(async (trx) => {
-      if (special.length > 0) await trx.replaceInto('agent_checkpoint_writes').values(special).execute();
-      if (regular.length > 0) await trx.insertInto('agent_checkpoint_writes').orIgnore().values(regular).execute();
-    });
+    const key = `${threadId}\0${ns}`;
+    const state = this.inflight.get(key) ?? { count: 0, overlapped: false };
+    state.count++;
+    if (state.count > 1) state.overlapped = true;
+    this.inflight.set(key, state);
+    try {
+      await this.storeWrites(special, regular);
+    } catch (err) {
+      this.written.delete(key);
+      throw err;
+    } finally {
+      state.count--;
+      if (state.count === 0) this.inflight.delete(key);
+    }
+    const mine = this.written.get(key);
+    // Overlapping writes of one thread may complete in another order than they committed: read the database then.
+    if (state.overlapped) {
+      this.written.delete(key);
+      if (state.count === 0) state.overlapped = false;
+      return;
+    }
+    if (mine?.row.checkpoint_id === checkpointId) {
+      this.written.set(key, { ...mine, writes: mergeWrites(mine.writes, special, regular) });
+      return;
+    }
+    // Writes may reach a checkpoint before `put` has remembered it (checkpoints are written asynchronously): keep them for it.
+    const early = `${key}\0${checkpointId}`;
+    this.early.set(early, mergeWrites(this.early.get(early) ?? [], special, regular));
+  }
+
+  private async storeWrites(special: WriteRow[], regular: WriteRow[]): Promise<void> {
+    if (special.length === 0) await this.db.insertInto('agent_checkpoint_writes').orIgnore().values(regular).execute();
+    else if (regular.length === 0) await this.db.replaceInto('agent_checkpoint_writes').values(special).execute();
+    else {
+      await this.db.transaction().execute(async (trx) => {
+        await trx.replaceInto('agent_checkpoint_writes').values(special).execute();
+        await trx.insertInto('agent_checkpoint_writes').orIgnore().values(regular).execute();
+      });
+    }
   }
 
   async deleteThread(threadId: string): Promise<void> {
+    for (const key of [...this.written.keys()]) if (key.startsWith(`${threadId}\0`)) this.written.delete(key);
     await this.db.transaction().execute(async (trx) => {
       await trx.deleteFrom('agent_checkpoint_writes').where('thread_id', '=', threadId).execute();
       await trx.deleteFrom('agent_checkpoint_blobs').where('thread_id', '=', threadId).execute();
@@ -175,11 +256,7 @@ export class KyselySaver extends BaseCheckpointSaver {
       .where('checkpoint_ns', '=', ns)
       .where('checkpoint_id', '=', checkpointId);
     if (channel !== undefined) query = query.where('channel', '=', channel);
-    const rows = await query.execute();
-    return rows
-      .map((row) => ({ row, key: writesSortKey(row.task_path, row.task_id, Number(row.idx)) }))
-      .sort((a, b) => compareWritesSortKeys(a.key, b.key))
-      .map(({ row }) => row);
+    return sortWrites(await query.execute());
   }
 
   private async loadChannelValues(threadId: string, ns: string, versions: ChannelVersions): Promise<Record<string, unknown>> {
@@ -192,6 +269,10 @@ export class KyselySaver extends BaseCheckpointSaver {
       .where('checkpoint_ns', '=', ns)
       .where((eb) => eb.or(pairs.map(([channel, version]) => eb.and([eb('channel', '=', channel), eb('version', '=', String(version))]))))
       .execute();
+    return this.decodeBlobs(rows);
+  }
+
+  private async decodeBlobs(rows: BlobRow[]): Promise<Record<string, unknown>> {
     const values: Record<string, unknown> = {};
     for (const row of rows) {
       if (row.value_type === 'empty' || row.value === null) continue;
@@ -200,14 +281,61 @@ export class KyselySaver extends BaseCheckpointSaver {
     return values;
   }
 
-  private async toTuple(row: CheckpointRow): Promise<CheckpointTuple> {
+  /**
+   * Remembers what `put` just wrote. The blobs of unchanged channels come from the memo of its parent,
+   * so a thread's memo chain starts at its first checkpoint (no parent) and breaks when another
+   * instance wrote the parent; a version no blob was written for has none in the database either.
+   */
+  private remember(threadId: string, ns: string, row: CheckpointRow, blobs: BlobRow[], versions: ChannelVersions): void {
+    const key = `${threadId}\0${ns}`;
+    const previous = this.written.get(key);
+    this.written.delete(key);
+    if (row.parent_checkpoint_id !== null && previous?.row.checkpoint_id !== row.parent_checkpoint_id) return;
+    const known = new Map<string, BlobRow>(row.parent_checkpoint_id === null ? [] : previous?.blobs);
+    for (const b of blobs) known.set(blobKey(b.channel, b.version), b);
+    const refs = new Map<string, BlobRow>();
+    for (const [channel, version] of Object.entries(versions ?? {})) {
+      const blob = known.get(blobKey(channel, version));
+      if (blob !== undefined) refs.set(blobKey(channel, version), blob);
+    }
+    const early = `${key}\0${row.checkpoint_id}`;
+    this.written.set(key, { row, writes: this.early.get(early) ?? [], blobs: refs });
+    this.early.delete(early);
+  }
+
+  /** Whether `mine` is still what the database holds: the newest checkpoint of its thread (when asked for the newest) with as many writes. */
+  private async stillNewest(mine: Written, newest: boolean): Promise<boolean> {
+    const { thread_id, checkpoint_ns, checkpoint_id } = mine.row;
+    const found = await this.db
+      .selectFrom('agent_checkpoints as c')
+      .select((eb) => [
+        'c.checkpoint_id',
+        eb
+          .selectFrom('agent_checkpoint_writes as w')
+          .select((w) => w.fn.countAll<number>().as('n'))
+          .whereRef('w.thread_id', '=', 'c.thread_id')
+          .whereRef('w.checkpoint_ns', '=', 'c.checkpoint_ns')
+          .whereRef('w.checkpoint_id', '=', 'c.checkpoint_id')
+          .as('writes'),
+      ])
+      .where('c.thread_id', '=', thread_id)
+      .where('c.checkpoint_ns', '=', checkpoint_ns)
+      .$if(!newest, (q) => q.where('c.checkpoint_id', '=', checkpoint_id))
+      .orderBy('c.checkpoint_id', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    return found !== undefined && found.checkpoint_id === checkpoint_id && Number(found.writes) === mine.writes.length;
+  }
+
+  private async toTuple(row: CheckpointRow, mine?: Written): Promise<CheckpointTuple> {
     const { thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id } = row;
     const [checkpoint, metadata, writes] = await Promise.all([
       this.serde.loadsTyped(row.checkpoint_type, row.checkpoint) as Promise<Checkpoint>,
       this.serde.loadsTyped(row.metadata_type, row.metadata) as Promise<CheckpointMetadata>,
-      this.loadWrites(thread_id, checkpoint_ns, checkpoint_id),
+      mine === undefined ? this.loadWrites(thread_id, checkpoint_ns, checkpoint_id) : Promise.resolve(sortWrites(mine.writes)),
     ]);
-    checkpoint.channel_values = await this.loadChannelValues(thread_id, checkpoint_ns, checkpoint.channel_versions);
+    checkpoint.channel_values =
+      mine === undefined ? await this.loadChannelValues(thread_id, checkpoint_ns, checkpoint.channel_versions) : await this.decodeBlobs([...mine.blobs.values()]);
     if (checkpoint.v < 4 && parent_checkpoint_id !== null) {
       await this.migratePendingSends(checkpoint, thread_id, checkpoint_ns, parent_checkpoint_id);
     }

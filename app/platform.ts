@@ -10,7 +10,8 @@ import type { Logger } from '../core/log.js';
 import { createMetrics, type PlatformMetrics } from '../core/metrics.js';
 import { PublicUrl } from '../services/public-url.js';
 import { createDb, type Db } from '../services/infra/db/index.js';
-import { createCache, type Cache } from '../services/infra/cache/index.js';
+import { createCache, ReadCache, type Cache } from '../services/infra/cache/index.js';
+import { invalidateReadsOn } from '../services/read-invalidation.js';
 import { createSearchIndex, SearchIndexer, type SearchIndex } from '../services/infra/search/index.js';
 import { createBroker, type Broker } from '../services/infra/broker/index.js';
 import { createStorage, type Storage } from '../services/infra/storage/index.js';
@@ -150,6 +151,11 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
   const metrics = createMetrics();
   // One bus carries every domain's events; each service is typed for (and emits only) its own union.
   const events = new EventBus<any>() as EventBus<any> & EventBus<DomainEventBase>;
+  // Hot reads (approval lists, …) kept in the cache port; the domain events that change them drop them,
+  // on every instance through Redis. Without Redis another process on the same database (an MCP stdio
+  // server, the CLI) changes things without this process seeing its events: a short TTL bounds that.
+  const reads = new ReadCache({ cache, ttlMs: config.REDIS_URL === undefined ? 2_000 : 60_000 });
+  const stopReadInvalidation = invalidateReadsOn(events, reads, log.child({ component: 'read-cache' }));
   const indexer = new SearchIndexer({ db, index: search, log: log.child({ component: 'search-indexer' }), cache });
 
   // entry hashes are keyed, so someone with write access to the database cannot recompute a rewritten chain
@@ -173,6 +179,7 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
     log: log.child({ service: 'approvals' }),
     strict: config.APPROVAL_STRICT,
     ttlMs: config.APPROVAL_TTL_HOURS * 3_600_000,
+    reads,
     validateArgs: (tool, args) => (registryRef.current === undefined ? args : registryRef.current.parseInput(tool, args)),
   });
   // server paths: imports read only under IMPORT_ROOTS (+ the demo folder), exports write only under EXPORT_ROOTS
@@ -362,6 +369,7 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
       stopping = true;
       stopSignal.abort();
       stoppers.forEach((stop) => stop());
+      stopReadInvalidation();
       await agent.stop();
       // the newest entries get a signed checkpoint (and the anchor file) before the database closes
       if (migrated.ok) await auditCheckpoint();

@@ -207,16 +207,22 @@ export async function run(): Promise<BenchReport> {
   let warmProblems: string[] = [];
   let load: PhaseResult;
   const loadAverages: number[][] = [];
+  const mb = () => process.memoryUsage().rss / 2 ** 20;
+  let rssIdle = 0;
+  let rssPeak = 0;
   try {
+    rssIdle = mb();
     // a short warm-up (JIT, SQLite caches) so the baseline is not measured cold
     const warm = await phase('warm', 1, 1, baseRate, 0);
     base = await phase('base', baselineSeconds, 1, baseRate, 0);
     warmProblems = problems('warm-up', warm);
     const sampler = setInterval(() => loadAverages.push(loadavg()), 5000);
+    const rssSampler = setInterval(() => (rssPeak = Math.max(rssPeak, mb())), 250);
     try {
       load = await phase('load', SECONDS, SESSIONS, RATE, THINK_MS);
     } finally {
       clearInterval(sampler);
+      clearInterval(rssSampler);
     }
     loadAverages.push(loadavg());
   } finally {
@@ -242,6 +248,8 @@ export async function run(): Promise<BenchReport> {
     { label: 'devices whose last heartbeat the platform applied', value: load.applied, unit: `of ${load.devices}` },
     { label: 'baseline chat p50 (1 session)', value: percentile(base.chatLatency, 50), unit: 'ms' },
     { label: `baseline telemetry publish→consume p50 (${baseRate} msgs/s)`, value: percentile(base.telemetryLatency, 50), unit: 'ms' },
+    { label: 'resident memory of this process (platform + load generator) started, before load', value: rssIdle, unit: 'MB RSS' },
+    { label: 'resident memory of this process, peak under the load', value: rssPeak, unit: 'MB RSS' },
   ];
   const ratio = (a: number, b: number) => (b === 0 ? 0 : a / b);
   const ratios: BenchReport['ratios'] = [

@@ -66,6 +66,7 @@ export async function runAllBenchmarks(filter?: string): Promise<BenchReport[]> 
     .sort();
   const reports: BenchReport[] = [];
   let failed = 0;
+  const short: string[] = [];
   for (const file of files) {
     process.stdout.write(`\n# ${file} (load average ${os.loadavg()[0]!.toFixed(2)} on ${os.cpus().length} cores)\n`);
     const mod = (await import(pathToFileURL(path.join(BENCH_DIR, file)).href)) as { run?: () => Promise<BenchReport> };
@@ -79,7 +80,8 @@ export async function runAllBenchmarks(filter?: string): Promise<BenchReport[]> 
       const report = entrySchema.shape.report.parse(await mod.run());
       reports.push(report);
       for (const r of report.results) process.stdout.write(`  ${r.label}: ${formatNumber(r.value)} ${r.unit}\n`);
-      for (const r of report.ratios) process.stdout.write(`  ratio ${r.label}: ${formatNumber(r.value)}${r.target ? ` (target ${r.target})` : ''}\n`);
+      for (const r of report.ratios) process.stdout.write(`  ratio ${r.label}: ${targetText(r, false)}\n`);
+      short.push(...missedTargets(file, report));
       const entry: Entry = { file, ranAt: new Date().toISOString(), seconds: Math.round((Date.now() - started) / 1000), loadAverageBefore, machine: machine(), report };
       const recorded = (await readResults()).filter((e) => e.file !== file);
       await writeFile(RESULTS, `${JSON.stringify({ benchmarks: [...recorded, entry].sort((a, b) => a.file.localeCompare(b.file)) }, null, 2)}\n`);
@@ -89,7 +91,10 @@ export async function runAllBenchmarks(filter?: string): Promise<BenchReport[]> 
     }
   }
   await updateReadme(await readResults());
-  if (failed > 0) process.exitCode = 1;
+  if (short.length > 0) process.stdout.write(`\n✗ ${short.length} target(s) not met:\n${short.map((s) => `  ✗ ${s}`).join('\n')}\n`);
+  else if (failed === 0) process.stdout.write(`\n✓ every target met (${reports.length} benchmarks)\n`);
+  if (failed > 0) process.stdout.write(`\n${failed} benchmark(s) failed to run\n`);
+  if (failed > 0 || short.length > 0) process.exitCode = 1;
   return reports;
 }
 
@@ -110,7 +115,7 @@ export function renderTable(entries: Entry[]): string {
   const rows = ['| benchmark | figures | ratio to its baseline (same run) | ran |', '|---|---|---|---|'];
   for (const e of entries) {
     const figures = e.report.results.map((r) => `${r.label}: **${formatNumber(r.value)}** ${r.unit}`).join('<br>');
-    const ratios = e.report.ratios.map((r) => `${r.label}: **${formatNumber(r.value)}**${r.target ? ` (target ${r.target})` : ''}`).join('<br>') || '—';
+    const ratios = e.report.ratios.map((r) => `${r.label}: ${targetText(r, true)}`).join('<br>') || '—';
     const ran = `${e.ranAt.slice(0, 16).replace('T', ' ')} UTC, ${e.seconds} s, load ${e.loadAverageBefore} before`;
     rows.push(`| \`${e.file}\` | ${figures} | ${ratios} | ${ran} |`);
   }
@@ -128,6 +133,45 @@ async function updateReadme(entries: Entry[]): Promise<void> {
   }
   await writeFile(README, `${readme.slice(0, start + TABLE_START.length)}\n${renderTable(entries)}\n${readme.slice(end)}`);
   process.stdout.write(`\nREADME.md performance table rewritten from bench/results.json (${entries.length} benchmarks)\n`);
+}
+
+const TARGET = /^\s*(≤|<=|≥|>=|=|<|>)\s*(-?[\d.]+)\s*$/;
+
+/**
+ * Whether a ratio meets its target (`≤ 5`, `>= 0.9`, `= 0`, …): `undefined` when the ratio has no
+ * target (informational); a target that does not parse is an error, so a typo cannot pass silently.
+ */
+export function meetsTarget(value: number, target: string | undefined): boolean | undefined {
+  if (target === undefined) return undefined;
+  const m = TARGET.exec(target);
+  if (m === null) throw new Error(`target "${target}" is not one of ≤ N, >= N, = N, < N, > N`);
+  const bound = Number(m[2]);
+  if (!Number.isFinite(value)) return false;
+  switch (m[1]) {
+    case '≤':
+    case '<=':
+      return value <= bound;
+    case '≥':
+    case '>=':
+      return value >= bound;
+    case '<':
+      return value < bound;
+    case '>':
+      return value > bound;
+    default:
+      return value === bound;
+  }
+}
+
+/** One line per ratio of `report` that falls short of its target. */
+export function missedTargets(file: string, report: BenchReport): string[] {
+  return report.ratios.filter((r) => meetsTarget(r.value, r.target) === false).map((r) => `${file}: ${r.label} = ${formatNumber(r.value)} (target ${r.target})`);
+}
+
+function targetText(r: { value: number; target?: string | undefined }, bold: boolean): string {
+  const v = bold ? `**${formatNumber(r.value)}**` : formatNumber(r.value);
+  const met = meetsTarget(r.value, r.target);
+  return met === undefined ? v : `${v} ${met ? '✓' : '✗'} (target ${r.target})`;
 }
 
 function formatNumber(n: number): string {

@@ -83,7 +83,10 @@ export async function run(opts: { connections?: number; seconds?: number; print?
         { label: 'socket chat round trip p50', value: Number(percentile(all, 50).toFixed(1)), unit: 'ms' },
         { label: 'socket chat round trip p99', value: Number(percentile(all, 99).toFixed(1)), unit: 'ms' },
       ],
-      ratios: [{ label: 'REST read req/s / GET /healthz req/s', value: Number((rest.requests.average / floor.requests.average).toFixed(3)) }],
+      ratios: [
+        { label: 'REST read req/s / GET /healthz req/s', value: Number((rest.requests.average / floor.requests.average).toFixed(3)), target: '≥ 0.5' },
+        { label: 'socket read-only chat round trip p50 at 50 clients (ms)', value: Number(percentile(all, 50).toFixed(1)), target: '≤ 100' },
+      ],
       notes: ['embedded SQLite platform, rules planner, one server process; the chat request plans, runs list_datasets, checkpoints and reports'],
     };
   } finally {

@@ -5,6 +5,7 @@ import type { CallContext, Principal, Role } from '../../core/context.js';
 import { describeZodError, PlatformError } from '../../core/errors.js';
 import type { EventSink } from '../../core/events.js';
 import { newId } from '../../core/ids.js';
+import type { ReadCache } from '../infra/cache/read-cache.js';
 import type { Db } from '../infra/db/port.js';
 import { retryTransient } from '../infra/db/retry.js';
 import type { Database } from '../infra/db/schema.js';
@@ -30,8 +31,13 @@ export interface ApprovalServiceOptions {
   validateArgs?: (tool: string, args: unknown) => unknown;
   /** How long a started execution stays owned by its process without a renewal (default 10 s). */
   executionLeaseMs?: number;
+  /** Caches approval lists; the `approval.*` events invalidate them (`readScopes.approvals`). */
+  reads?: ReadCache;
   now?: () => number;
 }
+
+/** The read-cache scope of one project's approval lists. */
+export const approvalsReadScope = (projectId: string): string => `approvals:${projectId}`;
 
 type Row = Selectable<Database['approvals']>;
 
@@ -71,6 +77,7 @@ export class ApprovalService {
   private readonly ttlMs: number;
   private readonly validateArgs: ((tool: string, args: unknown) => unknown) | undefined;
   private readonly now: () => number;
+  private readonly reads: ReadCache | undefined;
   /** Executions of consumed approvals (started, finished, failed, interrupted), for exactly-once effects across crashes. */
   readonly executions: ExecutionLedger;
 
@@ -83,6 +90,7 @@ export class ApprovalService {
     this.ttlMs = opts.ttlMs;
     this.validateArgs = opts.validateArgs;
     this.now = opts.now ?? Date.now;
+    this.reads = opts.reads;
     this.executions = new ExecutionLedger({ db: opts.db, leaseMs: opts.executionLeaseMs ?? 10_000, now: this.now });
   }
 
@@ -533,7 +541,11 @@ export class ApprovalService {
       };
     });
 
-    if (outcome.ok) return this.toRequest(outcome.row);
+    if (outcome.ok) {
+      const approval = this.toRequest(outcome.row);
+      this.events.emit({ type: 'approval.consumed', projectId: ctx.projectId, at: approval.consumedAt ?? this.now(), approval });
+      return approval;
+    }
     await this.audit
       .append({
         projectId: ctx.projectId,
@@ -609,10 +621,29 @@ export class ApprovalService {
     return this.toRequest(row);
   }
 
-  /** Requests of the caller's project, newest first, optionally by status and thread. */
+  /**
+   * Requests of the caller's project, newest first, optionally by status and thread. Served from the
+   * read cache when there is one: `approval.*` events drop it, and a list holding a pending or
+   * approved request is kept only until the first of them expires (expiry is a matter of time).
+   */
   async list(
     ctx: CallContext,
     filter: { status?: ApprovalStatus; threadId?: string; offset?: number; limit?: number } = {},
+  ): Promise<ApprovalRequest[]> {
+    // "expired" also gains requests as time passes, with no row in the list to say when
+    if (this.reads === undefined || filter.status === 'expired') return this.query(ctx, filter);
+    const key = canonicalJson({ s: filter.status ?? null, t: filter.threadId ?? null, o: filter.offset ?? 0, l: filter.limit ?? 100 });
+    return this.reads.readExpiring(approvalsReadScope(ctx.projectId), key, async () => {
+      const list = await this.query(ctx, filter);
+      const now = this.now();
+      const live = list.filter((a) => (a.status === 'pending' || a.status === 'approved') && a.expiresAt > now).map((a) => a.expiresAt);
+      return { value: list, validUntil: live.length === 0 ? undefined : Math.min(...live) };
+    });
+  }
+
+  private async query(
+    ctx: CallContext,
+    filter: { status?: ApprovalStatus; threadId?: string; offset?: number; limit?: number },
   ): Promise<ApprovalRequest[]> {
     const now = this.now();
     let q = this.db.kysely.selectFrom('approvals').selectAll().where('project_id', '=', ctx.projectId);

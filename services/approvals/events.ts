@@ -13,5 +13,11 @@ export interface ApprovalDecidedEvent extends DomainEventBase {
   approval: ApprovalRequest;
 }
 
+/** An approved request was used: its tool started (status `executed`). */
+export interface ApprovalConsumedEvent extends DomainEventBase {
+  type: 'approval.consumed';
+  approval: ApprovalRequest;
+}
+
 /** Every event the approvals domain emits. */
-export type ApprovalEvent = ApprovalRequestedEvent | ApprovalDecidedEvent;
+export type ApprovalEvent = ApprovalRequestedEvent | ApprovalDecidedEvent | ApprovalConsumedEvent;

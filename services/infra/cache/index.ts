@@ -5,6 +5,8 @@ import type { Cache } from './port.js';
 export type { Cache, Lock } from './port.js';
 export { MemoryCache } from './memory.js';
 export type { MemoryCacheOptions } from './memory.js';
+export { ReadCache } from './read-cache.js';
+export type { Expiring, ReadCacheOptions } from './read-cache.js';
 export type { RedisCacheOptions } from './redis.js';
 
 /** Builds the configured cache: Redis when `redisUrl` is set (ioredis loaded lazily), memory otherwise. */

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { SERVICE_URLS, skipWithoutService, uniqueSuffix } from '../../../test/services.fixtures.js';
 import { isPlatformError } from '../../../core/errors.js';
 import { cacheContract } from './cache.contract.js';
+import { readCacheContract } from './read-cache.contract.js';
 import { RedisCache } from './redis.js';
 
 // Needs Redis: TEST_REDIS_URL (default redis://127.0.0.1:6379).
@@ -17,6 +18,17 @@ describe.skipIf(skip)('RedisCache', () => {
       const { Redis } = await import('ioredis');
       const admin = new Redis(SERVICE_URLS.redis);
       const keys = await admin.keys(`${keyPrefix}*`);
+      if (keys.length > 0) await admin.del(...keys);
+      await admin.quit();
+    },
+  }));
+
+  readCacheContract('redis', async () => ({
+    cache: new RedisCache({ url: SERVICE_URLS.redis, keyPrefix: `${keyPrefix}reads:` }),
+    cleanup: async () => {
+      const { Redis } = await import('ioredis');
+      const admin = new Redis(SERVICE_URLS.redis);
+      const keys = await admin.keys(`${keyPrefix}reads:*`);
       if (keys.length > 0) await admin.del(...keys);
       await admin.quit();
     },

@@ -1,0 +1,86 @@
+// Child process of memory.bench.ts: one edge runner serving the built-in detector, reporting its own memory at each stage.
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { silentLogger } from '../core/log.js';
+import { EdgeRunner } from '../edge-runner/edge-runner.js';
+import type { Frame, FrameSource } from '../edge-runner/sources/index.js';
+import { buildBuiltinDetector } from '../edge-runner/models.fixtures.js';
+import { EmbeddedPlatform } from '../edge-runner/platform.fixtures.js';
+import { renderScene, type RawImage } from '../vision/index.js';
+
+const SIZE = Number(process.env.MEMORY_EDGE_SIZE ?? 320);
+
+class SceneSource implements FrameSource {
+  readonly kind = 'folder' as const;
+  readonly description = 'synthetic scenes';
+  readonly dropped = 0;
+  private i = 0;
+  private closed = false;
+  constructor(private readonly frames: RawImage[]) {}
+  async next(): Promise<Frame | undefined> {
+    if (this.closed) return undefined;
+    const image = this.frames[this.i % this.frames.length]!;
+    return { image, capturedAt: Date.now(), seq: this.i++ };
+  }
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+}
+
+const mb = (bytes: number) => bytes / 2 ** 20;
+const stage = () => {
+  const m = process.memoryUsage();
+  return {
+    rss: mb(m.rss),
+    heapUsed: mb(m.heapUsed),
+    external: mb(m.external),
+    arrayBuffers: mb(m.arrayBuffers),
+  };
+};
+
+const root = await mkdtemp(path.join(os.tmpdir(), 'memory-edge-'));
+const out: Record<string, unknown> = { afterImports: stage() };
+const platform = new EmbeddedPlatform(path.join(root, 'storage'));
+await platform.start();
+const built = await buildBuiltinDetector(SIZE, 0.5, root);
+// two 720p frames in rotation: a camera source holds about that much
+const frames: RawImage[] = Array.from({ length: 2 }, (_, i) => {
+  const s = renderScene(1000 + i, { width: 1280, height: 720 });
+  return { data: s.data, width: s.width, height: s.height, channels: 3 };
+});
+const runner = new EdgeRunner({
+  deviceId: 'memory-edge',
+  tags: ['bench'],
+  broker: platform.broker,
+  dataDir: path.join(root, 'device'),
+  source: new SceneSource(frames),
+  log: silentLogger(),
+  threads: 1,
+  heartbeatMs: 1000,
+  hardware: 'bench',
+});
+await runner.start();
+out.runnerStarted = stage();
+const model = await platform.publishModel(built.bytes, {
+  versionId: 'mv-builtin',
+  classNames: ['helmet', 'head', 'vest'],
+  inputSize: SIZE,
+});
+await platform.deploy('memory-edge', 'dep-memory', model);
+await platform.waitFor(
+  'device.health',
+  (p) => p.deviceId === 'memory-edge' && p.state === 'healthy',
+  120_000,
+);
+out.modelLoaded = stage();
+await new Promise((r) => setTimeout(r, Number(process.env.MEMORY_EDGE_SECONDS ?? 5) * 1000));
+out.serving = stage();
+out.frames = runner.inference.count;
+// peak resident memory of this process so far (kilobytes), the figure the 250 MB target is about
+out.peakRss = process.resourceUsage().maxRSS / 1024;
+out.modelBytes = built.bytes.length;
+await runner.stop();
+await platform.close();
+await rm(root, { recursive: true, force: true });
+process.stdout.write(`${JSON.stringify(out)}\n`);
