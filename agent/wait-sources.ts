@@ -5,8 +5,9 @@ import type { TrainingService } from '../services/training/training.service.js';
 import type { RolloutService } from '../services/fleet/rollout.service.js';
 import type { WaitOutcome } from './state.js';
 import type { WaitSource } from './runtime.js';
+import { isFinalJob } from '../services/training/model.js';
+import { isFinalRollout } from '../services/fleet/model.js';
 
-const FINAL = new Set(['succeeded', 'failed', 'cancelled']);
 
 /** Durable waits on training jobs: ends with `training.finished`, carries the registered model version and its metrics. */
 export function trainingWaitSource(training: Pick<TrainingService, 'get'>, models?: Pick<ModelRegistry, 'get'>): WaitSource {
@@ -15,7 +16,7 @@ export function trainingWaitSource(training: Pick<TrainingService, 'get'>, model
     idFrom: (event: DomainEventBase) => (event.type === 'training.finished' ? (event as DomainEventBase & { job?: { id?: string } }).job?.id : undefined),
     async check(ctx: CallContext, id: string): Promise<WaitOutcome | undefined> {
       const job = await training.get(ctx, id);
-      if (!FINAL.has(job.status)) return undefined;
+      if (!isFinalJob(job.status)) return undefined;
       const ok = job.status === 'succeeded';
       let metrics: Record<string, number> = job.lastMetrics ?? {};
       let modelRef: string | null = null;
@@ -43,7 +44,6 @@ export function trainingWaitSource(training: Pick<TrainingService, 'get'>, model
   };
 }
 
-const ROLLOUT_FINAL = new Set(['completed', 'rolled_back', 'failed']);
 
 /** Durable waits on rollouts: ends with `rollout.finished`, carries devices updated of devices targeted. */
 export function rolloutWaitSource(rollouts: Pick<RolloutService, 'status'>): WaitSource {
@@ -52,7 +52,7 @@ export function rolloutWaitSource(rollouts: Pick<RolloutService, 'status'>): Wai
     idFrom: (event: DomainEventBase) => (event.type === 'rollout.finished' ? (event as DomainEventBase & { rolloutId?: string }).rolloutId : undefined),
     async check(ctx: CallContext, id: string): Promise<WaitOutcome | undefined> {
       const r = await rollouts.status(ctx, id);
-      if (!ROLLOUT_FINAL.has(r.state)) return undefined;
+      if (!isFinalRollout(r.state)) return undefined;
       const devicesUpdated = r.devices.filter((d) => d.state === 'healthy').length;
       return {
         kind: 'rollout',

@@ -9,7 +9,7 @@ import type { ModelRegistry } from '../services/models/index.js';
 import type { TrainingService } from '../services/training/index.js';
 import type { ToolRegistry, ToolServices } from '../tools/index.js';
 
-/** Everything the MCP server calls; domain services not wired on the platform are absent and their resources are not offered. */
+/** Everything the MCP server calls (app/wiring.ts hands it over; tests pass small fakes). */
 export interface McpServices {
   accounts: Pick<AccountService, 'authenticateToken'>;
   approvals: Pick<ApprovalService, 'request' | 'decide' | 'get'>;
@@ -20,10 +20,10 @@ export interface McpServices {
   log: Logger;
   /** URL people use to reach the web app (shown with pending approvals). */
   publicUrl: string;
-  datasets?: Pick<DatasetService, 'list' | 'get'>;
-  training?: Pick<TrainingService, 'get' | 'list' | 'metrics'>;
-  models?: Pick<ModelRegistry, 'get' | 'list'>;
-  fleet?: Pick<FleetService, 'get' | 'list'>;
-  rollouts?: Pick<RolloutService, 'status' | 'list'>;
-  agent?: Pick<AgentRuntime, 'startConversation' | 'sendMessage' | 'decide' | 'getThread' | 'events'>;
+  datasets: Pick<DatasetService, 'list' | 'get'>;
+  training: Pick<TrainingService, 'get' | 'list' | 'metrics'>;
+  models: Pick<ModelRegistry, 'get' | 'list'>;
+  fleet: Pick<FleetService, 'get' | 'list'>;
+  rollouts: Pick<RolloutService, 'status' | 'list'>;
+  agent: Pick<AgentRuntime, 'startConversation' | 'sendMessage' | 'decide' | 'getThread' | 'events'>;
 }

@@ -19,7 +19,7 @@ export interface WebTools {
   services: ToolServices;
 }
 
-/** Everything the web layer calls; domain services not wired yet are absent and their routes answer 503. */
+/** Everything the web layer calls (app/wiring.ts hands it over; tests pass small fakes). */
 export interface WebServices {
   accounts: AccountService;
   /** Chat identities linked to accounts (the bot acts as the linked account). */
@@ -32,14 +32,14 @@ export interface WebServices {
   cache: Cache;
   /** URL people use to reach this server. */
   publicUrl: string;
-  datasets?: DatasetService;
-  training?: TrainingService;
-  models?: ModelRegistry;
-  evaluations?: ModelEvaluationService;
-  fleet?: FleetService;
-  rollouts?: RolloutService;
-  feedback?: FeedbackService;
-  agent?: AgentRuntime;
+  datasets: DatasetService;
+  training: TrainingService;
+  models: ModelRegistry;
+  evaluations: ModelEvaluationService;
+  fleet: FleetService;
+  rollouts: RolloutService;
+  feedback: FeedbackService;
+  agent: AgentRuntime;
 }
 
 /** A tool context for `ctx` over the web layer's registry. */

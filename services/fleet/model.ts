@@ -20,6 +20,14 @@ export const ROLLOUT_STATES = [
 
 export type RolloutState = (typeof ROLLOUT_STATES)[number];
 
+/** The final states of a rollout: nothing changes a rollout in one of them. */
+export const FINAL_ROLLOUT_STATES: readonly RolloutState[] = ['completed', 'rolled_back', 'failed'];
+
+/** True once a rollout can no longer change. */
+export function isFinalRollout(state: string): boolean {
+  return (FINAL_ROLLOUT_STATES as readonly string[]).includes(state);
+}
+
 /** States of one device's deployment within a rollout. */
 export const DEPLOYMENT_STATES = ['pending', 'sent', 'healthy', 'failed', 'rolled_back', 'skipped'] as const;
 

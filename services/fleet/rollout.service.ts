@@ -16,10 +16,10 @@ import { type DeviceTarget } from './model.js';
 import { assignWaves, describeTarget } from './rollout.plan.js';
 import { offlinePolicySchema, rolloutGatesSchema, rolloutInputSchema, rolloutStrategySchema, type OfflinePolicy, type RolloutGates, type RolloutInput, type RolloutStrategy } from './model.js';
 import { DEPLOYMENT_STATES, type RolloutState, type DeploymentState, type RolloutModelVersion, type RolloutModels, type RolloutPlan, type RolloutStatus } from './model.js';
+import { isFinalRollout } from './model.js';
 
 /** The idempotent-effect kind of a created rollout. */
 const ROLLOUT_EFFECT = 'fleet.rollout';
-const FINAL: readonly RolloutState[] = ['completed', 'rolled_back', 'failed'];
 const ACTIVE: RolloutState[] = ['pending', 'canary', 'waves', 'paused'];
 
 /** Dependencies and settings of the rollout service. */
@@ -204,7 +204,7 @@ export class RolloutService {
     this.requireOperator(ctx, 'pause a rollout');
     const r = await this.row(ctx.projectId, rolloutId);
     if (r.state === 'paused') return this.status(ctx, rolloutId);
-    if (FINAL.includes(r.state)) throw new PlatformError('conflict', `rollout ${rolloutId} already ${r.state}; nothing to pause`);
+    if (isFinalRollout(r.state)) throw new PlatformError('conflict', `rollout ${rolloutId} already ${r.state}; nothing to pause`);
     const ok = await this.cas(r, { state: 'paused', paused_from: r.state, reason: `${reason} (${ctx.user.name || ctx.user.userId})` });
     if (!ok) return this.pause(ctx, rolloutId, reason);
     await this.progress(rolloutId, `paused: ${reason}`);
@@ -234,7 +234,7 @@ export class RolloutService {
       const r = await this.row(ctx.projectId, rolloutId);
       if (r.state === 'rolled_back') return;
       // A completed or failed rollout can still be undone: its devices run the new model.
-      await this.rollbackTouched(r, by, FINAL.includes(r.state));
+      await this.rollbackTouched(r, by, isFinalRollout(r.state));
     });
     return this.status(ctx, rolloutId);
   }
@@ -310,7 +310,7 @@ export class RolloutService {
 
   private async advanceNow(rolloutId: string): Promise<void> {
     let r = await this.o.db.kysely.selectFrom('rollouts').selectAll().where('id', '=', rolloutId).executeTakeFirst();
-    if (r === undefined || FINAL.includes(r.state)) return;
+    if (r === undefined || isFinalRollout(r.state)) return;
     const gates = rolloutGatesSchema.parse(JSON.parse(r.gates));
     const offline = offlinePolicySchema.parse(JSON.parse(r.offline_policy));
     const now = this.o.now();

@@ -6,6 +6,14 @@ export const JOB_STATUSES = ['queued', 'assigned', 'running', 'succeeded', 'fail
 
 export type JobStatus = (typeof JOB_STATUSES)[number];
 
+/** The final states of a job: nothing changes a job in one of them. */
+export const FINAL_JOB_STATUSES: readonly JobStatus[] = ['succeeded', 'failed', 'cancelled'];
+
+/** True once a job can no longer change (`status` may come from the wire, so any string is accepted). */
+export function isFinalJob(status: string): boolean {
+  return (FINAL_JOB_STATUSES as readonly string[]).includes(status);
+}
+
 /** Artifacts a runner gets a presigned PUT URL for, under `jobs/<jobId>/<attempt>/`. */
 export const JOB_ARTIFACTS = ['model.onnx', 'metrics.json', 'results.csv', 'report.md', 'train.log'] as const;
 

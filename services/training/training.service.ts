@@ -23,10 +23,10 @@ import { isModelName, modelNameFrom, type ModelRegistry } from '../models/model.
 import { retryTransient } from '../infra/db/retry.js';
 import type { TrainingEvent } from './events.js';
 import { JOB_ARTIFACTS, type JobStatus, type TrainingDatasets, type TrainingJob, type EpochMetrics, type RunnerInfo, type StartTrainingInput } from './model.js';
+import { isFinalJob } from './model.js';
 
 /** The idempotent-effect kind of a created training job. */
 const JOB_EFFECT = 'training.job';
-const FINAL: readonly JobStatus[] = ['succeeded', 'failed', 'cancelled'];
 const ACTIVE: JobStatus[] = ['assigned', 'running'];
 /** How long an assigned job may wait for its runner to take it before train.start is sent again. */
 const START_GRACE_MS = 10_000;
@@ -169,7 +169,7 @@ export class TrainingService {
         `cancelling training needs the operator role or above; you are ${ctx.user.role}`,
       );
     const job = await this.row(ctx.projectId, jobId);
-    if (FINAL.includes(job.status))
+    if (isFinalJob(job.status))
       throw new PlatformError('conflict', `job ${jobId} already ${job.status}; nothing to cancel`);
     const now = this.o.now();
     // The runner stays reserved until it confirms (its next heartbeat no longer names the job).
@@ -927,7 +927,7 @@ export class TrainingService {
       this.o.log.debug({ jobId }, 'telemetry for an unknown job ignored');
       return undefined;
     }
-    if (Number(job.attempt) !== attempt || FINAL.includes(job.status)) {
+    if (Number(job.attempt) !== attempt || isFinalJob(job.status)) {
       this.o.log.debug(
         { jobId, attempt, current: Number(job.attempt), status: job.status },
         'telemetry of a stale attempt or finished job ignored',

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { type RouteDef, decisionBody, idParams, messageBody, need, page, route } from './route.js';
+import { type RouteDef, decisionBody, idParams, messageBody, page, route } from './route.js';
 
 /** The chat routes of the REST API. */
 export const chatRoutes: RouteDef[] = [
@@ -12,7 +12,7 @@ export const chatRoutes: RouteDef[] = [
     query: z.object({ mine: z.enum(['true', 'false']).optional(), limit: page.limit }),
     async handler({ ctx, s, query }) {
       return {
-        conversations: await need(s.agent, 'the chat agent').listThreads(ctx, {
+        conversations: await s.agent.listThreads(ctx, {
           mine: query.mine === 'true',
           limit: query.limit ?? 50,
         }),
@@ -30,7 +30,7 @@ export const chatRoutes: RouteDef[] = [
     status: 201,
     body: messageBody.extend({ title: z.string().trim().max(200).optional() }),
     async handler({ ctx, s, body }) {
-      return need(s.agent, 'the chat agent').startConversation(ctx, {
+      return s.agent.startConversation(ctx, {
         message: body.message,
         ...(body.title ? { title: body.title } : {}),
       });
@@ -44,7 +44,7 @@ export const chatRoutes: RouteDef[] = [
     summary: 'A conversation: plan, steps, pending approval, wait and report',
     params: idParams,
     async handler({ ctx, s, params }) {
-      return need(s.agent, 'the chat agent').getThread(ctx, params.id);
+      return s.agent.getThread(ctx, params.id);
     },
   }),
   route({
@@ -57,7 +57,7 @@ export const chatRoutes: RouteDef[] = [
     params: idParams,
     body: messageBody,
     async handler({ ctx, s, params, body }) {
-      return need(s.agent, 'the chat agent').sendMessage(ctx, params.id, body.message);
+      return s.agent.sendMessage(ctx, params.id, body.message);
     },
   }),
   route({
@@ -71,7 +71,7 @@ export const chatRoutes: RouteDef[] = [
     body: decisionBody.extend({ approvalId: z.string().min(1).max(64).describe('the pending approval') }),
     async handler({ ctx, s, params, body }) {
       const { approvalId, decision, args, reason } = body;
-      return need(s.agent, 'the chat agent').decide(ctx, params.id, {
+      return s.agent.decide(ctx, params.id, {
         approvalId,
         decision,
         ...(args ? { args } : {}),
@@ -88,7 +88,7 @@ export const chatRoutes: RouteDef[] = [
     summary: 'Continues a conversation that stopped on an error from its last saved step',
     params: idParams,
     async handler({ ctx, s, params }) {
-      return need(s.agent, 'the chat agent').retry(ctx, params.id);
+      return s.agent.retry(ctx, params.id);
     },
   }),
 

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { type RouteDef, need, page, refParams, route } from './route.js';
+import { type RouteDef, page, refParams, route } from './route.js';
 
 /** The datasets routes of the REST API. */
 export const datasetsRoutes: RouteDef[] = [
@@ -11,7 +11,7 @@ export const datasetsRoutes: RouteDef[] = [
     summary: 'Datasets of the project with class counts; `q` filters by name, description, tag or class',
     query: z.object({ q: z.string().trim().max(200).optional().describe('search text') }),
     async handler({ ctx, s, query }) {
-      const all = await need(s.datasets, 'datasets').list(ctx);
+      const all = await s.datasets.list(ctx);
       const q = query.q?.toLowerCase();
       const items = q
         ? all.filter((d) =>
@@ -29,7 +29,7 @@ export const datasetsRoutes: RouteDef[] = [
     summary: 'One dataset version with its statistics (class counts, splits)',
     params: refParams,
     async handler({ ctx, s, params }) {
-      return need(s.datasets, 'datasets').get(ctx, params.ref);
+      return s.datasets.get(ctx, params.ref);
     },
   }),
   route({
@@ -44,7 +44,7 @@ export const datasetsRoutes: RouteDef[] = [
       ...page,
     }),
     async handler({ ctx, s, params, query, presign }) {
-      const { total, items } = await need(s.datasets, 'datasets').listImages(ctx, params.ref, {
+      const { total, items } = await s.datasets.listImages(ctx, params.ref, {
         split: query.split,
         offset: query.offset ?? 0,
         limit: Math.min(query.limit ?? 24, 200),

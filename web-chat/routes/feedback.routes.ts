@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { reviewFeedbackTool } from '../../tools/feedback.tools.js';
-import { type RouteDef, approvalIdField, idParams, need, page, route, tool } from './route.js';
+import { type RouteDef, approvalIdField, idParams, page, route, tool } from './route.js';
 
 /** The feedback routes of the REST API. */
 export const feedbackRoutes: RouteDef[] = [
@@ -16,7 +16,7 @@ export const feedbackRoutes: RouteDef[] = [
       ...page,
     }),
     async handler({ ctx, s, query }) {
-      return need(s.feedback, 'feedback').list(ctx, query as never);
+      return s.feedback.list(ctx, query as never);
     },
   }),
   route({
@@ -27,7 +27,7 @@ export const feedbackRoutes: RouteDef[] = [
     summary: 'One feedback sample with its predicted boxes and a short-lived image URL',
     params: idParams,
     async handler({ ctx, s, params }) {
-      const fb = need(s.feedback, 'feedback');
+      const fb = s.feedback;
       const sample = await fb.get(ctx, params.id);
       return { ...sample, url: await fb.imageUrl(ctx, params.id) };
     },

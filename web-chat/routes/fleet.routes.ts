@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { type RouteDef, idParams, modelRefsOf, need, page, route } from './route.js';
+import { type RouteDef, idParams, modelRefsOf, page, route } from './route.js';
 
 /** The fleet routes of the REST API. */
 export const fleetRoutes: RouteDef[] = [
@@ -15,7 +15,7 @@ export const fleetRoutes: RouteDef[] = [
         ...(query.tag ? { tag: query.tag } : {}),
         ...(query.online ? { online: query.online === 'true' } : {}),
       };
-      const devices = await need(s.fleet, 'the fleet').list(ctx, filter);
+      const devices = await s.fleet.list(ctx, filter);
       const refs = await modelRefsOf(ctx, s, devices.flatMap((d) => [d.modelVersionId, d.previousModelVersionId]));
       const ref = (mv: string | null) => (mv === null ? null : (refs.get(mv) ?? mv));
       return { devices: devices.map((d) => ({ ...d, model: ref(d.modelVersionId), previousModel: ref(d.previousModelVersionId) })) };
@@ -29,7 +29,7 @@ export const fleetRoutes: RouteDef[] = [
     summary: 'One device',
     params: idParams,
     async handler({ ctx, s, params }) {
-      const d = await need(s.fleet, 'the fleet').get(ctx, params.id);
+      const d = await s.fleet.get(ctx, params.id);
       const refs = await modelRefsOf(ctx, s, [d.modelVersionId, d.previousModelVersionId]);
       const ref = (mv: string | null) => (mv === null ? null : (refs.get(mv) ?? mv));
       return { ...d, model: ref(d.modelVersionId), previousModel: ref(d.previousModelVersionId) };
@@ -59,7 +59,7 @@ export const fleetRoutes: RouteDef[] = [
     }),
     async handler({ ctx, s, params, body }) {
       // who may ask, and whether the device is registered in this project, is checked by the service
-      return { uploads: await need(s.feedback, 'feedback').issueDeviceUploadUrls(ctx, params.id, body) };
+      return { uploads: await s.feedback.issueDeviceUploadUrls(ctx, params.id, body) };
     },
   }),
   route({
@@ -70,7 +70,7 @@ export const fleetRoutes: RouteDef[] = [
     summary: 'Rollouts, newest first, with progress per device',
     query: z.object({ state: z.string().max(32).optional(), ...page }),
     async handler({ ctx, s, query }) {
-      return { rollouts: await need(s.rollouts, 'rollouts').list(ctx, query as never) };
+      return { rollouts: await s.rollouts.list(ctx, query as never) };
     },
   }),
   route({
@@ -81,7 +81,7 @@ export const fleetRoutes: RouteDef[] = [
     summary: 'One rollout with the state of every device',
     params: idParams,
     async handler({ ctx, s, params }) {
-      return need(s.rollouts, 'rollouts').status(ctx, params.id);
+      return s.rollouts.status(ctx, params.id);
     },
   }),
 ];

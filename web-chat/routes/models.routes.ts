@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { PlatformError } from '../../core/errors.js';
-import { type RouteDef, approvalIdField, need, page, refParams, route, tool } from './route.js';
+import { type RouteDef, approvalIdField, page, refParams, route, tool } from './route.js';
 
 /** The models routes of the REST API. */
 export const modelsRoutes: RouteDef[] = [
@@ -16,7 +16,7 @@ export const modelsRoutes: RouteDef[] = [
       ...page,
     }),
     async handler({ ctx, s, query }) {
-      return { versions: await need(s.models, 'the model registry').list(ctx, query) };
+      return { versions: await s.models.list(ctx, query) };
     },
   }),
   route({
@@ -30,7 +30,7 @@ export const modelsRoutes: RouteDef[] = [
       b: z.string().min(1).max(300).describe('second version ref'),
     }),
     async handler({ ctx, s, query }) {
-      return need(s.models, 'the model registry').compare(ctx, query.a, query.b);
+      return s.models.compare(ctx, query.a, query.b);
     },
   }),
   route({
@@ -41,7 +41,7 @@ export const modelsRoutes: RouteDef[] = [
     summary: 'One model version',
     params: refParams,
     async handler({ ctx, s, params }) {
-      return need(s.models, 'the model registry').get(ctx, params.ref);
+      return s.models.get(ctx, params.ref);
     },
   }),
   route({
@@ -54,7 +54,7 @@ export const modelsRoutes: RouteDef[] = [
     query: z.object({ file: z.string().min(1).max(200).optional().describe('artifact name, e.g. model.onnx') }),
     response: z.object({ name: z.string(), url: z.string(), sha256: z.string(), size: z.number() }),
     async handler({ ctx, s, params, query, presign }) {
-      const v = await need(s.models, 'the model registry').get(ctx, params.ref);
+      const v = await s.models.get(ctx, params.ref);
       const file = query.file ?? 'model.onnx';
       const artifact = v.artifacts.find((a) => a.name === file);
       if (artifact === undefined) throw new PlatformError('not_found', `${v.ref} has no file "${file}"; its files: ${v.artifacts.map((a) => a.name).join(', ') || 'none'}`);
@@ -70,7 +70,7 @@ export const modelsRoutes: RouteDef[] = [
     params: refParams,
     async handler({ ctx, s, params }) {
       return {
-        history: await need(s.models, 'the model registry').stageHistory(ctx, params.ref.split('@')[0]!),
+        history: await s.models.stageHistory(ctx, params.ref.split('@')[0]!),
       };
     },
   }),
@@ -93,7 +93,7 @@ export const modelsRoutes: RouteDef[] = [
     }),
     async handler({ ctx, s, params, query }) {
       return {
-        evaluations: await need(s.evaluations, 'model evaluation').list(
+        evaluations: await s.evaluations.list(
           ctx,
           params.ref,
           query.limit === undefined ? {} : { limit: query.limit },

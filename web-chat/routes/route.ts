@@ -100,15 +100,6 @@ export function route<P = Record<string, never>, Q = Record<string, never>, B = 
   return def;
 }
 
-export function need<T>(service: T | undefined, what: string): T {
-  if (service === undefined)
-    throw new PlatformError(
-      'unavailable',
-      `${what} is not enabled on this server yet; ask an admin to enable it`,
-    );
-  return service;
-}
-
 export async function tool(
   i: RouteInput<unknown, unknown, unknown>,
   name: string,
@@ -200,7 +191,7 @@ export const messageBody = z.object({
 export async function modelRefsOf(ctx: CallContext, s: WebServices, ids: Array<string | null>): Promise<Map<string, string>> {
   const refs = new Map<string, string>();
   for (const mv of new Set(ids.filter((x): x is string => x !== null))) {
-    refs.set(mv, s.models === undefined ? mv : await s.models.get(ctx, mv).then((v) => v.ref, () => mv));
+    refs.set(mv, await s.models.get(ctx, mv).then((v) => v.ref, () => mv));
   }
   return refs;
 }

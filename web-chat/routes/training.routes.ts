@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { type RouteDef, idParams, need, page, route } from './route.js';
+import { type RouteDef, idParams, page, route } from './route.js';
 
 /** The training routes of the REST API. */
 export const trainingRoutes: RouteDef[] = [
@@ -11,7 +11,7 @@ export const trainingRoutes: RouteDef[] = [
     summary: 'Training jobs, newest first',
     query: z.object({ status: z.string().max(32).optional().describe('only jobs in this state'), ...page }),
     async handler({ ctx, s, query }) {
-      return { jobs: await need(s.training, 'training').list(ctx, query as never) };
+      return { jobs: await s.training.list(ctx, query as never) };
     },
   }),
   route({
@@ -22,7 +22,7 @@ export const trainingRoutes: RouteDef[] = [
     summary: 'One training job',
     params: idParams,
     async handler({ ctx, s, params }) {
-      return need(s.training, 'training').get(ctx, params.id);
+      return s.training.get(ctx, params.id);
     },
   }),
   route({
@@ -34,7 +34,7 @@ export const trainingRoutes: RouteDef[] = [
     params: idParams,
     query: z.object({ attempt: z.coerce.number().int().min(1).max(100).optional() }),
     async handler({ ctx, s, params, query }) {
-      return { epochs: await need(s.training, 'training').metrics(ctx, params.id, query) };
+      return { epochs: await s.training.metrics(ctx, params.id, query) };
     },
   }),
   route({
@@ -47,7 +47,7 @@ export const trainingRoutes: RouteDef[] = [
     query: z.object({ tail: z.coerce.number().int().min(1).max(10_000).optional().describe('last N lines') }),
     async handler({ ctx, s, params, query }) {
       return {
-        lines: await need(s.training, 'training').logs(
+        lines: await s.training.logs(
           ctx,
           params.id,
           query.tail === undefined ? {} : { tail: query.tail },

@@ -8,6 +8,8 @@ import { newId } from '../../core/ids.js';
 import type { Logger } from '../../core/log.js';
 import { runTool } from '../../tools/run-tool.js';
 import { toolContext, type WebServices } from '../web-services.js';
+import { isFinalJob } from '../../services/training/model.js';
+import { isFinalRollout } from '../../services/fleet/model.js';
 
 /** A chat user as the chat platform names them. */
 export interface ChatUser {
@@ -232,12 +234,12 @@ export class VisionBot {
     lines.push(`Approvals waiting: ${(await this.s.approvals.pending(ctx)).length}`);
     if (this.s.training) {
       const jobs = await this.s.training.list(ctx, { limit: 50 });
-      const active = jobs.filter((j) => !['succeeded', 'failed', 'cancelled'].includes(j.status));
+      const active = jobs.filter((j) => !isFinalJob(j.status));
       lines.push(`Training jobs running or queued: ${active.length}${active.length ? ` (${active.map((j) => `${j.id} ${j.status}`).join(', ')})` : ''}`);
     }
     if (this.s.rollouts) {
       const rollouts = await this.s.rollouts.list(ctx, { limit: 50 });
-      const active = rollouts.filter((r) => !['completed', 'rolled_back', 'failed'].includes(r.state));
+      const active = rollouts.filter((r) => !isFinalRollout(r.state));
       lines.push(`Rollouts in progress: ${active.length}${active.length ? ` (${active.map((r) => `${r.id} ${r.state}`).join(', ')})` : ''}`);
     }
     if (this.s.fleet) {
