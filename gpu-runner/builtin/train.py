@@ -201,7 +201,7 @@ def train(a):
         csv.writer(f).writerow(cols)
     it, t_start, train_seconds, images_seen = 0, time.time(), 0.0, 0
     cpu_start = time.process_time()
-    best, history, time_to_target = None, [], None
+    best, history, time_to_target, cpu_to_target = None, [], None, None
     epochs_done, stale = 0, 0
     mosaic_epochs = a.epochs - int(round(a.epochs * a.close_mosaic)) if a.mosaic > 0 else 0
     for epoch in range(1, a.epochs + 1):
@@ -260,7 +260,7 @@ def train(a):
             stale += 1
         epochs_done = epoch
         if a.target_map50 is not None and time_to_target is None and m["mAP50"] >= a.target_map50:
-            time_to_target = elapsed
+            time_to_target, cpu_to_target = elapsed, time.process_time() - cpu_start
             log(f"val mAP50 {m['mAP50']:.3f} reached target {a.target_map50} after {elapsed:.0f}s (epoch {epoch})")
             break
         if a.max_seconds is not None and elapsed >= a.max_seconds:
@@ -298,6 +298,7 @@ def train(a):
         # on a shared machine wall time depends on the neighbours; CPU time does much less
         "cpu_seconds": time.process_time() - cpu_start,
         "time_to_target_seconds": time_to_target,
+        "cpu_to_target_seconds": cpu_to_target,
         "imgsz": a.imgsz,
         # the last epoch's EMA weights on the same split: free of the best-epoch selection on val
         "last_mAP50": last_m["mAP50"],
