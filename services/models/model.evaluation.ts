@@ -144,6 +144,7 @@ export class ModelEvaluationService {
       checkDetector(detector, version);
       const progress = this.progressReporter(ctx, version, dataset.ref, req.split, onProgress);
       progress(0, total);
+      if (ctx.signal?.aborted) throw new PlatformError('conflict', `the evaluation of ${version.ref} was cancelled before it started`);
       scored = await evaluateDetector(detector, pages(), {
         classMap,
         classCount: dataset.classNames.length,
