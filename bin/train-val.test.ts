@@ -4,8 +4,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCommand } from '../gpu-runner/backends/process.js';
-import { skipWithoutTorch, writeSquaresDataset } from '../gpu-runner/test-fixtures.js';
-import { makeEvaluationFixture, writeFixtureDataset } from '../services/models/test-support.js';
+import { skipWithoutTorch, writeSquaresDataset } from '../gpu-runner/runner.fixtures.js';
+import { makeEvaluationFixture, writeFixtureDataset } from '../services/models/models.fixtures.js';
 import type { BackendMetrics } from '../gpu-runner/backends/types.js';
 import { epochTable, formatVal, runTrain, runVal } from './train-val.js';
 

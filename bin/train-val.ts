@@ -4,8 +4,8 @@ import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import type { BackendMetrics, Trainer } from '../gpu-runner/backends/types.js';
-import { PlatformError } from '../services/errors.js';
-import { TRAIN_BACKENDS, type TrainBackend } from '../services/infra/broker/envelope.js';
+import { PlatformError } from '../core/errors.js';
+import { TRAIN_BACKENDS, type TrainBackend } from '../protocol/envelope.js';
 import { matchClasses } from '../services/models/model.evaluation.js';
 import { DEFAULT_SPLIT, splitForHash } from '../services/datasets/split.js';
 import {

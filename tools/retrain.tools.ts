@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { PlatformError } from '../services/errors.js';
+import { PlatformError } from '../core/errors.js';
 import type { RetrainPolicy, RetrainProposal } from '../services/feedback/model.js';
 import { defineTool, type ToolContext } from './define.js';
 
