@@ -263,7 +263,7 @@ export async function runTrain(input: TrainOptions, events: TrainEvents = {}, tr
   const outDir = path.resolve(o.out);
   await mkdir(outDir, { recursive: true });
   const classNames = parseYoloDataYaml(await readFile(dataYaml, 'utf8'), dataYaml).classNames ?? [];
-  const result = await t.train(
+  const run = t.train(
     {
       dataDir: path.dirname(path.resolve(dataYaml)),
       dataYaml: path.resolve(dataYaml),
@@ -284,7 +284,15 @@ export async function runTrain(input: TrainOptions, events: TrainEvents = {}, tr
       },
     },
     { onLog: (l) => events.onLog?.(l), onMetrics: (m) => events.onMetrics?.(m) },
-  ).done;
+  );
+  // the trainer runs in its own process group, which a Ctrl-C in the terminal does not reach
+  const stop = () => run.cancel();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  const result = await run.done.finally(() => {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+  });
   if (result.status !== 'succeeded')
     throw new PlatformError(
       'unavailable',
