@@ -241,6 +241,7 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
     fleet,
     rollouts,
     feedback,
+    retrain: feedback,
     approvalStrict: config.APPROVAL_STRICT,
   };
   const registry = createToolRegistry(toolServices);

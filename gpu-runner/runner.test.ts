@@ -424,3 +424,59 @@ describe(GpuRunner.name, () => {
     }, 120_000);
   });
 });
+
+describe(`${GpuRunner.name} fine-tuning`, () => {
+  let dataset: string;
+  let parent: string;
+  beforeAll(async () => {
+    dataset = path.join(root, 'ds-ft');
+    await writeSquaresDataset(dataset, { counts: { train: 6, val: 2, test: 2 }, size: 64 });
+    parent = path.join(root, 'parent-best.pt');
+    await writeFile(parent, 'weights of helmets@3');
+  });
+
+  const withInit = (jobId: string, sha256: string): MessagePayload<'train.start'> => {
+    const m = startMessage(jobId, dataset);
+    const bytes = readFileSync(parent);
+    return {
+      ...m,
+      uploads: { ...m.uploads, 'best.pt': { url: `${base}/upload/${jobId}/best.pt`, key: `models/${jobId}/best.pt` } },
+      init: {
+        ref: 'helmets@3',
+        url: `${base}/files/${encodeURIComponent(path.relative(root, parent))}`,
+        sha256,
+        size: bytes.length,
+        classNames: ['red', 'blue'],
+      },
+    };
+  };
+
+  it('downloads the starting checkpoint, verified by sha256, trains from it and uploads its own best.pt', async () => {
+    await setup();
+    const workDir = path.join(root, 'work-ft');
+    await standInRunner(workDir);
+    const sha = createHash('sha256').update(readFileSync(parent)).digest('hex');
+    await send('train.start', withInit('job-ft', sha));
+    const done = await waitFor(() => finalStatus('job-ft'));
+    expect(done.status, String(done.message)).toBe('succeeded');
+    const args = JSON.parse(
+      await readFile(path.join(workDir, 'jobs', 'job-ft-1', 'out', 'train', 'stand-in-args.json'), 'utf8'),
+    ) as { model: string; modelFile: string | null };
+    expect(args.model).toBe(path.join(workDir, 'jobs', 'job-ft-1', 'init', 'init.pt'));
+    expect(args.modelFile).toBe('weights of helmets@3');
+    const ready = payloads('artifact.ready', 'job-ft')[0] as MessagePayload<'artifact.ready'>;
+    const best = ready.artifacts.find((a) => a.name === 'best.pt')!;
+    expect(best.sha256).toBe(createHash('sha256').update(uploads.get('job-ft/best.pt')!).digest('hex'));
+    expect(uploads.get('job-ft/best.pt')!.toString()).toBe('stand-in weights');
+  });
+
+  it('fails the job, naming the checkpoint, when its bytes do not match the sha256', async () => {
+    await setup();
+    await standInRunner(path.join(root, 'work-ft-bad'));
+    await send('train.start', withInit('job-ft-bad', 'f'.repeat(64)));
+    const done = await waitFor(() => finalStatus('job-ft-bad'));
+    expect(done.status).toBe('failed');
+    expect(String(done.message)).toMatch(/init\.pt/);
+    expect(payloads('artifact.ready', 'job-ft-bad')).toEqual([]);
+  });
+});

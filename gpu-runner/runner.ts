@@ -296,7 +296,14 @@ export class GpuRunner {
       logs.add(
         `runner ${this.opts.id}: downloading ${p.dataset.files.length} files of dataset ${p.dataset.name} v${p.dataset.version}`,
       );
-      await this.download(p, dataDir, active.abort.signal);
+      await this.download(p, p.dataset.files, dataDir, active.abort.signal);
+      let initWeights: string | undefined;
+      if (p.init !== undefined) {
+        logs.add(`runner ${this.opts.id}: downloading the checkpoint of ${p.init.ref} to fine-tune from`);
+        const initDir = path.join(jobDir, 'init');
+        await this.download(p, [{ path: INIT_FILE, url: p.init.url, sha256: p.init.sha256, size: p.init.size }], initDir, active.abort.signal);
+        initWeights = path.join(initDir, INIT_FILE);
+      }
       if (active.cancelled) return finish('cancelled', 'cancelled');
       const dataYaml = await writeDataYaml(dataDir, p.dataset.classNames);
       await checkDataset(dataDir, `${p.dataset.name} v${p.dataset.version}`);
@@ -304,7 +311,14 @@ export class GpuRunner {
         `runner ${this.opts.id}: training ${p.config.backend}/${p.config.model} for ${p.config.epochs} epochs at ${p.config.imgsz}px`,
       );
       const run = trainer.train(
-        { dataDir, dataYaml, outDir, config: p.config, classNames: p.dataset.classNames },
+        {
+          dataDir,
+          dataYaml,
+          outDir,
+          config: p.config,
+          classNames: p.dataset.classNames,
+          ...(initWeights !== undefined ? { initWeights } : {}),
+        },
         { onLog: (line) => logs.add(line), onMetrics: (m) => this.metrics(p, m) },
       );
       active.run = run;
@@ -374,12 +388,12 @@ export class GpuRunner {
   }
 
   /** Downloads the job's dataset, retrying with backoff (1 s doubling to 15 s) while storage is unreachable, up to `downloadRetryMs`. */
-  private async download(p: TrainStart, dataDir: string, signal: AbortSignal): Promise<void> {
+  private async download(p: TrainStart, files: TrainStart['dataset']['files'], dataDir: string, signal: AbortSignal): Promise<void> {
     const budget = this.opts.downloadRetryMs ?? 30 * 60_000;
     const deadline = Date.now() + budget;
     for (let attempt = 1; ; attempt++) {
       try {
-        await downloadDataset(p.dataset.files, dataDir, { signal });
+        await downloadDataset(files, dataDir, { signal });
         if (attempt > 1) this.log.info({ jobId: p.jobId, attempt }, 'dataset downloaded after retrying');
         return;
       } catch (err) {
@@ -449,6 +463,9 @@ function urlWithoutQuery(url: string): string {
     return '(invalid URL)';
   }
 }
+
+/** File name of the downloaded checkpoint a fine-tuning starts from (under the job's `init/`). */
+const INIT_FILE = 'init.pt';
 
 /** Final job states; their envelopes are kept for status requests. */
 const FINAL_STATUSES = new Set(['succeeded', 'failed', 'cancelled']);

@@ -23,6 +23,8 @@ export const trainConfigSchema = z.object({
   seed: z.number().int().optional(),
   /** Extra backend-specific options. */
   extra: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).optional(),
+  /** The model version whose weights training starts from (fine-tuning); absent = from scratch. */
+  from: z.object({ versionId: z.string(), ref: z.string() }).optional(),
 });
 export type TrainConfig = z.infer<typeof trainConfigSchema>;
 
@@ -60,6 +62,16 @@ export const messageSchemas = {
     }),
     /** Presigned PUT URLs for each artifact name the runner uploads, with the storage key behind each. */
     uploads: z.record(z.string(), z.object({ url: z.string().url(), key: z.string() })),
+    /** For fine-tuning: the checkpoint of `config.from` to start from, with the classes it was trained on. */
+    init: z
+      .object({
+        ref: z.string(),
+        url: z.string().url(),
+        sha256,
+        size: z.number().int().nonnegative(),
+        classNames: z.array(z.string()).min(1),
+      })
+      .optional(),
   }),
   'train.cancel': z.object({ jobId: z.string(), attempt: z.number().int().min(1), reason: z.string().optional() }),
   'deploy.apply': z.object({

@@ -6,6 +6,7 @@ import { fleetTools, rolloutTools } from './fleet.tools.js';
 import { decideApproval, listApprovals, queryAudit, verifyAudit } from './governance.tools.js';
 import { evaluationTools, modelTools } from './models.tools.js';
 import { ToolRegistry } from './registry.js';
+import { retrainTools } from './retrain.tools.js';
 import { searchPlatform } from './search.tools.js';
 import type { ToolServices } from './services.js';
 import { trainingTools } from './training.tools.js';
@@ -23,6 +24,7 @@ export { evaluateModelTool, evaluationTools, listEvaluationsTool, modelTools } f
 export { explainModelTool, explainRunTool } from './explain.tools.js';
 export { fleetTools, rolloutTools } from './fleet.tools.js';
 export { feedbackTools } from './feedback.tools.js';
+export { retrainTools } from './retrain.tools.js';
 export { decideApproval, listApprovals, queryAudit, verifyAudit } from './governance.tools.js';
 export { searchPlatform } from './search.tools.js';
 
@@ -37,6 +39,7 @@ export function platformTools(services: ToolServices): AnyTool[] {
   if (services.fleet) tools.push(...fleetTools);
   if (services.rollouts) tools.push(...rolloutTools);
   if (services.feedback) tools.push(...feedbackTools);
+  if (services.retrain) tools.push(...retrainTools);
   return tools;
 }
 

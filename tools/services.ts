@@ -117,4 +117,6 @@ export interface ToolServices {
   fleet?: Pick<FleetService, 'list' | 'get'>;
   rollouts?: Pick<RolloutService, 'plan' | 'start' | 'status' | 'pause' | 'resume' | 'rollback' | 'list'>;
   feedback?: Pick<FeedbackService, 'summary' | 'review' | 'toDataset'>;
+  /** Retrain policies and their proposals (the feedback service). */
+  retrain?: Pick<FeedbackService, 'setPolicy' | 'policies' | 'proposals' | 'evaluatePolicies'>;
 }

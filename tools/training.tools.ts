@@ -25,6 +25,7 @@ const jobView = z.object({
   dataset: z.string().describe('dataset@version trained on'),
   status: z.string().describe('queued, assigned, running, succeeded, failed or cancelled'),
   backend: z.string().describe('trainer backend'),
+  from: z.string().nullable().describe('model version the job fine-tunes from (name@N), or null when it trains from scratch'),
   epochsDone: z.number().describe('epochs finished'),
   epochs: z.number().describe('epochs planned'),
   lastMetrics: z.record(z.string(), z.number()).nullable().describe('metrics of the last finished epoch'),
@@ -40,6 +41,7 @@ function view(job: TrainingJob): z.infer<typeof jobView> {
     dataset: job.dataset,
     status: job.status,
     backend: job.config.backend,
+    from: job.config.from?.ref ?? null,
     epochsDone: job.epochsDone,
     epochs: job.epochs,
     lastMetrics: job.lastMetrics,
@@ -54,7 +56,7 @@ export const startTrainingTool = defineTool({
   name: 'start_training',
   title: 'Start training',
   description:
-    'Start training an object detector on a dataset version. Returns the job id at once; the conversation then waits until the job ends and continues with the registered model version (modelVersionId).',
+    'Start training an object detector on a dataset version, from scratch or fine-tuned from an earlier model version (`from`, e.g. helmets@production for a retrain on new feedback data). Returns the job id at once; the conversation then waits until the job ends and continues with the registered model version (modelVersionId).',
   input: z.object({
     dataset: z.string().min(1).max(200).describe('dataset name or name@version to train on, e.g. helmets-v2'),
     epochs: z.number().int().min(1).max(1000).default(10).describe('training epochs'),
@@ -62,7 +64,13 @@ export const startTrainingTool = defineTool({
     model: z.string().min(1).max(100).optional().describe('architecture, e.g. builtin-n, yolov8n.pt; a small default per backend'),
     imgsz: z.number().int().min(32).max(2048).optional().describe('training image size in pixels'),
     batch: z.number().int().min(1).max(1024).optional().describe('batch size'),
-    name: z.string().min(1).max(100).optional().describe('model name to register the result under; default <dataset>-<backend>'),
+    name: z.string().min(1).max(100).optional().describe('model name to register the result under; default <dataset>-<backend>, or the name of `from` when fine-tuning'),
+    from: z
+      .string()
+      .min(1)
+      .max(200)
+      .optional()
+      .describe('fine-tune from this model version instead of from scratch: name@N, name@production or a version id (mv_…); it must have been trained with the same backend. Classes are matched by name; a class it did not know starts fresh'),
   }),
   output: z.object({ jobId: z.string().describe('the new job'), status: z.string().describe('its status'), name: z.string().describe('model name'), dataset: z.string().describe('dataset@version') }),
   risk: 'write',
@@ -75,6 +83,7 @@ export const startTrainingTool = defineTool({
       dataset: input.dataset,
       name: input.name,
       threadId: ctx.threadId,
+      ...(input.from !== undefined ? { from: input.from } : {}),
       config: { backend: input.backend, model: input.model ?? d.model, epochs: input.epochs, imgsz: input.imgsz ?? d.imgsz, batch: input.batch ?? d.batch },
     });
     return { jobId: job.id, status: job.status, name: job.name, dataset: job.dataset };

@@ -8,6 +8,7 @@ import {
   findDevice,
   findEpochs,
   findImageSize,
+  findStartingPoint,
   findJob,
   findJobStatus,
   findModelVersion,
@@ -183,7 +184,10 @@ const train: SlotRule = (i) =>
     if (imgsz !== undefined) args.imgsz = imgsz;
     const batch = findBatch(i.text);
     if (batch !== undefined) args.batch = batch;
+    const from = findStartingPoint(i.text);
+    if (from !== undefined) args.from = from;
     const extras = [
+      from ? `fine-tuned from ${from}` : '',
       epochs ? `${epochs} epochs` : '',
       backend ? `${backend.backend}${backend.model ? ` ${backend.model}` : ''}` : '',
       imgsz ? `${imgsz} px images` : '',

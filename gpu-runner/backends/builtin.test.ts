@@ -1,11 +1,11 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { skipWithoutTorch, writeSquaresDataset } from '../runner.fixtures.js';
 import { runCommand } from './process.js';
-import { BuiltinTrainer } from './builtin.js';
+import { BUILTIN_TRAIN_SCRIPT, BuiltinTrainer } from './builtin.js';
 import type { BackendMetrics } from './types.js';
 
 const skip = await skipWithoutTorch();
@@ -47,6 +47,7 @@ describe.skipIf(skip)(BuiltinTrainer.name, () => {
     const result = await run.done;
     expect(result.status, `${result.message} ${logs.join('\n')}`).toBe('succeeded');
     expect(Object.keys(result.files).sort()).toEqual([
+      'best.pt',
       'metrics.json',
       'model.onnx',
       'report.md',
@@ -100,6 +101,83 @@ describe.skipIf(skip)(BuiltinTrainer.name, () => {
     expect(JSON.parse(props.imgsz!)).toEqual([64, 64]);
     expect(props).toMatchObject({ layout: 'ultralytics', task: 'detect', stride: '32' });
   }, 120_000);
+
+  it('matches class-head rows by name when loading a checkpoint: a known class keeps its row, a new one its fresh start', async () => {
+    const script = [
+      'import json, sys, torch',
+      `sys.path.insert(0, ${JSON.stringify(path.dirname(BUILTIN_TRAIN_SCRIPT))})`,
+      'from model import Detector, class_head_keys, load_matched',
+      'torch.manual_seed(0)',
+      'old = Detector(2, 0.25)',
+      'for k in class_head_keys(old): torch.nn.init.normal_(old.state_dict()[k])',
+      'new = Detector(2, 0.25)',
+      'fresh = {k: v.clone() for k, v in new.state_dict().items()}',
+      "kept, added, skipped = load_matched(new, old.state_dict(), ['red', 'blue'], ['blue', 'green'])",
+      'sd, od = new.state_dict(), old.state_dict()',
+      'heads = class_head_keys(new)',
+      'print(json.dumps({"kept": kept, "added": added, "skipped": skipped,',
+      '  "blue_from_old_row_1": all(torch.equal(sd[k][0], od[k][1]) for k in heads),',
+      '  "green_fresh": all(torch.equal(sd[k][1], fresh[k][1]) for k in heads),',
+      '  "backbone_copied": torch.equal(sd["stem.0.conv.weight"], od["stem.0.conv.weight"])}))',
+    ].join('\n');
+    const r = await runCommand('/usr/bin/python3', ['-c', script]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({
+      kept: ['blue'],
+      added: ['green'],
+      skipped: [],
+      blue_from_old_row_1: true,
+      green_fresh: true,
+      backbone_copied: true,
+    });
+  }, 60_000);
+
+  it('fine-tunes from a best.pt it wrote, saying which classes carried over, and keeps the checkpoint', async () => {
+    const data = path.join(dir, 'ft');
+    const yaml = await writeSquaresDataset(data, { counts: { train: 16, val: 4, test: 0 }, size: 64 });
+    const job = (outDir: string, dataYaml: string, initWeights?: string) => ({
+      dataDir: data,
+      dataYaml,
+      outDir,
+      classNames: [],
+      ...(initWeights ? { initWeights } : {}),
+      config: { backend: 'builtin' as const, model: 'builtin-t', epochs: 1, imgsz: 64, batch: 8, seed: 1 },
+    });
+    const logs: string[] = [];
+    const events = { onLog: (l: string) => logs.push(l), onMetrics: () => undefined };
+    const first = await new BuiltinTrainer({ threads: 1 }).train(job(path.join(dir, 'ft-1'), yaml), events).done;
+    expect(first.status, logs.join('\n')).toBe('succeeded');
+    expect(first.files['best.pt']).toBeDefined();
+    // the same pictures, where class 1 is now called "green" and class 0 "blue"
+    const renamed = path.join(data, 'renamed.yaml');
+    await writeFile(renamed, (await readFile(yaml, 'utf8')).replace(/- red\n(\s*)- blue/, '- blue\n$1- green'));
+    logs.length = 0;
+    const second = await new BuiltinTrainer({ threads: 1 }).train(job(path.join(dir, 'ft-2'), renamed, first.files['best.pt']), events).done;
+    expect(second.status, logs.join('\n')).toBe('succeeded');
+    expect(logs.join('\n')).toMatch(/fine-tuning from best\.pt \(red, blue\): classes transferred: blue; new classes with a fresh head row: green/);
+    expect(second.metrics.fine_tuned).toBe(1);
+    expect(second.files['best.pt']).toBeDefined();
+  }, 180_000);
+
+  it('refuses a --from file that is not a built-in checkpoint, saying what to pass', async () => {
+    const data = path.join(dir, 'ft-bad');
+    const yaml = await writeSquaresDataset(data, { counts: { train: 4, val: 2, test: 0 }, size: 64 });
+    const bogus = path.join(dir, 'bogus.pt');
+    await writeFile(bogus, 'not a checkpoint');
+    const result = await new BuiltinTrainer({ threads: 1 }).train(
+      {
+        dataDir: data,
+        dataYaml: yaml,
+        outDir: path.join(dir, 'out-ft-bad'),
+        classNames: [],
+        initWeights: bogus,
+        config: { backend: 'builtin', model: 'builtin-t', epochs: 1, imgsz: 64, batch: 4 },
+      },
+      { onLog: () => undefined, onMetrics: () => undefined },
+    ).done;
+    expect(result.status).toBe('failed');
+    expect(result.message).toMatch(/is not a PyTorch checkpoint.*pass the best\.pt of an earlier built-in training/);
+  }, 60_000);
 
   it('fails with a clear message when no image has a label', async () => {
     const data = path.join(dir, 'nolabels');

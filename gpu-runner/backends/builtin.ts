@@ -102,7 +102,8 @@ export class BuiltinTrainer implements Trainer {
       if (c.lr !== undefined) args.push('--lr', String(c.lr));
       const width = c.extra?.width ?? widthForModel(c.model);
       args.push('--width', String(width));
-      for (const key of ['target-map50', 'max-seconds', 'check-out'] as const) {
+      if (job.initWeights !== undefined) args.push('--from', job.initWeights);
+      for (const key of BUILTIN_OPTIONS) {
         const v = c.extra?.[key];
         if (v !== undefined) args.push(`--${key}`, String(v));
       }
@@ -152,7 +153,7 @@ export class BuiltinTrainer implements Trainer {
         };
       }
       const files: Record<string, string> = {};
-      for (const name of ['model.onnx', 'metrics.json', 'results.csv', 'report.md']) {
+      for (const name of ['model.onnx', 'best.pt', 'metrics.json', 'results.csv', 'report.md']) {
         const p = path.join(job.outDir, name);
         if (existsSync(p)) files[name] = p;
       }
@@ -186,6 +187,17 @@ export class BuiltinTrainer implements Trainer {
     return this.cudaProbe;
   }
 }
+
+/** `config.extra` keys passed to train.py as `--key value`. */
+export const BUILTIN_OPTIONS = [
+  'target-map50',
+  'max-seconds',
+  'max-cpu-seconds',
+  'check-out',
+  'mosaic',
+  'close-mosaic',
+  'patience',
+] as const;
 
 /** Channel width of the built-in model by name: `builtin-n` (0.5, the default) or `builtin-s` (1.0). */
 export function widthForModel(model: string): number {

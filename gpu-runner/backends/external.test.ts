@@ -64,7 +64,9 @@ describe(UltralyticsTrainer.name, () => {
       precision: expect.closeTo(0.8333, 3),
     });
     expect(await readFile(result.files['model.onnx']!, 'utf8')).toBe('stand-in onnx bytes');
+    expect(await readFile(result.files['best.pt']!, 'utf8')).toBe('stand-in weights');
     expect(Object.keys(result.files).sort()).toEqual([
+      'best.pt',
       'metrics.json',
       'model.onnx',
       'report.md',
@@ -117,6 +119,7 @@ describe(YoloxTrainer.name, () => {
         outDir: out,
         classNames: ['red', 'blue'],
         config: { backend: 'yolox', model: 'yolox-s', epochs: 2, imgsz: 320, batch: 4 },
+        initWeights: path.join(dir, 'parent_ckpt.pth'),
       },
       { onLog: () => undefined, onMetrics: (m) => updates.push(m) },
     ).done;
@@ -134,6 +137,10 @@ describe(YoloxTrainer.name, () => {
     ]);
     expect(await readFile(path.join(out, 'exp.py'), 'utf8')).toMatch(/self.num_classes = 2/);
     expect(existsSync(result.files['model.onnx']!)).toBe(true);
+    // fine-tuning: tools/train.py got the parent checkpoint with -c, and its best_ckpt.pth is kept as best.pt
+    const argv = JSON.parse(await readFile(path.join(out, 'run', 'argv.json'), 'utf8')) as string[];
+    expect(argv.slice(argv.indexOf('-c'), argv.indexOf('-c') + 2)).toEqual(['-c', path.join(dir, 'parent_ckpt.pth')]);
+    expect(await readFile(result.files['best.pt']!, 'utf8')).toBe('stand-in checkpoint');
   });
 
   it('says how to install YOLOX when no checkout is configured', async () => {

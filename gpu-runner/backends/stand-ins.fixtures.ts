@@ -20,6 +20,7 @@ if (argv[0] === 'version') { console.log('8.3.0 (stand-in)'); process.exit(0); }
 if (argv[0] === 'detect' && argv[1] === 'train') {
   const dir = path.join(kv.project, kv.name); fs.mkdirSync(path.join(dir, 'weights'), { recursive: true });
   if (!fs.existsSync(kv.data)) { console.error('FileNotFoundError: ' + kv.data); process.exit(1); }
+  fs.writeFileSync(path.join(dir, 'stand-in-args.json'), JSON.stringify({ ...kv, modelFile: fs.existsSync(kv.model) ? fs.readFileSync(kv.model, 'utf8') : null }));
   const csv = path.join(dir, 'results.csv');
   fs.writeFileSync(csv, '                  epoch,         train/box_loss,         train/cls_loss,         train/dfl_loss,   metrics/precision(B),      metrics/recall(B),       metrics/mAP50(B),    metrics/mAP50-95(B),           val/box_loss,           val/cls_loss,           val/dfl_loss,                 lr/pg0\\n');
   const epochs = Number(kv.epochs); let e = 0;
@@ -50,6 +51,7 @@ const fs = require('fs'); const path = require('path');
 const argv = process.argv.slice(2); const exp = fs.readFileSync(argv[argv.indexOf('-f') + 1], 'utf8');
 const out = /self.output_dir = "(.*)"/.exec(exp)[1]; const epochs = Number(/self.max_epoch = (\\d+)/.exec(exp)[1]);
 fs.mkdirSync(path.join(out, 'run'), { recursive: true });
+fs.writeFileSync(path.join(out, 'run', 'argv.json'), JSON.stringify(argv));
 for (let e = 1; e <= epochs; e++) {
   for (let i = 10; i <= 20; i += 10) console.error('2024-01-01 00:00:00 | INFO     | yolox.core.trainer:261 - epoch: ' + e + '/' + epochs + ', iter: ' + i + '/20, mem: 1234Mb, iter_time: 0.100s, data_time: 0.001s, total_loss: ' + (9 - e) + '.5, iou_loss: 2.1, l1_loss: 0.0, conf_loss: 3.2, cls_loss: 1.2, lr: 1.000e-03, size: 320, ETA: 0:01:00');
   console.error(' Average Precision  (AP) @[ IoU=0.50:0.95 | area=   all | maxDets=100 ] = ' + (0.1 * e).toFixed(3));

@@ -20,6 +20,8 @@ export interface BackendJob {
   outDir: string;
   config: TrainConfig;
   classNames: string[];
+  /** Weights to start from (fine-tuning): a checkpoint the same backend wrote (`best.pt`, YOLOX `best_ckpt.pth`). */
+  initWeights?: string;
 }
 
 /** Callbacks a backend reports through while it trains. */

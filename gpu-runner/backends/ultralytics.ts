@@ -90,7 +90,8 @@ export class UltralyticsTrainer implements Trainer {
         'detect',
         'train',
         `data=${job.dataYaml}`,
-        `model=${ultralyticsWeights(c.model)}`,
+        // fine-tuning: Ultralytics keeps every tensor whose shape matches, so a changed class list starts its class head fresh
+        `model=${job.initWeights ?? ultralyticsWeights(c.model)}`,
         `epochs=${c.epochs}`,
         `imgsz=${c.imgsz}`,
         `batch=${c.batch}`,
@@ -137,6 +138,8 @@ export class UltralyticsTrainer implements Trainer {
       const files: Record<string, string> = {};
       files['model.onnx'] = path.join(job.outDir, 'model.onnx');
       await copyFile(onnx, files['model.onnx']);
+      files['best.pt'] = path.join(job.outDir, 'best.pt');
+      await copyFile(best, files['best.pt']);
       const csv = path.join(runDir, 'results.csv');
       if (existsSync(csv)) {
         files['results.csv'] = path.join(job.outDir, 'results.csv');

@@ -250,6 +250,8 @@ export class YoloxTrainer implements Trainer {
         '-b',
         String(c.batch),
         '-o',
+        // fine-tuning: YOLOX loads every tensor whose shape matches, so a changed class list starts its class head fresh
+        ...(job.initWeights !== undefined ? ['-c', job.initWeights] : []),
       ]);
       if (cancelled || exit.stopped) return { ...base, status: 'cancelled' };
       if (exit.code !== 0)
@@ -278,7 +280,8 @@ export class YoloxTrainer implements Trainer {
           status: 'failed',
           message: `YOLOX export_onnx.py failed (exit ${exp.code}): ${exp.stderrTail.slice(-3).join(' | ')}`,
         };
-      const files: Record<string, string> = { 'model.onnx': onnx };
+      const files: Record<string, string> = { 'model.onnx': onnx, 'best.pt': path.join(job.outDir, 'best.pt') };
+      await copyFile(ckpt, files['best.pt']!);
       files['metrics.json'] = path.join(job.outDir, 'metrics.json');
       await writeFile(
         files['metrics.json'],

@@ -184,6 +184,45 @@ def collate(labels, idx):
     return out, mask
 
 
+def mosaic(imgs, labels, idx, gen, p=1.0):
+    """Mosaic: each sample becomes a crop of 4 tiled training images at their own scale; boxes follow.
+
+    imgs is the uint8 [N,3,S,S] letterbox cache, labels the per-image [n,5] boxes (cls, x1,y1,x2,y2 px)
+    and idx the batch's image indices. A sample keeps its own image with probability 1 - p. Returns
+    (uint8 [B,3,S,S], per-sample label tensors).
+    """
+    n, _, s, _ = imgs.shape
+    out, labs = [], []
+    use = torch.rand(len(idx), generator=gen) < p
+    others = torch.randint(0, n, (len(idx), 3), generator=gen)
+    centre = torch.randint(s // 2, s + s // 2 + 1, (len(idx), 2), generator=gen)
+    for j, i in enumerate(idx):
+        if not use[j]:
+            out.append(imgs[i])
+            labs.append(labels[i])
+            continue
+        tiles = [i, *others[j].tolist()]
+        top = torch.cat([imgs[tiles[0]], imgs[tiles[1]]], 2)
+        bottom = torch.cat([imgs[tiles[2]], imgs[tiles[3]]], 2)
+        canvas = torch.cat([top, bottom], 1)  # [3, 2S, 2S]
+        x0, y0 = int(centre[j, 0]) - s // 2, int(centre[j, 1]) - s // 2
+        out.append(canvas[:, y0 : y0 + s, x0 : x0 + s])
+        rows = []
+        for t, k in enumerate(tiles):
+            lab = labels[k]
+            if not len(lab):
+                continue
+            lab = lab.clone()
+            lab[:, [1, 3]] += (t % 2) * s - x0
+            lab[:, [2, 4]] += (t // 2) * s - y0
+            area0 = (lab[:, 3] - lab[:, 1]) * (lab[:, 4] - lab[:, 2])
+            lab[:, 1:5] = lab[:, 1:5].clamp(0, s)
+            w, h = lab[:, 3] - lab[:, 1], lab[:, 4] - lab[:, 2]
+            rows.append(lab[(w > 2) & (h > 2) & (w * h > 0.3 * area0)])
+        labs.append(torch.cat(rows) if rows else torch.zeros((0, 5)))
+    return torch.stack(out), labs
+
+
 def augment(imgs, gt, mask, gen, scale=(0.6, 1.5), translate=0.2, flip=0.5):
     """Random flip, scale jitter, translation and colour jitter on a batch; boxes follow."""
     b, _, s, _ = imgs.shape

@@ -138,3 +138,38 @@ class Exported(nn.Module):
         cxy = self.points + (rb - lt) / 2
         wh = lt + rb
         return torch.cat([cxy, wh, logits.sigmoid()], 1)
+
+
+def class_head_keys(model):
+    """State-dict keys whose first dimension is one row per class (the last conv of each class branch)."""
+    keys = []
+    for i in range(len(model.cls)):
+        keys += [f"cls.{i}.{len(model.cls[i]) - 1}.weight", f"cls.{i}.{len(model.cls[i]) - 1}.bias"]
+    return keys
+
+
+def load_matched(model, state, old_names, new_names):
+    """Loads `state` (a checkpoint of the same architecture) into `model`, matching classes by name.
+
+    Every tensor of the same shape is copied; in the class head, row j of the new model takes the row of
+    the old class with the same name, and a class the old model did not know keeps its fresh
+    initialisation. Returns (classes transferred, new classes, tensors skipped for a shape mismatch).
+    """
+    own = model.state_dict()
+    head = set(class_head_keys(model))
+    old_index = {n: i for i, n in enumerate(old_names)}
+    rows = [(j, old_index[n]) for j, n in enumerate(new_names) if n in old_index]
+    skipped = []
+    with torch.no_grad():
+        for k, v in state.items():
+            if k not in own:
+                skipped.append(k)
+            elif k in head:
+                for j, i in rows:
+                    own[k][j] = v[i]
+            elif own[k].shape == v.shape:
+                own[k].copy_(v)
+            else:
+                skipped.append(k)
+    model.load_state_dict(own)
+    return [new_names[j] for j, _ in rows], [n for n in new_names if n not in old_index], skipped

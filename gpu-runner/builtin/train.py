@@ -16,10 +16,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import torch  # noqa: E402
 
-from data import DataError, augment, collate, holdout_split, load_split, read_data_yaml  # noqa: E402
+from data import DataError, augment, collate, holdout_split, load_split, mosaic, read_data_yaml  # noqa: E402
 from evaluate import evaluate, predict  # noqa: E402
 from loss import detection_loss  # noqa: E402
-from model import STRIDES, Detector, Exported, make_anchors  # noqa: E402
+from model import STRIDES, Detector, Exported, load_matched, make_anchors  # noqa: E402
 
 
 class Cancelled(Exception):
@@ -49,6 +49,11 @@ def parse_args(argv):
     p.add_argument("--width", type=float, default=0.5, help="channel width multiplier (0.5 = builtin-n)")
     p.add_argument("--target-map50", type=float, default=None, help="stop once val mAP50 reaches this")
     p.add_argument("--max-seconds", type=float, default=None, help="stop training after this many seconds")
+    p.add_argument("--max-cpu-seconds", type=float, default=None, help="stop training after this much CPU time (all threads)")
+    p.add_argument("--from", dest="init", default=None, help="best.pt of an earlier built-in model to start from (classes matched by name)")
+    p.add_argument("--mosaic", type=float, default=None, help="probability that a training sample is a 4-image mosaic (0 = off; default 1 below 1000 training images, else 0)")
+    p.add_argument("--close-mosaic", type=float, default=0.15, help="fraction of the planned epochs at the end trained without mosaic")
+    p.add_argument("--patience", type=int, default=30, help="stop when val fitness (0.1 mAP50 + 0.9 mAP50-95) has not improved for this many epochs (0 = never)")
     p.add_argument("--check-out", default=None, help="write a PyTorch reference input/output here for an ONNX numeric check")
     a = p.parse_args(argv)
     if a.imgsz % 32:
@@ -109,6 +114,23 @@ def export_onnx(model, imgsz, names, path, check_out=None):
     return list(ref.shape)
 
 
+CHECKPOINT_FORMAT = "visioninapp-builtin-1"
+MOSAIC_AUTO_BELOW = 1000
+
+
+def load_checkpoint(path):
+    """Reads a best.pt this script wrote; a DataError says what is wrong with any other file."""
+    if not os.path.isfile(path):
+        raise DataError(f"--from {path}: no such file; pass the best.pt of an earlier built-in training")
+    try:
+        ck = torch.load(path, map_location="cpu")
+    except Exception as e:  # noqa: BLE001  (any unpickling failure means it is not our checkpoint)
+        raise DataError(f"--from {path} is not a PyTorch checkpoint ({e}); pass the best.pt of an earlier built-in training") from e
+    if not isinstance(ck, dict) or not isinstance(ck.get("model"), dict) or not ck.get("names"):
+        raise DataError(f"--from {path} is not a built-in detector checkpoint (no model weights and class names); Ultralytics and YOLOX weights train with their own backends")
+    return {"model": ck["model"], "names": [str(n) for n in ck["names"]], "width": float(ck.get("width", 0.5))}
+
+
 def train(a):
     torch.manual_seed(a.seed)
     torch.set_num_threads(max(1, a.workers))
@@ -142,9 +164,28 @@ def train(a):
     if len(va_imgs) == 0:
         va_imgs, va_labels = tr_imgs, tr_labels
         warn("no readable validation images: validating on the training images (metrics will be optimistic)")
+    if a.mosaic is None:
+        # mosaic multiplies the scenes a small dataset shows; a large one has enough of them and learns faster without
+        a.mosaic = 1.0 if len(tr_imgs) < MOSAIC_AUTO_BELOW else 0.0
+        log(f"mosaic {'on' if a.mosaic else 'off'} ({len(tr_imgs)} training images; --mosaic to choose)")
     log(f"loaded {len(tr_imgs)} train / {len(va_imgs)} val / {0 if te_imgs is None else len(te_imgs)} test images, {n_obj} train boxes, {nc} classes in {time.time() - t0:.1f}s")
 
-    model = Detector(nc, a.width).to(dev)
+    width = a.width
+    init = None
+    if a.init:
+        init = load_checkpoint(a.init)
+        if init["width"] != width:
+            log(f"--from {os.path.basename(a.init)} has width {init['width']}; using it instead of --width {width}")
+            width = init["width"]
+    model = Detector(nc, width)
+    if init is not None:
+        kept, fresh, skipped = load_matched(model, init["model"], init["names"], names)
+        log(
+            f"fine-tuning from {os.path.basename(a.init)} ({', '.join(init['names'])}): "
+            f"classes transferred: {', '.join(kept) or 'none'}; new classes with a fresh head row: {', '.join(fresh) or 'none'}"
+            + (f"; {len(skipped)} tensors skipped (shape differs)" if skipped else "")
+        )
+    model = model.to(dev)
     points, strides = (t.to(dev) for t in make_anchors(a.imgsz, dev))
     decay, no_decay = [], []
     for n_, p in model.named_parameters():
@@ -160,18 +201,30 @@ def train(a):
         csv.writer(f).writerow(cols)
     it, t_start, train_seconds, images_seen = 0, time.time(), 0.0, 0
     cpu_start = time.process_time()
-    best, history, time_to_target = None, [], None
-    epochs_done = 0
+    best, history, time_to_target, cpu_to_target = None, [], None, None
+    epochs_done, stale = 0, 0
+    mosaic_epochs = a.epochs - int(round(a.epochs * a.close_mosaic)) if a.mosaic > 0 else 0
     for epoch in range(1, a.epochs + 1):
         model.train()
         te = time.time()
+        # the last part of training (by epochs or by the time budget) sees whole images, as at test time
+        spent = max(
+            (time.time() - t_start) / a.max_seconds if a.max_seconds else 0.0,
+            (time.process_time() - cpu_start) / a.max_cpu_seconds if a.max_cpu_seconds else 0.0,
+        )
+        mosaic_on = epoch <= mosaic_epochs and spent < 1 - a.close_mosaic
         perm = torch.randperm(len(tr_imgs), generator=gen)
         sums = [0.0, 0.0]
         last_progress = 0.0
         for bi in range(nb):
             idx = perm[bi * a.batch : (bi + 1) * a.batch].tolist()
-            gt, mask = collate(tr_labels, idx)
-            x, gt, mask = augment(tr_imgs[idx], gt, mask, gen)
+            if mosaic_on:
+                batch_imgs, batch_labels = mosaic(tr_imgs, tr_labels, idx, gen, a.mosaic)
+                gt, mask = collate(batch_labels, range(len(idx)))
+            else:
+                batch_imgs = tr_imgs[idx]
+                gt, mask = collate(tr_labels, idx)
+            x, gt, mask = augment(batch_imgs, gt, mask, gen)
             lr = a.lr * (it / warm if it < warm else 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * (it - warm) / max(1, total_it - warm))))
             for g in opt.param_groups:
                 g["lr"] = lr
@@ -200,26 +253,40 @@ def train(a):
         emit({"type": "metrics", "kind": "epoch", "epoch": epoch, "epochs": a.epochs, "metrics": row})
         with open(os.path.join(a.out, "results.csv"), "a", newline="") as f:
             csv.writer(f).writerow([epoch, *(f"{row[k]:.5f}" for k in ("box_loss", "cls_loss", "precision", "recall", "mAP50", "mAP50_95", "lr", "seconds"))])
-        if best is None or m["mAP50_95"] >= best[0]:
-            best = (m["mAP50_95"], copy.deepcopy(ema.model.state_dict()), epoch)
+        fitness = 0.1 * m["mAP50"] + 0.9 * m["mAP50_95"]
+        if best is None or fitness >= best[0]:
+            best, stale = (fitness, copy.deepcopy(ema.model.state_dict()), epoch), 0
+        else:
+            stale += 1
         epochs_done = epoch
         if a.target_map50 is not None and time_to_target is None and m["mAP50"] >= a.target_map50:
-            time_to_target = elapsed
+            time_to_target, cpu_to_target = elapsed, time.process_time() - cpu_start
             log(f"val mAP50 {m['mAP50']:.3f} reached target {a.target_map50} after {elapsed:.0f}s (epoch {epoch})")
             break
         if a.max_seconds is not None and elapsed >= a.max_seconds:
             log(f"stopping after {elapsed:.0f}s (--max-seconds {a.max_seconds})")
             break
+        cpu = time.process_time() - cpu_start
+        if a.max_cpu_seconds is not None and cpu >= a.max_cpu_seconds:
+            log(f"stopping after {cpu:.0f} CPU-seconds (--max-cpu-seconds {a.max_cpu_seconds})")
+            break
+        if a.patience and stale >= a.patience:
+            log(f"early stop: val fitness has not improved for {stale} epochs (best epoch {best[2]}, --patience {a.patience})")
+            break
 
+    last = copy.deepcopy(ema.model.state_dict())
     final = ema.model
-    final.load_state_dict(best[1])
     split = "test" if te_imgs is not None and len(te_imgs) else "val"
     imgs, labs = (te_imgs, te_labels) if split == "test" else (va_imgs, va_labels)
+    final.load_state_dict(last)
+    preds = predict(final, imgs.to(dev), points, strides)
+    last_m, _ = evaluate([tuple(t.cpu() for t in p) for p in preds], labs, nc)
+    final.load_state_dict(best[1])
     preds = predict(final, imgs.to(dev), points, strides)
     fm, per_class = evaluate([tuple(t.cpu() for t in p) for p in preds], labs, nc)
     total = time.time() - t_start
     shape = export_onnx(final, a.imgsz, names, os.path.join(a.out, "model.onnx"), a.check_out)
-    torch.save({"model": final.state_dict(), "names": names, "imgsz": a.imgsz, "width": a.width}, os.path.join(a.out, "best.pt"))
+    torch.save({"model": final.state_dict(), "names": names, "imgsz": a.imgsz, "width": width, "format": CHECKPOINT_FORMAT}, os.path.join(a.out, "best.pt"))
     metrics = {
         **fm,
         "eval_split": split,
@@ -231,7 +298,13 @@ def train(a):
         # on a shared machine wall time depends on the neighbours; CPU time does much less
         "cpu_seconds": time.process_time() - cpu_start,
         "time_to_target_seconds": time_to_target,
+        "cpu_to_target_seconds": cpu_to_target,
         "imgsz": a.imgsz,
+        # the last epoch's EMA weights on the same split: free of the best-epoch selection on val
+        "last_mAP50": last_m["mAP50"],
+        "last_mAP50_95": last_m["mAP50_95"],
+        "mosaic": a.mosaic,
+        "fine_tuned": 1 if init is not None else 0,
         "classes": names,
         "per_class": {names[k]: v for k, v in per_class.items()},
         "output_shape": shape,
@@ -243,6 +316,9 @@ def train(a):
         f.write(f"# Built-in detector training report\n\n")
         f.write(f"- classes: {', '.join(names)}\n- images: {len(tr_imgs)} train, {len(va_imgs)} val, {0 if te_imgs is None else len(te_imgs)} test at {a.imgsz}px\n")
         f.write(f"- epochs run: {epochs_done} of {a.epochs} (best epoch {best[2]}), {train_seconds:.0f}s training, {total:.0f}s total\n")
+        if init is not None:
+            f.write(f"- fine-tuned from: {os.path.basename(a.init)} (classes {', '.join(init['names'])})\n")
+        f.write(f"- recipe: mosaic {a.mosaic} (off for the last {a.close_mosaic:.0%} of epochs), EMA, warm-up + cosine lr {a.lr}, early stop after {a.patience} epochs without improvement\n")
         f.write(f"- throughput: {metrics['train_images_per_second']:.1f} images/s on {a.device} ({torch.get_num_threads()} threads, {metrics['cpu_seconds']:.0f} CPU-seconds in all)\n")
         f.write(f"- {split} split: mAP50 {fm['mAP50']:.3f}, mAP50-95 {fm['mAP50_95']:.3f}, precision {fm['precision']:.3f}, recall {fm['recall']:.3f} (conf 0.25)\n\n")
         f.write("| class | AP50 | AP50-95 | instances |\n|---|---|---|---|\n")

@@ -480,12 +480,19 @@ export class FeedbackService {
       this.o.log.warn({ model }, 'retrain policy fired but no dataset is known; set `dataset` in the policy');
       return undefined;
     }
+    let from: string | null = null;
+    if (this.o.models !== undefined) {
+      const production = await this.o.models.get(ctx, `${model}@production`).catch(() => undefined);
+      if (production !== undefined) from = `${model}@production`;
+    }
+    const margin = p.minImprovement;
     const steps = [
       ...(sampleIds.length > 0 ? [`add the ${sampleIds.length} accepted feedback sample(s) to ${dataset} as a new version`] : []),
-      `train ${model} on the newest version of ${dataset}${config === null ? '' : ` with the same configuration (${JSON.stringify(config)})`}`,
-      'compare the new version with the current one, then roll it out (canary first) only if approved',
+      `${from === null ? `train ${model} from scratch` : `fine-tune ${model} from ${from}`} on the newest version of ${dataset}${config === null ? '' : ' with the same configuration'}`,
+      `evaluate the new version and ${from ?? 'the current one'} on the same test split`,
+      `promote it to production and roll it out to the devices that run ${from ?? model} (canary first) only if its mAP50 is higher by at least ${margin}`,
     ];
-    return { model, dataset, sampleIds, config, reason, steps };
+    return { model, dataset, sampleIds, config, reason, from, minImprovement: margin, steps };
   }
 
   private async meanConfidence(projectId: string, tag: string, from: number, to: number): Promise<number | null> {

@@ -83,6 +83,10 @@ export interface RetrainPlan {
   config: Record<string, unknown> | null;
   /** Why the policy fired, for people. */
   reason: string;
+  /** The version the retrain fine-tunes from (`<model>@production`), or null when the model has none in production (then from scratch). */
+  from?: string | null;
+  /** The fine-tuned version is promoted only when its mAP50 on the fixed test set beats production's by this much. */
+  minImprovement?: number;
   /** The steps, in order, each needing approval. */
   steps: string[];
 }
@@ -135,6 +139,12 @@ export const retrainPolicySchema = z
       .max(24 * 90)
       .default(24)
       .describe('no new proposal for the model within this time of the last'),
+    minImprovement: z
+      .number()
+      .min(0)
+      .max(1)
+      .default(0.01)
+      .describe("promote the retrained version only when its test mAP50 beats production's by at least this much"),
   })
   .refine(
     (p) => p.minAcceptedSamples !== undefined || p.confidenceDropOver !== undefined,

@@ -1,9 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { Selectable } from 'kysely';
 import { z } from 'zod';
-import { evaluateDetections, type GroundTruth, type ScoredDetection } from '../../vision/evaluate.js';
+import { evaluateDetector, EVALUATION_SETTINGS, type EvaluationImage } from '../../vision/evaluate-detector.js';
 import { SPLITS, type Split } from '../../vision/formats/index.js';
-import { decodeImage } from '../../vision/letterbox.js';
 import { parseClassNames } from '../../vision/onnx-metadata.js';
 import { loadDetector, type Detector } from '../../vision/pipeline.js';
 import { roleAtLeast, type CallContext } from '../../core/context.js';
@@ -57,10 +56,7 @@ export interface ModelEvaluationServiceDeps {
 
 type Row = Selectable<Database['model_evaluations']>;
 
-// Detections down to this score feed the precision/recall curve; NMS IoU 0.6 as the built-in trainer evaluates (gpu-runner/builtin/evaluate.py).
-const MIN_SCORE = 0.001;
-const NMS_IOU = 0.6;
-const MAX_DET = 300;
+const { minScore: MIN_SCORE, nmsIou: NMS_IOU, maxDet: MAX_DET } = EVALUATION_SETTINGS;
 const PAGE = 100;
 const PROGRESS_EVERY_MS = 250;
 
@@ -134,44 +130,35 @@ export class ModelEvaluationService {
     const bytes = await this.modelBytes(version);
     const detector = await loadDetector(bytes, { layout: version.model.layout, names: version.classNames, inputSize: version.model.inputSize });
     const loadMs = performance.now() - t0;
-    let inferenceMs = 0;
-    const gts: GroundTruth[] = [];
-    const dets: ScoredDetection[] = [];
-    let done = 0;
+    const storage = this.storage;
+    const datasets = this.datasets;
+    async function* pages(): AsyncIterable<EvaluationImage> {
+      for (let offset = 0; offset < total; offset += PAGE) {
+        const page = await datasets.listImages(ctx, dataset.ref, { split: req.split, offset, limit: Math.min(PAGE, total - offset) });
+        if (page.items.length === 0) return;
+        for (const image of page.items) yield { bytes: () => storage.getBuffer(image.imageKey), boxes: () => image.boxes };
+      }
+    }
+    let scored: Awaited<ReturnType<typeof evaluateDetector>>;
     try {
       checkDetector(detector, version);
       const progress = this.progressReporter(ctx, version, dataset.ref, req.split, onProgress);
       progress(0, total);
-      for (let offset = 0; done < total; offset += PAGE) {
-        const page = await this.datasets.listImages(ctx, dataset.ref, { split: req.split, offset, limit: Math.min(PAGE, total - done) });
-        if (page.items.length === 0) break;
-        for (const image of page.items) {
-          if (ctx.signal?.aborted) throw new PlatformError('conflict', `the evaluation of ${version.ref} was cancelled after ${done} of ${total} images`);
-          const raw = await decodeImage(await this.storage.getBuffer(image.imageKey));
-          const imageId = done;
-          for (const b of image.boxes) {
-            gts.push({ imageId, classId: b.classId, box: [b.x1 * raw.width, b.y1 * raw.height, b.x2 * raw.width, b.y2 * raw.height], ...(b.difficult ? { iscrowd: true } : {}) });
-          }
-          const ti = performance.now();
-          const found = await detector.detect(raw, { conf: MIN_SCORE, iou: NMS_IOU, maxDet: MAX_DET });
-          inferenceMs += performance.now() - ti;
-          for (const d of found) {
-            const classId = classMap[d.classId] ?? -1;
-            if (classId >= 0) dets.push({ imageId, classId, box: d.box, score: d.score });
-          }
-          done++;
+      if (ctx.signal?.aborted) throw new PlatformError('conflict', `the evaluation of ${version.ref} was cancelled before it started`);
+      scored = await evaluateDetector(detector, pages(), {
+        classMap,
+        classCount: dataset.classNames.length,
+        conf: req.conf,
+        onImage: (done) => {
           progress(done, total);
-        }
-      }
+          if (ctx.signal?.aborted && done < total) throw new PlatformError('conflict', `the evaluation of ${version.ref} was cancelled after ${done} of ${total} images`);
+        },
+      });
     } finally {
       await detector.dispose();
     }
-
-    const ts = performance.now();
-    const result = evaluateDetections(gts, dets, { classIds: dataset.classNames.map((_, i) => i), maxDets: 100, scoreThreshold: req.conf });
-    const scoringMs = performance.now() - ts;
+    const { evaluation: result, inferenceMs, scoringMs, images } = scored;
     const finishedAt = this.now();
-    const images = done;
     const round = (v: number): number => Math.round(v * 1000) / 1000;
     const evaluation: ModelEvaluation = {
       id: newId('ev'),

@@ -15,7 +15,10 @@ export function isFinalJob(status: string): boolean {
 }
 
 /** Artifacts a runner gets a presigned PUT URL for, under `jobs/<jobId>/<attempt>/`. */
-export const JOB_ARTIFACTS = ['model.onnx', 'metrics.json', 'results.csv', 'report.md', 'train.log'] as const;
+export const JOB_ARTIFACTS = ['model.onnx', 'best.pt', 'metrics.json', 'results.csv', 'report.md', 'train.log'] as const;
+
+/** The artifact holding the trainer's checkpoint (the built-in's and Ultralytics' best.pt, YOLOX's best_ckpt.pth), which fine-tuning starts from. */
+export const CHECKPOINT_ARTIFACT = 'best.pt';
 
 /** The `train.start` dataset payload: a version's files in YOLO layout with signed URLs. */
 export interface TrainingManifest {
@@ -89,7 +92,9 @@ export interface StartTrainingInput {
   /** Dataset reference: `name`, `name@N` or `name@latest`. */
   dataset: string;
   config: TrainConfig;
-  /** Model name for the result; default `<dataset>-<backend>`. */
+  /** Model name for the result; default `<dataset>-<backend>`, or the name of `from` when fine-tuning. */
   name?: string;
   threadId?: string;
+  /** Model version to start from (`name@N`, `name@production`, `mv_…`): its checkpoint, same backend. */
+  from?: string;
 }

@@ -22,8 +22,7 @@ import type { Logger } from '../../core/log.js';
 import { isModelName, modelNameFrom, type ModelRegistry } from '../models/model.registry.js';
 import { retryTransient } from '../infra/db/retry.js';
 import type { TrainingEvent } from './events.js';
-import { JOB_ARTIFACTS, type JobStatus, type TrainingDatasets, type TrainingJob, type EpochMetrics, type RunnerInfo, type StartTrainingInput } from './model.js';
-import { isFinalJob } from './model.js';
+import { CHECKPOINT_ARTIFACT, isFinalJob, JOB_ARTIFACTS, type JobStatus, type TrainingDatasets, type TrainingJob, type EpochMetrics, type RunnerInfo, type StartTrainingInput } from './model.js';
 
 /** The idempotent-effect kind of a created training job. */
 const JOB_EFFECT = 'training.job';
@@ -60,6 +59,7 @@ const startSchema = z.object({
   config: trainConfigSchema,
   name: z.string().trim().min(1).max(100).optional(),
   threadId: z.string().min(1).max(191).optional(),
+  from: z.string().trim().min(1).max(200).optional(),
 });
 
 class NotAssigned extends Error {}
@@ -97,7 +97,6 @@ export class TrainingService {
         'invalid_input',
         `training request is invalid: ${describeZodError(parsed.error)}`,
       );
-    const { config } = parsed.data;
     // a retried step (same idempotency key) gets the job it created the first time
     const earlier = await priorEffect<{ jobId: string }>(this.o.db.kysely, ctx, JOB_EFFECT);
     if (earlier !== undefined) return this.get(ctx, earlier.jobId);
@@ -112,7 +111,9 @@ export class TrainingService {
         `dataset ${manifest.name}@${manifest.version} has no images to train on; import images first`,
       );
     }
-    const name = parsed.data.name ?? modelNameFrom(`${manifest.name}-${config.backend}`);
+    const parent = parsed.data.from === undefined ? undefined : await this.startingPoint(ctx, parsed.data.from, parsed.data.config.backend);
+    const config: TrainConfig = parent === undefined ? parsed.data.config : { ...parsed.data.config, from: { versionId: parent.id, ref: parent.ref } };
+    const name = parsed.data.name ?? parent?.name ?? modelNameFrom(`${manifest.name}-${config.backend}`);
     if (!isModelName(name))
       throw new PlatformError(
         'invalid_input',
@@ -159,6 +160,23 @@ export class TrainingService {
     this.emit({ type: 'training.queued', projectId: ctx.projectId, at: now, job: toJob(row) });
     await this.dispatch();
     return this.get(ctx, row.id);
+  }
+
+  /** The version a fine-tuning starts from: it must have a checkpoint and come from the same backend. */
+  private async startingPoint(ctx: CallContext, ref: string, backend: TrainConfig['backend']) {
+    const v = await this.o.models.get(ctx, ref);
+    if (!v.artifacts.some((a) => a.name === CHECKPOINT_ARTIFACT))
+      throw new PlatformError(
+        'invalid_input',
+        `${v.ref} has no checkpoint (${CHECKPOINT_ARTIFACT}) to fine-tune from: it was trained before checkpoints were kept; train from scratch, or from a newer version of ${v.name}`,
+      );
+    const trainedWith = (v.lineage.config as { backend?: unknown }).backend;
+    if (trainedWith !== backend)
+      throw new PlatformError(
+        'invalid_input',
+        `${v.ref} was trained with the ${String(trainedWith)} backend; fine-tune it with backend ${String(trainedWith)}, not ${backend}`,
+      );
+    return v;
   }
 
   /** Cancels a job: a queued one at once; a running one also gets `train.cancel` on its runner. */
@@ -524,6 +542,21 @@ export class TrainingService {
       (key) => this.o.storage.presignGet(key, ttl),
     );
     const attempt = Number(job.attempt);
+    const config = JSON.parse(job.config) as TrainConfig;
+    let init: MessagePayload<'train.start'>['init'];
+    if (config.from !== undefined) {
+      const parent = await this.o.models.get(ctx, config.from.versionId);
+      const weights = parent.artifacts.find((a) => a.name === CHECKPOINT_ARTIFACT);
+      if (weights === undefined)
+        throw new PlatformError('not_found', `${parent.ref} has no checkpoint (${CHECKPOINT_ARTIFACT}) to fine-tune from`);
+      init = {
+        ref: parent.ref,
+        url: await this.o.storage.presignGet(weights.key, ttl),
+        sha256: weights.sha256,
+        size: weights.size,
+        classNames: parent.classNames,
+      };
+    }
     const uploads: Record<string, { url: string; key: string }> = {};
     for (const name of JOB_ARTIFACTS) {
       const key = `jobs/${job.id}/${attempt}/${name}`;
@@ -535,7 +568,7 @@ export class TrainingService {
         jobId: job.id,
         attempt,
         runnerId,
-        config: JSON.parse(job.config) as TrainConfig,
+        config,
         dataset: {
           name: manifest.name,
           version: manifest.version,
@@ -543,6 +576,7 @@ export class TrainingService {
           files: manifest.files,
         },
         uploads,
+        ...(init ? { init } : {}),
       },
       runnerId,
     );

@@ -41,6 +41,8 @@ const ARGS: Record<string, Record<string, unknown>> = {
   rollback_rollout: { rolloutId: 'ro_matrix', reason: 'matrix check' },
   review_feedback: { sampleId: SAMPLE_ID, decision: 'accept' },
   feedback_to_dataset: { dataset: 'matrix-ds' },
+  set_retrain_policy: { model: 'det', minAcceptedSamples: 200 },
+  check_retrain_policies: {},
 };
 
 /** The request each tool-running route is called with: path parameters, and the body without an approval. */

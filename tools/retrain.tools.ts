@@ -1,0 +1,202 @@
+import { z } from 'zod';
+import { PlatformError } from '../core/errors.js';
+import type { RetrainPolicy, RetrainProposal } from '../services/feedback/model.js';
+import { defineTool, type ToolContext } from './define.js';
+
+function retrain(ctx: ToolContext) {
+  const service = ctx.services.retrain;
+  if (service === undefined)
+    throw new PlatformError(
+      'unavailable',
+      'retrain policies need the feedback service, which is not configured on this platform',
+    );
+  return service;
+}
+
+const modelName = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9._-]{0,99}$/, 'a model name such as helmets')
+  .describe('model name (without @version), e.g. helmets');
+
+const policyView = z.object({
+  model: z.string().describe('model name'),
+  minAcceptedSamples: z
+    .number()
+    .nullable()
+    .describe('fires when this many accepted feedback samples wait for a dataset version'),
+  confidenceDropOver: z
+    .object({
+      tag: z.string().describe('device tag'),
+      drop: z.number().describe('drop in mean top confidence that fires it'),
+      windowHours: z.number().describe('window compared with the one before'),
+    })
+    .nullable()
+    .describe('fires when the mean top confidence of devices with the tag drops'),
+  dataset: z.string().nullable().describe("dataset the samples extend; null = the model's training dataset"),
+  cooldownHours: z.number().describe('no new proposal within this many hours of the last'),
+  minImprovement: z.number().describe('test mAP50 margin over production needed to promote'),
+});
+
+function policyOut(model: string, p: RetrainPolicy): z.infer<typeof policyView> {
+  return {
+    model,
+    minAcceptedSamples: p.minAcceptedSamples ?? null,
+    confidenceDropOver: p.confidenceDropOver ?? null,
+    dataset: p.dataset ?? null,
+    cooldownHours: p.cooldownHours,
+    minImprovement: p.minImprovement,
+  };
+}
+
+const proposalView = z.object({
+  proposalId: z.string().describe('proposal id'),
+  model: z.string().describe('model name'),
+  trigger: z.string().describe('min_accepted_samples or confidence_drop'),
+  reason: z.string().describe('why the policy fired'),
+  dataset: z.string().describe('dataset the accepted samples extend'),
+  samples: z.number().describe('accepted samples the new dataset version would add'),
+  from: z
+    .string()
+    .nullable()
+    .describe('version the retrain fine-tunes from (model@production), or null for from scratch'),
+  minImprovement: z.number().nullable().describe('test mAP50 margin over production needed to promote'),
+  steps: z
+    .array(z.string())
+    .describe('the plan, in order; every step that changes anything is approved on its own'),
+  createdAt: z.string().describe('when it was proposed (ISO time)'),
+});
+
+function proposalOut(p: RetrainProposal): z.infer<typeof proposalView> {
+  return {
+    proposalId: p.id,
+    model: p.model,
+    trigger: p.trigger,
+    reason: p.plan.reason,
+    dataset: p.plan.dataset,
+    samples: p.plan.sampleIds.length,
+    from: p.plan.from ?? null,
+    minImprovement: p.plan.minImprovement ?? null,
+    steps: p.plan.steps,
+    createdAt: new Date(p.createdAt).toISOString(),
+  };
+}
+
+/** Sets (replaces) the retrain policy of a model. */
+export const setRetrainPolicyTool = defineTool({
+  name: 'set_retrain_policy',
+  title: 'Set retrain policy',
+  description:
+    'Set (replace) when the platform proposes retraining a model: after enough accepted feedback samples, or when the mean confidence of devices with a tag drops. A proposal is a plan (new dataset version, fine-tune from production, evaluate, promote and roll out only if better by the margin); nothing runs until each step is approved.',
+  input: z.object({
+    model: modelName,
+    minAcceptedSamples: z
+      .number()
+      .int()
+      .min(1)
+      .max(1_000_000)
+      .optional()
+      .describe('propose once this many accepted feedback samples wait for a dataset version, e.g. 200'),
+    confidenceDropOver: z
+      .object({
+        tag: z.string().trim().min(1).max(100).describe('devices carrying this tag, e.g. line-3'),
+        drop: z
+          .number()
+          .gt(0)
+          .max(1)
+          .describe('propose when the mean top confidence fell by more than this, e.g. 0.1'),
+        windowHours: z
+          .number()
+          .int()
+          .min(1)
+          .max(720)
+          .default(24)
+          .describe('compare the last window of this many hours with the one before'),
+      })
+      .optional()
+      .describe('confidence-drop trigger'),
+    dataset: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9._-]{0,63}$/)
+      .optional()
+      .describe("dataset the accepted samples extend; default the model's training dataset"),
+    cooldownHours: z
+      .number()
+      .min(0)
+      .max(2160)
+      .default(24)
+      .describe('no new proposal within this many hours of the last'),
+    minImprovement: z
+      .number()
+      .min(0)
+      .max(1)
+      .default(0.01)
+      .describe(
+        "promote the retrained version only when its test mAP50 beats production's by at least this much",
+      ),
+  }),
+  output: policyView,
+  risk: 'write',
+  idempotent: true,
+  checkAfterInterruption:
+    'list the policies (list_retrain_policies): the model shows the new policy or the old one',
+  async run(ctx, input) {
+    const { model, ...policy } = input;
+    return policyOut(model, await retrain(ctx).setPolicy(ctx, model, policy));
+  },
+});
+
+/** Lists the retrain policies of the project. */
+export const listRetrainPoliciesTool = defineTool({
+  name: 'list_retrain_policies',
+  title: 'List retrain policies',
+  description:
+    'List the retrain policy of every model that has one: what fires a proposal, the dataset it extends and the promotion margin.',
+  input: z.object({}),
+  output: z.object({ policies: z.array(policyView).describe('policies by model name') }),
+  risk: 'read',
+  idempotent: true,
+  async run(ctx) {
+    const all = await retrain(ctx).policies(ctx);
+    return { policies: Object.entries(all).map(([model, p]) => policyOut(model, p)) };
+  },
+});
+
+/** Lists the retrain proposals policies made, newest first. */
+export const listRetrainProposalsTool = defineTool({
+  name: 'list_retrain_proposals',
+  title: 'List retrain proposals',
+  description:
+    'List the retrain proposals the policies made, newest first: why each fired and its plan of steps (each approved on its own when carried out).',
+  input: z.object({ limit: z.number().int().min(1).max(200).default(20).describe('how many') }),
+  output: z.object({ proposals: z.array(proposalView).describe('proposals, newest first') }),
+  risk: 'read',
+  idempotent: true,
+  async run(ctx, input) {
+    return { proposals: (await retrain(ctx).proposals(ctx, { limit: input.limit })).map(proposalOut) };
+  },
+});
+
+/** Checks every policy now and records a proposal for each that fires. */
+export const checkRetrainPoliciesTool = defineTool({
+  name: 'check_retrain_policies',
+  title: 'Check retrain policies now',
+  description:
+    'Check every retrain policy now (the platform also does this periodically) and record a proposal for each that fires outside its cool-down. It trains and deploys nothing.',
+  input: z.object({}),
+  output: z.object({ proposals: z.array(proposalView).describe('proposals made by this check') }),
+  risk: 'write',
+  idempotent: false,
+  checkAfterInterruption:
+    'list the proposals (list_retrain_proposals): a policy that fired shows one made now',
+  async run(ctx) {
+    return { proposals: (await retrain(ctx).evaluatePolicies(ctx)).map(proposalOut) };
+  },
+});
+
+/** Every retrain-policy tool. */
+export const retrainTools = [
+  setRetrainPolicyTool,
+  listRetrainPoliciesTool,
+  listRetrainProposalsTool,
+  checkRetrainPoliciesTool,
+];
