@@ -13,8 +13,25 @@ const shared = {
 export default defineConfig({
   test: {
     projects: [
-      { test: { ...shared, name: 'main', include: ['**/*.test.ts'], exclude: [...shared.exclude, DISRUPTIVE], maxWorkers: 2, sequence: { groupOrder: 0 } } },
-      { test: { ...shared, name: 'disruptive', include: [DISRUPTIVE], maxWorkers: 1, sequence: { groupOrder: 1 } } },
+      {
+        test: {
+          ...shared,
+          name: 'main',
+          include: ['**/*.test.ts'],
+          exclude: [...shared.exclude, DISRUPTIVE],
+          maxWorkers: 2,
+          sequence: { groupOrder: 0 },
+        },
+      },
+      {
+        test: {
+          ...shared,
+          name: 'disruptive',
+          include: [DISRUPTIVE],
+          maxWorkers: 1,
+          sequence: { groupOrder: 1 },
+        },
+      },
     ],
   },
 });

@@ -22,8 +22,13 @@ describe('AgentRuntime under APPROVAL_STRICT: an edited critical step waits for 
     const alice = h.ctx('alice', 'operator');
     const mallory = h.ctx('mallory', 'approver');
     const bob = h.ctx('bob', 'approver');
-    let view = await h.runtime.startConversation(alice, { message: 'train a helmet detector on dataset helmets-v2 and deploy it to line 3 Jetsons' });
-    view = await h.runtime.decide(alice, view.id, { approvalId: view.pendingApproval!.approvalId, decision: 'approve' });
+    let view = await h.runtime.startConversation(alice, {
+      message: 'train a helmet detector on dataset helmets-v2 and deploy it to line 3 Jetsons',
+    });
+    view = await h.runtime.decide(alice, view.id, {
+      approvalId: view.pendingApproval!.approvalId,
+      decision: 'approve',
+    });
     h.sim.finishJob(h.sim.jobs[0]!.id, true, 0.84);
     await h.runtime.settled();
     view = await h.runtime.getThread(alice, view.id);
@@ -38,7 +43,9 @@ describe('AgentRuntime under APPROVAL_STRICT: an edited critical step waits for 
     expect(next.args).toMatchObject({ target: { tag: 'line-2' } });
     expect(h.sim.rollouts).toHaveLength(0);
 
-    await expect(h.runtime.decide(mallory, view.id, { approvalId: next.approvalId, decision: 'approve' })).rejects.toSatisfy((e) => isPlatformError(e, 'forbidden'));
+    await expect(
+      h.runtime.decide(mallory, view.id, { approvalId: next.approvalId, decision: 'approve' }),
+    ).rejects.toSatisfy((e) => isPlatformError(e, 'forbidden'));
     expect(h.sim.rollouts).toHaveLength(0);
 
     view = await h.runtime.decide(bob, view.id, { approvalId: next.approvalId, decision: 'approve' });

@@ -25,7 +25,8 @@ import { serviceCatalog } from './service-catalog.js';
 import { trainingWaitSource } from './wait-sources.js';
 
 const log = silentLogger();
-const tele = <T extends MessageType>(type: T, payload: MessagePayload<T>) => makeEnvelope(type, payload, { source: 'gpu-test' });
+const tele = <T extends MessageType>(type: T, payload: MessagePayload<T>) =>
+  makeEnvelope(type, payload, { source: 'gpu-test' });
 
 describe('AgentRuntime with the real datasets, training and model registry services', () => {
   let work: string;
@@ -41,7 +42,12 @@ describe('AgentRuntime with the real datasets, training and model registry servi
     db = new SqliteDb({ file: path.join(work, 'platform.db') });
     await db.migrate();
     env = await makeService(db);
-    alice = { user: { userId: 'alice', email: 'alice@x.test', name: 'alice', role: 'operator', kind: 'user' }, projectId: 'default', requestId: 'r', log };
+    alice = {
+      user: { userId: 'alice', email: 'alice@x.test', name: 'alice', role: 'operator', kind: 'user' },
+      projectId: 'default',
+      requestId: 'r',
+      log,
+    };
     await writeTree(path.join(work, 'helmets'), {
       'data.yaml': 'names: [helmet, head]\n',
       'images/train/a.jpg': await jpeg(64, 48, 1),
@@ -49,17 +55,44 @@ describe('AgentRuntime with the real datasets, training and model registry servi
       'images/val/b.jpg': await jpeg(64, 48, 2),
       'labels/val/b.txt': '1 0.4 0.4 0.2 0.2\n',
     });
-    await env.sut.import(alice, { name: 'helmets-v2', source: { kind: 'folder', path: path.join(work, 'helmets') } });
+    await env.sut.import(alice, {
+      name: 'helmets-v2',
+      source: { kind: 'folder', path: path.join(work, 'helmets') },
+    });
 
     broker = new MemoryBroker();
     const audit = new AuditLog({ db, log });
     const approvalEvents = new EventBus<ApprovalEvent>();
     const trainingEvents = new EventBus<TrainingEvent>();
     const models = new ModelRegistry({ db, events: new EventBus<ModelEvent>(), log });
-    training = new TrainingService({ db, broker, storage: env.storage, events: trainingEvents, log, datasets: env.sut, models, heartbeatTimeoutMs: 60_000, maxAttempts: 1 });
-    const services: ToolServices = { approvals: undefined as never, audit, datasets: env.sut, training, models };
+    training = new TrainingService({
+      db,
+      broker,
+      storage: env.storage,
+      events: trainingEvents,
+      log,
+      datasets: env.sut,
+      models,
+      heartbeatTimeoutMs: 60_000,
+      maxAttempts: 1,
+    });
+    const services: ToolServices = {
+      approvals: undefined as never,
+      audit,
+      datasets: env.sut,
+      training,
+      models,
+    };
     const registry = createToolRegistry(services);
-    services.approvals = new ApprovalService({ db, audit, events: approvalEvents, log, strict: false, ttlMs: 3_600_000, validateArgs: (t, a) => registry.parseInput(t, a) });
+    services.approvals = new ApprovalService({
+      db,
+      audit,
+      events: approvalEvents,
+      log,
+      strict: false,
+      ttlMs: 3_600_000,
+      validateArgs: (t, a) => registry.parseInput(t, a),
+    });
     runtime = new AgentRuntime({
       db: db.kysely,
       registry,
@@ -83,20 +116,40 @@ describe('AgentRuntime with the real datasets, training and model registry servi
   });
 
   it('trains after approval, waits for the runner durably, and reports the registered version with its mAP', async () => {
-    let view = await runtime.startConversation(alice, { message: 'train a helmet detector on dataset helmets-v2 for 3 epochs' });
-    expect(view.pendingApproval).toMatchObject({ tool: 'start_training', args: { dataset: 'helmets-v2', epochs: 3, backend: 'builtin' } });
+    let view = await runtime.startConversation(alice, {
+      message: 'train a helmet detector on dataset helmets-v2 for 3 epochs',
+    });
+    expect(view.pendingApproval).toMatchObject({
+      tool: 'start_training',
+      args: { dataset: 'helmets-v2', epochs: 3, backend: 'builtin' },
+    });
     expect(await training.list(alice)).toHaveLength(0);
 
-    view = await runtime.decide(alice, view.id, { approvalId: view.pendingApproval!.approvalId, decision: 'approve' });
+    view = await runtime.decide(alice, view.id, {
+      approvalId: view.pendingApproval!.approvalId,
+      decision: 'approve',
+    });
     expect(view.status).toBe('waiting');
     const jobId = view.waitingFor!.id;
-    expect(await training.get(alice, jobId)).toMatchObject({ dataset: 'helmets-v2@1', threadId: view.id, requestedBy: 'alice' });
+    expect(await training.get(alice, jobId)).toMatchObject({
+      dataset: 'helmets-v2@1',
+      threadId: view.id,
+      requestedBy: 'alice',
+    });
 
     // A runner takes the job and reports back over the broker contract.
-    await training.handleTelemetry(tele('runner.heartbeat', { runnerId: 'gpu-1', backends: ['builtin'], device: { kind: 'cpu', name: 'test' } }));
+    await training.handleTelemetry(
+      tele('runner.heartbeat', {
+        runnerId: 'gpu-1',
+        backends: ['builtin'],
+        device: { kind: 'cpu', name: 'test' },
+      }),
+    );
     const base = { jobId, attempt: 1 };
     await training.handleTelemetry(tele('train.status', { ...base, runnerId: 'gpu-1', status: 'running' }));
-    await training.handleTelemetry(tele('train.metrics', { ...base, epoch: 1, epochs: 3, kind: 'epoch', metrics: { mAP50: 0.4 } }));
+    await training.handleTelemetry(
+      tele('train.metrics', { ...base, epoch: 1, epochs: 3, kind: 'epoch', metrics: { mAP50: 0.4 } }),
+    );
     expect((await runtime.getThread(alice, view.id)).status).toBe('waiting');
     const onnx = await env.storage.put(`jobs/${jobId}/1/model.onnx`, Buffer.from('onnx bytes'));
     await training.handleTelemetry(
@@ -104,7 +157,9 @@ describe('AgentRuntime with the real datasets, training and model registry servi
         ...base,
         runnerId: 'gpu-1',
         artifacts: JOB_ARTIFACTS.map((name, i) =>
-          name === 'model.onnx' ? { name, key: onnx.key, sha256: onnx.sha256, size: onnx.size } : { name, key: `jobs/${jobId}/1/${name}`, sha256: String(i).repeat(64), size: 10 },
+          name === 'model.onnx'
+            ? { name, key: onnx.key, sha256: onnx.sha256, size: onnx.size }
+            : { name, key: `jobs/${jobId}/1/${name}`, sha256: String(i).repeat(64), size: 10 },
         ),
         model: { layout: 'ultralytics', inputSize: 320, classNames: ['helmet', 'head'] },
         metrics: { mAP50: 0.62, mAP50_95: 0.31 },
@@ -116,7 +171,10 @@ describe('AgentRuntime with the real datasets, training and model registry servi
 
     view = await runtime.getThread(alice, view.id);
     expect(view.status).toBe('done');
-    expect(view.steps[0]?.result).toMatchObject({ modelRef: 'helmets-v2-builtin@1', metrics: { mAP50: 0.62 } });
+    expect(view.steps[0]?.result).toMatchObject({
+      modelRef: 'helmets-v2-builtin@1',
+      metrics: { mAP50: 0.62 },
+    });
     expect(view.report).toMatch(/approved by alice \(operator\)/);
     expect(view.report).toMatch(/helmets-v2-builtin@1 \(mAP50 0\.620\)/);
     expect(view.report).toMatch(/mAP50-95 0\.310/);
@@ -124,6 +182,8 @@ describe('AgentRuntime with the real datasets, training and model registry servi
     // The registered version is now a name the planner accepts.
     const next = await runtime.sendMessage(alice, view.id, 'explain helmets-v2-builtin@1');
     expect(next.steps[0]).toMatchObject({ tool: 'explain_model', state: 'done' });
-    expect((next.steps[0]?.output as { text: string }).text).toMatch(/trained by job .* on helmets-v2@1 .*mAP50 0\.620/);
+    expect((next.steps[0]?.output as { text: string }).text).toMatch(
+      /trained by job .* on helmets-v2@1 .*mAP50 0\.620/,
+    );
   });
 });

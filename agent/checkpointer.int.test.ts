@@ -1,5 +1,9 @@
 import * as vitest from 'vitest';
-import { validate, deltaChannelHistoryTests, type CheckpointSaverTestInitializer } from '@langchain/langgraph-checkpoint-validation';
+import {
+  validate,
+  deltaChannelHistoryTests,
+  type CheckpointSaverTestInitializer,
+} from '@langchain/langgraph-checkpoint-validation';
 import { createTempMysqlDatabase, SERVICE_URLS, skipWithoutService } from '../test/services.fixtures.js';
 import { MysqlDb } from '../services/infra/db/mysql.js';
 import { KyselySaver } from './checkpointer.js';
@@ -52,7 +56,14 @@ vitest.describe.skipIf(skip)('KyselySaver on MariaDB', () => {
     const big = 'x'.repeat(3_000_000);
     const config = await saver.put(
       { configurable: { thread_id: 'big', checkpoint_ns: '' } },
-      { v: 4, id: '1f0aa000-0000-6000-8000-000000000001', ts: new Date().toISOString(), channel_values: { big }, channel_versions: { big: 1 }, versions_seen: {} },
+      {
+        v: 4,
+        id: '1f0aa000-0000-6000-8000-000000000001',
+        ts: new Date().toISOString(),
+        channel_values: { big },
+        channel_versions: { big: 1 },
+        versions_seen: {},
+      },
       { source: 'input', step: -1, parents: {} },
       { big: 1 },
     );

@@ -1,5 +1,9 @@
 import * as vitest from 'vitest';
-import { validate, deltaChannelHistoryTests, type CheckpointSaverTestInitializer } from '@langchain/langgraph-checkpoint-validation';
+import {
+  validate,
+  deltaChannelHistoryTests,
+  type CheckpointSaverTestInitializer,
+} from '@langchain/langgraph-checkpoint-validation';
 import { SqliteDb } from '../services/infra/db/sqlite.js';
 import { KyselySaver } from './checkpointer.js';
 

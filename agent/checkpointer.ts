@@ -93,11 +93,22 @@ export class KyselySaver extends BaseCheckpointSaver {
     const ns = (config.configurable?.checkpoint_ns as string | undefined) ?? '';
     const checkpointId = getCheckpointId(config);
     const mine = this.written.get(`${threadId}\0${ns}`);
-    if (mine !== undefined && !this.inflight.has(`${threadId}\0${ns}`) && (!checkpointId || checkpointId === mine.row.checkpoint_id) && (await this.stillNewest(mine, !checkpointId))) {
+    if (
+      mine !== undefined &&
+      !this.inflight.has(`${threadId}\0${ns}`) &&
+      (!checkpointId || checkpointId === mine.row.checkpoint_id) &&
+      (await this.stillNewest(mine, !checkpointId))
+    ) {
       return this.toTuple(mine.row, mine);
     }
-    let query = this.db.selectFrom('agent_checkpoints').selectAll().where('thread_id', '=', threadId).where('checkpoint_ns', '=', ns);
-    query = checkpointId ? query.where('checkpoint_id', '=', checkpointId) : query.orderBy('checkpoint_id', 'desc').limit(1);
+    let query = this.db
+      .selectFrom('agent_checkpoints')
+      .selectAll()
+      .where('thread_id', '=', threadId)
+      .where('checkpoint_ns', '=', ns);
+    query = checkpointId
+      ? query.where('checkpoint_id', '=', checkpointId)
+      : query.orderBy('checkpoint_id', 'desc').limit(1);
     const row = await query.executeTakeFirst();
     if (row === undefined) return undefined;
     return this.toTuple(row);
@@ -123,7 +134,10 @@ export class KyselySaver extends BaseCheckpointSaver {
     for (const row of rows) {
       if (limit !== undefined && limit <= 0) return;
       if (filterEntries.length > 0) {
-        const metadata = (await this.serde.loadsTyped(row.metadata_type, row.metadata)) as Record<string, unknown>;
+        const metadata = (await this.serde.loadsTyped(row.metadata_type, row.metadata)) as Record<
+          string,
+          unknown
+        >;
         if (!filterEntries.every(([k, v]) => metadata[k] === v)) continue;
       }
       if (limit !== undefined) limit -= 1;
@@ -131,7 +145,12 @@ export class KyselySaver extends BaseCheckpointSaver {
     }
   }
 
-  async put(config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata, newVersions: ChannelVersions): Promise<RunnableConfig> {
+  async put(
+    config: RunnableConfig,
+    checkpoint: Checkpoint,
+    metadata: CheckpointMetadata,
+    newVersions: ChannelVersions,
+  ): Promise<RunnableConfig> {
     const threadId = requireThreadId(config, 'put checkpoint');
     const ns = (config.configurable?.checkpoint_ns as string | undefined) ?? '';
     const parentId = (config.configurable?.checkpoint_id as string | undefined) ?? null;
@@ -140,7 +159,8 @@ export class KyselySaver extends BaseCheckpointSaver {
     const blobs: BlobRow[] = await Promise.all(
       Object.entries(newVersions).map(async ([channel, version]) => {
         const base = { thread_id: threadId, checkpoint_ns: ns, channel, version: String(version) };
-        if (!Object.prototype.hasOwnProperty.call(values, channel)) return { ...base, value_type: 'empty', value: null };
+        if (!Object.prototype.hasOwnProperty.call(values, channel))
+          return { ...base, value_type: 'empty', value: null };
         const [valueType, bytes] = await this.serde.dumpsTyped(values[channel]);
         return { ...base, value_type: valueType, value: toBuffer(bytes) };
       }),
@@ -160,7 +180,8 @@ export class KyselySaver extends BaseCheckpointSaver {
       metadata: toBuffer(metadataBytes),
       created_at: Date.now(),
     };
-    const writeCheckpoint = (db: Kysely<Database>) => db.replaceInto('agent_checkpoints').values(row).execute();
+    const writeCheckpoint = (db: Kysely<Database>) =>
+      db.replaceInto('agent_checkpoints').values(row).execute();
     // One statement is atomic on its own; a transaction (BEGIN + COMMIT) only when blobs go with it.
     if (blobs.length === 0) await writeCheckpoint(this.db);
     else {
@@ -173,11 +194,17 @@ export class KyselySaver extends BaseCheckpointSaver {
     return { configurable: { thread_id: threadId, checkpoint_ns: ns, checkpoint_id: checkpoint.id } };
   }
 
-  async putWrites(config: RunnableConfig, writes: PendingWrite[], taskId: string, taskPath?: string): Promise<void> {
+  async putWrites(
+    config: RunnableConfig,
+    writes: PendingWrite[],
+    taskId: string,
+    taskPath?: string,
+  ): Promise<void> {
     const threadId = requireThreadId(config, 'put writes');
     const ns = (config.configurable?.checkpoint_ns as string | undefined) ?? '';
     const checkpointId = config.configurable?.checkpoint_id as string | undefined;
-    if (!checkpointId) throw new Error('Failed to put writes: the RunnableConfig has no "checkpoint_id" in "configurable"');
+    if (!checkpointId)
+      throw new Error('Failed to put writes: the RunnableConfig has no "checkpoint_id" in "configurable"');
     if (writes.length === 0) return;
     const rows: WriteRow[] = await Promise.all(
       writes.map(async ([channel, value], i) => {
@@ -229,8 +256,10 @@ export class KyselySaver extends BaseCheckpointSaver {
   }
 
   private async storeWrites(special: WriteRow[], regular: WriteRow[]): Promise<void> {
-    if (special.length === 0) await this.db.insertInto('agent_checkpoint_writes').orIgnore().values(regular).execute();
-    else if (regular.length === 0) await this.db.replaceInto('agent_checkpoint_writes').values(special).execute();
+    if (special.length === 0)
+      await this.db.insertInto('agent_checkpoint_writes').orIgnore().values(regular).execute();
+    else if (regular.length === 0)
+      await this.db.replaceInto('agent_checkpoint_writes').values(special).execute();
     else {
       await this.db.transaction().execute(async (trx) => {
         await trx.replaceInto('agent_checkpoint_writes').values(special).execute();
@@ -248,7 +277,12 @@ export class KyselySaver extends BaseCheckpointSaver {
     });
   }
 
-  private async loadWrites(threadId: string, ns: string, checkpointId: string, channel?: string): Promise<WriteRow[]> {
+  private async loadWrites(
+    threadId: string,
+    ns: string,
+    checkpointId: string,
+    channel?: string,
+  ): Promise<WriteRow[]> {
     let query = this.db
       .selectFrom('agent_checkpoint_writes')
       .selectAll()
@@ -259,7 +293,11 @@ export class KyselySaver extends BaseCheckpointSaver {
     return sortWrites(await query.execute());
   }
 
-  private async loadChannelValues(threadId: string, ns: string, versions: ChannelVersions): Promise<Record<string, unknown>> {
+  private async loadChannelValues(
+    threadId: string,
+    ns: string,
+    versions: ChannelVersions,
+  ): Promise<Record<string, unknown>> {
     const pairs = Object.entries(versions ?? {});
     if (pairs.length === 0) return {};
     const rows = await this.db
@@ -267,7 +305,13 @@ export class KyselySaver extends BaseCheckpointSaver {
       .selectAll()
       .where('thread_id', '=', threadId)
       .where('checkpoint_ns', '=', ns)
-      .where((eb) => eb.or(pairs.map(([channel, version]) => eb.and([eb('channel', '=', channel), eb('version', '=', String(version))]))))
+      .where((eb) =>
+        eb.or(
+          pairs.map(([channel, version]) =>
+            eb.and([eb('channel', '=', channel), eb('version', '=', String(version))]),
+          ),
+        ),
+      )
       .execute();
     return this.decodeBlobs(rows);
   }
@@ -286,7 +330,13 @@ export class KyselySaver extends BaseCheckpointSaver {
    * so a thread's memo chain starts at its first checkpoint (no parent) and breaks when another
    * instance wrote the parent; a version no blob was written for has none in the database either.
    */
-  private remember(threadId: string, ns: string, row: CheckpointRow, blobs: BlobRow[], versions: ChannelVersions): void {
+  private remember(
+    threadId: string,
+    ns: string,
+    row: CheckpointRow,
+    blobs: BlobRow[],
+    versions: ChannelVersions,
+  ): void {
     const key = `${threadId}\0${ns}`;
     const previous = this.written.get(key);
     this.written.delete(key);
@@ -324,7 +374,11 @@ export class KyselySaver extends BaseCheckpointSaver {
       .orderBy('c.checkpoint_id', 'desc')
       .limit(1)
       .executeTakeFirst();
-    return found !== undefined && found.checkpoint_id === checkpoint_id && Number(found.writes) === mine.writes.length;
+    return (
+      found !== undefined &&
+      found.checkpoint_id === checkpoint_id &&
+      Number(found.writes) === mine.writes.length
+    );
   }
 
   private async toTuple(row: CheckpointRow, mine?: Written): Promise<CheckpointTuple> {
@@ -332,15 +386,26 @@ export class KyselySaver extends BaseCheckpointSaver {
     const [checkpoint, metadata, writes] = await Promise.all([
       this.serde.loadsTyped(row.checkpoint_type, row.checkpoint) as Promise<Checkpoint>,
       this.serde.loadsTyped(row.metadata_type, row.metadata) as Promise<CheckpointMetadata>,
-      mine === undefined ? this.loadWrites(thread_id, checkpoint_ns, checkpoint_id) : Promise.resolve(sortWrites(mine.writes)),
+      mine === undefined
+        ? this.loadWrites(thread_id, checkpoint_ns, checkpoint_id)
+        : Promise.resolve(sortWrites(mine.writes)),
     ]);
     checkpoint.channel_values =
-      mine === undefined ? await this.loadChannelValues(thread_id, checkpoint_ns, checkpoint.channel_versions) : await this.decodeBlobs([...mine.blobs.values()]);
+      mine === undefined
+        ? await this.loadChannelValues(thread_id, checkpoint_ns, checkpoint.channel_versions)
+        : await this.decodeBlobs([...mine.blobs.values()]);
     if (checkpoint.v < 4 && parent_checkpoint_id !== null) {
       await this.migratePendingSends(checkpoint, thread_id, checkpoint_ns, parent_checkpoint_id);
     }
     const pendingWrites: CheckpointPendingWrite[] = await Promise.all(
-      writes.map(async (w) => [w.task_id, w.channel, await this.serde.loadsTyped(w.value_type, w.value)] as CheckpointPendingWrite),
+      writes.map(
+        async (w) =>
+          [
+            w.task_id,
+            w.channel,
+            await this.serde.loadsTyped(w.value_type, w.value),
+          ] as CheckpointPendingWrite,
+      ),
     );
     const tuple: CheckpointTuple = {
       config: { configurable: { thread_id, checkpoint_ns, checkpoint_id } },
@@ -349,20 +414,31 @@ export class KyselySaver extends BaseCheckpointSaver {
       pendingWrites,
     };
     if (parent_checkpoint_id !== null) {
-      tuple.parentConfig = { configurable: { thread_id, checkpoint_ns, checkpoint_id: parent_checkpoint_id } };
+      tuple.parentConfig = {
+        configurable: { thread_id, checkpoint_ns, checkpoint_id: parent_checkpoint_id },
+      };
     }
     return tuple;
   }
 
   /** Checkpoints older than format v4 kept pending sends as writes on their parent; fold them into the TASKS channel. */
-  private async migratePendingSends(checkpoint: Checkpoint, threadId: string, ns: string, parentId: string): Promise<void> {
+  private async migratePendingSends(
+    checkpoint: Checkpoint,
+    threadId: string,
+    ns: string,
+    parentId: string,
+  ): Promise<void> {
     const sends = await this.loadWrites(threadId, ns, parentId, TASKS);
     const values = await Promise.all(sends.map((w) => this.serde.loadsTyped(w.value_type, w.value)));
-    const mutable = checkpoint as { channel_values: Record<string, unknown>; channel_versions: Record<string, string | number> };
+    const mutable = checkpoint as {
+      channel_values: Record<string, unknown>;
+      channel_versions: Record<string, string | number>;
+    };
     mutable.channel_values ??= {};
     mutable.channel_values[TASKS] = values;
     mutable.channel_versions ??= {};
     const versions = Object.values(mutable.channel_versions);
-    mutable.channel_versions[TASKS] = versions.length > 0 ? maxChannelVersion(...versions) : this.getNextVersion(undefined);
+    mutable.channel_versions[TASKS] =
+      versions.length > 0 ? maxChannelVersion(...versions) : this.getNextVersion(undefined);
   }
 }

@@ -11,7 +11,16 @@ interface AgentEventBase extends DomainEventBase {
 }
 
 /** Lifecycle of one plan step as front ends show it. */
-export type StepState = 'pending' | 'awaiting_approval' | 'approved' | 'rejected' | 'running' | 'done' | 'failed' | 'waiting' | 'skipped';
+export type StepState =
+  | 'pending'
+  | 'awaiting_approval'
+  | 'approved'
+  | 'rejected'
+  | 'running'
+  | 'done'
+  | 'failed'
+  | 'waiting'
+  | 'skipped';
 
 /** The planner produced a plan (shown whole before anything runs), a reply, or a clarifying question. */
 export interface AgentPlanEvent extends AgentEventBase {
@@ -101,7 +110,12 @@ export type AgentEvent =
   | AgentErrorEvent;
 
 /** Where a conversation stands. */
-export type ThreadStatus = 'running' | 'awaiting_approval' | 'waiting' | 'done' | 'stopped' | 'failed' | 'clarify';
+export type ThreadStatus =
+  'running' | 'awaiting_approval' | 'waiting' | 'done' | 'stopped' | 'failed' | 'clarify';
 
 /** Distributes Omit over the event union. */
-export type AgentEventInput = AgentEvent extends infer E ? (E extends AgentEvent ? Omit<E, 'at' | 'projectId' | 'threadId'> : never) : never;
+export type AgentEventInput = AgentEvent extends infer E
+  ? E extends AgentEvent
+    ? Omit<E, 'at' | 'projectId' | 'threadId'>
+    : never
+  : never;

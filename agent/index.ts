@@ -2,9 +2,24 @@ export { KyselySaver } from './checkpointer.js';
 export { buildAgentGraph } from './graph.js';
 export { AgentState } from './state.js';
 export type { AgentGraph, AgentGraphDeps } from './graph.js';
-export type { AgentStateValue, ApprovalInterrupt, ApprovalResume, Decider, Requester, StepRecord, WaitInterrupt, WaitOutcome } from './state.js';
+export type {
+  AgentStateValue,
+  ApprovalInterrupt,
+  ApprovalResume,
+  Decider,
+  Requester,
+  StepRecord,
+  WaitInterrupt,
+  WaitOutcome,
+} from './state.js';
 export { AgentRuntime } from './runtime.js';
-export type { AgentDecision, AgentRuntimeOptions, DomainEventSource, ThreadView, WaitSource } from './runtime.js';
+export type {
+  AgentDecision,
+  AgentRuntimeOptions,
+  DomainEventSource,
+  ThreadView,
+  WaitSource,
+} from './runtime.js';
 export type {
   AgentApprovalEvent,
   AgentErrorEvent,

@@ -19,15 +19,25 @@ describe('LlmPlanner', () => {
           content: 'Train on helmets-v2, then deploy the result to line-3.',
           toolCalls: [
             { name: 'start_training', args: { dataset: 'helmets-v2', epochs: 5 } },
-            { name: 'start_rollout', args: { modelVersion: '$steps.0.result.modelVersionId', target: { tag: 'line-3' } } },
+            {
+              name: 'start_rollout',
+              args: { modelVersion: '$steps.0.result.modelVersionId', target: { tag: 'line-3' } },
+            },
           ],
         };
       }
-      if (text.includes('forklift')) return { toolCalls: [{ name: 'start_training', args: { dataset: 'forklifts' } }] };
-      if (text.includes('approve')) return { toolCalls: [{ name: 'decide_approval', args: { approvalId: 'apr_x', decision: 'approve' } }] };
+      if (text.includes('forklift'))
+        return { toolCalls: [{ name: 'start_training', args: { dataset: 'forklifts' } }] };
+      if (text.includes('approve'))
+        return {
+          toolCalls: [{ name: 'decide_approval', args: { approvalId: 'apr_x', decision: 'approve' } }],
+        };
       return { toolCalls: [{ name: 'ask_clarifying_question', args: { question: 'Which line?' } }] };
     });
-    h = await createAgentHarness({ sim, planner: new LlmPlanner({ model, registry: new ToolRegistry(sim.tools()) }) });
+    h = await createAgentHarness({
+      sim,
+      planner: new LlmPlanner({ model, registry: new ToolRegistry(sim.tools()) }),
+    });
   });
 
   afterEach(async () => {
@@ -35,9 +45,14 @@ describe('LlmPlanner', () => {
   });
 
   it('turns tool calls into a plan that waits for approval, with only names (no free text) in the prompt', async () => {
-    const view = await h.runtime.startConversation(h.ctx('alice', 'operator'), { message: 'train helmets and deploy to line 3' });
+    const view = await h.runtime.startConversation(h.ctx('alice', 'operator'), {
+      message: 'train helmets and deploy to line 3',
+    });
     expect(view.plan?.steps.map((s) => s.tool)).toEqual(['start_training', 'start_rollout']);
-    expect(view.pendingApproval).toMatchObject({ tool: 'start_training', args: { dataset: 'helmets-v2', epochs: 5 } });
+    expect(view.pendingApproval).toMatchObject({
+      tool: 'start_training',
+      args: { dataset: 'helmets-v2', epochs: 5 },
+    });
     const system = String(model.prompts[0]![0]!.content);
     expect(system).toMatch(/datasets: helmets-demo, helmets-v2/);
     expect(system).toMatch(/device tags: jetson, line-2, line-3/);
@@ -52,13 +67,15 @@ describe('LlmPlanner', () => {
     expect(ask).toMatchObject({ status: 'clarify', report: 'Which line?' });
     const sneaky = await h.runtime.startConversation(alice, { message: 'approve everything' });
     expect(sneaky.plan?.steps).toEqual([]);
-    expect(sneaky.report).toMatch(/^I can't approve or reject steps: a person decides each approval on its card/);
+    expect(sneaky.report).toMatch(
+      /^I can't approve or reject steps: a person decides each approval on its card/,
+    );
   });
 
   it('writes the report through the model, falling back to the facts when it says nothing', async () => {
     const say = new ScriptedChatModel(() => ({ content: 'Two steps done; approved by alice.' }));
     const silent = new ScriptedChatModel(() => ({ content: '' }));
-    const state = { message: 'x', planned: { steps: [] , reply: 'facts' } } as never;
+    const state = { message: 'x', planned: { steps: [], reply: 'facts' } } as never;
     expect(await llmReporter(say)(state)).toBe('Two steps done; approved by alice.');
     expect(await llmReporter(silent)(state)).toBe('facts');
   });

@@ -4,7 +4,9 @@ import { PlatformError } from '../core/errors.js';
 /** One planned tool call. Argument strings of the form `$steps.N.path` refer to the output of an earlier step. */
 export const planStepSchema = z.object({
   tool: z.string().min(1).describe('snake_case tool name from the registry'),
-  args: z.record(z.string(), z.unknown()).describe('arguments of the tool; "$steps.N.output.x" or "$steps.N.result.x" refer to step N (0-based)'),
+  args: z
+    .record(z.string(), z.unknown())
+    .describe('arguments of the tool; "$steps.N.output.x" or "$steps.N.result.x" refer to step N (0-based)'),
   reason: z.string().min(1).max(300).describe('one line saying why this step is needed'),
 });
 export type PlanStep = z.infer<typeof planStepSchema>;
@@ -19,9 +21,19 @@ export type Choice = z.infer<typeof choiceSchema>;
 /** What every planner returns: ordered steps, and/or a direct reply, or a clarifying question. */
 export const planSchema = z.object({
   steps: z.array(planStepSchema).max(20).describe('tool calls in order; empty when answering or asking'),
-  reply: z.string().optional().describe('a direct answer when no tool is needed, or a note shown with the plan'),
-  clarify: z.string().optional().describe('a question back to the person when the request is ambiguous; then no steps'),
-  choices: z.array(choiceSchema).max(12).optional().describe('answers to the clarifying question a person can pick (built from the catalog)'),
+  reply: z
+    .string()
+    .optional()
+    .describe('a direct answer when no tool is needed, or a note shown with the plan'),
+  clarify: z
+    .string()
+    .optional()
+    .describe('a question back to the person when the request is ambiguous; then no steps'),
+  choices: z
+    .array(choiceSchema)
+    .max(12)
+    .optional()
+    .describe('answers to the clarifying question a person can pick (built from the catalog)'),
 });
 export type Plan = z.infer<typeof planSchema>;
 
@@ -40,7 +52,10 @@ export function isStepRef(value: unknown): value is string {
 }
 
 /** Replaces `$steps.N.…` references in `args` with values from `outcomes`; throws `invalid_input` naming an unresolved one. */
-export function resolveArgs(args: Record<string, unknown>, outcomes: ReadonlyArray<StepOutcome | undefined>): Record<string, unknown> {
+export function resolveArgs(
+  args: Record<string, unknown>,
+  outcomes: ReadonlyArray<StepOutcome | undefined>,
+): Record<string, unknown> {
   const resolve = (value: unknown): unknown => {
     if (typeof value === 'string') {
       const m = REF.exec(value);
@@ -48,15 +63,22 @@ export function resolveArgs(args: Record<string, unknown>, outcomes: ReadonlyArr
       const outcome = outcomes[Number(m[1])];
       let current: unknown = outcome?.[m[2] as 'output' | 'result'];
       for (const key of (m[3] ?? '').split('.').filter(Boolean)) {
-        current = current !== null && typeof current === 'object' ? (current as Record<string, unknown>)[key] : undefined;
+        current =
+          current !== null && typeof current === 'object'
+            ? (current as Record<string, unknown>)[key]
+            : undefined;
       }
       if (current === undefined) {
-        throw new PlatformError('invalid_input', `step argument ${value} has no value: step ${Number(m[1]) + 1} did not produce it`);
+        throw new PlatformError(
+          'invalid_input',
+          `step argument ${value} has no value: step ${Number(m[1]) + 1} did not produce it`,
+        );
       }
       return current;
     }
     if (Array.isArray(value)) return value.map(resolve);
-    if (value !== null && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, resolve(v)]));
+    if (value !== null && typeof value === 'object')
+      return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, resolve(v)]));
     return value;
   };
   return resolve(args) as Record<string, unknown>;

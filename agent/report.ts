@@ -16,7 +16,9 @@ const STATE_WORDS: Record<StepRecord['state'], string> = {
 /** Numbers worth a line in a report, found in a step's output or wait result. */
 export function stepFigures(step: StepRecord): string[] {
   const figures: string[] = [];
-  const sources = [step.result, step.output].filter((v): v is Record<string, unknown> => v !== null && typeof v === 'object');
+  const sources = [step.result, step.output].filter(
+    (v): v is Record<string, unknown> => v !== null && typeof v === 'object',
+  );
   for (const src of sources) {
     const metrics = (src.metrics ?? src) as Record<string, unknown>;
     const map50 = metrics.map50 ?? metrics.mAP50;
@@ -24,10 +26,13 @@ export function stepFigures(step: StepRecord): string[] {
     if (typeof map50 === 'number') figures.push(`mAP50 ${map50.toFixed(3)}`);
     if (typeof map5095 === 'number') figures.push(`mAP50-95 ${map5095.toFixed(3)}`);
     if (typeof src.devicesUpdated === 'number') {
-      figures.push(`${src.devicesUpdated} device${src.devicesUpdated === 1 ? '' : 's'} updated${typeof src.devicesTotal === 'number' ? ` of ${src.devicesTotal}` : ''}`);
+      figures.push(
+        `${src.devicesUpdated} device${src.devicesUpdated === 1 ? '' : 's'} updated${typeof src.devicesTotal === 'number' ? ` of ${src.devicesTotal}` : ''}`,
+      );
     }
     // people read name@N; the id only when no name came with it
-    const modelName = typeof src.modelRef === 'string' ? src.modelRef : typeof src.model === 'string' ? src.model : null;
+    const modelName =
+      typeof src.modelRef === 'string' ? src.modelRef : typeof src.model === 'string' ? src.model : null;
     if (modelName !== null) figures.push(`model version ${modelName}`);
     else if (typeof src.modelVersionId === 'string') figures.push(`model version ${src.modelVersionId}`);
     if (figures.length > 0) break;
@@ -52,13 +57,18 @@ export function templateReport(state: AgentStateValue): string {
           ? `Stopped on a failure: ${done} of ${plan.steps.length} steps completed.`
           : `${done} of ${plan.steps.length} steps completed so far.`;
   lines.push(head);
-  const readOnly = state.status === 'done' && state.steps.length > 0 && state.steps.every((s) => s.risk === 'read' && s.state === 'done');
+  const readOnly =
+    state.status === 'done' &&
+    state.steps.length > 0 &&
+    state.steps.every((s) => s.risk === 'read' && s.state === 'done');
   if (readOnly) {
     // a question answered: what was found is the answer, not "1 of 1 steps completed"
     const found = state.steps.map((s) => {
       const findings = stepFindings(s);
       const body = findings.length > 0 ? findings : [`${s.tool}: done`];
-      return state.steps.length > 1 ? [`${s.index + 1}. ${s.reason || s.tool}`, ...body.map((l) => `   ${l}`)].join('\n') : body.join('\n');
+      return state.steps.length > 1
+        ? [`${s.index + 1}. ${s.reason || s.tool}`, ...body.map((l) => `   ${l}`)].join('\n')
+        : body.join('\n');
     });
     if (plan.reply) found.push(plan.reply);
     return found.join('\n');
@@ -70,7 +80,8 @@ export function templateReport(state: AgentStateValue): string {
     if (step.approvedBy && step.decision !== 'reject') {
       line += ` — ${step.decision === 'edit' ? 'edited and approved' : 'approved'} by ${step.approvedBy.name} (${step.approvedBy.role})`;
     }
-    if (step.state === 'rejected' && step.approvedBy) line += ` by ${step.approvedBy.name}${step.decisionReason ? `: "${step.decisionReason}"` : ''}`;
+    if (step.state === 'rejected' && step.approvedBy)
+      line += ` by ${step.approvedBy.name}${step.decisionReason ? `: "${step.decisionReason}"` : ''}`;
     if (step.waitOutcome) line += `; ${step.waitOutcome.summary}`;
     // a failed step's figures are those of an unfinished run, not results
     const figures = step.state === 'failed' ? [] : stepFigures(step);
@@ -78,7 +89,8 @@ export function templateReport(state: AgentStateValue): string {
     if (step.error && step.error.message !== step.waitOutcome?.summary) line += `; ${step.error.message}`;
     if (step.replayed) line += ' (already run before a restart; recorded result used)';
     lines.push(line);
-    if (step.risk === 'read' && step.state === 'done') lines.push(...stepFindings(step).map((l) => `   ${l}`));
+    if (step.risk === 'read' && step.state === 'done')
+      lines.push(...stepFindings(step).map((l) => `   ${l}`));
   }
   if (plan.reply) lines.push(plan.reply);
   return lines.join('\n');
@@ -116,7 +128,8 @@ function singular(noun: string): string {
 function itemDetails(item: Obj, label: string): string[] {
   const out: string[] = [];
   const num = (k: string) => (typeof item[k] === 'number' ? (item[k] as number) : null);
-  const str = (k: string) => (typeof item[k] === 'string' && item[k] !== '' && item[k] !== label ? (item[k] as string) : null);
+  const str = (k: string) =>
+    typeof item[k] === 'string' && item[k] !== '' && item[k] !== label ? (item[k] as string) : null;
   if (num('latestVersion') !== null && num('version') === null) out.push(`v${num('latestVersion')}`);
   if (str('status')) out.push(str('status')!);
   if (str('state')) out.push(str('state')!);
@@ -129,7 +142,8 @@ function itemDetails(item: Obj, label: string): string[] {
   if (num('images') !== null) out.push(plural(num('images')!, 'image'));
   if (num('boxes') !== null) out.push(plural(num('boxes')!, 'box'));
   if (num('fps') !== null && num('fps')! > 0) out.push(`${readableNumber(Math.round(num('fps')!))} fps`);
-  if (num('latencyP95Ms') !== null && num('latencyP95Ms')! > 0) out.push(`p95 ${num('latencyP95Ms')!.toFixed(1)} ms`);
+  if (num('latencyP95Ms') !== null && num('latencyP95Ms')! > 0)
+    out.push(`p95 ${num('latencyP95Ms')!.toFixed(1)} ms`);
   const metrics = isObj(item.metrics) ? item.metrics : item;
   const map50 = metrics.mAP50 ?? metrics.map50;
   if (typeof map50 === 'number') out.push(`mAP50 ${map50.toFixed(3)}`);

@@ -14,7 +14,14 @@ import type { ToolApprovalView, ToolServices } from '../tools/services.js';
 import { KyselySaver } from './checkpointer.js';
 import type { AgentEvent, AgentEventInput, ThreadStatus } from './events.js';
 import { buildAgentGraph, type AgentGraph } from './graph.js';
-import { type AgentStateValue, type ApprovalInterrupt, type ApprovalResume, type StepRecord, type WaitInterrupt, type WaitOutcome } from './state.js';
+import {
+  type AgentStateValue,
+  type ApprovalInterrupt,
+  type ApprovalResume,
+  type StepRecord,
+  type WaitInterrupt,
+  type WaitOutcome,
+} from './state.js';
 import type { Plan } from './plan.js';
 import type { PlatformCatalog, Planner } from './planner.js';
 
@@ -76,7 +83,12 @@ export interface ThreadView {
 function pastTurns(values: Partial<AgentStateValue>): Array<{ message: string; report: string }> {
   const history = values.history ?? [];
   const last = history[history.length - 1];
-  return last !== undefined && values.summary != null && last.message === values.message && last.report === values.summary ? history.slice(0, -1) : history;
+  return last !== undefined &&
+    values.summary != null &&
+    last.message === values.message &&
+    last.report === values.summary
+    ? history.slice(0, -1)
+    : history;
 }
 
 /** A decision sent from any channel (web card, Slack button, MCP, REST). */
@@ -128,7 +140,9 @@ export class AgentRuntime {
     const every = this.opts.pollIntervalMs ?? 30_000;
     if (every > 0) {
       this.timer = setInterval(() => {
-        this.checkWaitingThreads().catch((err: unknown) => this.opts.log.error({ err }, 'checking waiting conversations failed'));
+        this.checkWaitingThreads().catch((err: unknown) =>
+          this.opts.log.error({ err }, 'checking waiting conversations failed'),
+        );
       }, every);
       this.timer.unref();
     }
@@ -149,12 +163,20 @@ export class AgentRuntime {
   }
 
   /** Starts a conversation with a first message; resolves when the graph pauses (approval, wait) or ends. */
-  async startConversation(ctx: CallContext, input: { message: string; threadId?: string; title?: string }): Promise<ThreadView> {
+  async startConversation(
+    ctx: CallContext,
+    input: { message: string; threadId?: string; title?: string },
+  ): Promise<ThreadView> {
     const message = checkMessage(input.message);
     const id = input.threadId ?? newId('thr');
     const now = Date.now();
-    const existing = await this.opts.db.selectFrom('agent_threads').select('id').where('id', '=', id).executeTakeFirst();
-    if (existing !== undefined) throw new PlatformError('conflict', `conversation ${id} already exists; send a message to it instead`);
+    const existing = await this.opts.db
+      .selectFrom('agent_threads')
+      .select('id')
+      .where('id', '=', id)
+      .executeTakeFirst();
+    if (existing !== undefined)
+      throw new PlatformError('conflict', `conversation ${id} already exists; send a message to it instead`);
     await this.opts.db
       .insertInto('agent_threads')
       .values({
@@ -178,15 +200,24 @@ export class AgentRuntime {
     const message = checkMessage(text);
     const row = await this.threadRow(ctx, threadId);
     if (row.user_id !== ctx.user.userId && ctx.user.role !== 'admin') {
-      throw new PlatformError('forbidden', `conversation ${threadId} belongs to someone else; start your own conversation`);
+      throw new PlatformError(
+        'forbidden',
+        `conversation ${threadId} belongs to someone else; start your own conversation`,
+      );
     }
     return this.exclusive(threadId, async () => {
       const view = await this.view(threadId);
       if (view.pendingApproval) {
-        throw new PlatformError('conflict', `conversation ${threadId} waits for approval ${view.pendingApproval.approvalId} (${view.pendingApproval.tool}); approve or reject it first`);
+        throw new PlatformError(
+          'conflict',
+          `conversation ${threadId} waits for approval ${view.pendingApproval.approvalId} (${view.pendingApproval.tool}); approve or reject it first`,
+        );
       }
       if (view.waitingFor) {
-        throw new PlatformError('conflict', `conversation ${threadId} waits for ${view.waitingFor.kind} ${view.waitingFor.id}; it continues when that ends`);
+        throw new PlatformError(
+          'conflict',
+          `conversation ${threadId} waits for ${view.waitingFor.kind} ${view.waitingFor.id}; it continues when that ends`,
+        );
       }
       return this.invoke(threadId, { message, requester: { user: ctx.user, projectId: ctx.projectId } });
     });
@@ -210,12 +241,18 @@ export class AgentRuntime {
     }
     let args: Record<string, unknown> | undefined;
     if (decision.decision === 'edit') {
-      if (decision.args === undefined) throw new PlatformError('invalid_input', 'an edit needs the changed arguments in "args"');
+      if (decision.args === undefined)
+        throw new PlatformError('invalid_input', 'an edit needs the changed arguments in "args"');
       args = this.opts.registry.parseInput(pending.tool, decision.args);
     }
-    const approval = await this.opts.services.approvals.decide(ctx, decision.approvalId, { decision: decision.decision, args, reason: decision.reason });
+    const approval = await this.opts.services.approvals.decide(ctx, decision.approvalId, {
+      decision: decision.decision,
+      args,
+      reason: decision.reason,
+    });
     // Read steps (every-step mode) follow the person's answer; others follow the recorded decision.
-    const resume = pending.risk === 'read' ? { ...decision, args, by: byOf(ctx) } : resumeOf(approval, byOf(ctx));
+    const resume =
+      pending.risk === 'read' ? { ...decision, args, by: byOf(ctx) } : resumeOf(approval, byOf(ctx));
     return this.resumeApproval(threadId, resume);
   }
 
@@ -226,11 +263,23 @@ export class AgentRuntime {
   }
 
   /** Conversations of the caller's project, newest first. */
-  async listThreads(ctx: CallContext, opts: { limit?: number; mine?: boolean } = {}): Promise<Array<{ id: string; title: string; status: string; userId: string; updatedAt: number }>> {
+  async listThreads(
+    ctx: CallContext,
+    opts: { limit?: number; mine?: boolean } = {},
+  ): Promise<Array<{ id: string; title: string; status: string; userId: string; updatedAt: number }>> {
     let q = this.opts.db.selectFrom('agent_threads').selectAll().where('project_id', '=', ctx.projectId);
     if (opts.mine) q = q.where('user_id', '=', ctx.user.userId);
-    const rows = await q.orderBy('updated_at', 'desc').limit(opts.limit ?? 50).execute();
-    return rows.map((r) => ({ id: r.id, title: r.title, status: r.status, userId: r.user_id, updatedAt: Number(r.updated_at) }));
+    const rows = await q
+      .orderBy('updated_at', 'desc')
+      .limit(opts.limit ?? 50)
+      .execute();
+    return rows.map((r) => ({
+      id: r.id,
+      title: r.title,
+      status: r.status,
+      userId: r.user_id,
+      updatedAt: Number(r.updated_at),
+    }));
   }
 
   /** Continues a conversation whose run stopped on an unexpected error, from its last checkpoint. */
@@ -262,7 +311,11 @@ export class AgentRuntime {
 
   /** Checks every waiting conversation and resumes those whose job or rollout already ended. */
   async checkWaitingThreads(): Promise<string[]> {
-    const rows = await this.opts.db.selectFrom('agent_threads').selectAll().where('status', '=', 'waiting').execute();
+    const rows = await this.opts.db
+      .selectFrom('agent_threads')
+      .selectAll()
+      .where('status', '=', 'waiting')
+      .execute();
     const resumed: string[] = [];
     for (const row of rows) {
       const source = this.opts.waitSources?.find((s) => s.kind === row.wait_kind);
@@ -275,11 +328,18 @@ export class AgentRuntime {
       }
     }
     // a decision made on another channel while this process was down (or just before it crashed)
-    const pending = await this.opts.db.selectFrom('agent_threads').selectAll().where('status', '=', 'awaiting_approval').execute();
+    const pending = await this.opts.db
+      .selectFrom('agent_threads')
+      .selectAll()
+      .where('status', '=', 'awaiting_approval')
+      .execute();
     for (const row of pending) {
       if (row.approval_id === null) continue;
       try {
-        const approval = await this.opts.services.approvals.get(this.systemCtx(row.project_id), row.approval_id);
+        const approval = await this.opts.services.approvals.get(
+          this.systemCtx(row.project_id),
+          row.approval_id,
+        );
         if (approval.decision === null) continue;
         await this.resumeFromOtherChannel(row.id, approval);
         resumed.push(row.id);
@@ -319,7 +379,10 @@ export class AgentRuntime {
       if (approval?.threadId) {
         this.track(
           this.resumeFromOtherChannel(approval.threadId, approval).catch((err: unknown) =>
-            this.opts.log.error({ err, approvalId: approval.id }, 'resuming a conversation after a decision failed'),
+            this.opts.log.error(
+              { err, approvalId: approval.id },
+              'resuming a conversation after a decision failed',
+            ),
           ),
         );
       }
@@ -332,7 +395,9 @@ export class AgentRuntime {
         source
           .check(this.systemCtx(event.projectId), id)
           .then((outcome) => (outcome === undefined ? [] : this.resumeWait(outcome)))
-          .catch((err: unknown) => this.opts.log.error({ err, kind: source.kind, id }, 'resuming a waiting conversation failed')),
+          .catch((err: unknown) =>
+            this.opts.log.error({ err, kind: source.kind, id }, 'resuming a waiting conversation failed'),
+          ),
       );
     }
   }
@@ -353,9 +418,14 @@ export class AgentRuntime {
 
   private resumeApproval(threadId: string, resume: ApprovalResume): Promise<ThreadView> {
     return this.exclusive(threadId, async () => {
-      const row = await this.opts.db.selectFrom('agent_threads').select(['approval_id', 'status']).where('id', '=', threadId).executeTakeFirst();
+      const row = await this.opts.db
+        .selectFrom('agent_threads')
+        .select(['approval_id', 'status'])
+        .where('id', '=', threadId)
+        .executeTakeFirst();
       // Already resumed by the same decision arriving through another path.
-      if (row?.status !== 'awaiting_approval' || row.approval_id !== resume.approvalId) return this.view(threadId);
+      if (row?.status !== 'awaiting_approval' || row.approval_id !== resume.approvalId)
+        return this.view(threadId);
       return this.invoke(threadId, new Command({ resume }));
     });
   }
@@ -368,18 +438,30 @@ export class AgentRuntime {
   private async invoke(threadId: string, input: unknown): Promise<ThreadView> {
     // Checkpoints are written while the next node runs and flushed before a pause returns; a crash in between
     // re-runs at most the last node, whose approved side effect is replayed from the audit log, not repeated.
-    const config = { configurable: { thread_id: threadId }, durability: 'async' as const, recursionLimit: 200 };
+    const config = {
+      configurable: { thread_id: threadId },
+      durability: 'async' as const,
+      recursionLimit: 200,
+    };
     try {
       await this.graph.invoke(input as never, config);
     } catch (err) {
       const error = toToolError(err);
       this.opts.log.error({ err, threadId }, 'agent run failed');
-      const row = await this.opts.db.selectFrom('agent_threads').select('project_id').where('id', '=', threadId).executeTakeFirst();
+      const row = await this.opts.db
+        .selectFrom('agent_threads')
+        .select('project_id')
+        .where('id', '=', threadId)
+        .executeTakeFirst();
       this.emit(threadId, row?.project_id ?? '', {
         type: 'agent.error',
         message: `${error.message}; the conversation stopped at its last saved step and can be retried`,
       });
-      await this.opts.db.updateTable('agent_threads').set({ status: 'failed', updated_at: Date.now() }).where('id', '=', threadId).execute();
+      await this.opts.db
+        .updateTable('agent_threads')
+        .set({ status: 'failed', updated_at: Date.now() })
+        .where('id', '=', threadId)
+        .execute();
       throw err instanceof PlatformError ? err : new PlatformError(error.code, error.message);
     }
     const view = await this.view(threadId);
@@ -398,13 +480,23 @@ export class AgentRuntime {
   }
 
   private async view(threadId: string): Promise<ThreadView> {
-    const row = await this.opts.db.selectFrom('agent_threads').selectAll().where('id', '=', threadId).executeTakeFirstOrThrow();
+    const row = await this.opts.db
+      .selectFrom('agent_threads')
+      .selectAll()
+      .where('id', '=', threadId)
+      .executeTakeFirstOrThrow();
     const snapshot = await this.graph.getState({ configurable: { thread_id: threadId } });
     const values = snapshot.values as Partial<AgentStateValue>;
-    const interrupts = snapshot.tasks.flatMap((t) => t.interrupts.map((i) => i.value as ApprovalInterrupt | WaitInterrupt));
+    const interrupts = snapshot.tasks.flatMap((t) =>
+      t.interrupts.map((i) => i.value as ApprovalInterrupt | WaitInterrupt),
+    );
     const approval = interrupts.find((i): i is ApprovalInterrupt => i?.type === 'approval') ?? null;
     const wait = interrupts.find((i): i is WaitInterrupt => i?.type === 'wait') ?? null;
-    const status: ThreadStatus = approval ? 'awaiting_approval' : wait ? 'waiting' : (values.status ?? 'running');
+    const status: ThreadStatus = approval
+      ? 'awaiting_approval'
+      : wait
+        ? 'waiting'
+        : (values.status ?? 'running');
     return {
       id: threadId,
       projectId: row.project_id,
@@ -423,9 +515,16 @@ export class AgentRuntime {
   }
 
   private async threadRow(ctx: CallContext, threadId: string) {
-    const row = await this.opts.db.selectFrom('agent_threads').selectAll().where('id', '=', threadId).executeTakeFirst();
+    const row = await this.opts.db
+      .selectFrom('agent_threads')
+      .selectAll()
+      .where('id', '=', threadId)
+      .executeTakeFirst();
     if (row === undefined || row.project_id !== ctx.projectId) {
-      throw new PlatformError('not_found', `conversation "${threadId}" not found in project "${ctx.projectId}"; list conversations to find it`);
+      throw new PlatformError(
+        'not_found',
+        `conversation "${threadId}" not found in project "${ctx.projectId}"; list conversations to find it`,
+      );
     }
     return row;
   }
@@ -456,10 +555,20 @@ export class AgentRuntime {
         .updateTable('agent_threads')
         .set({ run_owner: this.instanceId, run_lease_until: now + leaseMs })
         .where('id', '=', threadId)
-        .where((eb) => eb.or([eb('run_owner', 'is', null), eb('run_owner', '=', this.instanceId), eb('run_lease_until', '<', now)]))
+        .where((eb) =>
+          eb.or([
+            eb('run_owner', 'is', null),
+            eb('run_owner', '=', this.instanceId),
+            eb('run_lease_until', '<', now),
+          ]),
+        )
         .executeTakeFirst();
       if (Number(res.numUpdatedRows) === 1) return 'taken';
-      const row = await db.selectFrom('agent_threads').select('id').where('id', '=', threadId).executeTakeFirst();
+      const row = await db
+        .selectFrom('agent_threads')
+        .select('id')
+        .where('id', '=', threadId)
+        .executeTakeFirst();
       return row === undefined ? 'absent' : 'held';
     };
     let state = await take();
@@ -468,14 +577,19 @@ export class AgentRuntime {
       state = await take();
     }
     if (state === 'absent') return fn();
-    const renew = setInterval(() => {
-      db.updateTable('agent_threads')
-        .set({ run_lease_until: Date.now() + leaseMs })
-        .where('id', '=', threadId)
-        .where('run_owner', '=', this.instanceId)
-        .execute()
-        .catch((err: unknown) => this.opts.log.warn({ err, threadId }, 'could not renew the claim on a conversation'));
-    }, Math.max(Math.floor(leaseMs / 3), 50));
+    const renew = setInterval(
+      () => {
+        db.updateTable('agent_threads')
+          .set({ run_lease_until: Date.now() + leaseMs })
+          .where('id', '=', threadId)
+          .where('run_owner', '=', this.instanceId)
+          .execute()
+          .catch((err: unknown) =>
+            this.opts.log.warn({ err, threadId }, 'could not renew the claim on a conversation'),
+          );
+      },
+      Math.max(Math.floor(leaseMs / 3), 50),
+    );
     renew.unref();
     try {
       return await fn();
@@ -487,7 +601,9 @@ export class AgentRuntime {
         .where('id', '=', threadId)
         .where('run_owner', '=', this.instanceId)
         .execute()
-        .catch((err: unknown) => this.opts.log.warn({ err, threadId }, 'could not release the claim on a conversation'));
+        .catch((err: unknown) =>
+          this.opts.log.warn({ err, threadId }, 'could not release the claim on a conversation'),
+        );
     }
   }
 
@@ -504,23 +620,52 @@ function byOf(ctx: CallContext) {
   return { userId: ctx.user.userId, name: ctx.user.name, role: ctx.user.role };
 }
 
-function resumeOf(approval: ToolApprovalView, fallbackBy: { userId: string; name: string; role: string }): ApprovalResume {
+function resumeOf(
+  approval: ToolApprovalView,
+  fallbackBy: { userId: string; name: string; role: string },
+): ApprovalResume {
   const by = approval.decision?.by ?? fallbackBy;
   if (approval.supersededBy) {
-    return { approvalId: approval.id, decision: 'superseded', next: approval.supersededBy, args: approval.approvedArgs as Record<string, unknown>, reason: approval.decision?.reason ?? undefined, by };
+    return {
+      approvalId: approval.id,
+      decision: 'superseded',
+      next: approval.supersededBy,
+      args: approval.approvedArgs as Record<string, unknown>,
+      reason: approval.decision?.reason ?? undefined,
+      by,
+    };
   }
   if (approval.status === 'rejected' || approval.status === 'expired') {
-    return { approvalId: approval.id, decision: 'reject', reason: approval.decision?.reason ?? `approval ${approval.status}`, by };
+    return {
+      approvalId: approval.id,
+      decision: 'reject',
+      reason: approval.decision?.reason ?? `approval ${approval.status}`,
+      by,
+    };
   }
   if (approval.decision?.decision === 'edit') {
-    return { approvalId: approval.id, decision: 'edit', args: approval.approvedArgs as Record<string, unknown>, reason: approval.decision.reason ?? undefined, by };
+    return {
+      approvalId: approval.id,
+      decision: 'edit',
+      args: approval.approvedArgs as Record<string, unknown>,
+      reason: approval.decision.reason ?? undefined,
+      by,
+    };
   }
   return { approvalId: approval.id, decision: 'approve', reason: approval.decision?.reason ?? undefined, by };
 }
 
 function checkMessage(text: string): string {
   const message = typeof text === 'string' ? text.trim() : '';
-  if (message.length === 0) throw new PlatformError('invalid_input', 'the message is empty; say what you want done, e.g. "list datasets"');
-  if (message.length > 4000) throw new PlatformError('invalid_input', `the message is ${message.length} characters; keep it under 4000`);
+  if (message.length === 0)
+    throw new PlatformError(
+      'invalid_input',
+      'the message is empty; say what you want done, e.g. "list datasets"',
+    );
+  if (message.length > 4000)
+    throw new PlatformError(
+      'invalid_input',
+      `the message is ${message.length} characters; keep it under 4000`,
+    );
   return message;
 }

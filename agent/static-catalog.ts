@@ -1,4 +1,11 @@
-import type { CatalogDataset, CatalogDevice, CatalogJob, CatalogModelVersion, CatalogRollout, PlatformCatalog } from './planner.js';
+import type {
+  CatalogDataset,
+  CatalogDevice,
+  CatalogJob,
+  CatalogModelVersion,
+  CatalogRollout,
+  PlatformCatalog,
+} from './planner.js';
 
 /** The contents of a StaticCatalog. */
 export interface StaticCatalogData {

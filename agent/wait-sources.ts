@@ -8,12 +8,17 @@ import type { WaitSource } from './runtime.js';
 import { isFinalJob } from '../services/training/model.js';
 import { isFinalRollout } from '../services/fleet/model.js';
 
-
 /** Durable waits on training jobs: ends with `training.finished`, carries the registered model version and its metrics. */
-export function trainingWaitSource(training: Pick<TrainingService, 'get'>, models?: Pick<ModelRegistry, 'get'>): WaitSource {
+export function trainingWaitSource(
+  training: Pick<TrainingService, 'get'>,
+  models?: Pick<ModelRegistry, 'get'>,
+): WaitSource {
   return {
     kind: 'job',
-    idFrom: (event: DomainEventBase) => (event.type === 'training.finished' ? (event as DomainEventBase & { job?: { id?: string } }).job?.id : undefined),
+    idFrom: (event: DomainEventBase) =>
+      event.type === 'training.finished'
+        ? (event as DomainEventBase & { job?: { id?: string } }).job?.id
+        : undefined,
     async check(ctx: CallContext, id: string): Promise<WaitOutcome | undefined> {
       const job = await training.get(ctx, id);
       if (!isFinalJob(job.status)) return undefined;
@@ -27,7 +32,10 @@ export function trainingWaitSource(training: Pick<TrainingService, 'get'>, model
       }
       const map50 = metrics.mAP50 ?? metrics.map50;
       // attempts only grow when a runner stopped responding and the job was re-queued
-      const retried = job.attempt > 1 ? ` on attempt ${job.attempt} of ${job.maxAttempts} (re-queued after its runner stopped responding)` : '';
+      const retried =
+        job.attempt > 1
+          ? ` on attempt ${job.attempt} of ${job.maxAttempts} (re-queued after its runner stopped responding)`
+          : '';
       return {
         kind: 'job',
         id,
@@ -44,12 +52,14 @@ export function trainingWaitSource(training: Pick<TrainingService, 'get'>, model
   };
 }
 
-
 /** Durable waits on rollouts: ends with `rollout.finished`, carries devices updated of devices targeted. */
 export function rolloutWaitSource(rollouts: Pick<RolloutService, 'status'>): WaitSource {
   return {
     kind: 'rollout',
-    idFrom: (event: DomainEventBase) => (event.type === 'rollout.finished' ? (event as DomainEventBase & { rolloutId?: string }).rolloutId : undefined),
+    idFrom: (event: DomainEventBase) =>
+      event.type === 'rollout.finished'
+        ? (event as DomainEventBase & { rolloutId?: string }).rolloutId
+        : undefined,
     async check(ctx: CallContext, id: string): Promise<WaitOutcome | undefined> {
       const r = await rollouts.status(ctx, id);
       if (!isFinalRollout(r.state)) return undefined;
@@ -60,7 +70,13 @@ export function rolloutWaitSource(rollouts: Pick<RolloutService, 'status'>): Wai
         ok: r.state === 'completed',
         status: r.state,
         summary: `rollout ${id} of ${r.model.ref} ${r.state.replace('_', ' ')}${r.reason ? `: ${r.reason}` : ''}`,
-        data: { rolloutId: id, state: r.state, devicesUpdated, devicesTotal: r.devices.length, model: r.model.ref },
+        data: {
+          rolloutId: id,
+          state: r.state,
+          devicesUpdated,
+          devicesTotal: r.devices.length,
+          model: r.model.ref,
+        },
       };
     },
   };

@@ -17,8 +17,12 @@ describe('loadConfig', () => {
 
   it('names the variable and the expected form in one line', () => {
     expect(() => loadConfig({ PORT: 'eighty' }, emptyDir())).toThrow(ConfigError);
-    expect(() => loadConfig({ PORT: 'eighty' }, emptyDir())).toThrow(/^invalid PORT \(got "eighty"\): expected/);
-    expect(() => loadConfig({ DATABASE_URL: 'postgres://x' }, emptyDir())).toThrow(/DATABASE_URL.*mysql:\/\//);
+    expect(() => loadConfig({ PORT: 'eighty' }, emptyDir())).toThrow(
+      /^invalid PORT \(got "eighty"\): expected/,
+    );
+    expect(() => loadConfig({ DATABASE_URL: 'postgres://x' }, emptyDir())).toThrow(
+      /DATABASE_URL.*mysql:\/\//,
+    );
     expect(() => loadConfig({ APPROVAL_STRICT: 'maybe' }, emptyDir())).toThrow(/APPROVAL_STRICT/);
   });
 
@@ -45,7 +49,9 @@ describe('loadConfig', () => {
     expect(loadConfig({}, emptyDir()).ROLLOUT_CONFIDENCE_MARGIN).toBe(0.05);
     expect(loadConfig({ ROLLOUT_CONFIDENCE_MARGIN: '0.2' }, emptyDir()).ROLLOUT_CONFIDENCE_MARGIN).toBe(0.2);
     expect(loadConfig({ ROLLOUT_CONFIDENCE_MARGIN: 'off' }, emptyDir()).ROLLOUT_CONFIDENCE_MARGIN).toBeNull();
-    expect(() => loadConfig({ ROLLOUT_CONFIDENCE_MARGIN: '2' }, emptyDir())).toThrow(/ROLLOUT_CONFIDENCE_MARGIN/);
+    expect(() => loadConfig({ ROLLOUT_CONFIDENCE_MARGIN: '2' }, emptyDir())).toThrow(
+      /ROLLOUT_CONFIDENCE_MARGIN/,
+    );
   });
 
   it('treats empty values as unset', () => {
@@ -62,7 +68,9 @@ describe('.env.example', () => {
     const { readFileSync } = await import('node:fs');
     const { configSchema } = await import('./config.js');
     const example = readFileSync(new URL('../.env.example', import.meta.url), 'utf8');
-    const missing = Object.keys(configSchema.shape).filter((key) => !new RegExp(`^# ${key}=`, 'm').test(example));
+    const missing = Object.keys(configSchema.shape).filter(
+      (key) => !new RegExp(`^# ${key}=`, 'm').test(example),
+    );
     expect(missing).toEqual([]);
   });
 });

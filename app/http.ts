@@ -21,11 +21,21 @@ export interface RunningServer {
 
 /** The sign-in page's settings: in Firebase mode the Web SDK configuration (all public values) from FIREBASE_*. */
 function signInConfig(platform: Platform): SignInConfig {
-  const { FIREBASE_PROJECT_ID: projectId, FIREBASE_API_KEY: apiKey, FIREBASE_AUTH_DOMAIN: authDomain, FIREBASE_AUTH_EMULATOR_HOST: emulator } = platform.config;
+  const {
+    FIREBASE_PROJECT_ID: projectId,
+    FIREBASE_API_KEY: apiKey,
+    FIREBASE_AUTH_DOMAIN: authDomain,
+    FIREBASE_AUTH_EMULATOR_HOST: emulator,
+  } = platform.config;
   if (platform.infra.identity.kind !== 'firebase' || projectId === undefined) return { mode: 'local' };
   return {
     mode: 'firebase',
-    firebase: { apiKey: apiKey ?? null, authDomain: authDomain ?? `${projectId}.firebaseapp.com`, projectId, emulatorUrl: emulator === undefined ? null : `http://${emulator}` },
+    firebase: {
+      apiKey: apiKey ?? null,
+      authDomain: authDomain ?? `${projectId}.firebaseapp.com`,
+      projectId,
+      emulatorUrl: emulator === undefined ? null : `http://${emulator}`,
+    },
   };
 }
 
@@ -73,7 +83,10 @@ export function createHttpApp(platform: Platform, opts: HttpAppOptions = {}): Ex
 }
 
 /** Starts the platform's HTTP server (and a separate metrics server when METRICS_PORT is set). */
-export async function startHttpServer(platform: Platform, opts: { port?: number; host?: string; web?: HttpAppOptions } = {}): Promise<RunningServer> {
+export async function startHttpServer(
+  platform: Platform,
+  opts: { port?: number; host?: string; web?: HttpAppOptions } = {},
+): Promise<RunningServer> {
   const { config, log } = platform;
   const app = createHttpApp(platform, opts.web);
   const server = http.createServer(app);

@@ -27,7 +27,12 @@ import type { RetentionGap, Subscription } from '../services/infra/broker/port.j
 import { InFlightReconciler } from '../services/reconcile.js';
 import { ModelEvaluationService, ModelRegistry, modelSearchDocs } from '../services/models/index.js';
 import { TrainingService, trainingSearchDocs } from '../services/training/index.js';
-import { deviceSearchDocs, FleetService, RolloutController, RolloutService } from '../services/fleet/index.js';
+import {
+  deviceSearchDocs,
+  FleetService,
+  RolloutController,
+  RolloutService,
+} from '../services/fleet/index.js';
 import { FeedbackService } from '../services/feedback/index.js';
 import { createToolRegistry, type ToolRegistry, type ToolServices } from '../tools/index.js';
 import {
@@ -103,13 +108,24 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
   try {
     chmodSync(dataDir, 0o700);
   } catch (err) {
-    log.warn({ err: (err as Error).message, dataDir }, 'could not make DATA_DIR owner-only (0700); restrict it yourself');
+    log.warn(
+      { err: (err as Error).message, dataDir },
+      'could not make DATA_DIR owner-only (0700); restrict it yourself',
+    );
   }
-  const publicUrl = (config.PUBLIC_URL ?? `http://${displayHost(config.HOST)}:${config.PORT}`).replace(/\/$/, '');
+  const publicUrl = (config.PUBLIC_URL ?? `http://${displayHost(config.HOST)}:${config.PORT}`).replace(
+    /\/$/,
+    '',
+  );
   const signingSecret = config.SIGNING_SECRET ?? loadOrCreateSecret(path.join(dataDir, 'signing-secret'));
 
   const db = await createDb({ url: config.DATABASE_URL, sqliteFile: path.join(dataDir, 'visioninapp.db') });
-  const publicUrls = new PublicUrl({ db, log, fallback: publicUrl, ...(config.PUBLIC_URL === undefined ? {} : { configured: config.PUBLIC_URL }) });
+  const publicUrls = new PublicUrl({
+    db,
+    log,
+    fallback: publicUrl,
+    ...(config.PUBLIC_URL === undefined ? {} : { configured: config.PUBLIC_URL }),
+  });
   const cache = await createCache({ redisUrl: config.REDIS_URL, keyPrefix: 'via:', log });
   const search = await createSearchIndex({
     elasticsearchUrl: config.ELASTICSEARCH_URL,
@@ -145,7 +161,11 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
     baseUrl: () => publicUrls.current(),
     secret: signingSecret,
   });
-  const identity = await createIdentityProvider({ firebaseProjectId: config.FIREBASE_PROJECT_ID, firebaseAuthEmulatorHost: config.FIREBASE_AUTH_EMULATOR_HOST, db });
+  const identity = await createIdentityProvider({
+    firebaseProjectId: config.FIREBASE_PROJECT_ID,
+    firebaseAuthEmulatorHost: config.FIREBASE_AUTH_EMULATOR_HOST,
+    db,
+  });
   const infra: Infra = { db, cache, search, broker, storage, identity };
 
   const metrics = createMetrics();
@@ -156,20 +176,42 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
   // server, the CLI) changes things without this process seeing its events: a short TTL bounds that.
   const reads = new ReadCache({ cache, ttlMs: config.REDIS_URL === undefined ? 2_000 : 60_000 });
   const stopReadInvalidation = invalidateReadsOn(events, reads, log.child({ component: 'read-cache' }));
-  const indexer = new SearchIndexer({ db, index: search, log: log.child({ component: 'search-indexer' }), cache });
+  const indexer = new SearchIndexer({
+    db,
+    index: search,
+    log: log.child({ component: 'search-indexer' }),
+    cache,
+  });
 
   // entry hashes are keyed, so someone with write access to the database cannot recompute a rewritten chain
   // its own key (not SIGNING_SECRET), so rotating the signing secret leaves the audit log verifiable
   const audit = new AuditLog({
     db,
     log: log.child({ service: 'audit' }),
-    keyring: loadAuditKeyring({ dataDir, signingSecret, auditKey: config.AUDIT_KEY, retiredKeys: config.AUDIT_KEYS }),
+    keyring: loadAuditKeyring({
+      dataDir,
+      signingSecret,
+      auditKey: config.AUDIT_KEY,
+      retiredKeys: config.AUDIT_KEYS,
+    }),
     checkpointEvery: config.AUDIT_CHECKPOINT_EVERY,
     checkpointIntervalMs: config.AUDIT_CHECKPOINT_MINUTES * 60_000,
     anchorFile: path.join(dataDir, 'audit-anchor.json'),
   });
-  const accounts = new AccountService({ db, identity, log: log.child({ service: 'accounts' }), events, cache, audit });
-  const chatLinks = new ChatLinkService({ db, audit, log: log.child({ service: 'chat-links' }), codeTtlMs: config.CHAT_LINK_CODE_TTL_MIN * 60_000 });
+  const accounts = new AccountService({
+    db,
+    identity,
+    log: log.child({ service: 'accounts' }),
+    events,
+    cache,
+    audit,
+  });
+  const chatLinks = new ChatLinkService({
+    db,
+    audit,
+    log: log.child({ service: 'chat-links' }),
+    codeTtlMs: config.CHAT_LINK_CODE_TTL_MIN * 60_000,
+  });
   // edited arguments are validated by the tool's own input schema (the registry is built below)
   const registryRef: { current?: ToolRegistry } = {};
   const approvals = new ApprovalService({
@@ -180,15 +222,34 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
     strict: config.APPROVAL_STRICT,
     ttlMs: config.APPROVAL_TTL_HOURS * 3_600_000,
     reads,
-    validateArgs: (tool, args) => (registryRef.current === undefined ? args : registryRef.current.parseInput(tool, args)),
+    validateArgs: (tool, args) =>
+      registryRef.current === undefined ? args : registryRef.current.parseInput(tool, args),
   });
   // server paths: imports read only under IMPORT_ROOTS (+ the demo folder), exports write only under EXPORT_ROOTS
-  for (const dir of Object.values(defaultDataFolders(dataDir))) mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const datasetPaths = datasetPathPolicy({ dataDir, importRoots: parseRoots(config.IMPORT_ROOTS), exportRoots: parseRoots(config.EXPORT_ROOTS) });
-  const datasets = new DatasetService({ db, storage, events, log: log.child({ service: 'datasets' }), paths: datasetPaths });
+  for (const dir of Object.values(defaultDataFolders(dataDir)))
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const datasetPaths = datasetPathPolicy({
+    dataDir,
+    importRoots: parseRoots(config.IMPORT_ROOTS),
+    exportRoots: parseRoots(config.EXPORT_ROOTS),
+  });
+  const datasets = new DatasetService({
+    db,
+    storage,
+    events,
+    log: log.child({ service: 'datasets' }),
+    paths: datasetPaths,
+  });
 
   const models = new ModelRegistry({ db, events, log: log.child({ service: 'models' }) });
-  const evaluations = new ModelEvaluationService({ db, storage, models, datasets, events, log: log.child({ service: 'evaluations' }) });
+  const evaluations = new ModelEvaluationService({
+    db,
+    storage,
+    models,
+    datasets,
+    events,
+    log: log.child({ service: 'evaluations' }),
+  });
   const training = new TrainingService({
     db,
     broker,
@@ -200,7 +261,12 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
     heartbeatTimeoutMs: config.JOB_HEARTBEAT_TIMEOUT_S * 1000,
     maxAttempts: config.JOB_MAX_ATTEMPTS,
   });
-  const fleet = new FleetService({ db, events, log: log.child({ service: 'fleet' }), onlineWindowMs: config.DEVICE_ONLINE_WINDOW_S * 1000 });
+  const fleet = new FleetService({
+    db,
+    events,
+    log: log.child({ service: 'fleet' }),
+    onlineWindowMs: config.DEVICE_ONLINE_WINDOW_S * 1000,
+  });
   const rollouts = new RolloutService({
     db,
     broker,
@@ -209,9 +275,20 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
     fleet,
     events,
     log: log.child({ service: 'rollouts' }),
-    defaultGates: { healthTimeoutMs: config.ROLLOUT_HEALTH_TIMEOUT_S * 1000, minHeartbeats: config.ROLLOUT_MIN_HEARTBEATS, observeMs: config.ROLLOUT_OBSERVE_S * 1000, confidenceMargin: config.ROLLOUT_CONFIDENCE_MARGIN },
+    defaultGates: {
+      healthTimeoutMs: config.ROLLOUT_HEALTH_TIMEOUT_S * 1000,
+      minHeartbeats: config.ROLLOUT_MIN_HEARTBEATS,
+      observeMs: config.ROLLOUT_OBSERVE_S * 1000,
+      confidenceMargin: config.ROLLOUT_CONFIDENCE_MARGIN,
+    },
   });
-  const rolloutController = new RolloutController({ rollouts, broker, cache, events, log: log.child({ service: 'rollout-controller' }) });
+  const rolloutController = new RolloutController({
+    rollouts,
+    broker,
+    cache,
+    events,
+    log: log.child({ service: 'rollout-controller' }),
+  });
   const feedback = new FeedbackService({
     db,
     storage,
@@ -265,13 +342,17 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
     const projects = await db.kysely.selectFrom('projects').select('id').execute();
     for (const { id } of projects) {
       const ctx = { user: systemPrincipal(), projectId: id, requestId: 'retrain-policies', log };
-      await feedback.evaluatePolicies(ctx).catch((err: Error) => log.warn({ err: err.message, projectId: id }, 'retrain policy check failed'));
+      await feedback
+        .evaluatePolicies(ctx)
+        .catch((err: Error) => log.warn({ err: err.message, projectId: id }, 'retrain policy check failed'));
     }
   }
 
   // Signed checkpoints of the newest audit entries (also copied to DATA_DIR/audit-anchor.json), so a truncated chain is caught.
   async function auditCheckpoint(): Promise<void> {
-    await audit.checkpoint().catch((err: Error) => log.error({ err: err.message }, 'audit checkpoint failed'));
+    await audit
+      .checkpoint()
+      .catch((err: Error) => log.error({ err: err.message }, 'audit checkpoint failed'));
   }
 
   const reconciler = new InFlightReconciler({ db, broker, log: log.child({ component: 'reconcile' }) });
@@ -319,7 +400,12 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
     async health() {
       const checks = await Promise.all(
         Object.values(infra).map((adapter) =>
-          adapter.health().catch((err: Error): Health => ({ port: 'unknown', adapter: 'unknown', ok: false, detail: err.message })),
+          adapter.health().catch((err: Error): Health => ({
+            port: 'unknown',
+            adapter: 'unknown',
+            ok: false,
+            detail: err.message,
+          })),
         ),
       );
       for (const c of checks) metrics.adapterUp.set({ port: c.port, adapter: c.adapter }, c.ok ? 1 : 0);
@@ -346,11 +432,15 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
         }
       }
       if (stopping) return;
-      await publicUrls.publish().catch((err: Error) => log.warn({ err: err.message }, 'could not record the public URL in the database'));
+      await publicUrls
+        .publish()
+        .catch((err: Error) =>
+          log.warn({ err: err.message }, 'could not record the public URL in the database'),
+        );
       await accounts.ensureDefaultProject();
       if (config.DATABASE_URL !== undefined && config.AUDIT_KEY === undefined)
         log.warn(
-          'AUDIT_KEY is not set: the audit key lives in DATA_DIR/audit-key; set AUDIT_KEY (the same on every instance) when instances share DATABASE_URL, or they cannot verify each other\'s audit entries',
+          "AUDIT_KEY is not set: the audit key lives in DATA_DIR/audit-key; set AUDIT_KEY (the same on every instance) when instances share DATABASE_URL, or they cannot verify each other's audit entries",
         );
       // the embedded index lives in memory: rebuild it from the database at every start
       if (config.ELASTICSEARCH_URL === undefined) await platform.reindex();
@@ -399,7 +489,6 @@ function every(ms: number, fn: () => Promise<void>): () => void {
   timer.unref();
   return () => clearInterval(timer);
 }
-
 
 function displayHost(host: string): string {
   return host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;

@@ -45,7 +45,8 @@ async function replicate(dir: string): Promise<string[]> {
 
 /** Imports the hard-hat photos replicated to ≥ 1,000 images and compares with plain read + sha256 of the same files. */
 export async function run(): Promise<BenchReport> {
-  if (!existsSync(path.join(HARDHAT_DIR, 'data.yaml'))) throw new Error(`dataset-import bench needs ${HARDHAT_DIR} (../shared/datasets/hardhat-real)`);
+  if (!existsSync(path.join(HARDHAT_DIR, 'data.yaml')))
+    throw new Error(`dataset-import bench needs ${HARDHAT_DIR} (../shared/datasets/hardhat-real)`);
   const work = await mkdtemp(path.join(tmpdir(), 'via-bench-'));
   try {
     const src = path.join(work, 'src');
@@ -65,9 +66,13 @@ export async function run(): Promise<BenchReport> {
     const env = await makeService(db);
     try {
       t = performance.now();
-      const res = await env.sut.import(testContext(), { name: 'hardhat-bench', source: { kind: 'folder', path: src } });
+      const res = await env.sut.import(testContext(), {
+        name: 'hardhat-bench',
+        source: { kind: 'folder', path: src },
+      });
       const importSec = (performance.now() - t) / 1000;
-      if (res.version.stats.images !== files.length) throw new Error(`imported ${res.version.stats.images} of ${files.length} images`);
+      if (res.version.stats.images !== files.length)
+        throw new Error(`imported ${res.version.stats.images} of ${files.length} images`);
       const importRate = files.length / importSec;
       const baselineRate = files.length / baselineSec;
       return {
@@ -75,13 +80,24 @@ export async function run(): Promise<BenchReport> {
         results: [
           { label: 'images', value: files.length, unit: 'images' },
           { label: 'bytes', value: bytes, unit: 'B' },
-          { label: 'import (decode check, store, labels, thumbnails, one transaction)', value: round(importRate), unit: 'images/s' },
+          {
+            label: 'import (decode check, store, labels, thumbnails, one transaction)',
+            value: round(importRate),
+            unit: 'images/s',
+          },
           { label: 'plain read + sha256', value: round(baselineRate), unit: 'images/s' },
           { label: 'import wall time', value: round(importSec), unit: 's' },
         ],
         ratios: [
-          { label: 'import rate / target 100 images/s', value: round(importRate / TARGET_RATE, 2), target: '>= 1' },
-          { label: 'import rate / plain read+sha256 rate (informational: the floor any import pays)', value: round(importRate / baselineRate, 3) },
+          {
+            label: 'import rate / target 100 images/s',
+            value: round(importRate / TARGET_RATE, 2),
+            target: '>= 1',
+          },
+          {
+            label: 'import rate / plain read+sha256 rate (informational: the floor any import pays)',
+            value: round(importRate / baselineRate, 3),
+          },
         ],
         notes: [
           `${files.length} images: the ${path.basename(HARDHAT_DIR)} photos replicated with a JPEG comment so every copy hashes differently`,
@@ -106,5 +122,6 @@ function round(v: number, digits = 1): number {
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
   const out = await run();
   for (const r of out.results) console.log(`${out.name}: ${r.label}: ${r.value} ${r.unit}`);
-  for (const r of out.ratios) console.log(`${out.name}: ${r.label}: ${r.value}${r.target ? ` (target ${r.target})` : ''}`);
+  for (const r of out.ratios)
+    console.log(`${out.name}: ${r.label}: ${r.value}${r.target ? ` (target ${r.target})` : ''}`);
 }

@@ -73,9 +73,17 @@ export async function run(): Promise<BenchReport> {
       hardware: 'bench',
     });
     await runner.start();
-    const model = await platform.publishModel(built.bytes, { versionId: 'mv-builtin', classNames: ['helmet', 'head', 'vest'], inputSize: SIZE });
+    const model = await platform.publishModel(built.bytes, {
+      versionId: 'mv-builtin',
+      classNames: ['helmet', 'head', 'vest'],
+      inputSize: SIZE,
+    });
     await platform.deploy('bench-edge', 'dep-bench', model);
-    await platform.waitFor('device.health', (p) => p.deviceId === 'bench-edge' && p.state === 'healthy', 60_000);
+    await platform.waitFor(
+      'device.health',
+      (p) => p.deviceId === 'bench-edge' && p.state === 'healthy',
+      60_000,
+    );
     // Skip the first second (warm-up), then read the runner's own rolling figures over the window.
     await new Promise((r) => setTimeout(r, 1000));
     const framesBefore = runner.inference.count;
@@ -94,8 +102,16 @@ export async function run(): Promise<BenchReport> {
     return {
       name: 'edge',
       results: [
-        { label: `edge runner throughput, built-in detector (width 0.5) at ${SIZE}, 1 onnxruntime thread, 640x480 frames`, value: fps, unit: 'frames/s' },
-        { label: 'edge runner latency p50 (letterbox + model + decode + NMS)', value: s.latencyP50Ms, unit: 'ms' },
+        {
+          label: `edge runner throughput, built-in detector (width 0.5) at ${SIZE}, 1 onnxruntime thread, 640x480 frames`,
+          value: fps,
+          unit: 'frames/s',
+        },
+        {
+          label: 'edge runner latency p50 (letterbox + model + decode + NMS)',
+          value: s.latencyP50Ms,
+          unit: 'ms',
+        },
         { label: 'edge runner latency p95', value: s.latencyP95Ms, unit: 'ms' },
         { label: 'bare detector throughput, same model and frames', value: bareFps, unit: 'frames/s' },
         { label: 'bare detector latency p50', value: percentile(bareLat, 0.5), unit: 'ms' },

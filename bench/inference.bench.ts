@@ -80,7 +80,9 @@ interface Figures {
 
 async function measure(size: number, dir: string, iterations: number): Promise<Figures> {
   const modelPath = path.join(dir, `bench-${size}.onnx`);
-  await promisify(execFile)(PYTHON, [path.join(dir, 'export.py'), String(size), modelPath], { timeout: 120_000 });
+  await promisify(execFile)(PYTHON, [path.join(dir, 'export.py'), String(size), modelPath], {
+    timeout: 120_000,
+  });
   const detector = await loadDetector(modelPath);
   const scene = renderScene(12345, { width: 1280, height: 720 });
   const frame = { data: scene.data, width: 1280, height: 720, channels: 3 as const };
@@ -122,7 +124,17 @@ async function measure(size: number, dir: string, iterations: number): Promise<F
     }
   }
   await detector.dispose();
-  return { model: median(model), full: median(full), pre: median(pre), post: median(post), sharpPre: median(sharpPre), modelMin: Math.min(...model), fullMin: Math.min(...full), candidates, detections };
+  return {
+    model: median(model),
+    full: median(full),
+    pre: median(pre),
+    post: median(post),
+    sharpPre: median(sharpPre),
+    modelMin: Math.min(...model),
+    fullMin: Math.min(...full),
+    candidates,
+    detections,
+  };
 }
 
 /** Per-frame latency of the whole detection pipeline on a raw 1280x720 frame versus `session.run` alone, at 640 and 320. */
@@ -143,8 +155,15 @@ export async function run(): Promise<BenchReport> {
         { label: `baseline: sharp letterbox + JS normalise @${size}`, value: m.sharpPre, unit: 'ms' },
       );
       report.ratios.push(
-        { label: `around-model overhead @${size} ((full - model) / model)`, value: around / m.model, target: size === 640 ? '<= 0.20' : '<= 0.25' },
-        { label: `around-model overhead @${size}, best runs ((min full - min model) / min model)`, value: (m.fullMin - m.modelMin) / m.modelMin },
+        {
+          label: `around-model overhead @${size} ((full - model) / model)`,
+          value: around / m.model,
+          target: size === 640 ? '<= 0.20' : '<= 0.25',
+        },
+        {
+          label: `around-model overhead @${size}, best runs ((min full - min model) / min model)`,
+          value: (m.fullMin - m.modelMin) / m.modelMin,
+        },
         { label: `pre+post stages / model @${size}`, value: (m.pre + m.post) / m.model },
         { label: `baseline sharp pre-processing / model @${size}`, value: m.sharpPre / m.model },
       );
@@ -161,6 +180,9 @@ export async function run(): Promise<BenchReport> {
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const report = await run();
   for (const r of report.results) process.stdout.write(`${r.label}: ${r.value.toFixed(2)} ${r.unit}\n`);
-  for (const r of report.ratios) process.stdout.write(`ratio ${r.label}: ${(r.value * 100).toFixed(1)}%${r.target ? ` (target ${r.target})` : ''}\n`);
+  for (const r of report.ratios)
+    process.stdout.write(
+      `ratio ${r.label}: ${(r.value * 100).toFixed(1)}%${r.target ? ` (target ${r.target})` : ''}\n`,
+    );
   for (const n of report.notes ?? []) process.stdout.write(`${n}\n`);
 }

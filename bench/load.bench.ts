@@ -23,7 +23,13 @@ const envSchema = z.object({
   LOAD_THINK_MS: z.coerce.number().int().min(0).max(600_000).default(3000),
 });
 const DEVICES = 50;
-const MESSAGES = ['list datasets', 'show the models', 'list devices on line-3', 'what training jobs are there', 'show pending approvals'];
+const MESSAGES = [
+  'list datasets',
+  'show the models',
+  'list devices on line-3',
+  'what training jobs are there',
+  'show pending approvals',
+];
 
 function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -78,8 +84,10 @@ function problems(name: string, r: PhaseResult): string[] {
   if (r.publishErrors > 0) out.push(`${name}: ${r.publishErrors} publish errors`);
   if (lost !== 0) out.push(`${name}: ${lost} of ${r.sent} telemetry messages lost`);
   if (r.duplicates > 0) out.push(`${name}: ${r.duplicates} telemetry messages delivered twice`);
-  if (r.counted !== r.sent) out.push(`${name}: the platform counted ${r.counted} heartbeats of ${r.sent} sent`);
-  if (r.applied !== r.devices) out.push(`${name}: ${r.applied} of ${r.devices} devices show their last heartbeat`);
+  if (r.counted !== r.sent)
+    out.push(`${name}: the platform counted ${r.counted} heartbeats of ${r.sent} sent`);
+  if (r.applied !== r.devices)
+    out.push(`${name}: ${r.applied} of ${r.devices} devices show their last heartbeat`);
   if (r.conversations === 0) out.push(`${name}: no chat conversation completed`);
   return out;
 }
@@ -100,7 +108,16 @@ export async function run(): Promise<BenchReport> {
   const dir = mkdtempSync(path.join(tmpdir(), 'vbench-load-'));
   const log = silentLogger();
   const platform = await createPlatform(
-    loadConfig({ DATA_DIR: path.join(dir, 'platform'), LOG_LEVEL: 'silent', EMBEDDED_GPU_RUNNER: 'false', SIMULATED_DEVICES: '0', DEMO_DATASET: 'false' }, dir),
+    loadConfig(
+      {
+        DATA_DIR: path.join(dir, 'platform'),
+        LOG_LEVEL: 'silent',
+        EMBEDDED_GPU_RUNNER: 'false',
+        SIMULATED_DEVICES: '0',
+        DEMO_DATASET: 'false',
+      },
+      dir,
+    ),
     log,
   );
   await platform.start();
@@ -108,7 +125,13 @@ export async function run(): Promise<BenchReport> {
   const broker = platform.infra.broker;
   const ctx = { user: systemPrincipal(), projectId: 'default', requestId: 'load', log };
 
-  async function phase(tag: string, seconds: number, sessionCount: number, rate: number, thinkMs: number): Promise<PhaseResult> {
+  async function phase(
+    tag: string,
+    seconds: number,
+    sessionCount: number,
+    rate: number,
+    thinkMs: number,
+  ): Promise<PhaseResult> {
     const sentAt = new Map<string, number>();
     const telemetryLatency: number[] = [];
     let received = 0;
@@ -138,7 +161,14 @@ export async function run(): Promise<BenchReport> {
           lastSeq.set(device, seq);
           const id = `${tag}-${seq}`;
           sentAt.set(id, performance.now());
-          batch.push(broker.publish(STREAMS.telemetry, makeEnvelope('device.heartbeat', heartbeat(tag, device, seq), { source: 'load-bench', id })).catch(() => void publishErrors++));
+          batch.push(
+            broker
+              .publish(
+                STREAMS.telemetry,
+                makeEnvelope('device.heartbeat', heartbeat(tag, device, seq), { source: 'load-bench', id }),
+              )
+              .catch(() => void publishErrors++),
+          );
         }
         await Promise.all(batch);
         await new Promise((r) => setTimeout(r, 10));
@@ -157,7 +187,9 @@ export async function run(): Promise<BenchReport> {
         const t0 = performance.now();
         await new Promise((r) => setImmediate(r));
         try {
-          const view = await harness.runtime.startConversation(userCtx, { message: MESSAGES[(i + turn) % MESSAGES.length]! });
+          const view = await harness.runtime.startConversation(userCtx, {
+            message: MESSAGES[(i + turn) % MESSAGES.length]!,
+          });
           if (view.status === 'failed') chatErrors++;
           conversations++;
         } catch {
@@ -165,7 +197,10 @@ export async function run(): Promise<BenchReport> {
         }
         chatLatency.push(performance.now() - t0);
         // a person reads the answer before typing the next message; sessions start staggered over one pause
-        if (thinkMs > 0) await new Promise((r) => setTimeout(r, Math.min(thinkMs, Math.max(0, deadline - performance.now()))));
+        if (thinkMs > 0)
+          await new Promise((r) =>
+            setTimeout(r, Math.min(thinkMs, Math.max(0, deadline - performance.now()))),
+          );
       }
     });
 
@@ -198,7 +233,21 @@ export async function run(): Promise<BenchReport> {
     await new Promise((r) => setTimeout(r, 500));
     counted = await countOf();
     await probe.close();
-    return { seconds: elapsed, sessions: sessionCount, sent, publishErrors, received, duplicates, telemetryLatency, chatLatency, chatErrors, conversations, counted, applied, devices: lastSeq.size };
+    return {
+      seconds: elapsed,
+      sessions: sessionCount,
+      sent,
+      publishErrors,
+      received,
+      duplicates,
+      telemetryLatency,
+      chatLatency,
+      chatErrors,
+      conversations,
+      counted,
+      applied,
+      devices: lastSeq.size,
+    };
   }
 
   const baselineSeconds = Math.min(10, Math.max(2, SECONDS / 6));
@@ -245,17 +294,38 @@ export async function run(): Promise<BenchReport> {
     { label: 'telemetry lost', value: lost, unit: 'messages' },
     { label: 'telemetry duplicated', value: load.duplicates, unit: 'messages' },
     { label: 'heartbeats the platform counted', value: load.counted, unit: `of ${load.sent}` },
-    { label: 'devices whose last heartbeat the platform applied', value: load.applied, unit: `of ${load.devices}` },
+    {
+      label: 'devices whose last heartbeat the platform applied',
+      value: load.applied,
+      unit: `of ${load.devices}`,
+    },
     { label: 'baseline chat p50 (1 session)', value: percentile(base.chatLatency, 50), unit: 'ms' },
-    { label: `baseline telemetry publish→consume p50 (${baseRate} msgs/s)`, value: percentile(base.telemetryLatency, 50), unit: 'ms' },
-    { label: 'resident memory of this process (platform + load generator) started, before load', value: rssIdle, unit: 'MB RSS' },
+    {
+      label: `baseline telemetry publish→consume p50 (${baseRate} msgs/s)`,
+      value: percentile(base.telemetryLatency, 50),
+      unit: 'ms',
+    },
+    {
+      label: 'resident memory of this process (platform + load generator) started, before load',
+      value: rssIdle,
+      unit: 'MB RSS',
+    },
     { label: 'resident memory of this process, peak under the load', value: rssPeak, unit: 'MB RSS' },
   ];
   const ratio = (a: number, b: number) => (b === 0 ? 0 : a / b);
   const ratios: BenchReport['ratios'] = [
-    { label: 'chat p50 under load / chat p50 alone (baseline)', value: ratio(percentile(load.chatLatency, 50), percentile(base.chatLatency, 50)) },
-    { label: 'chat p99 under load / chat p99 alone (baseline)', value: ratio(percentile(load.chatLatency, 99), percentile(base.chatLatency, 99)) },
-    { label: 'telemetry p50 under load / at a twentieth of the rate (baseline)', value: ratio(percentile(load.telemetryLatency, 50), percentile(base.telemetryLatency, 50)) },
+    {
+      label: 'chat p50 under load / chat p50 alone (baseline)',
+      value: ratio(percentile(load.chatLatency, 50), percentile(base.chatLatency, 50)),
+    },
+    {
+      label: 'chat p99 under load / chat p99 alone (baseline)',
+      value: ratio(percentile(load.chatLatency, 99), percentile(base.chatLatency, 99)),
+    },
+    {
+      label: 'telemetry p50 under load / at a twentieth of the rate (baseline)',
+      value: ratio(percentile(load.telemetryLatency, 50), percentile(base.telemetryLatency, 50)),
+    },
     { label: 'telemetry achieved / target rate', value: load.sent / load.seconds / RATE, target: '≥ 0.95' },
     { label: 'lost + duplicated telemetry messages', value: lost + load.duplicates, target: '= 0' },
     { label: 'chat errors + publish errors', value: load.chatErrors + load.publishErrors, target: '= 0' },
@@ -271,7 +341,13 @@ export async function run(): Promise<BenchReport> {
 
 if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const report = await run();
-  for (const r of report.results) process.stdout.write(`${r.label}: ${Number.isInteger(r.value) ? r.value : r.value.toFixed(2)} ${r.unit}\n`);
-  for (const r of report.ratios) process.stdout.write(`ratio ${r.label}: ${r.value.toFixed(3)}${r.target ? ` (target ${r.target})` : ''}\n`);
+  for (const r of report.results)
+    process.stdout.write(
+      `${r.label}: ${Number.isInteger(r.value) ? r.value : r.value.toFixed(2)} ${r.unit}\n`,
+    );
+  for (const r of report.ratios)
+    process.stdout.write(
+      `ratio ${r.label}: ${r.value.toFixed(3)}${r.target ? ` (target ${r.target})` : ''}\n`,
+    );
   for (const n of report.notes ?? []) process.stdout.write(`note: ${n}\n`);
 }

@@ -38,14 +38,19 @@ export async function run(): Promise<BenchReport> {
   await platform.start();
   const runners: EdgeRunner[] = [];
   try {
-    const built = await buildTestDetector({ detections: [{ cx: 32, cy: 32, w: 20, h: 20, cls: 0, score: 0.9 }], padFloats: 1_000_000 }, root);
+    const built = await buildTestDetector(
+      { detections: [{ cx: 32, cy: 32, w: 20, h: 20, cls: 0, score: 0.9 }], padFloats: 1_000_000 },
+      root,
+    );
     const model = await platform.publishModel(built.bytes, { versionId: 'mv-bench' });
 
     const plainDir = path.join(root, 'plain');
     await mkdir(plainDir);
     const plainRound = async (): Promise<number> => {
       const p0 = performance.now();
-      const hashes = await Promise.all(Array.from({ length: DEVICES }, (_, i) => plainDownload(model.url, path.join(plainDir, `${i}.onnx`))));
+      const hashes = await Promise.all(
+        Array.from({ length: DEVICES }, (_, i) => plainDownload(model.url, path.join(plainDir, `${i}.onnx`))),
+      );
       if (hashes.some((h) => h !== model.sha256)) throw new Error('plain download hash mismatch');
       return performance.now() - p0;
     };
@@ -78,7 +83,10 @@ export async function run(): Promise<BenchReport> {
     await platform.waitFor(
       'device.health',
       () => {
-        for (const h of platform.messages('device.health', (p) => p.state === 'healthy' || p.state === 'failed')) {
+        for (const h of platform.messages(
+          'device.health',
+          (p) => p.state === 'healthy' || p.state === 'failed',
+        )) {
           if (h.state === 'failed') throw new Error(`device ${h.deviceId} failed: ${h.message}`);
           if (!healthy.has(h.deviceId)) healthy.set(h.deviceId, performance.now());
         }
@@ -94,13 +102,27 @@ export async function run(): Promise<BenchReport> {
     return {
       name: 'rollout',
       results: [
-        { label: `rollout of a ${(built.bytes.length / 1e6).toFixed(1)} MB model to ${DEVICES} edge runners until all healthy`, value: rolloutMs, unit: 'ms' },
-        { label: `plain download + sha256 of the same bytes ${DEVICES} times (concurrent, faster of two rounds)`, value: plainMs, unit: 'ms' },
-        { label: 'per-device time to healthy, median', value: perDevice[Math.floor(perDevice.length / 2)]!, unit: 'ms' },
+        {
+          label: `rollout of a ${(built.bytes.length / 1e6).toFixed(1)} MB model to ${DEVICES} edge runners until all healthy`,
+          value: rolloutMs,
+          unit: 'ms',
+        },
+        {
+          label: `plain download + sha256 of the same bytes ${DEVICES} times (concurrent, faster of two rounds)`,
+          value: plainMs,
+          unit: 'ms',
+        },
+        {
+          label: 'per-device time to healthy, median',
+          value: perDevice[Math.floor(perDevice.length / 2)]!,
+          unit: 'ms',
+        },
         { label: 'per-device time to healthy, max', value: perDevice[perDevice.length - 1]!, unit: 'ms' },
       ],
       ratios: [{ label: 'rollout / plain download + sha256', value: ratio, target: '<= 3' }],
-      notes: ['one process: MemoryBroker, LocalStorage behind express on 127.0.0.1, onnxruntime CPU with 1 intra-op thread per device; includes download, verify, session load, warm-up and self-test, switch and the healthy report'],
+      notes: [
+        'one process: MemoryBroker, LocalStorage behind express on 127.0.0.1, onnxruntime CPU with 1 intra-op thread per device; includes download, verify, session load, warm-up and self-test, switch and the healthy report',
+      ],
     };
   } finally {
     await Promise.all(runners.map((r) => r.stop()));

@@ -128,10 +128,25 @@ export async function run(): Promise<BenchReport> {
     if (existsSync(path.join(HARDHAT, 'data.yaml'))) {
       // the helmets-demo model above is the synthetic starter (classes helmet, head, vest): helmet carries over
       const starter = path.join(dir, 'out-demo', 'best.pt');
-      const runs: Array<{ key: string; label: string; extra: Record<string, number | string>; budget: number }> = [
-        { key: 'starter', label: 'fine-tuned from the starter, mosaic', extra: { from: starter }, budget: CPU_BUDGET },
+      const runs: Array<{
+        key: string;
+        label: string;
+        extra: Record<string, number | string>;
+        budget: number;
+      }> = [
+        {
+          key: 'starter',
+          label: 'fine-tuned from the starter, mosaic',
+          extra: { from: starter },
+          budget: CPU_BUDGET,
+        },
         { key: 'scratch', label: 'from scratch, mosaic', extra: {}, budget: CPU_BUDGET },
-        { key: 'starter-nomosaic', label: 'fine-tuned from the starter, no mosaic', extra: { from: starter, mosaic: 0 }, budget: CPU_BUDGET },
+        {
+          key: 'starter-nomosaic',
+          label: 'fine-tuned from the starter, no mosaic',
+          extra: { from: starter, mosaic: 0 },
+          budget: CPU_BUDGET,
+        },
       ];
       const outs: Record<string, string> = {};
       bestHardhat = 0;
@@ -173,7 +188,13 @@ export async function run(): Promise<BenchReport> {
         },
         ...(bestHardhat === undefined
           ? []
-          : [{ label: 'best hardhat-real hold-out mAP50 / 0.30 target', value: bestHardhat / 0.3, target: '≥ 1' }]),
+          : [
+              {
+                label: 'best hardhat-real hold-out mAP50 / 0.30 target',
+                value: bestHardhat / 0.3,
+                target: '≥ 1',
+              },
+            ]),
       ],
       notes,
     };

@@ -6,14 +6,25 @@ import type { Logger } from '../core/log.js';
 import { createPlatform, type Platform } from '../app/platform.js';
 import { progressLine } from './progress.js';
 
-type Runner = <A extends unknown[]>(body: (cfg: Config, log: Logger, ...args: A) => Promise<void>) => (...args: A) => Promise<void>;
+type Runner = <A extends unknown[]>(
+  body: (cfg: Config, log: Logger, ...args: A) => Promise<void>,
+) => (...args: A) => Promise<void>;
 
 /** Opens the configured platform (migrated, no loops) for one command, then closes it. */
-async function withPlatform<T>(cfg: Config, log: Logger, fn: (p: Platform, ctx: CallContext) => Promise<T>): Promise<T> {
+async function withPlatform<T>(
+  cfg: Config,
+  log: Logger,
+  fn: (p: Platform, ctx: CallContext) => Promise<T>,
+): Promise<T> {
   const platform = await createPlatform(cfg, log);
   try {
     await platform.prepare();
-    const ctx: CallContext = { user: systemPrincipal(), projectId: 'default', requestId: `cli-${process.pid}`, log };
+    const ctx: CallContext = {
+      user: systemPrincipal(),
+      projectId: 'default',
+      requestId: `cli-${process.pid}`,
+      log,
+    };
     return await fn(platform, ctx);
   } finally {
     await platform.close();
@@ -32,29 +43,48 @@ export function registerAdminCommands(program: Command, action: Runner): void {
     .description('import a dataset folder or zip (YOLO, COCO or Pascal VOC) as a new version')
     .argument('<path>', 'folder or .zip file')
     .requiredOption('--name <name>', 'dataset name, e.g. helmets-v2')
-    .addOption(new Option('--format <format>', 'source format (detected when omitted)').choices(['yolo', 'coco', 'voc']))
+    .addOption(
+      new Option('--format <format>', 'source format (detected when omitted)').choices([
+        'yolo',
+        'coco',
+        'voc',
+      ]),
+    )
     .option('--description <text>', 'what the dataset contains')
     .option('--json', 'print JSON')
     .action(
-      action(async (cfg, log, source: string, opts: { name: string; format?: 'yolo' | 'coco' | 'voc'; description?: string; json?: boolean }) => {
-        await withPlatform(cfg, log.child({ level: 'warn' }), async (p, ctx) => {
-          const bar = progressLine(`importing ${opts.name}`);
-          const abs = path.resolve(source);
-          const result = await p.datasets.import(
-            ctx,
-            {
-              name: opts.name,
-              source: abs.toLowerCase().endsWith('.zip') ? { kind: 'zip', path: abs } : { kind: 'folder', path: abs },
-              ...(opts.format === undefined ? {} : { format: opts.format }),
-              ...(opts.description === undefined ? {} : { description: opts.description }),
-            },
-            (prog) => bar.update(prog.done, prog.total, prog.phase),
-          );
-          bar.done();
-          const { formatReport } = await import('../services/datasets/index.js');
-          print(opts.json === true, result, () => `${result.version.ref} created\n${formatReport(result.report)}`);
-        });
-      }),
+      action(
+        async (
+          cfg,
+          log,
+          source: string,
+          opts: { name: string; format?: 'yolo' | 'coco' | 'voc'; description?: string; json?: boolean },
+        ) => {
+          await withPlatform(cfg, log.child({ level: 'warn' }), async (p, ctx) => {
+            const bar = progressLine(`importing ${opts.name}`);
+            const abs = path.resolve(source);
+            const result = await p.datasets.import(
+              ctx,
+              {
+                name: opts.name,
+                source: abs.toLowerCase().endsWith('.zip')
+                  ? { kind: 'zip', path: abs }
+                  : { kind: 'folder', path: abs },
+                ...(opts.format === undefined ? {} : { format: opts.format }),
+                ...(opts.description === undefined ? {} : { description: opts.description }),
+              },
+              (prog) => bar.update(prog.done, prog.total, prog.phase),
+            );
+            bar.done();
+            const { formatReport } = await import('../services/datasets/index.js');
+            print(
+              opts.json === true,
+              result,
+              () => `${result.version.ref} created\n${formatReport(result.report)}`,
+            );
+          });
+        },
+      ),
     );
   datasets
     .command('list')
@@ -67,7 +97,12 @@ export function registerAdminCommands(program: Command, action: Runner): void {
           print(opts.json === true, rows, () =>
             rows.length === 0
               ? 'no datasets yet; import one with: visioninapp datasets import PATH --name NAME'
-              : rows.map((d) => `${d.name}@${d.latestVersion}\t${d.images} images\t${d.boxes} boxes\t${d.classNames.join(', ')}`).join('\n'),
+              : rows
+                  .map(
+                    (d) =>
+                      `${d.name}@${d.latestVersion}\t${d.images} images\t${d.boxes} boxes\t${d.classNames.join(', ')}`,
+                  )
+                  .join('\n'),
           );
         });
       }),
@@ -85,7 +120,9 @@ export function registerAdminCommands(program: Command, action: Runner): void {
             [
               `${v.ref} (latest ${v.latestVersion})${v.description ? ` — ${v.description}` : ''}`,
               `classes: ${v.classNames.join(', ')}`,
-              `images: ${v.stats.images} (${Object.entries(v.stats.splits).map(([k, x]) => `${k} ${x.images}`).join(', ')}; split by ${v.stats.splitMode}), ${v.stats.backgroundImages} without boxes`,
+              `images: ${v.stats.images} (${Object.entries(v.stats.splits)
+                .map(([k, x]) => `${k} ${x.images}`)
+                .join(', ')}; split by ${v.stats.splitMode}), ${v.stats.backgroundImages} without boxes`,
               `boxes per class: ${v.stats.classes.map((c) => `${c.name} ${c.boxes}`).join(', ')}`,
             ].join('\n'),
           );
@@ -108,7 +145,10 @@ export function registerAdminCommands(program: Command, action: Runner): void {
             rows.length === 0
               ? 'no model versions yet; train one from the chat ("train a helmet detector on dataset helmets-demo")'
               : rows
-                  .map((m) => `${m.ref}\t${m.stages.join(',') || '-'}\tmAP50 ${m.metrics.mAP50?.toFixed(3) ?? '?'}\t${m.lineage.dataset ?? ''}`)
+                  .map(
+                    (m) =>
+                      `${m.ref}\t${m.stages.join(',') || '-'}\tmAP50 ${m.metrics.mAP50?.toFixed(3) ?? '?'}\t${m.lineage.dataset ?? ''}`,
+                  )
                   .join('\n'),
           );
         });
@@ -131,7 +171,10 @@ export function registerAdminCommands(program: Command, action: Runner): void {
             rows.length === 0
               ? `no devices${opts.tag ? ` tagged ${opts.tag}` : ''}; start one with: visioninapp edge-runner --help`
               : rows
-                  .map((d) => `${d.id}\t${d.tags.join(',')}\t${d.state}\t${d.modelVersionId ?? 'no model'}\t${d.health.status}\t${ago(d.lastHeartbeatAt)}`)
+                  .map(
+                    (d) =>
+                      `${d.id}\t${d.tags.join(',')}\t${d.state}\t${d.modelVersionId ?? 'no model'}\t${d.health.status}\t${ago(d.lastHeartbeatAt)}`,
+                  )
                   .join('\n'),
           );
         });
@@ -141,7 +184,9 @@ export function registerAdminCommands(program: Command, action: Runner): void {
   const audit = program.command('audit').description('the hash-chained audit log');
   audit
     .command('verify')
-    .description('check that no audit entry was edited, removed, reordered or truncated (signed head, checkpoints, anchor file)')
+    .description(
+      'check that no audit entry was edited, removed, reordered or truncated (signed head, checkpoints, anchor file)',
+    )
     .option('--json', 'print JSON')
     .option('--since-checkpoint', 'recompute only the entries after the latest signed checkpoint (fast)')
     .action(

@@ -13,7 +13,11 @@ function systemContext(platform: Platform, requestId: string): CallContext {
 
 /** Demo sizes by DEMO_PROFILE: the generated dataset and the starter model's training. */
 const DEMO_PROFILES = {
-  full: { counts: { train: 1000, val: 200, test: 200 }, size: 320, starter: { epochs: 3, imgsz: 256, batch: 16 } },
+  full: {
+    counts: { train: 1000, val: 200, test: 200 },
+    size: 320,
+    starter: { epochs: 3, imgsz: 256, batch: 16 },
+  },
   tiny: { counts: { train: 24, val: 8, test: 8 }, size: 96, starter: { epochs: 1, imgsz: 64, batch: 8 } },
 } as const;
 
@@ -33,7 +37,9 @@ export async function ensureDemoDataset(platform: Platform): Promise<void> {
   const outDir = path.join(path.resolve(platform.config.DATA_DIR), 'demo', DEMO_DATASET);
   const profile = DEMO_PROFILES[platform.config.DEMO_PROFILE];
   const images = profile.counts.train + profile.counts.val + profile.counts.test;
-  platform.log.info(`generating the demo dataset ${DEMO_DATASET} (${images.toLocaleString('en')} synthetic images)…`);
+  platform.log.info(
+    `generating the demo dataset ${DEMO_DATASET} (${images.toLocaleString('en')} synthetic images)…`,
+  );
   let lastLogged = 0;
   await generateYoloDataset({
     outDir,
@@ -54,7 +60,9 @@ export async function ensureDemoDataset(platform: Platform): Promise<void> {
     source: { kind: 'folder', path: outDir },
     format: 'yolo',
   });
-  platform.log.info(`demo dataset ${result.version.ref} imported: ${result.report.counts.imagesImported} images`);
+  platform.log.info(
+    `demo dataset ${result.version.ref} imported: ${result.report.counts.imagesImported} images`,
+  );
 }
 
 /** The in-process GPU runner of the embedded default; training runs in a child process, so the server never blocks. */
@@ -71,7 +79,9 @@ export async function startEmbeddedGpuRunner(platform: Platform): Promise<{ stop
   });
   await runner.start();
   if (runner.backends.length === 0)
-    platform.log.warn(`embedded GPU runner cannot train: ${Object.values(runner.unavailableReasons).join('; ')}`);
+    platform.log.warn(
+      `embedded GPU runner cannot train: ${Object.values(runner.unavailableReasons).join('; ')}`,
+    );
   return { stop: () => runner.stop() };
 }
 
@@ -85,7 +95,9 @@ export async function startSimulatedDevices(platform: Platform): Promise<{ stop(
   const frames = path.join(root, 'demo', DEMO_DATASET, 'images', 'test');
   const runners: Array<{ stop(): Promise<void> }> = [];
   if (!existsSync(frames)) {
-    platform.log.warn(`no simulated devices: their frames come from the demo dataset (${frames}); set DEMO_DATASET=true`);
+    platform.log.warn(
+      `no simulated devices: their frames come from the demo dataset (${frames}); set DEMO_DATASET=true`,
+    );
     return { stop: async () => undefined };
   }
   for (let i = 1; i <= platform.config.SIMULATED_DEVICES; i++) {
@@ -133,13 +145,20 @@ export async function bootstrapDemoModel(platform: Platform): Promise<void> {
     if (!canTrain) await new Promise((r) => setTimeout(r, 500));
   }
   if (!canTrain) {
-    platform.log.warn('no runner can train the built-in detector (PyTorch missing?): the simulated devices stay idle until a model is deployed');
+    platform.log.warn(
+      'no runner can train the built-in detector (PyTorch missing?): the simulated devices stay idle until a model is deployed',
+    );
     return;
   }
   const job = await platform.training.start(ctx, {
     dataset: DEMO_DATASET,
     name: DEMO_MODEL,
-    config: { backend: 'builtin', model: 'builtin-n', ...DEMO_PROFILES[platform.config.DEMO_PROFILE].starter, seed: 1 },
+    config: {
+      backend: 'builtin',
+      model: 'builtin-n',
+      ...DEMO_PROFILES[platform.config.DEMO_PROFILE].starter,
+      seed: 1,
+    },
   });
   await platform.audit.append({
     projectId: ctx.projectId,
@@ -147,13 +166,18 @@ export async function bootstrapDemoModel(platform: Platform): Promise<void> {
     action: 'bootstrap.demo_model',
     data: { jobId: job.id, dataset: DEMO_DATASET, model: DEMO_MODEL },
   });
-  platform.log.info(`training the starter model ${DEMO_MODEL} (job ${job.id}); the simulated devices get it when it is ready`);
+  platform.log.info(
+    `training the starter model ${DEMO_MODEL} (job ${job.id}); the simulated devices get it when it is ready`,
+  );
   const finished = await new Promise<{ status: string; modelRef?: string }>((resolve) => {
     const off = platform.events.on((e) => {
       const event = e as { type: string; job?: { id: string }; status?: string; modelRef?: string };
       if (event.type === 'training.finished' && event.job?.id === job.id) {
         off();
-        resolve({ status: event.status ?? 'failed', ...(event.modelRef === undefined ? {} : { modelRef: event.modelRef }) });
+        resolve({
+          status: event.status ?? 'failed',
+          ...(event.modelRef === undefined ? {} : { modelRef: event.modelRef }),
+        });
       }
     });
   });
@@ -161,6 +185,10 @@ export async function bootstrapDemoModel(platform: Platform): Promise<void> {
     platform.log.warn(`starter model training ${finished.status}; see job ${job.id}`);
     return;
   }
-  await platform.rollouts.start(ctx, { model: finished.modelRef, target: { tag: 'line-3' }, strategy: { canary: 1, waves: [100] } });
+  await platform.rollouts.start(ctx, {
+    model: finished.modelRef,
+    target: { tag: 'line-3' },
+    strategy: { canary: 1, waves: [100] },
+  });
   platform.log.info(`starter model ${finished.modelRef} rolling out to line-3`);
 }

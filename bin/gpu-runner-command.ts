@@ -18,16 +18,26 @@ export interface GpuRunnerCommandOptions {
 const heartbeatSchema = z.coerce.number().min(0.2, 'at least 0.2').max(3600, 'at most 3600');
 
 /** `visioninapp gpu-runner`: a training worker on its own machine, connected to the broker only. */
-export async function runGpuRunnerCommand(config: Config, log: Logger, opts: GpuRunnerCommandOptions): Promise<void> {
+export async function runGpuRunnerCommand(
+  config: Config,
+  log: Logger,
+  opts: GpuRunnerCommandOptions,
+): Promise<void> {
   const { GpuRunner } = await import('../gpu-runner/index.js');
   const { TRAIN_BACKENDS } = await import('../services/infra/broker/index.js');
   const backends = opts.backends.split(',').map((b) => b.trim());
   const unknown = backends.filter((b) => !(TRAIN_BACKENDS as readonly string[]).includes(b));
-  if (unknown.length > 0) throw new Error(`unknown backend ${unknown.join(', ')}; choose from ${TRAIN_BACKENDS.join(', ')}`);
+  if (unknown.length > 0)
+    throw new Error(`unknown backend ${unknown.join(', ')}; choose from ${TRAIN_BACKENDS.join(', ')}`);
   if (config.RABBITMQ_STREAM_URL === undefined)
-    log.warn('RABBITMQ_STREAM_URL is not set: this runner uses an in-process broker and can only serve a platform in this same process');
+    log.warn(
+      'RABBITMQ_STREAM_URL is not set: this runner uses an in-process broker and can only serve a platform in this same process',
+    );
   const heartbeat = heartbeatSchema.safeParse(opts.heartbeatSeconds ?? '5');
-  if (!heartbeat.success) throw new Error(`invalid --heartbeat-seconds "${opts.heartbeatSeconds}": expected a number of seconds, ${heartbeat.error.issues[0]!.message}`);
+  if (!heartbeat.success)
+    throw new Error(
+      `invalid --heartbeat-seconds "${opts.heartbeatSeconds}": expected a number of seconds, ${heartbeat.error.issues[0]!.message}`,
+    );
   const broker = await createBroker({
     rabbitmqUrl: config.RABBITMQ_STREAM_URL,
     log,

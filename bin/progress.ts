@@ -1,5 +1,8 @@
 /** A one-line live progress bar on stderr (a TTY), or a line every 10 % otherwise. */
-export function progressLine(label: string): { update(done: number, total: number, phase?: string): void; done(): void } {
+export function progressLine(label: string): {
+  update(done: number, total: number, phase?: string): void;
+  done(): void;
+} {
   const tty = process.stderr.isTTY === true;
   let lastDecile = -1;
   return {
@@ -9,7 +12,9 @@ export function progressLine(label: string): { update(done: number, total: numbe
       if (tty) {
         const width = 30;
         const filled = Math.round(ratio * width);
-        process.stderr.write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${Math.round(ratio * 100)}% ${text}\x1b[K`);
+        process.stderr.write(
+          `\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${Math.round(ratio * 100)}% ${text}\x1b[K`,
+        );
       } else {
         const decile = Math.floor(ratio * 10);
         if (decile !== lastDecile) {

@@ -2,7 +2,13 @@ import type { Config } from '../app/config.js';
 import type { Logger } from '../core/log.js';
 import { createPlatform } from '../app/platform.js';
 import { startHttpServer } from '../app/http.js';
-import { bootstrapDemoModel, DEMO_DATASET, ensureDemoDataset, startEmbeddedGpuRunner, startSimulatedDevices } from './embedded.js';
+import {
+  bootstrapDemoModel,
+  DEMO_DATASET,
+  ensureDemoDataset,
+  startEmbeddedGpuRunner,
+  startSimulatedDevices,
+} from './embedded.js';
 
 /** `visioninapp serve`: builds the platform, serves HTTP, and shuts down gracefully on SIGTERM/SIGINT. */
 export async function serve(config: Config, log: Logger): Promise<void> {
@@ -27,11 +33,16 @@ export async function serve(config: Config, log: Logger): Promise<void> {
       if (config.SIMULATED_DEVICES > 0) workers.push(await startSimulatedDevices(platform));
       if (config.DEMO_DATASET) {
         // the request below names the demo dataset, which is generated in the background on first start: say when it is there
-        const devices = config.SIMULATED_DEVICES > 0 ? `, ${config.SIMULATED_DEVICES} simulated Jetson(s) on line-3` : '';
-        process.stdout.write(`Demo ready: dataset ${DEMO_DATASET}${devices}. Try in the chat at ${http.url}:\n  "train a helmet detector on dataset ${DEMO_DATASET} and deploy it to line 3 Jetsons"\n\n`);
+        const devices =
+          config.SIMULATED_DEVICES > 0 ? `, ${config.SIMULATED_DEVICES} simulated Jetson(s) on line-3` : '';
+        process.stdout.write(
+          `Demo ready: dataset ${DEMO_DATASET}${devices}. Try in the chat at ${http.url}:\n  "train a helmet detector on dataset ${DEMO_DATASET} and deploy it to line 3 Jetsons"\n\n`,
+        );
       }
       if (config.DEMO_DATASET && config.EMBEDDED_GPU_RUNNER)
-        void bootstrapDemoModel(platform).catch((err: Error) => log.warn({ err: err.message }, 'starter model not trained'));
+        void bootstrapDemoModel(platform).catch((err: Error) =>
+          log.warn({ err: err.message }, 'starter model not trained'),
+        );
     })
     .catch((err: Error) => log.error({ err: err.message }, 'platform start failed'));
 
@@ -43,7 +54,8 @@ export async function serve(config: Config, log: Logger): Promise<void> {
     const force = setTimeout(() => process.exit(1), 15_000);
     force.unref();
     await http.close();
-    for (const worker of workers) await worker.stop().catch((err: Error) => log.warn({ err: err.message }, 'worker stop failed'));
+    for (const worker of workers)
+      await worker.stop().catch((err: Error) => log.warn({ err: err.message }, 'worker stop failed'));
     await platform.close();
     await started;
     clearTimeout(force);

@@ -35,5 +35,11 @@ export interface CallContext {
 
 /** The platform itself acting (migrations, controllers, demo set-up). */
 export function systemPrincipal(): Principal {
-  return { userId: 'system', email: 'system@visioninapp.local', name: 'VisionInApp', role: 'admin', kind: 'system' };
+  return {
+    userId: 'system',
+    email: 'system@visioninapp.local',
+    name: 'VisionInApp',
+    role: 'admin',
+    kind: 'system',
+  };
 }

@@ -5,7 +5,10 @@ describe('connectionFailure', () => {
   it('turns driver connection errors into unavailable, with no driver detail', () => {
     for (const err of [
       Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:3306'), { code: 'ECONNREFUSED' }),
-      Object.assign(new Error('Connection lost: The server closed the connection.'), { code: 'PROTOCOL_CONNECTION_LOST', fatal: true }),
+      Object.assign(new Error('Connection lost: The server closed the connection.'), {
+        code: 'PROTOCOL_CONNECTION_LOST',
+        fatal: true,
+      }),
       new Error('Connection is closed.'),
     ]) {
       const pe = connectionFailure(err);

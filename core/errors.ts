@@ -34,9 +34,13 @@ export function isPlatformError(err: unknown, code?: ErrorCode): err is Platform
 }
 
 /** Turns a zod error into one readable line: `field: problem; field: problem`. */
-export function describeZodError(error: { issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; message: string }> }): string {
+export function describeZodError(error: {
+  issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; message: string }>;
+}): string {
   return error.issues
-    .map((issue) => `${issue.path.length > 0 ? issue.path.map(String).join('.') : '(root)'}: ${issue.message}`)
+    .map(
+      (issue) => `${issue.path.length > 0 ? issue.path.map(String).join('.') : '(root)'}: ${issue.message}`,
+    )
     .join('; ');
 }
 
@@ -61,8 +65,15 @@ export function connectionFailure(err: unknown): PlatformError | undefined {
   if (e === null || typeof e !== 'object') return undefined;
   const code = typeof e.code === 'string' ? e.code : '';
   const message = typeof e.message === 'string' ? e.message : '';
-  if (CONNECTION_CODES.has(code) || e.fatal === true || /Connection is closed|Stream isn't writeable|connect ECONNREFUSED/.test(message)) {
-    return new PlatformError('unavailable', 'a backing service (database or cache) is not reachable right now; try again shortly, /readyz shows which one');
+  if (
+    CONNECTION_CODES.has(code) ||
+    e.fatal === true ||
+    /Connection is closed|Stream isn't writeable|connect ECONNREFUSED/.test(message)
+  ) {
+    return new PlatformError(
+      'unavailable',
+      'a backing service (database or cache) is not reachable right now; try again shortly, /readyz shows which one',
+    );
   }
   return undefined;
 }

@@ -23,7 +23,10 @@ const REDACT = [
 
 /** Creates the structured logger; secrets never reach the output. */
 export function createLogger(level: string = 'info', destination?: pino.DestinationStream): Logger {
-  return pino({ level, redact: { paths: REDACT, censor: '[redacted]' }, base: { app: 'visioninapp' } }, destination);
+  return pino(
+    { level, redact: { paths: REDACT, censor: '[redacted]' }, base: { app: 'visioninapp' } },
+    destination,
+  );
 }
 
 /** A logger that drops everything, for tests and tools that run quietly. */

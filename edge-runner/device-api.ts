@@ -9,7 +9,17 @@ import type { Detection } from '../vision/index.js';
 
 /** What the device API needs from the runner. */
 export interface DeviceApiHandlers {
-  infer(image: Buffer, conf: number | undefined): Promise<{ modelVersionId: string; provider: string; latencyMs: number; width: number; height: number; detections: Detection[] }>;
+  infer(
+    image: Buffer,
+    conf: number | undefined,
+  ): Promise<{
+    modelVersionId: string;
+    provider: string;
+    latencyMs: number;
+    width: number;
+    height: number;
+    detections: Detection[];
+  }>;
   health(): { ok: boolean } & Record<string, unknown>;
   registry: Registry;
   /** Extra routes (the HTTP push frame source). */
@@ -28,12 +38,18 @@ const digest = (text: string): Buffer => createHash('sha256').update(text, 'utf8
 
 /** Middleware refusing requests without the device API key (compared in constant time). */
 export function requireDeviceKey(apiKey: string): express.RequestHandler {
-  if (typeof apiKey !== 'string' || apiKey.length < 16) throw new PlatformError('invalid_input', 'the device API key must be at least 16 characters');
+  if (typeof apiKey !== 'string' || apiKey.length < 16)
+    throw new PlatformError('invalid_input', 'the device API key must be at least 16 characters');
   const want = digest(apiKey);
   return (req, res, next) => {
     const header = req.headers[DEVICE_KEY_HEADER];
     const auth = req.headers.authorization;
-    const given = typeof header === 'string' ? header : typeof auth === 'string' && /^Bearer /i.test(auth) ? auth.slice(7).trim() : undefined;
+    const given =
+      typeof header === 'string'
+        ? header
+        : typeof auth === 'string' && /^Bearer /i.test(auth)
+          ? auth.slice(7).trim()
+          : undefined;
     if (given !== undefined && timingSafeEqual(digest(given), want)) {
       next();
       return;
@@ -48,7 +64,12 @@ export function requireDeviceKey(apiKey: string): express.RequestHandler {
   };
 }
 
-const STATUS: Record<string, number> = { invalid_input: 400, not_found: 404, unavailable: 503, rate_limited: 429 };
+const STATUS: Record<string, number> = {
+  invalid_input: 400,
+  not_found: 404,
+  unavailable: 503,
+  rate_limited: 429,
+};
 
 /**
  * Builds the device's local HTTP API: `POST /infer`, `GET /healthz`, `GET /metrics` (+ `POST /frames`
@@ -69,7 +90,12 @@ export function deviceApp(h: DeviceApiHandlers): express.Express {
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > maxBodyBytes) {
       res.setHeader('connection', 'close');
-      res.status(413).json({ error: { code: 'invalid_input', message: `the request body is over the limit of ${maxBodyBytes} bytes; send a smaller image` } });
+      res.status(413).json({
+        error: {
+          code: 'invalid_input',
+          message: `the request body is over the limit of ${maxBodyBytes} bytes; send a smaller image`,
+        },
+      });
       req.resume();
       return;
     }
@@ -78,10 +104,15 @@ export function deviceApp(h: DeviceApiHandlers): express.Express {
   app.post('/infer', express.raw({ type: () => true, limit: maxBodyBytes }), async (req, res) => {
     try {
       const body = req.body as unknown;
-      if (!Buffer.isBuffer(body) || body.length === 0) throw new PlatformError('invalid_input', 'POST /infer needs the image bytes as the request body (JPEG, PNG or WebP)');
+      if (!Buffer.isBuffer(body) || body.length === 0)
+        throw new PlatformError(
+          'invalid_input',
+          'POST /infer needs the image bytes as the request body (JPEG, PNG or WebP)',
+        );
       const q = req.query.conf;
       const conf = typeof q === 'string' && q !== '' ? Number(q) : undefined;
-      if (conf !== undefined && !(conf >= 0 && conf <= 1)) throw new PlatformError('invalid_input', `conf must be a number between 0 and 1, got "${String(q)}"`);
+      if (conf !== undefined && !(conf >= 0 && conf <= 1))
+        throw new PlatformError('invalid_input', `conf must be a number between 0 and 1, got "${String(q)}"`);
       res.json(await h.infer(body, conf));
     } catch (err) {
       sendError(res, err, h.log);
@@ -106,7 +137,12 @@ function bodyErrors(log: Logger): express.ErrorRequestHandler {
     const e = err as { status?: number; type?: string; limit?: number };
     if (e?.type === 'entity.too.large') {
       res.setHeader('connection', 'close');
-      res.status(413).json({ error: { code: 'invalid_input', message: `the request body is over the limit of ${e.limit} bytes; send a smaller image` } });
+      res.status(413).json({
+        error: {
+          code: 'invalid_input',
+          message: `the request body is over the limit of ${e.limit} bytes; send a smaller image`,
+        },
+      });
       return;
     }
     if (res.headersSent) return next(err);
@@ -120,15 +156,26 @@ function sendError(res: express.Response, err: unknown, log: Logger): void {
     return;
   }
   log.error({ err }, 'device API request failed');
-  res.status(500).json({ error: { code: 'internal', message: 'the request failed; see the edge runner log' } });
+  res
+    .status(500)
+    .json({ error: { code: 'internal', message: 'the request failed; see the edge runner log' } });
 }
 
 /** Listens on `host:port` (port 0 = any free port); resolves with the URL and a close function. */
-export async function listen(app: express.Express, port: number, host: string): Promise<{ url: string; close: () => Promise<void> }> {
+export async function listen(
+  app: express.Express,
+  port: number,
+  host: string,
+): Promise<{ url: string; close: () => Promise<void> }> {
   const server = http.createServer(app);
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err) =>
-      reject(new PlatformError('unavailable', `device API cannot listen on ${host}:${port} (${(err as NodeJS.ErrnoException).code ?? err.message}); choose another --http-port`)),
+      reject(
+        new PlatformError(
+          'unavailable',
+          `device API cannot listen on ${host}:${port} (${(err as NodeJS.ErrnoException).code ?? err.message}); choose another --http-port`,
+        ),
+      ),
     );
     server.listen(port, host, () => resolve());
   });

@@ -4,7 +4,9 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 export interface DeviceMetricsSource {
   fps(): number;
   model(): { versionId: string; name: string; version: number; provider: string } | undefined;
-  feedback(): { low_confidence: number; disagreement: number; capped: number; uploaded: number; dropped: number } | undefined;
+  feedback():
+    | { low_confidence: number; disagreement: number; capped: number; uploaded: number; dropped: number }
+    | undefined;
   telemetry(): { buffered: number; dropped: number };
   framesDropped(): number;
 }
@@ -22,15 +24,28 @@ export interface DeviceMetrics {
 export function createDeviceMetrics(deviceId: string, source: DeviceMetricsSource): DeviceMetrics {
   const registry = new Registry();
   registry.setDefaultLabels({ device: deviceId });
-  const frames = new Counter({ name: 'visioninapp_edge_frames_total', help: 'Frames inferred', registers: [registry] });
+  const frames = new Counter({
+    name: 'visioninapp_edge_frames_total',
+    help: 'Frames inferred',
+    registers: [registry],
+  });
   const inferenceSeconds = new Histogram({
     name: 'visioninapp_edge_inference_seconds',
     help: 'Inference latency per frame (pre-processing, model, decode and NMS)',
     buckets: [0.002, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1],
     registers: [registry],
   });
-  const inferenceErrors = new Counter({ name: 'visioninapp_edge_inference_errors_total', help: 'Frames whose inference failed', registers: [registry] });
-  const deploys = new Counter({ name: 'visioninapp_edge_deploys_total', help: 'Deploy and rollback commands by outcome', labelNames: ['outcome'], registers: [registry] });
+  const inferenceErrors = new Counter({
+    name: 'visioninapp_edge_inference_errors_total',
+    help: 'Frames whose inference failed',
+    registers: [registry],
+  });
+  const deploys = new Counter({
+    name: 'visioninapp_edge_deploys_total',
+    help: 'Deploy and rollback commands by outcome',
+    labelNames: ['outcome'],
+    registers: [registry],
+  });
   new Gauge({
     name: 'visioninapp_edge_fps',
     help: 'Frames inferred per second over the last 30 s',
@@ -47,7 +62,11 @@ export function createDeviceMetrics(deviceId: string, source: DeviceMetricsSourc
     collect() {
       this.reset();
       const m = source.model();
-      if (m) this.set({ version_id: m.versionId, name: m.name, version: String(m.version), provider: m.provider }, 1);
+      if (m)
+        this.set(
+          { version_id: m.versionId, name: m.name, version: String(m.version), provider: m.provider },
+          1,
+        );
     },
   });
   new Gauge({

@@ -5,15 +5,37 @@ import os from 'node:os';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { PlatformError } from '../core/errors.js';
-import { makeEnvelope, messageSchemas, STREAMS, type Broker, type Envelope, type MessagePayload, type Subscription } from '../services/infra/broker/index.js';
+import {
+  makeEnvelope,
+  messageSchemas,
+  STREAMS,
+  type Broker,
+  type Envelope,
+  type MessagePayload,
+  type Subscription,
+} from '../services/infra/broker/index.js';
 import type { Logger } from '../core/log.js';
-import { DEFAULT_MAX_IMAGE_PIXELS, decodeImage, letterboxToTensor, type Detection, type Detector, type RawImage } from '../vision/index.js';
+import {
+  DEFAULT_MAX_IMAGE_PIXELS,
+  decodeImage,
+  letterboxToTensor,
+  type Detection,
+  type Detector,
+  type RawImage,
+} from '../vision/index.js';
 import { deviceApp, listen } from './device-api.js';
 import { createDeviceMetrics, type DeviceMetrics } from './device-metrics.js';
 import { FeedbackSampler, type FeedbackOptions } from './feedback.js';
 import { ModelStore, type CommandOutcome, type ModelRecord } from './model-store.js';
 import { TelemetryOutbox } from './outbox.js';
-import { detectHardware, detectTensorrtVersion, loadWithFallback, providerListSchema, tensorrtCacheDir, type ExecutionProvider } from './providers.js';
+import {
+  detectHardware,
+  detectTensorrtVersion,
+  loadWithFallback,
+  providerListSchema,
+  tensorrtCacheDir,
+  type ExecutionProvider,
+} from './providers.js';
 import { HttpPushSource, type Frame, type FrameSource } from './sources/index.js';
 import { InferenceStats, percentile } from './stats.js';
 import { CpuMeter, readMemoryUsedMb, readTemperature, THERMAL_ROOTS } from './system.js';
@@ -129,24 +151,37 @@ export class EdgeRunner {
 
   constructor(private readonly opts: EdgeRunnerOptions) {
     if (!/^[A-Za-z0-9._-]{1,64}$/.test(opts.deviceId)) {
-      throw new PlatformError('invalid_input', `device id "${opts.deviceId}" must be 1-64 letters, digits, dots, dashes or underscores`);
+      throw new PlatformError(
+        'invalid_input',
+        `device id "${opts.deviceId}" must be 1-64 letters, digits, dots, dashes or underscores`,
+      );
     }
     this.deviceId = opts.deviceId;
     this.log = opts.log.child({ device: opts.deviceId });
     const parsed = providerListSchema.safeParse(opts.providers ?? ['cpu']);
-    if (!parsed.success) throw new PlatformError('invalid_input', parsed.error.issues.map((i) => i.message).join('; '));
+    if (!parsed.success)
+      throw new PlatformError('invalid_input', parsed.error.issues.map((i) => i.message).join('; '));
     this.providers = parsed.data;
     const band = opts.uncertainBand ?? [0.25, 0.5];
     if (!(band[0] >= 0 && band[0] < band[1] && band[1] <= 1)) {
-      throw new PlatformError('invalid_input', `uncertain band must be two numbers 0 <= low < high <= 1, got [${band.join(', ')}]`);
+      throw new PlatformError(
+        'invalid_input',
+        `uncertain band must be two numbers 0 <= low < high <= 1, got [${band.join(', ')}]`,
+      );
     }
     this.band = band;
     this.conf = Math.min(opts.conf ?? 0.25, band[0]);
     this.hardware = opts.hardware ?? detectHardware();
-    this.tensorrtVersion = opts.tensorrtVersion ?? (this.providers.includes('tensorrt') ? detectTensorrtVersion() : 'none');
+    this.tensorrtVersion =
+      opts.tensorrtVersion ?? (this.providers.includes('tensorrt') ? detectTensorrtVersion() : 'none');
     this.source = opts.source.description;
     this.store = new ModelStore(opts.dataDir, this.log);
-    this.outbox = new TelemetryOutbox({ broker: opts.broker, file: path.join(opts.dataDir, 'telemetry-buffer.jsonl'), log: this.log, ...opts.outbox });
+    this.outbox = new TelemetryOutbox({
+      broker: opts.broker,
+      file: path.join(opts.dataDir, 'telemetry-buffer.jsonl'),
+      log: this.log,
+      ...opts.outbox,
+    });
     if (opts.feedback) {
       this.sampler = new FeedbackSampler({
         ...opts.feedback,
@@ -159,7 +194,15 @@ export class EdgeRunner {
     }
     this.metrics = createDeviceMetrics(opts.deviceId, {
       fps: () => this.stats.summary().fps,
-      model: () => (this.active ? { versionId: this.active.record.versionId, name: this.active.record.name, version: this.active.record.version, provider: this.active.provider } : undefined),
+      model: () =>
+        this.active
+          ? {
+              versionId: this.active.record.versionId,
+              name: this.active.record.name,
+              version: this.active.record.version,
+              provider: this.active.provider,
+            }
+          : undefined,
       feedback: () => this.sampler?.counts,
       telemetry: () => ({ buffered: this.outbox.buffered, dropped: this.outbox.dropped }),
       framesDropped: () => opts.source.dropped,
@@ -177,9 +220,17 @@ export class EdgeRunner {
   }
 
   /** The model being served, with the provider it runs on. */
-  get current(): { versionId: string; deploymentId: string; sha256: string; provider: ExecutionProvider } | undefined {
+  get current():
+    { versionId: string; deploymentId: string; sha256: string; provider: ExecutionProvider } | undefined {
     const a = this.active;
-    return a ? { versionId: a.record.versionId, deploymentId: a.record.deploymentId, sha256: a.record.sha256, provider: a.provider } : undefined;
+    return a
+      ? {
+          versionId: a.record.versionId,
+          deploymentId: a.record.deploymentId,
+          sha256: a.record.sha256,
+          provider: a.provider,
+        }
+      : undefined;
   }
 
   /** Telemetry waiting for the broker, and how many messages were dropped from the full buffer. */
@@ -223,7 +274,10 @@ export class EdgeRunner {
     this.loop = this.runLoop();
     const pending = messageSchemas['deploy.apply'].safeParse(this.store.pending);
     if (pending.success) {
-      this.log.info({ deploymentId: pending.data.deploymentId }, 'resuming the deploy that was in progress before the restart');
+      this.log.info(
+        { deploymentId: pending.data.deploymentId },
+        'resuming the deploy that was in progress before the restart',
+      );
       void this.enqueue(() => this.apply(pending.data));
     }
     this.subscribing = this.subscribe();
@@ -255,7 +309,8 @@ export class EdgeRunner {
   private async loadApiKey(): Promise<string> {
     const file = path.join(this.opts.dataDir, 'device-api-key');
     if (this.opts.apiKey !== undefined) {
-      if (this.opts.apiKey.length < 16) throw new PlatformError('invalid_input', 'the device API key must be at least 16 characters');
+      if (this.opts.apiKey.length < 16)
+        throw new PlatformError('invalid_input', 'the device API key must be at least 16 characters');
       await writeFile(file, `${this.opts.apiKey}\n`, { mode: 0o600 });
       await chmod(file, 0o600);
       return this.opts.apiKey;
@@ -270,15 +325,36 @@ export class EdgeRunner {
   }
 
   /** Runs one encoded image through the current model (the `POST /infer` path). */
-  async inferImage(image: Buffer, conf?: number): Promise<{ modelVersionId: string; provider: string; latencyMs: number; width: number; height: number; detections: Detection[] }> {
+  async inferImage(
+    image: Buffer,
+    conf?: number,
+  ): Promise<{
+    modelVersionId: string;
+    provider: string;
+    latencyMs: number;
+    width: number;
+    height: number;
+    detections: Detection[];
+  }> {
     const active = this.active;
-    if (!active) throw new PlatformError('unavailable', `device ${this.deviceId} has no model yet; deploy one with a rollout`);
+    if (!active)
+      throw new PlatformError(
+        'unavailable',
+        `device ${this.deviceId} has no model yet; deploy one with a rollout`,
+      );
     const raw = await decodeImage(image, { maxPixels: this.opts.maxImagePixels ?? DEFAULT_MAX_IMAGE_PIXELS });
     const t0 = performance.now();
     const detections = await active.detector.detect(raw, { conf: conf ?? this.conf });
     const latencyMs = performance.now() - t0;
     this.metrics.inferenceSeconds.observe(latencyMs / 1000);
-    return { modelVersionId: active.record.versionId, provider: active.provider, latencyMs: Math.round(latencyMs * 100) / 100, width: raw.width, height: raw.height, detections };
+    return {
+      modelVersionId: active.record.versionId,
+      provider: active.provider,
+      latencyMs: Math.round(latencyMs * 100) / 100,
+      width: raw.width,
+      height: raw.height,
+      detections,
+    };
   }
 
   /** Publishes one heartbeat now (also runs on the interval). */
@@ -363,10 +439,17 @@ export class EdgeRunner {
     let delay = 500;
     while (!this.stopping) {
       try {
-        this.sub = await this.opts.broker.subscribe(STREAMS.control, { name: `edge-${this.deviceId}`, from: 'next' }, (env) => this.onControl(env));
+        this.sub = await this.opts.broker.subscribe(
+          STREAMS.control,
+          { name: `edge-${this.deviceId}`, from: 'next' },
+          (env) => this.onControl(env),
+        );
         return;
       } catch (err) {
-        this.log.warn({ err: (err as Error).message, retryMs: delay }, 'cannot subscribe to vision.control yet; retrying');
+        this.log.warn(
+          { err: (err as Error).message, retryMs: delay },
+          'cannot subscribe to vision.control yet; retrying',
+        );
         await this.sleep(delay);
         delay = Math.min(delay * 2, 30_000);
       }
@@ -394,9 +477,12 @@ export class EdgeRunner {
   }
 
   /** Reports again the outcome of each named deployment this device handled (the platform may have missed it). */
-  private async answerStatusRequest(deployments: Array<{ deploymentId: string; rolloutId: string }>): Promise<void> {
+  private async answerStatusRequest(
+    deployments: Array<{ deploymentId: string; rolloutId: string }>,
+  ): Promise<void> {
     for (const d of deployments) {
-      const done = this.store.outcome(`rollback:${d.deploymentId}`) ?? this.store.outcome(`deploy:${d.deploymentId}`);
+      const done =
+        this.store.outcome(`rollback:${d.deploymentId}`) ?? this.store.outcome(`deploy:${d.deploymentId}`);
       if (done) await this.replay(done, d);
     }
     await this.heartbeat();
@@ -409,19 +495,38 @@ export class EdgeRunner {
     return run;
   }
 
-  private async reportHealth(p: { deploymentId: string; rolloutId: string; modelVersionId: string }, state: MessagePayload<'device.health'>['state'], extra: Partial<MessagePayload<'device.health'>> = {}): Promise<void> {
-    await this.publish(makeEnvelope('device.health', { deviceId: this.deviceId, ...p, state, ...extra }, { source: this.sourceName() }));
+  private async reportHealth(
+    p: { deploymentId: string; rolloutId: string; modelVersionId: string },
+    state: MessagePayload<'device.health'>['state'],
+    extra: Partial<MessagePayload<'device.health'>> = {},
+  ): Promise<void> {
+    await this.publish(
+      makeEnvelope(
+        'device.health',
+        { deviceId: this.deviceId, ...p, state, ...extra },
+        { source: this.sourceName() },
+      ),
+    );
   }
 
   private async replay(o: CommandOutcome, p: { deploymentId: string; rolloutId: string }): Promise<void> {
     this.log.info({ key: o.key, state: o.state }, 'command already handled; reporting its outcome again');
-    await this.reportHealth({ deploymentId: p.deploymentId, rolloutId: p.rolloutId, modelVersionId: o.modelVersionId }, o.state, {
-      message: `already handled: ${o.message ?? o.state}`,
-    });
+    await this.reportHealth(
+      { deploymentId: p.deploymentId, rolloutId: p.rolloutId, modelVersionId: o.modelVersionId },
+      o.state,
+      {
+        message: `already handled: ${o.message ?? o.state}`,
+      },
+    );
   }
 
   private setPhase(deploymentId: string, phase: DeployPhase, progress?: number): void {
-    this.deploying = { deploymentId, phase, ...(progress === undefined ? {} : { progress }), ...(phase === 'building' ? { buildStarted: Date.now() } : {}) };
+    this.deploying = {
+      deploymentId,
+      phase,
+      ...(progress === undefined ? {} : { progress }),
+      ...(phase === 'building' ? { buildStarted: Date.now() } : {}),
+    };
     if (this.opts.heartbeatOnChange !== false) void this.heartbeat();
   }
 
@@ -456,9 +561,16 @@ export class EdgeRunner {
       await this.reportHealth(ref, 'verifying');
       this.setPhase(p.deploymentId, 'verifying', 1);
       if (sha256 !== p.model.sha256) {
-        throw new PlatformError('invalid_input', `sha256 mismatch: the downloaded model hashes to ${sha256} but the registry says ${p.model.sha256}; the artifact is corrupted or was replaced, so it was not loaded`);
+        throw new PlatformError(
+          'invalid_input',
+          `sha256 mismatch: the downloaded model hashes to ${sha256} but the registry says ${p.model.sha256}; the artifact is corrupted or was replaced, so it was not loaded`,
+        );
       }
-      if (size !== p.model.size) throw new PlatformError('invalid_input', `size mismatch: downloaded ${size} bytes but the registry says ${p.model.size}`);
+      if (size !== p.model.size)
+        throw new PlatformError(
+          'invalid_input',
+          `size mismatch: downloaded ${size} bytes but the registry says ${p.model.size}`,
+        );
       if (tmpPath) {
         await this.store.install(tmpPath, sha256);
         tmpPath = undefined;
@@ -487,11 +599,21 @@ export class EdgeRunner {
       this.active = loaded;
       loaded = undefined;
       this.lastError = undefined;
-      await this.store.activate(record, { key, state: 'healthy', modelVersionId: record.versionId, rolloutId: p.rolloutId, at: Date.now() });
+      await this.store.activate(record, {
+        key,
+        state: 'healthy',
+        modelVersionId: record.versionId,
+        rolloutId: p.rolloutId,
+        at: Date.now(),
+      });
       void old?.detector.dispose();
       this.metrics.deploys.inc({ outcome: 'healthy' });
       log.info({ provider: this.active.provider, ...test }, 'switched to the new model');
-      await this.reportHealth(ref, 'healthy', { latencyP95Ms: test.latencyP95Ms, meanTopConfidence: test.meanTopConfidence, message: `serving on ${this.active.provider}` });
+      await this.reportHealth(ref, 'healthy', {
+        latencyP95Ms: test.latencyP95Ms,
+        meanTopConfidence: test.meanTopConfidence,
+        message: `serving on ${this.active.provider}`,
+      });
     } catch (err) {
       if (tmpPath) await this.store.discard(tmpPath);
       await loaded?.detector.dispose();
@@ -502,8 +624,17 @@ export class EdgeRunner {
       const message = (err as Error).message;
       log.warn({ err: message }, 'deploy failed; keeping the current model');
       this.metrics.deploys.inc({ outcome: 'failed' });
-      await this.store.record({ key, state: 'failed', modelVersionId: p.model.versionId, rolloutId: p.rolloutId, message, at: Date.now() });
-      await this.reportHealth(ref, 'failed', { message: `${message}${this.active ? ` (still serving ${this.active.record.versionId})` : ''}` });
+      await this.store.record({
+        key,
+        state: 'failed',
+        modelVersionId: p.model.versionId,
+        rolloutId: p.rolloutId,
+        message,
+        at: Date.now(),
+      });
+      await this.reportHealth(ref, 'failed', {
+        message: `${message}${this.active ? ` (still serving ${this.active.record.versionId})` : ''}`,
+      });
     } finally {
       this.deploying = undefined;
       if (!this.stopping && this.opts.heartbeatOnChange !== false) void this.heartbeat();
@@ -517,11 +648,21 @@ export class EdgeRunner {
     if (done) return this.replay(done, p);
     const current = this.store.current;
     const deployed = this.store.outcome(`deploy:${p.deploymentId}`);
-    const versionId = current?.deploymentId === p.deploymentId ? current.versionId : (deployed?.modelVersionId ?? current?.versionId ?? 'none');
+    const versionId =
+      current?.deploymentId === p.deploymentId
+        ? current.versionId
+        : (deployed?.modelVersionId ?? current?.versionId ?? 'none');
     const ref = { deploymentId: p.deploymentId, rolloutId: p.rolloutId, modelVersionId: versionId };
     if (current?.deploymentId !== p.deploymentId) {
       const message = `deployment ${p.deploymentId} is not being served here (serving ${current?.versionId ?? 'no model'}); nothing to undo`;
-      await this.store.record({ key, state: 'rolled_back', modelVersionId: versionId, rolloutId: p.rolloutId, message, at: Date.now() });
+      await this.store.record({
+        key,
+        state: 'rolled_back',
+        modelVersionId: versionId,
+        rolloutId: p.rolloutId,
+        message,
+        at: Date.now(),
+      });
       await this.reportHealth(ref, 'rolled_back', { message });
       return;
     }
@@ -536,7 +677,14 @@ export class EdgeRunner {
       const old = this.active;
       this.active = restored;
       const message = `rolled back to ${previous?.versionId ?? 'no model'}: ${p.reason}`;
-      await this.store.rollBack(previous, { key, state: 'rolled_back', modelVersionId: versionId, rolloutId: p.rolloutId, message, at: Date.now() });
+      await this.store.rollBack(previous, {
+        key,
+        state: 'rolled_back',
+        modelVersionId: versionId,
+        rolloutId: p.rolloutId,
+        message,
+        at: Date.now(),
+      });
       void old?.detector.dispose();
       this.metrics.deploys.inc({ outcome: 'rolled_back' });
       this.log.info({ deploymentId: p.deploymentId, to: previous?.versionId ?? null }, 'rolled back');
@@ -544,7 +692,14 @@ export class EdgeRunner {
     } catch (err) {
       const message = `rollback failed: ${(err as Error).message}; still serving ${current.versionId}`;
       this.log.error({ deploymentId: p.deploymentId, err: (err as Error).message }, message);
-      await this.store.record({ key, state: 'failed', modelVersionId: versionId, rolloutId: p.rolloutId, message, at: Date.now() });
+      await this.store.record({
+        key,
+        state: 'failed',
+        modelVersionId: versionId,
+        rolloutId: p.rolloutId,
+        message,
+        at: Date.now(),
+      });
       await this.reportHealth(ref, 'failed', { message });
     } finally {
       this.deploying = undefined;
@@ -558,7 +713,12 @@ export class EdgeRunner {
     let tensorrt: { dir: string } | undefined;
     let building = false;
     if (this.providers[0] === 'tensorrt') {
-      const dir = tensorrtCacheDir(path.join(this.opts.dataDir, 'trt-cache'), record.sha256, this.hardware, this.tensorrtVersion);
+      const dir = tensorrtCacheDir(
+        path.join(this.opts.dataDir, 'trt-cache'),
+        record.sha256,
+        this.hardware,
+        this.tensorrtVersion,
+      );
       await mkdir(dir, { recursive: true });
       tensorrt = { dir };
       building = !(await readdir(dir)).some((f) => f.endsWith('.engine'));
@@ -584,7 +744,12 @@ export class EdgeRunner {
   private async selfTest(m: Active): Promise<{ latencyP95Ms: number; meanTopConfidence: number | null }> {
     const { detector, record } = m;
     const shape = detector.outputShapes[detector.outputName] ?? [];
-    const nc = detector.layout === 'ultralytics' ? (shape[1] ?? 0) - 4 : detector.layout === 'yolox' ? (shape[2] ?? 0) - 5 : undefined;
+    const nc =
+      detector.layout === 'ultralytics'
+        ? (shape[1] ?? 0) - 4
+        : detector.layout === 'yolox'
+          ? (shape[2] ?? 0) - 5
+          : undefined;
     if (nc !== undefined && record.classNames.length > 0 && nc !== record.classNames.length) {
       throw new PlatformError(
         'invalid_input',
@@ -593,22 +758,47 @@ export class EdgeRunner {
     }
     const frames: RawImage[] = this.recent.slice(-(this.opts.selfTestFrames ?? 3)).map((f) => f.image);
     if (frames.length === 0) {
-      frames.push({ data: new Uint8Array(detector.inputWidth * detector.inputHeight * 3).fill(114), width: detector.inputWidth, height: detector.inputHeight, channels: 3 });
+      frames.push({
+        data: new Uint8Array(detector.inputWidth * detector.inputHeight * 3).fill(114),
+        width: detector.inputWidth,
+        height: detector.inputHeight,
+        channels: 3,
+      });
     }
     const latencies: number[] = [];
     const tops: number[] = [];
     const yolox = detector.layout === 'yolox';
     for (const image of frames) {
-      const { tensor } = letterboxToTensor(image, { width: detector.inputWidth, height: detector.inputHeight, color: 114, order: yolox ? 'bgr' : 'rgb', normalise: !yolox });
-      const out = await detector.session.run({ [detector.inputName]: new ort.Tensor('float32', tensor, detector.inputShape) });
+      const { tensor } = letterboxToTensor(image, {
+        width: detector.inputWidth,
+        height: detector.inputHeight,
+        color: 114,
+        order: yolox ? 'bgr' : 'rgb',
+        normalise: !yolox,
+      });
+      const out = await detector.session.run({
+        [detector.inputName]: new ort.Tensor('float32', tensor, detector.inputShape),
+      });
       for (const [name, expected] of Object.entries(detector.outputShapes)) {
         const t = out[name];
-        if (!t || t.type !== 'float32') throw new PlatformError('invalid_input', `self-test failed: output ${name} is missing or not float32`);
+        if (!t || t.type !== 'float32')
+          throw new PlatformError(
+            'invalid_input',
+            `self-test failed: output ${name} is missing or not float32`,
+          );
         const dims = t.dims.map(Number);
-        if (dims.join(',') !== expected.join(',')) throw new PlatformError('invalid_input', `self-test failed: output ${name} changed shape from [${expected.join(', ')}] to [${dims.join(', ')}] on a real frame`);
+        if (dims.join(',') !== expected.join(','))
+          throw new PlatformError(
+            'invalid_input',
+            `self-test failed: output ${name} changed shape from [${expected.join(', ')}] to [${dims.join(', ')}] on a real frame`,
+          );
         const data = t.data as Float32Array;
         for (let i = 0; i < data.length; i++) {
-          if (!Number.isFinite(data[i]!)) throw new PlatformError('invalid_input', `self-test failed: output ${name} holds a non-finite value (${data[i]}) at index ${i}; the model is broken`);
+          if (!Number.isFinite(data[i]!))
+            throw new PlatformError(
+              'invalid_input',
+              `self-test failed: output ${name} holds a non-finite value (${data[i]}) at index ${i}; the model is broken`,
+            );
         }
       }
       const t0 = performance.now();
@@ -619,7 +809,8 @@ export class EdgeRunner {
     latencies.sort((a, b) => a - b);
     return {
       latencyP95Ms: Math.round(percentile(latencies, 0.95) * 100) / 100,
-      meanTopConfidence: tops.length === 0 ? null : Math.min(1, tops.reduce((a, b) => a + b, 0) / tops.length),
+      meanTopConfidence:
+        tops.length === 0 ? null : Math.min(1, tops.reduce((a, b) => a + b, 0) / tops.length),
     };
   }
 
@@ -629,10 +820,18 @@ export class EdgeRunner {
       if (!record) continue;
       try {
         const { sha256 } = await hashFile(this.store.modelPath(record));
-        if (sha256 !== record.sha256) throw new PlatformError('internal', `model file ${record.file} on disk is corrupted (sha256 ${sha256})`);
+        if (sha256 !== record.sha256)
+          throw new PlatformError(
+            'internal',
+            `model file ${record.file} on disk is corrupted (sha256 ${sha256})`,
+          );
         this.active = await this.load(record);
-        this.log.info({ versionId: record.versionId, provider: this.active.provider }, 'serving the model from before the restart');
-        if (record !== this.store.current) this.lastError = `could not restore ${this.store.current?.versionId}; serving the previous model`;
+        this.log.info(
+          { versionId: record.versionId, provider: this.active.provider },
+          'serving the model from before the restart',
+        );
+        if (record !== this.store.current)
+          this.lastError = `could not restore ${this.store.current?.versionId}; serving the previous model`;
         return;
       } catch (err) {
         this.lastError = `cannot load ${record.versionId}: ${(err as Error).message}`;

@@ -8,8 +8,17 @@ import type { Detection } from '../vision/index.js';
 import { FeedbackSampler, feedbackReason } from './feedback.js';
 import type { Frame } from './sources/index.js';
 
-const det = (score: number, classId = 0, box: Detection['box'] = [10, 10, 30, 30]): Detection => ({ box, classId, className: `c${classId}`, score });
-const frame: Frame = { image: { data: new Uint8Array(16 * 16 * 3).fill(90), width: 16, height: 16, channels: 3 }, capturedAt: 1, seq: 0 };
+const det = (score: number, classId = 0, box: Detection['box'] = [10, 10, 30, 30]): Detection => ({
+  box,
+  classId,
+  className: `c${classId}`,
+  score,
+});
+const frame: Frame = {
+  image: { data: new Uint8Array(16 * 16 * 3).fill(90), width: 16, height: 16, channels: 3 },
+  capturedAt: 1,
+  seq: 0,
+};
 
 describe(feedbackReason.name, () => {
   it('flags an uncertain top score and overlapping boxes of different classes', () => {
@@ -45,7 +54,8 @@ describe(FeedbackSampler.name, () => {
       log: silentLogger(),
       now: () => now,
     });
-    const take = (n: number) => Array.from({ length: n }, () => sampler.consider(frame, [det(0.3)], 'mv')).filter(Boolean).length;
+    const take = (n: number) =>
+      Array.from({ length: n }, () => sampler.consider(frame, [det(0.3)], 'mv')).filter(Boolean).length;
     expect(take(10)).toBe(2);
     now += 30_000;
     expect(take(10)).toBe(0);

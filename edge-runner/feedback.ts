@@ -46,12 +46,23 @@ const pendingSchema = z.object({
   width: z.number().int().positive(),
   height: z.number().int().positive(),
   capturedAt: z.number().int(),
-  predictions: z.array(z.object({ box: z.tuple([z.number(), z.number(), z.number(), z.number()]), classId: z.number().int(), className: z.string(), score: z.number() })),
+  predictions: z.array(
+    z.object({
+      box: z.tuple([z.number(), z.number(), z.number(), z.number()]),
+      classId: z.number().int(),
+      className: z.string(),
+      score: z.number(),
+    }),
+  ),
 });
 type Pending = z.infer<typeof pendingSchema>;
 
 /** Decides whether a frame's detections are worth a human look: uncertain top score, or overlapping boxes of different classes. */
-export function feedbackReason(detections: readonly Detection[], band: readonly [number, number], disagreementIou = 0.5): FeedbackReason | undefined {
+export function feedbackReason(
+  detections: readonly Detection[],
+  band: readonly [number, number],
+  disagreementIou = 0.5,
+): FeedbackReason | undefined {
   for (let i = 0; i < detections.length; i++) {
     for (let j = i + 1; j < detections.length; j++) {
       const a = detections[i]!;
@@ -70,7 +81,14 @@ export function feedbackReason(detections: readonly Detection[], band: readonly 
  * Uploads that fail stay on disk (bounded) and are retried.
  */
 export class FeedbackSampler {
-  readonly counts = { low_confidence: 0, disagreement: 0, capped: 0, uploaded: 0, dropped: 0, uploadFailures: 0 };
+  readonly counts = {
+    low_confidence: 0,
+    disagreement: 0,
+    capped: 0,
+    uploaded: 0,
+    dropped: 0,
+    uploadFailures: 0,
+  };
   private readonly accepted: number[] = [];
   private readonly pendingDir: string;
   private readonly now: () => number;
@@ -99,7 +117,11 @@ export class FeedbackSampler {
   }
 
   /** Looks at one inferred frame; when it qualifies and the caps allow, stores it for upload. Returns the reason it was taken. */
-  consider(frame: Frame, detections: readonly Detection[], modelVersionId: string | null): FeedbackReason | undefined {
+  consider(
+    frame: Frame,
+    detections: readonly Detection[],
+    modelVersionId: string | null,
+  ): FeedbackReason | undefined {
     const reason = feedbackReason(detections, this.opts.band, this.opts.disagreementIou);
     if (!reason) return undefined;
     const t = this.now();
@@ -112,9 +134,11 @@ export class FeedbackSampler {
     this.accepted.push(t);
     this.counts[reason]++;
     // Saves run one after another so the bound on pending samples is applied exactly.
-    const w = this.saveChain.then(() => this.save(frame, detections, reason, modelVersionId)).catch((err: unknown) => {
-      this.opts.log.error({ err: (err as Error).message }, 'could not store a feedback sample');
-    });
+    const w = this.saveChain
+      .then(() => this.save(frame, detections, reason, modelVersionId))
+      .catch((err: unknown) => {
+        this.opts.log.error({ err: (err as Error).message }, 'could not store a feedback sample');
+      });
     this.saveChain = w;
     this.writes.add(w);
     void w.finally(() => this.writes.delete(w));
@@ -144,9 +168,16 @@ export class FeedbackSampler {
     this.timer.unref();
   }
 
-  private async save(frame: Frame, detections: readonly Detection[], reason: FeedbackReason, modelVersionId: string | null): Promise<void> {
+  private async save(
+    frame: Frame,
+    detections: readonly Detection[],
+    reason: FeedbackReason,
+    modelVersionId: string | null,
+  ): Promise<void> {
     const { data, width, height, channels } = frame.image;
-    const jpeg = await sharp(data, { raw: { width, height, channels } }).jpeg({ quality: this.opts.jpegQuality ?? 85 }).toBuffer();
+    const jpeg = await sharp(data, { raw: { width, height, channels } })
+      .jpeg({ quality: this.opts.jpegQuality ?? 85 })
+      .toBuffer();
     const meta: Pending = {
       reason,
       modelVersionId,
@@ -154,7 +185,12 @@ export class FeedbackSampler {
       width,
       height,
       capturedAt: frame.capturedAt,
-      predictions: detections.map((d) => ({ box: [d.box[0], d.box[1], d.box[2], d.box[3]], classId: d.classId, className: d.className, score: Math.min(1, Math.max(0, d.score)) })),
+      predictions: detections.map((d) => ({
+        box: [d.box[0], d.box[1], d.box[2], d.box[3]],
+        classId: d.classId,
+        className: d.className,
+        score: Math.min(1, Math.max(0, d.score)),
+      })),
     };
     const id = `${String(frame.capturedAt).padStart(15, '0')}-${randomBytes(4).toString('hex')}`;
     await writeFile(path.join(this.pendingDir, `${id}.jpg`), jpeg);
@@ -170,7 +206,10 @@ export class FeedbackSampler {
 
   private async list(): Promise<string[]> {
     try {
-      return (await readdir(this.pendingDir)).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5)).sort();
+      return (await readdir(this.pendingDir))
+        .filter((f) => f.endsWith('.json'))
+        .map((f) => f.slice(0, -5))
+        .sort();
     } catch {
       return [];
     }
@@ -200,7 +239,9 @@ export class FeedbackSampler {
         let meta: Pending;
         let jpeg: Buffer;
         try {
-          meta = pendingSchema.parse(JSON.parse(await readFile(path.join(this.pendingDir, `${id}.json`), 'utf8')));
+          meta = pendingSchema.parse(
+            JSON.parse(await readFile(path.join(this.pendingDir, `${id}.json`), 'utf8')),
+          );
           jpeg = await readFile(path.join(this.pendingDir, `${id}.jpg`));
         } catch (err) {
           this.opts.log.warn({ id, err: (err as Error).message }, 'dropping an unreadable feedback sample');
@@ -209,8 +250,14 @@ export class FeedbackSampler {
           continue;
         }
         try {
-          const res = await fetch(target.url, { method: 'PUT', body: new Uint8Array(jpeg), headers: { 'content-type': 'image/jpeg' }, signal: AbortSignal.timeout(60_000) });
-          if (!res.ok) throw new Error(`HTTP ${res.status}: ${(await res.text().catch(() => '')).slice(0, 200)}`);
+          const res = await fetch(target.url, {
+            method: 'PUT',
+            body: new Uint8Array(jpeg),
+            headers: { 'content-type': 'image/jpeg' },
+            signal: AbortSignal.timeout(60_000),
+          });
+          if (!res.ok)
+            throw new Error(`HTTP ${res.status}: ${(await res.text().catch(() => '')).slice(0, 200)}`);
         } catch (err) {
           this.counts.uploadFailures++;
           this.opts.log.warn({ err: (err as Error).message }, 'feedback upload failed; will retry');
@@ -218,7 +265,11 @@ export class FeedbackSampler {
         }
         await this.opts.publish(
           STREAMS.telemetry,
-          makeEnvelope('feedback.sample', { deviceId: this.opts.deviceId, imageKey: target.key, ...meta }, { source: `edge-${this.opts.deviceId}` }),
+          makeEnvelope(
+            'feedback.sample',
+            { deviceId: this.opts.deviceId, imageKey: target.key, ...meta },
+            { source: `edge-${this.opts.deviceId}` },
+          ),
         );
         await this.remove(id);
         this.counts.uploaded++;

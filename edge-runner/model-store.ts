@@ -90,7 +90,10 @@ export class ModelStore {
       try {
         this.state = stateSchema.parse(JSON.parse(text));
       } catch (err) {
-        this.log?.error({ err: (err as Error).message, file: this.stateFile }, 'device state file is unreadable; starting without a model');
+        this.log?.error(
+          { err: (err as Error).message, file: this.stateFile },
+          'device state file is unreadable; starting without a model',
+        );
       }
     }
     return this.snapshot();
@@ -173,7 +176,10 @@ export class ModelStore {
   ): Promise<{ tmpPath: string; sha256: string; size: number }> {
     await mkdir(this.tmpDir, { recursive: true });
     const tmpPath = path.join(this.tmpDir, `${randomBytes(8).toString('hex')}.part`);
-    const signal = AbortSignal.any([...(opts.signal ? [opts.signal] : []), AbortSignal.timeout(opts.timeoutMs ?? 10 * 60_000)]);
+    const signal = AbortSignal.any([
+      ...(opts.signal ? [opts.signal] : []),
+      AbortSignal.timeout(opts.timeoutMs ?? 10 * 60_000),
+    ]);
     let res: Response;
     try {
       res = await fetch(url, { signal });
@@ -193,7 +199,10 @@ export class ModelStore {
     }
     if (!res.ok || !res.body) {
       const text = (await res.text().catch(() => '')).slice(0, 300);
-      throw new PlatformError(res.status === 403 ? 'forbidden' : 'unavailable', `model download failed with HTTP ${res.status}${text ? `: ${text}` : ''}; the signed URL may have expired, start the rollout again`);
+      throw new PlatformError(
+        res.status === 403 ? 'forbidden' : 'unavailable',
+        `model download failed with HTTP ${res.status}${text ? `: ${text}` : ''}; the signed URL may have expired, start the rollout again`,
+      );
     }
     const hash = createHash('sha256');
     let bytes = 0;
@@ -202,7 +211,12 @@ export class ModelStore {
         hash.update(chunk);
         bytes += chunk.length;
         if (bytes > expect.size) {
-          cb(new PlatformError('invalid_input', `model download is larger than the announced ${expect.size} bytes; the artifact does not match its registry entry`));
+          cb(
+            new PlatformError(
+              'invalid_input',
+              `model download is larger than the announced ${expect.size} bytes; the artifact does not match its registry entry`,
+            ),
+          );
           return;
         }
         opts.onProgress?.(bytes);
@@ -210,11 +224,19 @@ export class ModelStore {
       },
     });
     try {
-      await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>), meter, createWriteStream(tmpPath), { signal });
+      await pipeline(
+        Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>),
+        meter,
+        createWriteStream(tmpPath),
+        { signal },
+      );
     } catch (err) {
       await rm(tmpPath, { force: true });
       if (err instanceof PlatformError) throw err;
-      throw new PlatformError('unavailable', `model download interrupted after ${bytes} bytes: ${(err as Error).message}; the device will report failed and keep its model`);
+      throw new PlatformError(
+        'unavailable',
+        `model download interrupted after ${bytes} bytes: ${(err as Error).message}; the device will report failed and keep its model`,
+      );
     }
     return { tmpPath, sha256: hash.digest('hex'), size: bytes };
   }
@@ -233,7 +255,9 @@ export class ModelStore {
 
   /** Deletes model files other than the current and previous ones. */
   async prune(): Promise<void> {
-    const keep = new Set([this.state.current?.file, this.state.previous?.file].filter((f): f is string => f !== undefined));
+    const keep = new Set(
+      [this.state.current?.file, this.state.previous?.file].filter((f): f is string => f !== undefined),
+    );
     for (const f of await readdir(this.modelsDir)) {
       if (!keep.has(f) && f.endsWith('.onnx')) await rm(path.join(this.modelsDir, f), { force: true });
     }
@@ -241,7 +265,9 @@ export class ModelStore {
 
   private pushOutcome(outcome: CommandOutcome): void {
     delete this.state.pending;
-    this.state.outcomes = [...this.state.outcomes.filter((o) => o.key !== outcome.key), outcome].slice(-MAX_OUTCOMES);
+    this.state.outcomes = [...this.state.outcomes.filter((o) => o.key !== outcome.key), outcome].slice(
+      -MAX_OUTCOMES,
+    );
   }
 
   /** Writes state.json atomically: temp file, fsync, rename, so a crash leaves the old or the new state, never half. */

@@ -92,7 +92,10 @@ export interface TestDetectorSpec {
 }
 
 /** Builds an Ultralytics-layout ONNX detector whose output is fixed (python3 + onnx); returns its path and bytes. */
-export async function buildTestDetector(spec: TestDetectorSpec, dir?: string): Promise<{ path: string; bytes: Buffer }> {
+export async function buildTestDetector(
+  spec: TestDetectorSpec,
+  dir?: string,
+): Promise<{ path: string; bytes: Buffer }> {
   const d = dir ?? (await mkdtemp(path.join(os.tmpdir(), 'edge-model-')));
   const inputSize = spec.inputSize ?? 64;
   const names = spec.names ?? ['helmet', 'head'];
@@ -116,12 +119,18 @@ export async function buildTestDetector(spec: TestDetectorSpec, dir?: string): P
 }
 
 /** Exports the built-in detector architecture (gpu-runner/builtin/model.py, untrained) at `size` to ONNX. */
-export async function buildBuiltinDetector(size: number, width = 0.5, dir?: string): Promise<{ path: string; bytes: Buffer }> {
+export async function buildBuiltinDetector(
+  size: number,
+  width = 0.5,
+  dir?: string,
+): Promise<{ path: string; bytes: Buffer }> {
   const d = dir ?? (await mkdtemp(path.join(os.tmpdir(), 'edge-builtin-')));
   const modelPath = path.join(d, `builtin-${size}.onnx`);
   const scriptPath = path.join(d, 'export_builtin.py');
   await writeFile(scriptPath, BUILTIN_SCRIPT);
   const builtinDir = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../gpu-runner/builtin');
-  await run(MODEL_PYTHON, [scriptPath, builtinDir, String(size), String(width), modelPath], { timeout: 180_000 });
+  await run(MODEL_PYTHON, [scriptPath, builtinDir, String(size), String(width), modelPath], {
+    timeout: 180_000,
+  });
   return { path: modelPath, bytes: await readFile(modelPath) };
 }

@@ -29,7 +29,11 @@ afterEach(async () => {
 
 describe(TelemetryOutbox.name, () => {
   it('sends directly while the broker is up', async () => {
-    const box = new TelemetryOutbox({ broker: inner, file: path.join(dir, 'buf.jsonl'), log: silentLogger() });
+    const box = new TelemetryOutbox({
+      broker: inner,
+      file: path.join(dir, 'buf.jsonl'),
+      log: silentLogger(),
+    });
     await box.start();
     expect(await box.publish(STREAMS.telemetry, note(1))).toBe('sent');
     await expect.poll(() => texts(received)).toEqual(['m1']);
@@ -47,7 +51,9 @@ describe(TelemetryOutbox.name, () => {
     expect(box.dropped).toBe(3);
     await box.stop();
     const lines = (await readFile(file, 'utf8')).trim().split('\n');
-    expect(lines.map((l) => (JSON.parse(l) as { envelope: { payload: { text: string } } }).envelope.payload.text)).toEqual(['m3', 'm4', 'm5', 'm6', 'm7']);
+    expect(
+      lines.map((l) => (JSON.parse(l) as { envelope: { payload: { text: string } } }).envelope.payload.text),
+    ).toEqual(['m3', 'm4', 'm5', 'm6', 'm7']);
 
     // A new process: still offline, then the broker comes back.
     const again = new TelemetryOutbox({ broker: flaky, file, log: silentLogger(), retryMs: 20 });
@@ -63,7 +69,11 @@ describe(TelemetryOutbox.name, () => {
   });
 
   it('drops a message the broker rejects as invalid instead of blocking the queue', async () => {
-    const box = new TelemetryOutbox({ broker: inner, file: path.join(dir, 'buf.jsonl'), log: silentLogger() });
+    const box = new TelemetryOutbox({
+      broker: inner,
+      file: path.join(dir, 'buf.jsonl'),
+      log: silentLogger(),
+    });
     await box.start();
     const bad = { ...note(1), payload: { level: 'loud' } } as Envelope;
     expect(await box.publish(STREAMS.telemetry, bad)).toBe('invalid');

@@ -2,7 +2,13 @@ import { randomBytes } from 'node:crypto';
 import { appendFile, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { isPlatformError } from '../core/errors.js';
-import { envelopeSchema, STREAMS, type Broker, type Envelope, type StreamName } from '../services/infra/broker/index.js';
+import {
+  envelopeSchema,
+  STREAMS,
+  type Broker,
+  type Envelope,
+  type StreamName,
+} from '../services/infra/broker/index.js';
 import type { Logger } from '../core/log.js';
 
 /** Options of `TelemetryOutbox`. */
@@ -86,8 +92,13 @@ export class TelemetryOutbox {
       try {
         const raw = JSON.parse(line) as { stream?: unknown; envelope?: unknown };
         const env = envelopeSchema.safeParse(raw.envelope);
-        if (typeof raw.stream !== 'string' || !STREAM_NAMES.has(raw.stream) || !env.success) throw new Error('bad line');
-        const entry: Entry = { stream: raw.stream as StreamName, envelope: env.data as Envelope, line: `${line}\n` };
+        if (typeof raw.stream !== 'string' || !STREAM_NAMES.has(raw.stream) || !env.success)
+          throw new Error('bad line');
+        const entry: Entry = {
+          stream: raw.stream as StreamName,
+          envelope: env.data as Envelope,
+          line: `${line}\n`,
+        };
         this.queue.push(entry);
         this.onDisk.add(entry);
         this.queueBytes += line.length + 1;
@@ -95,7 +106,8 @@ export class TelemetryOutbox {
         bad++;
       }
     }
-    if (bad > 0) this.opts.log.warn({ file: this.opts.file, bad }, 'skipped unreadable lines in the telemetry buffer');
+    if (bad > 0)
+      this.opts.log.warn({ file: this.opts.file, bad }, 'skipped unreadable lines in the telemetry buffer');
     if (this.trim() || bad > 0) await this.sync(true);
     if (this.queue.length > 0) {
       this.opts.log.info({ buffered: this.queue.length }, 'flushing telemetry buffered before the restart');
@@ -112,7 +124,10 @@ export class TelemetryOutbox {
         return 'sent';
       } catch (err) {
         if (this.rejectsForGood(err, envelope)) return 'invalid';
-        this.opts.log.warn({ err: (err as Error).message, type: envelope.type }, 'broker unreachable; buffering telemetry on disk');
+        this.opts.log.warn(
+          { err: (err as Error).message, type: envelope.type },
+          'broker unreachable; buffering telemetry on disk',
+        );
       }
     }
     const line = `${JSON.stringify({ stream, envelope })}\n`;
@@ -191,14 +206,20 @@ export class TelemetryOutbox {
   private rejectsForGood(err: unknown, envelope: Envelope): boolean {
     if (!isPlatformError(err, 'invalid_input')) return false;
     this.invalidCount++;
-    this.opts.log.error({ err: (err as Error).message, type: envelope.type, invalid: this.invalidCount }, 'dropping telemetry the broker rejects as invalid');
+    this.opts.log.error(
+      { err: (err as Error).message, type: envelope.type, invalid: this.invalidCount },
+      'dropping telemetry the broker rejects as invalid',
+    );
     return true;
   }
 
   /** Drops the oldest entries beyond the bounds; true when something was dropped. */
   private trim(): boolean {
     let dropped = 0;
-    while (this.queue.length > this.maxRecords || (this.queueBytes > this.maxBytes && this.queue.length > 1)) {
+    while (
+      this.queue.length > this.maxRecords ||
+      (this.queueBytes > this.maxBytes && this.queue.length > 1)
+    ) {
       const old = this.queue.shift()!;
       this.queueBytes -= old.line.length;
       dropped++;
@@ -206,7 +227,10 @@ export class TelemetryOutbox {
     if (dropped > 0) {
       this.rewriteNeeded = true;
       this.droppedCount += dropped;
-      this.opts.log.warn({ dropped, total: this.droppedCount }, 'telemetry buffer full; dropped the oldest messages');
+      this.opts.log.warn(
+        { dropped, total: this.droppedCount },
+        'telemetry buffer full; dropped the oldest messages',
+      );
     }
     return dropped > 0;
   }
@@ -231,7 +255,10 @@ export class TelemetryOutbox {
         for (const e of fresh) this.onDisk.add(e);
       })
       .catch((err: unknown) => {
-        this.opts.log.error({ err: (err as Error).message, file: this.opts.file }, 'could not write the telemetry buffer; check the data folder is writable');
+        this.opts.log.error(
+          { err: (err as Error).message, file: this.opts.file },
+          'could not write the telemetry buffer; check the data folder is writable',
+        );
       });
     this.fileOps = next;
     return next;

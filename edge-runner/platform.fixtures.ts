@@ -2,7 +2,17 @@ import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
-import { makeEnvelope, MemoryBroker, STREAMS, type Broker, type Envelope, type MessagePayload, type MessageType, type StreamName, type Subscription } from '../services/infra/broker/index.js';
+import {
+  makeEnvelope,
+  MemoryBroker,
+  STREAMS,
+  type Broker,
+  type Envelope,
+  type MessagePayload,
+  type MessageType,
+  type StreamName,
+  type Subscription,
+} from '../services/infra/broker/index.js';
 import { LocalStorage, localStorageRouter } from '../services/infra/storage/index.js';
 
 /** A published model as a deploy.apply carries it. */
@@ -37,7 +47,11 @@ export class EmbeddedPlatform {
     this.server = http.createServer(app);
     await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
     this.baseUrl = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-    this.storage = new LocalStorage({ root: this.root, baseUrl: this.baseUrl, secret: randomBytes(24).toString('hex') });
+    this.storage = new LocalStorage({
+      root: this.root,
+      baseUrl: this.baseUrl,
+      secret: randomBytes(24).toString('hex'),
+    });
     holder.router = localStorageRouter(this.storage);
     this.sub = await this.broker.subscribe(STREAMS.telemetry, { from: 'first' }, (env) => {
       this.telemetry.push(env);
@@ -55,7 +69,10 @@ export class EmbeddedPlatform {
   }
 
   /** Stores model bytes and returns the deploy.apply model block with a signed GET URL. */
-  async publishModel(bytes: Buffer, meta: { versionId: string; classNames?: string[]; inputSize?: number; sha256?: string; size?: number }): Promise<DeployModel> {
+  async publishModel(
+    bytes: Buffer,
+    meta: { versionId: string; classNames?: string[]; inputSize?: number; sha256?: string; size?: number },
+  ): Promise<DeployModel> {
     const key = `models/${meta.versionId}/model.onnx`;
     await this.storage.put(key, bytes, { contentType: 'application/octet-stream' });
     return {
@@ -72,29 +89,63 @@ export class EmbeddedPlatform {
   }
 
   /** Publishes a deploy.apply to one device; returns the envelope. */
-  async deploy(deviceId: string, deploymentId: string, model: DeployModel, rolloutId = 'ro-1'): Promise<Envelope> {
-    const env = makeEnvelope('deploy.apply', { deploymentId, rolloutId, deviceId, model }, { source: 'platform', target: deviceId });
+  async deploy(
+    deviceId: string,
+    deploymentId: string,
+    model: DeployModel,
+    rolloutId = 'ro-1',
+  ): Promise<Envelope> {
+    const env = makeEnvelope(
+      'deploy.apply',
+      { deploymentId, rolloutId, deviceId, model },
+      { source: 'platform', target: deviceId },
+    );
     await this.broker.publish(STREAMS.control, env);
     return env;
   }
 
-  async rollback(deviceId: string, deploymentId: string, reason = 'gate failed', rolloutId = 'ro-1'): Promise<void> {
-    await this.broker.publish(STREAMS.control, makeEnvelope('deploy.rollback', { deploymentId, rolloutId, deviceId, reason }, { source: 'platform', target: deviceId }));
+  async rollback(
+    deviceId: string,
+    deploymentId: string,
+    reason = 'gate failed',
+    rolloutId = 'ro-1',
+  ): Promise<void> {
+    await this.broker.publish(
+      STREAMS.control,
+      makeEnvelope(
+        'deploy.rollback',
+        { deploymentId, rolloutId, deviceId, reason },
+        { source: 'platform', target: deviceId },
+      ),
+    );
   }
 
   /** Payloads of recorded telemetry of one type, optionally filtered. */
-  messages<T extends MessageType>(type: T, filter: (p: MessagePayload<T>) => boolean = () => true): Array<MessagePayload<T>> {
-    return this.telemetry.filter((e) => e.type === type).map((e) => e.payload as MessagePayload<T>).filter(filter);
+  messages<T extends MessageType>(
+    type: T,
+    filter: (p: MessagePayload<T>) => boolean = () => true,
+  ): Array<MessagePayload<T>> {
+    return this.telemetry
+      .filter((e) => e.type === type)
+      .map((e) => e.payload as MessagePayload<T>)
+      .filter(filter);
   }
 
   /** Resolves once a recorded message of `type` satisfies `filter`. */
-  async waitFor<T extends MessageType>(type: T, filter: (p: MessagePayload<T>) => boolean, timeoutMs = 15_000): Promise<MessagePayload<T>> {
+  async waitFor<T extends MessageType>(
+    type: T,
+    filter: (p: MessagePayload<T>) => boolean,
+    timeoutMs = 15_000,
+  ): Promise<MessagePayload<T>> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const hit = this.messages(type, filter)[0];
       if (hit) return hit;
       const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out waiting for ${type}; got ${this.telemetry.filter((e) => e.type === type).length} of that type`);
+      if (left <= 0)
+        throw new Error(
+          `timed out waiting for ${type}; got ${this.telemetry.filter((e) => e.type === type).length} of that type`,
+        );
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, Math.min(left, 250));
         this.waiters.push(() => {

@@ -14,10 +14,17 @@ export type ExecutionProvider = (typeof EXECUTION_PROVIDERS)[number];
 /** A comma-separated provider list such as `tensorrt,cuda,cpu`. */
 export const providerListSchema = z
   .union([z.string(), z.array(z.string())])
-  .transform((v) => (Array.isArray(v) ? v : v.split(',')).map((p) => p.trim().toLowerCase()).filter((p) => p !== ''))
+  .transform((v) =>
+    (Array.isArray(v) ? v : v.split(',')).map((p) => p.trim().toLowerCase()).filter((p) => p !== ''),
+  )
   .pipe(
     z
-      .array(z.enum(EXECUTION_PROVIDERS, { error: (iss) => `unknown execution provider "${String(iss.input)}"; execution providers must be among ${EXECUTION_PROVIDERS.join(', ')}` }))
+      .array(
+        z.enum(EXECUTION_PROVIDERS, {
+          error: (iss) =>
+            `unknown execution provider "${String(iss.input)}"; execution providers must be among ${EXECUTION_PROVIDERS.join(', ')}`,
+        }),
+      )
       .min(1, 'name at least one execution provider, e.g. cpu'),
   );
 
@@ -38,12 +45,26 @@ export interface LoadedModel {
 }
 
 /** onnxruntime's provider configs for the chain starting at `providers[0]` (later ones take the nodes it cannot run). */
-export function providerChain(providers: readonly ExecutionProvider[], trt?: TensorrtCache, deviceId = 0): ort.InferenceSession.ExecutionProviderConfig[] {
+export function providerChain(
+  providers: readonly ExecutionProvider[],
+  trt?: TensorrtCache,
+  deviceId = 0,
+): ort.InferenceSession.ExecutionProviderConfig[] {
   return providers.map((p): ort.InferenceSession.ExecutionProviderConfig => {
     if (p === 'tensorrt') {
       // The options beyond deviceId reach TensorRT in onnxruntime builds whose Node binding forwards
       // them; the ORT_TENSORRT_* variables set by withTensorrtEnv cover builds that read the environment.
-      const cfg = { name: 'tensorrt', deviceId, ...(trt ? { trt_engine_cache_enable: true, trt_engine_cache_path: trt.dir, trt_fp16_enable: trt.fp16 ?? true } : {}) };
+      const cfg = {
+        name: 'tensorrt',
+        deviceId,
+        ...(trt
+          ? {
+              trt_engine_cache_enable: true,
+              trt_engine_cache_path: trt.dir,
+              trt_fp16_enable: trt.fp16 ?? true,
+            }
+          : {}),
+      };
       return cfg as ort.InferenceSession.ExecutionProviderConfig;
     }
     if (p === 'cuda') return { name: 'cuda', deviceId };
@@ -60,7 +81,12 @@ let envQueue: Promise<unknown> = Promise.resolve();
 async function withTensorrtEnv<T>(trt: TensorrtCache | undefined, fn: () => Promise<T>): Promise<T> {
   if (!trt) return fn();
   const run = envQueue.then(async () => {
-    const keys = ['ORT_TENSORRT_ENGINE_CACHE_ENABLE', 'ORT_TENSORRT_CACHE_PATH', 'ORT_TENSORRT_ENGINE_CACHE_PATH', 'ORT_TENSORRT_FP16_ENABLE'] as const;
+    const keys = [
+      'ORT_TENSORRT_ENGINE_CACHE_ENABLE',
+      'ORT_TENSORRT_CACHE_PATH',
+      'ORT_TENSORRT_ENGINE_CACHE_PATH',
+      'ORT_TENSORRT_FP16_ENABLE',
+    ] as const;
     const saved = keys.map((k) => process.env[k]);
     process.env.ORT_TENSORRT_ENGINE_CACHE_ENABLE = '1';
     process.env.ORT_TENSORRT_CACHE_PATH = trt.dir;
@@ -88,7 +114,11 @@ async function withTensorrtEnv<T>(trt: TensorrtCache | undefined, fn: () => Prom
 export async function loadWithFallback(
   model: string | Uint8Array,
   providers: readonly ExecutionProvider[],
-  opts: Omit<LoadDetectorOptions, 'providers'> & { tensorrt?: TensorrtCache; log?: Logger; loader?: typeof loadDetector } = {},
+  opts: Omit<LoadDetectorOptions, 'providers'> & {
+    tensorrt?: TensorrtCache;
+    log?: Logger;
+    loader?: typeof loadDetector;
+  } = {},
 ): Promise<LoadedModel> {
   const { tensorrt, log, loader = loadDetector, ...loadOpts } = opts;
   const failures: LoadedModel['failures'] = [];
@@ -100,8 +130,10 @@ export async function loadWithFallback(
         // loadDetector hands the list to onnxruntime unchanged; its type only names the string form.
         loader(model, { ...loadOpts, providers: chain as LoadDetectorOptions['providers'] }),
       );
-      if (failures.some((f) => !MISSING_PROVIDER.test(f.error))) log?.warn({ provider, failures }, `execution provider fallback: running on ${provider}`);
-      else if (failures.length > 0) log?.debug({ provider, failures }, `execution providers not installed: running on ${provider}`);
+      if (failures.some((f) => !MISSING_PROVIDER.test(f.error)))
+        log?.warn({ provider, failures }, `execution provider fallback: running on ${provider}`);
+      else if (failures.length > 0)
+        log?.debug({ provider, failures }, `execution providers not installed: running on ${provider}`);
       return { detector, provider, failures };
     } catch (err) {
       const message = (err as Error).message;
@@ -109,8 +141,13 @@ export async function loadWithFallback(
       if (!/onnxruntime cannot load the model/.test(message)) throw err;
       failures.push({ provider, error: message });
       // A provider whose library is not installed (a CPU-only machine) is expected, not a fault.
-      if (MISSING_PROVIDER.test(message)) log?.debug({ provider, error: message }, 'execution provider not installed; trying the next');
-      else log?.warn({ provider, error: message }, 'execution provider failed to create a session; trying the next');
+      if (MISSING_PROVIDER.test(message))
+        log?.debug({ provider, error: message }, 'execution provider not installed; trying the next');
+      else
+        log?.warn(
+          { provider, error: message },
+          'execution provider failed to create a session; trying the next',
+        );
     }
   }
   throw new PlatformError(
@@ -121,7 +158,14 @@ export async function loadWithFallback(
 }
 
 /** Best-effort TensorRT version from the libnvinfer shared library on this device, or `none`. */
-export function detectTensorrtVersion(libDirs: string[] = ['/usr/lib/aarch64-linux-gnu', '/usr/lib/x86_64-linux-gnu', '/usr/local/lib', '/usr/lib']): string {
+export function detectTensorrtVersion(
+  libDirs: string[] = [
+    '/usr/lib/aarch64-linux-gnu',
+    '/usr/lib/x86_64-linux-gnu',
+    '/usr/local/lib',
+    '/usr/lib',
+  ],
+): string {
   for (const dir of libDirs) {
     let names: string[];
     try {
@@ -129,8 +173,11 @@ export function detectTensorrtVersion(libDirs: string[] = ['/usr/lib/aarch64-lin
     } catch {
       continue;
     }
-    const versions = names.map((n) => /^libnvinfer\.so\.(\d+\.\d+\.\d+)/.exec(n)?.[1]).filter((v): v is string => v !== undefined);
-    if (versions.length > 0) return versions.sort((a, b) => a.localeCompare(b, 'en', { numeric: true })).at(-1)!;
+    const versions = names
+      .map((n) => /^libnvinfer\.so\.(\d+\.\d+\.\d+)/.exec(n)?.[1])
+      .filter((v): v is string => v !== undefined);
+    if (versions.length > 0)
+      return versions.sort((a, b) => a.localeCompare(b, 'en', { numeric: true })).at(-1)!;
   }
   return 'none';
 }
@@ -147,7 +194,17 @@ export function detectHardware(): string {
 }
 
 /** The engine cache folder of one model on one device and TensorRT version: `<root>/<sha256[:16]>-<hardware>-trt<version>`. */
-export function tensorrtCacheDir(root: string, modelSha256: string, hardware: string, tensorrtVersion: string): string {
-  const slug = (s: string) => s.toLowerCase().replace(/[^a-z0-9.]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 48) || 'unknown';
+export function tensorrtCacheDir(
+  root: string,
+  modelSha256: string,
+  hardware: string,
+  tensorrtVersion: string,
+): string {
+  const slug = (s: string) =>
+    s
+      .toLowerCase()
+      .replace(/[^a-z0-9.]+/g, '-')
+      .replace(/^-+|-+$/g, '')
+      .slice(0, 48) || 'unknown';
   return path.join(root, `${modelSha256.slice(0, 16)}-${slug(hardware)}-trt${slug(tensorrtVersion)}`);
 }

@@ -22,7 +22,10 @@ describe.skipIf(skip)('visioninapp edge-runner against RabbitMQ streams', () => 
 
   beforeAll(async () => {
     root = await mkdtemp(path.join(os.tmpdir(), 'edge-rabbit-'));
-    platform = new EmbeddedPlatform(path.join(root, 'storage'), new RabbitBroker({ url: SERVICE_URLS.rabbitmq!, log: silentLogger(), streamPrefix: prefix }));
+    platform = new EmbeddedPlatform(
+      path.join(root, 'storage'),
+      new RabbitBroker({ url: SERVICE_URLS.rabbitmq!, log: silentLogger(), streamPrefix: prefix }),
+    );
     await platform.start();
   });
   afterAll(async () => {
@@ -30,16 +33,31 @@ describe.skipIf(skip)('visioninapp edge-runner against RabbitMQ streams', () => 
     await rm(root, { recursive: true, force: true });
     if (skip) return;
     const u = new URL(SERVICE_URLS.rabbitmq!);
-    const raw = await connect({ hostname: u.hostname, port: Number(u.port || 5552), username: decodeURIComponent(u.username || 'guest'), password: decodeURIComponent(u.password || 'guest'), vhost: '/' });
-    for (const s of Object.values(STREAMS)) await raw.deleteStream({ stream: `${prefix}${s}` }).catch(() => undefined);
+    const raw = await connect({
+      hostname: u.hostname,
+      port: Number(u.port || 5552),
+      username: decodeURIComponent(u.username || 'guest'),
+      password: decodeURIComponent(u.password || 'guest'),
+      vhost: '/',
+    });
+    for (const s of Object.values(STREAMS))
+      await raw.deleteStream({ stream: `${prefix}${s}` }).catch(() => undefined);
     await raw.close();
   });
 
   it('runs the command: heartbeats, applies a deploy to healthy, and stops on abort', async () => {
     const frames = path.join(root, 'frames');
     await mkdir(frames);
-    await writeFile(path.join(frames, 'a.jpg'), await sharp({ create: { width: 80, height: 60, channels: 3, background: '#3366aa' } }).jpeg().toBuffer());
-    const model = await buildTestDetector({ detections: [{ cx: 32, cy: 32, w: 16, h: 16, cls: 0, score: 0.8 }] }, root);
+    await writeFile(
+      path.join(frames, 'a.jpg'),
+      await sharp({ create: { width: 80, height: 60, channels: 3, background: '#3366aa' } })
+        .jpeg()
+        .toBuffer(),
+    );
+    const model = await buildTestDetector(
+      { detections: [{ cx: 32, cy: 32, w: 16, h: 16, cls: 0, score: 0.8 }] },
+      root,
+    );
     const stop = new AbortController();
     const running = runEdgeRunnerCommand(
       {
@@ -58,10 +76,22 @@ describe.skipIf(skip)('visioninapp edge-runner against RabbitMQ streams', () => 
     );
     const first = await platform.waitFor('device.heartbeat', (p) => p.deviceId === 'rabbit-jetson', 20_000);
     expect(first.tags).toEqual(['line-3', 'rabbit']);
-    await platform.deploy('rabbit-jetson', 'dep-r1', await platform.publishModel(model.bytes, { versionId: 'mv-r1' }));
-    const healthy = await platform.waitFor('device.health', (p) => p.deviceId === 'rabbit-jetson' && (p.state === 'healthy' || p.state === 'failed'), 20_000);
+    await platform.deploy(
+      'rabbit-jetson',
+      'dep-r1',
+      await platform.publishModel(model.bytes, { versionId: 'mv-r1' }),
+    );
+    const healthy = await platform.waitFor(
+      'device.health',
+      (p) => p.deviceId === 'rabbit-jetson' && (p.state === 'healthy' || p.state === 'failed'),
+      20_000,
+    );
     expect(healthy.state, healthy.message).toBe('healthy');
-    await platform.waitFor('device.heartbeat', (p) => p.deviceId === 'rabbit-jetson' && p.modelVersionId === 'mv-r1' && p.fps > 0, 20_000);
+    await platform.waitFor(
+      'device.heartbeat',
+      (p) => p.deviceId === 'rabbit-jetson' && p.modelVersionId === 'mv-r1' && p.fps > 0,
+      20_000,
+    );
     stop.abort();
     await running;
   }, 60_000);

@@ -21,10 +21,17 @@ export class InferenceStats {
   }
 
   /** Figures over the window; zeros and null when nothing ran in it. */
-  summary(): { fps: number; latencyP50Ms: number; latencyP95Ms: number; meanTopConfidence: number | null; count: number } {
+  summary(): {
+    fps: number;
+    latencyP50Ms: number;
+    latencyP95Ms: number;
+    meanTopConfidence: number | null;
+    count: number;
+  } {
     this.prune();
     const live = this.samples.slice(this.head);
-    if (live.length === 0) return { fps: 0, latencyP50Ms: 0, latencyP95Ms: 0, meanTopConfidence: null, count: 0 };
+    if (live.length === 0)
+      return { fps: 0, latencyP50Ms: 0, latencyP95Ms: 0, meanTopConfidence: null, count: 0 };
     const span = Math.max(1000, Math.min(this.windowMs, this.now() - live[0]!.at));
     const lat = live.map((s) => s.latencyMs).sort((a, b) => a - b);
     const tops = live.map((s) => s.top).filter((t): t is number => t !== null);

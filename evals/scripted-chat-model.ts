@@ -3,7 +3,10 @@ import { AIMessage, type BaseMessage } from '@langchain/core/messages';
 import type { ChatResult } from '@langchain/core/outputs';
 
 /** What a script answers for the messages it is given: text and/or tool calls. */
-export type ChatScript = (messages: BaseMessage[], tools: unknown[]) => { content?: string; toolCalls?: Array<{ name: string; args: Record<string, unknown> }> };
+export type ChatScript = (
+  messages: BaseMessage[],
+  tools: unknown[],
+) => { content?: string; toolCalls?: Array<{ name: string; args: Record<string, unknown> }> };
 
 /**
  * A LangChain chat model that answers from a script, emitting real tool calls: the LLM planner
@@ -36,7 +39,12 @@ export class ScriptedChatModel extends BaseChatModel {
     this.calls += 1;
     const message = new AIMessage({
       content: answer.content ?? '',
-      tool_calls: (answer.toolCalls ?? []).map((c, i) => ({ id: `call_${this.calls}_${i}`, name: c.name, args: c.args, type: 'tool_call' as const })),
+      tool_calls: (answer.toolCalls ?? []).map((c, i) => ({
+        id: `call_${this.calls}_${i}`,
+        name: c.name,
+        args: c.args,
+        type: 'tool_call' as const,
+      })),
     });
     return { generations: [{ message, text: answer.content ?? '' }] };
   }

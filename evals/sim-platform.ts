@@ -5,7 +5,13 @@ import type { CallContext } from '../core/context.js';
 import { defineTool, type AnyTool } from '../tools/define.js';
 import type { WaitOutcome } from '../agent/state.js';
 import type { WaitSource } from '../agent/runtime.js';
-import type { CatalogDevice, CatalogJob, CatalogModelVersion, CatalogRollout, PlatformCatalog } from '../agent/planner.js';
+import type {
+  CatalogDevice,
+  CatalogJob,
+  CatalogModelVersion,
+  CatalogRollout,
+  PlatformCatalog,
+} from '../agent/planner.js';
 
 /** A dataset of the simulated platform; `description` is free text and may say anything. */
 export interface SimDataset {
@@ -49,12 +55,23 @@ export class SimPlatform {
   private seq = 0;
 
   constructor(
-    data: { datasets?: SimDataset[]; versions?: CatalogModelVersion[]; devices?: CatalogDevice[]; jobs?: SimJob[]; rollouts?: SimRollout[] } = {},
+    data: {
+      datasets?: SimDataset[];
+      versions?: CatalogModelVersion[];
+      devices?: CatalogDevice[];
+      jobs?: SimJob[];
+      rollouts?: SimRollout[];
+    } = {},
     readonly projectId = 'default',
   ) {
     this.datasets = data.datasets ?? [
       { name: 'helmets-demo', description: 'synthetic helmets', classes: ['helmet', 'head'], images: 200 },
-      { name: 'helmets-v2', description: 'hard-hat photos from line 3', classes: ['helmet', 'head', 'person'], images: 1200 },
+      {
+        name: 'helmets-v2',
+        description: 'hard-hat photos from line 3',
+        classes: ['helmet', 'head', 'person'],
+        images: 1200,
+      },
     ];
     this.versions = data.versions ?? [
       { id: 'mv_helmets_2', model: 'helmets', version: 2, stage: 'production', createdAt: 2 },
@@ -74,10 +91,17 @@ export class SimPlatform {
     const job = this.job(id);
     job.status = ok ? 'succeeded' : 'failed';
     if (ok) {
-      const version = Math.max(0, ...this.versions.filter((v) => v.model === 'helmets').map((v) => v.version)) + 1;
+      const version =
+        Math.max(0, ...this.versions.filter((v) => v.model === 'helmets').map((v) => v.version)) + 1;
       job.modelVersionId = `mv_helmets_${version}`;
       job.map50 = map50;
-      this.versions.push({ id: job.modelVersionId, model: 'helmets', version, stage: 'candidate', createdAt: Date.now() });
+      this.versions.push({
+        id: job.modelVersionId,
+        model: 'helmets',
+        version,
+        stage: 'candidate',
+        createdAt: Date.now(),
+      });
     }
     this.events.emit({ type: 'sim.job.ended', projectId: this.projectId, at: Date.now(), id });
   }
@@ -92,19 +116,31 @@ export class SimPlatform {
 
   job(id: string): SimJob {
     const job = this.jobs.find((j) => j.id === id);
-    if (job === undefined) throw new PlatformError('not_found', `training job "${id}" not found; known jobs: ${this.jobs.map((j) => j.id).join(', ') || 'none'}`);
+    if (job === undefined)
+      throw new PlatformError(
+        'not_found',
+        `training job "${id}" not found; known jobs: ${this.jobs.map((j) => j.id).join(', ') || 'none'}`,
+      );
     return job;
   }
 
   rollout(id: string): SimRollout {
     const r = this.rollouts.find((x) => x.id === id);
-    if (r === undefined) throw new PlatformError('not_found', `rollout "${id}" not found; known rollouts: ${this.rollouts.map((x) => x.id).join(', ') || 'none'}`);
+    if (r === undefined)
+      throw new PlatformError(
+        'not_found',
+        `rollout "${id}" not found; known rollouts: ${this.rollouts.map((x) => x.id).join(', ') || 'none'}`,
+      );
     return r;
   }
 
   dataset(name: string): SimDataset {
     const ds = this.datasets.find((d) => d.name === name);
-    if (ds === undefined) throw new PlatformError('not_found', `dataset "${name}" not found; known datasets: ${this.datasets.map((d) => d.name).join(', ')}`);
+    if (ds === undefined)
+      throw new PlatformError(
+        'not_found',
+        `dataset "${name}" not found; known datasets: ${this.datasets.map((d) => d.name).join(', ')}`,
+      );
     return ds;
   }
 
@@ -119,14 +155,23 @@ export class SimPlatform {
       datasets: async () => this.datasets.map((d) => ({ name: d.name })),
       modelVersions: async () => [...this.versions],
       devices: async () => [...this.devices],
-      jobs: async () => this.jobs.map(({ id, dataset, status, createdAt }) => ({ id, dataset, status, createdAt })),
-      rollouts: async () => this.rollouts.map(({ id, target, status, modelVersionId, createdAt }) => ({ id, target, status, modelVersionId, createdAt })),
+      jobs: async () =>
+        this.jobs.map(({ id, dataset, status, createdAt }) => ({ id, dataset, status, createdAt })),
+      rollouts: async () =>
+        this.rollouts.map(({ id, target, status, modelVersionId, createdAt }) => ({
+          id,
+          target,
+          status,
+          modelVersionId,
+          createdAt,
+        })),
     };
   }
 
   /** How waits on simulated jobs and rollouts end. */
   waitSources(): WaitSource[] {
-    const idFrom = (type: SimEvent['type']) => (event: DomainEventBase) => (event.type === type ? (event as SimEvent).id : undefined);
+    const idFrom = (type: SimEvent['type']) => (event: DomainEventBase) =>
+      event.type === type ? (event as SimEvent).id : undefined;
     return [
       {
         kind: 'job',
@@ -139,8 +184,14 @@ export class SimPlatform {
             id,
             ok: job.status === 'succeeded',
             status: job.status,
-            summary: job.status === 'succeeded' ? `training ${id} succeeded (mAP50 ${job.map50})` : `training ${id} failed`,
-            data: job.status === 'succeeded' ? { modelVersionId: job.modelVersionId, metrics: { map50: job.map50 } } : {},
+            summary:
+              job.status === 'succeeded'
+                ? `training ${id} succeeded (mAP50 ${job.map50})`
+                : `training ${id} failed`,
+            data:
+              job.status === 'succeeded'
+                ? { modelVersionId: job.modelVersionId, metrics: { map50: job.map50 } }
+                : {},
           };
         },
       },
@@ -178,7 +229,13 @@ export class SimPlatform {
         title: 'List datasets',
         description: 'List the datasets of the project with their image counts.',
         input: z.object({}),
-        output: z.object({ datasets: z.array(z.object({ name: z.string().describe('name'), images: z.number().describe('image count') })).describe('datasets') }),
+        output: z.object({
+          datasets: z
+            .array(
+              z.object({ name: z.string().describe('name'), images: z.number().describe('image count') }),
+            )
+            .describe('datasets'),
+        }),
         risk: 'read',
         idempotent: true,
         run: async () => ({ datasets: this.datasets.map((d) => ({ name: d.name, images: d.images })) }),
@@ -214,7 +271,13 @@ export class SimPlatform {
           this.dataset(input.dataset);
           record('start_training', input);
           const id = this.nextId('job');
-          this.jobs.push({ id, dataset: input.dataset, status: 'queued', createdAt: Date.now(), epochs: input.epochs });
+          this.jobs.push({
+            id,
+            dataset: input.dataset,
+            status: 'queued',
+            createdAt: Date.now(),
+            epochs: input.epochs,
+          });
           return { jobId: id, status: 'queued' };
         },
         waitFor: (out) => ({ kind: 'job', id: out.jobId }),
@@ -232,19 +295,36 @@ export class SimPlatform {
       defineTool({
         name: 'start_rollout',
         title: 'Deploy a model version',
-        description: 'Deploy a model version to devices (canary first); the conversation waits until it ends.',
+        description:
+          'Deploy a model version to devices (canary first); the conversation waits until it ends.',
         input: z.object({ modelVersion: z.string().describe('model version id'), target }),
-        output: z.object({ rolloutId: z.string().describe('rollout id'), devices: z.number().describe('devices targeted') }),
+        output: z.object({
+          rolloutId: z.string().describe('rollout id'),
+          devices: z.number().describe('devices targeted'),
+        }),
         risk: 'critical',
         idempotent: false,
         run: async (_ctx, input) => {
-          if (!this.versions.some((v) => v.id === input.modelVersion)) throw new PlatformError('not_found', `model version "${input.modelVersion}" not found`);
-          const devices = this.devices.filter((d) => (input.target.tag ? d.tags.includes(input.target.tag) : (input.target.devices ?? []).includes(d.id)));
+          if (!this.versions.some((v) => v.id === input.modelVersion))
+            throw new PlatformError('not_found', `model version "${input.modelVersion}" not found`);
+          const devices = this.devices.filter((d) =>
+            input.target.tag
+              ? d.tags.includes(input.target.tag)
+              : (input.target.devices ?? []).includes(d.id),
+          );
           if (devices.length === 0) throw new PlatformError('invalid_input', 'the target matches no device');
           record('start_rollout', input);
           const id = this.nextId('rol');
           const targetName = input.target.tag ?? devices.map((d) => d.id).join(',');
-          this.rollouts.push({ id, target: targetName, status: 'canary', modelVersionId: input.modelVersion, createdAt: Date.now(), devicesUpdated: 0, devicesTotal: devices.length });
+          this.rollouts.push({
+            id,
+            target: targetName,
+            status: 'canary',
+            modelVersionId: input.modelVersion,
+            createdAt: Date.now(),
+            devicesUpdated: 0,
+            devicesTotal: devices.length,
+          });
           return { rolloutId: id, devices: devices.length };
         },
         waitFor: (out) => ({ kind: 'rollout', id: out.rolloutId }),
@@ -253,8 +333,14 @@ export class SimPlatform {
         name: 'rollback_rollout',
         title: 'Roll back',
         description: 'Roll back a rollout: the devices it touched go back to their previous model.',
-        input: z.object({ rolloutId: z.string().describe('rollout id'), reason: z.string().optional().describe('why') }),
-        output: z.object({ rolloutId: z.string().describe('rollout id'), status: z.string().describe('status') }),
+        input: z.object({
+          rolloutId: z.string().describe('rollout id'),
+          reason: z.string().optional().describe('why'),
+        }),
+        output: z.object({
+          rolloutId: z.string().describe('rollout id'),
+          status: z.string().describe('status'),
+        }),
         risk: 'critical',
         idempotent: true,
         run: async (_ctx, input) => {
@@ -267,19 +353,28 @@ export class SimPlatform {
       defineTool({
         name: 'evaluate_model',
         title: 'Evaluate a model version',
-        description: 'Run a model version on a dataset split (test by default) and report mAP50, mAP50-95, precision and recall; the result is recorded.',
+        description:
+          'Run a model version on a dataset split (test by default) and report mAP50, mAP50-95, precision and recall; the result is recorded.',
         input: z.object({
           modelVersion: z.string().describe('model version id'),
           split: z.enum(['train', 'val', 'test']).default('test').describe('split'),
-          dataset: z.string().optional().describe('dataset name or name@N; the training dataset when omitted'),
+          dataset: z
+            .string()
+            .optional()
+            .describe('dataset name or name@N; the training dataset when omitted'),
           maxImages: z.number().int().min(1).max(5000).optional().describe('at most this many images'),
         }),
-        output: z.object({ model: z.string().describe('name@version'), split: z.string().describe('split'), mAP50: z.number().describe('mAP at IoU 0.5') }),
+        output: z.object({
+          model: z.string().describe('name@version'),
+          split: z.string().describe('split'),
+          mAP50: z.number().describe('mAP at IoU 0.5'),
+        }),
         risk: 'write',
         idempotent: false,
         run: async (_ctx, input) => {
           const v = this.versions.find((x) => x.id === input.modelVersion);
-          if (v === undefined) throw new PlatformError('not_found', `model version "${input.modelVersion}" not found`);
+          if (v === undefined)
+            throw new PlatformError('not_found', `model version "${input.modelVersion}" not found`);
           if (input.dataset !== undefined) this.dataset(input.dataset.split('@')[0]!);
           record('evaluate_model', input);
           return { model: `${v.model}@${v.version}`, split: input.split, mAP50: 0.8 };
@@ -290,20 +385,34 @@ export class SimPlatform {
         title: 'List model versions',
         description: 'List registered model versions with their stage.',
         input: z.object({}),
-        output: z.object({ versions: z.array(z.object({ id: z.string().describe('id'), label: z.string().describe('name@version') })).describe('versions') }),
+        output: z.object({
+          versions: z
+            .array(z.object({ id: z.string().describe('id'), label: z.string().describe('name@version') }))
+            .describe('versions'),
+        }),
         risk: 'read',
         idempotent: true,
-        run: async () => ({ versions: this.versions.map((v) => ({ id: v.id, label: `${v.model}@${v.version}` })) }),
+        run: async () => ({
+          versions: this.versions.map((v) => ({ id: v.id, label: `${v.model}@${v.version}` })),
+        }),
       }),
       defineTool({
         name: 'list_devices',
         title: 'List devices',
         description: 'List devices, optionally only those with a tag.',
         input: z.object({ tag: z.string().optional().describe('only devices with this tag') }),
-        output: z.object({ devices: z.array(z.object({ id: z.string().describe('id'), name: z.string().describe('name') })).describe('devices') }),
+        output: z.object({
+          devices: z
+            .array(z.object({ id: z.string().describe('id'), name: z.string().describe('name') }))
+            .describe('devices'),
+        }),
         risk: 'read',
         idempotent: true,
-        run: async (_ctx, { tag }) => ({ devices: this.devices.filter((d) => tag === undefined || d.tags.includes(tag)).map((d) => ({ id: d.id, name: d.name })) }),
+        run: async (_ctx, { tag }) => ({
+          devices: this.devices
+            .filter((d) => tag === undefined || d.tags.includes(tag))
+            .map((d) => ({ id: d.id, name: d.name })),
+        }),
       }),
     ];
   }

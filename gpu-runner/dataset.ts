@@ -88,14 +88,20 @@ async function fetchInto(
     res = await doFetch(f.url, { signal });
   } catch (err) {
     if (signal.aborted) throw err;
-    throw new PlatformError('unavailable', storageUnreachable(`downloading dataset file ${rel}`, f.url, err), { retryable: true });
+    throw new PlatformError(
+      'unavailable',
+      storageUnreachable(`downloading dataset file ${rel}`, f.url, err),
+      { retryable: true },
+    );
   }
   if (!res.ok || res.body === null)
     throw new PlatformError(
       'unavailable',
       `downloading dataset file ${rel} failed with HTTP ${res.status}; the signed URL may have expired, retry the job`,
       // the platform serving the URL restarting (5xx) or busy: worth another try; a refused signature is not
-      res.status >= 500 || res.status === 408 || res.status === 429 ? { retryable: true, status: res.status } : { status: res.status },
+      res.status >= 500 || res.status === 408 || res.status === 429
+        ? { retryable: true, status: res.status }
+        : { status: res.status },
     );
   const hash = createHash('sha256');
   const hasher = new Transform({

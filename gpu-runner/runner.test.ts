@@ -247,7 +247,10 @@ describe(GpuRunner.name, () => {
     putAnswers.set('job-x', [403]);
     await send('train.start', startMessage('job-x', dataset, { epochs: 1 }));
     const failed = await waitFor(() => finalStatus('job-x'), 20_000);
-    expect(failed).toMatchObject({ status: 'failed', message: expect.stringMatching(/HTTP 403 signature expired; the presigned URL may have expired/) });
+    expect(failed).toMatchObject({
+      status: 'failed',
+      message: expect.stringMatching(/HTTP 403 signature expired; the presigned URL may have expired/),
+    });
   });
 
   it('retries the dataset download while the platform serving it answers 5xx (a restart), and runs the job once', async () => {
@@ -258,7 +261,11 @@ describe(GpuRunner.name, () => {
     const ok = await waitFor(() => finalStatus('job-d'), 30_000);
     expect(ok.status, String(ok.message)).toBe('succeeded');
     expect(failingGets).toBe(0);
-    expect(payloads('train.status', 'job-d').map((p) => p.status)).toEqual(['claimed', 'running', 'succeeded']);
+    expect(payloads('train.status', 'job-d').map((p) => p.status)).toEqual([
+      'claimed',
+      'running',
+      'succeeded',
+    ]);
   });
 
   it('cancels a running job within 5 seconds', async () => {
@@ -301,7 +308,7 @@ describe(GpuRunner.name, () => {
     });
   });
 
-  it('answers a status.request by re-sending the final envelopes of the job (same ids), ignoring other runners\' jobs', async () => {
+  it("answers a status.request by re-sending the final envelopes of the job (same ids), ignoring other runners' jobs", async () => {
     await setup();
     const published: Envelope[] = [];
     const publish = broker.publish.bind(broker);
@@ -315,7 +322,8 @@ describe(GpuRunner.name, () => {
     await send('train.start', bad);
     await waitFor(() => finalStatus('job-gap'));
     const final = published.find(
-      (e) => e.type === 'train.status' && (e.payload as { jobId: string; status: string }).status === 'failed',
+      (e) =>
+        e.type === 'train.status' && (e.payload as { jobId: string; status: string }).status === 'failed',
     )!;
     await broker.publish(
       STREAMS.control,
@@ -440,7 +448,10 @@ describe(`${GpuRunner.name} fine-tuning`, () => {
     const bytes = readFileSync(parent);
     return {
       ...m,
-      uploads: { ...m.uploads, 'best.pt': { url: `${base}/upload/${jobId}/best.pt`, key: `models/${jobId}/best.pt` } },
+      uploads: {
+        ...m.uploads,
+        'best.pt': { url: `${base}/upload/${jobId}/best.pt`, key: `models/${jobId}/best.pt` },
+      },
       init: {
         ref: 'helmets@3',
         url: `${base}/files/${encodeURIComponent(path.relative(root, parent))}`,

@@ -182,8 +182,10 @@ export class GpuRunner {
       if (job.runnerId !== this.opts.id) continue;
       const key = ClaimStore.key(job.jobId, job.attempt);
       const sent = this.finished.get(key);
-      if (sent !== undefined) for (const envelope of sent) this.publisher.publish(STREAMS.telemetry, envelope);
-      else if (this.active?.jobId === job.jobId && this.active.attempt === job.attempt) this.status(job, 'running');
+      if (sent !== undefined)
+        for (const envelope of sent) this.publisher.publish(STREAMS.telemetry, envelope);
+      else if (this.active?.jobId === job.jobId && this.active.attempt === job.attempt)
+        this.status(job, 'running');
       else if (this.queued.has(key)) this.status(job, 'claimed');
     }
     this.sendHeartbeat();
@@ -301,7 +303,12 @@ export class GpuRunner {
       if (p.init !== undefined) {
         logs.add(`runner ${this.opts.id}: downloading the checkpoint of ${p.init.ref} to fine-tune from`);
         const initDir = path.join(jobDir, 'init');
-        await this.download(p, [{ path: INIT_FILE, url: p.init.url, sha256: p.init.sha256, size: p.init.size }], initDir, active.abort.signal);
+        await this.download(
+          p,
+          [{ path: INIT_FILE, url: p.init.url, sha256: p.init.sha256, size: p.init.size }],
+          initDir,
+          active.abort.signal,
+        );
         initWeights = path.join(initDir, INIT_FILE);
       }
       if (active.cancelled) return finish('cancelled', 'cancelled');
@@ -360,7 +367,12 @@ export class GpuRunner {
     });
   }
 
-  private async upload(p: TrainStart, result: BackendResult, logFile: string, signal: AbortSignal): Promise<void> {
+  private async upload(
+    p: TrainStart,
+    result: BackendResult,
+    logFile: string,
+    signal: AbortSignal,
+  ): Promise<void> {
     const files = { ...result.files, ...(existsSync(logFile) ? { 'train.log': logFile } : {}) };
     if (p.uploads['model.onnx'] === undefined)
       throw new Error('train.start has no upload URL for model.onnx; the platform must presign one');
@@ -388,7 +400,12 @@ export class GpuRunner {
   }
 
   /** Downloads the job's dataset, retrying with backoff (1 s doubling to 15 s) while storage is unreachable, up to `downloadRetryMs`. */
-  private async download(p: TrainStart, files: TrainStart['dataset']['files'], dataDir: string, signal: AbortSignal): Promise<void> {
+  private async download(
+    p: TrainStart,
+    files: TrainStart['dataset']['files'],
+    dataDir: string,
+    signal: AbortSignal,
+  ): Promise<void> {
     const budget = this.opts.downloadRetryMs ?? 30 * 60_000;
     const deadline = Date.now() + budget;
     for (let attempt = 1; ; attempt++) {
@@ -400,8 +417,14 @@ export class GpuRunner {
         if (signal.aborted || !isPlatformError(err) || err.details?.retryable !== true) throw err;
         const delay = Math.min(15_000, 1000 * 2 ** Math.min(attempt - 1, 4));
         if (Date.now() + delay > deadline)
-          throw new PlatformError('unavailable', `${err.message} (still failing after retrying for ${Math.round(budget / 1000)} s)`);
-        this.log.warn({ jobId: p.jobId, attempt, retryInMs: delay, problem: err.message }, 'dataset download failed; retrying');
+          throw new PlatformError(
+            'unavailable',
+            `${err.message} (still failing after retrying for ${Math.round(budget / 1000)} s)`,
+          );
+        this.log.warn(
+          { jobId: p.jobId, attempt, retryInMs: delay, problem: err.message },
+          'dataset download failed; retrying',
+        );
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, delay);
           signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
@@ -415,7 +438,13 @@ export class GpuRunner {
    * PUTs one artifact, retrying with backoff (1 s doubling to 15 s) while the target is unreachable or
    * answers 5xx/408/429, up to `uploadRetryMs`; any other answer (e.g. 403, an expired URL) fails at once.
    */
-  private async put(p: TrainStart, name: string, url: string, body: Buffer<ArrayBuffer>, signal: AbortSignal): Promise<void> {
+  private async put(
+    p: TrainStart,
+    name: string,
+    url: string,
+    body: Buffer<ArrayBuffer>,
+    signal: AbortSignal,
+  ): Promise<void> {
     const deadline = Date.now() + (this.opts.uploadRetryMs ?? 30 * 60_000);
     for (let attempt = 1; ; attempt++) {
       let problem: string;
@@ -430,12 +459,15 @@ export class GpuRunner {
           signal: AbortSignal.any([signal, AbortSignal.timeout(300_000)]),
         });
         if (res.ok) {
-          if (attempt > 1) this.log.info({ jobId: p.jobId, artifact: name, attempt }, 'artifact uploaded after retrying');
+          if (attempt > 1)
+            this.log.info({ jobId: p.jobId, artifact: name, attempt }, 'artifact uploaded after retrying');
           return;
         }
         problem = `HTTP ${res.status} ${(await res.text().catch(() => '')).slice(0, 200)}`.trim();
         if (res.status < 500 && res.status !== 408 && res.status !== 429)
-          throw new PermanentUploadError(`uploading ${name} failed with ${problem}; the presigned URL may have expired`);
+          throw new PermanentUploadError(
+            `uploading ${name} failed with ${problem}; the presigned URL may have expired`,
+          );
       } catch (err) {
         if (signal.aborted || err instanceof PermanentUploadError) throw err;
         const cause = (err as { cause?: { code?: string; message?: string } }).cause;
@@ -443,8 +475,13 @@ export class GpuRunner {
       }
       const delay = Math.min(15_000, 1000 * 2 ** Math.min(attempt - 1, 4));
       if (Date.now() + delay > deadline)
-        throw new Error(`uploading ${name} to ${urlWithoutQuery(url)} failed: storage unreachable for ${Math.round((this.opts.uploadRetryMs ?? 30 * 60_000) / 1000)} s (${problem}); check that this runner reaches that address (the platform signs with PUBLIC_URL, or the URL a serve advertised) and start the training again`);
-      this.log.warn({ jobId: p.jobId, artifact: name, attempt, retryInMs: delay, problem }, 'artifact upload failed; retrying');
+        throw new Error(
+          `uploading ${name} to ${urlWithoutQuery(url)} failed: storage unreachable for ${Math.round((this.opts.uploadRetryMs ?? 30 * 60_000) / 1000)} s (${problem}); check that this runner reaches that address (the platform signs with PUBLIC_URL, or the URL a serve advertised) and start the training again`,
+        );
+      this.log.warn(
+        { jobId: p.jobId, artifact: name, attempt, retryInMs: delay, problem },
+        'artifact upload failed; retrying',
+      );
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, delay);
         signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });

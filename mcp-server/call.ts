@@ -33,7 +33,12 @@ export function callContextOf(services: McpServices, caller: McpCaller, extra: M
 /** A tool context whose progress goes out as `notifications/progress` when the client sent a progress token. */
 export function toolContextOf(services: McpServices, ctx: CallContext, extra: McpExtra): ToolContext {
   const progress = progressReporter(extra);
-  return { ...ctx, services: services.toolServices, registry: services.registry, ...(progress ? { onProgress: progress } : {}) };
+  return {
+    ...ctx,
+    services: services.toolServices,
+    registry: services.registry,
+    ...(progress ? { onProgress: progress } : {}),
+  };
 }
 
 /** Sends progress for the request when its `_meta.progressToken` is set; undefined otherwise. Values only ever increase. */
@@ -45,14 +50,22 @@ export function progressReporter(extra: McpExtra): ((p: ToolProgress) => void) |
     if (extra.signal.aborted) return;
     const wanted = p.fraction === undefined ? last : Math.min(100, p.fraction * 100);
     last = wanted > last ? wanted : last + 0.001;
-    const params = { progressToken: token, progress: Number(last.toFixed(3)), message: p.message, ...(p.fraction === undefined ? {} : { total: 100 }) };
+    const params = {
+      progressToken: token,
+      progress: Number(last.toFixed(3)),
+      message: p.message,
+      ...(p.fraction === undefined ? {} : { total: 100 }),
+    };
     extra.sendNotification({ method: 'notifications/progress', params }).catch(() => undefined);
   };
 }
 
 /** A tool error as an MCP result: `isError` with a message a model or a person can act on. */
 export function errorResult(error: ToolError, meta?: Record<string, unknown>): CallToolResult {
-  const details = error.details && Object.keys(error.details).length > 0 ? `\n${JSON.stringify(error.details, null, 2)}` : '';
+  const details =
+    error.details && Object.keys(error.details).length > 0
+      ? `\n${JSON.stringify(error.details, null, 2)}`
+      : '';
   return {
     content: [{ type: 'text', text: `${error.code}: ${error.message}${details}` }],
     isError: true,
@@ -62,7 +75,9 @@ export function errorResult(error: ToolError, meta?: Record<string, unknown>): C
 
 /** A successful tool result with its structured output and the same JSON as text for clients that read only text. */
 export function okResult(output: unknown, meta?: Record<string, unknown>): CallToolResult {
-  const structured = (typeof output === 'object' && output !== null && !Array.isArray(output) ? output : { value: output }) as Record<string, unknown>;
+  const structured = (
+    typeof output === 'object' && output !== null && !Array.isArray(output) ? output : { value: output }
+  ) as Record<string, unknown>;
   return {
     content: [{ type: 'text', text: JSON.stringify(output, null, 2) }],
     structuredContent: structured,
@@ -72,7 +87,9 @@ export function okResult(output: unknown, meta?: Record<string, unknown>): CallT
 
 /** The MCP result of a registry tool's result. */
 export function resultOf(result: ToolResult, meta?: Record<string, unknown>): CallToolResult {
-  return result.ok ? okResult(result.output, { ...(result.replayed ? { 'visioninapp/replayed': true } : {}), ...meta }) : errorResult(result.error, meta);
+  return result.ok
+    ? okResult(result.output, { ...(result.replayed ? { 'visioninapp/replayed': true } : {}), ...meta })
+    : errorResult(result.error, meta);
 }
 
 /** Runs `fn`, turning a thrown PlatformError (or anything else) into an `isError` result. */
@@ -86,5 +103,6 @@ export async function guarded(fn: () => Promise<CallToolResult>): Promise<CallTo
 
 /** Throws `unavailable` when the request was cancelled. */
 export function throwIfAborted(signal: AbortSignal): void {
-  if (signal.aborted) throw new PlatformError('unavailable', 'the request was cancelled by the client; nothing more was done');
+  if (signal.aborted)
+    throw new PlatformError('unavailable', 'the request was cancelled by the client; nothing more was done');
 }

@@ -46,7 +46,11 @@ const LOCAL_HOSTS = ['localhost', '127.0.0.1', '[::1]'];
 
 function rpcError(res: Response, status: number, message: string, extra: Record<string, unknown> = {}): void {
   if (res.headersSent) return;
-  res.status(status).json({ jsonrpc: '2.0', error: { code: status === 404 ? -32001 : -32000, message, data: extra }, id: null });
+  res.status(status).json({
+    jsonrpc: '2.0',
+    error: { code: status === 404 ? -32001 : -32000, message, data: extra },
+    id: null,
+  });
 }
 
 function statusOf(err: unknown): number {
@@ -76,21 +80,26 @@ export function mcpHttpEndpoint(opts: McpHttpOptions): McpHttpEndpoint {
       return undefined;
     }
   })();
-  const allowedHosts = opts.allowedHosts ?? [...new Set([...LOCAL_HOSTS, ...(publicHost ? [publicHost] : [])])];
+  const allowedHosts = opts.allowedHosts ?? [
+    ...new Set([...LOCAL_HOSTS, ...(publicHost ? [publicHost] : [])]),
+  ];
   const allowedOrigins = opts.allowedOrigins;
   const idleMs = opts.idleTimeoutMs ?? 30 * 60_000;
   const maxSessions = opts.maxSessions ?? 1000;
   const sessions = new Map<string, HttpSession>();
 
-  const sweeper = setInterval(() => {
-    const now = Date.now();
-    for (const [id, s] of sessions) {
-      if (now - s.lastSeen > idleMs) {
-        log.info({ mcpSession: id }, 'closing an idle MCP session');
-        void s.transport.close();
+  const sweeper = setInterval(
+    () => {
+      const now = Date.now();
+      for (const [id, s] of sessions) {
+        if (now - s.lastSeen > idleMs) {
+          log.info({ mcpSession: id }, 'closing an idle MCP session');
+          void s.transport.close();
+        }
       }
-    }
-  }, Math.min(idleMs, 60_000));
+    },
+    Math.min(idleMs, 60_000),
+  );
   sweeper.unref();
 
   function originAllowed(origin: string): boolean {
@@ -105,13 +114,24 @@ export function mcpHttpEndpoint(opts: McpHttpOptions): McpHttpEndpoint {
 
   async function authenticate(req: Request): Promise<TokenPrincipal> {
     const authz = req.headers.authorization;
-    if (authz === undefined) throw new PlatformError('unauthenticated', 'send an API token as "Authorization: Bearer via_…" (create one with scope "mcp" under Settings → API tokens)');
+    if (authz === undefined)
+      throw new PlatformError(
+        'unauthenticated',
+        'send an API token as "Authorization: Bearer via_…" (create one with scope "mcp" under Settings → API tokens)',
+      );
     const m = /^Bearer\s+(\S+)$/i.exec(authz);
-    if (!m) throw new PlatformError('unauthenticated', 'the Authorization header must be "Bearer <API token>"');
+    if (!m)
+      throw new PlatformError('unauthenticated', 'the Authorization header must be "Bearer <API token>"');
     const project = req.headers[MCP_PROJECT_HEADER];
-    const principal = await services.accounts.authenticateToken(m[1]!, typeof project === 'string' && project !== '' ? project : undefined);
+    const principal = await services.accounts.authenticateToken(
+      m[1]!,
+      typeof project === 'string' && project !== '' ? project : undefined,
+    );
     if (!principal.scopes.some((s) => (MCP_SCOPES as readonly string[]).includes(s))) {
-      throw new PlatformError('forbidden', `API token ${principal.tokenId} lacks the "mcp" scope; create a token with scope "mcp" (or "*") for MCP clients`);
+      throw new PlatformError(
+        'forbidden',
+        `API token ${principal.tokenId} lacks the "mcp" scope; create a token with scope "mcp" (or "*") for MCP clients`,
+      );
     }
     return principal;
   }
@@ -134,7 +154,8 @@ export function mcpHttpEndpoint(opts: McpHttpOptions): McpHttpEndpoint {
       principal = await authenticate(req);
     } catch (err) {
       const status = statusOf(err);
-      if (status === 401) res.setHeader('WWW-Authenticate', 'Bearer realm="visioninapp", error="invalid_token"');
+      if (status === 401)
+        res.setHeader('WWW-Authenticate', 'Bearer realm="visioninapp", error="invalid_token"');
       rpcError(res, status === 500 ? 401 : status, (err as Error).message);
       return;
     }
@@ -143,7 +164,11 @@ export function mcpHttpEndpoint(opts: McpHttpOptions): McpHttpEndpoint {
       if (typeof sessionId === 'string') {
         const session = sessions.get(sessionId);
         if (session === undefined) {
-          rpcError(res, 404, `MCP session ${sessionId} not found (it expired or the server restarted); initialize a new session`);
+          rpcError(
+            res,
+            404,
+            `MCP session ${sessionId} not found (it expired or the server restarted); initialize a new session`,
+          );
           return;
         }
         if (session.tokenId !== principal.tokenId) {
@@ -168,7 +193,10 @@ export function mcpHttpEndpoint(opts: McpHttpOptions): McpHttpEndpoint {
         sessionIdGenerator: () => randomUUID(),
         onsessioninitialized: (id) => {
           sessions.set(id, { transport, mcp, tokenId: principal.tokenId, lastSeen: Date.now() });
-          log.info({ mcpSession: id, userId: principal.userId, tokenId: principal.tokenId, role: principal.role }, 'MCP session opened');
+          log.info(
+            { mcpSession: id, userId: principal.userId, tokenId: principal.tokenId, role: principal.role },
+            'MCP session opened',
+          );
         },
       });
       transport.onclose = () => {

@@ -9,11 +9,16 @@ export function registerPrompts(server: McpServer): void {
     'train-and-deploy',
     {
       title: 'Train a detector and deploy it',
-      description: 'Train a detector on a dataset, follow the run, then roll the new model out to a device group (each changing step waits for approval)',
+      description:
+        'Train a detector on a dataset, follow the run, then roll the new model out to a device group (each changing step waits for approval)',
       argsSchema: {
         dataset: name.describe('dataset name or name@version, e.g. helmets-v2'),
         target: name.describe('device tag to deploy to, e.g. line-3'),
-        epochs: z.string().regex(/^\d{1,4}$/, 'a whole number').optional().describe('training epochs (default 10)'),
+        epochs: z
+          .string()
+          .regex(/^\d{1,4}$/, 'a whole number')
+          .optional()
+          .describe('training epochs (default 10)'),
       },
     },
     ({ dataset, target, epochs }) => ({
@@ -42,10 +47,15 @@ export function registerPrompts(server: McpServer): void {
     'investigate-line',
     {
       title: 'Investigate a production line',
-      description: 'Look into the devices of a line: health, model versions they run, recent rollouts and low-confidence feedback',
+      description:
+        'Look into the devices of a line: health, model versions they run, recent rollouts and low-confidence feedback',
       argsSchema: {
         line: name.describe('device tag of the line, e.g. line-3'),
-        symptom: z.string().max(500).optional().describe('what was noticed, e.g. "missed helmets since this morning"'),
+        symptom: z
+          .string()
+          .max(500)
+          .optional()
+          .describe('what was noticed, e.g. "missed helmets since this morning"'),
       },
     },
     ({ line, symptom }) => ({

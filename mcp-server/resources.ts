@@ -1,5 +1,11 @@
 import { ResourceTemplate, type McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { ErrorCode, McpError, SubscribeRequestSchema, UnsubscribeRequestSchema, type ReadResourceResult } from '@modelcontextprotocol/sdk/types.js';
+import {
+  ErrorCode,
+  McpError,
+  SubscribeRequestSchema,
+  UnsubscribeRequestSchema,
+  type ReadResourceResult,
+} from '@modelcontextprotocol/sdk/types.js';
 import type { CallContext } from '../core/context.js';
 import type { DomainEventBase } from '../core/events.js';
 import { isPlatformError } from '../core/errors.js';
@@ -18,10 +24,20 @@ const LIST_LIMIT = 200;
 export function toMcpError(err: unknown): McpError {
   if (err instanceof McpError) return err;
   if (isPlatformError(err)) {
-    const code = err.code === 'not_found' ? RESOURCE_NOT_FOUND : err.code === 'invalid_input' ? ErrorCode.InvalidParams : err.code === 'forbidden' || err.code === 'unauthenticated' ? ErrorCode.InvalidRequest : ErrorCode.InternalError;
+    const code =
+      err.code === 'not_found'
+        ? RESOURCE_NOT_FOUND
+        : err.code === 'invalid_input'
+          ? ErrorCode.InvalidParams
+          : err.code === 'forbidden' || err.code === 'unauthenticated'
+            ? ErrorCode.InvalidRequest
+            : ErrorCode.InternalError;
     return new McpError(code, err.message, { code: err.code });
   }
-  return new McpError(ErrorCode.InternalError, `unexpected error: ${err instanceof Error ? err.message : String(err)}`);
+  return new McpError(
+    ErrorCode.InternalError,
+    `unexpected error: ${err instanceof Error ? err.message : String(err)}`,
+  );
 }
 
 function json(uri: URL, value: unknown): ReadResourceResult {
@@ -43,7 +59,12 @@ async function reading(fn: () => Promise<ReadResourceResult>): Promise<ReadResou
 
 /** The id of the job or rollout a domain event is about, as the resource URI a subscriber follows. */
 export function resourceUriOf(event: DomainEventBase): string | undefined {
-  const e = event as DomainEventBase & { jobId?: string; job?: { id?: string }; rolloutId?: string; rollout?: { id?: string } };
+  const e = event as DomainEventBase & {
+    jobId?: string;
+    job?: { id?: string };
+    rolloutId?: string;
+    rollout?: { id?: string };
+  };
   if (event.type.startsWith('training.')) {
     const id = e.jobId ?? e.job?.id;
     return id === undefined ? undefined : `${RESOURCE_SCHEME}://jobs/${encodeURIComponent(id)}`;
@@ -86,8 +107,13 @@ export function registerResources(
           })),
         }),
       }),
-      { title: 'Dataset', description: 'A dataset (name or name@version) with its latest version, splits and statistics', mimeType: JSON_MIME },
-      (uri, vars, extra) => reading(async () => json(uri, await datasets.get(contextOf(extra), one(vars.name)))),
+      {
+        title: 'Dataset',
+        description: 'A dataset (name or name@version) with its latest version, splits and statistics',
+        mimeType: JSON_MIME,
+      },
+      (uri, vars, extra) =>
+        reading(async () => json(uri, await datasets.get(contextOf(extra), one(vars.name)))),
     );
   }
   if (models) {
@@ -103,8 +129,16 @@ export function registerResources(
           })),
         }),
       }),
-      { title: 'Model version', description: 'A registered model version: metrics, artifacts, lineage and stages (version may be a number, latest, production, staging or candidate)', mimeType: JSON_MIME },
-      (uri, vars, extra) => reading(async () => json(uri, await models.get(contextOf(extra), `${one(vars.name)}@${one(vars.version)}`))),
+      {
+        title: 'Model version',
+        description:
+          'A registered model version: metrics, artifacts, lineage and stages (version may be a number, latest, production, staging or candidate)',
+        mimeType: JSON_MIME,
+      },
+      (uri, vars, extra) =>
+        reading(async () =>
+          json(uri, await models.get(contextOf(extra), `${one(vars.name)}@${one(vars.version)}`)),
+        ),
     );
   }
   if (training) {
@@ -120,7 +154,12 @@ export function registerResources(
           })),
         }),
       }),
-      { title: 'Training job', description: 'A training job with its status and per-epoch metrics; subscribe to follow it while it runs', mimeType: JSON_MIME },
+      {
+        title: 'Training job',
+        description:
+          'A training job with its status and per-epoch metrics; subscribe to follow it while it runs',
+        mimeType: JSON_MIME,
+      },
       (uri, vars, extra) =>
         reading(async () => {
           const ctx = contextOf(extra);
@@ -143,7 +182,11 @@ export function registerResources(
           })),
         }),
       }),
-      { title: 'Edge device', description: 'An edge device: tags, model it runs, health and last heartbeat', mimeType: JSON_MIME },
+      {
+        title: 'Edge device',
+        description: 'An edge device: tags, model it runs, health and last heartbeat',
+        mimeType: JSON_MIME,
+      },
       (uri, vars, extra) => reading(async () => json(uri, await fleet.get(contextOf(extra), one(vars.id)))),
     );
   }
@@ -160,8 +203,14 @@ export function registerResources(
           })),
         }),
       }),
-      { title: 'Rollout', description: 'A rollout of a model version to a device group: waves, per-device state, gates; subscribe to follow it', mimeType: JSON_MIME },
-      (uri, vars, extra) => reading(async () => json(uri, await rollouts.status(contextOf(extra), one(vars.id)))),
+      {
+        title: 'Rollout',
+        description:
+          'A rollout of a model version to a device group: waves, per-device state, gates; subscribe to follow it',
+        mimeType: JSON_MIME,
+      },
+      (uri, vars, extra) =>
+        reading(async () => json(uri, await rollouts.status(contextOf(extra), one(vars.id)))),
     );
   }
 
@@ -170,7 +219,10 @@ export function registerResources(
   server.server.setRequestHandler(SubscribeRequestSchema, (request) => {
     const uri = request.params.uri;
     if (!SUBSCRIBABLE.test(uri)) {
-      throw new McpError(ErrorCode.InvalidParams, `only running jobs and rollouts can be followed (visioninapp://jobs/{id}, visioninapp://rollouts/{id}); got ${uri}`);
+      throw new McpError(
+        ErrorCode.InvalidParams,
+        `only running jobs and rollouts can be followed (visioninapp://jobs/{id}, visioninapp://rollouts/{id}); got ${uri}`,
+      );
     }
     subscribed.add(uri);
     // The state at subscription time is the baseline the poll compares against.

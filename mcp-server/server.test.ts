@@ -48,7 +48,10 @@ describe(createMcpServer.name, () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(path.join(tmpdir(), 'via-mcp-srv-'));
-    platform = await createPlatform(loadConfig({ DATA_DIR: dir, LOG_LEVEL: 'silent', DEMO_DATASET: 'false' }, dir), silentLogger());
+    platform = await createPlatform(
+      loadConfig({ DATA_DIR: dir, LOG_LEVEL: 'silent', DEMO_DATASET: 'false' }, dir),
+      silentLogger(),
+    );
     await platform.prepare();
   });
 
@@ -61,8 +64,13 @@ describe(createMcpServer.name, () => {
   it('reads a job with its metrics and notifies a subscriber of changes made elsewhere (no local event)', async () => {
     const client = await connect();
     const read = await client.readResource({ uri: 'visioninapp://jobs/job_remote' });
-    expect(JSON.parse((read.contents[0] as { text: string }).text)).toMatchObject({ job: { id: 'job_remote', status: 'running' }, metrics: [] });
-    await expect(client.readResource({ uri: 'visioninapp://jobs/job_nope' })).rejects.toMatchObject({ code: -32002 });
+    expect(JSON.parse((read.contents[0] as { text: string }).text)).toMatchObject({
+      job: { id: 'job_remote', status: 'running' },
+      metrics: [],
+    });
+    await expect(client.readResource({ uri: 'visioninapp://jobs/job_nope' })).rejects.toMatchObject({
+      code: -32002,
+    });
 
     const updates: string[] = [];
     client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => {

@@ -9,7 +9,16 @@ import { newId } from '../core/ids.js';
 import type { AnyTool } from '../tools/define.js';
 import { runTool } from '../tools/run-tool.js';
 import { canElicit, elicitDecision, gatedCall, registerApprovalsWait, whereToApprove } from './approvals.js';
-import { callContextOf, guarded, okResult, progressReporter, resultOf, toolContextOf, type McpCaller, type McpExtra } from './call.js';
+import {
+  callContextOf,
+  guarded,
+  okResult,
+  progressReporter,
+  resultOf,
+  toolContextOf,
+  type McpCaller,
+  type McpExtra,
+} from './call.js';
 import { registerPrompts } from './prompts.js';
 import { registerResources } from './resources.js';
 import type { McpServices } from './services.js';
@@ -50,7 +59,12 @@ export function createMcpServer(opts: CreateMcpServerOptions): McpSession {
   const { services } = opts;
   const caller: McpCaller = { principal: opts.principal, projectId: opts.projectId };
   const server = new McpServer(SERVER_INFO, {
-    capabilities: { tools: { listChanged: true }, resources: { subscribe: true, listChanged: true }, prompts: { listChanged: true }, logging: {} },
+    capabilities: {
+      tools: { listChanged: true },
+      resources: { subscribe: true, listChanged: true },
+      prompts: { listChanged: true },
+      logging: {},
+    },
     instructions: INSTRUCTIONS,
   });
   server.server.oninitialized = () => {
@@ -73,14 +87,21 @@ export function createMcpServer(opts: CreateMcpServerOptions): McpSession {
       (args: unknown, extra: McpExtra) =>
         guarded(async () => {
           const ctx = contextOf(extra);
-          if (tool.risk === 'read' || tool.authorizesItself) return resultOf(await runTool(toolContextOf(services, ctx, extra), tool.name, args));
+          if (tool.risk === 'read' || tool.authorizesItself)
+            return resultOf(await runTool(toolContextOf(services, ctx, extra), tool.name, args));
           return gatedCall(server, services, caller, ctx, tool, args, extra);
         }),
     );
   }
   registerApprovalsWait(server, services, contextOf);
   if (services.agent) registerAskAssistant(server, services, caller, contextOf);
-  const stopResources = registerResources(server, services, contextOf, () => caller.projectId, opts.resourcePollMs);
+  const stopResources = registerResources(
+    server,
+    services,
+    contextOf,
+    () => caller.projectId,
+    opts.resourcePollMs,
+  );
   registerPrompts(server);
 
   let stopped = false;
@@ -105,9 +126,25 @@ export function createMcpServer(opts: CreateMcpServerOptions): McpSession {
 const askOutput = {
   threadId: z.string().describe('the conversation; pass it again to continue it'),
   status: z.string().describe('running, awaiting_approval, waiting, done, stopped, failed or clarify'),
-  reply: z.string().optional().describe('the assistant\'s direct answer or a clarifying question'),
-  plan: z.array(z.object({ tool: z.string().describe('tool'), args: z.record(z.string(), z.unknown()).describe('arguments'), reason: z.string().describe('why') })).describe('the planned steps, in order'),
-  steps: z.array(z.object({ index: z.number().describe('step index'), tool: z.string().describe('tool'), state: z.string().describe('step state') })).describe('where each step stands'),
+  reply: z.string().optional().describe("the assistant's direct answer or a clarifying question"),
+  plan: z
+    .array(
+      z.object({
+        tool: z.string().describe('tool'),
+        args: z.record(z.string(), z.unknown()).describe('arguments'),
+        reason: z.string().describe('why'),
+      }),
+    )
+    .describe('the planned steps, in order'),
+  steps: z
+    .array(
+      z.object({
+        index: z.number().describe('step index'),
+        tool: z.string().describe('tool'),
+        state: z.string().describe('step state'),
+      }),
+    )
+    .describe('where each step stands'),
   pendingApproval: z
     .object({
       approvalId: z.string().describe('approval id'),
@@ -119,7 +156,10 @@ const askOutput = {
     })
     .optional()
     .describe('the approval the conversation waits for'),
-  waitingFor: z.object({ kind: z.string().describe('job or rollout'), id: z.string().describe('its id') }).optional().describe('the long step the conversation waits for'),
+  waitingFor: z
+    .object({ kind: z.string().describe('job or rollout'), id: z.string().describe('its id') })
+    .optional()
+    .describe('the long step the conversation waits for'),
   report: z.string().optional().describe('the run summary once the request is done'),
 };
 
@@ -174,7 +214,12 @@ function askResult(services: McpServices, view: ThreadView): CallToolResult {
 
 const MAX_ELICITED_STEPS = 20;
 
-function registerAskAssistant(server: McpServer, services: McpServices, caller: McpCaller, contextOf: (extra: McpExtra) => ReturnType<typeof callContextOf>): void {
+function registerAskAssistant(
+  server: McpServer,
+  services: McpServices,
+  caller: McpCaller,
+  contextOf: (extra: McpExtra) => ReturnType<typeof callContextOf>,
+): void {
   const agent = services.agent!;
   server.registerTool(
     'ask_assistant',
@@ -184,10 +229,21 @@ function registerAskAssistant(server: McpServer, services: McpServices, caller: 
         'Send a request in plain words (English or Korean), e.g. "train a helmet detector on dataset helmets-v2 and deploy it to line 3 Jetsons". The assistant plans tool calls; every changing step waits for a person\'s approval (asked here when this client supports it, otherwise returned as a pending approval id). Returns the plan, step states, pending approval and the report.',
       inputSchema: {
         message: z.string().min(1).max(4000).describe('the request'),
-        threadId: z.string().min(1).max(64).optional().describe('continue this conversation instead of starting a new one'),
+        threadId: z
+          .string()
+          .min(1)
+          .max(64)
+          .optional()
+          .describe('continue this conversation instead of starting a new one'),
       },
       outputSchema: askOutput,
-      annotations: { title: 'Ask the VisionInApp assistant', readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: false },
+      annotations: {
+        title: 'Ask the VisionInApp assistant',
+        readOnlyHint: false,
+        destructiveHint: true,
+        idempotentHint: false,
+        openWorldHint: false,
+      },
     },
     ({ message, threadId }, extra) =>
       guarded(async () => {
@@ -200,7 +256,9 @@ function registerAskAssistant(server: McpServer, services: McpServices, caller: 
           if (text) progress({ message: text });
         });
         try {
-          let view = threadId ? await agent.sendMessage(ctx, id, message) : await agent.startConversation(ctx, { message, threadId: id });
+          let view = threadId
+            ? await agent.sendMessage(ctx, id, message)
+            : await agent.startConversation(ctx, { message, threadId: id });
           for (let i = 0; i < MAX_ELICITED_STEPS && view.pendingApproval && !extra.signal.aborted; i++) {
             const pending = view.pendingApproval;
             const approval = (await services.approvals.get(ctx, pending.approvalId)) as ApprovalRequest;
@@ -210,7 +268,9 @@ function registerAskAssistant(server: McpServer, services: McpServices, caller: 
             view = await agent.decide(ctx, id, {
               approvalId: pending.approvalId,
               decision: answer.decision,
-              reason: answer.reason ?? `${answer.decision === 'approve' ? 'approved' : 'rejected'} in the MCP client`,
+              reason:
+                answer.reason ??
+                `${answer.decision === 'approve' ? 'approved' : 'rejected'} in the MCP client`,
             });
           }
           return askResult(services, view);

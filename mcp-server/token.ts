@@ -20,7 +20,15 @@ export async function createMcpToken(
   const members = await accounts.listMembers(input.projectId);
   const member = members.find((m) => m.email === email);
   if (member === undefined) {
-    throw new PlatformError('not_found', `${email} is not a member of project "${input.projectId}"; members: ${members.map((m) => m.email).slice(0, 20).join(', ') || '(none)'}`);
+    throw new PlatformError(
+      'not_found',
+      `${email} is not a member of project "${input.projectId}"; members: ${
+        members
+          .map((m) => m.email)
+          .slice(0, 20)
+          .join(', ') || '(none)'
+      }`,
+    );
   }
   const created = await accounts.createApiToken({
     userId: member.userId,

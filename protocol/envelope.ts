@@ -73,7 +73,11 @@ export const messageSchemas = {
       })
       .optional(),
   }),
-  'train.cancel': z.object({ jobId: z.string(), attempt: z.number().int().min(1), reason: z.string().optional() }),
+  'train.cancel': z.object({
+    jobId: z.string(),
+    attempt: z.number().int().min(1),
+    reason: z.string().optional(),
+  }),
   'deploy.apply': z.object({
     deploymentId: z.string(),
     rolloutId: z.string(),
@@ -96,7 +100,11 @@ export const messageSchemas = {
     deviceId: z.string(),
     reason: z.string(),
   }),
-  notify: z.object({ level: z.enum(['info', 'warn', 'error']), text: z.string(), ref: z.string().optional() }),
+  notify: z.object({
+    level: z.enum(['info', 'warn', 'error']),
+    text: z.string(),
+    ref: z.string().optional(),
+  }),
   /**
    * The platform may have missed telemetry (a consumer fell behind stream retention): each runner and
    * device named here reports again what it knows of the job or deployment (its last status, its
@@ -245,13 +253,22 @@ export type ParseResult = { ok: true; message: Message } | { ok: false; error: s
 /** Validates an envelope and its payload for known types; unknown types are an error. */
 export function parseMessage(input: unknown): ParseResult {
   const env = envelopeSchema.safeParse(input);
-  if (!env.success) return { ok: false, error: `invalid envelope: ${env.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}` };
+  if (!env.success)
+    return {
+      ok: false,
+      error: `invalid envelope: ${env.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+    };
   // own keys only: a type such as "constructor" or "__proto__" must not reach Object.prototype
-  const schema = Object.hasOwn(messageSchemas, env.data.type) ? (messageSchemas as Record<string, z.ZodType>)[env.data.type] : undefined;
+  const schema = Object.hasOwn(messageSchemas, env.data.type)
+    ? (messageSchemas as Record<string, z.ZodType>)[env.data.type]
+    : undefined;
   if (schema === undefined) return { ok: false, error: `unknown message type "${env.data.type}"` };
   const payload = schema.safeParse(env.data.payload);
   if (!payload.success)
-    return { ok: false, error: `invalid ${env.data.type} payload: ${payload.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}` };
+    return {
+      ok: false,
+      error: `invalid ${env.data.type} payload: ${payload.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+    };
   return { ok: true, message: { ...env.data, payload: payload.data } as Message };
 }
 

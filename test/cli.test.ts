@@ -13,8 +13,13 @@ function cli(args: string[], dataDir: string): Promise<{ code: number; stdout: s
     execFile(
       process.execPath,
       [BIN, ...args],
-      { cwd: ROOT, env: { ...process.env, DATA_DIR: dataDir, IMPORT_ROOTS: path.dirname(dataDir), LOG_LEVEL: 'warn' }, timeout: 60_000 },
-      (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+      {
+        cwd: ROOT,
+        env: { ...process.env, DATA_DIR: dataDir, IMPORT_ROOTS: path.dirname(dataDir), LOG_LEVEL: 'warn' },
+        timeout: 60_000,
+      },
+      (err, stdout, stderr) =>
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
   });
 }
@@ -32,7 +37,11 @@ describe('visioninapp command line', () => {
     mkdirSync(path.join(source, 'labels'), { recursive: true });
     writeFileSync(path.join(source, 'data.yaml'), 'names: [helmet, head]\n');
     for (let i = 0; i < 4; i++) {
-      const jpg = await sharp({ create: { width: 64, height: 48, channels: 3, background: { r: 40 * i, g: 90, b: 200 } } }).jpeg().toBuffer();
+      const jpg = await sharp({
+        create: { width: 64, height: 48, channels: 3, background: { r: 40 * i, g: 90, b: 200 } },
+      })
+        .jpeg()
+        .toBuffer();
       writeFileSync(path.join(source, 'images', `img${i}.jpg`), jpg);
       writeFileSync(path.join(source, 'labels', `img${i}.txt`), `${i % 2} 0.5 0.5 0.25 0.25\n`);
     }
@@ -48,7 +57,9 @@ describe('visioninapp command line', () => {
     const list = await cli(['datasets', 'list', '--json'], dataDir);
     expect(list.code).toBe(0);
     const rows = JSON.parse(list.stdout) as Array<{ name: string; images: number; classNames: string[] }>;
-    expect(rows).toEqual([expect.objectContaining({ name: 'tiny', images: 4, classNames: ['helmet', 'head'] })]);
+    expect(rows).toEqual([
+      expect.objectContaining({ name: 'tiny', images: 4, classNames: ['helmet', 'head'] }),
+    ]);
     const shown = await cli(['datasets', 'show', 'tiny@1'], dataDir);
     expect(shown.stdout).toMatch(/classes: helmet, head/);
   }, 120_000);
@@ -61,7 +72,9 @@ describe('visioninapp command line', () => {
 
   it('lists models and devices (none yet) and verifies the audit chain', async () => {
     expect(JSON.parse((await cli(['models', 'list', '--json'], dataDir)).stdout)).toEqual([]);
-    expect(JSON.parse((await cli(['devices', 'list', '--tag', 'line-3', '--json'], dataDir)).stdout)).toEqual([]);
+    expect(JSON.parse((await cli(['devices', 'list', '--tag', 'line-3', '--json'], dataDir)).stdout)).toEqual(
+      [],
+    );
     const audit = await cli(['audit', 'verify'], dataDir);
     expect(audit.code).toBe(0);
     expect(audit.stdout).toMatch(/audit chain intact/);

@@ -10,7 +10,14 @@ const BIN = path.join(ROOT, 'bin', 'visioninapp.js');
 function run(args: string[], env: Record<string, string>): ChildProcess {
   return spawn(process.execPath, [BIN, ...args], {
     cwd: ROOT,
-    env: { ...process.env, LOG_LEVEL: 'warn', EMBEDDED_GPU_RUNNER: 'false', SIMULATED_DEVICES: '0', DEMO_DATASET: 'false', ...env },
+    env: {
+      ...process.env,
+      LOG_LEVEL: 'warn',
+      EMBEDDED_GPU_RUNNER: 'false',
+      SIMULATED_DEVICES: '0',
+      DEMO_DATASET: 'false',
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
 }
@@ -44,14 +51,24 @@ describe('visioninapp serve', () => {
     const child = run(['serve'], { DATA_DIR: dataDir, PORT: port });
     const done = exited(child);
     expect((await waitFor(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
-    let ready: { status: string; checks: Array<{ port: string; adapter: string; ok: boolean }> } = { status: '', checks: [] };
+    let ready: { status: string; checks: Array<{ port: string; adapter: string; ok: boolean }> } = {
+      status: '',
+      checks: [],
+    };
     for (let i = 0; i < 100 && ready.status !== 'ready'; i++) {
       ready = (await (await fetch(`http://127.0.0.1:${port}/readyz`)).json()) as typeof ready;
       if (ready.status !== 'ready') await new Promise((r) => setTimeout(r, 200));
     }
     expect(ready.status).toBe('ready');
     expect(ready.checks.map((c) => `${c.port}:${c.adapter}`)).toEqual(
-      expect.arrayContaining(['db:sqlite', 'cache:memory', 'search:minisearch', 'broker:memory', 'storage:local', 'auth:local']),
+      expect.arrayContaining([
+        'db:sqlite',
+        'cache:memory',
+        'search:minisearch',
+        'broker:memory',
+        'storage:local',
+        'auth:local',
+      ]),
     );
     child.kill('SIGTERM');
     expect((await done).code).toBe(0);
@@ -68,7 +85,11 @@ describe('visioninapp serve', () => {
     const dataDir = mkdtempSync(path.join(tmpdir(), 'vserve-'));
     dirs.push(dataDir);
     const port = String(20000 + Math.floor(Math.random() * 20000));
-    const child = run(['serve'], { DATA_DIR: dataDir, PORT: port, DATABASE_URL: 'mysql://root@127.0.0.1:1/nowhere' });
+    const child = run(['serve'], {
+      DATA_DIR: dataDir,
+      PORT: port,
+      DATABASE_URL: 'mysql://root@127.0.0.1:1/nowhere',
+    });
     const done = exited(child);
     await waitFor(`http://127.0.0.1:${port}/healthz`);
     const res = await fetch(`http://127.0.0.1:${port}/readyz`);

@@ -38,13 +38,18 @@ function canConnect(host: string, port: number, timeoutMs = 1500): Promise<boole
  * Returns true when the tests that need `name` must be skipped (printing why). With
  * REQUIRE_SERVICES=1 (set by .ci/run) a missing service throws instead, so nothing skips silently in CI.
  */
-export async function skipWithoutService(name: string, url: string | undefined, envVar: string): Promise<boolean> {
+export async function skipWithoutService(
+  name: string,
+  url: string | undefined,
+  envVar: string,
+): Promise<boolean> {
   let reason: string | undefined;
   if (url === undefined) reason = `${envVar} is not set`;
   else {
     const u = new URL(url);
     const port = Number(u.port || defaultPort(u.protocol));
-    if (!(await canConnect(u.hostname, port))) reason = `${name} is not reachable at ${u.hostname}:${port} (${envVar})`;
+    if (!(await canConnect(u.hostname, port)))
+      reason = `${name} is not reachable at ${u.hostname}:${port} (${envVar})`;
   }
   if (reason === undefined) return false;
   if (process.env.REQUIRE_SERVICES === '1') throw new Error(`REQUIRE_SERVICES=1 but ${reason}`);
@@ -108,7 +113,8 @@ export async function startRabbitApp(): Promise<void> {
   const port = Number(u.port || 5552);
   const deadline = Date.now() + 60_000;
   while (!(await canConnect(u.hostname, port))) {
-    if (Date.now() > deadline) throw new Error(`RabbitMQ's stream port ${u.hostname}:${port} did not reopen within 60 s of start_app`);
+    if (Date.now() > deadline)
+      throw new Error(`RabbitMQ's stream port ${u.hostname}:${port} did not reopen within 60 s of start_app`);
     await new Promise((r) => setTimeout(r, 250));
   }
 }
@@ -125,5 +131,7 @@ export async function withRabbitStopped<T>(during: () => Promise<T>): Promise<T>
 
 async function rabbitmqctl(command: 'stop_app' | 'start_app'): Promise<void> {
   const { execFile } = await import('node:child_process');
-  await new Promise<void>((resolve, reject) => execFile('rabbitmqctl', [command], (err) => (err ? reject(err) : resolve())));
+  await new Promise<void>((resolve, reject) =>
+    execFile('rabbitmqctl', [command], (err) => (err ? reject(err) : resolve())),
+  );
 }

@@ -4,11 +4,16 @@ import type { DatasetVersionInfo } from '../services/datasets/dataset.service.js
 import { formatReport } from '../services/datasets/report.js';
 import { defineTool, type ToolContext } from './define.js';
 
-const ref = z.string().min(1).max(200).describe('dataset name (latest version) or name@version, e.g. helmets-v2 or helmets-v2@3');
+const ref = z
+  .string()
+  .min(1)
+  .max(200)
+  .describe('dataset name (latest version) or name@version, e.g. helmets-v2 or helmets-v2@3');
 
 function datasets(ctx: ToolContext) {
   const service = ctx.services.datasets;
-  if (service === undefined) throw new PlatformError('unavailable', 'datasets are not configured on this platform');
+  if (service === undefined)
+    throw new PlatformError('unavailable', 'datasets are not configured on this platform');
   return service;
 }
 
@@ -26,7 +31,8 @@ const summary = z.object({
 export const listDatasetsTool = defineTool({
   name: 'list_datasets',
   title: 'List datasets',
-  description: 'List the datasets of the project with their newest version, image and box counts and classes. Use it to find the exact dataset name before training.',
+  description:
+    'List the datasets of the project with their newest version, image and box counts and classes. Use it to find the exact dataset name before training.',
   input: z.object({}),
   output: z.object({ datasets: z.array(summary).describe('datasets, by name') }),
   risk: 'read',
@@ -51,7 +57,8 @@ export const listDatasetsTool = defineTool({
 export const searchDatasetsTool = defineTool({
   name: 'search_datasets',
   title: 'Search datasets',
-  description: 'Find datasets whose name, description, classes or tags contain the given words (e.g. "helmet", "line-3").',
+  description:
+    'Find datasets whose name, description, classes or tags contain the given words (e.g. "helmet", "line-3").',
   input: z.object({ text: z.string().min(1).max(200).describe('words to look for') }),
   output: z.object({ datasets: z.array(summary).describe('matching datasets, best first') }),
   risk: 'read',
@@ -112,9 +119,29 @@ const versionOutput = z.object({
   images: z.number().describe('images'),
   boxes: z.number().describe('boxes'),
   backgroundImages: z.number().describe('images without boxes'),
-  classes: z.array(z.object({ name: z.string().describe('class'), boxes: z.number().describe('boxes of it'), images: z.number().describe('images with it') })).describe('per-class counts'),
-  splits: z.object({ train: splitCounts.describe('train split'), val: splitCounts.describe('validation split'), test: splitCounts.describe('test split') }).describe('per-split counts'),
-  splitRatios: z.object({ train: z.number().describe('share'), val: z.number().describe('share'), test: z.number().describe('share') }).describe('split ratios'),
+  classes: z
+    .array(
+      z.object({
+        name: z.string().describe('class'),
+        boxes: z.number().describe('boxes of it'),
+        images: z.number().describe('images with it'),
+      }),
+    )
+    .describe('per-class counts'),
+  splits: z
+    .object({
+      train: splitCounts.describe('train split'),
+      val: splitCounts.describe('validation split'),
+      test: splitCounts.describe('test split'),
+    })
+    .describe('per-split counts'),
+  splitRatios: z
+    .object({
+      train: z.number().describe('share'),
+      val: z.number().describe('share'),
+      test: z.number().describe('share'),
+    })
+    .describe('split ratios'),
   note: z.string().nullable().describe('note of the version, if any'),
   createdBy: z.string().describe('who created the version'),
   createdAt: z.string().describe('when, ISO 8601'),
@@ -151,8 +178,17 @@ export const importDatasetTool = defineTool({
   description:
     "Import a dataset (YOLO, COCO JSON or Pascal VOC) from a folder or .zip file under the server's import folders (IMPORT_ROOTS), or from a storage prefix inside this project's storage area, as a new dataset or a new version of an existing one. Returns the validation report.",
   input: z.object({
-    source: z.string().min(1).max(1000).describe("a folder or .zip path under the server's import folders (a relative path starts in the first one), or \"storage:<prefix>\" for files already in this project's storage area"),
-    name: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'lower-case letters, digits, ".", "_" or "-", e.g. helmets-v3').describe('dataset name to import into'),
+    source: z
+      .string()
+      .min(1)
+      .max(1000)
+      .describe(
+        'a folder or .zip path under the server\'s import folders (a relative path starts in the first one), or "storage:<prefix>" for files already in this project\'s storage area',
+      ),
+    name: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'lower-case letters, digits, ".", "_" or "-", e.g. helmets-v3')
+      .describe('dataset name to import into'),
     format: z.enum(['yolo', 'coco', 'voc']).optional().describe('format of the files; detected when omitted'),
     description: z.string().max(4000).optional().describe('what the dataset holds'),
     tags: z.array(z.string().min(1).max(64)).max(32).optional().describe('tags, e.g. line-3'),
@@ -171,9 +207,20 @@ export const importDatasetTool = defineTool({
     const r = await datasets(ctx).import(
       ctx,
       { name: input.name, source, format: input.format, description: input.description, tags: input.tags },
-      (p) => ctx.onProgress?.({ message: `${p.phase} ${p.done}/${p.total}`, fraction: p.total > 0 ? p.done / p.total : undefined }),
+      (p) =>
+        ctx.onProgress?.({
+          message: `${p.phase} ${p.done}/${p.total}`,
+          fraction: p.total > 0 ? p.done / p.total : undefined,
+        }),
     );
-    return { ref: r.ref, images: r.version.stats.images, boxes: r.version.stats.boxes, report: formatReport(r.report), errors: r.report.counts.errors, warnings: r.report.counts.warnings };
+    return {
+      ref: r.ref,
+      images: r.version.stats.images,
+      boxes: r.version.stats.boxes,
+      report: formatReport(r.report),
+      errors: r.report.counts.errors,
+      warnings: r.report.counts.warnings,
+    };
   },
 });
 
@@ -181,7 +228,8 @@ export const importDatasetTool = defineTool({
 export const splitDatasetTool = defineTool({
   name: 'split_dataset',
   title: 'Re-split a dataset',
-  description: 'Create a new version of a dataset with its images re-split into train/val/test by content hash with the given shares (deterministic).',
+  description:
+    'Create a new version of a dataset with its images re-split into train/val/test by content hash with the given shares (deterministic).',
   input: z
     .object({
       dataset: ref,
@@ -197,7 +245,14 @@ export const splitDatasetTool = defineTool({
   idempotent: true,
   async run(ctx, { dataset, train, val, test }) {
     const r = await datasets(ctx).resplit(ctx, dataset, { train, val, test });
-    return { ref: r.ref, images: r.version.stats.images, boxes: r.version.stats.boxes, report: formatReport(r.report), errors: r.report.counts.errors, warnings: r.report.counts.warnings };
+    return {
+      ref: r.ref,
+      images: r.version.stats.images,
+      boxes: r.version.stats.boxes,
+      report: formatReport(r.report),
+      errors: r.report.counts.errors,
+      warnings: r.report.counts.warnings,
+    };
   },
 });
 
@@ -205,12 +260,21 @@ export const splitDatasetTool = defineTool({
 export const exportDatasetTool = defineTool({
   name: 'export_dataset',
   title: 'Export a dataset',
-  description: "Export a dataset version in YOLO or COCO format: as a zip in storage with a download link (the default), or to a new folder or zip file under the server's export folders (EXPORT_ROOTS).",
+  description:
+    "Export a dataset version in YOLO or COCO format: as a zip in storage with a download link (the default), or to a new folder or zip file under the server's export folders (EXPORT_ROOTS).",
   input: z.object({
     dataset: ref,
     format: z.enum(['yolo', 'coco']).describe('output format'),
-    folder: z.string().min(1).optional().describe("write into this new folder under the server's export folders instead of a zip"),
-    zipPath: z.string().min(1).optional().describe("write the zip to this path under the server's export folders instead of storage"),
+    folder: z
+      .string()
+      .min(1)
+      .optional()
+      .describe("write into this new folder under the server's export folders instead of a zip"),
+    zipPath: z
+      .string()
+      .min(1)
+      .optional()
+      .describe("write the zip to this path under the server's export folders instead of storage"),
   }),
   output: z.object({
     format: z.string().describe('yolo or coco'),
@@ -226,10 +290,20 @@ export const exportDatasetTool = defineTool({
   resumable: true,
   idempotent: true,
   async run(ctx, { dataset, format, folder, zipPath }) {
-    const to = folder !== undefined ? { kind: 'folder' as const, path: folder } : { kind: 'zip' as const, ...(zipPath ? { path: zipPath } : {}) };
+    const to =
+      folder !== undefined
+        ? { kind: 'folder' as const, path: folder }
+        : { kind: 'zip' as const, ...(zipPath ? { path: zipPath } : {}) };
     return datasets(ctx).export(ctx, dataset, { format, to });
   },
 });
 
 /** Every dataset tool. */
-export const datasetTools = [listDatasetsTool, searchDatasetsTool, describeDatasetTool, importDatasetTool, splitDatasetTool, exportDatasetTool];
+export const datasetTools = [
+  listDatasetsTool,
+  searchDatasetsTool,
+  describeDatasetTool,
+  importDatasetTool,
+  splitDatasetTool,
+  exportDatasetTool,
+];

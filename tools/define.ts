@@ -71,11 +71,16 @@ export type AnyTool = ToolDefinition<z.ZodObject<any>, z.ZodType>;
 const NAME = /^[a-z][a-z0-9]*(_[a-z0-9]+)*$/;
 
 /** Declares a tool; throws at start-up when the name is not snake_case or a field has no `.describe()`. */
-export function defineTool<I extends z.ZodObject, O extends z.ZodType>(def: ToolDefinition<I, O>): ToolDefinition<I, O> {
-  if (!NAME.test(def.name)) throw new Error(`tool name "${def.name}" must be snake_case (e.g. list_datasets)`);
-  if (def.description.trim().length < 20) throw new Error(`tool ${def.name}: the description must tell an LLM when to use it`);
+export function defineTool<I extends z.ZodObject, O extends z.ZodType>(
+  def: ToolDefinition<I, O>,
+): ToolDefinition<I, O> {
+  if (!NAME.test(def.name))
+    throw new Error(`tool name "${def.name}" must be snake_case (e.g. list_datasets)`);
+  if (def.description.trim().length < 20)
+    throw new Error(`tool ${def.name}: the description must tell an LLM when to use it`);
   const missing = undescribedFields(def.input, 'input').concat(undescribedFields(def.output, 'output'));
-  if (missing.length > 0) throw new Error(`tool ${def.name}: every field needs .describe(); missing on ${missing.join(', ')}`);
+  if (missing.length > 0)
+    throw new Error(`tool ${def.name}: every field needs .describe(); missing on ${missing.join(', ')}`);
   return def;
 }
 

@@ -8,7 +8,8 @@ const explanation = z.object({
 });
 
 const fmt = (n: number | undefined | null) => (typeof n === 'number' ? n.toFixed(3) : 'n/a');
-const minutes = (ms: number) => (ms < 90_000 ? `${Math.round(ms / 1000)} s` : `${Math.round(ms / 60_000)} min`);
+const minutes = (ms: number) =>
+  ms < 90_000 ? `${Math.round(ms / 1000)} s` : `${Math.round(ms / 60_000)} min`;
 
 function headline(metrics: Record<string, number> | null | undefined): string {
   if (!metrics) return 'no metrics reported';
@@ -25,21 +26,26 @@ function headline(metrics: Record<string, number> | null | undefined): string {
 export const explainRunTool = defineTool({
   name: 'explain_run',
   title: 'Explain a training run',
-  description: 'Explain a training job in plain words: what was trained on which data with which settings, how it went epoch by epoch, and what came out.',
+  description:
+    'Explain a training job in plain words: what was trained on which data with which settings, how it went epoch by epoch, and what came out.',
   input: z.object({ jobId: z.string().min(1).max(64).describe('training job id') }),
   output: explanation,
   risk: 'read',
   idempotent: true,
   async run(ctx, { jobId }) {
     const training = ctx.services.training;
-    if (training === undefined) throw new PlatformError('unavailable', 'training is not configured on this platform');
+    if (training === undefined)
+      throw new PlatformError('unavailable', 'training is not configured on this platform');
     const job = await training.get(ctx, jobId);
     const epochs = await training.metrics(ctx, jobId);
     const sentences = [
       `Job ${job.id} trained "${job.name}" on ${job.dataset} with the ${job.config.backend} trainer (${job.config.model}, ${job.config.epochs} epochs at ${job.config.imgsz} px, batch ${job.config.batch}).`,
     ];
     if (job.status === 'succeeded' || job.status === 'failed' || job.status === 'cancelled') {
-      const took = job.finishedAt !== null && job.startedAt !== null ? ` after ${minutes(job.finishedAt - job.startedAt)}` : '';
+      const took =
+        job.finishedAt !== null && job.startedAt !== null
+          ? ` after ${minutes(job.finishedAt - job.startedAt)}`
+          : '';
       sentences.push(`It ${job.status}${took}${job.message ? ` (${job.message})` : ''}.`);
     } else {
       sentences.push(`It is ${job.status}: ${job.epochsDone} of ${job.epochs} epochs done.`);
@@ -62,7 +68,15 @@ export const explainRunTool = defineTool({
     }
     return {
       text: sentences.join(' '),
-      facts: { jobId: job.id, status: job.status, dataset: job.dataset, config: job.config, epochs: epochs.length, lastMetrics: job.lastMetrics, modelVersion: modelRef },
+      facts: {
+        jobId: job.id,
+        status: job.status,
+        dataset: job.dataset,
+        config: job.config,
+        epochs: epochs.length,
+        lastMetrics: job.lastMetrics,
+        modelVersion: modelRef,
+      },
     };
   },
 });
@@ -71,14 +85,18 @@ export const explainRunTool = defineTool({
 export const explainModelTool = defineTool({
   name: 'explain_model',
   title: 'Explain a model version',
-  description: 'Explain a model version in plain words: where it came from (data, settings, job), how good it is overall and per class, its stage, and how it compares with the production version.',
-  input: z.object({ modelVersion: z.string().min(1).max(200).describe('model version: id, name@N or name@stage') }),
+  description:
+    'Explain a model version in plain words: where it came from (data, settings, job), how good it is overall and per class, its stage, and how it compares with the production version.',
+  input: z.object({
+    modelVersion: z.string().min(1).max(200).describe('model version: id, name@N or name@stage'),
+  }),
   output: explanation,
   risk: 'read',
   idempotent: true,
   async run(ctx, { modelVersion }) {
     const registry = ctx.services.models;
-    if (registry === undefined) throw new PlatformError('unavailable', 'the model registry is not configured on this platform');
+    if (registry === undefined)
+      throw new PlatformError('unavailable', 'the model registry is not configured on this platform');
     const v = await registry.get(ctx, modelVersion);
     const config = v.lineage.config as Record<string, unknown>;
     const sentences = [
@@ -90,8 +108,13 @@ export const explainModelTool = defineTool({
       .map(([cls, m]) => ({ cls, map: m.mAP50 ?? m.map50 ?? m.ap50 }))
       .filter((x): x is { cls: string; map: number } => typeof x.map === 'number')
       .sort((a, b) => a.map - b.map)[0];
-    if (weakest !== undefined) sentences.push(`Its weakest class is "${weakest.cls}" (mAP50 ${fmt(weakest.map)}).`);
-    sentences.push(v.stages.length > 0 ? `It is the ${v.stages.join(' and ')} version of ${v.name}.` : `No stage points at it yet.`);
+    if (weakest !== undefined)
+      sentences.push(`Its weakest class is "${weakest.cls}" (mAP50 ${fmt(weakest.map)}).`);
+    sentences.push(
+      v.stages.length > 0
+        ? `It is the ${v.stages.join(' and ')} version of ${v.name}.`
+        : `No stage points at it yet.`,
+    );
     let comparedWith: string | null = null;
     if (!v.stages.includes('production')) {
       const production = await registry.get(ctx, `${v.name}@production`).catch(() => undefined);
@@ -100,10 +123,22 @@ export const explainModelTool = defineTool({
         const m = c.metrics.find((x) => x.metric === 'mAP50' || x.metric === 'map50');
         comparedWith = production.ref;
         if (m?.delta !== null && m?.delta !== undefined) {
-          sentences.push(`Against production ${production.ref}, mAP50 is ${m.delta >= 0 ? 'up' : 'down'} by ${fmt(Math.abs(m.delta))}${c.sameDataset ? ' on the same dataset' : ' (different datasets, so compare with care)'}.`);
+          sentences.push(
+            `Against production ${production.ref}, mAP50 is ${m.delta >= 0 ? 'up' : 'down'} by ${fmt(Math.abs(m.delta))}${c.sameDataset ? ' on the same dataset' : ' (different datasets, so compare with care)'}.`,
+          );
         }
       }
     }
-    return { text: sentences.join(' '), facts: { ref: v.ref, metrics: v.metrics, stages: v.stages, dataset: v.lineage.dataset, jobId: v.lineage.jobId, comparedWith } };
+    return {
+      text: sentences.join(' '),
+      facts: {
+        ref: v.ref,
+        metrics: v.metrics,
+        stages: v.stages,
+        dataset: v.lineage.dataset,
+        jobId: v.lineage.jobId,
+        comparedWith,
+      },
+    };
   },
 });

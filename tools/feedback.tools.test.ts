@@ -23,7 +23,14 @@ describe('feedback tools', () => {
     db = new SqliteDb({ file: ':memory:' });
     h = await makeFeedbackHarness(db);
     const audit = new AuditLog({ db, log });
-    approvals = new ApprovalService({ db, audit, events: new EventBus<ApprovalEvent>(), log, strict: false, ttlMs: 3_600_000 });
+    approvals = new ApprovalService({
+      db,
+      audit,
+      events: new EventBus<ApprovalEvent>(),
+      log,
+      strict: false,
+      ttlMs: 3_600_000,
+    });
     const services: ToolServices = { approvals, audit, feedback: h.sut };
     ctx = { ...h.ctx, log, services, registry: createToolRegistry(services) };
   });
@@ -35,14 +42,31 @@ describe('feedback tools', () => {
 
   it('summarises device feedback and reviews a sample only with an approval', async () => {
     const sent = await h.deviceSends('jetson-1', 1);
-    expect(await runTool(ctx, 'feedback_summary', {})).toMatchObject({ ok: true, output: { byStatus: { pending: 1 }, byDevice: { 'jetson-1': 1 }, acceptedNotInDataset: 0 } });
+    expect(await runTool(ctx, 'feedback_summary', {})).toMatchObject({
+      ok: true,
+      output: { byStatus: { pending: 1 }, byDevice: { 'jetson-1': 1 }, acceptedNotInDataset: 0 },
+    });
     const { items } = await h.sut.list(h.ctx, { status: 'pending' });
     const args = ctx.registry.parseInput('review_feedback', { sampleId: items[0]!.id, decision: 'accept' });
-    expect(await runTool(ctx, 'review_feedback', args)).toMatchObject({ ok: false, error: { code: 'approval_required' } });
-    const req = await approvals.request(ctx, { tool: 'review_feedback', args, risk: 'write', reason: 'review' });
+    expect(await runTool(ctx, 'review_feedback', args)).toMatchObject({
+      ok: false,
+      error: { code: 'approval_required' },
+    });
+    const req = await approvals.request(ctx, {
+      tool: 'review_feedback',
+      args,
+      risk: 'write',
+      reason: 'review',
+    });
     await approvals.decide(ctx, req.id, { decision: 'approve' });
-    expect(await runTool(ctx, 'review_feedback', args, { approvalId: req.id })).toMatchObject({ ok: true, output: { status: 'accepted' } });
-    expect(await runTool(ctx, 'feedback_summary', {})).toMatchObject({ ok: true, output: { acceptedNotInDataset: 1 } });
+    expect(await runTool(ctx, 'review_feedback', args, { approvalId: req.id })).toMatchObject({
+      ok: true,
+      output: { status: 'accepted' },
+    });
+    expect(await runTool(ctx, 'feedback_summary', {})).toMatchObject({
+      ok: true,
+      output: { acceptedNotInDataset: 1 },
+    });
     expect(sent.type).toBe('feedback.sample');
   });
 });

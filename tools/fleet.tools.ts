@@ -5,12 +5,14 @@ import type { RolloutStatus } from '../services/fleet/model.js';
 import { defineTool, type ToolContext } from './define.js';
 
 function fleet(ctx: ToolContext) {
-  if (ctx.services.fleet === undefined) throw new PlatformError('unavailable', 'the fleet is not configured on this platform');
+  if (ctx.services.fleet === undefined)
+    throw new PlatformError('unavailable', 'the fleet is not configured on this platform');
   return ctx.services.fleet;
 }
 
 function rollouts(ctx: ToolContext) {
-  if (ctx.services.rollouts === undefined) throw new PlatformError('unavailable', 'rollouts are not configured on this platform');
+  if (ctx.services.rollouts === undefined)
+    throw new PlatformError('unavailable', 'rollouts are not configured on this platform');
   return ctx.services.rollouts;
 }
 
@@ -19,10 +21,14 @@ const target = z
     tag: z.string().min(1).max(100).optional().describe('every device with this tag, e.g. line-3'),
     devices: z.array(z.string().min(1)).min(1).max(500).optional().describe('explicit device ids'),
   })
-  .refine((t) => (t.tag === undefined) !== (t.devices === undefined), 'give either a tag or a list of device ids')
+  .refine(
+    (t) => (t.tag === undefined) !== (t.devices === undefined),
+    'give either a tag or a list of device ids',
+  )
   .describe('which devices: a tag or explicit device ids');
 
-const toTarget = (t: { tag?: string; devices?: string[] }): DeviceTarget => (t.tag !== undefined ? { tag: t.tag } : { deviceIds: t.devices ?? [] });
+const toTarget = (t: { tag?: string; devices?: string[] }): DeviceTarget =>
+  t.tag !== undefined ? { tag: t.tag } : { deviceIds: t.devices ?? [] };
 const rolloutId = z.string().min(1).max(64).describe('rollout id');
 
 const deviceView = z.object({
@@ -44,7 +50,15 @@ async function modelRefs(ctx: ToolContext, ids: Array<string | null>): Promise<M
   const refs = new Map<string, string>();
   const models = ctx.services.models;
   for (const id of new Set(ids.filter((x): x is string => x !== null))) {
-    refs.set(id, models === undefined ? id : await models.get(ctx, id).then((v) => v.ref, () => id));
+    refs.set(
+      id,
+      models === undefined
+        ? id
+        : await models.get(ctx, id).then(
+            (v) => v.ref,
+            () => id,
+          ),
+    );
   }
   return refs;
 }
@@ -90,14 +104,20 @@ const rollout = (r: RolloutStatus): z.infer<typeof rolloutView> => ({
 export const listDevicesTool = defineTool({
   name: 'list_devices',
   title: 'List devices',
-  description: 'List edge devices (Jetsons) with their health, model version and speed, optionally only those with a tag such as line-3.',
-  input: z.object({ tag: z.string().min(1).max(100).optional().describe('only devices with this tag, e.g. line-3') }),
+  description:
+    'List edge devices (Jetsons) with their health, model version and speed, optionally only those with a tag such as line-3.',
+  input: z.object({
+    tag: z.string().min(1).max(100).optional().describe('only devices with this tag, e.g. line-3'),
+  }),
   output: z.object({ devices: z.array(deviceView).describe('devices') }),
   risk: 'read',
   idempotent: true,
   async run(ctx, input) {
     const devices = await fleet(ctx).list(ctx, input.tag ? { tag: input.tag } : {});
-    const refs = await modelRefs(ctx, devices.map((d) => d.modelVersionId));
+    const refs = await modelRefs(
+      ctx,
+      devices.map((d) => d.modelVersionId),
+    );
     return { devices: devices.map((d) => device(d, refs)) };
   },
 });
@@ -106,7 +126,8 @@ export const listDevicesTool = defineTool({
 export const describeDeviceTool = defineTool({
   name: 'describe_device',
   title: 'Describe a device',
-  description: 'Show one device: tags, hardware, runtime, model version (current and previous), health and performance.',
+  description:
+    'Show one device: tags, hardware, runtime, model version (current and previous), health and performance.',
   input: z.object({ device: z.string().min(1).max(64).describe('device id') }),
   output: deviceView.extend({
     previousModel: z.string().nullable().describe('model version before the current one, name@N'),
@@ -119,8 +140,17 @@ export const describeDeviceTool = defineTool({
   async run(ctx, input) {
     const d = await fleet(ctx).get(ctx, input.device);
     const refs = await modelRefs(ctx, [d.modelVersionId, d.previousModelVersionId]);
-    const previousModel = d.previousModelVersionId === null ? null : (refs.get(d.previousModelVersionId) ?? d.previousModelVersionId);
-    return { ...device(d, refs), previousModel, previousModelVersionId: d.previousModelVersionId, provider: d.provider, runtime: d.runtime };
+    const previousModel =
+      d.previousModelVersionId === null
+        ? null
+        : (refs.get(d.previousModelVersionId) ?? d.previousModelVersionId);
+    return {
+      ...device(d, refs),
+      previousModel,
+      previousModelVersionId: d.previousModelVersionId,
+      provider: d.provider,
+      runtime: d.runtime,
+    };
   },
 });
 
@@ -128,14 +158,26 @@ export const describeDeviceTool = defineTool({
 export const planRolloutTool = defineTool({
   name: 'plan_rollout',
   title: 'Plan a rollout',
-  description: 'Dry run of deploying a model version to devices: which devices, in which waves (canary first), with which gates, and warnings (offline devices). Changes nothing.',
-  input: z.object({ modelVersion: z.string().min(1).max(200).describe('model version: mv_… id, name@N or name@production'), target }),
-  output: z.object({ summary: z.array(z.string()).describe('the plan as a person reads it'), warnings: z.array(z.string()).describe('what may go wrong'), devices: z.number().describe('devices to update') }),
+  description:
+    'Dry run of deploying a model version to devices: which devices, in which waves (canary first), with which gates, and warnings (offline devices). Changes nothing.',
+  input: z.object({
+    modelVersion: z.string().min(1).max(200).describe('model version: mv_… id, name@N or name@production'),
+    target,
+  }),
+  output: z.object({
+    summary: z.array(z.string()).describe('the plan as a person reads it'),
+    warnings: z.array(z.string()).describe('what may go wrong'),
+    devices: z.number().describe('devices to update'),
+  }),
   risk: 'read',
   idempotent: true,
   async run(ctx, input) {
     const p = await rollouts(ctx).plan(ctx, { model: input.modelVersion, target: toTarget(input.target) });
-    return { summary: p.summary, warnings: p.warnings, devices: p.devices.filter((d) => d.action === 'deploy').length };
+    return {
+      summary: p.summary,
+      warnings: p.warnings,
+      devices: p.devices.filter((d) => d.action === 'deploy').length,
+    };
   },
 });
 
@@ -171,7 +213,8 @@ export const startRolloutTool = defineTool({
 export const rolloutStatusTool = defineTool({
   name: 'rollout_status',
   title: 'Rollout status',
-  description: 'Show where a rollout stands: state, wave, devices per state, devices updated, and the reason when paused or rolled back.',
+  description:
+    'Show where a rollout stands: state, wave, devices per state, devices updated, and the reason when paused or rolled back.',
   input: z.object({ rolloutId }),
   output: rolloutView,
   risk: 'read',
@@ -189,8 +232,7 @@ export const pauseRolloutTool = defineTool({
   input: z.object({ rolloutId, reason: z.string().max(500).optional().describe('why') }),
   output: rolloutView,
   risk: 'write',
-  checkAfterInterruption:
-    "look at the rollout's state (rollout_status): paused or still running",
+  checkAfterInterruption: "look at the rollout's state (rollout_status): paused or still running",
   idempotent: true,
   async run(ctx, input) {
     return rollout(await rollouts(ctx).pause(ctx, input.rolloutId, input.reason));
@@ -205,8 +247,7 @@ export const resumeRolloutTool = defineTool({
   input: z.object({ rolloutId }),
   output: rolloutView,
   risk: 'critical',
-  checkAfterInterruption:
-    "look at the rollout's state (rollout_status): resumed or still paused",
+  checkAfterInterruption: "look at the rollout's state (rollout_status): resumed or still paused",
   idempotent: true,
   async run(ctx, input) {
     return rollout(await rollouts(ctx).resume(ctx, input.rolloutId));
@@ -218,7 +259,15 @@ export const rollbackRolloutTool = defineTool({
   name: 'rollback_rollout',
   title: 'Roll back a rollout',
   description: 'Roll back a rollout: every device it touched goes back to its previous model version.',
-  input: z.object({ rolloutId, reason: z.string().min(1).max(500).default('rolled back by a person').describe('why, kept with the rollout') }),
+  input: z.object({
+    rolloutId,
+    reason: z
+      .string()
+      .min(1)
+      .max(500)
+      .default('rolled back by a person')
+      .describe('why, kept with the rollout'),
+  }),
   output: rolloutView,
   risk: 'critical',
   checkAfterInterruption:
@@ -233,15 +282,20 @@ export const rollbackRolloutTool = defineTool({
 export const explainRolloutTool = defineTool({
   name: 'explain_rollout',
   title: 'Explain a rollout',
-  description: 'Explain a rollout in plain words: what was deployed where, how the waves went, which gate stopped it if any.',
+  description:
+    'Explain a rollout in plain words: what was deployed where, how the waves went, which gate stopped it if any.',
   input: z.object({ rolloutId }),
-  output: z.object({ text: z.string().describe('the explanation'), facts: z.record(z.string(), z.unknown()).describe('the figures it is built from') }),
+  output: z.object({
+    text: z.string().describe('the explanation'),
+    facts: z.record(z.string(), z.unknown()).describe('the figures it is built from'),
+  }),
   risk: 'read',
   idempotent: true,
   async run(ctx, input) {
     const r = await rollouts(ctx).status(ctx, input.rolloutId);
     const v = rollout(r);
-    const where = 'tag' in r.target ? `devices tagged ${r.target.tag}` : `${r.target.deviceIds.length} listed devices`;
+    const where =
+      'tag' in r.target ? `devices tagged ${r.target.tag}` : `${r.target.deviceIds.length} listed devices`;
     const failed = r.devices.filter((d) => d.message !== null && !VERIFIED.has(d.state));
     const text = [
       `Rollout ${r.id} deploys ${r.model.ref} to ${where}: ${r.strategy.canary} canary device(s), then waves up to ${r.strategy.waves.join('%, ')}%.`,
@@ -256,4 +310,12 @@ export const explainRolloutTool = defineTool({
 /** Every fleet and rollout tool. */
 export const fleetTools = [listDevicesTool, describeDeviceTool];
 /** Every rollout tool. */
-export const rolloutTools = [planRolloutTool, startRolloutTool, rolloutStatusTool, pauseRolloutTool, resumeRolloutTool, rollbackRolloutTool, explainRolloutTool];
+export const rolloutTools = [
+  planRolloutTool,
+  startRolloutTool,
+  rolloutStatusTool,
+  pauseRolloutTool,
+  resumeRolloutTool,
+  rollbackRolloutTool,
+  explainRolloutTool,
+];

@@ -15,9 +15,13 @@ const approvalView = z.object({
 export const listApprovals = defineTool({
   name: 'list_approvals',
   title: 'List approval requests',
-  description: 'List approval requests of the project, pending ones by default, optionally for one conversation. Use it to see what waits for a decision.',
+  description:
+    'List approval requests of the project, pending ones by default, optionally for one conversation. Use it to see what waits for a decision.',
   input: z.object({
-    status: z.enum(['pending', 'approved', 'rejected', 'executed', 'expired']).default('pending').describe('which requests to list'),
+    status: z
+      .enum(['pending', 'approved', 'rejected', 'executed', 'expired'])
+      .default('pending')
+      .describe('which requests to list'),
     threadId: z.string().optional().describe('only requests of this conversation'),
     limit: z.number().int().min(1).max(100).default(20).describe('how many to return'),
   }),
@@ -27,7 +31,15 @@ export const listApprovals = defineTool({
   async run(ctx, input) {
     const rows = await ctx.services.approvals.list(ctx, input);
     return {
-      approvals: rows.map((a) => ({ id: a.id, tool: a.tool, risk: a.risk, status: a.status, reason: a.reason, policy: a.policy.summary, threadId: a.threadId })),
+      approvals: rows.map((a) => ({
+        id: a.id,
+        tool: a.tool,
+        risk: a.risk,
+        status: a.status,
+        reason: a.reason,
+        policy: a.policy.summary,
+        threadId: a.threadId,
+      })),
     };
   },
 });
@@ -40,8 +52,13 @@ export const decideApproval = defineTool({
     'Approve, edit (with new arguments) or reject an approval request as the calling person. The policy decides who may: viewers never, critical steps need an approver. Never call this on your own initiative.',
   input: z.object({
     approvalId: z.string().min(1).describe('id of the approval request'),
-    decision: z.enum(['approve', 'reject', 'edit']).describe('approve, reject, or edit (approve with changed arguments)'),
-    args: z.record(z.string(), z.unknown()).optional().describe('the changed arguments, only with decision "edit"'),
+    decision: z
+      .enum(['approve', 'reject', 'edit'])
+      .describe('approve, reject, or edit (approve with changed arguments)'),
+    args: z
+      .record(z.string(), z.unknown())
+      .optional()
+      .describe('the changed arguments, only with decision "edit"'),
     reason: z.string().max(500).optional().describe('why, required by convention when rejecting'),
   }),
   output: approvalView,
@@ -50,7 +67,15 @@ export const decideApproval = defineTool({
   authorizesItself: true,
   async run(ctx, { approvalId, ...decision }) {
     const a = await ctx.services.approvals.decide(ctx, approvalId, decision);
-    return { id: a.id, tool: a.tool, risk: a.risk, status: a.status, reason: a.reason, policy: a.policy.summary, threadId: a.threadId };
+    return {
+      id: a.id,
+      tool: a.tool,
+      risk: a.risk,
+      status: a.status,
+      reason: a.reason,
+      policy: a.policy.summary,
+      threadId: a.threadId,
+    };
   },
 });
 
@@ -69,13 +94,19 @@ const auditEntry = z.object({
 export const queryAudit = defineTool({
   name: 'query_audit',
   title: 'Query the audit log',
-  description: 'Read audit log entries of the project, filtered by conversation, user, tool, action or time range. Use it to answer "who approved the deployment" or "what ran in this conversation".',
+  description:
+    'Read audit log entries of the project, filtered by conversation, user, tool, action or time range. Use it to answer "who approved the deployment" or "what ran in this conversation".',
   input: z.object({
     threadId: z.string().optional().describe('only entries of this conversation'),
     userId: z.string().optional().describe('only entries by this user or token id'),
     tool: z.string().optional().describe('only entries about this tool'),
     action: z.string().optional().describe('only this action, e.g. tool.finished'),
-    sinceHours: z.number().positive().max(24 * 365).optional().describe('only entries from the last N hours'),
+    sinceHours: z
+      .number()
+      .positive()
+      .max(24 * 365)
+      .optional()
+      .describe('only entries from the last N hours'),
     limit: z.number().int().min(1).max(200).default(50).describe('how many entries to return'),
   }),
   output: z.object({
@@ -111,17 +142,30 @@ export const queryAudit = defineTool({
 export const verifyAudit = defineTool({
   name: 'verify_audit',
   title: 'Verify the audit log',
-  description: 'Check that no audit entry of the project was edited, removed or reordered (hash chain verification). Returns ok and any problems found.',
+  description:
+    'Check that no audit entry of the project was edited, removed or reordered (hash chain verification). Returns ok and any problems found.',
   input: z.object({}),
   output: z.object({
     ok: z.boolean().describe('true when the chain is intact'),
     checked: z.number().describe('entries checked'),
-    problems: z.array(z.object({ seq: z.number().describe('entry position'), kind: z.string().describe('edited, missing or reordered'), detail: z.string().describe('what was found') })).describe('problems found'),
+    problems: z
+      .array(
+        z.object({
+          seq: z.number().describe('entry position'),
+          kind: z.string().describe('edited, missing or reordered'),
+          detail: z.string().describe('what was found'),
+        }),
+      )
+      .describe('problems found'),
   }),
   risk: 'read',
   idempotent: true,
   async run(ctx) {
     const r = await ctx.services.audit.verify(ctx.projectId);
-    return { ok: r.ok, checked: r.checked, problems: r.problems.map((p) => ({ seq: p.seq, kind: p.kind, detail: p.detail })) };
+    return {
+      ok: r.ok,
+      checked: r.checked,
+      problems: r.problems.map((p) => ({ seq: p.seq, kind: p.kind, detail: p.detail })),
+    };
   },
 });

@@ -17,7 +17,14 @@ export { ToolRegistry } from './registry.js';
 export type { LlmToolSpec, ToolSchema } from './registry.js';
 export { auditActor, runTool, toToolError } from './run-tool.js';
 export type { RunToolOptions, ToolError, ToolResult } from './run-tool.js';
-export type { ApprovalsApi, AuditApi, ToolApprovalPolicy, ToolApprovalView, ToolAuditEntry, ToolServices } from './services.js';
+export type {
+  ApprovalsApi,
+  AuditApi,
+  ToolApprovalPolicy,
+  ToolApprovalView,
+  ToolAuditEntry,
+  ToolServices,
+} from './services.js';
 export { datasetTools } from './datasets.tools.js';
 export { trainingTools } from './training.tools.js';
 export { evaluateModelTool, evaluationTools, listEvaluationsTool, modelTools } from './models.tools.js';

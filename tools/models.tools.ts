@@ -4,11 +4,16 @@ import type { ModelEvaluation } from '../services/models/model.js';
 import type { ModelVersion } from '../services/models/model.js';
 import { defineTool, type ToolContext } from './define.js';
 
-const modelVersion = z.string().min(1).max(200).describe('model version: id (mv_…), name@N, name@production|staging|candidate, or a name (its latest)');
+const modelVersion = z
+  .string()
+  .min(1)
+  .max(200)
+  .describe('model version: id (mv_…), name@N, name@production|staging|candidate, or a name (its latest)');
 
 function models(ctx: ToolContext) {
   const service = ctx.services.models;
-  if (service === undefined) throw new PlatformError('unavailable', 'the model registry is not configured on this platform');
+  if (service === undefined)
+    throw new PlatformError('unavailable', 'the model registry is not configured on this platform');
   return service;
 }
 
@@ -22,17 +27,28 @@ const versionSummary = z.object({
 });
 
 function summary(v: ModelVersion): z.infer<typeof versionSummary> {
-  return { id: v.id, ref: v.ref, stages: v.stages, metrics: v.metrics, dataset: v.lineage.dataset, createdAt: new Date(v.createdAt).toISOString() };
+  return {
+    id: v.id,
+    ref: v.ref,
+    stages: v.stages,
+    metrics: v.metrics,
+    dataset: v.lineage.dataset,
+    createdAt: new Date(v.createdAt).toISOString(),
+  };
 }
 
 /** Lists registered model versions. */
 export const listModelsTool = defineTool({
   name: 'list_models',
   title: 'List model versions',
-  description: 'List registered model versions, newest first, with stages and headline metrics; optionally of one model name or stage.',
+  description:
+    'List registered model versions, newest first, with stages and headline metrics; optionally of one model name or stage.',
   input: z.object({
     name: z.string().min(1).max(100).optional().describe('only versions of this model name'),
-    stage: z.enum(['candidate', 'staging', 'production']).optional().describe('only the version at this stage'),
+    stage: z
+      .enum(['candidate', 'staging', 'production'])
+      .optional()
+      .describe('only the version at this stage'),
     limit: z.number().int().min(1).max(100).default(20).describe('how many'),
   }),
   output: z.object({ versions: z.array(versionSummary).describe('versions, newest first') }),
@@ -47,7 +63,8 @@ export const listModelsTool = defineTool({
 export const describeModelTool = defineTool({
   name: 'describe_model',
   title: 'Describe a model version',
-  description: 'Show a model version: metrics overall and per class, classes, input size, stages, artifacts with sha256, and lineage (dataset version, training config, job, runner).',
+  description:
+    'Show a model version: metrics overall and per class, classes, input size, stages, artifacts with sha256, and lineage (dataset version, training config, job, runner).',
   input: z.object({ modelVersion }),
   output: versionSummary.extend({
     classNames: z.array(z.string()).describe('classes it detects'),
@@ -55,7 +72,15 @@ export const describeModelTool = defineTool({
     perClass: z.record(z.string(), z.record(z.string(), z.number())).describe('class → metric → value'),
     jobId: z.string().nullable().describe('training job that produced it'),
     config: z.record(z.string(), z.unknown()).describe('training configuration'),
-    artifacts: z.array(z.object({ name: z.string().describe('file'), sha256: z.string().describe('checksum'), size: z.number().describe('bytes') })).describe('stored files'),
+    artifacts: z
+      .array(
+        z.object({
+          name: z.string().describe('file'),
+          sha256: z.string().describe('checksum'),
+          size: z.number().describe('bytes'),
+        }),
+      )
+      .describe('stored files'),
   }),
   risk: 'read',
   idempotent: true,
@@ -77,12 +102,22 @@ export const describeModelTool = defineTool({
 export const compareModelsTool = defineTool({
   name: 'compare_models',
   title: 'Compare model versions',
-  description: 'Compare two model versions metric by metric (delta = b − a), overall and per class, and say whether they share dataset and classes.',
+  description:
+    'Compare two model versions metric by metric (delta = b − a), overall and per class, and say whether they share dataset and classes.',
   input: z.object({ a: modelVersion, b: modelVersion }),
   output: z.object({
     a: z.string().describe('first version, name@N'),
     b: z.string().describe('second version, name@N'),
-    metrics: z.array(z.object({ metric: z.string().describe('metric'), a: z.number().nullable().describe('value of a'), b: z.number().nullable().describe('value of b'), delta: z.number().nullable().describe('b − a') })).describe('overall metrics'),
+    metrics: z
+      .array(
+        z.object({
+          metric: z.string().describe('metric'),
+          a: z.number().nullable().describe('value of a'),
+          b: z.number().nullable().describe('value of b'),
+          delta: z.number().nullable().describe('b − a'),
+        }),
+      )
+      .describe('overall metrics'),
     sameDataset: z.boolean().describe('trained on the same dataset version'),
     sameClasses: z.boolean().describe('same class list'),
   }),
@@ -90,7 +125,13 @@ export const compareModelsTool = defineTool({
   idempotent: true,
   async run(ctx, input) {
     const c = await models(ctx).compare(ctx, input.a, input.b);
-    return { a: c.a.ref, b: c.b.ref, metrics: c.metrics, sameDataset: c.sameDataset, sameClasses: c.sameClasses };
+    return {
+      a: c.a.ref,
+      b: c.b.ref,
+      metrics: c.metrics,
+      sameDataset: c.sameDataset,
+      sameClasses: c.sameClasses,
+    };
   },
 });
 
@@ -98,9 +139,17 @@ export const compareModelsTool = defineTool({
 export const promoteModelTool = defineTool({
   name: 'promote_model',
   title: 'Promote a model version',
-  description: 'Point a stage (candidate, staging or production) of the model name at this version. Promoting to production changes what deployments use by default.',
-  input: z.object({ modelVersion, stage: z.enum(['candidate', 'staging', 'production']).describe('stage to point at the version') }),
-  output: z.object({ ref: z.string().describe('the promoted version'), stage: z.string().describe('the stage'), previous: z.string().nullable().describe('version the stage pointed at before') }),
+  description:
+    'Point a stage (candidate, staging or production) of the model name at this version. Promoting to production changes what deployments use by default.',
+  input: z.object({
+    modelVersion,
+    stage: z.enum(['candidate', 'staging', 'production']).describe('stage to point at the version'),
+  }),
+  output: z.object({
+    ref: z.string().describe('the promoted version'),
+    stage: z.string().describe('the stage'),
+    previous: z.string().nullable().describe('version the stage pointed at before'),
+  }),
   risk: 'critical',
   // its service records the promotion under the approval's idempotency key, so a crash-interrupted run is re-run safely
   resumable: true,
@@ -113,7 +162,8 @@ export const promoteModelTool = defineTool({
 
 function evaluations(ctx: ToolContext) {
   const service = ctx.services.evaluations;
-  if (service === undefined) throw new PlatformError('unavailable', 'model evaluation is not configured on this platform');
+  if (service === undefined)
+    throw new PlatformError('unavailable', 'model evaluation is not configured on this platform');
   return service;
 }
 
@@ -141,7 +191,9 @@ const evaluationView = z.object({
       }),
     )
     .describe('per-class results'),
-  ignoredModelClasses: z.array(z.string()).describe('model classes the dataset lacks; their detections were left out'),
+  ignoredModelClasses: z
+    .array(z.string())
+    .describe('model classes the dataset lacks; their detections were left out'),
   durationMs: z.number().describe('wall time of the evaluation in milliseconds'),
   perImageMs: z.number().describe('mean inference time per image in milliseconds'),
   by: z.string().describe('who ran it'),
@@ -158,7 +210,14 @@ function evaluationSummary(e: ModelEvaluation): z.infer<typeof evaluationView> {
     imagesTotal: e.imagesTotal,
     ...e.metrics,
     conf: e.conf,
-    perClass: e.perClass.map(({ className, instances, ap50, ap50_95, precision, recall }) => ({ className, instances, ap50, ap50_95, precision, recall })),
+    perClass: e.perClass.map(({ className, instances, ap50, ap50_95, precision, recall }) => ({
+      className,
+      instances,
+      ap50,
+      ap50_95,
+      precision,
+      recall,
+    })),
     ignoredModelClasses: e.settings.ignoredModelClasses,
     durationMs: e.timing.totalMs,
     perImageMs: e.timing.perImageMs,
@@ -172,12 +231,28 @@ export const evaluateModelTool = defineTool({
   name: 'evaluate_model',
   title: 'Evaluate a model version',
   description:
-    'Run a model version on a dataset split (the test split of the dataset version it was trained on by default) with the real inference pipeline and report COCO mAP50, mAP50-95, per-class AP, and precision/recall at confidence 0.25. Use it to check a model before promoting or deploying it, or on newer data by naming a dataset. The result is kept in the version\'s evaluation history.',
+    "Run a model version on a dataset split (the test split of the dataset version it was trained on by default) with the real inference pipeline and report COCO mAP50, mAP50-95, per-class AP, and precision/recall at confidence 0.25. Use it to check a model before promoting or deploying it, or on newer data by naming a dataset. The result is kept in the version's evaluation history.",
   input: z.object({
     modelVersion,
-    split: z.enum(['train', 'val', 'test']).default('test').describe('which split of the dataset to evaluate on'),
-    dataset: z.string().min(1).max(200).optional().describe('dataset to evaluate on, name (its latest version) or name@N; the training dataset version when omitted'),
-    maxImages: z.number().int().min(1).max(5000).optional().describe('evaluate at most this many images of the split (500 when omitted)'),
+    split: z
+      .enum(['train', 'val', 'test'])
+      .default('test')
+      .describe('which split of the dataset to evaluate on'),
+    dataset: z
+      .string()
+      .min(1)
+      .max(200)
+      .optional()
+      .describe(
+        'dataset to evaluate on, name (its latest version) or name@N; the training dataset version when omitted',
+      ),
+    maxImages: z
+      .number()
+      .int()
+      .min(1)
+      .max(5000)
+      .optional()
+      .describe('evaluate at most this many images of the split (500 when omitted)'),
   }),
   output: evaluationView,
   risk: 'write',
@@ -191,7 +266,11 @@ export const evaluateModelTool = defineTool({
       const percent = p.total > 0 ? Math.floor((p.done / p.total) * 100) : 0;
       if (percent === reported && p.done !== p.total) return;
       reported = percent;
-      ctx.onProgress?.({ message: `evaluated ${p.done}/${p.total} images`, ...(p.total > 0 ? { fraction: p.done / p.total } : {}), data: { done: p.done, total: p.total } });
+      ctx.onProgress?.({
+        message: `evaluated ${p.done}/${p.total} images`,
+        ...(p.total > 0 ? { fraction: p.done / p.total } : {}),
+        data: { done: p.done, total: p.total },
+      });
     });
     return evaluationSummary(e);
   },
@@ -201,13 +280,18 @@ export const evaluateModelTool = defineTool({
 export const listEvaluationsTool = defineTool({
   name: 'list_evaluations',
   title: 'List evaluations of a model version',
-  description: 'Show the evaluations recorded for a model version, newest first: dataset version, split, mAP50, mAP50-95, precision, recall and per-class AP of each run.',
+  description:
+    'Show the evaluations recorded for a model version, newest first: dataset version, split, mAP50, mAP50-95, precision, recall and per-class AP of each run.',
   input: z.object({ modelVersion, limit: z.number().int().min(1).max(100).default(10).describe('how many') }),
   output: z.object({ evaluations: z.array(evaluationView).describe('evaluations, newest first') }),
   risk: 'read',
   idempotent: true,
   async run(ctx, input) {
-    return { evaluations: (await evaluations(ctx).list(ctx, input.modelVersion, { limit: input.limit })).map(evaluationSummary) };
+    return {
+      evaluations: (await evaluations(ctx).list(ctx, input.modelVersion, { limit: input.limit })).map(
+        evaluationSummary,
+      ),
+    };
   },
 });
 

@@ -58,9 +58,13 @@ export class ToolRegistry {
   get(name: string): AnyTool {
     const tool = this.tools.get(name);
     if (tool === undefined) {
-      throw new PlatformError('not_found', `unknown tool "${name}"; known tools: ${this.names().join(', ')}`, {
-        known: this.names(),
-      });
+      throw new PlatformError(
+        'not_found',
+        `unknown tool "${name}"; known tools: ${this.names().join(', ')}`,
+        {
+          known: this.names(),
+        },
+      );
     }
     return tool;
   }
@@ -100,7 +104,10 @@ export class ToolRegistry {
       .map((t) => {
         const { $schema: _drop, ...parameters } = this.schema(t.name).inputSchema;
         const risk = t.risk === 'read' ? '' : ` [${t.risk}: runs only after a person approves it]`;
-        return { type: 'function', function: { name: t.name, description: `${t.description}${risk}`, parameters } };
+        return {
+          type: 'function',
+          function: { name: t.name, description: `${t.description}${risk}`, parameters },
+        };
       });
   }
 
@@ -112,10 +119,14 @@ export class ToolRegistry {
     const tool = this.get(name);
     const parsed = tool.input.safeParse(raw ?? {});
     if (parsed.success) return parsed.data as Record<string, unknown>;
-    throw new PlatformError('invalid_input', `invalid arguments for ${name}: ${describeZodError(parsed.error)}`, {
-      issues: parsed.error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message })),
-      expected: this.schema(name).inputSchema,
-    });
+    throw new PlatformError(
+      'invalid_input',
+      `invalid arguments for ${name}: ${describeZodError(parsed.error)}`,
+      {
+        issues: parsed.error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message })),
+        expected: this.schema(name).inputSchema,
+      },
+    );
   }
 }
 

@@ -26,7 +26,15 @@ describe('runTool after a crash (exactly-once effects)', () => {
   let gate: Promise<void> | undefined;
 
   const approvalsFor = () =>
-    new ApprovalService({ db, audit, events: new EventBus<ApprovalEvent>(), log, strict: false, ttlMs: 3_600_000, executionLeaseMs: LEASE_MS });
+    new ApprovalService({
+      db,
+      audit,
+      events: new EventBus<ApprovalEvent>(),
+      log,
+      strict: false,
+      ttlMs: 3_600_000,
+      executionLeaseMs: LEASE_MS,
+    });
 
   const ctxFor = (approvals: ApprovalService): ToolContext => ({
     user: { userId: 'u_op', email: 'op@x.test', name: 'Olga', role: 'operator', kind: 'user' },
@@ -66,7 +74,8 @@ describe('runTool after a crash (exactly-once effects)', () => {
       defineTool({
         name: 'flip_switch',
         title: 'Flip a switch',
-        description: 'Flips a switch; cannot tell whether it already ran (a non-resumable write tool for tests).',
+        description:
+          'Flips a switch; cannot tell whether it already ran (a non-resumable write tool for tests).',
         input: z.object({ on: z.boolean().describe('position') }),
         output: z.object({ on: z.boolean().describe('position') }),
         risk: 'write',
@@ -100,12 +109,27 @@ describe('runTool after a crash (exactly-once effects)', () => {
     const result = await runTool(ctxFor(restarted), 'create_thing', { name: 'a' }, { approvalId });
     expect(result).toEqual({ ok: true, output: { id: 'thing_1_a' }, resumed: true });
     expect(runs).toEqual([{ tool: 'create_thing', key: approvalId }]);
-    expect(await restarted.execution(ctxFor(restarted), approvalId)).toMatchObject({ status: 'finished', attempt: 2, output: { id: 'thing_1_a' } });
+    expect(await restarted.execution(ctxFor(restarted), approvalId)).toMatchObject({
+      status: 'finished',
+      attempt: 2,
+      output: { id: 'thing_1_a' },
+    });
     // asked again (another resume of the conversation), it replays and runs nothing
-    expect(await runTool(ctxFor(approvalsFor()), 'create_thing', { name: 'a' }, { approvalId })).toEqual({ ok: true, output: { id: 'thing_1_a' }, replayed: true });
+    expect(await runTool(ctxFor(approvalsFor()), 'create_thing', { name: 'a' }, { approvalId })).toEqual({
+      ok: true,
+      output: { id: 'thing_1_a' },
+      replayed: true,
+    });
     expect(runs).toHaveLength(1);
     const { entries } = await audit.query({ projectId: 'p1', threadId: 'thr_1' });
-    expect(entries.map((e) => e.action)).toEqual(['approval.requested', 'approval.decided', 'approval.consumed', 'tool.started', 'tool.resumed', 'tool.finished']);
+    expect(entries.map((e) => e.action)).toEqual([
+      'approval.requested',
+      'approval.decided',
+      'approval.consumed',
+      'tool.started',
+      'tool.resumed',
+      'tool.finished',
+    ]);
     expect((await audit.verify('p1')).ok).toBe(true);
   });
 
@@ -139,7 +163,13 @@ describe('runTool after a crash (exactly-once effects)', () => {
   it('a second process asking for a step that is still running waits for its result instead of running it again', async () => {
     const first = approvalsFor();
     const ctx1 = ctxFor(first);
-    const req = await first.request(ctx1, { tool: 'create_thing', args: { name: 'c' }, risk: 'write', reason: 'test', threadId: 'thr_1' });
+    const req = await first.request(ctx1, {
+      tool: 'create_thing',
+      args: { name: 'c' },
+      risk: 'write',
+      reason: 'test',
+      threadId: 'thr_1',
+    });
     await first.decide(ctx1, req.id, { decision: 'approve' });
     let release!: () => void;
     gate = new Promise<void>((r) => (release = r));

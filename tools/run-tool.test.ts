@@ -41,7 +41,10 @@ describe('runTool', () => {
         name: 'count_images',
         title: 'Count images',
         description: 'Count the images of a dataset (a read tool for tests).',
-        input: z.object({ dataset: z.string().min(1).describe('dataset name'), split: z.enum(['train', 'val', 'test']).default('train').describe('which split') }),
+        input: z.object({
+          dataset: z.string().min(1).describe('dataset name'),
+          split: z.enum(['train', 'val', 'test']).default('train').describe('which split'),
+        }),
         output: z.object({ count: z.number().int().describe('images') }),
         risk: 'read',
         idempotent: true,
@@ -51,7 +54,10 @@ describe('runTool', () => {
         name: 'start_job',
         title: 'Start a job',
         description: 'Start a job on a dataset (a write tool for tests).',
-        input: z.object({ dataset: z.string().min(1).describe('dataset name'), epochs: z.number().int().min(1).default(10).describe('epochs') }),
+        input: z.object({
+          dataset: z.string().min(1).describe('dataset name'),
+          epochs: z.number().int().min(1).default(10).describe('epochs'),
+        }),
         output: z.object({ jobId: z.string().describe('job id') }),
         risk: 'write',
         idempotent: false,
@@ -87,7 +93,15 @@ describe('runTool', () => {
       queryAudit,
       verifyAudit,
     ]);
-    approvals = new ApprovalService({ db, audit, events: new EventBus<ApprovalEvent>(), log, strict: false, ttlMs: 3_600_000, validateArgs: (t, a) => registry.parseInput(t, a) });
+    approvals = new ApprovalService({
+      db,
+      audit,
+      events: new EventBus<ApprovalEvent>(),
+      log,
+      strict: false,
+      ttlMs: 3_600_000,
+      validateArgs: (t, a) => registry.parseInput(t, a),
+    });
   });
 
   afterEach(async () => {
@@ -109,26 +123,49 @@ describe('runTool', () => {
     expect(r.error.code).toBe('invalid_input');
     expect(r.error.message).toMatch(/dataset: .*split: /);
     expect(r.error.details?.issues).toHaveLength(2);
-    expect((r.error.details?.expected as { properties: Record<string, unknown> }).properties).toHaveProperty('split');
+    expect((r.error.details?.expected as { properties: Record<string, unknown> }).properties).toHaveProperty(
+      'split',
+    );
     const unknown = await runTool(ctx('ann', 'viewer'), 'count_imgs', {});
-    expect(unknown).toMatchObject({ ok: false, error: { code: 'not_found', message: expect.stringMatching(/known tools: .*count_images/) } });
+    expect(unknown).toMatchObject({
+      ok: false,
+      error: { code: 'not_found', message: expect.stringMatching(/known tools: .*count_images/) },
+    });
   });
 
   it('never returns a stack trace; a bad output is an internal error', async () => {
     const r = await runTool(ctx('ann', 'viewer'), 'explodes', {});
-    expect(r).toEqual({ ok: false, error: { code: 'internal', message: 'unexpected error: socket hang up' } });
+    expect(r).toEqual({
+      ok: false,
+      error: { code: 'internal', message: 'unexpected error: socket hang up' },
+    });
     const bad = await runTool(ctx('ann', 'viewer'), 'broken_output', {});
-    expect(bad).toMatchObject({ ok: false, error: { code: 'internal', message: expect.stringMatching(/does not match its schema: n:/) } });
+    expect(bad).toMatchObject({
+      ok: false,
+      error: { code: 'internal', message: expect.stringMatching(/does not match its schema: n:/) },
+    });
     const { entries } = await audit.query({ projectId: 'p1', action: 'tool.failed' });
     expect(entries).toHaveLength(2);
   });
 
   it('refuses a write tool without approval, for a viewer, or with arguments other than the approved ones', async () => {
     const op = ctx('olga', 'operator', 'thr_1');
-    expect(await runTool(op, 'start_job', { dataset: 'helmets' })).toMatchObject({ ok: false, error: { code: 'approval_required' } });
-    expect(await runTool(ctx('vic', 'viewer'), 'start_job', { dataset: 'helmets' })).toMatchObject({ ok: false, error: { code: 'forbidden' } });
+    expect(await runTool(op, 'start_job', { dataset: 'helmets' })).toMatchObject({
+      ok: false,
+      error: { code: 'approval_required' },
+    });
+    expect(await runTool(ctx('vic', 'viewer'), 'start_job', { dataset: 'helmets' })).toMatchObject({
+      ok: false,
+      error: { code: 'forbidden' },
+    });
     const args = registry.parseInput('start_job', { dataset: 'helmets' });
-    const req = await approvals.request(op, { tool: 'start_job', args, risk: 'write', reason: 'test', threadId: 'thr_1' });
+    const req = await approvals.request(op, {
+      tool: 'start_job',
+      args,
+      risk: 'write',
+      reason: 'test',
+      threadId: 'thr_1',
+    });
     await approvals.decide(op, req.id, { decision: 'approve' });
     const other = await runTool(op, 'start_job', { dataset: 'helmets', epochs: 11 }, { approvalId: req.id });
     expect(other.ok).toBe(false);
@@ -141,38 +178,83 @@ describe('runTool', () => {
   it('returns the recorded output when an approved call is replayed, without running it twice', async () => {
     const op = ctx('olga', 'operator', 'thr_2');
     const args = registry.parseInput('start_job', { dataset: 'helmets' });
-    const req = await approvals.request(op, { tool: 'start_job', args, risk: 'write', reason: 'test', threadId: 'thr_2' });
+    const req = await approvals.request(op, {
+      tool: 'start_job',
+      args,
+      risk: 'write',
+      reason: 'test',
+      threadId: 'thr_2',
+    });
     await approvals.decide(op, req.id, { decision: 'approve' });
-    expect(await runTool(op, 'start_job', args, { approvalId: req.id })).toEqual({ ok: true, output: { jobId: 'job_1' } });
-    expect(await runTool(op, 'start_job', args, { approvalId: req.id })).toEqual({ ok: true, output: { jobId: 'job_1' }, replayed: true });
+    expect(await runTool(op, 'start_job', args, { approvalId: req.id })).toEqual({
+      ok: true,
+      output: { jobId: 'job_1' },
+    });
+    expect(await runTool(op, 'start_job', args, { approvalId: req.id })).toEqual({
+      ok: true,
+      output: { jobId: 'job_1' },
+      replayed: true,
+    });
     expect(runs).toHaveLength(1);
   });
 
   it('lets people decide approvals through decide_approval, under the policy', async () => {
     const op = ctx('olga', 'operator');
-    const req = await approvals.request(op, { tool: 'start_job', args: { dataset: 'x', epochs: 10 }, risk: 'write', reason: 'test' });
+    const req = await approvals.request(op, {
+      tool: 'start_job',
+      args: { dataset: 'x', epochs: 10 },
+      risk: 'write',
+      reason: 'test',
+    });
     const listed = await runTool(op, 'list_approvals', {});
-    expect(listed).toMatchObject({ ok: true, output: { approvals: [{ id: req.id, tool: 'start_job', status: 'pending' }] } });
-    expect(await runTool(ctx('vic', 'viewer'), 'decide_approval', { approvalId: req.id, decision: 'approve' })).toMatchObject({ ok: false, error: { code: 'forbidden' } });
-    expect(await runTool(op, 'decide_approval', { approvalId: req.id, decision: 'approve' })).toMatchObject({ ok: true, output: { status: 'approved' } });
+    expect(listed).toMatchObject({
+      ok: true,
+      output: { approvals: [{ id: req.id, tool: 'start_job', status: 'pending' }] },
+    });
+    expect(
+      await runTool(ctx('vic', 'viewer'), 'decide_approval', { approvalId: req.id, decision: 'approve' }),
+    ).toMatchObject({ ok: false, error: { code: 'forbidden' } });
+    expect(await runTool(op, 'decide_approval', { approvalId: req.id, decision: 'approve' })).toMatchObject({
+      ok: true,
+      output: { status: 'approved' },
+    });
     const q = await runTool(op, 'query_audit', { action: 'approval.decided' });
-    expect(q).toMatchObject({ ok: true, output: { total: 1, entries: [{ actor: 'olga', approvalId: req.id }] } });
+    expect(q).toMatchObject({
+      ok: true,
+      output: { total: 1, entries: [{ actor: 'olga', approvalId: req.id }] },
+    });
     expect(await runTool(op, 'verify_audit', {})).toMatchObject({ ok: true, output: { ok: true } });
   });
 });
 
 describe('ToolRegistry and defineTool', () => {
   it('refuses names that are not snake_case and fields without a description', () => {
-    const base = { title: 't', description: 'a description long enough for a model', output: z.object({}), risk: 'read' as const, idempotent: true, run: async () => ({}) };
+    const base = {
+      title: 't',
+      description: 'a description long enough for a model',
+      output: z.object({}),
+      risk: 'read' as const,
+      idempotent: true,
+      run: async () => ({}),
+    };
     expect(() => defineTool({ ...base, name: 'listDatasets', input: z.object({}) })).toThrow(/snake_case/);
-    expect(() => defineTool({ ...base, name: 'list_x', input: z.object({ a: z.string(), b: z.object({ c: z.number() }).describe('b') }) })).toThrow(/input\.a, input\.b\.c/);
+    expect(() =>
+      defineTool({
+        ...base,
+        name: 'list_x',
+        input: z.object({ a: z.string(), b: z.object({ c: z.number() }).describe('b') }),
+      }),
+    ).toThrow(/input\.a, input\.b\.c/);
   });
 
   it('describes tools as JSON Schema for LLMs and MCP, with annotations from the risk', () => {
     const registry = new ToolRegistry([listApprovals, decideApproval, queryAudit]);
     const schema = registry.schema('list_approvals');
     expect(schema.annotations).toEqual({ readOnlyHint: true, destructiveHint: false, idempotentHint: true });
-    expect(schema.inputSchema).toMatchObject({ type: 'object', properties: { status: { description: 'which requests to list' } } });
+    expect(schema.inputSchema).toMatchObject({
+      type: 'object',
+      properties: { status: { description: 'which requests to list' } },
+    });
     expect((schema.inputSchema as { required?: string[] }).required ?? []).not.toContain('status');
     const llm = registry.llmTools();
     expect(llm.map((t) => t.function.name)).toEqual(['list_approvals', 'decide_approval', 'query_audit']);

@@ -112,7 +112,16 @@ export async function runTool(
   // a step run before (a resumed conversation, a retried call) is settled from its execution record
   const earlier = await services.approvals.execution(ctx, approvalId).catch(() => undefined);
   if (earlier !== undefined) {
-    return afterRefusal(ctx, tool, approvalId, input, new PlatformError('conflict', `approval ${approvalId} was already used; an approval runs its tool once`));
+    return afterRefusal(
+      ctx,
+      tool,
+      approvalId,
+      input,
+      new PlatformError(
+        'conflict',
+        `approval ${approvalId} was already used; an approval runs its tool once`,
+      ),
+    );
   }
   try {
     // consumes the approval and records the run as started in one transaction
@@ -294,7 +303,6 @@ function auditedOutput(output: unknown): Record<string, unknown> {
   const text = JSON.stringify(output) ?? 'null';
   return text.length <= MAX_AUDITED_OUTPUT ? { output } : { outputTruncated: true };
 }
-
 
 /**
  * The output a finished call under `approvalId` recorded in the audit log, if any (approvals used

@@ -33,8 +33,18 @@ export const searchPlatform = defineTool({
   idempotent: true,
   async run(ctx, input) {
     const search = ctx.services.search;
-    if (search === undefined) throw new PlatformError('unavailable', 'search is not configured on this platform');
-    const r = await search.query({ text: input.text, kinds: input.kinds, tags: input.tags, limit: input.limit, projectId: ctx.projectId });
-    return { total: r.total, hits: r.hits.map((h) => ({ kind: h.kind, id: h.id, title: h.title, score: h.score, tags: h.tags })) };
+    if (search === undefined)
+      throw new PlatformError('unavailable', 'search is not configured on this platform');
+    const r = await search.query({
+      text: input.text,
+      kinds: input.kinds,
+      tags: input.tags,
+      limit: input.limit,
+      projectId: ctx.projectId,
+    });
+    return {
+      total: r.total,
+      hits: r.hits.map((h) => ({ kind: h.kind, id: h.id, title: h.title, score: h.score, tags: h.tags })),
+    };
   },
 });

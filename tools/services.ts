@@ -34,7 +34,12 @@ export interface ToolApprovalView {
   step: number | null;
   /** What may run: the edited arguments when edited, the requested ones otherwise. */
   approvedArgs: unknown;
-  decision: { decision: 'approve' | 'reject' | 'edit'; by: { userId: string; name: string; role: Role }; at: number; reason: string | null } | null;
+  decision: {
+    decision: 'approve' | 'reject' | 'edit';
+    by: { userId: string; name: string; role: Role };
+    at: number;
+    reason: string | null;
+  } | null;
   /** Set when an edit under four-eyes rules replaced this request with a new one in the editor's name. */
   supersededBy?: string | null;
 }
@@ -51,7 +56,10 @@ export interface ApprovalsApi {
     input: { decision: 'approve' | 'reject' | 'edit'; args?: unknown; reason?: string },
   ): Promise<ToolApprovalView>;
   /** Marks an approved request used; throws a PlatformError when tool, arguments hash or thread differ, or it was used or expired. */
-  consume(ctx: CallContext, input: { approvalId: string; tool: string; args: unknown; threadId?: string; risk?: Risk }): Promise<unknown>;
+  consume(
+    ctx: CallContext,
+    input: { approvalId: string; tool: string; args: unknown; threadId?: string; risk?: Risk },
+  ): Promise<unknown>;
   /** The execution ledger's lease length, for the renewal interval. */
   readonly executions: { readonly leaseMs: number };
   /** The execution of a consumed approval, if it started. */
@@ -63,7 +71,14 @@ export interface ApprovalsApi {
   /** Records how an execution ended, with its audit entry, in one transaction. */
   finishExecution(ctx: CallContext, approvalId: string, outcome: ExecutionOutcome): Promise<void>;
   get(ctx: CallContext, id: string): Promise<ToolApprovalView>;
-  list(ctx: CallContext, query: { status?: 'pending' | 'approved' | 'rejected' | 'executed' | 'expired'; threadId?: string; limit?: number }): Promise<ToolApprovalView[]>;
+  list(
+    ctx: CallContext,
+    query: {
+      status?: 'pending' | 'approved' | 'rejected' | 'executed' | 'expired';
+      threadId?: string;
+      limit?: number;
+    },
+  ): Promise<ToolApprovalView[]>;
 }
 
 /** Who did something, for the audit log. */
@@ -96,7 +111,11 @@ export interface AuditApi {
     data?: Record<string, unknown>;
   }): Promise<unknown>;
   query(q: AuditQuery): Promise<{ total: number; entries: ToolAuditEntry[] }>;
-  verify(projectId?: string): Promise<{ ok: boolean; checked: number; problems: Array<{ seq: number; kind: string; detail: string }> }>;
+  verify(projectId?: string): Promise<{
+    ok: boolean;
+    checked: number;
+    problems: Array<{ seq: number; kind: string; detail: string }>;
+  }>;
 }
 
 /**

@@ -1,5 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { boxArea, clipBox, cxcywhToXyxy, iou, scaleBox, xywhToXyxy, xyxyToCxcywh, xyxyToXywh, type Box } from './boxes.js';
+import {
+  boxArea,
+  clipBox,
+  cxcywhToXyxy,
+  iou,
+  scaleBox,
+  xywhToXyxy,
+  xyxyToCxcywh,
+  xyxyToXywh,
+  type Box,
+} from './boxes.js';
 
 describe('boxes', () => {
   it('computes IoU of overlapping, disjoint, identical and empty boxes', () => {

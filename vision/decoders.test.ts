@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { isPlatformError } from '../core/errors.js';
-import { decodeEnd2End, decodeOutput, decodeUltralytics, decodeYolox, detectLayout, gridCount } from './decoders.js';
+import {
+  decodeEnd2End,
+  decodeOutput,
+  decodeUltralytics,
+  decodeYolox,
+  detectLayout,
+  gridCount,
+} from './decoders.js';
 import type { Candidates } from './nms.js';
 
 function rows(c: Candidates): Array<{ box: number[]; score: number; cls: number }> {
@@ -69,12 +76,16 @@ describe('decodeYolox', () => {
       { box: [12, 6, 28, 14], score: 0.72, cls: 1 },
       { box: [40, 8, 56, 24], score: 0.3, cls: 0 },
     ]);
-    expect(() => decodeYolox(t, [1, n, k], { conf: 0.25, inputWidth: 32, inputHeight: 32 })).toThrow(/\[1, 21, 5\+nc\]/);
+    expect(() => decodeYolox(t, [1, n, k], { conf: 0.25, inputWidth: 32, inputHeight: 32 })).toThrow(
+      /\[1, 21, 5\+nc\]/,
+    );
   });
 
   it('dispatches through decodeOutput', () => {
     const t = Float32Array.from([1, 2, 3, 4, 0.95, 7]);
-    expect(decodeOutput('end2end', t, [1, 1, 6], { conf: 0.5, inputWidth: 64, inputHeight: 64 }).count).toBe(1);
+    expect(decodeOutput('end2end', t, [1, 1, 6], { conf: 0.5, inputWidth: 64, inputHeight: 64 }).count).toBe(
+      1,
+    );
   });
 });
 
@@ -84,7 +95,10 @@ describe('detectLayout', () => {
     expect(detectLayout([1, 7, 2100], 320)).toEqual({ layout: 'ultralytics', numClasses: 3 });
     expect(detectLayout([1, 300, 6], 640)).toEqual({ layout: 'end2end', numClasses: undefined });
     expect(detectLayout([1, 8400, 85], 640)).toEqual({ layout: 'yolox', numClasses: 80 });
-    expect(detectLayout([1, 3549, 8], { width: 416, height: 416 })).toEqual({ layout: 'yolox', numClasses: 3 });
+    expect(detectLayout([1, 3549, 8], { width: 416, height: 416 })).toEqual({
+      layout: 'yolox',
+      numClasses: 3,
+    });
   });
 
   it('uses the class count to settle [1, 8400, 6] and throws without it', () => {

@@ -26,7 +26,11 @@ export interface LayoutInfo {
 }
 
 /** Number of grid cells over all strides for an input size (8400 for 640x640 at 8/16/32). */
-export function gridCount(inputWidth: number, inputHeight: number, strides: readonly number[] = DEFAULT_STRIDES): number {
+export function gridCount(
+  inputWidth: number,
+  inputHeight: number,
+  strides: readonly number[] = DEFAULT_STRIDES,
+): number {
   let n = 0;
   for (const s of strides) n += Math.ceil(inputWidth / s) * Math.ceil(inputHeight / s);
   return n;
@@ -45,7 +49,11 @@ function layoutError(shape: readonly number[], why: string): PlatformError {
 }
 
 /** Infers the layout from an output shape and the model input size; throws invalid_input when ambiguous or unknown. */
-export function detectLayout(shape: readonly number[], inputSize: number | { width: number; height: number }, nc?: number): LayoutInfo {
+export function detectLayout(
+  shape: readonly number[],
+  inputSize: number | { width: number; height: number },
+  nc?: number,
+): LayoutInfo {
   const w = typeof inputSize === 'number' ? inputSize : inputSize.width;
   const h = typeof inputSize === 'number' ? inputSize : inputSize.height;
   if (shape.length !== 3 || shape[0] !== 1) throw layoutError(shape, 'expected a rank-3 output with batch 1');
@@ -59,10 +67,17 @@ export function detectLayout(shape: readonly number[], inputSize: number | { wid
   if (b === 6 && a === cells) {
     if (nc === 1) return { layout: 'yolox', numClasses: 1 };
     if (nc !== undefined) return { layout: 'end2end', numClasses: undefined };
-    throw layoutError(shape, `${a} rows match the ${w}x${h} grid, so it may be YOLOX with 1 class or end-to-end with ${a} boxes`);
+    throw layoutError(
+      shape,
+      `${a} rows match the ${w}x${h} grid, so it may be YOLOX with 1 class or end-to-end with ${a} boxes`,
+    );
   }
   if (a === cells && b > 6) {
-    if (nc !== undefined && b - 4 === nc) throw layoutError(shape, `it looks like a transposed Ultralytics output ([1, N, 4+nc]), which is not supported`);
+    if (nc !== undefined && b - 4 === nc)
+      throw layoutError(
+        shape,
+        `it looks like a transposed Ultralytics output ([1, N, 4+nc]), which is not supported`,
+      );
     if (ncOk(b - 5)) return { layout: 'yolox', numClasses: b - 5 };
   }
   if (nc !== undefined && a === 4 + nc && b > a) return { layout: 'ultralytics', numClasses: nc };
@@ -73,27 +88,48 @@ export function detectLayout(shape: readonly number[], inputSize: number | { wid
 }
 
 function emptyCandidates(capacity: number): Candidates {
-  return { boxes: new Float32Array(capacity * 4), scores: new Float32Array(capacity), classes: new Int32Array(capacity), count: 0 };
+  return {
+    boxes: new Float32Array(capacity * 4),
+    scores: new Float32Array(capacity),
+    classes: new Int32Array(capacity),
+    count: 0,
+  };
 }
 
 function finish(c: Candidates): Candidates {
-  return { boxes: c.boxes.subarray(0, c.count * 4), scores: c.scores.subarray(0, c.count), classes: c.classes.subarray(0, c.count), count: c.count };
+  return {
+    boxes: c.boxes.subarray(0, c.count * 4),
+    scores: c.scores.subarray(0, c.count),
+    classes: c.classes.subarray(0, c.count),
+    count: c.count,
+  };
 }
 
 function checkSize(data: ArrayLike<number>, shape: readonly number[], layout: Layout): void {
   const need = shape.reduce((p, d) => p * d, 1);
   if (shape.length !== 3 || shape[0] !== 1 || data.length < need) {
-    throw new PlatformError('invalid_input', `a ${layout} output must be [1, a, b] with its data; got shape ${fmt(shape)} and ${data.length} values`);
+    throw new PlatformError(
+      'invalid_input',
+      `a ${layout} output must be [1, a, b] with its data; got shape ${fmt(shape)} and ${data.length} values`,
+    );
   }
 }
 
 /** Decodes Ultralytics `[1, 4+nc, N]` (cx, cy, w, h in input pixels, then per-class scores) to xyxy candidates above `conf`. */
-export function decodeUltralytics(data: Float32Array, shape: readonly number[], options: Pick<DecodeOptions, 'conf'>): Candidates {
+export function decodeUltralytics(
+  data: Float32Array,
+  shape: readonly number[],
+  options: Pick<DecodeOptions, 'conf'>,
+): Candidates {
   checkSize(data, shape, 'ultralytics');
   const rows = shape[1]!;
   const n = shape[2]!;
   const nc = rows - 4;
-  if (nc < 1) throw new PlatformError('invalid_input', `an ultralytics output needs at least 5 rows (4 box + classes); got shape ${fmt(shape)}`);
+  if (nc < 1)
+    throw new PlatformError(
+      'invalid_input',
+      `an ultralytics output needs at least 5 rows (4 box + classes); got shape ${fmt(shape)}`,
+    );
   const conf = options.conf;
   let out = emptyCandidates(Math.min(n, 1024));
   for (let i = 0; i < n; i++) {
@@ -118,11 +154,16 @@ export function decodeUltralytics(data: Float32Array, shape: readonly number[], 
 }
 
 /** Decodes end-to-end `[1, N, 6]` (x1, y1, x2, y2, score, class in input pixels) to candidates above `conf`. */
-export function decodeEnd2End(data: Float32Array, shape: readonly number[], options: Pick<DecodeOptions, 'conf'>): Candidates {
+export function decodeEnd2End(
+  data: Float32Array,
+  shape: readonly number[],
+  options: Pick<DecodeOptions, 'conf'>,
+): Candidates {
   checkSize(data, shape, 'end2end');
   const n = shape[1]!;
   const k = shape[2]!;
-  if (k < 6) throw new PlatformError('invalid_input', `an end2end output must be [1, N, 6]; got shape ${fmt(shape)}`);
+  if (k < 6)
+    throw new PlatformError('invalid_input', `an end2end output must be [1, N, 6]; got shape ${fmt(shape)}`);
   let out = emptyCandidates(Math.min(n, 1024));
   for (let i = 0; i < n; i++) {
     const o = i * k;
@@ -138,7 +179,11 @@ export function decodeEnd2End(data: Float32Array, shape: readonly number[], opti
  * Decodes raw YOLOX `[1, N, 5+nc]` (grid offsets, log sizes, objectness, class probabilities) over strides 8/16/32;
  * score = objectness x class probability.
  */
-export function decodeYolox(data: Float32Array, shape: readonly number[], options: DecodeOptions): Candidates {
+export function decodeYolox(
+  data: Float32Array,
+  shape: readonly number[],
+  options: DecodeOptions,
+): Candidates {
   checkSize(data, shape, 'yolox');
   const n = shape[1]!;
   const k = shape[2]!;
@@ -185,7 +230,12 @@ export function decodeYolox(data: Float32Array, shape: readonly number[], option
 }
 
 /** Decodes any supported layout. */
-export function decodeOutput(layout: Layout, data: Float32Array, shape: readonly number[], options: DecodeOptions): Candidates {
+export function decodeOutput(
+  layout: Layout,
+  data: Float32Array,
+  shape: readonly number[],
+  options: DecodeOptions,
+): Candidates {
   switch (layout) {
     case 'ultralytics':
       return decodeUltralytics(data, shape, options);
@@ -206,7 +256,15 @@ function ensure(c: Candidates, max: number): Candidates {
   return bigger;
 }
 
-function push(c: Candidates, x1: number, y1: number, x2: number, y2: number, score: number, cls: number): void {
+function push(
+  c: Candidates,
+  x1: number,
+  y1: number,
+  x2: number,
+  y2: number,
+  score: number,
+  cls: number,
+): void {
   const o = c.count * 4;
   c.boxes[o] = x1;
   c.boxes[o + 1] = y1;

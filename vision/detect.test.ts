@@ -18,9 +18,21 @@ beforeAll(async () => {
   const u = new Float32Array(7 * n);
   // One helmet at input [50,90,150,140] -> original [100,100,300,200] for a 640x480 image (scale 0.5, padY 40).
   [100, 115, 100, 50, 0.9, 0, 0].forEach((v, r) => (u[r * n] = v));
-  modelPath = (await buildFixedOutputModel({ inputShape: [1, 3, 320, 320], outputShape: [1, 7, n], output: u, metadata: { names: "{0: 'helmet', 1: 'head', 2: 'vest'}" } }, dir)).path;
+  modelPath = (
+    await buildFixedOutputModel(
+      {
+        inputShape: [1, 3, 320, 320],
+        outputShape: [1, 7, n],
+        output: u,
+        metadata: { names: "{0: 'helmet', 1: 'head', 2: 'vest'}" },
+      },
+      dir,
+    )
+  ).path;
   imagePath = path.join(dir, 'frame.jpg');
-  await sharp({ create: { width: 640, height: 480, channels: 3, background: { r: 20, g: 20, b: 20 } } }).jpeg().toFile(imagePath);
+  await sharp({ create: { width: 640, height: 480, channels: 3, background: { r: 20, g: 20, b: 20 } } })
+    .jpeg()
+    .toFile(imagePath);
 }, 60_000);
 
 afterAll(async () => {
@@ -41,7 +53,9 @@ describe('runDetectCommand', () => {
     const { data, info } = await sharp(out).raw().toBuffer({ resolveWithObject: true });
     expect([info.width, info.height]).toEqual([640, 480]);
     // The box's left edge at x=100 is drawn in colour; the image centre far from any box keeps its dark grey.
-    const at = (x: number, y: number): number[] => [...data.subarray((y * 640 + x) * info.channels, (y * 640 + x) * info.channels + 3)];
+    const at = (x: number, y: number): number[] => [
+      ...data.subarray((y * 640 + x) * info.channels, (y * 640 + x) * info.channels + 3),
+    ];
     expect(Math.max(...at(100, 150))).toBeGreaterThan(120);
     expect(Math.max(...at(500, 400))).toBeLessThan(40);
   });
@@ -68,10 +82,14 @@ describe('runDetectCommand', () => {
   });
 
   it('fails with clear errors on bad options, missing files and corrupt images', async () => {
-    const bad = await runDetectCommand({ model: modelPath, image: imagePath, conf: 2 }).catch((e: unknown) => e);
+    const bad = await runDetectCommand({ model: modelPath, image: imagePath, conf: 2 }).catch(
+      (e: unknown) => e,
+    );
     expect(isPlatformError(bad, 'invalid_input')).toBe(true);
     expect((bad as Error).message).toMatch(/conf/);
-    const missing = await runDetectCommand({ model: modelPath, image: path.join(dir, 'none.jpg') }).catch((e: unknown) => e);
+    const missing = await runDetectCommand({ model: modelPath, image: path.join(dir, 'none.jpg') }).catch(
+      (e: unknown) => e,
+    );
     expect(isPlatformError(missing, 'not_found')).toBe(true);
     const corrupt = path.join(dir, 'corrupt.jpg');
     await writeFile(corrupt, Buffer.from([0xff, 0xd8, 0xff, 0x00, 0x01, 0x02]));
@@ -79,6 +97,11 @@ describe('runDetectCommand', () => {
     expect(isPlatformError(broken, 'invalid_input')).toBe(true);
     const notModel = await runDetectCommand({ model: imagePath, image: imagePath }).catch((e: unknown) => e);
     expect((notModel as Error).message).toMatch(/not an ONNX model/);
-    expect(detectOptionsSchema.parse({ model: 'm', image: 'i' })).toMatchObject({ layout: 'auto', conf: 0.25, iou: 0.45, maxDet: 300 });
+    expect(detectOptionsSchema.parse({ model: 'm', image: 'i' })).toMatchObject({
+      layout: 'auto',
+      conf: 0.25,
+      iou: 0.45,
+      maxDet: 300,
+    });
   });
 });

@@ -12,8 +12,15 @@ import { loadDetector, type Detection } from './pipeline.js';
 export const detectOptionsSchema = z.object({
   model: z.string().min(1).describe('Path to the ONNX detector'),
   image: z.string().min(1).describe('Path to the image to run it on (JPEG, PNG, WebP)'),
-  layout: z.enum(['auto', 'ultralytics', 'end2end', 'yolox']).default('auto').describe('Output layout; auto infers it from the output shape'),
-  names: z.string().min(1).optional().describe('"coco", or a file of class names (JSON list/object, data.yaml, or one name per line)'),
+  layout: z
+    .enum(['auto', 'ultralytics', 'end2end', 'yolox'])
+    .default('auto')
+    .describe('Output layout; auto infers it from the output shape'),
+  names: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('"coco", or a file of class names (JSON list/object, data.yaml, or one name per line)'),
   out: z.string().min(1).optional().describe('Write the image with boxes drawn to this PNG path'),
   conf: z.coerce.number().min(0).max(1).default(0.25).describe('Minimum score'),
   iou: z.coerce.number().min(0).max(1).default(0.45).describe('NMS IoU threshold'),
@@ -40,7 +47,10 @@ export async function loadClassNames(spec: string): Promise<string[]> {
   try {
     text = await readFile(spec, 'utf8');
   } catch (err) {
-    throw new PlatformError('not_found', `cannot read names file "${spec}" (${(err as NodeJS.ErrnoException).code ?? 'error'}); pass --names coco or a file path`);
+    throw new PlatformError(
+      'not_found',
+      `cannot read names file "${spec}" (${(err as NodeJS.ErrnoException).code ?? 'error'}); pass --names coco or a file path`,
+    );
   }
   const direct = parseClassNames(text);
   if (direct) return direct;
@@ -57,18 +67,40 @@ export async function loadClassNames(spec: string): Promise<string[]> {
     .split(/\r?\n/)
     .map((l) => l.trim())
     .filter(Boolean);
-  if (lines.length === 0) throw new PlatformError('invalid_input', `names file "${spec}" is empty; put one class name per line`);
+  if (lines.length === 0)
+    throw new PlatformError('invalid_input', `names file "${spec}" is empty; put one class name per line`);
   return lines;
 }
 
-const PALETTE = ['#ff3838', '#2c99a8', '#ff9d97', '#1a9334', '#ff701f', '#00c2ff', '#ffb21d', '#344593', '#cfd231', '#6473ff', '#48f90a', '#ff95c8'];
+const PALETTE = [
+  '#ff3838',
+  '#2c99a8',
+  '#ff9d97',
+  '#1a9334',
+  '#ff701f',
+  '#00c2ff',
+  '#ffb21d',
+  '#344593',
+  '#cfd231',
+  '#6473ff',
+  '#48f90a',
+  '#ff95c8',
+];
 
 function escapeXml(s: string): string {
-  return s.replace(/[<>&'"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', "'": '&apos;', '"': '&quot;' })[c]!);
+  return s.replace(
+    /[<>&'"]/g,
+    (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', "'": '&apos;', '"': '&quot;' })[c]!,
+  );
 }
 
 /** Draws detections with labels over an image (SVG overlay composited by sharp) and returns PNG bytes. */
-export async function drawDetections(image: Buffer, width: number, height: number, detections: Detection[]): Promise<Buffer> {
+export async function drawDetections(
+  image: Buffer,
+  width: number,
+  height: number,
+  detections: Detection[],
+): Promise<Buffer> {
   const stroke = Math.max(2, Math.round(Math.min(width, height) / 320));
   const font = Math.max(11, Math.round(Math.min(width, height) / 40));
   const parts = detections.map((d) => {
@@ -84,20 +116,28 @@ export async function drawDetections(image: Buffer, width: number, height: numbe
     );
   });
   const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">${parts.join('')}</svg>`;
-  return sharp(image, { limitInputPixels: DEFAULT_MAX_IMAGE_PIXELS }).rotate().composite([{ input: Buffer.from(svg), top: 0, left: 0 }]).png().toBuffer();
+  return sharp(image, { limitInputPixels: DEFAULT_MAX_IMAGE_PIXELS })
+    .rotate()
+    .composite([{ input: Buffer.from(svg), top: 0, left: 0 }])
+    .png()
+    .toBuffer();
 }
 
 /** Runs `visioninapp detect`: loads the model, detects on the image, optionally writes an annotated PNG. */
 export async function runDetectCommand(input: DetectCommandOptions): Promise<DetectCommandResult> {
   const parsed = detectOptionsSchema.safeParse(input);
-  if (!parsed.success) throw new PlatformError('invalid_input', `invalid detect options: ${describeZodError(parsed.error)}`);
+  if (!parsed.success)
+    throw new PlatformError('invalid_input', `invalid detect options: ${describeZodError(parsed.error)}`);
   const opts = parsed.data;
   const names = opts.names ? await loadClassNames(opts.names) : undefined;
   let encoded: Buffer;
   try {
     encoded = await readFile(opts.image);
   } catch (err) {
-    throw new PlatformError('not_found', `cannot read image "${opts.image}" (${(err as NodeJS.ErrnoException).code ?? 'error'}); check the path`);
+    throw new PlatformError(
+      'not_found',
+      `cannot read image "${opts.image}" (${(err as NodeJS.ErrnoException).code ?? 'error'}); check the path`,
+    );
   }
   const raw = await decodeImage(encoded);
   const detector = await loadDetector(opts.model, { layout: opts.layout, ...(names ? { names } : {}) });

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { evaluateDetections, IOU_THRESHOLDS, RECALL_THRESHOLDS, type GroundTruth, type ScoredDetection } from './evaluate.js';
+import {
+  evaluateDetections,
+  IOU_THRESHOLDS,
+  RECALL_THRESHOLDS,
+  type GroundTruth,
+  type ScoredDetection,
+} from './evaluate.js';
 
 describe('evaluateDetections', () => {
   it('uses the pycocotools threshold grids', () => {
@@ -35,7 +41,10 @@ describe('evaluateDetections', () => {
   it('averages over IoU thresholds 0.50:0.05:0.95', () => {
     // IoU = (10*7.3)/(10*10) = 0.73: a match at .50 .55 .60 .65 .70 (AP 1), a miss at .75 .. .95 (AP 0).
     // mAP@0.5 = 1; mAP@0.5:0.95 = 5/10 = 0.5.
-    const r = evaluateDetections([{ imageId: 1, classId: 0, box: [0, 0, 10, 10] }], [{ imageId: 1, classId: 0, box: [0, 0, 10, 7.3], score: 0.6 }]);
+    const r = evaluateDetections(
+      [{ imageId: 1, classId: 0, box: [0, 0, 10, 10] }],
+      [{ imageId: 1, classId: 0, box: [0, 0, 10, 7.3], score: 0.6 }],
+    );
     expect(r.map50).toBeCloseTo(1, 12);
     expect(r.map5095).toBeCloseTo(0.5, 12);
   });
@@ -98,7 +107,11 @@ describe('evaluateDetections', () => {
   });
 
   it('keeps only the top maxDets detections per image and class', () => {
-    const gts: GroundTruth[] = [0, 1, 2].map((i) => ({ imageId: 1, classId: 0, box: [i * 20, 0, i * 20 + 10, 10] }));
+    const gts: GroundTruth[] = [0, 1, 2].map((i) => ({
+      imageId: 1,
+      classId: 0,
+      box: [i * 20, 0, i * 20 + 10, 10],
+    }));
     const dets: ScoredDetection[] = gts.map((g, i) => ({ ...g, score: 0.9 - i * 0.1 }));
     // With maxDets 2 only two TPs remain: recall reaches 2/3, so recall points 0.00..0.66 (67) read 1 -> AP 67/101.
     expect(evaluateDetections(gts, dets, { maxDets: 2 }).map50).toBeCloseTo(67 / 101, 12);

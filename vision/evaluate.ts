@@ -46,10 +46,14 @@ export interface Evaluation {
 }
 
 /** IoU thresholds 0.50:0.05:0.95 computed exactly as numpy.linspace(.5, .95, 10) does. */
-export const IOU_THRESHOLDS: readonly number[] = Array.from({ length: 10 }, (_, i) => (i === 9 ? 0.95 : i * ((0.95 - 0.5) / 9) + 0.5));
+export const IOU_THRESHOLDS: readonly number[] = Array.from({ length: 10 }, (_, i) =>
+  i === 9 ? 0.95 : i * ((0.95 - 0.5) / 9) + 0.5,
+);
 
 /** Recall thresholds 0:0.01:1 computed exactly as numpy.linspace(0, 1, 101) does. */
-export const RECALL_THRESHOLDS: readonly number[] = Array.from({ length: 101 }, (_, i) => (i === 100 ? 1 : i * 0.01));
+export const RECALL_THRESHOLDS: readonly number[] = Array.from({ length: 101 }, (_, i) =>
+  i === 100 ? 1 : i * 0.01,
+);
 
 // COCO IoU: crowd ground truth uses the detection's own area as the denominator.
 function cocoIou(d: Box, g: Box, crowd: boolean): number {
@@ -71,7 +75,12 @@ interface ImageMatch {
 }
 
 // pycocotools evaluateImg for one image and class, for the given IoU thresholds.
-function matchImage(gts: GroundTruth[], dets: ScoredDetection[], thresholds: readonly number[], maxDets: number): ImageMatch {
+function matchImage(
+  gts: GroundTruth[],
+  dets: ScoredDetection[],
+  thresholds: readonly number[],
+  maxDets: number,
+): ImageMatch {
   const g = [...gts].sort((a, b) => Number(a.iscrowd ?? false) - Number(b.iscrowd ?? false));
   const d = dets
     .map((x, i) => ({ x, i }))
@@ -135,10 +144,18 @@ function averagePrecision(scores: number[], tp: Uint8Array, ig: Uint8Array, numG
 }
 
 /** Evaluates detections against ground truth the way pycocotools does (area range "all", maxDets 100 by default). */
-export function evaluateDetections(groundTruth: GroundTruth[], detections: ScoredDetection[], options: EvaluateOptions = {}): Evaluation {
+export function evaluateDetections(
+  groundTruth: GroundTruth[],
+  detections: ScoredDetection[],
+  options: EvaluateOptions = {},
+): Evaluation {
   const maxDets = options.maxDets ?? 100;
   const threshold = options.scoreThreshold ?? 0.25;
-  const classIds = options.classIds ?? [...new Set([...groundTruth.map((g) => g.classId), ...detections.map((d) => d.classId)])].sort((a, b) => a - b);
+  const classIds =
+    options.classIds ??
+    [...new Set([...groundTruth.map((g) => g.classId), ...detections.map((d) => d.classId)])].sort(
+      (a, b) => a - b,
+    );
   const key = (img: string | number, cls: number): string => `${typeof img}:${String(img)}\u0000${cls}`;
   const gtBy = new Map<string, GroundTruth[]>();
   const dtBy = new Map<string, ScoredDetection[]>();
@@ -189,7 +206,9 @@ export function evaluateDetections(groundTruth: GroundTruth[], detections: Score
         else opFp++;
       });
     }
-    const aps = IOU_THRESHOLDS.map((_, t) => averagePrecision(scores, Uint8Array.from(tp[t]!), Uint8Array.from(ig[t]!), numGt));
+    const aps = IOU_THRESHOLDS.map((_, t) =>
+      averagePrecision(scores, Uint8Array.from(tp[t]!), Uint8Array.from(ig[t]!), numGt),
+    );
     const ap5095 = numGt === 0 ? -1 : aps.reduce((s, v) => s + v, 0) / aps.length;
     perClass.push({
       classId: cls,
@@ -205,7 +224,8 @@ export function evaluateDetections(groundTruth: GroundTruth[], detections: Score
     gtAll += numGt;
   }
   const valid = perClass.filter((c) => c.numGt > 0);
-  const mean = (f: (c: ClassEvaluation) => number): number => (valid.length ? valid.reduce((s, c) => s + f(c), 0) / valid.length : 0);
+  const mean = (f: (c: ClassEvaluation) => number): number =>
+    valid.length ? valid.reduce((s, c) => s + f(c), 0) / valid.length : 0;
   return {
     map50: mean((c) => c.ap50),
     map5095: mean((c) => c.ap5095),

@@ -1,7 +1,16 @@
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { isPlatformError } from '../core/errors.js';
-import { computeLetterbox, decodeImage, hwcToChw, letterbox, letterboxToTensor, LetterboxTensorizer, unletterbox, type RawImage } from './letterbox.js';
+import {
+  computeLetterbox,
+  decodeImage,
+  hwcToChw,
+  letterbox,
+  letterboxToTensor,
+  LetterboxTensorizer,
+  unletterbox,
+  type RawImage,
+} from './letterbox.js';
 
 function gradientFrame(width: number, height: number): RawImage {
   const data = new Uint8Array(width * height * 3);
@@ -31,7 +40,9 @@ describe('letterbox', () => {
 
   it('letterboxes an encoded image with sharp, padding with grey 114', async () => {
     const src = gradientFrame(200, 100);
-    const png = await sharp(src.data, { raw: { width: 200, height: 100, channels: 3 } }).png().toBuffer();
+    const png = await sharp(src.data, { raw: { width: 200, height: 100, channels: 3 } })
+      .png()
+      .toBuffer();
     const out = await letterbox(png, { width: 64 });
     expect(out.width).toBe(64);
     expect(out.data.length).toBe(64 * 64 * 3);
@@ -55,8 +66,19 @@ describe('letterbox', () => {
   });
 
   it('supports BGR 0..255 (YOLOX), nearest sampling and RGBA frames, reusing its buffer', () => {
-    const frame: RawImage = { data: new Uint8Array([10, 20, 30, 255, 40, 50, 60, 255]), width: 2, height: 1, channels: 4 };
-    const t = new LetterboxTensorizer({ width: 2, height: 2, order: 'bgr', normalise: false, sampling: 'nearest' });
+    const frame: RawImage = {
+      data: new Uint8Array([10, 20, 30, 255, 40, 50, 60, 255]),
+      width: 2,
+      height: 1,
+      channels: 4,
+    };
+    const t = new LetterboxTensorizer({
+      width: 2,
+      height: 2,
+      order: 'bgr',
+      normalise: false,
+      sampling: 'nearest',
+    });
     const { tensor, meta } = t.run(frame);
     // 2x1 into 2x2: scale 1, padY = floor((2-1)/2) = 0, so row 0 is the frame and row 1 is padding.
     expect(meta).toMatchObject({ scale: 1, padX: 0, padY: 0 });

@@ -38,14 +38,30 @@ export interface LetterboxOptions extends TensorFormat {
 }
 
 /** Scale and padding that fit `srcWidth x srcHeight` into `width x height` keeping the aspect ratio, centred. */
-export function computeLetterbox(srcWidth: number, srcHeight: number, width: number, height: number = width): LetterboxMeta {
+export function computeLetterbox(
+  srcWidth: number,
+  srcHeight: number,
+  width: number,
+  height: number = width,
+): LetterboxMeta {
   if (!(srcWidth > 0 && srcHeight > 0 && width > 0 && height > 0)) {
-    throw new PlatformError('invalid_input', `cannot letterbox a ${srcWidth}x${srcHeight} image into ${width}x${height}; both sizes must be positive`);
+    throw new PlatformError(
+      'invalid_input',
+      `cannot letterbox a ${srcWidth}x${srcHeight} image into ${width}x${height}; both sizes must be positive`,
+    );
   }
   const scale = Math.min(width / srcWidth, height / srcHeight);
   const nw = Math.min(width, Math.max(1, Math.round(srcWidth * scale)));
   const nh = Math.min(height, Math.max(1, Math.round(srcHeight * scale)));
-  return { scale, padX: Math.floor((width - nw) / 2), padY: Math.floor((height - nh) / 2), srcWidth, srcHeight, width, height };
+  return {
+    scale,
+    padX: Math.floor((width - nw) / 2),
+    padY: Math.floor((height - nh) / 2),
+    srcWidth,
+    srcHeight,
+    width,
+    height,
+  };
 }
 
 /** Maps a box from letterboxed input pixels back to original image pixels, clipped to the original. */
@@ -53,7 +69,12 @@ export function unletterbox(box: Readonly<Box>, meta: LetterboxMeta): Box {
   const { scale, padX, padY, srcWidth, srcHeight } = meta;
   const clampX = (v: number): number => Math.min(Math.max(v, 0), srcWidth);
   const clampY = (v: number): number => Math.min(Math.max(v, 0), srcHeight);
-  return [clampX((box[0] - padX) / scale), clampY((box[1] - padY) / scale), clampX((box[2] - padX) / scale), clampY((box[3] - padY) / scale)];
+  return [
+    clampX((box[0] - padX) / scale),
+    clampY((box[1] - padY) / scale),
+    clampX((box[2] - padX) / scale),
+    clampY((box[3] - padY) / scale),
+  ];
 }
 
 /**
@@ -72,13 +93,19 @@ export interface ImageDecodeOptions {
  * Decodes an encoded image (JPEG, PNG, WebP, ...) to raw RGB, honouring EXIF orientation. The size is
  * read from the header first, so an image over `maxPixels` is refused before any pixel is decoded.
  */
-export async function decodeImage(encoded: Buffer | Uint8Array, options: ImageDecodeOptions = {}): Promise<RawImage> {
+export async function decodeImage(
+  encoded: Buffer | Uint8Array,
+  options: ImageDecodeOptions = {},
+): Promise<RawImage> {
   const maxPixels = options.maxPixels ?? DEFAULT_MAX_IMAGE_PIXELS;
   let declared: { width?: number | undefined; height?: number | undefined };
   try {
     declared = await sharp(encoded, { limitInputPixels: false }).metadata();
   } catch (err) {
-    throw new PlatformError('invalid_input', `could not decode the image (${(err as Error).message}); pass a JPEG, PNG or WebP file`);
+    throw new PlatformError(
+      'invalid_input',
+      `could not decode the image (${(err as Error).message}); pass a JPEG, PNG or WebP file`,
+    );
   }
   const pixels = (declared.width ?? 0) * (declared.height ?? 0);
   if (pixels > maxPixels) {
@@ -94,11 +121,23 @@ export async function decodeImage(encoded: Buffer | Uint8Array, options: ImageDe
       .toColourspace('srgb')
       .raw()
       .toBuffer({ resolveWithObject: true });
-    return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height, channels: 3 };
+    return {
+      data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+      width: info.width,
+      height: info.height,
+      channels: 3,
+    };
   } catch (err) {
     const message = (err as Error).message;
-    if (/pixel limit/i.test(message)) throw new PlatformError('invalid_input', `image is over the limit of ${maxPixels} pixels; send a smaller image`);
-    throw new PlatformError('invalid_input', `could not decode the image (${message}); pass a JPEG, PNG or WebP file`);
+    if (/pixel limit/i.test(message))
+      throw new PlatformError(
+        'invalid_input',
+        `image is over the limit of ${maxPixels} pixels; send a smaller image`,
+      );
+    throw new PlatformError(
+      'invalid_input',
+      `could not decode the image (${message}); pass a JPEG, PNG or WebP file`,
+    );
   }
 }
 
@@ -117,7 +156,13 @@ export async function letterbox(
   const out = await sharp(raw.data, { raw: { width: raw.width, height: raw.height, channels: raw.channels } })
     .removeAlpha()
     .resize(nw, nh, { fit: 'fill' })
-    .extend({ left: meta.padX, top: meta.padY, right: width - nw - meta.padX, bottom: height - nh - meta.padY, background: { r: color, g: color, b: color } })
+    .extend({
+      left: meta.padX,
+      top: meta.padY,
+      right: width - nw - meta.padX,
+      bottom: height - nh - meta.padY,
+      background: { r: color, g: color, b: color },
+    })
     .raw()
     .toBuffer();
   const data = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
@@ -125,7 +170,12 @@ export async function letterbox(
 }
 
 /** Converts interleaved RGB bytes to a planar CHW float32 tensor in the requested order and range. */
-export function hwcToChw(data: Uint8Array, width: number, height: number, format: TensorFormat = {}): Float32Array {
+export function hwcToChw(
+  data: Uint8Array,
+  width: number,
+  height: number,
+  format: TensorFormat = {},
+): Float32Array {
   const plane = width * height;
   const out = new Float32Array(3 * plane);
   const k = format.normalise === false ? 1 : 1 / 255;
@@ -217,8 +267,10 @@ export class LetterboxTensorizer {
         const wx = fx[x]!;
         const wx0 = 1 - wx;
         out[r + x] = (src[a]! * wx0 + src[c]! * wx) * ky0 + (src[d]! * wx0 + src[e]! * wx) * ky1;
-        out[g + x] = (src[a + 1]! * wx0 + src[c + 1]! * wx) * ky0 + (src[d + 1]! * wx0 + src[e + 1]! * wx) * ky1;
-        out[b + x] = (src[a + 2]! * wx0 + src[c + 2]! * wx) * ky0 + (src[d + 2]! * wx0 + src[e + 2]! * wx) * ky1;
+        out[g + x] =
+          (src[a + 1]! * wx0 + src[c + 1]! * wx) * ky0 + (src[d + 1]! * wx0 + src[e + 1]! * wx) * ky1;
+        out[b + x] =
+          (src[a + 2]! * wx0 + src[c + 2]! * wx) * ky0 + (src[d + 2]! * wx0 + src[e + 2]! * wx) * ky1;
       }
     }
     return { tensor: out, meta };
@@ -258,7 +310,10 @@ export class LetterboxTensorizer {
 }
 
 /** One-off fused letterbox of a raw frame into a fresh CHW float32 tensor; use a LetterboxTensorizer for video. */
-export function letterboxToTensor(frame: RawImage, options: LetterboxOptions): { tensor: Float32Array; meta: LetterboxMeta } {
+export function letterboxToTensor(
+  frame: RawImage,
+  options: LetterboxOptions,
+): { tensor: Float32Array; meta: LetterboxMeta } {
   const { tensor, meta } = new LetterboxTensorizer(options).run(frame);
   return { tensor, meta };
 }

@@ -22,15 +22,23 @@ function randomCandidates(n: number, classes: number, seed: number): Candidates 
 
 // Textbook greedy NMS: repeatedly take the best remaining box, drop same-class boxes overlapping it.
 function naiveNms(c: Candidates, iouThreshold: number, maxDet: number): number[] {
-  const box = (i: number): Box => [c.boxes[i * 4]!, c.boxes[i * 4 + 1]!, c.boxes[i * 4 + 2]!, c.boxes[i * 4 + 3]!];
-  const order = Array.from({ length: c.count }, (_, i) => i).sort((a, b) => c.scores[b]! - c.scores[a]! || a - b);
+  const box = (i: number): Box => [
+    c.boxes[i * 4]!,
+    c.boxes[i * 4 + 1]!,
+    c.boxes[i * 4 + 2]!,
+    c.boxes[i * 4 + 3]!,
+  ];
+  const order = Array.from({ length: c.count }, (_, i) => i).sort(
+    (a, b) => c.scores[b]! - c.scores[a]! || a - b,
+  );
   const removed = new Set<number>();
   const keep: number[] = [];
   for (const i of order) {
     if (removed.has(i)) continue;
     keep.push(i);
     if (keep.length === maxDet) break;
-    for (const j of order) if (j !== i && c.classes[j] === c.classes[i] && iou(box(i), box(j)) > iouThreshold) removed.add(j);
+    for (const j of order)
+      if (j !== i && c.classes[j] === c.classes[i] && iou(box(i), box(j)) > iouThreshold) removed.add(j);
   }
   return keep;
 }

@@ -60,7 +60,10 @@ export function nms(c: Candidates, options: NmsOptions = {}): Int32Array {
   let numClasses = 1;
   if (!agnostic) for (let i = 0; i < n; i++) if (classes[i]! >= numClasses) numClasses = classes[i]! + 1;
   const sparse = numClasses > 4096 || classes.some((v, i) => i < n && v < 0);
-  const maxGrid = Math.max(1, Math.min(MAX_GRID, Math.floor(Math.sqrt(MAX_CELLS / (sparse ? 1 : numClasses)))));
+  const maxGrid = Math.max(
+    1,
+    Math.min(MAX_GRID, Math.floor(Math.sqrt(MAX_CELLS / (sparse ? 1 : numClasses)))),
+  );
   const cellSize = Math.max(sumSide / n, spanX / maxGrid, spanY / maxGrid, 1e-6);
   const gw = Math.min(maxGrid, Math.max(1, Math.ceil(spanX / cellSize)));
   const gh = Math.min(maxGrid, Math.max(1, Math.ceil(spanY / cellSize)));

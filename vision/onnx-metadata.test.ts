@@ -4,7 +4,11 @@ import { buildFixedOutputModel } from './onnx.fixtures.js';
 
 describe('parseClassNames', () => {
   it('reads the Ultralytics Python-dict form and JSON', () => {
-    expect(parseClassNames("{0: 'person', 1: 'bicycle', 2: \"traffic light\"}")).toEqual(['person', 'bicycle', 'traffic light']);
+    expect(parseClassNames("{0: 'person', 1: 'bicycle', 2: \"traffic light\"}")).toEqual([
+      'person',
+      'bicycle',
+      'traffic light',
+    ]);
     expect(parseClassNames('{"0": "a", "1": "b"}')).toEqual(['a', 'b']);
     expect(parseClassNames('["a", "b"]')).toEqual(['a', 'b']);
     expect(parseClassNames("['helmet', 'head']")).toEqual(['helmet', 'head']);
@@ -25,7 +29,12 @@ describe('parseImageSize', () => {
 
 describe('readOnnxModelInfo', () => {
   it('reads metadata_props from a real ONNX file', async () => {
-    const m = await buildFixedOutputModel({ inputShape: [1, 3, 32, 32], outputShape: [1, 5, 21], output: new Float32Array(105), metadata: { names: "{0: 'x'}", imgsz: '[32, 32]' } });
+    const m = await buildFixedOutputModel({
+      inputShape: [1, 3, 32, 32],
+      outputShape: [1, 5, 21],
+      output: new Float32Array(105),
+      metadata: { names: "{0: 'x'}", imgsz: '[32, 32]' },
+    });
     const info = readOnnxModelInfo(m.bytes);
     expect(info.metadata).toEqual({ names: "{0: 'x'}", imgsz: '[32, 32]' });
     expect(info.producer).toBe('visioninapp-test');

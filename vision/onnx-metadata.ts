@@ -17,7 +17,10 @@ const METADATA_PROPS = 14;
 /** Reads an ONNX ModelProto's header fields; throws invalid_input when the bytes are not an ONNX model. */
 export function readOnnxModelInfo(bytes: Uint8Array): OnnxModelInfo {
   const notOnnx = (why: string): PlatformError =>
-    new PlatformError('invalid_input', `the model file is not an ONNX model (${why}); export it with format=onnx and pass the .onnx file`);
+    new PlatformError(
+      'invalid_input',
+      `the model file is not an ONNX model (${why}); export it with format=onnx and pass the .onnx file`,
+    );
   const metadata: Record<string, string> = {};
   let producer = '';
   let irVersion = 0;
@@ -61,17 +64,21 @@ export function parseClassNames(text: string): string[] | undefined {
   try {
     const v: unknown = JSON.parse(s);
     if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v as string[];
-    if (v && typeof v === 'object' && !Array.isArray(v)) return fromEntries(Object.entries(v as Record<string, unknown>));
+    if (v && typeof v === 'object' && !Array.isArray(v))
+      return fromEntries(Object.entries(v as Record<string, unknown>));
   } catch {
     // Not JSON: fall through to the Python dict form.
   }
   const entries: Array<[string, unknown]> = [];
   const re = /(\d+)\s*:\s*(?:'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)")/g;
-  for (let m = re.exec(s); m; m = re.exec(s)) entries.push([m[1]!, (m[2] ?? m[3] ?? '').replace(/\\(.)/g, '$1')]);
+  for (let m = re.exec(s); m; m = re.exec(s))
+    entries.push([m[1]!, (m[2] ?? m[3] ?? '').replace(/\\(.)/g, '$1')]);
   if (entries.length > 0) return fromEntries(entries);
   const list = /^\[(.*)\]$/s.exec(s);
   if (list) {
-    const items = [...list[1]!.matchAll(/'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)"/g)].map((m) => m[1] ?? m[2] ?? '');
+    const items = [...list[1]!.matchAll(/'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)"/g)].map(
+      (m) => m[1] ?? m[2] ?? '',
+    );
     if (items.length > 0) return items;
   }
   return undefined;

@@ -62,11 +62,21 @@ export interface FixedOutputModelSpec {
 }
 
 /** Builds (with python3 + onnx) an ONNX model that emits `output` for any input; returns its bytes and path. */
-export async function buildFixedOutputModel(spec: FixedOutputModelSpec, dir?: string): Promise<{ path: string; bytes: Buffer }> {
+export async function buildFixedOutputModel(
+  spec: FixedOutputModelSpec,
+  dir?: string,
+): Promise<{ path: string; bytes: Buffer }> {
   const d = dir ?? (await mkdtemp(path.join(os.tmpdir(), 'vision-onnx-')));
   const specPath = path.join(d, `spec-${Math.random().toString(36).slice(2)}.json`);
   const modelPath = specPath.replace(/\.json$/, '.onnx').replace('spec-', 'model-');
-  await writeFile(specPath, JSON.stringify({ ...spec, output: Array.from(spec.output), ...(spec.channel0Mask ? { channel0Mask: Array.from(spec.channel0Mask) } : {}) }));
+  await writeFile(
+    specPath,
+    JSON.stringify({
+      ...spec,
+      output: Array.from(spec.output),
+      ...(spec.channel0Mask ? { channel0Mask: Array.from(spec.channel0Mask) } : {}),
+    }),
+  );
   const scriptPath = path.join(d, 'build_fixed.py');
   await writeFile(scriptPath, SCRIPT);
   await run(PYTHON, [scriptPath, specPath, modelPath], { timeout: 60_000 });

@@ -16,7 +16,11 @@ let unknown: { path: string; bytes: Buffer };
 const frame = { data: new Uint8Array(640 * 480 * 3).fill(90), width: 640, height: 480, channels: 3 as const };
 
 function round(d: Detection[]): Array<{ box: number[]; className: string; classId: number; score: number }> {
-  return d.map((x) => ({ ...x, box: x.box.map((v) => Math.round(v * 100) / 100), score: Math.round(x.score * 1000) / 1000 }));
+  return d.map((x) => ({
+    ...x,
+    box: x.box.map((v) => Math.round(v * 100) / 100),
+    score: Math.round(x.score * 1000) / 1000,
+  }));
 }
 
 beforeAll(async () => {
@@ -32,11 +36,26 @@ beforeAll(async () => {
   put(4, [300, 270, 40, 40, 0, 0.6, 0]); // E: reaches into the bottom padding
   [ultralytics, end2end, yolox, unknown] = await Promise.all([
     buildFixedOutputModel(
-      { inputShape: [1, 3, 320, 320], outputShape: [1, 7, n], output: u, metadata: { names: "{0: 'helmet', 1: 'head', 2: 'vest'}", imgsz: '[320, 320]', layout: 'ultralytics', stride: '32' } },
+      {
+        inputShape: [1, 3, 320, 320],
+        outputShape: [1, 7, n],
+        output: u,
+        metadata: {
+          names: "{0: 'helmet', 1: 'head', 2: 'vest'}",
+          imgsz: '[320, 320]',
+          layout: 'ultralytics',
+          stride: '32',
+        },
+      },
       dir,
     ),
     buildFixedOutputModel(
-      { inputShape: [1, 3, 'height', 'width'], outputShape: [1, 2, 6], output: [50, 90, 150, 140, 0.95, 4, 0, 0, 10, 10, 0.1, 1], metadata: { imgsz: '320', names: '["a","b","c","d","e"]' } },
+      {
+        inputShape: [1, 3, 'height', 'width'],
+        outputShape: [1, 2, 6],
+        output: [50, 90, 150, 140, 0.95, 4, 0, 0, 10, 10, 0.1, 1],
+        metadata: { imgsz: '320', names: '["a","b","c","d","e"]' },
+      },
       dir,
     ),
     (() => {
@@ -45,7 +64,10 @@ beforeAll(async () => {
       t.set([0.5, 0.25, Math.log(2), 0, 0.8, 0.5, 0.9], 70);
       return buildFixedOutputModel({ inputShape: [1, 3, 64, 64], outputShape: [1, 84, 7], output: t }, dir);
     })(),
-    buildFixedOutputModel({ inputShape: [1, 3, 64, 64], outputShape: [1, 7, 13], output: new Float32Array(91) }, dir),
+    buildFixedOutputModel(
+      { inputShape: [1, 3, 64, 64], outputShape: [1, 7, 13], output: new Float32Array(91) },
+      dir,
+    ),
   ]);
 }, 60_000);
 
@@ -68,7 +90,9 @@ describe('loadDetector', () => {
       { box: [560, 420, 640, 480], classId: 1, className: 'head', score: 0.6 },
     ];
     expect(round(await det.detect(frame))).toEqual(expected);
-    const png = await sharp(frame.data, { raw: { width: 640, height: 480, channels: 3 } }).png().toBuffer();
+    const png = await sharp(frame.data, { raw: { width: 640, height: 480, channels: 3 } })
+      .png()
+      .toBuffer();
     expect(round(await det.detect(png))).toEqual(expected);
     expect(round(await det.detect(frame, { conf: 0.65 }))).toEqual(expected.slice(0, 2));
     expect(await det.detect(frame, { maxDet: 1 })).toHaveLength(1);
@@ -87,7 +111,9 @@ describe('loadDetector', () => {
     const det = await loadDetector(end2end.path);
     expect(det.layout).toBe('end2end');
     expect([det.inputWidth, det.inputHeight]).toEqual([320, 320]);
-    expect(round(await det.detect(frame))).toEqual([{ box: [100, 100, 300, 200], classId: 4, className: 'e', score: 0.95 }]);
+    expect(round(await det.detect(frame))).toEqual([
+      { box: [100, 100, 300, 200], classId: 4, className: 'e', score: 0.95 },
+    ]);
     await det.dispose();
   });
 
@@ -96,7 +122,9 @@ describe('loadDetector', () => {
     expect(det.layout).toBe('yolox');
     expect(det.names).toEqual(['class0', 'class1']);
     const small = { data: new Uint8Array(64 * 64 * 3), width: 64, height: 64, channels: 3 as const };
-    expect(round(await det.detect(small))).toEqual([{ box: [12, 6, 28, 14], classId: 1, className: 'class1', score: 0.72 }]);
+    expect(round(await det.detect(small))).toEqual([
+      { box: [12, 6, 28, 14], classId: 1, className: 'class1', score: 0.72 },
+    ]);
     await det.dispose();
   });
 
@@ -108,12 +136,24 @@ describe('loadDetector', () => {
     const mask = new Float32Array(5 * 21);
     [16, 16, 8, 8].forEach((v, r) => (u[r * 21] = v));
     mask[4 * 21] = 1;
-    const ultra = await buildFixedOutputModel({ inputShape: [1, 3, 32, 32], outputShape: [1, 5, 21], output: u, channel0Mask: mask }, dir);
+    const ultra = await buildFixedOutputModel(
+      { inputShape: [1, 3, 32, 32], outputShape: [1, 5, 21], output: u, channel0Mask: mask },
+      dir,
+    );
     const y = new Float32Array(21 * 6);
     const ymask = new Float32Array(21 * 6);
     y.set([0, 0, 0, 0, 0, 1], 0);
     ymask[4] = 1;
-    const yx = await buildFixedOutputModel({ inputShape: [1, 3, 32, 32], outputShape: [1, 21, 6], output: y, channel0Mask: ymask, channel0Scale: 1 / 255 }, dir);
+    const yx = await buildFixedOutputModel(
+      {
+        inputShape: [1, 3, 32, 32],
+        outputShape: [1, 21, 6],
+        output: y,
+        channel0Mask: ymask,
+        channel0Scale: 1 / 255,
+      },
+      dir,
+    );
     const frame64x32 = { data: new Uint8Array(64 * 32 * 3), width: 64, height: 32, channels: 3 as const };
     for (let i = 0; i < 64 * 32; i++) frame64x32.data.set([200, 10, 30], i * 3);
     // Ultralytics sees R/255 in channel 0: (200 + 114) / 2 / 255 = 0.6157.
@@ -127,7 +167,12 @@ describe('loadDetector', () => {
   });
 
   it('says a file is not ONNX', async () => {
-    for (const bytes of [Buffer.from('hello, this is not a model'), await sharp({ create: { width: 4, height: 4, channels: 3, background: 'red' } }).png().toBuffer()]) {
+    for (const bytes of [
+      Buffer.from('hello, this is not a model'),
+      await sharp({ create: { width: 4, height: 4, channels: 3, background: 'red' } })
+        .png()
+        .toBuffer(),
+    ]) {
       const err = await loadDetector(bytes).catch((e: unknown) => e);
       expect(isPlatformError(err, 'invalid_input')).toBe(true);
       expect((err as Error).message).toMatch(/not an ONNX model/);
@@ -143,6 +188,8 @@ describe('loadDetector', () => {
     expect((err as Error).message).toMatch(/--layout/);
     const forced = await loadDetector(ultralytics.path, { layout: 'end2end' }).catch((e: unknown) => e);
     expect(isPlatformError(forced, 'invalid_input')).toBe(true);
-    expect((forced as Error).message).toMatch(/expects an output of shape \[1, N, 6\] but the model gives \[1, 7, 2100\]/);
+    expect((forced as Error).message).toMatch(
+      /expects an output of shape \[1, N, 6\] but the model gives \[1, 7, 2100\]/,
+    );
   });
 });

@@ -68,13 +68,19 @@ function shapeText(shapes: Record<string, readonly number[]>): string {
 }
 
 /** Loads an ONNX detector from a path or bytes, reading names/imgsz metadata and inferring the output layout. */
-export async function loadDetector(model: string | Uint8Array, options: LoadDetectorOptions = {}): Promise<Detector> {
+export async function loadDetector(
+  model: string | Uint8Array,
+  options: LoadDetectorOptions = {},
+): Promise<Detector> {
   let bytes: Uint8Array;
   if (typeof model === 'string') {
     try {
       bytes = await readFile(model);
     } catch (err) {
-      throw new PlatformError('not_found', `cannot read model file "${model}" (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); check the path`);
+      throw new PlatformError(
+        'not_found',
+        `cannot read model file "${model}" (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); check the path`,
+      );
     }
   } else bytes = model;
   const info = readOnnxModelInfo(bytes);
@@ -89,11 +95,18 @@ export async function loadDetector(model: string | Uint8Array, options: LoadDete
       extra: { session: { intra_op: { allow_spinning: options.spinning ? '1' : '0' } } },
     });
   } catch (err) {
-    throw new PlatformError('invalid_input', `onnxruntime cannot load the model: ${(err as Error).message}; check that it is a valid ONNX model for opset <= 21`);
+    throw new PlatformError(
+      'invalid_input',
+      `onnxruntime cannot load the model: ${(err as Error).message}; check that it is a valid ONNX model for opset <= 21`,
+    );
   }
 
   const inputName = session.inputNames[0];
-  if (!inputName) throw new PlatformError('invalid_input', 'the model has no inputs; a detector takes one image tensor [1, 3, H, W]');
+  if (!inputName)
+    throw new PlatformError(
+      'invalid_input',
+      'the model has no inputs; a detector takes one image tensor [1, 3, H, W]',
+    );
   const inMeta = session.inputMetadata[0];
   const declared = inMeta && 'shape' in inMeta ? inMeta.shape : [];
   const fromMeta = parseImageSize(info.metadata.imgsz);
@@ -103,18 +116,28 @@ export async function loadDetector(model: string | Uint8Array, options: LoadDete
   const inputWidth = dimW ?? fromMeta?.width ?? options.inputSize ?? 640;
   if (declared.length !== 4 || (typeof declared[1] === 'number' && declared[1] !== 3)) {
     await session.release();
-    throw new PlatformError('invalid_input', `the model input "${inputName}" has shape [${declared.join(', ')}]; a detector needs [1, 3, H, W]`);
+    throw new PlatformError(
+      'invalid_input',
+      `the model input "${inputName}" has shape [${declared.join(', ')}]; a detector needs [1, 3, H, W]`,
+    );
   }
   const inputShape = [1, 3, inputHeight, inputWidth];
 
   const outputShapes: Record<string, number[]> = {};
   try {
-    const probe = new ort.Tensor('float32', new Float32Array(3 * inputWidth * inputHeight).fill(114 / 255), inputShape);
+    const probe = new ort.Tensor(
+      'float32',
+      new Float32Array(3 * inputWidth * inputHeight).fill(114 / 255),
+      inputShape,
+    );
     const res = await session.run({ [inputName]: probe });
     for (const [k, v] of Object.entries(res)) outputShapes[k] = v.dims.map(Number);
   } catch (err) {
     await session.release();
-    throw new PlatformError('invalid_input', `the model failed on a ${inputWidth}x${inputHeight} test input: ${(err as Error).message}`);
+    throw new PlatformError(
+      'invalid_input',
+      `the model failed on a ${inputWidth}x${inputHeight} test input: ${(err as Error).message}`,
+    );
   }
   const outputName = session.outputNames.includes('output0') ? 'output0' : session.outputNames[0]!;
   const outShape = outputShapes[outputName] ?? [];
@@ -139,9 +162,13 @@ export async function loadDetector(model: string | Uint8Array, options: LoadDete
   } catch (err) {
     await session.release();
     if (isPlatformError(err)) {
-      throw new PlatformError('invalid_input', `the model outputs match no known detector layout (outputs: ${shapeText(outputShapes)}): ${err.message}`, {
-        outputShapes,
-      });
+      throw new PlatformError(
+        'invalid_input',
+        `the model outputs match no known detector layout (outputs: ${shapeText(outputShapes)}): ${err.message}`,
+        {
+          outputShapes,
+        },
+      );
     }
     throw err;
   }
@@ -150,7 +177,13 @@ export async function loadDetector(model: string | Uint8Array, options: LoadDete
   const names = [...(options.names ?? metaNames ?? [])];
   for (let i = names.length; i < nc; i++) names.push(`class${i}`);
   const yolox = layout === 'yolox';
-  const tensorizer = new LetterboxTensorizer({ width: inputWidth, height: inputHeight, color: 114, order: yolox ? 'bgr' : 'rgb', normalise: !yolox });
+  const tensorizer = new LetterboxTensorizer({
+    width: inputWidth,
+    height: inputHeight,
+    color: 114,
+    order: yolox ? 'bgr' : 'rgb',
+    normalise: !yolox,
+  });
   let queue: Promise<unknown> = Promise.resolve();
 
   const runOnce = async (image: Buffer | RawImage, opts: DetectOptions): Promise<Detection[]> => {
@@ -159,12 +192,19 @@ export async function loadDetector(model: string | Uint8Array, options: LoadDete
     const { tensor, meta } = tensorizer.run(raw);
     const res = await session.run({ [inputName]: new ort.Tensor('float32', tensor, inputShape) });
     const out = res[outputName];
-    if (!out || out.type !== 'float32') throw new PlatformError('internal', `the model produced no float32 "${outputName}" output`);
-    const cands = decodeOutput(layout, out.data as Float32Array, out.dims.map(Number), { conf, inputWidth, inputHeight });
+    if (!out || out.type !== 'float32')
+      throw new PlatformError('internal', `the model produced no float32 "${outputName}" output`);
+    const cands = decodeOutput(layout, out.data as Float32Array, out.dims.map(Number), {
+      conf,
+      inputWidth,
+      inputHeight,
+    });
     const maxDet = opts.maxDet ?? 300;
     let keep: ArrayLike<number>;
     if (layout === 'end2end') {
-      const order = Array.from({ length: cands.count }, (_, i) => i).sort((a, b) => cands.scores[b]! - cands.scores[a]!);
+      const order = Array.from({ length: cands.count }, (_, i) => i).sort(
+        (a, b) => cands.scores[b]! - cands.scores[a]!,
+      );
       keep = order.slice(0, maxDet);
     } else keep = nms(cands, { iouThreshold: opts.iou ?? 0.45, maxDet });
     const { scale, padX, padY, srcWidth, srcHeight } = meta;
@@ -174,7 +214,12 @@ export async function loadDetector(model: string | Uint8Array, options: LoadDete
       const o = i * 4;
       const cx = (v: number): number => Math.min(Math.max((v - padX) / scale, 0), srcWidth);
       const cy = (v: number): number => Math.min(Math.max((v - padY) / scale, 0), srcHeight);
-      const box: Box = [cx(cands.boxes[o]!), cy(cands.boxes[o + 1]!), cx(cands.boxes[o + 2]!), cy(cands.boxes[o + 3]!)];
+      const box: Box = [
+        cx(cands.boxes[o]!),
+        cy(cands.boxes[o + 1]!),
+        cx(cands.boxes[o + 2]!),
+        cy(cands.boxes[o + 3]!),
+      ];
       const classId = cands.classes[i]!;
       dets.push({ box, classId, className: names[classId] ?? `class${classId}`, score: cands.scores[i]! });
     }
@@ -217,5 +262,8 @@ function checkExplicitLayout(layout: Layout, shape: readonly number[]): number |
   if (layout === 'end2end' && ok && b === 6) return undefined;
   if (layout === 'yolox' && ok && b >= 6) return b - 5;
   const expected = { ultralytics: '[1, 4+nc, N]', end2end: '[1, N, 6]', yolox: '[1, N, 5+nc]' }[layout];
-  throw new PlatformError('invalid_input', `--layout ${layout} expects an output of shape ${expected} but the model gives [${shape.join(', ')}]`);
+  throw new PlatformError(
+    'invalid_input',
+    `--layout ${layout} expects an output of shape ${expected} but the model gives [${shape.join(', ')}]`,
+  );
 }

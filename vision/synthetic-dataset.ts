@@ -33,7 +33,9 @@ export const generateYoloDatasetSchema = z.object({
 });
 
 /** Input of `generateYoloDataset`. */
-export type GenerateYoloDatasetOptions = z.input<typeof generateYoloDatasetSchema> & { onProgress?: (p: GenerateProgress) => void };
+export type GenerateYoloDatasetOptions = z.input<typeof generateYoloDatasetSchema> & {
+  onProgress?: (p: GenerateProgress) => void;
+};
 
 /** What `generateYoloDataset` wrote. */
 export interface GeneratedDataset {
@@ -49,7 +51,11 @@ const SPLITS: Split[] = ['train', 'val', 'test'];
 /** Writes a seeded synthetic helmet dataset in YOLO format (data.yaml, images/<split>/*.jpg, labels/<split>/*.txt). */
 export async function generateYoloDataset(options: GenerateYoloDatasetOptions): Promise<GeneratedDataset> {
   const parsed = generateYoloDatasetSchema.safeParse(options);
-  if (!parsed.success) throw new PlatformError('invalid_input', `invalid dataset generation options: ${describeZodError(parsed.error)}`);
+  if (!parsed.success)
+    throw new PlatformError(
+      'invalid_input',
+      `invalid dataset generation options: ${describeZodError(parsed.error)}`,
+    );
   const { outDir, seed, counts, size, quality, concurrency } = parsed.data;
   const root = path.resolve(outDir);
   const total = counts.train + counts.val + counts.test;
@@ -66,10 +72,17 @@ export async function generateYoloDataset(options: GenerateYoloDatasetOptions): 
         const i = next++;
         const scene = renderScene(deriveSeed(seed, si, i), { width: size, height: size });
         const name = `${split}_${String(i).padStart(Number(width), '0')}`;
-        const jpg = await sharp(scene.data, { raw: { width: scene.width, height: scene.height, channels: 3 } }).jpeg({ quality }).toBuffer();
+        const jpg = await sharp(scene.data, {
+          raw: { width: scene.width, height: scene.height, channels: 3 },
+        })
+          .jpeg({ quality })
+          .toBuffer();
         await writeFile(path.join(root, 'images', split, `${name}.jpg`), jpg);
         const labels = toYoloLabels(scene.objects, scene.width, scene.height);
-        await writeFile(path.join(root, 'labels', split, `${name}.txt`), labels.length > 0 ? `${labels}\n` : '');
+        await writeFile(
+          path.join(root, 'labels', split, `${name}.txt`),
+          labels.length > 0 ? `${labels}\n` : '',
+        );
         objects[split] += scene.objects.length;
         done++;
         options.onProgress?.({ done, total, split });
@@ -81,7 +94,14 @@ export async function generateYoloDataset(options: GenerateYoloDatasetOptions): 
   const dataYaml = path.join(root, 'data.yaml');
   await writeFile(
     dataYaml,
-    stringify({ path: root, train: 'images/train', val: 'images/val', test: 'images/test', nc: names.length, names }),
+    stringify({
+      path: root,
+      train: 'images/train',
+      val: 'images/val',
+      test: 'images/test',
+      nc: names.length,
+      names,
+    }),
   );
   return { outDir: root, dataYaml, names, images: { ...counts }, objects };
 }

@@ -78,12 +78,24 @@ describe('generateYoloDataset', () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'synth-'));
     try {
       const progress: GenerateProgress[] = [];
-      const out = await generateYoloDataset({ outDir: dir, seed: 5, counts: { train: 6, val: 2, test: 2 }, size: 160, onProgress: (p) => progress.push(p) });
+      const out = await generateYoloDataset({
+        outDir: dir,
+        seed: 5,
+        counts: { train: 6, val: 2, test: 2 },
+        size: 160,
+        onProgress: (p) => progress.push(p),
+      });
       expect(out.images).toEqual({ train: 6, val: 2, test: 2 });
       expect(progress).toHaveLength(10);
       expect(progress.at(-1)).toMatchObject({ done: 10, total: 10 });
       const yaml = parse(await readFile(out.dataYaml, 'utf8')) as Record<string, unknown>;
-      expect(yaml).toMatchObject({ train: 'images/train', val: 'images/val', test: 'images/test', nc: 3, names: ['helmet', 'head', 'vest'] });
+      expect(yaml).toMatchObject({
+        train: 'images/train',
+        val: 'images/val',
+        test: 'images/test',
+        nc: 3,
+        names: ['helmet', 'head', 'vest'],
+      });
       const imgs = (await readdir(path.join(dir, 'images', 'train'))).sort();
       const labels = (await readdir(path.join(dir, 'labels', 'train'))).sort();
       expect(imgs).toHaveLength(6);
@@ -105,7 +117,11 @@ describe('generateYoloDataset', () => {
   });
 
   it('rejects invalid options with a readable message', async () => {
-    const err = await generateYoloDataset({ outDir: '', seed: 1.5, counts: { train: -1, val: 0, test: 0 } }).catch((e: unknown) => e);
+    const err = await generateYoloDataset({
+      outDir: '',
+      seed: 1.5,
+      counts: { train: -1, val: 0, test: 0 },
+    }).catch((e: unknown) => e);
     expect(isPlatformError(err, 'invalid_input')).toBe(true);
     expect((err as Error).message).toMatch(/counts\.train/);
   });

@@ -108,7 +108,16 @@ class Canvas {
   }
 
   // Filled ellipse, optionally only the part above `yMax` (a helmet dome).
-  ellipse(cx: number, cy: number, rx: number, ry: number, c: Rgb, id: number, yMax = Infinity, shade = 0): void {
+  ellipse(
+    cx: number,
+    cy: number,
+    rx: number,
+    ry: number,
+    c: Rgb,
+    id: number,
+    yMax = Infinity,
+    shade = 0,
+  ): void {
     const ya = Math.max(0, Math.floor(cy - ry));
     const yb = Math.min(this.height - 1, Math.ceil(Math.min(cy + ry, yMax)));
     const xa = Math.max(0, Math.floor(cx - rx));
@@ -126,7 +135,16 @@ class Canvas {
         // A soft highlight towards the upper left reads as a rounded, glossy surface.
         const hl = Math.max(0, 1 - ((dx + 0.35) ** 2 + (dy + 0.45) ** 2) * 2.2) * shade;
         const dark = 1 - 0.25 * r2;
-        this.set(x, y, [c[0] * dark + (255 - c[0] * dark) * hl, c[1] * dark + (255 - c[1] * dark) * hl, c[2] * dark + (255 - c[2] * dark) * hl], id);
+        this.set(
+          x,
+          y,
+          [
+            c[0] * dark + (255 - c[0] * dark) * hl,
+            c[1] * dark + (255 - c[1] * dark) * hl,
+            c[2] * dark + (255 - c[2] * dark) * hl,
+          ],
+          id,
+        );
       }
     }
   }
@@ -146,7 +164,8 @@ class Canvas {
     const xb = Math.min(this.width, Math.ceil(box[2]));
     const ya = Math.max(0, Math.floor(box[1]));
     const yb = Math.min(this.height, Math.ceil(box[3]));
-    for (let y = ya; y < yb; y++) for (let x = xa; x < xb; x++) if (this.owner[y * this.width + x] === id) n++;
+    for (let y = ya; y < yb; y++)
+      for (let x = xa; x < xb; x++) if (this.owner[y * this.width + x] === id) n++;
     return n;
   }
 }
@@ -180,11 +199,19 @@ function paintBackground(cv: Canvas, rng: () => number): void {
   if (kind === 0) {
     for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) t[y * W + x] = (x * ca + y * sa) / (W + H) + 0.5;
   } else if (kind === 1) {
-    for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) t[y * W + x] = 0.5 + blocks[((y >> 4) * 7 + (x >> 4)) & 63]! / 255;
+    for (let y = 0; y < H; y++)
+      for (let x = 0; x < W; x++) t[y * W + x] = 0.5 + blocks[((y >> 4) * 7 + (x >> 4)) & 63]! / 255;
   } else if (kind === 2) {
-    for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) t[y * W + x] = Math.floor((x * ca + y * sa) / period) % 2 === 0 ? 0.15 : 0.85;
+    for (let y = 0; y < H; y++)
+      for (let x = 0; x < W; x++)
+        t[y * W + x] = Math.floor((x * ca + y * sa) / period) % 2 === 0 ? 0.15 : 0.85;
   } else {
-    for (let y = 0; y < H; y++) t.fill(y < horizon ? (0.3 * y) / horizon : 0.7 + (0.3 * (y - horizon)) / (H - horizon), y * W, (y + 1) * W);
+    for (let y = 0; y < H; y++)
+      t.fill(
+        y < horizon ? (0.3 * y) / horizon : 0.7 + (0.3 * (y - horizon)) / (H - horizon),
+        y * W,
+        (y + 1) * W,
+      );
   }
   const d0 = b[0] - a[0];
   const d1 = b[1] - a[1];
@@ -222,7 +249,15 @@ interface Placed {
   painted: number;
 }
 
-function paintWorker(cv: Canvas, rng: () => number, d: number, hx: number, hy: number, nextId: () => number, placed: Placed[]): void {
+function paintWorker(
+  cv: Canvas,
+  rng: () => number,
+  d: number,
+  hx: number,
+  hy: number,
+  nextId: () => number,
+  placed: Placed[],
+): void {
   const rx = d / 2;
   const ry = 0.575 * d;
   const skin = jitter(rng, pick(rng, SKIN_TONES), 0.15);
@@ -252,7 +287,8 @@ function paintWorker(cv: Canvas, rng: () => number, d: number, hx: number, hy: n
   const id = nextId();
   const helmet = rng() < 0.55;
   cv.ellipse(hx, hy, rx, ry, skin, id);
-  if (!helmet) cv.ellipse(hx, hy - ry * 0.35, rx * 1.02, ry * 0.7, pick(rng, HAIR_COLOURS), id, hy - ry * 0.25);
+  if (!helmet)
+    cv.ellipse(hx, hy - ry * 0.35, rx * 1.02, ry * 0.7, pick(rng, HAIR_COLOURS), id, hy - ry * 0.25);
   const eye = Math.max(1, d * 0.07);
   const dark: Rgb = [20, 20, 25];
   cv.rect(hx - 0.2 * d - eye, hy, hx - 0.2 * d + eye, hy + eye * 1.4, dark, id);
@@ -264,7 +300,14 @@ function paintWorker(cv: Canvas, rng: () => number, d: number, hx: number, hy: n
     const domeR = 0.62 * d;
     cv.ellipse(hx, domeCy, domeR, domeR, hc, id, domeCy, 0.6);
     const brimW = 0.7 * d;
-    cv.rect(hx - brimW, domeCy - 0.02 * d, hx + brimW, domeCy + Math.max(1.5, 0.11 * d), jitter(rng, hc, 0.2), id);
+    cv.rect(
+      hx - brimW,
+      domeCy - 0.02 * d,
+      hx + brimW,
+      domeCy + Math.max(1.5, 0.11 * d),
+      jitter(rng, hc, 0.2),
+      id,
+    );
     box = [hx - brimW, domeCy - domeR, hx + brimW, hy + ry];
   }
   placed.push({ id, classId: helmet ? 0 : 1, box, painted: cv.countOwned(box, id) });
@@ -323,7 +366,12 @@ export function renderScene(seed: number, options: SceneOptions = {}): Synthetic
   for (const p of placed) {
     const visible = cv.countOwned(p.box, p.id);
     if (p.painted === 0 || visible / p.painted < 0.35) continue;
-    const box: Box = [Math.max(0, p.box[0]), Math.max(0, p.box[1]), Math.min(W, p.box[2]), Math.min(H, p.box[3])];
+    const box: Box = [
+      Math.max(0, p.box[0]),
+      Math.max(0, p.box[1]),
+      Math.min(W, p.box[2]),
+      Math.min(H, p.box[3]),
+    ];
     const fullArea = (p.box[2] - p.box[0]) * (p.box[3] - p.box[1]);
     if ((box[2] - box[0]) * (box[3] - box[1]) < 0.25 * fullArea) continue;
     objects.push({ classId: p.classId, box });

@@ -16,13 +16,21 @@ function socketOf(url: string, opts: { cookie?: string; token?: string; origin?:
   const headers: Record<string, string> = {};
   if (opts.cookie) headers.cookie = opts.cookie;
   if (opts.origin) headers.origin = opts.origin;
-  return connect(url, { transports: ['websocket'], extraHeaders: headers, auth: opts.token ? { token: opts.token } : {}, reconnection: false, forceNew: true });
+  return connect(url, {
+    transports: ['websocket'],
+    extraHeaders: headers,
+    auth: opts.token ? { token: opts.token } : {},
+    reconnection: false,
+    forceNew: true,
+  });
 }
 
 function connected(socket: Socket): Promise<{ ok: true } | { ok: false; message: string; code?: string }> {
   return new Promise((resolve) => {
     socket.once('connect', () => resolve({ ok: true }));
-    socket.once('connect_error', (err: Error & { data?: { code?: string } }) => resolve({ ok: false, message: err.message, code: err.data?.code }));
+    socket.once('connect_error', (err: Error & { data?: { code?: string } }) =>
+      resolve({ ok: false, message: err.message, code: err.data?.code }),
+    );
   });
 }
 
@@ -53,7 +61,11 @@ describe('web API through the real app', () => {
 
   it('refuses every non-public route without credentials (401) and answers JSON errors', async () => {
     for (const r of ROUTES.filter((x) => x.access !== 'public')) {
-      const res = await fetch(`${t.url}${concrete(r.path)}`, { method: r.method.toUpperCase(), headers: { 'content-type': 'application/json' }, ...(r.method === 'get' ? {} : { body: '{}' }) });
+      const res = await fetch(`${t.url}${concrete(r.path)}`, {
+        method: r.method.toUpperCase(),
+        headers: { 'content-type': 'application/json' },
+        ...(r.method === 'get' ? {} : { body: '{}' }),
+      });
       expect(res.status, `${r.method} ${r.path}`).toBe(401);
       const body = (await res.json()) as { error: { code: string; message: string } };
       expect(body.error.code).toBe('unauthenticated');
@@ -63,7 +75,10 @@ describe('web API through the real app', () => {
   it('refuses under-privileged callers of every role-gated route (403)', async () => {
     const viewer = await t.login('viewer');
     for (const r of ROUTES.filter((x) => x.access !== 'public' && x.access !== 'viewer')) {
-      const res = await viewer.fetch(concrete(r.path), { method: r.method.toUpperCase(), ...(r.method === 'get' ? {} : { json: {} }) });
+      const res = await viewer.fetch(concrete(r.path), {
+        method: r.method.toUpperCase(),
+        ...(r.method === 'get' ? {} : { json: {} }),
+      });
       expect(res.status, `${r.method} ${r.path}`).toBe(403);
     }
     const operator = await t.login('operator');
@@ -75,17 +90,30 @@ describe('web API through the real app', () => {
   });
 
   it('signs in with HttpOnly SameSite=Lax cookies, refuses a wrong password, signs out', async () => {
-    const bad = await fetch(`${t.url}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: t.users.viewer.email, password: 'nope-nope' }) });
+    const bad = await fetch(`${t.url}/api/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ email: t.users.viewer.email, password: 'nope-nope' }),
+    });
     expect(bad.status).toBe(401);
-    expect(((await bad.json()) as { error: { message: string } }).error.message).toMatch(/wrong email or password/);
-    const ok = await fetch(`${t.url}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: t.users.viewer.email, password: TEST_PASSWORD }) });
+    expect(((await bad.json()) as { error: { message: string } }).error.message).toMatch(
+      /wrong email or password/,
+    );
+    const ok = await fetch(`${t.url}/api/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ email: t.users.viewer.email, password: TEST_PASSWORD }),
+    });
     const cookies = ok.headers.getSetCookie();
     const session = cookies.find((c) => c.startsWith('via_session='))!;
     expect(session).toMatch(/HttpOnly/);
     expect(session).toMatch(/SameSite=Lax/);
     expect(session).not.toMatch(/Secure/);
     const c = await t.login('viewer');
-    const me = (await (await c.fetch('/api/me')).json()) as { user: { role: string }; features: Record<string, boolean> };
+    const me = (await (await c.fetch('/api/me')).json()) as {
+      user: { role: string };
+      features: Record<string, boolean>;
+    };
     expect(me.user.role).toBe('viewer');
     expect(me.features.chat).toBe(true);
     expect((await c.fetch('/api/auth/logout', { method: 'POST' })).status).toBe(200);
@@ -103,21 +131,44 @@ describe('web API through the real app', () => {
 
   it('requires the CSRF header on cookie-authenticated mutations, not on bearer tokens', async () => {
     const c = await t.login('operator');
-    const noHeader = await fetch(`${t.url}/api/approvals`, { method: 'POST', headers: { cookie: c.cookie, 'content-type': 'application/json' }, body: '{}' });
+    const noHeader = await fetch(`${t.url}/api/approvals`, {
+      method: 'POST',
+      headers: { cookie: c.cookie, 'content-type': 'application/json' },
+      body: '{}',
+    });
     expect(noHeader.status).toBe(403);
     expect(((await noHeader.json()) as { error: { message: string } }).error.message).toMatch(/CSRF/);
-    const wrong = await fetch(`${t.url}/api/auth/logout`, { method: 'POST', headers: { cookie: c.cookie, [CSRF_HEADER]: 'x'.repeat(c.csrf.length) } });
+    const wrong = await fetch(`${t.url}/api/auth/logout`, {
+      method: 'POST',
+      headers: { cookie: c.cookie, [CSRF_HEADER]: 'x'.repeat(c.csrf.length) },
+    });
     expect(wrong.status).toBe(403);
-    const created = await c.fetch('/api/tokens', { method: 'POST', json: { name: 'ci', role: 'operator', scopes: ['api'] } });
+    const created = await c.fetch('/api/tokens', {
+      method: 'POST',
+      json: { name: 'ci', role: 'operator', scopes: ['api'] },
+    });
     expect(created.status).toBe(201);
     const { token } = (await created.json()) as { token: string };
-    const viaToken = await fetch(`${t.url}/api/tools/verify_audit`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{"args":{}}' });
+    const viaToken = await fetch(`${t.url}/api/tools/verify_audit`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: '{"args":{}}',
+    });
     expect(viaToken.status).toBe(200);
     expect(((await viaToken.json()) as { output: { ok: boolean } }).output.ok).toBe(true);
-    const mcpOnly = (await (await c.fetch('/api/tokens', { method: 'POST', json: { name: 'mcp', role: 'viewer', scopes: ['mcp'] } })).json()) as { token: string };
-    expect((await fetch(`${t.url}/api/me`, { headers: { authorization: `Bearer ${mcpOnly.token}` } })).status).toBe(403);
-    expect((await fetch(`${t.url}/api/me`, { headers: { authorization: 'Bearer via_tok_x_00' } })).status).toBe(401);
-    const tooHigh = await c.fetch('/api/tokens', { method: 'POST', json: { name: 'x', role: 'admin', scopes: ['api'] } });
+    const mcpOnly = (await (
+      await c.fetch('/api/tokens', { method: 'POST', json: { name: 'mcp', role: 'viewer', scopes: ['mcp'] } })
+    ).json()) as { token: string };
+    expect(
+      (await fetch(`${t.url}/api/me`, { headers: { authorization: `Bearer ${mcpOnly.token}` } })).status,
+    ).toBe(403);
+    expect(
+      (await fetch(`${t.url}/api/me`, { headers: { authorization: 'Bearer via_tok_x_00' } })).status,
+    ).toBe(401);
+    const tooHigh = await c.fetch('/api/tokens', {
+      method: 'POST',
+      json: { name: 'x', role: 'admin', scopes: ['api'] },
+    });
     expect(tooHigh.status).toBe(403);
   });
 
@@ -125,19 +176,37 @@ describe('web API through the real app', () => {
     const c = await t.login('operator');
     const missing = await c.fetch('/api/approvals/apr_nope');
     expect(missing.status).toBe(404);
-    expect(((await missing.json()) as { error: { message: string } }).error.message).toMatch(/list approvals/);
+    expect(((await missing.json()) as { error: { message: string } }).error.message).toMatch(
+      /list approvals/,
+    );
     const badQuery = await c.fetch('/api/audit?limit=abc');
     expect(badQuery.status).toBe(400);
-    expect(((await badQuery.json()) as { error: { message: string } }).error.message).toMatch(/^invalid query: limit/);
-    const badJson = await c.fetch('/api/approvals', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{nope' });
+    expect(((await badQuery.json()) as { error: { message: string } }).error.message).toMatch(
+      /^invalid query: limit/,
+    );
+    const badJson = await c.fetch('/api/approvals', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{nope',
+    });
     expect(badJson.status).toBe(400);
-    expect(((await badJson.json()) as { error: { message: string } }).error.message).toMatch(/not valid JSON/);
+    expect(((await badJson.json()) as { error: { message: string } }).error.message).toMatch(
+      /not valid JSON/,
+    );
     expect((await c.fetch('/api/nothing-here')).status).toBe(404);
-    const needsApproval = await c.fetch('/api/tools/start_training', { method: 'POST', json: { args: { dataset: 'helmets-demo' } } });
+    const needsApproval = await c.fetch('/api/tools/start_training', {
+      method: 'POST',
+      json: { args: { dataset: 'helmets-demo' } },
+    });
     expect(needsApproval.status).toBe(409);
-    expect(((await needsApproval.json()) as { error: { code: string } }).error.code).toBe('approval_required');
+    expect(((await needsApproval.json()) as { error: { code: string } }).error.code).toBe(
+      'approval_required',
+    );
     const viewer = await t.login('viewer');
-    const forbidden = await viewer.fetch('/api/tools/start_training', { method: 'POST', json: { args: { dataset: 'helmets-demo' } } });
+    const forbidden = await viewer.fetch('/api/tools/start_training', {
+      method: 'POST',
+      json: { args: { dataset: 'helmets-demo' } },
+    });
     expect(forbidden.status).toBe(403);
     const unknownTool = await c.fetch('/api/tools/no_such_tool', { method: 'POST', json: {} });
     expect(unknownTool.status).toBe(404);
@@ -147,16 +216,28 @@ describe('web API through the real app', () => {
     const c = await t.login('operator');
     const unknown = await c.fetch('/api/models/nope@1/evaluations');
     expect(unknown.status).toBe(404);
-    expect(((await unknown.json()) as { error: { message: string } }).error.message).toMatch(/model "nope@1" not found; known models/);
-    const noApproval = await c.fetch('/api/models/nope@1/evaluate', { method: 'POST', json: { split: 'test' } });
+    expect(((await unknown.json()) as { error: { message: string } }).error.message).toMatch(
+      /model "nope@1" not found; known models/,
+    );
+    const noApproval = await c.fetch('/api/models/nope@1/evaluate', {
+      method: 'POST',
+      json: { split: 'test' },
+    });
     // refused by runTool's approval gate (not by the body schema), with what to do next
     expect(noApproval.status).toBe(409);
-    expect(((await noApproval.json()) as { error: { code: string; message: string } }).error).toMatchObject({ code: 'approval_required', message: expect.stringMatching(/approvalId/) });
+    expect(((await noApproval.json()) as { error: { code: string; message: string } }).error).toMatchObject({
+      code: 'approval_required',
+      message: expect.stringMatching(/approvalId/),
+    });
   });
 
   it('serves a valid OpenAPI 3.1 document covering every route with its role', async () => {
     const c = await t.login('viewer');
-    const doc = (await (await c.fetch('/api/openapi.json')).json()) as { openapi: string; paths: Record<string, Record<string, Record<string, unknown>>>; components: { schemas: Record<string, unknown> } };
+    const doc = (await (await c.fetch('/api/openapi.json')).json()) as {
+      openapi: string;
+      paths: Record<string, Record<string, Record<string, unknown>>>;
+      components: { schemas: Record<string, unknown> };
+    };
     expect(doc.openapi).toBe('3.1.0');
     const ajv = new Ajv2020({ strict: false });
     const ids = new Set<string>();
@@ -165,9 +246,12 @@ describe('web API through the real app', () => {
       expect(op, `${r.method} ${r.path}`).toBeDefined();
       expect(op!['x-required-role']).toBe(r.access);
       ids.add(op!.operationId as string);
-      const body = (op!.requestBody as { content: Record<string, { schema: object }> } | undefined)?.content['application/json']?.schema;
+      const body = (op!.requestBody as { content: Record<string, { schema: object }> } | undefined)?.content[
+        'application/json'
+      ]?.schema;
       if (body) expect(() => ajv.compile(body)).not.toThrow();
-      for (const p of (op!.parameters as Array<{ schema: object }>) ?? []) expect(() => ajv.compile(p.schema)).not.toThrow();
+      for (const p of (op!.parameters as Array<{ schema: object }>) ?? [])
+        expect(() => ajv.compile(p.schema)).not.toThrow();
     }
     expect(ids.size).toBe(ROUTES.length);
   });
@@ -176,16 +260,33 @@ describe('web API through the real app', () => {
     const operator = await t.login('operator');
     const res = await operator.fetch('/api/conversations', { method: 'POST', json: { message: HEADLINE } });
     expect(res.status).toBe(201);
-    const view = (await res.json()) as { id: string; plan: { steps: Array<{ tool: string }> }; pendingApproval: { approvalId: string; tool: string; risk: string; policy: { minRole: string } } };
+    const view = (await res.json()) as {
+      id: string;
+      plan: { steps: Array<{ tool: string }> };
+      pendingApproval: { approvalId: string; tool: string; risk: string; policy: { minRole: string } };
+    };
     expect(view.plan.steps.map((s) => s.tool)).toEqual(['start_training', 'start_rollout']);
-    expect(view.pendingApproval).toMatchObject({ tool: 'start_training', risk: 'write', policy: { minRole: 'operator' } });
+    expect(view.pendingApproval).toMatchObject({
+      tool: 'start_training',
+      risk: 'write',
+      policy: { minRole: 'operator' },
+    });
     const viewer = await t.login('viewer');
-    const refused = await viewer.fetch(`/api/approvals/${view.pendingApproval.approvalId}/decide`, { method: 'POST', json: { decision: 'approve' } });
+    const refused = await viewer.fetch(`/api/approvals/${view.pendingApproval.approvalId}/decide`, {
+      method: 'POST',
+      json: { decision: 'approve' },
+    });
     expect(refused.status).toBe(403);
-    const decided = await operator.fetch(`/api/conversations/${view.id}/decide`, { method: 'POST', json: { approvalId: view.pendingApproval.approvalId, decision: 'approve' } });
+    const decided = await operator.fetch(`/api/conversations/${view.id}/decide`, {
+      method: 'POST',
+      json: { approvalId: view.pendingApproval.approvalId, decision: 'approve' },
+    });
     expect(decided.status).toBe(200);
     expect(((await decided.json()) as { status: string }).status).toBe('waiting');
-    const again = await operator.fetch(`/api/approvals/${view.pendingApproval.approvalId}/decide`, { method: 'POST', json: { decision: 'reject', reason: 'late' } });
+    const again = await operator.fetch(`/api/approvals/${view.pendingApproval.approvalId}/decide`, {
+      method: 'POST',
+      json: { decision: 'reject', reason: 'late' },
+    });
     expect(again.status).toBe(200);
     expect(((await again.json()) as { status: string }).status).not.toBe('rejected');
   });
@@ -201,7 +302,10 @@ describe('web API through the real app', () => {
 
     const s = socketOf(t.url, { cookie: c.cookie });
     expect(await connected(s)).toEqual({ ok: true });
-    const bad = (await s.emitWithAck('chat:send', { message: '' })) as { ok: boolean; error: { code: string } };
+    const bad = (await s.emitWithAck('chat:send', { message: '' })) as {
+      ok: boolean;
+      error: { code: string };
+    };
     expect(bad).toMatchObject({ ok: false, error: { code: 'invalid_input' } });
     const types: string[] = [];
     const done = new Promise<void>((resolve) => {
@@ -210,14 +314,25 @@ describe('web API through the real app', () => {
         if (e.type === 'agent.report') resolve();
       });
     });
-    const ack = (await s.emitWithAck('chat:send', { message: 'list datasets' })) as { ok: boolean; threadId: string };
+    const ack = (await s.emitWithAck('chat:send', { message: 'list datasets' })) as {
+      ok: boolean;
+      threadId: string;
+    };
     expect(ack.ok).toBe(true);
     await done;
     expect(types[0]).toBe('agent.plan');
-    const decide = (await s.emitWithAck('chat:decide', { threadId: ack.threadId, approvalId: 'apr_x', decision: 'approve' })) as { ok: boolean; error: { code: string } };
+    const decide = (await s.emitWithAck('chat:decide', {
+      threadId: ack.threadId,
+      approvalId: 'apr_x',
+      decision: 'approve',
+    })) as { ok: boolean; error: { code: string } };
     expect(decide).toMatchObject({ ok: false, error: { code: 'forbidden' } });
     expect(Object.keys(SOCKET_EVENTS)).toContain('chat:decide');
-    const acks = (await Promise.all(Array.from({ length: SOCKET_EVENT_LIMIT + 5 }, () => s.emitWithAck('unsubscribe', { kind: 'job', id: 'j1' })))) as Array<{ ok: boolean; error?: { code: string } }>;
+    const acks = (await Promise.all(
+      Array.from({ length: SOCKET_EVENT_LIMIT + 5 }, () =>
+        s.emitWithAck('unsubscribe', { kind: 'job', id: 'j1' }),
+      ),
+    )) as Array<{ ok: boolean; error?: { code: string } }>;
     expect(acks.some((a) => a.error?.code === 'rate_limited')).toBe(true);
     s.close();
   });
@@ -233,11 +348,19 @@ describe('rate limits', () => {
   });
 
   it('answers 429 with Retry-After after too many sign-in attempts', async () => {
-    const attempt = () => fetch(`${t.url}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: 'x@example.test', password: 'wrongwrong' }) });
+    const attempt = () =>
+      fetch(`${t.url}/api/auth/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ email: 'x@example.test', password: 'wrongwrong' }),
+      });
     for (let i = 0; i < 3; i++) expect((await attempt()).status).toBe(401);
     const limited = await attempt();
     expect(limited.status).toBe(429);
     expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
-    expect(((await limited.json()) as { error: { code: string; message: string } }).error).toMatchObject({ code: 'rate_limited', message: expect.stringMatching(/wait \d+ s/) });
+    expect(((await limited.json()) as { error: { code: string; message: string } }).error).toMatchObject({
+      code: 'rate_limited',
+      message: expect.stringMatching(/wait \d+ s/),
+    });
   });
 });

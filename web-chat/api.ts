@@ -25,7 +25,8 @@ export interface ApiDeps {
 function parsePart<T>(schema: z.ZodType<T> | undefined, value: unknown, where: string): T {
   if (schema === undefined) return (value ?? {}) as T;
   const result = schema.safeParse(value ?? {});
-  if (!result.success) throw new PlatformError('invalid_input', `invalid ${where}: ${describeZodError(result.error)}`);
+  if (!result.success)
+    throw new PlatformError('invalid_input', `invalid ${where}: ${describeZodError(result.error)}`);
   return result.data;
 }
 
@@ -46,7 +47,21 @@ export function apiRouter(deps: ApiDeps): Router {
         const query = parsePart(r.query, req.query, 'query');
         const body = r.body === undefined ? undefined : parsePart(r.body, req.body, 'request body');
         const ctx = auth ? callContext(auth, deps.log, req.get('x-request-id')) : (undefined as never);
-        const out = await r.handler({ params, query, body, ctx, auth, req, res, s: deps.services, metrics: deps.metrics, presign, authMode: deps.authMode, signIn: deps.signIn, routes: deps.routes });
+        const out = await r.handler({
+          params,
+          query,
+          body,
+          ctx,
+          auth,
+          req,
+          res,
+          s: deps.services,
+          metrics: deps.metrics,
+          presign,
+          authMode: deps.authMode,
+          signIn: deps.signIn,
+          routes: deps.routes,
+        });
         if (!r.raw) res.status(r.status ?? 200).json(out);
       } catch (err) {
         sendError(res, err, deps.log);
@@ -54,7 +69,13 @@ export function apiRouter(deps: ApiDeps): Router {
     });
   }
   router.use('/api', (req, res) => {
-    sendError(res, new PlatformError('not_found', `no API route ${req.method} ${req.originalUrl.split('?')[0]}; see /api/openapi.json`));
+    sendError(
+      res,
+      new PlatformError(
+        'not_found',
+        `no API route ${req.method} ${req.originalUrl.split('?')[0]}; see /api/openapi.json`,
+      ),
+    );
   });
   return router;
 }

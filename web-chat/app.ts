@@ -52,7 +52,11 @@ function firebaseOrigins(signIn: SignInConfig): { connect: string[]; frame: stri
   if (signIn.mode !== 'firebase') return { connect: [], frame: [] };
   const { authDomain, emulatorUrl } = signIn.firebase;
   return {
-    connect: ['https://identitytoolkit.googleapis.com', 'https://securetoken.googleapis.com', ...(emulatorUrl === null ? [] : [emulatorUrl])],
+    connect: [
+      'https://identitytoolkit.googleapis.com',
+      'https://securetoken.googleapis.com',
+      ...(emulatorUrl === null ? [] : [emulatorUrl]),
+    ],
     frame: [`https://${authDomain}`],
   };
 }
@@ -80,7 +84,11 @@ export interface WebAppDeps {
 export function createApp(deps: WebAppDeps, opts: WebOptions = {}): Express {
   const app = express();
   const { services, log, metrics, storage, cache, authMode, signIn } = deps;
-  const authenticator = new Authenticator({ accounts: services.accounts, log, firebase: authMode === 'firebase' });
+  const authenticator = new Authenticator({
+    accounts: services.accounts,
+    log,
+    firebase: authMode === 'firebase',
+  });
   const firebase = firebaseOrigins(signIn);
   const locals: WebLocals = { services, authenticator };
   app.locals.web = locals;
@@ -137,7 +145,10 @@ export function createApp(deps: WebAppDeps, opts: WebOptions = {}): Express {
   app.use('/vendor/chart.js', express.static(path.join(packageDir('chart.js'), 'dist'), { maxAge: '1d' }));
   // only the two compat (UMD) builds the sign-in page loads in Firebase mode, not the whole package
   const firebaseDir = path.dirname(require.resolve('firebase/package.json'));
-  for (const file of FIREBASE_BUILDS) app.get(`/vendor/firebase/${file}`, (_req, res) => res.sendFile(path.join(firebaseDir, file), { maxAge: '1d' }));
+  for (const file of FIREBASE_BUILDS)
+    app.get(`/vendor/firebase/${file}`, (_req, res) =>
+      res.sendFile(path.join(firebaseDir, file), { maxAge: '1d' }),
+    );
   app.use(express.static(PUBLIC_DIR, { index: 'index.html' }));
   app.use(errorHandler(log));
   return app;

@@ -51,19 +51,38 @@ export class Authenticator {
       if (!m) throw new PlatformError('unauthenticated', 'the Authorization header must be "Bearer <token>"');
       const token = m[1]!;
       if (token.startsWith('via_')) {
-        const principal = await this.deps.accounts.authenticateToken(token, projectHint ?? headerOf(headers, PROJECT_HEADER));
+        const principal = await this.deps.accounts.authenticateToken(
+          token,
+          projectHint ?? headerOf(headers, PROJECT_HEADER),
+        );
         if (!principal.scopes.some((s) => (API_SCOPES as readonly string[]).includes(s))) {
-          throw new PlatformError('forbidden', `API token ${principal.tokenId} lacks the "api" scope; create a token with scope "api" (or "*") for the REST API`);
+          throw new PlatformError(
+            'forbidden',
+            `API token ${principal.tokenId} lacks the "api" scope; create a token with scope "api" (or "*") for the REST API`,
+          );
         }
         return { principal, projectId: principal.projectId, via: 'token' };
       }
-      if (!this.deps.firebase) throw new PlatformError('unauthenticated', 'unknown bearer token; use an API token ("via_…") created under Settings → API tokens');
+      if (!this.deps.firebase)
+        throw new PlatformError(
+          'unauthenticated',
+          'unknown bearer token; use an API token ("via_…") created under Settings → API tokens',
+        );
       const session = await this.firebaseSession(token);
-      return { principal: await this.deps.accounts.authenticateSession(session, projectId), projectId, via: 'firebase' };
+      return {
+        principal: await this.deps.accounts.authenticateSession(session, projectId),
+        projectId,
+        via: 'firebase',
+      };
     }
     const session = cookiesOf(headers)[SESSION_COOKIE];
-    if (session === undefined || session === '') throw new PlatformError('unauthenticated', 'sign in first: no session cookie or API token was sent');
-    return { principal: await this.deps.accounts.authenticateSession(session, projectId), projectId, via: 'cookie' };
+    if (session === undefined || session === '')
+      throw new PlatformError('unauthenticated', 'sign in first: no session cookie or API token was sent');
+    return {
+      principal: await this.deps.accounts.authenticateSession(session, projectId),
+      projectId,
+      via: 'cookie',
+    };
   }
 
   private async firebaseSession(idToken: string): Promise<string> {
@@ -81,7 +100,10 @@ export class Authenticator {
 /** Throws `forbidden` unless the principal's role is at least `needed`. */
 export function requireRole(auth: RequestAuth, needed: Role): void {
   if (!roleAtLeast(auth.principal.role, needed)) {
-    throw new PlatformError('forbidden', `this needs the ${needed} role or above in project "${auth.projectId}"; you are ${auth.principal.role}. Ask an admin for access.`);
+    throw new PlatformError(
+      'forbidden',
+      `this needs the ${needed} role or above in project "${auth.projectId}"; you are ${auth.principal.role}. Ask an admin for access.`,
+    );
   }
 }
 
@@ -107,9 +129,18 @@ export function checkCsrf(req: Request, auth: RequestAuth): void {
 }
 
 /** Sets the session and CSRF cookies after a sign-in; returns the CSRF token for the page. */
-export function setSessionCookies(req: Request, res: Response, session: { sessionToken: string; expiresAt: number }): string {
+export function setSessionCookies(
+  req: Request,
+  res: Response,
+  session: { sessionToken: string; expiresAt: number },
+): string {
   const csrf = csrfTokenOf(session.sessionToken);
-  const common = { path: '/', sameSite: 'lax' as const, secure: req.secure, expires: new Date(session.expiresAt) };
+  const common = {
+    path: '/',
+    sameSite: 'lax' as const,
+    secure: req.secure,
+    expires: new Date(session.expiresAt),
+  };
   res.append('Set-Cookie', serialize(SESSION_COOKIE, session.sessionToken, { ...common, httpOnly: true }));
   res.append('Set-Cookie', serialize(CSRF_COOKIE, csrf, { ...common, httpOnly: false }));
   return csrf;
@@ -131,7 +162,12 @@ export function cookiesOf(headers: IncomingMessage['headers']): Record<string, s
 /** A call context for an authenticated request. */
 export function callContext(auth: RequestAuth, log: Logger, requestId?: string): CallContext {
   const id = requestId && /^[\w.-]{1,64}$/.test(requestId) ? requestId : newId('req');
-  return { user: auth.principal, projectId: auth.projectId, requestId: id, log: log.child({ requestId: id }) };
+  return {
+    user: auth.principal,
+    projectId: auth.projectId,
+    requestId: id,
+    log: log.child({ requestId: id }),
+  };
 }
 
 function headerOf(headers: IncomingMessage['headers'], name: string): string | undefined {
@@ -141,6 +177,10 @@ function headerOf(headers: IncomingMessage['headers'], name: string): string | u
 
 function cleanProject(value: string | undefined): string {
   if (value === undefined || value === '') return DEFAULT_PROJECT_ID;
-  if (!/^[\w-]{1,64}$/.test(value)) throw new PlatformError('invalid_input', `project id "${value.slice(0, 80)}" is malformed; use letters, digits, "-" or "_"`);
+  if (!/^[\w-]{1,64}$/.test(value))
+    throw new PlatformError(
+      'invalid_input',
+      `project id "${value.slice(0, 80)}" is malformed; use letters, digits, "-" or "_"`,
+    );
   return value;
 }

@@ -61,7 +61,11 @@ describe('POST /api/fleet/devices/:id/feedback-uploads', () => {
     expect(body.uploads).toHaveLength(2);
     for (const u of body.uploads) {
       expect(u.key).toMatch(/^feedback\/jetson-07\//);
-      const put = await fetch(u.url, { method: 'PUT', body: Buffer.from('jpeg bytes'), headers: { 'content-type': 'image/jpeg' } });
+      const put = await fetch(u.url, {
+        method: 'PUT',
+        body: Buffer.from('jpeg bytes'),
+        headers: { 'content-type': 'image/jpeg' },
+      });
       expect(put.status).toBeLessThan(300);
     }
   });
@@ -69,12 +73,19 @@ describe('POST /api/fleet/devices/:id/feedback-uploads', () => {
   it('refuses a token scoped to another device, and an operator session', async () => {
     expect((await ask('jetson-07', await tokenFor(['api', 'device:jetson-08']))).status).toBe(403);
     const operator = await t.login('operator');
-    const res = await operator.fetch('/api/fleet/devices/jetson-07/feedback-uploads', { method: 'POST', json: { count: 1 } });
+    const res = await operator.fetch('/api/fleet/devices/jetson-07/feedback-uploads', {
+      method: 'POST',
+      json: { count: 1 },
+    });
     expect(res.status).toBe(403);
   });
 
   it('refuses a request without credentials and a count out of range', async () => {
-    const res = await fetch(`${t.url}/api/fleet/devices/jetson-07/feedback-uploads`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"count":1}' });
+    const res = await fetch(`${t.url}/api/fleet/devices/jetson-07/feedback-uploads`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"count":1}',
+    });
     expect(res.status).toBe(401);
     expect((await ask('jetson-07', await tokenFor(['api', 'device:jetson-07']), 500)).status).toBe(400);
   });

@@ -23,12 +23,18 @@ export function httpStatusOf(code: ErrorCode): number {
 export function toPlatformError(err: unknown): PlatformError {
   if (isPlatformError(err)) return err;
   const e = err as { type?: string; status?: number; message?: string };
-  if (e?.type === 'entity.parse.failed') return new PlatformError('invalid_input', 'the request body is not valid JSON; send a JSON object');
-  if (e?.type === 'entity.too.large') return new PlatformError('invalid_input', 'the request body is too large; send less than 1 MB');
-  if (e?.type === 'encoding.unsupported' || e?.type === 'charset.unsupported') return new PlatformError('invalid_input', 'unsupported body encoding; send UTF-8 JSON');
+  if (e?.type === 'entity.parse.failed')
+    return new PlatformError('invalid_input', 'the request body is not valid JSON; send a JSON object');
+  if (e?.type === 'entity.too.large')
+    return new PlatformError('invalid_input', 'the request body is too large; send less than 1 MB');
+  if (e?.type === 'encoding.unsupported' || e?.type === 'charset.unsupported')
+    return new PlatformError('invalid_input', 'unsupported body encoding; send UTF-8 JSON');
   const down = connectionFailure(err);
   if (down !== undefined) return down;
-  return new PlatformError('internal', 'something went wrong on the server; try again, and tell an admin if it keeps happening');
+  return new PlatformError(
+    'internal',
+    'something went wrong on the server; try again, and tell an admin if it keeps happening',
+  );
 }
 
 /** Writes `err` as `{ error: { code, message, details? } }` with its HTTP status; internal errors are logged, never sent. */
@@ -38,7 +44,9 @@ export function sendError(res: Response, err: unknown, log?: Logger): void {
   if (res.headersSent) return;
   const status = httpStatusOf(pe.code);
   if (status === 503) res.set('Retry-After', '5');
-  res.status(status).json({ error: pe.code === 'internal' ? { code: pe.code, message: pe.message } : pe.toJSON() });
+  res
+    .status(status)
+    .json({ error: pe.code === 'internal' ? { code: pe.code, message: pe.message } : pe.toJSON() });
 }
 
 /** The one express error handler mapping PlatformError (and anything else) to HTTP. */

@@ -32,7 +32,10 @@ const STATUS_TEXT: Record<string, string> = {
 };
 
 /** The OpenAPI 3.1 document of the REST API, generated from the route table's zod schemas. */
-export function openApiDocument(routes: readonly RouteDef[], opts: { title?: string; version?: string; serverUrl?: string } = {}): Json {
+export function openApiDocument(
+  routes: readonly RouteDef[],
+  opts: { title?: string; version?: string; serverUrl?: string } = {},
+): Json {
   const paths: Record<string, Record<string, Json>> = {};
   const errorRef = { $ref: '#/components/schemas/Error' };
   for (const r of routes) {
@@ -40,10 +43,21 @@ export function openApiDocument(routes: readonly RouteDef[], opts: { title?: str
     const responses: Record<string, Json> = {
       [String(r.status ?? 200)]: r.raw
         ? { description: 'success', content: { 'text/plain': { schema: { type: 'string' } } } }
-        : { description: 'success', content: { 'application/json': { schema: r.response ? schemaOf(r.response, 'output') : { type: 'object' } } } },
+        : {
+            description: 'success',
+            content: {
+              'application/json': {
+                schema: r.response ? schemaOf(r.response, 'output') : { type: 'object' },
+              },
+            },
+          },
     };
     const codes = ['400', '404', '409', '429', '503', ...(r.access === 'public' ? [] : ['401', '403'])];
-    for (const code of codes) responses[code] = { description: STATUS_TEXT[code], content: { 'application/json': { schema: errorRef } } };
+    for (const code of codes)
+      responses[code] = {
+        description: STATUS_TEXT[code],
+        content: { 'application/json': { schema: errorRef } },
+      };
     const op: Json = {
       operationId: `${r.method}${path.replace(/[{}]/g, '').replace(/[^A-Za-z0-9]+(.)?/g, (_m, c: string | undefined) => (c ? c.toUpperCase() : ''))}`,
       summary: r.summary,
@@ -53,7 +67,11 @@ export function openApiDocument(routes: readonly RouteDef[], opts: { title?: str
       parameters: [...parametersOf(r.params, 'path'), ...parametersOf(r.query, 'query')],
       responses,
     };
-    if (r.body) op.requestBody = { required: true, content: { 'application/json': { schema: schemaOf(r.body, 'input') } } };
+    if (r.body)
+      op.requestBody = {
+        required: true,
+        content: { 'application/json': { schema: schemaOf(r.body, 'input') } },
+      };
     (paths[path] ??= {})[r.method] = op;
   }
   return {
@@ -71,7 +89,11 @@ export function openApiDocument(routes: readonly RouteDef[], opts: { title?: str
       securitySchemes: {
         sessionCookie: { type: 'apiKey', in: 'cookie', name: 'via_session' },
         csrfHeader: { type: 'apiKey', in: 'header', name: 'X-CSRF-Token' },
-        bearerToken: { type: 'http', scheme: 'bearer', description: 'API token "via_<id>_<secret>", or a Firebase ID token in Firebase mode' },
+        bearerToken: {
+          type: 'http',
+          scheme: 'bearer',
+          description: 'API token "via_<id>_<secret>", or a Firebase ID token in Firebase mode',
+        },
       },
     },
   };

@@ -29,7 +29,10 @@ export class CacheRateLimitStore implements Store {
   }
 
   async decrement(key: string): Promise<void> {
-    await this.cache.incr(this.keyOf(key, Math.floor(this.now() / this.windowMs)), { by: -1, ttlMs: this.windowMs + 1000 });
+    await this.cache.incr(this.keyOf(key, Math.floor(this.now() / this.windowMs)), {
+      by: -1,
+      ttlMs: this.windowMs + 1000,
+    });
   }
 
   async resetKey(key: string): Promise<void> {
@@ -52,7 +55,13 @@ export interface RateLimits {
 export const DEFAULT_RATE_LIMITS: RateLimits = { windowMs: 60_000, api: 600, login: 10 };
 
 /** A rate-limit middleware on the cache store; over the limit answers 429 with a message saying when to retry. */
-export function rateLimiter(cache: Cache, name: string, windowMs: number, limit: number, what: string): RequestHandler {
+export function rateLimiter(
+  cache: Cache,
+  name: string,
+  windowMs: number,
+  limit: number,
+  what: string,
+): RequestHandler {
   return rateLimit({
     windowMs,
     limit,
@@ -62,7 +71,9 @@ export function rateLimiter(cache: Cache, name: string, windowMs: number, limit:
     keyGenerator: (req) => ipKeyGenerator(req.ip ?? 'unknown'),
     handler: (req, res) => {
       const reset = (req as unknown as { rateLimit?: { resetTime?: Date } }).rateLimit?.resetTime;
-      const seconds = reset ? Math.max(1, Math.ceil((reset.getTime() - Date.now()) / 1000)) : Math.ceil(windowMs / 1000);
+      const seconds = reset
+        ? Math.max(1, Math.ceil((reset.getTime() - Date.now()) / 1000))
+        : Math.ceil(windowMs / 1000);
       res.set('Retry-After', String(seconds));
       sendError(res, new PlatformError('rate_limited', `too many ${what}; wait ${seconds} s and try again`));
     },

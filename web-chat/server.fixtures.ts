@@ -41,18 +41,38 @@ export interface TestServer {
 }
 
 /** Starts a TestServer; `env` adds config variables (e.g. SLACK_SIGNING_SECRET). */
-export async function startTestServer(opts: { env?: Record<string, string>; web?: HttpAppOptions } = {}): Promise<TestServer> {
+export async function startTestServer(
+  opts: { env?: Record<string, string>; web?: HttpAppOptions } = {},
+): Promise<TestServer> {
   const dir = mkdtempSync(path.join(tmpdir(), 'vweb-'));
   // A known port, so that signed storage URLs (PUBLIC_URL) point at this server.
   const port = String(await freePort());
   // tests import from and export to their own temp folders (DATA_DIR itself stays off limits)
   const roots = { IMPORT_ROOTS: tmpdir(), EXPORT_ROOTS: tmpdir() };
-  const config = loadConfig({ DATA_DIR: dir, PORT: port, PUBLIC_URL: `http://127.0.0.1:${port}`, LOG_LEVEL: 'silent', EMBEDDED_GPU_RUNNER: 'false', SIMULATED_DEVICES: '0', DEMO_DATASET: 'false', ...roots, ...opts.env }, dir);
+  const config = loadConfig(
+    {
+      DATA_DIR: dir,
+      PORT: port,
+      PUBLIC_URL: `http://127.0.0.1:${port}`,
+      LOG_LEVEL: 'silent',
+      EMBEDDED_GPU_RUNNER: 'false',
+      SIMULATED_DEVICES: '0',
+      DEMO_DATASET: 'false',
+      ...roots,
+      ...opts.env,
+    },
+    dir,
+  );
   const log = silentLogger();
   const platform = await createPlatform(config, log);
   await platform.prepare();
   const sim = new SimPlatform();
-  const registry = new ToolRegistry([...webServicesOf(platform).tools.registry.list().filter((t) => !sim.tools().some((s) => s.name === t.name)), ...sim.tools()]);
+  const registry = new ToolRegistry([
+    ...webServicesOf(platform)
+      .tools.registry.list()
+      .filter((t) => !sim.tools().some((s) => s.name === t.name)),
+    ...sim.tools(),
+  ]);
   // Edited arguments are validated by the same registry the agent runs (the simulated domain tools).
   const approvals = new ApprovalService({
     db: platform.infra.db,
@@ -64,7 +84,12 @@ export async function startTestServer(opts: { env?: Record<string, string>; web?
     validateArgs: (tool, args) => registry.parseInput(tool, args),
   });
   // the platform's real services behind every tool the simulated domain does not replace (cancel_training, pause_rollout…)
-  const toolServices = { ...platform.tools.services, approvals, audit: platform.audit, approvalStrict: config.APPROVAL_STRICT };
+  const toolServices = {
+    ...platform.tools.services,
+    approvals,
+    audit: platform.audit,
+    approvalStrict: config.APPROVAL_STRICT,
+  };
   const agent = new AgentRuntime({
     db: platform.infra.db.kysely,
     registry,
@@ -79,12 +104,21 @@ export async function startTestServer(opts: { env?: Record<string, string>; web?
   await agent.start();
   const http = await startHttpServer(platform, {
     host: '127.0.0.1',
-    web: { ...opts.web, services: { agent, approvals, tools: { registry, services: toolServices }, ...opts.web?.services } },
+    web: {
+      ...opts.web,
+      services: { agent, approvals, tools: { registry, services: toolServices }, ...opts.web?.services },
+    },
   });
   const users = {} as Record<Role, { id: string; email: string }>;
   for (const role of ['viewer', 'operator', 'approver', 'admin'] as const) {
     const email = `${role}@example.test`;
-    const user = await platform.accounts.createUser({ email, name: role[0]!.toUpperCase() + role.slice(1), password: TEST_PASSWORD, role, projectId: DEFAULT_PROJECT_ID });
+    const user = await platform.accounts.createUser({
+      email,
+      name: role[0]!.toUpperCase() + role.slice(1),
+      password: TEST_PASSWORD,
+      role,
+      projectId: DEFAULT_PROJECT_ID,
+    });
     users[role] = { id: user.id, email };
   }
   const url = http.url;
@@ -96,7 +130,11 @@ export async function startTestServer(opts: { env?: Record<string, string>; web?
     agent,
     users,
     async login(role) {
-      const res = await fetch(`${url}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: users[role].email, password: TEST_PASSWORD }) });
+      const res = await fetch(`${url}/api/auth/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ email: users[role].email, password: TEST_PASSWORD }),
+      });
       if (res.status !== 200) throw new Error(`login as ${role} failed: ${res.status} ${await res.text()}`);
       const cookies = res.headers.getSetCookie().map((c) => c.split(';')[0]!);
       const cookie = cookies.join('; ');
@@ -110,7 +148,11 @@ export async function startTestServer(opts: { env?: Record<string, string>; web?
           headers.set('cookie', cookie);
           headers.set(CSRF_HEADER, csrf);
           if (init.json !== undefined) headers.set('content-type', 'application/json');
-          return fetch(`${url}${pathname}`, { ...init, headers, ...(init.json !== undefined ? { body: JSON.stringify(init.json) } : {}) });
+          return fetch(`${url}${pathname}`, {
+            ...init,
+            headers,
+            ...(init.json !== undefined ? { body: JSON.stringify(init.json) } : {}),
+          });
         },
       };
     },
@@ -122,4 +164,3 @@ export async function startTestServer(opts: { env?: Record<string, string>; web?
     },
   };
 }
-

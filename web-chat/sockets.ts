@@ -14,7 +14,10 @@ import type { WebServices } from './web-services.js';
 const ROOM_KINDS = ['conversation', 'job', 'rollout'] as const;
 
 const subscribeSchema = z.object({ kind: z.enum(ROOM_KINDS), id: z.string().min(1).max(191) });
-const sendSchema = z.object({ threadId: z.string().min(1).max(191).optional(), message: z.string().trim().min(1, 'say what you want done').max(4000) });
+const sendSchema = z.object({
+  threadId: z.string().min(1).max(191).optional(),
+  message: z.string().trim().min(1, 'say what you want done').max(4000),
+});
 const decideSchema = z.object({
   threadId: z.string().min(1).max(191),
   approvalId: z.string().min(1).max(64),
@@ -38,17 +41,38 @@ export interface SocketEventDef {
 
 /** Every event a client may send; each is authenticated at the handshake, re-checked, validated and authorised. */
 export const SOCKET_EVENTS = {
-  subscribe: { role: 'viewer', schema: subscribeSchema, summary: 'join the room of a conversation, training job or rollout of your project', changes: 'nothing' },
+  subscribe: {
+    role: 'viewer',
+    schema: subscribeSchema,
+    summary: 'join the room of a conversation, training job or rollout of your project',
+    changes: 'nothing',
+  },
   unsubscribe: { role: 'viewer', schema: subscribeSchema, summary: 'leave a room', changes: 'nothing' },
-  'chat:send': { role: 'viewer', schema: sendSchema, summary: 'start a conversation or send a message; agent events stream to its room', changes: 'agent' },
-  'chat:decide': { role: 'operator', schema: decideSchema, summary: 'decide the approval a conversation waits for', changes: 'agent' },
+  'chat:send': {
+    role: 'viewer',
+    schema: sendSchema,
+    summary: 'start a conversation or send a message; agent events stream to its room',
+    changes: 'agent',
+  },
+  'chat:decide': {
+    role: 'operator',
+    schema: decideSchema,
+    summary: 'decide the approval a conversation waits for',
+    changes: 'agent',
+  },
 } satisfies Record<string, SocketEventDef>;
 
 /** Events the server sends: `agent` (typed agent stream events), `event` (domain events), `chat:error`. */
 export const SERVER_EVENTS = ['agent', 'event', 'chat:error'] as const;
 
 /** Domain events every instance derives from broker telemetry itself: sent to local sockets only when instances share Redis. */
-const LOCAL_EVENT_TYPES = new Set(['training.metrics', 'training.log', 'training.status', 'rollout.progress', 'device.updated']);
+const LOCAL_EVENT_TYPES = new Set([
+  'training.metrics',
+  'training.log',
+  'training.status',
+  'rollout.progress',
+  'device.updated',
+]);
 const REAUTH_MS = 60_000;
 /** Client events one socket may send per 10-second window. */
 export const SOCKET_EVENT_LIMIT = 100;
@@ -80,7 +104,14 @@ export function roomOf(projectId: string, kind: (typeof ROOM_KINDS)[number] | 'p
   return kind === 'project' ? `p:${projectId}` : `p:${projectId}:${kind}:${id}`;
 }
 
-type SocketData = { auth: RequestAuth; checkedAt: number; headers: http.IncomingHttpHeaders; projectHint: string | undefined; window: number; count: number };
+type SocketData = {
+  auth: RequestAuth;
+  checkedAt: number;
+  headers: http.IncomingHttpHeaders;
+  projectHint: string | undefined;
+  window: number;
+  count: number;
+};
 
 function handshakeHeaders(socket: Socket): http.IncomingHttpHeaders {
   const headers = { ...socket.handshake.headers };
@@ -103,7 +134,10 @@ export async function attachSockets(server: http.Server, deps: SocketDeps): Prom
   const io = new Server(server, { serveClient: true, maxHttpBufferSize: 64 * 1024, cors: { origin: false } });
   const redis: Redis[] = [];
   if (deps.redisUrl) {
-    const [{ createAdapter }, { Redis: RedisClient }] = await Promise.all([import('@socket.io/redis-adapter'), import('ioredis')]);
+    const [{ createAdapter }, { Redis: RedisClient }] = await Promise.all([
+      import('@socket.io/redis-adapter'),
+      import('ioredis'),
+    ]);
     const pub = new RedisClient(deps.redisUrl, { maxRetriesPerRequest: null });
     const sub = pub.duplicate();
     redis.push(pub, sub);
@@ -116,8 +150,16 @@ export async function attachSockets(server: http.Server, deps: SocketDeps): Prom
       const hint = (socket.handshake.auth as { projectId?: unknown } | undefined)?.projectId;
       const projectHint = typeof hint === 'string' ? hint : undefined;
       const auth = await deps.authenticator.authenticate(headers, projectHint);
-      if (auth.via === 'cookie' && !sameOrigin(headers, deps.publicUrl)) throw new PlatformError('forbidden', 'socket origin does not match this server');
-      (socket.data as SocketData) = { auth, checkedAt: Date.now(), headers, projectHint, window: 0, count: 0 };
+      if (auth.via === 'cookie' && !sameOrigin(headers, deps.publicUrl))
+        throw new PlatformError('forbidden', 'socket origin does not match this server');
+      (socket.data as SocketData) = {
+        auth,
+        checkedAt: Date.now(),
+        headers,
+        projectHint,
+        window: 0,
+        count: 0,
+      };
       next();
     } catch (err) {
       const pe = toPlatformError(err);
@@ -130,17 +172,24 @@ export async function attachSockets(server: http.Server, deps: SocketDeps): Prom
   io.on('connection', (socket) => {
     const data = socket.data as SocketData;
     void socket.join([roomOf(data.auth.projectId, 'project'), `u:${data.auth.principal.userId}`]);
-    for (const [name, def] of Object.entries(SOCKET_EVENTS) as Array<[keyof typeof SOCKET_EVENTS, SocketEventDef]>) {
+    for (const [name, def] of Object.entries(SOCKET_EVENTS) as Array<
+      [keyof typeof SOCKET_EVENTS, SocketEventDef]
+    >) {
       socket.on(name, async (payload: unknown, ack?: unknown) => {
         const reply = typeof ack === 'function' ? (ack as (r: unknown) => void) : () => undefined;
         try {
           const slot = Math.floor(Date.now() / SOCKET_WINDOW_MS);
           if (data.window !== slot) Object.assign(data, { window: slot, count: 0 });
-          if (++data.count > SOCKET_EVENT_LIMIT) throw new PlatformError('rate_limited', `too many socket events; wait ${Math.ceil(SOCKET_WINDOW_MS / 1000)} s and try again`);
+          if (++data.count > SOCKET_EVENT_LIMIT)
+            throw new PlatformError(
+              'rate_limited',
+              `too many socket events; wait ${Math.ceil(SOCKET_WINDOW_MS / 1000)} s and try again`,
+            );
           const auth = await fresh(socket, deps);
           requireRole(auth, def.role);
           const parsed = def.schema.safeParse(payload);
-          if (!parsed.success) throw new PlatformError('invalid_input', `invalid ${name}: ${describeZodError(parsed.error)}`);
+          if (!parsed.success)
+            throw new PlatformError('invalid_input', `invalid ${name}: ${describeZodError(parsed.error)}`);
           await handle(socket, auth, name, parsed.data as never, reply, deps);
         } catch (err) {
           const pe = toPlatformError(err);
@@ -174,17 +223,22 @@ export async function attachSockets(server: http.Server, deps: SocketDeps): Prom
       if (!RECHECK_ON.has(e.type)) return;
       const userId = (e as DomainEventBase & { userId?: string }).userId;
       for (const socket of local()) {
-        if ((socket.data as SocketData).auth?.principal.userId === userId) void recheck(socket, deps).catch(() => undefined);
+        if ((socket.data as SocketData).auth?.principal.userId === userId)
+          void recheck(socket, deps).catch(() => undefined);
       }
     }),
   );
   // Silent sockets only receive: check them again when their check gets old, so an expired session stops its events too.
   const reauthMs = deps.reauthMs ?? REAUTH_MS;
-  const sweep = setInterval(() => {
-    for (const socket of local()) {
-      if (Date.now() - (socket.data as SocketData).checkedAt >= reauthMs) void recheck(socket, deps).catch(() => undefined);
-    }
-  }, Math.max(50, Math.floor(reauthMs / 2)));
+  const sweep = setInterval(
+    () => {
+      for (const socket of local()) {
+        if (Date.now() - (socket.data as SocketData).checkedAt >= reauthMs)
+          void recheck(socket, deps).catch(() => undefined);
+      }
+    },
+    Math.max(50, Math.floor(reauthMs / 2)),
+  );
   sweep.unref();
   offs.push(() => clearInterval(sweep));
 
@@ -202,7 +256,12 @@ export async function attachSockets(server: http.Server, deps: SocketDeps): Prom
 
 /** The rooms a domain event goes to: its job or rollout room, and the project room for fleet, dataset, model, feedback and approval changes. */
 export function roomsOfEvent(e: DomainEventBase): string[] {
-  const x = e as DomainEventBase & { jobId?: string; job?: { id?: string }; rolloutId?: string; rollout?: { id?: string } };
+  const x = e as DomainEventBase & {
+    jobId?: string;
+    job?: { id?: string };
+    rolloutId?: string;
+    rollout?: { id?: string };
+  };
   if (e.type.startsWith('training.')) {
     const id = x.jobId ?? x.job?.id;
     return id ? [roomOf(e.projectId, 'job', id), roomOf(e.projectId, 'project')] : [];
@@ -211,7 +270,9 @@ export function roomsOfEvent(e: DomainEventBase): string[] {
     const id = x.rolloutId ?? x.rollout?.id;
     return id ? [roomOf(e.projectId, 'rollout', id), roomOf(e.projectId, 'project')] : [];
   }
-  if (['device.', 'approval.', 'model.', 'feedback.', 'dataset.'].some((prefix) => e.type.startsWith(prefix))) {
+  if (
+    ['device.', 'approval.', 'model.', 'feedback.', 'dataset.'].some((prefix) => e.type.startsWith(prefix))
+  ) {
     return [roomOf(e.projectId, 'project')];
   }
   return [];
@@ -267,13 +328,20 @@ async function handle(
     }
     case 'chat:send': {
       const agent = deps.services.agent;
-      if (!agent) throw new PlatformError('unavailable', 'the chat agent is not enabled on this server yet; ask an admin');
+      if (!agent)
+        throw new PlatformError(
+          'unavailable',
+          'the chat agent is not enabled on this server yet; ask an admin',
+        );
       const p = payload as z.infer<typeof sendSchema>;
       const threadId = p.threadId ?? newId('thr');
       if (p.threadId !== undefined) await agent.getThread(ctx, p.threadId);
       await socket.join(roomOf(auth.projectId, 'conversation', threadId));
       reply({ ok: true, threadId });
-      const run = p.threadId === undefined ? agent.startConversation(ctx, { message: p.message, threadId }) : agent.sendMessage(ctx, threadId, p.message);
+      const run =
+        p.threadId === undefined
+          ? agent.startConversation(ctx, { message: p.message, threadId })
+          : agent.sendMessage(ctx, threadId, p.message);
       run.catch((err: unknown) => {
         const pe = toPlatformError(err);
         socket.emit('chat:error', { threadId, code: pe.code, message: pe.message });
@@ -282,12 +350,20 @@ async function handle(
     }
     case 'chat:decide': {
       const agent = deps.services.agent;
-      if (!agent) throw new PlatformError('unavailable', 'the chat agent is not enabled on this server yet; ask an admin');
+      if (!agent)
+        throw new PlatformError(
+          'unavailable',
+          'the chat agent is not enabled on this server yet; ask an admin',
+        );
       const p = payload as z.infer<typeof decideSchema>;
-      const view = await agent.decide(ctx, p.threadId, { approvalId: p.approvalId, decision: p.decision, ...(p.args ? { args: p.args } : {}), ...(p.reason ? { reason: p.reason } : {}) });
+      const view = await agent.decide(ctx, p.threadId, {
+        approvalId: p.approvalId,
+        decision: p.decision,
+        ...(p.args ? { args: p.args } : {}),
+        ...(p.reason ? { reason: p.reason } : {}),
+      });
       reply({ ok: true, thread: view });
       return;
     }
   }
 }
-

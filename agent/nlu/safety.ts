@@ -24,7 +24,11 @@ const NEGATED_TOOLS: Array<[RegExp, string[]]> = [
 export function guardPlan(message: string, plan: Plan, isRead: (tool: string) => boolean): Plan {
   const question = isQuestion(message);
   const { kept, dropped } = question ? { kept: message, dropped: [] as string[] } : dropNegated(message);
-  if (kept === '') return { steps: [], reply: `Understood: I will not do that (${dropped.join('; ')}). Nothing was planned.` };
+  if (kept === '')
+    return {
+      steps: [],
+      reply: `Understood: I will not do that (${dropped.join('; ')}). Nothing was planned.`,
+    };
   const refused = question ? undefined : unsupportedAction(kept);
   if (refused !== undefined && refused.kind === 'delete')
     return {

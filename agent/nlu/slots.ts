@@ -253,9 +253,14 @@ function int(m: RegExpExecArray | null, min: number, max: number): number | unde
 
 /** The model version a retrain starts from: "from helmets@production|@3", or "retrain/fine-tune helmets from production". */
 export function findStartingPoint(text: string): string | undefined {
-  const ref = /\bfrom\s+["'“”]?([a-z0-9][\w.-]*@(?:\d+|production|staging|candidate|latest))\b/i.exec(text)?.[1];
+  const ref = /\bfrom\s+["'“”]?([a-z0-9][\w.-]*@(?:\d+|production|staging|candidate|latest))\b/i.exec(
+    text,
+  )?.[1];
   if (ref !== undefined) return ref;
-  const named = /\b(?:re-?train|fine-?tune)\s+(?:the\s+)?["'“”]?([a-z0-9][\w.-]*?)["'“”]?(?:\s+model)?\s+from\s+(production|staging|candidate)\b/i.exec(text);
+  const named =
+    /\b(?:re-?train|fine-?tune)\s+(?:the\s+)?["'“”]?([a-z0-9][\w.-]*?)["'“”]?(?:\s+model)?\s+from\s+(production|staging|candidate)\b/i.exec(
+      text,
+    );
   return named ? `${named[1]}@${named[2]!.toLowerCase()}` : undefined;
 }
 

@@ -45,7 +45,11 @@ export class FfmpegSource implements FrameSource {
   private restartTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly opts: FfmpegSourceOptions) {
-    if (opts.input.trim() === '') throw new PlatformError('invalid_input', 'ffmpeg source needs an input, e.g. ffmpeg:/data/line3.mp4 or ffmpeg:rtsp://camera/stream');
+    if (opts.input.trim() === '')
+      throw new PlatformError(
+        'invalid_input',
+        'ffmpeg source needs an input, e.g. ffmpeg:/data/line3.mp4 or ffmpeg:rtsp://camera/stream',
+      );
     this.description = `ffmpeg ${redactUrl(opts.input)}`;
     this.isFile = existsSync(opts.input) && statSync(opts.input).isFile();
     // The fps filter does the capping inside ffmpeg; the pacer only smooths bursts.
@@ -116,7 +120,11 @@ export class FfmpegSource implements FrameSource {
     let pendingBytes = 0;
 
     const emit = (data: Buffer): void => {
-      const frame: Frame = { image: { data, width, height, channels: 3 }, capturedAt: Date.now(), seq: this.seq++ };
+      const frame: Frame = {
+        image: { data, width, height, channels: 3 },
+        capturedAt: Date.now(),
+        seq: this.seq++,
+      };
       if (this.waiter) {
         const w = this.waiter;
         this.waiter = undefined;
@@ -156,7 +164,10 @@ export class FfmpegSource implements FrameSource {
       drain();
     });
     child.on('error', (err) => {
-      this.lastError = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'ffmpeg not found on PATH; install it (apt-get install ffmpeg)' : err.message;
+      this.lastError =
+        (err as NodeJS.ErrnoException).code === 'ENOENT'
+          ? 'ffmpeg not found on PATH; install it (apt-get install ffmpeg)'
+          : err.message;
       this.opts.log?.error({ err: this.lastError }, 'ffmpeg source failed');
     });
     child.on('close', (code) => {
@@ -165,7 +176,10 @@ export class FfmpegSource implements FrameSource {
       if (code !== 0) {
         const lines = stderr.trim().split('\n');
         this.lastError ??= `ffmpeg exited with code ${code}: ${lines[lines.length - 1] ?? ''}`;
-        this.opts.log?.warn({ input: redactUrl(this.opts.input), code, error: this.lastError }, 'ffmpeg source stopped');
+        this.opts.log?.warn(
+          { input: redactUrl(this.opts.input), code, error: this.lastError },
+          'ffmpeg source stopped',
+        );
       }
       const live = !this.isFile;
       if (live && !this.closed) {

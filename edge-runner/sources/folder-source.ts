@@ -61,10 +61,20 @@ export class FolderSource implements FrameSource {
     try {
       entries = (await readdir(this.opts.dir, { recursive: true })).map(String);
     } catch (err) {
-      throw new PlatformError('not_found', `cannot read frame folder "${this.opts.dir}" (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); check the --source path`);
+      throw new PlatformError(
+        'not_found',
+        `cannot read frame folder "${this.opts.dir}" (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); check the --source path`,
+      );
     }
-    const files = entries.filter((f) => IMAGE_EXT.has(path.extname(f).toLowerCase())).sort().map((f) => path.join(this.opts.dir, f));
-    if (files.length === 0) throw new PlatformError('not_found', `no images (jpg, png, webp, bmp, tiff) in frame folder "${this.opts.dir}"; put some there or use another source`);
+    const files = entries
+      .filter((f) => IMAGE_EXT.has(path.extname(f).toLowerCase()))
+      .sort()
+      .map((f) => path.join(this.opts.dir, f));
+    if (files.length === 0)
+      throw new PlatformError(
+        'not_found',
+        `no images (jpg, png, webp, bmp, tiff) in frame folder "${this.opts.dir}"; put some there or use another source`,
+      );
     this.files = files;
     return files;
   }

@@ -35,7 +35,12 @@ export class HttpPushSource implements FrameSource {
   /** Decodes and enqueues one encoded image; returns its sequence number. */
   async push(encoded: Buffer, label?: string): Promise<number> {
     const image = await decodeImage(encoded, { maxPixels: this.opts.maxPixels ?? DEFAULT_MAX_IMAGE_PIXELS });
-    const frame: Frame = { image, capturedAt: Date.now(), seq: this.seq++, ...(label === undefined ? {} : { label }) };
+    const frame: Frame = {
+      image,
+      capturedAt: Date.now(),
+      seq: this.seq++,
+      ...(label === undefined ? {} : { label }),
+    };
     const waiter = this.waiters.shift();
     if (waiter) waiter(frame);
     else {
@@ -64,24 +69,40 @@ export class HttpPushSource implements FrameSource {
   /** Express routes: `POST /frames` (body = image bytes) → 202 `{ seq }`. */
   router(): Router {
     const router = Router();
-    router.post('/frames', express.raw({ type: () => true, limit: this.opts.maxBytes ?? 25 * 1024 * 1024 }), async (req, res) => {
-      const body = req.body as unknown;
-      if (!Buffer.isBuffer(body) || body.length === 0) {
-        res.status(400).json({ error: { code: 'invalid_input', message: 'POST /frames needs the image bytes as the request body (JPEG, PNG or WebP)' } });
-        return;
-      }
-      if (this.closed) {
-        res.status(503).json({ error: { code: 'unavailable', message: 'the frame source is closed; the edge runner is stopping' } });
-        return;
-      }
-      try {
-        const seq = await this.push(body, `http:${req.ip ?? 'unknown'}`);
-        res.status(202).json({ seq });
-      } catch (err) {
-        const code = isPlatformError(err) ? err.code : 'internal';
-        res.status(code === 'invalid_input' ? 400 : 500).json({ error: { code, message: (err as Error).message } });
-      }
-    });
+    router.post(
+      '/frames',
+      express.raw({ type: () => true, limit: this.opts.maxBytes ?? 25 * 1024 * 1024 }),
+      async (req, res) => {
+        const body = req.body as unknown;
+        if (!Buffer.isBuffer(body) || body.length === 0) {
+          res.status(400).json({
+            error: {
+              code: 'invalid_input',
+              message: 'POST /frames needs the image bytes as the request body (JPEG, PNG or WebP)',
+            },
+          });
+          return;
+        }
+        if (this.closed) {
+          res.status(503).json({
+            error: {
+              code: 'unavailable',
+              message: 'the frame source is closed; the edge runner is stopping',
+            },
+          });
+          return;
+        }
+        try {
+          const seq = await this.push(body, `http:${req.ip ?? 'unknown'}`);
+          res.status(202).json({ seq });
+        } catch (err) {
+          const code = isPlatformError(err) ? err.code : 'internal';
+          res
+            .status(code === 'invalid_input' ? 400 : 500)
+            .json({ error: { code, message: (err as Error).message } });
+        }
+      },
+    );
     return router;
   }
 }

@@ -53,7 +53,11 @@ export class ImageListSource implements FrameSource {
   private load(): Promise<Array<{ name: string; image: RawImage }>> {
     this.loading ??= (async () => {
       const list = await this.opts.images();
-      if (list.length === 0) throw new PlatformError('not_found', `${this.description} has no images; give the source at least one`);
+      if (list.length === 0)
+        throw new PlatformError(
+          'not_found',
+          `${this.description} has no images; give the source at least one`,
+        );
       const frames = [];
       for (const img of list) frames.push({ name: img.name, image: await decodeImage(img.bytes) });
       this.frames = frames;

@@ -14,17 +14,41 @@ import { ImageListSource } from './image-list-source.js';
 const run = promisify(execFile);
 let dir: string;
 
-const png = (w: number, h: number, r: number) => sharp({ create: { width: w, height: h, channels: 3, background: { r, g: 10, b: 10 } } }).png().toBuffer();
+const png = (w: number, h: number, r: number) =>
+  sharp({ create: { width: w, height: h, channels: 3, background: { r, g: 10, b: 10 } } })
+    .png()
+    .toBuffer();
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'edge-sources-'));
   await mkdir(path.join(dir, 'imgs', 'nested'), { recursive: true });
   await writeFile(path.join(dir, 'imgs', 'a.png'), await png(40, 30, 200));
-  await writeFile(path.join(dir, 'imgs', 'b.jpg'), await sharp(await png(20, 10, 50)).jpeg().toBuffer());
-  await writeFile(path.join(dir, 'imgs', 'nested', 'c.webp'), await sharp(await png(16, 16, 90)).webp().toBuffer());
+  await writeFile(
+    path.join(dir, 'imgs', 'b.jpg'),
+    await sharp(await png(20, 10, 50))
+      .jpeg()
+      .toBuffer(),
+  );
+  await writeFile(
+    path.join(dir, 'imgs', 'nested', 'c.webp'),
+    await sharp(await png(16, 16, 90))
+      .webp()
+      .toBuffer(),
+  );
   await writeFile(path.join(dir, 'imgs', 'notes.txt'), 'not an image');
   await mkdir(path.join(dir, 'empty'));
-  await run('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-f', 'lavfi', '-i', 'testsrc=size=160x120:rate=10:duration=2', '-pix_fmt', 'yuv420p', path.join(dir, 'clip.mp4')]);
+  await run('ffmpeg', [
+    '-hide_banner',
+    '-loglevel',
+    'error',
+    '-f',
+    'lavfi',
+    '-i',
+    'testsrc=size=160x120:rate=10:duration=2',
+    '-pix_fmt',
+    'yuv420p',
+    path.join(dir, 'clip.mp4'),
+  ]);
 });
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
@@ -37,7 +61,12 @@ describe(FolderSource.name, () => {
     for (let i = 0; i < 4; i++) frames.push((await src.next())!);
     await src.close();
     expect(frames.map((f) => f.label)).toEqual(['a.png', 'b.jpg', path.join('nested', 'c.webp'), 'a.png']);
-    expect(frames.map((f) => [f.image.width, f.image.height, f.image.channels])).toEqual([[40, 30, 3], [20, 10, 3], [16, 16, 3], [40, 30, 3]]);
+    expect(frames.map((f) => [f.image.width, f.image.height, f.image.channels])).toEqual([
+      [40, 30, 3],
+      [20, 10, 3],
+      [16, 16, 3],
+      [40, 30, 3],
+    ]);
     expect(frames[0]!.image.data.length).toBe(40 * 30 * 3);
     expect(frames[0]!.image.data[0]).toBeGreaterThan(190);
     expect(frames.map((f) => f.seq)).toEqual([0, 1, 2, 3]);
@@ -54,8 +83,12 @@ describe(FolderSource.name, () => {
   });
 
   it('explains an empty or missing folder', async () => {
-    await expect(new FolderSource({ dir: path.join(dir, 'empty') }).next()).rejects.toThrow(/no images .* in frame folder/);
-    await expect(new FolderSource({ dir: path.join(dir, 'missing') }).next()).rejects.toThrow(/cannot read frame folder .*ENOENT/);
+    await expect(new FolderSource({ dir: path.join(dir, 'empty') }).next()).rejects.toThrow(
+      /no images .* in frame folder/,
+    );
+    await expect(new FolderSource({ dir: path.join(dir, 'missing') }).next()).rejects.toThrow(
+      /cannot read frame folder .*ENOENT/,
+    );
   });
 });
 

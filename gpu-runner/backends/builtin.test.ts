@@ -145,16 +145,25 @@ describe.skipIf(skip)(BuiltinTrainer.name, () => {
     });
     const logs: string[] = [];
     const events = { onLog: (l: string) => logs.push(l), onMetrics: () => undefined };
-    const first = await new BuiltinTrainer({ threads: 1 }).train(job(path.join(dir, 'ft-1'), yaml), events).done;
+    const first = await new BuiltinTrainer({ threads: 1 }).train(job(path.join(dir, 'ft-1'), yaml), events)
+      .done;
     expect(first.status, logs.join('\n')).toBe('succeeded');
     expect(first.files['best.pt']).toBeDefined();
     // the same pictures, where class 1 is now called "green" and class 0 "blue"
     const renamed = path.join(data, 'renamed.yaml');
-    await writeFile(renamed, (await readFile(yaml, 'utf8')).replace(/- red\n(\s*)- blue/, '- blue\n$1- green'));
+    await writeFile(
+      renamed,
+      (await readFile(yaml, 'utf8')).replace(/- red\n(\s*)- blue/, '- blue\n$1- green'),
+    );
     logs.length = 0;
-    const second = await new BuiltinTrainer({ threads: 1 }).train(job(path.join(dir, 'ft-2'), renamed, first.files['best.pt']), events).done;
+    const second = await new BuiltinTrainer({ threads: 1 }).train(
+      job(path.join(dir, 'ft-2'), renamed, first.files['best.pt']),
+      events,
+    ).done;
     expect(second.status, logs.join('\n')).toBe('succeeded');
-    expect(logs.join('\n')).toMatch(/fine-tuning from best\.pt \(red, blue\): classes transferred: blue; new classes with a fresh head row: green/);
+    expect(logs.join('\n')).toMatch(
+      /fine-tuning from best\.pt \(red, blue\): classes transferred: blue; new classes with a fresh head row: green/,
+    );
     expect(second.metrics.fine_tuned).toBe(1);
     expect(second.files['best.pt']).toBeDefined();
   }, 180_000);
@@ -176,7 +185,9 @@ describe.skipIf(skip)(BuiltinTrainer.name, () => {
       { onLog: () => undefined, onMetrics: () => undefined },
     ).done;
     expect(result.status).toBe('failed');
-    expect(result.message).toMatch(/is not a PyTorch checkpoint.*pass the best\.pt of an earlier built-in training/);
+    expect(result.message).toMatch(
+      /is not a PyTorch checkpoint.*pass the best\.pt of an earlier built-in training/,
+    );
   }, 60_000);
 
   it('fails with a clear message when no image has a label', async () => {

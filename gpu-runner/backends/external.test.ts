@@ -139,7 +139,10 @@ describe(YoloxTrainer.name, () => {
     expect(existsSync(result.files['model.onnx']!)).toBe(true);
     // fine-tuning: tools/train.py got the parent checkpoint with -c, and its best_ckpt.pth is kept as best.pt
     const argv = JSON.parse(await readFile(path.join(out, 'run', 'argv.json'), 'utf8')) as string[];
-    expect(argv.slice(argv.indexOf('-c'), argv.indexOf('-c') + 2)).toEqual(['-c', path.join(dir, 'parent_ckpt.pth')]);
+    expect(argv.slice(argv.indexOf('-c'), argv.indexOf('-c') + 2)).toEqual([
+      '-c',
+      path.join(dir, 'parent_ckpt.pth'),
+    ]);
     expect(await readFile(result.files['best.pt']!, 'utf8')).toBe('stand-in checkpoint');
   });
 

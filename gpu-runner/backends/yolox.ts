@@ -280,7 +280,10 @@ export class YoloxTrainer implements Trainer {
           status: 'failed',
           message: `YOLOX export_onnx.py failed (exit ${exp.code}): ${exp.stderrTail.slice(-3).join(' | ')}`,
         };
-      const files: Record<string, string> = { 'model.onnx': onnx, 'best.pt': path.join(job.outDir, 'best.pt') };
+      const files: Record<string, string> = {
+        'model.onnx': onnx,
+        'best.pt': path.join(job.outDir, 'best.pt'),
+      };
       await copyFile(ckpt, files['best.pt']!);
       files['metrics.json'] = path.join(job.outDir, 'metrics.json');
       await writeFile(

@@ -6,5 +6,8 @@ import { accountServiceSuite } from './account.service.contract.js';
 
 accountServiceSuite('sqlite', async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'vacct-'));
-  return { db: new SqliteDb({ file: path.join(dir, 'accounts.db') }), cleanup: async () => rmSync(dir, { recursive: true, force: true }) };
+  return {
+    db: new SqliteDb({ file: path.join(dir, 'accounts.db') }),
+    cleanup: async () => rmSync(dir, { recursive: true, force: true }),
+  };
 });

@@ -87,7 +87,12 @@ export interface LoginLockout {
 }
 
 /** Defaults: 5 failures in 15 minutes lock the account for 1 minute, then 2, 4, … up to 1 hour. */
-export const DEFAULT_LOGIN_LOCKOUT: LoginLockout = { maxFailures: 5, windowMs: 15 * 60_000, lockMs: 60_000, maxLockMs: 3_600_000 };
+export const DEFAULT_LOGIN_LOCKOUT: LoginLockout = {
+  maxFailures: 5,
+  windowMs: 15 * 60_000,
+  lockMs: 60_000,
+  maxLockMs: 3_600_000,
+};
 
 /** Constructor options of AccountService. */
 export interface AccountServiceOptions {
@@ -120,7 +125,9 @@ const createTokenSchema = z.object({
   projectId: z.string().min(1),
   name: z.string().trim().min(1, 'a name').max(200),
   role: roleSchema,
-  scopes: z.array(z.string().regex(/^[a-z*][a-z0-9_.:*-]*$/, 'scopes like "datasets:read", "mcp" or "*"')).min(1, 'at least one scope'),
+  scopes: z
+    .array(z.string().regex(/^[a-z*][a-z0-9_.:*-]*$/, 'scopes like "datasets:read", "mcp" or "*"'))
+    .min(1, 'at least one scope'),
   expiresInDays: z.number().positive().max(3650).optional(),
 });
 const TOKEN_PATTERN = /^via_([a-z]+_[a-z0-9]+)_([0-9a-f]{64})$/;
@@ -129,7 +136,8 @@ const SESSION_TOUCH_MS = 60_000;
 
 function parse<T>(schema: z.ZodType<T>, input: unknown, what: string): T {
   const result = schema.safeParse(input);
-  if (!result.success) throw new PlatformError('invalid_input', `invalid ${what}: ${describeZodError(result.error)}`);
+  if (!result.success)
+    throw new PlatformError('invalid_input', `invalid ${what}: ${describeZodError(result.error)}`);
   return result.data;
 }
 
@@ -139,13 +147,24 @@ function sha256(text: string): string {
 
 function isUniqueViolation(err: unknown): boolean {
   const code = (err as { code?: string }).code ?? '';
-  return code === 'ER_DUP_ENTRY' || code.startsWith('SQLITE_CONSTRAINT_UNIQUE') || code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
+  return (
+    code === 'ER_DUP_ENTRY' ||
+    code.startsWith('SQLITE_CONSTRAINT_UNIQUE') ||
+    code === 'SQLITE_CONSTRAINT_PRIMARYKEY'
+  );
 }
 
 type UserRow = Database['users'];
 
 function toUser(row: Pick<UserRow, 'id' | 'email' | 'name' | 'provider' | 'disabled' | 'created_at'>): User {
-  return { id: row.id, email: row.email, name: row.name, provider: row.provider, disabled: Number(row.disabled) !== 0, createdAt: Number(row.created_at) };
+  return {
+    id: row.id,
+    email: row.email,
+    name: row.name,
+    provider: row.provider,
+    disabled: Number(row.disabled) !== 0,
+    createdAt: Number(row.created_at),
+  };
 }
 
 function optionalTime(v: number | null): number | null {
@@ -216,7 +235,13 @@ export class AccountService {
       await this.db.kysely.updateTable('users').set({ disabled: 0 }).where('id', '=', existing.id).execute();
     } else {
       try {
-        await this.createUser({ email: BOOTSTRAP_ADMIN_EMAIL, name: 'Administrator', password, role: 'admin', projectId: DEFAULT_PROJECT_ID });
+        await this.createUser({
+          email: BOOTSTRAP_ADMIN_EMAIL,
+          name: 'Administrator',
+          password,
+          role: 'admin',
+          projectId: DEFAULT_PROJECT_ID,
+        });
       } catch (err) {
         // Another instance starting at the same moment created the admin first; it printed the password.
         if (isPlatformError(err, 'conflict')) return undefined;
@@ -228,11 +253,20 @@ export class AccountService {
   }
 
   /** Creates a user with a role in one project; `password` is required to sign in locally. */
-  async createUser(input: { email: string; name: string; password?: string; role: Role; projectId: string }): Promise<User> {
+  async createUser(input: {
+    email: string;
+    name: string;
+    password?: string;
+    role: Role;
+    projectId: string;
+  }): Promise<User> {
     const data = parse(createUserSchema, input, 'user');
     await this.requireProject(data.projectId);
     if (await this.findUserByEmail(data.email)) {
-      throw new PlatformError('conflict', `user "${data.email}" already exists; use setRole to give them a role in project "${data.projectId}"`);
+      throw new PlatformError(
+        'conflict',
+        `user "${data.email}" already exists; use setRole to give them a role in project "${data.projectId}"`,
+      );
     }
     const user: User = {
       id: newId('usr'),
@@ -247,15 +281,42 @@ export class AccountService {
       await this.db.transaction(async (trx) => {
         await trx
           .insertInto('users')
-          .values({ id: user.id, email: user.email, name: user.name, password_hash: passwordHash, provider: user.provider, disabled: 0, created_at: user.createdAt })
+          .values({
+            id: user.id,
+            email: user.email,
+            name: user.name,
+            password_hash: passwordHash,
+            provider: user.provider,
+            disabled: 0,
+            created_at: user.createdAt,
+          })
           .execute();
-        await trx.insertInto('memberships').values({ project_id: data.projectId, user_id: user.id, role: data.role, created_at: user.createdAt }).execute();
+        await trx
+          .insertInto('memberships')
+          .values({
+            project_id: data.projectId,
+            user_id: user.id,
+            role: data.role,
+            created_at: user.createdAt,
+          })
+          .execute();
       });
     } catch (err) {
-      if (isUniqueViolation(err)) throw new PlatformError('conflict', `user "${data.email}" already exists; use setRole to change their role`);
+      if (isUniqueViolation(err))
+        throw new PlatformError(
+          'conflict',
+          `user "${data.email}" already exists; use setRole to change their role`,
+        );
       throw err;
     }
-    this.events?.emit({ type: 'accounts.user_created', projectId: data.projectId, at: user.createdAt, userId: user.id, email: user.email, role: data.role });
+    this.events?.emit({
+      type: 'accounts.user_created',
+      projectId: data.projectId,
+      at: user.createdAt,
+      userId: user.id,
+      email: user.email,
+      role: data.role,
+    });
     return user;
   }
 
@@ -286,18 +347,36 @@ export class AccountService {
           .where('role', '=', 'admin')
           .executeTakeFirstOrThrow();
         if (Number(admins.n) <= 1) {
-          throw new PlatformError('conflict', `cannot demote the last admin of project "${projectId}"; make someone else admin first`);
+          throw new PlatformError(
+            'conflict',
+            `cannot demote the last admin of project "${projectId}"; make someone else admin first`,
+          );
         }
       }
       if (prev === undefined) {
-        await trx.insertInto('memberships').values({ project_id: projectId, user_id: userId, role: r, created_at: this.now() }).execute();
+        await trx
+          .insertInto('memberships')
+          .values({ project_id: projectId, user_id: userId, role: r, created_at: this.now() })
+          .execute();
       } else {
-        await trx.updateTable('memberships').set({ role: r }).where('project_id', '=', projectId).where('user_id', '=', userId).execute();
+        await trx
+          .updateTable('memberships')
+          .set({ role: r })
+          .where('project_id', '=', projectId)
+          .where('user_id', '=', userId)
+          .execute();
       }
       return prev;
     });
     if (previous !== r) {
-      this.events?.emit({ type: 'accounts.role_changed', projectId, at: this.now(), userId, role: r, ...(previous ? { previous } : {}) });
+      this.events?.emit({
+        type: 'accounts.role_changed',
+        projectId,
+        at: this.now(),
+        userId,
+        role: r,
+        ...(previous ? { previous } : {}),
+      });
     }
   }
 
@@ -316,19 +395,32 @@ export class AccountService {
       .where('memberships.project_id', '=', projectId)
       .orderBy('users.email')
       .execute();
-    return rows.map((r) => ({ userId: r.id, email: r.email, name: r.name, role: r.role, since: Number(r.created_at) }));
+    return rows.map((r) => ({
+      userId: r.id,
+      email: r.email,
+      name: r.name,
+      role: r.role,
+      since: Number(r.created_at),
+    }));
   }
 
   /** Looks a user up by id. */
   async getUser(userId: string): Promise<User | undefined> {
-    const row = await this.db.kysely.selectFrom('users').selectAll().where('id', '=', userId).executeTakeFirst();
+    const row = await this.db.kysely
+      .selectFrom('users')
+      .selectAll()
+      .where('id', '=', userId)
+      .executeTakeFirst();
     return row ? toUser(row) : undefined;
   }
 
   /** Local sign-in: checks the password and opens a session; the token is returned only here. */
   async login(email: string, password: string): Promise<LoginResult> {
     if (!this.identity.verifyPassword) {
-      throw new PlatformError('invalid_input', 'this server signs people in with Firebase; send a Firebase ID token instead of a password');
+      throw new PlatformError(
+        'invalid_input',
+        'this server signs people in with Firebase; send a Firebase ID token instead of a password',
+      );
     }
     // Counted per typed email, existing or not, so the lockout tells nothing about which accounts exist.
     const account = sha256(String(email).trim().toLowerCase());
@@ -338,7 +430,12 @@ export class AccountService {
     try {
       identity = await this.identity.verifyPassword(email, password);
     } catch (err) {
-      this.events?.emit({ type: 'accounts.login_failed', projectId: DEFAULT_PROJECT_ID, at: this.now(), email: String(email).slice(0, 320) });
+      this.events?.emit({
+        type: 'accounts.login_failed',
+        projectId: DEFAULT_PROJECT_ID,
+        at: this.now(),
+        email: String(email).slice(0, 320),
+      });
       if (isPlatformError(err, 'unauthenticated')) await this.countFailure(account, String(email));
       throw err;
     }
@@ -380,20 +477,34 @@ export class AccountService {
    */
   async loginWithIdToken(idToken: string): Promise<LoginResult> {
     if (!this.identity.verifyIdToken) {
-      throw new PlatformError('invalid_input', 'this server uses local accounts; sign in with email and password');
+      throw new PlatformError(
+        'invalid_input',
+        'this server uses local accounts; sign in with email and password',
+      );
     }
     const identity = await this.identity.verifyIdToken(idToken);
     let user = await this.findUserByFirebaseUid(identity.subject);
     if (user === undefined) user = await this.bindFirebaseUid(identity);
-    if (user.disabled) throw new PlatformError('unauthenticated', `account "${user.email}" is disabled; ask an admin to enable it`);
+    if (user.disabled)
+      throw new PlatformError(
+        'unauthenticated',
+        `account "${user.email}" is disabled; ask an admin to enable it`,
+      );
     if (user.name !== identity.name) {
-      await this.db.kysely.updateTable('users').set({ name: identity.name }).where('id', '=', user.id).execute();
+      await this.db.kysely
+        .updateTable('users')
+        .set({ name: identity.name })
+        .where('id', '=', user.id)
+        .execute();
       user = { ...user, name: identity.name };
     }
     // Claims are authoritative for the projects they name; other memberships stay as set in the platform.
     for (const [projectId, role] of Object.entries(identity.roles ?? {})) {
       if (!(await this.getProject(projectId))) {
-        this.log.warn({ projectId, userId: user.id }, 'Firebase role claim names an unknown project; ignored');
+        this.log.warn(
+          { projectId, userId: user.id },
+          'Firebase role claim names an unknown project; ignored',
+        );
         continue;
       }
       if ((await this.roleOf(projectId, user.id)) !== role) await this.forceRole(projectId, user.id, role);
@@ -406,7 +517,11 @@ export class AccountService {
     const unknown = () => new PlatformError('unauthenticated', 'session expired or unknown; sign in again');
     if (typeof token !== 'string' || token.length < 20 || token.length > 200) throw unknown();
     const idHash = sha256(token);
-    const session = await this.db.kysely.selectFrom('sessions').selectAll().where('id_hash', '=', idHash).executeTakeFirst();
+    const session = await this.db.kysely
+      .selectFrom('sessions')
+      .selectAll()
+      .where('id_hash', '=', idHash)
+      .executeTakeFirst();
     const now = this.now();
     if (!session) throw unknown();
     if (Number(session.expires_at) <= now) {
@@ -419,7 +534,11 @@ export class AccountService {
     if (touch) await this.recheckIdentity(user, Number(session.created_at), idHash);
     const role = await this.requireRole(projectId, user);
     if (touch) {
-      await this.db.kysely.updateTable('sessions').set({ last_seen_at: now, expires_at: now + this.sessionTtlMs }).where('id_hash', '=', idHash).execute();
+      await this.db.kysely
+        .updateTable('sessions')
+        .set({ last_seen_at: now, expires_at: now + this.sessionTtlMs })
+        .where('id_hash', '=', idHash)
+        .execute();
     }
     return { userId: user.id, email: user.email, name: user.name, role, kind: 'user' };
   }
@@ -427,9 +546,19 @@ export class AccountService {
   /** Ends a session; unknown tokens are ignored. */
   async logout(token: string): Promise<void> {
     if (typeof token !== 'string' || token === '') return;
-    const ended = await this.db.kysely.selectFrom('sessions').select('user_id').where('id_hash', '=', sha256(token)).executeTakeFirst();
+    const ended = await this.db.kysely
+      .selectFrom('sessions')
+      .select('user_id')
+      .where('id_hash', '=', sha256(token))
+      .executeTakeFirst();
     await this.db.kysely.deleteFrom('sessions').where('id_hash', '=', sha256(token)).execute();
-    if (ended !== undefined) this.events?.emit({ type: 'accounts.logout', projectId: DEFAULT_PROJECT_ID, at: this.now(), userId: ended.user_id });
+    if (ended !== undefined)
+      this.events?.emit({
+        type: 'accounts.logout',
+        projectId: DEFAULT_PROJECT_ID,
+        at: this.now(),
+        userId: ended.user_id,
+      });
   }
 
   /** Creates an API token for machines and MCP clients, with a role no higher than its creator's; the token is returned only here. */
@@ -445,13 +574,17 @@ export class AccountService {
     const user = await this.requireUser(data.userId);
     const creatorRole = await this.requireRole(data.projectId, user);
     if (!roleAtLeast(creatorRole, data.role)) {
-      throw new PlatformError('forbidden', `cannot create a token with role "${data.role}": your role in project "${data.projectId}" is "${creatorRole}"; pick "${creatorRole}" or lower`);
+      throw new PlatformError(
+        'forbidden',
+        `cannot create a token with role "${data.role}": your role in project "${data.projectId}" is "${creatorRole}"; pick "${creatorRole}" or lower`,
+      );
     }
     await this.checkDeviceScopes(data.scopes, data.projectId, creatorRole);
     const id = newId('tok');
     const secret = randomBytes(32).toString('hex');
     const createdAt = this.now();
-    const expiresAt = data.expiresInDays === undefined ? null : createdAt + Math.round(data.expiresInDays * 86_400_000);
+    const expiresAt =
+      data.expiresInDays === undefined ? null : createdAt + Math.round(data.expiresInDays * 86_400_000);
     await this.db.kysely
       .insertInto('api_tokens')
       .values({
@@ -468,7 +601,13 @@ export class AccountService {
         last_used_at: null,
       })
       .execute();
-    this.events?.emit({ type: 'accounts.token_created', projectId: data.projectId, at: createdAt, tokenId: id, userId: user.id });
+    this.events?.emit({
+      type: 'accounts.token_created',
+      projectId: data.projectId,
+      at: createdAt,
+      tokenId: id,
+      userId: user.id,
+    });
     return { id, token: `via_${id}_${secret}`, expiresAt };
   }
 
@@ -478,20 +617,35 @@ export class AccountService {
    * row in `devices`, written by the fleet at the device's first heartbeat), never with a wildcard.
    */
   private async checkDeviceScopes(scopes: string[], projectId: string, creatorRole: Role): Promise<void> {
-    const deviceScopes = scopes.filter((s) => s === 'device' || s.startsWith('device:') || s.startsWith('devices'));
+    const deviceScopes = scopes.filter(
+      (s) => s === 'device' || s.startsWith('device:') || s.startsWith('devices'),
+    );
     if (deviceScopes.length === 0) return;
     if (creatorRole !== 'admin') {
-      throw new PlatformError('forbidden', `only an admin of project "${projectId}" may create a device token (scope "${deviceScopes[0]}"); your role there is "${creatorRole}"; ask an admin`);
+      throw new PlatformError(
+        'forbidden',
+        `only an admin of project "${projectId}" may create a device token (scope "${deviceScopes[0]}"); your role there is "${creatorRole}"; ask an admin`,
+      );
     }
     for (const scope of deviceScopes) {
       const deviceId = scope.startsWith('device:') ? scope.slice('device:'.length) : '';
       if (!/^[a-z0-9][a-z0-9._:-]{0,127}$/.test(deviceId)) {
-        throw new PlatformError('invalid_input', `scope "${scope}" must name one device, as "device:<device id>" (no wildcards)`);
+        throw new PlatformError(
+          'invalid_input',
+          `scope "${scope}" must name one device, as "device:<device id>" (no wildcards)`,
+        );
       }
-      const row = await this.db.kysely.selectFrom('devices').select('project_id').where('id', '=', deviceId).executeTakeFirst();
+      const row = await this.db.kysely
+        .selectFrom('devices')
+        .select('project_id')
+        .where('id', '=', deviceId)
+        .executeTakeFirst();
       // a device of another project is reported exactly like a missing one
       if (row === undefined || row.project_id !== projectId) {
-        throw new PlatformError('not_found', `device "${deviceId}" is not registered in project "${projectId}"; start it so it sends a heartbeat, then create its token (see GET /api/devices)`);
+        throw new PlatformError(
+          'not_found',
+          `device "${deviceId}" is not registered in project "${projectId}"; start it so it sends a heartbeat, then create its token (see GET /api/devices)`,
+        );
       }
     }
   }
@@ -499,30 +653,65 @@ export class AccountService {
   /** Resolves an API token to its principal (kind `token`); its role never exceeds its owner's current role. */
   async authenticateToken(token: string, projectId?: string): Promise<TokenPrincipal> {
     const match = typeof token === 'string' ? TOKEN_PATTERN.exec(token) : null;
-    if (!match) throw new PlatformError('unauthenticated', 'malformed API token; expected "via_<id>_<secret>" as issued by createApiToken');
+    if (!match)
+      throw new PlatformError(
+        'unauthenticated',
+        'malformed API token; expected "via_<id>_<secret>" as issued by createApiToken',
+      );
     const [, id, secret] = match as unknown as [string, string, string];
-    const row = await this.db.kysely.selectFrom('api_tokens').selectAll().where('id', '=', id).executeTakeFirst();
+    const row = await this.db.kysely
+      .selectFrom('api_tokens')
+      .selectAll()
+      .where('id', '=', id)
+      .executeTakeFirst();
     const given = Buffer.from(sha256(secret), 'hex');
     if (!row || !timingSafeEqual(given, Buffer.from(row.token_hash, 'hex'))) {
       throw new PlatformError('unauthenticated', 'unknown API token; create a new one');
     }
     const now = this.now();
-    if (row.revoked_at !== null) throw new PlatformError('unauthenticated', `API token ${id} ("${row.name}") was revoked; create a new one`);
+    if (row.revoked_at !== null)
+      throw new PlatformError(
+        'unauthenticated',
+        `API token ${id} ("${row.name}") was revoked; create a new one`,
+      );
     if (row.expires_at !== null && Number(row.expires_at) <= now) {
-      throw new PlatformError('unauthenticated', `API token ${id} ("${row.name}") expired at ${new Date(Number(row.expires_at)).toISOString()}; create a new one`);
+      throw new PlatformError(
+        'unauthenticated',
+        `API token ${id} ("${row.name}") expired at ${new Date(Number(row.expires_at)).toISOString()}; create a new one`,
+      );
     }
     if (projectId !== undefined && projectId !== row.project_id) {
-      throw new PlatformError('forbidden', `API token ${id} belongs to project "${row.project_id}", not "${projectId}"; use a token created for "${projectId}"`);
+      throw new PlatformError(
+        'forbidden',
+        `API token ${id} belongs to project "${row.project_id}", not "${projectId}"; use a token created for "${projectId}"`,
+      );
     }
     const user = await this.getUser(row.user_id);
-    if (!user || user.disabled) throw new PlatformError('unauthenticated', `the owner of API token ${id} is disabled or gone; the token no longer works`);
+    if (!user || user.disabled)
+      throw new PlatformError(
+        'unauthenticated',
+        `the owner of API token ${id} is disabled or gone; the token no longer works`,
+      );
     const ownerRole = await this.requireRole(row.project_id, user);
     const role = roleAtLeast(ownerRole, row.role) ? row.role : ownerRole;
     // once a minute is precise enough for "last used", and spares a write on every request
     if (row.last_used_at === null || now - Number(row.last_used_at) >= 60_000) {
-      await this.db.kysely.updateTable('api_tokens').set({ last_used_at: now }).where('id', '=', id).execute();
+      await this.db.kysely
+        .updateTable('api_tokens')
+        .set({ last_used_at: now })
+        .where('id', '=', id)
+        .execute();
     }
-    return { userId: user.id, email: user.email, name: user.name, role, kind: 'token', scopes: JSON.parse(row.scopes) as string[], projectId: row.project_id, tokenId: id };
+    return {
+      userId: user.id,
+      email: user.email,
+      name: user.name,
+      role,
+      kind: 'token',
+      scopes: JSON.parse(row.scopes) as string[],
+      projectId: row.project_id,
+      tokenId: id,
+    };
   }
 
   /**
@@ -530,19 +719,51 @@ export class AccountService {
    * project (`system` for the CLI); revoking twice keeps the first time. A token the caller may not
    * revoke is reported exactly like a missing one.
    */
-  async revokeApiToken(id: string, by: { userId: string; projectId: string; role: Role } | 'system'): Promise<void> {
-    const row = await this.db.kysely.selectFrom('api_tokens').select(['id', 'user_id', 'project_id', 'revoked_at']).where('id', '=', id).executeTakeFirst();
-    const allowed = row !== undefined && (by === 'system' || row.user_id === by.userId || (by.role === 'admin' && by.projectId === row.project_id));
-    if (!row || !allowed) throw new PlatformError('not_found', `API token "${id}" not found among the tokens you may revoke (yours, or any of a project you administer); list them with listApiTokens`);
+  async revokeApiToken(
+    id: string,
+    by: { userId: string; projectId: string; role: Role } | 'system',
+  ): Promise<void> {
+    const row = await this.db.kysely
+      .selectFrom('api_tokens')
+      .select(['id', 'user_id', 'project_id', 'revoked_at'])
+      .where('id', '=', id)
+      .executeTakeFirst();
+    const allowed =
+      row !== undefined &&
+      (by === 'system' ||
+        row.user_id === by.userId ||
+        (by.role === 'admin' && by.projectId === row.project_id));
+    if (!row || !allowed)
+      throw new PlatformError(
+        'not_found',
+        `API token "${id}" not found among the tokens you may revoke (yours, or any of a project you administer); list them with listApiTokens`,
+      );
     if (row.revoked_at !== null) return;
     const at = this.now();
-    await this.db.kysely.updateTable('api_tokens').set({ revoked_at: at }).where('id', '=', id).where('revoked_at', 'is', null).execute();
-    this.events?.emit({ type: 'accounts.token_revoked', projectId: row.project_id, at, tokenId: id, userId: row.user_id });
+    await this.db.kysely
+      .updateTable('api_tokens')
+      .set({ revoked_at: at })
+      .where('id', '=', id)
+      .where('revoked_at', 'is', null)
+      .execute();
+    this.events?.emit({
+      type: 'accounts.token_revoked',
+      projectId: row.project_id,
+      at,
+      tokenId: id,
+      userId: row.user_id,
+    });
   }
 
   /** A user's API tokens, newest first, without secrets. */
   async listApiTokens(userId: string): Promise<ApiTokenInfo[]> {
-    const rows = await this.db.kysely.selectFrom('api_tokens').selectAll().where('user_id', '=', userId).orderBy('created_at', 'desc').orderBy('id', 'desc').execute();
+    const rows = await this.db.kysely
+      .selectFrom('api_tokens')
+      .selectAll()
+      .where('user_id', '=', userId)
+      .orderBy('created_at', 'desc')
+      .orderBy('id', 'desc')
+      .execute();
     return rows.map((r) => ({
       id: r.id,
       name: r.name,
@@ -561,9 +782,29 @@ export class AccountService {
     const sessionToken = randomBytes(32).toString('base64url');
     const now = this.now();
     const expiresAt = now + this.sessionTtlMs;
-    await this.db.kysely.insertInto('sessions').values({ id_hash: sha256(sessionToken), user_id: user.id, created_at: now, expires_at: expiresAt, last_seen_at: now }).execute();
-    await this.db.kysely.deleteFrom('sessions').where('user_id', '=', user.id).where('expires_at', '<=', now).execute();
-    this.events?.emit({ type: 'accounts.login', projectId: DEFAULT_PROJECT_ID, at: now, userId: user.id, email: user.email, method });
+    await this.db.kysely
+      .insertInto('sessions')
+      .values({
+        id_hash: sha256(sessionToken),
+        user_id: user.id,
+        created_at: now,
+        expires_at: expiresAt,
+        last_seen_at: now,
+      })
+      .execute();
+    await this.db.kysely
+      .deleteFrom('sessions')
+      .where('user_id', '=', user.id)
+      .where('expires_at', '<=', now)
+      .execute();
+    this.events?.emit({
+      type: 'accounts.login',
+      projectId: DEFAULT_PROJECT_ID,
+      at: now,
+      userId: user.id,
+      email: user.email,
+      method,
+    });
     return { sessionToken, expiresAt, user };
   }
 
@@ -571,19 +812,48 @@ export class AccountService {
     const previous = await this.roleOf(projectId, userId);
     if (previous === undefined) {
       try {
-        await this.db.kysely.insertInto('memberships').values({ project_id: projectId, user_id: userId, role, created_at: this.now() }).execute();
+        await this.db.kysely
+          .insertInto('memberships')
+          .values({ project_id: projectId, user_id: userId, role, created_at: this.now() })
+          .execute();
       } catch (err) {
         if (!isUniqueViolation(err)) throw err;
-        await this.db.kysely.updateTable('memberships').set({ role }).where('project_id', '=', projectId).where('user_id', '=', userId).execute();
+        await this.db.kysely
+          .updateTable('memberships')
+          .set({ role })
+          .where('project_id', '=', projectId)
+          .where('user_id', '=', userId)
+          .execute();
       }
     } else {
-      await this.db.kysely.updateTable('memberships').set({ role }).where('project_id', '=', projectId).where('user_id', '=', userId).execute();
+      await this.db.kysely
+        .updateTable('memberships')
+        .set({ role })
+        .where('project_id', '=', projectId)
+        .where('user_id', '=', userId)
+        .execute();
     }
-    this.events?.emit({ type: 'accounts.role_changed', projectId, at: this.now(), userId, role, ...(previous ? { previous } : {}) });
+    this.events?.emit({
+      type: 'accounts.role_changed',
+      projectId,
+      at: this.now(),
+      userId,
+      role,
+      ...(previous ? { previous } : {}),
+    });
   }
 
-  private async roleIn(q: Db['kysely'] | Transaction<Database>, projectId: string, userId: string): Promise<Role | undefined> {
-    const row = await q.selectFrom('memberships').select('role').where('project_id', '=', projectId).where('user_id', '=', userId).executeTakeFirst();
+  private async roleIn(
+    q: Db['kysely'] | Transaction<Database>,
+    projectId: string,
+    userId: string,
+  ): Promise<Role | undefined> {
+    const row = await q
+      .selectFrom('memberships')
+      .select('role')
+      .where('project_id', '=', projectId)
+      .where('user_id', '=', userId)
+      .executeTakeFirst();
     return row?.role;
   }
 
@@ -599,12 +869,22 @@ export class AccountService {
   }
 
   private async projectsOf(userId: string): Promise<string[]> {
-    const rows = await this.db.kysely.selectFrom('memberships').select('project_id').where('user_id', '=', userId).orderBy('project_id').limit(20).execute();
+    const rows = await this.db.kysely
+      .selectFrom('memberships')
+      .select('project_id')
+      .where('user_id', '=', userId)
+      .orderBy('project_id')
+      .limit(20)
+      .execute();
     return rows.map((r) => r.project_id);
   }
 
   private async getProject(id: string): Promise<Project | undefined> {
-    const row = await this.db.kysely.selectFrom('projects').select(['id', 'name', 'created_at']).where('id', '=', id).executeTakeFirst();
+    const row = await this.db.kysely
+      .selectFrom('projects')
+      .select(['id', 'name', 'created_at'])
+      .where('id', '=', id)
+      .executeTakeFirst();
     return row ? { id: row.id, name: row.name, createdAt: Number(row.created_at) } : undefined;
   }
 
@@ -612,7 +892,10 @@ export class AccountService {
     const project = await this.getProject(id);
     if (project) return project;
     const known = await this.db.kysely.selectFrom('projects').select('id').orderBy('id').limit(20).execute();
-    throw new PlatformError('not_found', `project "${id}" not found; known projects: ${known.map((p) => p.id).join(', ') || '(none)'}`);
+    throw new PlatformError(
+      'not_found',
+      `project "${id}" not found; known projects: ${known.map((p) => p.id).join(', ') || '(none)'}`,
+    );
   }
 
   private async requireUser(id: string): Promise<User> {
@@ -622,7 +905,11 @@ export class AccountService {
   }
 
   private async findUserByFirebaseUid(uid: string): Promise<User | undefined> {
-    const row = await this.db.kysely.selectFrom('users').selectAll().where('firebase_uid', '=', uid).executeTakeFirst();
+    const row = await this.db.kysely
+      .selectFrom('users')
+      .selectAll()
+      .where('firebase_uid', '=', uid)
+      .executeTakeFirst();
     return row ? toUser(row) : undefined;
   }
 
@@ -630,27 +917,61 @@ export class AccountService {
   // so a second Firebase user with the same (unverified) address never gets the first one's account and roles.
   private async bindFirebaseUid(identity: Identity): Promise<User> {
     const taken = () =>
-      new PlatformError('unauthenticated', `the account of ${identity.email} is bound to another Firebase sign-in; sign in with that one, or ask an admin`);
+      new PlatformError(
+        'unauthenticated',
+        `the account of ${identity.email} is bound to another Firebase sign-in; sign in with that one, or ask an admin`,
+      );
     if (identity.emailVerified !== true) {
-      throw new PlatformError('unauthenticated', `the e-mail address ${identity.email} of this Firebase account is not verified; verify it (see your inbox) and sign in again`);
+      throw new PlatformError(
+        'unauthenticated',
+        `the e-mail address ${identity.email} of this Firebase account is not verified; verify it (see your inbox) and sign in again`,
+      );
     }
-    const existing = await this.db.kysely.selectFrom('users').selectAll().where('email', '=', identity.email).executeTakeFirst();
+    const existing = await this.db.kysely
+      .selectFrom('users')
+      .selectAll()
+      .where('email', '=', identity.email)
+      .executeTakeFirst();
     if (existing !== undefined) {
       if (existing.firebase_uid !== null) throw taken();
-      const bound = await this.db.kysely.updateTable('users').set({ firebase_uid: identity.subject }).where('id', '=', existing.id).where('firebase_uid', 'is', null).executeTakeFirst();
+      const bound = await this.db.kysely
+        .updateTable('users')
+        .set({ firebase_uid: identity.subject })
+        .where('id', '=', existing.id)
+        .where('firebase_uid', 'is', null)
+        .executeTakeFirst();
       if (Number(bound.numUpdatedRows) !== 1) {
         const raced = await this.findUserByFirebaseUid(identity.subject);
         if (raced === undefined) throw taken();
         return raced;
       }
-      this.log.info({ userId: existing.id }, 'Firebase uid bound to an existing account at its first verified sign-in');
+      this.log.info(
+        { userId: existing.id },
+        'Firebase uid bound to an existing account at its first verified sign-in',
+      );
       return toUser(existing);
     }
-    const created: User = { id: newId('usr'), email: identity.email, name: identity.name, provider: 'firebase', disabled: false, createdAt: this.now() };
+    const created: User = {
+      id: newId('usr'),
+      email: identity.email,
+      name: identity.name,
+      provider: 'firebase',
+      disabled: false,
+      createdAt: this.now(),
+    };
     try {
       await this.db.kysely
         .insertInto('users')
-        .values({ id: created.id, email: created.email, name: created.name, password_hash: null, provider: 'firebase', firebase_uid: identity.subject, disabled: 0, created_at: created.createdAt })
+        .values({
+          id: created.id,
+          email: created.email,
+          name: created.name,
+          password_hash: null,
+          provider: 'firebase',
+          firebase_uid: identity.subject,
+          disabled: 0,
+          created_at: created.createdAt,
+        })
         .execute();
     } catch (err) {
       if (!isUniqueViolation(err)) throw err;
@@ -659,28 +980,48 @@ export class AccountService {
       if (raced === undefined) throw taken();
       return raced;
     }
-    this.events?.emit({ type: 'accounts.user_created', projectId: DEFAULT_PROJECT_ID, at: created.createdAt, userId: created.id, email: created.email, role: 'viewer' });
+    this.events?.emit({
+      type: 'accounts.user_created',
+      projectId: DEFAULT_PROJECT_ID,
+      at: created.createdAt,
+      userId: created.id,
+      email: created.email,
+      role: 'viewer',
+    });
     return created;
   }
 
   // A platform session of a Firebase user ends once Firebase disables the user or revokes their tokens.
   private async recheckIdentity(user: User, sessionStartedAt: number, idHash: string): Promise<void> {
     if (user.provider !== 'firebase' || this.identity.checkSubject === undefined) return;
-    const row = await this.db.kysely.selectFrom('users').select('firebase_uid').where('id', '=', user.id).executeTakeFirst();
+    const row = await this.db.kysely
+      .selectFrom('users')
+      .select('firebase_uid')
+      .where('id', '=', user.id)
+      .executeTakeFirst();
     if (row?.firebase_uid == null) return;
     try {
       await this.identity.checkSubject(row.firebase_uid, sessionStartedAt);
     } catch (err) {
       if (isPlatformError(err, 'unauthenticated')) {
         await this.db.kysely.deleteFrom('sessions').where('id_hash', '=', idHash).execute();
-        this.events?.emit({ type: 'accounts.logout', projectId: DEFAULT_PROJECT_ID, at: this.now(), userId: user.id });
+        this.events?.emit({
+          type: 'accounts.logout',
+          projectId: DEFAULT_PROJECT_ID,
+          at: this.now(),
+          userId: user.id,
+        });
       }
       throw err;
     }
   }
 
   private async findUserByEmail(email: string): Promise<User | undefined> {
-    const row = await this.db.kysely.selectFrom('users').selectAll().where('email', '=', email.trim().toLowerCase()).executeTakeFirst();
+    const row = await this.db.kysely
+      .selectFrom('users')
+      .selectAll()
+      .where('email', '=', email.trim().toLowerCase())
+      .executeTakeFirst();
     return row ? toUser(row) : undefined;
   }
 }

@@ -45,4 +45,5 @@ export interface ApiTokenEvent extends DomainEventBase {
 }
 
 /** Every event the accounts domain emits. */
-export type AccountEvent = UserCreatedEvent | RoleChangedEvent | LoginEvent | LoginFailedEvent | LogoutEvent | ApiTokenEvent;
+export type AccountEvent =
+  UserCreatedEvent | RoleChangedEvent | LoginEvent | LoginFailedEvent | LogoutEvent | ApiTokenEvent;

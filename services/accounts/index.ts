@@ -1,5 +1,26 @@
 export { AccountService, BOOTSTRAP_ADMIN_EMAIL, DEFAULT_PROJECT_ID } from './account.service.js';
 export { ChatLinkService } from './chat-link.service.js';
-export type { ChatIdentity, ChatLink, ChatLinkActor, ChatLinkServiceOptions, PendingChatLink } from './chat-link.service.js';
-export type { AccountServiceOptions, ApiTokenInfo, LoginResult, Member, Project, TokenPrincipal, User } from './account.service.js';
-export type { AccountEvent, ApiTokenEvent, LoginEvent, LoginFailedEvent, RoleChangedEvent, UserCreatedEvent } from './events.js';
+export type {
+  ChatIdentity,
+  ChatLink,
+  ChatLinkActor,
+  ChatLinkServiceOptions,
+  PendingChatLink,
+} from './chat-link.service.js';
+export type {
+  AccountServiceOptions,
+  ApiTokenInfo,
+  LoginResult,
+  Member,
+  Project,
+  TokenPrincipal,
+  User,
+} from './account.service.js';
+export type {
+  AccountEvent,
+  ApiTokenEvent,
+  LoginEvent,
+  LoginFailedEvent,
+  RoleChangedEvent,
+  UserCreatedEvent,
+} from './events.js';

@@ -14,8 +14,14 @@ import { canonicalJson, sha256Hex } from './canonical-json.js';
 import type { ApprovalEvent } from './events.js';
 import { ExecutionLedger, type ToolExecution } from './execution-ledger.js';
 import { policyFor, refusalReason, RISKS, type ApprovalPolicy, type Risk } from './policy.js';
-import type { ApprovalStatus, ApprovalRequest, ApprovalRequestInput, ApprovalDecisionInput, ApprovalConsumeInput, ExecutionOutcome } from './model.js';
-
+import type {
+  ApprovalStatus,
+  ApprovalRequest,
+  ApprovalRequestInput,
+  ApprovalDecisionInput,
+  ApprovalConsumeInput,
+  ExecutionOutcome,
+} from './model.js';
 
 /** Dependencies of the approval service. */
 export interface ApprovalServiceOptions {
@@ -91,7 +97,11 @@ export class ApprovalService {
     this.validateArgs = opts.validateArgs;
     this.now = opts.now ?? Date.now;
     this.reads = opts.reads;
-    this.executions = new ExecutionLedger({ db: opts.db, leaseMs: opts.executionLeaseMs ?? 10_000, now: this.now });
+    this.executions = new ExecutionLedger({
+      db: opts.db,
+      leaseMs: opts.executionLeaseMs ?? 10_000,
+      now: this.now,
+    });
   }
 
   /** The policy of a risk level under this service's strictness. */
@@ -318,9 +328,22 @@ export class ApprovalService {
       case 'superseded': {
         const original = this.toRequest(outcome.row);
         const next = this.toRequest(outcome.next);
-        ctx.log.info({ approvalId: id, next: next.id }, 'approval edited under four-eyes rules; the edited call needs another approver');
-        this.events.emit({ type: 'approval.decided', projectId: ctx.projectId, at: this.now(), approval: original });
-        this.events.emit({ type: 'approval.requested', projectId: ctx.projectId, at: next.createdAt, approval: next });
+        ctx.log.info(
+          { approvalId: id, next: next.id },
+          'approval edited under four-eyes rules; the edited call needs another approver',
+        );
+        this.events.emit({
+          type: 'approval.decided',
+          projectId: ctx.projectId,
+          at: this.now(),
+          approval: original,
+        });
+        this.events.emit({
+          type: 'approval.requested',
+          projectId: ctx.projectId,
+          at: next.createdAt,
+          approval: next,
+        });
         return original;
       }
       case 'missing':
@@ -368,7 +391,13 @@ export class ApprovalService {
   ): Promise<{ kind: 'superseded'; row: Row; next: Row }> {
     const nextId = newId('apr');
     const pendingKey = sha256Hex(
-      canonicalJson({ projectId: row.project_id, tool: row.tool, hash: edited.hash, threadId: row.thread_id, step: row.step }),
+      canonicalJson({
+        projectId: row.project_id,
+        tool: row.tool,
+        hash: edited.hash,
+        threadId: row.thread_id,
+        step: row.step,
+      }),
     );
     const existing = await this.lockedRow(trx, { pendingKey });
     if (existing !== undefined) await this.markExpired(trx, existing, now);
@@ -406,7 +435,9 @@ export class ApprovalService {
         decided_by_name: ctx.user.name,
         decided_by_role: ctx.user.role,
         decided_at: now,
-        decision_reason: reason ?? `edited by ${ctx.user.name || ctx.user.userId}; the edited call needs another approver (${nextId})`,
+        decision_reason:
+          reason ??
+          `edited by ${ctx.user.name || ctx.user.userId}; the edited call needs another approver (${nextId})`,
         edited_args: edited.json,
         edited_args_hash: edited.hash,
         pending_key: null,
@@ -461,7 +492,11 @@ export class ApprovalService {
       },
       trx,
     );
-    const closed = await trx.selectFrom('approvals').selectAll().where('id', '=', row.id).executeTakeFirstOrThrow();
+    const closed = await trx
+      .selectFrom('approvals')
+      .selectAll()
+      .where('id', '=', row.id)
+      .executeTakeFirstOrThrow();
     return { kind: 'superseded', row: closed, next };
   }
 
@@ -527,7 +562,11 @@ export class ApprovalService {
           tool,
           approvalId,
           ...(threadId === null ? {} : { threadId }),
-          data: { args: input.args ?? {}, ...(parsed.data.risk === undefined ? {} : { risk: parsed.data.risk }), attempt: 1 },
+          data: {
+            args: input.args ?? {},
+            ...(parsed.data.risk === undefined ? {} : { risk: parsed.data.risk }),
+            attempt: 1,
+          },
         },
         trx,
       );
@@ -543,7 +582,12 @@ export class ApprovalService {
 
     if (outcome.ok) {
       const approval = this.toRequest(outcome.row);
-      this.events.emit({ type: 'approval.consumed', projectId: ctx.projectId, at: approval.consumedAt ?? this.now(), approval });
+      this.events.emit({
+        type: 'approval.consumed',
+        projectId: ctx.projectId,
+        at: approval.consumedAt ?? this.now(),
+        approval,
+      });
       return approval;
     }
     await this.audit
@@ -587,14 +631,21 @@ export class ApprovalService {
     await this.db.transaction(async (trx) => {
       await this.executions.finish(
         approvalId,
-        outcome.status === 'finished' ? { status: 'finished', output: outcome.output } : { status: outcome.status, error: outcome.error },
+        outcome.status === 'finished'
+          ? { status: 'finished', output: outcome.output }
+          : { status: outcome.status, error: outcome.error },
         trx,
       );
       await this.audit.append(
         {
           projectId: ctx.projectId,
           actor: actorOf(ctx),
-          action: outcome.status === 'finished' ? 'tool.finished' : outcome.status === 'failed' ? 'tool.failed' : 'tool.interrupted',
+          action:
+            outcome.status === 'finished'
+              ? 'tool.finished'
+              : outcome.status === 'failed'
+                ? 'tool.failed'
+                : 'tool.interrupted',
           ...(row === undefined ? {} : { tool: row.tool }),
           approvalId,
           ...(row?.threadId ? { threadId: row.threadId } : {}),
@@ -632,11 +683,18 @@ export class ApprovalService {
   ): Promise<ApprovalRequest[]> {
     // "expired" also gains requests as time passes, with no row in the list to say when
     if (this.reads === undefined || filter.status === 'expired') return this.query(ctx, filter);
-    const key = canonicalJson({ s: filter.status ?? null, t: filter.threadId ?? null, o: filter.offset ?? 0, l: filter.limit ?? 100 });
+    const key = canonicalJson({
+      s: filter.status ?? null,
+      t: filter.threadId ?? null,
+      o: filter.offset ?? 0,
+      l: filter.limit ?? 100,
+    });
     return this.reads.readExpiring(approvalsReadScope(ctx.projectId), key, async () => {
       const list = await this.query(ctx, filter);
       const now = this.now();
-      const live = list.filter((a) => (a.status === 'pending' || a.status === 'approved') && a.expiresAt > now).map((a) => a.expiresAt);
+      const live = list
+        .filter((a) => (a.status === 'pending' || a.status === 'approved') && a.expiresAt > now)
+        .map((a) => a.expiresAt);
       return { value: list, validUntil: live.length === 0 ? undefined : Math.min(...live) };
     });
   }

@@ -209,7 +209,11 @@ export class AuditLog {
       {
         retries: MAX_APPEND_TRIES - 1,
         shouldRetry: isRetryable,
-        onRetry: (err, attempt) => this.log.debug({ attempt, err: (err as Error).message }, 'audit append retried after a lock conflict'),
+        onRetry: (err, attempt) =>
+          this.log.debug(
+            { attempt, err: (err as Error).message },
+            'audit append retried after a lock conflict',
+          ),
       },
     );
   }

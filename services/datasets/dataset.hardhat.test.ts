@@ -11,7 +11,10 @@ import { formatReport } from './report.js';
 import { HARDHAT_DIR, makeService, testContext } from './datasets.fixtures.js';
 
 const present = existsSync(path.join(HARDHAT_DIR, 'data.yaml'));
-if (!present) console.warn(`[skip] hard-hat photo tests skipped: ${HARDHAT_DIR} is absent (expected ../shared/datasets/hardhat-real beside the project)`);
+if (!present)
+  console.warn(
+    `[skip] hard-hat photo tests skipped: ${HARDHAT_DIR} is absent (expected ../shared/datasets/hardhat-real beside the project)`,
+  );
 
 describe.skipIf(!present)(`${DatasetService.name} on the real hard-hat photos`, () => {
   let db: SqliteDb;
@@ -25,7 +28,12 @@ describe.skipIf(!present)(`${DatasetService.name} on the real hard-hat photos`, 
     db = new SqliteDb({ file: path.join(work, 'test.db') });
     await db.migrate();
     env = await makeService(db);
-    v1 = await env.sut.import(ctx, { name: 'hardhat', description: 'real site photos', tags: ['real'], source: { kind: 'folder', path: HARDHAT_DIR } });
+    v1 = await env.sut.import(ctx, {
+      name: 'hardhat',
+      description: 'real site photos',
+      tags: ['real'],
+      source: { kind: 'folder', path: HARDHAT_DIR },
+    });
   });
   afterAll(async () => {
     await env?.cleanup();
@@ -51,7 +59,12 @@ describe.skipIf(!present)(`${DatasetService.name} on the real hard-hat photos`, 
     expect(empty?.examples[0]?.file).toMatch(/^labels\/.+\.txt$/);
     expect(report.counts.backgroundImages).toBe(s.backgroundImages);
     expect(formatReport(report)).toMatch(/150 of 150 images imported/);
-    expect((await env.sut.list(ctx))[0]).toMatchObject({ name: 'hardhat', latestVersion: 1, images: 150, tags: ['real'] });
+    expect((await env.sut.list(ctx))[0]).toMatchObject({
+      name: 'hardhat',
+      latestVersion: 1,
+      images: 150,
+      tags: ['real'],
+    });
   });
 
   it('splits about 80/10/10 by content hash, the same way every time', async () => {
@@ -61,8 +74,12 @@ describe.skipIf(!present)(`${DatasetService.name} on the real hard-hat photos`, 
     expect(s.splits.train.images).toBeGreaterThan(105);
     expect(s.splits.val.images).toBeGreaterThan(4);
     expect(s.splits.test.images).toBeGreaterThan(4);
-    const again = await env.sut.import(ctx, { name: 'hardhat-again', source: { kind: 'folder', path: HARDHAT_DIR } });
-    const splitsOf = async (ref: string) => new Map((await env.sut.listImages(ctx, ref, { limit: 1000 })).items.map((i) => [i.sha256, i.split]));
+    const again = await env.sut.import(ctx, {
+      name: 'hardhat-again',
+      source: { kind: 'folder', path: HARDHAT_DIR },
+    });
+    const splitsOf = async (ref: string) =>
+      new Map((await env.sut.listImages(ctx, ref, { limit: 1000 })).items.map((i) => [i.sha256, i.split]));
     expect(await splitsOf(again.ref)).toEqual(await splitsOf('hardhat@1'));
     const re = await env.sut.resplit(ctx, 'hardhat', { train: 0.5, val: 0.25, test: 0.25 });
     expect(re.ref).toBe('hardhat@2');
@@ -85,13 +102,18 @@ describe.skipIf(!present)(`${DatasetService.name} on the real hard-hat photos`, 
       const exp = await env.sut.export(ctx, 'hardhat@1', { format, to: { kind: 'folder', path: out } });
       expect(exp).toMatchObject({ images: 150, kind: 'folder' });
       expect(await readdir(out)).toContain(format === 'yolo' ? 'data.yaml' : 'annotations.json');
-      const back = await env.sut.import(ctx, { name: `hardhat-${format}`, source: { kind: 'folder', path: out } });
+      const back = await env.sut.import(ctx, {
+        name: `hardhat-${format}`,
+        source: { kind: 'folder', path: out },
+      });
       expect(back.report.format).toBe(format);
       expect(back.version.classNames).toEqual(v1.version.classNames);
       expect(back.version.stats.splitMode).toBe('source');
       expect(back.version.stats.splits).toEqual(v1.version.stats.splits);
       expect(back.version.stats.classes).toEqual(v1.version.stats.classes);
-      const original = new Map((await env.sut.listImages(ctx, 'hardhat@1', { limit: 1000 })).items.map((i) => [i.sha256, i]));
+      const original = new Map(
+        (await env.sut.listImages(ctx, 'hardhat@1', { limit: 1000 })).items.map((i) => [i.sha256, i]),
+      );
       for (const img of (await env.sut.listImages(ctx, back.ref, { limit: 1000 })).items) {
         const o = original.get(img.sha256)!;
         expect(img.split).toBe(o.split);
@@ -105,12 +127,17 @@ describe.skipIf(!present)(`${DatasetService.name} on the real hard-hat photos`, 
     const exp = await env.sut.export(ctx, 'hardhat@1', { format: 'yolo', to: { kind: 'zip' } });
     expect(exp.kind).toBe('zip-storage');
     expect((await env.storage.head(exp.location))?.sha256).toBe(exp.sha256);
-    const back = await env.sut.import(ctx, { name: 'hardhat-zip', source: { kind: 'zip', buffer: await env.storage.getBuffer(exp.location) } });
+    const back = await env.sut.import(ctx, {
+      name: 'hardhat-zip',
+      source: { kind: 'zip', buffer: await env.storage.getBuffer(exp.location) },
+    });
     expect(back.version.stats.images).toBe(150);
   });
 
   it('builds a training manifest that matches the train.start payload', async () => {
-    const manifest = await env.sut.trainingManifest(ctx, 'hardhat@1', (key) => env.storage.presignGet(key, 3600));
+    const manifest = await env.sut.trainingManifest(ctx, 'hardhat@1', (key) =>
+      env.storage.presignGet(key, 3600),
+    );
     expect(() => messageSchemas['train.start'].shape.dataset.parse(manifest)).not.toThrow();
     expect(manifest).toMatchObject({ name: 'hardhat', version: 1, classNames: v1.version.classNames });
     expect(manifest.files).toHaveLength(300);
@@ -119,7 +146,9 @@ describe.skipIf(!present)(`${DatasetService.name} on the real hard-hat photos`, 
     const image = manifest.files.find((f) => f.path.startsWith('images/val/'))!;
     expect(image.path).toMatch(/^images\/val\/[0-9a-f]{64}\.jpg$/);
     const sha = path.posix.basename(label.path, '.txt');
-    const img = (await env.sut.listImages(ctx, 'hardhat@1', { limit: 1000 })).items.find((i) => i.sha256 === sha)!;
+    const img = (await env.sut.listImages(ctx, 'hardhat@1', { limit: 1000 })).items.find(
+      (i) => i.sha256 === sha,
+    )!;
     const labelKey = `projects/default/labels/${label.sha256}.txt`;
     const text = await env.storage.getBuffer(labelKey);
     expect(createHash('sha256').update(text).digest('hex')).toBe(label.sha256);

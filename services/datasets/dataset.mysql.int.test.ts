@@ -40,11 +40,19 @@ describe.skipIf(skip)(`${DatasetService.name} on MariaDB`, () => {
   });
 
   it('imports, pages images, re-splits, adds samples and exports, in one transaction per version', async () => {
-    const res = await env.sut.import(ctx, { name: 'helmets-m', description: 'MariaDB run', tags: ['int'], source: { kind: 'folder', path: path.join(work, 'src') } });
+    const res = await env.sut.import(ctx, {
+      name: 'helmets-m',
+      description: 'MariaDB run',
+      tags: ['int'],
+      source: { kind: 'folder', path: path.join(work, 'src') },
+    });
     expect(res.ref).toBe('helmets-m@1');
     expect(res.version.stats).toMatchObject({ images: 230, splitMode: 'source' });
     expect(res.version.stats.splits.val.images).toBe(23);
-    expect(res.report.issues.find((g) => g.kind === 'unknown_class')?.examples[0]).toMatchObject({ file: 'labels/train/img1.txt', line: 2 });
+    expect(res.report.issues.find((g) => g.kind === 'unknown_class')?.examples[0]).toMatchObject({
+      file: 'labels/train/img1.txt',
+      line: 2,
+    });
 
     const page = await env.sut.listImages(ctx, 'helmets-m@1', { split: 'train', offset: 200, limit: 50 });
     expect(page.total).toBe(207);
@@ -55,14 +63,21 @@ describe.skipIf(skip)(`${DatasetService.name} on MariaDB`, () => {
     expect(re.version.stats.splits.test.images).toBeGreaterThan(0);
 
     await env.storage.put('feedback/s1.jpg', await jpeg(30, 30, 999));
-    const added = await env.sut.addSamples(ctx, 'helmets-m@2', [{ imageKey: 'feedback/s1.jpg', boxes: [{ classId: 1, x1: 0.1, y1: 0.1, x2: 0.9, y2: 0.9 }] }], { lineage: { review: 'r1' } });
+    const added = await env.sut.addSamples(
+      ctx,
+      'helmets-m@2',
+      [{ imageKey: 'feedback/s1.jpg', boxes: [{ classId: 1, x1: 0.1, y1: 0.1, x2: 0.9, y2: 0.9 }] }],
+      { lineage: { review: 'r1' } },
+    );
     expect(added.version.stats.images).toBe(231);
     expect(added.version.lineage).toMatchObject({ parent: 'helmets-m@2', review: 'r1' });
 
     const out = path.join(work, 'coco-out');
     await env.sut.export(ctx, 'helmets-m@3', { format: 'coco', to: { kind: 'folder', path: out } });
     const back = await env.sut.import(ctx, { name: 'helmets-m-coco', source: { kind: 'folder', path: out } });
-    expect(back.version.stats.classes.map((c) => c.boxes)).toEqual(added.version.stats.classes.map((c) => c.boxes));
+    expect(back.version.stats.classes.map((c) => c.boxes)).toEqual(
+      added.version.stats.classes.map((c) => c.boxes),
+    );
 
     expect((await env.sut.list(ctx)).map((d) => [d.name, d.latestVersion])).toEqual([
       ['helmets-m', 3],
@@ -71,8 +86,16 @@ describe.skipIf(skip)(`${DatasetService.name} on MariaDB`, () => {
     expect(await env.sut.list(testContext('proj-b'))).toEqual([]);
     const docs = [];
     for await (const d of datasetSearchDocs(db)) docs.push(d);
-    expect(docs.find((d) => d.title === 'helmets-m')).toMatchObject({ projectId: 'proj-a', tags: ['int'], fields: { latestVersion: 3 } });
-    const outbox = await db.kysely.selectFrom('search_outbox').select('doc_id').where('kind', '=', 'dataset').execute();
+    expect(docs.find((d) => d.title === 'helmets-m')).toMatchObject({
+      projectId: 'proj-a',
+      tags: ['int'],
+      fields: { latestVersion: 3 },
+    });
+    const outbox = await db.kysely
+      .selectFrom('search_outbox')
+      .select('doc_id')
+      .where('kind', '=', 'dataset')
+      .execute();
     expect(outbox.length).toBe(4);
   });
 
@@ -83,8 +106,11 @@ describe.skipIf(skip)(`${DatasetService.name} on MariaDB`, () => {
     ]);
     const ok = results.filter((r) => r.status === 'fulfilled');
     expect(ok.length).toBeGreaterThanOrEqual(1);
-    for (const r of results) if (r.status === 'rejected') expect(r.reason).toMatchObject({ code: 'conflict' });
+    for (const r of results)
+      if (r.status === 'rejected') expect(r.reason).toMatchObject({ code: 'conflict' });
     const versions = await env.sut.listVersions(ctx, 'helmets-m-coco');
-    expect(versions.map((v) => v.version)).toEqual(Array.from({ length: versions.length }, (_, i) => versions.length - i));
+    expect(versions.map((v) => v.version)).toEqual(
+      Array.from({ length: versions.length }, (_, i) => versions.length - i),
+    );
   });
 });

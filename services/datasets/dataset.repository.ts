@@ -31,27 +31,59 @@ export class DatasetRepository {
   constructor(private readonly db: Kysely<Database>) {}
 
   findDataset(projectId: string, name: string): Promise<DatasetRow | undefined> {
-    return this.db.selectFrom('datasets').selectAll().where('project_id', '=', projectId).where('name', '=', name).executeTakeFirst();
+    return this.db
+      .selectFrom('datasets')
+      .selectAll()
+      .where('project_id', '=', projectId)
+      .where('name', '=', name)
+      .executeTakeFirst();
   }
 
   listDatasets(projectId: string): Promise<DatasetRow[]> {
-    return this.db.selectFrom('datasets').selectAll().where('project_id', '=', projectId).orderBy('name').execute();
+    return this.db
+      .selectFrom('datasets')
+      .selectAll()
+      .where('project_id', '=', projectId)
+      .orderBy('name')
+      .execute();
   }
 
   findVersion(datasetId: string, version: number): Promise<VersionRow | undefined> {
-    return this.db.selectFrom('dataset_versions').selectAll().where('dataset_id', '=', datasetId).where('version', '=', version).executeTakeFirst();
+    return this.db
+      .selectFrom('dataset_versions')
+      .selectAll()
+      .where('dataset_id', '=', datasetId)
+      .where('version', '=', version)
+      .executeTakeFirst();
   }
 
   /** A version and its dataset by the version's id, within a project. */
-  async findVersionById(projectId: string, versionId: string): Promise<{ dataset: DatasetRow; version: VersionRow } | undefined> {
-    const version = await this.db.selectFrom('dataset_versions').selectAll().where('id', '=', versionId).where('project_id', '=', projectId).executeTakeFirst();
+  async findVersionById(
+    projectId: string,
+    versionId: string,
+  ): Promise<{ dataset: DatasetRow; version: VersionRow } | undefined> {
+    const version = await this.db
+      .selectFrom('dataset_versions')
+      .selectAll()
+      .where('id', '=', versionId)
+      .where('project_id', '=', projectId)
+      .executeTakeFirst();
     if (version === undefined) return undefined;
-    const dataset = await this.db.selectFrom('datasets').selectAll().where('id', '=', version.dataset_id).executeTakeFirst();
+    const dataset = await this.db
+      .selectFrom('datasets')
+      .selectAll()
+      .where('id', '=', version.dataset_id)
+      .executeTakeFirst();
     return dataset === undefined ? undefined : { dataset, version };
   }
 
   listVersions(datasetId: string): Promise<VersionRow[]> {
-    return this.db.selectFrom('dataset_versions').selectAll().where('dataset_id', '=', datasetId).orderBy('version', 'desc').execute();
+    return this.db
+      .selectFrom('dataset_versions')
+      .selectAll()
+      .where('dataset_id', '=', datasetId)
+      .orderBy('version', 'desc')
+      .execute();
   }
 
   async insertDataset(row: DatasetRow): Promise<void> {
@@ -59,8 +91,17 @@ export class DatasetRepository {
   }
 
   /** Moves the latest version forward only if nobody else did first; false when another write won. */
-  async advanceLatest(datasetId: string, from: number, patch: { latest_version: number; updated_at: number; description?: string; tags?: string }): Promise<boolean> {
-    const res = await this.db.updateTable('datasets').set(patch).where('id', '=', datasetId).where('latest_version', '=', from).executeTakeFirst();
+  async advanceLatest(
+    datasetId: string,
+    from: number,
+    patch: { latest_version: number; updated_at: number; description?: string; tags?: string },
+  ): Promise<boolean> {
+    const res = await this.db
+      .updateTable('datasets')
+      .set(patch)
+      .where('id', '=', datasetId)
+      .where('latest_version', '=', from)
+      .executeTakeFirst();
     return Number(res.numUpdatedRows) === 1;
   }
 
@@ -92,14 +133,20 @@ export class DatasetRepository {
   }
 
   async countImages(versionId: string, split?: Split): Promise<number> {
-    let q = this.db.selectFrom('dataset_images').select((eb) => eb.fn.countAll<number>().as('n')).where('version_id', '=', versionId);
+    let q = this.db
+      .selectFrom('dataset_images')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('version_id', '=', versionId);
     if (split !== undefined) q = q.where('split', '=', split);
     const row = await q.executeTakeFirst();
     return Number(row?.n ?? 0);
   }
 
   /** Images of a version in a stable order (split, then content hash). */
-  async listImages(versionId: string, opts: { split?: Split; offset?: number; limit?: number } = {}): Promise<VersionImage[]> {
+  async listImages(
+    versionId: string,
+    opts: { split?: Split; offset?: number; limit?: number } = {},
+  ): Promise<VersionImage[]> {
     let q = this.db.selectFrom('dataset_images').selectAll().where('version_id', '=', versionId);
     if (opts.split !== undefined) q = q.where('split', '=', opts.split);
     q = q.orderBy('split').orderBy('sha256');
@@ -122,11 +169,20 @@ export class DatasetRepository {
   }
 
   /** Every dataset of every project with its latest version, in pages (for a search reindex). */
-  async *allDatasetsWithLatest(pageSize = 200): AsyncGenerator<{ dataset: DatasetRow; version: VersionRow | undefined }> {
+  async *allDatasetsWithLatest(
+    pageSize = 200,
+  ): AsyncGenerator<{ dataset: DatasetRow; version: VersionRow | undefined }> {
     let after = '';
     for (;;) {
-      const page = await this.db.selectFrom('datasets').selectAll().where('id', '>', after).orderBy('id').limit(pageSize).execute();
-      for (const dataset of page) yield { dataset, version: await this.findVersion(dataset.id, dataset.latest_version) };
+      const page = await this.db
+        .selectFrom('datasets')
+        .selectAll()
+        .where('id', '>', after)
+        .orderBy('id')
+        .limit(pageSize)
+        .execute();
+      for (const dataset of page)
+        yield { dataset, version: await this.findVersion(dataset.id, dataset.latest_version) };
       if (page.length < pageSize) return;
       after = page[page.length - 1]!.id;
     }

@@ -32,7 +32,13 @@ import { enqueueIndex } from '../infra/search/outbox.js';
 import type { SearchDoc } from '../infra/search/port.js';
 import type { Storage } from '../infra/storage/port.js';
 import type { Logger } from '../../core/log.js';
-import { DatasetRepository, datasetSearchDoc, type DatasetRow, type VersionImage, type VersionRow } from './dataset.repository.js';
+import {
+  DatasetRepository,
+  datasetSearchDoc,
+  type DatasetRow,
+  type VersionImage,
+  type VersionRow,
+} from './dataset.repository.js';
 import type { DatasetEvent, ImportPhase } from './events.js';
 import { probeImage, renderThumbnail } from './images.js';
 import { buildReport, computeStats, type DatasetVersionStats, type ValidationReport } from './report.js';
@@ -66,7 +72,12 @@ export interface DatasetLimits {
 }
 
 /** Defaults: zip limits of `DEFAULT_ZIP_LIMITS`, 50 megapixels, 24 thumbnails, 8 images at once. */
-export const DEFAULT_DATASET_LIMITS: DatasetLimits = { zip: DEFAULT_ZIP_LIMITS, maxImagePixels: 50_000_000, thumbnails: 24, concurrency: 8 };
+export const DEFAULT_DATASET_LIMITS: DatasetLimits = {
+  zip: DEFAULT_ZIP_LIMITS,
+  maxImagePixels: 50_000_000,
+  thumbnails: 24,
+  concurrency: 8,
+};
 
 /** Progress of an import, for a progress bar. */
 export interface ImportProgress {
@@ -193,7 +204,11 @@ export class DatasetService {
     this.events = deps.events;
     this.log = deps.log;
     this.now = deps.now ?? Date.now;
-    this.limits = { ...DEFAULT_DATASET_LIMITS, ...deps.limits, zip: { ...DEFAULT_ZIP_LIMITS, ...deps.limits?.zip } };
+    this.limits = {
+      ...DEFAULT_DATASET_LIMITS,
+      ...deps.limits,
+      zip: { ...DEFAULT_ZIP_LIMITS, ...deps.limits?.zip },
+    };
     this.paths = deps.paths ?? NO_SERVER_PATHS;
   }
 
@@ -222,17 +237,27 @@ export class DatasetService {
   /** Resolves `name@N` or `name` (the latest version) in the caller's project; `not_found` lists what exists. */
   async resolveRef(ctx: CallContext, ref: string): Promise<{ dataset: DatasetRow; version: VersionRow }> {
     const m = REF.exec(ref.trim());
-    if (m === null) throw new PlatformError('invalid_input', `"${ref}" is not a dataset reference; use name or name@version, e.g. helmets-v2@3`);
+    if (m === null)
+      throw new PlatformError(
+        'invalid_input',
+        `"${ref}" is not a dataset reference; use name or name@version, e.g. helmets-v2@3`,
+      );
     const repo = this.repo();
     const dataset = await repo.findDataset(ctx.projectId, m[1]!);
     if (dataset === undefined) {
       const known = (await repo.listDatasets(ctx.projectId)).map((d) => d.name);
-      throw new PlatformError('not_found', `dataset "${m[1]}" not found; known datasets: ${known.length > 0 ? known.slice(0, 20).join(', ') : '(none yet; import one first)'}`);
+      throw new PlatformError(
+        'not_found',
+        `dataset "${m[1]}" not found; known datasets: ${known.length > 0 ? known.slice(0, 20).join(', ') : '(none yet; import one first)'}`,
+      );
     }
     const number = m[2] === undefined ? dataset.latest_version : Number(m[2]);
     const version = await repo.findVersion(dataset.id, number);
     if (version === undefined) {
-      throw new PlatformError('not_found', `dataset "${dataset.name}" has no version ${number}; versions are 1..${dataset.latest_version}`);
+      throw new PlatformError(
+        'not_found',
+        `dataset "${dataset.name}" has no version ${number}; versions are 1..${dataset.latest_version}`,
+      );
     }
     return { dataset, version };
   }
@@ -256,12 +281,19 @@ export class DatasetService {
   }
 
   /** A page of a version's images with their boxes, optionally of one split. */
-  async listImages(ctx: CallContext, ref: string, opts: ListImagesOptions = {}): Promise<{ total: number; items: DatasetImage[] }> {
+  async listImages(
+    ctx: CallContext,
+    ref: string,
+    opts: ListImagesOptions = {},
+  ): Promise<{ total: number; items: DatasetImage[] }> {
     const o = parse(listImagesSchema, opts, 'listImages options');
     const { version } = await this.resolveRef(ctx, ref);
     const classNames = JSON.parse(version.class_names) as string[];
     const repo = this.repo();
-    const [total, rows] = await Promise.all([repo.countImages(version.id, o.split), repo.listImages(version.id, o)]);
+    const [total, rows] = await Promise.all([
+      repo.countImages(version.id, o.split),
+      repo.listImages(version.id, o),
+    ]);
     return {
       total,
       items: rows.map((r) => ({
@@ -282,19 +314,30 @@ export class DatasetService {
    * image is checked (decodable, under the pixel limit, not a duplicate), boxes are validated, what
    * is valid is stored content-addressed and written in one transaction, the rest is reported.
    */
-  async import(ctx: CallContext, input: ImportInput, onProgress?: (p: ImportProgress) => void): Promise<VersionResult> {
+  async import(
+    ctx: CallContext,
+    input: ImportInput,
+    onProgress?: (p: ImportProgress) => void,
+  ): Promise<VersionResult> {
     this.requireWriter(ctx, 'import datasets');
     const req = parse(importInputSchema, input, 'import');
     // a retry of an import that already created its version (same idempotency key) returns that version
     const earlier = await this.versionCreatedEarlier(ctx);
     if (earlier !== undefined) return earlier;
     const progress = this.progressReporter(ctx, req.name, onProgress);
-    const source = await openSource(req.source, { storage: this.storage, zipLimits: this.limits.zip, access: { projectId: ctx.projectId, imports: this.paths.imports } });
+    const source = await openSource(req.source, {
+      storage: this.storage,
+      zipLimits: this.limits.zip,
+      access: { projectId: ctx.projectId, imports: this.paths.imports },
+    });
     try {
       progress('scan', 0, source.paths.length);
       const format = req.format ?? detectFormat(source.paths);
       if (format === undefined) {
-        throw new PlatformError('invalid_input', `cannot tell the format of ${source.origin}: no data.yaml, labels/*.txt, COCO .json or VOC .xml found; pass format yolo, coco or voc`);
+        throw new PlatformError(
+          'invalid_input',
+          `cannot tell the format of ${source.origin}: no data.yaml, labels/*.txt, COCO .json or VOC .xml found; pass format yolo, coco or voc`,
+        );
       }
       const parsed = await parseSource(format, source, req.classNames);
       progress('scan', source.paths.length, source.paths.length);
@@ -302,17 +345,40 @@ export class DatasetService {
       const processed = await this.ingestImages(ctx, parsed, source, issues, progress);
       const kept = dedupe(processed, issues);
       if (kept.length === 0) {
-        const report = buildReport({ format, origin: source.origin, files: source.paths.length, imagesFound: parsed.images.length, kept: [], issues });
-        throw new PlatformError('invalid_input', `nothing to import from ${source.origin}: no valid image found (${report.counts.errors} errors); fix the dataset and retry`, {
-          report,
+        const report = buildReport({
+          format,
+          origin: source.origin,
+          files: source.paths.length,
+          imagesFound: parsed.images.length,
+          kept: [],
+          issues,
         });
+        throw new PlatformError(
+          'invalid_input',
+          `nothing to import from ${source.origin}: no valid image found (${report.counts.errors} errors); fix the dataset and retry`,
+          {
+            report,
+          },
+        );
       }
       const honour = req.split === undefined && kept.some((k) => k.sourceSplit !== undefined);
       const ratios = req.split ?? DEFAULT_SPLIT;
-      const images: VersionImage[] = kept.map((k) => ({ ...k.image, split: honour && k.sourceSplit !== undefined ? k.sourceSplit : splitForHash(k.image.sha256, ratios) }));
+      const images: VersionImage[] = kept.map((k) => ({
+        ...k.image,
+        split: honour && k.sourceSplit !== undefined ? k.sourceSplit : splitForHash(k.image.sha256, ratios),
+      }));
       await this.storeLabels(ctx, images);
-      await this.addThumbnails(ctx, images, parsed.classNames, (done, total) => progress('thumbnails', done, total));
-      const report = buildReport({ format, origin: source.origin, files: source.paths.length, imagesFound: parsed.images.length, kept: images, issues });
+      await this.addThumbnails(ctx, images, parsed.classNames, (done, total) =>
+        progress('thumbnails', done, total),
+      );
+      const report = buildReport({
+        format,
+        origin: source.origin,
+        files: source.paths.length,
+        imagesFound: parsed.images.length,
+        kept: images,
+        issues,
+      });
       progress('save', 0, 1);
       const result = await this.createVersion(ctx, {
         name: req.name,
@@ -338,7 +404,10 @@ export class DatasetService {
         boxes: result.version.stats.boxes,
         issues: report.counts.errors + report.counts.warnings,
       });
-      ctx.log.info({ ref: result.ref, images: images.length, errors: report.counts.errors }, 'dataset imported');
+      ctx.log.info(
+        { ref: result.ref, images: images.length, errors: report.counts.errors },
+        'dataset imported',
+      );
       return result;
     } finally {
       await source.cleanup();
@@ -351,7 +420,10 @@ export class DatasetService {
     const r = parse(splitRatiosSchema, ratios, 'split ratios');
     const { dataset, version } = await this.resolveRef(ctx, ref);
     const parentRef = `${dataset.name}@${version.version}`;
-    const images = (await this.repo().listImages(version.id)).map((img) => ({ ...img, split: splitForHash(img.sha256, r) }));
+    const images = (await this.repo().listImages(version.id)).map((img) => ({
+      ...img,
+      split: splitForHash(img.sha256, r),
+    }));
     const parentReport = JSON.parse(version.report) as ValidationReport;
     return this.createVersion(ctx, {
       name: dataset.name,
@@ -371,11 +443,17 @@ export class DatasetService {
    * normalised corners). A sample of an image already present replaces its boxes. Unknown class
    * names extend the class list. Used by the feedback loop; `lineage` is recorded as given.
    */
-  async addSamples(ctx: CallContext, ref: string, samples: SampleInput[], opts: AddSamplesOptions = {}): Promise<VersionResult> {
+  async addSamples(
+    ctx: CallContext,
+    ref: string,
+    samples: SampleInput[],
+    opts: AddSamplesOptions = {},
+  ): Promise<VersionResult> {
     this.requireWriter(ctx, 'change datasets');
     const list = samples.map((s, i) => parse(sampleSchema, s, `samples[${i}]`));
     const o = parse(addSamplesOptionsSchema, opts, 'addSamples options');
-    if (list.length === 0) throw new PlatformError('invalid_input', 'no samples given; pass at least one { imageKey, boxes }');
+    if (list.length === 0)
+      throw new PlatformError('invalid_input', 'no samples given; pass at least one { imageKey, boxes }');
     const { dataset, version } = await this.resolveRef(ctx, ref);
     const parentRef = `${dataset.name}@${version.version}`;
     const classNames = [...(JSON.parse(version.class_names) as string[])];
@@ -387,7 +465,10 @@ export class DatasetService {
     for (const s of list) {
       const bytes = await this.storage.getBuffer(s.imageKey).catch((err: unknown) => {
         if (isPlatformError(err)) throw err;
-        throw new PlatformError('not_found', `sample image "${s.imageKey}" is not in storage; upload it before adding it to ${parentRef}`);
+        throw new PlatformError(
+          'not_found',
+          `sample image "${s.imageKey}" is not in storage; upload it before adding it to ${parentRef}`,
+        );
       });
       const probe = await probeImage(bytes, this.limits.maxImagePixels);
       if (!probe.ok) {
@@ -402,17 +483,32 @@ export class DatasetService {
           if (classId < 0) classId = classNames.push(b.className) - 1;
         }
         if (classId === undefined || classId >= classNames.length) {
-          issues.push({ kind: 'unknown_class', severity: 'error', file: s.imageKey, at: `boxes[${i}]`, message: `class id ${classId} is not among the ${classNames.length} classes` });
+          issues.push({
+            kind: 'unknown_class',
+            severity: 'error',
+            file: s.imageKey,
+            at: `boxes[${i}]`,
+            message: `class id ${classId} is not among the ${classNames.length} classes`,
+          });
           return;
         }
         boxes.push({ classId, x1: b.x1, y1: b.y1, x2: b.x2, y2: b.y2 });
       });
-      const norm = normalizeBoxes({ image: s.imageKey, units: 'normalized', boxes }, probe.width, probe.height);
+      const norm = normalizeBoxes(
+        { image: s.imageKey, units: 'normalized', boxes },
+        probe.width,
+        probe.height,
+      );
       issues.push(...norm.issues);
       const stored = await this.storeImage(ctx, bytes, probe.ext);
       const prior = bySha.get(stored.sha256);
       if (prior !== undefined) {
-        issues.push({ kind: 'duplicate_image', severity: 'warning', file: s.imageKey, message: `same bytes as ${prior.sourcePath}; its boxes were replaced by the sample's` });
+        issues.push({
+          kind: 'duplicate_image',
+          severity: 'warning',
+          file: s.imageKey,
+          message: `same bytes as ${prior.sourcePath}; its boxes were replaced by the sample's`,
+        });
       }
       const img: VersionImage = {
         ...stored,
@@ -429,11 +525,25 @@ export class DatasetService {
       bySha.set(stored.sha256, img);
       added.push(img);
     }
-    if (added.length === 0) throw new PlatformError('invalid_input', `none of the ${list.length} samples is usable: ${issues.map((i) => `${i.file}: ${i.message}`).slice(0, 3).join('; ')}`);
+    if (added.length === 0)
+      throw new PlatformError(
+        'invalid_input',
+        `none of the ${list.length} samples is usable: ${issues
+          .map((i) => `${i.file}: ${i.message}`)
+          .slice(0, 3)
+          .join('; ')}`,
+      );
     await this.storeLabels(ctx, added);
     const images = [...bySha.values()];
     await this.addThumbnails(ctx, images, classNames);
-    const report = buildReport({ format: 'samples', origin: parentRef, files: list.length, imagesFound: list.length, kept: added, issues });
+    const report = buildReport({
+      format: 'samples',
+      origin: parentRef,
+      files: list.length,
+      imagesFound: list.length,
+      kept: added,
+      issues,
+    });
     return this.createVersion(ctx, {
       name: dataset.name,
       classNames,
@@ -448,16 +558,35 @@ export class DatasetService {
   }
 
   /** The training payload of a version: YOLO-layout paths with signed URLs, sha256 and sizes. */
-  async trainingManifest(ctx: CallContext, ref: string, presign: (key: string) => Promise<string>): Promise<TrainingManifest> {
+  async trainingManifest(
+    ctx: CallContext,
+    ref: string,
+    presign: (key: string) => Promise<string>,
+  ): Promise<TrainingManifest> {
     const { dataset, version } = await this.resolveRef(ctx, ref);
     const images = await this.repo().listImages(version.id);
     const files: TrainingManifest['files'] = [];
     for (const img of images) {
       const ext = path.posix.extname(img.imageKey);
-      files.push({ path: `images/${img.split}/${img.sha256}${ext}`, url: await presign(img.imageKey), sha256: img.sha256, size: img.imageBytes });
-      files.push({ path: `labels/${img.split}/${img.sha256}.txt`, url: await presign(img.labelKey), sha256: img.labelSha256, size: img.labelBytes });
+      files.push({
+        path: `images/${img.split}/${img.sha256}${ext}`,
+        url: await presign(img.imageKey),
+        sha256: img.sha256,
+        size: img.imageBytes,
+      });
+      files.push({
+        path: `labels/${img.split}/${img.sha256}.txt`,
+        url: await presign(img.labelKey),
+        sha256: img.labelSha256,
+        size: img.labelBytes,
+      });
     }
-    return { name: dataset.name, version: version.version, classNames: JSON.parse(version.class_names) as string[], files };
+    return {
+      name: dataset.name,
+      version: version.version,
+      classNames: JSON.parse(version.class_names) as string[],
+      files,
+    };
   }
 
   /**
@@ -467,7 +596,8 @@ export class DatasetService {
    */
   async export(ctx: CallContext, ref: string, input: ExportInput): Promise<ExportResult> {
     const req = parse(exportInputSchema, input, 'export');
-    const target = req.to.path === undefined ? undefined : await resolveExportPath(req.to.path, this.paths.exports);
+    const target =
+      req.to.path === undefined ? undefined : await resolveExportPath(req.to.path, this.paths.exports);
     const { dataset, version } = await this.resolveRef(ctx, ref);
     const classNames = JSON.parse(version.class_names) as string[];
     const images = await this.repo().listImages(version.id);
@@ -476,23 +606,50 @@ export class DatasetService {
     for (const img of images) {
       const imagePath = `images/${img.split}/${img.sha256}${path.posix.extname(img.imageKey)}`;
       entries.push({ path: imagePath, data: () => this.storage.getBuffer(img.imageKey), compress: false });
-      if (req.format === 'yolo') entries.push({ path: `labels/${img.split}/${img.sha256}.txt`, data: async () => Buffer.from(formatYoloLabels(img.boxes)), compress: true });
+      if (req.format === 'yolo')
+        entries.push({
+          path: `labels/${img.split}/${img.sha256}.txt`,
+          data: async () => Buffer.from(formatYoloLabels(img.boxes)),
+          compress: true,
+        });
     }
-    if (req.format === 'yolo') entries.push({ path: 'data.yaml', data: async () => Buffer.from(formatYoloDataYaml(classNames, splits)), compress: true });
+    if (req.format === 'yolo')
+      entries.push({
+        path: 'data.yaml',
+        data: async () => Buffer.from(formatYoloDataYaml(classNames, splits)),
+        compress: true,
+      });
     else {
       const doc = buildCocoJson(
         classNames,
-        images.map((img) => ({ fileName: `images/${img.split}/${img.sha256}${path.posix.extname(img.imageKey)}`, width: img.width, height: img.height, boxes: img.boxes })),
+        images.map((img) => ({
+          fileName: `images/${img.split}/${img.sha256}${path.posix.extname(img.imageKey)}`,
+          width: img.width,
+          height: img.height,
+          boxes: img.boxes,
+        })),
       );
-      entries.push({ path: 'annotations.json', data: async () => Buffer.from(JSON.stringify(doc)), compress: true });
+      entries.push({
+        path: 'annotations.json',
+        data: async () => Buffer.from(JSON.stringify(doc)),
+        compress: true,
+      });
     }
     if (req.to.kind === 'folder') {
       const root = target!;
       const existing = await readdir(root).catch(() => []);
-      if (existing.length > 0) throw new PlatformError('conflict', `export folder "${req.to.path}" is not empty; choose a new or empty folder`);
+      if (existing.length > 0)
+        throw new PlatformError(
+          'conflict',
+          `export folder "${req.to.path}" is not empty; choose a new or empty folder`,
+        );
       await mkdir(root, { recursive: true, mode: 0o700 });
       // checked again once created: a link put in its place meanwhile is refused
-      if ((await realpath(root)) !== root) throw new PlatformError('conflict', `export folder "${req.to.path}" changed while it was created; retry with a new folder`);
+      if ((await realpath(root)) !== root)
+        throw new PlatformError(
+          'conflict',
+          `export folder "${req.to.path}" changed while it was created; retry with a new folder`,
+        );
       for (const e of entries) {
         const file = path.join(root, ...e.path.split('/'));
         await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
@@ -514,7 +671,11 @@ export class DatasetService {
     if (target !== undefined) {
       const file = target;
       await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
-      if ((await realpath(path.dirname(file))) !== path.dirname(file)) throw new PlatformError('conflict', `the folder of "${req.to.path}" changed while it was created; retry`);
+      if ((await realpath(path.dirname(file))) !== path.dirname(file))
+        throw new PlatformError(
+          'conflict',
+          `the folder of "${req.to.path}" changed while it was created; retry`,
+        );
       // 'wx' never follows or replaces an existing file or link
       await pipeline(zip.outputStream, createWriteStream(file, { flags: 'wx', mode: 0o600 }));
       return { format: req.format, images: images.length, location: file, kind: 'zip-file' };
@@ -524,7 +685,15 @@ export class DatasetService {
     zip.outputStream.pipe(body);
     const put = await this.storage.put(key, body, { contentType: 'application/zip' });
     const url = await this.storage.presignGet(key, 3600);
-    return { format: req.format, images: images.length, location: key, kind: 'zip-storage', url, bytes: put.size, sha256: put.sha256 };
+    return {
+      format: req.format,
+      images: images.length,
+      location: key,
+      kind: 'zip-storage',
+      url,
+      bytes: put.size,
+      sha256: put.sha256,
+    };
   }
 
   private repo(): DatasetRepository {
@@ -533,7 +702,10 @@ export class DatasetService {
 
   private requireWriter(ctx: CallContext, what: string): void {
     if (!roleAtLeast(ctx.user.role, 'operator')) {
-      throw new PlatformError('forbidden', `${ctx.user.email} is a ${ctx.user.role} in project ${ctx.projectId}; operators and above may ${what}`);
+      throw new PlatformError(
+        'forbidden',
+        `${ctx.user.email} is a ${ctx.user.role} in project ${ctx.projectId}; operators and above may ${what}`,
+      );
     }
   }
 
@@ -544,7 +716,15 @@ export class DatasetService {
       const t = this.now();
       if (done === 0 || done === total || t - lastEmit >= PROGRESS_EVERY_MS) {
         lastEmit = t;
-        this.events.emit({ type: 'dataset.import_progress', projectId: ctx.projectId, at: t, name, phase, done, total });
+        this.events.emit({
+          type: 'dataset.import_progress',
+          projectId: ctx.projectId,
+          at: t,
+          name,
+          phase,
+          done,
+          total,
+        });
       }
     };
   }
@@ -562,13 +742,19 @@ export class DatasetService {
     const total = parsed.images.length;
     progress('images', 0, total);
     await mapLimit(parsed.images, this.limits.concurrency, async (src) => {
-      if (ctx.signal?.aborted) throw new PlatformError('unavailable', 'import cancelled; nothing was imported');
+      if (ctx.signal?.aborted)
+        throw new PlatformError('unavailable', 'import cancelled; nothing was imported');
       try {
         let bytes: Buffer;
         try {
           bytes = await source.readBuffer(src.image);
         } catch (err) {
-          issues.push({ kind: 'unreadable_image', severity: 'error', file: src.image, message: `cannot read: ${(err as Error).message}` });
+          issues.push({
+            kind: 'unreadable_image',
+            severity: 'error',
+            file: src.image,
+            message: `cannot read: ${(err as Error).message}`,
+          });
           return;
         }
         const probe = await probeImage(bytes, this.limits.maxImagePixels);
@@ -582,7 +768,17 @@ export class DatasetService {
         out.push({
           path: src.image,
           sourceSplit: src.split,
-          image: { ...stored, width: probe.width, height: probe.height, boxes: norm.boxes, labelKey: '', labelSha256: '', labelBytes: 0, thumbnailKey: null, sourcePath: src.image },
+          image: {
+            ...stored,
+            width: probe.width,
+            height: probe.height,
+            boxes: norm.boxes,
+            labelKey: '',
+            labelSha256: '',
+            labelBytes: 0,
+            thumbnailKey: null,
+            sourcePath: src.image,
+          },
         });
       } finally {
         progress('images', ++done, total);
@@ -592,11 +788,16 @@ export class DatasetService {
   }
 
   /** Stores bytes at `projects/<project>/images/<sha256>.<ext>` unless that object already exists (one project never reads another's). */
-  private async storeImage(ctx: CallContext, bytes: Buffer, ext: string): Promise<{ sha256: string; imageKey: string; imageBytes: number }> {
+  private async storeImage(
+    ctx: CallContext,
+    bytes: Buffer,
+    ext: string,
+  ): Promise<{ sha256: string; imageKey: string; imageBytes: number }> {
     const sha256 = createHash('sha256').update(bytes).digest('hex');
     const imageKey = `${projectStoragePrefix(ctx.projectId)}images/${sha256}.${ext}`;
     const head = await this.storage.head(imageKey);
-    if (head === undefined || head.size !== bytes.length) await this.storage.put(imageKey, bytes, { contentType: ext === 'jpg' ? 'image/jpeg' : `image/${ext}` });
+    if (head === undefined || head.size !== bytes.length)
+      await this.storage.put(imageKey, bytes, { contentType: ext === 'jpg' ? 'image/jpeg' : `image/${ext}` });
     return { sha256, imageKey, imageBytes: bytes.length };
   }
 
@@ -610,7 +811,8 @@ export class DatasetService {
       let pending = stored.get(key);
       if (pending === undefined) {
         pending = (async () => {
-          if ((await this.storage.head(key)) === undefined) await this.storage.put(key, text, { contentType: 'text/plain' });
+          if ((await this.storage.head(key)) === undefined)
+            await this.storage.put(key, text, { contentType: 'text/plain' });
         })();
         stored.set(key, pending);
       }
@@ -622,7 +824,12 @@ export class DatasetService {
   }
 
   /** Gives the first images by content hash a thumbnail with boxes drawn, up to the configured count. */
-  private async addThumbnails(ctx: CallContext, images: VersionImage[], classNames: string[], onProgress?: (done: number, total: number) => void): Promise<void> {
+  private async addThumbnails(
+    ctx: CallContext,
+    images: VersionImage[],
+    classNames: string[],
+    onProgress?: (done: number, total: number) => void,
+  ): Promise<void> {
     const have = images.filter((i) => i.thumbnailKey !== null).length;
     const want = [...images]
       .filter((i) => i.thumbnailKey === null)
@@ -632,13 +839,22 @@ export class DatasetService {
     onProgress?.(0, want.length);
     await mapLimit(want, this.limits.concurrency, async (img) => {
       try {
-        const thumb = await renderThumbnail(await this.storage.getBuffer(img.imageKey), img.width, img.height, img.boxes, classNames);
+        const thumb = await renderThumbnail(
+          await this.storage.getBuffer(img.imageKey),
+          img.width,
+          img.height,
+          img.boxes,
+          classNames,
+        );
         const sha = createHash('sha256').update(thumb).digest('hex');
         const key = `${projectStoragePrefix(ctx.projectId)}thumbnails/${sha}.jpg`;
         await this.storage.put(key, thumb, { contentType: 'image/jpeg' });
         img.thumbnailKey = key;
       } catch (err) {
-        this.log.warn({ image: img.imageKey, err: (err as Error).message }, 'thumbnail failed; the version is kept without it');
+        this.log.warn(
+          { image: img.imageKey, err: (err as Error).message },
+          'thumbnail failed; the version is kept without it',
+        );
       }
       onProgress?.(++done, want.length);
     });
@@ -647,10 +863,14 @@ export class DatasetService {
   /** The version a call with this idempotency key created before (a retried step), if any. */
   private async versionCreatedEarlier(ctx: CallContext): Promise<VersionResult | undefined> {
     const earlier = await priorEffect<{ versionId: string }>(this.db.kysely, ctx, VERSION_EFFECT);
-    const done = earlier === undefined ? undefined : await this.repo().findVersionById(ctx.projectId, earlier.versionId);
+    const done =
+      earlier === undefined ? undefined : await this.repo().findVersionById(ctx.projectId, earlier.versionId);
     if (done === undefined) return undefined;
     const info = versionInfo(done.dataset, done.version);
-    ctx.log.info({ ref: info.ref }, 'dataset version already created under this idempotency key; returning it');
+    ctx.log.info(
+      { ref: info.ref },
+      'dataset version already created under this idempotency key; returning it',
+    );
     return { ref: info.ref, version: info, report: JSON.parse(done.version.report) as ValidationReport };
   }
 
@@ -663,7 +883,8 @@ export class DatasetService {
       this.db.transaction(async (trx) => {
         const repo = new DatasetRepository(trx);
         const earlier = await priorEffect<{ versionId: string }>(trx, ctx, VERSION_EFFECT);
-        const done = earlier === undefined ? undefined : await repo.findVersionById(ctx.projectId, earlier.versionId);
+        const done =
+          earlier === undefined ? undefined : await repo.findVersionById(ctx.projectId, earlier.versionId);
         if (done !== undefined) return { ...done, replayed: true };
         let dataset = await repo.findDataset(ctx.projectId, input.name);
         let number: number;
@@ -690,7 +911,10 @@ export class DatasetService {
             ...(input.tags !== undefined ? { tags: JSON.stringify(input.tags) } : {}),
           };
           if (!(await repo.advanceLatest(dataset.id, dataset.latest_version, patch))) {
-            throw new PlatformError('conflict', `another change to dataset "${input.name}" landed first; retry`);
+            throw new PlatformError(
+              'conflict',
+              `another change to dataset "${input.name}" landed first; retry`,
+            );
           }
           dataset = { ...dataset, ...patch };
         }
@@ -720,12 +944,22 @@ export class DatasetService {
       written = await write();
     } catch (err) {
       if (isPlatformError(err)) throw err;
-      if (/unique|duplicate/i.test((err as Error).message)) throw new PlatformError('conflict', `another change to dataset "${input.name}" landed first; retry`);
+      if (/unique|duplicate/i.test((err as Error).message))
+        throw new PlatformError('conflict', `another change to dataset "${input.name}" landed first; retry`);
       throw err;
     }
     const info = versionInfo(written.dataset, written.version);
-    if (written.replayed) return { ref: info.ref, version: info, report: JSON.parse(written.version.report) as ValidationReport };
-    this.events.emit({ type: 'dataset.version_created', projectId: ctx.projectId, at, datasetId: info.datasetId, name: info.name, version: info.version, reason: input.reason });
+    if (written.replayed)
+      return { ref: info.ref, version: info, report: JSON.parse(written.version.report) as ValidationReport };
+    this.events.emit({
+      type: 'dataset.version_created',
+      projectId: ctx.projectId,
+      at,
+      datasetId: info.datasetId,
+      name: info.name,
+      version: info.version,
+      reason: input.reason,
+    });
     return { ref: info.ref, version: info, report: input.report };
   }
 }
@@ -735,7 +969,8 @@ export const VERSION_EFFECT = 'dataset.version';
 
 /** Every dataset's search document (all projects), for a full reindex. */
 export async function* datasetSearchDocs(db: Db): AsyncIterable<SearchDoc> {
-  for await (const { dataset, version } of new DatasetRepository(db.kysely).allDatasetsWithLatest()) yield datasetSearchDoc(dataset, version);
+  for await (const { dataset, version } of new DatasetRepository(db.kysely).allDatasetsWithLatest())
+    yield datasetSearchDoc(dataset, version);
 }
 
 function versionInfo(dataset: DatasetRow, v: VersionRow): DatasetVersionInfo {
@@ -758,7 +993,11 @@ function versionInfo(dataset: DatasetRow, v: VersionRow): DatasetVersionInfo {
   };
 }
 
-function parseSource(format: DatasetFormat, source: OpenedSource, classNames?: string[]): Promise<ParsedDataset> {
+function parseSource(
+  format: DatasetFormat,
+  source: OpenedSource,
+  classNames?: string[],
+): Promise<ParsedDataset> {
   switch (format) {
     case 'yolo':
       return parseYolo(source);
@@ -770,12 +1009,21 @@ function parseSource(format: DatasetFormat, source: OpenedSource, classNames?: s
 }
 
 /** Keeps the first image (by source path) of each content hash and reports the others as duplicates. */
-function dedupe<T extends { image: { sha256: string }; path: string }>(items: T[], issues: FormatIssue[]): T[] {
+function dedupe<T extends { image: { sha256: string }; path: string }>(
+  items: T[],
+  issues: FormatIssue[],
+): T[] {
   const first = new Map<string, T>();
   for (const item of [...items].sort((a, b) => a.path.localeCompare(b.path))) {
     const prior = first.get(item.image.sha256);
     if (prior === undefined) first.set(item.image.sha256, item);
-    else issues.push({ kind: 'duplicate_image', severity: 'error', file: item.path, message: `same content (sha256 ${item.image.sha256.slice(0, 12)}…) as ${prior.path}; kept that one` });
+    else
+      issues.push({
+        kind: 'duplicate_image',
+        severity: 'error',
+        file: item.path,
+        message: `same content (sha256 ${item.image.sha256.slice(0, 12)}…) as ${prior.path}; kept that one`,
+      });
   }
   return [...first.values()];
 }
@@ -786,7 +1034,11 @@ function parse<S extends z.ZodType>(schema: S, value: unknown, what: string): z.
   return r.data;
 }
 
-async function mapLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+async function mapLimit<T>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
   let next = 0;
   const worker = async () => {
     while (next < items.length) await fn(items[next++]!);

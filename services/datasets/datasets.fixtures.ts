@@ -34,13 +34,28 @@ export function testPathPolicy(dataDir: string): DatasetPathPolicy {
 }
 
 /** A DatasetService over a given database and a LocalStorage in a temp folder, collecting its events. */
-export async function makeService(db: Db, limits?: Partial<DatasetLimits>, paths?: (dir: string) => DatasetPathPolicy) {
+export async function makeService(
+  db: Db,
+  limits?: Partial<DatasetLimits>,
+  paths?: (dir: string) => DatasetPathPolicy,
+) {
   const dir = await mkdtemp(path.join(tmpdir(), 'via-ds-'));
-  const storage = new LocalStorage({ root: path.join(dir, 'storage'), baseUrl: 'http://127.0.0.1:8080', secret: 'test-secret-0123456789abcdef' });
+  const storage = new LocalStorage({
+    root: path.join(dir, 'storage'),
+    baseUrl: 'http://127.0.0.1:8080',
+    secret: 'test-secret-0123456789abcdef',
+  });
   const bus = new EventBus<DatasetEvent>();
   const events: DatasetEvent[] = [];
   bus.on((e) => events.push(e));
-  const sut = new DatasetService({ db, storage, events: bus, log: silentLogger(), limits, paths: (paths ?? testPathPolicy)(dir) });
+  const sut = new DatasetService({
+    db,
+    storage,
+    events: bus,
+    log: silentLogger(),
+    limits,
+    paths: (paths ?? testPathPolicy)(dir),
+  });
   return {
     sut,
     storage,
@@ -55,7 +70,14 @@ export async function makeService(db: Db, limits?: Partial<DatasetLimits>, paths
 
 /** A solid-colour JPEG (distinct colours give distinct bytes). */
 export function jpeg(width: number, height: number, seed: number): Promise<Buffer> {
-  return sharp({ create: { width, height, channels: 3, background: { r: (seed * 37) % 256, g: (seed * 91) % 256, b: (seed * 53) % 256 } } })
+  return sharp({
+    create: {
+      width,
+      height,
+      channels: 3,
+      background: { r: (seed * 37) % 256, g: (seed * 91) % 256, b: (seed * 53) % 256 },
+    },
+  })
     .jpeg()
     .toBuffer();
 }
@@ -70,9 +92,15 @@ export async function writeTree(root: string, files: Record<string, string | Buf
 }
 
 /** Builds a zip in memory; `mode` sets an entry's unix mode (e.g. a symlink). */
-export async function zipOf(entries: Array<{ name: string; data: string | Buffer; mode?: number; compress?: boolean }>): Promise<Buffer> {
+export async function zipOf(
+  entries: Array<{ name: string; data: string | Buffer; mode?: number; compress?: boolean }>,
+): Promise<Buffer> {
   const zip = new yazl.ZipFile();
-  for (const e of entries) zip.addBuffer(Buffer.isBuffer(e.data) ? e.data : Buffer.from(e.data), e.name, { mode: e.mode, compress: e.compress ?? true });
+  for (const e of entries)
+    zip.addBuffer(Buffer.isBuffer(e.data) ? e.data : Buffer.from(e.data), e.name, {
+      mode: e.mode,
+      compress: e.compress ?? true,
+    });
   zip.end();
   const chunks: Buffer[] = [];
   for await (const c of zip.outputStream as AsyncIterable<Buffer>) chunks.push(c);

@@ -11,11 +11,23 @@ export type {
   ExportResult,
 } from './dataset.service.js';
 export { datasetSearchDoc } from './dataset.repository.js';
-export type { DatasetEvent, DatasetImportedEvent, DatasetVersionCreatedEvent, DatasetImportProgressEvent, ImportPhase } from './events.js';
+export type {
+  DatasetEvent,
+  DatasetImportedEvent,
+  DatasetVersionCreatedEvent,
+  DatasetImportProgressEvent,
+  ImportPhase,
+} from './events.js';
 export { formatReport } from './report.js';
 export type { ValidationReport, IssueGroup, DatasetVersionStats } from './report.js';
 export { DATASET_NAME, datasetNameSchema, importInputSchema, splitRatiosSchema } from './schemas.js';
-export type { ImportInput, SampleInput, AddSamplesOptions, ListImagesOptions, ExportInput } from './schemas.js';
+export type {
+  ImportInput,
+  SampleInput,
+  AddSamplesOptions,
+  ListImagesOptions,
+  ExportInput,
+} from './schemas.js';
 export { DEFAULT_SPLIT, splitForHash } from './split.js';
 export type { SplitRatios } from './split.js';
 export { DEFAULT_ZIP_LIMITS, extractZipSafely } from './zip.js';

@@ -50,20 +50,32 @@ export interface DatasetVersionStats {
 }
 
 const EXAMPLES = 5;
-const BOX_KINDS: ReadonlySet<IssueKind> = new Set(['malformed_line', 'unknown_class', 'box_out_of_range', 'degenerate_box', 'crowd_ignored']);
+const BOX_KINDS: ReadonlySet<IssueKind> = new Set([
+  'malformed_line',
+  'unknown_class',
+  'box_out_of_range',
+  'degenerate_box',
+  'crowd_ignored',
+]);
 
 /** Groups issues by kind with counts and the first few examples. */
 export function groupIssues(issues: readonly FormatIssue[]): IssueGroup[] {
   const groups = new Map<IssueKind, IssueGroup>();
-  const ordered = [...issues].sort((a, b) => a.file.localeCompare(b.file) || (a.line ?? 0) - (b.line ?? 0) || (a.at ?? '').localeCompare(b.at ?? ''));
+  const ordered = [...issues].sort(
+    (a, b) =>
+      a.file.localeCompare(b.file) || (a.line ?? 0) - (b.line ?? 0) || (a.at ?? '').localeCompare(b.at ?? ''),
+  );
   for (const issue of ordered) {
     let g = groups.get(issue.kind);
-    if (g === undefined) groups.set(issue.kind, (g = { kind: issue.kind, errors: 0, warnings: 0, examples: [] }));
+    if (g === undefined)
+      groups.set(issue.kind, (g = { kind: issue.kind, errors: 0, warnings: 0, examples: [] }));
     if (issue.severity === 'error') g.errors++;
     else g.warnings++;
     if (g.examples.length < EXAMPLES) g.examples.push(boundedIssue(issue));
   }
-  return [...groups.values()].sort((a, b) => b.errors - a.errors || b.warnings - a.warnings || a.kind.localeCompare(b.kind));
+  return [...groups.values()].sort(
+    (a, b) => b.errors - a.errors || b.warnings - a.warnings || a.kind.localeCompare(b.kind),
+  );
 }
 
 const MAX_MESSAGE = 300;
@@ -76,11 +88,19 @@ const MAX_FILE = 200;
  */
 function boundedIssue(issue: FormatIssue): FormatIssue {
   const bound = (s: string, max: number) => {
-    // eslint-disable-next-line no-control-regex
-    const safe = s.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+    const safe = s.replace(
+      // eslint-disable-next-line no-control-regex
+      /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g,
+      (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+    );
     return safe.length > max ? `${safe.slice(0, max - 1)}…` : safe;
   };
-  return { ...issue, file: bound(issue.file, MAX_FILE), message: bound(issue.message, MAX_MESSAGE), ...(issue.at === undefined ? {} : { at: bound(issue.at, 100) }) };
+  return {
+    ...issue,
+    file: bound(issue.file, MAX_FILE),
+    message: bound(issue.message, MAX_MESSAGE),
+    ...(issue.at === undefined ? {} : { at: bound(issue.at, 100) }),
+  };
 }
 
 /** Builds a report from the issues and the images kept. */
@@ -127,7 +147,11 @@ export function computeStats(
   splitMode: DatasetVersionStats['splitMode'],
 ): DatasetVersionStats {
   const classes = classNames.map((name, id) => ({ id, name, boxes: 0, images: 0 }));
-  const splits: DatasetVersionStats['splits'] = { train: { images: 0, boxes: 0 }, val: { images: 0, boxes: 0 }, test: { images: 0, boxes: 0 } };
+  const splits: DatasetVersionStats['splits'] = {
+    train: { images: 0, boxes: 0 },
+    val: { images: 0, boxes: 0 },
+    test: { images: 0, boxes: 0 },
+  };
   const buckets = SIZE_BUCKETS.map(([label]) => ({ label, images: 0 }));
   let boxes = 0;
   for (const img of images) {
@@ -147,7 +171,8 @@ export function computeStats(
   }
   const widths = images.map((i) => i.width);
   const heights = images.map((i) => i.height);
-  const mean = (xs: number[]) => (xs.length === 0 ? 0 : Math.round(xs.reduce((a, b) => a + b, 0) / xs.length));
+  const mean = (xs: number[]) =>
+    xs.length === 0 ? 0 : Math.round(xs.reduce((a, b) => a + b, 0) / xs.length);
   return {
     images: images.length,
     boxes,
@@ -176,7 +201,10 @@ export function formatReport(report: ValidationReport): string {
   ];
   for (const g of report.issues) {
     lines.push(`  ${g.kind}: ${g.errors} errors, ${g.warnings} warnings`);
-    for (const e of g.examples) lines.push(`    ${e.file}${e.line !== undefined ? `:${e.line}` : ''}${e.at !== undefined ? ` (${e.at})` : ''}: ${e.message}`);
+    for (const e of g.examples)
+      lines.push(
+        `    ${e.file}${e.line !== undefined ? `:${e.line}` : ''}${e.at !== undefined ? ` (${e.at})` : ''}: ${e.message}`,
+      );
   }
   return lines.join('\n');
 }

@@ -5,7 +5,9 @@ import { DATASET_FORMATS, SPLITS } from '../../vision/formats/index.js';
 export const DATASET_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 
 /** A dataset name. */
-export const datasetNameSchema = z.string().regex(DATASET_NAME, 'must match ^[a-z0-9][a-z0-9._-]{0,63}$ (e.g. "helmets-v2")');
+export const datasetNameSchema = z
+  .string()
+  .regex(DATASET_NAME, 'must match ^[a-z0-9][a-z0-9._-]{0,63}$ (e.g. "helmets-v2")');
 
 /** Train/val/test shares, each 0..1, not all zero. */
 export const splitRatiosSchema = z
@@ -66,7 +68,10 @@ export const listImagesSchema = z.object({
 /** Options of `export`. */
 export const exportInputSchema = z.object({
   format: z.enum(['yolo', 'coco']),
-  to: z.union([z.object({ kind: z.literal('folder'), path: z.string().min(1) }), z.object({ kind: z.literal('zip'), path: z.string().min(1).optional() })]),
+  to: z.union([
+    z.object({ kind: z.literal('folder'), path: z.string().min(1) }),
+    z.object({ kind: z.literal('zip'), path: z.string().min(1).optional() }),
+  ]),
 });
 
 export type ImportInput = z.input<typeof importInputSchema>;

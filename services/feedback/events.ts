@@ -28,4 +28,5 @@ export interface FeedbackRetrainProposedEvent extends DomainEventBase {
 }
 
 /** Every event the feedback domain emits. */
-export type FeedbackEvent = FeedbackReceivedEvent | FeedbackReviewedEvent | FeedbackDatasetCreatedEvent | FeedbackRetrainProposedEvent;
+export type FeedbackEvent =
+  FeedbackReceivedEvent | FeedbackReviewedEvent | FeedbackDatasetCreatedEvent | FeedbackRetrainProposedEvent;

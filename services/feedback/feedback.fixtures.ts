@@ -19,16 +19,38 @@ import { FeedbackService } from './feedback.service.js';
 export async function makeFeedbackHarness(db: Db) {
   const dir = mkdtempSync(path.join(tmpdir(), 'via-feedback-'));
   await db.migrate();
-  const storage = new LocalStorage({ root: path.join(dir, 'storage'), baseUrl: 'http://127.0.0.1:9', secret: 'feedback-test-secret-0123456789' });
+  const storage = new LocalStorage({
+    root: path.join(dir, 'storage'),
+    baseUrl: 'http://127.0.0.1:9',
+    secret: 'feedback-test-secret-0123456789',
+  });
   const clock = { now: Date.UTC(2026, 10, 20, 12, 0, 0) };
   const now = () => clock.now;
-  const paths = datasetPathPolicy({ dataDir: path.join(dir, 'storage'), importRoots: [path.join(dir, 'src')] });
-  const datasets = new DatasetService({ db, storage, events: new EventBus(), log: silentLogger(), now, paths });
+  const paths = datasetPathPolicy({
+    dataDir: path.join(dir, 'storage'),
+    importRoots: [path.join(dir, 'src')],
+  });
+  const datasets = new DatasetService({
+    db,
+    storage,
+    events: new EventBus(),
+    log: silentLogger(),
+    now,
+    paths,
+  });
   const registry = new ModelRegistry({ db, events: new EventBus(), log: silentLogger(), now });
   const bus = new EventBus<FeedbackEvent>();
   const events: FeedbackEvent[] = [];
   bus.on((e) => events.push(e));
-  const sut = new FeedbackService({ db, storage, datasets, models: registry, events: bus, log: silentLogger(), now });
+  const sut = new FeedbackService({
+    db,
+    storage,
+    datasets,
+    models: registry,
+    events: bus,
+    log: silentLogger(),
+    now,
+  });
   const ctx = testContext('default', 'operator');
 
   await writeTree(path.join(dir, 'src'), {
@@ -44,7 +66,13 @@ export async function makeFeedbackHarness(db: Db) {
   const { version: model } = await registry.registerFromArtifact({
     projectId: 'default',
     name: 'helmets-builtin',
-    job: { id: jobId, attempt: 1, runnerId: 'gpu-1', config: { backend: 'builtin', model: 'tiny', epochs: 3, imgsz: 320, batch: 8 }, dataset: { name: 'helmets', version: 1 } },
+    job: {
+      id: jobId,
+      attempt: 1,
+      runnerId: 'gpu-1',
+      config: { backend: 'builtin', model: 'tiny', epochs: 3, imgsz: 320, batch: 8 },
+      dataset: { name: 'helmets', version: 1 },
+    },
     artifact: {
       jobId,
       attempt: 1,
@@ -57,13 +85,30 @@ export async function makeFeedbackHarness(db: Db) {
   });
 
   /** A device uploads a frame through a signed PUT URL and announces it. */
-  const deviceSends = async (deviceId: string, seed: number, over: Partial<MessagePayload<'feedback.sample'>> = {}) => {
+  const deviceSends = async (
+    deviceId: string,
+    seed: number,
+    over: Partial<MessagePayload<'feedback.sample'>> = {},
+  ) => {
     const [grant] = await sut.issueUploadUrls(deviceId, 1);
     const u = new URL(grant!.url);
-    const key = u.pathname.replace(/^\/storage\//, '').split('/').map(decodeURIComponent).join('/');
+    const key = u.pathname
+      .replace(/^\/storage\//, '')
+      .split('/')
+      .map(decodeURIComponent)
+      .join('/');
     const q = (name: string) => u.searchParams.get(name) ?? undefined;
-    const grantOf = storage.verifySignedUrl({ op: q('op'), key, exp: q('exp'), sig: q('sig'), ct: q('ct'), max: q('max') });
-    const stored = await storage.put(key, await jpeg(80, 60, seed), { contentType: grantOf.contentType ?? 'image/jpeg' });
+    const grantOf = storage.verifySignedUrl({
+      op: q('op'),
+      key,
+      exp: q('exp'),
+      sig: q('sig'),
+      ct: q('ct'),
+      max: q('max'),
+    });
+    const stored = await storage.put(key, await jpeg(80, 60, seed), {
+      contentType: grantOf.contentType ?? 'image/jpeg',
+    });
     const envelope = makeEnvelope(
       'feedback.sample',
       {

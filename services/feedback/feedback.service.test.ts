@@ -42,8 +42,16 @@ describe(FeedbackService.name, () => {
     const first = await h.deviceSends('jetson-1', 1);
     await h.sut.handleTelemetry({ ...first, id: 'redelivered' });
     await h.deviceSends('jetson-2', 2, { reason: 'disagreement' });
-    await h.sut.handleTelemetry(makeEnvelope('feedback.sample', { ...first.payload, imageKey: 'feedback/jetson-9/x.jpg' }, { source: 'x' }));
-    await h.sut.handleTelemetry(makeEnvelope('feedback.sample', { ...first.payload, deviceId: 'jetson-2' }, { source: 'x' }));
+    await h.sut.handleTelemetry(
+      makeEnvelope(
+        'feedback.sample',
+        { ...first.payload, imageKey: 'feedback/jetson-9/x.jpg' },
+        { source: 'x' },
+      ),
+    );
+    await h.sut.handleTelemetry(
+      makeEnvelope('feedback.sample', { ...first.payload, deviceId: 'jetson-2' }, { source: 'x' }),
+    );
     await h.sut.handleTelemetry({ type: 'feedback.sample', payload: { deviceId: 3 } });
     const queue = await h.sut.list(h.ctx, { status: 'pending' });
     expect(queue.total).toBe(2);
@@ -57,7 +65,9 @@ describe(FeedbackService.name, () => {
       width: 80,
       height: 60,
     });
-    expect((await h.sut.list(h.ctx, { deviceId: 'jetson-2' })).items.map((s) => s.reason)).toEqual(['disagreement']);
+    expect((await h.sut.list(h.ctx, { deviceId: 'jetson-2' })).items.map((s) => s.reason)).toEqual([
+      'disagreement',
+    ]);
     expect(h.events.filter((e) => e.type === 'feedback.received')).toHaveLength(2);
     expect(await h.sut.imageUrl(h.ctx, queue.items[0]!.id)).toContain('op=get');
   });
@@ -71,7 +81,10 @@ describe(FeedbackService.name, () => {
     const keyed = { ...h.ctx, idempotencyKey: 'apr_feedback_once' };
     const made = await h.sut.toDataset(keyed, { dataset: 'helmets' });
     // the crash window: the version exists, the samples are still claimed by the interrupted run
-    await h.db.kysely.updateTable('feedback_samples').set({ used_in: 'claim:apr_feedback_once', used_at: null }).execute();
+    await h.db.kysely
+      .updateTable('feedback_samples')
+      .set({ used_in: 'claim:apr_feedback_once', used_at: null })
+      .execute();
     const again = await h.sut.toDataset(keyed, { dataset: 'helmets' });
     expect(again).toEqual(made);
     expect((await h.datasets.get(h.ctx, 'helmets')).latestVersion).toBe(2);
@@ -84,12 +97,24 @@ describe(FeedbackService.name, () => {
     await h.deviceSends('jetson-1', 2);
     await h.deviceSends('jetson-2', 3);
     const [a, b, c] = (await h.sut.list(h.ctx, { status: 'pending' })).items;
-    await expect(h.sut.review(testContext('default', 'viewer'), a!.id, { decision: 'reject', reason: 'x' })).rejects.toMatchObject({ code: 'forbidden' });
-    await expect(h.sut.review(h.ctx, a!.id, { decision: 'accept', boxes: [{ className: 'head', x1: 0.5, y1: 0.5, x2: 0.4, y2: 0.9 }] })).rejects.toThrow(
-      /x2 must exceed x1/,
-    );
-    const corrected = await h.sut.review(h.ctx, a!.id, { decision: 'accept', boxes: [{ className: 'head', x1: 0.1, y1: 0.1, x2: 0.5, y2: 0.6 }] });
-    expect(corrected).toMatchObject({ status: 'accepted', reviewedBy: 'u-operator', boxes: [{ className: 'head', x1: 0.1 }] });
+    await expect(
+      h.sut.review(testContext('default', 'viewer'), a!.id, { decision: 'reject', reason: 'x' }),
+    ).rejects.toMatchObject({ code: 'forbidden' });
+    await expect(
+      h.sut.review(h.ctx, a!.id, {
+        decision: 'accept',
+        boxes: [{ className: 'head', x1: 0.5, y1: 0.5, x2: 0.4, y2: 0.9 }],
+      }),
+    ).rejects.toThrow(/x2 must exceed x1/);
+    const corrected = await h.sut.review(h.ctx, a!.id, {
+      decision: 'accept',
+      boxes: [{ className: 'head', x1: 0.1, y1: 0.1, x2: 0.5, y2: 0.6 }],
+    });
+    expect(corrected).toMatchObject({
+      status: 'accepted',
+      reviewedBy: 'u-operator',
+      boxes: [{ className: 'head', x1: 0.1 }],
+    });
     const asIs = await h.sut.review(h.ctx, b!.id, { decision: 'accept' });
     expect(asIs.boxes).toEqual([{ className: 'helmet', x1: 0.1, y1: 0.1, x2: 0.5, y2: 0.5 }]);
     await h.sut.review(h.ctx, c!.id, { decision: 'reject', reason: 'blurred frame' });
@@ -111,10 +136,18 @@ describe(FeedbackService.name, () => {
     expect(added?.boxes.map((x) => x.className)).toEqual(['head']);
 
     expect((await h.sut.get(h.ctx, a!.id)).usedIn).toBe('helmets@2');
-    await expect(h.sut.toDataset(h.ctx, { dataset: 'helmets' })).rejects.toThrow(/no accepted feedback sample waits/);
-    await expect(h.sut.toDataset(h.ctx, { dataset: 'helmets', sampleIds: [a!.id] })).rejects.toMatchObject({ code: 'conflict' });
-    await expect(h.sut.toDataset(h.ctx, { dataset: 'helmets', sampleIds: [c!.id] })).rejects.toThrow(/not accepted/);
-    await expect(h.sut.review(h.ctx, a!.id, { decision: 'reject', reason: 'changed my mind' })).rejects.toMatchObject({ code: 'conflict' });
+    await expect(h.sut.toDataset(h.ctx, { dataset: 'helmets' })).rejects.toThrow(
+      /no accepted feedback sample waits/,
+    );
+    await expect(h.sut.toDataset(h.ctx, { dataset: 'helmets', sampleIds: [a!.id] })).rejects.toMatchObject({
+      code: 'conflict',
+    });
+    await expect(h.sut.toDataset(h.ctx, { dataset: 'helmets', sampleIds: [c!.id] })).rejects.toThrow(
+      /not accepted/,
+    );
+    await expect(
+      h.sut.review(h.ctx, a!.id, { decision: 'reject', reason: 'changed my mind' }),
+    ).rejects.toMatchObject({ code: 'conflict' });
     expect(h.events.find((e) => e.type === 'feedback.dataset_created')).toMatchObject({ ref: 'helmets@2' });
 
     const summary = await h.sut.summary(h.ctx);
@@ -136,13 +169,37 @@ describe(FeedbackService.name, () => {
       await broker.publish(STREAMS.telemetry, { ...sample, id: 'via-broker' });
       const old = makeEnvelope(
         'device.heartbeat',
-        { deviceId: 'jetson-5', name: 'j5', tags: ['line-3'], hardware: 'x', runtime: {}, provider: 'cpu', modelVersionId: null, state: 'idle', fps: 0, latencyP50Ms: 0, latencyP95Ms: 0, meanTopConfidence: 0.9, cpuPercent: 0, memoryMb: 0, temperatureC: null },
+        {
+          deviceId: 'jetson-5',
+          name: 'j5',
+          tags: ['line-3'],
+          hardware: 'x',
+          runtime: {},
+          provider: 'cpu',
+          modelVersionId: null,
+          state: 'idle',
+          fps: 0,
+          latencyP50Ms: 0,
+          latencyP95Ms: 0,
+          meanTopConfidence: 0.9,
+          cpuPercent: 0,
+          memoryMb: 0,
+          temperatureC: null,
+        },
         { source: 'jetson-5' },
       );
-      await broker.publish(STREAMS.telemetry, { ...old, ts: new Date(h.clock.now - 26 * 3_600_000).toISOString() });
-      await waitFor(async () => (await h.sut.summary(h.ctx)).meanConfidenceByDay.length === 1, 'heartbeat applied');
+      await broker.publish(STREAMS.telemetry, {
+        ...old,
+        ts: new Date(h.clock.now - 26 * 3_600_000).toISOString(),
+      });
+      await waitFor(
+        async () => (await h.sut.summary(h.ctx)).meanConfidenceByDay.length === 1,
+        'heartbeat applied',
+      );
       expect((await h.sut.list(h.ctx)).items.map((s) => s.deviceId)).toEqual(['jetson-5']);
-      expect((await h.sut.summary(h.ctx)).meanConfidenceByDay).toEqual([{ day: '2026-11-19', tag: 'line-3', meanTopConfidence: 0.9, heartbeats: 1 }]);
+      expect((await h.sut.summary(h.ctx)).meanConfidenceByDay).toEqual([
+        { day: '2026-11-19', tag: 'line-3', meanTopConfidence: 0.9, heartbeats: 1 },
+      ]);
     } finally {
       await sub.close();
       await broker.close();
@@ -153,14 +210,18 @@ describe(FeedbackService.name, () => {
     await h.deviceSends('jetson-1', 1);
     const [s] = (await h.sut.list(h.ctx)).items;
     await h.sut.review(h.ctx, s!.id, { decision: 'accept' });
-    await expect(h.sut.toDataset(h.ctx, { dataset: 'no-such-dataset' })).rejects.toMatchObject({ code: 'not_found' });
+    await expect(h.sut.toDataset(h.ctx, { dataset: 'no-such-dataset' })).rejects.toMatchObject({
+      code: 'not_found',
+    });
     expect((await h.sut.get(h.ctx, s!.id)).usedIn).toBeNull();
     expect((await h.sut.toDataset(h.ctx, { dataset: 'helmets' })).ref).toBe('helmets@2');
   });
 
   it('a sample-count policy proposes a retrain plan and nothing trains', async () => {
     await h.sut.setPolicy(h.ctx, 'helmets-builtin', { minAcceptedSamples: 2 });
-    await expect(h.sut.setPolicy(h.ctx, 'helmets-builtin', {})).rejects.toThrow(/set minAcceptedSamples, confidenceDropOver or both/);
+    await expect(h.sut.setPolicy(h.ctx, 'helmets-builtin', {})).rejects.toThrow(
+      /set minAcceptedSamples, confidenceDropOver or both/,
+    );
     await h.deviceSends('jetson-1', 1);
     await h.deviceSends('jetson-1', 2);
     const items = (await h.sut.list(h.ctx)).items;
@@ -188,7 +249,10 @@ describe(FeedbackService.name, () => {
   });
 
   it('a confidence-drop policy compares the last window with the one before, per tag', async () => {
-    await h.sut.setPolicy(h.ctx, 'helmets-builtin', { confidenceDropOver: { tag: 'line-3', drop: 0.1, windowHours: 24 }, cooldownHours: 12 });
+    await h.sut.setPolicy(h.ctx, 'helmets-builtin', {
+      confidenceDropOver: { tag: 'line-3', drop: 0.1, windowHours: 24 },
+      cooldownHours: 12,
+    });
     const start = h.clock.now;
     h.clock.now = start - 30 * 3_600_000;
     for (const conf of [0.84, 0.86]) await h.heartbeat('jetson-1', ['line-3'], conf);
@@ -201,13 +265,23 @@ describe(FeedbackService.name, () => {
     for (const conf of [0.5, 0.52]) await h.heartbeat('jetson-2', ['line-3'], conf);
     h.clock.now = start;
     const [proposal] = await h.sut.evaluatePolicies(h.ctx);
-    expect(proposal).toMatchObject({ trigger: 'confidence_drop', plan: { dataset: 'helmets', sampleIds: [] } });
-    expect(proposal!.plan.reason).toBe('mean top confidence on line-3 fell from 0.850 to 0.660 over 24 h (policy: a drop of more than 0.1)');
+    expect(proposal).toMatchObject({
+      trigger: 'confidence_drop',
+      plan: { dataset: 'helmets', sampleIds: [] },
+    });
+    expect(proposal!.plan.reason).toBe(
+      'mean top confidence on line-3 fell from 0.850 to 0.660 over 24 h (policy: a drop of more than 0.1)',
+    );
     const summary = await h.sut.summary(h.ctx, { days: 3 });
     expect(summary.meanConfidenceByDay).toEqual([
       { day: '2026-11-19', tag: 'line-3', meanTopConfidence: 0.85, heartbeats: 2 },
       { day: '2026-11-19', tag: 'line-4', meanTopConfidence: 0.2, heartbeats: 1 },
-      { day: '2026-11-20', tag: 'line-3', meanTopConfidence: expect.closeTo(0.66, 5) as number, heartbeats: 4 },
+      {
+        day: '2026-11-20',
+        tag: 'line-3',
+        meanTopConfidence: expect.closeTo(0.66, 5) as number,
+        heartbeats: 4,
+      },
     ]);
     h.clock.now = start + 11 * 3_600_000;
     expect(await h.sut.evaluatePolicies(h.ctx)).toEqual([]);

@@ -14,7 +14,24 @@ import type { Database } from '../infra/db/schema.js';
 import type { Storage } from '../infra/storage/port.js';
 import type { Logger } from '../../core/log.js';
 import type { FeedbackEvent } from './events.js';
-import { FEEDBACK_REASONS, FEEDBACK_STATUSES, FEEDBACK_UPLOAD_TYPES, MAX_UPLOADS_PER_CALL, DEFAULT_FEEDBACK_UPLOAD_MAX_BYTES, retrainPolicySchema, reviewSchema, type FeedbackReason, type FeedbackStatus, type FeedbackUploadType, type ReviewedBox, type FeedbackSample, type RetrainPlan, type RetrainProposal, type RetrainPolicy, type ReviewDecision } from './model.js';
+import {
+  FEEDBACK_REASONS,
+  FEEDBACK_STATUSES,
+  FEEDBACK_UPLOAD_TYPES,
+  MAX_UPLOADS_PER_CALL,
+  DEFAULT_FEEDBACK_UPLOAD_MAX_BYTES,
+  retrainPolicySchema,
+  reviewSchema,
+  type FeedbackReason,
+  type FeedbackStatus,
+  type FeedbackUploadType,
+  type ReviewedBox,
+  type FeedbackSample,
+  type RetrainPlan,
+  type RetrainProposal,
+  type RetrainPolicy,
+  type ReviewDecision,
+} from './model.js';
 
 const DEVICE_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 
@@ -50,7 +67,12 @@ export interface FeedbackModels {
   get(
     ctx: CallContext,
     ref: string,
-  ): Promise<{ id: string; name: string; ref: string; lineage: { datasetName: string | null; config: unknown } }>;
+  ): Promise<{
+    id: string;
+    name: string;
+    ref: string;
+    lineage: { datasetName: string | null; config: unknown };
+  }>;
 }
 
 /** Dependencies and settings of the feedback service. */
@@ -79,7 +101,8 @@ type SampleRow = Selectable<Database['feedback_samples']>;
  * confidence per tag over time, and retrain policies that only ever propose.
  */
 export class FeedbackService {
-  private readonly o: Required<Omit<FeedbackServiceOptions, 'models' | 'now'>> & Pick<FeedbackServiceOptions, 'models'> & { now: () => number };
+  private readonly o: Required<Omit<FeedbackServiceOptions, 'models' | 'now'>> &
+    Pick<FeedbackServiceOptions, 'models'> & { now: () => number };
   private readonly modelNames = new Map<string, string | null>();
 
   constructor(opts: FeedbackServiceOptions) {
@@ -103,18 +126,32 @@ export class FeedbackService {
     input: { count: number; contentType?: FeedbackUploadType },
   ): Promise<Array<{ url: string; key: string; expiresAt: number }>> {
     const user = ctx.user;
-    const allowed = user.kind === 'token' ? (user.scopes ?? []).includes(`device:${deviceId}`) : roleAtLeast(user.role, 'admin');
+    const allowed =
+      user.kind === 'token'
+        ? (user.scopes ?? []).includes(`device:${deviceId}`)
+        : roleAtLeast(user.role, 'admin');
     if (!allowed) {
       throw new PlatformError(
         'forbidden',
         `only device ${String(deviceId).slice(0, 130)} (an API token with scope "device:<id>", created by an admin) or an admin may ask for its upload URLs`,
       );
     }
-    const row = await this.o.db.kysely.selectFrom('devices').select('project_id').where('id', '=', deviceId).executeTakeFirst();
+    const row = await this.o.db.kysely
+      .selectFrom('devices')
+      .select('project_id')
+      .where('id', '=', deviceId)
+      .executeTakeFirst();
     if (row === undefined || row.project_id !== ctx.projectId) {
-      throw new PlatformError('not_found', `device "${String(deviceId).slice(0, 130)}" is not registered in this project; it registers with its first heartbeat`);
+      throw new PlatformError(
+        'not_found',
+        `device "${String(deviceId).slice(0, 130)}" is not registered in this project; it registers with its first heartbeat`,
+      );
     }
-    return this.issueUploadUrls(deviceId, input.count, input.contentType === undefined ? {} : { contentType: input.contentType });
+    return this.issueUploadUrls(
+      deviceId,
+      input.count,
+      input.contentType === undefined ? {} : { contentType: input.contentType },
+    );
   }
 
   /**
@@ -128,13 +165,22 @@ export class FeedbackService {
     opts: { contentType?: FeedbackUploadType } = {},
   ): Promise<Array<{ url: string; key: string; expiresAt: number }>> {
     if (typeof deviceId !== 'string' || !DEVICE_ID.test(deviceId))
-      throw new PlatformError('invalid_input', `device id "${String(deviceId).slice(0, 130)}" is invalid; ids match ${DEVICE_ID.source}`);
+      throw new PlatformError(
+        'invalid_input',
+        `device id "${String(deviceId).slice(0, 130)}" is invalid; ids match ${DEVICE_ID.source}`,
+      );
     if (!Number.isInteger(count) || count < 1 || count > MAX_UPLOADS_PER_CALL)
-      throw new PlatformError('invalid_input', `ask for 1 to ${MAX_UPLOADS_PER_CALL} upload URLs at a time, not ${count}`);
+      throw new PlatformError(
+        'invalid_input',
+        `ask for 1 to ${MAX_UPLOADS_PER_CALL} upload URLs at a time, not ${count}`,
+      );
     const contentType = opts.contentType ?? 'image/jpeg';
     const ext = (FEEDBACK_UPLOAD_TYPES as Record<string, string>)[contentType];
     if (ext === undefined) {
-      throw new PlatformError('invalid_input', `feedback uploads are images: ${Object.keys(FEEDBACK_UPLOAD_TYPES).join(', ')}; not "${String(contentType).slice(0, 100)}"`);
+      throw new PlatformError(
+        'invalid_input',
+        `feedback uploads are images: ${Object.keys(FEEDBACK_UPLOAD_TYPES).join(', ')}; not "${String(contentType).slice(0, 100)}"`,
+      );
     }
     const now = this.o.now();
     const day = new Date(now).toISOString().slice(0, 10);
@@ -142,7 +188,10 @@ export class FeedbackService {
     const out: Array<{ url: string; key: string; expiresAt: number }> = [];
     for (let i = 0; i < count; i++) {
       const key = `feedback/${deviceId}/${day}/${randomUUID()}.${ext}`;
-      const url = await this.o.storage.presignPut(key, this.o.uploadUrlTtlSeconds, { contentType, maxBytes: this.o.uploadMaxBytes });
+      const url = await this.o.storage.presignPut(key, this.o.uploadUrlTtlSeconds, {
+        contentType,
+        maxBytes: this.o.uploadMaxBytes,
+      });
       out.push({ key, url, expiresAt });
     }
     return out;
@@ -150,8 +199,10 @@ export class FeedbackService {
 
   /** Subscribes to `vision.telemetry` as the single active named consumer `platform-feedback`. */
   startConsumers(broker: Broker): Promise<Subscription> {
-    return broker.subscribe(STREAMS.telemetry, { name: 'platform-feedback', singleActive: true, from: 'first' }, (envelope) =>
-      this.handleTelemetry(envelope),
+    return broker.subscribe(
+      STREAMS.telemetry,
+      { name: 'platform-feedback', singleActive: true, from: 'first' },
+      (envelope) => this.handleTelemetry(envelope),
     );
   }
 
@@ -168,27 +219,49 @@ export class FeedbackService {
       else if (m.type === 'device.heartbeat') {
         // Bucket by when the device sent it (never later than now), so a replayed backlog lands in its own hours.
         const sent = Date.parse(m.ts);
-        await this.onHeartbeat(m.payload, Number.isFinite(sent) ? Math.min(sent, this.o.now()) : this.o.now());
+        await this.onHeartbeat(
+          m.payload,
+          Number.isFinite(sent) ? Math.min(sent, this.o.now()) : this.o.now(),
+        );
       }
     } catch (err) {
-      this.o.log.error({ err: (err as Error).message, type: m.type }, 'feedback consumer failed to apply a message');
+      this.o.log.error(
+        { err: (err as Error).message, type: m.type },
+        'feedback consumer failed to apply a message',
+      );
     }
   }
 
   /** The review queue of the caller's project, oldest first, with the total matching. */
   async list(
     ctx: CallContext,
-    filter: { status?: FeedbackStatus; deviceId?: string; reason?: FeedbackReason; offset?: number; limit?: number } = {},
+    filter: {
+      status?: FeedbackStatus;
+      deviceId?: string;
+      reason?: FeedbackReason;
+      offset?: number;
+      limit?: number;
+    } = {},
   ): Promise<{ total: number; items: FeedbackSample[] }> {
     const parsed = listSchema.safeParse(filter);
-    if (!parsed.success) throw new PlatformError('invalid_input', `feedback filter is invalid: ${describeZodError(parsed.error)}`);
+    if (!parsed.success)
+      throw new PlatformError(
+        'invalid_input',
+        `feedback filter is invalid: ${describeZodError(parsed.error)}`,
+      );
     const f = parsed.data;
     let q = this.o.db.kysely.selectFrom('feedback_samples').where('project_id', '=', ctx.projectId);
     if (f.status !== undefined) q = q.where('status', '=', f.status);
     if (f.deviceId !== undefined) q = q.where('device_id', '=', f.deviceId);
     if (f.reason !== undefined) q = q.where('reason', '=', f.reason);
     const total = await q.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
-    const rows = await q.selectAll().orderBy('received_at').orderBy('id').offset(f.offset).limit(f.limit).execute();
+    const rows = await q
+      .selectAll()
+      .orderBy('received_at')
+      .orderBy('id')
+      .offset(f.offset)
+      .limit(f.limit)
+      .execute();
     return { total: Number(total.n), items: rows.map(toSample) };
   }
 
@@ -207,15 +280,23 @@ export class FeedbackService {
   async review(ctx: CallContext, sampleId: string, decision: ReviewDecision): Promise<FeedbackSample> {
     this.requireOperator(ctx, 'review feedback');
     const parsed = reviewSchema.safeParse(decision);
-    if (!parsed.success) throw new PlatformError('invalid_input', `review is invalid: ${describeZodError(parsed.error)}`);
+    if (!parsed.success)
+      throw new PlatformError('invalid_input', `review is invalid: ${describeZodError(parsed.error)}`);
     const d = parsed.data;
     const row = await this.row(ctx.projectId, sampleId);
     if (row.used_in !== null)
-      throw new PlatformError('conflict', `sample ${sampleId} is already in ${row.used_in.startsWith('claim:') ? 'a dataset version being made' : row.used_in}; it can no longer be re-reviewed`);
+      throw new PlatformError(
+        'conflict',
+        `sample ${sampleId} is already in ${row.used_in.startsWith('claim:') ? 'a dataset version being made' : row.used_in}; it can no longer be re-reviewed`,
+      );
     const now = this.o.now();
     const set =
       d.decision === 'accept'
-        ? { status: 'accepted' as const, boxes: JSON.stringify(d.boxes ?? predictionsAsBoxes(toSample(row))), reject_reason: null }
+        ? {
+            status: 'accepted' as const,
+            boxes: JSON.stringify(d.boxes ?? predictionsAsBoxes(toSample(row))),
+            reject_reason: null,
+          }
         : { status: 'rejected' as const, boxes: null, reject_reason: d.reason };
     const res = await this.o.db.kysely
       .updateTable('feedback_samples')
@@ -223,7 +304,11 @@ export class FeedbackService {
       .where('id', '=', sampleId)
       .where('used_in', 'is', null)
       .executeTakeFirst();
-    if (Number(res.numUpdatedRows) === 0) throw new PlatformError('conflict', `sample ${sampleId} was just used in a dataset version; reload the queue`);
+    if (Number(res.numUpdatedRows) === 0)
+      throw new PlatformError(
+        'conflict',
+        `sample ${sampleId} was just used in a dataset version; reload the queue`,
+      );
     const sample = await this.get(ctx, sampleId);
     this.o.events.emit({ type: 'feedback.reviewed', projectId: ctx.projectId, at: now, sample });
     return sample;
@@ -233,10 +318,14 @@ export class FeedbackService {
    * Makes a new version of `dataset` with accepted samples (default: every accepted sample not yet
    * used), through `DatasetService.addSamples`, with the samples, devices and model versions as lineage.
    */
-  async toDataset(ctx: CallContext, input: { dataset: string; sampleIds?: string[]; note?: string }): Promise<{ ref: string; sampleIds: string[] }> {
+  async toDataset(
+    ctx: CallContext,
+    input: { dataset: string; sampleIds?: string[]; note?: string },
+  ): Promise<{ ref: string; sampleIds: string[] }> {
     this.requireOperator(ctx, 'add feedback to a dataset');
     const parsed = toDatasetSchema.safeParse(input);
-    if (!parsed.success) throw new PlatformError('invalid_input', `request is invalid: ${describeZodError(parsed.error)}`);
+    if (!parsed.success)
+      throw new PlatformError('invalid_input', `request is invalid: ${describeZodError(parsed.error)}`);
     const { dataset, note } = parsed.data;
     if (ctx.idempotencyKey !== undefined) {
       // a retried step: the version it made the first time, or its claim released if it made none
@@ -255,18 +344,38 @@ export class FeedbackService {
         .orderBy('received_at')
         .limit(10_000)
         .execute();
-      if (rows.length === 0) throw new PlatformError('invalid_input', 'no accepted feedback sample waits for a dataset; review the queue first');
+      if (rows.length === 0)
+        throw new PlatformError(
+          'invalid_input',
+          'no accepted feedback sample waits for a dataset; review the queue first',
+        );
     } else {
       const ids = [...new Set(parsed.data.sampleIds)];
-      rows = await this.o.db.kysely.selectFrom('feedback_samples').selectAll().where('project_id', '=', ctx.projectId).where('id', 'in', ids).execute();
+      rows = await this.o.db.kysely
+        .selectFrom('feedback_samples')
+        .selectAll()
+        .where('project_id', '=', ctx.projectId)
+        .where('id', 'in', ids)
+        .execute();
       const found = new Set(rows.map((r) => r.id));
       const missing = ids.filter((id) => !found.has(id));
-      if (missing.length > 0) throw new PlatformError('not_found', `feedback sample(s) ${missing.join(', ')} not found in this project`);
+      if (missing.length > 0)
+        throw new PlatformError(
+          'not_found',
+          `feedback sample(s) ${missing.join(', ')} not found in this project`,
+        );
       const notAccepted = rows.filter((r) => r.status !== 'accepted');
       if (notAccepted.length > 0)
-        throw new PlatformError('invalid_input', `sample(s) ${notAccepted.map((r) => `${r.id} (${r.status})`).join(', ')} are not accepted; only accepted samples join a dataset`);
+        throw new PlatformError(
+          'invalid_input',
+          `sample(s) ${notAccepted.map((r) => `${r.id} (${r.status})`).join(', ')} are not accepted; only accepted samples join a dataset`,
+        );
       const used = rows.filter((r) => r.used_in !== null);
-      if (used.length > 0) throw new PlatformError('conflict', `sample(s) ${used.map((r) => `${r.id} (in ${r.used_in})`).join(', ')} are already in a dataset version`);
+      if (used.length > 0)
+        throw new PlatformError(
+          'conflict',
+          `sample(s) ${used.map((r) => `${r.id} (in ${r.used_in})`).join(', ')} are already in a dataset version`,
+        );
     }
     const ids = rows.map((r) => r.id);
     const claim = `claim:${ctx.idempotencyKey ?? randomUUID()}`;
@@ -279,20 +388,33 @@ export class FeedbackService {
       .executeTakeFirst();
     if (Number(claimed.numUpdatedRows) !== ids.length) {
       await this.release(claim);
-      throw new PlatformError('conflict', 'some of these samples were just used or re-reviewed by someone else; reload the queue and retry');
+      throw new PlatformError(
+        'conflict',
+        'some of these samples were just used or re-reviewed by someone else; reload the queue and retry',
+      );
     }
     let ref: string;
     try {
-      const samples = rows.map((r) => ({ imageKey: r.image_key, boxes: JSON.parse(r.boxes ?? '[]') as ReviewedBox[], source: `feedback/${r.id}` }));
+      const samples = rows.map((r) => ({
+        imageKey: r.image_key,
+        boxes: JSON.parse(r.boxes ?? '[]') as ReviewedBox[],
+        source: `feedback/${r.id}`,
+      }));
       const result = await this.o.datasets.addSamples(ctx, dataset, samples, {
-        note: note ?? `${rows.length} reviewed feedback sample(s) from ${new Set(rows.map((r) => r.device_id)).size} device(s)`,
+        note:
+          note ??
+          `${rows.length} reviewed feedback sample(s) from ${new Set(rows.map((r) => r.device_id)).size} device(s)`,
         lineage: {
           source: 'feedback',
           feedbackSampleIds: ids,
           devices: [...new Set(rows.map((r) => r.device_id))].sort(),
-          modelVersions: [...new Set(rows.map((r) => r.model_version_id).filter((v): v is string => v !== null))].sort(),
+          modelVersions: [
+            ...new Set(rows.map((r) => r.model_version_id).filter((v): v is string => v !== null)),
+          ].sort(),
           reasons: countBy(rows.map((r) => r.reason)),
-          reviewedBy: [...new Set(rows.map((r) => r.reviewed_by).filter((v): v is string => v !== null))].sort(),
+          reviewedBy: [
+            ...new Set(rows.map((r) => r.reviewed_by).filter((v): v is string => v !== null)),
+          ].sort(),
           requestedBy: ctx.user.userId,
         },
       });
@@ -302,9 +424,19 @@ export class FeedbackService {
       throw err;
     }
     const now = this.o.now();
-    await this.o.db.kysely.updateTable('feedback_samples').set({ used_in: ref, used_at: now }).where('used_in', '=', claim).execute();
+    await this.o.db.kysely
+      .updateTable('feedback_samples')
+      .set({ used_in: ref, used_at: now })
+      .where('used_in', '=', claim)
+      .execute();
     ctx.log.info({ ref, samples: ids.length }, 'feedback samples added to a new dataset version');
-    this.o.events.emit({ type: 'feedback.dataset_created', projectId: ctx.projectId, at: now, ref, sampleIds: ids });
+    this.o.events.emit({
+      type: 'feedback.dataset_created',
+      projectId: ctx.projectId,
+      at: now,
+      ref,
+      sampleIds: ids,
+    });
     return { ref, sampleIds: ids };
   }
 
@@ -319,7 +451,9 @@ export class FeedbackService {
         .where('project_id', '=', ctx.projectId)
         .groupBy(col)
         .execute();
-      return Object.fromEntries(rows.map((r) => [String((r as Record<string, unknown>)[col] ?? 'unknown'), Number(r.n)]));
+      return Object.fromEntries(
+        rows.map((r) => [String((r as Record<string, unknown>)[col] ?? 'unknown'), Number(r.n)]),
+      );
     };
     const since = Math.floor((this.o.now() - days * DAY) / DAY) * DAY;
     const buckets = await k
@@ -358,27 +492,52 @@ export class FeedbackService {
   }
 
   /** Sets (replaces) the retrain policy of a model. */
-  async setPolicy(ctx: CallContext, modelName: string, policy: z.input<typeof retrainPolicySchema>): Promise<RetrainPolicy> {
+  async setPolicy(
+    ctx: CallContext,
+    modelName: string,
+    policy: z.input<typeof retrainPolicySchema>,
+  ): Promise<RetrainPolicy> {
     this.requireOperator(ctx, 'set a retrain policy');
     const parsed = retrainPolicySchema.safeParse(policy);
-    if (!parsed.success) throw new PlatformError('invalid_input', `retrain policy is invalid: ${describeZodError(parsed.error)}`);
+    if (!parsed.success)
+      throw new PlatformError(
+        'invalid_input',
+        `retrain policy is invalid: ${describeZodError(parsed.error)}`,
+      );
     if (typeof modelName !== 'string' || !/^[a-z0-9][a-z0-9._-]{0,99}$/.test(modelName))
       throw new PlatformError('invalid_input', `"${String(modelName)}" is not a model name`);
     if (this.o.models !== undefined) await this.o.models.get(ctx, modelName);
     else if (parsed.data.dataset === undefined)
-      throw new PlatformError('invalid_input', 'name the dataset to extend (`dataset`); the registry is not available to find the training dataset');
+      throw new PlatformError(
+        'invalid_input',
+        'name the dataset to extend (`dataset`); the registry is not available to find the training dataset',
+      );
     const now = this.o.now();
     const values = { policy: JSON.stringify(parsed.data), updated_by: ctx.user.userId, updated_at: now };
     await this.o.db.transaction(async (trx) => {
-      const res = await trx.updateTable('feedback_policies').set(values).where('project_id', '=', ctx.projectId).where('model_name', '=', modelName).executeTakeFirst();
-      if (Number(res.numUpdatedRows) === 0) await trx.insertInto('feedback_policies').values({ project_id: ctx.projectId, model_name: modelName, ...values }).execute();
+      const res = await trx
+        .updateTable('feedback_policies')
+        .set(values)
+        .where('project_id', '=', ctx.projectId)
+        .where('model_name', '=', modelName)
+        .executeTakeFirst();
+      if (Number(res.numUpdatedRows) === 0)
+        await trx
+          .insertInto('feedback_policies')
+          .values({ project_id: ctx.projectId, model_name: modelName, ...values })
+          .execute();
     });
     return parsed.data;
   }
 
   /** Retrain policies of the caller's project by model name. */
   async policies(ctx: CallContext): Promise<Record<string, RetrainPolicy>> {
-    const rows = await this.o.db.kysely.selectFrom('feedback_policies').selectAll().where('project_id', '=', ctx.projectId).orderBy('model_name').execute();
+    const rows = await this.o.db.kysely
+      .selectFrom('feedback_policies')
+      .selectAll()
+      .where('project_id', '=', ctx.projectId)
+      .orderBy('model_name')
+      .execute();
     return Object.fromEntries(rows.map((r) => [r.model_name, JSON.parse(r.policy) as RetrainPolicy]));
   }
 
@@ -387,7 +546,11 @@ export class FeedbackService {
    * records a proposal and emits `feedback.retrain_proposed`. It never trains or deploys.
    */
   async evaluatePolicies(ctx: CallContext): Promise<RetrainProposal[]> {
-    const rows = await this.o.db.kysely.selectFrom('feedback_policies').selectAll().where('project_id', '=', ctx.projectId).execute();
+    const rows = await this.o.db.kysely
+      .selectFrom('feedback_policies')
+      .selectAll()
+      .where('project_id', '=', ctx.projectId)
+      .execute();
     const out: RetrainProposal[] = [];
     const now = this.o.now();
     for (const row of rows) {
@@ -424,19 +587,44 @@ export class FeedbackService {
       } else if (p.confidenceDropOver !== undefined) {
         const c = p.confidenceDropOver;
         const recent = await this.meanConfidence(ctx.projectId, c.tag, now - c.windowHours * HOUR, now);
-        const before = await this.meanConfidence(ctx.projectId, c.tag, now - 2 * c.windowHours * HOUR, now - c.windowHours * HOUR);
+        const before = await this.meanConfidence(
+          ctx.projectId,
+          c.tag,
+          now - 2 * c.windowHours * HOUR,
+          now - c.windowHours * HOUR,
+        );
         if (recent !== null && before !== null && before - recent > c.drop) {
           trigger = 'confidence_drop';
           reason = `mean top confidence on ${c.tag} fell from ${before.toFixed(3)} to ${recent.toFixed(3)} over ${c.windowHours} h (policy: a drop of more than ${c.drop})`;
         }
       }
       if (trigger === undefined) continue;
-      const plan = await this.planFor(ctx, row.model_name, p, waiting.map((w) => w.id), reason);
+      const plan = await this.planFor(
+        ctx,
+        row.model_name,
+        p,
+        waiting.map((w) => w.id),
+        reason,
+      );
       if (plan === undefined) continue;
-      const proposal: RetrainProposal = { id: newId('rp'), projectId: ctx.projectId, model: row.model_name, trigger, plan, createdAt: now };
+      const proposal: RetrainProposal = {
+        id: newId('rp'),
+        projectId: ctx.projectId,
+        model: row.model_name,
+        trigger,
+        plan,
+        createdAt: now,
+      };
       await this.o.db.kysely
         .insertInto('feedback_proposals')
-        .values({ id: proposal.id, project_id: ctx.projectId, model_name: row.model_name, trigger_kind: trigger, plan: JSON.stringify(plan), created_at: now })
+        .values({
+          id: proposal.id,
+          project_id: ctx.projectId,
+          model_name: row.model_name,
+          trigger_kind: trigger,
+          plan: JSON.stringify(plan),
+          created_at: now,
+        })
         .execute();
       this.o.log.info({ model: row.model_name, trigger }, 'retrain proposed; waiting for approval');
       this.o.events.emit({ type: 'feedback.retrain_proposed', projectId: ctx.projectId, at: now, proposal });
@@ -464,7 +652,13 @@ export class FeedbackService {
     }));
   }
 
-  private async planFor(ctx: CallContext, model: string, p: RetrainPolicy, sampleIds: string[], reason: string): Promise<RetrainPlan | undefined> {
+  private async planFor(
+    ctx: CallContext,
+    model: string,
+    p: RetrainPolicy,
+    sampleIds: string[],
+    reason: string,
+  ): Promise<RetrainPlan | undefined> {
     let dataset = p.dataset;
     let config = p.config ?? null;
     if ((dataset === undefined || config === null) && this.o.models !== undefined) {
@@ -473,7 +667,10 @@ export class FeedbackService {
         dataset ??= latest.lineage.datasetName ?? undefined;
         config ??= isRecord(latest.lineage.config) ? latest.lineage.config : null;
       } catch (err) {
-        this.o.log.warn({ model, err: (err as Error).message }, 'retrain policy: model not found in the registry');
+        this.o.log.warn(
+          { model, err: (err as Error).message },
+          'retrain policy: model not found in the registry',
+        );
       }
     }
     if (dataset === undefined) {
@@ -487,7 +684,9 @@ export class FeedbackService {
     }
     const margin = p.minImprovement;
     const steps = [
-      ...(sampleIds.length > 0 ? [`add the ${sampleIds.length} accepted feedback sample(s) to ${dataset} as a new version`] : []),
+      ...(sampleIds.length > 0
+        ? [`add the ${sampleIds.length} accepted feedback sample(s) to ${dataset} as a new version`]
+        : []),
       `${from === null ? `train ${model} from scratch` : `fine-tune ${model} from ${from}`} on the newest version of ${dataset}${config === null ? '' : ' with the same configuration'}`,
       `evaluate the new version and ${from ?? 'the current one'} on the same test split`,
       `promote it to production and roll it out to the devices that run ${from ?? model} (canary first) only if its mAP50 is higher by at least ${margin}`,
@@ -495,7 +694,12 @@ export class FeedbackService {
     return { model, dataset, sampleIds, config, reason, from, minImprovement: margin, steps };
   }
 
-  private async meanConfidence(projectId: string, tag: string, from: number, to: number): Promise<number | null> {
+  private async meanConfidence(
+    projectId: string,
+    tag: string,
+    from: number,
+    to: number,
+  ): Promise<number | null> {
     const row = await this.o.db.kysely
       .selectFrom('feedback_confidence')
       .select((eb) => [eb.fn.sum<number>('conf_sum').as('s'), eb.fn.sum<number>('conf_count').as('n')])
@@ -510,28 +714,51 @@ export class FeedbackService {
 
   private async onSample(s: MessagePayload<'feedback.sample'>): Promise<void> {
     const prefix = `feedback/${s.deviceId}/`;
-    if (!DEVICE_ID.test(s.deviceId) || !s.imageKey.startsWith(prefix) || s.imageKey.length > 191 || s.imageKey.includes('..')) {
-      this.o.log.warn({ deviceId: s.deviceId.slice(0, 130), imageKey: s.imageKey.slice(0, 200) }, `feedback sample ignored: its image key must start with ${prefix} (use issueUploadUrls)`);
+    if (
+      !DEVICE_ID.test(s.deviceId) ||
+      !s.imageKey.startsWith(prefix) ||
+      s.imageKey.length > 191 ||
+      s.imageKey.includes('..')
+    ) {
+      this.o.log.warn(
+        { deviceId: s.deviceId.slice(0, 130), imageKey: s.imageKey.slice(0, 200) },
+        `feedback sample ignored: its image key must start with ${prefix} (use issueUploadUrls)`,
+      );
       return;
     }
-    const existing = await this.o.db.kysely.selectFrom('feedback_samples').select('id').where('image_key', '=', s.imageKey).executeTakeFirst();
+    const existing = await this.o.db.kysely
+      .selectFrom('feedback_samples')
+      .select('id')
+      .where('image_key', '=', s.imageKey)
+      .executeTakeFirst();
     if (existing !== undefined) return;
     const head = await this.o.storage.head(s.imageKey);
     if (head === undefined) {
-      this.o.log.warn({ deviceId: s.deviceId, imageKey: s.imageKey }, 'feedback sample ignored: its image was never uploaded');
+      this.o.log.warn(
+        { deviceId: s.deviceId, imageKey: s.imageKey },
+        'feedback sample ignored: its image was never uploaded',
+      );
       return;
     }
     // S3 cannot cap a presigned PUT: an upload over the limit or of another type is dropped here
     if (head.size > this.o.uploadMaxBytes || !(head.contentType ?? '').startsWith('image/')) {
       this.o.log.warn(
-        { deviceId: s.deviceId, imageKey: s.imageKey, size: head.size, contentType: head.contentType?.slice(0, 100) },
+        {
+          deviceId: s.deviceId,
+          imageKey: s.imageKey,
+          size: head.size,
+          contentType: head.contentType?.slice(0, 100),
+        },
         `feedback sample ignored: its image must be a JPEG, PNG or WebP of at most ${this.o.uploadMaxBytes} bytes`,
       );
       await this.o.storage.delete(s.imageKey).catch(() => undefined);
       return;
     }
     if (head.sha256 !== undefined && head.sha256 !== s.sha256) {
-      this.o.log.warn({ deviceId: s.deviceId, imageKey: s.imageKey }, 'feedback sample ignored: the uploaded image does not match its sha256');
+      this.o.log.warn(
+        { deviceId: s.deviceId, imageKey: s.imageKey },
+        'feedback sample ignored: the uploaded image does not match its sha256',
+      );
       return;
     }
     const projectId = await this.o.projectOf(s.deviceId);
@@ -563,7 +790,11 @@ export class FeedbackService {
     try {
       await this.o.db.kysely.insertInto('feedback_samples').values(row).execute();
     } catch (err) {
-      const again = await this.o.db.kysely.selectFrom('feedback_samples').select('id').where('image_key', '=', s.imageKey).executeTakeFirst();
+      const again = await this.o.db.kysely
+        .selectFrom('feedback_samples')
+        .select('id')
+        .where('image_key', '=', s.imageKey)
+        .executeTakeFirst();
       if (again !== undefined) return;
       throw err;
     }
@@ -586,7 +817,10 @@ export class FeedbackService {
           .executeTakeFirst();
         if (Number(res.numUpdatedRows) > 0) break;
         try {
-          await this.o.db.kysely.insertInto('feedback_confidence').values({ project_id: projectId, tag, hour_start: hour, conf_sum: conf, conf_count: 1 }).execute();
+          await this.o.db.kysely
+            .insertInto('feedback_confidence')
+            .values({ project_id: projectId, tag, hour_start: hour, conf_sum: conf, conf_count: 1 })
+            .execute();
           break;
         } catch (err) {
           // Another consumer created the bucket first; the update on the next attempt counts this one.
@@ -600,7 +834,12 @@ export class FeedbackService {
     if (this.o.models === undefined) return null;
     const cached = this.modelNames.get(versionId);
     if (cached !== undefined) return cached;
-    const ctx: CallContext = { user: systemPrincipal(), projectId, requestId: 'feedback-intake', log: this.o.log };
+    const ctx: CallContext = {
+      user: systemPrincipal(),
+      projectId,
+      requestId: 'feedback-intake',
+      log: this.o.log,
+    };
     const name = await this.o.models.get(ctx, versionId).then(
       (v) => v.name,
       () => null,
@@ -610,7 +849,9 @@ export class FeedbackService {
   }
 
   /** The dataset version a call with this idempotency key made (a crash may have left its samples claimed): marks them used in it. */
-  private async versionMadeEarlier(ctx: CallContext): Promise<{ ref: string; sampleIds: string[] } | undefined> {
+  private async versionMadeEarlier(
+    ctx: CallContext,
+  ): Promise<{ ref: string; sampleIds: string[] } | undefined> {
     const earlier = await priorEffect<{ versionId: string }>(this.o.db.kysely, ctx, VERSION_EFFECT);
     if (earlier === undefined) return undefined;
     const v = await this.o.db.kysely
@@ -622,7 +863,9 @@ export class FeedbackService {
       .executeTakeFirst();
     if (v === undefined) return undefined;
     const ref = `${v.name}@${Number(v.version)}`;
-    const sampleIds = ((JSON.parse(v.lineage) as { feedbackSampleIds?: string[] }).feedbackSampleIds ?? []).slice();
+    const sampleIds = (
+      (JSON.parse(v.lineage) as { feedbackSampleIds?: string[] }).feedbackSampleIds ?? []
+    ).slice();
     if (sampleIds.length > 0) {
       await this.o.db.kysely
         .updateTable('feedback_samples')
@@ -635,23 +878,41 @@ export class FeedbackService {
   }
 
   private async release(claim: string): Promise<void> {
-    await this.o.db.kysely.updateTable('feedback_samples').set({ used_in: null }).where('used_in', '=', claim).execute();
+    await this.o.db.kysely
+      .updateTable('feedback_samples')
+      .set({ used_in: null })
+      .where('used_in', '=', claim)
+      .execute();
   }
 
   private async row(projectId: string, sampleId: string): Promise<SampleRow> {
-    const row = await this.o.db.kysely.selectFrom('feedback_samples').selectAll().where('id', '=', sampleId).where('project_id', '=', projectId).executeTakeFirst();
-    if (row === undefined) throw new PlatformError('not_found', `feedback sample "${sampleId}" not found; list the queue with status pending`);
+    const row = await this.o.db.kysely
+      .selectFrom('feedback_samples')
+      .selectAll()
+      .where('id', '=', sampleId)
+      .where('project_id', '=', projectId)
+      .executeTakeFirst();
+    if (row === undefined)
+      throw new PlatformError(
+        'not_found',
+        `feedback sample "${sampleId}" not found; list the queue with status pending`,
+      );
     return row;
   }
 
   private requireOperator(ctx: CallContext, what: string): void {
     if (!roleAtLeast(ctx.user.role, 'operator'))
-      throw new PlatformError('forbidden', `to ${what} you need the operator role or above; you are ${ctx.user.role}`);
+      throw new PlatformError(
+        'forbidden',
+        `to ${what} you need the operator role or above; you are ${ctx.user.role}`,
+      );
   }
 }
 
 /** The device's predictions as reviewed boxes: pixel corners normalised by the frame size and clipped. */
-export function predictionsAsBoxes(s: Pick<FeedbackSample, 'predictions' | 'width' | 'height'>): ReviewedBox[] {
+export function predictionsAsBoxes(
+  s: Pick<FeedbackSample, 'predictions' | 'width' | 'height'>,
+): ReviewedBox[] {
   const clip = (v: number) => Math.min(1, Math.max(0, v));
   return s.predictions
     .map((p) => ({

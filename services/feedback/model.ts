@@ -144,7 +144,9 @@ export const retrainPolicySchema = z
       .min(0)
       .max(1)
       .default(0.01)
-      .describe("promote the retrained version only when its test mAP50 beats production's by at least this much"),
+      .describe(
+        "promote the retrained version only when its test mAP50 beats production's by at least this much",
+      ),
   })
   .refine(
     (p) => p.minAcceptedSamples !== undefined || p.confidenceDropOver !== undefined,

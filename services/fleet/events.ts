@@ -40,4 +40,5 @@ export interface RolloutFinishedEvent extends DomainEventBase {
 }
 
 /** Every event the fleet domain emits. */
-export type FleetEvent = DeviceUpdatedEvent | RolloutStartedEvent | RolloutProgressEvent | RolloutFinishedEvent;
+export type FleetEvent =
+  DeviceUpdatedEvent | RolloutStartedEvent | RolloutProgressEvent | RolloutFinishedEvent;

@@ -120,12 +120,23 @@ export class SimDevice {
     );
   }
 
-  private async health(p: MessagePayload<'deploy.apply'>, state: MessagePayload<'device.health'>['state'], extra: Partial<MessagePayload<'device.health'>> = {}) {
+  private async health(
+    p: MessagePayload<'deploy.apply'>,
+    state: MessagePayload<'device.health'>['state'],
+    extra: Partial<MessagePayload<'device.health'>> = {},
+  ) {
     await this.broker.publish(
       STREAMS.telemetry,
       makeEnvelope(
         'device.health',
-        { deviceId: this.id, deploymentId: p.deploymentId, rolloutId: p.rolloutId, modelVersionId: p.model.versionId, state, ...extra },
+        {
+          deviceId: this.id,
+          deploymentId: p.deploymentId,
+          rolloutId: p.rolloutId,
+          modelVersionId: p.model.versionId,
+          state,
+          ...extra,
+        },
         { source: this.id },
       ),
     );
@@ -162,7 +173,14 @@ export class SimDevice {
         STREAMS.telemetry,
         makeEnvelope(
           'device.health',
-          { deviceId: this.id, deploymentId: p.deploymentId, rolloutId: p.rolloutId, modelVersionId: left ?? 'none', state: 'failed', message: 'previous model file is corrupt' },
+          {
+            deviceId: this.id,
+            deploymentId: p.deploymentId,
+            rolloutId: p.rolloutId,
+            modelVersionId: left ?? 'none',
+            state: 'failed',
+            message: 'previous model file is corrupt',
+          },
           { source: this.id },
         ),
       );
@@ -176,7 +194,13 @@ export class SimDevice {
       STREAMS.telemetry,
       makeEnvelope(
         'device.health',
-        { deviceId: this.id, deploymentId: p.deploymentId, rolloutId: p.rolloutId, modelVersionId: left ?? 'none', state: 'rolled_back' },
+        {
+          deviceId: this.id,
+          deploymentId: p.deploymentId,
+          rolloutId: p.rolloutId,
+          modelVersionId: left ?? 'none',
+          state: 'rolled_back',
+        },
         { source: this.id },
       ),
     );
@@ -200,7 +224,11 @@ export async function makeFleetHarness(opts: { db?: Db; dir?: string } = {}) {
   const db = opts.db ?? new SqliteDb({ file: path.join(dir, 'fleet.db') });
   await db.migrate();
   const broker = new MemoryBroker();
-  const storage = new LocalStorage({ root: path.join(dir, 'storage'), baseUrl: 'http://127.0.0.1:9', secret: 'fleet-test-secret-0123456789' });
+  const storage = new LocalStorage({
+    root: path.join(dir, 'storage'),
+    baseUrl: 'http://127.0.0.1:9',
+    secret: 'fleet-test-secret-0123456789',
+  });
   const cache = new MemoryCache();
   const clock = { now: 1_800_000_000_000 };
   const now = () => clock.now;
@@ -209,9 +237,21 @@ export async function makeFleetHarness(opts: { db?: Db; dir?: string } = {}) {
   bus.on((e) => events.push(e));
   const registry = new ModelRegistry({ db, events: new EventBus(), log: silentLogger(), now });
   const fleet = new FleetService({ db, events: bus, log: silentLogger(), onlineWindowMs: 30_000, now });
-  const makeRollouts = (extra: Partial<RolloutServiceOptions> = {}) => new RolloutService({ db, broker, storage, models: registry, fleet, events: bus, log: silentLogger(), now, ...extra });
+  const makeRollouts = (extra: Partial<RolloutServiceOptions> = {}) =>
+    new RolloutService({
+      db,
+      broker,
+      storage,
+      models: registry,
+      fleet,
+      events: bus,
+      log: silentLogger(),
+      now,
+      ...extra,
+    });
   const rollouts = makeRollouts();
-  const makeController = (service = rollouts) => new RolloutController({ rollouts: service, broker, cache, log: silentLogger(), tickMs: 60_000 });
+  const makeController = (service = rollouts) =>
+    new RolloutController({ rollouts: service, broker, cache, log: silentLogger(), tickMs: 60_000 });
   const controller = makeController();
   // Telemetry reaches the fleet and every controller in order, as the platform's consumers would.
   const controllers: RolloutController[] = [controller];
@@ -224,10 +264,18 @@ export async function makeFleetHarness(opts: { db?: Db; dir?: string } = {}) {
   /** Waits until devices answered every command and all telemetry was applied. */
   const settle = async () => {
     let last = -1;
-    for (let stable = 0; stable < 3; ) {
+    for (let stable = 0; stable < 3;) {
       // every device finished the commands sent so far (downloads take a while on a loaded machine)
-      await waitFor(() => devices.every((d) => d.controlOffset >= broker.endOffset(STREAMS.control) - 1), 'devices handled commands', 10_000);
-      await waitFor(() => pumped.offset >= broker.endOffset(STREAMS.telemetry) - 1, 'telemetry applied', 10_000);
+      await waitFor(
+        () => devices.every((d) => d.controlOffset >= broker.endOffset(STREAMS.control) - 1),
+        'devices handled commands',
+        10_000,
+      );
+      await waitFor(
+        () => pumped.offset >= broker.endOffset(STREAMS.telemetry) - 1,
+        'telemetry applied',
+        10_000,
+      );
       await new Promise((r) => setTimeout(r, 8));
       const end = broker.endOffset(STREAMS.telemetry) * 1_000_000 + broker.endOffset(STREAMS.control);
       if (end === last) stable++;
@@ -245,21 +293,39 @@ export async function makeFleetHarness(opts: { db?: Db; dir?: string } = {}) {
   };
   const fetchModel = async (url: string) => {
     const u = new URL(url);
-    const key = u.pathname.replace(/^\/storage\//, '').split('/').map(decodeURIComponent).join('/');
-    storage.verifySignedUrl({ op: u.searchParams.get('op') ?? undefined, key, exp: u.searchParams.get('exp') ?? undefined, sig: u.searchParams.get('sig') ?? undefined });
+    const key = u.pathname
+      .replace(/^\/storage\//, '')
+      .split('/')
+      .map(decodeURIComponent)
+      .join('/');
+    storage.verifySignedUrl({
+      op: u.searchParams.get('op') ?? undefined,
+      key,
+      exp: u.searchParams.get('exp') ?? undefined,
+      sig: u.searchParams.get('sig') ?? undefined,
+    });
     return storage.getBuffer(key);
   };
   const devices: SimDevice[] = [];
   let jobs = 0;
 
   /** Registers a model version whose model.onnx holds `bytes`. */
-  const registerModel = async (name = 'helmets', bytes = Buffer.from(`onnx-${name}-${jobs}`)): Promise<ModelVersion> => {
+  const registerModel = async (
+    name = 'helmets',
+    bytes = Buffer.from(`onnx-${name}-${jobs}`),
+  ): Promise<ModelVersion> => {
     const jobId = `job_${++jobs}`;
     const put = await storage.put(`jobs/${jobId}/1/model.onnx`, bytes);
     const { version } = await registry.registerFromArtifact({
       projectId: 'default',
       name,
-      job: { id: jobId, attempt: 1, runnerId: 'gpu-1', config: { backend: 'builtin', model: 'tiny', epochs: 1, imgsz: 320, batch: 4 }, dataset: { name: 'helmets-demo', version: 1 } },
+      job: {
+        id: jobId,
+        attempt: 1,
+        runnerId: 'gpu-1',
+        config: { backend: 'builtin', model: 'tiny', epochs: 1, imgsz: 320, batch: 4 },
+        dataset: { name: 'helmets-demo', version: 1 },
+      },
       artifact: {
         jobId,
         attempt: 1,

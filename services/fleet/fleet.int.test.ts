@@ -28,11 +28,21 @@ describe.skipIf(skip)('fleet, rollouts and feedback on MySQL', () => {
       const v1 = await h.registerModel('vests');
       const v2 = await h.registerModel('vests');
       const devs = await h.addDevices(4, ['line-7', 'north'], 'orin', v1.id);
-      expect((await h.fleet.list(ctx, { tag: 'north', online: true })).map((d) => d.id)).toEqual(['orin-1', 'orin-2', 'orin-3', 'orin-4']);
+      expect((await h.fleet.list(ctx, { tag: 'north', online: true })).map((d) => d.id)).toEqual([
+        'orin-1',
+        'orin-2',
+        'orin-3',
+        'orin-4',
+      ]);
       expect((await h.fleet.get(ctx, 'orin-2')).health.status).toBe('ok');
 
       const gates = { minHeartbeats: 1, observeMs: 60_000, confidenceMargin: 0.05, maxLatencyP95Ms: 100 };
-      const r = await h.rollouts.start(ctx, { model: v2.ref, target: { tag: 'line-7' }, strategy: { canary: 1, waves: [50, 100] }, gates });
+      const r = await h.rollouts.start(ctx, {
+        model: v2.ref,
+        target: { tag: 'line-7' },
+        strategy: { canary: 1, waves: [50, 100] },
+        gates,
+      });
       await h.tick();
       await h.controller.stop();
       h.controllers.splice(0);
@@ -51,7 +61,11 @@ describe.skipIf(skip)('fleet, rollouts and feedback on MySQL', () => {
 
       const v3 = await h.registerModel('vests');
       devs[0]!.behaviour = 'fail';
-      const bad = await h.rollouts.start(ctx, { model: v3.ref, target: { deviceIds: ['orin-1', 'orin-2', 'orin-3'] }, gates });
+      const bad = await h.rollouts.start(ctx, {
+        model: v3.ref,
+        target: { deviceIds: ['orin-1', 'orin-2', 'orin-3'] },
+        gates,
+      });
       await h.tick(restarted);
       const s = await h.rollouts.status(ctx, bad.id);
       expect(s.state).toBe('rolled_back');
@@ -82,7 +96,9 @@ describe.skipIf(skip)('fleet, rollouts and feedback on MySQL', () => {
       for (const conf of [0.7, 0.9]) await h.heartbeat('orin-1', ['line-7'], conf);
       const summary = await h.sut.summary(h.ctx);
       expect(summary.byDevice).toEqual({ 'orin-1': 2, 'orin-2': 1 });
-      expect(summary.meanConfidenceByDay).toEqual([{ day: '2026-11-20', tag: 'line-7', meanTopConfidence: 0.8, heartbeats: 2 }]);
+      expect(summary.meanConfidenceByDay).toEqual([
+        { day: '2026-11-20', tag: 'line-7', meanTopConfidence: 0.8, heartbeats: 2 },
+      ]);
     } finally {
       await h.cleanup();
     }

@@ -47,7 +47,9 @@ describe(FleetService.name, () => {
   it('registers a device from its first heartbeat and keeps it current', async () => {
     await sut.handleTelemetry(heartbeat('cam-1'));
     h.clock.now += 1000;
-    await sut.handleTelemetry(heartbeat('cam-1', { modelVersionId: 'mv_b', latencyP95Ms: 31, temperatureC: 60 }));
+    await sut.handleTelemetry(
+      heartbeat('cam-1', { modelVersionId: 'mv_b', latencyP95Ms: 31, temperatureC: 60 }),
+    );
     const d = await sut.get(ctx, 'cam-1');
     expect(d).toMatchObject({
       id: 'cam-1',
@@ -80,7 +82,10 @@ describe(FleetService.name, () => {
     expect((await sut.list(ctx, { online: true })).map((d) => d.id)).toEqual(['cam-2']);
     expect((await sut.list(ctx, { tag: 'line-3', online: false })).map((d) => d.id)).toEqual(['cam-1']);
     expect((await sut.resolveTarget(ctx, { tag: 'north' })).map((d) => d.id)).toEqual(['cam-2']);
-    expect((await sut.resolveTarget(ctx, { deviceIds: ['cam-3', 'cam-1'] })).map((d) => d.id)).toEqual(['cam-3', 'cam-1']);
+    expect((await sut.resolveTarget(ctx, { deviceIds: ['cam-3', 'cam-1'] })).map((d) => d.id)).toEqual([
+      'cam-3',
+      'cam-1',
+    ]);
     const offline = await sut.health(ctx, 'cam-1');
     expect(offline.status).toBe('offline');
     expect(offline.issues[0]).toMatch(/no heartbeat for 31 s/);
@@ -89,10 +94,14 @@ describe(FleetService.name, () => {
   it('explains unknown devices and tags', async () => {
     await sut.handleTelemetry(heartbeat('cam-1'));
     await expect(sut.get(ctx, 'cam-9')).rejects.toThrow(/device "cam-9" not found; known devices: cam-1/);
-    await expect(sut.resolveTarget(ctx, { tag: 'line-9' })).rejects.toThrow(/no device carries tag "line-9"; known tags: line-3/);
+    await expect(sut.resolveTarget(ctx, { tag: 'line-9' })).rejects.toThrow(
+      /no device carries tag "line-9"; known tags: line-3/,
+    );
     const err = await sut.resolveTarget(ctx, { deviceIds: ['cam-1', 'cam-7'] }).catch((e: unknown) => e);
     expect(isPlatformError(err, 'not_found') && err.message).toMatch(/unknown device\(s\) cam-7/);
-    await expect(sut.resolveTarget(ctx, { tag: '' } as never)).rejects.toMatchObject({ code: 'invalid_input' });
+    await expect(sut.resolveTarget(ctx, { tag: '' } as never)).rejects.toMatchObject({
+      code: 'invalid_input',
+    });
     await expect(sut.list(testContext('viewer', 'other-project'))).resolves.toEqual([]);
   });
 
@@ -106,7 +115,13 @@ describe(FleetService.name, () => {
   });
 
   it('ignores malformed messages and invalid device ids without throwing', async () => {
-    await sut.handleTelemetry({ id: 'x', type: 'device.heartbeat', ts: new Date().toISOString(), source: 's', payload: { deviceId: 1 } });
+    await sut.handleTelemetry({
+      id: 'x',
+      type: 'device.heartbeat',
+      ts: new Date().toISOString(),
+      source: 's',
+      payload: { deviceId: 1 },
+    });
     await sut.handleTelemetry('not a message');
     await sut.handleTelemetry(heartbeat('bad id with spaces'));
     expect(await sut.list(ctx)).toEqual([]);
@@ -116,10 +131,22 @@ describe(FleetService.name, () => {
     await sut.handleTelemetry(heartbeat('cam-1'));
     await sut.handleTelemetry(heartbeat('cam-1', { fps: 11 }));
     await sut.handleTelemetry(heartbeat('cam-1', { modelVersionId: 'mv_b' }));
-    const rows = await h.db.kysely.selectFrom('search_outbox').selectAll().where('kind', '=', 'device').execute();
+    const rows = await h.db.kysely
+      .selectFrom('search_outbox')
+      .selectAll()
+      .where('kind', '=', 'device')
+      .execute();
     expect(rows).toHaveLength(2);
-    const doc = JSON.parse(rows[1]!.doc!) as { title: string; tags: string[]; fields: Record<string, unknown> };
-    expect(doc).toMatchObject({ title: 'Jetson cam-1', tags: ['line-3'], fields: { modelVersionId: 'mv_b', provider: 'tensorrt' } });
+    const doc = JSON.parse(rows[1]!.doc!) as {
+      title: string;
+      tags: string[];
+      fields: Record<string, unknown>;
+    };
+    expect(doc).toMatchObject({
+      title: 'Jetson cam-1',
+      tags: ['line-3'],
+      fields: { modelVersionId: 'mv_b', provider: 'tensorrt' },
+    });
   });
 
   it('consumes heartbeats from the broker as the platform-fleet consumer', async () => {

@@ -11,7 +11,14 @@ import type { SearchDoc } from '../infra/search/port.js';
 import { enqueueIndex } from '../infra/search/outbox.js';
 import type { Logger } from '../../core/log.js';
 import type { FleetEvent } from './events.js';
-import { DEVICE_ID, deviceTargetSchema, type DeviceHealth, type Device, type DeviceTarget, type HealthThresholds } from './model.js';
+import {
+  DEVICE_ID,
+  deviceTargetSchema,
+  type DeviceHealth,
+  type Device,
+  type DeviceTarget,
+  type HealthThresholds,
+} from './model.js';
 import { tagSchema } from './model.js';
 
 /** Dependencies and settings of the fleet service. */
@@ -57,11 +64,17 @@ export class FleetService {
   /** Devices of the caller's project, by name; `tag` keeps those carrying it, `online` those (not) heard from within the window. */
   async list(ctx: CallContext, filter: { tag?: string; online?: boolean } = {}): Promise<Device[]> {
     const parsed = listSchema.safeParse(filter);
-    if (!parsed.success) throw new PlatformError('invalid_input', `device filter is invalid: ${describeZodError(parsed.error)}`);
+    if (!parsed.success)
+      throw new PlatformError('invalid_input', `device filter is invalid: ${describeZodError(parsed.error)}`);
     const { tag, online } = parsed.data;
-    let q = this.db.kysely.selectFrom('devices').selectAll('devices').where('devices.project_id', '=', ctx.projectId);
+    let q = this.db.kysely
+      .selectFrom('devices')
+      .selectAll('devices')
+      .where('devices.project_id', '=', ctx.projectId);
     if (tag !== undefined)
-      q = q.innerJoin('device_tags', 'device_tags.device_id', 'devices.id').where('device_tags.tag', '=', tag);
+      q = q
+        .innerJoin('device_tags', 'device_tags.device_id', 'devices.id')
+        .where('device_tags.tag', '=', tag);
     const cutoff = this.now() - this.onlineWindowMs;
     if (online === true) q = q.where('devices.last_heartbeat_at', '>=', cutoff);
     if (online === false) q = q.where('devices.last_heartbeat_at', '<', cutoff);
@@ -88,7 +101,10 @@ export class FleetService {
   }
 
   /** The health summary of one device. */
-  async health(ctx: CallContext, deviceId: string): Promise<DeviceHealth & { deviceId: string; name: string }> {
+  async health(
+    ctx: CallContext,
+    deviceId: string,
+  ): Promise<DeviceHealth & { deviceId: string; name: string }> {
     const d = await this.get(ctx, deviceId);
     return { deviceId: d.id, name: d.name, ...d.health };
   }
@@ -97,7 +113,10 @@ export class FleetService {
   async resolveTarget(ctx: CallContext, target: DeviceTarget): Promise<Device[]> {
     const parsed = deviceTargetSchema.safeParse(target);
     if (!parsed.success)
-      throw new PlatformError('invalid_input', `target must be { tag } or { deviceIds }: ${describeZodError(parsed.error)}`);
+      throw new PlatformError(
+        'invalid_input',
+        `target must be { tag } or { deviceIds }: ${describeZodError(parsed.error)}`,
+      );
     const t = parsed.data;
     if ('tag' in t) {
       const devices = await this.list(ctx, { tag: t.tag });
@@ -121,14 +140,21 @@ export class FleetService {
     const missing = ids.filter((id) => !found.has(id));
     if (missing.length > 0) {
       const known = await this.knownIds(ctx.projectId);
-      throw new PlatformError('not_found', `unknown device(s) ${missing.join(', ')}; known devices: ${known.join(', ') || 'none'}`);
+      throw new PlatformError(
+        'not_found',
+        `unknown device(s) ${missing.join(', ')}; known devices: ${known.join(', ') || 'none'}`,
+      );
     }
     return ids.map((id) => this.toDevice(found.get(id)!));
   }
 
   /** The project a device belongs to (the default project for devices not seen yet). */
   async projectOf(deviceId: string): Promise<string> {
-    const row = await this.db.kysely.selectFrom('devices').select('project_id').where('id', '=', deviceId).executeTakeFirst();
+    const row = await this.db.kysely
+      .selectFrom('devices')
+      .select('project_id')
+      .where('id', '=', deviceId)
+      .executeTakeFirst();
     return row?.project_id ?? this.defaultProjectId;
   }
 
@@ -142,8 +168,10 @@ export class FleetService {
    * stored offset it starts at new messages: replaying old heartbeats would show dead devices online.
    */
   startConsumers(broker: Broker): Promise<Subscription> {
-    return broker.subscribe(STREAMS.telemetry, { name: 'platform-fleet', singleActive: true, from: 'next' }, (envelope) =>
-      this.handleTelemetry(envelope),
+    return broker.subscribe(
+      STREAMS.telemetry,
+      { name: 'platform-fleet', singleActive: true, from: 'next' },
+      (envelope) => this.handleTelemetry(envelope),
     );
   }
 
@@ -159,13 +187,19 @@ export class FleetService {
     try {
       await this.onHeartbeat(m.payload);
     } catch (err) {
-      this.log.error({ err: (err as Error).message, deviceId: m.payload.deviceId }, 'fleet consumer failed to apply a heartbeat');
+      this.log.error(
+        { err: (err as Error).message, deviceId: m.payload.deviceId },
+        'fleet consumer failed to apply a heartbeat',
+      );
     }
   }
 
   private async onHeartbeat(hb: MessagePayload<'device.heartbeat'>): Promise<void> {
     if (!DEVICE_ID.test(hb.deviceId)) {
-      this.log.warn({ deviceId: hb.deviceId.slice(0, 200) }, `heartbeat from an invalid device id ignored; ids must match ${DEVICE_ID.source}`);
+      this.log.warn(
+        { deviceId: hb.deviceId.slice(0, 200) },
+        `heartbeat from an invalid device id ignored; ids must match ${DEVICE_ID.source}`,
+      );
       return;
     }
     const now = this.now();
@@ -190,7 +224,11 @@ export class FleetService {
       updated_at: now,
     };
     const result = await this.db.transaction(async (trx) => {
-      const before = await trx.selectFrom('devices').selectAll().where('id', '=', hb.deviceId).executeTakeFirst();
+      const before = await trx
+        .selectFrom('devices')
+        .selectAll()
+        .where('id', '=', hb.deviceId)
+        .executeTakeFirst();
       let row: DeviceRow;
       if (before === undefined) {
         row = {
@@ -218,7 +256,8 @@ export class FleetService {
       }
       const changed = before === undefined || searchSignature(before) !== searchSignature(row);
       if (changed) {
-        if (before === undefined || before.tags !== row.tags) await this.syncTags(trx, row.id, row.project_id, tags);
+        if (before === undefined || before.tags !== row.tags)
+          await this.syncTags(trx, row.id, row.project_id, tags);
         await enqueueIndex(trx, { op: 'upsert', doc: deviceSearchDoc(row) });
       }
       return { row, changed, registered: before === undefined };
@@ -235,7 +274,12 @@ export class FleetService {
     }
   }
 
-  private async syncTags(trx: Kysely<Database>, deviceId: string, projectId: string, tags: string[]): Promise<void> {
+  private async syncTags(
+    trx: Kysely<Database>,
+    deviceId: string,
+    projectId: string,
+    tags: string[],
+  ): Promise<void> {
     await trx.deleteFrom('device_tags').where('device_id', '=', deviceId).execute();
     if (tags.length > 0)
       await trx
@@ -299,14 +343,27 @@ export class FleetService {
     const ago = Math.max(0, this.now() - d.lastHeartbeatAt);
     const online = this.isOnline(d.lastHeartbeatAt);
     const issues: string[] = [];
-    if (!online) issues.push(`no heartbeat for ${formatDuration(ago)} (offline after ${formatDuration(this.onlineWindowMs)})`);
+    if (!online)
+      issues.push(
+        `no heartbeat for ${formatDuration(ago)} (offline after ${formatDuration(this.onlineWindowMs)})`,
+      );
     if (d.state === 'error') issues.push('the device reports an error state');
     if (d.state === 'idle' && d.modelVersionId === null) issues.push('no model deployed');
     if (d.temperatureC !== null && d.temperatureC > this.thresholds.maxTemperatureC)
-      issues.push(`temperature ${Math.round(d.temperatureC)} °C is above ${this.thresholds.maxTemperatureC} °C`);
+      issues.push(
+        `temperature ${Math.round(d.temperatureC)} °C is above ${this.thresholds.maxTemperatureC} °C`,
+      );
     if (d.state === 'serving' && d.latencyP95Ms > this.thresholds.maxLatencyP95Ms)
-      issues.push(`p95 latency ${Math.round(d.latencyP95Ms)} ms is above ${this.thresholds.maxLatencyP95Ms} ms`);
-    const status: DeviceHealth['status'] = !online ? 'offline' : d.state === 'error' ? 'error' : issues.length > 0 ? 'warn' : 'ok';
+      issues.push(
+        `p95 latency ${Math.round(d.latencyP95Ms)} ms is above ${this.thresholds.maxLatencyP95Ms} ms`,
+      );
+    const status: DeviceHealth['status'] = !online
+      ? 'offline'
+      : d.state === 'error'
+        ? 'error'
+        : issues.length > 0
+          ? 'warn'
+          : 'ok';
     return { status, online, lastHeartbeatAgoMs: ago, issues };
   }
 }
@@ -323,7 +380,14 @@ export function deviceSearchDoc(r: DeviceRow): SearchDoc {
     id: r.id,
     projectId: r.project_id,
     title: r.name,
-    text: [r.id, r.hardware, r.provider, Object.entries(JSON.parse(r.runtime) as Record<string, string>).map(([k, v]) => `${k} ${v}`).join(' ')].join(' '),
+    text: [
+      r.id,
+      r.hardware,
+      r.provider,
+      Object.entries(JSON.parse(r.runtime) as Record<string, string>)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(' '),
+    ].join(' '),
     tags,
     fields: {
       state: r.state,
@@ -339,7 +403,13 @@ export function deviceSearchDoc(r: DeviceRow): SearchDoc {
 export async function* deviceSearchDocs(db: Db): AsyncIterable<SearchDoc> {
   let after = '';
   for (;;) {
-    const rows = await db.kysely.selectFrom('devices').selectAll().where('id', '>', after).orderBy('id').limit(500).execute();
+    const rows = await db.kysely
+      .selectFrom('devices')
+      .selectAll()
+      .where('id', '>', after)
+      .orderBy('id')
+      .limit(500)
+      .execute();
     for (const r of rows) yield deviceSearchDoc(r);
     if (rows.length < 500) return;
     after = rows[rows.length - 1]!.id;

@@ -5,10 +5,36 @@ export type { Device, DeviceHealth, DeviceState, DeviceTarget, HealthThresholds 
 export { RolloutService } from './rollout.service.js';
 export { DEPLOYMENT_STATES, ROLLOUT_STATES } from './model.js';
 export type { RolloutServiceOptions } from './rollout.service.js';
-export type { DeploymentState, DeploymentStatus, RolloutModels, RolloutModelVersion, RolloutPlan, RolloutState, RolloutStatus } from './model.js';
+export type {
+  DeploymentState,
+  DeploymentStatus,
+  RolloutModels,
+  RolloutModelVersion,
+  RolloutPlan,
+  RolloutState,
+  RolloutStatus,
+} from './model.js';
 export { ROLLOUT_CONTROLLER_LOCK, RolloutController } from './rollout.controller.js';
 export type { RolloutControllerOptions, TickResult } from './rollout.controller.js';
 export { assignWaves } from './rollout.plan.js';
-export { offlinePolicySchema, rolloutGatesSchema, rolloutInputSchema, rolloutStrategySchema } from './model.js';
-export type { OfflinePolicy, PlannedDevice, PlannedWave, RolloutGates, RolloutInput, RolloutStrategy } from './model.js';
-export type { DeviceUpdatedEvent, FleetEvent, RolloutFinishedEvent, RolloutProgressEvent, RolloutStartedEvent } from './events.js';
+export {
+  offlinePolicySchema,
+  rolloutGatesSchema,
+  rolloutInputSchema,
+  rolloutStrategySchema,
+} from './model.js';
+export type {
+  OfflinePolicy,
+  PlannedDevice,
+  PlannedWave,
+  RolloutGates,
+  RolloutInput,
+  RolloutStrategy,
+} from './model.js';
+export type {
+  DeviceUpdatedEvent,
+  FleetEvent,
+  RolloutFinishedEvent,
+  RolloutProgressEvent,
+  RolloutStartedEvent,
+} from './events.js';

@@ -98,7 +98,11 @@ export class RolloutController {
     await this.ticking?.catch(() => undefined);
     const lock = this.lock;
     this.lock = undefined;
-    await lock?.release().catch((err: Error) => this.log.warn({ err: err.message }, 'could not release the rollout controller lock'));
+    await lock
+      ?.release()
+      .catch((err: Error) =>
+        this.log.warn({ err: err.message }, 'could not release the rollout controller lock'),
+      );
   }
 
   /** Takes or extends the lock, then advances every active rollout; a no-op on instances without the lock. */
@@ -124,7 +128,10 @@ export class RolloutController {
     try {
       ids = await this.rollouts.activeRolloutIds();
     } catch (err) {
-      this.log.error({ err: (err as Error).message }, 'rollout controller could not list active rollouts; retrying next tick');
+      this.log.error(
+        { err: (err as Error).message },
+        'rollout controller could not list active rollouts; retrying next tick',
+      );
       return { leader: true, advanced };
     }
     for (const id of ids) {
@@ -139,7 +146,10 @@ export class RolloutController {
       await this.rollouts.advance(id);
       return true;
     } catch (err) {
-      this.log.error({ err: (err as Error).message, rolloutId: id }, 'rollout controller failed to advance a rollout; retrying next tick');
+      this.log.error(
+        { err: (err as Error).message, rolloutId: id },
+        'rollout controller failed to advance a rollout; retrying next tick',
+      );
       return false;
     }
   }
@@ -156,7 +166,10 @@ export class RolloutController {
       if (this.lock !== undefined) this.log.info('rollout controller took the lead');
       return this.lock !== undefined;
     } catch (err) {
-      this.log.error({ err: (err as Error).message }, 'rollout controller cannot reach the cache for its lock; idle until it can');
+      this.log.error(
+        { err: (err as Error).message },
+        'rollout controller cannot reach the cache for its lock; idle until it can',
+      );
       this.lock = undefined;
       return false;
     }

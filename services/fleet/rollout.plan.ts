@@ -10,16 +10,31 @@ export function assignWaves(
   const deploy = devices.filter((d) => d.modelVersionId !== modelVersionId);
   const skip = devices.filter((d) => d.modelVersionId === modelVersionId);
   const ordered = [...deploy].sort(
-    (a, b) => Number(b.health.online) - Number(a.health.online) || a.name.localeCompare(b.name) || a.id.localeCompare(b.id),
+    (a, b) =>
+      Number(b.health.online) - Number(a.health.online) ||
+      a.name.localeCompare(b.name) ||
+      a.id.localeCompare(b.id),
   );
   const total = ordered.length;
   const canary = Math.min(strategy.canary, total);
-  const waves: PlannedWave[] = [{ index: 0, label: 'canary', cumulativePercent: total === 0 ? 100 : Math.round((canary / total) * 100), deviceIds: ordered.slice(0, canary).map((d) => d.id) }];
+  const waves: PlannedWave[] = [
+    {
+      index: 0,
+      label: 'canary',
+      cumulativePercent: total === 0 ? 100 : Math.round((canary / total) * 100),
+      deviceIds: ordered.slice(0, canary).map((d) => d.id),
+    },
+  ];
   let assigned = canary;
   for (const pct of strategy.waves) {
     const upTo = Math.max(assigned, Math.ceil((pct / 100) * total));
     if (upTo === assigned) continue;
-    waves.push({ index: waves.length, label: `wave ${waves.length}`, cumulativePercent: pct, deviceIds: ordered.slice(assigned, upTo).map((d) => d.id) });
+    waves.push({
+      index: waves.length,
+      label: `wave ${waves.length}`,
+      cumulativePercent: pct,
+      deviceIds: ordered.slice(assigned, upTo).map((d) => d.id),
+    });
     assigned = upTo;
   }
   const waveOf = new Map<string, number>();

@@ -32,43 +32,88 @@ describe(RolloutService.name, () => {
     devs[2]!.online = false;
     h.clock.now += 31_000;
     await h.heartbeatAll();
-    const plan = await h.rollouts.plan(ctx, { model: v2.ref, target: { tag: 'line-3' }, strategy: { canary: 1, waves: [50, 100] }, gates: { maxLatencyP95Ms: 100 } });
+    const plan = await h.rollouts.plan(ctx, {
+      model: v2.ref,
+      target: { tag: 'line-3' },
+      strategy: { canary: 1, waves: [50, 100] },
+      gates: { maxLatencyP95Ms: 100 },
+    });
     expect(plan.model).toMatchObject({ versionId: v2.id, ref: 'helmets@2', sha256: v2.model.sha256 });
     expect(plan.waves.map((w) => [w.label, w.deviceIds])).toEqual([
       ['canary', ['jetson-1']],
       ['wave 1', ['jetson-2']],
       ['wave 2', ['jetson-3']],
     ]);
-    expect(plan.gates).toMatchObject({ maxLatencyP95Ms: 100, confidenceMargin: 0.05, healthTimeoutMs: 600_000 });
+    expect(plan.gates).toMatchObject({
+      maxLatencyP95Ms: 100,
+      confidenceMargin: 0.05,
+      healthTimeoutMs: 600_000,
+    });
     expect(plan.warnings.join('\n')).toMatch(/1 device\(s\) offline now \(jetson-3\).*then skipped/);
     expect(plan.summary[0]).toMatch(/roll out helmets@2 .* to tag line-3: 3 device\(s\) to update/);
     expect(devs.flatMap((d) => d.control)).toEqual([]);
   });
 
   it('applies the configured default gates to a rollout that names none; gates named in the request win', async () => {
-    const configured = h.makeRollouts({ defaultGates: { healthTimeoutMs: 30_000, minHeartbeats: 2, observeMs: 10_000 } });
+    const configured = h.makeRollouts({
+      defaultGates: { healthTimeoutMs: 30_000, minHeartbeats: 2, observeMs: 10_000 },
+    });
     const plain = await configured.plan(ctx, { model: v2.ref, target: { tag: 'line-3' } });
-    expect(plain.gates).toMatchObject({ healthTimeoutMs: 30_000, minHeartbeats: 2, observeMs: 10_000, confidenceMargin: 0.05 });
+    expect(plain.gates).toMatchObject({
+      healthTimeoutMs: 30_000,
+      minHeartbeats: 2,
+      observeMs: 10_000,
+      confidenceMargin: 0.05,
+    });
     expect(plain.summary.join('\n')).toMatch(/healthy within 30 ?s.*over 2 heartbeat\(s\) or 10 ?s/);
-    const named = await configured.plan(ctx, { model: v2.ref, target: { tag: 'line-3' }, gates: { minHeartbeats: 5 } });
+    const named = await configured.plan(ctx, {
+      model: v2.ref,
+      target: { tag: 'line-3' },
+      gates: { minHeartbeats: 5 },
+    });
     expect(named.gates).toMatchObject({ healthTimeoutMs: 30_000, minHeartbeats: 5, observeMs: 10_000 });
     const started = await configured.start(ctx, { model: v2.ref, target: { tag: 'line-3' } });
-    expect((await configured.status(ctx, started.id)).gates).toMatchObject({ healthTimeoutMs: 30_000, minHeartbeats: 2, observeMs: 10_000 });
+    expect((await configured.status(ctx, started.id)).gates).toMatchObject({
+      healthTimeoutMs: 30_000,
+      minHeartbeats: 2,
+      observeMs: 10_000,
+    });
     const noConfidence = h.makeRollouts({ defaultGates: { confidenceMargin: null } });
-    expect((await noConfidence.plan(ctx, { model: v2.ref, target: { tag: 'line-3' } })).gates.confidenceMargin).toBeNull();
-    expect((await noConfidence.plan(ctx, { model: v2.ref, target: { tag: 'line-3' }, gates: { confidenceMargin: 0.1 } })).gates.confidenceMargin).toBe(0.1);
+    expect(
+      (await noConfidence.plan(ctx, { model: v2.ref, target: { tag: 'line-3' } })).gates.confidenceMargin,
+    ).toBeNull();
+    expect(
+      (
+        await noConfidence.plan(ctx, {
+          model: v2.ref,
+          target: { tag: 'line-3' },
+          gates: { confidenceMargin: 0.1 },
+        })
+      ).gates.confidenceMargin,
+    ).toBe(0.1);
   });
 
   it('rolls out: canary of one, then the rest, then completed', async () => {
-    const started = await h.rollouts.start(ctx, { model: v2.ref, target: { tag: 'line-3' }, strategy: { canary: 1 }, gates: fast });
+    const started = await h.rollouts.start(ctx, {
+      model: v2.ref,
+      target: { tag: 'line-3' },
+      strategy: { canary: 1 },
+      gates: fast,
+    });
     expect(started.state).toBe('pending');
     await h.tick();
     let s = await h.rollouts.status(ctx, started.id);
     expect(s.state).toBe('canary');
     expect(byId(s)).toEqual({ 'jetson-1': 'healthy', 'jetson-2': 'pending', 'jetson-3': 'pending' });
     const apply = devs[0]!.received('deploy.apply')[0]!;
-    expect(apply.type === 'deploy.apply' && apply.payload.model).toMatchObject({ versionId: v2.id, sha256: v2.model.sha256, size: v2.model.size });
-    expect(apply.type === 'deploy.apply' && apply.payload.model.url).toMatch(/\/storage\/jobs\/job_2\/1\/model\.onnx\?op=get&exp=\d+&sig=/);
+    expect(apply.type === 'deploy.apply' && apply.payload.model).toMatchObject({
+      versionId: v2.id,
+      sha256: v2.model.sha256,
+      size: v2.model.size,
+    });
+    expect(apply.type === 'deploy.apply' && apply.payload.model.url).toMatch(
+      /\/storage\/jobs\/job_2\/1\/model\.onnx\?op=get&exp=\d+&sig=/,
+    );
     expect(apply.target).toBe('jetson-1');
     expect(devs[1]!.control).toEqual([]);
 
@@ -77,7 +122,12 @@ describe(RolloutService.name, () => {
     s = await h.rollouts.status(ctx, started.id);
     expect(s.state).toBe('waves');
     expect(byId(s)).toEqual({ 'jetson-1': 'healthy', 'jetson-2': 'healthy', 'jetson-3': 'healthy' });
-    expect(s.devices[0]).toMatchObject({ baselineConfidence: 0.8, meanConfidence: 0.8, heartbeats: 1, previousModelVersionId: v1.id });
+    expect(s.devices[0]).toMatchObject({
+      baselineConfidence: 0.8,
+      meanConfidence: 0.8,
+      heartbeats: 1,
+      previousModelVersionId: v1.id,
+    });
 
     await h.heartbeatAll();
     await h.tick();
@@ -86,7 +136,9 @@ describe(RolloutService.name, () => {
     expect(s.counts).toMatchObject({ healthy: 3, failed: 0, rolled_back: 0 });
     expect(devs.map((d) => d.modelVersionId)).toEqual([v2.id, v2.id, v2.id]);
     const fleet = await h.fleet.list(ctx, { tag: 'line-3' });
-    expect(fleet.map((d) => [d.modelVersionId, d.previousModelVersionId])).toEqual(Array(3).fill([v2.id, v1.id]));
+    expect(fleet.map((d) => [d.modelVersionId, d.previousModelVersionId])).toEqual(
+      Array(3).fill([v2.id, v1.id]),
+    );
     expect(devs.map((d) => d.applied.size)).toEqual([1, 1, 1]);
 
     const types = h.events.filter((e) => e.type.startsWith('rollout.')).map((e) => e.type);
@@ -102,7 +154,12 @@ describe(RolloutService.name, () => {
     const a = await h.rollouts.start(keyed, { model: v2.ref, target: { tag: 'line-3' }, gates: fast });
     const b = await h.rollouts.start(keyed, { model: v2.ref, target: { tag: 'line-3' }, gates: fast });
     expect(b.id).toBe(a.id);
-    await expect(h.rollouts.start({ ...ctx, idempotencyKey: 'apr_other' }, { model: v2.ref, target: { tag: 'line-3' }, gates: fast })).rejects.toMatchObject({ code: 'conflict' });
+    await expect(
+      h.rollouts.start(
+        { ...ctx, idempotencyKey: 'apr_other' },
+        { model: v2.ref, target: { tag: 'line-3' }, gates: fast },
+      ),
+    ).rejects.toMatchObject({ code: 'conflict' });
   });
 
   it('a canary failing the health gate is rolled back and the rest is never touched', async () => {
@@ -123,7 +180,11 @@ describe(RolloutService.name, () => {
 
   it('rolls back when the canary is slower than the latency gate', async () => {
     devs[0]!.behaviour = 'slow';
-    const r = await h.rollouts.start(ctx, { model: v2.ref, target: { tag: 'line-3' }, gates: { ...fast, maxLatencyP95Ms: 100 } });
+    const r = await h.rollouts.start(ctx, {
+      model: v2.ref,
+      target: { tag: 'line-3' },
+      gates: { ...fast, maxLatencyP95Ms: 100 },
+    });
     await h.tick();
     const s = await h.rollouts.status(ctx, r.id);
     expect(s.state).toBe('rolled_back');
@@ -135,7 +196,11 @@ describe(RolloutService.name, () => {
 
   it('rolls back when mean confidence on the new model drops more than the margin', async () => {
     devs[0]!.confidenceAfterSwitch = 0.6;
-    const r = await h.rollouts.start(ctx, { model: v2.ref, target: { tag: 'line-3' }, gates: { ...fast, minHeartbeats: 2, confidenceMargin: 0.1 } });
+    const r = await h.rollouts.start(ctx, {
+      model: v2.ref,
+      target: { tag: 'line-3' },
+      gates: { ...fast, minHeartbeats: 2, confidenceMargin: 0.1 },
+    });
     await h.tick();
     await h.heartbeatAll();
     await h.tick();
@@ -151,7 +216,12 @@ describe(RolloutService.name, () => {
 
   it('offline devices: waited for, then skipped by policy, shown in status', async () => {
     devs[2]!.online = false;
-    const r = await h.rollouts.start(ctx, { model: v2.ref, target: { tag: 'line-3' }, gates: fast, offline: { waitMs: 120_000, action: 'skip' } });
+    const r = await h.rollouts.start(ctx, {
+      model: v2.ref,
+      target: { tag: 'line-3' },
+      gates: fast,
+      offline: { waitMs: 120_000, action: 'skip' },
+    });
     await h.tick();
     h.clock.now += 31_000;
     await h.heartbeatAll();
@@ -159,7 +229,12 @@ describe(RolloutService.name, () => {
     let s = await h.rollouts.status(ctx, r.id);
     expect(s.state).toBe('waves');
     const waiting = s.devices.find((d) => d.deviceId === 'jetson-3')!;
-    expect(waiting).toMatchObject({ state: 'pending', deviceState: 'offline', online: false, waitingSince: h.clock.now });
+    expect(waiting).toMatchObject({
+      state: 'pending',
+      deviceState: 'offline',
+      online: false,
+      waitingSince: h.clock.now,
+    });
     expect(waiting.message).toMatch(/offline; waiting up to 2 min, then skip/);
     h.clock.now += 121_000;
     await h.heartbeatAll();
@@ -175,7 +250,12 @@ describe(RolloutService.name, () => {
   });
 
   it('a canary that went offline and was skipped is replaced by the next online device before any wave', async () => {
-    const r = await h.rollouts.start(ctx, { model: v2.ref, target: { tag: 'line-3' }, gates: fast, offline: { waitMs: 60_000, action: 'skip' } });
+    const r = await h.rollouts.start(ctx, {
+      model: v2.ref,
+      target: { tag: 'line-3' },
+      gates: fast,
+      offline: { waitMs: 60_000, action: 'skip' },
+    });
     devs[0]!.online = false;
     h.clock.now += 31_000;
     await h.heartbeatAll();
@@ -197,12 +277,23 @@ describe(RolloutService.name, () => {
     await h.tick();
     s = await h.rollouts.status(ctx, r.id);
     expect(s.state).toBe('completed');
-    expect(h.events.some((e) => e.type === 'rollout.progress' && e.message === 'no canary could be reached; jetson-2 becomes the canary')).toBe(true);
+    expect(
+      h.events.some(
+        (e) =>
+          e.type === 'rollout.progress' &&
+          e.message === 'no canary could be reached; jetson-2 becomes the canary',
+      ),
+    ).toBe(true);
   });
 
   it('offline devices: the fail policy fails the rollout and leaves healthy devices alone', async () => {
     devs[2]!.online = false;
-    const r = await h.rollouts.start(ctx, { model: v2.ref, target: { tag: 'line-3' }, gates: fast, offline: { waitMs: 60_000, action: 'fail' } });
+    const r = await h.rollouts.start(ctx, {
+      model: v2.ref,
+      target: { tag: 'line-3' },
+      gates: fast,
+      offline: { waitMs: 60_000, action: 'fail' },
+    });
     await h.tick();
     h.clock.now += 31_000;
     await h.heartbeatAll();
@@ -221,7 +312,11 @@ describe(RolloutService.name, () => {
     const r = await h.rollouts.start(ctx, { model: v2.ref, target: { tag: 'line-3' }, gates: fast });
     await h.tick();
     const paused = await h.rollouts.pause(ctx, r.id, 'checking the line first');
-    expect(paused).toMatchObject({ state: 'paused', pausedFrom: 'canary', reason: 'checking the line first (operator)' });
+    expect(paused).toMatchObject({
+      state: 'paused',
+      pausedFrom: 'canary',
+      reason: 'checking the line first (operator)',
+    });
     await h.heartbeatAll();
     await h.tick();
     await h.tick();
@@ -248,7 +343,10 @@ describe(RolloutService.name, () => {
     expect(s.reason).toBe('wrong model picked (operator)');
     expect(devs[0]!.modelVersionId).toBe(v1.id);
     expect(devs[1]!.control).toEqual([]);
-    expect((await h.rollouts.status(ctx, r.id)).devices[0]).toMatchObject({ state: 'rolled_back', deviceState: 'rolled_back' });
+    expect((await h.rollouts.status(ctx, r.id)).devices[0]).toMatchObject({
+      state: 'rolled_back',
+      deviceState: 'rolled_back',
+    });
   });
 
   it('shows a device that could not roll back', async () => {
@@ -258,7 +356,11 @@ describe(RolloutService.name, () => {
     await h.rollouts.rollback(ctx, r.id, 'stop');
     await h.settle();
     const d = (await h.rollouts.status(ctx, r.id)).devices[0]!;
-    expect(d).toMatchObject({ state: 'rolled_back', deviceState: 'failed', message: 'the device could not roll back: previous model file is corrupt' });
+    expect(d).toMatchObject({
+      state: 'rolled_back',
+      deviceState: 'failed',
+      message: 'the device could not roll back: previous model file is corrupt',
+    });
   });
 
   it('a completed rollout can still be rolled back on every device', async () => {
@@ -271,9 +373,17 @@ describe(RolloutService.name, () => {
     const s = await h.rollouts.rollback(ctx, r.id, 'operators prefer the old model');
     await h.settle();
     expect(s.state).toBe('rolled_back');
-    expect(byId(s)).toEqual({ 'jetson-1': 'rolled_back', 'jetson-2': 'rolled_back', 'jetson-3': 'rolled_back' });
+    expect(byId(s)).toEqual({
+      'jetson-1': 'rolled_back',
+      'jetson-2': 'rolled_back',
+      'jetson-3': 'rolled_back',
+    });
     expect(devs.map((d) => d.modelVersionId)).toEqual([v1.id, v1.id, v1.id]);
-    expect(h.events.filter((e) => e.type === 'rollout.finished').map((e) => e.type === 'rollout.finished' && e.state)).toEqual(['completed', 'rolled_back']);
+    expect(
+      h.events
+        .filter((e) => e.type === 'rollout.finished')
+        .map((e) => e.type === 'rollout.finished' && e.state),
+    ).toEqual(['completed', 'rolled_back']);
   });
 
   it('continues after a platform restart from the recorded state', async () => {
@@ -315,12 +425,23 @@ describe(RolloutService.name, () => {
   it('runs on its own once started: consumer, periodic tick, immediate start', async () => {
     h.controllers.splice(0);
     const fleetSub = await h.fleet.startConsumers(h.broker);
-    const live = new RolloutController({ rollouts: h.rollouts, broker: h.broker, cache: h.cache, log: testContext().log, events: h.bus, tickMs: 20 });
+    const live = new RolloutController({
+      rollouts: h.rollouts,
+      broker: h.broker,
+      cache: h.cache,
+      log: testContext().log,
+      events: h.bus,
+      tickMs: 20,
+    });
     await live.start();
     const beat = setInterval(() => void Promise.all(devs.map((d) => d.heartbeat())), 15);
     try {
       const r = await h.rollouts.start(ctx, { model: v2.ref, target: { tag: 'line-3' }, gates: fast });
-      await waitFor(async () => (await h.rollouts.status(ctx, r.id)).state === 'completed', 'rollout completed', 8000);
+      await waitFor(
+        async () => (await h.rollouts.status(ctx, r.id)).state === 'completed',
+        'rollout completed',
+        8000,
+      );
       expect(devs.map((d) => d.modelVersionId)).toEqual([v2.id, v2.id, v2.id]);
     } finally {
       clearInterval(beat);
@@ -330,14 +451,26 @@ describe(RolloutService.name, () => {
   });
 
   it('refuses what it cannot do, with a reason', async () => {
-    await expect(h.rollouts.start(testContext('viewer'), { model: v2.ref, target: { tag: 'line-3' } })).rejects.toMatchObject({ code: 'forbidden' });
-    await expect(h.rollouts.plan(ctx, { model: v2.ref, target: { tag: 'line-3' }, strategy: { canary: 1, waves: [50] } })).rejects.toThrow(
-      /the last wave must reach 100 percent/,
+    await expect(
+      h.rollouts.start(testContext('viewer'), { model: v2.ref, target: { tag: 'line-3' } }),
+    ).rejects.toMatchObject({ code: 'forbidden' });
+    await expect(
+      h.rollouts.plan(ctx, {
+        model: v2.ref,
+        target: { tag: 'line-3' },
+        strategy: { canary: 1, waves: [50] },
+      }),
+    ).rejects.toThrow(/the last wave must reach 100 percent/);
+    await expect(h.rollouts.plan(ctx, { model: v2.ref, target: { tag: 'line-9' } })).rejects.toThrow(
+      /known tags: line-3/,
     );
-    await expect(h.rollouts.plan(ctx, { model: v2.ref, target: { tag: 'line-9' } })).rejects.toThrow(/known tags: line-3/);
-    await expect(h.rollouts.start(ctx, { model: v1.ref, target: { tag: 'line-3' } })).rejects.toThrow(/already runs helmets@1/);
+    await expect(h.rollouts.start(ctx, { model: v1.ref, target: { tag: 'line-3' } })).rejects.toThrow(
+      /already runs helmets@1/,
+    );
     await h.rollouts.start(ctx, { model: v2.ref, target: { deviceIds: ['jetson-1'] } });
-    await expect(h.rollouts.start(ctx, { model: v2.ref, target: { tag: 'line-3' } })).rejects.toMatchObject({ code: 'conflict' });
+    await expect(h.rollouts.start(ctx, { model: v2.ref, target: { tag: 'line-3' } })).rejects.toMatchObject({
+      code: 'conflict',
+    });
     await expect(h.rollouts.status(ctx, 'ro_missing')).rejects.toMatchObject({ code: 'not_found' });
     expect(await h.rollouts.applyTelemetry({ type: 'device.health', payload: {} })).toEqual([]);
   });

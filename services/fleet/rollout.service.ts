@@ -14,8 +14,25 @@ import type { FleetEvent } from './events.js';
 import { formatDuration, type FleetService } from './fleet.service.js';
 import { type DeviceTarget } from './model.js';
 import { assignWaves, describeTarget } from './rollout.plan.js';
-import { offlinePolicySchema, rolloutGatesSchema, rolloutInputSchema, rolloutStrategySchema, type OfflinePolicy, type RolloutGates, type RolloutInput, type RolloutStrategy } from './model.js';
-import { DEPLOYMENT_STATES, type RolloutState, type DeploymentState, type RolloutModelVersion, type RolloutModels, type RolloutPlan, type RolloutStatus } from './model.js';
+import {
+  offlinePolicySchema,
+  rolloutGatesSchema,
+  rolloutInputSchema,
+  rolloutStrategySchema,
+  type OfflinePolicy,
+  type RolloutGates,
+  type RolloutInput,
+  type RolloutStrategy,
+} from './model.js';
+import {
+  DEPLOYMENT_STATES,
+  type RolloutState,
+  type DeploymentState,
+  type RolloutModelVersion,
+  type RolloutModels,
+  type RolloutPlan,
+  type RolloutStatus,
+} from './model.js';
 import { isFinalRollout } from './model.js';
 
 /** The idempotent-effect kind of a created rollout. */
@@ -53,13 +70,23 @@ export class RolloutService {
   private readonly chains = new Map<string, Promise<void>>();
 
   constructor(opts: RolloutServiceOptions) {
-    this.o = { urlTtlSeconds: 3600, source: 'platform', defaultGates: {}, now: Date.now, ...opts } as RolloutService['o'];
+    this.o = {
+      urlTtlSeconds: 3600,
+      source: 'platform',
+      defaultGates: {},
+      now: Date.now,
+      ...opts,
+    } as RolloutService['o'];
   }
 
   /** The dry run: which devices, in which waves, which gates; nothing is stored or sent. */
   async plan(ctx: CallContext, input: RolloutInput): Promise<RolloutPlan> {
     const parsed = rolloutInputSchema.safeParse(input);
-    if (!parsed.success) throw new PlatformError('invalid_input', `rollout request is invalid: ${describeZodError(parsed.error)}`);
+    if (!parsed.success)
+      throw new PlatformError(
+        'invalid_input',
+        `rollout request is invalid: ${describeZodError(parsed.error)}`,
+      );
     const p = parsed.data;
     const strategy = rolloutStrategySchema.parse(p.strategy ?? {});
     // the raw request, not `p.gates`: parsing fills every missing gate with the schema default, which would hide the configured ones
@@ -70,19 +97,29 @@ export class RolloutService {
     const { devices: planned, waves } = assignWaves(devices, strategy, mv.id);
     const warnings: string[] = [];
     const deploying = planned.filter((d) => d.action === 'deploy');
-    if (deploying.length === 0) warnings.push(`every device of ${describeTarget(p.target)} already runs ${mv.ref}; nothing to roll out`);
+    if (deploying.length === 0)
+      warnings.push(
+        `every device of ${describeTarget(p.target)} already runs ${mv.ref}; nothing to roll out`,
+      );
     const offlineNow = deploying.filter((d) => !d.online);
     if (offlineNow.length > 0)
       warnings.push(
         `${offlineNow.length} device(s) offline now (${offlineNow.map((d) => d.name).join(', ')}): they will be waited for up to ${formatDuration(offline.waitMs)}, then ${offline.action === 'skip' ? 'skipped' : 'the rollout fails'}`,
       );
-    if (waves[0] !== undefined && waves[0].deviceIds.length > 0 && deploying.filter((d) => d.wave === 0).every((d) => !d.online))
+    if (
+      waves[0] !== undefined &&
+      waves[0].deviceIds.length > 0 &&
+      deploying.filter((d) => d.wave === 0).every((d) => !d.online)
+    )
       warnings.push('no online device is available as canary');
     const summary = [
       `roll out ${mv.ref} (sha256 ${mv.model.sha256.slice(0, 12)}…) to ${describeTarget(p.target)}: ${deploying.length} device(s) to update${planned.length > deploying.length ? `, ${planned.length - deploying.length} already on it` : ''}`,
       ...waves
         .filter((w) => w.deviceIds.length > 0)
-        .map((w) => `${w.label}: ${w.deviceIds.map((id) => planned.find((d) => d.deviceId === id)?.name ?? id).join(', ')} (${w.cumulativePercent}% of the group)`),
+        .map(
+          (w) =>
+            `${w.label}: ${w.deviceIds.map((id) => planned.find((d) => d.deviceId === id)?.name ?? id).join(', ')} (${w.cumulativePercent}% of the group)`,
+        ),
       `gates: loaded and healthy within ${formatDuration(gates.healthTimeoutMs)}${gates.maxLatencyP95Ms === null ? '' : `; p95 latency ≤ ${gates.maxLatencyP95Ms} ms`}${gates.confidenceMargin === null ? '' : `; mean top confidence at most ${gates.confidenceMargin} below the previous model`} (over ${gates.minHeartbeats} heartbeat(s) or ${formatDuration(gates.observeMs)})`,
       `a failed gate rolls back every device already touched; devices not yet reached are never sent anything`,
     ];
@@ -107,7 +144,8 @@ export class RolloutService {
     if (earlier !== undefined) return this.status(ctx, earlier.rolloutId);
     const plan = await this.plan(ctx, input);
     const deploying = plan.devices.filter((d) => d.action === 'deploy');
-    if (deploying.length === 0) throw new PlatformError('conflict', plan.warnings[0] ?? 'nothing to roll out');
+    if (deploying.length === 0)
+      throw new PlatformError('conflict', plan.warnings[0] ?? 'nothing to roll out');
     const mv = await this.o.models.get(ctx, plan.model.versionId);
     const now = this.o.now();
     const id = newId('ro');
@@ -193,7 +231,10 @@ export class RolloutService {
         )
         .execute();
     });
-    ctx.log.info({ rolloutId: id, model: mv.ref, devices: deploying.length, waves: waveCount }, 'rollout created');
+    ctx.log.info(
+      { rolloutId: id, model: mv.ref, devices: deploying.length, waves: waveCount },
+      'rollout created',
+    );
     const status = await this.status(ctx, id);
     this.o.events.emit({ type: 'rollout.started', projectId: ctx.projectId, at: now, rollout: status });
     return status;
@@ -204,8 +245,13 @@ export class RolloutService {
     this.requireOperator(ctx, 'pause a rollout');
     const r = await this.row(ctx.projectId, rolloutId);
     if (r.state === 'paused') return this.status(ctx, rolloutId);
-    if (isFinalRollout(r.state)) throw new PlatformError('conflict', `rollout ${rolloutId} already ${r.state}; nothing to pause`);
-    const ok = await this.cas(r, { state: 'paused', paused_from: r.state, reason: `${reason} (${ctx.user.name || ctx.user.userId})` });
+    if (isFinalRollout(r.state))
+      throw new PlatformError('conflict', `rollout ${rolloutId} already ${r.state}; nothing to pause`);
+    const ok = await this.cas(r, {
+      state: 'paused',
+      paused_from: r.state,
+      reason: `${reason} (${ctx.user.name || ctx.user.userId})`,
+    });
     if (!ok) return this.pause(ctx, rolloutId, reason);
     await this.progress(rolloutId, `paused: ${reason}`);
     return this.status(ctx, rolloutId);
@@ -215,7 +261,11 @@ export class RolloutService {
   async resume(ctx: CallContext, rolloutId: string): Promise<RolloutStatus> {
     this.requireOperator(ctx, 'resume a rollout');
     const r = await this.row(ctx.projectId, rolloutId);
-    if (r.state !== 'paused') throw new PlatformError('conflict', `rollout ${rolloutId} is ${r.state}, not paused; only a paused rollout can resume`);
+    if (r.state !== 'paused')
+      throw new PlatformError(
+        'conflict',
+        `rollout ${rolloutId} is ${r.state}, not paused; only a paused rollout can resume`,
+      );
     const back = (r.paused_from ?? 'pending') as RolloutState;
     const ok = await this.cas(r, { state: back, paused_from: null, reason: null });
     if (!ok) return this.resume(ctx, rolloutId);
@@ -226,7 +276,10 @@ export class RolloutService {
   /** Rolls back every device the rollout touched (`deploy.rollback` to each); devices not reached are never sent anything. */
   async rollback(ctx: CallContext, rolloutId: string, reason: string): Promise<RolloutStatus> {
     this.requireOperator(ctx, 'roll back a rollout');
-    const why = typeof reason === 'string' && reason.trim() !== '' ? reason.trim().slice(0, 1000) : 'rolled back by a person';
+    const why =
+      typeof reason === 'string' && reason.trim() !== ''
+        ? reason.trim().slice(0, 1000)
+        : 'rolled back by a person';
     const by = `${why} (${ctx.user.name || ctx.user.userId})`;
     await this.row(ctx.projectId, rolloutId);
     await this.serial(rolloutId, async () => {
@@ -245,7 +298,10 @@ export class RolloutService {
   }
 
   /** Rollouts of the caller's project, newest first (without per-device rows unless `withDevices`). */
-  async list(ctx: CallContext, filter: { state?: RolloutState; offset?: number; limit?: number } = {}): Promise<RolloutStatus[]> {
+  async list(
+    ctx: CallContext,
+    filter: { state?: RolloutState; offset?: number; limit?: number } = {},
+  ): Promise<RolloutStatus[]> {
     let q = this.o.db.kysely.selectFrom('rollouts').selectAll().where('project_id', '=', ctx.projectId);
     if (filter.state !== undefined) q = q.where('state', '=', filter.state);
     const rows = await q
@@ -283,7 +339,10 @@ export class RolloutService {
       if (m.type === 'device.health') return await this.onHealth(m.payload);
       if (m.type === 'device.heartbeat') return await this.onHeartbeat(m.payload);
     } catch (err) {
-      this.o.log.error({ err: (err as Error).message, type: m.type }, 'rollout consumer failed to apply a message');
+      this.o.log.error(
+        { err: (err as Error).message, type: m.type },
+        'rollout consumer failed to apply a message',
+      );
     }
     return [];
   }
@@ -309,7 +368,11 @@ export class RolloutService {
   }
 
   private async advanceNow(rolloutId: string): Promise<void> {
-    let r = await this.o.db.kysely.selectFrom('rollouts').selectAll().where('id', '=', rolloutId).executeTakeFirst();
+    let r = await this.o.db.kysely
+      .selectFrom('rollouts')
+      .selectAll()
+      .where('id', '=', rolloutId)
+      .executeTakeFirst();
     if (r === undefined || isFinalRollout(r.state)) return;
     const gates = rolloutGatesSchema.parse(JSON.parse(r.gates));
     const offline = offlinePolicySchema.parse(JSON.parse(r.offline_policy));
@@ -323,13 +386,20 @@ export class RolloutService {
 
     for (const d of deps) {
       if (d.state === 'sent' && d.sent_at !== null && now - Number(d.sent_at) > gates.healthTimeoutMs) {
-        await this.failDeployment(d, `no healthy report within ${formatDuration(gates.healthTimeoutMs)} (last reported: ${d.device_state ?? 'nothing'})`);
+        await this.failDeployment(
+          d,
+          `no healthy report within ${formatDuration(gates.healthTimeoutMs)} (last reported: ${d.device_state ?? 'nothing'})`,
+        );
       } else if (d.state === 'healthy' && d.verified_at === null) {
         const verdict = verify(d, gates, now);
         if (verdict === 'wait') continue;
         if (verdict.ok) {
           await this.updateDeployment(d, { verified_at: now, message: verdict.note ?? null });
-          await this.progress(rolloutId, `${d.device_name} passed the gates${verdict.note === undefined ? '' : ` (${verdict.note})`}`, d.device_id);
+          await this.progress(
+            rolloutId,
+            `${d.device_name} passed the gates${verdict.note === undefined ? '' : ` (${verdict.note})`}`,
+            d.device_id,
+          );
         } else await this.failDeployment(d, verdict.reason);
       }
     }
@@ -338,7 +408,9 @@ export class RolloutService {
     const undoing = deps.some((d) => d.state === 'rolled_back');
     if (failed !== undefined || undoing) {
       const reason =
-        undoing || failed === undefined ? (r.reason ?? 'rolled back') : `gate failed on ${failed.device_name}: ${failed.message ?? 'failed'}`;
+        undoing || failed === undefined
+          ? (r.reason ?? 'rolled back')
+          : `gate failed on ${failed.device_name}: ${failed.message ?? 'failed'}`;
       await this.rollbackTouched(r, reason, false);
       return;
     }
@@ -347,7 +419,11 @@ export class RolloutService {
     for (;;) {
       const wave: number = Number(r.current_wave);
       for (const d of deps.filter((x) => x.wave === wave && x.state === 'pending')) {
-        const device = await this.o.db.kysely.selectFrom('devices').selectAll().where('id', '=', d.device_id).executeTakeFirst();
+        const device = await this.o.db.kysely
+          .selectFrom('devices')
+          .selectAll()
+          .where('id', '=', d.device_id)
+          .executeTakeFirst();
         if (device !== undefined && this.o.fleet.isOnline(Number(device.last_heartbeat_at))) {
           const sent = await this.send(r, d, device);
           if (!sent) return;
@@ -359,7 +435,11 @@ export class RolloutService {
             device_state: 'offline',
             message: `offline; waiting up to ${formatDuration(offline.waitMs)}, then ${offline.action === 'skip' ? 'skip' : 'fail the rollout'}`,
           });
-          await this.progress(rolloutId, `${d.device_name} is offline; waiting up to ${formatDuration(offline.waitMs)}`, d.device_id);
+          await this.progress(
+            rolloutId,
+            `${d.device_name} is offline; waiting up to ${formatDuration(offline.waitMs)}`,
+            d.device_id,
+          );
           if (offline.waitMs > 0) continue;
         }
         const waited = now - Number(d.waiting_since ?? now);
@@ -369,32 +449,55 @@ export class RolloutService {
           await this.updateDeployment(d, { state: 'skipped', message: `skipped: ${note}`, finished_at: now });
           await this.progress(rolloutId, `${d.device_name} skipped: ${note}`, d.device_id);
         } else {
-          await this.finish(r, 'failed', `${d.device_name} ${note}`, { deploymentId: d.id, message: `failed: ${note}` });
+          await this.finish(r, 'failed', `${d.device_name} ${note}`, {
+            deploymentId: d.id,
+            message: `failed: ${note}`,
+          });
           return;
         }
       }
       deps = await this.deployments(rolloutId);
       const current = deps.filter((x) => x.wave === wave);
-      const done = current.every((x) => x.state === 'skipped' || (x.state === 'healthy' && x.verified_at !== null));
+      const done = current.every(
+        (x) => x.state === 'skipped' || (x.state === 'healthy' && x.verified_at !== null),
+      );
       if (!done) return;
       if (wave === 0 && !current.some((x) => x.state === 'healthy')) {
         // Every canary was skipped: the first online device of a later wave becomes the canary, so no wave goes out unproven.
         const promoted = await this.promoteCanary(deps);
         if (promoted !== undefined) {
-          await this.progress(rolloutId, `no canary could be reached; ${promoted.device_name} becomes the canary`, promoted.device_id);
+          await this.progress(
+            rolloutId,
+            `no canary could be reached; ${promoted.device_name} becomes the canary`,
+            promoted.device_id,
+          );
           deps = await this.deployments(rolloutId);
           continue;
         }
       }
-      const next: number | undefined = deps.filter((x) => x.wave > wave).reduce<number | undefined>((min, x) => (min === undefined || x.wave < min ? x.wave : min), undefined);
+      const next: number | undefined = deps
+        .filter((x) => x.wave > wave)
+        .reduce<number | undefined>(
+          (min, x) => (min === undefined || x.wave < min ? x.wave : min),
+          undefined,
+        );
       if (next === undefined) {
         const updated = deps.filter((x) => x.state === 'healthy').length;
-        await this.finish(r, 'completed', updated === deps.length ? null : `${updated} of ${deps.length} device(s) updated; the rest were skipped`);
+        await this.finish(
+          r,
+          'completed',
+          updated === deps.length
+            ? null
+            : `${updated} of ${deps.length} device(s) updated; the rest were skipped`,
+        );
         return;
       }
       if (!(await this.cas(r, { state: 'waves', current_wave: next }))) return;
       r = { ...r, state: 'waves', current_wave: next };
-      await this.progress(rolloutId, `wave ${next} of ${r.wave_count - 1} started (${deps.filter((x) => x.wave === next).length} device(s))`);
+      await this.progress(
+        rolloutId,
+        `wave ${next} of ${r.wave_count - 1} started (${deps.filter((x) => x.wave === next).length} device(s))`,
+      );
     }
   }
 
@@ -410,13 +513,19 @@ export class RolloutService {
         later.map((x) => x.device_id),
       )
       .execute();
-    const online = new Set(seen.filter((s) => this.o.fleet.isOnline(Number(s.last_heartbeat_at))).map((s) => s.id));
+    const online = new Set(
+      seen.filter((s) => this.o.fleet.isOnline(Number(s.last_heartbeat_at))).map((s) => s.id),
+    );
     const pick = later.find((x) => online.has(x.device_id));
     if (pick === undefined) return undefined;
     return (await this.updateDeployment(pick, { wave: 0 })) ? pick : undefined;
   }
 
-  private async send(r: RolloutRow, d: DeploymentRow, device: Selectable<Database['devices']>): Promise<boolean> {
+  private async send(
+    r: RolloutRow,
+    d: DeploymentRow,
+    device: Selectable<Database['devices']>,
+  ): Promise<boolean> {
     const ctx = this.systemContext(r.project_id);
     let mv: RolloutModelVersion;
     let url: string;
@@ -459,10 +568,18 @@ export class RolloutService {
       message: null,
       waiting_since: null,
       previous_model_version_id: switching ? device.model_version_id : d.previous_model_version_id,
-      baseline_confidence: switching && device.mean_top_confidence !== null ? Number(device.mean_top_confidence) : null,
+      baseline_confidence:
+        switching && device.mean_top_confidence !== null ? Number(device.mean_top_confidence) : null,
     });
-    this.o.log.info({ rolloutId: r.id, deploymentId: d.id, deviceId: d.device_id, model: r.model_ref }, 'deploy.apply sent');
-    await this.progress(r.id, `${r.model_ref} sent to ${d.device_name}${d.wave === 0 ? ' (canary)' : ` (wave ${d.wave})`}`, d.device_id);
+    this.o.log.info(
+      { rolloutId: r.id, deploymentId: d.id, deviceId: d.device_id, model: r.model_ref },
+      'deploy.apply sent',
+    );
+    await this.progress(
+      r.id,
+      `${r.model_ref} sent to ${d.device_name}${d.wave === 0 ? ' (canary)' : ` (wave ${d.wave})`}`,
+      d.device_id,
+    );
     return true;
   }
 
@@ -473,12 +590,22 @@ export class RolloutService {
       .where('id', '=', h.deploymentId)
       .executeTakeFirst();
     if (d === undefined || d.device_id !== h.deviceId || d.rollout_id !== h.rolloutId) {
-      this.o.log.debug({ deploymentId: h.deploymentId, deviceId: h.deviceId }, 'device.health for an unknown deployment ignored');
+      this.o.log.debug(
+        { deploymentId: h.deploymentId, deviceId: h.deviceId },
+        'device.health for an unknown deployment ignored',
+      );
       return [];
     }
-    const r = await this.o.db.kysely.selectFrom('rollouts').selectAll().where('id', '=', d.rollout_id).executeTakeFirstOrThrow();
+    const r = await this.o.db.kysely
+      .selectFrom('rollouts')
+      .selectAll()
+      .where('id', '=', d.rollout_id)
+      .executeTakeFirstOrThrow();
     if (h.modelVersionId !== r.model_version_id && h.state !== 'rolled_back') {
-      this.o.log.warn({ deploymentId: d.id, reported: h.modelVersionId, expected: r.model_version_id }, 'device.health names another model version; ignored');
+      this.o.log.warn(
+        { deploymentId: d.id, reported: h.modelVersionId, expected: r.model_version_id },
+        'device.health names another model version; ignored',
+      );
       return [];
     }
     const now = this.o.now();
@@ -487,9 +614,13 @@ export class RolloutService {
         // The device could not return to its previous model and still serves the new one: say so in the status.
         const message = `the device could not roll back: ${h.message ?? 'no reason given'}`;
         await this.updateDeployment(d, { device_state: h.state, message }, d.state);
-        this.o.log.error({ rolloutId: d.rollout_id, deviceId: d.device_id, message }, 'device rollback failed');
+        this.o.log.error(
+          { rolloutId: d.rollout_id, deviceId: d.device_id, message },
+          'device rollback failed',
+        );
         await this.progress(d.rollout_id, `${d.device_name}: ${message}`, d.device_id);
-      } else if (d.device_state !== h.state) await this.updateDeployment(d, { device_state: h.state }, d.state);
+      } else if (d.device_state !== h.state)
+        await this.updateDeployment(d, { device_state: h.state }, d.state);
       return [d.rollout_id];
     }
     const gates = rolloutGatesSchema.parse(JSON.parse(r.gates));
@@ -497,14 +628,30 @@ export class RolloutService {
       const p95 = h.latencyP95Ms ?? null;
       if (gates.maxLatencyP95Ms !== null && p95 !== null && p95 > gates.maxLatencyP95Ms) {
         await this.updateDeployment(d, { device_state: h.state, latency_p95_ms: p95 });
-        await this.failDeployment({ ...d, device_state: h.state }, `p95 latency ${round(p95)} ms is above the ${gates.maxLatencyP95Ms} ms gate`);
+        await this.failDeployment(
+          { ...d, device_state: h.state },
+          `p95 latency ${round(p95)} ms is above the ${gates.maxLatencyP95Ms} ms gate`,
+        );
       } else {
-        await this.updateDeployment(d, { state: 'healthy', device_state: h.state, healthy_at: now, latency_p95_ms: p95, message: h.message ?? null });
-        await this.progress(d.rollout_id, `${d.device_name} loaded ${r.model_ref} and is healthy${p95 === null ? '' : ` (p95 ${round(p95)} ms)`}`, d.device_id);
+        await this.updateDeployment(d, {
+          state: 'healthy',
+          device_state: h.state,
+          healthy_at: now,
+          latency_p95_ms: p95,
+          message: h.message ?? null,
+        });
+        await this.progress(
+          d.rollout_id,
+          `${d.device_name} loaded ${r.model_ref} and is healthy${p95 === null ? '' : ` (p95 ${round(p95)} ms)`}`,
+          d.device_id,
+        );
       }
     } else if (h.state === 'failed' || h.state === 'rolled_back') {
       await this.updateDeployment(d, { device_state: h.state });
-      await this.failDeployment({ ...d, device_state: h.state }, `the device reported ${h.state}${h.message === undefined ? '' : `: ${h.message}`}`);
+      await this.failDeployment(
+        { ...d, device_state: h.state },
+        `the device reported ${h.state}${h.message === undefined ? '' : `: ${h.message}`}`,
+      );
     } else {
       await this.updateDeployment(d, { device_state: h.state });
       await this.progress(d.rollout_id, `${d.device_name}: ${h.state}`, d.device_id);
@@ -531,7 +678,9 @@ export class RolloutService {
         .set((eb) => ({
           latency_sum: eb('latency_sum', '+', hb.latencyP95Ms),
           latency_count: eb('latency_count', '+', 1),
-          ...(conf === null ? {} : { conf_sum: eb('conf_sum', '+', conf), conf_count: eb('conf_count', '+', 1) }),
+          ...(conf === null
+            ? {}
+            : { conf_sum: eb('conf_sum', '+', conf), conf_count: eb('conf_count', '+', 1) }),
           updated_at: this.o.now(),
         }))
         .where('id', '=', row.id)
@@ -542,7 +691,11 @@ export class RolloutService {
   }
 
   private async failDeployment(d: DeploymentRow, message: string): Promise<void> {
-    const ok = await this.updateDeployment(d, { state: 'failed', message, finished_at: this.o.now() }, d.state);
+    const ok = await this.updateDeployment(
+      d,
+      { state: 'failed', message, finished_at: this.o.now() },
+      d.state,
+    );
     if (ok) {
       this.o.log.warn({ rolloutId: d.rollout_id, deviceId: d.device_id, message }, 'rollout gate failed');
       await this.progress(d.rollout_id, `${d.device_name} failed a gate: ${message}`, d.device_id);
@@ -557,23 +710,51 @@ export class RolloutService {
   private async rollbackTouched(r: RolloutRow, reason: string, finished: boolean): Promise<void> {
     const now = this.o.now();
     if (r.reason !== reason) {
-      await this.o.db.kysely.updateTable('rollouts').set({ reason, updated_at: now }).where('id', '=', r.id).execute();
+      await this.o.db.kysely
+        .updateTable('rollouts')
+        .set({ reason, updated_at: now })
+        .where('id', '=', r.id)
+        .execute();
     }
     const deps = await this.deployments(r.id);
-    const touched = finished ? deps.filter((d) => d.state === 'healthy' || d.state === 'sent') : deps.filter((d) => d.sent_at !== null && (d.state === 'sent' || d.state === 'healthy' || d.state === 'failed'));
+    const touched = finished
+      ? deps.filter((d) => d.state === 'healthy' || d.state === 'sent')
+      : deps.filter(
+          (d) => d.sent_at !== null && (d.state === 'sent' || d.state === 'healthy' || d.state === 'failed'),
+        );
     for (const d of touched) {
       await this.o.broker.publish(
         STREAMS.control,
-        makeEnvelope('deploy.rollback', { deploymentId: d.id, rolloutId: r.id, deviceId: d.device_id, reason }, { source: this.o.source, target: d.device_id, id: `rollback-${d.id}` }),
+        makeEnvelope(
+          'deploy.rollback',
+          { deploymentId: d.id, rolloutId: r.id, deviceId: d.device_id, reason },
+          { source: this.o.source, target: d.device_id, id: `rollback-${d.id}` },
+        ),
       );
       const failedBefore = d.state === 'failed' ? `${d.message ?? 'failed'}; ` : '';
-      await this.updateDeployment(d, { state: 'rolled_back', message: `${failedBefore}rolled back: ${reason}`, finished_at: now }, d.state);
+      await this.updateDeployment(
+        d,
+        { state: 'rolled_back', message: `${failedBefore}rolled back: ${reason}`, finished_at: now },
+        d.state,
+      );
       this.o.log.info({ rolloutId: r.id, deviceId: d.device_id }, 'deploy.rollback sent');
     }
     if (finished) {
-      await this.o.db.kysely.updateTable('rollouts').set({ state: 'rolled_back', reason, updated_at: now }).where('id', '=', r.id).execute();
+      await this.o.db.kysely
+        .updateTable('rollouts')
+        .set({ state: 'rolled_back', reason, updated_at: now })
+        .where('id', '=', r.id)
+        .execute();
       const status = await this.toStatus({ ...r, state: 'rolled_back', reason });
-      this.o.events.emit({ type: 'rollout.finished', projectId: r.project_id, at: now, rolloutId: r.id, state: 'rolled_back', reason, rollout: status });
+      this.o.events.emit({
+        type: 'rollout.finished',
+        projectId: r.project_id,
+        at: now,
+        rolloutId: r.id,
+        state: 'rolled_back',
+        reason,
+        rollout: status,
+      });
       return;
     }
     await this.finish(r, 'rolled_back', reason);
@@ -602,7 +783,12 @@ export class RolloutService {
           .execute();
       await trx
         .updateTable('rollout_deployments')
-        .set({ state: 'skipped', message: `not sent: rollout ${state.replace('_', ' ')}`, finished_at: now, updated_at: now })
+        .set({
+          state: 'skipped',
+          message: `not sent: rollout ${state.replace('_', ' ')}`,
+          finished_at: now,
+          updated_at: now,
+        })
         .where('rollout_id', '=', r.id)
         .where('state', '=', 'pending')
         .execute();
@@ -611,7 +797,15 @@ export class RolloutService {
     if (!done) return;
     this.o.log.info({ rolloutId: r.id, state, reason }, 'rollout finished');
     const status = await this.toStatus({ ...r, state, reason, finished_at: now });
-    this.o.events.emit({ type: 'rollout.finished', projectId: r.project_id, at: now, rolloutId: r.id, state, reason, rollout: status });
+    this.o.events.emit({
+      type: 'rollout.finished',
+      projectId: r.project_id,
+      at: now,
+      rolloutId: r.id,
+      state,
+      reason,
+      rollout: status,
+    });
   }
 
   private async cas(r: RolloutRow, set: Partial<Omit<RolloutRow, 'id'>>): Promise<boolean> {
@@ -625,7 +819,11 @@ export class RolloutService {
     return Number(res.numUpdatedRows) > 0;
   }
 
-  private async updateDeployment(d: DeploymentRow, set: Partial<Omit<DeploymentRow, 'id'>>, expected: DeploymentState = d.state): Promise<boolean> {
+  private async updateDeployment(
+    d: DeploymentRow,
+    set: Partial<Omit<DeploymentRow, 'id'>>,
+    expected: DeploymentState = d.state,
+  ): Promise<boolean> {
     const res = await this.o.db.kysely
       .updateTable('rollout_deployments')
       .set({ ...set, updated_at: this.o.now() })
@@ -655,7 +853,11 @@ export class RolloutService {
   }
 
   private async progress(rolloutId: string, message: string, deviceId?: string): Promise<void> {
-    const r = await this.o.db.kysely.selectFrom('rollouts').selectAll().where('id', '=', rolloutId).executeTakeFirstOrThrow();
+    const r = await this.o.db.kysely
+      .selectFrom('rollouts')
+      .selectAll()
+      .where('id', '=', rolloutId)
+      .executeTakeFirstOrThrow();
     const counts = countStates(await this.deployments(rolloutId));
     this.o.events.emit({
       type: 'rollout.progress',
@@ -700,7 +902,11 @@ export class RolloutService {
     const seen =
       ids.length === 0
         ? []
-        : await this.o.db.kysely.selectFrom('devices').select(['id', 'last_heartbeat_at']).where('id', 'in', ids).execute();
+        : await this.o.db.kysely
+            .selectFrom('devices')
+            .select(['id', 'last_heartbeat_at'])
+            .where('id', 'in', ids)
+            .execute();
     const lastSeen = new Map(seen.map((s) => [s.id, Number(s.last_heartbeat_at)]));
     return {
       id: r.id,
@@ -756,7 +962,10 @@ export class RolloutService {
 
   private requireOperator(ctx: CallContext, what: string): void {
     if (!roleAtLeast(ctx.user.role, 'operator'))
-      throw new PlatformError('forbidden', `to ${what} you need the operator role or above; you are ${ctx.user.role}`);
+      throw new PlatformError(
+        'forbidden',
+        `to ${what} you need the operator role or above; you are ${ctx.user.role}`,
+      );
   }
 }
 
@@ -770,14 +979,18 @@ function verify(d: DeploymentRow, gates: RolloutGates, now: number): Verdict {
   if (gates.maxLatencyP95Ms !== null && beats > 0) {
     const p95 = Number(d.latency_sum) / beats;
     if (p95 > gates.maxLatencyP95Ms)
-      return { ok: false, reason: `mean p95 latency ${round(p95)} ms over ${beats} heartbeat(s) is above the ${gates.maxLatencyP95Ms} ms gate` };
+      return {
+        ok: false,
+        reason: `mean p95 latency ${round(p95)} ms over ${beats} heartbeat(s) is above the ${gates.maxLatencyP95Ms} ms gate`,
+      };
   }
   const notes: string[] = [];
   if (beats === 0) notes.push(`no heartbeat on the new model within ${formatDuration(gates.observeMs)}`);
   if (gates.confidenceMargin !== null) {
     const count = Number(d.conf_count);
     const baseline = d.baseline_confidence === null ? null : Number(d.baseline_confidence);
-    if (baseline === null) notes.push('no confidence baseline from the previous model; confidence gate not applied');
+    if (baseline === null)
+      notes.push('no confidence baseline from the previous model; confidence gate not applied');
     else if (count === 0) notes.push('no confidence reported on the new model; confidence gate not applied');
     else {
       const mean = Number(d.conf_sum) / count;

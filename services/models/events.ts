@@ -37,4 +37,5 @@ export interface ModelEvaluatedEvent extends DomainEventBase {
 }
 
 /** Every event the models domain emits (registry and evaluations). */
-export type ModelEvent = ModelRegisteredEvent | ModelPromotedEvent | ModelEvaluationProgressEvent | ModelEvaluatedEvent;
+export type ModelEvent =
+  ModelRegisteredEvent | ModelPromotedEvent | ModelEvaluationProgressEvent | ModelEvaluatedEvent;

@@ -1,8 +1,32 @@
-export { isModelName, modelNameFrom, ModelRegistry, modelSearchDoc, modelSearchDocs } from './model.registry.js';
+export {
+  isModelName,
+  modelNameFrom,
+  ModelRegistry,
+  modelSearchDoc,
+  modelSearchDocs,
+} from './model.registry.js';
 export { MODEL_STAGES } from './model.js';
 export type { ModelRegistryOptions } from './model.registry.js';
-export type { ModelArtifact, ModelComparison, ModelStage, ModelVersion, RegisterArtifactInput, StageChange } from './model.js';
-export type { ModelEvaluatedEvent, ModelEvaluationProgressEvent, ModelEvent, ModelPromotedEvent, ModelRegisteredEvent } from './events.js';
-export { DEFAULT_EVALUATION_LIMITS, evaluateInputSchema, matchClasses, ModelEvaluationService } from './model.evaluation.js';
+export type {
+  ModelArtifact,
+  ModelComparison,
+  ModelStage,
+  ModelVersion,
+  RegisterArtifactInput,
+  StageChange,
+} from './model.js';
+export type {
+  ModelEvaluatedEvent,
+  ModelEvaluationProgressEvent,
+  ModelEvent,
+  ModelPromotedEvent,
+  ModelRegisteredEvent,
+} from './events.js';
+export {
+  DEFAULT_EVALUATION_LIMITS,
+  evaluateInputSchema,
+  matchClasses,
+  ModelEvaluationService,
+} from './model.evaluation.js';
 export type { EvaluateInput, EvaluationLimits, ModelEvaluationServiceDeps } from './model.evaluation.js';
 export type { ClassEvaluationResult, EvaluationProgress, ModelEvaluation } from './model.js';

@@ -31,7 +31,15 @@ describe(ModelEvaluationService.name, () => {
     events.length = 0;
     const progress: Array<[number, number]> = [];
     const e = await sut.evaluate(ctx, { modelVersion: v.ref }, (p) => progress.push([p.done, p.total]));
-    expect(e).toMatchObject({ model: 'helmets@1', dataset: 'helmets-eval@1', split: 'test', images: 2, imagesTotal: 2, conf: 0.25, modelSha256: v.model.sha256 });
+    expect(e).toMatchObject({
+      model: 'helmets@1',
+      dataset: 'helmets-eval@1',
+      split: 'test',
+      images: 2,
+      imagesTotal: 2,
+      conf: 0.25,
+      modelSha256: v.model.sha256,
+    });
     expect(e.metrics.mAP50).toBeCloseTo((HELMET_AP + 1) / 2, 10);
     expect(e.metrics.mAP50_95).toBeCloseTo((HELMET_AP + 0.6) / 2, 10);
     expect(e.metrics.precision).toBeCloseTo(4 / 6, 10);
@@ -54,7 +62,11 @@ describe(ModelEvaluationService.name, () => {
       [1, 2],
       [2, 2],
     ]);
-    expect(events.filter((x) => x.type === 'model.evaluation_progress').at(-1)).toMatchObject({ done: 2, total: 2, model: 'helmets@1' });
+    expect(events.filter((x) => x.type === 'model.evaluation_progress').at(-1)).toMatchObject({
+      done: 2,
+      total: 2,
+      model: 'helmets@1',
+    });
     expect(events.filter((x) => x.type === 'model.evaluated')).toHaveLength(1);
     // Recorded as history of the version, and readable through any reference to it.
     const [stored] = await sut.list(ctx, 'helmets@latest');
@@ -67,7 +79,11 @@ describe(ModelEvaluationService.name, () => {
     const train = await sut.evaluate(ctx, { modelVersion: v.id, split: 'train', dataset: 'helmets-eval' });
     expect(train).toMatchObject({ dataset: 'helmets-eval@1', split: 'train', images: 1 });
     expect(train.metrics.mAP50).toBeCloseTo(0.5, 10);
-    expect(train.perClass.find((c) => c.className === 'head')).toMatchObject({ instances: 0, ap50: null, ap50_95: null });
+    expect(train.perClass.find((c) => c.className === 'head')).toMatchObject({
+      instances: 0,
+      ap50: null,
+      ap50_95: null,
+    });
     // One image of the test split, in the stable order listImages gives.
     const first = (await f.datasets.listImages(ctx, 'helmets-eval@1', { split: 'test', limit: 1 })).items[0]!;
     const capped = await sut.evaluate(ctx, { modelVersion: v.id, maxImages: 1 });
@@ -75,17 +91,26 @@ describe(ModelEvaluationService.name, () => {
     // T1 (2 boxes): helmet 1 GT found first -> AP 1; T2 (3 boxes): 2 GT, one found -> AP 51/101.
     expect(capped.metrics.mAP50).toBeCloseTo(first.boxes.length === 2 ? 1 : (51 / 101 + 1) / 2, 10);
     expect((await sut.list(ctx, v.ref)).map((x) => x.id)).toEqual([capped.id, train.id]);
-    await expect(sut.evaluate(ctx, { modelVersion: v.id, maxImages: 100_000 })).rejects.toSatisfy((err) => isPlatformError(err, 'invalid_input') && /above the limit of 5000/.test(err.message));
+    await expect(sut.evaluate(ctx, { modelVersion: v.id, maxImages: 100_000 })).rejects.toSatisfy(
+      (err) => isPlatformError(err, 'invalid_input') && /above the limit of 5000/.test(err.message),
+    );
   });
 
   it('refuses a dataset whose classes the model does not detect, and an ONNX whose class names disagree with the registry', async () => {
     const v = await register({});
     await expect(sut.evaluate(ctx, { modelVersion: v.id, dataset: 'vests@1' })).rejects.toSatisfy(
-      (err) => isPlatformError(err, 'invalid_input') && /class names do not match: dataset vests@1 has "vest", which model helmets@\d+ does not detect/.test(err.message) && /model classes: helmet, head/.test(err.message),
+      (err) =>
+        isPlatformError(err, 'invalid_input') &&
+        /class names do not match: dataset vests@1 has "vest", which model helmets@\d+ does not detect/.test(
+          err.message,
+        ) &&
+        /model classes: helmet, head/.test(err.message),
     );
     const swapped = await register({ name: 'swapped', classNames: ['head', 'helmet'] });
     await expect(sut.evaluate(ctx, { modelVersion: swapped.id })).rejects.toSatisfy(
-      (err) => isPlatformError(err, 'invalid_input') && /ONNX metadata of swapped@1 says helmet, head but the registry says head, helmet/.test(err.message),
+      (err) =>
+        isPlatformError(err, 'invalid_input') &&
+        /ONNX metadata of swapped@1 says helmet, head but the registry says head, helmet/.test(err.message),
     );
     expect(await sut.list(ctx, swapped.id)).toEqual([]);
   });
@@ -104,13 +129,22 @@ describe(ModelEvaluationService.name, () => {
   it('refuses a missing artifact and one whose sha256 differs from the registry', async () => {
     const missing = await register({ name: 'gone', key: 'models/never-uploaded.onnx' });
     await expect(sut.evaluate(ctx, { modelVersion: missing.id })).rejects.toSatisfy(
-      (err) => isPlatformError(err, 'not_found') && /model file of gone@1 \(models\/never-uploaded\.onnx\) is missing from storage/.test(err.message),
+      (err) =>
+        isPlatformError(err, 'not_found') &&
+        /model file of gone@1 \(models\/never-uploaded\.onnx\) is missing from storage/.test(err.message),
     );
     const key = 'models/tampered.onnx';
     await f.storage.put(key, Buffer.concat([onnx, Buffer.from('x')]));
-    const tampered = await register({ name: 'tampered', key, sha256: createHash('sha256').update(onnx).digest('hex') });
+    const tampered = await register({
+      name: 'tampered',
+      key,
+      sha256: createHash('sha256').update(onnx).digest('hex'),
+    });
     await expect(sut.evaluate(ctx, { modelVersion: tampered.id })).rejects.toSatisfy(
-      (err) => isPlatformError(err, 'conflict') && /sha256 mismatch/.test(err.message) && /not evaluated/.test(err.message),
+      (err) =>
+        isPlatformError(err, 'conflict') &&
+        /sha256 mismatch/.test(err.message) &&
+        /not evaluated/.test(err.message),
     );
     expect(await sut.list(ctx, tampered.id)).toEqual([]);
   });
@@ -118,11 +152,17 @@ describe(ModelEvaluationService.name, () => {
   it('says when the split is empty or the model is unknown, and needs the operator role', async () => {
     const v = await register({});
     await expect(sut.evaluate(ctx, { modelVersion: v.id, split: 'val' })).rejects.toSatisfy(
-      (err) => isPlatformError(err, 'invalid_input') && /helmets-eval@1 has no images in its val split \(train 1, val 0, test 2\)/.test(err.message),
+      (err) =>
+        isPlatformError(err, 'invalid_input') &&
+        /helmets-eval@1 has no images in its val split \(train 1, val 0, test 2\)/.test(err.message),
     );
     const viewer: CallContext = testContext('default', 'viewer');
-    await expect(sut.evaluate(viewer, { modelVersion: v.id })).rejects.toSatisfy((err) => isPlatformError(err, 'forbidden'));
+    await expect(sut.evaluate(viewer, { modelVersion: v.id })).rejects.toSatisfy((err) =>
+      isPlatformError(err, 'forbidden'),
+    );
     expect(await sut.list(viewer, v.id)).toEqual([]);
-    await expect(sut.evaluate(ctx, { modelVersion: 'nope@1' })).rejects.toSatisfy((err) => isPlatformError(err, 'not_found') && /known models/.test(err.message));
+    await expect(sut.evaluate(ctx, { modelVersion: 'nope@1' })).rejects.toSatisfy(
+      (err) => isPlatformError(err, 'not_found') && /known models/.test(err.message),
+    );
   });
 });

@@ -1,7 +1,11 @@
 import { createHash } from 'node:crypto';
 import type { Selectable } from 'kysely';
 import { z } from 'zod';
-import { evaluateDetector, EVALUATION_SETTINGS, type EvaluationImage } from '../../vision/evaluate-detector.js';
+import {
+  evaluateDetector,
+  EVALUATION_SETTINGS,
+  type EvaluationImage,
+} from '../../vision/evaluate-detector.js';
 import { SPLITS, type Split } from '../../vision/formats/index.js';
 import { parseClassNames } from '../../vision/onnx-metadata.js';
 import { loadDetector, type Detector } from '../../vision/pipeline.js';
@@ -92,51 +96,86 @@ export class ModelEvaluationService {
    * Runs the version on up to `maxImages` images of the split (stable order) and records the result.
    * Needs the operator role: it spends compute and adds to the version's history.
    */
-  async evaluate(ctx: CallContext, input: EvaluateInput, onProgress?: (p: EvaluationProgress) => void): Promise<ModelEvaluation> {
+  async evaluate(
+    ctx: CallContext,
+    input: EvaluateInput,
+    onProgress?: (p: EvaluationProgress) => void,
+  ): Promise<ModelEvaluation> {
     if (!roleAtLeast(ctx.user.role, 'operator')) {
-      throw new PlatformError('forbidden', `evaluating a model needs the operator role or above; you are ${ctx.user.role}`);
+      throw new PlatformError(
+        'forbidden',
+        `evaluating a model needs the operator role or above; you are ${ctx.user.role}`,
+      );
     }
     const parsed = evaluateInputSchema.safeParse(input);
-    if (!parsed.success) throw new PlatformError('invalid_input', `invalid evaluation request: ${describeZodError(parsed.error)}`);
+    if (!parsed.success)
+      throw new PlatformError(
+        'invalid_input',
+        `invalid evaluation request: ${describeZodError(parsed.error)}`,
+      );
     const req = parsed.data;
     // a retried step (same idempotency key) gets the evaluation it recorded the first time
     const earlier = await priorEffect<{ evaluationId: string }>(this.db.kysely, ctx, EVALUATION_EFFECT);
     if (earlier !== undefined) {
-      const row = await this.db.kysely.selectFrom('model_evaluations').selectAll().where('id', '=', earlier.evaluationId).where('project_id', '=', ctx.projectId).executeTakeFirst();
+      const row = await this.db.kysely
+        .selectFrom('model_evaluations')
+        .selectAll()
+        .where('id', '=', earlier.evaluationId)
+        .where('project_id', '=', ctx.projectId)
+        .executeTakeFirst();
       if (row !== undefined) return fromRow(row);
     }
     const maxImages = req.maxImages ?? this.limits.defaultMaxImages;
     if (maxImages > this.limits.maxImages) {
-      throw new PlatformError('invalid_input', `maxImages ${maxImages} is above the limit of ${this.limits.maxImages}; evaluate on fewer images`);
+      throw new PlatformError(
+        'invalid_input',
+        `maxImages ${maxImages} is above the limit of ${this.limits.maxImages}; evaluate on fewer images`,
+      );
     }
     const startedAt = this.now();
     const t0 = performance.now();
     const version = await this.models.get(ctx, req.modelVersion);
     const datasetRef = req.dataset ?? version.lineage.dataset;
     if (datasetRef === null) {
-      throw new PlatformError('invalid_input', `model ${version.ref} records no training dataset; name one with dataset "name" or "name@version"`);
+      throw new PlatformError(
+        'invalid_input',
+        `model ${version.ref} records no training dataset; name one with dataset "name" or "name@version"`,
+      );
     }
     const dataset = await this.datasets.get(ctx, datasetRef);
     const classMap = matchClasses(version, dataset.ref, dataset.classNames);
-    const imagesTotal = (await this.datasets.listImages(ctx, dataset.ref, { split: req.split, limit: 1 })).total;
+    const imagesTotal = (await this.datasets.listImages(ctx, dataset.ref, { split: req.split, limit: 1 }))
+      .total;
     if (imagesTotal === 0) {
       const counts = Object.entries(dataset.stats.splits)
         .map(([s, c]) => `${s} ${c.images}`)
         .join(', ');
-      throw new PlatformError('invalid_input', `dataset ${dataset.ref} has no images in its ${req.split} split (${counts}); pick another split or re-split the dataset`);
+      throw new PlatformError(
+        'invalid_input',
+        `dataset ${dataset.ref} has no images in its ${req.split} split (${counts}); pick another split or re-split the dataset`,
+      );
     }
     const total = Math.min(imagesTotal, maxImages);
 
     const bytes = await this.modelBytes(version);
-    const detector = await loadDetector(bytes, { layout: version.model.layout, names: version.classNames, inputSize: version.model.inputSize });
+    const detector = await loadDetector(bytes, {
+      layout: version.model.layout,
+      names: version.classNames,
+      inputSize: version.model.inputSize,
+    });
     const loadMs = performance.now() - t0;
     const storage = this.storage;
     const datasets = this.datasets;
     async function* pages(): AsyncIterable<EvaluationImage> {
       for (let offset = 0; offset < total; offset += PAGE) {
-        const page = await datasets.listImages(ctx, dataset.ref, { split: req.split, offset, limit: Math.min(PAGE, total - offset) });
+        const page = await datasets.listImages(ctx, dataset.ref, {
+          split: req.split,
+          offset,
+          limit: Math.min(PAGE, total - offset),
+        });
         if (page.items.length === 0) return;
-        for (const image of page.items) yield { bytes: () => storage.getBuffer(image.imageKey), boxes: () => image.boxes };
+        for (const image of page.items)
+          yield { bytes: () => storage.getBuffer(image.imageKey), boxes: () => image.boxes };
       }
     }
     let scored: Awaited<ReturnType<typeof evaluateDetector>>;
@@ -144,14 +183,22 @@ export class ModelEvaluationService {
       checkDetector(detector, version);
       const progress = this.progressReporter(ctx, version, dataset.ref, req.split, onProgress);
       progress(0, total);
-      if (ctx.signal?.aborted) throw new PlatformError('conflict', `the evaluation of ${version.ref} was cancelled before it started`);
+      if (ctx.signal?.aborted)
+        throw new PlatformError(
+          'conflict',
+          `the evaluation of ${version.ref} was cancelled before it started`,
+        );
       scored = await evaluateDetector(detector, pages(), {
         classMap,
         classCount: dataset.classNames.length,
         conf: req.conf,
         onImage: (done) => {
           progress(done, total);
-          if (ctx.signal?.aborted && done < total) throw new PlatformError('conflict', `the evaluation of ${version.ref} was cancelled after ${done} of ${total} images`);
+          if (ctx.signal?.aborted && done < total)
+            throw new PlatformError(
+              'conflict',
+              `the evaluation of ${version.ref} was cancelled after ${done} of ${total} images`,
+            );
         },
       });
     } finally {
@@ -170,7 +217,12 @@ export class ModelEvaluationService {
       split: req.split,
       images,
       imagesTotal,
-      metrics: { mAP50: result.map50, mAP50_95: result.map5095, precision: result.precision, recall: result.recall },
+      metrics: {
+        mAP50: result.map50,
+        mAP50_95: result.map5095,
+        precision: result.precision,
+        recall: result.recall,
+      },
       conf: req.conf,
       perClass: result.perClass.map((c) => ({
         className: dataset.classNames[c.classId] ?? String(c.classId),
@@ -204,13 +256,20 @@ export class ModelEvaluationService {
       await trx.insertInto('model_evaluations').values(toRow(evaluation)).execute();
       await recordEffect(trx, ctx, EVALUATION_EFFECT, { evaluationId: evaluation.id }, finishedAt);
     });
-    ctx.log.info({ model: version.ref, dataset: dataset.ref, split: req.split, images, mAP50: evaluation.metrics.mAP50 }, 'model evaluated');
+    ctx.log.info(
+      { model: version.ref, dataset: dataset.ref, split: req.split, images, mAP50: evaluation.metrics.mAP50 },
+      'model evaluated',
+    );
     this.events.emit({ type: 'model.evaluated', projectId: ctx.projectId, at: finishedAt, evaluation });
     return evaluation;
   }
 
   /** Evaluations of a version (any reference the registry resolves), newest first. */
-  async list(ctx: CallContext, modelVersion: string, opts: { limit?: number } = {}): Promise<ModelEvaluation[]> {
+  async list(
+    ctx: CallContext,
+    modelVersion: string,
+    opts: { limit?: number } = {},
+  ): Promise<ModelEvaluation[]> {
     const version = await this.models.get(ctx, modelVersion);
     const rows = await this.db.kysely
       .selectFrom('model_evaluations')
@@ -228,14 +287,20 @@ export class ModelEvaluationService {
   private async modelBytes(version: ModelVersion): Promise<Buffer> {
     const key = version.model.key;
     if ((await this.storage.head(key)) === undefined) {
-      throw new PlatformError('not_found', `the model file of ${version.ref} (${key}) is missing from storage; the artifact was deleted or storage points elsewhere, so it cannot be evaluated`);
+      throw new PlatformError(
+        'not_found',
+        `the model file of ${version.ref} (${key}) is missing from storage; the artifact was deleted or storage points elsewhere, so it cannot be evaluated`,
+      );
     }
     let bytes: Buffer;
     try {
       bytes = await this.storage.getBuffer(key);
     } catch (err) {
       if (isPlatformError(err)) throw err;
-      throw new PlatformError('unavailable', `cannot read the model file of ${version.ref} (${key}): ${(err as Error).message}`);
+      throw new PlatformError(
+        'unavailable',
+        `cannot read the model file of ${version.ref} (${key}): ${(err as Error).message}`,
+      );
     }
     const sha256 = createHash('sha256').update(bytes).digest('hex');
     if (sha256 !== version.model.sha256) {
@@ -248,14 +313,30 @@ export class ModelEvaluationService {
     return bytes;
   }
 
-  private progressReporter(ctx: CallContext, version: ModelVersion, dataset: string, split: Split, onProgress?: (p: EvaluationProgress) => void) {
+  private progressReporter(
+    ctx: CallContext,
+    version: ModelVersion,
+    dataset: string,
+    split: Split,
+    onProgress?: (p: EvaluationProgress) => void,
+  ) {
     let lastEmit = 0;
     return (done: number, total: number) => {
       onProgress?.({ done, total });
       const t = this.now();
       if (done === 0 || done === total || t - lastEmit >= PROGRESS_EVERY_MS) {
         lastEmit = t;
-        this.events.emit({ type: 'model.evaluation_progress', projectId: ctx.projectId, at: t, versionId: version.id, model: version.ref, dataset, split, done, total });
+        this.events.emit({
+          type: 'model.evaluation_progress',
+          projectId: ctx.projectId,
+          at: t,
+          versionId: version.id,
+          model: version.ref,
+          dataset,
+          split,
+          done,
+          total,
+        });
       }
     };
   }
@@ -266,7 +347,11 @@ export class ModelEvaluationService {
  * ignored), or -1 for a model class the dataset lacks. Every dataset class must be one the model
  * detects: otherwise its ground truth could never be found and the numbers would mislead.
  */
-export function matchClasses(version: Pick<ModelVersion, 'ref' | 'classNames'>, datasetRef: string, datasetClasses: string[]): number[] {
+export function matchClasses(
+  version: Pick<ModelVersion, 'ref' | 'classNames'>,
+  datasetRef: string,
+  datasetClasses: string[],
+): number[] {
   const byName = new Map(datasetClasses.map((c, i) => [norm(c), i]));
   const modelNames = new Set(version.classNames.map(norm));
   const missing = datasetClasses.filter((c) => !modelNames.has(norm(c)));
@@ -282,7 +367,8 @@ export function matchClasses(version: Pick<ModelVersion, 'ref' | 'classNames'>, 
 
 /** The loaded ONNX must agree with the registry: class names in its metadata and the class count of its output. */
 function checkDetector(detector: Detector, version: ModelVersion): void {
-  const metaNames = detector.metadata.names === undefined ? undefined : parseClassNames(detector.metadata.names);
+  const metaNames =
+    detector.metadata.names === undefined ? undefined : parseClassNames(detector.metadata.names);
   if (metaNames !== undefined && metaNames.map(norm).join('\n') !== version.classNames.map(norm).join('\n')) {
     throw new PlatformError(
       'invalid_input',
@@ -291,7 +377,12 @@ function checkDetector(detector: Detector, version: ModelVersion): void {
     );
   }
   const shape = detector.outputShapes[detector.outputName] ?? [];
-  const nc = detector.layout === 'ultralytics' ? (shape[1] ?? 0) - 4 : detector.layout === 'yolox' ? (shape[2] ?? 0) - 5 : undefined;
+  const nc =
+    detector.layout === 'ultralytics'
+      ? (shape[1] ?? 0) - 4
+      : detector.layout === 'yolox'
+        ? (shape[2] ?? 0) - 5
+        : undefined;
   if (nc !== undefined && nc !== version.classNames.length) {
     throw new PlatformError(
       'invalid_input',
@@ -305,7 +396,10 @@ const EVALUATION_EFFECT = 'model.evaluation';
 
 function toRow(e: ModelEvaluation): Row {
   const [datasetName, datasetVersion] = e.dataset.split('@') as [string, string];
-  const [modelName, modelVersion] = [e.model.slice(0, e.model.lastIndexOf('@')), e.model.slice(e.model.lastIndexOf('@') + 1)];
+  const [modelName, modelVersion] = [
+    e.model.slice(0, e.model.lastIndexOf('@')),
+    e.model.slice(e.model.lastIndexOf('@') + 1),
+  ];
   return {
     id: e.id,
     project_id: e.projectId,
@@ -343,7 +437,12 @@ function fromRow(r: Row): ModelEvaluation {
     split: r.split as Split,
     images: Number(r.images),
     imagesTotal: Number(r.images_total),
-    metrics: { mAP50: Number(r.map50), mAP50_95: Number(r.map50_95), precision: Number(r.precision_at_conf), recall: Number(r.recall_at_conf) },
+    metrics: {
+      mAP50: Number(r.map50),
+      mAP50_95: Number(r.map50_95),
+      precision: Number(r.precision_at_conf),
+      recall: Number(r.recall_at_conf),
+    },
     conf: Number(r.conf),
     perClass: JSON.parse(r.per_class) as ClassEvaluationResult[],
     settings: JSON.parse(r.settings) as ModelEvaluation['settings'],

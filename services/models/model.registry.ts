@@ -13,7 +13,15 @@ import { enqueueIndex } from '../infra/search/outbox.js';
 import type { Logger } from '../../core/log.js';
 import type { ModelEvent } from './events.js';
 import { retryTransient } from '../infra/db/retry.js';
-import { MODEL_STAGES, type ModelStage, type ModelArtifact, type ModelVersion, type StageChange, type ModelComparison, type RegisterArtifactInput } from './model.js';
+import {
+  MODEL_STAGES,
+  type ModelStage,
+  type ModelArtifact,
+  type ModelVersion,
+  type StageChange,
+  type ModelComparison,
+  type RegisterArtifactInput,
+} from './model.js';
 
 /** The idempotent-effect kind of a promotion. */
 const PROMOTION_EFFECT = 'model.promotion';
@@ -174,10 +182,17 @@ export class ModelRegistry {
       );
     }
     // a retried step (same idempotency key) reports the promotion it made the first time, changing nothing
-    const earlier = await priorEffect<{ versionId: string; previousId: string | null }>(this.db.kysely, ctx, PROMOTION_EFFECT);
+    const earlier = await priorEffect<{ versionId: string; previousId: string | null }>(
+      this.db.kysely,
+      ctx,
+      PROMOTION_EFFECT,
+    );
     if (earlier !== undefined) {
       const version = await this.get(ctx, earlier.versionId);
-      const previous = earlier.previousId === null || earlier.previousId === earlier.versionId ? null : await this.get(ctx, earlier.previousId);
+      const previous =
+        earlier.previousId === null || earlier.previousId === earlier.versionId
+          ? null
+          : await this.get(ctx, earlier.previousId);
       return { version, previous };
     }
     const target = await this.resolveRow(this.db.kysely, ctx.projectId, ref);

@@ -40,18 +40,34 @@ const CANDIDATES = [
 export const HELMET_AP = 67 / 101;
 
 function yolo(boxes: Array<[number, number, number, number, number]>): string {
-  return boxes.map(([c, x1, y1, x2, y2]) => `${c} ${(x1 + x2) / 128} ${(y1 + y2) / 128} ${(x2 - x1) / 64} ${(y2 - y1) / 64}`).join('\n') + '\n';
+  return (
+    boxes
+      .map(
+        ([c, x1, y1, x2, y2]) =>
+          `${c} ${(x1 + x2) / 128} ${(y1 + y2) / 128} ${(x2 - x1) / 64} ${(y2 - y1) / 64}`,
+      )
+      .join('\n') + '\n'
+  );
 }
 
-const png = (seed: number) => sharp({ create: { width: 64, height: 64, channels: 3, background: { r: seed * 40, g: 90, b: 200 - seed * 30 } } }).png().toBuffer();
-
+const png = (seed: number) =>
+  sharp({
+    create: { width: 64, height: 64, channels: 3, background: { r: seed * 40, g: 90, b: 200 - seed * 30 } },
+  })
+    .png()
+    .toBuffer();
 
 /** Builds the fixed-output detector described above (python3 + onnx) in `dir` and returns its bytes. */
 export async function buildFixtureDetector(dir: string): Promise<Buffer> {
   const out = new Float32Array(6 * N);
   CANDIDATES.forEach((c, i) => c.forEach((v, r) => (out[r * N + i] = v)));
   const built = await buildFixedOutputModel(
-    { inputShape: [1, 3, 64, 64], outputShape: [1, 6, N], output: out, metadata: { names: "{0: 'helmet', 1: 'head'}", imgsz: '[64, 64]' } },
+    {
+      inputShape: [1, 3, 64, 64],
+      outputShape: [1, 6, N],
+      output: out,
+      metadata: { names: "{0: 'helmet', 1: 'head'}", imgsz: '[64, 64]' },
+    },
     dir,
   );
   return built.bytes;
@@ -78,19 +94,39 @@ export async function writeFixtureDataset(dir: string): Promise<void> {
 }
 
 /** Registers a version of the fixture detector in `registry` (uploading it to `storage` unless `key` is given). */
-export async function registerFixtureModel(registry: ModelRegistry, storage: Storage, onnx: Buffer, jobId: string, opts: RegisterOptions = {}, projectId = 'default'): Promise<ModelVersion> {
+export async function registerFixtureModel(
+  registry: ModelRegistry,
+  storage: Storage,
+  onnx: Buffer,
+  jobId: string,
+  opts: RegisterOptions = {},
+  projectId = 'default',
+): Promise<ModelVersion> {
   const bytes = opts.bytes ?? onnx;
   const key = opts.key ?? `models/${createHash('sha256').update(bytes).digest('hex')}.onnx`;
   if (opts.key === undefined) await storage.put(key, bytes);
   const { version } = await registry.registerFromArtifact({
     projectId,
     name: opts.name ?? 'helmets',
-    job: { id: jobId, attempt: 1, runnerId: 'gpu-1', config: { backend: 'builtin', model: 'tiny', epochs: 1, imgsz: 64, batch: 2 }, dataset: opts.dataset ?? { name: 'helmets-eval', version: 1 } },
+    job: {
+      id: jobId,
+      attempt: 1,
+      runnerId: 'gpu-1',
+      config: { backend: 'builtin', model: 'tiny', epochs: 1, imgsz: 64, batch: 2 },
+      dataset: opts.dataset ?? { name: 'helmets-eval', version: 1 },
+    },
     artifact: {
       jobId,
       attempt: 1,
       runnerId: 'gpu-1',
-      artifacts: [{ name: 'model.onnx', key, sha256: opts.sha256 ?? createHash('sha256').update(bytes).digest('hex'), size: bytes.length }],
+      artifacts: [
+        {
+          name: 'model.onnx',
+          key,
+          sha256: opts.sha256 ?? createHash('sha256').update(bytes).digest('hex'),
+          size: bytes.length,
+        },
+      ],
       model: { layout: 'ultralytics', inputSize: 64, classNames: opts.classNames ?? ['helmet', 'head'] },
       metrics: { mAP50: 0.5 },
     },
@@ -127,20 +163,36 @@ export async function makeEvaluationFixture(opts: { db?: Db } = {}) {
   await writeFixtureDataset(dir);
   await env.sut.import(ctx, { name: 'helmets-eval', source: { kind: 'folder', path: dir } });
   const vests = path.join(work, 'vests');
-  await writeTree(vests, { 'data.yaml': 'names: [helmet, vest]\n', 'images/test/v.png': await png(4), 'labels/test/v.txt': yolo([[1, 8, 8, 24, 24]]) });
+  await writeTree(vests, {
+    'data.yaml': 'names: [helmet, vest]\n',
+    'images/test/v.png': await png(4),
+    'labels/test/v.txt': yolo([[1, 8, 8, 24, 24]]),
+  });
   await env.sut.import(ctx, { name: 'vests', source: { kind: 'folder', path: vests } });
   const heads = path.join(work, 'heads');
-  await writeTree(heads, { 'data.yaml': 'names: [Head]\n', 'images/test/h.png': await png(5), 'labels/test/h.txt': yolo([[0, 40, 8, 56, 24]]) });
+  await writeTree(heads, {
+    'data.yaml': 'names: [Head]\n',
+    'images/test/h.png': await png(5),
+    'labels/test/h.txt': yolo([[0, 40, 8, 56, 24]]),
+  });
   await env.sut.import(ctx, { name: 'heads', source: { kind: 'folder', path: heads } });
   const bus = new EventBus<ModelEvent>();
   const events: ModelEvent[] = [];
   bus.on((e) => events.push(e));
   const registry = new ModelRegistry({ db, events: bus, log: silentLogger() });
-  const sut = new ModelEvaluationService({ db, storage: env.storage, models: registry, datasets: env.sut, events: bus, log: silentLogger() });
+  const sut = new ModelEvaluationService({
+    db,
+    storage: env.storage,
+    models: registry,
+    datasets: env.sut,
+    events: bus,
+    log: silentLogger(),
+  });
   let jobs = 0;
 
   /** Registers a version of the fixture detector (uploading it unless `key` is given). */
-  const register = (o: RegisterOptions = {}): Promise<ModelVersion> => registerFixtureModel(registry, env.storage, onnx, `job_${++jobs}`, o);
+  const register = (o: RegisterOptions = {}): Promise<ModelVersion> =>
+    registerFixtureModel(registry, env.storage, onnx, `job_${++jobs}`, o);
 
   return {
     db,

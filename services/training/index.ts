@@ -1,7 +1,15 @@
 export { jobSearchDoc, TrainingService, trainingSearchDocs } from './training.service.js';
 export { CHECKPOINT_ARTIFACT, JOB_ARTIFACTS, JOB_STATUSES } from './model.js';
 export type { TrainingServiceOptions } from './training.service.js';
-export type { EpochMetrics, JobStatus, RunnerInfo, StartTrainingInput, TrainingDatasets, TrainingJob, TrainingManifest } from './model.js';
+export type {
+  EpochMetrics,
+  JobStatus,
+  RunnerInfo,
+  StartTrainingInput,
+  TrainingDatasets,
+  TrainingJob,
+  TrainingManifest,
+} from './model.js';
 export type {
   TrainingAssignedEvent,
   TrainingEvent,

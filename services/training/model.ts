@@ -15,7 +15,14 @@ export function isFinalJob(status: string): boolean {
 }
 
 /** Artifacts a runner gets a presigned PUT URL for, under `jobs/<jobId>/<attempt>/`. */
-export const JOB_ARTIFACTS = ['model.onnx', 'best.pt', 'metrics.json', 'results.csv', 'report.md', 'train.log'] as const;
+export const JOB_ARTIFACTS = [
+  'model.onnx',
+  'best.pt',
+  'metrics.json',
+  'results.csv',
+  'report.md',
+  'train.log',
+] as const;
 
 /** The artifact holding the trainer's checkpoint (the built-in's and Ultralytics' best.pt, YOLOX's best_ckpt.pth), which fine-tuning starts from. */
 export const CHECKPOINT_ARTIFACT = 'best.pt';

@@ -388,14 +388,16 @@ describe(TrainingService.name, () => {
     clock += 6_000;
     await sut.handleTelemetry(heartbeat('gpu-1'));
     expect(sent('train.start')).toHaveLength(2);
-    expect(sent('train.start').map((m) => (m.payload as MessagePayload<'train.start'>).attempt)).toEqual([1, 1]);
+    expect(sent('train.start').map((m) => (m.payload as MessagePayload<'train.start'>).attempt)).toEqual([
+      1, 1,
+    ]);
     // once per grace period, and never once the runner names the job
     await sut.handleTelemetry(heartbeat('gpu-1'));
     expect(sent('train.start')).toHaveLength(2);
     clock += 11_000;
     await sut.handleTelemetry(heartbeat('gpu-1', ['builtin'], job.id));
     expect(sent('train.start')).toHaveLength(2);
-    expect((await sut.get(op, job.id))).toMatchObject({ status: 'assigned', attempt: 1, runnerId: 'gpu-1' });
+    expect(await sut.get(op, job.id)).toMatchObject({ status: 'assigned', attempt: 1, runnerId: 'gpu-1' });
   });
 
   it('keeps a job alive while its runner heartbeats naming it', async () => {

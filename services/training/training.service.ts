@@ -22,7 +22,17 @@ import type { Logger } from '../../core/log.js';
 import { isModelName, modelNameFrom, type ModelRegistry } from '../models/model.registry.js';
 import { retryTransient } from '../infra/db/retry.js';
 import type { TrainingEvent } from './events.js';
-import { CHECKPOINT_ARTIFACT, isFinalJob, JOB_ARTIFACTS, type JobStatus, type TrainingDatasets, type TrainingJob, type EpochMetrics, type RunnerInfo, type StartTrainingInput } from './model.js';
+import {
+  CHECKPOINT_ARTIFACT,
+  isFinalJob,
+  JOB_ARTIFACTS,
+  type JobStatus,
+  type TrainingDatasets,
+  type TrainingJob,
+  type EpochMetrics,
+  type RunnerInfo,
+  type StartTrainingInput,
+} from './model.js';
 
 /** The idempotent-effect kind of a created training job. */
 const JOB_EFFECT = 'training.job';
@@ -111,8 +121,14 @@ export class TrainingService {
         `dataset ${manifest.name}@${manifest.version} has no images to train on; import images first`,
       );
     }
-    const parent = parsed.data.from === undefined ? undefined : await this.startingPoint(ctx, parsed.data.from, parsed.data.config.backend);
-    const config: TrainConfig = parent === undefined ? parsed.data.config : { ...parsed.data.config, from: { versionId: parent.id, ref: parent.ref } };
+    const parent =
+      parsed.data.from === undefined
+        ? undefined
+        : await this.startingPoint(ctx, parsed.data.from, parsed.data.config.backend);
+    const config: TrainConfig =
+      parent === undefined
+        ? parsed.data.config
+        : { ...parsed.data.config, from: { versionId: parent.id, ref: parent.ref } };
     const name = parsed.data.name ?? parent?.name ?? modelNameFrom(`${manifest.name}-${config.backend}`);
     if (!isModelName(name))
       throw new PlatformError(
@@ -382,7 +398,10 @@ export class TrainingService {
         this.emit({ type: 'training.status', projectId: job.project_id, at: now, job: fresh, message });
         changed.push(fresh);
       } else {
-        const restart = job.runner_id === null ? 'a GPU runner is running' : `runner ${job.runner_id} is running again (visioninapp gpu-runner --id ${job.runner_id})`;
+        const restart =
+          job.runner_id === null
+            ? 'a GPU runner is running'
+            : `runner ${job.runner_id} is running again (visioninapp gpu-runner --id ${job.runner_id})`;
         const message = `runner ${runner} stopped responding for ${Math.round(this.o.heartbeatTimeoutMs / 1000)} s; the job failed after ${attempt} attempt${attempt === 1 ? '' : 's'}. Check that ${restart}, then start the training again${Number(job.max_attempts) === 1 ? ' (set JOB_MAX_ATTEMPTS above 1 to re-queue such jobs automatically)' : ''}`;
         if (await this.finish(job, 'failed', message, now)) {
           if (job.runner_id !== null)
@@ -548,7 +567,10 @@ export class TrainingService {
       const parent = await this.o.models.get(ctx, config.from.versionId);
       const weights = parent.artifacts.find((a) => a.name === CHECKPOINT_ARTIFACT);
       if (weights === undefined)
-        throw new PlatformError('not_found', `${parent.ref} has no checkpoint (${CHECKPOINT_ARTIFACT}) to fine-tune from`);
+        throw new PlatformError(
+          'not_found',
+          `${parent.ref} has no checkpoint (${CHECKPOINT_ARTIFACT}) to fine-tune from`,
+        );
       init = {
         ref: parent.ref,
         url: await this.o.storage.presignGet(weights.key, ttl),
@@ -666,7 +688,10 @@ export class TrainingService {
       'runner is idle but its assigned job never started; sending train.start again',
     );
     await this.sendStart(row, runnerId).catch((err: unknown) =>
-      this.o.log.error({ jobId, runner: runnerId, err: (err as Error).message }, 'sending train.start again failed; retrying on the next heartbeat'),
+      this.o.log.error(
+        { jobId, runner: runnerId, err: (err as Error).message },
+        'sending train.start again failed; retrying on the next heartbeat',
+      ),
     );
   }
 

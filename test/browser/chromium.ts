@@ -12,8 +12,11 @@ export const ARTIFACTS = path.resolve(import.meta.dirname, '../../test-artifacts
 /** True (with a warning) when Chromium is missing; throws instead under REQUIRE_SERVICES=1. */
 export function chromiumMissing(): boolean {
   if (existsSync(CHROMIUM)) return false;
-  if (process.env.REQUIRE_SERVICES === '1') throw new Error(`${CHROMIUM} is missing and REQUIRE_SERVICES=1: install Debian's chromium package`);
-  console.warn(`skipping browser tests: ${CHROMIUM} not found (install Debian's chromium package to run them)`);
+  if (process.env.REQUIRE_SERVICES === '1')
+    throw new Error(`${CHROMIUM} is missing and REQUIRE_SERVICES=1: install Debian's chromium package`);
+  console.warn(
+    `skipping browser tests: ${CHROMIUM} not found (install Debian's chromium package to run them)`,
+  );
   return true;
 }
 
@@ -24,7 +27,15 @@ export async function launchChromium(): Promise<{ browser: Browser; close(): Pro
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+    ],
     env: { ...process.env, TMPDIR: profile },
   });
   return {

@@ -18,12 +18,27 @@ describe.skipIf(chromiumMissing())('Firebase sign-in page in Chromium', () => {
   let browser: Browser;
 
   beforeAll(async () => {
-    emulator.users.set('uid_ana', { email: 'ana@example.com', password: 'firebase password 1', name: 'Ana Kim', claims: { role: 'approver' } });
-    emulator.users.set('uid_off', { email: 'off@example.com', password: 'firebase password 2', disabled: true });
+    emulator.users.set('uid_ana', {
+      email: 'ana@example.com',
+      password: 'firebase password 1',
+      name: 'Ana Kim',
+      claims: { role: 'approver' },
+    });
+    emulator.users.set('uid_off', {
+      email: 'off@example.com',
+      password: 'firebase password 2',
+      disabled: true,
+    });
     const host = await emulator.start();
     // firebase-admin reads the emulator host from the environment; the page gets it from the server config
     process.env.FIREBASE_AUTH_EMULATOR_HOST = host;
-    t = await startTestServer({ env: { FIREBASE_PROJECT_ID: PROJECT, FIREBASE_API_KEY: 'stand-in-web-api-key', FIREBASE_AUTH_EMULATOR_HOST: host } });
+    t = await startTestServer({
+      env: {
+        FIREBASE_PROJECT_ID: PROJECT,
+        FIREBASE_API_KEY: 'stand-in-web-api-key',
+        FIREBASE_AUTH_EMULATOR_HOST: host,
+      },
+    });
     chromium = await launchChromium();
     browser = chromium.browser;
   }, 60_000);
@@ -45,7 +60,8 @@ describe.skipIf(chromiumMissing())('Firebase sign-in page in Chromium', () => {
     });
     const vendor: Array<{ url: string; status: number }> = [];
     page.on('response', (r) => {
-      if (r.url().includes('/vendor/firebase/')) vendor.push({ url: new URL(r.url()).pathname, status: r.status() });
+      if (r.url().includes('/vendor/firebase/'))
+        vendor.push({ url: new URL(r.url()).pathname, status: r.status() });
     });
     await page.goto(`${t.url}/`);
     await page.waitForURL(/login\.html/);
@@ -59,7 +75,11 @@ describe.skipIf(chromiumMissing())('Firebase sign-in page in Chromium', () => {
     expect(await page.evaluate(() => document.body.dataset.role)).toBe('approver');
 
     const me = await page.evaluate(async () => (await fetch('/api/me')).json());
-    expect(me).toMatchObject({ via: 'cookie', authMode: 'firebase', user: { email: 'ana@example.com', name: 'Ana Kim', role: 'approver' } });
+    expect(me).toMatchObject({
+      via: 'cookie',
+      authMode: 'firebase',
+      user: { email: 'ana@example.com', name: 'Ana Kim', role: 'approver' },
+    });
     const cookies = await context.cookies();
     expect(cookies.find((c) => c.name === 'via_session')).toMatchObject({ httpOnly: true });
     expect(vendor).toEqual([
@@ -67,7 +87,9 @@ describe.skipIf(chromiumMissing())('Firebase sign-in page in Chromium', () => {
       { url: '/vendor/firebase/firebase-auth-compat.js', status: 200 },
     ]);
     // the SDK signed in on the stand-in; firebase-admin on the server looked the user up there
-    expect(emulator.requests).toContain('POST /identitytoolkit.googleapis.com/v1/accounts:signInWithPassword');
+    expect(emulator.requests).toContain(
+      'POST /identitytoolkit.googleapis.com/v1/accounts:signInWithPassword',
+    );
     expect(emulator.lookups).toContain('uid_ana');
     expect(errors.filter((e) => /Content Security Policy|Refused/.test(e))).toEqual([]);
     await context.close();
@@ -82,12 +104,16 @@ describe.skipIf(chromiumMissing())('Firebase sign-in page in Chromium', () => {
     await page.fill('#password', 'not the password');
     await page.click('#login-submit');
     await page.locator('#login-error:not(.d-none)').waitFor();
-    expect(await page.locator('#login-error').textContent()).toContain('Firebase did not accept that email and password');
+    expect(await page.locator('#login-error').textContent()).toContain(
+      'Firebase did not accept that email and password',
+    );
 
     await page.fill('#email', 'off@example.com');
     await page.fill('#password', 'firebase password 2');
     await page.click('#login-submit');
-    await expect.poll(() => page.locator('#login-error').textContent()).toContain('This Firebase account is disabled');
+    await expect
+      .poll(() => page.locator('#login-error').textContent())
+      .toContain('This Firebase account is disabled');
     expect(page.url()).toMatch(/login\.html/);
     expect((await context.cookies()).some((c) => c.name === 'via_session')).toBe(false);
     await context.close();

@@ -5,7 +5,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_PROJECT_ID } from '../../services/accounts/index.js';
 import type { CallContext } from '../../core/context.js';
 import { silentLogger } from '../../core/log.js';
-import { buildFixtureDetector, HELMET_AP, registerFixtureModel, writeFixtureDataset } from '../../services/models/models.fixtures.js';
+import {
+  buildFixtureDetector,
+  HELMET_AP,
+  registerFixtureModel,
+  writeFixtureDataset,
+} from '../../services/models/models.fixtures.js';
 import { startTestServer, TEST_PASSWORD, type TestServer } from '../../web-chat/server.fixtures.js';
 import { ARTIFACTS, chromiumMissing, launchChromium } from './chromium.js';
 
@@ -22,11 +27,32 @@ describe.skipIf(missing)('model evaluations on the models page', () => {
     t = await startTestServer();
     chromium = await launchChromium();
     work = await mkdtemp(path.join(tmpdir(), 'vbrowser-eval-'));
-    const ctx: CallContext = { user: { userId: t.users.operator.id, email: t.users.operator.email, name: 'operator', role: 'operator', kind: 'user' }, projectId: DEFAULT_PROJECT_ID, requestId: 'browser-eval', log: silentLogger() };
+    const ctx: CallContext = {
+      user: {
+        userId: t.users.operator.id,
+        email: t.users.operator.email,
+        name: 'operator',
+        role: 'operator',
+        kind: 'user',
+      },
+      projectId: DEFAULT_PROJECT_ID,
+      requestId: 'browser-eval',
+      log: silentLogger(),
+    };
     const onnx = await buildFixtureDetector(work);
     await writeFixtureDataset(path.join(work, 'ds'));
-    await t.platform.datasets.import(ctx, { name: 'helmets-eval', source: { kind: 'folder', path: path.join(work, 'ds') } });
-    const v = await registerFixtureModel(t.platform.models, t.platform.infra.storage, onnx, 'job_browser_1', {}, DEFAULT_PROJECT_ID);
+    await t.platform.datasets.import(ctx, {
+      name: 'helmets-eval',
+      source: { kind: 'folder', path: path.join(work, 'ds') },
+    });
+    const v = await registerFixtureModel(
+      t.platform.models,
+      t.platform.infra.storage,
+      onnx,
+      'job_browser_1',
+      {},
+      DEFAULT_PROJECT_ID,
+    );
     await t.platform.evaluations.evaluate(ctx, { modelVersion: v.ref });
     await t.platform.evaluations.evaluate(ctx, { modelVersion: v.ref, split: 'train' });
   }, 90_000);
@@ -58,7 +84,9 @@ describe.skipIf(missing)('model evaluations on the models page', () => {
       await page.locator('#model-evaluations table').waitFor();
       expect(await page.locator('#model-evaluations h6').textContent()).toBe(labels.heading);
       expect(await page.locator('#model-evaluations thead th').allTextContents()).toContain(labels.precision);
-      const rows = await page.locator('#model-evaluations tbody tr').evaluateAll((trs) => trs.map((tr) => Array.from(tr.querySelectorAll('td'), (td) => td.textContent)));
+      const rows = await page
+        .locator('#model-evaluations tbody tr')
+        .evaluateAll((trs) => trs.map((tr) => Array.from(tr.querySelectorAll('td'), (td) => td.textContent)));
       // Newest first: the train split (mAP50 0.5), then the test split.
       expect(rows.map((r) => r.slice(0, 4))).toEqual([
         ['helmets-eval@1', 'train', '1', '0.500'],
@@ -66,7 +94,10 @@ describe.skipIf(missing)('model evaluations on the models page', () => {
       ]);
       expect(rows[1]![7]).toBe(`helmet ${HELMET_AP.toFixed(3)}, head 1.000`);
       expect(errors).toEqual([]);
-      await page.screenshot({ path: path.join(ARTIFACTS, `model-evaluations-${locale}.png`), fullPage: true });
+      await page.screenshot({
+        path: path.join(ARTIFACTS, `model-evaluations-${locale}.png`),
+        fullPage: true,
+      });
       await context.close();
     }, 60_000);
   }

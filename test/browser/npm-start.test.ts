@@ -19,7 +19,6 @@ const HEADLINE = 'train a helmet detector on dataset helmets-demo and deploy it 
 
 const skip = chromiumMissing() || (await skipWithoutTorch());
 
-
 describe.skipIf(skip)('npm start, then the headline request from the browser', () => {
   let cwd: string;
   let child: ChildProcess;
@@ -35,7 +34,15 @@ describe.skipIf(skip)('npm start, then the headline request from the browser', (
     // A fresh folder with no .env and no data: DATA_DIR defaults to ./data there.
     child = spawn(process.execPath, [BIN, 'serve'], {
       cwd,
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: cwd, PORT: String(port), DEMO_PROFILE: 'tiny', SIMULATED_DEVICE_HEARTBEAT_S: '1', ROLLOUT_CONFIDENCE_MARGIN: 'off', LOG_LEVEL: 'warn' },
+      env: {
+        PATH: process.env.PATH ?? '/usr/bin:/bin',
+        HOME: cwd,
+        PORT: String(port),
+        DEMO_PROFILE: 'tiny',
+        SIMULATED_DEVICE_HEARTBEAT_S: '1',
+        ROLLOUT_CONFIDENCE_MARGIN: 'off',
+        LOG_LEVEL: 'warn',
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -55,7 +62,11 @@ describe.skipIf(skip)('npm start, then the headline request from the browser', (
 
   it('signs in with the printed admin credentials and completes training and deployment to line 3', async () => {
     const printed = await new Promise<{ url: string; email: string; password: string }>((resolve, reject) => {
-      const deadline = setTimeout(() => reject(new Error(`no admin credentials printed within 30 s; stdout: ${stdout}\nstderr: ${stderr}`)), 30_000);
+      const deadline = setTimeout(
+        () =>
+          reject(new Error(`no admin credentials printed within 30 s; stdout: ${stdout}\nstderr: ${stderr}`)),
+        30_000,
+      );
       const check = () => {
         const m = stdout.match(/URL:\s+(\S+)\s+e-mail:\s+(\S+)\s+password:\s+(\S+)/);
         if (m) {
@@ -68,7 +79,10 @@ describe.skipIf(skip)('npm start, then the headline request from the browser', (
       check();
     });
 
-    const context = await chromium.browser.newContext({ locale: 'en-US', viewport: { width: 1400, height: 1000 } });
+    const context = await chromium.browser.newContext({
+      locale: 'en-US',
+      viewport: { width: 1400, height: 1000 },
+    });
     const page = await context.newPage();
     page.on('pageerror', (err) => console.error(`page error: ${err.message}`));
     await page.goto(printed.url);
@@ -81,14 +95,18 @@ describe.skipIf(skip)('npm start, then the headline request from the browser', (
     expect(await page.evaluate(() => document.body.dataset.role)).toBe('admin');
 
     // The demo dataset is generated in the background on first start; the terminal says when it is there.
-    await expect.poll(() => stdout, { timeout: 60_000 }).toContain('Demo ready: dataset helmets-demo, 3 simulated Jetson(s) on line-3');
+    await expect
+      .poll(() => stdout, { timeout: 60_000 })
+      .toContain('Demo ready: dataset helmets-demo, 3 simulated Jetson(s) on line-3');
     expect(stdout).toContain(HEADLINE);
     // `serve` then trains the 1-epoch starter model and rolls it out to line-3. A rollout to devices that are
     // in another active rollout is refused (conflict), so wait for that one to finish as a person would.
     await expect
       .poll(
         async () => {
-          const { rollouts } = (await (await page.request.get(`${printed.url}/api/rollouts`)).json()) as { rollouts: Array<{ state: string }> };
+          const { rollouts } = (await (await page.request.get(`${printed.url}/api/rollouts`)).json()) as {
+            rollouts: Array<{ state: string }>;
+          };
           return rollouts.map((r) => r.state).join(',');
         },
         { timeout: 150_000, message: 'the starter model rollout to complete' },
@@ -112,8 +130,14 @@ describe.skipIf(skip)('npm start, then the headline request from the browser', (
     const report = page.locator('#chat-log .msg', { hasText: /updated of \d+/ });
     await report.waitFor({ timeout: 120_000 }).catch(async (err: Error) => {
       await page.screenshot({ path: path.join(ARTIFACTS, 'npm-start-journey-failed.png'), fullPage: true });
-      const rollout = (await page.locator('#rollout-card').textContent().catch(() => '')) ?? '';
-      throw new Error(`${err.message}\nchat: ${await page.locator('#chat-log').textContent()}\nrollout card: ${rollout}\nserve output (tail): ${(stdout + stderr).slice(-3000)}`);
+      const rollout =
+        (await page
+          .locator('#rollout-card')
+          .textContent()
+          .catch(() => '')) ?? '';
+      throw new Error(
+        `${err.message}\nchat: ${await page.locator('#chat-log').textContent()}\nrollout card: ${rollout}\nserve output (tail): ${(stdout + stderr).slice(-3000)}`,
+      );
     });
     await page.screenshot({ path: path.join(ARTIFACTS, 'npm-start-journey.png'), fullPage: true });
     const chat = (await page.locator('#chat-log').textContent())!;

@@ -25,8 +25,11 @@ const LINE3 = ['jetson-line3-01', 'jetson-line3-02', 'jetson-line3-03'];
 
 const skip = chromiumMissing() || (await skipWithoutTorch());
 
-
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
+async function until<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false>,
+  timeoutMs = 30_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
@@ -75,7 +78,13 @@ describe.skipIf(skip)('headline journey in Chromium against the real embedded pl
     workers.push(await startSimulatedDevices(platform));
     for (const role of ['operator', 'approver'] as const) {
       const email = `${role}@example.test`;
-      const user = await platform.accounts.createUser({ email, name: role, password: PASSWORD, role, projectId: DEFAULT_PROJECT_ID });
+      const user = await platform.accounts.createUser({
+        email,
+        name: role,
+        password: PASSWORD,
+        role,
+        projectId: DEFAULT_PROJECT_ID,
+      });
       users[role] = { id: user.id, email };
     }
     chromium = await launchChromium();
@@ -84,7 +93,9 @@ describe.skipIf(skip)('headline journey in Chromium against the real embedded pl
       const listed = await platform.fleet.list(ctx, { tag: 'line-3' });
       return LINE3.every((id) => listed.some((d) => d.id === id && d.health.online));
     });
-    await until('the embedded GPU runner live', async () => (await platform.training.runners()).some((r) => r.live && r.backends.includes('builtin')));
+    await until('the embedded GPU runner live', async () =>
+      (await platform.training.runners()).some((r) => r.live && r.backends.includes('builtin')),
+    );
   }, 60_000);
 
   afterAll(async () => {
@@ -114,11 +125,18 @@ describe.skipIf(skip)('headline journey in Chromium against the real embedded pl
     await page.fill('#chat-input', HEADLINE);
     await page.click('#chat-send');
     await expect.poll(() => page.locator('#plan li.plan-step').count()).toBe(2);
-    expect(await page.locator('#plan li.plan-step code').allTextContents()).toEqual(['start_training', 'start_rollout']);
+    expect(await page.locator('#plan li.plan-step code').allTextContents()).toEqual([
+      'start_training',
+      'start_rollout',
+    ]);
     const card = page.locator('.approval-card[data-risk="write"]');
     await card.waitFor();
     expect(await card.locator('code.tool').textContent()).toBe('start_training');
-    expect(JSON.parse((await card.locator('pre.args').textContent())!)).toEqual({ dataset: 'helmets-demo', epochs: 10, backend: 'builtin' });
+    expect(JSON.parse((await card.locator('pre.args').textContent())!)).toEqual({
+      dataset: 'helmets-demo',
+      epochs: 10,
+      backend: 'builtin',
+    });
     expect(await card.textContent()).toContain('Who may approve: operator or above');
     await page.screenshot({ path: path.join(ARTIFACTS, 'chat.png'), fullPage: true });
     await card.screenshot({ path: path.join(ARTIFACTS, 'approval-card.png') });
@@ -128,7 +146,11 @@ describe.skipIf(skip)('headline journey in Chromium against the real embedded pl
       const bar = document.getElementById('training-progress')!;
       const seen: string[] = [];
       (window as unknown as { progressSeen: string[] }).progressSeen = seen;
-      new MutationObserver(() => seen.push(bar.textContent ?? '')).observe(bar, { childList: true, characterData: true, subtree: true });
+      new MutationObserver(() => seen.push(bar.textContent ?? '')).observe(bar, {
+        childList: true,
+        characterData: true,
+        subtree: true,
+      });
     });
 
     // Edit: a form generated from start_training's schema; a short, small training for the test.
@@ -153,7 +175,15 @@ describe.skipIf(skip)('headline journey in Chromium against the real embedded pl
     const recorded = await platform.training.metrics(ctx, jobId);
     expect(recorded.map((r) => r.epoch)).toEqual([1, 2]);
     const chart = await page.evaluate(() => {
-      const c = (window as unknown as { Chart: { getChart(el: Element): { data: { labels: string[]; datasets: Array<{ data: Array<number | null> }> } } } }).Chart.getChart(document.getElementById('training-chart')!);
+      const c = (
+        window as unknown as {
+          Chart: {
+            getChart(el: Element): {
+              data: { labels: string[]; datasets: Array<{ data: Array<number | null> }> };
+            };
+          };
+        }
+      ).Chart.getChart(document.getElementById('training-chart')!);
       return { labels: c.data.labels, loss: c.data.datasets[0]!.data, map: c.data.datasets[1]!.data };
     });
     expect(chart.labels).toEqual(['Epoch 1', 'Epoch 2']);
@@ -161,8 +191,13 @@ describe.skipIf(skip)('headline journey in Chromium against the real embedded pl
       expect(chart.loss[i]).toBeCloseTo(r.metrics.box_loss! + r.metrics.cls_loss!, 6);
       expect(chart.map[i]).toBeCloseTo(r.metrics.mAP50!, 6);
     }
-    const progress = await page.evaluate(() => (window as unknown as { progressSeen: string[] }).progressSeen);
-    expect(progress.some((p) => /^\d+%$/.test(p) && Number.parseInt(p, 10) > 0 && Number.parseInt(p, 10) < 100), `progress seen: ${progress.join(', ')}`).toBe(true);
+    const progress = await page.evaluate(
+      () => (window as unknown as { progressSeen: string[] }).progressSeen,
+    );
+    expect(
+      progress.some((p) => /^\d+%$/.test(p) && Number.parseInt(p, 10) > 0 && Number.parseInt(p, 10) < 100),
+      `progress seen: ${progress.join(', ')}`,
+    ).toBe(true);
     await page.locator('#training-card').screenshot({ path: path.join(ARTIFACTS, 'training-chart.png') });
 
     // The trained version is registered; the deployment needs an approver, which the operator is not.
@@ -172,7 +207,10 @@ describe.skipIf(skip)('headline journey in Chromium against the real embedded pl
     expect(trained.status).toBe('succeeded');
     const modelVersionId = trained.modelVersionId!;
     expect(await deploy.locator('code.tool').textContent()).toBe('start_rollout');
-    expect(JSON.parse((await deploy.locator('pre.args').textContent())!)).toMatchObject({ modelVersion: modelVersionId, target: { tag: 'line-3' } });
+    expect(JSON.parse((await deploy.locator('pre.args').textContent())!)).toMatchObject({
+      modelVersion: modelVersionId,
+      target: { tag: 'line-3' },
+    });
     await deploy.locator('.cannot-approve').waitFor();
     expect(await deploy.locator('button[data-action="approve"]').count()).toBe(0);
 
@@ -184,7 +222,9 @@ describe.skipIf(skip)('headline journey in Chromium against the real embedded pl
 
     // The edge runners download, verify and load the model and report healthy; the rollout card shows them switch.
     await page.locator('#rollout-card:not(.d-none)').waitFor();
-    await expect.poll(() => page.locator('#rollout-devices tr.switched').count(), { timeout: 60_000 }).toBe(3);
+    await expect
+      .poll(() => page.locator('#rollout-devices tr.switched').count(), { timeout: 60_000 })
+      .toBe(3);
     await page.locator('#chat-log .msg', { hasText: '3 devices updated of 3' }).waitFor({ timeout: 30_000 });
     // a canary and one wave: the card ends on the last of two waves
     await expect.poll(() => page.locator('#rollout-summary').textContent()).toBe('completed: wave 2 of 2');
@@ -197,24 +237,54 @@ describe.skipIf(skip)('headline journey in Chromium against the real embedded pl
     await line3.waitFor();
     // people read the model as name@N (a link to its page), never its mv_ id
     const modelRef = (await platform.models.get(ctx, modelVersionId)).ref;
-    await expect.poll(() => line3.locator('tbody tr td.model').allTextContents()).toEqual([modelRef, modelRef, modelRef]);
+    await expect
+      .poll(() => line3.locator('tbody tr td.model').allTextContents())
+      .toEqual([modelRef, modelRef, modelRef]);
 
     await page.goto(`${http.url}/#audit`);
     await page.locator('#audit-badge[data-ok="true"]').waitFor();
-    const threadId = (await platform.agent.listThreads({ ...ctx, user: { userId: users.operator.id, email: users.operator.email, name: 'operator', role: 'operator', kind: 'user' } }))[0]!.id;
+    const threadId = (
+      await platform.agent.listThreads({
+        ...ctx,
+        user: {
+          userId: users.operator.id,
+          email: users.operator.email,
+          name: 'operator',
+          role: 'operator',
+          kind: 'user',
+        },
+      })
+    )[0]!.id;
     await page.fill('#audit-thread', threadId);
     await page.click('#audit-filters button[type="submit"]');
-    await expect.poll(async () => (await page.locator('#audit-rows tr').allTextContents()).join('\n')).toMatch(/tool\.finished\s*start_rollout/);
-    const rows = await page.locator('#audit-rows tr').evaluateAll((trs) => trs.map((tr) => Array.from(tr.querySelectorAll('td'), (td) => td.textContent ?? '')));
-    const has = (actor: string, action: string, tool: string) => rows.some((r) => r[2] === actor && r[3] === action && r[4] === tool);
+    await expect
+      .poll(async () => (await page.locator('#audit-rows tr').allTextContents()).join('\n'))
+      .toMatch(/tool\.finished\s*start_rollout/);
+    const rows = await page
+      .locator('#audit-rows tr')
+      .evaluateAll((trs) =>
+        trs.map((tr) => Array.from(tr.querySelectorAll('td'), (td) => td.textContent ?? '')),
+      );
+    const has = (actor: string, action: string, tool: string) =>
+      rows.some((r) => r[2] === actor && r[3] === action && r[4] === tool);
     expect(rows.some((r) => r[3] === 'plan.proposed')).toBe(true);
     for (const tool of ['start_training', 'start_rollout']) {
-      expect(rows.some((r) => r[3] === 'tool.started' && r[4] === tool), `tool.started ${tool}`).toBe(true);
-      expect(rows.some((r) => r[3] === 'tool.finished' && r[4] === tool), `tool.finished ${tool}`).toBe(true);
+      expect(
+        rows.some((r) => r[3] === 'tool.started' && r[4] === tool),
+        `tool.started ${tool}`,
+      ).toBe(true);
+      expect(
+        rows.some((r) => r[3] === 'tool.finished' && r[4] === tool),
+        `tool.finished ${tool}`,
+      ).toBe(true);
     }
     // the actor column names people (their account names here are their roles)
-    expect(has('operator', 'approval.decided', 'start_training'), 'the operator approved the training').toBe(true);
-    expect(has('approver', 'approval.decided', 'start_rollout'), 'the approver approved the deployment').toBe(true);
+    expect(has('operator', 'approval.decided', 'start_training'), 'the operator approved the training').toBe(
+      true,
+    );
+    expect(has('approver', 'approval.decided', 'start_rollout'), 'the approver approved the deployment').toBe(
+      true,
+    );
     await approver.context.close();
     await context.close();
   }, 150_000);

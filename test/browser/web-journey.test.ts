@@ -47,7 +47,10 @@ describe.skipIf(missing)('web chat in Chromium', () => {
 
   it('does not let a viewer approve', async () => {
     const operator = await t.login('operator');
-    await operator.fetch('/api/approvals', { method: 'POST', json: { tool: 'start_training', args: { dataset: 'helmets-v2' }, reason: 'viewer check' } });
+    await operator.fetch('/api/approvals', {
+      method: 'POST',
+      json: { tool: 'start_training', args: { dataset: 'helmets-v2' }, reason: 'viewer check' },
+    });
     const { context, page } = await signIn('viewer');
     await page.goto(`${t.url}/#approvals`);
     const card = page.locator('#approval-list .approval-card').first();
@@ -97,12 +100,51 @@ describe.skipIf(missing)('web pages in Chromium', () => {
       'images/val/b.jpg': await jpeg(160, 120, 2),
       'labels/val/b.txt': '0 0.5 0.5 0.3 0.3\n',
     });
-    const ctx = { user: { userId: t.users.operator.id, email: t.users.operator.email, name: 'Operator', role: 'operator' as const, kind: 'user' as const }, projectId: 'default', requestId: 'seed', log: t.platform.log };
-    await t.platform.datasets.import(ctx, { name: 'helmets-demo', description: 'hard hats', source: { kind: 'folder', path: dir } });
+    const ctx = {
+      user: {
+        userId: t.users.operator.id,
+        email: t.users.operator.email,
+        name: 'Operator',
+        role: 'operator' as const,
+        kind: 'user' as const,
+      },
+      projectId: 'default',
+      requestId: 'seed',
+      log: t.platform.log,
+    };
+    await t.platform.datasets.import(ctx, {
+      name: 'helmets-demo',
+      description: 'hard hats',
+      source: { kind: 'folder', path: dir },
+    });
     rmSync(dir, { recursive: true, force: true });
-    for (const [id, tag] of [['jetson-l3-a', 'line-3'], ['jetson-l3-b', 'line-3'], ['jetson-l2-a', 'line-2']] as const) {
+    for (const [id, tag] of [
+      ['jetson-l3-a', 'line-3'],
+      ['jetson-l3-b', 'line-3'],
+      ['jetson-l2-a', 'line-2'],
+    ] as const) {
       await t.platform.fleet.handleTelemetry(
-        makeEnvelope('device.heartbeat', { deviceId: id, name: id, tags: [tag, 'jetson'], hardware: 'jetson-orin', runtime: {}, provider: 'cpu', modelVersionId: null, state: 'idle', fps: 0, latencyP50Ms: 0, latencyP95Ms: 0, meanTopConfidence: null, cpuPercent: 5, memoryMb: 100, temperatureC: 40 }, { source: id }),
+        makeEnvelope(
+          'device.heartbeat',
+          {
+            deviceId: id,
+            name: id,
+            tags: [tag, 'jetson'],
+            hardware: 'jetson-orin',
+            runtime: {},
+            provider: 'cpu',
+            modelVersionId: null,
+            state: 'idle',
+            fps: 0,
+            latencyP50Ms: 0,
+            latencyP95Ms: 0,
+            meanTopConfidence: null,
+            cpuPercent: 5,
+            memoryMb: 100,
+            temperatureC: 40,
+          },
+          { source: id },
+        ),
       );
     }
   }, 60_000);
@@ -133,7 +175,8 @@ describe.skipIf(missing)('web pages in Chromium', () => {
           const canvas = document.querySelector('#dataset-samples canvas') as HTMLCanvasElement;
           const data = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height).data;
           let red = 0;
-          for (let i = 0; i < data.length; i += 4) if (data[i]! > 200 && data[i + 1]! < 90 && data[i + 2]! < 90) red++;
+          for (let i = 0; i < data.length; i += 4)
+            if (data[i]! > 200 && data[i + 1]! < 90 && data[i + 2]! < 90) red++;
           return red;
         }),
       )

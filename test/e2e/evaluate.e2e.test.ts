@@ -27,20 +27,33 @@ describe.skipIf(torchMissing)('evaluating a trained model, embedded', () => {
   it('evaluates the trained version on its test split and agrees with the trainer', async () => {
     const { platform, ctx } = env;
     const e = await platform.evaluations.evaluate(ctx, { modelVersion: mv.ref });
-    expect(e).toMatchObject({ model: mv.ref, dataset: data.ref, split: 'test', images: 16, imagesTotal: 16, modelSha256: mv.model.sha256 });
+    expect(e).toMatchObject({
+      model: mv.ref,
+      dataset: data.ref,
+      split: 'test',
+      images: 16,
+      imagesTotal: 16,
+      modelSha256: mv.model.sha256,
+    });
     // The same boxes of the same images, matched to the same classes.
-    expect(e.perClass.map((c) => [c.className, c.instances])).toEqual(mv.classNames.map((c) => [c, mv.perClass[c]?.instances]));
+    expect(e.perClass.map((c) => [c.className, c.instances])).toEqual(
+      mv.classNames.map((c) => [c, mv.perClass[c]?.instances]),
+    );
     // The model learnt something (so agreement means something), and both scorers see it alike.
     // Measured: mAP50 0.372 here vs 0.336 in PyTorch, mAP50-95 0.129 vs 0.127 (resizing differs).
     const trainer = mv.metrics as { mAP50: number; mAP50_95: number; precision: number; recall: number };
     expect(trainer.mAP50).toBeGreaterThan(0.15);
     const near = (ours: number, theirs: number, tolerance: number, what: string) =>
-      expect(Math.abs(ours - theirs), `${what}: ${ours.toFixed(3)} here, ${theirs.toFixed(3)} by the trainer`).toBeLessThanOrEqual(tolerance);
+      expect(
+        Math.abs(ours - theirs),
+        `${what}: ${ours.toFixed(3)} here, ${theirs.toFixed(3)} by the trainer`,
+      ).toBeLessThanOrEqual(tolerance);
     near(e.metrics.mAP50, trainer.mAP50, 0.1, 'mAP50');
     near(e.metrics.mAP50_95, trainer.mAP50_95, 0.05, 'mAP50-95');
     near(e.metrics.precision, trainer.precision, 0.15, 'precision at 0.25');
     near(e.metrics.recall, trainer.recall, 0.1, 'recall at 0.25');
-    for (const c of e.perClass) near(c.ap50 ?? 0, mv.perClass[c.className]?.AP50 ?? 0, 0.15, `AP50 of ${c.className}`);
+    for (const c of e.perClass)
+      near(c.ap50 ?? 0, mv.perClass[c.className]?.AP50 ?? 0, 0.15, `AP50 of ${c.className}`);
     expect(await platform.evaluations.list(ctx, mv.id)).toEqual([e]);
   }, 60_000);
 });

@@ -7,7 +7,13 @@ import { FolderSource } from '../../edge-runner/sources/index.js';
 import { GpuRunner } from '../../gpu-runner/index.js';
 import { configSchema } from '../../app/config.js';
 import { systemPrincipal, type CallContext } from '../../core/context.js';
-import { STREAMS, type Envelope, type MessagePayload, type MessageType, type Subscription } from '../../services/infra/broker/index.js';
+import {
+  STREAMS,
+  type Envelope,
+  type MessagePayload,
+  type MessageType,
+  type Subscription,
+} from '../../services/infra/broker/index.js';
 import { createLogger, silentLogger, type Logger } from '../../core/log.js';
 import type { ModelVersion } from '../../services/models/index.js';
 import { createPlatform, type Platform } from '../../app/platform.js';
@@ -43,7 +49,6 @@ export interface E2eOptions {
 
 const LOG_LEVEL = process.env.E2E_LOG_LEVEL;
 
-
 /**
  * Builds the platform with `createPlatform` (embedded adapters unless `env` says otherwise), starts it,
  * serves its HTTP app on a free port (so signed storage URLs work), and records both streams.
@@ -72,7 +77,11 @@ export async function startE2ePlatform(opts: E2eOptions = {}): Promise<E2eEnv> {
   const telemetry: Envelope[] = [];
   const subs: Subscription[] = [
     await platform.infra.broker.subscribe(STREAMS.control, { from: 'first' }, (e) => void control.push(e)),
-    await platform.infra.broker.subscribe(STREAMS.telemetry, { from: 'first' }, (e) => void telemetry.push(e)),
+    await platform.infra.broker.subscribe(
+      STREAMS.telemetry,
+      { from: 'first' },
+      (e) => void telemetry.push(e),
+    ),
   ];
   let gpu: GpuRunner | undefined;
   const gpuId = opts.gpuRunner === false ? undefined : `e2e-gpu-${randomBytes(3).toString('hex')}`;
@@ -112,7 +121,12 @@ export async function startE2ePlatform(opts: E2eOptions = {}): Promise<E2eEnv> {
 }
 
 /** Polls `fn` until it returns something truthy; fails with `what` and the last value seen. */
-export async function waitFor<T>(what: string, fn: () => Promise<T> | T, timeoutMs = 60_000, everyMs = 250): Promise<NonNullable<T>> {
+export async function waitFor<T>(
+  what: string,
+  fn: () => Promise<T> | T,
+  timeoutMs = 60_000,
+  everyMs = 250,
+): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -123,25 +137,54 @@ export async function waitFor<T>(what: string, fn: () => Promise<T> | T, timeout
     } catch (err) {
       last = err;
     }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`,
+      );
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
 
 /** Generates a small synthetic helmet dataset (seeded) and imports it through DatasetService; returns its ref and folder. */
-export async function importSyntheticDataset(env: E2eEnv, name: string, counts = { train: 24, val: 8, test: 8 }): Promise<{ ref: string; dir: string; testImages: string }> {
+export async function importSyntheticDataset(
+  env: E2eEnv,
+  name: string,
+  counts = { train: 24, val: 8, test: 8 },
+): Promise<{ ref: string; dir: string; testImages: string }> {
   const dir = path.join(env.root, 'datasets', name);
   await generateYoloDataset({ outDir: dir, seed: 20261125, counts, size: 96, concurrency: 2 });
-  const res = await env.platform.datasets.import(env.ctx, { name, source: { kind: 'folder', path: dir }, format: 'yolo', tags: ['e2e'] });
+  const res = await env.platform.datasets.import(env.ctx, {
+    name,
+    source: { kind: 'folder', path: dir },
+    format: 'yolo',
+    tags: ['e2e'],
+  });
   return { ref: res.ref, dir, testImages: path.join(dir, 'images', 'test') };
 }
 
 /** Short builtin training settings that finish quickly on a loaded 2-core machine. */
-export const SHORT_TRAINING = { backend: 'builtin', model: 'builtin-n', epochs: 2, imgsz: 64, batch: 8, seed: 1, extra: { workers: 1 } } as const;
+export const SHORT_TRAINING = {
+  backend: 'builtin',
+  model: 'builtin-n',
+  epochs: 2,
+  imgsz: 64,
+  batch: 8,
+  seed: 1,
+  extra: { workers: 1 },
+} as const;
 
 /** Trains through TrainingService on the platform's GPU runner and returns the registered version. */
-export async function trainModel(env: E2eEnv, dataset: string, name: string, epochs: number = SHORT_TRAINING.epochs): Promise<ModelVersion> {
-  const job = await env.platform.training.start(env.ctx, { dataset, name, config: { ...SHORT_TRAINING, extra: { ...SHORT_TRAINING.extra }, epochs } });
+export async function trainModel(
+  env: E2eEnv,
+  dataset: string,
+  name: string,
+  epochs: number = SHORT_TRAINING.epochs,
+): Promise<ModelVersion> {
+  const job = await env.platform.training.start(env.ctx, {
+    dataset,
+    name,
+    config: { ...SHORT_TRAINING, extra: { ...SHORT_TRAINING.extra }, epochs },
+  });
   const done = await waitFor(
     `training job ${job.id} to finish`,
     async () => {
@@ -151,7 +194,8 @@ export async function trainModel(env: E2eEnv, dataset: string, name: string, epo
     240_000,
     500,
   );
-  if (done.status !== 'succeeded' || done.modelVersionId === null) throw new Error(`training ${job.id} ended ${done.status}: ${done.message ?? ''}`);
+  if (done.status !== 'succeeded' || done.modelVersionId === null)
+    throw new Error(`training ${job.id} ended ${done.status}: ${done.message ?? ''}`);
   return env.platform.models.get(env.ctx, done.modelVersionId);
 }
 
@@ -182,7 +226,8 @@ export async function startDevice(env: E2eEnv, spec: DeviceSpec): Promise<EdgeRu
       ? {
           feedback: {
             ...spec.feedback,
-            requestUploadUrls: async (count: number) => (await platform.feedback.issueUploadUrls(spec.id, count)).map(({ url, key }) => ({ url, key })),
+            requestUploadUrls: async (count: number) =>
+              (await platform.feedback.issueUploadUrls(spec.id, count)).map(({ url, key }) => ({ url, key })),
           },
         }
       : {}),
@@ -204,37 +249,69 @@ export async function stopDevice(env: E2eEnv, id: string): Promise<void> {
 
 /** Waits until the fleet lists every id online under `tag`. */
 export async function waitOnline(env: E2eEnv, tag: string, ids: string[]): Promise<void> {
-  await waitFor(`devices ${ids.join(', ')} online under ${tag}`, async () => {
-    const listed = await env.platform.fleet.list(env.ctx, { tag });
-    return ids.every((id) => listed.some((d) => d.id === id && d.health.online));
-  }, 30_000);
+  await waitFor(
+    `devices ${ids.join(', ')} online under ${tag}`,
+    async () => {
+      const listed = await env.platform.fleet.list(env.ctx, { tag });
+      return ids.every((id) => listed.some((d) => d.id === id && d.health.online));
+    },
+    30_000,
+  );
 }
 
 /** Waits until the rollout reaches one of `states` (default: any final state). */
-export async function waitRollout(env: E2eEnv, id: string, states: string[] = ['completed', 'rolled_back', 'failed'], timeoutMs = 90_000): Promise<RolloutStatus> {
-  return waitFor(`rollout ${id} to reach ${states.join('|')}`, async () => {
-    const s = await env.platform.rollouts.status(env.ctx, id);
-    return states.includes(s.state) ? s : undefined;
-  }, timeoutMs, 300);
+export async function waitRollout(
+  env: E2eEnv,
+  id: string,
+  states: string[] = ['completed', 'rolled_back', 'failed'],
+  timeoutMs = 90_000,
+): Promise<RolloutStatus> {
+  return waitFor(
+    `rollout ${id} to reach ${states.join('|')}`,
+    async () => {
+      const s = await env.platform.rollouts.status(env.ctx, id);
+      return states.includes(s.state) ? s : undefined;
+    },
+    timeoutMs,
+    300,
+  );
 }
 
 /** Payloads of recorded control or telemetry envelopes of one type. */
-export function payloads<T extends MessageType>(list: Envelope[], type: T, filter: (p: MessagePayload<T>) => boolean = () => true): Array<MessagePayload<T>> {
-  return list.filter((e) => e.type === type).map((e) => e.payload as MessagePayload<T>).filter(filter);
+export function payloads<T extends MessageType>(
+  list: Envelope[],
+  type: T,
+  filter: (p: MessagePayload<T>) => boolean = () => true,
+): Array<MessagePayload<T>> {
+  return list
+    .filter((e) => e.type === type)
+    .map((e) => e.payload as MessagePayload<T>)
+    .filter(filter);
 }
 
 /**
  * Registers a model file as a new version of `name`, the way `artifact.ready` does (stored object,
  * sha256, layout, classes), for models that did not come out of a training run.
  */
-export async function registerModelFile(env: E2eEnv, name: string, bytes: Buffer, meta: { inputSize: number; classNames: string[]; note: string }): Promise<ModelVersion> {
+export async function registerModelFile(
+  env: E2eEnv,
+  name: string,
+  bytes: Buffer,
+  meta: { inputSize: number; classNames: string[]; note: string },
+): Promise<ModelVersion> {
   const jobId = `job_e2e_${randomBytes(4).toString('hex')}`;
   const key = `models/${jobId}/model.onnx`;
   const put = await env.platform.infra.storage.put(key, bytes, { contentType: 'application/octet-stream' });
   const { version } = await env.platform.models.registerFromArtifact({
     projectId: env.ctx.projectId,
     name,
-    job: { id: jobId, attempt: 1, runnerId: null, config: { ...SHORT_TRAINING, extra: { note: meta.note } }, dataset: { name: 'e2e-helmets', version: 1 } },
+    job: {
+      id: jobId,
+      attempt: 1,
+      runnerId: null,
+      config: { ...SHORT_TRAINING, extra: { note: meta.note } },
+      dataset: { name: 'e2e-helmets', version: 1 },
+    },
     artifact: {
       jobId,
       attempt: 1,

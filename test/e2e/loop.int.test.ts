@@ -39,7 +39,13 @@ describe.skipIf(skip || torchMissing)('train → deploy → operate → retrain 
 
   beforeAll(async () => {
     s3dir = await mkdtemp(path.join(os.tmpdir(), 'e2e-s3rver-'));
-    s3 = new S3rver({ port: 0, address: '127.0.0.1', silent: true, directory: s3dir, configureBuckets: [{ name: BUCKET, configs: [] }] });
+    s3 = new S3rver({
+      port: 0,
+      address: '127.0.0.1',
+      silent: true,
+      directory: s3dir,
+      configureBuckets: [{ name: BUCKET, configs: [] }],
+    });
     const { port } = (await s3.run()) as { port: number };
     s3url = `http://127.0.0.1:${port}`;
     process.env.AWS_ACCESS_KEY_ID = 'S3RVER';
@@ -67,7 +73,8 @@ describe.skipIf(skip || torchMissing)('train → deploy → operate → retrain 
       password: decodeURIComponent(u.password || 'guest'),
       vhost: '/',
     });
-    for (const s of Object.values(STREAMS)) await raw.deleteStream({ stream: `${prefix}${s}` }).catch(() => undefined);
+    for (const s of Object.values(STREAMS))
+      await raw.deleteStream({ stream: `${prefix}${s}` }).catch(() => undefined);
     await raw.close();
   }, 60_000);
 
@@ -82,7 +89,13 @@ describe.skipIf(skip || torchMissing)('train → deploy → operate → retrain 
     expect(sha256(await modelBytes(env, mv1))).toBe(mv1.model.sha256);
 
     for (const id of DEVICES) {
-      await startDevice(env, { id, tags: ['line-3'], frames: data.testImages, uncertainBand: [0.001, 1], feedback: { perMinute: 1, perHour: 5 } });
+      await startDevice(env, {
+        id,
+        tags: ['line-3'],
+        frames: data.testImages,
+        uncertainBand: [0.001, 1],
+        feedback: { perMinute: 1, perHour: 5 },
+      });
     }
     await waitOnline(env, 'line-3', DEVICES);
     const started = await platform.rollouts.start(ctx, {
@@ -103,18 +116,40 @@ describe.skipIf(skip || torchMissing)('train → deploy → operate → retrain 
     for (const id of DEVICES) {
       const runner = env.devices.get(id)!;
       expect(runner.current?.versionId).toBe(mv1.id);
-      const res = await fetch(`${runner.httpUrl}/infer`, { method: 'POST', body: new Uint8Array(image), headers: { 'x-device-key': runner.apiKey! } });
+      const res = await fetch(`${runner.httpUrl}/infer`, {
+        method: 'POST',
+        body: new Uint8Array(image),
+        headers: { 'x-device-key': runner.apiKey! },
+      });
       expect(((await res.json()) as { modelVersionId: string }).modelVersionId).toBe(mv1.id);
     }
-    expect((await platform.fleet.list(ctx, { tag: 'line-3' })).map((d) => d.modelVersionId)).toEqual([mv1.id, mv1.id, mv1.id]);
+    expect((await platform.fleet.list(ctx, { tag: 'line-3' })).map((d) => d.modelVersionId)).toEqual([
+      mv1.id,
+      mv1.id,
+      mv1.id,
+    ]);
 
-    const sample = await waitFor('a feedback sample in the queue', async () => (await platform.feedback.list(ctx, { status: 'pending' })).items[0], 60_000, 500);
+    const sample = await waitFor(
+      'a feedback sample in the queue',
+      async () => (await platform.feedback.list(ctx, { status: 'pending' })).items[0],
+      60_000,
+      500,
+    );
     expect(sample).toMatchObject({ reason: 'low_confidence', modelVersionId: mv1.id });
     expect(sha256(await platform.infra.storage.getBuffer(sample.imageKey))).toBe(sample.sha256);
-    await platform.feedback.review(ctx, sample.id, { decision: 'accept', boxes: [{ className: mv1.classNames[0]!, x1: 0.2, y1: 0.2, x2: 0.6, y2: 0.6 }] });
+    await platform.feedback.review(ctx, sample.id, {
+      decision: 'accept',
+      boxes: [{ className: mv1.classNames[0]!, x1: 0.2, y1: 0.2, x2: 0.6, y2: 0.6 }],
+    });
     const made = await platform.feedback.toDataset(ctx, { dataset: 'e2e-helmets', sampleIds: [sample.id] });
     expect(made.ref).toBe('e2e-helmets@2');
     const v2 = await platform.datasets.get(ctx, made.ref);
-    expect(v2.lineage).toMatchObject({ kind: 'samples', parent: 'e2e-helmets@1', source: 'feedback', feedbackSampleIds: [sample.id], modelVersions: [mv1.id] });
+    expect(v2.lineage).toMatchObject({
+      kind: 'samples',
+      parent: 'e2e-helmets@1',
+      source: 'feedback',
+      feedbackSampleIds: [sample.id],
+      modelVersions: [mv1.id],
+    });
   }, 240_000);
 });

@@ -5,7 +5,16 @@ import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../app/config.js';
 import { systemPrincipal } from '../../core/context.js';
-import { Delivery, MemoryBroker, STREAMS, decodeMessage, makeEnvelope, parseMessage, type Envelope, type MessageType } from '../../services/infra/broker/index.js';
+import {
+  Delivery,
+  MemoryBroker,
+  STREAMS,
+  decodeMessage,
+  makeEnvelope,
+  parseMessage,
+  type Envelope,
+  type MessageType,
+} from '../../services/infra/broker/index.js';
 import { silentLogger, type Logger } from '../../core/log.js';
 import { createPlatform } from '../../app/platform.js';
 
@@ -19,7 +28,14 @@ const VALID: { [T in MessageType]?: unknown } = {
   'runner.heartbeat': { runnerId: 'r1', backends: ['builtin'], device: { kind: 'cpu', name: 'cpu' } },
   'train.status': { jobId: 'job_1', attempt: 1, runnerId: 'r1', status: 'running' },
   'train.log': { jobId: 'job_1', attempt: 1, seq: 0, lines: ['epoch 1'] },
-  'train.metrics': { jobId: 'job_1', attempt: 1, epoch: 1, epochs: 3, kind: 'epoch', metrics: { mAP50: 0.5 } },
+  'train.metrics': {
+    jobId: 'job_1',
+    attempt: 1,
+    epoch: 1,
+    epochs: 3,
+    kind: 'epoch',
+    metrics: { mAP50: 0.5 },
+  },
   'device.heartbeat': {
     deviceId: 'dev-1',
     name: 'jetson 1',
@@ -37,7 +53,13 @@ const VALID: { [T in MessageType]?: unknown } = {
     memoryMb: 100,
     temperatureC: null,
   },
-  'device.health': { deviceId: 'dev-1', deploymentId: 'd1', rolloutId: 'ro1', modelVersionId: 'mv1', state: 'healthy' },
+  'device.health': {
+    deviceId: 'dev-1',
+    deploymentId: 'd1',
+    rolloutId: 'ro1',
+    modelVersionId: 'mv1',
+    state: 'healthy',
+  },
   'feedback.sample': {
     deviceId: 'dev-1',
     modelVersionId: null,
@@ -60,12 +82,20 @@ const VALID: { [T in MessageType]?: unknown } = {
 };
 const TYPES = Object.keys(VALID) as MessageType[];
 
-const envelopeOf = (type: string, payload: unknown): Record<string, unknown> => ({ id: 'm-1', type, ts: new Date(0).toISOString(), source: 'test', payload });
+const envelopeOf = (type: string, payload: unknown): Record<string, unknown> => ({
+  id: 'm-1',
+  type,
+  ts: new Date(0).toISOString(),
+  source: 'test',
+  payload,
+});
 
 /** Replaces the value at a random path of `value` with `replacement` (or deletes the key). */
 function mutate(value: unknown, pathPicks: number[], replacement: unknown, remove: boolean): unknown {
   if (pathPicks.length === 0 || value === null || typeof value !== 'object') return replacement;
-  const copy: Record<string, unknown> | unknown[] = Array.isArray(value) ? [...value] : { ...(value as Record<string, unknown>) };
+  const copy: Record<string, unknown> | unknown[] = Array.isArray(value)
+    ? [...value]
+    : { ...(value as Record<string, unknown>) };
   const keys = Object.keys(copy);
   if (keys.length === 0) return replacement;
   const key = keys[pathPicks[0]! % keys.length]!;
@@ -73,21 +103,41 @@ function mutate(value: unknown, pathPicks: number[], replacement: unknown, remov
     delete (copy as Record<string, unknown>)[key];
     return copy;
   }
-  (copy as Record<string, unknown>)[key] = mutate((copy as Record<string, unknown>)[key], pathPicks.slice(1), replacement, remove);
+  (copy as Record<string, unknown>)[key] = mutate(
+    (copy as Record<string, unknown>)[key],
+    pathPicks.slice(1),
+    replacement,
+    remove,
+  );
   return copy;
 }
 
 const nearMiss = fc
-  .tuple(fc.constantFrom(...TYPES), fc.array(fc.nat(), { minLength: 0, maxLength: 4 }), fc.jsonValue({ maxDepth: 2 }), fc.boolean(), fc.boolean())
+  .tuple(
+    fc.constantFrom(...TYPES),
+    fc.array(fc.nat(), { minLength: 0, maxLength: 4 }),
+    fc.jsonValue({ maxDepth: 2 }),
+    fc.boolean(),
+    fc.boolean(),
+  )
   .map(([type, picks, replacement, remove, inEnvelope]) =>
-    inEnvelope ? mutate(envelopeOf(type, VALID[type]), picks, replacement, remove) : envelopeOf(type, mutate(VALID[type], picks, replacement, remove)),
+    inEnvelope
+      ? mutate(envelopeOf(type, VALID[type]), picks, replacement, remove)
+      : envelopeOf(type, mutate(VALID[type], picks, replacement, remove)),
   );
 
 const hostileJson = fc.oneof(
   fc.jsonValue({ maxDepth: 4 }),
   nearMiss,
   fc.constantFrom<unknown>(
-    { __proto__: { polluted: true }, id: 'x', type: 'notify', ts: new Date().toISOString(), source: 's', payload: { level: 'info', text: 't' } },
+    {
+      __proto__: { polluted: true },
+      id: 'x',
+      type: 'notify',
+      ts: new Date().toISOString(),
+      source: 's',
+      payload: { level: 'info', text: 't' },
+    },
     JSON.parse('{"id":"x","type":"__proto__","ts":"2024-01-01T00:00:00.000Z","source":"s","payload":{}}'),
     JSON.parse('{"id":"x","type":"constructor","ts":"2024-01-01T00:00:00.000Z","source":"s","payload":{}}'),
     JSON.parse('{"id":"x","type":"toString","ts":"2024-01-01T00:00:00.000Z","source":"s","payload":{}}'),
@@ -98,7 +148,15 @@ const hostileBytes = fc.oneof(
   fc.uint8Array({ maxLength: 200 }).map((a) => Buffer.from(a)),
   fc.string({ maxLength: 200 }),
   hostileJson.map((v) => JSON.stringify(v) ?? 'undefined'),
-  fc.constantFrom('', 'null', '1e999', '"\\ud800"', '[[[[[[[[[[', `${'['.repeat(100_000)}${']'.repeat(100_000)}`, Buffer.from([0xff, 0xfe, 0xc3, 0x28, 0xa0, 0xa1])),
+  fc.constantFrom(
+    '',
+    'null',
+    '1e999',
+    '"\\ud800"',
+    '[[[[[[[[[[',
+    `${'['.repeat(100_000)}${']'.repeat(100_000)}`,
+    Buffer.from([0xff, 0xfe, 0xc3, 0x28, 0xa0, 0xa1]),
+  ),
 );
 
 function recordingLogger(): { log: Logger; warnings: unknown[] } {
@@ -125,7 +183,8 @@ describe('broker envelopes under random input', () => {
   });
 
   it('every unmutated sample payload is valid, so the near-miss inputs above are meaningful', () => {
-    for (const type of TYPES) expect(parseMessage(envelopeOf(type, VALID[type])), type).toMatchObject({ ok: true });
+    for (const type of TYPES)
+      expect(parseMessage(envelopeOf(type, VALID[type])), type).toMatchObject({ ok: true });
   });
 
   it('decodeMessage never throws on arbitrary bytes, invalid UTF-8 or deep nesting', () => {
@@ -140,30 +199,35 @@ describe('broker envelopes under random input', () => {
 
   it('Delivery never throws: invalid bytes are logged with their offset and skipped, the handler sees only valid messages', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(hostileBytes, { maxLength: 10 }), fc.boolean(), async (records, handlerThrows) => {
-        const seen: Envelope[] = [];
-        const { log, warnings } = recordingLogger();
-        const delivery = new Delivery({
-          stream: STREAMS.telemetry,
-          log,
-          handler: (m) => {
-            seen.push(m);
-            if (handlerThrows) throw new TypeError('handler bug');
-          },
-        });
-        let invalid = 0;
-        for (const [offset, bytes] of records.entries()) {
-          const outcome = await delivery.deliver(bytes, offset);
-          const decoded = decodeMessage(bytes);
-          if (!decoded.ok) {
-            invalid++;
-            expect(outcome).toBe('invalid');
-          } else expect(['handled', 'failed', 'duplicate']).toContain(outcome);
-        }
-        expect(warnings).toHaveLength(invalid);
-        for (const w of warnings) expect(w).toMatchObject({ offset: expect.any(Number), error: expect.any(String) });
-        for (const m of seen) expect(parseMessage(m).ok).toBe(true);
-      }),
+      fc.asyncProperty(
+        fc.array(hostileBytes, { maxLength: 10 }),
+        fc.boolean(),
+        async (records, handlerThrows) => {
+          const seen: Envelope[] = [];
+          const { log, warnings } = recordingLogger();
+          const delivery = new Delivery({
+            stream: STREAMS.telemetry,
+            log,
+            handler: (m) => {
+              seen.push(m);
+              if (handlerThrows) throw new TypeError('handler bug');
+            },
+          });
+          let invalid = 0;
+          for (const [offset, bytes] of records.entries()) {
+            const outcome = await delivery.deliver(bytes, offset);
+            const decoded = decodeMessage(bytes);
+            if (!decoded.ok) {
+              invalid++;
+              expect(outcome).toBe('invalid');
+            } else expect(['handled', 'failed', 'duplicate']).toContain(outcome);
+          }
+          expect(warnings).toHaveLength(invalid);
+          for (const w of warnings)
+            expect(w).toMatchObject({ offset: expect.any(Number), error: expect.any(String) });
+          for (const m of seen) expect(parseMessage(m).ok).toBe(true);
+        },
+      ),
       { numRuns: 200 },
     );
   });
@@ -174,7 +238,10 @@ describe('broker envelopes under random input', () => {
       await fc.assert(
         fc.asyncProperty(hostileJson, async (input) => {
           if (parseMessage(input).ok) return;
-          await expect(broker.publish(STREAMS.telemetry, input as Envelope)).rejects.toMatchObject({ code: 'invalid_input', message: expect.stringMatching(/cannot publish/) });
+          await expect(broker.publish(STREAMS.telemetry, input as Envelope)).rejects.toMatchObject({
+            code: 'invalid_input',
+            message: expect.stringMatching(/cannot publish/),
+          });
         }),
         { numRuns: 100 },
       );
@@ -191,7 +258,16 @@ describe('platform consumers under hostile telemetry', () => {
   it('keep consuming after garbage, near-miss envelopes and valid messages for unknown jobs', async () => {
     const dataDir = mkdtempSync(path.join(tmpdir(), 'vrel-broker-'));
     dirs.push(dataDir);
-    const config = loadConfig({ DATA_DIR: dataDir, LOG_LEVEL: 'silent', EMBEDDED_GPU_RUNNER: 'false', SIMULATED_DEVICES: '0', DEMO_DATASET: 'false' }, dataDir);
+    const config = loadConfig(
+      {
+        DATA_DIR: dataDir,
+        LOG_LEVEL: 'silent',
+        EMBEDDED_GPU_RUNNER: 'false',
+        SIMULATED_DEVICES: '0',
+        DEMO_DATASET: 'false',
+      },
+      dataDir,
+    );
     const platform = await createPlatform(config, silentLogger());
     const unhandled: unknown[] = [];
     const onUnhandled = (err: unknown) => unhandled.push(err);
@@ -202,12 +278,29 @@ describe('platform consumers under hostile telemetry', () => {
       const garbage = fc.sample(hostileBytes, { numRuns: 300, seed: 42 });
       for (const bytes of garbage) broker.appendRaw(STREAMS.telemetry, bytes);
       for (const type of ['constructor', '__proto__', 'toString', 'hasOwnProperty']) {
-        broker.appendRaw(STREAMS.telemetry, JSON.stringify({ id: `proto-${type}`, type, ts: new Date().toISOString(), source: 'fuzz', payload: {} }));
+        broker.appendRaw(
+          STREAMS.telemetry,
+          JSON.stringify({
+            id: `proto-${type}`,
+            type,
+            ts: new Date().toISOString(),
+            source: 'fuzz',
+            payload: {},
+          }),
+        );
       }
       // valid envelopes whose content refers to nothing the platform knows
-      for (const type of TYPES) await broker.publish(STREAMS.telemetry, makeEnvelope(type, VALID[type] as never, { source: 'fuzz' }));
-      const after = { ...(VALID['device.heartbeat'] as Record<string, unknown>), deviceId: 'dev-after-garbage', name: 'after garbage' };
-      await broker.publish(STREAMS.telemetry, makeEnvelope('device.heartbeat', after as never, { source: 'fuzz' }));
+      for (const type of TYPES)
+        await broker.publish(STREAMS.telemetry, makeEnvelope(type, VALID[type] as never, { source: 'fuzz' }));
+      const after = {
+        ...(VALID['device.heartbeat'] as Record<string, unknown>),
+        deviceId: 'dev-after-garbage',
+        name: 'after garbage',
+      };
+      await broker.publish(
+        STREAMS.telemetry,
+        makeEnvelope('device.heartbeat', after as never, { source: 'fuzz' }),
+      );
       const ctx = { user: systemPrincipal(), projectId: 'default', requestId: 'r', log: silentLogger() };
       let found = false;
       for (let i = 0; i < 100 && !found; i++) {

@@ -5,5 +5,9 @@ describe('crash recovery: visioninapp serve killed with SIGKILL (SQLite)', () =>
   const cleanups: Array<() => void> = [];
   afterAll(() => cleanups.reverse().forEach((c) => c()));
 
-  it('keeps a pending approval and its conversation across a kill, and never runs an approved step twice', () => approvalCrashScenario({}, cleanups), 180_000);
+  it(
+    'keeps a pending approval and its conversation across a kill, and never runs an approved step twice',
+    () => approvalCrashScenario({}, cleanups),
+    180_000,
+  );
 });

@@ -58,7 +58,9 @@ function expectConsistent(parsed: ParsedDataset): void {
   expectStructuredIssues(parsed.issues);
   for (const img of parsed.images) {
     for (const b of img.boxes) {
-      expect(Number.isInteger(b.classId) && b.classId >= 0 && b.classId < parsed.classNames.length).toBe(true);
+      expect(Number.isInteger(b.classId) && b.classId >= 0 && b.classId < parsed.classNames.length).toBe(
+        true,
+      );
       expect([b.x1, b.y1, b.x2, b.y2].every(Number.isFinite)).toBe(true);
     }
     const { boxes, issues } = normalizeBoxes(img, 640, 480);
@@ -77,11 +79,16 @@ const token = fc.oneof(
 );
 const labelLine = fc.oneof(
   fc.array(token, { minLength: 0, maxLength: 12 }).map((t) => t.join(' ')),
-  fc.tuple(fc.integer({ min: 0, max: 3 }), fc.array(fc.double({ min: -0.5, max: 1.5, noNaN: true }), { minLength: 4, maxLength: 10 })).map(
-    ([c, xs]) => [c, ...xs].join(' '),
-  ),
+  fc
+    .tuple(
+      fc.integer({ min: 0, max: 3 }),
+      fc.array(fc.double({ min: -0.5, max: 1.5, noNaN: true }), { minLength: 4, maxLength: 10 }),
+    )
+    .map(([c, xs]) => [c, ...xs].join(' ')),
 );
-const labelText = fc.array(labelLine, { maxLength: 8 }).chain((lines) => fc.constantFrom('\n', '\r\n').map((eol) => lines.join(eol)));
+const labelText = fc
+  .array(labelLine, { maxLength: 8 })
+  .chain((lines) => fc.constantFrom('\n', '\r\n').map((eol) => lines.join(eol)));
 
 const yamlValue = fc.oneof(
   fc.jsonValue({ maxDepth: 3 }).map((v) => stringifyYaml(v)),
@@ -91,9 +98,19 @@ const yamlValue = fc.oneof(
         nc: fc.oneof(fc.integer({ min: -2, max: 20 }), fc.constantFrom(1e9, 2 ** 32, 1.5)),
         names: fc.oneof(
           fc.array(fc.oneof(fc.string({ maxLength: 8 }), fc.integer()), { maxLength: 5 }),
-          fc.dictionary(fc.oneof(fc.nat({ max: 10 }).map(String), fc.constantFrom('4294967296', '99999999', '-1', 'x', '1.5')), fc.string({ maxLength: 5 }), { maxKeys: 4 }),
+          fc.dictionary(
+            fc.oneof(
+              fc.nat({ max: 10 }).map(String),
+              fc.constantFrom('4294967296', '99999999', '-1', 'x', '1.5'),
+            ),
+            fc.string({ maxLength: 5 }),
+            { maxKeys: 4 },
+          ),
         ),
-        train: fc.oneof(fc.string({ maxLength: 12 }), fc.constantFrom('images/train', '../train/images', '/abs', '..')),
+        train: fc.oneof(
+          fc.string({ maxLength: 12 }),
+          fc.constantFrom('images/train', '../train/images', '/abs', '..'),
+        ),
         val: fc.oneof(fc.string({ maxLength: 12 }), fc.array(fc.string({ maxLength: 8 }), { maxLength: 3 })),
       },
       { requiredKeys: [] },
@@ -137,8 +154,14 @@ describe('dataset format parsers under random input', () => {
       }),
       RUNS,
     );
-    expect(parseYoloDataYaml('names: {4294967296: helmet}\n', 'data.yaml').issues[0]).toMatchObject({ kind: 'bad_file', severity: 'error' });
-    expect(parseYoloDataYaml('nc: 1000000000\n', 'data.yaml').issues[0]).toMatchObject({ kind: 'bad_file', severity: 'error' });
+    expect(parseYoloDataYaml('names: {4294967296: helmet}\n', 'data.yaml').issues[0]).toMatchObject({
+      kind: 'bad_file',
+      severity: 'error',
+    });
+    expect(parseYoloDataYaml('nc: 1000000000\n', 'data.yaml').issues[0]).toMatchObject({
+      kind: 'bad_file',
+      severity: 'error',
+    });
   });
 
   it('parseYolo never throws on random trees of data.yaml, images and label files', async () => {
@@ -159,7 +182,9 @@ describe('dataset format parsers under random input', () => {
   });
 
   it('parseYolo without a data.yaml survives a label with a huge class id', async () => {
-    const parsed = await parseYolo(memoryFiles({ 'images/a.jpg': '', 'labels/a.txt': '99999999 0.5 0.5 0.1 0.1\n0 0.5 0.5 0.2 0.2\n' }));
+    const parsed = await parseYolo(
+      memoryFiles({ 'images/a.jpg': '', 'labels/a.txt': '99999999 0.5 0.5 0.1 0.1\n0 0.5 0.5 0.2 0.2\n' }),
+    );
     expect(parsed.classNames).toEqual(['class0']);
     expect(parsed.issues.some((i) => i.kind === 'unknown_class')).toBe(true);
   });
@@ -170,7 +195,18 @@ describe('dataset format parsers under random input', () => {
       {
         images: fc.array(
           fc.oneof(
-            fc.record({ id, file_name: fc.oneof(imageName.map((n) => `${n}.jpg`), fc.string({ maxLength: 6 })), width: fc.oneof(fc.double(), fc.nat()), height: fc.nat() }, { requiredKeys: [] }),
+            fc.record(
+              {
+                id,
+                file_name: fc.oneof(
+                  imageName.map((n) => `${n}.jpg`),
+                  fc.string({ maxLength: 6 }),
+                ),
+                width: fc.oneof(fc.double(), fc.nat()),
+                height: fc.nat(),
+              },
+              { requiredKeys: [] },
+            ),
             fc.jsonValue({ maxDepth: 2 }),
           ),
           { maxLength: 5 },
@@ -181,7 +217,10 @@ describe('dataset format parsers under random input', () => {
               {
                 image_id: id,
                 category_id: id,
-                bbox: fc.oneof(fc.array(fc.double(), { minLength: 4, maxLength: 4 }), fc.array(fc.jsonValue({ maxDepth: 1 }), { maxLength: 5 })),
+                bbox: fc.oneof(
+                  fc.array(fc.double(), { minLength: 4, maxLength: 4 }),
+                  fc.array(fc.jsonValue({ maxDepth: 1 }), { maxLength: 5 }),
+                ),
                 iscrowd: fc.oneof(fc.constantFrom(0, 1, true, false), fc.jsonValue({ maxDepth: 1 })),
               },
               { requiredKeys: [] },
@@ -190,7 +229,13 @@ describe('dataset format parsers under random input', () => {
           ),
           { maxLength: 8 },
         ),
-        categories: fc.array(fc.oneof(fc.record({ id, name: fc.string({ maxLength: 6 }) }, { requiredKeys: [] }), fc.jsonValue({ maxDepth: 1 })), { maxLength: 4 }),
+        categories: fc.array(
+          fc.oneof(
+            fc.record({ id, name: fc.string({ maxLength: 6 }) }, { requiredKeys: [] }),
+            fc.jsonValue({ maxDepth: 1 }),
+          ),
+          { maxLength: 4 },
+        ),
       },
       { requiredKeys: [] },
     );
@@ -198,42 +243,83 @@ describe('dataset format parsers under random input', () => {
       cocoish.map((v) => JSON.stringify(v)),
       fc.jsonValue({ maxDepth: 3 }).map((v) => JSON.stringify(v)),
       fc.string({ maxLength: 40 }),
-      fc.constantFrom('{"images": [], "categories": [], "annotations": [{"bbox": [1e999, 0, 1, 1]}]}', '[[[[[[', '\uFEFF{}', 'null'),
+      fc.constantFrom(
+        '{"images": [], "categories": [], "annotations": [{"bbox": [1e999, 0, 1, 1]}]}',
+        '[[[[[[',
+        '\uFEFF{}',
+        'null',
+      ),
     );
     await fc.assert(
-      fc.asyncProperty(fc.dictionary(fileName('', '.json'), doc, { minKeys: 1, maxKeys: 2 }), fc.uniqueArray(imageName.map((n) => `${n}.jpg`), { maxLength: 4 }), async (jsons, images) => {
-        const files: Record<string, string> = { ...jsons };
-        for (const img of images) files[img] = '';
-        expectConsistent(await parseCoco(memoryFiles(files)));
-      }),
+      fc.asyncProperty(
+        fc.dictionary(fileName('', '.json'), doc, { minKeys: 1, maxKeys: 2 }),
+        fc.uniqueArray(
+          imageName.map((n) => `${n}.jpg`),
+          { maxLength: 4 },
+        ),
+        async (jsons, images) => {
+          const files: Record<string, string> = { ...jsons };
+          for (const img of images) files[img] = '';
+          expectConsistent(await parseCoco(memoryFiles(files)));
+        },
+      ),
       RUNS,
     );
   });
 
   it('parseVoc never throws on random XML and reports what it skipped', async () => {
-    const num = fc.oneof(fc.double().map(String), fc.integer({ min: -10, max: 700 }).map(String), fc.constantFrom('', 'abc', '1e999', 'NaN'));
+    const num = fc.oneof(
+      fc.double().map(String),
+      fc.integer({ min: -10, max: 700 }).map(String),
+      fc.constantFrom('', 'abc', '1e999', 'NaN'),
+    );
     const object = fc
-      .record({ name: fc.oneof(fc.constantFrom('helmet', 'head', ''), fc.string({ maxLength: 5 })), xmin: num, ymin: num, xmax: num, ymax: num, difficult: fc.constantFrom('0', '1', 'x') })
-      .map((o) => `<object><name>${escapeXml(o.name)}</name><difficult>${o.difficult}</difficult><bndbox><xmin>${o.xmin}</xmin><ymin>${o.ymin}</ymin><xmax>${o.xmax}</xmax><ymax>${o.ymax}</ymax></bndbox></object>`);
+      .record({
+        name: fc.oneof(fc.constantFrom('helmet', 'head', ''), fc.string({ maxLength: 5 })),
+        xmin: num,
+        ymin: num,
+        xmax: num,
+        ymax: num,
+        difficult: fc.constantFrom('0', '1', 'x'),
+      })
+      .map(
+        (o) =>
+          `<object><name>${escapeXml(o.name)}</name><difficult>${o.difficult}</difficult><bndbox><xmin>${o.xmin}</xmin><ymin>${o.ymin}</ymin><xmax>${o.xmax}</xmax><ymax>${o.ymax}</ymax></bndbox></object>`,
+      );
     const annotation = fc
       .record({ file: imageName, objects: fc.array(object, { maxLength: 4 }), width: num, height: num })
-      .map((a) => `<annotation><filename>${a.file}.jpg</filename><size><width>${a.width}</width><height>${a.height}</height></size>${a.objects.join('')}</annotation>`);
+      .map(
+        (a) =>
+          `<annotation><filename>${a.file}.jpg</filename><size><width>${a.width}</width><height>${a.height}</height></size>${a.objects.join('')}</annotation>`,
+      );
     const xml = fc.oneof(
       annotation,
       fc.string({ maxLength: 60 }),
-      fc.constantFrom('<annotation>', '<annotation><object></object></annotation>', '<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x "&x;&x;">]><annotation>&x;</annotation>', '<a><b></a>'),
+      fc.constantFrom(
+        '<annotation>',
+        '<annotation><object></object></annotation>',
+        '<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x "&x;&x;">]><annotation>&x;</annotation>',
+        '<a><b></a>',
+      ),
     );
     await fc.assert(
       fc.asyncProperty(
         fc.dictionary(fileName('Annotations/', '.xml'), xml, { maxKeys: 3 }),
         fc.uniqueArray(fileName('JPEGImages/', '.jpg'), { maxLength: 4 }),
         fc.option(fc.string({ maxLength: 30 }), { nil: undefined }),
-        fc.option(fc.array(fc.constantFrom('helmet', 'head'), { minLength: 1, maxLength: 2 }), { nil: undefined }),
+        fc.option(fc.array(fc.constantFrom('helmet', 'head'), { minLength: 1, maxLength: 2 }), {
+          nil: undefined,
+        }),
         async (xmls, images, trainList, classNames) => {
           const files: Record<string, string> = { ...xmls };
           for (const img of images) files[img] = '';
           if (trainList !== undefined) files['ImageSets/Main/train.txt'] = trainList;
-          expectConsistent(await parseVoc(memoryFiles(files), classNames === undefined ? {} : { classNames: [...new Set(classNames)] }));
+          expectConsistent(
+            await parseVoc(
+              memoryFiles(files),
+              classNames === undefined ? {} : { classNames: [...new Set(classNames)] },
+            ),
+          );
         },
       ),
       RUNS,

@@ -32,11 +32,17 @@ export async function eventually<T>(
       const v = await probe(seen);
       if (v !== undefined) return v;
     } catch (err) {
-      if (err instanceof GiveUp) throw new Error(`gave up waiting for ${what}: ${err.message}`.slice(0, 3000));
+      if (err instanceof GiveUp)
+        throw new Error(`gave up waiting for ${what}: ${err.message}`.slice(0, 3000));
       last = (err as Error).message;
     }
     if (Date.now() > deadline)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last state: ${typeof last === 'string' ? last : JSON.stringify(last)}`.slice(0, 3000));
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}; last state: ${typeof last === 'string' ? last : JSON.stringify(last)}`.slice(
+          0,
+          3000,
+        ),
+      );
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
@@ -94,14 +100,25 @@ export class Api {
     const res = await eventually(
       `login at ${this.base}`,
       async (seen) => {
-        const r = await fetch(`${this.base}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(creds) });
+        const r = await fetch(`${this.base}/api/auth/login`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(creds),
+        });
         seen(`HTTP ${r.status}`);
         return r.status === 200 ? r : undefined;
       },
       timeoutMs,
     );
     const { csrfToken } = (await res.json()) as { csrfToken: string };
-    this.headers = { cookie: res.headers.getSetCookie().map((c) => c.split(';')[0]!).join('; '), 'x-csrf-token': csrfToken, 'content-type': 'application/json' };
+    this.headers = {
+      cookie: res.headers
+        .getSetCookie()
+        .map((c) => c.split(';')[0]!)
+        .join('; '),
+      'x-csrf-token': csrfToken,
+      'content-type': 'application/json',
+    };
     return this;
   }
 
@@ -117,8 +134,13 @@ export class Api {
   }
 
   async post<T>(route: string, body: unknown, expectStatus = [200, 201]): Promise<T> {
-    const res = await fetch(`${this.base}${route}`, { method: 'POST', headers: this.headers, body: JSON.stringify(body) });
-    if (!expectStatus.includes(res.status)) throw new Error(`POST ${route}: HTTP ${res.status} ${(await res.text()).slice(0, 300)}`);
+    const res = await fetch(`${this.base}${route}`, {
+      method: 'POST',
+      headers: this.headers,
+      body: JSON.stringify(body),
+    });
+    if (!expectStatus.includes(res.status))
+      throw new Error(`POST ${route}: HTTP ${res.status} ${(await res.text()).slice(0, 300)}`);
     return (await res.json()) as T;
   }
 }
@@ -149,9 +171,14 @@ export interface Thread {
 }
 
 /** Sends a request, approves (or edits and approves) its one pending step, and returns the thread after the decision. */
-export async function requestAndApprove(api: Api, message: string, args?: Record<string, unknown>): Promise<Thread> {
+export async function requestAndApprove(
+  api: Api,
+  message: string,
+  args?: Record<string, unknown>,
+): Promise<Thread> {
   const started = await api.post<Thread>('/api/conversations', { message });
-  if (started.pendingApproval === null) throw new Error(`"${message}" did not ask for an approval: ${JSON.stringify(started).slice(0, 800)}`);
+  if (started.pendingApproval === null)
+    throw new Error(`"${message}" did not ask for an approval: ${JSON.stringify(started).slice(0, 800)}`);
   return api.post<Thread>(`/api/conversations/${started.id}/decide`, {
     approvalId: started.pendingApproval.approvalId,
     decision: args === undefined ? 'approve' : 'edit',
@@ -165,9 +192,15 @@ export function waitThread(api: Api, id: string, status = 'done', timeoutMs = 90
     `conversation ${id} to be ${status}`,
     async (seen) => {
       const t = await api.get<Thread>(`/api/conversations/${id}`);
-      const state = { status: t.status, waitingFor: t.waitingFor, steps: t.steps.map((s) => `${s.tool}:${s.state ?? ''}`), report: t.report };
+      const state = {
+        status: t.status,
+        waitingFor: t.waitingFor,
+        steps: t.steps.map((s) => `${s.tool}:${s.state ?? ''}`),
+        report: t.report,
+      };
       seen(state);
-      if (t.status !== status && ['done', 'failed', 'clarify', 'stopped'].includes(t.status)) throw new GiveUp(`it ended ${t.status}: ${JSON.stringify(state)}`);
+      if (t.status !== status && ['done', 'failed', 'clarify', 'stopped'].includes(t.status))
+        throw new GiveUp(`it ended ${t.status}: ${JSON.stringify(state)}`);
       return t.status === status ? t : undefined;
     },
     timeoutMs,
@@ -184,7 +217,8 @@ export async function deleteStreams(prefix: string): Promise<void> {
     password: decodeURIComponent(u.password || 'guest'),
     vhost: decodeURIComponent(u.pathname.slice(1)) || '/',
   });
-  for (const s of Object.values(STREAMS)) await raw.deleteStream({ stream: `${prefix}${s}` }).catch(() => undefined);
+  for (const s of Object.values(STREAMS))
+    await raw.deleteStream({ stream: `${prefix}${s}` }).catch(() => undefined);
   await raw.close();
 }
 
@@ -195,8 +229,11 @@ export async function deleteStreams(prefix: string): Promise<void> {
 export function killDelay(what: string, envVar: string, maxMs: number): number {
   const pinned = process.env[envVar];
   const ms = pinned !== undefined && pinned !== '' ? Number(pinned) : Math.floor(Math.random() * maxMs);
-  if (!Number.isFinite(ms) || ms < 0) throw new Error(`${envVar}=${pinned}: expected a delay in milliseconds`);
-  console.info(`[crash scenario] ${what}: killing ${ms} ms into a ${maxMs} ms window (${envVar}=${ms} reproduces this kill)`);
+  if (!Number.isFinite(ms) || ms < 0)
+    throw new Error(`${envVar}=${pinned}: expected a delay in milliseconds`);
+  console.info(
+    `[crash scenario] ${what}: killing ${ms} ms into a ${maxMs} ms window (${envVar}=${ms} reproduces this kill)`,
+  );
   return ms;
 }
 

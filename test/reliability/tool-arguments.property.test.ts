@@ -7,9 +7,25 @@ import { loadConfig } from '../../app/config.js';
 import type { Role } from '../../core/context.js';
 import { silentLogger } from '../../core/log.js';
 import { createPlatform, type Platform } from '../../app/platform.js';
-import { createToolRegistry, runTool, type ToolContext, type ToolRegistry, type ToolResult, type ToolServices } from '../../tools/index.js';
+import {
+  createToolRegistry,
+  runTool,
+  type ToolContext,
+  type ToolRegistry,
+  type ToolResult,
+  type ToolServices,
+} from '../../tools/index.js';
 
-const CODES = ['not_found', 'invalid_input', 'unauthenticated', 'forbidden', 'conflict', 'unavailable', 'approval_required', 'rate_limited'];
+const CODES = [
+  'not_found',
+  'invalid_input',
+  'unauthenticated',
+  'forbidden',
+  'conflict',
+  'unavailable',
+  'approval_required',
+  'rate_limited',
+];
 const log = silentLogger();
 
 /** Values an LLM, an MCP client or an attacker might put in any field. */
@@ -53,8 +69,14 @@ function argumentsFor(registry: ToolRegistry, name: string): fc.Arbitrary<unknow
   const shaped =
     props.length === 0
       ? fc.constant({})
-      : fc.dictionary(fc.oneof(fc.constantFrom(...props), fc.string({ maxLength: 5 })), hostileValue, { maxKeys: props.length + 1 });
-  return fc.oneof({ weight: 3, arbitrary: shaped }, { weight: 1, arbitrary: fc.jsonValue({ maxDepth: 2 }) }, { weight: 1, arbitrary: fc.constantFrom(undefined, null, [], 'text', 42) });
+      : fc.dictionary(fc.oneof(fc.constantFrom(...props), fc.string({ maxLength: 5 })), hostileValue, {
+          maxKeys: props.length + 1,
+        });
+  return fc.oneof(
+    { weight: 3, arbitrary: shaped },
+    { weight: 1, arbitrary: fc.jsonValue({ maxDepth: 2 }) },
+    { weight: 1, arbitrary: fc.constantFrom(undefined, null, [], 'text', 42) },
+  );
 }
 
 function expectStructured(result: ToolResult, label: string): void {
@@ -83,7 +105,16 @@ describe('tool arguments under random input (every registered tool, through runT
 
   beforeAll(async () => {
     dataDir = mkdtempSync(path.join(tmpdir(), 'vrel-tools-'));
-    const config = loadConfig({ DATA_DIR: dataDir, LOG_LEVEL: 'silent', EMBEDDED_GPU_RUNNER: 'false', SIMULATED_DEVICES: '0', DEMO_DATASET: 'false' }, dataDir);
+    const config = loadConfig(
+      {
+        DATA_DIR: dataDir,
+        LOG_LEVEL: 'silent',
+        EMBEDDED_GPU_RUNNER: 'false',
+        SIMULATED_DEVICES: '0',
+        DEMO_DATASET: 'false',
+      },
+      dataDir,
+    );
     platform = await createPlatform(config, log);
     await platform.prepare();
     services = {
@@ -111,10 +142,14 @@ describe('tool arguments under random input (every registered tool, through runT
     const reads = registry.list().filter((t) => t.risk === 'read');
     for (const tool of reads) {
       await fc.assert(
-        fc.asyncProperty(argumentsFor(registry, tool.name), fc.constantFrom<Role>('viewer', 'admin'), async (args, role) => {
-          const result = await runTool(ctx(role), tool.name, args);
-          expectStructured(result, tool.name);
-        }),
+        fc.asyncProperty(
+          argumentsFor(registry, tool.name),
+          fc.constantFrom<Role>('viewer', 'admin'),
+          async (args, role) => {
+            const result = await runTool(ctx(role), tool.name, args);
+            expectStructured(result, tool.name);
+          },
+        ),
         { numRuns: 40 },
       );
     }
@@ -128,9 +163,16 @@ describe('tool arguments under random input (every registered tool, through runT
         fc.asyncProperty(
           argumentsFor(registry, tool.name),
           fc.constantFrom<Role>('viewer', 'operator', 'admin'),
-          fc.option(fc.oneof(fc.string({ maxLength: 20 }), fc.constantFrom('apr_missing', "' OR 1=1 --")), { nil: undefined }),
+          fc.option(fc.oneof(fc.string({ maxLength: 20 }), fc.constantFrom('apr_missing', "' OR 1=1 --")), {
+            nil: undefined,
+          }),
           async (args, role, approvalId) => {
-            const result = await runTool(ctx(role), tool.name, args, approvalId === undefined ? {} : { approvalId });
+            const result = await runTool(
+              ctx(role),
+              tool.name,
+              args,
+              approvalId === undefined ? {} : { approvalId },
+            );
             expectStructured(result, tool.name);
             expect(result.ok, `${tool.name} ran without an approval`).toBe(false);
           },
@@ -138,13 +180,19 @@ describe('tool arguments under random input (every registered tool, through runT
         { numRuns: 40 },
       );
     }
-    const { entries } = await platform.audit.query({ projectId: 'default', action: 'tool.started', limit: 1000 });
+    const { entries } = await platform.audit.query({
+      projectId: 'default',
+      action: 'tool.started',
+      limit: 1000,
+    });
     expect(entries.filter((e) => gated.some((t) => t.name === e.tool))).toEqual([]);
   }, 60_000);
 
   it('arguments with invalid Unicode (a lone surrogate in every field) give a structured error, never a throw', async () => {
     for (const tool of registry.list()) {
-      const props = Object.keys((registry.schema(tool.name).inputSchema.properties ?? {}) as Record<string, unknown>);
+      const props = Object.keys(
+        (registry.schema(tool.name).inputSchema.properties ?? {}) as Record<string, unknown>,
+      );
       const args = Object.fromEntries(props.map((p) => [p, 'bad \ud800 text']));
       const result = await runTool(ctx('admin'), tool.name, args);
       expectStructured(result, tool.name);
@@ -155,11 +203,20 @@ describe('tool arguments under random input (every registered tool, through runT
 
   it('unknown tool names and random names give not_found listing the known tools', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.oneof(fc.string({ maxLength: 30 }), fc.constantFrom('__proto__', 'constructor', 'toString', 'hasOwnProperty')), async (name) => {
-        fc.pre(!registry.has(name));
-        const result = await runTool(ctx('admin'), name, {});
-        expect(result).toMatchObject({ ok: false, error: { code: 'not_found', message: expect.stringMatching(/known tools/) } });
-      }),
+      fc.asyncProperty(
+        fc.oneof(
+          fc.string({ maxLength: 30 }),
+          fc.constantFrom('__proto__', 'constructor', 'toString', 'hasOwnProperty'),
+        ),
+        async (name) => {
+          fc.pre(!registry.has(name));
+          const result = await runTool(ctx('admin'), name, {});
+          expect(result).toMatchObject({
+            ok: false,
+            error: { code: 'not_found', message: expect.stringMatching(/known tools/) },
+          });
+        },
+      ),
       { numRuns: 100 },
     );
   });

@@ -24,7 +24,10 @@ describe('four-eyes cannot be bypassed by editing a request', () => {
     name: 'deploy_model',
     title: 'Deploy',
     description: 'A critical tool for the four-eyes tests; records each run.',
-    input: z.object({ model: z.string().describe('model ref'), devices: z.string().describe('device group') }),
+    input: z.object({
+      model: z.string().describe('model ref'),
+      devices: z.string().describe('device group'),
+    }),
     output: z.object({ run: z.number().describe('run number') }),
     risk: 'critical',
     idempotent: false,
@@ -35,7 +38,15 @@ describe('four-eyes cannot be bypassed by editing a request', () => {
   });
 
   const service = (strict: boolean) =>
-    new ApprovalService({ db, audit, events: new EventBus<ApprovalEvent>(), log, strict, ttlMs: 3_600_000, validateArgs: (t, a) => registry.parseInput(t, a) });
+    new ApprovalService({
+      db,
+      audit,
+      events: new EventBus<ApprovalEvent>(),
+      log,
+      strict,
+      ttlMs: 3_600_000,
+      validateArgs: (t, a) => registry.parseInput(t, a),
+    });
   const ctxFor = (approvals: ApprovalService, userId: string, role: Role): ToolContext => ({
     user: { userId, email: `${userId}@x.test`, name: userId, role, kind: 'user' },
     projectId: 'p1',
@@ -62,41 +73,88 @@ describe('four-eyes cannot be bypassed by editing a request', () => {
     const olga = ctxFor(approvals, 'olga', 'operator');
     const mallory = ctxFor(approvals, 'mallory', 'approver');
     const bob = ctxFor(approvals, 'bob', 'approver');
-    const req = await approvals.request(olga, { tool: 'deploy_model', args: { model: 'helmets@3', devices: 'line-3' }, risk: 'critical', reason: 'deploy', threadId: 'thread-1' });
+    const req = await approvals.request(olga, {
+      tool: 'deploy_model',
+      args: { model: 'helmets@3', devices: 'line-3' },
+      risk: 'critical',
+      reason: 'deploy',
+      threadId: 'thread-1',
+    });
 
-    const edited = await approvals.decide(mallory, req.id, { decision: 'edit', args: { model: 'backdoor@1', devices: 'all' } });
+    const edited = await approvals.decide(mallory, req.id, {
+      decision: 'edit',
+      args: { model: 'backdoor@1', devices: 'all' },
+    });
     expect(edited.status).toBe('rejected');
     expect(edited.supersededBy).toMatch(/^apr_/);
     const next = await approvals.get(olga, edited.supersededBy!);
-    expect(next).toMatchObject({ status: 'pending', args: { model: 'backdoor@1', devices: 'all' }, requester: { userId: 'mallory' } });
+    expect(next).toMatchObject({
+      status: 'pending',
+      args: { model: 'backdoor@1', devices: 'all' },
+      requester: { userId: 'mallory' },
+    });
 
     // neither the old request nor the new one runs for the editor
-    const viaOld = await runTool(mallory, 'deploy_model', { model: 'backdoor@1', devices: 'all' }, { approvalId: req.id });
+    const viaOld = await runTool(
+      mallory,
+      'deploy_model',
+      { model: 'backdoor@1', devices: 'all' },
+      { approvalId: req.id },
+    );
     expect(viaOld.ok).toBe(false);
-    await expect(approvals.decide(mallory, next.id, { decision: 'approve' })).rejects.toMatchObject({ code: 'forbidden' });
-    const viaNew = await runTool(mallory, 'deploy_model', { model: 'backdoor@1', devices: 'all' }, { approvalId: next.id });
+    await expect(approvals.decide(mallory, next.id, { decision: 'approve' })).rejects.toMatchObject({
+      code: 'forbidden',
+    });
+    const viaNew = await runTool(
+      mallory,
+      'deploy_model',
+      { model: 'backdoor@1', devices: 'all' },
+      { approvalId: next.id },
+    );
     expect(viaNew).toMatchObject({ ok: false, error: { code: 'approval_required' } });
     // editing again in the editor's own name does not help either: it is their request now
-    await expect(approvals.decide(mallory, next.id, { decision: 'edit', args: { model: 'backdoor@2', devices: 'all' } })).rejects.toMatchObject({ code: 'forbidden' });
+    await expect(
+      approvals.decide(mallory, next.id, { decision: 'edit', args: { model: 'backdoor@2', devices: 'all' } }),
+    ).rejects.toMatchObject({ code: 'forbidden' });
     expect(runs).toEqual([]);
 
     await approvals.decide(bob, next.id, { decision: 'approve' });
-    expect(await runTool(mallory, 'deploy_model', { model: 'backdoor@1', devices: 'all' }, { approvalId: next.id })).toMatchObject({ ok: true });
+    expect(
+      await runTool(
+        mallory,
+        'deploy_model',
+        { model: 'backdoor@1', devices: 'all' },
+        { approvalId: next.id },
+      ),
+    ).toMatchObject({ ok: true });
     expect(runs).toEqual([{ model: 'backdoor@1', devices: 'all' }]);
 
     const { entries } = await audit.query({ projectId: 'p1', threadId: 'thread-1' });
     const decided = entries.find((e) => e.action === 'approval.decided' && e.approvalId === req.id);
     expect(decided?.data).toMatchObject({ decision: 'edit', supersededBy: next.id });
-    expect(entries.find((e) => e.action === 'approval.requested' && e.approvalId === next.id)?.data).toMatchObject({ supersedes: req.id });
+    expect(
+      entries.find((e) => e.action === 'approval.requested' && e.approvalId === next.id)?.data,
+    ).toMatchObject({ supersedes: req.id });
   });
 
   it('not strict: an approver may still edit and approve in one decision (self-approval is allowed there)', async () => {
     const approvals = service(false);
     const olga = ctxFor(approvals, 'olga', 'operator');
     const ann = ctxFor(approvals, 'ann', 'approver');
-    const req = await approvals.request(olga, { tool: 'deploy_model', args: { model: 'helmets@3', devices: 'line-3' }, risk: 'critical', reason: 'deploy', threadId: 'thread-1' });
-    const edited = await approvals.decide(ann, req.id, { decision: 'edit', args: { model: 'helmets@3', devices: 'line-2' } });
+    const req = await approvals.request(olga, {
+      tool: 'deploy_model',
+      args: { model: 'helmets@3', devices: 'line-3' },
+      risk: 'critical',
+      reason: 'deploy',
+      threadId: 'thread-1',
+    });
+    const edited = await approvals.decide(ann, req.id, {
+      decision: 'edit',
+      args: { model: 'helmets@3', devices: 'line-2' },
+    });
     expect(edited).toMatchObject({ status: 'approved', supersededBy: null });
-    expect(await runTool(olga, 'deploy_model', { model: 'helmets@3', devices: 'line-2' }, { approvalId: req.id })).toMatchObject({ ok: true });
+    expect(
+      await runTool(olga, 'deploy_model', { model: 'helmets@3', devices: 'line-2' }, { approvalId: req.id }),
+    ).toMatchObject({ ok: true });
   });
 });

@@ -8,7 +8,13 @@ import type { ApprovalEvent } from '../../services/approvals/events.js';
 import { AuditLog } from '../../services/audit/audit-log.js';
 import { formatReport } from '../../services/datasets/report.js';
 import { APP_DIR, datasetPathPolicy } from '../../services/datasets/roots.js';
-import { jpeg, makeService, testContext, writeTree, zipOf } from '../../services/datasets/datasets.fixtures.js';
+import {
+  jpeg,
+  makeService,
+  testContext,
+  writeTree,
+  zipOf,
+} from '../../services/datasets/datasets.fixtures.js';
 import { isPlatformError } from '../../core/errors.js';
 import { EventBus } from '../../core/events.js';
 import { SqliteDb } from '../../services/infra/db/sqlite.js';

@@ -29,22 +29,53 @@ describe('oversized and malformed chat input', () => {
 
   it('refuses a chat message over 4,000 characters over REST, saying the limit, and starts nothing', async () => {
     const before = await conversations();
-    await expectError(await operator.fetch('/api/conversations', { method: 'POST', json: { message: 'train '.repeat(700) } }), 400, /under 4000 characters/);
-    await expectError(await operator.fetch('/api/conversations', { method: 'POST', json: { message: '   ' } }), 400, /say what you want done/);
+    await expectError(
+      await operator.fetch('/api/conversations', { method: 'POST', json: { message: 'train '.repeat(700) } }),
+      400,
+      /under 4000 characters/,
+    );
+    await expectError(
+      await operator.fetch('/api/conversations', { method: 'POST', json: { message: '   ' } }),
+      400,
+      /say what you want done/,
+    );
     expect(await conversations()).toBe(before);
     // A message right at the limit is accepted.
-    const ok = await operator.fetch('/api/conversations', { method: 'POST', json: { message: `list datasets ${'x'.repeat(4000 - 'list datasets '.length)}` } });
+    const ok = await operator.fetch('/api/conversations', {
+      method: 'POST',
+      json: { message: `list datasets ${'x'.repeat(4000 - 'list datasets '.length)}` },
+    });
     expect(ok.status).toBe(201);
     expect(await conversations()).toBe(before + 1);
   });
 
   it('answers 400 for a body over 1 MB, for invalid JSON and for invalid UTF-8, and keeps serving', async () => {
-    const headers = { cookie: operator.cookie, 'x-csrf-token': operator.csrf, 'content-type': 'application/json' };
-    const huge = await fetch(`${t.url}/api/conversations`, { method: 'POST', headers, body: JSON.stringify({ message: 'x'.repeat(1_100_000) }) });
+    const headers = {
+      cookie: operator.cookie,
+      'x-csrf-token': operator.csrf,
+      'content-type': 'application/json',
+    };
+    const huge = await fetch(`${t.url}/api/conversations`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ message: 'x'.repeat(1_100_000) }),
+    });
     await expectError(huge, 400, /too large; send less than 1 MB/);
-    await expectError(await fetch(`${t.url}/api/conversations`, { method: 'POST', headers, body: '{"message": "list datasets"' }), 400, /not valid JSON/);
+    await expectError(
+      await fetch(`${t.url}/api/conversations`, {
+        method: 'POST',
+        headers,
+        body: '{"message": "list datasets"',
+      }),
+      400,
+      /not valid JSON/,
+    );
     // 0xC3 0x28 is an invalid two-byte sequence and 0xFF is never valid UTF-8.
-    const invalidUtf8 = Buffer.concat([Buffer.from('{"message": "list '), Buffer.from([0xc3, 0x28, 0xff]), Buffer.from(' datasets"}')]);
+    const invalidUtf8 = Buffer.concat([
+      Buffer.from('{"message": "list '),
+      Buffer.from([0xc3, 0x28, 0xff]),
+      Buffer.from(' datasets"}'),
+    ]);
     const res = await fetch(`${t.url}/api/conversations`, { method: 'POST', headers, body: invalidUtf8 });
     // Decoded with replacement characters (as body-parser does): an ordinary conversation about that text, nothing else.
     expect(res.status).toBe(201);
@@ -55,21 +86,40 @@ describe('oversized and malformed chat input', () => {
   });
 
   it('acknowledges an oversized or malformed socket chat message with an error and keeps the socket usable', async () => {
-    const socket: Socket = connect(t.url, { transports: ['websocket'], extraHeaders: { cookie: operator.cookie }, reconnection: false, forceNew: true });
-    await new Promise<void>((resolve, reject) => (socket.once('connect', () => resolve()), socket.once('connect_error', reject)));
+    const socket: Socket = connect(t.url, {
+      transports: ['websocket'],
+      extraHeaders: { cookie: operator.cookie },
+      reconnection: false,
+      forceNew: true,
+    });
+    await new Promise<void>(
+      (resolve, reject) => (socket.once('connect', () => resolve()), socket.once('connect_error', reject)),
+    );
     try {
       const before = await conversations();
-      const big = (await socket.emitWithAck('chat:send', { message: 'x'.repeat(4001) })) as { ok: boolean; error?: { code: string; message: string } };
+      const big = (await socket.emitWithAck('chat:send', { message: 'x'.repeat(4001) })) as {
+        ok: boolean;
+        error?: { code: string; message: string };
+      };
       expect(big.ok).toBe(false);
       expect(big.error?.code).toBe('invalid_input');
       expect(big.error?.message).toMatch(/message/);
-      for (const bad of [null, 42, 'list datasets', { message: 7 }, { message: 'ok', threadId: 'x'.repeat(500) }]) {
+      for (const bad of [
+        null,
+        42,
+        'list datasets',
+        { message: 7 },
+        { message: 'ok', threadId: 'x'.repeat(500) },
+      ]) {
         const ack = (await socket.emitWithAck('chat:send', bad)) as { ok: boolean; error?: { code: string } };
         expect(ack.ok, JSON.stringify(bad)).toBe(false);
         expect(ack.error?.code).toBe('invalid_input');
       }
       expect(await conversations()).toBe(before);
-      const fine = (await socket.emitWithAck('chat:send', { message: 'list datasets' })) as { ok: boolean; threadId?: string };
+      const fine = (await socket.emitWithAck('chat:send', { message: 'list datasets' })) as {
+        ok: boolean;
+        threadId?: string;
+      };
       expect(fine.ok).toBe(true);
       expect(fine.threadId).toBeTruthy();
       expect(await conversations()).toBe(before + 1);

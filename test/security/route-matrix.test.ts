@@ -7,7 +7,9 @@ const ROLES: Role[] = ['viewer', 'operator', 'approver', 'admin'];
 
 /** A concrete URL for a route path: every `:param` becomes a plausible value. */
 function concrete(path: string): string {
-  return path.replace(/:([A-Za-z]+)/g, (_, name: string) => (name === 'name' ? 'list_datasets' : `x-${name}`));
+  return path.replace(/:([A-Za-z]+)/g, (_, name: string) =>
+    name === 'name' ? 'list_datasets' : `x-${name}`,
+  );
 }
 
 /** The role just below `role`, if any. */
@@ -46,8 +48,13 @@ describe('route matrix generated from the route table', () => {
         ['forged bearer', { authorization: 'Bearer via_forgedtoken_0123456789abcdef' }],
       ];
       for (const [label, headers] of attempts) {
-        const res = await fetch(url, { method: r.method.toUpperCase(), headers: { 'content-type': 'application/json', ...headers }, ...(body ? { body } : {}) });
-        if (res.status !== 401) failures.push(`${r.method.toUpperCase()} ${r.path} (${label}): ${res.status}`);
+        const res = await fetch(url, {
+          method: r.method.toUpperCase(),
+          headers: { 'content-type': 'application/json', ...headers },
+          ...(body ? { body } : {}),
+        });
+        if (res.status !== 401)
+          failures.push(`${r.method.toUpperCase()} ${r.path} (${label}): ${res.status}`);
         await res.body?.cancel();
       }
     }
@@ -59,8 +66,14 @@ describe('route matrix generated from the route table', () => {
     for (const r of ROUTES.filter((x) => x.access !== 'public' && x.access !== 'viewer')) {
       const role = below(r.access as Role)!;
       expect(roleAtLeast(role, r.access as Role)).toBe(false);
-      const res = await clients[role].fetch(concrete(r.path), { method: r.method.toUpperCase(), ...(r.method === 'get' ? {} : { json: {} }) });
-      if (res.status !== 403) failures.push(`${r.method.toUpperCase()} ${r.path} as ${role}: ${res.status} ${(await res.text()).slice(0, 120)}`);
+      const res = await clients[role].fetch(concrete(r.path), {
+        method: r.method.toUpperCase(),
+        ...(r.method === 'get' ? {} : { json: {} }),
+      });
+      if (res.status !== 403)
+        failures.push(
+          `${r.method.toUpperCase()} ${r.path} as ${role}: ${res.status} ${(await res.text()).slice(0, 120)}`,
+        );
       else await res.body?.cancel();
     }
     expect(failures).toEqual([]);
@@ -74,7 +87,8 @@ describe('route matrix generated from the route table', () => {
         headers: { cookie: clients.admin.cookie, 'content-type': 'application/json' },
         body: JSON.stringify({}),
       });
-      if (res.status !== 403 && res.status !== 401) failures.push(`${r.method.toUpperCase()} ${r.path}: ${res.status}`);
+      if (res.status !== 403 && res.status !== 401)
+        failures.push(`${r.method.toUpperCase()} ${r.path}: ${res.status}`);
       await res.body?.cancel();
     }
     expect(failures).toEqual([]);

@@ -4,7 +4,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createTempMysqlDatabase, freePort, SERVICE_URLS, skipWithoutService, uniqueSuffix } from '../services.fixtures.js';
+import {
+  createTempMysqlDatabase,
+  freePort,
+  SERVICE_URLS,
+  skipWithoutService,
+  uniqueSuffix,
+} from '../services.fixtures.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
 const BIN = path.join(ROOT, 'bin', 'visioninapp.js');
@@ -15,10 +21,16 @@ function secret(prefix: string): string {
   return `${prefix}${randomBytes(12).toString('hex')}`;
 }
 
-
 /** A real `visioninapp` process whose stdout and stderr are captured whole. */
-function start(args: string[], env: Record<string, string>): { child: ChildProcess; out: () => string; exited: Promise<number | null> } {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+function start(
+  args: string[],
+  env: Record<string, string>,
+): { child: ChildProcess; out: () => string; exited: Promise<number | null> } {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
@@ -26,7 +38,11 @@ function start(args: string[], env: Record<string, string>): { child: ChildProce
   return { child, out: () => out, exited };
 }
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 60_000): Promise<T> {
+async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 60_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await Promise.resolve(probe()).catch(() => undefined);
@@ -101,33 +117,71 @@ describe.skipIf(skip)('secrets never reach the logs of a real visioninapp serve'
       return email && password ? { email, password } : undefined;
     });
 
-    const wrong = await fetch(`${base}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: credentials.email, password: secrets.wrongPassword }) });
+    const wrong = await fetch(`${base}/api/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ email: credentials.email, password: secrets.wrongPassword }),
+    });
     expect(wrong.status).toBe(401);
-    const login = await fetch(`${base}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(credentials) });
+    const login = await fetch(`${base}/api/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(credentials),
+    });
     expect(login.status).toBe(200);
     const cookies = login.headers.getSetCookie().map((c) => c.split(';')[0]!);
     const { csrfToken } = (await login.json()) as { csrfToken: string };
-    const session = { cookie: cookies.join('; '), 'x-csrf-token': csrfToken, 'content-type': 'application/json' };
-    const created = await fetch(`${base}/api/tokens`, { method: 'POST', headers: session, body: JSON.stringify({ name: 'ci', role: 'operator' }) });
+    const session = {
+      cookie: cookies.join('; '),
+      'x-csrf-token': csrfToken,
+      'content-type': 'application/json',
+    };
+    const created = await fetch(`${base}/api/tokens`, {
+      method: 'POST',
+      headers: session,
+      body: JSON.stringify({ name: 'ci', role: 'operator' }),
+    });
     expect(created.status).toBe(201);
     const { token } = (await created.json()) as { token: string };
     const bearer = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
     expect((await fetch(`${base}/api/me`, { headers: bearer })).status).toBe(200);
     // a chat message makes the LLM planner call the (unreachable) endpoint with the API key
-    await fetch(`${base}/api/conversations`, { method: 'POST', headers: bearer, body: JSON.stringify({ message: 'list datasets' }), signal: AbortSignal.timeout(3000) }).catch(() => undefined);
+    await fetch(`${base}/api/conversations`, {
+      method: 'POST',
+      headers: bearer,
+      body: JSON.stringify({ message: 'list datasets' }),
+      signal: AbortSignal.timeout(3000),
+    }).catch(() => undefined);
     // a forged bearer and a Slack request with a bad signature are logged as refusals
     await fetch(`${base}/api/me`, { headers: { authorization: `Bearer ${token}x` } });
-    await fetch(`${base}/integrations/slack/commands`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-slack-signature': `v0=${secrets.slack}`, 'x-slack-request-timestamp': String(Math.floor(Date.now() / 1000)) }, body: `token=${secrets.mattermost}&text=hello` });
+    await fetch(`${base}/integrations/slack/commands`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        'x-slack-signature': `v0=${secrets.slack}`,
+        'x-slack-request-timestamp': String(Math.floor(Date.now() / 1000)),
+      },
+      body: `token=${secrets.mattermost}&text=hello`,
+    });
 
     proc.child.kill('SIGTERM');
     await proc.exited;
     const lines = proc.out().split('\n');
     const adminLine = lines.filter((l) => l.includes(credentials.password));
-    expect(adminLine, 'the admin password is printed exactly once, on its own line').toEqual([`  password: ${credentials.password}`]);
+    expect(adminLine, 'the admin password is printed exactly once, on its own line').toEqual([
+      `  password: ${credentials.password}`,
+    ]);
     const rest = lines.filter((l) => l !== `  password: ${credentials.password}`).join('\n');
     expect(rest.length).toBeGreaterThan(1000);
     const sessionValues = cookies.map((c) => c.split('=').slice(1).join('='));
-    const leaks = Object.entries({ ...secrets, adminPassword: credentials.password, apiToken: token, tokenSecret: token.split('_').pop()!, csrfToken, ...Object.fromEntries(sessionValues.map((v, i) => [`cookie${i}`, v])) })
+    const leaks = Object.entries({
+      ...secrets,
+      adminPassword: credentials.password,
+      apiToken: token,
+      tokenSecret: token.split('_').pop()!,
+      csrfToken,
+      ...Object.fromEntries(sessionValues.map((v, i) => [`cookie${i}`, v])),
+    })
       .filter(([, value]) => value.length >= 8 && rest.includes(value))
       .map(([name]) => name);
     expect(leaks).toEqual([]);
@@ -139,11 +193,17 @@ describe.skipIf(skip)('secrets never reach the logs of a real visioninapp serve'
     expect(await bad.exited).toBe(2);
     expect(bad.out()).toMatch(/invalid SIGNING_SECRET/);
     expect(bad.out()).not.toContain(values.SIGNING_SECRET);
-    const badToken = start(['serve'], { DATA_DIR: tmpdir(), MATTERMOST_COMMAND_TOKEN: values.MATTERMOST_COMMAND_TOKEN });
+    const badToken = start(['serve'], {
+      DATA_DIR: tmpdir(),
+      MATTERMOST_COMMAND_TOKEN: values.MATTERMOST_COMMAND_TOKEN,
+    });
     expect(await badToken.exited).toBe(2);
     expect(badToken.out()).toMatch(/invalid MATTERMOST_COMMAND_TOKEN/);
     expect(badToken.out()).not.toContain(`"${values.MATTERMOST_COMMAND_TOKEN}"`);
-    const badUrl = start(['serve'], { DATA_DIR: tmpdir(), DATABASE_URL: 'postgres://u:PgSecretValue123@h/db' });
+    const badUrl = start(['serve'], {
+      DATA_DIR: tmpdir(),
+      DATABASE_URL: 'postgres://u:PgSecretValue123@h/db',
+    });
     expect(await badUrl.exited).toBe(2);
     expect(badUrl.out()).toMatch(/invalid DATABASE_URL/);
     expect(badUrl.out()).not.toContain('PgSecretValue123');

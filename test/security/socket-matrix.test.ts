@@ -40,14 +40,24 @@ function socketOf(url: string, c: Credentials): Socket {
   const auth: Record<string, string> = {};
   if (c.token) auth.token = c.token;
   if (c.projectId) auth.projectId = c.projectId;
-  return connect(url, { transports: ['websocket'], extraHeaders: headers, auth, reconnection: false, forceNew: true });
+  return connect(url, {
+    transports: ['websocket'],
+    extraHeaders: headers,
+    auth,
+    reconnection: false,
+    forceNew: true,
+  });
 }
 
 /** Connects; resolves with the refusal's code when the handshake is refused. */
-function handshake(socket: Socket): Promise<{ ok: true } | { ok: false; code: string | undefined; message: string }> {
+function handshake(
+  socket: Socket,
+): Promise<{ ok: true } | { ok: false; code: string | undefined; message: string }> {
   return new Promise((resolve) => {
     socket.once('connect', () => resolve({ ok: true }));
-    socket.once('connect_error', (err: Error & { data?: { code?: string } }) => resolve({ ok: false, code: err.data?.code, message: err.message }));
+    socket.once('connect_error', (err: Error & { data?: { code?: string } }) =>
+      resolve({ ok: false, code: err.data?.code, message: err.message }),
+    );
   });
 }
 
@@ -70,14 +80,40 @@ describe('socket event matrix generated from SOCKET_EVENTS', () => {
     server = await startTestServer({ web: { rateLimits: { login: 1000, api: 100_000 } } });
     for (const role of ROLES) {
       sessions[role] = (await server.login(role)).cookie;
-      tokens[role] = (await server.platform.accounts.createApiToken({ userId: server.users[role].id, projectId: DEFAULT_PROJECT_ID, name: `matrix-${role}`, role, scopes: ['api'] })).token;
+      tokens[role] = (
+        await server.platform.accounts.createApiToken({
+          userId: server.users[role].id,
+          projectId: DEFAULT_PROJECT_ID,
+          name: `matrix-${role}`,
+          role,
+          scopes: ['api'],
+        })
+      ).token;
     }
     // someone with a role in another project only
-    await server.platform.infra.db.kysely.insertInto('projects').values({ id: 'other', name: 'other', description: '', created_at: Date.now() }).execute();
-    await server.platform.accounts.createUser({ email: 'outsider@example.test', name: 'Outsider', password: TEST_PASSWORD, role: 'admin', projectId: 'other' });
-    const login = await fetch(`${server.url}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: 'outsider@example.test', password: TEST_PASSWORD, projectId: 'other' }) });
+    await server.platform.infra.db.kysely
+      .insertInto('projects')
+      .values({ id: 'other', name: 'other', description: '', created_at: Date.now() })
+      .execute();
+    await server.platform.accounts.createUser({
+      email: 'outsider@example.test',
+      name: 'Outsider',
+      password: TEST_PASSWORD,
+      role: 'admin',
+      projectId: 'other',
+    });
+    const login = await fetch(`${server.url}/api/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ email: 'outsider@example.test', password: TEST_PASSWORD, projectId: 'other' }),
+    });
     expect(login.status).toBe(200);
-    outsider = { cookie: login.headers.getSetCookie().map((c) => c.split(';')[0]!).join('; ') };
+    outsider = {
+      cookie: login.headers
+        .getSetCookie()
+        .map((c) => c.split(';')[0]!)
+        .join('; '),
+    };
   }, 60_000);
 
   afterAll(async () => {
@@ -88,7 +124,10 @@ describe('socket event matrix generated from SOCKET_EVENTS', () => {
   it('has a valid sample payload for every event and events of more than one access level', () => {
     for (const [name, def] of Object.entries(SOCKET_EVENTS)) {
       expect(VALID[name as EventName], `add a sample payload for socket event "${name}"`).toBeDefined();
-      expect(def.schema.safeParse(VALID[name as EventName]).success, `sample payload of "${name}" must pass its schema`).toBe(true);
+      expect(
+        def.schema.safeParse(VALID[name as EventName]).success,
+        `sample payload of "${name}" must pass its schema`,
+      ).toBe(true);
       expect(ROLES).toContain(def.role);
     }
     expect(new Set(Object.values(SOCKET_EVENTS).map((d) => d.role)).size).toBeGreaterThan(1);
@@ -107,17 +146,41 @@ describe('socket event matrix generated from SOCKET_EVENTS', () => {
   });
 
   it('refuses the handshake without credentials, with forged ones, a token lacking the api scope, a foreign origin, or a project the caller is not in', async () => {
-    const apiless = (await server.platform.accounts.createApiToken({ userId: server.users.admin.id, projectId: DEFAULT_PROJECT_ID, name: 'mcp only', role: 'admin', scopes: ['mcp'] })).token;
+    const apiless = (
+      await server.platform.accounts.createApiToken({
+        userId: server.users.admin.id,
+        projectId: DEFAULT_PROJECT_ID,
+        name: 'mcp only',
+        role: 'admin',
+        scopes: ['mcp'],
+      })
+    ).token;
     const attempts: Array<[string, Credentials, string]> = [
       ['no credentials', {}, 'unauthenticated'],
       ['forged session', { cookie: 'via_session=forged-session-id-0123456789abcdef' }, 'unauthenticated'],
       ['forged API token', { token: 'via_forgedtoken_0123456789abcdef' }, 'unauthenticated'],
       ['unknown bearer', { token: 'not-a-platform-token' }, 'unauthenticated'],
       ['token without the api scope', { token: apiless }, 'forbidden'],
-      ['session from a foreign origin', { cookie: sessions.admin, origin: 'https://evil.example' }, 'forbidden'],
-      ['outsider asking for the default project', { cookie: outsider.cookie, projectId: DEFAULT_PROJECT_ID }, 'forbidden'],
-      ['default-project admin asking for another project', { cookie: sessions.admin, projectId: 'other' }, 'forbidden'],
-      ['default-project token asking for another project', { token: tokens.admin, projectId: 'other' }, 'forbidden'],
+      [
+        'session from a foreign origin',
+        { cookie: sessions.admin, origin: 'https://evil.example' },
+        'forbidden',
+      ],
+      [
+        'outsider asking for the default project',
+        { cookie: outsider.cookie, projectId: DEFAULT_PROJECT_ID },
+        'forbidden',
+      ],
+      [
+        'default-project admin asking for another project',
+        { cookie: sessions.admin, projectId: 'other' },
+        'forbidden',
+      ],
+      [
+        'default-project token asking for another project',
+        { token: tokens.admin, projectId: 'other' },
+        'forbidden',
+      ],
     ];
     const outcomes: string[] = [];
     for (const [label, credentials, code] of attempts) {
@@ -139,14 +202,17 @@ describe('socket event matrix generated from SOCKET_EVENTS', () => {
   it('every event refuses the role just below its minimum (session and API token), before looking at its input', async () => {
     const failures: string[] = [];
     const checked: string[] = [];
-    for (const [name, def] of Object.entries(SOCKET_EVENTS) as Array<[EventName, (typeof SOCKET_EVENTS)[EventName]]>) {
+    for (const [name, def] of Object.entries(SOCKET_EVENTS) as Array<
+      [EventName, (typeof SOCKET_EVENTS)[EventName]]
+    >) {
       const lower = below(def.role);
       if (lower === undefined) {
         // the lowest role: the only callers below it have no role in the project, and the handshake refuses them (above)
         const s = socketOf(server.url, { cookie: outsider.cookie, projectId: DEFAULT_PROJECT_ID });
         open.push(s);
         const r = await handshake(s);
-        if (r.ok || r.code !== 'forbidden') failures.push(`${name}: a caller without a role in the project connected`);
+        if (r.ok || r.code !== 'forbidden')
+          failures.push(`${name}: a caller without a role in the project connected`);
         s.close();
         checked.push(`${name}: outsider`);
         continue;
@@ -159,8 +225,12 @@ describe('socket event matrix generated from SOCKET_EVENTS', () => {
         const s = await connected(credentials);
         for (const payload of [VALID[name], {}]) {
           const ack = (await s.emitWithAck(name, payload)) as Ack;
-          if (ack.ok || ack.error?.code !== 'forbidden') failures.push(`${name} as ${lower} (${via}) with ${JSON.stringify(payload)}: ${JSON.stringify(ack)}`);
-          else if (!ack.error.message.includes(def.role)) failures.push(`${name}: the refusal does not name the role needed: ${ack.error.message}`);
+          if (ack.ok || ack.error?.code !== 'forbidden')
+            failures.push(
+              `${name} as ${lower} (${via}) with ${JSON.stringify(payload)}: ${JSON.stringify(ack)}`,
+            );
+          else if (!ack.error.message.includes(def.role))
+            failures.push(`${name}: the refusal does not name the role needed: ${ack.error.message}`);
         }
         s.close();
         checked.push(`${name}: ${lower} via ${via}`);
@@ -168,7 +238,8 @@ describe('socket event matrix generated from SOCKET_EVENTS', () => {
       // the minimum role itself is let through the role check (it may still fail on the sample's made-up ids)
       const s = await connected({ cookie: sessions[def.role] });
       const ack = (await s.emitWithAck(name, VALID[name])) as Ack;
-      if (ack.error?.code === 'forbidden') failures.push(`${name} refused its own minimum role ${def.role}: ${ack.error.message}`);
+      if (ack.error?.code === 'forbidden')
+        failures.push(`${name} refused its own minimum role ${def.role}: ${ack.error.message}`);
       s.close();
     }
     expect(failures).toEqual([]);
@@ -202,7 +273,13 @@ describe('socket event matrix generated from SOCKET_EVENTS', () => {
     const leaked: unknown[] = [];
     stranger.on('event', (e: unknown) => leaked.push(e));
     const delivered = new Promise<{ job: { id: string } }>((resolve) => member.on('event', resolve));
-    server.platform.events.emit({ type: 'training.finished', projectId: DEFAULT_PROJECT_ID, at: Date.now(), job: { id: jobId }, status: 'succeeded' } as never);
+    server.platform.events.emit({
+      type: 'training.finished',
+      projectId: DEFAULT_PROJECT_ID,
+      at: Date.now(),
+      job: { id: jobId },
+      status: 'succeeded',
+    } as never);
     expect((await delivered).job.id).toBe(jobId);
     await new Promise((r) => setTimeout(r, 300));
     expect(leaked).toEqual([]);

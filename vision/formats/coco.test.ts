@@ -24,13 +24,20 @@ const coco = {
 describe('parseCoco', () => {
   it('maps sparse category ids to contiguous classes in id order and reports what it left out', async () => {
     const parsed = await parseCoco(
-      memoryFiles({ 'annotations/instances_train.json': JSON.stringify(coco), 'images/a.jpg': '', 'images/sub/b.jpg': '', 'images/stray.jpg': '' }),
+      memoryFiles({
+        'annotations/instances_train.json': JSON.stringify(coco),
+        'images/a.jpg': '',
+        'images/sub/b.jpg': '',
+        'images/stray.jpg': '',
+      }),
     );
     expect(parsed.classNames).toEqual(['head', 'helmet']);
     const a = parsed.images.find((i) => i.image === 'images/a.jpg')!;
     expect(a).toMatchObject({ split: 'train', units: 'pixels', declaredWidth: 100 });
     expect(a.boxes).toEqual([{ classId: 1, x1: 10, y1: 5, x2: 30, y2: 15 }]);
-    expect(parsed.images.find((i) => i.image === 'images/sub/b.jpg')!.boxes).toEqual([{ classId: 0, x1: 1, y1: 1, x2: 3, y2: 3 }]);
+    expect(parsed.images.find((i) => i.image === 'images/sub/b.jpg')!.boxes).toEqual([
+      { classId: 0, x1: 1, y1: 1, x2: 3, y2: 3 },
+    ]);
     const kinds = parsed.issues.map((i) => `${i.kind}@${i.at ?? i.file}`).sort();
     expect(kinds).toEqual([
       'bad_file@annotations[3]',
@@ -48,8 +55,20 @@ describe('parseCoco', () => {
   });
 
   it('builds COCO JSON that parses back to the same boxes', async () => {
-    const doc = buildCocoJson(['a', 'b'], [{ fileName: 'images/x.jpg', width: 200, height: 100, boxes: [{ classId: 1, x1: 0.1, y1: 0.2, x2: 0.5, y2: 0.6 }] }]);
-    const parsed = await parseCoco(memoryFiles({ 'annotations.json': JSON.stringify(doc), 'images/x.jpg': '' }));
+    const doc = buildCocoJson(
+      ['a', 'b'],
+      [
+        {
+          fileName: 'images/x.jpg',
+          width: 200,
+          height: 100,
+          boxes: [{ classId: 1, x1: 0.1, y1: 0.2, x2: 0.5, y2: 0.6 }],
+        },
+      ],
+    );
+    const parsed = await parseCoco(
+      memoryFiles({ 'annotations.json': JSON.stringify(doc), 'images/x.jpg': '' }),
+    );
     expect(parsed.classNames).toEqual(['a', 'b']);
     expect(parsed.images[0]!.boxes[0]).toEqual({ classId: 1, x1: 20, y1: 20, x2: 100, y2: 60 });
   });

@@ -51,12 +51,22 @@ export async function parseCoco(files: DatasetFiles): Promise<ParsedDataset> {
     try {
       json = JSON.parse(await files.readText(file));
     } catch (err) {
-      issues.push({ kind: 'bad_file', severity: 'error', file, message: `not valid JSON${jsonPosition(err)}` });
+      issues.push({
+        kind: 'bad_file',
+        severity: 'error',
+        file,
+        message: `not valid JSON${jsonPosition(err)}`,
+      });
       continue;
     }
     const top = cocoFileSchema.safeParse(json);
     if (!top.success) {
-      issues.push({ kind: 'bad_file', severity: 'warning', file, message: 'not a COCO file (needs images, annotations, categories arrays); skipped' });
+      issues.push({
+        kind: 'bad_file',
+        severity: 'warning',
+        file,
+        message: 'not a COCO file (needs images, annotations, categories arrays); skipped',
+      });
       continue;
     }
     cocoFiles++;
@@ -65,7 +75,14 @@ export async function parseCoco(files: DatasetFiles): Promise<ParsedDataset> {
     const categories = top.data.categories
       .map((raw, i) => ({ i, parsed: cocoCategorySchema.safeParse(raw) }))
       .filter(({ i, parsed }) => {
-        if (!parsed.success) issues.push({ kind: 'bad_file', severity: 'error', file, at: `categories[${i}]`, message: 'category needs id and name' });
+        if (!parsed.success)
+          issues.push({
+            kind: 'bad_file',
+            severity: 'error',
+            file,
+            at: `categories[${i}]`,
+            message: 'category needs id and name',
+          });
         return parsed.success;
       })
       .map(({ parsed }) => parsed.data!)
@@ -83,24 +100,58 @@ export async function parseCoco(files: DatasetFiles): Promise<ParsedDataset> {
     top.data.images.forEach((raw, i) => {
       const parsed = cocoImageSchema.safeParse(raw);
       if (!parsed.success) {
-        issues.push({ kind: 'bad_file', severity: 'error', file, at: `images[${i}]`, message: 'image needs id and file_name' });
+        issues.push({
+          kind: 'bad_file',
+          severity: 'error',
+          file,
+          at: `images[${i}]`,
+          message: 'image needs id and file_name',
+        });
         return;
       }
       const img = parsed.data;
       const dir = path.dirname(file);
-      const dirs = [dir, path.join(dir, 'images'), '', 'images', ...(fileSplit ? [`images/${fileSplit}`, fileSplit, path.join(dir, '..', 'images', fileSplit)] : []), path.join(dir, '..', 'images'), path.join(dir, '..')];
+      const dirs = [
+        dir,
+        path.join(dir, 'images'),
+        '',
+        'images',
+        ...(fileSplit ? [`images/${fileSplit}`, fileSplit, path.join(dir, '..', 'images', fileSplit)] : []),
+        path.join(dir, '..', 'images'),
+        path.join(dir, '..'),
+      ];
       const resolved = index.resolve(img.file_name, dirs);
       if (resolved === undefined) {
-        issues.push({ kind: 'missing_image', severity: 'error', file, at: `images[${i}]`, message: `image file "${excerpt(img.file_name, 80)}" not found` });
+        issues.push({
+          kind: 'missing_image',
+          severity: 'error',
+          file,
+          at: `images[${i}]`,
+          message: `image file "${excerpt(img.file_name, 80)}" not found`,
+        });
         return;
       }
       if (seen.has(resolved)) {
-        issues.push({ kind: 'duplicate_image', severity: 'error', file, at: `images[${i}]`, message: `"${excerpt(img.file_name, 80)}" is listed more than once` });
+        issues.push({
+          kind: 'duplicate_image',
+          severity: 'error',
+          file,
+          at: `images[${i}]`,
+          message: `"${excerpt(img.file_name, 80)}" is listed more than once`,
+        });
         return;
       }
       seen.add(resolved);
       const split: Split | undefined = fileSplit ?? splitFromPath(resolved);
-      const entry: SourceImage = { image: resolved, split, units: 'pixels', boxes: [], labelFile: file, declaredWidth: img.width, declaredHeight: img.height };
+      const entry: SourceImage = {
+        image: resolved,
+        split,
+        units: 'pixels',
+        boxes: [],
+        labelFile: file,
+        declaredWidth: img.width,
+        declaredHeight: img.height,
+      };
       byId.set(String(img.id), entry);
       images.push(entry);
     });
@@ -108,22 +159,46 @@ export async function parseCoco(files: DatasetFiles): Promise<ParsedDataset> {
       const at = `annotations[${i}]`;
       const parsed = cocoAnnotationSchema.safeParse(raw);
       if (!parsed.success) {
-        issues.push({ kind: 'bad_file', severity: 'error', file, at, message: 'annotation needs image_id, category_id and bbox [x, y, w, h]' });
+        issues.push({
+          kind: 'bad_file',
+          severity: 'error',
+          file,
+          at,
+          message: 'annotation needs image_id, category_id and bbox [x, y, w, h]',
+        });
         return;
       }
       const ann = parsed.data;
       const image = byId.get(String(ann.image_id));
       if (image === undefined) {
-        issues.push({ kind: 'missing_image', severity: 'error', file, at, message: `annotation refers to image id ${ann.image_id}, which is not usable` });
+        issues.push({
+          kind: 'missing_image',
+          severity: 'error',
+          file,
+          at,
+          message: `annotation refers to image id ${ann.image_id}, which is not usable`,
+        });
         return;
       }
       if (ann.iscrowd === 1 || ann.iscrowd === true) {
-        issues.push({ kind: 'crowd_ignored', severity: 'warning', file, at, message: `crowd annotation on "${image.image}" left out` });
+        issues.push({
+          kind: 'crowd_ignored',
+          severity: 'warning',
+          file,
+          at,
+          message: `crowd annotation on "${image.image}" left out`,
+        });
         return;
       }
       const cls = classOfCategory.get(String(ann.category_id));
       if (cls === undefined) {
-        issues.push({ kind: 'unknown_class', severity: 'error', file, at, message: `category_id ${ann.category_id} is not in categories` });
+        issues.push({
+          kind: 'unknown_class',
+          severity: 'error',
+          file,
+          at,
+          message: `category_id ${ann.category_id} is not in categories`,
+        });
         return;
       }
       const [x, y, w, h] = ann.bbox;
@@ -131,9 +206,21 @@ export async function parseCoco(files: DatasetFiles): Promise<ParsedDataset> {
       image.boxes.push(box);
     });
   }
-  if (cocoFiles === 0) issues.push({ kind: 'bad_file', severity: 'error', file: '.', message: 'no COCO annotation file (.json with images, annotations, categories) found' });
+  if (cocoFiles === 0)
+    issues.push({
+      kind: 'bad_file',
+      severity: 'error',
+      file: '.',
+      message: 'no COCO annotation file (.json with images, annotations, categories) found',
+    });
   for (const p of files.paths.filter(isImagePath)) {
-    if (!seen.has(p)) issues.push({ kind: 'missing_label', severity: 'error', file: p, message: 'no COCO file lists this image; not imported' });
+    if (!seen.has(p))
+      issues.push({
+        kind: 'missing_label',
+        severity: 'error',
+        file: p,
+        message: 'no COCO file lists this image; not imported',
+      });
   }
   return { format: 'coco', classNames, images, issues };
 }
@@ -152,7 +239,10 @@ export interface CocoImageInput {
 }
 
 /** Builds a COCO detection document: category ids 1..N in class order, absolute `[x, y, w, h]` boxes. */
-export function buildCocoJson(classNames: readonly string[], images: readonly CocoImageInput[]): Record<string, unknown> {
+export function buildCocoJson(
+  classNames: readonly string[],
+  images: readonly CocoImageInput[],
+): Record<string, unknown> {
   const annotations: Array<Record<string, unknown>> = [];
   const cocoImages = images.map((img, i) => {
     for (const b of img.boxes) {

@@ -2,7 +2,14 @@ import path from 'node:path/posix';
 import { XMLParser } from 'fast-xml-parser';
 import { z } from 'zod';
 import { ImagePathIndex, isImagePath, splitFromPath, stem } from './paths.js';
-import { SPLITS, type DatasetFiles, type FormatIssue, type ParsedDataset, type SourceImage, type Split } from './types.js';
+import {
+  SPLITS,
+  type DatasetFiles,
+  type FormatIssue,
+  type ParsedDataset,
+  type SourceImage,
+  type Split,
+} from './types.js';
 import { excerpt } from './excerpt.js';
 
 const num = z.coerce.number();
@@ -18,7 +25,11 @@ const vocObjectSchema = z.object({
   bndbox: z.object({ xmin: num, ymin: num, xmax: num, ymax: num }),
 });
 
-const parser = new XMLParser({ ignoreAttributes: true, parseTagValue: false, isArray: (name) => name === 'object' });
+const parser = new XMLParser({
+  ignoreAttributes: true,
+  parseTagValue: false,
+  isArray: (name) => name === 'object',
+});
 
 /** A VOC annotation before class ids are assigned. */
 interface VocRecord {
@@ -27,7 +38,15 @@ interface VocRecord {
   split?: Split;
   width?: number;
   height?: number;
-  objects: Array<{ name: string; difficult: boolean; x1: number; y1: number; x2: number; y2: number; at: string }>;
+  objects: Array<{
+    name: string;
+    difficult: boolean;
+    x1: number;
+    y1: number;
+    x2: number;
+    y2: number;
+    at: string;
+  }>;
 }
 
 /**
@@ -35,7 +54,10 @@ interface VocRecord {
  * Classes are `classNames` when given (other names are reported), else every name found, sorted.
  * The `difficult` flag is kept; coordinates become 0-based pixel corners. Never throws.
  */
-export async function parseVoc(files: DatasetFiles, opts: { classNames?: string[] } = {}): Promise<ParsedDataset> {
+export async function parseVoc(
+  files: DatasetFiles,
+  opts: { classNames?: string[] } = {},
+): Promise<ParsedDataset> {
   const issues: FormatIssue[] = [];
   const index = new ImagePathIndex(files.paths);
   const splitOfStem = await readImageSets(files, issues);
@@ -46,42 +68,97 @@ export async function parseVoc(files: DatasetFiles, opts: { classNames?: string[
     try {
       doc = parser.parse(await files.readText(file), true);
     } catch (err) {
-      issues.push({ kind: 'bad_file', severity: 'error', file, message: `not valid XML: ${excerpt((err as Error).message.split('\n')[0] ?? '', 80)}` });
+      issues.push({
+        kind: 'bad_file',
+        severity: 'error',
+        file,
+        message: `not valid XML: ${excerpt((err as Error).message.split('\n')[0] ?? '', 80)}`,
+      });
       continue;
     }
     const root = (doc as { annotation?: unknown }).annotation;
     const parsed = vocAnnotationSchema.safeParse(root);
     if (root === undefined || !parsed.success) {
-      issues.push({ kind: 'bad_file', severity: 'error', file, message: 'not a Pascal VOC annotation (<annotation> with <filename>, <size>, <object>)' });
+      issues.push({
+        kind: 'bad_file',
+        severity: 'error',
+        file,
+        message: 'not a Pascal VOC annotation (<annotation> with <filename>, <size>, <object>)',
+      });
       continue;
     }
     const ann = parsed.data;
     const dir = path.dirname(file);
     const image =
-      (ann.filename !== undefined ? index.resolve(ann.filename, [path.join(dir, '..', 'JPEGImages'), dir, path.join(dir, '..', 'images'), 'JPEGImages', 'images', '']) : undefined) ??
-      index.byStemName(stem(file));
+      (ann.filename !== undefined
+        ? index.resolve(ann.filename, [
+            path.join(dir, '..', 'JPEGImages'),
+            dir,
+            path.join(dir, '..', 'images'),
+            'JPEGImages',
+            'images',
+            '',
+          ])
+        : undefined) ?? index.byStemName(stem(file));
     if (image === undefined) {
-      issues.push({ kind: 'missing_image', severity: 'error', file, message: `image file "${excerpt(ann.filename ?? stem(file), 80)}" not found` });
+      issues.push({
+        kind: 'missing_image',
+        severity: 'error',
+        file,
+        message: `image file "${excerpt(ann.filename ?? stem(file), 80)}" not found`,
+      });
       continue;
     }
     if (used.has(image)) {
-      issues.push({ kind: 'duplicate_image', severity: 'error', file, message: `"${image}" is annotated by more than one XML file` });
+      issues.push({
+        kind: 'duplicate_image',
+        severity: 'error',
+        file,
+        message: `"${image}" is annotated by more than one XML file`,
+      });
       continue;
     }
     used.add(image);
-    const record: VocRecord = { file, image, split: splitOfStem.get(stem(image)) ?? splitFromPath(image), width: ann.size?.width, height: ann.size?.height, objects: [] };
+    const record: VocRecord = {
+      file,
+      image,
+      split: splitOfStem.get(stem(image)) ?? splitFromPath(image),
+      width: ann.size?.width,
+      height: ann.size?.height,
+      objects: [],
+    };
     ann.object.forEach((raw, i) => {
       const obj = vocObjectSchema.safeParse(raw);
-      if (!obj.success || [obj.data.bndbox.xmin, obj.data.bndbox.ymin, obj.data.bndbox.xmax, obj.data.bndbox.ymax].some((n) => !Number.isFinite(n))) {
-        issues.push({ kind: 'bad_file', severity: 'error', file, at: `object[${i}]`, message: 'object needs <name> and numeric <bndbox> xmin, ymin, xmax, ymax' });
+      if (
+        !obj.success ||
+        [obj.data.bndbox.xmin, obj.data.bndbox.ymin, obj.data.bndbox.xmax, obj.data.bndbox.ymax].some(
+          (n) => !Number.isFinite(n),
+        )
+      ) {
+        issues.push({
+          kind: 'bad_file',
+          severity: 'error',
+          file,
+          at: `object[${i}]`,
+          message: 'object needs <name> and numeric <bndbox> xmin, ymin, xmax, ymax',
+        });
         return;
       }
       const { name, difficult, bndbox } = obj.data;
-      record.objects.push({ name: name.trim(), difficult: difficult === 1, x1: bndbox.xmin - 1, y1: bndbox.ymin - 1, x2: bndbox.xmax, y2: bndbox.ymax, at: `object[${i}]` });
+      record.objects.push({
+        name: name.trim(),
+        difficult: difficult === 1,
+        x1: bndbox.xmin - 1,
+        y1: bndbox.ymin - 1,
+        x2: bndbox.xmax,
+        y2: bndbox.ymax,
+        at: `object[${i}]`,
+      });
     });
     records.push(record);
   }
-  const classNames = opts.classNames ?? [...new Set(records.flatMap((r) => r.objects.map((o) => o.name)))].sort();
+  const classNames =
+    opts.classNames ?? [...new Set(records.flatMap((r) => r.objects.map((o) => o.name)))].sort();
   const classOf = new Map(classNames.map((n, i) => [n, i]));
   const images: SourceImage[] = records.map((r) => ({
     image: r.image,
@@ -93,14 +170,28 @@ export async function parseVoc(files: DatasetFiles, opts: { classNames?: string[
     boxes: r.objects.flatMap((o) => {
       const cls = classOf.get(o.name);
       if (cls === undefined) {
-        issues.push({ kind: 'unknown_class', severity: 'error', file: r.file, at: o.at, message: `class "${excerpt(o.name, 40)}" is not one of: ${classNames.join(', ')}` });
+        issues.push({
+          kind: 'unknown_class',
+          severity: 'error',
+          file: r.file,
+          at: o.at,
+          message: `class "${excerpt(o.name, 40)}" is not one of: ${classNames.join(', ')}`,
+        });
         return [];
       }
-      return [{ classId: cls, x1: o.x1, y1: o.y1, x2: o.x2, y2: o.y2, ...(o.difficult ? { difficult: true } : {}) }];
+      return [
+        { classId: cls, x1: o.x1, y1: o.y1, x2: o.x2, y2: o.y2, ...(o.difficult ? { difficult: true } : {}) },
+      ];
     }),
   }));
   for (const p of files.paths.filter(isImagePath)) {
-    if (!used.has(p)) issues.push({ kind: 'missing_label', severity: 'error', file: p, message: 'no VOC XML annotates this image; not imported' });
+    if (!used.has(p))
+      issues.push({
+        kind: 'missing_label',
+        severity: 'error',
+        file: p,
+        message: 'no VOC XML annotates this image; not imported',
+      });
   }
   return { format: 'voc', classNames, images, issues };
 }
@@ -116,7 +207,12 @@ async function readImageSets(files: DatasetFiles, issues: FormatIssue[]): Promis
         if (s) out.set(s, split);
       }
     } catch (err) {
-      issues.push({ kind: 'bad_file', severity: 'error', file, message: `cannot read: ${(err as Error).message}` });
+      issues.push({
+        kind: 'bad_file',
+        severity: 'error',
+        file,
+        message: `cannot read: ${(err as Error).message}`,
+      });
     }
   }
   return out;

@@ -1,23 +1,46 @@
 import { describe, expect, it } from 'vitest';
-import { formatYoloDataYaml, formatYoloLabels, parseYolo, parseYoloDataYaml, parseYoloLabels, yoloLabelPathFor } from './yolo.js';
+import {
+  formatYoloDataYaml,
+  formatYoloLabels,
+  parseYolo,
+  parseYoloDataYaml,
+  parseYoloLabels,
+  yoloLabelPathFor,
+} from './yolo.js';
 import { memoryFiles } from './files.fixtures.js';
 
 describe('parseYoloDataYaml', () => {
   it('reads names as a list or as an index map', () => {
-    expect(parseYoloDataYaml('nc: 2\nnames: [helmet, head]\n', 'data.yaml').classNames).toEqual(['helmet', 'head']);
-    expect(parseYoloDataYaml('names:\n  0: helmet\n  1: head\n', 'data.yaml').classNames).toEqual(['helmet', 'head']);
+    expect(parseYoloDataYaml('nc: 2\nnames: [helmet, head]\n', 'data.yaml').classNames).toEqual([
+      'helmet',
+      'head',
+    ]);
+    expect(parseYoloDataYaml('names:\n  0: helmet\n  1: head\n', 'data.yaml').classNames).toEqual([
+      'helmet',
+      'head',
+    ]);
   });
 
   it('reports nc that disagrees with names, bad YAML and wrong types instead of throwing', () => {
-    expect(parseYoloDataYaml('nc: 3\nnames: [a, b]\n', 'd.yaml').issues[0]).toMatchObject({ kind: 'class_mismatch', file: 'd.yaml' });
-    expect(parseYoloDataYaml('names: [a, b\n', 'd.yaml').issues[0]).toMatchObject({ kind: 'bad_file', severity: 'error' });
+    expect(parseYoloDataYaml('nc: 3\nnames: [a, b]\n', 'd.yaml').issues[0]).toMatchObject({
+      kind: 'class_mismatch',
+      file: 'd.yaml',
+    });
+    expect(parseYoloDataYaml('names: [a, b\n', 'd.yaml').issues[0]).toMatchObject({
+      kind: 'bad_file',
+      severity: 'error',
+    });
     expect(parseYoloDataYaml('nc: lots\n', 'd.yaml').issues[0]?.message).toMatch(/nc/);
   });
 });
 
 describe('parseYoloLabels', () => {
   it('turns centre boxes into corners and reports bad lines with their line number', () => {
-    const { boxes, issues } = parseYoloLabels('0 0.5 0.5 0.2 0.4\n\n1 0.1 0.1 oops 0.1\n7 0.5 0.5 0.1 0.1\n0 0.5 0.5 0.1\n', 'labels/a.txt', 2);
+    const { boxes, issues } = parseYoloLabels(
+      '0 0.5 0.5 0.2 0.4\n\n1 0.1 0.1 oops 0.1\n7 0.5 0.5 0.1 0.1\n0 0.5 0.5 0.1\n',
+      'labels/a.txt',
+      2,
+    );
     expect(boxes).toHaveLength(1);
     expect(boxes[0]!.x1).toBeCloseTo(0.4);
     expect(boxes[0]!.y2).toBeCloseTo(0.7);
@@ -51,10 +74,20 @@ describe('parseYolo', () => {
   });
 
   it('reads a flat images/ folder without splits and Roboflow-style train/images folders', async () => {
-    const flat = await parseYolo(memoryFiles({ 'data.yaml': 'train: images\nval: images\nnames: [x]\n', 'images/a.jpg': '', 'labels/a.txt': '0 .5 .5 .1 .1' }));
+    const flat = await parseYolo(
+      memoryFiles({
+        'data.yaml': 'train: images\nval: images\nnames: [x]\n',
+        'images/a.jpg': '',
+        'labels/a.txt': '0 .5 .5 .1 .1',
+      }),
+    );
     expect(flat.images[0]).toMatchObject({ image: 'images/a.jpg', split: undefined });
     const rf = await parseYolo(
-      memoryFiles({ 'data.yaml': 'train: ../train/images\nval: ../valid/images\nnames: [x]\n', 'valid/images/a.jpg': '', 'valid/labels/a.txt': '0 .5 .5 .1 .1' }),
+      memoryFiles({
+        'data.yaml': 'train: ../train/images\nval: ../valid/images\nnames: [x]\n',
+        'valid/images/a.jpg': '',
+        'valid/labels/a.txt': '0 .5 .5 .1 .1',
+      }),
     );
     expect(rf.images[0]).toMatchObject({ split: 'val', labelFile: 'valid/labels/a.txt' });
     expect(rf.images[0]!.boxes).toHaveLength(1);

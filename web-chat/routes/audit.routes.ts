@@ -23,7 +23,10 @@ export const auditRoutes: RouteDef[] = [
       const result = await s.audit.query({ ...query, projectId: ctx.projectId });
       // people read names: each entry's actor gets the member's name (ids stay for links and filters)
       const names = new Map((await s.accounts.listMembers(ctx.projectId)).map((m) => [m.userId, m.name]));
-      return { ...result, entries: result.entries.map((e) => ({ ...e, actorName: names.get(e.actor.id) ?? null })) };
+      return {
+        ...result,
+        entries: result.entries.map((e) => ({ ...e, actorName: names.get(e.actor.id) ?? null })),
+      };
     },
   }),
   route({

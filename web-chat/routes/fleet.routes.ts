@@ -16,9 +16,19 @@ export const fleetRoutes: RouteDef[] = [
         ...(query.online ? { online: query.online === 'true' } : {}),
       };
       const devices = await s.fleet.list(ctx, filter);
-      const refs = await modelRefsOf(ctx, s, devices.flatMap((d) => [d.modelVersionId, d.previousModelVersionId]));
+      const refs = await modelRefsOf(
+        ctx,
+        s,
+        devices.flatMap((d) => [d.modelVersionId, d.previousModelVersionId]),
+      );
       const ref = (mv: string | null) => (mv === null ? null : (refs.get(mv) ?? mv));
-      return { devices: devices.map((d) => ({ ...d, model: ref(d.modelVersionId), previousModel: ref(d.previousModelVersionId) })) };
+      return {
+        devices: devices.map((d) => ({
+          ...d,
+          model: ref(d.modelVersionId),
+          previousModel: ref(d.previousModelVersionId),
+        })),
+      };
     },
   }),
   route({

@@ -51,14 +51,25 @@ export const modelsRoutes: RouteDef[] = [
     tag: 'models',
     summary: "A short-lived download link for one of a version's stored files (model.onnx by default)",
     params: refParams,
-    query: z.object({ file: z.string().min(1).max(200).optional().describe('artifact name, e.g. model.onnx') }),
+    query: z.object({
+      file: z.string().min(1).max(200).optional().describe('artifact name, e.g. model.onnx'),
+    }),
     response: z.object({ name: z.string(), url: z.string(), sha256: z.string(), size: z.number() }),
     async handler({ ctx, s, params, query, presign }) {
       const v = await s.models.get(ctx, params.ref);
       const file = query.file ?? 'model.onnx';
       const artifact = v.artifacts.find((a) => a.name === file);
-      if (artifact === undefined) throw new PlatformError('not_found', `${v.ref} has no file "${file}"; its files: ${v.artifacts.map((a) => a.name).join(', ') || 'none'}`);
-      return { name: artifact.name, url: await presign(artifact.key), sha256: artifact.sha256, size: artifact.size };
+      if (artifact === undefined)
+        throw new PlatformError(
+          'not_found',
+          `${v.ref} has no file "${file}"; its files: ${v.artifacts.map((a) => a.name).join(', ') || 'none'}`,
+        );
+      return {
+        name: artifact.name,
+        url: await presign(artifact.key),
+        sha256: artifact.sha256,
+        size: artifact.size,
+      };
     },
   }),
   route({

@@ -188,10 +188,20 @@ export const messageBody = z.object({
 });
 
 /** name@N of each model version id, for showing names where devices store ids (an unknown id stays as it is). */
-export async function modelRefsOf(ctx: CallContext, s: WebServices, ids: Array<string | null>): Promise<Map<string, string>> {
+export async function modelRefsOf(
+  ctx: CallContext,
+  s: WebServices,
+  ids: Array<string | null>,
+): Promise<Map<string, string>> {
   const refs = new Map<string, string>();
   for (const mv of new Set(ids.filter((x): x is string => x !== null))) {
-    refs.set(mv, await s.models.get(ctx, mv).then((v) => v.ref, () => mv));
+    refs.set(
+      mv,
+      await s.models.get(ctx, mv).then(
+        (v) => v.ref,
+        () => mv,
+      ),
+    );
   }
   return refs;
 }

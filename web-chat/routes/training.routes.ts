@@ -47,11 +47,7 @@ export const trainingRoutes: RouteDef[] = [
     query: z.object({ tail: z.coerce.number().int().min(1).max(10_000).optional().describe('last N lines') }),
     async handler({ ctx, s, params, query }) {
       return {
-        lines: await s.training.logs(
-          ctx,
-          params.id,
-          query.tail === undefined ? {} : { tail: query.tail },
-        ),
+        lines: await s.training.logs(ctx, params.id, query.tail === undefined ? {} : { tail: query.tail }),
       };
     },
   }),

@@ -76,7 +76,9 @@ export function escapeMrkdwn(text: string): string {
 export function approvalBlocks(a: ApprovalRequest): { text: string; blocks: unknown[] } {
   const args = JSON.stringify(a.approvedArgs, null, 1);
   const head = `${a.risk.toUpperCase()} approval \`${a.id}\`: *${escapeMrkdwn(a.tool)}*`;
-  const decided = a.decision ? `\n*${a.status}* by ${escapeMrkdwn(a.decision.by.name)} (${a.decision.by.role})${a.decision.reason ? `: ${escapeMrkdwn(a.decision.reason)}` : ''}` : '';
+  const decided = a.decision
+    ? `\n*${a.status}* by ${escapeMrkdwn(a.decision.by.name)} (${a.decision.by.role})${a.decision.reason ? `: ${escapeMrkdwn(a.decision.reason)}` : ''}`
+    : '';
   const body = `${head}\n${escapeMrkdwn(a.reason)}\n\`\`\`${escapeMrkdwn(args.length > 2500 ? `${args.slice(0, 2500)}…` : args)}\`\`\`\n_${escapeMrkdwn(a.policy.summary)}_ — requested by ${escapeMrkdwn(a.requester.name)}${decided}`;
   const blocks: unknown[] = [{ type: 'section', text: { type: 'mrkdwn', text: body } }];
   if (a.status === 'pending') {
@@ -84,8 +86,20 @@ export function approvalBlocks(a: ApprovalRequest): { text: string; blocks: unkn
       type: 'actions',
       block_id: `approval:${a.id}`,
       elements: [
-        { type: 'button', text: { type: 'plain_text', text: 'Approve' }, style: 'primary', action_id: 'approve', value: a.id },
-        { type: 'button', text: { type: 'plain_text', text: 'Reject' }, style: 'danger', action_id: 'reject', value: a.id },
+        {
+          type: 'button',
+          text: { type: 'plain_text', text: 'Approve' },
+          style: 'primary',
+          action_id: 'approve',
+          value: a.id,
+        },
+        {
+          type: 'button',
+          text: { type: 'plain_text', text: 'Reject' },
+          style: 'danger',
+          action_id: 'reject',
+          value: a.id,
+        },
       ],
     });
   }
@@ -96,7 +110,11 @@ const choiceValue = z.object({ t: z.string().min(1).max(100), m: z.string().min(
 
 /** A conversation's answer in Block Kit: the report, the pending approval, and a button per clarifying choice. */
 export function conversationBlocks(view: ThreadView): { text: string; blocks: unknown[] } {
-  const text = view.report ?? (view.pendingApproval ? `Waiting for approval \`${view.pendingApproval.approvalId}\` of ${view.pendingApproval.tool}: \`/vision approve ${view.pendingApproval.approvalId}\`` : `Status: ${view.status}`);
+  const text =
+    view.report ??
+    (view.pendingApproval
+      ? `Waiting for approval \`${view.pendingApproval.approvalId}\` of ${view.pendingApproval.tool}: \`/vision approve ${view.pendingApproval.approvalId}\``
+      : `Status: ${view.status}`);
   const blocks: unknown[] = [{ type: 'section', text: { type: 'mrkdwn', text: escapeMrkdwn(text) } }];
   const choices = view.status === 'clarify' ? (view.plan?.choices ?? []) : [];
   if (choices.length > 0) {
@@ -159,11 +177,20 @@ export class VisionBot {
       if (actionId === 'choose') {
         const picked = choiceValue.safeParse(JSON.parse(approvalId));
         if (!picked.success) return ephemeral('That button is out of date; ask again with `/vision ask …`.');
-        return { ...(await this.ask(await this.ctxOf(user), picked.data.m, picked.data.t)), replace_original: false };
+        return {
+          ...(await this.ask(await this.ctxOf(user), picked.data.m, picked.data.t)),
+          replace_original: false,
+        };
       }
-      if (actionId !== 'approve' && actionId !== 'reject') return ephemeral(`Unknown action "${escapeMrkdwn(actionId)}".`);
+      if (actionId !== 'approve' && actionId !== 'reject')
+        return ephemeral(`Unknown action "${escapeMrkdwn(actionId)}".`);
       const ctx = await this.ctxOf(user);
-      const decided = await this.decideApproval(ctx, approvalId, actionId, actionId === 'reject' ? `rejected from ${user.platform} by ${user.userName}` : undefined);
+      const decided = await this.decideApproval(
+        ctx,
+        approvalId,
+        actionId,
+        actionId === 'reject' ? `rejected from ${user.platform} by ${user.userName}` : undefined,
+      );
       return { response_type: 'in_channel', replace_original: true, ...approvalBlocks(decided) };
     } catch (err) {
       return { ...ephemeral(this.explain(err)), replace_original: false };
@@ -172,7 +199,13 @@ export class VisionBot {
 
   // The code only starts a link: the signed-in person sees this chat user and workspace and confirms.
   private async link(user: ChatUser): Promise<BotReply> {
-    const { code } = await this.s.chatLinks.createCode({ platform: user.platform, teamId: user.teamId, teamName: user.teamName ?? '', userId: user.userId, userName: user.userName });
+    const { code } = await this.s.chatLinks.createCode({
+      platform: user.platform,
+      teamId: user.teamId,
+      teamName: user.teamName ?? '',
+      userId: user.userId,
+      userName: user.userName,
+    });
     const minutes = this.s.chatLinks.codeTtlMinutes;
     return ephemeral(
       `Open ${this.s.publicUrl}/#link/${code} while signed in to VisionInApp, check that it names you (${escapeMrkdwn(user.userName || user.userId)}), and press Confirm within ${minutes} minutes. The link works once. Never confirm a link someone else sent you: whoever confirms it lets this chat account act as them.`,
@@ -184,15 +217,27 @@ export class VisionBot {
     if (userId === undefined) {
       const email = this.userMap.get(user.userId);
       if (email === undefined) {
-        throw new PlatformError('unauthenticated', `your ${user.platform} account is not linked to a VisionInApp account; run "/vision link" or ask an admin to add you to SLACK_USER_MAP`);
+        throw new PlatformError(
+          'unauthenticated',
+          `your ${user.platform} account is not linked to a VisionInApp account; run "/vision link" or ask an admin to add you to SLACK_USER_MAP`,
+        );
       }
       const member = (await this.s.accounts.listMembers(this.projectId)).find((m) => m.email === email);
-      if (member === undefined) throw new PlatformError('forbidden', `${email} has no role in project "${this.projectId}"; ask an admin to add you`);
+      if (member === undefined)
+        throw new PlatformError(
+          'forbidden',
+          `${email} has no role in project "${this.projectId}"; ask an admin to add you`,
+        );
       userId = member.userId;
     }
     const account = await this.s.accounts.getUser(userId);
-    const role = account && !account.disabled ? await this.s.accounts.roleOf(this.projectId, userId) : undefined;
-    if (account === undefined || role === undefined) throw new PlatformError('forbidden', `your linked account has no role in project "${this.projectId}"; ask an admin to add you`);
+    const role =
+      account && !account.disabled ? await this.s.accounts.roleOf(this.projectId, userId) : undefined;
+    if (account === undefined || role === undefined)
+      throw new PlatformError(
+        'forbidden',
+        `your linked account has no role in project "${this.projectId}"; ask an admin to add you`,
+      );
     return {
       user: { userId: account.id, email: account.email, name: account.name, role, kind: 'user' },
       projectId: this.projectId,
@@ -208,15 +253,32 @@ export class VisionBot {
     return { response_type: 'ephemeral', text: `${pending.length} approval(s) waiting`, blocks };
   }
 
-  private async decide(ctx: CallContext, id: string | undefined, decision: 'approve' | 'reject', reason?: string): Promise<BotReply> {
-    if (!id) return ephemeral(`Say which approval: \`/vision ${decision} ID${decision === 'reject' ? ' reason' : ''}\`; \`/vision approvals\` lists them.`);
+  private async decide(
+    ctx: CallContext,
+    id: string | undefined,
+    decision: 'approve' | 'reject',
+    reason?: string,
+  ): Promise<BotReply> {
+    if (!id)
+      return ephemeral(
+        `Say which approval: \`/vision ${decision} ID${decision === 'reject' ? ' reason' : ''}\`; \`/vision approvals\` lists them.`,
+      );
     if (decision === 'reject' && !reason) return ephemeral('Say why: `/vision reject ID reason`.');
     const decided = await this.decideApproval(ctx, id, decision, reason);
     return { response_type: 'in_channel', ...approvalBlocks(decided) };
   }
 
-  private async decideApproval(ctx: CallContext, id: string, decision: 'approve' | 'reject', reason?: string): Promise<ApprovalRequest> {
-    const result = await runTool(toolContext(this.s.tools, ctx), 'decide_approval', { approvalId: id, decision, ...(reason ? { reason } : {}) });
+  private async decideApproval(
+    ctx: CallContext,
+    id: string,
+    decision: 'approve' | 'reject',
+    reason?: string,
+  ): Promise<ApprovalRequest> {
+    const result = await runTool(toolContext(this.s.tools, ctx), 'decide_approval', {
+      approvalId: id,
+      decision,
+      ...(reason ? { reason } : {}),
+    });
     if (!result.ok) throw new PlatformError(result.error.code, result.error.message);
     return this.s.approvals.get(ctx, id);
   }
@@ -224,7 +286,8 @@ export class VisionBot {
   /** Hands a request to the agent; a clarifying question comes back with one button per choice. */
   private async ask(ctx: CallContext, message: string, threadId?: string): Promise<BotReply> {
     if (this.s.agent === undefined) return ephemeral('The assistant is not running on this server.');
-    if (message.trim() === '') return ephemeral('Say what you want, e.g. `/vision ask deploy helmets@3 to line 3`.');
+    if (message.trim() === '')
+      return ephemeral('Say what you want, e.g. `/vision ask deploy helmets@3 to line 3`.');
     const view = await this.s.agent.startConversation(ctx, { message, ...(threadId ? { threadId } : {}) });
     return { response_type: 'in_channel', ...conversationBlocks(view) };
   }
@@ -235,16 +298,22 @@ export class VisionBot {
     if (this.s.training) {
       const jobs = await this.s.training.list(ctx, { limit: 50 });
       const active = jobs.filter((j) => !isFinalJob(j.status));
-      lines.push(`Training jobs running or queued: ${active.length}${active.length ? ` (${active.map((j) => `${j.id} ${j.status}`).join(', ')})` : ''}`);
+      lines.push(
+        `Training jobs running or queued: ${active.length}${active.length ? ` (${active.map((j) => `${j.id} ${j.status}`).join(', ')})` : ''}`,
+      );
     }
     if (this.s.rollouts) {
       const rollouts = await this.s.rollouts.list(ctx, { limit: 50 });
       const active = rollouts.filter((r) => !isFinalRollout(r.state));
-      lines.push(`Rollouts in progress: ${active.length}${active.length ? ` (${active.map((r) => `${r.id} ${r.state}`).join(', ')})` : ''}`);
+      lines.push(
+        `Rollouts in progress: ${active.length}${active.length ? ` (${active.map((r) => `${r.id} ${r.state}`).join(', ')})` : ''}`,
+      );
     }
     if (this.s.fleet) {
       const devices = await this.s.fleet.list(ctx);
-      lines.push(`Devices online: ${devices.filter((d) => this.s.fleet!.isOnline(d.lastHeartbeatAt)).length} of ${devices.length}`);
+      lines.push(
+        `Devices online: ${devices.filter((d) => this.s.fleet!.isOnline(d.lastHeartbeatAt)).length} of ${devices.length}`,
+      );
     }
     return ephemeral(lines.join('\n'));
   }
@@ -254,12 +323,15 @@ export class VisionBot {
     if (!this.s.rollouts) return ephemeral('Rollouts are not enabled on this server yet.');
     const r = await this.s.rollouts.status(ctx, id);
     const devices = r.devices.map((d) => `• ${escapeMrkdwn(d.name)}: ${d.state}`).join('\n');
-    return ephemeral(`Rollout \`${r.id}\` of ${escapeMrkdwn(r.model.ref)}: *${r.state}*, wave ${r.currentWave + 1} of ${r.waveCount}\n${devices}`);
+    return ephemeral(
+      `Rollout \`${r.id}\` of ${escapeMrkdwn(r.model.ref)}: *${r.state}*, wave ${r.currentWave + 1} of ${r.waveCount}\n${devices}`,
+    );
   }
 
   private explain(err: unknown): string {
     if (isPlatformError(err)) {
-      if (err.code === 'forbidden' || err.code === 'unauthenticated') return `Refused: ${escapeMrkdwn(err.message)}`;
+      if (err.code === 'forbidden' || err.code === 'unauthenticated')
+        return `Refused: ${escapeMrkdwn(err.message)}`;
       return `Could not do that: ${escapeMrkdwn(err.message)}`;
     }
     this.log.error({ err }, 'chat command failed');

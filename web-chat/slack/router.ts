@@ -34,10 +34,17 @@ const commandSchema = z.object({
 const mattermostSchema = commandSchema.extend({ token: z.string().min(1).max(200) });
 const interactionSchema = z.object({
   type: z.string(),
-  user: z.object({ id: z.string().min(1).max(64), username: z.string().max(200).optional(), name: z.string().max(200).optional(), team_id: z.string().max(64).optional() }),
+  user: z.object({
+    id: z.string().min(1).max(64),
+    username: z.string().max(200).optional(),
+    name: z.string().max(200).optional(),
+    team_id: z.string().max(64).optional(),
+  }),
   team: z.object({ id: z.string().max(64), domain: z.string().max(200).optional() }).nullish(),
   response_url: z.string().url().max(2000).optional(),
-  actions: z.array(z.object({ action_id: z.string().max(100), value: z.string().max(200).optional() })).default([]),
+  actions: z
+    .array(z.object({ action_id: z.string().max(100), value: z.string().max(200).optional() }))
+    .default([]),
 });
 
 /**
@@ -57,7 +64,8 @@ export function slackRouter(opts: SlackOptions): Router {
       (req as RawRequest).rawBody = Buffer.from(buf);
     },
   });
-  const refuse = (res: Response, status: number, text: string) => res.status(status).type('text/plain').send(text);
+  const refuse = (res: Response, status: number, text: string) =>
+    res.status(status).type('text/plain').send(text);
 
   const verifySlack = (req: RawRequest, res: Response): boolean => {
     if (opts.signingSecret === undefined) {
@@ -84,14 +92,27 @@ export function slackRouter(opts: SlackOptions): Router {
     const parsed = commandSchema.safeParse(req.body);
     if (!parsed.success) return refuse(res, 400, 'malformed slash command');
     const c = parsed.data;
-    res.json(await bot.command({ platform: 'slack', teamId: c.team_id, teamName: c.team_domain, userId: c.user_id, userName: c.user_name }, c.text));
+    res.json(
+      await bot.command(
+        {
+          platform: 'slack',
+          teamId: c.team_id,
+          teamName: c.team_domain,
+          userId: c.user_id,
+          userName: c.user_name,
+        },
+        c.text,
+      ),
+    );
   });
 
   router.post('/slack/interactions', form, async (req: RawRequest, res) => {
     if (!verifySlack(req, res)) return;
     let payload: z.infer<typeof interactionSchema>;
     try {
-      payload = interactionSchema.parse(JSON.parse(String((req.body as { payload?: unknown }).payload ?? '')));
+      payload = interactionSchema.parse(
+        JSON.parse(String((req.body as { payload?: unknown }).payload ?? '')),
+      );
     } catch {
       return refuse(res, 400, 'malformed interaction payload');
     }
@@ -100,20 +121,44 @@ export function slackRouter(opts: SlackOptions): Router {
       return;
     }
     const action = payload.actions[0]!;
-    const user: ChatUser = { platform: 'slack', teamId: payload.team?.id ?? payload.user.team_id ?? '', teamName: payload.team?.domain ?? '', userId: payload.user.id, userName: payload.user.username ?? payload.user.name ?? payload.user.id };
+    const user: ChatUser = {
+      platform: 'slack',
+      teamId: payload.team?.id ?? payload.user.team_id ?? '',
+      teamName: payload.team?.domain ?? '',
+      userId: payload.user.id,
+      userName: payload.user.username ?? payload.user.name ?? payload.user.id,
+    };
     const reply = await bot.action(user, action.action_id, action.value ?? '');
     if (payload.response_url) await post(doFetch, payload.response_url, reply, opts.log);
     res.status(200).end();
   });
 
   router.post('/mattermost/commands', form, async (req, res) => {
-    if (opts.mattermostToken === undefined) return refuse(res, 404, 'the Mattermost integration is off: set MATTERMOST_COMMAND_TOKEN to turn it on');
+    if (opts.mattermostToken === undefined)
+      return refuse(
+        res,
+        404,
+        'the Mattermost integration is off: set MATTERMOST_COMMAND_TOKEN to turn it on',
+      );
     const parsed = mattermostSchema.safeParse(req.body);
     if (!parsed.success) return refuse(res, 400, 'malformed slash command');
     const c = parsed.data;
-    if (!sameToken(c.token, opts.mattermostToken)) return refuse(res, 401, 'invalid Mattermost command token');
-    const reply = await bot.command({ platform: 'mattermost', teamId: c.team_id, teamName: c.team_domain, userId: c.user_id, userName: c.user_name }, c.text);
-    res.json({ response_type: reply.response_type, text: reply.text === '' || reply.blocks === undefined ? reply.text : toMarkdown(reply) });
+    if (!sameToken(c.token, opts.mattermostToken))
+      return refuse(res, 401, 'invalid Mattermost command token');
+    const reply = await bot.command(
+      {
+        platform: 'mattermost',
+        teamId: c.team_id,
+        teamName: c.team_domain,
+        userId: c.user_id,
+        userName: c.user_name,
+      },
+      c.text,
+    );
+    res.json({
+      response_type: reply.response_type,
+      text: reply.text === '' || reply.blocks === undefined ? reply.text : toMarkdown(reply),
+    });
   });
 
   if (opts.webhookUrl !== undefined) {
@@ -130,7 +175,12 @@ export function slackRouter(opts: SlackOptions): Router {
 
 async function post(doFetch: typeof fetch, url: string, body: BotReply, log: Logger): Promise<void> {
   try {
-    const res = await doFetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(10_000) });
+    const res = await doFetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(10_000),
+    });
     if (!res.ok) log.warn({ status: res.status }, 'chat message post was refused');
   } catch (err) {
     log.warn({ err: (err as Error).message }, 'chat message post failed');

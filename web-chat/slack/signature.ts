@@ -12,10 +12,12 @@ export function slackSignatureProblem(input: {
   nowMs: number;
 }): string | undefined {
   const { secret, timestamp, signature, rawBody } = input;
-  if (timestamp === undefined || signature === undefined) return 'missing X-Slack-Request-Timestamp or X-Slack-Signature header';
+  if (timestamp === undefined || signature === undefined)
+    return 'missing X-Slack-Request-Timestamp or X-Slack-Signature header';
   if (rawBody === undefined) return 'missing request body';
   if (!/^\d{1,12}$/.test(timestamp)) return 'malformed X-Slack-Request-Timestamp';
-  if (Math.abs(input.nowMs / 1000 - Number(timestamp)) > SLACK_REPLAY_WINDOW_S) return 'request timestamp is outside the 5-minute window (replayed or clock skew)';
+  if (Math.abs(input.nowMs / 1000 - Number(timestamp)) > SLACK_REPLAY_WINDOW_S)
+    return 'request timestamp is outside the 5-minute window (replayed or clock skew)';
   const expected = `v0=${createHmac('sha256', secret).update(`v0:${timestamp}:`).update(rawBody).digest('hex')}`;
   const a = Buffer.from(expected);
   const b = Buffer.from(signature);

@@ -13,7 +13,14 @@ const SECRET = 'test-signing-secret-0123456789';
 describe('Slack v0 signature', () => {
   const at = Number(DOC_TIMESTAMP) * 1000;
   const check = (over: Partial<Parameters<typeof slackSignatureProblem>[0]> = {}) =>
-    slackSignatureProblem({ secret: DOC_SECRET, timestamp: DOC_TIMESTAMP, signature: DOC_SIGNATURE, rawBody: DOC_BODY, nowMs: at + 30_000, ...over });
+    slackSignatureProblem({
+      secret: DOC_SECRET,
+      timestamp: DOC_TIMESTAMP,
+      signature: DOC_SIGNATURE,
+      rawBody: DOC_BODY,
+      nowMs: at + 30_000,
+      ...over,
+    });
 
   it("accepts Slack's documented example within the replay window", () => {
     expect(slackSignature(DOC_SECRET, DOC_TIMESTAMP, DOC_BODY)).toBe(DOC_SIGNATURE);
@@ -34,7 +41,10 @@ describe('Slack v0 signature', () => {
 describe('Slack and Mattermost bot through the real app', () => {
   let t: TestServer;
   let off: TestServer;
-  const posts: Array<{ url: string; body: { text: string; blocks?: unknown[]; replace_original?: boolean } }> = [];
+  const posts: Array<{
+    url: string;
+    body: { text: string; blocks?: unknown[]; replace_original?: boolean };
+  }> = [];
   const recorder = (async (url: string | URL | Request, init?: RequestInit) => {
     posts.push({ url: String(url), body: JSON.parse(String(init?.body)) });
     return new Response('ok');
@@ -45,7 +55,8 @@ describe('Slack and Mattermost bot through the real app', () => {
       env: {
         SLACK_SIGNING_SECRET: SECRET,
         SLACK_WEBHOOK_URL: 'https://hooks.example.test/services/T/B/X',
-        SLACK_USER_MAP: 'UAPPROVER=approver@example.test,UVIEWER=viewer@example.test,UOPERATOR=operator@example.test',
+        SLACK_USER_MAP:
+          'UAPPROVER=approver@example.test,UVIEWER=viewer@example.test,UOPERATOR=operator@example.test',
         MATTERMOST_COMMAND_TOKEN: 'mattermost-token-123',
       },
       web: { slack: { fetch: recorder } },
@@ -61,34 +72,82 @@ describe('Slack and Mattermost bot through the real app', () => {
     const ts = String(opts.timestamp ?? Math.floor(Date.now() / 1000));
     return fetch(`${t.url}${path}`, {
       method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-slack-request-timestamp': ts, 'x-slack-signature': opts.signature ?? slackSignature(SECRET, ts, body) },
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        'x-slack-request-timestamp': ts,
+        'x-slack-signature': opts.signature ?? slackSignature(SECRET, ts, body),
+      },
       body,
     });
   };
   const command = async (user: string, text: string) => {
-    const res = await signed('/integrations/slack/commands', new URLSearchParams({ team_id: 'T1', user_id: user, user_name: user.toLowerCase(), command: '/vision', text, response_url: 'https://hooks.example.test/cmd' }).toString());
+    const res = await signed(
+      '/integrations/slack/commands',
+      new URLSearchParams({
+        team_id: 'T1',
+        user_id: user,
+        user_name: user.toLowerCase(),
+        command: '/vision',
+        text,
+        response_url: 'https://hooks.example.test/cmd',
+      }).toString(),
+    );
     expect(res.status).toBe(200);
-    return (await res.json()) as { response_type: string; text: string; blocks?: Array<{ type: string; elements?: Array<{ action_id: string; value: string }> }> };
+    return (await res.json()) as {
+      response_type: string;
+      text: string;
+      blocks?: Array<{ type: string; elements?: Array<{ action_id: string; value: string }> }>;
+    };
   };
   const criticalRequest = async () => {
     const operator = await t.login('operator');
-    const res = await operator.fetch('/api/approvals', { method: 'POST', json: { tool: 'start_rollout', args: { modelVersion: 'mv_helmets_3', target: { tag: 'line-3' } }, reason: 'deploy to line 3' } });
+    const res = await operator.fetch('/api/approvals', {
+      method: 'POST',
+      json: {
+        tool: 'start_rollout',
+        args: { modelVersion: 'mv_helmets_3', target: { tag: 'line-3' } },
+        reason: 'deploy to line 3',
+      },
+    });
     expect(res.status).toBe(201);
     return ((await res.json()) as { id: string }).id;
   };
 
   it('is off without SLACK_SIGNING_SECRET and refuses bad or stale signatures', async () => {
-    expect((await fetch(`${off.url}/integrations/slack/commands`, { method: 'POST', body: 'x=1', headers: { 'content-type': 'application/x-www-form-urlencoded' } })).status).toBe(404);
-    expect((await fetch(`${off.url}/integrations/mattermost/commands`, { method: 'POST', body: 'x=1', headers: { 'content-type': 'application/x-www-form-urlencoded' } })).status).toBe(404);
+    expect(
+      (
+        await fetch(`${off.url}/integrations/slack/commands`, {
+          method: 'POST',
+          body: 'x=1',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        })
+      ).status,
+    ).toBe(404);
+    expect(
+      (
+        await fetch(`${off.url}/integrations/mattermost/commands`, {
+          method: 'POST',
+          body: 'x=1',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        })
+      ).status,
+    ).toBe(404);
     const body = 'user_id=UAPPROVER&text=status';
-    expect((await signed('/integrations/slack/commands', body, { signature: 'v0=deadbeef' })).status).toBe(401);
-    expect((await signed('/integrations/slack/commands', body, { timestamp: Math.floor(Date.now() / 1000) - 600 })).status).toBe(401);
+    expect((await signed('/integrations/slack/commands', body, { signature: 'v0=deadbeef' })).status).toBe(
+      401,
+    );
+    expect(
+      (await signed('/integrations/slack/commands', body, { timestamp: Math.floor(Date.now() / 1000) - 600 }))
+        .status,
+    ).toBe(401);
     expect((await signed('/integrations/slack/commands', body)).status).toBe(200);
   });
 
   it('posts pending critical approvals to the webhook with buttons, and lists them with /vision approvals', async () => {
     const id = await criticalRequest();
-    const hook = posts.find((p) => p.url.startsWith('https://hooks.example.test/services') && JSON.stringify(p.body).includes(id));
+    const hook = posts.find(
+      (p) => p.url.startsWith('https://hooks.example.test/services') && JSON.stringify(p.body).includes(id),
+    );
     expect(hook).toBeDefined();
     expect(JSON.stringify(hook!.body.blocks)).toContain('"action_id":"approve"');
     const list = await command('UAPPROVER', 'approvals');
@@ -100,14 +159,19 @@ describe('Slack and Mattermost bot through the real app', () => {
     const id = await criticalRequest();
     expect((await command('UNOBODY', `approve ${id}`)).text).toMatch(/not linked.*\/vision link/);
     expect((await command('UVIEWER', `approve ${id}`)).text).toMatch(/^Refused: .*viewers never approve/);
-    expect((await command('UOPERATOR', `approve ${id}`)).text).toMatch(/^Refused: .*critical step needs the approver role/);
+    expect((await command('UOPERATOR', `approve ${id}`)).text).toMatch(
+      /^Refused: .*critical step needs the approver role/,
+    );
     const first = await command('UAPPROVER', `approve ${id}`);
     expect(first.text).toContain('(approved)');
     const second = await command('UAPPROVER', `approve ${id}`);
     expect(second.text).toContain('(approved)');
     expect((await command('UAPPROVER', `reject ${id} too late`)).text).toContain('(approved)');
     const approver = await t.login('approver');
-    const view = (await (await approver.fetch(`/api/approvals/${id}`)).json()) as { status: string; decision: { by: { userId: string } } };
+    const view = (await (await approver.fetch(`/api/approvals/${id}`)).json()) as {
+      status: string;
+      decision: { by: { userId: string } };
+    };
     expect(view.status).toBe('approved');
     expect(view.decision.by.userId).toBe(t.users.approver.id);
   });
@@ -123,16 +187,35 @@ describe('Slack and Mattermost bot through the real app', () => {
 
   it('Approve button (block_actions) decides and replaces the original message through response_url', async () => {
     const id = await criticalRequest();
-    const payload = { type: 'block_actions', user: { id: 'UAPPROVER', username: 'approver' }, team: { id: 'T1' }, response_url: 'https://hooks.example.test/actions/1', actions: [{ action_id: 'approve', value: id }] };
-    const res = await signed('/integrations/slack/interactions', new URLSearchParams({ payload: JSON.stringify(payload) }).toString());
+    const payload = {
+      type: 'block_actions',
+      user: { id: 'UAPPROVER', username: 'approver' },
+      team: { id: 'T1' },
+      response_url: 'https://hooks.example.test/actions/1',
+      actions: [{ action_id: 'approve', value: id }],
+    };
+    const res = await signed(
+      '/integrations/slack/interactions',
+      new URLSearchParams({ payload: JSON.stringify(payload) }).toString(),
+    );
     expect(res.status).toBe(200);
     const update = posts.filter((p) => p.url === 'https://hooks.example.test/actions/1').at(-1)!;
     expect(update.body.replace_original).toBe(true);
     expect(update.body.text).toContain('(approved)');
     expect(JSON.stringify(update.body.blocks)).not.toContain('"action_id"');
-    const viewerClick = { ...payload, user: { id: 'UVIEWER' }, response_url: 'https://hooks.example.test/actions/2' };
-    await signed('/integrations/slack/interactions', new URLSearchParams({ payload: JSON.stringify(viewerClick) }).toString());
-    expect(posts.filter((p) => p.url === 'https://hooks.example.test/actions/2').at(-1)!.body).toMatchObject({ replace_original: false, text: expect.stringMatching(/^Refused/) });
+    const viewerClick = {
+      ...payload,
+      user: { id: 'UVIEWER' },
+      response_url: 'https://hooks.example.test/actions/2',
+    };
+    await signed(
+      '/integrations/slack/interactions',
+      new URLSearchParams({ payload: JSON.stringify(viewerClick) }).toString(),
+    );
+    expect(posts.filter((p) => p.url === 'https://hooks.example.test/actions/2').at(-1)!.body).toMatchObject({
+      replace_original: false,
+      text: expect.stringMatching(/^Refused/),
+    });
     expect((await signed('/integrations/slack/interactions', 'payload=%7Bnot-json')).status).toBe(400);
   });
 
@@ -141,14 +224,29 @@ describe('Slack and Mattermost bot through the real app', () => {
     const code = /#link\/([\w-]+)/.exec(reply.text)![1]!;
     const approver = await t.login('approver');
     expect((await approver.fetch(`/api/chat-links/pending/${code}`)).status).toBe(200);
-    expect((await approver.fetch('/api/chat-links', { method: 'POST', json: { code, confirm: true } })).status).toBe(201);
-    expect((await approver.fetch('/api/chat-links', { method: 'POST', json: { code, confirm: true } })).status).toBe(404);
+    expect(
+      (await approver.fetch('/api/chat-links', { method: 'POST', json: { code, confirm: true } })).status,
+    ).toBe(201);
+    expect(
+      (await approver.fetch('/api/chat-links', { method: 'POST', json: { code, confirm: true } })).status,
+    ).toBe(404);
     expect((await command('UNEW', 'status')).text).toMatch(/Approvals waiting/);
   });
 
   it('serves Mattermost slash commands verified by token', async () => {
     const mm = (token: string, text: string) =>
-      fetch(`${t.url}/integrations/mattermost/commands`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ token, team_id: 'mm', user_id: 'UAPPROVER', user_name: 'approver', command: '/vision', text }).toString() });
+      fetch(`${t.url}/integrations/mattermost/commands`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({
+          token,
+          team_id: 'mm',
+          user_id: 'UAPPROVER',
+          user_name: 'approver',
+          command: '/vision',
+          text,
+        }).toString(),
+      });
     expect((await mm('wrong-token-xyz', 'status')).status).toBe(401);
     const id = await criticalRequest();
     const res = await mm('mattermost-token-123', `approve ${id}`);

@@ -79,7 +79,10 @@ export class FirebaseEmulatorStandIn {
     // the browser calls from the app's origin, as it does against the real emulator
     res.setHeader('access-control-allow-origin', req.headers.origin ?? '*');
     res.setHeader('access-control-allow-methods', 'GET, POST, OPTIONS');
-    res.setHeader('access-control-allow-headers', req.headers['access-control-request-headers'] ?? 'content-type');
+    res.setHeader(
+      'access-control-allow-headers',
+      req.headers['access-control-request-headers'] ?? 'content-type',
+    );
     res.setHeader('content-type', 'application/json');
     if (req.method === 'OPTIONS') {
       res.statusCode = 204;
@@ -90,7 +93,10 @@ export class FirebaseEmulatorStandIn {
       res.statusCode = status;
       res.end(JSON.stringify(json));
     };
-    const error = (message: string) => send(400, { error: { code: 400, message, errors: [{ message, reason: 'invalid', domain: 'global' }] } });
+    const error = (message: string) =>
+      send(400, {
+        error: { code: 400, message, errors: [{ message, reason: 'invalid', domain: 'global' }] },
+      });
     let input: Record<string, unknown>;
     try {
       input = body ? (JSON.parse(body) as Record<string, unknown>) : {};
@@ -99,14 +105,22 @@ export class FirebaseEmulatorStandIn {
       return;
     }
     const path = url.pathname;
-    if (req.method === 'POST' && /^\/identitytoolkit\.googleapis\.com\/v1\/projects\/[^/]+\/accounts:lookup$/.test(path)) {
+    if (
+      req.method === 'POST' &&
+      /^\/identitytoolkit\.googleapis\.com\/v1\/projects\/[^/]+\/accounts:lookup$/.test(path)
+    ) {
       const ids = (input.localId as string[] | undefined) ?? [];
       this.lookups.push(...ids);
       const found = ids.flatMap((id) => {
         const u = this.users.get(id);
         return u ? [this.record(id, u)] : [];
       });
-      send(200, found.length > 0 ? { kind: 'identitytoolkit#GetAccountInfoResponse', users: found } : { kind: 'identitytoolkit#GetAccountInfoResponse' });
+      send(
+        200,
+        found.length > 0
+          ? { kind: 'identitytoolkit#GetAccountInfoResponse', users: found }
+          : { kind: 'identitytoolkit#GetAccountInfoResponse' },
+      );
       return;
     }
     if (req.method === 'POST' && path === '/identitytoolkit.googleapis.com/v1/accounts:signInWithPassword') {
@@ -121,7 +135,14 @@ export class FirebaseEmulatorStandIn {
         error('USER_DISABLED');
         return;
       }
-      send(200, { kind: 'identitytoolkit#VerifyPasswordResponse', registered: true, localId: uid, email: user.email, displayName: user.name ?? '', ...this.tokens(uid, user) });
+      send(200, {
+        kind: 'identitytoolkit#VerifyPasswordResponse',
+        registered: true,
+        localId: uid,
+        email: user.email,
+        displayName: user.name ?? '',
+        ...this.tokens(uid, user),
+      });
       return;
     }
     if (req.method === 'POST' && path === '/identitytoolkit.googleapis.com/v1/accounts:lookup') {
@@ -143,19 +164,37 @@ export class FirebaseEmulatorStandIn {
         return;
       }
       const t = this.tokens(uid, user);
-      send(200, { access_token: t.idToken, id_token: t.idToken, refresh_token: t.refreshToken, expires_in: t.expiresIn, token_type: 'Bearer', user_id: uid, project_id: this.project() });
+      send(200, {
+        access_token: t.idToken,
+        id_token: t.idToken,
+        refresh_token: t.refreshToken,
+        expires_in: t.expiresIn,
+        token_type: 'Bearer',
+        user_id: uid,
+        project_id: this.project(),
+      });
       return;
     }
     send(404, { error: { code: 404, message: 'NOT_FOUND' } });
   }
 
   private project(): string {
-    if (this.opts.projectId === undefined) throw new Error('FirebaseEmulatorStandIn needs a projectId to sign users in');
+    if (this.opts.projectId === undefined)
+      throw new Error('FirebaseEmulatorStandIn needs a projectId to sign users in');
     return this.opts.projectId;
   }
 
-  private tokens(uid: string, user: StandInUser): { idToken: string; refreshToken: string; expiresIn: string } {
-    const idToken = FirebaseEmulatorStandIn.token(this.project(), { sub: uid, email: user.email, email_verified: user.emailVerified ?? true, ...(user.name ? { name: user.name } : {}), ...user.claims });
+  private tokens(
+    uid: string,
+    user: StandInUser,
+  ): { idToken: string; refreshToken: string; expiresIn: string } {
+    const idToken = FirebaseEmulatorStandIn.token(this.project(), {
+      sub: uid,
+      email: user.email,
+      email_verified: user.emailVerified ?? true,
+      ...(user.name ? { name: user.name } : {}),
+      ...user.claims,
+    });
     const refreshToken = randomBytes(16).toString('hex');
     this.refreshTokens.set(refreshToken, uid);
     return { idToken, refreshToken, expiresIn: '3600' };
@@ -163,7 +202,9 @@ export class FirebaseEmulatorStandIn {
 
   private uidOf(idToken: string): string | undefined {
     try {
-      const payload = JSON.parse(Buffer.from(idToken.split('.')[1] ?? '', 'base64url').toString()) as { sub?: unknown };
+      const payload = JSON.parse(Buffer.from(idToken.split('.')[1] ?? '', 'base64url').toString()) as {
+        sub?: unknown;
+      };
       return typeof payload.sub === 'string' ? payload.sub : undefined;
     } catch {
       return undefined;

@@ -7,7 +7,8 @@ import { FirebaseIdentityProvider } from './firebase.js';
 // Auth emulator (see firebase-emulator.fixtures.ts), not the real emulator. firebase-admin itself
 // still checks the token's aud, iss, sub, exp and iat, and looks the user up on the stand-in.
 const PROJECT = 'vision-test';
-const token = (claims: Record<string, unknown>, project = PROJECT) => FirebaseEmulatorStandIn.token(project, claims);
+const token = (claims: Record<string, unknown>, project = PROJECT) =>
+  FirebaseEmulatorStandIn.token(project, claims);
 
 describe(FirebaseIdentityProvider.name, () => {
   const emulator = new FirebaseEmulatorStandIn();
@@ -29,10 +30,16 @@ describe(FirebaseIdentityProvider.name, () => {
   it('reaches the emulator named in configuration (e.g. from .env) when the process environment lacks it', async () => {
     const host = process.env.FIREBASE_AUTH_EMULATOR_HOST!;
     delete process.env.FIREBASE_AUTH_EMULATOR_HOST;
-    const configured = await createIdentityProvider({ firebaseProjectId: PROJECT, firebaseAuthEmulatorHost: host, db: undefined as never });
+    const configured = await createIdentityProvider({
+      firebaseProjectId: PROJECT,
+      firebaseAuthEmulatorHost: host,
+      db: undefined as never,
+    });
     try {
       emulator.lookups.length = 0;
-      expect((await configured.verifyIdToken!(token({ sub: 'uid_ana', email: 'ana@example.com' }))).subject).toBe('uid_ana');
+      expect(
+        (await configured.verifyIdToken!(token({ sub: 'uid_ana', email: 'ana@example.com' }))).subject,
+      ).toBe('uid_ana');
       expect(emulator.lookups).toContain('uid_ana');
     } finally {
       await configured.close();
@@ -41,14 +48,28 @@ describe(FirebaseIdentityProvider.name, () => {
   });
 
   it('accepts an emulator ID token for its project and maps the role claim to the default project', async () => {
-    const identity = await sut.verifyIdToken(token({ sub: 'uid_ana', email: 'Ana@Example.com', name: 'Ana', role: 'operator' }));
-    expect(identity).toEqual({ provider: 'firebase', subject: 'uid_ana', email: 'ana@example.com', emailVerified: false, name: 'Ana', roles: { default: 'operator' } });
+    const identity = await sut.verifyIdToken(
+      token({ sub: 'uid_ana', email: 'Ana@Example.com', name: 'Ana', role: 'operator' }),
+    );
+    expect(identity).toEqual({
+      provider: 'firebase',
+      subject: 'uid_ana',
+      email: 'ana@example.com',
+      emailVerified: false,
+      name: 'Ana',
+      roles: { default: 'operator' },
+    });
     expect(emulator.lookups).toContain('uid_ana');
   });
 
   it('maps a roles claim per project, ignoring unknown role names', async () => {
     const identity = await sut.verifyIdToken(
-      token({ sub: 'uid_multi', email: 'multi@example.com', role: 'viewer', roles: { default: 'approver', line3: 'admin', bad: 'superuser' } }),
+      token({
+        sub: 'uid_multi',
+        email: 'multi@example.com',
+        role: 'viewer',
+        roles: { default: 'approver', line3: 'admin', bad: 'superuser' },
+      }),
     );
     expect(identity.roles).toEqual({ default: 'approver', line3: 'admin' });
     expect(identity.name).toBe('multi@example.com');
@@ -56,7 +77,9 @@ describe(FirebaseIdentityProvider.name, () => {
 
   it('refuses a token for another Firebase project before looking the user up', async () => {
     emulator.lookups.length = 0;
-    await expect(sut.verifyIdToken(token({ sub: 'uid_ana', email: 'ana@example.com' }, 'someone-else'))).rejects.toMatchObject({
+    await expect(
+      sut.verifyIdToken(token({ sub: 'uid_ana', email: 'ana@example.com' }, 'someone-else')),
+    ).rejects.toMatchObject({
       code: 'unauthenticated',
       message: expect.stringContaining('argument-error'),
     });
@@ -72,10 +95,14 @@ describe(FirebaseIdentityProvider.name, () => {
       token({ sub: 'uid_off', email: 'off@example.com' }),
       token({ sub: 'uid_ghost', email: 'ghost@example.com' }),
     ];
-    for (const t of cases) await expect(sut.verifyIdToken(t)).rejects.toMatchObject({ code: 'unauthenticated' });
+    for (const t of cases)
+      await expect(sut.verifyIdToken(t)).rejects.toMatchObject({ code: 'unauthenticated' });
   });
 
   it('refuses an account without an email', async () => {
-    await expect(sut.verifyIdToken(token({ sub: 'uid_ana' }))).rejects.toMatchObject({ code: 'unauthenticated', message: expect.stringContaining('no email') });
+    await expect(sut.verifyIdToken(token({ sub: 'uid_ana' }))).rejects.toMatchObject({
+      code: 'unauthenticated',
+      message: expect.stringContaining('no email'),
+    });
   });
 });

@@ -34,7 +34,10 @@ export class FirebaseIdentityProvider implements IdentityProvider {
 
   async verifyIdToken(idToken: string): Promise<Identity> {
     if (typeof idToken !== 'string' || idToken.length === 0) {
-      throw new PlatformError('unauthenticated', 'missing Firebase ID token; sign in with Firebase and send the ID token');
+      throw new PlatformError(
+        'unauthenticated',
+        'missing Firebase ID token; sign in with Firebase and send the ID token',
+      );
     }
     let decoded: DecodedIdToken;
     try {
@@ -42,10 +45,16 @@ export class FirebaseIdentityProvider implements IdentityProvider {
       decoded = await this.auth.verifyIdToken(idToken, true);
     } catch (err) {
       const code = (err as { code?: string }).code ?? 'auth/invalid-id-token';
-      throw new PlatformError('unauthenticated', `Firebase ID token rejected (${code}); sign in again to get a fresh token for project "${this.projectId}"`);
+      throw new PlatformError(
+        'unauthenticated',
+        `Firebase ID token rejected (${code}); sign in again to get a fresh token for project "${this.projectId}"`,
+      );
     }
     if (!decoded.email) {
-      throw new PlatformError('unauthenticated', `Firebase account ${decoded.uid} has no email address; sign in with an email-based account`);
+      throw new PlatformError(
+        'unauthenticated',
+        `Firebase account ${decoded.uid} has no email address; sign in with an email-based account`,
+      );
     }
     const identity: Identity = {
       provider: 'firebase',
@@ -65,10 +74,21 @@ export class FirebaseIdentityProvider implements IdentityProvider {
       user = await this.auth.getUser(subject);
     } catch (err) {
       const code = (err as { code?: string }).code ?? '';
-      if (code === 'auth/user-not-found') throw new PlatformError('unauthenticated', 'your Firebase account no longer exists; sign in again with an active account');
-      throw new PlatformError('unavailable', `could not check the Firebase account with project "${this.projectId}" (${code || (err as Error).message}); try again shortly`);
+      if (code === 'auth/user-not-found')
+        throw new PlatformError(
+          'unauthenticated',
+          'your Firebase account no longer exists; sign in again with an active account',
+        );
+      throw new PlatformError(
+        'unavailable',
+        `could not check the Firebase account with project "${this.projectId}" (${code || (err as Error).message}); try again shortly`,
+      );
     }
-    if (user.disabled) throw new PlatformError('unauthenticated', 'your Firebase account is disabled; ask an administrator to enable it');
+    if (user.disabled)
+      throw new PlatformError(
+        'unauthenticated',
+        'your Firebase account is disabled; ask an administrator to enable it',
+      );
     const validAfter = user.tokensValidAfterTime === undefined ? NaN : Date.parse(user.tokensValidAfterTime);
     if (Number.isFinite(validAfter) && validAfter > sessionStartedAt) {
       throw new PlatformError('unauthenticated', 'your Firebase sign-in was revoked; sign in again');
@@ -76,7 +96,12 @@ export class FirebaseIdentityProvider implements IdentityProvider {
   }
 
   async health(): Promise<Health> {
-    return { port: 'auth', adapter: 'firebase', ok: true, detail: `accepting ID tokens of Firebase project "${this.projectId}" (FIREBASE_PROJECT_ID)` };
+    return {
+      port: 'auth',
+      adapter: 'firebase',
+      ok: true,
+      detail: `accepting ID tokens of Firebase project "${this.projectId}" (FIREBASE_PROJECT_ID)`,
+    };
   }
 
   async close(): Promise<void> {

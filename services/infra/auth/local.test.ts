@@ -32,9 +32,31 @@ describe(LocalIdentityProvider.name, () => {
     await db.kysely
       .insertInto('users')
       .values([
-        { ...base, id: 'usr_1', email: 'ana@example.com', name: 'Ana', password_hash: await hashPassword('s3cret-pass'), disabled: 0 },
-        { ...base, id: 'usr_2', email: 'off@example.com', name: 'Off', password_hash: await hashPassword('s3cret-pass'), disabled: 1 },
-        { ...base, id: 'usr_3', email: 'fb@example.com', name: 'Fb', password_hash: null, disabled: 0, provider: 'firebase' },
+        {
+          ...base,
+          id: 'usr_1',
+          email: 'ana@example.com',
+          name: 'Ana',
+          password_hash: await hashPassword('s3cret-pass'),
+          disabled: 0,
+        },
+        {
+          ...base,
+          id: 'usr_2',
+          email: 'off@example.com',
+          name: 'Off',
+          password_hash: await hashPassword('s3cret-pass'),
+          disabled: 1,
+        },
+        {
+          ...base,
+          id: 'usr_3',
+          email: 'fb@example.com',
+          name: 'Fb',
+          password_hash: null,
+          disabled: 0,
+          provider: 'firebase',
+        },
       ])
       .execute();
   });
@@ -44,7 +66,12 @@ describe(LocalIdentityProvider.name, () => {
   });
 
   it('returns the identity for the right password, whatever the email case', async () => {
-    expect(await sut.verifyPassword(' Ana@Example.com ', 's3cret-pass')).toEqual({ provider: 'local', subject: 'usr_1', email: 'ana@example.com', name: 'Ana' });
+    expect(await sut.verifyPassword(' Ana@Example.com ', 's3cret-pass')).toEqual({
+      provider: 'local',
+      subject: 'usr_1',
+      email: 'ana@example.com',
+      name: 'Ana',
+    });
   });
 
   it('says only "wrong email or password" for a wrong password, unknown email, disabled or password-less account', async () => {
@@ -55,7 +82,10 @@ describe(LocalIdentityProvider.name, () => {
       ['fb@example.com', 'anything'],
       ['', ''],
     ] as const) {
-      await expect(sut.verifyPassword(email, pw)).rejects.toMatchObject({ code: 'unauthenticated', message: 'wrong email or password' });
+      await expect(sut.verifyPassword(email, pw)).rejects.toMatchObject({
+        code: 'unauthenticated',
+        message: 'wrong email or password',
+      });
     }
   });
 

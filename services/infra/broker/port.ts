@@ -29,7 +29,14 @@ export const DEFAULT_RETENTION: StreamRetention = {
   maxSegmentSizeBytes: 500_000_000,
 };
 
-const AGE_UNIT_MS = { Y: 365 * 86_400_000, M: 30 * 86_400_000, D: 86_400_000, h: 3_600_000, m: 60_000, s: 1000 };
+const AGE_UNIT_MS = {
+  Y: 365 * 86_400_000,
+  M: 30 * 86_400_000,
+  D: 86_400_000,
+  h: 3_600_000,
+  m: 60_000,
+  s: 1000,
+};
 
 /** Milliseconds of a `max-age` such as `7D`; undefined when it is not one (units Y M D h m s, as RabbitMQ reads them). */
 export function maxAgeMs(text: string): number | undefined {
@@ -69,7 +76,10 @@ export interface SubscribeOptions {
 }
 
 /** Handles one valid envelope. Throwing logs the error and moves on (the offset still advances). */
-export type MessageHandler = (envelope: Envelope, meta: { offset: number; stream: StreamName }) => Promise<void> | void;
+export type MessageHandler = (
+  envelope: Envelope,
+  meta: { offset: number; stream: StreamName },
+) => Promise<void> | void;
 
 export interface Subscription {
   close(): Promise<void>;

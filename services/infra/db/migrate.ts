@@ -43,7 +43,10 @@ export async function migrateToLatest(db: Kysely<any>, dialect: DbDialect): Prom
   const failed = results?.find((r) => r.status === 'Error');
   if (error !== undefined || failed !== undefined) {
     const reason = error instanceof Error ? error.message : String(error);
-    throw new PlatformError('unavailable', `database migration ${failed?.migrationName ?? ''} failed: ${reason}`);
+    throw new PlatformError(
+      'unavailable',
+      `database migration ${failed?.migrationName ?? ''} failed: ${reason}`,
+    );
   }
   return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
 }

@@ -1,5 +1,9 @@
 import { describe } from 'vitest';
-import { createTempMysqlDatabase, SERVICE_URLS, skipWithoutService } from '../../../test/services.fixtures.js';
+import {
+  createTempMysqlDatabase,
+  SERVICE_URLS,
+  skipWithoutService,
+} from '../../../test/services.fixtures.js';
 import { dbContract } from './db.contract.js';
 import { MysqlDb } from './mysql.js';
 

@@ -16,5 +16,10 @@ export function isTransientDbError(err: unknown): boolean {
 
 /** Runs `fn` again (up to `tries` attempts in all, with randomised exponential backoff) while it fails with a transient database error. */
 export async function retryTransient<T>(fn: () => Promise<T>, tries = 8): Promise<T> {
-  return retry(() => fn(), { retries: tries - 1, minTimeout: 5, maxTimeout: 400, shouldRetry: isTransientDbError });
+  return retry(() => fn(), {
+    retries: tries - 1,
+    minTimeout: 5,
+    maxTimeout: 400,
+    shouldRetry: isTransientDbError,
+  });
 }

@@ -14,7 +14,8 @@ import type { ExecutionTables } from './tables/executions.js';
  * booleans are 0/1 integers, so one schema serves SQLite and MySQL.
  */
 export interface Database
-  extends CoreTables,
+  extends
+    CoreTables,
     AccountLinkTables,
     DatasetTables,
     TrainingTables,

@@ -9,7 +9,10 @@ import { SqliteDb } from './sqlite.js';
 
 dbContract('sqlite', async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'vdb-'));
-  return { db: new SqliteDb({ file: path.join(dir, 'test.db') }), cleanup: async () => rmSync(dir, { recursive: true, force: true }) };
+  return {
+    db: new SqliteDb({ file: path.join(dir, 'test.db') }),
+    cleanup: async () => rmSync(dir, { recursive: true, force: true }),
+  };
 });
 
 describe('SqliteDb statement cache', () => {
@@ -21,12 +24,16 @@ describe('SqliteDb statement cache', () => {
       await db.migrate();
       await sql`create table t (id integer primary key, name text)`.execute(db.kysely);
       prepare.mockClear();
-      for (let i = 0; i < 20; i++) await sql`insert into t (id, name) values (${i}, ${`n${i}`})`.execute(db.kysely);
-      const byId = async (id: number) => (await sql<{ name: string }>`select name from t where id = ${id}`.execute(db.kysely)).rows[0]?.name;
+      for (let i = 0; i < 20; i++)
+        await sql`insert into t (id, name) values (${i}, ${`n${i}`})`.execute(db.kysely);
+      const byId = async (id: number) =>
+        (await sql<{ name: string }>`select name from t where id = ${id}`.execute(db.kysely)).rows[0]?.name;
       expect([await byId(3), await byId(17)]).toEqual(['n3', 'n17']);
       expect(prepare).toHaveBeenCalledTimes(2);
       await sql`alter table t add column extra text default 'x'`.execute(db.kysely);
-      expect((await sql<{ extra: string }>`select * from t where id = ${5}`.execute(db.kysely)).rows[0]).toEqual({ id: 5, name: 'n5', extra: 'x' });
+      expect(
+        (await sql<{ extra: string }>`select * from t where id = ${5}`.execute(db.kysely)).rows[0],
+      ).toEqual({ id: 5, name: 'n5', extra: 'x' });
     } finally {
       prepare.mockRestore();
       await db.close();

@@ -58,7 +58,9 @@ export class SqliteDb implements Db {
     this.raw.pragma('busy_timeout = 5000');
     this.raw.pragma('synchronous = NORMAL');
     this.raw.pragma('foreign_keys = ON');
-    this.kysely = new Kysely<Schema>({ dialect: new SqliteDialect({ database: withStatementCache(this.raw, statementCacheSize) }) });
+    this.kysely = new Kysely<Schema>({
+      dialect: new SqliteDialect({ database: withStatementCache(this.raw, statementCacheSize) }),
+    });
   }
 
   transaction<T>(fn: (trx: Transaction<Schema>) => Promise<T>): Promise<T> {

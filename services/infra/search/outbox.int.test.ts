@@ -1,5 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTempMysqlDatabase, SERVICE_URLS, skipWithoutService } from '../../../test/services.fixtures.js';
+import {
+  createTempMysqlDatabase,
+  SERVICE_URLS,
+  skipWithoutService,
+} from '../../../test/services.fixtures.js';
 import { silentLogger } from '../../../core/log.js';
 import { MysqlDb } from '../db/mysql.js';
 import { MiniSearchIndex } from './minisearch.js';

@@ -15,7 +15,12 @@ export class Sha256PassThrough extends Transform {
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     this.bytes += chunk.length;
     if (this.bytes > this.maxBytes) {
-      cb(new PlatformError('invalid_input', `upload is larger than the limit of ${this.maxBytes} bytes; split it or raise the limit`));
+      cb(
+        new PlatformError(
+          'invalid_input',
+          `upload is larger than the limit of ${this.maxBytes} bytes; split it or raise the limit`,
+        ),
+      );
       return;
     }
     this.hash.update(chunk);
@@ -41,14 +46,19 @@ export class Sha256PassThrough extends Transform {
 
 /** Turns a put body into a Readable. */
 export function toReadable(body: Buffer | Uint8Array | Readable): Readable {
-  return body instanceof Readable ? body : Readable.from([Buffer.from(body.buffer, body.byteOffset, body.byteLength)]);
+  return body instanceof Readable
+    ? body
+    : Readable.from([Buffer.from(body.buffer, body.byteOffset, body.byteLength)]);
 }
 
 /** Wraps `source` so the stream errors at its end when its bytes do not hash to `expected`. */
 export function verifyingStream(source: Readable, key: string, expected: string | undefined): Readable {
   if (expected === undefined) {
     source.destroy();
-    throw new PlatformError('conflict', `object "${key}" has no recorded sha256, so it cannot be verified; re-upload it through the storage port or read it without verify`);
+    throw new PlatformError(
+      'conflict',
+      `object "${key}" has no recorded sha256, so it cannot be verified; re-upload it through the storage port or read it without verify`,
+    );
   }
   const hash = createHash('sha256');
   const check = new Transform({
@@ -60,11 +70,15 @@ export function verifyingStream(source: Readable, key: string, expected: string 
       const actual = hash.digest('hex');
       if (actual !== expected) {
         cb(
-          new PlatformError('internal', `object "${key}" is corrupted: its sha256 is ${actual} but ${expected} was recorded at upload; re-upload it`, {
-            key,
-            expected,
-            actual,
-          }),
+          new PlatformError(
+            'internal',
+            `object "${key}" is corrupted: its sha256 is ${actual} but ${expected} was recorded at upload; re-upload it`,
+            {
+              key,
+              expected,
+              actual,
+            },
+          ),
         );
       } else cb();
     },

@@ -10,7 +10,12 @@ export { localStorageRouter } from './local-http.js';
 export { assertValidKey } from './keys.js';
 
 /** Builds the configured storage: S3 when `s3` is given (the AWS SDK is loaded only then), the local folder otherwise. */
-export async function createStorage(opts: { s3?: S3StorageOptions; localRoot: string; baseUrl: LocalStorageOptions['baseUrl']; secret: string }): Promise<Storage> {
+export async function createStorage(opts: {
+  s3?: S3StorageOptions;
+  localRoot: string;
+  baseUrl: LocalStorageOptions['baseUrl'];
+  secret: string;
+}): Promise<Storage> {
   if (opts.s3) {
     const { S3Storage } = await import('./s3.js');
     return new S3Storage(opts.s3);

@@ -5,7 +5,11 @@ const MAX_KEY_LENGTH = 1024;
 /** Throws `invalid_input` unless `key` is a relative `a/b/c.ext` path with no `..`, `.`, empty segment, backslash or control character. */
 export function assertValidKey(key: string, what = 'storage key'): void {
   const problem = keyProblem(key);
-  if (problem) throw new PlatformError('invalid_input', `invalid ${what} "${key.slice(0, 200)}": ${problem}; use a relative path like "datasets/helmets/img1.jpg"`);
+  if (problem)
+    throw new PlatformError(
+      'invalid_input',
+      `invalid ${what} "${key.slice(0, 200)}": ${problem}; use a relative path like "datasets/helmets/img1.jpg"`,
+    );
 }
 
 /** Throws `invalid_input` unless `prefix` is empty or a valid key, optionally ending with `/`. */

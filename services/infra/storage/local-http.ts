@@ -15,7 +15,8 @@ export function localStorageRouter(storage: LocalStorage, opts: { log?: Logger }
     try {
       const grant = authorize(storage, req, 'get');
       const info = await storage.head(grant.key);
-      if (!info) throw new PlatformError('not_found', `object "${grant.key}" not found in storage; check the key`);
+      if (!info)
+        throw new PlatformError('not_found', `object "${grant.key}" not found in storage; check the key`);
       const body = await storage.get(grant.key);
       res.status(200);
       res.setHeader('content-type', info.contentType ?? 'application/octet-stream');
@@ -39,16 +40,31 @@ export function localStorageRouter(storage: LocalStorage, opts: { log?: Logger }
       const declared = req.headers['content-length'];
       if (declared !== undefined && Number(declared) > limit) {
         res.setHeader('connection', 'close');
-        res.status(413).json({ error: { code: 'invalid_input', message: `upload of ${declared} bytes exceeds the limit of ${limit} bytes` } });
+        res.status(413).json({
+          error: {
+            code: 'invalid_input',
+            message: `upload of ${declared} bytes exceeds the limit of ${limit} bytes`,
+          },
+        });
         req.resume();
         return;
       }
       const sent = req.headers['content-type'];
-      if (grant.contentType && sent !== undefined && sent.split(';')[0]!.trim().toLowerCase() !== grant.contentType.toLowerCase()) {
-        throw new PlatformError('forbidden', `this storage URL accepts only Content-Type ${grant.contentType}, not ${sent.slice(0, 100)}; ask for a URL for that type`);
+      if (
+        grant.contentType &&
+        sent !== undefined &&
+        sent.split(';')[0]!.trim().toLowerCase() !== grant.contentType.toLowerCase()
+      ) {
+        throw new PlatformError(
+          'forbidden',
+          `this storage URL accepts only Content-Type ${grant.contentType}, not ${sent.slice(0, 100)}; ask for a URL for that type`,
+        );
       }
       const contentType = grant.contentType ?? sent;
-      const result = await storage.put(grant.key, req, { ...(contentType ? { contentType } : {}), maxBytes: limit });
+      const result = await storage.put(grant.key, req, {
+        ...(contentType ? { contentType } : {}),
+        maxBytes: limit,
+      });
       res.status(200).json(result);
     } catch (err) {
       if (isPlatformError(err, 'invalid_input') && /larger than the limit/.test(err.message)) {
@@ -68,8 +84,19 @@ function authorize(storage: LocalStorage, req: Request, op: 'get' | 'put') {
   const key = Array.isArray(segments) ? segments.join('/') : (segments ?? '');
   const q = req.query as Record<string, unknown>;
   const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
-  const grant = storage.verifySignedUrl({ op: str(q.op), key, exp: str(q.exp), sig: str(q.sig), ct: str(q.ct), max: str(q.max) });
-  if (grant.op !== op) throw new PlatformError('forbidden', `this storage URL allows ${grant.op.toUpperCase()}, not ${op.toUpperCase()}; ask for a ${op} URL`);
+  const grant = storage.verifySignedUrl({
+    op: str(q.op),
+    key,
+    exp: str(q.exp),
+    sig: str(q.sig),
+    ct: str(q.ct),
+    max: str(q.max),
+  });
+  if (grant.op !== op)
+    throw new PlatformError(
+      'forbidden',
+      `this storage URL allows ${grant.op.toUpperCase()}, not ${op.toUpperCase()}; ask for a ${op} URL`,
+    );
   return grant;
 }
 
@@ -79,11 +106,21 @@ function failWith(res: Response, err: unknown, log: Logger | undefined): void {
     res.destroy(err instanceof Error ? err : undefined);
     return;
   }
-  for (const header of ['content-type', 'content-length', 'x-content-sha256', 'cache-control', 'content-disposition', 'content-security-policy']) res.removeHeader(header);
+  for (const header of [
+    'content-type',
+    'content-length',
+    'x-content-sha256',
+    'cache-control',
+    'content-disposition',
+    'content-security-policy',
+  ])
+    res.removeHeader(header);
   if (isPlatformError(err)) {
     res.status(STATUS[err.code] ?? 500).json({ error: err.toJSON() });
     return;
   }
   log?.error({ err }, 'storage request failed');
-  res.status(500).json({ error: { code: 'internal', message: 'storage request failed; see the server log' } });
+  res
+    .status(500)
+    .json({ error: { code: 'internal', message: 'storage request failed; see the server log' } });
 }

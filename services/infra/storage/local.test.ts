@@ -17,7 +17,12 @@ async function serve(opts: { maxUploadBytes?: number } = {}) {
     const srv = app.listen(0, '127.0.0.1', () => resolve(srv));
   });
   const port = (server.address() as AddressInfo).port;
-  const storage = new LocalStorage({ root, baseUrl: `http://127.0.0.1:${port}`, secret: 'test-secret-0123456789abcdef', ...opts });
+  const storage = new LocalStorage({
+    root,
+    baseUrl: `http://127.0.0.1:${port}`,
+    secret: 'test-secret-0123456789abcdef',
+    ...opts,
+  });
   app.use(localStorageRouter(storage));
   return {
     storage,
@@ -97,7 +102,9 @@ describe(LocalStorage.name, () => {
     const putUrl = await env.storage.presignPut('photos/new.txt', 60);
     const wrongOp = await fetch(putUrl);
     expect(wrongOp.status).toBe(403);
-    expect(((await wrongOp.json()) as { error: { message: string } }).error.message).toMatch(/allows PUT, not GET/);
+    expect(((await wrongOp.json()) as { error: { message: string } }).error.message).toMatch(
+      /allows PUT, not GET/,
+    );
 
     const forged = putUrl.replace(/sig=[^&]+/, 'sig=AAAA');
     const res = await fetch(forged, { method: 'PUT', body: 'x' });
@@ -130,6 +137,8 @@ describe(LocalStorage.name, () => {
   });
 
   it('checks signed URL parts directly', () => {
-    expect(() => env.storage.verifySignedUrl({ op: 'get', key: 'a', exp: '9999999999', sig: 'x' })).toThrow(/does not match/);
+    expect(() => env.storage.verifySignedUrl({ op: 'get', key: 'a', exp: '9999999999', sig: 'x' })).toThrow(
+      /does not match/,
+    );
   });
 });

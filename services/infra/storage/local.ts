@@ -60,7 +60,11 @@ export class LocalStorage implements Storage {
   private readonly commits = new Map<string, Promise<unknown>>();
 
   constructor(opts: LocalStorageOptions) {
-    if (opts.secret.length < 16) throw new PlatformError('invalid_input', 'storage signing secret must be at least 16 characters; set SIGNING_SECRET');
+    if (opts.secret.length < 16)
+      throw new PlatformError(
+        'invalid_input',
+        'storage signing secret must be at least 16 characters; set SIGNING_SECRET',
+      );
     const root = path.resolve(opts.root);
     this.objectsDir = path.join(root, 'objects');
     this.metaDir = path.join(root, 'meta');
@@ -71,7 +75,11 @@ export class LocalStorage implements Storage {
     this.maxUploadBytes = opts.maxUploadBytes ?? 5 * 1024 ** 3;
   }
 
-  async put(key: string, body: Buffer | Uint8Array | Readable, opts: { contentType?: string; maxBytes?: number } = {}): Promise<PutResult> {
+  async put(
+    key: string,
+    body: Buffer | Uint8Array | Readable,
+    opts: { contentType?: string; maxBytes?: number } = {},
+  ): Promise<PutResult> {
     assertValidKey(key);
     await this.init();
     const target = this.objectPath(key);
@@ -80,7 +88,12 @@ export class LocalStorage implements Storage {
     const out = createWriteStream(tmp, { flags: 'wx', mode: FILE_MODE });
     try {
       await pipeline(toReadable(body), hasher, out);
-      const record: MetaRecord = { key, size: hasher.bytesSeen, sha256: hasher.digest(), updatedAt: Date.now() };
+      const record: MetaRecord = {
+        key,
+        size: hasher.bytesSeen,
+        sha256: hasher.digest(),
+        updatedAt: Date.now(),
+      };
       if (opts.contentType) record.contentType = opts.contentType;
       const metaFile = this.metaPath(key);
       const metaTmp = `${tmp}.meta`;
@@ -133,7 +146,9 @@ export class LocalStorage implements Storage {
     const startDir = slash < 0 ? '' : prefix.slice(0, slash);
     const out: ObjectInfo[] = [];
     const walk = async (relDir: string): Promise<void> => {
-      const entries = await readdir(path.join(this.objectsDir, relDir), { withFileTypes: true }).catch(() => []);
+      const entries = await readdir(path.join(this.objectsDir, relDir), { withFileTypes: true }).catch(
+        () => [],
+      );
       for (const entry of entries) {
         const rel = relDir ? `${relDir}/${entry.name}` : entry.name;
         if (entry.isDirectory()) {
@@ -160,32 +175,55 @@ export class LocalStorage implements Storage {
     return this.sign('get', key, expiresInSeconds, undefined, await this.baseUrl());
   }
 
-  async presignPut(key: string, expiresInSeconds: number, opts: { contentType?: string; maxBytes?: number } = {}): Promise<string> {
+  async presignPut(
+    key: string,
+    expiresInSeconds: number,
+    opts: { contentType?: string; maxBytes?: number } = {},
+  ): Promise<string> {
     if (opts.maxBytes !== undefined && !(Number.isSafeInteger(opts.maxBytes) && opts.maxBytes > 0)) {
-      throw new PlatformError('invalid_input', `maxBytes of a presigned PUT must be a positive whole number of bytes, got ${opts.maxBytes}`);
+      throw new PlatformError(
+        'invalid_input',
+        `maxBytes of a presigned PUT must be a positive whole number of bytes, got ${opts.maxBytes}`,
+      );
     }
     return this.sign('put', key, expiresInSeconds, opts.contentType, await this.baseUrl(), opts.maxBytes);
   }
 
   /** Checks the parts of a signed URL (key decoded, query values as received); returns the grant or throws `forbidden`. */
   verifySignedUrl(
-    params: { op: string | undefined; key: string; exp: string | undefined; sig: string | undefined; ct?: string | undefined; max?: string | undefined },
+    params: {
+      op: string | undefined;
+      key: string;
+      exp: string | undefined;
+      sig: string | undefined;
+      ct?: string | undefined;
+      max?: string | undefined;
+    },
     nowMs = Date.now(),
   ): SignedUrlGrant {
     const { op, key, exp, sig, ct, max } = params;
     if ((op !== 'get' && op !== 'put') || !exp || !sig) {
-      throw new PlatformError('forbidden', 'storage URL is not signed (needs op, exp and sig query parameters); ask the platform for a presigned URL');
+      throw new PlatformError(
+        'forbidden',
+        'storage URL is not signed (needs op, exp and sig query parameters); ask the platform for a presigned URL',
+      );
     }
     assertValidKey(key);
     const expected = this.signature(op, key, exp, ct, max);
     const given = Buffer.from(sig, 'utf8');
     const want = Buffer.from(expected, 'utf8');
     if (given.length !== want.length || !timingSafeEqual(given, want)) {
-      throw new PlatformError('forbidden', `storage URL signature does not match for "${key}" (${op}); the URL was altered or signed by another server`);
+      throw new PlatformError(
+        'forbidden',
+        `storage URL signature does not match for "${key}" (${op}); the URL was altered or signed by another server`,
+      );
     }
     const expSeconds = Number(exp);
     if (!Number.isFinite(expSeconds) || expSeconds * 1000 < nowMs) {
-      throw new PlatformError('forbidden', `storage URL for "${key}" expired at ${new Date(expSeconds * 1000).toISOString()}; ask for a new one`);
+      throw new PlatformError(
+        'forbidden',
+        `storage URL for "${key}" expired at ${new Date(expSeconds * 1000).toISOString()}; ask for a new one`,
+      );
     }
     return { op, key, ...(ct ? { contentType: ct } : {}), ...(max ? { maxBytes: Number(max) } : {}) };
   }
@@ -195,15 +233,31 @@ export class LocalStorage implements Storage {
       await this.init();
       return { port: 'storage', adapter: 'local', ok: true };
     } catch (err) {
-      return { port: 'storage', adapter: 'local', ok: false, detail: `cannot write storage folder (DATA_DIR): ${(err as Error).message}` };
+      return {
+        port: 'storage',
+        adapter: 'local',
+        ok: false,
+        detail: `cannot write storage folder (DATA_DIR): ${(err as Error).message}`,
+      };
     }
   }
 
   async close(): Promise<void> {}
 
-  private sign(op: 'get' | 'put', key: string, expiresInSeconds: number, contentType: string | undefined, baseUrl: string, maxBytes?: number): string {
+  private sign(
+    op: 'get' | 'put',
+    key: string,
+    expiresInSeconds: number,
+    contentType: string | undefined,
+    baseUrl: string,
+    maxBytes?: number,
+  ): string {
     assertValidKey(key);
-    if (!(expiresInSeconds > 0)) throw new PlatformError('invalid_input', `presigned URL lifetime must be positive seconds, got ${expiresInSeconds}`);
+    if (!(expiresInSeconds > 0))
+      throw new PlatformError(
+        'invalid_input',
+        `presigned URL lifetime must be positive seconds, got ${expiresInSeconds}`,
+      );
     const exp = String(Math.floor(Date.now() / 1000) + Math.ceil(expiresInSeconds));
     const query = new URLSearchParams({ op, exp });
     if (contentType) query.set('ct', contentType);
@@ -214,10 +268,18 @@ export class LocalStorage implements Storage {
     return `${baseUrl.replace(/\/+$/, '')}/storage/${encodedKey}?${query.toString()}`;
   }
 
-  private signature(op: string, key: string, exp: string, contentType: string | undefined, max?: string): string {
+  private signature(
+    op: string,
+    key: string,
+    exp: string,
+    contentType: string | undefined,
+    max?: string,
+  ): string {
     // the size cap is signed too (appended only when present, so URLs without one keep their signature)
     const capped = max ? `\n${max}` : '';
-    return createHmac('sha256', this.secret).update(`${op}\n${key}\n${exp}\n${contentType ?? ''}${capped}`).digest('base64url');
+    return createHmac('sha256', this.secret)
+      .update(`${op}\n${key}\n${exp}\n${contentType ?? ''}${capped}`)
+      .digest('base64url');
   }
 
   // Concurrent puts of one key in this process commit one after the other, so bytes and sidecar always match.
@@ -233,7 +295,9 @@ export class LocalStorage implements Storage {
   }
 
   private init(): Promise<void> {
-    this.ready ??= Promise.all([this.objectsDir, this.metaDir, this.tmpDir].map((d) => mkdir(d, { recursive: true, mode: DIR_MODE }))).then(() => undefined);
+    this.ready ??= Promise.all(
+      [this.objectsDir, this.metaDir, this.tmpDir].map((d) => mkdir(d, { recursive: true, mode: DIR_MODE })),
+    ).then(() => undefined);
     return this.ready;
   }
 
@@ -258,7 +322,11 @@ export class LocalStorage implements Storage {
 
   private async statObject(key: string): Promise<void> {
     const st = await stat(this.objectPath(key)).catch(() => undefined);
-    if (!st?.isFile()) throw new PlatformError('not_found', `object "${key}" not found in storage; check the key or list the prefix`);
+    if (!st?.isFile())
+      throw new PlatformError(
+        'not_found',
+        `object "${key}" not found in storage; check the key or list the prefix`,
+      );
   }
 
   private async info(key: string, size: number, mtimeMs: number): Promise<ObjectInfo> {
@@ -272,7 +340,10 @@ export class LocalStorage implements Storage {
   private layoutConflict(key: string, err: unknown): unknown {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOTDIR' || code === 'EISDIR' || code === 'EEXIST') {
-      return new PlatformError('conflict', `storage key "${key}" clashes with an existing object or folder in the local store (a key cannot be both "a" and a prefix "a/"); choose another key`);
+      return new PlatformError(
+        'conflict',
+        `storage key "${key}" clashes with an existing object or folder in the local store (a key cannot be both "a" and a prefix "a/"); choose another key`,
+      );
     }
     return err;
   }

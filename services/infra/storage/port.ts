@@ -40,7 +40,11 @@ export interface Storage {
    * A URL anyone can PUT the object's bytes to until it expires. `contentType` is bound to the URL;
    * `maxBytes` caps the body where the adapter can enforce it (local: yes; S3: check with `head` after).
    */
-  presignPut(key: string, expiresInSeconds: number, opts?: { contentType?: string; maxBytes?: number }): Promise<string>;
+  presignPut(
+    key: string,
+    expiresInSeconds: number,
+    opts?: { contentType?: string; maxBytes?: number },
+  ): Promise<string>;
   health(): Promise<Health>;
   close(): Promise<void>;
 }

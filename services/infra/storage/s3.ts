@@ -59,7 +59,11 @@ export class S3Storage implements Storage {
     });
   }
 
-  async put(key: string, body: Buffer | Uint8Array | Readable, opts: { contentType?: string } = {}): Promise<PutResult> {
+  async put(
+    key: string,
+    body: Buffer | Uint8Array | Readable,
+    opts: { contentType?: string } = {},
+  ): Promise<PutResult> {
     assertValidKey(key);
     const contentType = opts.contentType ?? 'application/octet-stream';
     try {
@@ -67,7 +71,13 @@ export class S3Storage implements Storage {
         const bytes = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
         const sha256 = createHash('sha256').update(bytes).digest('hex');
         await this.client.send(
-          new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: bytes, ContentType: contentType, Metadata: { [SHA_META]: sha256 } }),
+          new PutObjectCommand({
+            Bucket: this.bucket,
+            Key: key,
+            Body: bytes,
+            ContentType: contentType,
+            Metadata: { [SHA_META]: sha256 },
+          }),
         );
         return { key, size: bytes.length, sha256 };
       }
@@ -121,7 +131,11 @@ export class S3Storage implements Storage {
     assertValidKey(key);
     try {
       const out = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
-      const info: ObjectInfo = { key, size: Number(out.ContentLength ?? 0), updatedAt: out.LastModified?.getTime() ?? 0 };
+      const info: ObjectInfo = {
+        key,
+        size: Number(out.ContentLength ?? 0),
+        updatedAt: out.LastModified?.getTime() ?? 0,
+      };
       const sha = out.Metadata?.[SHA_META];
       if (sha) info.sha256 = sha;
       if (out.ContentType) info.contentType = out.ContentType;
@@ -136,10 +150,17 @@ export class S3Storage implements Storage {
     assertValidPrefix(prefix);
     const out: ObjectInfo[] = [];
     try {
-      for await (const page of paginateListObjectsV2({ client: this.client }, { Bucket: this.bucket, Prefix: prefix })) {
+      for await (const page of paginateListObjectsV2(
+        { client: this.client },
+        { Bucket: this.bucket, Prefix: prefix },
+      )) {
         for (const obj of page.Contents ?? []) {
           if (obj.Key === undefined) continue;
-          out.push({ key: obj.Key, size: Number(obj.Size ?? 0), updatedAt: obj.LastModified?.getTime() ?? 0 });
+          out.push({
+            key: obj.Key,
+            size: Number(obj.Size ?? 0),
+            updatedAt: obj.LastModified?.getTime() ?? 0,
+          });
         }
       }
     } catch (err) {
@@ -160,14 +181,26 @@ export class S3Storage implements Storage {
   async presignGet(key: string, expiresInSeconds: number): Promise<string> {
     assertValidKey(key);
     // a download, never a page: an uploaded HTML body must not render (S3 answers with this header)
-    const command = new GetObjectCommand({ Bucket: this.bucket, Key: key, ResponseContentDisposition: 'attachment' });
+    const command = new GetObjectCommand({
+      Bucket: this.bucket,
+      Key: key,
+      ResponseContentDisposition: 'attachment',
+    });
     return getSignedUrl(this.client, command, { expiresIn: lifetime(expiresInSeconds) });
   }
 
   // a presigned PUT cannot cap the size on S3 (a POST policy could): callers check `head(key).size` before using the object
-  async presignPut(key: string, expiresInSeconds: number, opts: { contentType?: string; maxBytes?: number } = {}): Promise<string> {
+  async presignPut(
+    key: string,
+    expiresInSeconds: number,
+    opts: { contentType?: string; maxBytes?: number } = {},
+  ): Promise<string> {
     assertValidKey(key);
-    const command = new PutObjectCommand({ Bucket: this.bucket, Key: key, ...(opts.contentType ? { ContentType: opts.contentType } : {}) });
+    const command = new PutObjectCommand({
+      Bucket: this.bucket,
+      Key: key,
+      ...(opts.contentType ? { ContentType: opts.contentType } : {}),
+    });
     return getSignedUrl(this.client, command, { expiresIn: lifetime(expiresInSeconds) });
   }
 
@@ -190,16 +223,30 @@ export class S3Storage implements Storage {
 
   private mapError(err: unknown, key: string, op: string): unknown {
     if (err instanceof PlatformError) return err;
-    if (isNotFound(err)) return new PlatformError('not_found', `object "${key}" not found in storage; check the key or list the prefix`);
-    if (err instanceof S3ServiceException && (err.name === 'AccessDenied' || err.$metadata.httpStatusCode === 403)) {
-      return new PlatformError('forbidden', `S3 refused ${op} of "${key}" in ${this.where()}: ${err.message}; check the credentials`);
+    if (isNotFound(err))
+      return new PlatformError(
+        'not_found',
+        `object "${key}" not found in storage; check the key or list the prefix`,
+      );
+    if (
+      err instanceof S3ServiceException &&
+      (err.name === 'AccessDenied' || err.$metadata.httpStatusCode === 403)
+    ) {
+      return new PlatformError(
+        'forbidden',
+        `S3 refused ${op} of "${key}" in ${this.where()}: ${err.message}; check the credentials`,
+      );
     }
-    return new PlatformError('unavailable', `S3 ${op} of "${key}" failed in ${this.where()}: ${describe(err)}`);
+    return new PlatformError(
+      'unavailable',
+      `S3 ${op} of "${key}" failed in ${this.where()}: ${describe(err)}`,
+    );
   }
 }
 
 function isNotFound(err: unknown): boolean {
-  if (err instanceof S3ServiceException) return err.name === 'NoSuchKey' || err.name === 'NotFound' || err.$metadata.httpStatusCode === 404;
+  if (err instanceof S3ServiceException)
+    return err.name === 'NoSuchKey' || err.name === 'NotFound' || err.$metadata.httpStatusCode === 404;
   return false;
 }
 
@@ -208,6 +255,10 @@ function describe(err: unknown): string {
 }
 
 function lifetime(seconds: number): number {
-  if (!(seconds > 0)) throw new PlatformError('invalid_input', `presigned URL lifetime must be positive seconds, got ${seconds}`);
+  if (!(seconds > 0))
+    throw new PlatformError(
+      'invalid_input',
+      `presigned URL lifetime must be positive seconds, got ${seconds}`,
+    );
   return Math.ceil(seconds);
 }

@@ -49,7 +49,11 @@ function expectSignedPerKey(a: string, b: string): void {
 }
 
 /** The contract every Storage adapter honours; `bigStreamBytes` should exceed one multipart part on S3. */
-export function storageContract(name: string, init: () => Promise<StorageFixture>, opts: { bigStreamBytes?: number } = {}): void {
+export function storageContract(
+  name: string,
+  init: () => Promise<StorageFixture>,
+  opts: { bigStreamBytes?: number } = {},
+): void {
   describe(`Storage contract: ${name}`, () => {
     let fx: StorageFixture;
     let s: Storage;
@@ -74,7 +78,12 @@ export function storageContract(name: string, init: () => Promise<StorageFixture
       expect(await s.getBuffer('c/buf/hello.txt')).toEqual(body);
       expect(await readAll(await s.get('c/buf/hello.txt', { verify: true }))).toEqual(body);
       const head = await s.head('c/buf/hello.txt');
-      expect(head).toMatchObject({ key: 'c/buf/hello.txt', size: body.length, sha256: sha(body), contentType: 'text/plain' });
+      expect(head).toMatchObject({
+        key: 'c/buf/hello.txt',
+        size: body.length,
+        sha256: sha(body),
+        contentType: 'text/plain',
+      });
       expect(head!.updatedAt).toBeGreaterThan(Date.now() - 60_000);
     });
 
@@ -121,7 +130,11 @@ export function storageContract(name: string, init: () => Promise<StorageFixture
         ['c/list/a/1.txt', 1],
         ['c/list/a/2.txt', 2],
       ]);
-      expect((await s.list('c/list/a')).map((o) => o.key)).toEqual(['c/list/a/1.txt', 'c/list/a/2.txt', 'c/list/ab.txt']);
+      expect((await s.list('c/list/a')).map((o) => o.key)).toEqual([
+        'c/list/a/1.txt',
+        'c/list/a/2.txt',
+        'c/list/ab.txt',
+      ]);
       expect((await s.list('c/list/')).length).toBe(4);
       expect(await s.list('c/nothing-here/')).toEqual([]);
     });
@@ -137,7 +150,9 @@ export function storageContract(name: string, init: () => Promise<StorageFixture
 
     it('rejects invalid keys with invalid_input', async () => {
       for (const bad of ['', '/abs/key', 'a/../b', '..', 'a//b', 'a/', 'a\\b', './a', 'a/\u0000b']) {
-        await expect(s.put(bad, Buffer.from('x')), JSON.stringify(bad)).rejects.toMatchObject({ code: 'invalid_input' });
+        await expect(s.put(bad, Buffer.from('x')), JSON.stringify(bad)).rejects.toMatchObject({
+          code: 'invalid_input',
+        });
         await expect(s.head(bad), JSON.stringify(bad)).rejects.toMatchObject({ code: 'invalid_input' });
       }
       await expect(s.get('../etc/passwd')).rejects.toMatchObject({ code: 'invalid_input' });
@@ -167,14 +182,25 @@ export function storageContract(name: string, init: () => Promise<StorageFixture
     it('accepts bytes on a presigned PUT URL from plain fetch, and refuses a tampered one', async () => {
       const body = randomBytes(70_000);
       const url = await s.presignPut('c/signed/upload.bin', 300, { contentType: 'application/octet-stream' });
-      const res = await fetch(url, { method: 'PUT', body, headers: { 'content-type': 'application/octet-stream' } });
+      const res = await fetch(url, {
+        method: 'PUT',
+        body,
+        headers: { 'content-type': 'application/octet-stream' },
+      });
       expect(res.status).toBe(200);
       expect(await s.getBuffer('c/signed/upload.bin')).toEqual(body);
       if (fx.serverChecksSignatures === false) {
-        expectSignedPerKey(url, await s.presignPut('c/signed/evil.bin', 300, { contentType: 'application/octet-stream' }));
+        expectSignedPerKey(
+          url,
+          await s.presignPut('c/signed/evil.bin', 300, { contentType: 'application/octet-stream' }),
+        );
         return;
       }
-      const bad = await fetch(url.replace('upload.bin', 'evil.bin'), { method: 'PUT', body, headers: { 'content-type': 'application/octet-stream' } });
+      const bad = await fetch(url.replace('upload.bin', 'evil.bin'), {
+        method: 'PUT',
+        body,
+        headers: { 'content-type': 'application/octet-stream' },
+      });
       expect(bad.status).toBe(403);
       expect(await s.head('c/signed/evil.bin')).toBeUndefined();
     });
@@ -185,7 +211,11 @@ export function storageContract(name: string, init: () => Promise<StorageFixture
       const putUrl = await s.presignPut('c/expire/y.bin', 1, { contentType: 'application/octet-stream' });
       await new Promise((r) => setTimeout(r, 2200));
       expect((await fetch(getUrl)).status).toBe(403);
-      const put = await fetch(putUrl, { method: 'PUT', body: Buffer.from('late'), headers: { 'content-type': 'application/octet-stream' } });
+      const put = await fetch(putUrl, {
+        method: 'PUT',
+        body: Buffer.from('late'),
+        headers: { 'content-type': 'application/octet-stream' },
+      });
       expect(put.status).toBe(403);
       expect(await s.head('c/expire/y.bin')).toBeUndefined();
     });

@@ -26,7 +26,8 @@ export function explain(status, error) {
   if (code === 'unavailable') return t('error.unavailable', { message });
   if (code === 'internal' || !message) return t('error.generic');
   // the lead words are in the page's language; the server's details follow as they are
-  if (['not_found', 'invalid_input', 'conflict', 'approval_required'].includes(code)) return t(`error.${code}`, { message });
+  if (['not_found', 'invalid_input', 'conflict', 'approval_required'].includes(code))
+    return t(`error.${code}`, { message });
   return t('error.message', { message });
 }
 
@@ -37,7 +38,11 @@ export async function api(path, { method = 'GET', body } = {}) {
     res = await fetch(path, {
       method,
       credentials: 'same-origin',
-      headers: { accept: 'application/json', ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...(method === 'GET' ? {} : { 'x-csrf-token': csrfToken() }) },
+      headers: {
+        accept: 'application/json',
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        ...(method === 'GET' ? {} : { 'x-csrf-token': csrfToken() }),
+      },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     });
   } catch {
@@ -54,7 +59,12 @@ export async function api(path, { method = 'GET', body } = {}) {
       location.href = `/login.html#next=${encodeURIComponent(location.hash)}`;
     }
     const error = data && data.error;
-    throw new UiError(explain(res.status, error), (error && error.code) || 'http', res.status, (error && typeof error.message === 'string' && error.message) || '');
+    throw new UiError(
+      explain(res.status, error),
+      (error && error.code) || 'http',
+      res.status,
+      (error && typeof error.message === 'string' && error.message) || '',
+    );
   }
   return data;
 }

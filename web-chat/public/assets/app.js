@@ -8,7 +8,20 @@ import { devicePage, jobPage, jobsList, modelPage, rolloutPage, rolloutsList } f
 import { applyI18n, setLang, t } from './i18n.js';
 import { badge, fmtMetrics, fmtNumber } from './results.js';
 
-const PAGES = ['chat', 'datasets', 'models', 'jobs', 'fleet', 'rollouts', 'devices', 'feedback', 'approvals', 'audit', 'links', 'settings'];
+const PAGES = [
+  'chat',
+  'datasets',
+  'models',
+  'jobs',
+  'fleet',
+  'rollouts',
+  'devices',
+  'feedback',
+  'approvals',
+  'audit',
+  'links',
+  'settings',
+];
 // Pages drawn from the route's argument (a job, rollout or device id); they answer domain events themselves.
 const DETAIL = { jobs: true, rollouts: true, devices: true };
 let pageEvents = null;
@@ -18,7 +31,17 @@ let current = null;
 const AUDIT_PAGE = 100;
 let auditOffset = 0;
 // Which pages a domain event makes stale (by the event type's prefix).
-const STALE = { 'dataset.': ['datasets'], 'model.': ['models'], 'training.finished': ['models', 'jobs'], 'training.queued': ['jobs'], 'training.status': ['jobs'], 'feedback.received': ['feedback'], 'device.': ['fleet'], 'rollout.': ['fleet', 'models', 'rollouts'], 'approval.': ['approvals', 'audit'] };
+const STALE = {
+  'dataset.': ['datasets'],
+  'model.': ['models'],
+  'training.finished': ['models', 'jobs'],
+  'training.queued': ['jobs'],
+  'training.status': ['jobs'],
+  'feedback.received': ['feedback'],
+  'device.': ['fleet'],
+  'rollout.': ['fleet', 'models', 'rollouts'],
+  'approval.': ['approvals', 'audit'],
+};
 const refreshTimers = new Map();
 
 function fmtTime(ms) {
@@ -37,22 +60,54 @@ async function guard(fn) {
 async function showEvaluations(ref) {
   const { evaluations } = await api(`/api/models/${encodeURIComponent(ref)}/evaluations`);
   const num = (x) => (typeof x === 'number' ? x.toFixed(3) : '–');
-  const head = ['models.dataset', 'models.split', 'models.images', 'models.map50', 'models.map5095', 'models.precision', 'models.recall', 'models.perClass', 'models.evaluatedAt'];
+  const head = [
+    'models.dataset',
+    'models.split',
+    'models.images',
+    'models.map50',
+    'models.map5095',
+    'models.precision',
+    'models.recall',
+    'models.perClass',
+    'models.evaluatedAt',
+  ];
   const rows = evaluations.map((e) =>
-    h('tr', {},
+    h(
+      'tr',
+      {},
       h('td', { text: e.dataset }),
       h('td', { text: e.split }),
-      h('td', { text: e.images < e.imagesTotal ? t('models.imagesOf', { n: e.images, total: e.imagesTotal }) : String(e.images) }),
+      h('td', {
+        text:
+          e.images < e.imagesTotal
+            ? t('models.imagesOf', { n: e.images, total: e.imagesTotal })
+            : String(e.images),
+      }),
       h('td', { text: num(e.metrics.mAP50) }),
       h('td', { text: num(e.metrics.mAP50_95) }),
       h('td', { text: num(e.metrics.precision) }),
       h('td', { text: num(e.metrics.recall) }),
       h('td', { class: 'small', text: e.perClass.map((c) => `${c.className} ${num(c.ap50)}`).join(', ') }),
-      h('td', { class: 'small', text: fmtTime(e.finishedAt) })));
+      h('td', { class: 'small', text: fmtTime(e.finishedAt) }),
+    ),
+  );
   document.getElementById('model-evaluations').replaceChildren(
     h('h6', { text: t('models.evaluationsOf', { ref }) }),
     evaluations.length
-      ? h('table', { class: 'table table-sm' }, h('thead', {}, h('tr', {}, head.map((k) => h('th', { text: t(k) })))), h('tbody', {}, rows))
+      ? h(
+          'table',
+          { class: 'table table-sm' },
+          h(
+            'thead',
+            {},
+            h(
+              'tr',
+              {},
+              head.map((k) => h('th', { text: t(k) })),
+            ),
+          ),
+          h('tbody', {}, rows),
+        )
       : h('p', { class: 'text-body-secondary', text: t('models.noEvaluations', { ref }) }),
   );
 }
@@ -68,45 +123,142 @@ async function showLinkConfirmation(code) {
     location.hash = '#links';
   };
   box.replaceChildren(
-    h('div', { class: 'card border-warning mb-4', id: 'link-confirm-card' },
+    h(
+      'div',
+      { class: 'card border-warning mb-4', id: 'link-confirm-card' },
       h('div', { class: 'card-header', text: t('links.confirmHeading') }),
-      h('div', { class: 'card-body' },
-        h('p', { class: 'fw-semibold', id: 'link-confirm-who', text: t('links.confirmWho', { platform: pending.platform, user: pending.chatUserName || pending.chatUserId, workspace, me: `${me.user.name} <${me.user.email}>` }) }),
+      h(
+        'div',
+        { class: 'card-body' },
+        h('p', {
+          class: 'fw-semibold',
+          id: 'link-confirm-who',
+          text: t('links.confirmWho', {
+            platform: pending.platform,
+            user: pending.chatUserName || pending.chatUserId,
+            workspace,
+            me: `${me.user.name} <${me.user.email}>`,
+          }),
+        }),
         h('p', { class: 'text-danger small', text: t('links.confirmWarning') }),
-        h('p', { class: 'small text-body-secondary', text: t('links.confirmExpires', { time: fmtTime(pending.expiresAt) }) }),
-        h('div', { class: 'd-flex gap-2' },
-          h('button', { class: 'btn btn-warning', type: 'button', id: 'link-confirm-button', text: t('links.confirm'), onclick: () => guard(async () => {
-            const linked = await api('/api/chat-links', { method: 'POST', body: { code, confirm: true } });
-            done(t('chat.linked', { name: linked.chatUserName || linked.chatUserId }));
-          }) }),
-          h('button', { class: 'btn btn-outline-secondary', type: 'button', id: 'link-cancel-button', text: t('links.cancel'), onclick: () => done(t('links.cancelled')) })))));
+        h('p', {
+          class: 'small text-body-secondary',
+          text: t('links.confirmExpires', { time: fmtTime(pending.expiresAt) }),
+        }),
+        h(
+          'div',
+          { class: 'd-flex gap-2' },
+          h('button', {
+            class: 'btn btn-warning',
+            type: 'button',
+            id: 'link-confirm-button',
+            text: t('links.confirm'),
+            onclick: () =>
+              guard(async () => {
+                const linked = await api('/api/chat-links', {
+                  method: 'POST',
+                  body: { code, confirm: true },
+                });
+                done(t('chat.linked', { name: linked.chatUserName || linked.chatUserId }));
+              }),
+          }),
+          h('button', {
+            class: 'btn btn-outline-secondary',
+            type: 'button',
+            id: 'link-cancel-button',
+            text: t('links.cancel'),
+            onclick: () => done(t('links.cancelled')),
+          }),
+        ),
+      ),
+    ),
+  );
 }
 
 const loaders = {
   async links() {
     const { links } = await api('/api/chat-links');
-    document.getElementById('link-rows').replaceChildren(...(links.length ? links.map((l) => h('tr', { dataset: { link: l.id } },
-      h('td', { text: l.platform }),
-      h('td', { text: l.teamName || l.teamId }),
-      h('td', { text: l.chatUserName || l.chatUserId }),
-      h('td', { class: 'small', text: fmtTime(l.createdAt) }),
-      h('td', {}, h('button', { class: 'btn btn-sm btn-outline-danger', type: 'button', text: t('links.unlink'), onclick: () => guard(async () => {
-        await api(`/api/chat-links/${encodeURIComponent(l.id)}`, { method: 'DELETE' });
-        showInfo(t('links.unlinked', { name: l.chatUserName || l.chatUserId }));
-        await loaders.links();
-      }) }))))
-      : [h('tr', {}, h('td', { colspan: '5', class: 'text-body-secondary', text: t('common.none') }))]));
+    document.getElementById('link-rows').replaceChildren(
+      ...(links.length
+        ? links.map((l) =>
+            h(
+              'tr',
+              { dataset: { link: l.id } },
+              h('td', { text: l.platform }),
+              h('td', { text: l.teamName || l.teamId }),
+              h('td', { text: l.chatUserName || l.chatUserId }),
+              h('td', { class: 'small', text: fmtTime(l.createdAt) }),
+              h(
+                'td',
+                {},
+                h('button', {
+                  class: 'btn btn-sm btn-outline-danger',
+                  type: 'button',
+                  text: t('links.unlink'),
+                  onclick: () =>
+                    guard(async () => {
+                      await api(`/api/chat-links/${encodeURIComponent(l.id)}`, { method: 'DELETE' });
+                      showInfo(t('links.unlinked', { name: l.chatUserName || l.chatUserId }));
+                      await loaders.links();
+                    }),
+                }),
+              ),
+            ),
+          )
+        : [h('tr', {}, h('td', { colspan: '5', class: 'text-body-secondary', text: t('common.none') }))]),
+    );
   },
   async datasets(q = '') {
     const { datasets } = await api(`/api/datasets${q ? `?q=${encodeURIComponent(q)}` : ''}`);
     const list = document.getElementById('dataset-list');
-    list.replaceChildren(...(datasets.length ? datasets.map((d) => h('li', { class: 'list-group-item list-group-item-action', role: 'button', onclick: () => guard(() => showDataset(d.name)) }, h('div', { class: 'fw-semibold', text: d.name }), h('div', { class: 'small text-body-secondary', text: `${t('datasets.images', { n: d.images })} · ${t('datasets.boxes', { n: d.boxes })}` }))) : [h('li', { class: 'list-group-item text-body-secondary', text: t('common.none') })]));
+    list.replaceChildren(
+      ...(datasets.length
+        ? datasets.map((d) =>
+            h(
+              'li',
+              {
+                class: 'list-group-item list-group-item-action',
+                role: 'button',
+                onclick: () => guard(() => showDataset(d.name)),
+              },
+              h('div', { class: 'fw-semibold', text: d.name }),
+              h('div', {
+                class: 'small text-body-secondary',
+                text: `${t('datasets.images', { n: d.images })} · ${t('datasets.boxes', { n: d.boxes })}`,
+              }),
+            ),
+          )
+        : [h('li', { class: 'list-group-item text-body-secondary', text: t('common.none') })]),
+    );
   },
   async models() {
     const { versions } = await api('/api/models?limit=100');
     // the versions to compare are picked from the list, not typed from memory
-    document.getElementById('model-refs').replaceChildren(...versions.map((v) => h('option', { value: v.ref || `${v.name}@${v.version}` })));
-    document.getElementById('model-rows').replaceChildren(...versions.map((v) => h('tr', {}, h('td', { text: v.ref || `${v.name}@${v.version}` }), h('td', {}, (v.stages || []).map(badge)), h('td', { class: 'small', text: fmtMetrics(v.metrics) }), h('td', { class: 'small', text: fmtTime(v.createdAt) }), h('td', {}, h('button', { class: 'btn btn-sm btn-outline-secondary', type: 'button', text: t('models.showEvaluations'), onclick: () => guard(() => showEvaluations(v.ref || `${v.name}@${v.version}`)) })))));
+    document
+      .getElementById('model-refs')
+      .replaceChildren(...versions.map((v) => h('option', { value: v.ref || `${v.name}@${v.version}` })));
+    document.getElementById('model-rows').replaceChildren(
+      ...versions.map((v) =>
+        h(
+          'tr',
+          {},
+          h('td', { text: v.ref || `${v.name}@${v.version}` }),
+          h('td', {}, (v.stages || []).map(badge)),
+          h('td', { class: 'small', text: fmtMetrics(v.metrics) }),
+          h('td', { class: 'small', text: fmtTime(v.createdAt) }),
+          h(
+            'td',
+            {},
+            h('button', {
+              class: 'btn btn-sm btn-outline-secondary',
+              type: 'button',
+              text: t('models.showEvaluations'),
+              onclick: () => guard(() => showEvaluations(v.ref || `${v.name}@${v.version}`)),
+            }),
+          ),
+        ),
+      ),
+    );
   },
   async fleet() {
     const { devices } = await api('/api/devices');
@@ -116,29 +268,91 @@ const loaders = {
       if (!groups.has(tag)) groups.set(tag, []);
       groups.get(tag).push(d);
     }
-    const cols = ['fleet.name', 'fleet.model', 'fleet.health', 'fleet.fps', 'fleet.latency', 'fleet.confidence', 'fleet.cpu', 'fleet.memory', 'fleet.hardware', 'fleet.lastSeen'];
+    const cols = [
+      'fleet.name',
+      'fleet.model',
+      'fleet.health',
+      'fleet.fps',
+      'fleet.latency',
+      'fleet.confidence',
+      'fleet.cpu',
+      'fleet.memory',
+      'fleet.hardware',
+      'fleet.lastSeen',
+    ];
     const health = (d) => {
       const online = d.health && d.health.online;
-      return [h('span', { class: 'me-1', text: online ? t('fleet.online') : t('fleet.offline') }), online ? badge(d.health.status || 'ok') : null, d.health && d.health.issues.length ? h('div', { class: 'small text-body-secondary', text: d.health.issues.join('; ') }) : null];
+      return [
+        h('span', { class: 'me-1', text: online ? t('fleet.online') : t('fleet.offline') }),
+        online ? badge(d.health.status || 'ok') : null,
+        d.health && d.health.issues.length
+          ? h('div', { class: 'small text-body-secondary', text: d.health.issues.join('; ') })
+          : null,
+      ];
     };
-    const row = (d) => h('tr', { dataset: { device: d.id } },
-      h('td', {}, h('a', { href: `#devices/${encodeURIComponent(d.id)}`, text: d.name })),
-      h('td', { class: 'model' }, d.model ? h('a', { href: `#models/${encodeURIComponent(d.model)}`, text: d.model }) : h('span', { class: 'text-body-secondary', text: t('fleet.noModel') })),
-      h('td', {}, health(d)),
-      h('td', { class: 'text-end', text: d.fps ? fmtNumber(d.fps, 1) : '–' }),
-      h('td', { class: 'text-end small', text: d.latencyP50Ms ? `${fmtNumber(d.latencyP50Ms, 1)} / ${fmtNumber(d.latencyP95Ms, 1)} ms` : '–' }),
-      h('td', { class: 'text-end', text: typeof d.meanTopConfidence === 'number' ? fmtNumber(d.meanTopConfidence, 2) : '–' }),
-      h('td', { class: 'text-end', text: typeof d.cpuPercent === 'number' ? `${Math.round(d.cpuPercent)} %` : '–' }),
-      h('td', { class: 'text-end', text: typeof d.memoryMb === 'number' ? `${fmtNumber(Math.round(d.memoryMb))} MB` : '–' }),
-      h('td', { class: 'small', text: [d.hardware, d.provider].filter(Boolean).join(' · ') }),
-      h('td', { class: 'small', text: fmtTime(d.lastHeartbeatAt) }));
+    const row = (d) =>
+      h(
+        'tr',
+        { dataset: { device: d.id } },
+        h('td', {}, h('a', { href: `#devices/${encodeURIComponent(d.id)}`, text: d.name })),
+        h(
+          'td',
+          { class: 'model' },
+          d.model
+            ? h('a', { href: `#models/${encodeURIComponent(d.model)}`, text: d.model })
+            : h('span', { class: 'text-body-secondary', text: t('fleet.noModel') }),
+        ),
+        h('td', {}, health(d)),
+        h('td', { class: 'text-end', text: d.fps ? fmtNumber(d.fps, 1) : '–' }),
+        h('td', {
+          class: 'text-end small',
+          text: d.latencyP50Ms ? `${fmtNumber(d.latencyP50Ms, 1)} / ${fmtNumber(d.latencyP95Ms, 1)} ms` : '–',
+        }),
+        h('td', {
+          class: 'text-end',
+          text: typeof d.meanTopConfidence === 'number' ? fmtNumber(d.meanTopConfidence, 2) : '–',
+        }),
+        h('td', {
+          class: 'text-end',
+          text: typeof d.cpuPercent === 'number' ? `${Math.round(d.cpuPercent)} %` : '–',
+        }),
+        h('td', {
+          class: 'text-end',
+          text: typeof d.memoryMb === 'number' ? `${fmtNumber(Math.round(d.memoryMb))} MB` : '–',
+        }),
+        h('td', { class: 'small', text: [d.hardware, d.provider].filter(Boolean).join(' · ') }),
+        h('td', { class: 'small', text: fmtTime(d.lastHeartbeatAt) }),
+      );
     const root = document.getElementById('fleet-groups');
-    root.replaceChildren(...(devices.length ? [...groups.entries()].map(([tag, items]) => h('div', { class: 'mb-4' },
-      h('h2', { class: 'h6', text: tag ? t('fleet.line', { tag }) : t('fleet.untagged') }),
-      h('div', { class: 'table-responsive' }, h('table', { class: 'table table-sm align-middle' },
-        h('thead', {}, h('tr', {}, cols.map((k) => h('th', { text: t(k) })))),
-        h('tbody', {}, items.map(row))))))
-      : [h('p', { class: 'text-body-secondary', text: t('common.none') })]));
+    root.replaceChildren(
+      ...(devices.length
+        ? [...groups.entries()].map(([tag, items]) =>
+            h(
+              'div',
+              { class: 'mb-4' },
+              h('h2', { class: 'h6', text: tag ? t('fleet.line', { tag }) : t('fleet.untagged') }),
+              h(
+                'div',
+                { class: 'table-responsive' },
+                h(
+                  'table',
+                  { class: 'table table-sm align-middle' },
+                  h(
+                    'thead',
+                    {},
+                    h(
+                      'tr',
+                      {},
+                      cols.map((k) => h('th', { text: t(k) })),
+                    ),
+                  ),
+                  h('tbody', {}, items.map(row)),
+                ),
+              ),
+            ),
+          )
+        : [h('p', { class: 'text-body-secondary', text: t('common.none') })]),
+    );
   },
   async feedback() {
     await reviewPage(me);
@@ -157,19 +371,44 @@ const loaders = {
       });
       // a request made from a page has no conversation to resume it: once approved, anyone who may run it runs it here
       if (a.status === 'approved' && !a.threadId && me.user.role !== 'viewer') {
-        el.querySelector('.card-body').append(h('button', { class: 'btn btn-sm btn-primary mt-2', type: 'button', dataset: { action: 'run' }, text: t('approvals.run'), onclick: () => guard(async () => {
-          await api(`/api/tools/${encodeURIComponent(a.tool)}`, { method: 'POST', body: { args: a.approvedArgs, approvalId: a.id } });
-          showInfo(t('actions.done', { what: t(`actions.${a.tool}`) }));
-          await loaders.approvals();
-        }) }));
+        el.querySelector('.card-body').append(
+          h('button', {
+            class: 'btn btn-sm btn-primary mt-2',
+            type: 'button',
+            dataset: { action: 'run' },
+            text: t('approvals.run'),
+            onclick: () =>
+              guard(async () => {
+                await api(`/api/tools/${encodeURIComponent(a.tool)}`, {
+                  method: 'POST',
+                  body: { args: a.approvedArgs, approvalId: a.id },
+                });
+                showInfo(t('actions.done', { what: t(`actions.${a.tool}`) }));
+                await loaders.approvals();
+              }),
+          }),
+        );
       }
       return el;
     };
-    list.replaceChildren(...(approvals.length ? approvals.map(card) : [h('p', { class: 'text-body-secondary', text: t('common.none') })]));
+    list.replaceChildren(
+      ...(approvals.length
+        ? approvals.map(card)
+        : [h('p', { class: 'text-body-secondary', text: t('common.none') })]),
+    );
   },
   async audit() {
-    const q = new URLSearchParams({ limit: String(AUDIT_PAGE + 1), offset: String(auditOffset), order: 'desc' });
-    for (const [id, key] of [['audit-thread', 'threadId'], ['audit-tool', 'tool'], ['audit-action', 'action'], ['audit-user', 'userId']]) {
+    const q = new URLSearchParams({
+      limit: String(AUDIT_PAGE + 1),
+      offset: String(auditOffset),
+      order: 'desc',
+    });
+    for (const [id, key] of [
+      ['audit-thread', 'threadId'],
+      ['audit-tool', 'tool'],
+      ['audit-action', 'action'],
+      ['audit-user', 'userId'],
+    ]) {
       const v = document.getElementById(id).value.trim();
       if (v) q.set(key, v);
     }
@@ -178,9 +417,36 @@ const loaders = {
     badge.removeAttribute('data-i18n');
     badge.className = `badge ${verify.ok ? 'text-bg-success' : 'text-bg-danger'}`;
     badge.dataset.ok = String(verify.ok);
-    badge.textContent = verify.ok ? t('audit.verified', { n: verify.checked }) : t('audit.broken', { n: verify.problems.length });
+    badge.textContent = verify.ok
+      ? t('audit.verified', { n: verify.checked })
+      : t('audit.broken', { n: verify.problems.length });
     renderAuditPager(entries.length > AUDIT_PAGE);
-    document.getElementById('audit-rows').replaceChildren(...entries.slice(0, AUDIT_PAGE).map((e) => h('tr', { dataset: { action: e.action } }, h('td', { text: String(e.seq) }), h('td', { class: 'small', text: fmtTime(e.at) }), h('td', { title: e.actor.id, text: e.actorName || (e.actor.kind === 'system' ? t('audit.system') : e.actor.id) }), h('td', { text: e.action }), h('td', { text: e.tool || '' }), h('td', { class: 'small' }, e.threadId ? h('a', { href: `#chat/${encodeURIComponent(e.threadId)}`, text: t('audit.openConversation') }) : ''))));
+    document.getElementById('audit-rows').replaceChildren(
+      ...entries.slice(0, AUDIT_PAGE).map((e) =>
+        h(
+          'tr',
+          { dataset: { action: e.action } },
+          h('td', { text: String(e.seq) }),
+          h('td', { class: 'small', text: fmtTime(e.at) }),
+          h('td', {
+            title: e.actor.id,
+            text: e.actorName || (e.actor.kind === 'system' ? t('audit.system') : e.actor.id),
+          }),
+          h('td', { text: e.action }),
+          h('td', { text: e.tool || '' }),
+          h(
+            'td',
+            { class: 'small' },
+            e.threadId
+              ? h('a', {
+                  href: `#chat/${encodeURIComponent(e.threadId)}`,
+                  text: t('audit.openConversation'),
+                })
+              : '',
+          ),
+        ),
+      ),
+    );
   },
 };
 
@@ -191,13 +457,35 @@ function renderAuditPager(more) {
     void guard(() => loaders.audit());
   };
   document.getElementById('audit-pager').replaceChildren(
-    h('button', { class: 'btn btn-sm btn-outline-secondary', type: 'button', id: 'audit-newer', disabled: auditOffset === 0, text: t('audit.newer'), onclick: go(auditOffset - AUDIT_PAGE) }),
-    h('span', { class: 'small text-body-secondary align-self-center', text: t('audit.range', { from: fmtNumber(auditOffset + 1), to: fmtNumber(auditOffset + AUDIT_PAGE) }) }),
-    h('button', { class: 'btn btn-sm btn-outline-secondary', type: 'button', id: 'audit-older', disabled: !more, text: t('audit.older'), onclick: go(auditOffset + AUDIT_PAGE) }));
+    h('button', {
+      class: 'btn btn-sm btn-outline-secondary',
+      type: 'button',
+      id: 'audit-newer',
+      disabled: auditOffset === 0,
+      text: t('audit.newer'),
+      onclick: go(auditOffset - AUDIT_PAGE),
+    }),
+    h('span', {
+      class: 'small text-body-secondary align-self-center',
+      text: t('audit.range', { from: fmtNumber(auditOffset + 1), to: fmtNumber(auditOffset + AUDIT_PAGE) }),
+    }),
+    h('button', {
+      class: 'btn btn-sm btn-outline-secondary',
+      type: 'button',
+      id: 'audit-older',
+      disabled: !more,
+      text: t('audit.older'),
+      onclick: go(auditOffset + AUDIT_PAGE),
+    }),
+  );
 }
 
 async function showDataset(ref) {
-  await datasetView(document.getElementById('dataset-detail'), document.getElementById('dataset-samples'), ref);
+  await datasetView(
+    document.getElementById('dataset-detail'),
+    document.getElementById('dataset-samples'),
+    ref,
+  );
 }
 
 function show(page, arg) {
@@ -205,10 +493,12 @@ function show(page, arg) {
   if (name !== current) clearAlert();
   current = name;
   for (const p of PAGES) document.getElementById(`page-${p}`).classList.toggle('active', p === name);
-  for (const a of document.querySelectorAll('#nav .nav-link')) a.classList.toggle('active', a.dataset.page === name);
+  for (const a of document.querySelectorAll('#nav .nav-link'))
+    a.classList.toggle('active', a.dataset.page === name);
   // the collapsed menu (narrow screens) closes once a page is chosen
   const menu = document.getElementById('nav-menu');
-  if (menu.classList.contains('show')) window.bootstrap.Collapse.getOrCreateInstance(menu, { toggle: false }).hide();
+  if (menu.classList.contains('show'))
+    window.bootstrap.Collapse.getOrCreateInstance(menu, { toggle: false }).hide();
   if (name === 'chat') {
     if (arg) void guard(() => openThread(arg));
     return;
@@ -238,8 +528,14 @@ function show(page, arg) {
 let currentArg;
 // The pages of one job, rollout or device (or the lists when no id is given); each returns its event handler.
 const detail = {
-  jobs: (id) => (id ? jobPage(document.getElementById('jobs-root'), id, me, subscribe) : jobsList(document.getElementById('jobs-root'))),
-  rollouts: (id) => (id ? rolloutPage(document.getElementById('rollouts-root'), id, me, subscribe) : rolloutsList(document.getElementById('rollouts-root'))),
+  jobs: (id) =>
+    id
+      ? jobPage(document.getElementById('jobs-root'), id, me, subscribe)
+      : jobsList(document.getElementById('jobs-root')),
+  rollouts: (id) =>
+    id
+      ? rolloutPage(document.getElementById('rollouts-root'), id, me, subscribe)
+      : rolloutsList(document.getElementById('rollouts-root')),
   devices: (id) => devicePage(document.getElementById('devices-root'), id, me),
 };
 
@@ -247,21 +543,31 @@ const detail = {
 function refreshOn(e) {
   if (pageEvents && pageEvents(e) === 'reload' && !refreshTimers.has('detail')) {
     const [page, arg] = [current, currentArg];
-    refreshTimers.set('detail', setTimeout(() => {
-      refreshTimers.delete('detail');
-      // a card waiting for a decision on this page is not thrown away; deciding it redraws the page
-      const waiting = document.querySelector(`#page-${page} .approval-card button[data-action="approve"]`);
-      if (current === page && currentArg === arg && !waiting) void guard(async () => (pageEvents = await detail[page](arg)));
-    }, 1000));
+    refreshTimers.set(
+      'detail',
+      setTimeout(() => {
+        refreshTimers.delete('detail');
+        // a card waiting for a decision on this page is not thrown away; deciding it redraws the page
+        const waiting = document.querySelector(`#page-${page} .approval-card button[data-action="approve"]`);
+        if (current === page && currentArg === arg && !waiting)
+          void guard(async () => (pageEvents = await detail[page](arg)));
+      }, 1000),
+    );
   }
   if (DETAIL[current] && currentArg) return;
   for (const [prefix, pages] of Object.entries(STALE)) {
     if (!e.type.startsWith(prefix) || !pages.includes(current) || refreshTimers.has(current)) continue;
     const page = current;
-    refreshTimers.set(page, setTimeout(() => {
-      refreshTimers.delete(page);
-      if (current === page) void guard(() => refreshers[page]());
-    }, e.type === 'device.updated' ? 5000 : 1000));
+    refreshTimers.set(
+      page,
+      setTimeout(
+        () => {
+          refreshTimers.delete(page);
+          if (current === page) void guard(() => refreshers[page]());
+        },
+        e.type === 'device.updated' ? 5000 : 1000,
+      ),
+    );
   }
 }
 
@@ -297,7 +603,10 @@ async function main() {
   applyI18n(document);
   document.getElementById('lang').addEventListener('change', (e) => {
     setLang(e.target.value);
-    document.getElementById('who').textContent = t('nav.who', { name: me.user.name, role: t(`role.${me.user.role}`) });
+    document.getElementById('who').textContent = t('nav.who', {
+      name: me.user.name,
+      role: t(`role.${me.user.role}`),
+    });
   });
   try {
     me = await api('/api/me');
@@ -306,11 +615,16 @@ async function main() {
     return;
   }
   document.body.dataset.role = me.user.role;
-  document.getElementById('who').textContent = t('nav.who', { name: me.user.name, role: t(`role.${me.user.role}`) });
-  document.getElementById('logout').addEventListener('click', () => guard(async () => {
-    await api('/api/auth/logout', { method: 'POST' });
-    location.href = '/login.html';
-  }));
+  document.getElementById('who').textContent = t('nav.who', {
+    name: me.user.name,
+    role: t(`role.${me.user.role}`),
+  });
+  document.getElementById('logout').addEventListener('click', () =>
+    guard(async () => {
+      await api('/api/auth/logout', { method: 'POST' });
+      location.href = '/login.html';
+    }),
+  );
   document.getElementById('dataset-search').addEventListener('submit', (e) => {
     e.preventDefault();
     void guard(() => loaders.datasets(document.getElementById('dataset-q').value.trim()));
@@ -322,11 +636,35 @@ async function main() {
       const b = document.getElementById('compare-b').value.trim();
       const cmp = await api(`/api/models/compare?a=${encodeURIComponent(a)}&b=${encodeURIComponent(b)}`);
       const num = (x) => (typeof x === 'number' ? x.toFixed(3) : '–');
-      const rows = cmp.metrics.map((m) => h('tr', {}, h('td', { text: m.metric }), h('td', { text: `${num(m.a)} → ${num(m.b)} (${m.delta !== null && m.delta > 0 ? '+' : ''}${num(m.delta)})` })));
-      document.getElementById('compare-result').replaceChildren(h('table', { class: 'table table-sm' }, h('thead', {}, h('tr', {}, h('th', { text: t('models.metric') }), h('th', { text: t('models.delta') }))), h('tbody', {}, rows)));
+      const rows = cmp.metrics.map((m) =>
+        h(
+          'tr',
+          {},
+          h('td', { text: m.metric }),
+          h('td', {
+            text: `${num(m.a)} → ${num(m.b)} (${m.delta !== null && m.delta > 0 ? '+' : ''}${num(m.delta)})`,
+          }),
+        ),
+      );
+      document
+        .getElementById('compare-result')
+        .replaceChildren(
+          h(
+            'table',
+            { class: 'table table-sm' },
+            h(
+              'thead',
+              {},
+              h('tr', {}, h('th', { text: t('models.metric') }), h('th', { text: t('models.delta') })),
+            ),
+            h('tbody', {}, rows),
+          ),
+        );
     });
   });
-  document.getElementById('approval-status').addEventListener('change', () => void guard(() => loaders.approvals()));
+  document
+    .getElementById('approval-status')
+    .addEventListener('change', () => void guard(() => loaders.approvals()));
   document.getElementById('audit-filters').addEventListener('submit', (e) => {
     e.preventDefault();
     auditOffset = 0;

@@ -4,11 +4,33 @@ import { t } from './i18n.js';
 import { approvalCard } from './approval-card.js';
 import { badge, resultView } from './results.js';
 
-const state = { threadId: null, plan: null, steps: [], me: null, socket: null, chart: null, jobId: null, rolloutId: null, streaming: null, awaitingThread: false, shown: new Set() };
+const state = {
+  threadId: null,
+  plan: null,
+  steps: [],
+  me: null,
+  socket: null,
+  chart: null,
+  jobId: null,
+  rolloutId: null,
+  streaming: null,
+  awaitingThread: false,
+  shown: new Set(),
+};
 const domainListeners = [];
 const STARTERS = ['chat.starter.datasets', 'chat.starter.line3', 'chat.starter.jobs', 'chat.starter.train'];
 const ROLES = ['viewer', 'operator', 'approver', 'admin'];
-const STATE_BADGE = { pending: 'secondary', awaiting_approval: 'warning', approved: 'info', rejected: 'danger', running: 'primary', done: 'success', failed: 'danger', waiting: 'info', skipped: 'light' };
+const STATE_BADGE = {
+  pending: 'secondary',
+  awaiting_approval: 'warning',
+  approved: 'info',
+  rejected: 'danger',
+  running: 'primary',
+  done: 'success',
+  failed: 'danger',
+  waiting: 'info',
+  skipped: 'light',
+};
 
 function log() {
   return document.getElementById('chat-log');
@@ -17,7 +39,12 @@ function log() {
 function say(who, text) {
   hideStarters();
   if (who === 'agent') state.shown.add(text);
-  const el = h('div', { class: `msg rounded p-2 mb-2 ${who === 'user' ? 'msg-user' : 'msg-agent border'}` }, h('div', { class: 'small fw-semibold', text: t(who === 'user' ? 'chat.you' : 'chat.agent') }), h('div', { class: 'msg-text', text }));
+  const el = h(
+    'div',
+    { class: `msg rounded p-2 mb-2 ${who === 'user' ? 'msg-user' : 'msg-agent border'}` },
+    h('div', { class: 'small fw-semibold', text: t(who === 'user' ? 'chat.you' : 'chat.agent') }),
+    h('div', { class: 'msg-text', text }),
+  );
   log().append(el);
   log().scrollTop = log().scrollHeight;
   return el;
@@ -26,12 +53,28 @@ function say(who, text) {
 /** Starter prompts in an empty conversation: one click sends a typical request. */
 function showStarters() {
   if (log().children.length > 0) return;
-  log().append(h('div', { id: 'starters', class: 'text-body-secondary' },
-    h('p', { class: 'small mb-2', text: t('chat.starter.heading') }),
-    h('div', { class: 'd-flex flex-wrap gap-2' }, STARTERS.map((key) => h('button', { class: 'btn btn-sm btn-outline-primary starter', type: 'button', text: t(key), onclick: () => {
-      document.getElementById('chat-input').value = t(key);
-      document.getElementById('chat-form').requestSubmit();
-    } })))));
+  log().append(
+    h(
+      'div',
+      { id: 'starters', class: 'text-body-secondary' },
+      h('p', { class: 'small mb-2', text: t('chat.starter.heading') }),
+      h(
+        'div',
+        { class: 'd-flex flex-wrap gap-2' },
+        STARTERS.map((key) =>
+          h('button', {
+            class: 'btn btn-sm btn-outline-primary starter',
+            type: 'button',
+            text: t(key),
+            onclick: () => {
+              document.getElementById('chat-input').value = t(key);
+              document.getElementById('chat-form').requestSubmit();
+            },
+          }),
+        ),
+      ),
+    ),
+  );
 }
 
 function hideStarters() {
@@ -57,10 +100,16 @@ function renderPlan() {
   steps.forEach((step, i) => {
     const st = state.steps[i] || 'pending';
     list.append(
-      h('li', { class: 'list-group-item plan-step', dataset: { index: String(i), state: st } },
-        h('span', { class: `state badge text-bg-${STATE_BADGE[st] || 'secondary'} me-2`, text: t(`state.${st}`) }),
+      h(
+        'li',
+        { class: 'list-group-item plan-step', dataset: { index: String(i), state: st } },
+        h('span', {
+          class: `state badge text-bg-${STATE_BADGE[st] || 'secondary'} me-2`,
+          text: t(`state.${st}`),
+        }),
         h('code', { text: step.tool }),
-        h('div', { class: 'small text-body-secondary', text: step.reason })),
+        h('div', { class: 'small text-body-secondary', text: step.reason }),
+      ),
     );
   });
 }
@@ -69,10 +118,23 @@ function showApproval(e) {
   const area = document.getElementById('approval-area');
   area.replaceChildren(
     approvalCard(
-      { id: e.approvalId, tool: e.tool, args: e.args, risk: e.risk, policy: e.policy, reason: e.reason, status: 'pending', requester: null },
+      {
+        id: e.approvalId,
+        tool: e.tool,
+        args: e.args,
+        risk: e.risk,
+        policy: e.policy,
+        reason: e.reason,
+        status: 'pending',
+        requester: null,
+      },
       state.me,
       async (decision) => {
-        const ack = await state.socket.emitWithAck('chat:decide', { threadId: state.threadId, approvalId: e.approvalId, ...decision });
+        const ack = await state.socket.emitWithAck('chat:decide', {
+          threadId: state.threadId,
+          approvalId: e.approvalId,
+          ...decision,
+        });
         if (!ack.ok) throw new UiError(t('error.message', { message: ack.error.message }), ack.error.code, 0);
         area.replaceChildren();
       },
@@ -95,8 +157,18 @@ function ensureChart() {
   setPhase(t('training.preparing'), null);
   state.chart = new window.Chart(document.getElementById('training-chart'), {
     type: 'line',
-    data: { labels: [], datasets: [{ label: t('training.loss'), data: [], yAxisID: 'y' }, { label: t('training.map'), data: [], yAxisID: 'y1' }] },
-    options: { animation: false, responsive: true, scales: { y: { position: 'left' }, y1: { position: 'right', min: 0, max: 1 } } },
+    data: {
+      labels: [],
+      datasets: [
+        { label: t('training.loss'), data: [], yAxisID: 'y' },
+        { label: t('training.map'), data: [], yAxisID: 'y1' },
+      ],
+    },
+    options: {
+      animation: false,
+      responsive: true,
+      scales: { y: { position: 'left' }, y1: { position: 'right', min: 0, max: 1 } },
+    },
   });
   return state.chart;
 }
@@ -121,9 +193,15 @@ function onTrainingMetrics(e) {
   if (e.kind === 'epoch') {
     // an epoch ended: the next one starts at 0 %, the last one ends the run
     const last = typeof e.epochs === 'number' && e.epoch >= e.epochs;
-    setPhase(t(last ? 'training.lastEpochDone' : 'training.epochDone', { n: e.epoch, epochs }), last ? 100 : 0);
+    setPhase(
+      t(last ? 'training.lastEpochDone' : 'training.epochDone', { n: e.epoch, epochs }),
+      last ? 100 : 0,
+    );
   } else if (e.batches) {
-    setPhase(t('training.epochOf', { n: e.epoch, epochs, batch: e.batch || 0, batches: e.batches }), Math.round((100 * (e.batch || 0)) / e.batches));
+    setPhase(
+      t('training.epochOf', { n: e.epoch, epochs, batch: e.batch || 0, batches: e.batches }),
+      Math.round((100 * (e.batch || 0)) / e.batches),
+    );
   }
   document.getElementById('training-card').dataset.epochs = String(chart.data.labels.length);
 }
@@ -134,7 +212,12 @@ export function renderRolloutDevices(devices) {
   for (const d of devices) {
     let row = body.querySelector(`tr[data-device="${window.CSS.escape(d.deviceId)}"]`);
     if (!row) {
-      row = h('tr', { class: 'device-row', dataset: { device: d.deviceId } }, h('td', { text: d.name || d.deviceId }), h('td', { class: 'device-state' }));
+      row = h(
+        'tr',
+        { class: 'device-row', dataset: { device: d.deviceId } },
+        h('td', { text: d.name || d.deviceId }),
+        h('td', { class: 'device-state' }),
+      );
       body.append(row);
     }
     row.querySelector('.device-state').replaceChildren(badge(d.state));
@@ -147,7 +230,11 @@ export function renderRolloutDevices(devices) {
 }
 
 function showRolloutSummary(s) {
-  document.getElementById('rollout-summary').textContent = t('rollout.summary', { state: t(`value.${s.state}`), wave: Math.min((s.currentWave ?? 0) + 1, s.waveCount ?? 1), waves: s.waveCount ?? 1 });
+  document.getElementById('rollout-summary').textContent = t('rollout.summary', {
+    state: t(`value.${s.state}`),
+    wave: Math.min((s.currentWave ?? 0) + 1, s.waveCount ?? 1),
+    waves: s.waveCount ?? 1,
+  });
 }
 
 async function onRollout(e) {
@@ -156,10 +243,13 @@ async function onRollout(e) {
     // the rollout's own status is authoritative; `rollout.finished` carries no wave numbers
     const r = await api(`/api/rollouts/${encodeURIComponent(state.rolloutId)}`);
     showRolloutSummary(r);
-    renderRolloutDevices(r.devices.map((d) => ({ deviceId: d.deviceId, name: d.name, state: d.deviceState || d.state })));
+    renderRolloutDevices(
+      r.devices.map((d) => ({ deviceId: d.deviceId, name: d.name, state: d.deviceState || d.state })),
+    );
   } catch {
     showRolloutSummary(e.rollout || e);
-    if (e.deviceId) renderRolloutDevices([{ deviceId: e.deviceId, name: e.deviceId, state: e.message || e.state }]);
+    if (e.deviceId)
+      renderRolloutDevices([{ deviceId: e.deviceId, name: e.deviceId, state: e.message || e.state }]);
   }
 }
 
@@ -212,24 +302,30 @@ function onAgent(e) {
       state.steps[e.index] = e.state;
       renderPlan();
       if (e.state === 'done' && e.output !== undefined) showResult(e.tool, e.output, e.index);
-      if (e.state === 'failed' && e.error) say('agent', t('chat.stepFailed', { n: e.index + 1, tool: e.tool, message: e.error.message }));
+      if (e.state === 'failed' && e.error)
+        say('agent', t('chat.stepFailed', { n: e.index + 1, tool: e.tool, message: e.error.message }));
       break;
     case 'agent.approval':
       showApproval(e);
       break;
     case 'agent.progress':
-      if (e.progress && e.progress.data && e.progress.data.epoch !== undefined) onTrainingMetrics({ kind: 'epoch', ...e.progress.data, metrics: e.progress.data.metrics || {} });
+      if (e.progress && e.progress.data && e.progress.data.epoch !== undefined)
+        onTrainingMetrics({ kind: 'epoch', ...e.progress.data, metrics: e.progress.data.metrics || {} });
       break;
     case 'agent.wait':
       if (e.wait.kind === 'job') {
         state.jobId = e.wait.id;
-        document.getElementById('training-job').replaceChildren(h('a', { href: `#jobs/${encodeURIComponent(e.wait.id)}`, text: e.wait.id }));
+        document
+          .getElementById('training-job')
+          .replaceChildren(h('a', { href: `#jobs/${encodeURIComponent(e.wait.id)}`, text: e.wait.id }));
         ensureChart();
         void subscribe('job', e.wait.id);
         if (!e.quiet) say('agent', t('chat.waitJob', { id: e.wait.id }));
       } else {
         state.rolloutId = e.wait.id;
-        document.getElementById('rollout-id').replaceChildren(h('a', { href: `#rollouts/${encodeURIComponent(e.wait.id)}`, text: e.wait.id }));
+        document
+          .getElementById('rollout-id')
+          .replaceChildren(h('a', { href: `#rollouts/${encodeURIComponent(e.wait.id)}`, text: e.wait.id }));
         document.getElementById('rollout-card').classList.remove('d-none');
         void subscribe('rollout', e.wait.id);
         if (!e.quiet) say('agent', t('chat.waitRollout', { id: e.wait.id }));
@@ -258,16 +354,34 @@ function onAgent(e) {
 function onDomainEvent(e) {
   for (const fn of domainListeners) fn(e);
   if (e.type === 'training.metrics' && e.jobId === state.jobId) onTrainingMetrics(e);
-  if (e.type === 'training.status' && e.job && e.job.id === state.jobId && !state.chart?.data.labels.length) setPhase(`${t('training.preparing')} (${e.message})`, null);
-  if (e.type === 'training.finished' && e.job && e.job.id === state.jobId) setPhase(t(`training.finished.${e.status}`), e.status === 'succeeded' ? 100 : null);
-  if ((e.type === 'rollout.progress' || e.type === 'rollout.finished' || e.type === 'rollout.started') && (e.rolloutId || (e.rollout && e.rollout.id)) === state.rolloutId) void onRollout(e);
+  if (e.type === 'training.status' && e.job && e.job.id === state.jobId && !state.chart?.data.labels.length)
+    setPhase(`${t('training.preparing')} (${e.message})`, null);
+  if (e.type === 'training.finished' && e.job && e.job.id === state.jobId)
+    setPhase(t(`training.finished.${e.status}`), e.status === 'succeeded' ? 100 : null);
+  if (
+    (e.type === 'rollout.progress' || e.type === 'rollout.finished' || e.type === 'rollout.started') &&
+    (e.rolloutId || (e.rollout && e.rollout.id)) === state.rolloutId
+  )
+    void onRollout(e);
 }
 
 async function loadThreads() {
   try {
     const { conversations } = await api('/api/conversations?limit=20');
     const list = document.getElementById('threads');
-    list.replaceChildren(...conversations.map((c) => h('li', { class: 'list-group-item list-group-item-action', role: 'button', onclick: () => void openThread(c.id) }, h('span', { class: 'small', text: c.title }))));
+    list.replaceChildren(
+      ...conversations.map((c) =>
+        h(
+          'li',
+          {
+            class: 'list-group-item list-group-item-action',
+            role: 'button',
+            onclick: () => void openThread(c.id),
+          },
+          h('span', { class: 'small', text: c.title }),
+        ),
+      ),
+    );
   } catch (err) {
     showError(err);
   }
@@ -281,7 +395,10 @@ export async function openThread(id) {
   state.steps = view.steps.map((s) => s.state || 'pending');
   resetPanels();
   // the current exchange is `message`/`report`; an older server also lists it last in `history`
-  const history = view.history.filter((past, i) => !(i === view.history.length - 1 && past.message === view.message && past.report === view.report));
+  const history = view.history.filter(
+    (past, i) =>
+      !(i === view.history.length - 1 && past.message === view.message && past.report === view.report),
+  );
   for (const past of history) {
     say('user', past.message);
     say('agent', past.report);
@@ -297,7 +414,13 @@ export async function openThread(id) {
   await subscribe('conversation', view.id);
   // the chart and rollout table of this exchange, waited for now or finished before
   for (const s of view.steps) {
-    const wait = s.wait || (s.output && s.output.jobId ? { kind: 'job', id: s.output.jobId } : s.output && s.output.rolloutId ? { kind: 'rollout', id: s.output.rolloutId } : null);
+    const wait =
+      s.wait ||
+      (s.output && s.output.jobId
+        ? { kind: 'job', id: s.output.jobId }
+        : s.output && s.output.rolloutId
+          ? { kind: 'rollout', id: s.output.rolloutId }
+          : null);
     if (!wait || (view.waitingFor && view.waitingFor.id === wait.id)) continue;
     if (wait.kind === 'job') await showJob(wait.id);
     else await showRollout(wait.id);
@@ -311,7 +434,8 @@ export async function openThread(id) {
 async function loadJobMetrics(jobId) {
   try {
     const { epochs } = await api(`/api/jobs/${encodeURIComponent(jobId)}/metrics`);
-    for (const ep of epochs || []) onTrainingMetrics({ kind: 'epoch', epoch: ep.epoch, epochs: ep.epochs, metrics: ep.metrics || {} });
+    for (const ep of epochs || [])
+      onTrainingMetrics({ kind: 'epoch', epoch: ep.epoch, epochs: ep.epochs, metrics: ep.metrics || {} });
   } catch (err) {
     // a server without training (or a job of another project) has no curve to show
     if (!(err instanceof UiError && (err.code === 'unavailable' || err.code === 'not_found'))) showError(err);
@@ -320,12 +444,15 @@ async function loadJobMetrics(jobId) {
 
 async function showJob(jobId) {
   state.jobId = jobId;
-  document.getElementById('training-job').replaceChildren(h('a', { href: `#jobs/${encodeURIComponent(jobId)}`, text: jobId }));
+  document
+    .getElementById('training-job')
+    .replaceChildren(h('a', { href: `#jobs/${encodeURIComponent(jobId)}`, text: jobId }));
   ensureChart();
   await loadJobMetrics(jobId);
   try {
     const job = await api(`/api/jobs/${encodeURIComponent(jobId)}`);
-    if (['succeeded', 'failed', 'cancelled'].includes(job.status)) setPhase(t(`training.finished.${job.status}`), job.status === 'succeeded' ? 100 : null);
+    if (['succeeded', 'failed', 'cancelled'].includes(job.status))
+      setPhase(t(`training.finished.${job.status}`), job.status === 'succeeded' ? 100 : null);
   } catch {
     // the chart is what matters; the job's own state is a detail
   }
@@ -333,7 +460,9 @@ async function showJob(jobId) {
 
 async function showRollout(rolloutId) {
   state.rolloutId = rolloutId;
-  document.getElementById('rollout-id').replaceChildren(h('a', { href: `#rollouts/${encodeURIComponent(rolloutId)}`, text: rolloutId }));
+  document
+    .getElementById('rollout-id')
+    .replaceChildren(h('a', { href: `#rollouts/${encodeURIComponent(rolloutId)}`, text: rolloutId }));
   await onRollout({});
 }
 
@@ -363,8 +492,18 @@ export function initChat(me) {
   state.socket = io({ transports: ['websocket', 'polling'] });
   state.socket.on('agent', onAgent);
   state.socket.on('event', onDomainEvent);
-  state.socket.on('chat:error', (e) => showError(new UiError(t('error.message', { message: e.message }), e.code, 0)));
-  state.socket.on('connect_error', (err) => showError(new UiError(err.data && err.data.code === 'unauthenticated' ? t('error.unauthenticated') : t('error.network'), 'socket', 0)));
+  state.socket.on('chat:error', (e) =>
+    showError(new UiError(t('error.message', { message: e.message }), e.code, 0)),
+  );
+  state.socket.on('connect_error', (err) =>
+    showError(
+      new UiError(
+        err.data && err.data.code === 'unauthenticated' ? t('error.unauthenticated') : t('error.network'),
+        'socket',
+        0,
+      ),
+    ),
+  );
   document.getElementById('chat-form').addEventListener('submit', async (e) => {
     e.preventDefault();
     const input = document.getElementById('chat-input');
@@ -374,7 +513,10 @@ export function initChat(me) {
     say('user', message);
     state.shown = new Set();
     state.awaitingThread = !state.threadId;
-    const ack = await state.socket.emitWithAck('chat:send', { message, ...(state.threadId ? { threadId: state.threadId } : {}) });
+    const ack = await state.socket.emitWithAck('chat:send', {
+      message,
+      ...(state.threadId ? { threadId: state.threadId } : {}),
+    });
     state.awaitingThread = false;
     if (!ack.ok) {
       showError(new UiError(t('error.message', { message: ack.error.message }), ack.error.code, 0));
@@ -383,7 +525,14 @@ export function initChat(me) {
     state.threadId = ack.threadId;
   });
   document.getElementById('new-chat').addEventListener('click', () => {
-    Object.assign(state, { threadId: null, plan: null, steps: [], jobId: null, rolloutId: null, streaming: null });
+    Object.assign(state, {
+      threadId: null,
+      plan: null,
+      steps: [],
+      jobId: null,
+      rolloutId: null,
+      streaming: null,
+    });
     resetPanels();
     renderPlan();
     showStarters();

@@ -19,12 +19,16 @@ export const DICTIONARIES = {
     'login.email': 'Email',
     'login.password': 'Password',
     'login.submit': 'Sign in',
-    'login.firebaseNote': "With Firebase sign-in, use your organisation's account; the administrator configures it.",
+    'login.firebaseNote':
+      "With Firebase sign-in, use your organisation's account; the administrator configures it.",
     'login.missing': 'Enter your email and password.',
-    'login.firebaseRejected': 'Firebase did not accept that email and password. Check them, or reset your password with your organisation.',
+    'login.firebaseRejected':
+      'Firebase did not accept that email and password. Check them, or reset your password with your organisation.',
     'login.firebaseDisabled': 'This Firebase account is disabled. Ask your administrator to enable it.',
-    'login.firebaseNotConfigured': 'Firebase sign-in is not set up for this page (FIREBASE_API_KEY is missing). Ask your administrator.',
-    'login.firebaseFailed': 'Firebase sign-in failed ({code}). Try again; if it keeps happening, tell an admin.',
+    'login.firebaseNotConfigured':
+      'Firebase sign-in is not set up for this page (FIREBASE_API_KEY is missing). Ask your administrator.',
+    'login.firebaseFailed':
+      'Firebase sign-in failed ({code}). Try again; if it keeps happening, tell an admin.',
     'common.search': 'Search',
     'common.filter': 'Filter',
     'common.none': 'Nothing here yet.',
@@ -40,13 +44,15 @@ export const DICTIONARIES = {
     'chat.agent': 'Assistant',
     'chat.thinking': 'Working on it…',
     'chat.clarify': 'Question: {text}',
-    'chat.waitJob': 'Waiting for training job {id} to finish. You can leave this page; the conversation continues on its own.',
+    'chat.waitJob':
+      'Waiting for training job {id} to finish. You can leave this page; the conversation continues on its own.',
     'chat.waitRollout': 'Waiting for rollout {id} to finish.',
     'chat.resumed': 'Continued: {summary}',
     'chat.stepFailed': 'Step {n} ({tool}) failed: {message}',
     'chat.linked': 'Your chat account {name} is now linked.',
     'links.heading': 'Chat accounts linked to you',
-    'links.help': 'Each chat account below acts as you in Slack or Mattermost (approvals included). Remove any you do not recognise.',
+    'links.help':
+      'Each chat account below acts as you in Slack or Mattermost (approvals included). Remove any you do not recognise.',
     'links.platform': 'Platform',
     'links.workspace': 'Workspace',
     'links.chatUser': 'Chat user',
@@ -55,7 +61,8 @@ export const DICTIONARIES = {
     'links.unlinked': 'The chat account {name} is no longer linked.',
     'links.confirmHeading': 'Link a chat account to you?',
     'links.confirmWho': '{platform} user {user} in workspace {workspace} asks to act as you ({me}).',
-    'links.confirmWarning': 'Whoever uses this chat account will approve, reject and see everything with your role. Confirm only if this is your own chat account and you ran "/vision link" yourself just now. Never confirm a link someone sent you.',
+    'links.confirmWarning':
+      'Whoever uses this chat account will approve, reject and see everything with your role. Confirm only if this is your own chat account and you ran "/vision link" yourself just now. Never confirm a link someone sent you.',
     'links.confirmExpires': 'This code works once and expires at {time}.',
     'links.confirm': 'Confirm link',
     'links.cancel': 'Cancel',
@@ -125,7 +132,8 @@ export const DICTIONARIES = {
     'models.evaluations': 'Evaluations',
     'models.showEvaluations': 'Show',
     'models.evaluationsOf': 'Evaluations of {ref}',
-    'models.noEvaluations': 'No evaluations of {ref} yet. Ask in the chat: "evaluate {ref} on the test split".',
+    'models.noEvaluations':
+      'No evaluations of {ref} yet. Ask in the chat: "evaluate {ref} on the test split".',
     'models.dataset': 'Dataset',
     'models.split': 'Split',
     'models.images': 'Images',
@@ -187,7 +195,8 @@ export const DICTIONARIES = {
     'result.more': '… and {n} more',
     'result.none': 'Nothing found.',
     'login.wrong': 'Wrong email or password. Check both and try again.',
-    'login.locked': 'Too many wrong passwords: this account is locked for a while. Try again later or ask an admin.',
+    'login.locked':
+      'Too many wrong passwords: this account is locked for a while. Try again later or ask an admin.',
     'error.not_found': 'Not found: {message}',
     'error.invalid_input': 'Check the input: {message}',
     'error.conflict': 'That conflicts with the current state: {message}',
@@ -454,10 +463,12 @@ export const DICTIONARIES = {
     'feedback.allDone': 'All samples in this queue are reviewed.',
     'feedback.class': 'Class of new and selected boxes',
     'feedback.acceptBoxes': 'Accept these boxes (Enter)',
-    'feedback.keys': 'Drag on the image to draw a box, drag a box to move it, drag a corner to resize; Delete removes the selected box, 1–9 set its class, Tab selects the next, Enter accepts, → skips.',
+    'feedback.keys':
+      'Drag on the image to draw a box, drag a box to move it, drag a corner to resize; Delete removes the selected box, 1–9 set its class, Tab selects the next, Enter accepts, → skips.',
     'nav.settings': 'Settings',
     'settings.tokens': 'API tokens',
-    'settings.tokensHelp': 'Tokens let scripts, the MCP server and the edge runner act as you (with the role you choose, never above yours). A token\'s secret is shown once, when it is created.',
+    'settings.tokensHelp':
+      "Tokens let scripts, the MCP server and the edge runner act as you (with the role you choose, never above yours). A token's secret is shown once, when it is created.",
     'settings.tokenName': 'Name',
     'settings.tokenNameHint': 'e.g. CI pipeline',
     'settings.tokenRole': 'Role',
@@ -501,10 +512,13 @@ export const DICTIONARIES = {
     'login.submit': '로그인',
     'login.firebaseNote': 'Firebase 로그인을 쓰는 경우 조직 계정을 사용하세요. 관리자가 설정합니다.',
     'login.missing': '이메일과 비밀번호를 입력하세요.',
-    'login.firebaseRejected': 'Firebase가 이메일과 비밀번호를 받아들이지 않았습니다. 다시 확인하거나 조직에서 비밀번호를 재설정하세요.',
+    'login.firebaseRejected':
+      'Firebase가 이메일과 비밀번호를 받아들이지 않았습니다. 다시 확인하거나 조직에서 비밀번호를 재설정하세요.',
     'login.firebaseDisabled': '이 Firebase 계정은 사용 중지되었습니다. 관리자에게 활성화를 요청하세요.',
-    'login.firebaseNotConfigured': '이 페이지에는 Firebase 로그인이 설정되어 있지 않습니다(FIREBASE_API_KEY 없음). 관리자에게 문의하세요.',
-    'login.firebaseFailed': 'Firebase 로그인에 실패했습니다({code}). 다시 시도하고, 계속되면 관리자에게 알려 주세요.',
+    'login.firebaseNotConfigured':
+      '이 페이지에는 Firebase 로그인이 설정되어 있지 않습니다(FIREBASE_API_KEY 없음). 관리자에게 문의하세요.',
+    'login.firebaseFailed':
+      'Firebase 로그인에 실패했습니다({code}). 다시 시도하고, 계속되면 관리자에게 알려 주세요.',
     'common.search': '검색',
     'common.filter': '필터',
     'common.none': '아직 항목이 없습니다.',
@@ -526,7 +540,8 @@ export const DICTIONARIES = {
     'chat.stepFailed': '{n}단계({tool}) 실패: {message}',
     'chat.linked': '채팅 계정 {name}이(가) 연결되었습니다.',
     'links.heading': '내 계정에 연결된 채팅 계정',
-    'links.help': '아래의 각 채팅 계정은 Slack 또는 Mattermost에서 나로 행동합니다(승인 포함). 모르는 계정은 연결을 해제하세요.',
+    'links.help':
+      '아래의 각 채팅 계정은 Slack 또는 Mattermost에서 나로 행동합니다(승인 포함). 모르는 계정은 연결을 해제하세요.',
     'links.platform': '플랫폼',
     'links.workspace': '워크스페이스',
     'links.chatUser': '채팅 사용자',
@@ -534,8 +549,10 @@ export const DICTIONARIES = {
     'links.unlink': '연결 해제',
     'links.unlinked': '채팅 계정 {name}의 연결이 해제되었습니다.',
     'links.confirmHeading': '채팅 계정을 내 계정에 연결할까요?',
-    'links.confirmWho': '워크스페이스 {workspace}의 {platform} 사용자 {user}이(가) 나({me})로 행동하려고 합니다.',
-    'links.confirmWarning': '이 채팅 계정을 쓰는 사람은 내 역할로 승인·거절하고 모든 것을 볼 수 있습니다. 내 채팅 계정이고 방금 직접 "/vision link"를 실행한 경우에만 확인하세요. 다른 사람이 보낸 링크는 절대 확인하지 마세요.',
+    'links.confirmWho':
+      '워크스페이스 {workspace}의 {platform} 사용자 {user}이(가) 나({me})로 행동하려고 합니다.',
+    'links.confirmWarning':
+      '이 채팅 계정을 쓰는 사람은 내 역할로 승인·거절하고 모든 것을 볼 수 있습니다. 내 채팅 계정이고 방금 직접 "/vision link"를 실행한 경우에만 확인하세요. 다른 사람이 보낸 링크는 절대 확인하지 마세요.',
     'links.confirmExpires': '이 코드는 한 번만 쓸 수 있으며 {time}에 만료됩니다.',
     'links.confirm': '연결 확인',
     'links.cancel': '취소',
@@ -605,7 +622,8 @@ export const DICTIONARIES = {
     'models.evaluations': '평가',
     'models.showEvaluations': '보기',
     'models.evaluationsOf': '{ref} 평가 기록',
-    'models.noEvaluations': '{ref}의 평가 기록이 아직 없습니다. 채팅에서 "{ref} 모델을 테스트 셋으로 평가해줘"라고 요청하세요.',
+    'models.noEvaluations':
+      '{ref}의 평가 기록이 아직 없습니다. 채팅에서 "{ref} 모델을 테스트 셋으로 평가해줘"라고 요청하세요.',
     'models.dataset': '데이터셋',
     'models.split': '분할',
     'models.images': '이미지',
@@ -667,7 +685,8 @@ export const DICTIONARIES = {
     'result.more': '… 외 {n}개',
     'result.none': '찾은 항목이 없습니다.',
     'login.wrong': '이메일 또는 비밀번호가 틀렸습니다. 확인 후 다시 시도하세요.',
-    'login.locked': '비밀번호를 여러 번 틀려 계정이 잠시 잠겼습니다. 나중에 다시 시도하거나 관리자에게 문의하세요.',
+    'login.locked':
+      '비밀번호를 여러 번 틀려 계정이 잠시 잠겼습니다. 나중에 다시 시도하거나 관리자에게 문의하세요.',
     'error.not_found': '찾을 수 없습니다: {message}',
     'error.invalid_input': '입력을 확인하세요: {message}',
     'error.conflict': '현재 상태와 맞지 않습니다: {message}',
@@ -934,10 +953,12 @@ export const DICTIONARIES = {
     'feedback.allDone': '이 목록의 샘플을 모두 검토했습니다.',
     'feedback.class': '새 박스와 선택한 박스의 클래스',
     'feedback.acceptBoxes': '이 박스로 수락 (Enter)',
-    'feedback.keys': '이미지를 드래그해 박스를 그리고, 박스를 드래그해 옮기고, 모서리를 드래그해 크기를 바꾸세요. Delete는 선택한 박스 삭제, 1–9는 클래스 지정, Tab은 다음 박스 선택, Enter는 수락, →는 건너뛰기.',
+    'feedback.keys':
+      '이미지를 드래그해 박스를 그리고, 박스를 드래그해 옮기고, 모서리를 드래그해 크기를 바꾸세요. Delete는 선택한 박스 삭제, 1–9는 클래스 지정, Tab은 다음 박스 선택, Enter는 수락, →는 건너뛰기.',
     'nav.settings': '설정',
     'settings.tokens': 'API 토큰',
-    'settings.tokensHelp': '토큰으로 스크립트, MCP 서버, 엣지 러너가 나 대신 동작합니다(선택한 역할로, 내 역할보다 높을 수 없음). 토큰 값은 만들 때 한 번만 보여 줍니다.',
+    'settings.tokensHelp':
+      '토큰으로 스크립트, MCP 서버, 엣지 러너가 나 대신 동작합니다(선택한 역할로, 내 역할보다 높을 수 없음). 토큰 값은 만들 때 한 번만 보여 줍니다.',
     'settings.tokenName': '이름',
     'settings.tokenNameHint': '예: CI 파이프라인',
     'settings.tokenRole': '역할',
@@ -993,8 +1014,10 @@ export function t(key, vars = {}) {
 export function applyI18n(root) {
   document.documentElement.lang = currentLang();
   for (const el of root.querySelectorAll('[data-i18n]')) el.textContent = t(el.dataset.i18n);
-  for (const el of root.querySelectorAll('[data-i18n-placeholder]')) el.setAttribute('placeholder', t(el.dataset.i18nPlaceholder));
-  for (const el of root.querySelectorAll('[data-i18n-aria]')) el.setAttribute('aria-label', t(el.dataset.i18nAria));
+  for (const el of root.querySelectorAll('[data-i18n-placeholder]'))
+    el.setAttribute('placeholder', t(el.dataset.i18nPlaceholder));
+  for (const el of root.querySelectorAll('[data-i18n-aria]'))
+    el.setAttribute('aria-label', t(el.dataset.i18nAria));
   const select = document.getElementById('lang');
   if (select) select.value = currentLang();
 }

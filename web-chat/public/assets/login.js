@@ -4,7 +4,13 @@ import { applyI18n, setLang, t } from './i18n.js';
 applyI18n(document);
 document.getElementById('lang').addEventListener('change', (e) => setLang(e.target.value));
 
-const FIREBASE_REJECTED = new Set(['auth/invalid-credential', 'auth/invalid-login-credentials', 'auth/wrong-password', 'auth/user-not-found', 'auth/invalid-email']);
+const FIREBASE_REJECTED = new Set([
+  'auth/invalid-credential',
+  'auth/invalid-login-credentials',
+  'auth/wrong-password',
+  'auth/user-not-found',
+  'auth/invalid-email',
+]);
 
 function loadScript(src) {
   return new Promise((resolve, reject) => {
@@ -24,7 +30,9 @@ async function firebaseSignIn(cfg) {
     await loadScript('/vendor/firebase/firebase-auth-compat.js');
   }
   const fb = window.firebase;
-  const app = fb.apps.length ? fb.app() : fb.initializeApp({ apiKey: cfg.apiKey, authDomain: cfg.authDomain, projectId: cfg.projectId });
+  const app = fb.apps.length
+    ? fb.app()
+    : fb.initializeApp({ apiKey: cfg.apiKey, authDomain: cfg.authDomain, projectId: cfg.projectId });
   const auth = app.auth();
   if (cfg.emulatorUrl && !auth.emulatorConfig) auth.useEmulator(cfg.emulatorUrl, { disableWarnings: true });
   // the platform keeps the session (HttpOnly cookie); the page need not remember the Firebase user
@@ -77,8 +85,16 @@ document.getElementById('login-form').addEventListener('submit', async (e) => {
     location.href = `/${next.startsWith('#') ? next : '#chat'}`;
   } catch (err) {
     // on this page "unauthenticated" means the email or password was wrong, not that a session ended
-    if (err instanceof UiError && err.code === 'unauthenticated') showError(new UiError(/disabled/.test(err.serverMessage) ? t('login.disabled') : t('login.wrong'), err.code, err.status));
-    else if (err instanceof UiError && (err.code === 'rate_limited' || /locked/.test(err.serverMessage))) showError(new UiError(t('login.locked'), err.code, err.status));
+    if (err instanceof UiError && err.code === 'unauthenticated')
+      showError(
+        new UiError(
+          /disabled/.test(err.serverMessage) ? t('login.disabled') : t('login.wrong'),
+          err.code,
+          err.status,
+        ),
+      );
+    else if (err instanceof UiError && (err.code === 'rate_limited' || /locked/.test(err.serverMessage)))
+      showError(new UiError(t('login.locked'), err.code, err.status));
     else showError(err);
   }
 });

@@ -55,5 +55,9 @@ export async function up(db: Kysely<any>, dialect: DbDialect): Promise<void> {
     .addColumn('source_path', t.json, (c) => c.notNull())
     .addUniqueConstraint('dataset_images_version_sha_uq', ['version_id', 'sha256'])
     .execute();
-  await db.schema.createIndex('dataset_images_version_split_idx').on('dataset_images').columns(['version_id', 'split', 'sha256']).execute();
+  await db.schema
+    .createIndex('dataset_images_version_split_idx')
+    .on('dataset_images')
+    .columns(['version_id', 'split', 'sha256'])
+    .execute();
 }

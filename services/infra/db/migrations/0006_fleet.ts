@@ -63,7 +63,11 @@ export async function up(db: Kysely<any>, dialect: DbDialect): Promise<void> {
     .addColumn('finished_at', t.time)
     .execute();
   await db.schema.createIndex('rollouts_state').on('rollouts').columns(['state', 'project_id']).execute();
-  await db.schema.createIndex('rollouts_project').on('rollouts').columns(['project_id', 'created_at']).execute();
+  await db.schema
+    .createIndex('rollouts_project')
+    .on('rollouts')
+    .columns(['project_id', 'created_at'])
+    .execute();
   await db.schema
     .createTable('rollout_deployments')
     .addColumn('id', t.id, (c) => c.primaryKey())

@@ -6,7 +6,10 @@ import { columnTypes } from '../migrate.js';
 export async function up(db: Kysely<any>, dialect: DbDialect): Promise<void> {
   const t = columnTypes(dialect);
   // Ids are case-sensitive and compared byte-wise (uuid6 order), so MySQL gets a binary collation.
-  const key = (n: number) => (dialect === 'mysql' ? sql.raw(`varchar(${n}) character set utf8mb4 collate utf8mb4_bin`) : sql.raw(`varchar(${n})`));
+  const key = (n: number) =>
+    dialect === 'mysql'
+      ? sql.raw(`varchar(${n}) character set utf8mb4 collate utf8mb4_bin`)
+      : sql.raw(`varchar(${n})`);
   const blob = dialect === 'mysql' ? sql`longblob` : sql`blob`;
   await db.schema
     .createTable('agent_checkpoints')
@@ -29,7 +32,12 @@ export async function up(db: Kysely<any>, dialect: DbDialect): Promise<void> {
     .addColumn('version', key(64), (c) => c.notNull())
     .addColumn('value_type', 'varchar(16)', (c) => c.notNull())
     .addColumn('value', blob)
-    .addPrimaryKeyConstraint('agent_checkpoint_blobs_pk', ['thread_id', 'checkpoint_ns', 'channel', 'version'])
+    .addPrimaryKeyConstraint('agent_checkpoint_blobs_pk', [
+      'thread_id',
+      'checkpoint_ns',
+      'channel',
+      'version',
+    ])
     .execute();
   await db.schema
     .createTable('agent_checkpoint_writes')
@@ -42,7 +50,13 @@ export async function up(db: Kysely<any>, dialect: DbDialect): Promise<void> {
     .addColumn('channel', 'varchar(255)', (c) => c.notNull())
     .addColumn('value_type', 'varchar(16)', (c) => c.notNull())
     .addColumn('value', blob, (c) => c.notNull())
-    .addPrimaryKeyConstraint('agent_checkpoint_writes_pk', ['thread_id', 'checkpoint_ns', 'checkpoint_id', 'task_id', 'idx'])
+    .addPrimaryKeyConstraint('agent_checkpoint_writes_pk', [
+      'thread_id',
+      'checkpoint_ns',
+      'checkpoint_id',
+      'task_id',
+      'idx',
+    ])
     .execute();
   await db.schema
     .createTable('agent_threads')
@@ -57,6 +71,14 @@ export async function up(db: Kysely<any>, dialect: DbDialect): Promise<void> {
     .addColumn('created_at', t.time, (c) => c.notNull())
     .addColumn('updated_at', t.time, (c) => c.notNull())
     .execute();
-  await db.schema.createIndex('agent_threads_wait').on('agent_threads').columns(['wait_kind', 'wait_id']).execute();
-  await db.schema.createIndex('agent_threads_project').on('agent_threads').columns(['project_id', 'updated_at']).execute();
+  await db.schema
+    .createIndex('agent_threads_wait')
+    .on('agent_threads')
+    .columns(['wait_kind', 'wait_id'])
+    .execute();
+  await db.schema
+    .createIndex('agent_threads_project')
+    .on('agent_threads')
+    .columns(['project_id', 'updated_at'])
+    .execute();
 }

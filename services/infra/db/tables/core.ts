@@ -15,8 +15,19 @@ export interface CoreTables {
     disabled: number;
     created_at: number;
   };
-  memberships: { project_id: string; user_id: string; role: 'viewer' | 'operator' | 'approver' | 'admin'; created_at: number };
-  sessions: { id_hash: string; user_id: string; created_at: number; expires_at: number; last_seen_at: number };
+  memberships: {
+    project_id: string;
+    user_id: string;
+    role: 'viewer' | 'operator' | 'approver' | 'admin';
+    created_at: number;
+  };
+  sessions: {
+    id_hash: string;
+    user_id: string;
+    created_at: number;
+    expires_at: number;
+    last_seen_at: number;
+  };
   api_tokens: {
     id: string;
     /** sha256 of the secret part; the secret itself is never stored. */
