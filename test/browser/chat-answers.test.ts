@@ -21,7 +21,8 @@ describe.skipIf(missing)('chat answers and chat defects in Chromium', () => {
   let current: Page | undefined;
 
   beforeAll(async () => {
-    t = await startTestServer();
+    // every test signs in afresh: more sign-ins than the default 10 a minute (a loaded run hit the limit)
+    t = await startTestServer({ web: { rateLimits: { login: 1000 } } });
     chromium = await launchChromium();
     browser = chromium.browser;
   }, 60_000);
