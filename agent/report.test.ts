@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { AgentStateValue, StepRecord } from './state.js';
-import { readableNumber, stepFindings, templateReport } from './report.js';
+import { readableNumber, stepFigures, stepFindings, templateReport } from './report.js';
 
 const step = (over: Partial<StepRecord>): StepRecord => ({
   index: 0,
@@ -124,6 +124,24 @@ describe('templateReport', () => {
       '   Found 1 dataset:',
       '   - helmets-demo: 3 images',
     ]);
+  });
+
+  it('says how many devices a rollback put back, not "0 devices updated"', () => {
+    const rollback = (output: Record<string, unknown>) =>
+      stepFigures(step({ tool: 'rollback_rollout', risk: 'critical', output }));
+    expect(
+      rollback({
+        state: 'rolled_back',
+        devicesUpdated: 0,
+        devicesRolledBack: 5,
+        devicesTotal: 5,
+        model: 'helmets@3',
+      }),
+    ).toEqual(['rolled back: 5 of 5 devices on their previous model', 'model version helmets@3']);
+    // a rollout that completed still reports the devices it updated
+    expect(
+      rollback({ state: 'completed', devicesUpdated: 3, devicesRolledBack: 0, devicesTotal: 3 }),
+    ).toEqual(['3 devices updated of 3']);
   });
 
   it('rounds numbers for people', () => {

@@ -25,10 +25,12 @@ export function stepFigures(step: StepRecord): string[] {
     const map5095 = metrics.map50_95 ?? metrics.mAP50_95 ?? metrics['mAP50-95'];
     if (typeof map50 === 'number') figures.push(`mAP50 ${map50.toFixed(3)}`);
     if (typeof map5095 === 'number') figures.push(`mAP50-95 ${map5095.toFixed(3)}`);
-    if (typeof src.devicesUpdated === 'number') {
-      figures.push(
-        `${src.devicesUpdated} device${src.devicesUpdated === 1 ? '' : 's'} updated${typeof src.devicesTotal === 'number' ? ` of ${src.devicesTotal}` : ''}`,
-      );
+    const of = typeof src.devicesTotal === 'number' ? ` of ${src.devicesTotal}` : '';
+    if (src.state === 'rolled_back' && typeof src.devicesRolledBack === 'number') {
+      // after a rollback the figure that matters is how many devices are back, not "0 updated"
+      figures.push(`rolled back: ${src.devicesRolledBack}${of} devices on their previous model`);
+    } else if (typeof src.devicesUpdated === 'number') {
+      figures.push(`${src.devicesUpdated} device${src.devicesUpdated === 1 ? '' : 's'} updated${of}`);
     }
     // people read name@N; the id only when no name came with it
     const modelName =

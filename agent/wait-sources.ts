@@ -6,7 +6,7 @@ import type { RolloutService } from '../services/fleet/rollout.service.js';
 import type { WaitOutcome } from './state.js';
 import type { WaitSource } from './runtime.js';
 import { isFinalJob } from '../services/training/model.js';
-import { isFinalRollout } from '../services/fleet/model.js';
+import { devicesRolledBack, isFinalRollout } from '../services/fleet/model.js';
 
 /** Durable waits on training jobs: ends with `training.finished`, carries the registered model version and its metrics. */
 export function trainingWaitSource(
@@ -74,6 +74,7 @@ export function rolloutWaitSource(rollouts: Pick<RolloutService, 'status'>): Wai
           rolloutId: id,
           state: r.state,
           devicesUpdated,
+          devicesRolledBack: devicesRolledBack(r),
           devicesTotal: r.devices.length,
           model: r.model.ref,
         },

@@ -124,7 +124,12 @@ describe('fleet and rollout tools', () => {
       id: rolloutId,
       ok: false,
       status: 'rolled_back',
-      data: { devicesTotal: 2 },
+      // the rollout never reached a device: both stay on their previous model
+      data: { devicesTotal: 2, devicesUpdated: 0, devicesRolledBack: 2 },
+    });
+    expect(await runTool(ctx, 'rollout_status', { rolloutId })).toMatchObject({
+      ok: true,
+      output: { state: 'rolled_back', devicesRolledBack: 2 },
     });
     expect(await runTool(ctx, 'explain_rollout', { rolloutId })).toMatchObject({
       ok: true,

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { PlatformError } from '../core/errors.js';
 import type { Device, DeviceTarget } from '../services/fleet/model.js';
-import type { RolloutStatus } from '../services/fleet/model.js';
+import { devicesRolledBack, type RolloutStatus } from '../services/fleet/model.js';
 import { defineTool, type ToolContext } from './define.js';
 
 function fleet(ctx: ToolContext) {
@@ -85,6 +85,9 @@ const rolloutView = z.object({
   counts: z.record(z.string(), z.number()).describe('devices per deployment state'),
   devicesTotal: z.number().describe('devices in the rollout'),
   devicesUpdated: z.number().describe('devices verified on the new model'),
+  devicesRolledBack: z
+    .number()
+    .describe('devices back on (or never taken off) their previous model, once the rollout is rolled back'),
   reason: z.string().nullable().describe('why it paused, rolled back or failed'),
 });
 
@@ -97,6 +100,7 @@ const rollout = (r: RolloutStatus): z.infer<typeof rolloutView> => ({
   counts: r.counts,
   devicesTotal: r.devices.length,
   devicesUpdated: r.devices.filter((d) => VERIFIED.has(d.state)).length,
+  devicesRolledBack: devicesRolledBack(r),
   reason: r.reason,
 });
 

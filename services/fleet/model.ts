@@ -33,6 +33,15 @@ export const DEPLOYMENT_STATES = ['pending', 'sent', 'healthy', 'failed', 'rolle
 
 export type DeploymentState = (typeof DEPLOYMENT_STATES)[number];
 
+/**
+ * Devices of a rolled-back rollout that are on their previous model: those sent back
+ * (`rolled_back`) and those never reached (`skipped`). Zero while the rollout is not rolled back.
+ */
+export function devicesRolledBack(r: { state: string; devices: { state: DeploymentState }[] }): number {
+  if (r.state !== 'rolled_back') return 0;
+  return r.devices.filter((d) => d.state === 'rolled_back' || d.state === 'skipped').length;
+}
+
 /** What the rollout needs of a model version (the registry's `ModelVersion` satisfies it). */
 export interface RolloutModelVersion {
   id: string;
