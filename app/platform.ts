@@ -181,6 +181,8 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
     index: search,
     log: log.child({ component: 'search-indexer' }),
     cache,
+    // the embedded index is each process's own: every serve (and MCP/CLI process) reads every change
+    ownIndex: config.ELASTICSEARCH_URL === undefined,
   });
 
   // entry hashes are keyed, so someone with write access to the database cannot recompute a rewritten chain

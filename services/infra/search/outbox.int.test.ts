@@ -53,4 +53,19 @@ describe.skipIf(skip)('search outbox on MySQL', () => {
     expect((await index.query({})).hits.map((h) => h.title)).toEqual(['Helmet detector']);
     expect(await db.kysely.selectFrom('search_outbox').selectAll().execute()).toEqual([]);
   });
+  it('lets each process with its own index read every change by its cursor', async () => {
+    const [indexA, indexB] = [new MiniSearchIndex(), new MiniSearchIndex()];
+    const [a, b] = [indexA, indexB].map(
+      (i) => new SearchIndexer({ db, index: i, log: silentLogger(), ownIndex: true }),
+    );
+    await enqueueIndex(db.kysely, {
+      op: 'upsert',
+      doc: makeDoc({ kind: 'model', id: 'm9', title: 'Forklift detector' }),
+    });
+    expect(await a!.drainOnce()).toBe(1);
+    expect(await b!.drainOnce()).toBe(1);
+    expect(await a!.drainOnce()).toBe(0);
+    for (const i of [indexA, indexB])
+      expect((await i.query({})).hits.map((h) => h.title)).toEqual(['Forklift detector']);
+  });
 });

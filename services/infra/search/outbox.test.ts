@@ -191,6 +191,72 @@ describe(SearchIndexer.name, () => {
     expect(await titles()).toEqual(['Helmets']);
   });
 
+  describe('when each process has its own index (embedded search, several processes on one database)', () => {
+    const own = (i: SearchIndex) => new SearchIndexer({ db, index: i, log: silentLogger(), ownIndex: true });
+    const row = (seq: number, doc: SearchDoc, createdAt = Date.now()) =>
+      db.kysely
+        .insertInto('search_outbox')
+        .values({
+          seq,
+          kind: doc.kind,
+          doc_id: doc.id,
+          op: 'upsert',
+          doc: JSON.stringify(doc),
+          created_at: createdAt,
+        })
+        .execute();
+    const titlesOf = async (i: SearchIndex) => (await i.query({})).hits.map((h) => h.title).sort();
+
+    it('lets every process apply every change, and keeps the rows for the others', async () => {
+      const [indexA, indexB] = [new MiniSearchIndex(), new MiniSearchIndex()];
+      const [a, b] = [own(indexA), own(indexB)];
+      await enqueueIndex(db.kysely, { op: 'upsert', doc: dataset('d1', 'Helmets') });
+      expect(await a.drainOnce()).toBe(1);
+      expect(await a.drainOnce()).toBe(0);
+      // the shared-index drainer deleted what it applied, and a second process never saw it
+      expect(await b.drainOnce()).toBe(1);
+      expect(await titlesOf(indexA)).toEqual(['Helmets']);
+      expect(await titlesOf(indexB)).toEqual(['Helmets']);
+      expect(await pending()).toBe(1);
+    });
+
+    it('applies a row numbered below its cursor that committed late', async () => {
+      const mine = new MiniSearchIndex();
+      const a = own(mine);
+      await row(10, dataset('d10', 'Later transaction'));
+      expect(await a.drainOnce()).toBe(1);
+      // a transaction that took its number before 10 commits after it was read
+      await row(7, dataset('d7', 'Earlier transaction'));
+      expect(await a.drainOnce()).toBe(1);
+      expect(await a.drainOnce()).toBe(0);
+      expect(await titlesOf(mine)).toEqual(['Earlier transaction', 'Later transaction']);
+    });
+
+    it('after a rebuild from the database, applies only what committed since', async () => {
+      const mine = new MiniSearchIndex();
+      const a = own(mine);
+      await enqueueIndex(db.kysely, { op: 'upsert', doc: dataset('d1', 'Old title') });
+      async function* loadAll() {
+        yield dataset('d1', 'Title in the database');
+      }
+      await a.reindex(loadAll);
+      expect(await a.drainOnce()).toBe(0);
+      expect(await titlesOf(mine)).toEqual(['Title in the database']);
+      await enqueueIndex(db.kysely, { op: 'upsert', doc: dataset('d2', 'Added after') });
+      expect(await a.drainOnce()).toBe(1);
+      expect(await titlesOf(mine)).toEqual(['Added after', 'Title in the database']);
+    });
+
+    it('prunes rows older than an hour once it has read them', async () => {
+      const a = own(new MiniSearchIndex());
+      await row(1, dataset('old', 'Two hours old'), Date.now() - 2 * 3_600_000);
+      await row(2, dataset('new', 'Fresh'));
+      expect(await a.drainOnce()).toBe(2);
+      const left = await db.kysely.selectFrom('search_outbox').select('doc_id').execute();
+      expect(left.map((r) => r.doc_id)).toEqual(['new']);
+    });
+  });
+
   it('reindexes from the database, replacing whatever the index held', async () => {
     await index.upsert([dataset('stale', 'Stale entry')]);
     async function* loadAll() {

@@ -7,6 +7,7 @@ import type { Db } from '../db/port.js';
 import type { Database } from '../db/schema.js';
 import { SEARCH_KINDS, type SearchDoc, type SearchIndex, type SearchKind } from './port.js';
 import { docKey, searchDocSchema } from './schema.js';
+import { OutboxCursor, type OutboxRow } from './outbox-cursor.js';
 
 /** One pending index change: put a document, or take one out. */
 export type OutboxOp = { op: 'upsert'; doc: SearchDoc } | { op: 'delete'; kind: SearchKind; id: string };
@@ -58,6 +59,12 @@ export interface SearchIndexerOptions {
   maxBackoffMs?: number;
   /** With a shared cache (Redis), instances take turns through a lock so drains never interleave. */
   cache?: Cache;
+  /**
+   * The index is this process's own (the embedded index, in memory): every process on the database
+   * reads every change by its own cursor instead of taking turns and deleting what it applied, which
+   * would leave the other processes' indexes behind.
+   */
+  ownIndex?: boolean;
 }
 
 const LOCK_NAME = 'search-indexer';
@@ -76,6 +83,7 @@ export class SearchIndexer {
   private readonly intervalMs: number;
   private readonly maxBackoffMs: number;
   private readonly cache: Cache | undefined;
+  private readonly cursor: OutboxCursor | undefined;
   // Drains and reindexes of this instance run one after another.
   private chain: Promise<unknown> = Promise.resolve();
   private running = false;
@@ -92,6 +100,7 @@ export class SearchIndexer {
     intervalMs = 1000,
     maxBackoffMs = 30_000,
     cache,
+    ownIndex = false,
   }: SearchIndexerOptions) {
     if (!Number.isInteger(batchSize) || batchSize < 1)
       throw new PlatformError('invalid_input', `batchSize must be a positive integer, got ${batchSize}`);
@@ -101,7 +110,8 @@ export class SearchIndexer {
     this.batchSize = batchSize;
     this.intervalMs = intervalMs;
     this.maxBackoffMs = maxBackoffMs;
-    this.cache = cache;
+    this.cache = ownIndex ? undefined : cache;
+    this.cursor = ownIndex ? new OutboxCursor({ db }) : undefined;
   }
 
   /** Applies one batch of pending changes and returns how many outbox rows it consumed; throws when the index fails. */
@@ -138,6 +148,8 @@ export class SearchIndexer {
     return this.serial(async () => {
       const lock = await this.takeLock(true);
       try {
+        // what is committed now is in what loadAll reads: a process-own index skips those rows
+        await this.cursor?.skipCommitted();
         await this.index.clear();
         let count = 0;
         let batch: SearchDoc[] = [];
@@ -173,12 +185,15 @@ export class SearchIndexer {
     const lock = await this.takeLock(false);
     if (this.cache !== undefined && lock === undefined) return 0;
     try {
-      const rows = await this.db.kysely
-        .selectFrom('search_outbox')
-        .select(['seq', 'kind', 'doc_id', 'op', 'doc'])
-        .orderBy('seq', 'asc')
-        .limit(this.batchSize)
-        .execute();
+      const rows: OutboxRow[] =
+        this.cursor !== undefined
+          ? await this.cursor.next(this.batchSize)
+          : await this.db.kysely
+              .selectFrom('search_outbox')
+              .select(['seq', 'kind', 'doc_id', 'op', 'doc', 'created_at'])
+              .orderBy('seq', 'asc')
+              .limit(this.batchSize)
+              .execute();
       if (rows.length === 0) return 0;
       const latest = new Map<string, (typeof rows)[number]>();
       for (const row of rows) {
@@ -203,14 +218,16 @@ export class SearchIndexer {
         // The index refused part of the batch (not an outage): apply one by one and drop only what it keeps refusing.
         await this.applyOneByOne(removals, upserts);
       }
-      await this.db.kysely
-        .deleteFrom('search_outbox')
-        .where(
-          'seq',
-          'in',
-          rows.map((r) => r.seq),
-        )
-        .execute();
+      if (this.cursor !== undefined) await this.cursor.markApplied(rows);
+      else
+        await this.db.kysely
+          .deleteFrom('search_outbox')
+          .where(
+            'seq',
+            'in',
+            rows.map((r) => r.seq),
+          )
+          .execute();
       return rows.length;
     } finally {
       await lock?.release().catch(() => undefined);
