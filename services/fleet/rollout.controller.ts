@@ -18,7 +18,10 @@ export interface RolloutControllerOptions {
   events?: EventBus<FleetEvent>;
   /** Interval of the periodic tick (default 2 s). */
   tickMs?: number;
-  /** TTL of the singleton lock; it is extended on every tick while held (default 30 s). */
+  /**
+   * TTL of the singleton lock (default 10 s): renewed every third of it while held, on a timer of its
+   * own so a long tick never lets it lapse; when the leader dies, another instance leads within it.
+   */
   lockTtlMs?: number;
 }
 
@@ -46,6 +49,7 @@ export class RolloutController {
   private readonly lockTtlMs: number;
   private lock: Lock | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private renewTimer: NodeJS.Timeout | undefined;
   private subscription: Subscription | undefined;
   private unsubscribe: (() => void) | undefined;
   private ticking: Promise<TickResult> | undefined;
@@ -58,7 +62,7 @@ export class RolloutController {
     this.log = opts.log;
     this.events = opts.events;
     this.tickMs = opts.tickMs ?? 2000;
-    this.lockTtlMs = opts.lockTtlMs ?? 30_000;
+    this.lockTtlMs = opts.lockTtlMs ?? 10_000;
   }
 
   /** True while this instance holds the singleton lock. */
@@ -85,6 +89,8 @@ export class RolloutController {
       }, this.tickMs);
       this.timer.unref();
     };
+    this.renewTimer = setInterval(() => void this.renewLock(), Math.max(50, Math.floor(this.lockTtlMs / 3)));
+    this.renewTimer.unref();
     await this.tick();
     loop();
   }
@@ -93,6 +99,7 @@ export class RolloutController {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
+    clearInterval(this.renewTimer);
     this.unsubscribe?.();
     await this.subscription?.close();
     await this.ticking?.catch(() => undefined);
@@ -172,6 +179,17 @@ export class RolloutController {
       );
       this.lock = undefined;
       return false;
+    }
+  }
+
+  /** Extends a held lock between ticks; a lost lock makes this instance a follower at once. */
+  private async renewLock(): Promise<void> {
+    const lock = this.lock;
+    if (lock === undefined || this.stopped) return;
+    const kept = await lock.extend(this.lockTtlMs).catch(() => false);
+    if (!kept && this.lock === lock) {
+      this.log.warn('rollout controller lost its lock; another instance leads now');
+      this.lock = undefined;
     }
   }
 

@@ -422,6 +422,32 @@ describe(RolloutService.name, () => {
     expect((await h.rollouts.status(ctx, r.id)).state).toBe('waves');
   });
 
+  it('renews its lock between ticks, so a short lock (fast failover) never lapses under a live leader', async () => {
+    h.controllers.splice(0);
+    const make = () =>
+      new RolloutController({
+        rollouts: h.rollouts,
+        broker: h.broker,
+        cache: h.cache,
+        log: testContext().log,
+        tickMs: 60_000,
+        lockTtlMs: 150,
+      });
+    const [leader, other] = [make(), make()];
+    await leader.start();
+    try {
+      expect(leader.isLeader).toBe(true);
+      // several lock lifetimes without a tick: the renewal timer keeps the lead
+      await new Promise((r) => setTimeout(r, 600));
+      expect(await other.tick()).toEqual({ leader: false, advanced: [] });
+      expect(leader.isLeader).toBe(true);
+    } finally {
+      await leader.stop();
+    }
+    expect(await other.tick()).toMatchObject({ leader: true });
+    await other.stop();
+  });
+
   it('runs on its own once started: consumer, periodic tick, immediate start', async () => {
     h.controllers.splice(0);
     const fleetSub = await h.fleet.startConsumers(h.broker);
