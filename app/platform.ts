@@ -35,6 +35,7 @@ import {
 } from '../services/fleet/index.js';
 import { FeedbackService } from '../services/feedback/index.js';
 import { createToolRegistry, type ToolRegistry, type ToolServices } from '../tools/index.js';
+import { settleOrphanedRuns } from '../tools/orphaned-runs.js';
 import {
   AgentRuntime,
   chatModelFromEnv,
@@ -456,6 +457,15 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
       stoppers.push(training.startTimeoutChecks());
       stoppers.push(every(60 * 60_000, () => evaluateRetrainPolicies()));
       stoppers.push(every(config.AUDIT_CHECKPOINT_MINUTES * 60_000, () => auditCheckpoint()));
+      // approved calls outside a conversation (REST, MCP) whose process died: nobody retries them
+      const sweepLog = log.child({ component: 'orphaned-runs' });
+      stoppers.push(
+        every(30_000, async () => {
+          await settleOrphanedRuns({ registry, services: toolServices }, sweepLog).catch((err: Error) =>
+            sweepLog.warn({ err: err.message }, 'could not look for orphaned approved calls'),
+          );
+        }),
+      );
       await agent.start();
     },
     async close() {

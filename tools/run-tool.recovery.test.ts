@@ -9,6 +9,7 @@ import { silentLogger } from '../core/log.js';
 import { defineTool, type ToolContext } from './define.js';
 import { ToolRegistry } from './registry.js';
 import { runTool } from './run-tool.js';
+import { settleOrphanedRuns } from './orphaned-runs.js';
 
 const log = silentLogger();
 const LEASE_MS = 200;
@@ -94,12 +95,19 @@ describe('runTool after a crash (exactly-once effects)', () => {
   });
 
   /** An approved request that a first process consumed (recording "started") and then died before its result. */
-  async function consumedByADeadProcess(tool: string, args: Record<string, unknown>): Promise<string> {
+  async function consumedByADeadProcess(
+    tool: string,
+    args: Record<string, unknown>,
+    threadId: string | null = 'thr_1',
+  ): Promise<string> {
     const dead = approvalsFor();
-    const ctx = ctxFor(dead);
-    const req = await dead.request(ctx, { tool, args, risk: 'write', reason: 'test', threadId: 'thr_1' });
+    // a call outside a conversation (REST, MCP) carries no thread
+    const { threadId: _conversation, ...outside } = ctxFor(dead);
+    const ctx = threadId === null ? outside : { ...outside, threadId };
+    const thread = threadId === null ? {} : { threadId };
+    const req = await dead.request(ctx, { tool, args, risk: 'write', reason: 'test', ...thread });
     await dead.decide(ctx, req.id, { decision: 'approve' });
-    await dead.consume(ctx, { approvalId: req.id, tool, args, threadId: 'thr_1', risk: 'write' });
+    await dead.consume(ctx, { approvalId: req.id, tool, args, risk: 'write', ...thread });
     return req.id;
   }
 
@@ -182,6 +190,28 @@ describe('runTool after a crash (exactly-once effects)', () => {
     expect(await running).toEqual({ ok: true, output: { id: 'thing_1_c' } });
     expect(await second).toEqual({ ok: true, output: { id: 'thing_1_c' }, replayed: true });
     expect(runs).toHaveLength(1);
+  });
+
+  it('settles calls made outside a conversation (REST, MCP) whose process died; conversations are left to the agent', async () => {
+    const viaRest = await consumedByADeadProcess('create_thing', { name: 'rest' }, null);
+    const viaMcp = await consumedByADeadProcess('flip_switch', { on: false }, null);
+    const inConversation = await consumedByADeadProcess('create_thing', { name: 'chat' });
+    await new Promise((r) => setTimeout(r, LEASE_MS + 50));
+    const restarted = approvalsFor();
+    const tools = { registry, services: { approvals: restarted, audit } };
+    const sweep = await settleOrphanedRuns(tools, log);
+    expect(sweep).toEqual({ resumed: [viaRest], closed: [viaMcp] });
+    expect(runs).toEqual([{ tool: 'create_thing', key: viaRest }]);
+    const ctx = ctxFor(restarted);
+    expect(await restarted.execution(ctx, viaRest)).toMatchObject({ status: 'finished', attempt: 2 });
+    expect(await restarted.execution(ctx, viaMcp)).toMatchObject({
+      status: 'interrupted',
+      error: { message: expect.stringContaining('look at the switch on the wall') },
+    });
+    expect(await restarted.execution(ctx, inConversation)).toMatchObject({ status: 'started', attempt: 1 });
+    // settled runs are not found again
+    expect(await settleOrphanedRuns(tools, log)).toEqual({ resumed: [], closed: [] });
+    expect((await audit.verify('p1')).ok).toBe(true);
   });
 
   it('never reports a used approval for a different call: other arguments get the refusal', async () => {

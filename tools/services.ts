@@ -60,8 +60,11 @@ export interface ApprovalsApi {
     ctx: CallContext,
     input: { approvalId: string; tool: string; args: unknown; threadId?: string; risk?: Risk },
   ): Promise<unknown>;
-  /** The execution ledger's lease length, for the renewal interval. */
-  readonly executions: { readonly leaseMs: number };
+  /** The execution ledger: its lease length (for the renewal interval) and the runs whose process died. */
+  readonly executions: {
+    readonly leaseMs: number;
+    orphaned(limit?: number): Promise<ToolExecution[]>;
+  };
   /** The execution of a consumed approval, if it started. */
   execution(ctx: CallContext, approvalId: string): Promise<ToolExecution | undefined>;
   /** Takes over an execution whose process died; undefined while it is owned or once it ended. */
