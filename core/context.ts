@@ -1,4 +1,5 @@
 import type { Logger } from './log.js';
+import { PlatformError } from './errors.js';
 
 /** Roles in increasing order of power; a role can do everything the ones before it can. */
 export const ROLES = ['viewer', 'operator', 'approver', 'admin'] as const;
@@ -42,4 +43,13 @@ export function systemPrincipal(): Principal {
     role: 'admin',
     kind: 'system',
   };
+}
+
+/** Throws `forbidden` unless the caller's role is at least `needed`; `what` names the action ("starting training"). */
+export function requireRole(ctx: Pick<CallContext, 'user'>, needed: Role, what: string): void {
+  if (!roleAtLeast(ctx.user.role, needed))
+    throw new PlatformError(
+      'forbidden',
+      `${what} needs the ${needed} role or above; you are ${ctx.user.role}`,
+    );
 }

@@ -1,4 +1,5 @@
-export { jobSearchDoc, TrainingService, trainingSearchDocs } from './training.service.js';
+export { TrainingService } from './training.service.js';
+export { jobSearchDoc, trainingSearchDocs } from './training.search.js';
 export { CHECKPOINT_ARTIFACT, JOB_ARTIFACTS, JOB_STATUSES } from './model.js';
 export type { TrainingServiceOptions } from './training.service.js';
 export type {

@@ -19,7 +19,8 @@ import { silentLogger } from '../../core/log.js';
 import type { ModelEvent } from '../models/events.js';
 import { ModelRegistry } from '../models/model.registry.js';
 import type { TrainingEvent } from './events.js';
-import { TrainingService, trainingSearchDocs } from './training.service.js';
+import { TrainingService } from './training.service.js';
+import { trainingSearchDocs } from './training.search.js';
 import { JOB_ARTIFACTS, type TrainingDatasets } from './model.js';
 
 const TIMEOUT = 30_000;
