@@ -37,6 +37,13 @@ import { FeedbackService } from '../services/feedback/index.js';
 import { createToolRegistry, type ToolRegistry, type ToolServices } from '../tools/index.js';
 import { settleOrphanedRuns } from '../tools/orphaned-runs.js';
 import {
+  datasetsReadScope,
+  modelsReadScope,
+  SEARCH_READ_SCOPE,
+  withCachedReads,
+  withCachedSearch,
+} from '../services/cached-reads.js';
+import {
   AgentRuntime,
   chatModelFromEnv,
   LlmPlanner,
@@ -65,6 +72,8 @@ export interface Platform {
   events: EventBus<DomainEventBase>;
   infra: Infra;
   indexer: SearchIndexer;
+  /** Hot reads kept in the cache port, dropped by the domain events that change them. */
+  reads: ReadCache;
   accounts: AccountService;
   /** Chat (Slack/Mattermost) identities linked to accounts, confirmed with one-time codes. */
   chatLinks: ChatLinkService;
@@ -184,6 +193,7 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
     cache,
     // the embedded index is each process's own: every serve (and MCP/CLI process) reads every change
     ownIndex: config.ELASTICSEARCH_URL === undefined,
+    onApplied: () => reads.invalidate(SEARCH_READ_SCOPE),
   });
 
   // entry hashes are keyed, so someone with write access to the database cannot recompute a rewritten chain
@@ -310,13 +320,16 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
     trainingSearchDocs,
     deviceSearchDocs,
   ];
+  // the front ends' and tools' hot reads come from the read cache (services/read-invalidation.ts)
+  const datasetReads = withCachedReads(datasets, reads, datasetsReadScope, ['list', 'get', 'listVersions']);
+  const modelReads = withCachedReads(models, reads, modelsReadScope, ['list', 'get']);
   const toolServices: ToolServices = {
     approvals,
     audit,
-    search,
-    datasets,
+    search: withCachedSearch(search, reads),
+    datasets: datasetReads,
     training,
-    models,
+    models: modelReads,
     evaluations,
     fleet,
     rollouts,
@@ -380,12 +393,13 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
     events,
     infra,
     indexer,
+    reads,
     accounts,
     chatLinks,
     audit,
     approvals,
-    datasets,
-    models,
+    datasets: datasetReads,
+    models: modelReads,
     evaluations,
     training,
     fleet,

@@ -2,6 +2,7 @@ import type { DomainEventBase } from '../core/events.js';
 import type { Logger } from '../core/log.js';
 import { approvalsReadScope } from './approvals/approval.service.js';
 import type { ReadCache } from './infra/cache/read-cache.js';
+import { datasetsReadScope, modelsReadScope } from './cached-reads.js';
 
 /** Which read-cache scopes a domain event makes stale: every cached read is listed here with the events that change it. */
 export const READ_INVALIDATION: ReadonlyArray<{
@@ -10,6 +11,11 @@ export const READ_INVALIDATION: ReadonlyArray<{
 }> = [
   // approval lists: a request asked for, decided (also edited under four-eyes rules) or consumed
   { prefix: 'approval.', scopes: (e) => [approvalsReadScope(e.projectId)] },
+  // dataset summaries and versions: an import, a new version (split, samples, feedback), import progress
+  { prefix: 'dataset.', scopes: (e) => [datasetsReadScope(e.projectId)] },
+  // model versions: registered, promoted (stages), evaluated
+  { prefix: 'model.', scopes: (e) => [modelsReadScope(e.projectId)] },
+  // search results are dropped by the indexer once a change reached the index (SearchIndexer onApplied)
 ];
 
 /** The scopes `event` makes stale. */

@@ -65,6 +65,8 @@ export interface SearchIndexerOptions {
    * would leave the other processes' indexes behind.
    */
   ownIndex?: boolean;
+  /** Called after changes reached the index (a drain that applied rows, a rebuild): cached search results are stale. */
+  onApplied?: () => Promise<void>;
 }
 
 const LOCK_NAME = 'search-indexer';
@@ -84,6 +86,7 @@ export class SearchIndexer {
   private readonly maxBackoffMs: number;
   private readonly cache: Cache | undefined;
   private readonly cursor: OutboxCursor | undefined;
+  private readonly onApplied: (() => Promise<void>) | undefined;
   // Drains and reindexes of this instance run one after another.
   private chain: Promise<unknown> = Promise.resolve();
   private running = false;
@@ -101,6 +104,7 @@ export class SearchIndexer {
     maxBackoffMs = 30_000,
     cache,
     ownIndex = false,
+    onApplied,
   }: SearchIndexerOptions) {
     if (!Number.isInteger(batchSize) || batchSize < 1)
       throw new PlatformError('invalid_input', `batchSize must be a positive integer, got ${batchSize}`);
@@ -112,6 +116,7 @@ export class SearchIndexer {
     this.maxBackoffMs = maxBackoffMs;
     this.cache = ownIndex ? undefined : cache;
     this.cursor = ownIndex ? new OutboxCursor({ db }) : undefined;
+    this.onApplied = onApplied;
   }
 
   /** Applies one batch of pending changes and returns how many outbox rows it consumed; throws when the index fails. */
@@ -167,6 +172,7 @@ export class SearchIndexer {
           if (batch.length >= REINDEX_BATCH) await flush();
         }
         await flush();
+        await this.applied();
         this.log.info({ count }, 'search index rebuilt');
         return count;
       } finally {
@@ -218,6 +224,7 @@ export class SearchIndexer {
         // The index refused part of the batch (not an outage): apply one by one and drop only what it keeps refusing.
         await this.applyOneByOne(removals, upserts);
       }
+      await this.applied();
       if (this.cursor !== undefined) await this.cursor.markApplied(rows);
       else
         await this.db.kysely
@@ -232,6 +239,12 @@ export class SearchIndexer {
     } finally {
       await lock?.release().catch(() => undefined);
     }
+  }
+
+  private async applied(): Promise<void> {
+    await this.onApplied?.().catch((err: Error) =>
+      this.log.warn({ err: err.message }, 'could not drop cached search results after an index change'),
+    );
   }
 
   private async applyOneByOne(
