@@ -3,7 +3,7 @@ import type { Selectable } from 'kysely';
 import { z } from 'zod';
 import { roleAtLeast, systemPrincipal, type CallContext } from '../../core/context.js';
 import { priorEffect } from '../effects.js';
-import { VERSION_EFFECT } from '../datasets/dataset.service.js';
+import { VERSION_EFFECT } from '../datasets/model.js';
 import { describeZodError, PlatformError } from '../../core/errors.js';
 import type { EventBus } from '../../core/events.js';
 import { newId } from '../../core/ids.js';
