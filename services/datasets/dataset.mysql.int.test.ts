@@ -4,7 +4,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTempMysqlDatabase, SERVICE_URLS, skipWithoutService } from '../../test/services.fixtures.js';
 import { MysqlDb } from '../infra/db/mysql.js';
-import { datasetSearchDocs, DatasetService } from './dataset.service.js';
+import { DatasetService } from './dataset.service.js';
+import { datasetSearchDocs } from './dataset.search.js';
 import { jpeg, makeService, testContext, writeTree } from './datasets.fixtures.js';
 
 // Needs MariaDB/MySQL: TEST_DATABASE_URL (default mysql://root@127.0.0.1:3306/test).

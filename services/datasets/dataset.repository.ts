@@ -1,6 +1,5 @@
 import type { Kysely, Selectable } from 'kysely';
 import type { LabeledBox, Split } from '../../vision/formats/index.js';
-import type { SearchDoc } from '../infra/search/port.js';
 import type { Database } from '../infra/db/schema.js';
 
 /** A dataset row. */
@@ -187,24 +186,4 @@ export class DatasetRepository {
       after = page[page.length - 1]!.id;
     }
   }
-}
-
-/** The search document of a dataset: name, description, classes and tags of its latest version. */
-export function datasetSearchDoc(dataset: DatasetRow, version: VersionRow | undefined): SearchDoc {
-  const classNames = version === undefined ? [] : (JSON.parse(version.class_names) as string[]);
-  return {
-    kind: 'dataset',
-    id: dataset.id,
-    projectId: dataset.project_id,
-    title: dataset.name,
-    text: [dataset.description, classNames.join(' ')].filter((s) => s !== '').join('\n'),
-    tags: JSON.parse(dataset.tags) as string[],
-    fields: {
-      name: dataset.name,
-      latestVersion: dataset.latest_version,
-      images: version?.image_count ?? 0,
-      classes: classNames.join(','),
-    },
-    updatedAt: Number(dataset.updated_at),
-  };
 }

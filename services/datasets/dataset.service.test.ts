@@ -4,7 +4,8 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SqliteDb } from '../infra/db/sqlite.js';
-import { DatasetService, datasetSearchDocs } from './dataset.service.js';
+import { DatasetService } from './dataset.service.js';
+import { datasetSearchDocs } from './dataset.search.js';
 import { jpeg, makeService, renameInZip, testContext, writeTree, zipOf } from './datasets.fixtures.js';
 
 describe(DatasetService.name, () => {

@@ -1,6 +1,8 @@
-export { DatasetService, datasetSearchDocs, DEFAULT_DATASET_LIMITS } from './dataset.service.js';
+export { DatasetService } from './dataset.service.js';
+export { DEFAULT_DATASET_LIMITS } from './model.js';
+export { datasetSearchDoc, datasetSearchDocs } from './dataset.search.js';
+export type { DatasetServiceDeps } from './dataset.service.js';
 export type {
-  DatasetServiceDeps,
   DatasetLimits,
   ImportProgress,
   DatasetSummary,
@@ -9,8 +11,7 @@ export type {
   DatasetImage,
   TrainingManifest,
   ExportResult,
-} from './dataset.service.js';
-export { datasetSearchDoc } from './dataset.repository.js';
+} from './model.js';
 export type {
   DatasetEvent,
   DatasetImportedEvent,

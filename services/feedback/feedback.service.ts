@@ -1,25 +1,20 @@
+import { DEVICE_ID } from '../fleet/model.js';
 import { randomUUID } from 'node:crypto';
-import type { Selectable } from 'kysely';
 import { z } from 'zod';
-import { roleAtLeast, systemPrincipal, type CallContext } from '../../core/context.js';
+import { requireRole, roleAtLeast, type CallContext } from '../../core/context.js';
 import { priorEffect } from '../effects.js';
-import { VERSION_EFFECT } from '../datasets/dataset.service.js';
+import { VERSION_EFFECT } from '../datasets/model.js';
 import { describeZodError, PlatformError } from '../../core/errors.js';
-import type { EventBus } from '../../core/events.js';
-import { newId } from '../../core/ids.js';
-import { parseMessage, type MessagePayload } from '../../protocol/envelope.js';
-import { STREAMS, type Broker, type Subscription } from '../infra/broker/port.js';
-import type { Db } from '../infra/db/port.js';
-import type { Database } from '../infra/db/schema.js';
-import type { Storage } from '../infra/storage/port.js';
-import type { Logger } from '../../core/log.js';
-import type { FeedbackEvent } from './events.js';
+import { feedbackSettings, type FeedbackServiceOptions, type FeedbackSettings } from './feedback.options.js';
+import { RetrainPolicies } from './feedback.policies.js';
+import { FeedbackRepository, toSample, type SampleRow } from './feedback.repository.js';
+import { FeedbackTelemetry } from './feedback.telemetry.js';
+import type { Broker, Subscription } from '../infra/broker/port.js';
 import {
   FEEDBACK_REASONS,
   FEEDBACK_STATUSES,
   FEEDBACK_UPLOAD_TYPES,
   MAX_UPLOADS_PER_CALL,
-  DEFAULT_FEEDBACK_UPLOAD_MAX_BYTES,
   retrainPolicySchema,
   reviewSchema,
   type FeedbackReason,
@@ -27,13 +22,10 @@ import {
   type FeedbackUploadType,
   type ReviewedBox,
   type FeedbackSample,
-  type RetrainPlan,
   type RetrainProposal,
   type RetrainPolicy,
   type ReviewDecision,
 } from './model.js';
-
-const DEVICE_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -52,48 +44,7 @@ const toDatasetSchema = z.object({
   note: z.string().max(2000).optional(),
 });
 
-/** What feedback needs from the datasets domain (`DatasetService` satisfies it). */
-export interface FeedbackDatasets {
-  addSamples(
-    ctx: CallContext,
-    ref: string,
-    samples: Array<{ imageKey: string; boxes: ReviewedBox[]; source?: string }>,
-    opts?: { note?: string; lineage?: Record<string, unknown> },
-  ): Promise<{ ref: string }>;
-}
-
-/** What feedback reads from the registry (`ModelRegistry` satisfies it): a version's name and lineage. */
-export interface FeedbackModels {
-  get(
-    ctx: CallContext,
-    ref: string,
-  ): Promise<{
-    id: string;
-    name: string;
-    ref: string;
-    lineage: { datasetName: string | null; config: unknown };
-  }>;
-}
-
-/** Dependencies and settings of the feedback service. */
-export interface FeedbackServiceOptions {
-  db: Db;
-  storage: Storage;
-  datasets: FeedbackDatasets;
-  events: EventBus<FeedbackEvent>;
-  log: Logger;
-  /** The registry, to name the model of each sample and to default a plan's dataset and config. */
-  models?: FeedbackModels;
-  /** The project a device belongs to (e.g. `FleetService.projectOf`); default: `default`. */
-  projectOf?: (deviceId: string) => Promise<string>;
-  /** Lifetime of upload URLs (default 15 min). */
-  uploadUrlTtlSeconds?: number;
-  /** Largest feedback frame a device may upload, in bytes (default 10 MiB). */
-  uploadMaxBytes?: number;
-  now?: () => number;
-}
-
-type SampleRow = Selectable<Database['feedback_samples']>;
+export type { FeedbackDatasets, FeedbackModels, FeedbackServiceOptions } from './feedback.options.js';
 
 /**
  * The feedback loop on the platform: samples devices send (idempotent by image key), signed upload
@@ -101,18 +52,16 @@ type SampleRow = Selectable<Database['feedback_samples']>;
  * confidence per tag over time, and retrain policies that only ever propose.
  */
 export class FeedbackService {
-  private readonly o: Required<Omit<FeedbackServiceOptions, 'models' | 'now'>> &
-    Pick<FeedbackServiceOptions, 'models'> & { now: () => number };
-  private readonly modelNames = new Map<string, string | null>();
+  private readonly o: FeedbackSettings;
+  private readonly repo: FeedbackRepository;
+  private readonly telemetry: FeedbackTelemetry;
+  private readonly retrain: RetrainPolicies;
 
   constructor(opts: FeedbackServiceOptions) {
-    this.o = {
-      uploadUrlTtlSeconds: 900,
-      uploadMaxBytes: DEFAULT_FEEDBACK_UPLOAD_MAX_BYTES,
-      projectOf: async () => 'default',
-      now: Date.now,
-      ...opts,
-    } as FeedbackService['o'];
+    this.o = feedbackSettings(opts);
+    this.repo = new FeedbackRepository(this.o.db.kysely);
+    this.telemetry = new FeedbackTelemetry(this.o, this.repo);
+    this.retrain = new RetrainPolicies(this.o, this.repo);
   }
 
   /**
@@ -199,37 +148,12 @@ export class FeedbackService {
 
   /** Subscribes to `vision.telemetry` as the single active named consumer `platform-feedback`. */
   startConsumers(broker: Broker): Promise<Subscription> {
-    return broker.subscribe(
-      STREAMS.telemetry,
-      { name: 'platform-feedback', singleActive: true, from: 'first' },
-      (envelope) => this.handleTelemetry(envelope),
-    );
+    return this.telemetry.start(broker);
   }
 
   /** Applies `feedback.sample` (to the queue) and `device.heartbeat` (confidence per tag); anything invalid is logged and ignored. */
-  async handleTelemetry(message: unknown): Promise<void> {
-    const parsed = parseMessage(message);
-    if (!parsed.ok) {
-      this.o.log.warn({ error: parsed.error }, 'feedback consumer skipped an invalid message');
-      return;
-    }
-    const m = parsed.message;
-    try {
-      if (m.type === 'feedback.sample') await this.onSample(m.payload);
-      else if (m.type === 'device.heartbeat') {
-        // Bucket by when the device sent it (never later than now), so a replayed backlog lands in its own hours.
-        const sent = Date.parse(m.ts);
-        await this.onHeartbeat(
-          m.payload,
-          Number.isFinite(sent) ? Math.min(sent, this.o.now()) : this.o.now(),
-        );
-      }
-    } catch (err) {
-      this.o.log.error(
-        { err: (err as Error).message, type: m.type },
-        'feedback consumer failed to apply a message',
-      );
-    }
+  handleTelemetry(message: unknown): Promise<void> {
+    return this.telemetry.handle(message);
   }
 
   /** The review queue of the caller's project, oldest first, with the total matching. */
@@ -278,7 +202,7 @@ export class FeedbackService {
 
   /** Accepts a sample (with corrected boxes, or the predictions as they are) or rejects it with a reason. */
   async review(ctx: CallContext, sampleId: string, decision: ReviewDecision): Promise<FeedbackSample> {
-    this.requireOperator(ctx, 'review feedback');
+    requireRole(ctx, 'operator', 'reviewing feedback');
     const parsed = reviewSchema.safeParse(decision);
     if (!parsed.success)
       throw new PlatformError('invalid_input', `review is invalid: ${describeZodError(parsed.error)}`);
@@ -322,7 +246,7 @@ export class FeedbackService {
     ctx: CallContext,
     input: { dataset: string; sampleIds?: string[]; note?: string },
   ): Promise<{ ref: string; sampleIds: string[] }> {
-    this.requireOperator(ctx, 'add feedback to a dataset');
+    requireRole(ctx, 'operator', 'adding feedback to a dataset');
     const parsed = toDatasetSchema.safeParse(input);
     if (!parsed.success)
       throw new PlatformError('invalid_input', `request is invalid: ${describeZodError(parsed.error)}`);
@@ -492,360 +416,30 @@ export class FeedbackService {
   }
 
   /** Sets (replaces) the retrain policy of a model. */
-  async setPolicy(
+  setPolicy(
     ctx: CallContext,
     modelName: string,
     policy: z.input<typeof retrainPolicySchema>,
   ): Promise<RetrainPolicy> {
-    this.requireOperator(ctx, 'set a retrain policy');
-    const parsed = retrainPolicySchema.safeParse(policy);
-    if (!parsed.success)
-      throw new PlatformError(
-        'invalid_input',
-        `retrain policy is invalid: ${describeZodError(parsed.error)}`,
-      );
-    if (typeof modelName !== 'string' || !/^[a-z0-9][a-z0-9._-]{0,99}$/.test(modelName))
-      throw new PlatformError('invalid_input', `"${String(modelName)}" is not a model name`);
-    if (this.o.models !== undefined) await this.o.models.get(ctx, modelName);
-    else if (parsed.data.dataset === undefined)
-      throw new PlatformError(
-        'invalid_input',
-        'name the dataset to extend (`dataset`); the registry is not available to find the training dataset',
-      );
-    const now = this.o.now();
-    const values = { policy: JSON.stringify(parsed.data), updated_by: ctx.user.userId, updated_at: now };
-    await this.o.db.transaction(async (trx) => {
-      const res = await trx
-        .updateTable('feedback_policies')
-        .set(values)
-        .where('project_id', '=', ctx.projectId)
-        .where('model_name', '=', modelName)
-        .executeTakeFirst();
-      if (Number(res.numUpdatedRows) === 0)
-        await trx
-          .insertInto('feedback_policies')
-          .values({ project_id: ctx.projectId, model_name: modelName, ...values })
-          .execute();
-    });
-    return parsed.data;
+    return this.retrain.set(ctx, modelName, policy);
   }
 
   /** Retrain policies of the caller's project by model name. */
-  async policies(ctx: CallContext): Promise<Record<string, RetrainPolicy>> {
-    const rows = await this.o.db.kysely
-      .selectFrom('feedback_policies')
-      .selectAll()
-      .where('project_id', '=', ctx.projectId)
-      .orderBy('model_name')
-      .execute();
-    return Object.fromEntries(rows.map((r) => [r.model_name, JSON.parse(r.policy) as RetrainPolicy]));
+  policies(ctx: CallContext): Promise<Record<string, RetrainPolicy>> {
+    return this.retrain.list(ctx);
   }
 
   /**
    * Checks every policy of the caller's project and, for each that fires (outside its cool-down),
    * records a proposal and emits `feedback.retrain_proposed`. It never trains or deploys.
    */
-  async evaluatePolicies(ctx: CallContext): Promise<RetrainProposal[]> {
-    const rows = await this.o.db.kysely
-      .selectFrom('feedback_policies')
-      .selectAll()
-      .where('project_id', '=', ctx.projectId)
-      .execute();
-    const out: RetrainProposal[] = [];
-    const now = this.o.now();
-    for (const row of rows) {
-      const policy = retrainPolicySchema.safeParse(JSON.parse(row.policy));
-      if (!policy.success) {
-        this.o.log.warn({ model: row.model_name }, 'stored retrain policy is invalid; set it again');
-        continue;
-      }
-      const p = policy.data;
-      const last = await this.o.db.kysely
-        .selectFrom('feedback_proposals')
-        .select('created_at')
-        .where('project_id', '=', ctx.projectId)
-        .where('model_name', '=', row.model_name)
-        .orderBy('created_at', 'desc')
-        .limit(1)
-        .executeTakeFirst();
-      if (last !== undefined && now - Number(last.created_at) < p.cooldownHours * HOUR) continue;
-      const waiting = await this.o.db.kysely
-        .selectFrom('feedback_samples')
-        .select('id')
-        .where('project_id', '=', ctx.projectId)
-        .where('model_name', '=', row.model_name)
-        .where('status', '=', 'accepted')
-        .where('used_in', 'is', null)
-        .orderBy('received_at')
-        .limit(10_000)
-        .execute();
-      let trigger: RetrainProposal['trigger'] | undefined;
-      let reason = '';
-      if (p.minAcceptedSamples !== undefined && waiting.length >= p.minAcceptedSamples) {
-        trigger = 'min_accepted_samples';
-        reason = `${waiting.length} accepted feedback sample(s) wait for a dataset version (policy: at least ${p.minAcceptedSamples})`;
-      } else if (p.confidenceDropOver !== undefined) {
-        const c = p.confidenceDropOver;
-        const recent = await this.meanConfidence(ctx.projectId, c.tag, now - c.windowHours * HOUR, now);
-        const before = await this.meanConfidence(
-          ctx.projectId,
-          c.tag,
-          now - 2 * c.windowHours * HOUR,
-          now - c.windowHours * HOUR,
-        );
-        if (recent !== null && before !== null && before - recent > c.drop) {
-          trigger = 'confidence_drop';
-          reason = `mean top confidence on ${c.tag} fell from ${before.toFixed(3)} to ${recent.toFixed(3)} over ${c.windowHours} h (policy: a drop of more than ${c.drop})`;
-        }
-      }
-      if (trigger === undefined) continue;
-      const plan = await this.planFor(
-        ctx,
-        row.model_name,
-        p,
-        waiting.map((w) => w.id),
-        reason,
-      );
-      if (plan === undefined) continue;
-      const proposal: RetrainProposal = {
-        id: newId('rp'),
-        projectId: ctx.projectId,
-        model: row.model_name,
-        trigger,
-        plan,
-        createdAt: now,
-      };
-      await this.o.db.kysely
-        .insertInto('feedback_proposals')
-        .values({
-          id: proposal.id,
-          project_id: ctx.projectId,
-          model_name: row.model_name,
-          trigger_kind: trigger,
-          plan: JSON.stringify(plan),
-          created_at: now,
-        })
-        .execute();
-      this.o.log.info({ model: row.model_name, trigger }, 'retrain proposed; waiting for approval');
-      this.o.events.emit({ type: 'feedback.retrain_proposed', projectId: ctx.projectId, at: now, proposal });
-      out.push(proposal);
-    }
-    return out;
+  evaluatePolicies(ctx: CallContext): Promise<RetrainProposal[]> {
+    return this.retrain.evaluate(ctx);
   }
 
   /** Proposals made for the caller's project, newest first. */
-  async proposals(ctx: CallContext, opts: { limit?: number } = {}): Promise<RetrainProposal[]> {
-    const rows = await this.o.db.kysely
-      .selectFrom('feedback_proposals')
-      .selectAll()
-      .where('project_id', '=', ctx.projectId)
-      .orderBy('created_at', 'desc')
-      .limit(Math.min(Math.max(opts.limit ?? 20, 1), 200))
-      .execute();
-    return rows.map((r) => ({
-      id: r.id,
-      projectId: r.project_id,
-      model: r.model_name,
-      trigger: r.trigger_kind as RetrainProposal['trigger'],
-      plan: JSON.parse(r.plan) as RetrainPlan,
-      createdAt: Number(r.created_at),
-    }));
-  }
-
-  private async planFor(
-    ctx: CallContext,
-    model: string,
-    p: RetrainPolicy,
-    sampleIds: string[],
-    reason: string,
-  ): Promise<RetrainPlan | undefined> {
-    let dataset = p.dataset;
-    let config = p.config ?? null;
-    if ((dataset === undefined || config === null) && this.o.models !== undefined) {
-      try {
-        const latest = await this.o.models.get(ctx, model);
-        dataset ??= latest.lineage.datasetName ?? undefined;
-        config ??= isRecord(latest.lineage.config) ? latest.lineage.config : null;
-      } catch (err) {
-        this.o.log.warn(
-          { model, err: (err as Error).message },
-          'retrain policy: model not found in the registry',
-        );
-      }
-    }
-    if (dataset === undefined) {
-      this.o.log.warn({ model }, 'retrain policy fired but no dataset is known; set `dataset` in the policy');
-      return undefined;
-    }
-    let from: string | null = null;
-    if (this.o.models !== undefined) {
-      const production = await this.o.models.get(ctx, `${model}@production`).catch(() => undefined);
-      if (production !== undefined) from = `${model}@production`;
-    }
-    const margin = p.minImprovement;
-    const steps = [
-      ...(sampleIds.length > 0
-        ? [`add the ${sampleIds.length} accepted feedback sample(s) to ${dataset} as a new version`]
-        : []),
-      `${from === null ? `train ${model} from scratch` : `fine-tune ${model} from ${from}`} on the newest version of ${dataset}${config === null ? '' : ' with the same configuration'}`,
-      `evaluate the new version and ${from ?? 'the current one'} on the same test split`,
-      `promote it to production and roll it out to the devices that run ${from ?? model} (canary first) only if its mAP50 is higher by at least ${margin}`,
-    ];
-    return { model, dataset, sampleIds, config, reason, from, minImprovement: margin, steps };
-  }
-
-  private async meanConfidence(
-    projectId: string,
-    tag: string,
-    from: number,
-    to: number,
-  ): Promise<number | null> {
-    const row = await this.o.db.kysely
-      .selectFrom('feedback_confidence')
-      .select((eb) => [eb.fn.sum<number>('conf_sum').as('s'), eb.fn.sum<number>('conf_count').as('n')])
-      .where('project_id', '=', projectId)
-      .where('tag', '=', tag)
-      .where('hour_start', '>=', from)
-      .where('hour_start', '<', to)
-      .executeTakeFirst();
-    const n = Number(row?.n ?? 0);
-    return n > 0 ? Number(row?.s ?? 0) / n : null;
-  }
-
-  private async onSample(s: MessagePayload<'feedback.sample'>): Promise<void> {
-    const prefix = `feedback/${s.deviceId}/`;
-    if (
-      !DEVICE_ID.test(s.deviceId) ||
-      !s.imageKey.startsWith(prefix) ||
-      s.imageKey.length > 191 ||
-      s.imageKey.includes('..')
-    ) {
-      this.o.log.warn(
-        { deviceId: s.deviceId.slice(0, 130), imageKey: s.imageKey.slice(0, 200) },
-        `feedback sample ignored: its image key must start with ${prefix} (use issueUploadUrls)`,
-      );
-      return;
-    }
-    const existing = await this.o.db.kysely
-      .selectFrom('feedback_samples')
-      .select('id')
-      .where('image_key', '=', s.imageKey)
-      .executeTakeFirst();
-    if (existing !== undefined) return;
-    const head = await this.o.storage.head(s.imageKey);
-    if (head === undefined) {
-      this.o.log.warn(
-        { deviceId: s.deviceId, imageKey: s.imageKey },
-        'feedback sample ignored: its image was never uploaded',
-      );
-      return;
-    }
-    // S3 cannot cap a presigned PUT: an upload over the limit or of another type is dropped here
-    if (head.size > this.o.uploadMaxBytes || !(head.contentType ?? '').startsWith('image/')) {
-      this.o.log.warn(
-        {
-          deviceId: s.deviceId,
-          imageKey: s.imageKey,
-          size: head.size,
-          contentType: head.contentType?.slice(0, 100),
-        },
-        `feedback sample ignored: its image must be a JPEG, PNG or WebP of at most ${this.o.uploadMaxBytes} bytes`,
-      );
-      await this.o.storage.delete(s.imageKey).catch(() => undefined);
-      return;
-    }
-    if (head.sha256 !== undefined && head.sha256 !== s.sha256) {
-      this.o.log.warn(
-        { deviceId: s.deviceId, imageKey: s.imageKey },
-        'feedback sample ignored: the uploaded image does not match its sha256',
-      );
-      return;
-    }
-    const projectId = await this.o.projectOf(s.deviceId);
-    const modelName = s.modelVersionId === null ? null : await this.modelName(projectId, s.modelVersionId);
-    const now = this.o.now();
-    const row: SampleRow = {
-      id: newId('fb'),
-      project_id: projectId,
-      device_id: s.deviceId,
-      model_version_id: s.modelVersionId,
-      model_name: modelName,
-      image_key: s.imageKey,
-      sha256: s.sha256,
-      width: s.width,
-      height: s.height,
-      reason: s.reason,
-      predictions: JSON.stringify(s.predictions),
-      top_confidence: s.predictions.length === 0 ? null : Math.max(...s.predictions.map((p) => p.score)),
-      captured_at: s.capturedAt,
-      received_at: now,
-      status: 'pending',
-      boxes: null,
-      reject_reason: null,
-      reviewed_by: null,
-      reviewed_at: null,
-      used_in: null,
-      used_at: null,
-    };
-    try {
-      await this.o.db.kysely.insertInto('feedback_samples').values(row).execute();
-    } catch (err) {
-      const again = await this.o.db.kysely
-        .selectFrom('feedback_samples')
-        .select('id')
-        .where('image_key', '=', s.imageKey)
-        .executeTakeFirst();
-      if (again !== undefined) return;
-      throw err;
-    }
-    this.o.events.emit({ type: 'feedback.received', projectId, at: now, sample: toSample(row) });
-  }
-
-  private async onHeartbeat(hb: MessagePayload<'device.heartbeat'>, at: number): Promise<void> {
-    if (hb.meanTopConfidence === null || !DEVICE_ID.test(hb.deviceId)) return;
-    const projectId = await this.o.projectOf(hb.deviceId);
-    const hour = Math.floor(at / HOUR) * HOUR;
-    const conf = hb.meanTopConfidence;
-    for (const tag of new Set(hb.tags.filter((t) => t.trim() !== '' && t.length <= 100))) {
-      for (let attempt = 0; attempt < 2; attempt++) {
-        const res = await this.o.db.kysely
-          .updateTable('feedback_confidence')
-          .set((eb) => ({ conf_sum: eb('conf_sum', '+', conf), conf_count: eb('conf_count', '+', 1) }))
-          .where('project_id', '=', projectId)
-          .where('tag', '=', tag)
-          .where('hour_start', '=', hour)
-          .executeTakeFirst();
-        if (Number(res.numUpdatedRows) > 0) break;
-        try {
-          await this.o.db.kysely
-            .insertInto('feedback_confidence')
-            .values({ project_id: projectId, tag, hour_start: hour, conf_sum: conf, conf_count: 1 })
-            .execute();
-          break;
-        } catch (err) {
-          // Another consumer created the bucket first; the update on the next attempt counts this one.
-          if (attempt === 1) throw err;
-        }
-      }
-    }
-  }
-
-  private async modelName(projectId: string, versionId: string): Promise<string | null> {
-    if (this.o.models === undefined) return null;
-    const cached = this.modelNames.get(versionId);
-    if (cached !== undefined) return cached;
-    const ctx: CallContext = {
-      user: systemPrincipal(),
-      projectId,
-      requestId: 'feedback-intake',
-      log: this.o.log,
-    };
-    const name = await this.o.models.get(ctx, versionId).then(
-      (v) => v.name,
-      () => null,
-    );
-    if (name !== null) this.modelNames.set(versionId, name);
-    return name;
+  proposals(ctx: CallContext, opts: { limit?: number } = {}): Promise<RetrainProposal[]> {
+    return this.retrain.proposals(ctx, opts);
   }
 
   /** The dataset version a call with this idempotency key made (a crash may have left its samples claimed): marks them used in it. */
@@ -899,14 +493,6 @@ export class FeedbackService {
       );
     return row;
   }
-
-  private requireOperator(ctx: CallContext, what: string): void {
-    if (!roleAtLeast(ctx.user.role, 'operator'))
-      throw new PlatformError(
-        'forbidden',
-        `to ${what} you need the operator role or above; you are ${ctx.user.role}`,
-      );
-  }
 }
 
 /** The device's predictions as reviewed boxes: pixel corners normalised by the frame size and clipped. */
@@ -925,37 +511,8 @@ export function predictionsAsBoxes(
     .filter((b) => b.x2 > b.x1 && b.y2 > b.y1);
 }
 
-function toSample(r: SampleRow): FeedbackSample {
-  return {
-    id: r.id,
-    projectId: r.project_id,
-    deviceId: r.device_id,
-    modelVersionId: r.model_version_id,
-    modelName: r.model_name,
-    imageKey: r.image_key,
-    sha256: r.sha256,
-    width: Number(r.width),
-    height: Number(r.height),
-    reason: r.reason,
-    predictions: JSON.parse(r.predictions) as FeedbackSample['predictions'],
-    topConfidence: r.top_confidence === null ? null : Number(r.top_confidence),
-    capturedAt: Number(r.captured_at),
-    receivedAt: Number(r.received_at),
-    status: r.status,
-    boxes: r.boxes === null ? null : (JSON.parse(r.boxes) as ReviewedBox[]),
-    rejectReason: r.reject_reason,
-    reviewedBy: r.reviewed_by,
-    reviewedAt: r.reviewed_at === null ? null : Number(r.reviewed_at),
-    usedIn: r.used_in !== null && r.used_in.startsWith('claim:') ? null : r.used_in,
-  };
-}
-
 function countBy(values: string[]): Record<string, number> {
   const out: Record<string, number> = {};
   for (const v of values) out[v] = (out[v] ?? 0) + 1;
   return out;
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }

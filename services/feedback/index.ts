@@ -1,6 +1,6 @@
 export { FeedbackService, predictionsAsBoxes } from './feedback.service.js';
 export { FEEDBACK_REASONS, FEEDBACK_STATUSES, retrainPolicySchema, reviewSchema } from './model.js';
-export type { FeedbackDatasets, FeedbackModels, FeedbackServiceOptions } from './feedback.service.js';
+export type { FeedbackDatasets, FeedbackModels, FeedbackServiceOptions } from './feedback.options.js';
 export type {
   FeedbackReason,
   FeedbackSample,

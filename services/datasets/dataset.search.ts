@@ -1,0 +1,29 @@
+import type { Db } from '../infra/db/port.js';
+import type { SearchDoc } from '../infra/search/port.js';
+import { DatasetRepository, type DatasetRow, type VersionRow } from './dataset.repository.js';
+
+/** Every dataset's search document (all projects), for a full reindex. */
+export async function* datasetSearchDocs(db: Db): AsyncIterable<SearchDoc> {
+  for await (const { dataset, version } of new DatasetRepository(db.kysely).allDatasetsWithLatest())
+    yield datasetSearchDoc(dataset, version);
+}
+
+/** The search document of a dataset: name, description, classes and tags of its latest version. */
+export function datasetSearchDoc(dataset: DatasetRow, version: VersionRow | undefined): SearchDoc {
+  const classNames = version === undefined ? [] : (JSON.parse(version.class_names) as string[]);
+  return {
+    kind: 'dataset',
+    id: dataset.id,
+    projectId: dataset.project_id,
+    title: dataset.name,
+    text: [dataset.description, classNames.join(' ')].filter((s) => s !== '').join('\n'),
+    tags: JSON.parse(dataset.tags) as string[],
+    fields: {
+      name: dataset.name,
+      latestVersion: dataset.latest_version,
+      images: version?.image_count ?? 0,
+      classes: classNames.join(','),
+    },
+    updatedAt: Number(dataset.updated_at),
+  };
+}
