@@ -16,6 +16,8 @@ export interface RetryOptions {
   /** Called before each pause (logging). */
   onRetry?: (err: unknown, attempt: number) => void;
   signal?: AbortSignal;
+  /** Let the process exit while waiting between attempts (a background reconnect). */
+  unref?: boolean;
 }
 
 /**
@@ -33,6 +35,7 @@ export async function retry<T>(fn: (attempt: number) => Promise<T>, opts: RetryO
     randomize: opts.randomize ?? true,
     ...(opts.maxRetryTime === undefined ? {} : { maxRetryTime: opts.maxRetryTime }),
     ...(opts.signal ? { signal: opts.signal } : {}),
+    ...(opts.unref ? { unref: true } : {}),
     ...(shouldRetry ? { shouldRetry: ({ error }) => shouldRetry(error) } : {}),
     ...(opts.onRetry
       ? { onFailedAttempt: ({ error, attemptNumber }) => opts.onRetry!(error, attemptNumber) }
