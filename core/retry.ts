@@ -56,3 +56,17 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     signal?.addEventListener('abort', done, { once: true });
   });
 }
+
+/** Runs `fn` every `ms` (never overlapping itself, never keeping the process alive); returns the stop function. */
+export function every(ms: number, fn: () => Promise<void>): () => void {
+  let running = false;
+  const timer = setInterval(() => {
+    if (running) return;
+    running = true;
+    void fn().finally(() => {
+      running = false;
+    });
+  }, ms);
+  timer.unref();
+  return () => clearInterval(timer);
+}
