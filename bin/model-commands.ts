@@ -62,10 +62,10 @@ export async function registerModelCommands(program: Command): Promise<void> {
     .addHelpText(
       'after',
       `
-  Examples:
-    visioninapp train --data ../shared/datasets/hardhat-real --epochs 100 --imgsz 320 --out runs/hardhat
-    visioninapp train --data ../shared/datasets/hardhat-real --from runs/hardhat/best.pt --epochs 30 --out runs/hardhat-ft
-    visioninapp train --data data/my-yolo --backend ultralytics --model yolo11n --epochs 50 --imgsz 640`,
+Examples:
+  visioninapp train --data ../shared/datasets/hardhat-real --epochs 100 --imgsz 320 --out runs/hardhat
+  visioninapp train --data ../shared/datasets/hardhat-real --from runs/hardhat/best.pt --epochs 30 --out runs/hardhat-ft
+  visioninapp train --data data/my-yolo --backend ultralytics --model yolo11n --epochs 50 --imgsz 640`,
     )
     .action(async (opts: Record<string, string | boolean | undefined>) => {
       try {
@@ -104,9 +104,9 @@ export async function registerModelCommands(program: Command): Promise<void> {
     .addHelpText(
       'after',
       `
-  Examples:
-    visioninapp val --model runs/hardhat/model.onnx --data ../shared/datasets/hardhat-real --split all
-    visioninapp val --model yolo11n.onnx --data data/coco128 --names data/coco128/data.yaml --json`,
+Examples:
+  visioninapp val --model runs/hardhat/model.onnx --data ../shared/datasets/hardhat-real --split all
+  visioninapp val --model yolo11n.onnx --data data/coco128 --names data/coco128/data.yaml --json`,
     )
     .action(async (opts: Record<string, string | boolean | undefined>) => {
       try {
