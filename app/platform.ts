@@ -1,29 +1,25 @@
-import { sleep } from '../core/retry.js';
-import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Config } from './config.js';
+import { createInfra, type Infra } from './infra.js';
+import { every, retry } from '../core/retry.js';
 import { EventBus, type DomainEventBase } from '../core/events.js';
 import { systemPrincipal } from '../core/context.js';
 import type { Health } from '../services/infra/health.js';
 import type { Logger } from '../core/log.js';
 import { createMetrics, type PlatformMetrics } from '../core/metrics.js';
 import { PublicUrl } from '../services/public-url.js';
-import { createDb, type Db } from '../services/infra/db/index.js';
-import { createCache, ReadCache, type Cache } from '../services/infra/cache/index.js';
+import type { Db } from '../services/infra/db/index.js';
+import { ReadCache } from '../services/infra/cache/index.js';
 import { invalidateReadsOn } from '../services/read-invalidation.js';
-import { createSearchIndex, SearchIndexer, type SearchIndex } from '../services/infra/search/index.js';
-import { createBroker, type Broker } from '../services/infra/broker/index.js';
-import { createStorage, type Storage } from '../services/infra/storage/index.js';
-import { createIdentityProvider } from '../services/infra/auth/index.js';
-import type { IdentityProvider } from '../services/infra/auth/port.js';
+import { SearchIndexer } from '../services/infra/search/index.js';
 import { AccountService, ChatLinkService } from '../services/accounts/index.js';
 import { AuditLog, auditSearchDocs, loadAuditKeyring } from '../services/audit/index.js';
 import { ApprovalService } from '../services/approvals/index.js';
 import { DatasetService, datasetSearchDocs } from '../services/datasets/index.js';
 import { datasetPathPolicy, defaultDataFolders, parseRoots } from '../services/datasets/roots.js';
 import type { SearchDoc } from '../services/infra/search/port.js';
-import type { RetentionGap, Subscription } from '../services/infra/broker/port.js';
+import type { Subscription } from '../services/infra/broker/port.js';
 import { InFlightReconciler } from '../services/reconcile.js';
 import { ModelEvaluationService, ModelRegistry, modelSearchDocs } from '../services/models/index.js';
 import { TrainingService, trainingSearchDocs } from '../services/training/index.js';
@@ -54,15 +50,7 @@ import {
   trainingWaitSource,
 } from '../agent/index.js';
 
-/** Every adapter of the platform, built once from the validated config. */
-export interface Infra {
-  db: Db;
-  cache: Cache;
-  search: SearchIndex;
-  broker: Broker;
-  storage: Storage;
-  identity: IdentityProvider;
-}
+export type { Infra } from './infra.js';
 
 /** The composed platform: adapters, services and the loops that keep them going. */
 export interface Platform {
@@ -112,71 +100,11 @@ export interface Platform {
 
 /** Builds every adapter and service from `config`; the only place that reads config and picks adapters. */
 export async function createPlatform(config: Config, log: Logger): Promise<Platform> {
-  const dataDir = path.resolve(config.DATA_DIR);
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  // the database, storage, broker logs and keys live here: owner-only, also when the folder already existed
-  try {
-    chmodSync(dataDir, 0o700);
-  } catch (err) {
-    log.warn(
-      { err: (err as Error).message, dataDir },
-      'could not make DATA_DIR owner-only (0700); restrict it yourself',
-    );
-  }
-  const publicUrl = (config.PUBLIC_URL ?? `http://${displayHost(config.HOST)}:${config.PORT}`).replace(
-    /\/$/,
-    '',
+  const { infra, dataDir, publicUrl, publicUrls, signingSecret, onRetentionGap } = await createInfra(
+    config,
+    log,
   );
-  const signingSecret = config.SIGNING_SECRET ?? loadOrCreateSecret(path.join(dataDir, 'signing-secret'));
-
-  const db = await createDb({ url: config.DATABASE_URL, sqliteFile: path.join(dataDir, 'visioninapp.db') });
-  const publicUrls = new PublicUrl({
-    db,
-    log,
-    fallback: publicUrl,
-    ...(config.PUBLIC_URL === undefined ? {} : { configured: config.PUBLIC_URL }),
-  });
-  const cache = await createCache({ redisUrl: config.REDIS_URL, keyPrefix: 'via:', log });
-  const search = await createSearchIndex({
-    elasticsearchUrl: config.ELASTICSEARCH_URL,
-    indexPrefix: config.ELASTICSEARCH_INDEX_PREFIX,
-  });
-  // the broker is built before the services that reconcile a retention gap: they subscribe below
-  const onRetentionGap: Array<(gap: RetentionGap) => void> = [];
-  const broker = await createBroker({
-    rabbitmqUrl: config.RABBITMQ_STREAM_URL,
-    dataDir: path.join(dataDir, 'broker'),
-    log,
-    ...(config.RABBITMQ_STREAM_PREFIX === undefined ? {} : { streamPrefix: config.RABBITMQ_STREAM_PREFIX }),
-    bounds: {
-      maxAge: config.RABBITMQ_STREAM_MAX_AGE,
-      maxBytes: config.RABBITMQ_STREAM_MAX_BYTES,
-      maxSegmentSizeBytes: config.RABBITMQ_STREAM_MAX_SEGMENT_SIZE_BYTES,
-    },
-    onRetentionGap: (gap) => onRetentionGap.forEach((handle) => handle(gap)),
-  });
-  const storage = await createStorage({
-    ...(config.S3_BUCKET === undefined
-      ? {}
-      : {
-          s3: {
-            bucket: config.S3_BUCKET,
-            region: config.S3_REGION,
-            forcePathStyle: config.S3_FORCE_PATH_STYLE,
-            ...(config.S3_ENDPOINT === undefined ? {} : { endpoint: config.S3_ENDPOINT }),
-          },
-        }),
-    localRoot: path.join(dataDir, 'storage'),
-    // signed when work is created, possibly by a process (MCP, CLI) that serves no HTTP itself
-    baseUrl: () => publicUrls.current(),
-    secret: signingSecret,
-  });
-  const identity = await createIdentityProvider({
-    firebaseProjectId: config.FIREBASE_PROJECT_ID,
-    firebaseAuthEmulatorHost: config.FIREBASE_AUTH_EMULATOR_HOST,
-    db,
-  });
-  const infra: Infra = { db, cache, search, broker, storage, identity };
+  const { db, cache, search, broker, storage, identity } = infra;
 
   const metrics = createMetrics();
   // One bus carries every domain's events; each service is typed for (and emits only) its own union.
@@ -434,20 +362,30 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
       await accounts.ensureDefaultProject();
     },
     async start() {
-      for (let attempt = 1; !stopping; attempt++) {
-        try {
-          const applied = await db.migrate();
-          if (applied.length > 0) log.info({ applied }, 'database migrations applied');
-          migrated = { port: 'migrations', adapter: db.dialect, ok: true };
-          break;
-        } catch (err) {
-          const detail = `${(err as Error).message}${config.DATABASE_URL ? ' (check DATABASE_URL)' : ''}`;
-          migrated = { port: 'migrations', adapter: db.dialect, ok: false, detail };
-          const delay = Math.min(30_000, 1000 * 2 ** Math.min(attempt, 5));
-          log.error({ attempt, retryInMs: delay }, `database not ready: ${detail}`);
-          await sleep(delay, stopSignal.signal);
-        }
-      }
+      // the database may still be starting (a compose stack): wait for it, 2 s doubling to 30 s, until stopped
+      await retry(
+        async () => {
+          try {
+            const applied = await db.migrate();
+            if (applied.length > 0) log.info({ applied }, 'database migrations applied');
+            migrated = { port: 'migrations', adapter: db.dialect, ok: true };
+          } catch (err) {
+            const detail = `${(err as Error).message}${config.DATABASE_URL ? ' (check DATABASE_URL)' : ''}`;
+            migrated = { port: 'migrations', adapter: db.dialect, ok: false, detail };
+            throw new Error(detail);
+          }
+        },
+        {
+          retries: Infinity,
+          minTimeout: 2000,
+          maxTimeout: 30_000,
+          randomize: false,
+          signal: stopSignal.signal,
+          onRetry: (err, attempt) => log.error({ attempt }, `database not ready: ${(err as Error).message}`),
+        },
+      ).catch((err: unknown) => {
+        if (!stopping) throw err;
+      });
       if (stopping) return;
       await publicUrls
         .publish()
@@ -500,30 +438,4 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
     },
   };
   return platform;
-}
-
-/** Runs `fn` every `ms` (never overlapping itself, never keeping the process alive); returns the stop function. */
-function every(ms: number, fn: () => Promise<void>): () => void {
-  let running = false;
-  const timer = setInterval(() => {
-    if (running) return;
-    running = true;
-    void fn().finally(() => {
-      running = false;
-    });
-  }, ms);
-  timer.unref();
-  return () => clearInterval(timer);
-}
-
-function displayHost(host: string): string {
-  return host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
-}
-
-/** Reads the embedded signing secret, creating it (mode 0600) on first start. */
-function loadOrCreateSecret(file: string): string {
-  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
-  const secret = randomBytes(32).toString('base64url');
-  writeFileSync(file, `${secret}\n`, { mode: 0o600 });
-  return secret;
 }

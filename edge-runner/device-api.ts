@@ -1,25 +1,27 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { chmod, readFile, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import path from 'node:path';
 import express, { type Router } from 'express';
 import type { Registry } from 'prom-client';
 import { isPlatformError, PlatformError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { Detection } from '../vision/index.js';
 
+/** The answer of `POST /infer`: detections in original pixels, and which model made them. */
+export interface InferResult {
+  modelVersionId: string;
+  provider: string;
+  latencyMs: number;
+  width: number;
+  height: number;
+  detections: Detection[];
+}
+
 /** What the device API needs from the runner. */
 export interface DeviceApiHandlers {
-  infer(
-    image: Buffer,
-    conf: number | undefined,
-  ): Promise<{
-    modelVersionId: string;
-    provider: string;
-    latencyMs: number;
-    width: number;
-    height: number;
-    detections: Detection[];
-  }>;
+  infer(image: Buffer, conf: number | undefined): Promise<InferResult>;
   health(): { ok: boolean } & Record<string, unknown>;
   registry: Registry;
   /** Extra routes (the HTTP push frame source). */
@@ -189,4 +191,30 @@ export async function listen(
         server.closeAllConnections();
       }),
   };
+}
+
+/**
+ * The device API key: the configured one (at least 16 characters), or one made once and kept
+ * owner-only in `<dataDir>/device-api-key` for local integrations to read.
+ */
+export async function loadDeviceApiKey(
+  dataDir: string,
+  configured: string | undefined,
+  log: Logger,
+): Promise<string> {
+  const file = path.join(dataDir, 'device-api-key');
+  if (configured !== undefined) {
+    if (configured.length < 16)
+      throw new PlatformError('invalid_input', 'the device API key must be at least 16 characters');
+    await writeFile(file, `${configured}\n`, { mode: 0o600 });
+    await chmod(file, 0o600);
+    return configured;
+  }
+  const stored = (await readFile(file, 'utf8').catch(() => '')).trim();
+  if (stored.length >= 16) return stored;
+  const created = randomBytes(32).toString('base64url');
+  await writeFile(file, `${created}\n`, { mode: 0o600 });
+  await chmod(file, 0o600);
+  log.info({ file }, 'created a device API key; local clients send it as the X-Device-Key header');
+  return created;
 }

@@ -1,9 +1,4 @@
-import { createHash } from 'node:crypto';
-import { appendFileSync, existsSync } from 'node:fs';
-import { mkdir, readFile, rm } from 'node:fs/promises';
-import path from 'node:path';
 import type { Logger } from '../core/log.js';
-import { isPlatformError, PlatformError } from '../core/errors.js';
 import {
   makeEnvelope,
   parseMessage,
@@ -14,15 +9,15 @@ import {
 } from '../protocol/envelope.js';
 import { STREAMS, type Broker, type Subscription } from '../services/infra/broker/port.js';
 import { BuiltinTrainer } from './backends/builtin.js';
-import type { BackendMetrics, BackendResult, BackendRun, Trainer } from './backends/types.js';
+import type { Trainer } from './backends/types.js';
 import { UltralyticsTrainer } from './backends/ultralytics.js';
 import { YoloxTrainer } from './backends/yolox.js';
 import { ClaimStore } from './claims.js';
-import { checkDataset, downloadDataset, writeDataYaml } from './dataset.js';
 import { detectDevice, type RunnerDevice } from './device.js';
+import { runJob, type ActiveJob, type TrainStart } from './job.js';
 import { OrderedPublisher } from './publisher.js';
 
-type TrainStart = MessagePayload<'train.start'>;
+export { LogBatcher } from './job.js';
 
 /** Options of a GPU runner. */
 export interface GpuRunnerOptions {
@@ -55,22 +50,6 @@ export interface GpuRunnerOptions {
    * unreachable or answers 5xx (default 30 min), so a platform restart never fails a job that was just sent.
    */
   downloadRetryMs?: number;
-}
-
-const CONTENT_TYPES: Record<string, string> = {
-  '.onnx': 'application/octet-stream',
-  '.json': 'application/json',
-  '.csv': 'text/csv',
-  '.md': 'text/markdown',
-  '.log': 'text/plain',
-};
-
-interface ActiveJob {
-  jobId: string;
-  attempt: number;
-  abort: AbortController;
-  run?: BackendRun;
-  cancelled: boolean;
 }
 
 /**
@@ -267,250 +246,38 @@ export class GpuRunner {
       cancelled: false,
     };
     this.active = active;
-    const jobDir = path.join(this.opts.workDir, 'jobs', `${safeName(p.jobId)}-${p.attempt}`);
-    const dataDir = path.join(jobDir, 'data');
-    const outDir = path.join(jobDir, 'out');
-    const logFile = path.join(outDir, 'train.log');
-    const logs = new LogBatcher(
-      (lines, seq) => this.publish('train.log', { jobId: p.jobId, attempt: p.attempt, seq, lines }),
-      this.opts.logBatchLines ?? 100,
-      this.opts.logFlushMs ?? 1000,
-      (line) => appendFileSync(logFile, `${line}\n`),
-    );
-    const finish = (state: 'succeeded' | 'failed' | 'cancelled', message?: string) => {
-      logs.close();
-      this.claims.set(p.jobId, p.attempt, state);
-      this.status(p, state, message);
-    };
+    const o = this.opts;
     try {
-      await mkdir(outDir, { recursive: true });
-      this.claims.set(p.jobId, p.attempt, 'running');
-      this.status(p, 'running');
-      this.sendHeartbeat();
-      const trainer = this.trainers.get(p.config.backend);
-      if (trainer === undefined || !this.available.includes(p.config.backend)) {
-        const why = this.unavailable[p.config.backend] ?? `runner ${this.opts.id} is not configured with it`;
-        return finish(
-          'failed',
-          `backend ${p.config.backend} is not available on runner ${this.opts.id}: ${why}; available: ${this.available.join(', ') || 'none'}`,
-        );
-      }
-      logs.add(
-        `runner ${this.opts.id}: downloading ${p.dataset.files.length} files of dataset ${p.dataset.name} v${p.dataset.version}`,
-      );
-      await this.download(p, p.dataset.files, dataDir, active.abort.signal);
-      let initWeights: string | undefined;
-      if (p.init !== undefined) {
-        logs.add(`runner ${this.opts.id}: downloading the checkpoint of ${p.init.ref} to fine-tune from`);
-        const initDir = path.join(jobDir, 'init');
-        await this.download(
-          p,
-          [{ path: INIT_FILE, url: p.init.url, sha256: p.init.sha256, size: p.init.size }],
-          initDir,
-          active.abort.signal,
-        );
-        initWeights = path.join(initDir, INIT_FILE);
-      }
-      if (active.cancelled) return finish('cancelled', 'cancelled');
-      const dataYaml = await writeDataYaml(dataDir, p.dataset.classNames);
-      await checkDataset(dataDir, `${p.dataset.name} v${p.dataset.version}`);
-      logs.add(
-        `runner ${this.opts.id}: training ${p.config.backend}/${p.config.model} for ${p.config.epochs} epochs at ${p.config.imgsz}px`,
-      );
-      const run = trainer.train(
-        {
-          dataDir,
-          dataYaml,
-          outDir,
-          config: p.config,
-          classNames: p.dataset.classNames,
-          ...(initWeights !== undefined ? { initWeights } : {}),
-        },
-        { onLog: (line) => logs.add(line), onMetrics: (m) => this.metrics(p, m) },
-      );
-      active.run = run;
-      if (active.cancelled) run.cancel();
-      const result = await run.done;
-      if (result.status === 'cancelled' || active.cancelled) return finish('cancelled', 'cancelled');
-      if (result.status === 'failed') {
-        logs.add(`failed: ${result.message ?? 'unknown error'}`);
-        return finish('failed', result.message ?? 'training failed; see train.log');
-      }
-      logs.flush();
-      await this.upload(p, result, logFile, active.abort.signal);
-      finish('succeeded');
-    } catch (err) {
-      if (active.cancelled) return finish('cancelled', 'cancelled');
-      const message = isPlatformError(err) ? err.message : `runner error: ${(err as Error).message}`;
-      this.log.error({ jobId: p.jobId, err: (err as Error).message }, 'job failed');
-      logs.add(`failed: ${message}`);
-      finish('failed', message);
+      await runJob(p, active, {
+        runnerId: o.id,
+        workDir: o.workDir,
+        log: this.log,
+        ...(o.version ? { version: o.version } : {}),
+        trainer: (backend) => this.trainer(backend),
+        claims: this.claims,
+        publish: (type, payload) => this.publish(type, payload),
+        status: (job, status, message) => this.status(job, status, message),
+        heartbeat: () => this.sendHeartbeat(),
+        ...pick(o, ['logBatchLines', 'logFlushMs', 'keepDatasets', 'uploadRetryMs', 'downloadRetryMs']),
+      });
     } finally {
       this.active = undefined;
       this.sendHeartbeat();
-      if (!this.opts.keepDatasets) await rm(dataDir, { recursive: true, force: true }).catch(() => undefined);
     }
   }
 
-  private metrics(p: TrainStart, m: BackendMetrics): void {
-    const metrics: Record<string, number> = {};
-    for (const [k, v] of Object.entries(m.metrics)) if (Number.isFinite(v)) metrics[k] = v;
-    this.publish('train.metrics', {
-      jobId: p.jobId,
-      attempt: p.attempt,
-      epoch: Math.max(0, Math.round(m.epoch)),
-      epochs: Math.max(1, Math.round(m.epochs)),
-      kind: m.kind,
-      ...(m.batch !== undefined ? { batch: m.batch } : {}),
-      ...(m.batches !== undefined ? { batches: m.batches } : {}),
-      metrics,
-    });
-  }
-
-  private async upload(
-    p: TrainStart,
-    result: BackendResult,
-    logFile: string,
-    signal: AbortSignal,
-  ): Promise<void> {
-    const files = { ...result.files, ...(existsSync(logFile) ? { 'train.log': logFile } : {}) };
-    if (p.uploads['model.onnx'] === undefined)
-      throw new Error('train.start has no upload URL for model.onnx; the platform must presign one');
-    const artifacts: MessagePayload<'artifact.ready'>['artifacts'] = [];
-    for (const [name, file] of Object.entries(files)) {
-      const target = p.uploads[name];
-      if (target === undefined) continue;
-      const body = await readFile(file);
-      const sha256 = createHash('sha256').update(body).digest('hex');
-      await this.put(p, name, target.url, body, signal);
-      artifacts.push({ name, key: target.key, sha256, size: body.length });
-    }
-    const metrics: Record<string, number> = {};
-    for (const [k, v] of Object.entries(result.metrics)) if (Number.isFinite(v)) metrics[k] = v;
-    this.publish('artifact.ready', {
-      jobId: p.jobId,
-      attempt: p.attempt,
-      runnerId: this.opts.id,
-      artifacts,
-      model: { layout: result.layout, inputSize: result.inputSize, classNames: p.dataset.classNames },
-      metrics,
-      ...(result.perClass ? { perClass: result.perClass } : {}),
-      ...(this.opts.version ? { codeVersion: this.opts.version } : {}),
-    });
-  }
-
-  /** Downloads the job's dataset, retrying with backoff (1 s doubling to 15 s) while storage is unreachable, up to `downloadRetryMs`. */
-  private async download(
-    p: TrainStart,
-    files: TrainStart['dataset']['files'],
-    dataDir: string,
-    signal: AbortSignal,
-  ): Promise<void> {
-    const budget = this.opts.downloadRetryMs ?? 30 * 60_000;
-    const deadline = Date.now() + budget;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await downloadDataset(files, dataDir, { signal });
-        if (attempt > 1) this.log.info({ jobId: p.jobId, attempt }, 'dataset downloaded after retrying');
-        return;
-      } catch (err) {
-        if (signal.aborted || !isPlatformError(err) || err.details?.retryable !== true) throw err;
-        const delay = Math.min(15_000, 1000 * 2 ** Math.min(attempt - 1, 4));
-        if (Date.now() + delay > deadline)
-          throw new PlatformError(
-            'unavailable',
-            `${err.message} (still failing after retrying for ${Math.round(budget / 1000)} s)`,
-          );
-        this.log.warn(
-          { jobId: p.jobId, attempt, retryInMs: delay, problem: err.message },
-          'dataset download failed; retrying',
-        );
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, delay);
-          signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
-        });
-        if (signal.aborted) throw err;
-      }
-    }
-  }
-
-  /**
-   * PUTs one artifact, retrying with backoff (1 s doubling to 15 s) while the target is unreachable or
-   * answers 5xx/408/429, up to `uploadRetryMs`; any other answer (e.g. 403, an expired URL) fails at once.
-   */
-  private async put(
-    p: TrainStart,
-    name: string,
-    url: string,
-    body: Buffer<ArrayBuffer>,
-    signal: AbortSignal,
-  ): Promise<void> {
-    const deadline = Date.now() + (this.opts.uploadRetryMs ?? 30 * 60_000);
-    for (let attempt = 1; ; attempt++) {
-      let problem: string;
-      try {
-        const res = await fetch(url, {
-          method: 'PUT',
-          body,
-          headers: {
-            'content-type': CONTENT_TYPES[path.extname(name)] ?? 'application/octet-stream',
-            'content-length': String(body.length),
-          },
-          signal: AbortSignal.any([signal, AbortSignal.timeout(300_000)]),
-        });
-        if (res.ok) {
-          if (attempt > 1)
-            this.log.info({ jobId: p.jobId, artifact: name, attempt }, 'artifact uploaded after retrying');
-          return;
-        }
-        problem = `HTTP ${res.status} ${(await res.text().catch(() => '')).slice(0, 200)}`.trim();
-        if (res.status < 500 && res.status !== 408 && res.status !== 429)
-          throw new PermanentUploadError(
-            `uploading ${name} failed with ${problem}; the presigned URL may have expired`,
-          );
-      } catch (err) {
-        if (signal.aborted || err instanceof PermanentUploadError) throw err;
-        const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-        problem = cause?.code ?? cause?.message ?? (err as Error).message;
-      }
-      const delay = Math.min(15_000, 1000 * 2 ** Math.min(attempt - 1, 4));
-      if (Date.now() + delay > deadline)
-        throw new Error(
-          `uploading ${name} to ${urlWithoutQuery(url)} failed: storage unreachable for ${Math.round((this.opts.uploadRetryMs ?? 30 * 60_000) / 1000)} s (${problem}); check that this runner reaches that address (the platform signs with PUBLIC_URL, or the URL a serve advertised) and start the training again`,
-        );
-      this.log.warn(
-        { jobId: p.jobId, artifact: name, attempt, retryInMs: delay, problem },
-        'artifact upload failed; retrying',
-      );
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, delay);
-        signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
-      });
-      if (signal.aborted) throw new Error('cancelled while uploading');
-    }
+  private trainer(backend: TrainBackend): Trainer | { unavailable: string } {
+    const trainer = this.trainers.get(backend);
+    if (trainer !== undefined && this.available.includes(backend)) return trainer;
+    const why = this.unavailable[backend] ?? `runner ${this.opts.id} is not configured with it`;
+    return { unavailable: `${why}; available: ${this.available.join(', ') || 'none'}` };
   }
 }
-
-/** A signed URL without its signature, for messages. */
-function urlWithoutQuery(url: string): string {
-  try {
-    const u = new URL(url);
-    return `${u.origin}${u.pathname}`;
-  } catch {
-    return '(invalid URL)';
-  }
-}
-
-/** File name of the downloaded checkpoint a fine-tuning starts from (under the job's `init/`). */
-const INIT_FILE = 'init.pt';
 
 /** Final job states; their envelopes are kept for status requests. */
 const FINAL_STATUSES = new Set(['succeeded', 'failed', 'cancelled']);
 /** Recent jobs whose final envelopes a runner keeps. */
 const KEEP_FINISHED = 50;
-
-/** An upload answer that retrying cannot change (e.g. 403 for an expired URL). */
-class PermanentUploadError extends Error {}
 
 function defaultTrainer(name: TrainBackend, python?: string): Trainer {
   switch (name) {
@@ -523,44 +290,8 @@ function defaultTrainer(name: TrainBackend, python?: string): Trainer {
   }
 }
 
-function safeName(s: string): string {
-  return s.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 100);
-}
-
-/** Collects log lines into sequence-numbered batches, sent when full or after `flushMs`. */
-export class LogBatcher {
-  private lines: string[] = [];
-  private seq = 0;
-  private timer: NodeJS.Timeout | undefined;
-  private closed = false;
-
-  constructor(
-    private readonly send: (lines: string[], seq: number) => void,
-    private readonly maxLines: number,
-    private readonly flushMs: number,
-    private readonly sink?: (line: string) => void,
-  ) {}
-
-  add(line: string): void {
-    if (this.closed) return;
-    const clipped = line.length > 4000 ? `${line.slice(0, 4000)}…` : line;
-    this.sink?.(clipped);
-    this.lines.push(clipped);
-    if (this.lines.length >= this.maxLines) this.flush();
-    else this.timer ??= setTimeout(() => this.flush(), this.flushMs);
-  }
-
-  flush(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    if (this.lines.length === 0) return;
-    const batch = this.lines;
-    this.lines = [];
-    this.send(batch, this.seq++);
-  }
-
-  close(): void {
-    this.flush();
-    this.closed = true;
-  }
+function pick<T extends object, K extends keyof T>(o: T, keys: K[]): Partial<Pick<T, K>> {
+  const out: Partial<Pick<T, K>> = {};
+  for (const k of keys) if (o[k] !== undefined) out[k] = o[k];
+  return out;
 }

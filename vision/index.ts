@@ -47,7 +47,7 @@ export { nms } from './nms.js';
 export type { Candidates, NmsOptions } from './nms.js';
 export { parseClassNames, parseImageSize, readOnnxModelInfo } from './onnx-metadata.js';
 export type { OnnxModelInfo } from './onnx-metadata.js';
-export { loadDetector } from './pipeline.js';
+export { loadDetector, outputClassCount } from './pipeline.js';
 export type { DetectOptions, Detection, Detector, LoadDetectorOptions } from './pipeline.js';
 export { SYNTHETIC_CLASSES, deriveSeed, mulberry32, renderScene, toYoloLabels } from './synthetic.js';
 export type { SceneOptions, SyntheticObject, SyntheticScene } from './synthetic.js';

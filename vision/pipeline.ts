@@ -61,6 +61,16 @@ export interface Detector {
   dispose(): Promise<void>;
 }
 
+/** Classes a detector's output declares (its channel count minus the box and objectness fields), or undefined for the end-to-end layout, which does not say. */
+export function outputClassCount(
+  detector: Pick<Detector, 'layout' | 'outputName' | 'outputShapes'>,
+): number | undefined {
+  const shape = detector.outputShapes[detector.outputName] ?? [];
+  if (detector.layout === 'ultralytics') return (shape[1] ?? 0) - 4;
+  if (detector.layout === 'yolox') return (shape[2] ?? 0) - 5;
+  return undefined;
+}
+
 function shapeText(shapes: Record<string, readonly number[]>): string {
   return Object.entries(shapes)
     .map(([k, v]) => `${k} [${v.join(', ')}]`)

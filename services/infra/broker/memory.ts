@@ -4,7 +4,8 @@ import { z } from 'zod';
 import { PlatformError } from '../../../core/errors.js';
 import { silentLogger, type Logger } from '../../../core/log.js';
 import type { Health } from '../health.js';
-import { ActiveGroups, Delivery } from './delivery.js';
+import { ConsumerSet, groupKey } from './consumers.js';
+import type { Delivery } from './delivery.js';
 import { parseMessage, type Envelope, type Message } from '../../../protocol/envelope.js';
 import {
   DEFAULT_RETENTION,
@@ -13,7 +14,6 @@ import {
   type Broker,
   type MessageHandler,
   type RetentionGap,
-  retentionGapWarning,
   type StartFrom,
   type StreamName,
   type StreamRetention,
@@ -85,7 +85,7 @@ interface StreamLog {
   fileBytes: number;
 }
 
-const offsetKey = (stream: StreamName, name: string) => `${stream}/${name}`;
+const offsetKey = groupKey;
 
 /**
  * The embedded broker: append-only in-process streams with offsets, replay, named consumers whose
@@ -97,23 +97,19 @@ export class MemoryBroker implements Broker {
   private readonly log: Logger;
   private readonly streams = new Map<StreamName, StreamLog>();
   private readonly offsets = new Map<string, number>();
-  private readonly groups = new ActiveGroups<MemorySubscription>();
-  private readonly subscriptions = new Set<MemorySubscription>();
+  private readonly consumers: ConsumerSet<MemorySubscription>;
   private readonly retention: number;
-  private readonly dedupeWindow: number | undefined;
   private readonly offsetsFile: string | undefined;
   private offsetsTimer: NodeJS.Timeout | undefined;
   private streamsTimer: NodeJS.Timeout | undefined;
   private readonly bounds: StreamRetention;
   private readonly maxAgeMs: number;
-  private readonly onRetentionGap: ((gap: RetentionGap) => void) | undefined;
   private readonly ageSweeper: NodeJS.Timeout;
   private closed = false;
 
   constructor(opts: MemoryBrokerOptions = {}) {
     this.log = opts.log ?? silentLogger();
     this.retention = Math.max(1, opts.retention ?? 100_000);
-    this.dedupeWindow = opts.dedupeWindow;
     this.bounds = opts.bounds ?? DEFAULT_RETENTION;
     const ageMs = maxAgeMs(this.bounds.maxAge);
     if (ageMs === undefined)
@@ -122,7 +118,12 @@ export class MemoryBroker implements Broker {
         `stream max age "${this.bounds.maxAge}" is not a duration like 7D, 12h or 30m (RABBITMQ_STREAM_MAX_AGE)`,
       );
     this.maxAgeMs = ageMs;
-    this.onRetentionGap = opts.onRetentionGap;
+    this.consumers = new ConsumerSet({
+      log: this.log,
+      dedupeWindow: opts.dedupeWindow,
+      bounds: this.bounds,
+      onRetentionGap: opts.onRetentionGap,
+    });
     const persist = opts.dataDir !== undefined && (opts.persistStreams ?? true);
     if (opts.dataDir !== undefined) {
       mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
@@ -188,23 +189,13 @@ export class MemoryBroker implements Broker {
   ): Promise<Subscription> {
     if (this.closed)
       throw new PlatformError('unavailable', 'the in-process broker is closed; create a new one');
-    if (opts.singleActive === true && opts.name === undefined)
-      throw new PlatformError(
-        'invalid_input',
-        'a single active consumer needs a name; pass { name, singleActive: true }',
-      );
     const log = this.streamLog(stream);
-    const sub = new MemorySubscription(
-      this,
-      log,
+    const { sub, active } = this.consumers.add(
+      stream,
       opts,
-      new Delivery({ stream, handler, log: this.log, consumer: opts.name, dedupeWindow: this.dedupeWindow }),
+      handler,
+      (delivery) => new MemorySubscription(this, log, opts, delivery),
     );
-    this.subscriptions.add(sub);
-    const active =
-      opts.singleActive === true && opts.name !== undefined
-        ? this.groups.join(offsetKey(stream, opts.name), sub)
-        : true;
     if (active) sub.start();
     return sub;
   }
@@ -217,7 +208,7 @@ export class MemoryBroker implements Broker {
 
   async close(): Promise<void> {
     if (this.closed) return;
-    await Promise.all([...this.subscriptions].map((s) => s.close()));
+    await Promise.all(this.consumers.values().map((s) => s.close()));
     this.closed = true;
     clearInterval(this.ageSweeper);
     this.flushStreams();
@@ -253,21 +244,13 @@ export class MemoryBroker implements Broker {
 
   /** @internal A named consumer skipped messages retention dropped before it read them. */
   reportGap(gap: RetentionGap): void {
-    this.log.warn({ ...gap, dropped: gap.resumedAt - gap.expected }, retentionGapWarning(gap, this.bounds));
-    try {
-      this.onRetentionGap?.(gap);
-    } catch (err) {
-      this.log.error({ err, ...gap }, 'retention gap handler failed');
-    }
+    this.consumers.reportGap(gap);
   }
 
   /** @internal Called when a subscription closed: hands a single-active group to the next member. */
   detach(sub: MemorySubscription, stream: StreamName, opts: SubscribeOptions): void {
-    this.subscriptions.delete(sub);
-    if (opts.singleActive === true && opts.name !== undefined) {
-      const next = this.groups.leave(offsetKey(stream, opts.name), sub);
-      if (next !== undefined && !this.closed) next.start();
-    }
+    const next = this.consumers.remove(stream, opts, sub);
+    if (next !== undefined && !this.closed) next.start();
   }
 
   private streamLog(stream: StreamName): StreamLog {

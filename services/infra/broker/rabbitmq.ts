@@ -1,15 +1,14 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { connect, Offset, type Client, type Consumer, type Publisher } from 'rabbitmq-stream-js-client';
-import { ConsumerCreditPolicy } from 'rabbitmq-stream-js-client/dist/consumer_credit_policy.js';
+import { connect, Offset, type Client, type Publisher } from 'rabbitmq-stream-js-client';
 import { PlatformError } from '../../../core/errors.js';
 import { silentLogger, type Logger } from '../../../core/log.js';
+import { retry } from '../../../core/retry.js';
 import type { Health } from '../health.js';
-import { ActiveGroups, Delivery } from './delivery.js';
+import { ConsumerSet, groupKey } from './consumers.js';
 import { parseMessage, type Envelope } from '../../../protocol/envelope.js';
 import {
   DEFAULT_RETENTION,
-  retentionGapWarning,
   STREAMS,
   type Broker,
   type MessageHandler,
@@ -19,6 +18,8 @@ import {
   type SubscribeOptions,
   type Subscription,
 } from './port.js';
+import { CALL_TIMEOUT_MS, describe, quietLogger, versionAtLeast, withTimeout } from './rabbitmq-client.js';
+import { RabbitSubscription } from './rabbitmq-consumer.js';
 
 /** Options of the RabbitMQ Streams adapter. */
 export interface RabbitBrokerOptions {
@@ -42,41 +43,8 @@ export interface RabbitBrokerOptions {
 const NO_OFFSET = 19;
 /** The server's answer to a declare whose arguments differ from the existing stream's. */
 const PRECONDITION_FAILED = 17;
-const STORE_EVERY = 1000;
-const STORE_DEBOUNCE_MS = 200;
-const CALL_TIMEOUT_MS = 10_000;
 const RECONNECT_MIN_MS = 250;
 const RECONNECT_MAX_MS = 3000;
-/** Chunks a consumer may have in flight; more than one keeps the socket busy while handlers run. */
-const CONSUMER_CREDITS = 10;
-
-/**
- * Lets several chunks be in flight but handles them one after the other: the client starts a
- * handler per chunk as it arrives, so each chunk waits here until the previous one completed.
- */
-class SequentialCredits extends ConsumerCreditPolicy {
-  private readonly waiting: Array<() => void> = [];
-  private busy = false;
-
-  constructor(credits: number) {
-    super(credits);
-  }
-
-  override async onChunkReceived(): Promise<void> {
-    if (!this.busy) {
-      this.busy = true;
-      return;
-    }
-    await new Promise<void>((resolve) => this.waiting.push(resolve));
-  }
-
-  override async onChunkCompleted(requestWrapper: (howMany: number) => Promise<void>): Promise<void> {
-    const next = this.waiting.shift();
-    if (next === undefined) this.busy = false;
-    else next();
-    await this.requestCredits(requestWrapper, 1);
-  }
-}
 
 interface Pending {
   data: Buffer;
@@ -97,29 +65,6 @@ interface ProducerState {
   publisher?: Publisher;
 }
 
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    promise,
-    new Promise<T>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
-
-function describe(err: unknown): string {
-  return err instanceof Error
-    ? err.message
-    : typeof err === 'number'
-      ? `server response code ${err}`
-      : String(err);
-}
-
-function versionAtLeast(version: string, major: number, minor: number): boolean {
-  const [a = 0, b = 0] = version.split('.').map((n) => Number.parseInt(n, 10));
-  return a > major || (a === major && b >= minor);
-}
-
 /**
  * The broker port over RabbitMQ Streams (rabbitmq-stream-js-client): confirmed, de-duplicated
  * publishing, offset-tracked named consumers, single active consumers, and reconnection after the
@@ -138,14 +83,11 @@ export class RabbitBroker implements Broker {
   private readonly prefix: string;
   private readonly publisherRef: string;
   private readonly publishTimeoutMs: number;
-  private readonly dedupeWindow: number | undefined;
   private readonly bounds: StreamRetention;
-  private readonly onRetentionGap: ((gap: RetentionGap) => void) | undefined;
   /** Streams whose differing arguments were already reported (once per process, not per reconnect). */
   private readonly mismatchReported = new Set<string>();
   private readonly producers = new Map<StreamName, ProducerState>();
-  private readonly subscriptions = new Set<RabbitSubscription>();
-  private readonly groups = new ActiveGroups<RabbitSubscription>();
+  private readonly consumers: ConsumerSet<RabbitSubscription>;
   private readonly storedOffsets = new Map<string, number>();
   private client: Client | undefined;
   private generation = 0;
@@ -169,9 +111,13 @@ export class RabbitBroker implements Broker {
     this.publisherRef =
       opts.publisherRef ?? `visioninapp-${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
     this.publishTimeoutMs = opts.publishTimeoutMs ?? 30_000;
-    this.dedupeWindow = opts.dedupeWindow;
     this.bounds = opts.bounds ?? DEFAULT_RETENTION;
-    this.onRetentionGap = opts.onRetentionGap;
+    this.consumers = new ConsumerSet({
+      log: this.log,
+      dedupeWindow: opts.dedupeWindow,
+      bounds: this.bounds,
+      onRetentionGap: opts.onRetentionGap,
+    });
   }
 
   /** The retention arguments streams are declared with. */
@@ -253,22 +199,12 @@ export class RabbitBroker implements Broker {
     handler: MessageHandler,
   ): Promise<Subscription> {
     if (this.closed) throw new PlatformError('unavailable', 'the RabbitMQ broker adapter is closed');
-    if (opts.singleActive === true && opts.name === undefined)
-      throw new PlatformError(
-        'invalid_input',
-        'a single active consumer needs a name; pass { name, singleActive: true }',
-      );
-    const sub = new RabbitSubscription(
-      this,
+    const { sub, active } = this.consumers.add(
       stream,
       opts,
-      new Delivery({ stream, handler, log: this.log, consumer: opts.name, dedupeWindow: this.dedupeWindow }),
+      handler,
+      (delivery) => new RabbitSubscription(this, stream, opts, delivery),
     );
-    this.subscriptions.add(sub);
-    const active =
-      opts.singleActive === true && opts.name !== undefined
-        ? this.groups.join(`${stream}/${opts.name}`, sub)
-        : true;
     if (active) {
       const client = await this.ensureConnected();
       const gen = this.generation;
@@ -300,7 +236,7 @@ export class RabbitBroker implements Broker {
 
   async close(): Promise<void> {
     if (this.closed) return;
-    await Promise.all([...this.subscriptions].map((s) => s.close()));
+    await Promise.all(this.consumers.values().map((s) => s.close()));
     const deadline = Date.now() + 5000;
     while (
       [...this.producers.values()].some((p) => p.inflight.size + p.queue.length > 0) &&
@@ -355,7 +291,7 @@ export class RabbitBroker implements Broker {
     this.client = undefined;
     this.generation++;
     for (const state of this.producers.values()) state.publisher = undefined;
-    for (const sub of this.subscriptions) sub.detachConsumer();
+    for (const sub of this.consumers.values()) sub.detachConsumer();
     withTimeout(old.close(), 2000, 'closing the lost RabbitMQ client').catch(() => undefined);
     this.ensureConnected().catch((err) => this.log.error({ err }, 'RabbitMQ reconnect stopped'));
   }
@@ -375,25 +311,20 @@ export class RabbitBroker implements Broker {
       if (!(err === NO_OFFSET || (err instanceof Error && err.message.includes(`code ${NO_OFFSET}`))))
         throw err;
     }
-    const local = this.storedOffsets.get(`${stream}/${name}`);
+    const local = this.storedOffsets.get(groupKey(stream, name));
     if (server === undefined) return local;
     return local === undefined ? server : Math.max(server, local);
   }
 
   /** @internal Remembers an offset this process stored for a named consumer. */
   noteStored(stream: StreamName, name: string, offset: number): void {
-    const key = `${stream}/${name}`;
+    const key = groupKey(stream, name);
     this.storedOffsets.set(key, Math.max(offset, this.storedOffsets.get(key) ?? -1));
   }
 
   /** @internal A named consumer skipped messages retention dropped before it read them. */
   reportGap(gap: RetentionGap): void {
-    this.log.warn({ ...gap, dropped: gap.resumedAt - gap.expected }, retentionGapWarning(gap, this.bounds));
-    try {
-      this.onRetentionGap?.(gap);
-    } catch (err) {
-      this.log.error({ err, ...gap }, 'retention gap handler failed');
-    }
+    this.consumers.reportGap(gap);
   }
 
   /**
@@ -425,9 +356,7 @@ export class RabbitBroker implements Broker {
 
   /** @internal Removes a closed subscription and starts the next member of its single-active group. */
   detach(sub: RabbitSubscription, stream: StreamName, opts: SubscribeOptions): void {
-    this.subscriptions.delete(sub);
-    if (opts.singleActive !== true || opts.name === undefined) return;
-    const next = this.groups.leave(`${stream}/${opts.name}`, sub);
+    const next = this.consumers.remove(stream, opts, sub);
     if (next === undefined || this.closed) return;
     this.ensureConnected()
       .then((client) => next.activate(client, this.generation))
@@ -561,215 +490,57 @@ export class RabbitBroker implements Broker {
     }
   }
 
-  private async connectLoop(): Promise<Client> {
-    let delay = RECONNECT_MIN_MS;
-    for (;;) {
-      if (this.closed) throw new PlatformError('unavailable', 'the RabbitMQ broker adapter is closed');
-      const gen = ++this.generation;
-      let client: Client | undefined;
-      try {
-        client = await withTimeout(
-          connect(
-            { ...this.params, listeners: { connection_closed: () => this.connectionLost(gen, 'locator') } },
-            quietLogger(this.log),
-          ),
-          CALL_TIMEOUT_MS,
-          'connect',
-        );
-        for (const stream of Object.values(STREAMS)) await this.declareStream(client, stream);
-        if (this.closed || gen !== this.generation) throw new Error('superseded');
-        this.client = client;
-        this.lastError = undefined;
-        for (const state of this.producers.values())
-          if (state.inflight.size + state.queue.length > 0) await this.declareProducer(client, gen, state);
-        for (const sub of this.subscriptions) await sub.reactivate(client, gen);
-        if (gen !== this.generation)
-          throw new Error('connection lost while restoring producers and consumers');
-        this.log.info(
-          { host: this.params.hostname, port: this.params.port },
-          'connected to RabbitMQ streams',
-        );
-        return client;
-      } catch (err) {
-        this.lastError = describe(err);
-        if (this.client === client) this.client = undefined;
-        if (client !== undefined) withTimeout(client.close(), 2000, 'close').catch(() => undefined);
-        if (this.closed) throw new PlatformError('unavailable', 'the RabbitMQ broker adapter is closed');
-        this.log.warn(
-          { err: this.lastError, retryInMs: delay },
-          'RabbitMQ streams not reachable; retrying (RABBITMQ_STREAM_URL)',
-        );
-        await new Promise((r) => setTimeout(r, delay).unref());
-        delay = Math.min(RECONNECT_MAX_MS, delay * 2);
-      }
+  // connects, declares the streams and restores producers and consumers; retried (250 ms doubling to 3 s) until it works or the adapter closes
+  private connectLoop(): Promise<Client> {
+    const closed = () => new PlatformError('unavailable', 'the RabbitMQ broker adapter is closed');
+    return retry(() => this.connectOnce(), {
+      retries: Infinity,
+      minTimeout: RECONNECT_MIN_MS,
+      maxTimeout: RECONNECT_MAX_MS,
+      randomize: false,
+      unref: true,
+      shouldRetry: () => !this.closed,
+      onRetry: () => {
+        if (!this.closed)
+          this.log.warn(
+            { err: this.lastError },
+            'RabbitMQ streams not reachable; retrying (RABBITMQ_STREAM_URL)',
+          );
+      },
+    }).catch((err: unknown) => {
+      throw this.closed ? closed() : err;
+    });
+  }
+
+  private async connectOnce(): Promise<Client> {
+    if (this.closed) throw new PlatformError('unavailable', 'the RabbitMQ broker adapter is closed');
+    const gen = ++this.generation;
+    let client: Client | undefined;
+    try {
+      client = await withTimeout(
+        connect(
+          { ...this.params, listeners: { connection_closed: () => this.connectionLost(gen, 'locator') } },
+          quietLogger(this.log),
+        ),
+        CALL_TIMEOUT_MS,
+        'connect',
+      );
+      for (const stream of Object.values(STREAMS)) await this.declareStream(client, stream);
+      if (this.closed || gen !== this.generation) throw new Error('superseded');
+      this.client = client;
+      this.lastError = undefined;
+      for (const state of this.producers.values())
+        if (state.inflight.size + state.queue.length > 0) await this.declareProducer(client, gen, state);
+      for (const sub of this.consumers.values()) await sub.reactivate(client, gen);
+      if (gen !== this.generation) throw new Error('connection lost while restoring producers and consumers');
+      this.log.info({ host: this.params.hostname, port: this.params.port }, 'connected to RabbitMQ streams');
+      return client;
+    } catch (err) {
+      this.lastError = describe(err);
+      if (this.client === client) this.client = undefined;
+      if (client !== undefined) withTimeout(client.close(), 2000, 'close').catch(() => undefined);
+      // p-retry never retries a TypeError it does not know as a network error; every failure here is worth another try
+      throw new Error(this.lastError);
     }
   }
-}
-
-/** One consumer: delivers sequentially through the shared Delivery and tracks its offset. */
-class RabbitSubscription implements Subscription {
-  private consumer: Consumer | undefined;
-  private gen = -1;
-  private client: Client | undefined;
-  private active = false;
-  private closed = false;
-  private lastHandled: number | undefined;
-  private lastStored: number | undefined;
-  private sinceStore = 0;
-  private storeTimer: NodeJS.Timeout | undefined;
-  private inflight: Promise<unknown> | undefined;
-  /** The offset a named consumer resumes at; a first message beyond it means retention dropped some. */
-  private expectedNext: number | undefined;
-
-  constructor(
-    private readonly broker: RabbitBroker,
-    private readonly stream: StreamName,
-    private readonly opts: SubscribeOptions,
-    private readonly delivery: Delivery,
-  ) {}
-
-  async activate(client: Client, gen: number): Promise<void> {
-    if (this.closed) return;
-    this.active = true;
-    await this.declare(client, gen);
-  }
-
-  async reactivate(client: Client, gen: number): Promise<void> {
-    if (this.active && !this.closed) await this.declare(client, gen);
-  }
-
-  detachConsumer(): void {
-    this.consumer = undefined;
-  }
-
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    clearTimeout(this.storeTimer);
-    await this.inflight;
-    const consumer = this.consumer;
-    this.consumer = undefined;
-    if (consumer !== undefined) {
-      await this.storeNow(consumer, true);
-      await withTimeout(consumer.close(), 5000, 'close consumer').catch(() => undefined);
-    }
-    this.broker.detach(this, this.stream, this.opts);
-  }
-
-  private async startOffset(client: Client): Promise<Offset> {
-    this.expectedNext = undefined;
-    if (this.lastHandled !== undefined) return this.resumeAt(this.lastHandled + 1);
-    if (this.opts.name !== undefined) {
-      const stored = await this.broker.storedOffset(client, this.stream, this.opts.name);
-      if (stored !== undefined) return this.resumeAt(stored + 1);
-    }
-    const from = this.opts.from ?? 'next';
-    if (from === 'first') return Offset.first();
-    if (from === 'next') return Offset.next();
-    return Offset.offset(BigInt(from.offset));
-  }
-
-  private resumeAt(offset: number): Offset {
-    if (this.opts.name !== undefined) this.expectedNext = offset;
-    return Offset.offset(BigInt(offset));
-  }
-
-  private async declare(client: Client, gen: number): Promise<void> {
-    if (this.closed) return;
-    const name = this.opts.name;
-    const serverSac =
-      this.opts.singleActive === true && name !== undefined && this.broker.serverSupportsSingleActive(client);
-    const offset = await this.startOffset(client);
-    this.gen = gen;
-    this.client = client;
-    this.consumer = await withTimeout(
-      client.declareConsumer(
-        {
-          stream: this.broker.serverStream(this.stream),
-          offset,
-          ...(name === undefined ? {} : { consumerRef: name }),
-          ...(serverSac
-            ? { singleActive: true, consumerUpdateListener: async () => this.startOffset(client) }
-            : {}),
-          connectionClosedListener: () => this.broker.connectionLost(gen, `consumer ${this.stream}`),
-          creditPolicy: new SequentialCredits(CONSUMER_CREDITS),
-        },
-        (message) => this.onMessage(gen, message.content, message.offset),
-      ),
-      CALL_TIMEOUT_MS,
-      'declare consumer',
-    );
-  }
-
-  private async onMessage(gen: number, content: Buffer, rawOffset: bigint | undefined): Promise<void> {
-    if (this.closed || gen !== this.gen || rawOffset === undefined) return;
-    const offset = Number(rawOffset);
-    if (this.lastHandled !== undefined && offset <= this.lastHandled) return;
-    const expected = this.expectedNext;
-    if (expected !== undefined && offset >= expected) {
-      this.expectedNext = undefined;
-      // The server starts at the oldest kept chunk when the asked offset is gone; a jump can also be
-      // offset-tracking chunks, so only a last-read offset older than the oldest kept message counts.
-      if (offset > expected && this.opts.name !== undefined && this.client !== undefined) {
-        const first = await this.broker.firstOffset(this.client, this.stream).catch(() => undefined);
-        if (first !== undefined && expected <= first)
-          this.broker.reportGap({
-            stream: this.stream,
-            consumer: this.opts.name,
-            expected,
-            resumedAt: offset,
-          });
-      }
-    }
-    const work = this.delivery.deliver(content, offset);
-    this.inflight = work;
-    await work;
-    this.lastHandled = offset;
-    if (this.opts.name === undefined) return;
-    if (++this.sinceStore >= STORE_EVERY) void this.storeSoon(0);
-    else void this.storeSoon(STORE_DEBOUNCE_MS);
-  }
-
-  private async storeSoon(delayMs: number): Promise<void> {
-    if (delayMs === 0) {
-      clearTimeout(this.storeTimer);
-      this.storeTimer = undefined;
-      if (this.consumer !== undefined) await this.storeNow(this.consumer, false);
-      return;
-    }
-    if (this.storeTimer !== undefined) return;
-    this.storeTimer = setTimeout(() => {
-      this.storeTimer = undefined;
-      if (this.consumer !== undefined) void this.storeNow(this.consumer, false);
-    }, delayMs);
-    this.storeTimer.unref();
-  }
-
-  private async storeNow(consumer: Consumer, confirm: boolean): Promise<void> {
-    const name = this.opts.name;
-    const offset = this.lastHandled;
-    if (name === undefined || offset === undefined || offset === this.lastStored) return;
-    this.sinceStore = 0;
-    this.broker.noteStored(this.stream, name, offset);
-    // StoreOffset has no response; when it matters (close, hand-over) wait until a query sees it.
-    consumer.storeOffset(BigInt(offset)).catch(() => undefined);
-    this.lastStored = offset;
-    if (!confirm) return;
-    const deadline = Date.now() + 2000;
-    while (Date.now() < deadline) {
-      const seen = await withTimeout(consumer.queryOffset(), 1000, 'query offset').catch(() => undefined);
-      if (seen !== undefined && Number(seen) >= offset) return;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
-}
-
-function quietLogger(log: Logger): {
-  debug(m: string): void;
-  info(m: string): void;
-  warn(m: string): void;
-  error(m: string): void;
-} {
-  const debug = (message: string) => log.debug({ component: 'rabbitmq-stream-js-client' }, message);
-  return { debug, info: debug, warn: debug, error: debug };
 }
