@@ -362,7 +362,12 @@ export class AgentRuntime {
       throw err instanceof PlatformError ? err : new PlatformError(error.code, error.message);
     }
     const view = await this.view(threadId);
-    await this.threads.save(view);
+    await this.threads.save(threadId, {
+      status: view.status,
+      approvalId: view.pendingApproval?.approvalId ?? null,
+      waitKind: view.waitingFor?.kind ?? null,
+      waitId: view.waitingFor?.id ?? null,
+    });
     return view;
   }
 

@@ -3,7 +3,6 @@ import type { CallContext } from '../core/context.js';
 import { PlatformError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { Database } from '../services/infra/db/schema.js';
-import type { ThreadView } from './thread-view.js';
 
 /** One conversation's row in `agent_threads`. */
 export type ThreadRow = Selectable<Database['agent_threads']>;
@@ -102,18 +101,21 @@ export class ThreadStore {
     return rows.map((r) => r.id);
   }
 
-  /** Records where a conversation stands after a run. */
-  async save(view: ThreadView): Promise<void> {
+  /** Records where a conversation stands after a run: its status and the approval or job it waits for. */
+  async save(
+    threadId: string,
+    at: { status: string; approvalId: string | null; waitKind: string | null; waitId: string | null },
+  ): Promise<void> {
     await this.db
       .updateTable('agent_threads')
       .set({
-        status: view.status,
-        approval_id: view.pendingApproval?.approvalId ?? null,
-        wait_kind: view.waitingFor?.kind ?? null,
-        wait_id: view.waitingFor?.id ?? null,
+        status: at.status,
+        approval_id: at.approvalId,
+        wait_kind: at.waitKind,
+        wait_id: at.waitId,
         updated_at: Date.now(),
       })
-      .where('id', '=', view.id)
+      .where('id', '=', threadId)
       .execute();
   }
 
