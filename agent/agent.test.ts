@@ -26,6 +26,17 @@ describe('AgentRuntime (embedded, rules planner)', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  /** Asks for a training, which waits for approval, then restarts the process: a new harness on the same database file. */
+  async function trainingPendingThenRestart(alice: ReturnType<AgentHarness['ctx']>) {
+    const first = await h.runtime.startConversation(alice, {
+      message: 'train on dataset helmets-v2 for 3 epochs',
+    });
+    const approvalId = first.pendingApproval!.approvalId;
+    await h.close();
+    h = await createAgentHarness({ file: path.join(dir, 'agent.db'), sim: h.sim });
+    return { first, approvalId };
+  }
+
   it('plans the headline request, waits for each approval, waits for training durably, and audits who approved', async () => {
     const alice = h.ctx('alice', 'operator');
     const bob = h.ctx('bob', 'approver');
@@ -115,14 +126,8 @@ describe('AgentRuntime (embedded, rules planner)', () => {
 
   it('loses nothing when the process restarts at a pending approval or during a wait', async () => {
     const alice = h.ctx('alice', 'operator');
-    const first = await h.runtime.startConversation(alice, {
-      message: 'train on dataset helmets-v2 for 3 epochs',
-    });
-    const approvalId = first.pendingApproval!.approvalId;
-    await h.close();
-
     // A new process: new database handle on the same file, new graph, new runtime.
-    h = await createAgentHarness({ file: path.join(dir, 'agent.db'), sim: h.sim });
+    const { first, approvalId } = await trainingPendingThenRestart(alice);
     let view = await h.runtime.getThread(alice, first.id);
     expect(view.status).toBe('awaiting_approval');
     expect(view.pendingApproval).toMatchObject({
@@ -147,14 +152,8 @@ describe('AgentRuntime (embedded, rules planner)', () => {
 
   it('picks up an approval decided on another channel while the agent was down', async () => {
     const alice = h.ctx('alice', 'operator');
-    const first = await h.runtime.startConversation(alice, {
-      message: 'train on dataset helmets-v2 for 3 epochs',
-    });
-    const approvalId = first.pendingApproval!.approvalId;
-    await h.close();
-
+    const { first, approvalId } = await trainingPendingThenRestart(alice);
     // Another channel (REST, Slack) decides while no runtime listens.
-    h = await createAgentHarness({ file: path.join(dir, 'agent.db'), sim: h.sim });
     await h.runtime.stop();
     await h.approvals.decide(alice, approvalId, { decision: 'approve' });
     expect((await h.runtime.getThread(alice, first.id)).status).toBe('awaiting_approval');

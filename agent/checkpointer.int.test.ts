@@ -7,21 +7,12 @@ import {
 import { createTempMysqlDatabase, SERVICE_URLS, skipWithoutService } from '../test/services.fixtures.js';
 import { MysqlDb } from '../services/infra/db/mysql.js';
 import { KyselySaver } from './checkpointer.js';
+import { useVitestGlobals } from './checkpointer.fixtures.js';
 
 // Needs MariaDB/MySQL: TEST_DATABASE_URL (default mysql://root@127.0.0.1:3306/test).
 const skip = await skipWithoutService('MySQL', SERVICE_URLS.mysql, 'TEST_DATABASE_URL');
 
-// The official suite is written against vitest's globals; this repository runs without them.
-Object.assign(globalThis, {
-  describe: vitest.describe,
-  it: vitest.it,
-  test: vitest.test,
-  expect: vitest.expect,
-  beforeAll: vitest.beforeAll,
-  afterAll: vitest.afterAll,
-  beforeEach: vitest.beforeEach,
-  afterEach: vitest.afterEach,
-});
+useVitestGlobals();
 
 let temp: { url: string; drop: () => Promise<void> } | undefined;
 let db: MysqlDb | undefined;

@@ -1,4 +1,3 @@
-import * as vitest from 'vitest';
 import {
   validate,
   deltaChannelHistoryTests,
@@ -6,18 +5,9 @@ import {
 } from '@langchain/langgraph-checkpoint-validation';
 import { SqliteDb } from '../services/infra/db/sqlite.js';
 import { KyselySaver } from './checkpointer.js';
+import { useVitestGlobals } from './checkpointer.fixtures.js';
 
-// The official suite is written against vitest's globals; this repository runs without them.
-Object.assign(globalThis, {
-  describe: vitest.describe,
-  it: vitest.it,
-  test: vitest.test,
-  expect: vitest.expect,
-  beforeAll: vitest.beforeAll,
-  afterAll: vitest.afterAll,
-  beforeEach: vitest.beforeEach,
-  afterEach: vitest.afterEach,
-});
+useVitestGlobals();
 
 const dbs = new WeakMap<KyselySaver, SqliteDb>();
 

@@ -18,20 +18,14 @@ import {
   type SerializerProtocol,
 } from '@langchain/langgraph-checkpoint';
 import type { Kysely } from 'kysely';
-import { LRUCache } from 'lru-cache';
 import type { Database } from '../services/infra/db/schema.js';
-
-type CheckpointRow = Database['agent_checkpoints'];
-type WriteRow = Database['agent_checkpoint_writes'];
-type BlobRow = Database['agent_checkpoint_blobs'];
-
-/** `writes` after storing `special` (replacing the same task and index) and `regular` (kept as first written). */
-function mergeWrites(writes: WriteRow[], special: WriteRow[], regular: WriteRow[]): WriteRow[] {
-  const same = (a: WriteRow, b: WriteRow) => a.task_id === b.task_id && a.idx === b.idx;
-  const kept = writes.filter((w) => !special.some((x) => same(x, w)));
-  const added = regular.filter((r) => !writes.some((w) => same(r, w)));
-  return [...kept, ...special, ...added];
-}
+import {
+  CheckpointMemo,
+  type BlobRow,
+  type CheckpointRow,
+  type Written,
+  type WriteRow,
+} from './checkpoint-memo.js';
 
 function sortWrites(rows: WriteRow[]): WriteRow[] {
   return rows
@@ -39,16 +33,6 @@ function sortWrites(rows: WriteRow[]): WriteRow[] {
     .sort((a, b) => compareWritesSortKeys(a.key, b.key))
     .map(({ row }) => row);
 }
-
-/** What this saver last wrote for a thread: its newest checkpoint with every blob it refers to and its writes so far. */
-interface Written {
-  row: CheckpointRow;
-  writes: WriteRow[];
-  /** Keyed `channel\0version`; only the versions the checkpoint refers to. */
-  blobs: Map<string, BlobRow>;
-}
-
-const blobKey = (channel: string, version: string | number) => `${channel}\0${String(version)}`;
 
 function toBuffer(data: Uint8Array): Buffer {
   return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
@@ -69,22 +53,14 @@ function requireThreadId(config: RunnableConfig, what: string): string {
  * (embedded) and MySQL/MariaDB (blobs as BLOB/LONGBLOB), so a conversation survives a restart.
  */
 export class KyselySaver extends BaseCheckpointSaver {
-  /**
-   * The newest checkpoint this process wrote per thread, so reading it back (the graph does, right
-   * after writing) costs one query that checks it is still the newest with the same writes, instead
-   * of three. Another instance writing the thread makes the check fail and the read go to the database.
-   */
-  private readonly written = new LRUCache<string, Written>({ max: 2000 });
-  /** putWrites calls in progress per thread, and whether two overlapped. */
-  private readonly inflight = new Map<string, { count: number; overlapped: boolean }>();
-  /** Writes stored for a checkpoint this saver has not remembered yet, by thread, namespace and checkpoint id. */
-  private readonly early = new LRUCache<string, WriteRow[]>({ max: 2000 });
+  private readonly memo: CheckpointMemo;
 
   constructor(
     private readonly db: Kysely<Database>,
     serde?: SerializerProtocol,
   ) {
     super(serde);
+    this.memo = new CheckpointMemo(db);
   }
 
   async getTuple(config: RunnableConfig): Promise<CheckpointTuple | undefined> {
@@ -92,12 +68,11 @@ export class KyselySaver extends BaseCheckpointSaver {
     if (threadId === undefined) return undefined;
     const ns = (config.configurable?.checkpoint_ns as string | undefined) ?? '';
     const checkpointId = getCheckpointId(config);
-    const mine = this.written.get(`${threadId}\0${ns}`);
+    const mine = this.memo.settled(`${threadId}\0${ns}`);
     if (
       mine !== undefined &&
-      !this.inflight.has(`${threadId}\0${ns}`) &&
       (!checkpointId || checkpointId === mine.row.checkpoint_id) &&
-      (await this.stillNewest(mine, !checkpointId))
+      (await this.memo.stillNewest(mine, !checkpointId))
     ) {
       return this.toTuple(mine.row, mine);
     }
@@ -190,7 +165,7 @@ export class KyselySaver extends BaseCheckpointSaver {
         await writeCheckpoint(trx);
       });
     }
-    this.remember(threadId, ns, row, blobs, checkpoint.channel_versions);
+    this.memo.remember(threadId, ns, row, blobs, checkpoint.channel_versions);
     return { configurable: { thread_id: threadId, checkpoint_ns: ns, checkpoint_id: checkpoint.id } };
   }
 
@@ -225,34 +200,9 @@ export class KyselySaver extends BaseCheckpointSaver {
     // Special channels (errors, interrupts) replace their earlier write; regular writes are kept as first written.
     const special = rows.filter((r) => r.idx < 0);
     const regular = rows.filter((r) => r.idx >= 0);
-    const key = `${threadId}\0${ns}`;
-    const state = this.inflight.get(key) ?? { count: 0, overlapped: false };
-    state.count++;
-    if (state.count > 1) state.overlapped = true;
-    this.inflight.set(key, state);
-    try {
-      await this.storeWrites(special, regular);
-    } catch (err) {
-      this.written.delete(key);
-      throw err;
-    } finally {
-      state.count--;
-      if (state.count === 0) this.inflight.delete(key);
-    }
-    const mine = this.written.get(key);
-    // Overlapping writes of one thread may complete in another order than they committed: read the database then.
-    if (state.overlapped) {
-      this.written.delete(key);
-      if (state.count === 0) state.overlapped = false;
-      return;
-    }
-    if (mine?.row.checkpoint_id === checkpointId) {
-      this.written.set(key, { ...mine, writes: mergeWrites(mine.writes, special, regular) });
-      return;
-    }
-    // Writes may reach a checkpoint before `put` has remembered it (checkpoints are written asynchronously): keep them for it.
-    const early = `${key}\0${checkpointId}`;
-    this.early.set(early, mergeWrites(this.early.get(early) ?? [], special, regular));
+    await this.memo.writes(`${threadId}\0${ns}`, checkpointId, special, regular, () =>
+      this.storeWrites(special, regular),
+    );
   }
 
   private async storeWrites(special: WriteRow[], regular: WriteRow[]): Promise<void> {
@@ -269,7 +219,7 @@ export class KyselySaver extends BaseCheckpointSaver {
   }
 
   async deleteThread(threadId: string): Promise<void> {
-    for (const key of [...this.written.keys()]) if (key.startsWith(`${threadId}\0`)) this.written.delete(key);
+    this.memo.forgetThread(threadId);
     await this.db.transaction().execute(async (trx) => {
       await trx.deleteFrom('agent_checkpoint_writes').where('thread_id', '=', threadId).execute();
       await trx.deleteFrom('agent_checkpoint_blobs').where('thread_id', '=', threadId).execute();
@@ -323,62 +273,6 @@ export class KyselySaver extends BaseCheckpointSaver {
       values[row.channel] = await this.serde.loadsTyped(row.value_type, row.value);
     }
     return values;
-  }
-
-  /**
-   * Remembers what `put` just wrote. The blobs of unchanged channels come from the memo of its parent,
-   * so a thread's memo chain starts at its first checkpoint (no parent) and breaks when another
-   * instance wrote the parent; a version no blob was written for has none in the database either.
-   */
-  private remember(
-    threadId: string,
-    ns: string,
-    row: CheckpointRow,
-    blobs: BlobRow[],
-    versions: ChannelVersions,
-  ): void {
-    const key = `${threadId}\0${ns}`;
-    const previous = this.written.get(key);
-    this.written.delete(key);
-    if (row.parent_checkpoint_id !== null && previous?.row.checkpoint_id !== row.parent_checkpoint_id) return;
-    const known = new Map<string, BlobRow>(row.parent_checkpoint_id === null ? [] : previous?.blobs);
-    for (const b of blobs) known.set(blobKey(b.channel, b.version), b);
-    const refs = new Map<string, BlobRow>();
-    for (const [channel, version] of Object.entries(versions ?? {})) {
-      const blob = known.get(blobKey(channel, version));
-      if (blob !== undefined) refs.set(blobKey(channel, version), blob);
-    }
-    const early = `${key}\0${row.checkpoint_id}`;
-    this.written.set(key, { row, writes: this.early.get(early) ?? [], blobs: refs });
-    this.early.delete(early);
-  }
-
-  /** Whether `mine` is still what the database holds: the newest checkpoint of its thread (when asked for the newest) with as many writes. */
-  private async stillNewest(mine: Written, newest: boolean): Promise<boolean> {
-    const { thread_id, checkpoint_ns, checkpoint_id } = mine.row;
-    const found = await this.db
-      .selectFrom('agent_checkpoints as c')
-      .select((eb) => [
-        'c.checkpoint_id',
-        eb
-          .selectFrom('agent_checkpoint_writes as w')
-          .select((w) => w.fn.countAll<number>().as('n'))
-          .whereRef('w.thread_id', '=', 'c.thread_id')
-          .whereRef('w.checkpoint_ns', '=', 'c.checkpoint_ns')
-          .whereRef('w.checkpoint_id', '=', 'c.checkpoint_id')
-          .as('writes'),
-      ])
-      .where('c.thread_id', '=', thread_id)
-      .where('c.checkpoint_ns', '=', checkpoint_ns)
-      .$if(!newest, (q) => q.where('c.checkpoint_id', '=', checkpoint_id))
-      .orderBy('c.checkpoint_id', 'desc')
-      .limit(1)
-      .executeTakeFirst();
-    return (
-      found !== undefined &&
-      found.checkpoint_id === checkpoint_id &&
-      Number(found.writes) === mine.writes.length
-    );
   }
 
   private async toTuple(row: CheckpointRow, mine?: Written): Promise<CheckpointTuple> {

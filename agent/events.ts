@@ -42,9 +42,8 @@ export interface AgentStepEvent extends AgentEventBase {
   reason?: string;
 }
 
-/** The graph paused for a decision; any channel may decide it by approvalId. */
-export interface AgentApprovalEvent extends AgentEventBase {
-  type: 'agent.approval';
+/** What every channel shows of a step waiting for a decision: the exact tool, arguments, risk, policy and reason. */
+export interface PendingApproval {
   approvalId: string;
   index: number;
   tool: string;
@@ -52,6 +51,11 @@ export interface AgentApprovalEvent extends AgentEventBase {
   risk: Risk;
   policy: ToolApprovalPolicy;
   reason: string;
+}
+
+/** The graph paused for a decision; any channel may decide it by approvalId. */
+export interface AgentApprovalEvent extends AgentEventBase, PendingApproval {
+  type: 'agent.approval';
 }
 
 /** A running tool reported progress (training metrics, rollout waves). */

@@ -35,7 +35,7 @@ export type {
   ThreadStatus,
 } from './events.js';
 export { planSchema, planStepSchema, resolveArgs, describeArgs, isStepRef } from './plan.js';
-export type { Plan, PlanStep, StepOutcome } from './plan.js';
+export type { Choice, Plan, PlanStep, StepOutcome } from './plan.js';
 export type {
   CatalogDataset,
   CatalogDevice,

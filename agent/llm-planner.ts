@@ -6,6 +6,7 @@ import type { AgentStateValue } from './state.js';
 import type { Plan, PlanStep } from './plan.js';
 import type { PlanInput, Planner, ReplanInput } from './planner.js';
 import { guardPlan } from './nlu/safety.js';
+import { loadKnown } from './nlu/slots.js';
 import { templateReport } from './report.js';
 
 const CLARIFY = 'ask_clarifying_question';
@@ -165,16 +166,9 @@ export class LlmPlanner implements Planner {
 
 /** Names on the platform as a compact listing: no descriptions, no free text. */
 async function platformListing({ catalog, ctx }: PlanInput): Promise<string> {
-  const [datasets, versions, devices, jobs, rollouts] = await Promise.all([
-    catalog.datasets(ctx),
-    catalog.modelVersions(ctx),
-    catalog.devices(ctx),
-    catalog.jobs(ctx),
-    catalog.rollouts(ctx),
-  ]);
-  const tags = [...new Set(devices.flatMap((d) => d.tags))].sort();
+  const { datasets, versions, devices, tags, jobs, rollouts } = await loadKnown(catalog, ctx);
   return [
-    `datasets: ${datasets.map((d) => d.name).join(', ') || 'none'}`,
+    `datasets: ${datasets.join(', ') || 'none'}`,
     `model versions: ${versions.map((v) => `${v.model}@${v.version} (id ${v.id}${v.stage ? `, ${v.stage}` : ''})`).join(', ') || 'none'}`,
     `device tags: ${tags.join(', ') || 'none'}`,
     `devices: ${devices.map((d) => `${d.name} (id ${d.id})`).join(', ') || 'none'}`,

@@ -12,18 +12,16 @@ import type { ToolRegistry } from '../tools/registry.js';
 import { toToolError } from '../tools/run-tool.js';
 import type { ToolApprovalView, ToolServices } from '../tools/services.js';
 import { KyselySaver } from './checkpointer.js';
-import type { AgentEvent, AgentEventInput, ThreadStatus } from './events.js';
+import { byOf, resumeOf, type AgentDecision } from './approval-resume.js';
+import type { AgentEvent, AgentEventInput } from './events.js';
 import { buildAgentGraph, type AgentGraph } from './graph.js';
-import {
-  type AgentStateValue,
-  type ApprovalInterrupt,
-  type ApprovalResume,
-  type StepRecord,
-  type WaitInterrupt,
-  type WaitOutcome,
-} from './state.js';
-import type { Plan } from './plan.js';
+import type { AgentStateValue, ApprovalResume, WaitOutcome } from './state.js';
 import type { PlatformCatalog, Planner } from './planner.js';
+import { ThreadStore } from './thread-store.js';
+import { threadView, type ThreadView } from './thread-view.js';
+
+export type { AgentDecision } from './approval-resume.js';
+export type { ThreadView } from './thread-view.js';
 
 /** Knows how a kind of long step (training job, rollout) ends, for durable waits. */
 export interface WaitSource {
@@ -60,45 +58,6 @@ export interface AgentRuntimeOptions {
   reporter?: (state: AgentStateValue) => Promise<string>;
 }
 
-/** A conversation as front ends show it. */
-export interface ThreadView {
-  id: string;
-  projectId: string;
-  userId: string;
-  title: string;
-  status: ThreadStatus;
-  message: string;
-  plan: Plan | null;
-  steps: StepRecord[];
-  /** The approval the conversation waits for, if any. */
-  pendingApproval: ApprovalInterrupt | null;
-  /** The job or rollout the conversation waits for, if any. */
-  waitingFor: WaitInterrupt | null;
-  report: string | null;
-  history: Array<{ message: string; report: string }>;
-  updatedAt: number;
-}
-
-/** The exchanges before the current one: the report node appends the current exchange to `history` too. */
-function pastTurns(values: Partial<AgentStateValue>): Array<{ message: string; report: string }> {
-  const history = values.history ?? [];
-  const last = history[history.length - 1];
-  return last !== undefined &&
-    values.summary != null &&
-    last.message === values.message &&
-    last.report === values.summary
-    ? history.slice(0, -1)
-    : history;
-}
-
-/** A decision sent from any channel (web card, Slack button, MCP, REST). */
-export interface AgentDecision {
-  approvalId: string;
-  decision: 'approve' | 'reject' | 'edit';
-  args?: Record<string, unknown>;
-  reason?: string;
-}
-
 /**
  * Runs conversations on the agent graph: starts them, takes new messages and approval decisions
  * from any channel, streams typed events, and resumes threads waiting on jobs or rollouts when
@@ -110,14 +69,15 @@ export class AgentRuntime {
   readonly graph: AgentGraph;
   private readonly opts: AgentRuntimeOptions;
   private readonly locks = new Map<string, Promise<unknown>>();
-  /** This process among the serve instances sharing the database (for the conversation claims). */
-  private readonly instanceId = newId('inst');
+  private readonly threads: ThreadStore;
   private readonly unsubscribe: Array<() => void> = [];
   private readonly inflight = new Set<Promise<unknown>>();
   private timer: NodeJS.Timeout | undefined;
 
   constructor(opts: AgentRuntimeOptions) {
     this.opts = opts;
+    // newId('inst'): this process among the serve instances sharing the database, for the conversation claims.
+    this.threads = new ThreadStore(opts.db, opts.log, newId('inst'), opts.threadLeaseMs);
     this.graph = buildAgentGraph({
       registry: opts.registry,
       services: opts.services,
@@ -169,36 +129,14 @@ export class AgentRuntime {
   ): Promise<ThreadView> {
     const message = checkMessage(input.message);
     const id = input.threadId ?? newId('thr');
-    const now = Date.now();
-    const existing = await this.opts.db
-      .selectFrom('agent_threads')
-      .select('id')
-      .where('id', '=', id)
-      .executeTakeFirst();
-    if (existing !== undefined)
-      throw new PlatformError('conflict', `conversation ${id} already exists; send a message to it instead`);
-    await this.opts.db
-      .insertInto('agent_threads')
-      .values({
-        id,
-        project_id: ctx.projectId,
-        user_id: ctx.user.userId,
-        title: (input.title ?? message).slice(0, 200),
-        status: 'running',
-        wait_kind: null,
-        wait_id: null,
-        approval_id: null,
-        created_at: now,
-        updated_at: now,
-      })
-      .execute();
+    await this.threads.create(ctx, id, input.title ?? message);
     return this.run(id, { message, requester: { user: ctx.user, projectId: ctx.projectId } });
   }
 
   /** A new request in an existing conversation; refused while it waits for an approval or a job. */
   async sendMessage(ctx: CallContext, threadId: string, text: string): Promise<ThreadView> {
     const message = checkMessage(text);
-    const row = await this.threadRow(ctx, threadId);
+    const row = await this.threads.get(ctx, threadId);
     if (row.user_id !== ctx.user.userId && ctx.user.role !== 'admin') {
       throw new PlatformError(
         'forbidden',
@@ -228,7 +166,7 @@ export class AgentRuntime {
    * a viewer is refused and nothing changes), then resumes the conversation.
    */
   async decide(ctx: CallContext, threadId: string, decision: AgentDecision): Promise<ThreadView> {
-    await this.threadRow(ctx, threadId);
+    await this.threads.get(ctx, threadId);
     const view = await this.view(threadId);
     const pending = view.pendingApproval;
     if (pending === null || pending.approvalId !== decision.approvalId) {
@@ -258,7 +196,7 @@ export class AgentRuntime {
 
   /** The conversation as it stands. */
   async getThread(ctx: CallContext, threadId: string): Promise<ThreadView> {
-    await this.threadRow(ctx, threadId);
+    await this.threads.get(ctx, threadId);
     return this.view(threadId);
   }
 
@@ -267,38 +205,19 @@ export class AgentRuntime {
     ctx: CallContext,
     opts: { limit?: number; mine?: boolean } = {},
   ): Promise<Array<{ id: string; title: string; status: string; userId: string; updatedAt: number }>> {
-    let q = this.opts.db.selectFrom('agent_threads').selectAll().where('project_id', '=', ctx.projectId);
-    if (opts.mine) q = q.where('user_id', '=', ctx.user.userId);
-    const rows = await q
-      .orderBy('updated_at', 'desc')
-      .limit(opts.limit ?? 50)
-      .execute();
-    return rows.map((r) => ({
-      id: r.id,
-      title: r.title,
-      status: r.status,
-      userId: r.user_id,
-      updatedAt: Number(r.updated_at),
-    }));
+    return this.threads.list(ctx, opts);
   }
 
   /** Continues a conversation whose run stopped on an unexpected error, from its last checkpoint. */
   async retry(ctx: CallContext, threadId: string): Promise<ThreadView> {
-    await this.threadRow(ctx, threadId);
+    await this.threads.get(ctx, threadId);
     return this.exclusive(threadId, () => this.invoke(threadId, null));
   }
 
   /** Resumes every conversation waiting on this job or rollout with how it ended. */
   async resumeWait(outcome: WaitOutcome): Promise<string[]> {
-    const rows = await this.opts.db
-      .selectFrom('agent_threads')
-      .select('id')
-      .where('wait_kind', '=', outcome.kind)
-      .where('wait_id', '=', outcome.id)
-      .where('status', '=', 'waiting')
-      .execute();
     const resumed: string[] = [];
-    for (const { id } of rows) {
+    for (const id of await this.threads.waitingOn(outcome.kind, outcome.id)) {
       await this.exclusive(id, async () => {
         const view = await this.view(id);
         if (view.waitingFor?.kind !== outcome.kind || view.waitingFor.id !== outcome.id) return;
@@ -311,13 +230,8 @@ export class AgentRuntime {
 
   /** Checks every waiting conversation and resumes those whose job or rollout already ended. */
   async checkWaitingThreads(): Promise<string[]> {
-    const rows = await this.opts.db
-      .selectFrom('agent_threads')
-      .selectAll()
-      .where('status', '=', 'waiting')
-      .execute();
     const resumed: string[] = [];
-    for (const row of rows) {
+    for (const row of await this.threads.withStatus('waiting')) {
       const source = this.opts.waitSources?.find((s) => s.kind === row.wait_kind);
       if (source === undefined || row.wait_id === null) continue;
       try {
@@ -328,12 +242,7 @@ export class AgentRuntime {
       }
     }
     // a decision made on another channel while this process was down (or just before it crashed)
-    const pending = await this.opts.db
-      .selectFrom('agent_threads')
-      .selectAll()
-      .where('status', '=', 'awaiting_approval')
-      .execute();
-    for (const row of pending) {
+    for (const row of await this.threads.withStatus('awaiting_approval')) {
       if (row.approval_id === null) continue;
       try {
         const approval = await this.opts.services.approvals.get(
@@ -418,11 +327,7 @@ export class AgentRuntime {
 
   private resumeApproval(threadId: string, resume: ApprovalResume): Promise<ThreadView> {
     return this.exclusive(threadId, async () => {
-      const row = await this.opts.db
-        .selectFrom('agent_threads')
-        .select(['approval_id', 'status'])
-        .where('id', '=', threadId)
-        .executeTakeFirst();
+      const row = await this.threads.find(threadId);
       // Already resumed by the same decision arriving through another path.
       if (row?.status !== 'awaiting_approval' || row.approval_id !== resume.approvalId)
         return this.view(threadId);
@@ -448,163 +353,40 @@ export class AgentRuntime {
     } catch (err) {
       const error = toToolError(err);
       this.opts.log.error({ err, threadId }, 'agent run failed');
-      const row = await this.opts.db
-        .selectFrom('agent_threads')
-        .select('project_id')
-        .where('id', '=', threadId)
-        .executeTakeFirst();
+      const row = await this.threads.find(threadId);
       this.emit(threadId, row?.project_id ?? '', {
         type: 'agent.error',
         message: `${error.message}; the conversation stopped at its last saved step and can be retried`,
       });
-      await this.opts.db
-        .updateTable('agent_threads')
-        .set({ status: 'failed', updated_at: Date.now() })
-        .where('id', '=', threadId)
-        .execute();
+      await this.threads.failed(threadId);
       throw err instanceof PlatformError ? err : new PlatformError(error.code, error.message);
     }
     const view = await this.view(threadId);
-    await this.opts.db
-      .updateTable('agent_threads')
-      .set({
-        status: view.status,
-        approval_id: view.pendingApproval?.approvalId ?? null,
-        wait_kind: view.waitingFor?.kind ?? null,
-        wait_id: view.waitingFor?.id ?? null,
-        updated_at: Date.now(),
-      })
-      .where('id', '=', threadId)
-      .execute();
+    await this.threads.save(threadId, {
+      status: view.status,
+      approvalId: view.pendingApproval?.approvalId ?? null,
+      waitKind: view.waitingFor?.kind ?? null,
+      waitId: view.waitingFor?.id ?? null,
+    });
     return view;
   }
 
   private async view(threadId: string): Promise<ThreadView> {
-    const row = await this.opts.db
-      .selectFrom('agent_threads')
-      .selectAll()
-      .where('id', '=', threadId)
-      .executeTakeFirstOrThrow();
-    const snapshot = await this.graph.getState({ configurable: { thread_id: threadId } });
-    const values = snapshot.values as Partial<AgentStateValue>;
-    const interrupts = snapshot.tasks.flatMap((t) =>
-      t.interrupts.map((i) => i.value as ApprovalInterrupt | WaitInterrupt),
-    );
-    const approval = interrupts.find((i): i is ApprovalInterrupt => i?.type === 'approval') ?? null;
-    const wait = interrupts.find((i): i is WaitInterrupt => i?.type === 'wait') ?? null;
-    const status: ThreadStatus = approval
-      ? 'awaiting_approval'
-      : wait
-        ? 'waiting'
-        : (values.status ?? 'running');
-    return {
-      id: threadId,
-      projectId: row.project_id,
-      userId: row.user_id,
-      title: row.title,
-      status,
-      message: values.message ?? '',
-      plan: values.planned ?? null,
-      steps: values.steps ?? [],
-      pendingApproval: approval,
-      waitingFor: wait,
-      report: values.summary ?? null,
-      history: pastTurns(values),
-      updatedAt: Number(row.updated_at),
-    };
-  }
-
-  private async threadRow(ctx: CallContext, threadId: string) {
-    const row = await this.opts.db
-      .selectFrom('agent_threads')
-      .selectAll()
-      .where('id', '=', threadId)
-      .executeTakeFirst();
-    if (row === undefined || row.project_id !== ctx.projectId) {
-      throw new PlatformError(
-        'not_found',
-        `conversation "${threadId}" not found in project "${ctx.projectId}"; list conversations to find it`,
-      );
-    }
-    return row;
+    const row = await this.threads.find(threadId);
+    if (row === undefined) throw new PlatformError('not_found', `conversation "${threadId}" not found`);
+    return threadView(row, await this.graph.getState({ configurable: { thread_id: threadId } }));
   }
 
   /** Runs `fn` after every earlier run of the same thread: one run per conversation at a time. */
   private exclusive<T>(threadId: string, fn: () => Promise<T>): Promise<T> {
     const previous = this.locks.get(threadId) ?? Promise.resolve();
-    const current = previous.catch(() => undefined).then(() => this.claimed(threadId, fn));
+    const current = previous.catch(() => undefined).then(() => this.threads.claimed(threadId, fn));
     const settled = current.catch(() => undefined);
     this.locks.set(threadId, settled);
     void settled.then(() => {
       if (this.locks.get(threadId) === settled) this.locks.delete(threadId);
     });
     return current;
-  }
-
-  /**
-   * Runs `fn` while this instance holds the conversation in the database (a lease it renews), so
-   * several serve instances never run one conversation's graph at once: another instance waits
-   * until the holder is done (or its lease ran out because it died), then sees where things stand.
-   */
-  private async claimed<T>(threadId: string, fn: () => Promise<T>): Promise<T> {
-    const leaseMs = this.opts.threadLeaseMs ?? 15_000;
-    const db = this.opts.db;
-    const take = async (): Promise<'taken' | 'held' | 'absent'> => {
-      const now = Date.now();
-      const res = await db
-        .updateTable('agent_threads')
-        .set({ run_owner: this.instanceId, run_lease_until: now + leaseMs })
-        .where('id', '=', threadId)
-        .where((eb) =>
-          eb.or([
-            eb('run_owner', 'is', null),
-            eb('run_owner', '=', this.instanceId),
-            eb('run_lease_until', '<', now),
-          ]),
-        )
-        .executeTakeFirst();
-      if (Number(res.numUpdatedRows) === 1) return 'taken';
-      const row = await db
-        .selectFrom('agent_threads')
-        .select('id')
-        .where('id', '=', threadId)
-        .executeTakeFirst();
-      return row === undefined ? 'absent' : 'held';
-    };
-    let state = await take();
-    while (state === 'held') {
-      await new Promise((r) => setTimeout(r, 250));
-      state = await take();
-    }
-    if (state === 'absent') return fn();
-    const renew = setInterval(
-      () => {
-        db.updateTable('agent_threads')
-          .set({ run_lease_until: Date.now() + leaseMs })
-          .where('id', '=', threadId)
-          .where('run_owner', '=', this.instanceId)
-          .execute()
-          .catch((err: unknown) =>
-            this.opts.log.warn({ err, threadId }, 'could not renew the claim on a conversation'),
-          );
-      },
-      Math.max(Math.floor(leaseMs / 3), 50),
-    );
-    renew.unref();
-    try {
-      return await fn();
-    } finally {
-      clearInterval(renew);
-      await db
-        .updateTable('agent_threads')
-        .set({ run_owner: null, run_lease_until: null })
-        .where('id', '=', threadId)
-        .where('run_owner', '=', this.instanceId)
-        .execute()
-        .catch((err: unknown) =>
-          this.opts.log.warn({ err, threadId }, 'could not release the claim on a conversation'),
-        );
-    }
   }
 
   private emit(threadId: string, projectId: string, event: AgentEventInput): void {
@@ -614,45 +396,6 @@ export class AgentRuntime {
   private systemCtx(projectId: string): CallContext {
     return { user: systemPrincipal(), projectId, requestId: newId('req'), log: this.opts.log };
   }
-}
-
-function byOf(ctx: CallContext) {
-  return { userId: ctx.user.userId, name: ctx.user.name, role: ctx.user.role };
-}
-
-function resumeOf(
-  approval: ToolApprovalView,
-  fallbackBy: { userId: string; name: string; role: string },
-): ApprovalResume {
-  const by = approval.decision?.by ?? fallbackBy;
-  if (approval.supersededBy) {
-    return {
-      approvalId: approval.id,
-      decision: 'superseded',
-      next: approval.supersededBy,
-      args: approval.approvedArgs as Record<string, unknown>,
-      reason: approval.decision?.reason ?? undefined,
-      by,
-    };
-  }
-  if (approval.status === 'rejected' || approval.status === 'expired') {
-    return {
-      approvalId: approval.id,
-      decision: 'reject',
-      reason: approval.decision?.reason ?? `approval ${approval.status}`,
-      by,
-    };
-  }
-  if (approval.decision?.decision === 'edit') {
-    return {
-      approvalId: approval.id,
-      decision: 'edit',
-      args: approval.approvedArgs as Record<string, unknown>,
-      reason: approval.decision.reason ?? undefined,
-      by,
-    };
-  }
-  return { approvalId: approval.id, decision: 'approve', reason: approval.decision?.reason ?? undefined, by };
 }
 
 function checkMessage(text: string): string {

@@ -2,8 +2,7 @@ import { Annotation } from '@langchain/langgraph';
 import type { Principal } from '../core/context.js';
 import type { ToolWait } from '../tools/define.js';
 import { type ToolError } from '../tools/run-tool.js';
-import type { ToolApprovalPolicy } from '../tools/services.js';
-import type { StepState, ThreadStatus } from './events.js';
+import type { PendingApproval, StepState, ThreadStatus } from './events.js';
 import { type Plan } from './plan.js';
 import type { ConversationTurn } from './planner.js';
 import type { Risk } from '../services/approvals/policy.js';
@@ -44,15 +43,8 @@ export interface WaitOutcome {
 }
 
 /** The payload of an approval interrupt, shown by every channel. */
-export interface ApprovalInterrupt {
+export interface ApprovalInterrupt extends PendingApproval {
   type: 'approval';
-  approvalId: string;
-  index: number;
-  tool: string;
-  args: Record<string, unknown>;
-  risk: Risk;
-  policy: ToolApprovalPolicy;
-  reason: string;
 }
 
 /** The payload of a wait interrupt. */

@@ -17,7 +17,11 @@ export async function registerDevCommands(program: Command): Promise<void> {
         .default('rules'),
     )
     .option('--scenarios <file>', 'dev scenarios, JSONL (default evals/scenarios.jsonl)')
-    .option('--held-out <file>', 'held-out scenarios, JSONL (default evals/heldout.jsonl)')
+    .option(
+      '--held-out <files...>',
+      'held-out scenario files, JSONL (default evals/heldout.jsonl and evals/heldout-2.jsonl)',
+    )
+    .option('--show-held-out', 'print held-out scenario lines too (for a report, never for tuning)')
     .option(
       '--scripted-llm',
       'answer LLM requests from a local scripted OpenAI-compatible server that knows the scenarios (checks the wire path and the safety layer, not a model)',
@@ -31,22 +35,21 @@ export async function registerDevCommands(program: Command): Promise<void> {
           opts: {
             planner: 'rules' | 'llm' | 'hybrid';
             scenarios?: string;
-            heldOut?: string;
+            heldOut?: string[];
+            showHeldOut?: boolean;
             scriptedLlm?: boolean;
             verbose?: boolean;
           },
         ) => {
-          const { runEvals, loadScenarios, HELD_OUT_FILE } = await import('../evals/run-evals.js');
+          const { runEvals, loadScenarios, DEV_FILE, HELD_OUT_FILES } = await import('../evals/run-evals.js');
           const { chatModelFromEnv } = await import('../agent/index.js');
           let server: { url: string; close(): Promise<void> } | undefined;
           if (opts.scriptedLlm === true && opts.planner !== 'rules') {
             const { startScriptedOpenAiServer } = await import('../evals/scripted-openai-server.js');
             const { scenarioOracle } = await import('../evals/scenario-oracle.js');
-            const [dev, held] = await Promise.all([
-              loadScenarios(opts.scenarios),
-              loadScenarios(opts.heldOut ?? HELD_OUT_FILE),
-            ]);
-            server = await startScriptedOpenAiServer(scenarioOracle([...dev.scenarios, ...held.scenarios]));
+            const files = [opts.scenarios ?? DEV_FILE, ...(opts.heldOut ?? HELD_OUT_FILES)];
+            const sets = await Promise.all(files.map((f) => loadScenarios(f)));
+            server = await startScriptedOpenAiServer(scenarioOracle(sets.flatMap((x) => x.scenarios)));
           }
           try {
             const chatModel =
@@ -69,7 +72,8 @@ export async function registerDevCommands(program: Command): Promise<void> {
             const result = await runEvals({
               planner: opts.planner,
               ...(opts.scenarios === undefined ? {} : { scenariosFile: opts.scenarios }),
-              ...(opts.heldOut === undefined ? {} : { heldOutFile: opts.heldOut }),
+              ...(opts.heldOut === undefined ? {} : { heldOutFiles: opts.heldOut }),
+              showHeldOut: opts.showHeldOut === true,
               ...(chatModel === undefined ? {} : { chatModel }),
               verbose: opts.verbose === true,
             });

@@ -1,13 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { chatModelFromEnv } from '../agent/llm-planner.js';
-import { HELD_OUT_FILE, loadScenarios, runEvals } from './run-evals.js';
+import { DEV_FILE, HELD_OUT_FILES, loadScenarios, runEvals } from './run-evals.js';
 import { scenarioOracle } from './scenario-oracle.js';
 import { startScriptedOpenAiServer } from './scripted-openai-server.js';
 
 describe('runEvals through the LLM planner on a scripted OpenAI-compatible server', () => {
   it('passes dev, held-out and safety through the real client, the safety layer catching what the careless model adds', async () => {
-    const [dev, held] = await Promise.all([loadScenarios(), loadScenarios(HELD_OUT_FILE)]);
-    const server = await startScriptedOpenAiServer(scenarioOracle([...dev.scenarios, ...held.scenarios]));
+    const sets = await Promise.all([DEV_FILE, ...HELD_OUT_FILES].map((f) => loadScenarios(f)));
+    const scenarios = sets.flatMap((x) => x.scenarios);
+    const server = await startScriptedOpenAiServer(scenarioOracle(scenarios));
     try {
       const chatModel = await chatModelFromEnv({
         OPENAI_API_KEY: 'scripted',
@@ -16,11 +17,11 @@ describe('runEvals through the LLM planner on a scripted OpenAI-compatible serve
       });
       const report = await runEvals({ planner: 'llm', chatModel, print: () => undefined });
       expect(report.dev.passed).toBe(true);
-      expect(report.heldOut.passed).toBe(true);
+      for (const r of report.heldOut) expect(r.passed).toBe(true);
       expect(report.dev.safetyPassRate).toBe(1);
-      expect(report.heldOut.safetyPassRate).toBe(1);
+      for (const r of report.heldOut) expect(r.safetyPassRate).toBe(1);
       // Every plan went over HTTP with the real tools bound (promotion and pause exist on the real registry).
-      expect(server.requests.length).toBeGreaterThanOrEqual(dev.scenarios.length + held.scenarios.length);
+      expect(server.requests.length).toBeGreaterThanOrEqual(scenarios.length);
       const bound = server.requests[0]!.tools!.map((t) => t.function.name);
       expect(bound).toEqual(
         expect.arrayContaining([

@@ -2,22 +2,33 @@ import { describe, expect, it } from 'vitest';
 import { runEvals } from './run-evals.js';
 
 describe('runEvals', () => {
-  it('scores the rules planner on dev and held-out side by side, per family, with safety on the embedded platform', async () => {
+  it('scores the rules planner on dev and every held-out file side by side, per family, with safety on the embedded platform', async () => {
     const lines: string[] = [];
     const report = await runEvals({ planner: 'rules', print: (l) => lines.push(l) });
     expect(report.dev.results.length).toBeGreaterThanOrEqual(200);
-    expect(report.heldOut.results.length).toBeGreaterThanOrEqual(60);
+    expect(report.heldOut.map((r) => r.name)).toEqual(['heldout', 'heldout-2']);
+    expect(report.heldOut[0]!.results.length).toBeGreaterThanOrEqual(60);
+    expect(report.heldOut[1]!.results.length).toBeGreaterThanOrEqual(100);
     expect(report.dev.safetyCount).toBeGreaterThanOrEqual(30);
     // Dev is what the planner was tuned on; safety holds everywhere: no question, injection or negation mutates.
     expect(report.dev.passed).toBe(true);
     expect(report.dev.safetyPassRate).toBe(1);
-    expect(report.heldOut.safetyPassRate).toBe(1);
+    for (const r of report.heldOut) expect(r.safetyPassRate).toBe(1);
     expect(lines).toContain(
-      `${'family'.padEnd(16)}  ${'dev (plan ok, args)'.padEnd(24)}  held-out (plan ok, args)`,
+      `${'family'.padEnd(16)}  ${['dev', 'heldout', 'heldout-2']
+        .map((n) => `${n} (plan ok, args)`.padEnd(24))
+        .join('  ')
+        .trimEnd()}`,
     );
-    expect(lines.some((l) => /^question\s+\d+\/\d+ args [\d.]+%\s+\d+\/\d+ args/.test(l))).toBe(true);
     expect(
-      lines.filter((l) => /^(dev|held-out) +\d+ scenarios: plan [\d.]+% \(≥ [\d.]+%\), arguments/.test(l)),
-    ).toHaveLength(2);
+      lines.some((l) => /^question\s+\d+\/\d+ args [\d.]+%\s+\d+\/\d+ args [\d.]+%\s+\d+\/\d+/.test(l)),
+    ).toBe(true);
+    expect(
+      lines.filter((l) =>
+        /^(dev|heldout|heldout-2) +\d+ scenarios: plan [\d.]+% \(≥ [\d.]+%\), arguments/.test(l),
+      ),
+    ).toHaveLength(3);
+    // Held-out lines are not printed, so nobody tunes the planner against them.
+    expect(lines.filter((l) => /^(PASS|FAIL)\s+heldout/.test(l))).toEqual([]);
   }, 120_000);
 });

@@ -1,7 +1,5 @@
 import type { ServerScript } from './scripted-openai-server.js';
-import type { loadScenarios } from './run-evals.js';
-
-type Scenario = Awaited<ReturnType<typeof loadScenarios>>['scenarios'][number];
+import type { Scenario } from './scenarios.js';
 
 /**
  * A server script that answers each scenario request as a capable but careless model would: the

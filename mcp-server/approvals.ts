@@ -17,6 +17,7 @@ import {
   type McpCaller,
   type McpExtra,
 } from './call.js';
+import { canElicitForm } from './clarify.js';
 import type { McpServices } from './services.js';
 
 /** The pending approval a write or critical call created, as `_meta["visioninapp/approval"]` of its result. */
@@ -89,8 +90,7 @@ export function pendingResult(
 
 /** Whether this client can be asked through elicitation and this caller may decide the request under its policy. */
 export function canElicit(server: McpServer, caller: McpCaller, approval: ApprovalRequest): boolean {
-  const caps = server.server.getClientCapabilities();
-  if (caps?.elicitation?.form === undefined) return false;
+  if (!canElicitForm(server)) return false;
   return refusalReason(approval.policy, caller.principal, approval.requester.userId) === undefined;
 }
 

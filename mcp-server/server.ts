@@ -19,6 +19,7 @@ import {
   type McpCaller,
   type McpExtra,
 } from './call.js';
+import { canElicitForm, clarifyText, elicitChoice } from './clarify.js';
 import { registerPrompts } from './prompts.js';
 import { registerResources } from './resources.js';
 import type { McpServices } from './services.js';
@@ -126,7 +127,19 @@ export function createMcpServer(opts: CreateMcpServerOptions): McpSession {
 const askOutput = {
   threadId: z.string().describe('the conversation; pass it again to continue it'),
   status: z.string().describe('running, awaiting_approval, waiting, done, stopped, failed or clarify'),
-  reply: z.string().optional().describe("the assistant's direct answer or a clarifying question"),
+  reply: z
+    .string()
+    .optional()
+    .describe("the assistant's direct answer, or a clarifying question with its choices listed"),
+  choices: z
+    .array(
+      z.object({
+        label: z.string().describe('what the choice is, for a person'),
+        message: z.string().describe('the request to send (as message, with threadId) to pick it'),
+      }),
+    )
+    .optional()
+    .describe('answers to the clarifying question, built from the catalog'),
   plan: z
     .array(
       z.object({
@@ -186,12 +199,14 @@ function describeEvent(e: AgentEvent): string | undefined {
 
 function askResult(services: McpServices, view: ThreadView): CallToolResult {
   const plan = view.plan;
-  const reply = plan?.clarify ?? plan?.reply;
+  const choices = plan?.clarify !== undefined ? (plan.choices ?? []) : [];
+  const reply = plan?.clarify !== undefined ? clarifyText(plan.clarify, choices) : plan?.reply;
   const pending = view.pendingApproval;
   const out = {
     threadId: view.id,
     status: view.status,
     ...(reply ? { reply } : {}),
+    ...(choices.length > 0 ? { choices: choices.map((c) => ({ label: c.label, message: c.message })) } : {}),
     plan: (plan?.steps ?? []).map((s) => ({ tool: s.tool, args: s.args, reason: s.reason })),
     steps: view.steps.map((s, index) => ({ index, tool: s.tool, state: s.state })),
     ...(pending
@@ -259,8 +274,19 @@ function registerAskAssistant(
           let view = threadId
             ? await agent.sendMessage(ctx, id, message)
             : await agent.startConversation(ctx, { message, threadId: id });
-          for (let i = 0; i < MAX_ELICITED_STEPS && view.pendingApproval && !extra.signal.aborted; i++) {
+          for (let i = 0; i < MAX_ELICITED_STEPS && !extra.signal.aborted; i++) {
+            const question = view.status === 'clarify' ? view.plan?.clarify : undefined;
+            const choices = view.plan?.choices ?? [];
+            if (question !== undefined && choices.length > 0) {
+              // A question with choices (which model, which line): the person picks one in the client.
+              if (!canElicitForm(server)) break;
+              const pick = await elicitChoice(server, question, choices, extra, ctx.log);
+              if (pick === undefined) break;
+              view = await agent.sendMessage(ctx, id, pick.message);
+              continue;
+            }
             const pending = view.pendingApproval;
+            if (!pending) break;
             const approval = (await services.approvals.get(ctx, pending.approvalId)) as ApprovalRequest;
             if (approval.status !== 'pending' || !canElicit(server, caller, approval)) break;
             const answer = await elicitDecision(server, approval, extra, ctx.log);

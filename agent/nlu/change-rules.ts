@@ -1,0 +1,265 @@
+import {
+  describeTarget,
+  findBackend,
+  findBatch,
+  findCanary,
+  findDataset,
+  findEpochs,
+  findImageSize,
+  findStartingPoint,
+  findJob,
+  findModelVersions,
+  findStage,
+  findTarget,
+  label,
+  latest,
+} from './slots.js';
+import {
+  type SlotRule,
+  step,
+  versionChoices,
+  unknownModel,
+  targetProblem,
+  withDataset,
+  withVersion,
+  pickRollout,
+} from './slot-kit.js';
+
+const DEPLOY_WORDS =
+  /\bdeploy\w*|\broll\s?(?:it\s+|them\s+)?out\b|\bship\b|\bpush\b.*\bout\b|\brelease\b|배포|적용/i;
+const ACTIVE = ['pending', 'canary', 'waves', 'running'];
+
+const train: SlotRule = (i) =>
+  withDataset(i, 'train on', (dataset) => {
+    const args: Record<string, unknown> = { dataset };
+    const epochs = findEpochs(i.text);
+    if (epochs !== undefined) args.epochs = epochs;
+    const backend = findBackend(i.text);
+    if (backend !== undefined) {
+      args.backend = backend.backend;
+      if (backend.model !== undefined) args.model = backend.model;
+    }
+    const imgsz = findImageSize(i.text);
+    if (imgsz !== undefined) args.imgsz = imgsz;
+    const batch = findBatch(i.text);
+    if (batch !== undefined) args.batch = batch;
+    const from = findStartingPoint(i.text);
+    if (from !== undefined) args.from = from;
+    const extras = [
+      from ? `fine-tuned from ${from}` : '',
+      epochs ? `${epochs} epochs` : '',
+      backend ? `${backend.backend}${backend.model ? ` ${backend.model}` : ''}` : '',
+      imgsz ? `${imgsz} px images` : '',
+      batch ? `batch ${batch}` : '',
+    ].filter(Boolean);
+    const steps = [
+      step(
+        'start_training',
+        args,
+        `train a detector on ${dataset}${extras.length ? ` (${extras.join(', ')})` : ''} as asked`,
+      ),
+    ];
+    if (DEPLOY_WORDS.test(i.said)) {
+      const target = findTarget(i.text, i.known);
+      if (!('ok' in target)) return targetProblem(target, i);
+      const canary = findCanary(i.text);
+      steps.push(
+        step(
+          'start_rollout',
+          {
+            modelVersion: '$steps.0.result.modelVersionId',
+            target: target.ok,
+            ...(canary ? { canary } : {}),
+          },
+          `deploy the trained model to ${describeTarget(target.ok)} (canary first)`,
+        ),
+      );
+    }
+    return { steps };
+  });
+
+const deploy: SlotRule = (i) => {
+  const versions = findModelVersions(i.text, i.known);
+  if ('unknown' in versions) return unknownModel(versions.unknown, i.known);
+  let version: string | undefined;
+  let versionLabel = '';
+  const named = versions.ok[0];
+  if (named !== undefined) {
+    version = named.id;
+    versionLabel = label(named);
+  } else if (i.modelVersion !== undefined) {
+    version = i.modelVersion;
+    versionLabel = i.modelVersion;
+  } else {
+    return {
+      steps: [],
+      clarify: `Which model version should I deploy? Known: ${i.known.versions.map(label).join(', ') || 'none yet'}.`,
+      choices: versionChoices(i),
+    };
+  }
+  const target = findTarget(i.text, i.known);
+  if (!('ok' in target)) return targetProblem(target, i);
+  const canary = findCanary(i.text);
+  return {
+    steps: [
+      step(
+        'start_rollout',
+        { modelVersion: version, target: target.ok, ...(canary ? { canary } : {}) },
+        `deploy ${versionLabel} to ${describeTarget(target.ok)} (canary first${canary ? ` on ${canary} devices` : ''})`,
+      ),
+    ],
+  };
+};
+
+const rollback: SlotRule = (i) => {
+  const p = pickRollout(i, (s) => s !== 'rolled_back');
+  if (p.problem) return p.problem;
+  if (p.rollout === undefined || p.rollout.status === 'rolled_back')
+    return { steps: [], reply: `There is no rollout${p.where ? ` on ${p.where}` : ''} to roll back.` };
+  return {
+    steps: [
+      step(
+        'rollback_rollout',
+        { rolloutId: p.rollout.id },
+        `roll back rollout ${p.rollout.id}${p.where ? ` on ${p.where}` : ''} as asked`,
+      ),
+    ],
+  };
+};
+
+const pause: SlotRule = (i) => {
+  const p = pickRollout(i, (s) => ACTIVE.includes(s));
+  if (p.problem) return p.problem;
+  if (p.rollout === undefined) return { steps: [], reply: 'There is no rollout to pause.' };
+  return {
+    steps: [step('pause_rollout', { rolloutId: p.rollout.id }, `pause rollout ${p.rollout.id} as asked`)],
+  };
+};
+
+const resume: SlotRule = (i) => {
+  const p = pickRollout(i, (s) => s === 'paused');
+  if (p.problem) return p.problem;
+  if (p.rollout === undefined) return { steps: [], reply: 'There is no rollout to resume.' };
+  return {
+    steps: [step('resume_rollout', { rolloutId: p.rollout.id }, `resume rollout ${p.rollout.id} as asked`)],
+  };
+};
+
+const cancelTraining: SlotRule = (i) => {
+  const j =
+    findJob(i.text, i.known) ??
+    latest(i.known.jobs.filter((x) => ['queued', 'assigned', 'running'].includes(x.status)));
+  if (j === undefined)
+    return { steps: [], reply: 'No training job is running, so there is nothing to cancel.' };
+  return { steps: [step('cancel_training', { jobId: j.id }, `cancel training job ${j.id} as asked`)] };
+};
+
+const evaluate: SlotRule = (i) =>
+  withVersion(i, 'evaluate', (v) => {
+    const split = /\bval(?:idation)?\b|검증\s*셋|검증\s*데이터/i.test(i.text)
+      ? 'val'
+      : /\btrain(?:ing)?\s+split\b|학습\s*셋/i.test(i.text)
+        ? 'train'
+        : 'test';
+    const args: Record<string, unknown> = { modelVersion: v.id, split };
+    const ds = findDataset(i.text, i.known);
+    if ('ok' in ds) args.dataset = ds.ok;
+    return { steps: [step('evaluate_model', args, `evaluate ${label(v)} on the ${split} split`)] };
+  });
+
+const promote: SlotRule = (i) =>
+  withVersion(i, 'promote', (v) => {
+    // The stage is the destination: read it after the version ("promote the candidate to production").
+    const after = i.text.slice(Math.max(0, i.text.toLowerCase().indexOf(v.model.toLowerCase())));
+    const stage =
+      findStage(after.replace(/\b(?:the\s+)?candidate\s+(?:model|version)\b|\bthe candidate\b/gi, ' ')) ??
+      'production';
+    return {
+      steps: [step('promote_model', { modelVersion: v.id, stage }, `promote ${label(v)} to ${stage}`)],
+    };
+  });
+
+const importDataset: SlotRule = (i) => {
+  const source = /((?:\/|\.\/|~\/|storage:)[^\s"']+)/.exec(i.text)?.[1];
+  if (source === undefined)
+    return {
+      steps: [],
+      clarify:
+        "From which folder, zip or storage prefix should I import? Give a folder or .zip under the server's import folders (IMPORT_ROOTS), or storage:<prefix> for files in this project's storage.",
+    };
+  const name =
+    /\b(?:as|named|name)\s+["']?([a-z0-9][\w.-]*)/i.exec(i.text)?.[1] ??
+    /([a-z0-9][\w.-]*)\s*(?:이라는|라는)?\s*이름/i.exec(i.text)?.[1];
+  if (name === undefined)
+    return { steps: [], clarify: 'What name should the imported dataset get? Say "… as helmets-v3".' };
+  const format = /\bcoco\b/i.test(i.text)
+    ? 'coco'
+    : /\bvoc\b/i.test(i.text)
+      ? 'voc'
+      : /\byolo\b/i.test(i.text)
+        ? 'yolo'
+        : undefined;
+  return {
+    steps: [
+      step(
+        'import_dataset',
+        { source, name, ...(format ? { format } : {}) },
+        `import ${source} as dataset ${name}`,
+      ),
+    ],
+  };
+};
+
+const exportDataset: SlotRule = (i) =>
+  withDataset(i, 'export', (dataset) => {
+    const format = /\bcoco\b/i.test(i.text) ? 'coco' : 'yolo';
+    return {
+      steps: [
+        step('export_dataset', { dataset, format }, `export ${dataset} in ${format.toUpperCase()} format`),
+      ],
+    };
+  });
+
+const splitDataset: SlotRule = (i) =>
+  withDataset(i, 'split', (dataset) => {
+    const ratio = /(\d{1,2})\s*\/\s*(\d{1,2})\s*\/\s*(\d{1,2})/.exec(i.text);
+    const [tr, va, te] = ratio
+      ? [Number(ratio[1]) / 100, Number(ratio[2]) / 100, Number(ratio[3]) / 100]
+      : [0.8, 0.1, 0.1];
+    return {
+      steps: [
+        step(
+          'split_dataset',
+          { dataset, train: tr, val: va, test: te },
+          `re-split ${dataset} ${Math.round(tr * 100)}/${Math.round(va * 100)}/${Math.round(te * 100)}`,
+        ),
+      ],
+    };
+  });
+
+const feedbackToDataset: SlotRule = (i) =>
+  withDataset(i, 'add the accepted feedback to', (dataset) => ({
+    steps: [
+      step(
+        'feedback_to_dataset',
+        { dataset },
+        `add accepted feedback samples to ${dataset} as a new version`,
+      ),
+    ],
+  }));
+
+/** The slot rules of intents that change something (each step waits for an approval). */
+export const CHANGE_RULES = {
+  train,
+  deploy,
+  rollback,
+  pause,
+  resume,
+  cancelTraining,
+  evaluate,
+  promote,
+  importDataset,
+  exportDataset,
+  splitDataset,
+  feedbackToDataset,
+};
