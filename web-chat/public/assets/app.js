@@ -1,9 +1,11 @@
 import { api, clearAlert, h, showError, showInfo } from './api.js';
+import { trainForm } from './actions.js';
 import { approvalCard } from './approval-card.js';
 import { initChat, onDomainEvents, openThread, subscribe } from './chat.js';
 import { datasetView } from './dataset-view.js';
 import { reviewPage } from './review.js';
 import { settingsPage } from './settings.js';
+import { uploadCard } from './upload.js';
 import { devicePage, jobPage, jobsList, modelPage, rolloutPage, rolloutsList } from './pages.js';
 import { applyI18n, setLang, t } from './i18n.js';
 import { badge, fmtMetrics, fmtNumber } from './results.js';
@@ -209,6 +211,14 @@ const loaders = {
     );
   },
   async datasets(q = '') {
+    const slot = document.getElementById('dataset-upload-slot');
+    if (!slot.firstChild)
+      slot.append(
+        uploadCard(me, async (ref) => {
+          await loaders.datasets();
+          await showDataset(ref.split('@')[0]);
+        }),
+      );
     const { datasets } = await api(`/api/datasets${q ? `?q=${encodeURIComponent(q)}` : ''}`);
     const list = document.getElementById('dataset-list');
     list.replaceChildren(
@@ -242,7 +252,14 @@ const loaders = {
         h(
           'tr',
           {},
-          h('td', { text: v.ref || `${v.name}@${v.version}` }),
+          h(
+            'td',
+            {},
+            h('a', {
+              href: `#models/${encodeURIComponent(v.ref || `${v.name}@${v.version}`)}`,
+              text: v.ref || `${v.name}@${v.version}`,
+            }),
+          ),
           h('td', {}, (v.stages || []).map(badge)),
           h('td', { class: 'small', text: fmtMetrics(v.metrics) }),
           h('td', { class: 'small', text: fmtTime(v.createdAt) }),
@@ -481,11 +498,18 @@ function renderAuditPager(more) {
 }
 
 async function showDataset(ref) {
-  await datasetView(
-    document.getElementById('dataset-detail'),
-    document.getElementById('dataset-samples'),
-    ref,
-  );
+  const detail = document.getElementById('dataset-detail');
+  await datasetView(detail, document.getElementById('dataset-samples'), ref);
+  // the version trained on is the one picked in the version picker when the form is sent
+  document
+    .getElementById('dataset-actions')
+    .replaceChildren(me.user.role === 'viewer' ? '' : trainForm(me, () => detail.dataset.ref));
+}
+
+/** A model version's page and its evaluations; an approved evaluation or promotion redraws both. */
+async function showModel(ref) {
+  await modelPage(document.getElementById('model-detail'), ref, me, () => guard(() => showModel(ref)));
+  await showEvaluations(ref);
 }
 
 function show(page, arg) {
@@ -517,10 +541,7 @@ function show(page, arg) {
     }
     await loaders[name]();
     if (arg && name === 'datasets') await showDataset(arg);
-    if (arg && name === 'models') {
-      await modelPage(document.getElementById('model-detail'), arg);
-      await showEvaluations(arg);
-    }
+    if (arg && name === 'models') await showModel(arg);
     if (!arg && name === 'models') document.getElementById('model-detail').replaceChildren();
   });
 }
