@@ -85,6 +85,15 @@ export function trainForm(me, refOf) {
     { class: 'form-select form-select-sm', id: 'train-backend' },
     ['builtin', 'ultralytics', 'yolox'].map((b) => h('option', { value: b, text: t(`train.backend.${b}`) })),
   );
+  const imgsz = h('input', {
+    class: 'form-control form-control-sm',
+    type: 'number',
+    min: '32',
+    max: '2048',
+    step: '32',
+    id: 'train-imgsz',
+    placeholder: t('train.imgszDefault'),
+  });
   const name = h('input', {
     class: 'form-control form-control-sm',
     id: 'train-name',
@@ -102,12 +111,14 @@ export function trainForm(me, refOf) {
       controls: [
         field(t('train.epochs'), epochs),
         field(t('train.backend'), backend),
+        field(t('train.imgsz'), imgsz),
         field(t('train.name'), name),
       ],
       argsOf: () => ({
         dataset: refOf(),
         epochs: Number(epochs.value) || 10,
         backend: backend.value,
+        ...(Number(imgsz.value) ? { imgsz: Number(imgsz.value) } : {}),
         ...(name.value.trim() ? { name: name.value.trim() } : {}),
       }),
       reason: () => t('train.reason', { dataset: refOf() }),
