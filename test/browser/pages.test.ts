@@ -182,7 +182,7 @@ describe.skipIf(missing)('jobs, rollouts, device and model pages in Chromium', (
     const page = await signIn('operator', 'ko-KR');
     await page.goto(`${t.url}/#settings`);
     await page.locator('#retrain-form').waitFor();
-    expect(await page.locator('#retrain-policies tbody tr').textContent()).toBe('없음');
+    expect(await page.locator('#retrain-policies tbody tr').textContent()).toBe('아직 항목이 없습니다.');
     await page.selectOption('#retrain-model', 'helmets');
     await page.fill('#retrain-samples', '50');
     await page.fill('#retrain-tag', 'line-3');
