@@ -45,6 +45,13 @@ const STALE = {
   'approval.': ['approvals', 'audit'],
 };
 const refreshTimers = new Map();
+// The audit log's filter fields: input id, query parameter, column width, placeholder key.
+const AUDIT_FILTERS = [
+  ['audit-thread', 'threadId', 'col-md-3', 'audit.thread'],
+  ['audit-tool', 'tool', 'col-md-2', 'audit.tool'],
+  ['audit-action', 'action', 'col-md-2', 'audit.action'],
+  ['audit-user', 'userId', 'col-md-2', 'audit.user'],
+];
 
 function fmtTime(ms) {
   return ms ? new Date(ms).toLocaleString(document.documentElement.lang) : '';
@@ -420,12 +427,7 @@ const loaders = {
       offset: String(auditOffset),
       order: 'desc',
     });
-    for (const [id, key] of [
-      ['audit-thread', 'threadId'],
-      ['audit-tool', 'tool'],
-      ['audit-action', 'action'],
-      ['audit-user', 'userId'],
-    ]) {
+    for (const [id, key] of AUDIT_FILTERS) {
       const v = document.getElementById(id).value.trim();
       if (v) q.set(key, v);
     }
@@ -686,6 +688,20 @@ async function main() {
   document
     .getElementById('approval-status')
     .addEventListener('change', () => void guard(() => loaders.approvals()));
+  document.getElementById('audit-filters').prepend(
+    ...AUDIT_FILTERS.map(([id, , width, placeholder]) =>
+      h(
+        'div',
+        { class: width },
+        h('input', {
+          id,
+          class: 'form-control',
+          placeholder: t(placeholder),
+          'data-i18n-placeholder': placeholder,
+        }),
+      ),
+    ),
+  );
   document.getElementById('audit-filters').addEventListener('submit', (e) => {
     e.preventDefault();
     auditOffset = 0;

@@ -1,7 +1,7 @@
 import { api, h, showError } from './api.js';
 import { actionButton, modelActions, requestAndRun } from './actions.js';
 import { t } from './i18n.js';
-import { badge, fmtMetrics, fmtNumber } from './results.js';
+import { badge, fmtMetrics, fmtNumber, table } from './results.js';
 
 const FINAL_JOB = ['succeeded', 'failed', 'cancelled'];
 const FINAL_ROLLOUT = ['completed', 'rolled_back', 'failed'];
@@ -20,41 +20,6 @@ const modelLink = (ref) =>
     : h('span', { class: 'text-body-secondary', text: t('fleet.noModel') });
 const deviceLink = (id, name) => link(`#devices/${encodeURIComponent(id)}`, name || id);
 const datasetLink = (ref) => link(`#datasets/${encodeURIComponent(String(ref).split('@')[0])}`, ref);
-
-function table(heads, rows, attrs = {}) {
-  return h(
-    'div',
-    { class: 'table-responsive' },
-    h(
-      'table',
-      { class: 'table table-sm align-middle', ...attrs },
-      h(
-        'thead',
-        {},
-        h(
-          'tr',
-          {},
-          heads.map((k) => h('th', { text: t(k) })),
-        ),
-      ),
-      h(
-        'tbody',
-        {},
-        rows.length
-          ? rows
-          : h(
-              'tr',
-              {},
-              h('td', {
-                colspan: String(heads.length),
-                class: 'text-body-secondary',
-                text: t('common.none'),
-              }),
-            ),
-      ),
-    ),
-  );
-}
 
 function facts(pairs) {
   return h(

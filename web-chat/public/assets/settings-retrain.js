@@ -1,45 +1,10 @@
 import { api, h, showError } from './api.js';
 import { requestAndRun } from './actions.js';
 import { t } from './i18n.js';
-import { fmtNumber } from './results.js';
+import { fmtNumber, table } from './results.js';
 
 const read = async (tool, args = {}) =>
   (await api(`/api/tools/${tool}`, { method: 'POST', body: { args } })).output;
-
-function table(id, heads, rows) {
-  return h(
-    'div',
-    { class: 'table-responsive' },
-    h(
-      'table',
-      { class: 'table table-sm align-middle', id },
-      h(
-        'thead',
-        {},
-        h(
-          'tr',
-          {},
-          heads.map((k) => h('th', { text: t(k) })),
-        ),
-      ),
-      h(
-        'tbody',
-        {},
-        rows.length
-          ? rows
-          : h(
-              'tr',
-              {},
-              h('td', {
-                colspan: String(heads.length),
-                class: 'text-body-secondary',
-                text: t('common.none'),
-              }),
-            ),
-      ),
-    ),
-  );
-}
 
 /** What fires a policy, as a person reads it. */
 function triggerText(p) {
@@ -131,7 +96,6 @@ export async function retrainSection(me) {
     h('h2', { class: 'h5', text: t('retrain.heading') }),
     h('p', { class: 'small text-body-secondary', text: t('retrain.help') }),
     table(
-      'retrain-policies',
       ['retrain.model', 'retrain.trigger', 'retrain.dataset', 'retrain.cooldown', 'retrain.margin'],
       policies.map((p) =>
         h(
@@ -144,13 +108,13 @@ export async function retrainSection(me) {
           h('td', { text: fmtNumber(p.minImprovement, 2) }),
         ),
       ),
+      { id: 'retrain-policies' },
     ),
     writer && names.length ? form : null,
     writer ? check : null,
     box,
     h('h3', { class: 'h6 mt-3', text: t('retrain.proposals') }),
     table(
-      'retrain-proposals',
       ['retrain.model', 'retrain.why', 'retrain.samplesCol', 'retrain.plan', 'retrain.when'],
       proposals.map((p) =>
         h(
@@ -174,6 +138,7 @@ export async function retrainSection(me) {
           }),
         ),
       ),
+      { id: 'retrain-proposals' },
     ),
   );
   return root;
