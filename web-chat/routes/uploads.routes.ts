@@ -15,7 +15,7 @@ const uploadStatus = z.object({
   expiresAt: z.number(),
 });
 const staging =
-  'stages the caller\'s own bytes outside the database; they join a dataset only through import_dataset, an approved tool';
+  "stages the caller's own bytes outside the database; they join a dataset only through import_dataset, an approved tool";
 
 /** Browser uploads of a dataset: start, send chunks (resumable), finish into the project's storage area. */
 export const uploadsRoutes: RouteDef[] = [
@@ -25,7 +25,7 @@ export const uploadsRoutes: RouteDef[] = [
     access: 'operator',
     tag: 'datasets',
     mutation: { exempt: 'upload-staging', why: staging },
-    summary: 'Starts a dataset upload: the files (one .zip, or a folder\'s files) with their sizes',
+    summary: "Starts a dataset upload: the files (one .zip, or a folder's files) with their sizes",
     body: uploadStartSchema,
     response: uploadStatus,
     status: 201,
@@ -58,7 +58,9 @@ export const uploadsRoutes: RouteDef[] = [
       path: z.string().min(1).max(1000).describe('the file, as declared when starting'),
       offset: z.coerce.number().int().min(0).describe('byte offset of the chunk'),
     }),
-    body: z.instanceof(Buffer, { message: 'send the chunk as application/octet-stream' }).describe('chunk bytes'),
+    body: z
+      .instanceof(Buffer, { message: 'send the chunk as application/octet-stream' })
+      .describe('chunk bytes'),
     response: z.object({ received: z.number() }),
     async handler({ ctx, s, params, query, body }) {
       return s.uploads.writeChunk(ctx, params.id, { path: query.path, offset: query.offset, data: body });
