@@ -16,7 +16,7 @@ import { SearchIndexer } from '../services/infra/search/index.js';
 import { AccountService, ChatLinkService } from '../services/accounts/index.js';
 import { AuditLog, auditSearchDocs, loadAuditKeyring } from '../services/audit/index.js';
 import { ApprovalService } from '../services/approvals/index.js';
-import { DatasetService, datasetSearchDocs } from '../services/datasets/index.js';
+import { DatasetService, DatasetUploads, datasetSearchDocs } from '../services/datasets/index.js';
 import { datasetPathPolicy, defaultDataFolders, parseRoots } from '../services/datasets/roots.js';
 import type { SearchDoc } from '../services/infra/search/port.js';
 import type { Subscription } from '../services/infra/broker/port.js';
@@ -68,6 +68,8 @@ export interface Platform {
   audit: AuditLog;
   approvals: ApprovalService;
   datasets: DatasetService;
+  /** Browser uploads of datasets, staged under DATA_DIR/uploads until the approved import reads them. */
+  uploads: DatasetUploads;
   models: ModelRegistry;
   /** Evaluations of model versions on dataset splits. */
   evaluations: ModelEvaluationService;
@@ -181,6 +183,7 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
     log: log.child({ service: 'datasets' }),
     paths: datasetPaths,
   });
+  const uploads = new DatasetUploads({ dir: path.join(dataDir, 'uploads'), storage });
 
   const models = new ModelRegistry({ db, events, log: log.child({ service: 'models' }) });
   const evaluations = new ModelEvaluationService({
@@ -327,6 +330,7 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
     audit,
     approvals,
     datasets: datasetReads,
+    uploads,
     models: modelReads,
     evaluations,
     training,
@@ -408,6 +412,14 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
       await rolloutController.start();
       stoppers.push(training.startTimeoutChecks());
       stoppers.push(every(60 * 60_000, () => evaluateRetrainPolicies()));
+      stoppers.push(
+        every(60 * 60_000, () =>
+          uploads.sweep().then(
+            () => undefined,
+            (err: Error) => log.warn({ err: err.message }, 'could not remove expired dataset uploads'),
+          ),
+        ),
+      );
       stoppers.push(every(config.AUDIT_CHECKPOINT_MINUTES * 60_000, () => auditCheckpoint()));
       // approved calls outside a conversation (REST, MCP) whose process died: nobody retries them
       const sweepLog = log.child({ component: 'orphaned-runs' });

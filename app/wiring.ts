@@ -14,6 +14,7 @@ export function webServicesOf(platform: Platform, overrides: Partial<WebServices
     cache: platform.infra.cache,
     publicUrl: platform.publicUrl,
     datasets: platform.datasets,
+    uploads: platform.uploads,
     training: platform.training,
     models: platform.models,
     evaluations: platform.evaluations,

@@ -2,6 +2,8 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { systemPrincipal, type CallContext } from '../core/context.js';
 import { isPlatformError } from '../core/errors.js';
+import { sleep } from '../core/retry.js';
+import { isFinalRollout } from '../services/fleet/model.js';
 import type { Platform } from '../app/platform.js';
 
 /** The demo dataset every fresh platform gets, so the headline request works offline. */
@@ -129,16 +131,22 @@ export async function startSimulatedDevices(platform: Platform): Promise<{ stop(
   };
 }
 
+/** What the demo's starter model came to: the version serving on line 3, or why there is none. */
+export type StarterModel = { ref: string; rollout: string } | { ref?: undefined; why: string };
+
 /**
  * First start only: trains a small starter model on helmets-demo and rolls it out to the simulated
- * line-3 devices, as the platform's own set-up (recorded in the audit log as the system). Everything a
- * person asks for afterwards goes through the agent and its approvals.
+ * line-3 devices, as the platform's own set-up (recorded in the audit log as the system), and
+ * resolves once that rollout has ended. Everything a person asks for afterwards goes through the
+ * agent and its approvals.
  */
-export async function bootstrapDemoModel(platform: Platform): Promise<void> {
+export async function bootstrapDemoModel(platform: Platform): Promise<StarterModel> {
   const ctx = systemContext(platform, 'demo-model');
-  if ((await platform.models.list(ctx, { name: DEMO_MODEL })).length > 0) return;
+  const existing = await platform.models.list(ctx, { name: DEMO_MODEL });
+  if (existing.length > 0) return { ref: existing[0]!.ref, rollout: 'earlier' };
   const earlier = await platform.training.list(ctx, { limit: 100 });
-  if (earlier.some((j) => j.name === DEMO_MODEL && !['failed', 'cancelled'].includes(j.status))) return;
+  if (earlier.some((j) => j.name === DEMO_MODEL && !['failed', 'cancelled'].includes(j.status)))
+    return { why: 'the starter model is still being trained by an earlier start' };
   let canTrain = false;
   for (let i = 0; i < 30 && !canTrain; i++) {
     canTrain = (await platform.training.runners()).some((r) => r.live && r.backends.includes('builtin'));
@@ -148,7 +156,7 @@ export async function bootstrapDemoModel(platform: Platform): Promise<void> {
     platform.log.warn(
       'no runner can train the built-in detector (PyTorch missing?): the simulated devices stay idle until a model is deployed',
     );
-    return;
+    return { why: 'no runner can train the built-in detector (is PyTorch installed?)' };
   }
   const job = await platform.training.start(ctx, {
     dataset: DEMO_DATASET,
@@ -183,12 +191,20 @@ export async function bootstrapDemoModel(platform: Platform): Promise<void> {
   });
   if (finished.status !== 'succeeded' || finished.modelRef === undefined) {
     platform.log.warn(`starter model training ${finished.status}; see job ${job.id}`);
-    return;
+    return { why: `the starter model training ${finished.status} (job ${job.id})` };
   }
-  await platform.rollouts.start(ctx, {
+  const rollout = await platform.rollouts.start(ctx, {
     model: finished.modelRef,
     target: { tag: 'line-3' },
     strategy: { canary: 1, waves: [100] },
   });
   platform.log.info(`starter model ${finished.modelRef} rolling out to line-3`);
+  let state = rollout.state;
+  while (!isFinalRollout(state)) {
+    await sleep(1000);
+    state = (await platform.rollouts.status(ctx, rollout.id)).state;
+  }
+  return state === 'completed'
+    ? { ref: finished.modelRef, rollout: rollout.id }
+    : { why: `the starter model rollout ${rollout.id} ended ${state.replace('_', ' ')}` };
 }

@@ -138,6 +138,8 @@ export function createApp(deps: WebAppDeps, opts: WebOptions = {}): Express {
 
   app.use('/api/auth/login', rateLimiter(cache, 'login', limits.windowMs, limits.login, 'sign-in attempts'));
   app.use(['/api', '/metrics'], rateLimiter(cache, 'api', limits.windowMs, limits.api, 'requests'));
+  // dataset upload chunks arrive as raw bytes (the upload service bounds each chunk)
+  app.use('/api/uploads', express.raw({ type: 'application/octet-stream', limit: '5mb' }));
   app.use('/api', express.json({ limit: '1mb' }));
   app.use(apiRouter({ routes: ROUTES, services, authenticator, metrics, storage, log, authMode, signIn }));
 

@@ -106,6 +106,8 @@ export async function startTestServer(
     host: '127.0.0.1',
     web: {
       ...opts.web,
+      // every test signs in afresh, often more than the default 10 a minute; a test of the limit sets its own
+      rateLimits: { login: 1000, ...opts.web?.rateLimits },
       services: { agent, approvals, tools: { registry, services: toolServices }, ...opts.web?.services },
     },
   });

@@ -3,7 +3,7 @@ import type { AccountService, ChatLinkService } from '../services/accounts/index
 import type { ApprovalService } from '../services/approvals/index.js';
 import type { AuditLog } from '../services/audit/index.js';
 import type { CallContext } from '../core/context.js';
-import type { DatasetService } from '../services/datasets/index.js';
+import type { DatasetService, DatasetUploads } from '../services/datasets/index.js';
 import type { DomainEventBase } from '../core/events.js';
 import type { Cache } from '../services/infra/cache/port.js';
 import type { FeedbackService } from '../services/feedback/index.js';
@@ -33,6 +33,8 @@ export interface WebServices {
   /** URL people use to reach this server. */
   publicUrl: string;
   datasets: DatasetService;
+  /** Browser uploads of datasets (staging for import_dataset). */
+  uploads: DatasetUploads;
   training: TrainingService;
   models: ModelRegistry;
   evaluations: ModelEvaluationService;

@@ -34,3 +34,5 @@ export type { SplitRatios } from './split.js';
 export { DEFAULT_ZIP_LIMITS, extractZipSafely } from './zip.js';
 export type { ZipLimits } from './zip.js';
 export type { ImportSourceSpec } from './sources.js';
+export { DatasetUploads, DEFAULT_UPLOAD_LIMITS, uploadStartSchema } from './dataset.upload.js';
+export type { FinishedUpload, UploadLimits, UploadStart, UploadStatus } from './dataset.upload.js';

@@ -39,8 +39,8 @@ function reject(message: string, entry?: string): PlatformError {
   );
 }
 
-/** Why an entry name is unsafe to extract, if it is. */
-function nameProblem(name: string): string | undefined {
+/** Why a relative path (a zip entry, an uploaded file) is unsafe to write under a folder, if it is. */
+export function nameProblem(name: string): string | undefined {
   if (name.includes('\0')) return 'its name contains a NUL byte';
   if (name.includes('\\')) return 'its name contains a backslash';
   if (name.startsWith('/') || /^[a-zA-Z]:/.test(name)) return 'it has an absolute path';

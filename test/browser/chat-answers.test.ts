@@ -5,8 +5,9 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Role } from '../../core/context.js';
 import { jpeg, writeTree } from '../../services/datasets/datasets.fixtures.js';
-import { startTestServer, TEST_PASSWORD, type TestServer } from '../../web-chat/server.fixtures.js';
+import { startTestServer, type TestServer } from '../../web-chat/server.fixtures.js';
 import { ARTIFACTS, chromiumMissing, launchChromium } from './chromium.js';
+import { signInPage } from './pages.fixtures.js';
 
 // Issue 17, part 1: read-only answers carry their results, and the chat defects a new user met
 // (duplicate replies, reopened conversations, stale cards, the training bar, rollout rows, starter
@@ -22,7 +23,7 @@ describe.skipIf(missing)('chat answers and chat defects in Chromium', () => {
 
   beforeAll(async () => {
     // every test signs in afresh: more sign-ins than the default 10 a minute (a loaded run hit the limit)
-    t = await startTestServer({ web: { rateLimits: { login: 1000 } } });
+    t = await startTestServer();
     chromium = await launchChromium();
     browser = chromium.browser;
   }, 60_000);
@@ -51,16 +52,8 @@ describe.skipIf(missing)('chat answers and chat defects in Chromium', () => {
   ): Promise<Page> {
     const context = await browser.newContext({ locale, viewport });
     open.push(context);
-    const page = await context.newPage();
-    current = page;
-    page.on('pageerror', (err) => console.error(`page error (${role}): ${err.message}`));
-    await page.goto(`${t.url}/login.html`);
-    await page.fill('#email', t.users[role].email);
-    await page.fill('#password', TEST_PASSWORD);
-    await page.click('#login-submit');
-    await page.waitForURL(/#chat/);
-    await page.waitForFunction(() => document.body.dataset.role !== undefined);
-    return page;
+    current = await signInPage(context, t, role);
+    return current;
   }
 
   async function ask(page: Page, message: string): Promise<void> {

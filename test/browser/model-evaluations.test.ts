@@ -11,8 +11,9 @@ import {
   registerFixtureModel,
   writeFixtureDataset,
 } from '../../services/models/models.fixtures.js';
-import { startTestServer, TEST_PASSWORD, type TestServer } from '../../web-chat/server.fixtures.js';
+import { startTestServer, type TestServer } from '../../web-chat/server.fixtures.js';
 import { ARTIFACTS, chromiumMissing, launchChromium } from './chromium.js';
+import { signInPage } from './pages.fixtures.js';
 
 // The models page lists a version's evaluations (recorded by the real evaluation service on the
 // fixed-output detector of services/models/models.fixtures.ts), in English and in Korean.
@@ -69,14 +70,9 @@ describe.skipIf(missing)('model evaluations on the models page', () => {
   ] as const) {
     it(`shows the evaluation history of a version (${locale})`, async () => {
       const context = await chromium.browser.newContext({ locale, viewport: { width: 1400, height: 1000 } });
-      const page = await context.newPage();
       const errors: string[] = [];
-      page.on('pageerror', (err) => errors.push(err.message));
-      await page.goto(`${t.url}/login.html`);
-      await page.fill('#email', t.users.viewer.email);
-      await page.fill('#password', TEST_PASSWORD);
-      await page.click('#login-submit');
-      await page.waitForURL(/#chat/);
+      context.on('weberror', (err) => errors.push(err.error().message));
+      const page = await signInPage(context, t, 'viewer');
       await page.goto(`${t.url}/#models`);
       const row = page.locator('#model-rows tr', { hasText: 'helmets@1' });
       await row.locator('button').click();

@@ -2,9 +2,9 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import path from 'node:path';
 import type { Role } from '../../core/context.js';
-import { startTestServer, TEST_PASSWORD, type TestServer } from '../../web-chat/server.fixtures.js';
+import { startTestServer, type TestServer } from '../../web-chat/server.fixtures.js';
 import { ARTIFACTS, chromiumMissing, launchChromium } from './chromium.js';
-import { seedModelsAndDevices } from './pages.fixtures.js';
+import { seedModelsAndDevices, signInPage } from './pages.fixtures.js';
 
 // Issue 17, part 2: names, not ids (fleet table, audit log) and the rollout approval with the
 // candidate's metrics beside the model each targeted device serves now.
@@ -44,16 +44,8 @@ describe.skipIf(missing)('names and approval context in Chromium', () => {
   async function signIn(role: Role, locale = 'en-US'): Promise<Page> {
     const context = await browser.newContext({ locale, viewport: { width: 1400, height: 1000 } });
     open.push(context);
-    const page = await context.newPage();
-    current = page;
-    page.on('pageerror', (err) => console.error(`page error (${role}): ${err.message}`));
-    await page.goto(`${t.url}/login.html`);
-    await page.fill('#email', t.users[role].email);
-    await page.fill('#password', TEST_PASSWORD);
-    await page.click('#login-submit');
-    await page.waitForURL(/#chat/);
-    await page.waitForFunction(() => document.body.dataset.role !== undefined);
-    return page;
+    current = await signInPage(context, t, role);
+    return current;
   }
 
   it('shows the model each device runs by name, linked, with its live figures', async () => {

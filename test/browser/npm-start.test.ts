@@ -94,24 +94,24 @@ describe.skipIf(skip)('npm start, then the headline request from the browser', (
     await page.waitForFunction(() => document.body.dataset.role !== undefined);
     expect(await page.evaluate(() => document.body.dataset.role)).toBe('admin');
 
-    // The demo dataset is generated in the background on first start; the terminal says when it is there.
+    // On first start `serve` generates the demo dataset, trains the starter model and rolls it out to
+    // line-3 in the background; the terminal says "Demo ready" only once devices serve that model, so
+    // a quick user never meets "no model deployed".
     await expect
-      .poll(() => stdout, { timeout: 60_000 })
-      .toContain('Demo ready: dataset helmets-demo, 3 simulated Jetson(s) on line-3');
+      .poll(() => stdout, { timeout: 180_000, message: 'Demo ready printed' })
+      .toMatch(
+        /Demo ready: dataset helmets-demo, 3 simulated Jetson\(s\) on line-3, starter model helmets-demo-starter@1 serving/,
+      );
+    expect(stdout.indexOf('Preparing the demo')).toBeLessThan(stdout.indexOf('Demo ready'));
     expect(stdout).toContain(HEADLINE);
-    // `serve` then trains the 1-epoch starter model and rolls it out to line-3. A rollout to devices that are
-    // in another active rollout is refused (conflict), so wait for that one to finish as a person would.
-    await expect
-      .poll(
-        async () => {
-          const { rollouts } = (await (await page.request.get(`${printed.url}/api/rollouts`)).json()) as {
-            rollouts: Array<{ state: string }>;
-          };
-          return rollouts.map((r) => r.state).join(',');
-        },
-        { timeout: 150_000, message: 'the starter model rollout to complete' },
-      )
-      .toBe('completed');
+    const { rollouts } = (await (await page.request.get(`${printed.url}/api/rollouts`)).json()) as {
+      rollouts: Array<{ state: string }>;
+    };
+    expect(rollouts.map((r) => r.state)).toEqual(['completed']);
+    const { devices } = (await (await page.request.get(`${printed.url}/api/devices`)).json()) as {
+      devices: Array<{ model: string | null }>;
+    };
+    expect(devices.map((d) => d.model)).toEqual(Array(3).fill('helmets-demo-starter@1'));
 
     await page.fill('#chat-input', HEADLINE);
     await page.click('#chat-send');
@@ -144,5 +144,5 @@ describe.skipIf(skip)('npm start, then the headline request from the browser', (
     expect(chat, chat).toMatch(/completed/);
     expect(chat).toMatch(/3 devices updated of 3/);
     await context.close();
-  }, 240_000);
+  }, 360_000);
 });

@@ -98,17 +98,33 @@ export async function seedModelsAndDevices(t: TestServer): Promise<{ v1: string;
   return { v1: ids.v1!, v2: ids.v2! };
 }
 
-/** Signs a role in through the login page in a new browser context (closed by the caller). */
-export async function signInPage(context: BrowserContext, t: TestServer, role: Role): Promise<Page> {
+/**
+ * Signs `email` in through the sign-in page in a new page of `context` (closed by the caller). From
+ * `start` "/" the app itself must send the person to the sign-in page first.
+ */
+export async function signInAt(
+  context: BrowserContext,
+  url: string,
+  email: string,
+  label: string,
+  start: '/' | '/login.html' = '/login.html',
+  password = TEST_PASSWORD,
+): Promise<Page> {
   const page = await context.newPage();
-  page.on('pageerror', (err) => console.error(`page error (${role}): ${err.message}`));
-  await page.goto(`${t.url}/login.html`);
-  await page.fill('#email', t.users[role].email);
-  await page.fill('#password', TEST_PASSWORD);
+  page.on('pageerror', (err) => console.error(`page error (${label}): ${err.message}`));
+  await page.goto(`${url}${start}`);
+  if (start === '/') await page.waitForURL(/login\.html/);
+  await page.fill('#email', email);
+  await page.fill('#password', password);
   await page.click('#login-submit');
   await page.waitForURL(/#chat/);
   await page.waitForFunction(() => document.body.dataset.role !== undefined);
   return page;
+}
+
+/** Signs a role of the test server in through the sign-in page in a new browser context (closed by the caller). */
+export function signInPage(context: BrowserContext, t: TestServer, role: Role): Promise<Page> {
+  return signInAt(context, t.url, t.users[role].email, role);
 }
 
 /** Where a failing test's screenshot goes. */

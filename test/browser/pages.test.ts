@@ -178,4 +178,38 @@ describe.skipIf(missing)('jobs, rollouts, device and model pages in Chromium', (
       401,
     );
   }, 60_000);
+  it('sets a retrain policy in Settings through an approval and checks the policies now', async () => {
+    const page = await signIn('operator', 'ko-KR');
+    await page.goto(`${t.url}/#settings`);
+    await page.locator('#retrain-form').waitFor();
+    expect(await page.locator('#retrain-policies tbody tr').textContent()).toBe('아직 항목이 없습니다.');
+    await page.selectOption('#retrain-model', 'helmets');
+    await page.fill('#retrain-samples', '50');
+    await page.fill('#retrain-tag', 'line-3');
+    await page.fill('#retrain-drop', '0.1');
+    await page.click('#retrain-form button[type="submit"]');
+    const card = page.locator('#retrain-approval .approval-card');
+    await card.waitFor();
+    expect(await card.locator('.tool').textContent()).toBe('set_retrain_policy');
+    await card.locator('button[data-action="approve"]').click();
+    const row = page.locator('#retrain-policies tr[data-model="helmets"]');
+    await row.waitFor();
+    expect(await row.textContent()).toContain(
+      '승인된 샘플 50개 대기, 또는 line-3의 신뢰도가 24시간 동안 0.10 하락',
+    );
+    const out = await (
+      await (
+        await t.login('viewer')
+      ).fetch('/api/tools/list_retrain_policies', { method: 'POST', json: { args: {} } })
+    ).json();
+    expect(out.output.policies).toMatchObject([
+      { model: 'helmets', minAcceptedSamples: 50, confidenceDropOver: { tag: 'line-3', drop: 0.1 } },
+    ]);
+    await page.click('#retrain-check');
+    const check = page.locator('#retrain-approval .approval-card');
+    await check.waitFor();
+    expect(await check.locator('.tool').textContent()).toBe('check_retrain_policies');
+    await check.locator('button[data-action="approve"]').click();
+    await page.locator('#toast-box.alert-success:not(.d-none)').waitFor();
+  }, 60_000);
 });

@@ -1,123 +1,46 @@
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureDemoDataset, startEmbeddedGpuRunner, startSimulatedDevices } from '../../bin/embedded.js';
 import { skipWithoutTorch } from '../../gpu-runner/runner.fixtures.js';
-import { DEFAULT_PROJECT_ID } from '../../services/accounts/index.js';
-import { loadConfig } from '../../app/config.js';
-import { systemPrincipal, type CallContext } from '../../core/context.js';
-import { silentLogger } from '../../core/log.js';
-import { createPlatform, type Platform } from '../../app/platform.js';
-import { startHttpServer, type RunningServer } from '../../app/http.js';
+import type { Platform } from '../../app/platform.js';
+import type { RunningServer } from '../../app/http.js';
+import type { CallContext } from '../../core/context.js';
 import { ARTIFACTS, chromiumMissing, launchChromium } from './chromium.js';
-import { freePort } from '../services.fixtures.js';
+import { startEmbeddedPlatform, type EmbeddedPlatform } from './embedded.fixtures.js';
+import { signInAt } from './pages.fixtures.js';
 
-// The headline journey against the REAL embedded platform: createPlatform with its embedded adapters
-// and the rules-planner agent, the embedded GPU runner training the built-in PyTorch detector, and
-// three simulated line-3 Jetsons running the edge-runner code (bin/embedded.ts, as `npm start` does).
-// Only sizes and timings are shortened, through documented configuration (DEMO_PROFILE=tiny, short
-// rollout gates and heartbeats); the training itself is shortened in the approval card's Edit form.
+// The headline journey against the REAL embedded platform (embedded.fixtures.ts: createPlatform with
+// its embedded adapters and the rules-planner agent, the embedded GPU runner training the built-in
+// PyTorch detector, and three simulated line-3 Jetsons running the edge-runner code, as `npm start`
+// does). The training itself is shortened in the approval card's Edit form.
 const HEADLINE = 'train a helmet detector on dataset helmets-demo and deploy it to line 3 Jetsons';
-const PASSWORD = 'correct horse battery';
-const LINE3 = ['jetson-line3-01', 'jetson-line3-02', 'jetson-line3-03'];
 
 const skip = chromiumMissing() || (await skipWithoutTorch());
 
-async function until<T>(
-  what: string,
-  fn: () => Promise<T | undefined | false>,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
-
 describe.skipIf(skip)('headline journey in Chromium against the real embedded platform', () => {
-  let dir: string;
+  let env: EmbeddedPlatform;
   let platform: Platform;
   let http: RunningServer;
   let chromium: Awaited<ReturnType<typeof launchChromium>>;
   let browser: Browser;
-  const workers: Array<{ stop(): Promise<void> }> = [];
-  const users: Record<'operator' | 'approver', { id: string; email: string }> = {} as never;
   let ctx: CallContext;
 
   beforeAll(async () => {
-    mkdirSync(ARTIFACTS, { recursive: true });
-    dir = mkdtempSync(path.join(tmpdir(), 'vjourney-'));
-    const port = await freePort();
-    const config = loadConfig(
-      {
-        DATA_DIR: dir,
-        PORT: String(port),
-        HOST: '127.0.0.1',
-        LOG_LEVEL: 'silent',
-        DEMO_PROFILE: 'tiny',
-        SIMULATED_DEVICES: '3',
-        SIMULATED_DEVICE_HEARTBEAT_S: '1',
-        DEVICE_ONLINE_WINDOW_S: '10',
-        ROLLOUT_MIN_HEARTBEATS: '2',
-        ROLLOUT_OBSERVE_S: '10',
-        ROLLOUT_HEALTH_TIMEOUT_S: '60',
-      },
-      dir,
-    );
-    platform = await createPlatform(config, silentLogger());
-    http = await startHttpServer(platform);
-    await platform.start();
-    ctx = { user: systemPrincipal(), projectId: DEFAULT_PROJECT_ID, requestId: 'journey', log: platform.log };
-    workers.push(await startEmbeddedGpuRunner(platform));
-    await ensureDemoDataset(platform);
-    workers.push(await startSimulatedDevices(platform));
-    for (const role of ['operator', 'approver'] as const) {
-      const email = `${role}@example.test`;
-      const user = await platform.accounts.createUser({
-        email,
-        name: role,
-        password: PASSWORD,
-        role,
-        projectId: DEFAULT_PROJECT_ID,
-      });
-      users[role] = { id: user.id, email };
-    }
+    env = await startEmbeddedPlatform();
+    ({ platform, http, ctx } = env);
     chromium = await launchChromium();
     browser = chromium.browser;
-    await until('the three line-3 devices online', async () => {
-      const listed = await platform.fleet.list(ctx, { tag: 'line-3' });
-      return LINE3.every((id) => listed.some((d) => d.id === id && d.health.online));
-    });
-    await until('the embedded GPU runner live', async () =>
-      (await platform.training.runners()).some((r) => r.live && r.backends.includes('builtin')),
-    );
   }, 60_000);
 
   afterAll(async () => {
     await chromium?.close();
-    for (const w of workers) await w.stop().catch(() => undefined);
-    await http?.close();
-    await platform?.close();
-    rmSync(dir, { recursive: true, force: true });
+    await env?.close();
   }, 30_000);
 
   async function signIn(role: 'operator' | 'approver'): Promise<{ context: BrowserContext; page: Page }> {
     const context = await browser.newContext({ locale: 'en-US', viewport: { width: 1400, height: 1000 } });
-    const page = await context.newPage();
-    page.on('pageerror', (err) => console.error(`page error (${role}): ${err.message}`));
-    await page.goto(`${http.url}/`);
-    await page.waitForURL(/login\.html/);
-    await page.fill('#email', users[role].email);
-    await page.fill('#password', PASSWORD);
-    await page.click('#login-submit');
-    await page.waitForURL(/#chat/);
-    await page.waitForFunction(() => document.body.dataset.role !== undefined);
-    return { context, page };
+    // the sign-in page is reached as a new user reaches it: the app sends them there
+    return { context, page: await signInAt(context, env.url, env.users[role].email, role, '/') };
   }
 
   it('trains on real per-epoch metrics, deploys to the line-3 edge runners after an approver approves, and audits every step', async () => {
@@ -247,8 +170,8 @@ describe.skipIf(skip)('headline journey in Chromium against the real embedded pl
       await platform.agent.listThreads({
         ...ctx,
         user: {
-          userId: users.operator.id,
-          email: users.operator.email,
+          userId: env.users.operator.id,
+          email: env.users.operator.email,
           name: 'operator',
           role: 'operator',
           kind: 'user',

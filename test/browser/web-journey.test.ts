@@ -8,6 +8,7 @@ import { jpeg, writeTree } from '../../services/datasets/datasets.fixtures.js';
 import { makeEnvelope } from '../../protocol/envelope.js';
 import { startTestServer, TEST_PASSWORD, type TestServer } from '../../web-chat/server.fixtures.js';
 import { chromiumMissing, launchChromium } from './chromium.js';
+import { signInAt } from './pages.fixtures.js';
 
 // Role checks, a Korean session and the read pages over a simulated training/fleet domain
 // (evals/sim-platform); the headline journey against the real embedded platform is real-journey.test.ts.
@@ -33,16 +34,8 @@ describe.skipIf(missing)('web chat in Chromium', () => {
 
   async function signIn(role: Role, locale = 'en-US'): Promise<{ context: BrowserContext; page: Page }> {
     const context = await browser.newContext({ locale, viewport: { width: 1400, height: 1000 } });
-    const page = await context.newPage();
-    page.on('pageerror', (err) => console.error(`page error (${role}): ${err.message}`));
-    await page.goto(`${t.url}/`);
-    await page.waitForURL(/login\.html/);
-    await page.fill('#email', t.users[role].email);
-    await page.fill('#password', TEST_PASSWORD);
-    await page.click('#login-submit');
-    await page.waitForURL(/#chat/);
-    await page.waitForFunction(() => document.body.dataset.role !== undefined);
-    return { context, page };
+    // from "/" the app itself sends a new visitor to the sign-in page
+    return { context, page: await signInAt(context, t.url, t.users[role].email, role, '/') };
   }
 
   it('does not let a viewer approve', async () => {

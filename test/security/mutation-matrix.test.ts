@@ -58,6 +58,7 @@ const EXEMPTION_BUDGET: Record<(typeof MUTATION_EXEMPTIONS)[number], number> = {
   'own-credential': 4,
   'approval-request': 1,
   'device-upload-url': 1,
+  'upload-staging': 3,
 };
 
 const keyOf = (r: RouteDef) => `${r.method.toUpperCase()} ${r.path}`;

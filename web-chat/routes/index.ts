@@ -1,6 +1,7 @@
 import type { RouteDef } from './route.js';
 import { authRoutes } from './auth.routes.js';
 import { datasetsRoutes } from './datasets.routes.js';
+import { uploadsRoutes } from './uploads.routes.js';
 import { modelsRoutes } from './models.routes.js';
 import { trainingRoutes } from './training.routes.js';
 import { fleetRoutes } from './fleet.routes.js';
@@ -17,6 +18,7 @@ export * from './route.js';
 export const ROUTES: RouteDef[] = [
   ...authRoutes,
   ...datasetsRoutes,
+  ...uploadsRoutes,
   ...modelsRoutes,
   ...trainingRoutes,
   ...fleetRoutes,

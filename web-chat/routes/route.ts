@@ -57,6 +57,7 @@ export const MUTATION_EXEMPTIONS = [
   'own-credential',
   'approval-request',
   'device-upload-url',
+  'upload-staging',
 ] as const;
 
 /**
@@ -67,7 +68,8 @@ export const MUTATION_EXEMPTIONS = [
  * - `agent`: hands the request to the agent, whose every changing step waits for an approval and
  *   then runs through runTool;
  * - `exempt`: not a project change made by a tool, with its kind and why (signing in or out, the
- *   caller's own credentials, asking for an approval, presigning a device's upload URLs).
+ *   caller's own credentials, asking for an approval, presigning a device's upload URLs, staging
+ *   the bytes of a dataset upload that only an approved import_dataset reads).
  */
 export type RouteMutation =
   { tool: string } | { agent: true } | { exempt: (typeof MUTATION_EXEMPTIONS)[number]; why: string };

@@ -31,19 +31,23 @@ export function explain(status, error) {
   return t('error.message', { message });
 }
 
-/** Calls the REST API with the session cookie and CSRF header; throws UiError with a readable message. */
+/** Calls the REST API with the session cookie and CSRF header (a Blob body is sent as bytes); throws UiError with a readable message. */
 export async function api(path, { method = 'GET', body } = {}) {
   let res;
+  // a Blob (an upload chunk) goes as raw bytes, anything else as JSON
+  const raw = body instanceof window.Blob;
   try {
     res = await fetch(path, {
       method,
       credentials: 'same-origin',
       headers: {
         accept: 'application/json',
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        ...(body === undefined
+          ? {}
+          : { 'content-type': raw ? 'application/octet-stream' : 'application/json' }),
         ...(method === 'GET' ? {} : { 'x-csrf-token': csrfToken() }),
       },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      ...(body === undefined ? {} : { body: raw ? body : JSON.stringify(body) }),
     });
   } catch {
     throw new UiError(t('error.network'), 'network', 0);

@@ -1,9 +1,11 @@
 import { api, clearAlert, h, showError, showInfo } from './api.js';
+import { trainForm } from './actions.js';
 import { approvalCard } from './approval-card.js';
 import { initChat, onDomainEvents, openThread, subscribe } from './chat.js';
 import { datasetView } from './dataset-view.js';
 import { reviewPage } from './review.js';
 import { settingsPage } from './settings.js';
+import { uploadCard } from './upload.js';
 import { devicePage, jobPage, jobsList, modelPage, rolloutPage, rolloutsList } from './pages.js';
 import { applyI18n, setLang, t } from './i18n.js';
 import { badge, fmtMetrics, fmtNumber } from './results.js';
@@ -43,6 +45,13 @@ const STALE = {
   'approval.': ['approvals', 'audit'],
 };
 const refreshTimers = new Map();
+// The audit log's filter fields: input id, query parameter, column width, placeholder key.
+const AUDIT_FILTERS = [
+  ['audit-thread', 'threadId', 'col-md-3', 'audit.thread'],
+  ['audit-tool', 'tool', 'col-md-2', 'audit.tool'],
+  ['audit-action', 'action', 'col-md-2', 'audit.action'],
+  ['audit-user', 'userId', 'col-md-2', 'audit.user'],
+];
 
 function fmtTime(ms) {
   return ms ? new Date(ms).toLocaleString(document.documentElement.lang) : '';
@@ -209,6 +218,14 @@ const loaders = {
     );
   },
   async datasets(q = '') {
+    const slot = document.getElementById('dataset-upload-slot');
+    if (!slot.firstChild)
+      slot.append(
+        uploadCard(me, async (ref) => {
+          await loaders.datasets();
+          await showDataset(ref.split('@')[0]);
+        }),
+      );
     const { datasets } = await api(`/api/datasets${q ? `?q=${encodeURIComponent(q)}` : ''}`);
     const list = document.getElementById('dataset-list');
     list.replaceChildren(
@@ -242,7 +259,14 @@ const loaders = {
         h(
           'tr',
           {},
-          h('td', { text: v.ref || `${v.name}@${v.version}` }),
+          h(
+            'td',
+            {},
+            h('a', {
+              href: `#models/${encodeURIComponent(v.ref || `${v.name}@${v.version}`)}`,
+              text: v.ref || `${v.name}@${v.version}`,
+            }),
+          ),
           h('td', {}, (v.stages || []).map(badge)),
           h('td', { class: 'small', text: fmtMetrics(v.metrics) }),
           h('td', { class: 'small', text: fmtTime(v.createdAt) }),
@@ -403,12 +427,7 @@ const loaders = {
       offset: String(auditOffset),
       order: 'desc',
     });
-    for (const [id, key] of [
-      ['audit-thread', 'threadId'],
-      ['audit-tool', 'tool'],
-      ['audit-action', 'action'],
-      ['audit-user', 'userId'],
-    ]) {
+    for (const [id, key] of AUDIT_FILTERS) {
       const v = document.getElementById(id).value.trim();
       if (v) q.set(key, v);
     }
@@ -481,11 +500,18 @@ function renderAuditPager(more) {
 }
 
 async function showDataset(ref) {
-  await datasetView(
-    document.getElementById('dataset-detail'),
-    document.getElementById('dataset-samples'),
-    ref,
-  );
+  const detail = document.getElementById('dataset-detail');
+  await datasetView(detail, document.getElementById('dataset-samples'), ref);
+  // the version trained on is the one picked in the version picker when the form is sent
+  document
+    .getElementById('dataset-actions')
+    .replaceChildren(me.user.role === 'viewer' ? '' : trainForm(me, () => detail.dataset.ref));
+}
+
+/** A model version's page and its evaluations; an approved evaluation or promotion redraws both. */
+async function showModel(ref) {
+  await modelPage(document.getElementById('model-detail'), ref, me, () => guard(() => showModel(ref)));
+  await showEvaluations(ref);
 }
 
 function show(page, arg) {
@@ -517,10 +543,7 @@ function show(page, arg) {
     }
     await loaders[name]();
     if (arg && name === 'datasets') await showDataset(arg);
-    if (arg && name === 'models') {
-      await modelPage(document.getElementById('model-detail'), arg);
-      await showEvaluations(arg);
-    }
+    if (arg && name === 'models') await showModel(arg);
     if (!arg && name === 'models') document.getElementById('model-detail').replaceChildren();
   });
 }
@@ -665,6 +688,20 @@ async function main() {
   document
     .getElementById('approval-status')
     .addEventListener('change', () => void guard(() => loaders.approvals()));
+  document.getElementById('audit-filters').prepend(
+    ...AUDIT_FILTERS.map(([id, , width, placeholder]) =>
+      h(
+        'div',
+        { class: width },
+        h('input', {
+          id,
+          class: 'form-control',
+          placeholder: t(placeholder),
+          'data-i18n-placeholder': placeholder,
+        }),
+      ),
+    ),
+  );
   document.getElementById('audit-filters').addEventListener('submit', (e) => {
     e.preventDefault();
     auditOffset = 0;

@@ -1,6 +1,9 @@
+import { ACTION_TEXT } from './i18n-actions.js';
+
 /** Every visible string in English and Korean; both dictionaries must have the same keys (a test checks). */
 export const DICTIONARIES = {
   en: {
+    ...ACTION_TEXT.en,
     'app.title': 'VisionInApp',
     'lang.en': 'English',
     'lang.ko': '한국어',
@@ -492,6 +495,7 @@ export const DICTIONARIES = {
     'value.revoked': 'revoked',
   },
   ko: {
+    ...ACTION_TEXT.ko,
     'app.title': 'VisionInApp',
     'lang.en': 'English',
     'lang.ko': '한국어',

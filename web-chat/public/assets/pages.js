@@ -1,7 +1,7 @@
-import { api, h, showError, showInfo } from './api.js';
-import { approvalCard } from './approval-card.js';
+import { api, h, showError } from './api.js';
+import { actionButton, modelActions, requestAndRun } from './actions.js';
 import { t } from './i18n.js';
-import { badge, fmtMetrics, fmtNumber } from './results.js';
+import { badge, fmtMetrics, fmtNumber, table } from './results.js';
 
 const FINAL_JOB = ['succeeded', 'failed', 'cancelled'];
 const FINAL_ROLLOUT = ['completed', 'rolled_back', 'failed'];
@@ -20,41 +20,6 @@ const modelLink = (ref) =>
     : h('span', { class: 'text-body-secondary', text: t('fleet.noModel') });
 const deviceLink = (id, name) => link(`#devices/${encodeURIComponent(id)}`, name || id);
 const datasetLink = (ref) => link(`#datasets/${encodeURIComponent(String(ref).split('@')[0])}`, ref);
-
-function table(heads, rows, attrs = {}) {
-  return h(
-    'div',
-    { class: 'table-responsive' },
-    h(
-      'table',
-      { class: 'table table-sm align-middle', ...attrs },
-      h(
-        'thead',
-        {},
-        h(
-          'tr',
-          {},
-          heads.map((k) => h('th', { text: t(k) })),
-        ),
-      ),
-      h(
-        'tbody',
-        {},
-        rows.length
-          ? rows
-          : h(
-              'tr',
-              {},
-              h('td', {
-                colspan: String(heads.length),
-                class: 'text-body-secondary',
-                text: t('common.none'),
-              }),
-            ),
-      ),
-    ),
-  );
-}
 
 function facts(pairs) {
   return h(
@@ -93,48 +58,6 @@ function lineChart(id, labels, series, opts = {}) {
   });
   charts.set(id, chart);
   return canvas;
-}
-
-/**
- * Asks for an approval of one exact tool call, shows its card in `box` and, once it is approved
- * here, runs the tool with that approval (the only way the pages change anything).
- */
-export async function requestAndRun(box, me, tool, args, reason, onDone) {
-  const approval = await api('/api/approvals', { method: 'POST', body: { tool, args, reason } });
-  const run = async () => {
-    const { output } = await api(`/api/tools/${encodeURIComponent(tool)}`, {
-      method: 'POST',
-      body: { args, approvalId: approval.id },
-    });
-    box.replaceChildren();
-    showInfo(t('actions.done', { what: t(`actions.${tool}`) }));
-    if (onDone) await onDone(output);
-  };
-  box.replaceChildren(
-    h('div', { class: 'small text-body-secondary mb-1', text: t('actions.asked') }),
-    approvalCard(
-      { ...approval, args: approval.approvedArgs ?? args, requester: null },
-      me,
-      async (decision) => {
-        const decided = await api(`/api/approvals/${encodeURIComponent(approval.id)}/decide`, {
-          method: 'POST',
-          body: decision,
-        });
-        if (decided.status === 'approved') await run();
-        else box.replaceChildren();
-      },
-    ),
-  );
-}
-
-function actionButton(text, cls, onclick, dataAction) {
-  return h('button', {
-    class: `btn btn-sm ${cls}`,
-    type: 'button',
-    dataset: { action: dataAction },
-    text,
-    onclick,
-  });
 }
 
 /** Training jobs, newest first, each a link to its page. */
@@ -519,8 +442,11 @@ export async function devicePage(root, id, me) {
   };
 }
 
-/** One model version: metrics, per-class AP, curves of its training, where it is deployed, ONNX download. */
-export async function modelPage(root, ref) {
+/**
+ * One model version: metrics, per-class AP, curves of its training, where it is deployed, ONNX
+ * download, and (for operators and above) evaluate, promote and deploy through approvals.
+ */
+export async function modelPage(root, ref, me, onChange) {
   const v = await api(`/api/models/${encodeURIComponent(ref)}`);
   const [{ devices }, epochs] = await Promise.all([
     api('/api/devices').catch(() => ({ devices: [] })),
@@ -532,6 +458,10 @@ export async function modelPage(root, ref) {
       : Promise.resolve([]),
   ]);
   const on = devices.filter((d) => d.model === v.ref);
+  // device groups to deploy to: line tags first, then any other tag
+  const tags = [...new Set(devices.flatMap((d) => d.tags || []))].sort(
+    (a, b) => Number(!a.startsWith('line-')) - Number(!b.startsWith('line-')) || a.localeCompare(b),
+  );
   const metricRows = Object.entries(v.metrics || {})
     .filter(([, x]) => typeof x === 'number')
     .map(([k, x]) => h('tr', {}, h('td', { text: k }), h('td', { class: 'text-end', text: fmtNumber(x) })));
@@ -570,6 +500,7 @@ export async function modelPage(root, ref) {
       ['models.created', fmtTime(v.createdAt)],
     ]),
     h('div', { class: 'mb-3' }, download),
+    me && me.user.role !== 'viewer' ? modelActions(me, v, { tags, onChange }) : null,
     h(
       'div',
       { class: 'row g-3' },

@@ -245,3 +245,39 @@ export function resultView(tool, output) {
     h('div', { class: 'card-body p-2' }, parts),
   );
 }
+
+/** A small table: translated headings (keys), the rows, and "none" when there are none. */
+export function table(heads, rows, attrs = {}) {
+  return h(
+    'div',
+    { class: 'table-responsive' },
+    h(
+      'table',
+      { class: 'table table-sm align-middle', ...attrs },
+      h(
+        'thead',
+        {},
+        h(
+          'tr',
+          {},
+          heads.map((k) => h('th', { text: t(k) })),
+        ),
+      ),
+      h(
+        'tbody',
+        {},
+        rows.length
+          ? rows
+          : h(
+              'tr',
+              {},
+              h('td', {
+                colspan: String(heads.length),
+                class: 'text-body-secondary',
+                text: t('common.none'),
+              }),
+            ),
+      ),
+    ),
+  );
+}

@@ -1,7 +1,7 @@
 import { api, h, showError, showInfo } from './api.js';
 import { classColour } from './dataset-view.js';
 import { t } from './i18n.js';
-import { requestAndRun } from './pages.js';
+import { requestAndRun } from './actions.js';
 import { badge, fmtNumber } from './results.js';
 
 const HANDLE = 8;

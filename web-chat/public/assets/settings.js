@@ -1,6 +1,7 @@
 import { api, h, showError, showInfo } from './api.js';
 import { t } from './i18n.js';
 import { badge } from './results.js';
+import { retrainSection } from './settings-retrain.js';
 
 const ROLES = ['viewer', 'operator', 'approver', 'admin'];
 
@@ -8,7 +9,7 @@ function fmtTime(ms) {
   return ms ? new Date(ms).toLocaleString(document.documentElement.lang) : '–';
 }
 
-/** Settings → API tokens: your tokens (never their secrets), a form to create one (shown once), revoke. */
+/** Settings → API tokens: your tokens (never their secrets), a form to create one (shown once), revoke; then retrain policies. */
 export async function settingsPage(root, me) {
   const { tokens } = await api('/api/tokens');
   const secretBox = h('div', { id: 'token-secret' });
@@ -209,4 +210,5 @@ export async function settingsPage(root, me) {
       ),
     ),
   );
+  root.append(await retrainSection(me));
 }
