@@ -4,7 +4,14 @@ import { IntentClassifier, type IntentScore } from './nlu/classifier.js';
 import { INTENT_LABEL, READ_INSTEAD, SLOT_RULES, targetProblem, type SlotInput } from './nlu/intents.js';
 import { findDataset, findDevice, findEpochs, findTarget, loadKnown, type Known } from './nlu/slots.js';
 import { CAPABILITIES } from './nlu/safety.js';
-import { correctTypos, dropNegated, isQuestion, maskSlots, unsupportedAction } from './nlu/text.js';
+import {
+  correctTypos,
+  dropNegated,
+  isQuestion,
+  maskSlots,
+  numbersInWords,
+  unsupportedAction,
+} from './nlu/text.js';
 
 /** Below this similarity to the nearest corpus phrasing, the request is not understood. */
 const UNDERSTOOD = 0.3;
@@ -43,7 +50,7 @@ export class RulesPlanner implements Planner {
 
   /** The plan and how sure the planner is of it. */
   read(message: string, known: Known, context: { modelVersion?: string } = {}): Reading {
-    const corrected = correctTypos(message.trim(), known, this.classifier.vocabulary);
+    const corrected = numbersInWords(correctTypos(message.trim(), known, this.classifier.vocabulary));
     const question = isQuestion(corrected);
     const { kept, dropped } = question
       ? { kept: corrected, dropped: [] as string[] }

@@ -135,6 +135,9 @@ export const CORPUS: Record<string, { en: string[]; ko: string[] }> = {
       'go on with the rollout',
     ],
     ko: [
+      '{target} 배포 다시 시작해줘',
+      '{rollout} 다시 시작해',
+      '멈춘 배포 다시 돌려줘',
       '{target} 배포 계속 진행',
       '{target} 롤아웃 재개',
       '{target} 배포 계속해',

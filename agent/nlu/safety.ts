@@ -1,5 +1,5 @@
 import type { Plan, PlanStep } from '../plan.js';
-import { dropNegated, isQuestion, unsupportedAction } from './text.js';
+import { asksForChange, dropNegated, isQuestion, unsupportedAction } from './text.js';
 
 /** What the assistant can do, for answers to requests it cannot serve. */
 export const CAPABILITIES =
@@ -65,7 +65,9 @@ export function guardPlan(message: string, plan: Plan, isRead: (tool: string) =>
   const banned = new Set(
     NEGATED_TOOLS.filter(([re]) => dropped.some((d) => re.test(d))).flatMap(([, tools]) => tools),
   );
-  const remove = plan.steps.map((s) => banned.has(s.tool));
+  // "Don't roll anything back, just show me line 2": what is left asks for no change, so no step may change anything.
+  const readOnly = !asksForChange(kept);
+  const remove = plan.steps.map((s) => banned.has(s.tool) || (readOnly && !isRead(s.tool)));
   if (!remove.some(Boolean)) return plan;
   const steps = renumber(plan.steps, remove);
   return { ...plan, steps, reply: `Not planned, as you said: ${dropped.map((d) => `"${d}"`).join(', ')}.` };

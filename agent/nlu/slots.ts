@@ -267,7 +267,8 @@ export function findStartingPoint(text: string): string | undefined {
 /** Epochs: "20 epochs", "epochs=20", "30 에폭". */
 export function findEpochs(text: string): number | undefined {
   return int(
-    /(\d{1,4})\s*(?:epochs?|에폭|에포크)/i.exec(text) ?? /epochs?\s*(?:=|:|of)?\s*(\d{1,4})/i.exec(text),
+    /(\d{1,4})\s*(?:epochs?|에폭|에포크)/i.exec(text) ??
+      /(?:epochs?|에폭|에포크)\s*(?:=|:|of|은|는|을|를)?\s*(\d{1,4})/i.exec(text),
     1,
     1000,
   );

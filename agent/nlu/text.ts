@@ -90,6 +90,108 @@ export function correctTypos(text: string, known: Known, vocabulary: ReadonlySet
     });
 }
 
+const EN_UNITS: Record<string, number> = {
+  one: 1,
+  two: 2,
+  three: 3,
+  four: 4,
+  five: 5,
+  six: 6,
+  seven: 7,
+  eight: 8,
+  nine: 9,
+  ten: 10,
+  eleven: 11,
+  twelve: 12,
+  thirteen: 13,
+  fourteen: 14,
+  fifteen: 15,
+  sixteen: 16,
+  seventeen: 17,
+  eighteen: 18,
+  nineteen: 19,
+};
+const ORDINALS = ['first', 'second', 'third', 'fourth', 'fifth', 'sixth', 'seventh', 'eighth', 'ninth'];
+const EN_TENS: Record<string, number> = {
+  twenty: 20,
+  thirty: 30,
+  forty: 40,
+  fifty: 50,
+  sixty: 60,
+  seventy: 70,
+  eighty: 80,
+  ninety: 90,
+};
+const KO_UNITS: Record<string, number> = {
+  한: 1,
+  하나: 1,
+  두: 2,
+  둘: 2,
+  세: 3,
+  셋: 3,
+  네: 4,
+  넷: 4,
+  다섯: 5,
+  여섯: 6,
+  일곱: 7,
+  여덟: 8,
+  아홉: 9,
+};
+const KO_TENS: Record<string, number> = { 열: 10, 스물: 20, 스무: 20, 서른: 30, 마흔: 40, 쉰: 50 };
+const alt = (words: Record<string, number>) =>
+  Object.keys(words)
+    .sort((a, b) => b.length - a.length)
+    .join('|');
+const EN_NUMBER = `(?:(?:${alt(EN_TENS)})(?:[\\s-](?:${alt(EN_UNITS)}))?|${alt(EN_UNITS)}|(?:a|one)\\s+hundred)`;
+const EN_COUNTED = /\s+(?:canar(?:y|ies)|devices?|epochs?|images?|px|pixels?|cameras?|jetsons?)\b/i.source;
+const EN_PARAM =
+  /\b(?:batch(?:[\s-]size)?|epochs?|canary(?:\s+size)?|(?:image|img|input)[\s-]size|imgsz)(?:\s+(?:of|to|=|:))?\s+/i
+    .source;
+const KO_NUMBER = `(?:(?:${alt(KO_TENS)})(?:${alt(KO_UNITS)})?|(?:${alt(KO_UNITS)}))`;
+
+function enValue(words: string): number {
+  const parts = words.toLowerCase().split(/[\s-]+/);
+  if (parts.includes('hundred')) return 100;
+  return parts.reduce((n, w) => n + (EN_TENS[w] ?? EN_UNITS[w] ?? 0), 0);
+}
+
+function koValue(words: string): number {
+  const ten = Object.keys(KO_TENS)
+    .sort((a, b) => b.length - a.length)
+    .find((t) => words.startsWith(t));
+  const rest = ten === undefined ? words : words.slice(ten.length);
+  return (ten === undefined ? 0 : KO_TENS[ten]!) + (KO_UNITS[rest] ?? 0);
+}
+
+/**
+ * Numbers said in words, where they count something the tools take ("fifteen epochs", "batch size
+ * of eight", "two canary devices", "카나리 두 대", "배치 열여섯"), and lines said in words ("line
+ * two", "the second line", "2번째 라인") become "line 2"; elsewhere a word such as "one" stays a
+ * word ("the new one").
+ */
+export function numbersInWords(text: string): string {
+  return text
+    .replace(new RegExp(`\\bline\\s+(${alt(EN_UNITS)})\\b`, 'gi'), (_, w: string) => `line ${enValue(w)}`)
+    .replace(
+      /\b(?:the\s+)?(first|second|third|fourth|fifth|sixth|seventh|eighth|ninth)\s+line\b/gi,
+      (_, w: string) => `line ${ORDINALS.indexOf(w.toLowerCase()) + 1}`,
+    )
+    .replace(/(\d+)\s*번째\s*(라인|line)/gi, '$1번 $2')
+    .replace(new RegExp(`\\b(${EN_NUMBER})(?=${EN_COUNTED})`, 'gi'), (w: string) => String(enValue(w)))
+    .replace(new RegExp(`(?<=${EN_PARAM})(${EN_NUMBER})\\b`, 'gi'), (w: string) => String(enValue(w)))
+    .replace(
+      new RegExp(`(?<![\\p{L}])(${KO_NUMBER})(?=\\s*(?:대|에폭|에포크|번\\s*(?:학습|반복)))`, 'gu'),
+      (w: string) => String(koValue(w)),
+    )
+    .replace(
+      new RegExp(
+        `(?<=(?:배치|에폭|에포크|카나리)\\s*(?:크기|사이즈)?\\s*(?:는|은|를|을)?\\s*)(${KO_NUMBER})(?![\\p{L}])`,
+        'gu',
+      ),
+      (w: string) => String(koValue(w)),
+    );
+}
+
 /**
  * The text with names replaced by slot tokens, which is what the intent classifier reads: paths,
  * ids, model references, datasets, device names and tags, lines, and numbers. Words inside names
@@ -157,9 +259,14 @@ export function isQuestion(text: string): boolean {
 }
 
 const ACTION =
-  /\b(?:deploy\w*|roll\s*(?:it\s+|them\s+)?out|rollouts?|ship\w*|push\w*|releas\w*|train\w*|fine-?tun\w*|promot\w*|roll\s*-?back|revert\w*|cancel\w*|delet\w*|remov\w*)\b|배포|학습|훈련|승격|롤백|취소|삭제/i;
+  /\b(?:deploy\w*|roll\s*(?:it\s+|them\s+)?out|rollouts?|ship\w*|push\w*|releas\w*|(?:re-?)?train\w*|fine-?tun\w*|promot\w*|roll\s*-?back|revert\w*|cancel\w*|delet\w*|remov\w*)\b|배포|학습|훈련|승격|롤백|취소|삭제/i;
+/** Whether the text names an action that changes something (deploy, train, promote, roll back, cancel, delete…). */
+export function asksForChange(text: string): boolean {
+  return ACTION.test(text);
+}
+
 const NEGATION =
-  /\b(?:no|not|don'?t|do not|never|without|skip|nor|instead of)\b|하지\s*(?:마|말)|말고|없이|빼고|제외|안\s*(?:해|할|하)|금지/i;
+  /\b(?:no|not|don'?t|do not|never|without|skip|nor|instead of|hold (?:off|back)|no need to|leave out)\b|하지\s*(?:마|말)|말고|없이|빼고|제외|안\s*(?:해|할|하)|금지|보류|나중에/i;
 
 /**
  * Splits a request into clauses and drops those that negate an action ("no deployment", "but
@@ -167,7 +274,7 @@ const NEGATION =
  */
 export function dropNegated(text: string): { kept: string; dropped: string[] } {
   const clauses = text.split(
-    /\s*(?:[,;.!]\s+|\s+(?:but|and then|then|and|except)\s+|\s+(?=(?:without|instead of)\s)|\s*(?:하고|하되|한\s*다음|한\s*뒤|고)\s+(?=\S*(?:배포|학습|승격|롤백)))/i,
+    /\s*(?:[,;.!]\s+|\s+(?:but|and then|then|and|except)\s+|\s+(?=(?:without|instead of)\s)|\s*(?:하고|하되|한\s*다음|한\s*뒤|고)\s+(?=\S*(?:배포|학습|승격|롤백))|(?<=말고)\s+)/i,
   );
   const kept: string[] = [];
   const dropped: string[] = [];
