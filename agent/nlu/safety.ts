@@ -9,10 +9,11 @@ export const CAPABILITIES =
 
 /** Tools a negated phrase rules out, by the action words it uses. */
 const NEGATED_TOOLS: Array<[RegExp, string[]]> = [
-  [/deploy|roll\s*(?:it\s+|them\s+)?out|rollout|ship|push|release|배포/i, ['start_rollout']],
+  // Phrasal verbs may have their object inside: "roll anything back", "roll helmets@3 out".
+  [/deploy|roll\s*(?:[\w@.-]+\s+){0,3}?out|rollout|ship|push|release|배포/i, ['start_rollout']],
   [/train|fine-?tun|학습|훈련/i, ['start_training']],
   [/promot|승격/i, ['promote_model']],
-  [/roll\s*-?back|revert|롤백/i, ['rollback_rollout']],
+  [/roll\s*-?(?:[\w@.-]+\s+){0,3}?back|revert|롤백/i, ['rollback_rollout']],
   [/cancel|취소/i, ['cancel_training']],
 ];
 

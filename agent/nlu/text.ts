@@ -259,7 +259,7 @@ export function isQuestion(text: string): boolean {
 }
 
 const ACTION =
-  /\b(?:deploy\w*|roll\s*(?:it\s+|them\s+)?out|rollouts?|ship\w*|push\w*|releas\w*|(?:re-?)?train\w*|fine-?tun\w*|promot\w*|roll\s*-?back|revert\w*|cancel\w*|delet\w*|remov\w*)\b|배포|학습|훈련|승격|롤백|취소|삭제/i;
+  /\b(?:deploy\w*|roll\s*(?:[\w@.-]+\s+){0,3}?out|rollouts?|ship\w*|push\w*|releas\w*|(?:re-?)?train\w*|fine-?tun\w*|promot\w*|roll\s*-?(?:[\w@.-]+\s+){0,3}?back|revert\w*|cancel\w*|delet\w*|remov\w*)\b|배포|학습|훈련|승격|롤백|취소|삭제/i;
 /** Whether the text names an action that changes something (deploy, train, promote, roll back, cancel, delete…). */
 export function asksForChange(text: string): boolean {
   return ACTION.test(text);
