@@ -1,6 +1,13 @@
 import type { Kysely, Selectable } from 'kysely';
 import type { Database } from '../infra/db/schema.js';
-import type { FeedbackSample, ReviewedBox, RetrainPlan, RetrainProposal } from './model.js';
+import type {
+  FeedbackReason,
+  FeedbackSample,
+  FeedbackStatus,
+  ReviewedBox,
+  RetrainPlan,
+  RetrainProposal,
+} from './model.js';
 
 /** A feedback sample row. */
 export type SampleRow = Selectable<Database['feedback_samples']>;
@@ -14,6 +21,148 @@ export class FeedbackRepository {
   /** The same repository inside a transaction. */
   in(trx: Kysely<Database>): FeedbackRepository {
     return new FeedbackRepository(trx);
+  }
+
+  /** A page of a project's review queue, oldest first, with the total matching. */
+  async queue(
+    projectId: string,
+    f: { status?: FeedbackStatus; deviceId?: string; reason?: FeedbackReason; offset: number; limit: number },
+  ): Promise<{ total: number; rows: SampleRow[] }> {
+    let q = this.db.selectFrom('feedback_samples').where('project_id', '=', projectId);
+    if (f.status !== undefined) q = q.where('status', '=', f.status);
+    if (f.deviceId !== undefined) q = q.where('device_id', '=', f.deviceId);
+    if (f.reason !== undefined) q = q.where('reason', '=', f.reason);
+    const total = await q.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    const rows = await q
+      .selectAll()
+      .orderBy('received_at')
+      .orderBy('id')
+      .offset(f.offset)
+      .limit(f.limit)
+      .execute();
+    return { total: Number(total.n), rows };
+  }
+
+  sample(projectId: string, sampleId: string): Promise<SampleRow | undefined> {
+    return this.db
+      .selectFrom('feedback_samples')
+      .selectAll()
+      .where('id', '=', sampleId)
+      .where('project_id', '=', projectId)
+      .executeTakeFirst();
+  }
+
+  samples(projectId: string, ids: string[]): Promise<SampleRow[]> {
+    return this.db
+      .selectFrom('feedback_samples')
+      .selectAll()
+      .where('project_id', '=', projectId)
+      .where('id', 'in', ids)
+      .execute();
+  }
+
+  /** Accepted samples of a project not yet in a dataset version, oldest first. */
+  acceptedUnused(projectId: string): Promise<SampleRow[]> {
+    return this.db
+      .selectFrom('feedback_samples')
+      .selectAll()
+      .where('project_id', '=', projectId)
+      .where('status', '=', 'accepted')
+      .where('used_in', 'is', null)
+      .orderBy('received_at')
+      .limit(10_000)
+      .execute();
+  }
+
+  async countAcceptedUnused(projectId: string): Promise<number> {
+    const row = await this.db
+      .selectFrom('feedback_samples')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('project_id', '=', projectId)
+      .where('status', '=', 'accepted')
+      .where('used_in', 'is', null)
+      .executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+
+  /** Records a review on a sample not yet used in a dataset version; false when it was just used. */
+  async review(
+    sampleId: string,
+    set: Pick<SampleRow, 'status' | 'boxes' | 'reject_reason' | 'reviewed_by' | 'reviewed_at'>,
+  ): Promise<boolean> {
+    const res = await this.db
+      .updateTable('feedback_samples')
+      .set(set)
+      .where('id', '=', sampleId)
+      .where('used_in', 'is', null)
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows) > 0;
+  }
+
+  /** Claims accepted, unused samples for a dataset version being made; returns how many it claimed. */
+  async claim(ids: string[], claim: string): Promise<number> {
+    const res = await this.db
+      .updateTable('feedback_samples')
+      .set({ used_in: claim })
+      .where('id', 'in', ids)
+      .where('used_in', 'is', null)
+      .where('status', '=', 'accepted')
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows);
+  }
+
+  /** Marks the samples held by `claim` (only `ids` of them, when given) as used in `ref`. */
+  async markUsed(claim: string, ref: string, now: number, ids?: string[]): Promise<void> {
+    let q = this.db.updateTable('feedback_samples').set({ used_in: ref, used_at: now });
+    if (ids !== undefined) q = q.where('id', 'in', ids);
+    await q.where('used_in', '=', claim).execute();
+  }
+
+  /** Frees the samples held by `claim`. */
+  async release(claim: string): Promise<void> {
+    await this.db
+      .updateTable('feedback_samples')
+      .set({ used_in: null })
+      .where('used_in', '=', claim)
+      .execute();
+  }
+
+  /** Sample counts of a project per value of `col`. */
+  async countBy(
+    projectId: string,
+    col: 'reason' | 'status' | 'device_id' | 'model_version_id',
+  ): Promise<Record<string, number>> {
+    const rows = await this.db
+      .selectFrom('feedback_samples')
+      .select([col, (eb) => eb.fn.countAll<number>().as('n')])
+      .where('project_id', '=', projectId)
+      .groupBy(col)
+      .execute();
+    return Object.fromEntries(
+      rows.map((r) => [String((r as Record<string, unknown>)[col] ?? 'unknown'), Number(r.n)]),
+    );
+  }
+
+  /** A project's confidence buckets from `since` on, oldest first. */
+  confidenceSince(projectId: string, since: number) {
+    return this.db
+      .selectFrom('feedback_confidence')
+      .selectAll()
+      .where('project_id', '=', projectId)
+      .where('hour_start', '>=', since)
+      .orderBy('hour_start')
+      .execute();
+  }
+
+  /** A dataset version of the project by id: its dataset's name, number and lineage. */
+  datasetVersion(projectId: string, versionId: string) {
+    return this.db
+      .selectFrom('dataset_versions')
+      .innerJoin('datasets', 'datasets.id', 'dataset_versions.dataset_id')
+      .select(['datasets.name', 'dataset_versions.version', 'dataset_versions.lineage'])
+      .where('dataset_versions.id', '=', versionId)
+      .where('dataset_versions.project_id', '=', projectId)
+      .executeTakeFirst();
   }
 
   /** Whether a sample with this image key is already queued. */

@@ -174,19 +174,8 @@ export class FeedbackService {
         `feedback filter is invalid: ${describeZodError(parsed.error)}`,
       );
     const f = parsed.data;
-    let q = this.o.db.kysely.selectFrom('feedback_samples').where('project_id', '=', ctx.projectId);
-    if (f.status !== undefined) q = q.where('status', '=', f.status);
-    if (f.deviceId !== undefined) q = q.where('device_id', '=', f.deviceId);
-    if (f.reason !== undefined) q = q.where('reason', '=', f.reason);
-    const total = await q.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
-    const rows = await q
-      .selectAll()
-      .orderBy('received_at')
-      .orderBy('id')
-      .offset(f.offset)
-      .limit(f.limit)
-      .execute();
-    return { total: Number(total.n), items: rows.map(toSample) };
+    const { total, rows } = await this.repo.queue(ctx.projectId, f);
+    return { total, items: rows.map(toSample) };
   }
 
   /** One sample of the caller's project. */
@@ -222,13 +211,7 @@ export class FeedbackService {
             reject_reason: null,
           }
         : { status: 'rejected' as const, boxes: null, reject_reason: d.reason };
-    const res = await this.o.db.kysely
-      .updateTable('feedback_samples')
-      .set({ ...set, reviewed_by: ctx.user.userId, reviewed_at: now })
-      .where('id', '=', sampleId)
-      .where('used_in', 'is', null)
-      .executeTakeFirst();
-    if (Number(res.numUpdatedRows) === 0)
+    if (!(await this.repo.review(sampleId, { ...set, reviewed_by: ctx.user.userId, reviewed_at: now })))
       throw new PlatformError(
         'conflict',
         `sample ${sampleId} was just used in a dataset version; reload the queue`,
@@ -255,19 +238,11 @@ export class FeedbackService {
       // a retried step: the version it made the first time, or its claim released if it made none
       const done = await this.versionMadeEarlier(ctx);
       if (done !== undefined) return done;
-      await this.release(`claim:${ctx.idempotencyKey}`);
+      await this.repo.release(`claim:${ctx.idempotencyKey}`);
     }
     let rows: SampleRow[];
     if (parsed.data.sampleIds === undefined) {
-      rows = await this.o.db.kysely
-        .selectFrom('feedback_samples')
-        .selectAll()
-        .where('project_id', '=', ctx.projectId)
-        .where('status', '=', 'accepted')
-        .where('used_in', 'is', null)
-        .orderBy('received_at')
-        .limit(10_000)
-        .execute();
+      rows = await this.repo.acceptedUnused(ctx.projectId);
       if (rows.length === 0)
         throw new PlatformError(
           'invalid_input',
@@ -275,12 +250,7 @@ export class FeedbackService {
         );
     } else {
       const ids = [...new Set(parsed.data.sampleIds)];
-      rows = await this.o.db.kysely
-        .selectFrom('feedback_samples')
-        .selectAll()
-        .where('project_id', '=', ctx.projectId)
-        .where('id', 'in', ids)
-        .execute();
+      rows = await this.repo.samples(ctx.projectId, ids);
       const found = new Set(rows.map((r) => r.id));
       const missing = ids.filter((id) => !found.has(id));
       if (missing.length > 0)
@@ -303,15 +273,8 @@ export class FeedbackService {
     }
     const ids = rows.map((r) => r.id);
     const claim = `claim:${ctx.idempotencyKey ?? randomUUID()}`;
-    const claimed = await this.o.db.kysely
-      .updateTable('feedback_samples')
-      .set({ used_in: claim })
-      .where('id', 'in', ids)
-      .where('used_in', 'is', null)
-      .where('status', '=', 'accepted')
-      .executeTakeFirst();
-    if (Number(claimed.numUpdatedRows) !== ids.length) {
-      await this.release(claim);
+    if ((await this.repo.claim(ids, claim)) !== ids.length) {
+      await this.repo.release(claim);
       throw new PlatformError(
         'conflict',
         'some of these samples were just used or re-reviewed by someone else; reload the queue and retry',
@@ -344,15 +307,11 @@ export class FeedbackService {
       });
       ref = result.ref;
     } catch (err) {
-      await this.release(claim);
+      await this.repo.release(claim);
       throw err;
     }
     const now = this.o.now();
-    await this.o.db.kysely
-      .updateTable('feedback_samples')
-      .set({ used_in: ref, used_at: now })
-      .where('used_in', '=', claim)
-      .execute();
+    await this.repo.markUsed(claim, ref, now);
     ctx.log.info({ ref, samples: ids.length }, 'feedback samples added to a new dataset version');
     this.o.events.emit({
       type: 'feedback.dataset_created',
@@ -367,26 +326,10 @@ export class FeedbackService {
   /** Counts per reason, status, device and model version, and mean top confidence by day per tag (last `days`, default 7). */
   async summary(ctx: CallContext, opts: { days?: number } = {}) {
     const days = Math.min(Math.max(Math.floor(opts.days ?? 7), 1), 90);
-    const k = this.o.db.kysely;
-    const group = async (col: 'reason' | 'status' | 'device_id' | 'model_version_id') => {
-      const rows = await k
-        .selectFrom('feedback_samples')
-        .select([col, (eb) => eb.fn.countAll<number>().as('n')])
-        .where('project_id', '=', ctx.projectId)
-        .groupBy(col)
-        .execute();
-      return Object.fromEntries(
-        rows.map((r) => [String((r as Record<string, unknown>)[col] ?? 'unknown'), Number(r.n)]),
-      );
-    };
+    const group = (col: 'reason' | 'status' | 'device_id' | 'model_version_id') =>
+      this.repo.countBy(ctx.projectId, col);
     const since = Math.floor((this.o.now() - days * DAY) / DAY) * DAY;
-    const buckets = await k
-      .selectFrom('feedback_confidence')
-      .selectAll()
-      .where('project_id', '=', ctx.projectId)
-      .where('hour_start', '>=', since)
-      .orderBy('hour_start')
-      .execute();
+    const buckets = await this.repo.confidenceSince(ctx.projectId, since);
     const byDay = new Map<string, { day: string; tag: string; sum: number; count: number }>();
     for (const b of buckets) {
       const day = new Date(Number(b.hour_start)).toISOString().slice(0, 10);
@@ -396,19 +339,13 @@ export class FeedbackService {
       e.count += Number(b.conf_count);
       byDay.set(key, e);
     }
-    const waiting = await k
-      .selectFrom('feedback_samples')
-      .select((eb) => eb.fn.countAll<number>().as('n'))
-      .where('project_id', '=', ctx.projectId)
-      .where('status', '=', 'accepted')
-      .where('used_in', 'is', null)
-      .executeTakeFirstOrThrow();
+    const waiting = await this.repo.countAcceptedUnused(ctx.projectId);
     return {
       byReason: await group('reason'),
       byStatus: await group('status'),
       byDevice: await group('device_id'),
       byModelVersion: await group('model_version_id'),
-      acceptedNotInDataset: Number(waiting.n),
+      acceptedNotInDataset: waiting,
       meanConfidenceByDay: [...byDay.values()]
         .sort((a, b) => a.day.localeCompare(b.day) || a.tag.localeCompare(b.tag))
         .map((e) => ({ day: e.day, tag: e.tag, meanTopConfidence: e.sum / e.count, heartbeats: e.count })),
@@ -448,44 +385,20 @@ export class FeedbackService {
   ): Promise<{ ref: string; sampleIds: string[] } | undefined> {
     const earlier = await priorEffect<{ versionId: string }>(this.o.db.kysely, ctx, VERSION_EFFECT);
     if (earlier === undefined) return undefined;
-    const v = await this.o.db.kysely
-      .selectFrom('dataset_versions')
-      .innerJoin('datasets', 'datasets.id', 'dataset_versions.dataset_id')
-      .select(['datasets.name', 'dataset_versions.version', 'dataset_versions.lineage'])
-      .where('dataset_versions.id', '=', earlier.versionId)
-      .where('dataset_versions.project_id', '=', ctx.projectId)
-      .executeTakeFirst();
+    const v = await this.repo.datasetVersion(ctx.projectId, earlier.versionId);
     if (v === undefined) return undefined;
     const ref = `${v.name}@${Number(v.version)}`;
     const sampleIds = (
       (JSON.parse(v.lineage) as { feedbackSampleIds?: string[] }).feedbackSampleIds ?? []
     ).slice();
     if (sampleIds.length > 0) {
-      await this.o.db.kysely
-        .updateTable('feedback_samples')
-        .set({ used_in: ref, used_at: this.o.now() })
-        .where('id', 'in', sampleIds)
-        .where('used_in', '=', `claim:${ctx.idempotencyKey}`)
-        .execute();
+      await this.repo.markUsed(`claim:${ctx.idempotencyKey}`, ref, this.o.now(), sampleIds);
     }
     return { ref, sampleIds };
   }
 
-  private async release(claim: string): Promise<void> {
-    await this.o.db.kysely
-      .updateTable('feedback_samples')
-      .set({ used_in: null })
-      .where('used_in', '=', claim)
-      .execute();
-  }
-
   private async row(projectId: string, sampleId: string): Promise<SampleRow> {
-    const row = await this.o.db.kysely
-      .selectFrom('feedback_samples')
-      .selectAll()
-      .where('id', '=', sampleId)
-      .where('project_id', '=', projectId)
-      .executeTakeFirst();
+    const row = await this.repo.sample(projectId, sampleId);
     if (row === undefined)
       throw new PlatformError(
         'not_found',
