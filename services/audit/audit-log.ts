@@ -1,3 +1,4 @@
+import { page } from '../../core/paging.js';
 import { createHmac } from 'node:crypto';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { z } from 'zod';
@@ -482,8 +483,7 @@ export class AuditLog {
 
   /** Entries matching every given filter, oldest first unless `order: 'desc'`, with the total count. */
   async query(q: AuditQuery): Promise<{ total: number; entries: AuditEntry[] }> {
-    const limit = Math.min(Math.max(q.limit ?? 100, 1), 1000);
-    const offset = Math.max(q.offset ?? 0, 0);
+    const { limit, offset } = page(q, { default: 100, max: 1000 });
     let base = this.db.kysely.selectFrom('audit_log').where('project_id', '=', q.projectId);
     if (q.threadId !== undefined) base = base.where('thread_id', '=', q.threadId);
     if (q.userId !== undefined) base = base.where('actor_id', '=', q.userId);

@@ -9,7 +9,8 @@ import {
 import { SPLITS, type Split } from '../../vision/formats/index.js';
 import { parseClassNames } from '../../vision/onnx-metadata.js';
 import { loadDetector, type Detector } from '../../vision/pipeline.js';
-import { roleAtLeast, type CallContext } from '../../core/context.js';
+import { requireRole, type CallContext } from '../../core/context.js';
+import { page } from '../../core/paging.js';
 import type { DatasetService } from '../datasets/dataset.service.js';
 import { describeZodError, isPlatformError, PlatformError } from '../../core/errors.js';
 import type { EventSink } from '../../core/events.js';
@@ -101,12 +102,7 @@ export class ModelEvaluationService {
     input: EvaluateInput,
     onProgress?: (p: EvaluationProgress) => void,
   ): Promise<ModelEvaluation> {
-    if (!roleAtLeast(ctx.user.role, 'operator')) {
-      throw new PlatformError(
-        'forbidden',
-        `evaluating a model needs the operator role or above; you are ${ctx.user.role}`,
-      );
-    }
+    requireRole(ctx, 'operator', 'evaluating a model');
     const parsed = evaluateInputSchema.safeParse(input);
     if (!parsed.success)
       throw new PlatformError(
@@ -278,7 +274,7 @@ export class ModelEvaluationService {
       .where('model_version_id', '=', version.id)
       .orderBy('finished_at', 'desc')
       .orderBy('id', 'desc')
-      .limit(Math.min(Math.max(opts.limit ?? 20, 1), 200))
+      .limit(page(opts, { default: 20, max: 200 }).limit)
       .execute();
     return rows.map(fromRow);
   }

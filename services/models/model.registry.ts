@@ -1,6 +1,7 @@
 import type { Kysely, Selectable, Transaction } from 'kysely';
 import { z } from 'zod';
-import { roleAtLeast, type CallContext, type Role } from '../../core/context.js';
+import { requireRole, type CallContext, type Role } from '../../core/context.js';
+import { page } from '../../core/paging.js';
 import { describeZodError, PlatformError } from '../../core/errors.js';
 import type { EventBus } from '../../core/events.js';
 import { priorEffect, recordEffect } from '../effects.js';
@@ -175,12 +176,7 @@ export class ModelRegistry {
         `stage "${String(stage)}" is not one of ${MODEL_STAGES.join(', ')}`,
       );
     const needed: Role = stage === 'production' ? 'approver' : 'operator';
-    if (!roleAtLeast(ctx.user.role, needed)) {
-      throw new PlatformError(
-        'forbidden',
-        `promoting to ${stage} needs the ${needed} role or above; you are ${ctx.user.role}`,
-      );
-    }
+    requireRole(ctx, needed, `promoting to ${stage}`);
     // a retried step (same idempotency key) reports the promotion it made the first time, changing nothing
     const earlier = await priorEffect<{ versionId: string; previousId: string | null }>(
       this.db.kysely,
@@ -262,11 +258,12 @@ export class ModelRegistry {
         ),
       );
     }
+    const { limit, offset } = page(filter, { default: 100, max: 1000 });
     const rows = await q
       .orderBy('model_versions.created_at', 'desc')
       .orderBy('model_versions.version', 'desc')
-      .limit(Math.min(Math.max(filter.limit ?? 100, 1), 1000))
-      .offset(Math.max(filter.offset ?? 0, 0))
+      .limit(limit)
+      .offset(offset)
       .execute();
     return Promise.all(rows.map((r) => this.toVersion(this.db.kysely, r)));
   }
