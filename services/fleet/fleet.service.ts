@@ -1,4 +1,4 @@
-import type { Kysely, Selectable } from 'kysely';
+import type { Kysely } from 'kysely';
 import { z } from 'zod';
 import type { CallContext } from '../../core/context.js';
 import { describeZodError, PlatformError } from '../../core/errors.js';
@@ -7,13 +7,14 @@ import { parseMessage, type MessagePayload } from '../../protocol/envelope.js';
 import { STREAMS, type Broker, type Subscription } from '../infra/broker/port.js';
 import type { Db } from '../infra/db/port.js';
 import type { Database } from '../infra/db/schema.js';
-import type { SearchDoc } from '../infra/search/port.js';
 import { enqueueIndex } from '../infra/search/outbox.js';
 import type { Logger } from '../../core/log.js';
 import type { FleetEvent } from './events.js';
+import { deviceSearchDoc, searchSignature, type DeviceRow } from './fleet.search.js';
 import {
   DEVICE_ID,
   deviceTargetSchema,
+  formatDuration,
   type DeviceHealth,
   type Device,
   type DeviceTarget,
@@ -33,8 +34,6 @@ export interface FleetServiceOptions {
   health?: Partial<HealthThresholds>;
   now?: () => number;
 }
-
-type DeviceRow = Selectable<Database['devices']>;
 
 const listSchema = z.object({ tag: tagSchema.optional(), online: z.boolean().optional() });
 
@@ -366,59 +365,4 @@ export class FleetService {
           : 'ok';
     return { status, online, lastHeartbeatAgoMs: ago, issues };
   }
-}
-
-function searchSignature(r: DeviceRow): string {
-  return JSON.stringify([r.name, r.tags, r.hardware, r.provider, r.model_version_id, r.state, r.runtime]);
-}
-
-/** The search document of a device (kind `device`). */
-export function deviceSearchDoc(r: DeviceRow): SearchDoc {
-  const tags = JSON.parse(r.tags) as string[];
-  return {
-    kind: 'device',
-    id: r.id,
-    projectId: r.project_id,
-    title: r.name,
-    text: [
-      r.id,
-      r.hardware,
-      r.provider,
-      Object.entries(JSON.parse(r.runtime) as Record<string, string>)
-        .map(([k, v]) => `${k} ${v}`)
-        .join(' '),
-    ].join(' '),
-    tags,
-    fields: {
-      state: r.state,
-      provider: r.provider,
-      hardware: r.hardware.slice(0, 200),
-      ...(r.model_version_id === null ? {} : { modelVersionId: r.model_version_id }),
-    },
-    updatedAt: Number(r.updated_at),
-  };
-}
-
-/** Every device as a search document, for a full reindex. */
-export async function* deviceSearchDocs(db: Db): AsyncIterable<SearchDoc> {
-  let after = '';
-  for (;;) {
-    const rows = await db.kysely
-      .selectFrom('devices')
-      .selectAll()
-      .where('id', '>', after)
-      .orderBy('id')
-      .limit(500)
-      .execute();
-    for (const r of rows) yield deviceSearchDoc(r);
-    if (rows.length < 500) return;
-    after = rows[rows.length - 1]!.id;
-  }
-}
-
-/** `90 s`, `5 min`, `2 h`. */
-export function formatDuration(ms: number): string {
-  if (ms < 120_000) return `${Math.round(ms / 1000)} s`;
-  if (ms < 7_200_000) return `${Math.round(ms / 60_000)} min`;
-  return `${Math.round(ms / 3_600_000)} h`;
 }

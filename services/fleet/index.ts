@@ -1,4 +1,6 @@
-export { deviceSearchDoc, deviceSearchDocs, FleetService, formatDuration } from './fleet.service.js';
+export { FleetService } from './fleet.service.js';
+export { deviceSearchDoc, deviceSearchDocs } from './fleet.search.js';
+export { formatDuration } from './model.js';
 export { DEVICE_ID, deviceTargetSchema } from './model.js';
 export type { FleetServiceOptions } from './fleet.service.js';
 export type { Device, DeviceHealth, DeviceState, DeviceTarget, HealthThresholds } from './model.js';

@@ -304,3 +304,10 @@ export interface PlannedWave {
   cumulativePercent: number;
   deviceIds: string[];
 }
+
+/** `90 s`, `5 min`, `2 h`. */
+export function formatDuration(ms: number): string {
+  if (ms < 120_000) return `${Math.round(ms / 1000)} s`;
+  if (ms < 7_200_000) return `${Math.round(ms / 60_000)} min`;
+  return `${Math.round(ms / 3_600_000)} h`;
+}

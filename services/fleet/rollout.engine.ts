@@ -1,7 +1,7 @@
 import { systemPrincipal, type CallContext } from '../../core/context.js';
 import { makeEnvelope } from '../../protocol/envelope.js';
 import { STREAMS } from '../infra/broker/port.js';
-import { formatDuration } from './fleet.service.js';
+import { formatDuration } from './model.js';
 import {
   isFinalRollout,
   offlinePolicySchema,

@@ -1,4 +1,4 @@
-import { formatDuration } from './fleet.service.js';
+import { formatDuration } from './model.js';
 import type { RolloutGates } from './model.js';
 import type { DeploymentRow } from './rollout.repository.js';
 

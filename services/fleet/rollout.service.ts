@@ -2,7 +2,7 @@ import { requireRole, type CallContext } from '../../core/context.js';
 import { describeZodError, PlatformError } from '../../core/errors.js';
 import { newId } from '../../core/ids.js';
 import { priorEffect, recordEffect } from '../effects.js';
-import { formatDuration } from './fleet.service.js';
+import { formatDuration } from './model.js';
 import {
   isFinalRollout,
   offlinePolicySchema,
