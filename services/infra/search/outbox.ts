@@ -8,6 +8,7 @@ import type { Database } from '../db/schema.js';
 import { SEARCH_KINDS, type SearchDoc, type SearchIndex, type SearchKind } from './port.js';
 import { docKey, searchDocSchema } from './schema.js';
 import { OutboxCursor, type OutboxRow } from './outbox-cursor.js';
+import { retry } from '../../../core/retry.js';
 
 /** One pending index change: put a document, or take one out. */
 export type OutboxOp = { op: 'upsert'; doc: SearchDoc } | { op: 'delete'; kind: SearchKind; id: string };
@@ -301,18 +302,28 @@ export class SearchIndexer {
   }
 
   private async takeLock(wait: boolean): Promise<Lock | undefined> {
-    if (this.cache === undefined) return undefined;
-    const deadline = Date.now() + LOCK_TTL_MS;
-    for (;;) {
-      const lock = await this.cache.acquireLock(LOCK_NAME, LOCK_TTL_MS);
-      if (lock !== undefined || !wait) return lock;
-      if (Date.now() > deadline)
-        throw new PlatformError(
-          'conflict',
-          'another search indexer kept the indexer lock for 30 s; retry the reindex later',
-        );
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    const cache = this.cache;
+    if (cache === undefined) return undefined;
+    if (!wait) return cache.acquireLock(LOCK_NAME, LOCK_TTL_MS);
+    const held = new PlatformError(
+      'conflict',
+      'another search indexer kept the indexer lock for 30 s; retry the reindex later',
+    );
+    return retry(
+      async () => {
+        const lock = await cache.acquireLock(LOCK_NAME, LOCK_TTL_MS);
+        if (lock === undefined) throw held;
+        return lock;
+      },
+      {
+        retries: 1_000,
+        minTimeout: 200,
+        maxTimeout: 200,
+        maxRetryTime: LOCK_TTL_MS,
+        // only a held lock is waited for; a cache that fails is reported at once
+        shouldRetry: (err) => err === held,
+      },
+    );
   }
 
   private async run(): Promise<void> {
