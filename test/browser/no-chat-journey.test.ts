@@ -67,6 +67,7 @@ describe.skipIf(skip)('the whole model loop from the pages, without the chat, on
   /** Trains on the dataset page with the train form; answers the job id once it succeeded. */
   async function train(epochs: number): Promise<string> {
     await page.goto(`${env.url}/#datasets/hardhats`);
+    await page.locator('#dataset-detail h2', { hasText: 'hardhats' }).waitFor();
     await page.locator('#dataset-train').waitFor();
     await page.fill('#train-epochs', String(epochs));
     await page.fill('#train-imgsz', '64');
