@@ -67,6 +67,7 @@ describe.skipIf(skip)('the whole model loop from the pages, without the chat, on
   /** Trains on the dataset page with the train form; answers the job id once it succeeded. */
   async function train(epochs: number): Promise<string> {
     await page.goto(`${env.url}/#datasets/hardhats`);
+    await page.locator('#dataset-detail h2', { hasText: 'hardhats' }).waitFor();
     await page.locator('#dataset-train').waitFor();
     await page.fill('#train-epochs', String(epochs));
     await page.fill('#train-imgsz', '64');
@@ -74,8 +75,11 @@ describe.skipIf(skip)('the whole model loop from the pages, without the chat, on
     await approve('#dataset-train', 'start_training');
     await page.waitForURL(/#jobs\/job_/, { timeout: 30_000 });
     const jobId = decodeURIComponent(page.url().split('#jobs/')[1]!);
-    // the job page follows the run live until it ends
-    await page.locator('#jobs-root h2 [data-value="succeeded"]').waitFor({ timeout: 180_000 });
+    // the job page follows the run live until it ends (its heading names this job, not the one shown before)
+    await page
+      .locator('#jobs-root h2', { hasText: jobId })
+      .locator('[data-value="succeeded"]')
+      .waitFor({ timeout: 180_000 });
     return jobId;
   }
 
@@ -89,8 +93,10 @@ describe.skipIf(skip)('the whole model loop from the pages, without the chat, on
     await page.waitForURL(/#rollouts\/ro_/, { timeout: 30_000 });
     const rolloutId = decodeURIComponent(page.url().split('#rollouts/')[1]!);
     // per device: a canary, then the rest, each row turning green once the device serves the model
+    const heading = page.locator('#rollouts-root h2', { hasText: rolloutId });
+    await heading.waitFor();
     await expect.poll(() => page.locator('#rollout-page-devices tbody tr').count()).toBe(3);
-    await page.locator('#rollouts-root h2 [data-value="completed"]').waitFor({ timeout: 120_000 });
+    await heading.locator('[data-value="completed"]').waitFor({ timeout: 120_000 });
     await expect.poll(() => page.locator('#rollout-page-devices tbody tr.switched').count()).toBe(3);
     expect(await page.locator('#rollout-page-devices tbody tr td:nth-child(2)').allTextContents()).toContain(
       'canary',

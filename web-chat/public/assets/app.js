@@ -502,10 +502,15 @@ function renderAuditPager(more) {
 async function showDataset(ref) {
   const detail = document.getElementById('dataset-detail');
   await datasetView(detail, document.getElementById('dataset-samples'), ref);
-  // the version trained on is the one picked in the version picker when the form is sent
-  document
-    .getElementById('dataset-actions')
-    .replaceChildren(me.user.role === 'viewer' ? '' : trainForm(me, () => detail.dataset.ref));
+  // the version trained on is the one picked in the version picker when the form is sent; a live
+  // refresh of the same dataset keeps the form, and what is typed in it
+  const slot = document.getElementById('dataset-actions');
+  const name = detail.dataset.ref.split('@')[0];
+  if (me.user.role === 'viewer') slot.replaceChildren();
+  else if (slot.dataset.dataset !== name) {
+    slot.dataset.dataset = name;
+    slot.replaceChildren(trainForm(me, () => detail.dataset.ref));
+  }
 }
 
 /** A model version's page and its evaluations; an approved evaluation or promotion redraws both. */
