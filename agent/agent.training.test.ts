@@ -1,4 +1,5 @@
 import { mkdtemp, rm } from 'node:fs/promises';
+import { toolServicesFixture } from '../tools/services.fixtures.js';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -76,14 +77,8 @@ describe('AgentRuntime with the real datasets, training and model registry servi
       heartbeatTimeoutMs: 60_000,
       maxAttempts: 1,
     });
-    const services: ToolServices = {
-      approvals: undefined as never,
-      audit,
-      datasets: env.sut,
-      training,
-      models,
-    };
-    const registry = createToolRegistry(services);
+    const services: ToolServices = toolServicesFixture({ audit, datasets: env.sut, training, models });
+    const registry = createToolRegistry();
     services.approvals = new ApprovalService({
       db,
       audit,
@@ -98,7 +93,12 @@ describe('AgentRuntime with the real datasets, training and model registry servi
       registry,
       services,
       planner: new RulesPlanner(),
-      catalog: serviceCatalog(services),
+      // the catalog lists what this test has: datasets, models and jobs (no devices or rollouts)
+      catalog: serviceCatalog({
+        datasets: env.sut,
+        training,
+        models,
+      } as Partial<ToolServices> as ToolServices),
       log,
       waitSources: [trainingWaitSource(training, models)],
       domainEvents: [approvalEvents, trainingEvents],

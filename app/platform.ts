@@ -268,7 +268,7 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
     retrain: feedback,
     approvalStrict: config.APPROVAL_STRICT,
   };
-  const registry = createToolRegistry(toolServices);
+  const registry = createToolRegistry();
   registryRef.current = registry;
   const chatModel = await chatModelFromEnv(config);
   const agent = new AgentRuntime({

@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import { toolServicesFixture } from '../tools/services.fixtures.js';
 import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -80,7 +81,7 @@ function runtimeFor(db: Db, opts: { saver: Saver; tool: string; officialFile?: s
     strict: false,
     ttlMs: 3_600_000,
   });
-  const services: ToolServices = { approvals, audit };
+  const services: ToolServices = toolServicesFixture({ approvals, audit });
   return new AgentRuntime({
     db: db.kysely,
     registry,

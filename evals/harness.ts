@@ -1,4 +1,5 @@
 import { AgentRuntime } from '../agent/runtime.js';
+import { toolServicesFixture } from '../tools/services.fixtures.js';
 import type { Planner } from '../agent/planner.js';
 import { RulesPlanner } from '../agent/rules-planner.js';
 import { ApprovalService } from '../services/approvals/approval.service.js';
@@ -55,7 +56,8 @@ export async function createAgentHarness(opts: AgentHarnessOptions = {}): Promis
     ttlMs: 24 * 3_600_000,
     validateArgs: (tool, args) => registry.parseInput(tool, args),
   });
-  const services: ToolServices = { approvals, audit };
+  // the simulated platform's tools call no service; only approvals and audit are real
+  const services: ToolServices = toolServicesFixture({ approvals, audit });
   const runtime = new AgentRuntime({
     db: db.kysely,
     registry,

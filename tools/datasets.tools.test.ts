@@ -1,4 +1,5 @@
 import { mkdtemp, rm } from 'node:fs/promises';
+import { toolServicesFixture } from './services.fixtures.js';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -64,7 +65,7 @@ describe('dataset tools', () => {
       projectId: 'default',
       requestId: 'req',
       log,
-      services: { approvals, audit, datasets: env.sut },
+      services: toolServicesFixture({ approvals, audit, datasets: env.sut }),
       registry,
     };
   });

@@ -1,21 +1,13 @@
 import { z } from 'zod';
-import { PlatformError } from '../core/errors.js';
 import type { DatasetVersionInfo } from '../services/datasets/dataset.service.js';
 import { formatReport } from '../services/datasets/report.js';
-import { defineTool, type ToolContext } from './define.js';
+import { defineTool } from './define.js';
 
 const ref = z
   .string()
   .min(1)
   .max(200)
   .describe('dataset name (latest version) or name@version, e.g. helmets-v2 or helmets-v2@3');
-
-function datasets(ctx: ToolContext) {
-  const service = ctx.services.datasets;
-  if (service === undefined)
-    throw new PlatformError('unavailable', 'datasets are not configured on this platform');
-  return service;
-}
 
 const summary = z.object({
   name: z.string().describe('dataset name'),
@@ -38,7 +30,7 @@ export const listDatasetsTool = defineTool({
   risk: 'read',
   idempotent: true,
   async run(ctx) {
-    const rows = await datasets(ctx).list(ctx);
+    const rows = await ctx.services.datasets.list(ctx);
     return {
       datasets: rows.map((d) => ({
         name: d.name,
@@ -65,7 +57,7 @@ export const searchDatasetsTool = defineTool({
   idempotent: true,
   async run(ctx, { text }) {
     const words = text.toLowerCase().split(/\s+/).filter(Boolean);
-    const all = await datasets(ctx).list(ctx);
+    const all = await ctx.services.datasets.list(ctx);
     const scored = all
       .map((d) => {
         const hay = [d.name, d.description, ...d.classNames, ...d.tags].join(' ').toLowerCase();
@@ -158,7 +150,7 @@ export const describeDatasetTool = defineTool({
   risk: 'read',
   idempotent: true,
   async run(ctx, { dataset }) {
-    return describeVersion(await datasets(ctx).get(ctx, dataset));
+    return describeVersion(await ctx.services.datasets.get(ctx, dataset));
   },
 });
 
@@ -204,7 +196,7 @@ export const importDatasetTool = defineTool({
       : input.source.toLowerCase().endsWith('.zip')
         ? { kind: 'zip' as const, path: input.source }
         : { kind: 'folder' as const, path: input.source };
-    const r = await datasets(ctx).import(
+    const r = await ctx.services.datasets.import(
       ctx,
       { name: input.name, source, format: input.format, description: input.description, tags: input.tags },
       (p) =>
@@ -244,7 +236,7 @@ export const splitDatasetTool = defineTool({
   resumable: true,
   idempotent: true,
   async run(ctx, { dataset, train, val, test }) {
-    const r = await datasets(ctx).resplit(ctx, dataset, { train, val, test });
+    const r = await ctx.services.datasets.resplit(ctx, dataset, { train, val, test });
     return {
       ref: r.ref,
       images: r.version.stats.images,
@@ -294,7 +286,7 @@ export const exportDatasetTool = defineTool({
       folder !== undefined
         ? { kind: 'folder' as const, path: folder }
         : { kind: 'zip' as const, ...(zipPath ? { path: zipPath } : {}) };
-    return datasets(ctx).export(ctx, dataset, { format, to });
+    return ctx.services.datasets.export(ctx, dataset, { format, to });
   },
 });
 

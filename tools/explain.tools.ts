@@ -1,5 +1,4 @@
 import { z } from 'zod';
-import { PlatformError } from '../core/errors.js';
 import { defineTool } from './define.js';
 
 const explanation = z.object({
@@ -34,8 +33,6 @@ export const explainRunTool = defineTool({
   idempotent: true,
   async run(ctx, { jobId }) {
     const training = ctx.services.training;
-    if (training === undefined)
-      throw new PlatformError('unavailable', 'training is not configured on this platform');
     const job = await training.get(ctx, jobId);
     const epochs = await training.metrics(ctx, jobId);
     const sentences = [
@@ -95,8 +92,6 @@ export const explainModelTool = defineTool({
   idempotent: true,
   async run(ctx, { modelVersion }) {
     const registry = ctx.services.models;
-    if (registry === undefined)
-      throw new PlatformError('unavailable', 'the model registry is not configured on this platform');
     const v = await registry.get(ctx, modelVersion);
     const config = v.lineage.config as Record<string, unknown>;
     const sentences = [

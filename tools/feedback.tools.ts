@@ -1,12 +1,6 @@
 import { z } from 'zod';
 import { PlatformError } from '../core/errors.js';
-import { defineTool, type ToolContext } from './define.js';
-
-function feedback(ctx: ToolContext) {
-  if (ctx.services.feedback === undefined)
-    throw new PlatformError('unavailable', 'feedback is not configured on this platform');
-  return ctx.services.feedback;
-}
+import { defineTool } from './define.js';
 
 const count = z.record(z.string(), z.number());
 
@@ -39,7 +33,7 @@ export const feedbackSummaryTool = defineTool({
   risk: 'read',
   idempotent: true,
   async run(ctx, input) {
-    return feedback(ctx).summary(ctx, { days: input.days });
+    return ctx.services.feedback.summary(ctx, { days: input.days });
   },
 });
 
@@ -78,7 +72,7 @@ export const reviewFeedbackTool = defineTool({
   async run(ctx, input) {
     if (input.decision === 'reject' && input.reason === undefined)
       throw new PlatformError('invalid_input', 'rejecting a sample needs a reason');
-    const s = await feedback(ctx).review(
+    const s = await ctx.services.feedback.review(
       ctx,
       input.sampleId,
       input.decision === 'accept'
@@ -109,7 +103,7 @@ export const feedbackToDatasetTool = defineTool({
   resumable: true,
   idempotent: false,
   async run(ctx, input) {
-    const r = await feedback(ctx).toDataset(ctx, input);
+    const r = await ctx.services.feedback.toDataset(ctx, input);
     return { ref: r.ref, samples: r.sampleIds.length };
   },
 });

@@ -1,20 +1,7 @@
 import { z } from 'zod';
-import { PlatformError } from '../core/errors.js';
 import type { Device, DeviceTarget } from '../services/fleet/model.js';
 import { devicesRolledBack, type RolloutStatus } from '../services/fleet/model.js';
 import { defineTool, type ToolContext } from './define.js';
-
-function fleet(ctx: ToolContext) {
-  if (ctx.services.fleet === undefined)
-    throw new PlatformError('unavailable', 'the fleet is not configured on this platform');
-  return ctx.services.fleet;
-}
-
-function rollouts(ctx: ToolContext) {
-  if (ctx.services.rollouts === undefined)
-    throw new PlatformError('unavailable', 'rollouts are not configured on this platform');
-  return ctx.services.rollouts;
-}
 
 const target = z
   .object({
@@ -117,7 +104,7 @@ export const listDevicesTool = defineTool({
   risk: 'read',
   idempotent: true,
   async run(ctx, input) {
-    const devices = await fleet(ctx).list(ctx, input.tag ? { tag: input.tag } : {});
+    const devices = await ctx.services.fleet.list(ctx, input.tag ? { tag: input.tag } : {});
     const refs = await modelRefs(
       ctx,
       devices.map((d) => d.modelVersionId),
@@ -142,7 +129,7 @@ export const describeDeviceTool = defineTool({
   risk: 'read',
   idempotent: true,
   async run(ctx, input) {
-    const d = await fleet(ctx).get(ctx, input.device);
+    const d = await ctx.services.fleet.get(ctx, input.device);
     const refs = await modelRefs(ctx, [d.modelVersionId, d.previousModelVersionId]);
     const previousModel =
       d.previousModelVersionId === null
@@ -176,7 +163,10 @@ export const planRolloutTool = defineTool({
   risk: 'read',
   idempotent: true,
   async run(ctx, input) {
-    const p = await rollouts(ctx).plan(ctx, { model: input.modelVersion, target: toTarget(input.target) });
+    const p = await ctx.services.rollouts.plan(ctx, {
+      model: input.modelVersion,
+      target: toTarget(input.target),
+    });
     return {
       summary: p.summary,
       warnings: p.warnings,
@@ -202,7 +192,7 @@ export const startRolloutTool = defineTool({
   resumable: true,
   idempotent: false,
   async run(ctx, input) {
-    const r = await rollouts(ctx).start(ctx, {
+    const r = await ctx.services.rollouts.start(ctx, {
       model: input.modelVersion,
       target: toTarget(input.target),
       threadId: ctx.threadId,
@@ -224,7 +214,7 @@ export const rolloutStatusTool = defineTool({
   risk: 'read',
   idempotent: true,
   async run(ctx, input) {
-    return rollout(await rollouts(ctx).status(ctx, input.rolloutId));
+    return rollout(await ctx.services.rollouts.status(ctx, input.rolloutId));
   },
 });
 
@@ -239,7 +229,7 @@ export const pauseRolloutTool = defineTool({
   checkAfterInterruption: "look at the rollout's state (rollout_status): paused or still running",
   idempotent: true,
   async run(ctx, input) {
-    return rollout(await rollouts(ctx).pause(ctx, input.rolloutId, input.reason));
+    return rollout(await ctx.services.rollouts.pause(ctx, input.rolloutId, input.reason));
   },
 });
 
@@ -254,7 +244,7 @@ export const resumeRolloutTool = defineTool({
   checkAfterInterruption: "look at the rollout's state (rollout_status): resumed or still paused",
   idempotent: true,
   async run(ctx, input) {
-    return rollout(await rollouts(ctx).resume(ctx, input.rolloutId));
+    return rollout(await ctx.services.rollouts.resume(ctx, input.rolloutId));
   },
 });
 
@@ -278,7 +268,7 @@ export const rollbackRolloutTool = defineTool({
     "look at the rollout's state and each device's model (rollout_status, list_devices) to see whether the rollback went out",
   idempotent: true,
   async run(ctx, input) {
-    return rollout(await rollouts(ctx).rollback(ctx, input.rolloutId, input.reason));
+    return rollout(await ctx.services.rollouts.rollback(ctx, input.rolloutId, input.reason));
   },
 });
 
@@ -296,7 +286,7 @@ export const explainRolloutTool = defineTool({
   risk: 'read',
   idempotent: true,
   async run(ctx, input) {
-    const r = await rollouts(ctx).status(ctx, input.rolloutId);
+    const r = await ctx.services.rollouts.status(ctx, input.rolloutId);
     const v = rollout(r);
     const where =
       'tag' in r.target ? `devices tagged ${r.target.tag}` : `${r.target.deviceIds.length} listed devices`;

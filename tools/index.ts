@@ -8,7 +8,6 @@ import { evaluationTools, modelTools } from './models.tools.js';
 import { ToolRegistry } from './registry.js';
 import { retrainTools } from './retrain.tools.js';
 import { searchPlatform } from './search.tools.js';
-import type { ToolServices } from './services.js';
 import { trainingTools } from './training.tools.js';
 
 export { defineTool } from './define.js';
@@ -35,22 +34,28 @@ export { retrainTools } from './retrain.tools.js';
 export { decideApproval, listApprovals, queryAudit, verifyAudit } from './governance.tools.js';
 export { searchPlatform } from './search.tools.js';
 
-/** The tools whose services are present: a tool without its service is never registered. */
-export function platformTools(services: ToolServices): AnyTool[] {
-  const tools: AnyTool[] = [listApprovals, decideApproval, queryAudit, verifyAudit];
-  if (services.search) tools.push(searchPlatform);
-  if (services.datasets) tools.push(...datasetTools);
-  if (services.training) tools.push(...trainingTools, explainRunTool);
-  if (services.models) tools.push(...modelTools, explainModelTool);
-  if (services.evaluations) tools.push(...evaluationTools);
-  if (services.fleet) tools.push(...fleetTools);
-  if (services.rollouts) tools.push(...rolloutTools);
-  if (services.feedback) tools.push(...feedbackTools);
-  if (services.retrain) tools.push(...retrainTools);
-  return tools;
+/** Every tool of the platform. */
+export function platformTools(): AnyTool[] {
+  return [
+    listApprovals,
+    decideApproval,
+    queryAudit,
+    verifyAudit,
+    searchPlatform,
+    ...datasetTools,
+    ...trainingTools,
+    explainRunTool,
+    ...modelTools,
+    explainModelTool,
+    ...evaluationTools,
+    ...fleetTools,
+    ...rolloutTools,
+    ...feedbackTools,
+    ...retrainTools,
+  ];
 }
 
 /** The one registry of the platform, built by the composition root from its services. */
-export function createToolRegistry(services: ToolServices, extra: AnyTool[] = []): ToolRegistry {
-  return new ToolRegistry([...platformTools(services), ...extra]);
+export function createToolRegistry(extra: AnyTool[] = []): ToolRegistry {
+  return new ToolRegistry([...platformTools(), ...extra]);
 }

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { toolServicesFixture } from './services.fixtures.js';
 import { ApprovalService } from '../services/approvals/approval.service.js';
 import type { ApprovalEvent } from '../services/approvals/events.js';
 import { AuditLog } from '../services/audit/audit-log.js';
@@ -29,12 +30,17 @@ describe('model evaluation tools', () => {
       strict: false,
       ttlMs: 3_600_000,
     });
-    const services: ToolServices = { approvals, audit, models: f.registry, evaluations: f.sut };
+    const services: ToolServices = toolServicesFixture({
+      approvals,
+      audit,
+      models: f.registry,
+      evaluations: f.sut,
+    });
     ctx = {
       ...f.ctx,
       log,
       services,
-      registry: createToolRegistry(services),
+      registry: createToolRegistry(),
       onProgress: (p) => progress.push(p),
     };
   }, 90_000);
@@ -117,10 +123,10 @@ describe('model evaluation tools', () => {
     const c: ToolContext = {
       ...ctx,
       services,
-      registry: createToolRegistry(services),
+      registry: createToolRegistry(),
       onProgress: (p) => seen.push(p),
     };
-    const out = await createToolRegistry(services)
+    const out = await createToolRegistry()
       .get('evaluate_model')
       .run(c, { modelVersion: v.id, split: 'test' });
     expect(out).toMatchObject({ model: real.model });

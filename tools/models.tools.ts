@@ -1,21 +1,13 @@
 import { z } from 'zod';
-import { PlatformError } from '../core/errors.js';
 import type { ModelEvaluation } from '../services/models/model.js';
 import type { ModelVersion } from '../services/models/model.js';
-import { defineTool, type ToolContext } from './define.js';
+import { defineTool } from './define.js';
 
 const modelVersion = z
   .string()
   .min(1)
   .max(200)
   .describe('model version: id (mv_…), name@N, name@production|staging|candidate, or a name (its latest)');
-
-function models(ctx: ToolContext) {
-  const service = ctx.services.models;
-  if (service === undefined)
-    throw new PlatformError('unavailable', 'the model registry is not configured on this platform');
-  return service;
-}
 
 const versionSummary = z.object({
   id: z.string().describe('version id'),
@@ -55,7 +47,7 @@ export const listModelsTool = defineTool({
   risk: 'read',
   idempotent: true,
   async run(ctx, input) {
-    return { versions: (await models(ctx).list(ctx, input)).map(summary) };
+    return { versions: (await ctx.services.models.list(ctx, input)).map(summary) };
   },
 });
 
@@ -85,7 +77,7 @@ export const describeModelTool = defineTool({
   risk: 'read',
   idempotent: true,
   async run(ctx, input) {
-    const v = await models(ctx).get(ctx, input.modelVersion);
+    const v = await ctx.services.models.get(ctx, input.modelVersion);
     return {
       ...summary(v),
       classNames: v.classNames,
@@ -124,7 +116,7 @@ export const compareModelsTool = defineTool({
   risk: 'read',
   idempotent: true,
   async run(ctx, input) {
-    const c = await models(ctx).compare(ctx, input.a, input.b);
+    const c = await ctx.services.models.compare(ctx, input.a, input.b);
     return {
       a: c.a.ref,
       b: c.b.ref,
@@ -155,17 +147,10 @@ export const promoteModelTool = defineTool({
   resumable: true,
   idempotent: true,
   async run(ctx, input) {
-    const r = await models(ctx).promote(ctx, input.modelVersion, input.stage);
+    const r = await ctx.services.models.promote(ctx, input.modelVersion, input.stage);
     return { ref: r.version.ref, stage: input.stage, previous: r.previous?.ref ?? null };
   },
 });
-
-function evaluations(ctx: ToolContext) {
-  const service = ctx.services.evaluations;
-  if (service === undefined)
-    throw new PlatformError('unavailable', 'model evaluation is not configured on this platform');
-  return service;
-}
 
 const evaluationView = z.object({
   id: z.string().describe('evaluation id'),
@@ -262,7 +247,7 @@ export const evaluateModelTool = defineTool({
   async run(ctx, input) {
     // One progress report per percent at most: a 5000-image evaluation must not flood sockets and MCP.
     let reported = -1;
-    const e = await evaluations(ctx).evaluate(ctx, input, (p) => {
+    const e = await ctx.services.evaluations.evaluate(ctx, input, (p) => {
       const percent = p.total > 0 ? Math.floor((p.done / p.total) * 100) : 0;
       if (percent === reported && p.done !== p.total) return;
       reported = percent;
@@ -288,7 +273,7 @@ export const listEvaluationsTool = defineTool({
   idempotent: true,
   async run(ctx, input) {
     return {
-      evaluations: (await evaluations(ctx).list(ctx, input.modelVersion, { limit: input.limit })).map(
+      evaluations: (await ctx.services.evaluations.list(ctx, input.modelVersion, { limit: input.limit })).map(
         evaluationSummary,
       ),
     };

@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { toolServicesFixture } from './services.fixtures.js';
 import { ApprovalService } from '../services/approvals/approval.service.js';
 import type { ApprovalEvent } from '../services/approvals/events.js';
 import { AuditLog } from '../services/audit/audit-log.js';
@@ -32,8 +33,8 @@ describe('retrain policy tools', () => {
       strict: false,
       ttlMs: 3_600_000,
     });
-    const services: ToolServices = { approvals, audit, feedback: h.sut, retrain: h.sut };
-    ctx = { ...h.ctx, log, services, registry: createToolRegistry(services) };
+    const services: ToolServices = toolServicesFixture({ approvals, audit, feedback: h.sut, retrain: h.sut });
+    ctx = { ...h.ctx, log, services, registry: createToolRegistry() };
   });
 
   afterEach(async () => {

@@ -1,17 +1,6 @@
 import { z } from 'zod';
-import { PlatformError } from '../core/errors.js';
 import type { RetrainPolicy, RetrainProposal } from '../services/feedback/model.js';
-import { defineTool, type ToolContext } from './define.js';
-
-function retrain(ctx: ToolContext) {
-  const service = ctx.services.retrain;
-  if (service === undefined)
-    throw new PlatformError(
-      'unavailable',
-      'retrain policies need the feedback service, which is not configured on this platform',
-    );
-  return service;
-}
+import { defineTool } from './define.js';
 
 const modelName = z
   .string()
@@ -141,7 +130,7 @@ export const setRetrainPolicyTool = defineTool({
     'list the policies (list_retrain_policies): the model shows the new policy or the old one',
   async run(ctx, input) {
     const { model, ...policy } = input;
-    return policyOut(model, await retrain(ctx).setPolicy(ctx, model, policy));
+    return policyOut(model, await ctx.services.retrain.setPolicy(ctx, model, policy));
   },
 });
 
@@ -156,7 +145,7 @@ export const listRetrainPoliciesTool = defineTool({
   risk: 'read',
   idempotent: true,
   async run(ctx) {
-    const all = await retrain(ctx).policies(ctx);
+    const all = await ctx.services.retrain.policies(ctx);
     return { policies: Object.entries(all).map(([model, p]) => policyOut(model, p)) };
   },
 });
@@ -172,7 +161,9 @@ export const listRetrainProposalsTool = defineTool({
   risk: 'read',
   idempotent: true,
   async run(ctx, input) {
-    return { proposals: (await retrain(ctx).proposals(ctx, { limit: input.limit })).map(proposalOut) };
+    return {
+      proposals: (await ctx.services.retrain.proposals(ctx, { limit: input.limit })).map(proposalOut),
+    };
   },
 });
 
@@ -189,7 +180,7 @@ export const checkRetrainPoliciesTool = defineTool({
   checkAfterInterruption:
     'list the proposals (list_retrain_proposals): a policy that fired shows one made now',
   async run(ctx) {
-    return { proposals: (await retrain(ctx).evaluatePolicies(ctx)).map(proposalOut) };
+    return { proposals: (await ctx.services.retrain.evaluatePolicies(ctx)).map(proposalOut) };
   },
 });
 

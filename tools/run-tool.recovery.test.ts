@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { toolServicesFixture } from './services.fixtures.js';
 import { z } from 'zod';
 import { ApprovalService } from '../services/approvals/approval.service.js';
 import type { ApprovalEvent } from '../services/approvals/events.js';
@@ -43,7 +44,7 @@ describe('runTool after a crash (exactly-once effects)', () => {
     requestId: 'req-1',
     threadId: 'thr_1',
     log,
-    services: { approvals, audit },
+    services: toolServicesFixture({ approvals, audit }),
     registry,
   });
 
@@ -198,7 +199,7 @@ describe('runTool after a crash (exactly-once effects)', () => {
     const inConversation = await consumedByADeadProcess('create_thing', { name: 'chat' });
     await new Promise((r) => setTimeout(r, LEASE_MS + 50));
     const restarted = approvalsFor();
-    const tools = { registry, services: { approvals: restarted, audit } };
+    const tools = { registry, services: toolServicesFixture({ approvals: restarted, audit }) };
     const sweep = await settleOrphanedRuns(tools, log);
     expect(sweep).toEqual({ resumed: [viaRest], closed: [viaMcp] });
     expect(runs).toEqual([{ tool: 'create_thing', key: viaRest }]);

@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { toolServicesFixture } from './services.fixtures.js';
 import { z } from 'zod';
 import { ApprovalService } from '../services/approvals/approval.service.js';
 import type { ApprovalEvent } from '../services/approvals/events.js';
@@ -26,7 +27,7 @@ describe('runTool', () => {
     projectId: 'p1',
     requestId: `req-${userId}`,
     log,
-    services: { approvals, audit },
+    services: toolServicesFixture({ approvals, audit }),
     registry,
     ...(threadId ? { threadId } : {}),
   });

@@ -1,6 +1,5 @@
 import { z } from 'zod';
 import { SEARCH_KINDS } from '../services/infra/search/port.js';
-import { PlatformError } from '../core/errors.js';
 import { defineTool } from './define.js';
 
 /** Full-text search across datasets, models, jobs, devices and audit entries of the project. */
@@ -33,8 +32,6 @@ export const searchPlatform = defineTool({
   idempotent: true,
   async run(ctx, input) {
     const search = ctx.services.search;
-    if (search === undefined)
-      throw new PlatformError('unavailable', 'search is not configured on this platform');
     const r = await search.query({
       text: input.text,
       kinds: input.kinds,

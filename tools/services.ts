@@ -122,23 +122,24 @@ export interface AuditApi {
 }
 
 /**
- * The services the tools call, built once by the composition root. Approvals and audit are always
- * there; a domain service that is absent simply leaves its tools unregistered.
+ * The services the tools call, built once by the composition root: every one is always there (the
+ * platform builds them all), so no tool checks for a missing service. Tests pass small fakes
+ * (`toolServicesFixture` in `services.fixtures.ts`).
  */
 export interface ToolServices {
   approvals: ApprovalsApi;
   audit: AuditApi;
   /** APPROVAL_STRICT, for the policy shown with requests. */
-  approvalStrict?: boolean;
-  search?: SearchIndex;
-  datasets?: Pick<DatasetService, 'list' | 'get' | 'import' | 'resplit' | 'export'>;
-  training?: Pick<TrainingService, 'start' | 'get' | 'list' | 'metrics' | 'logs' | 'cancel'>;
-  models?: Pick<ModelRegistry, 'list' | 'get' | 'compare' | 'promote'>;
+  approvalStrict: boolean;
+  search: SearchIndex;
+  datasets: Pick<DatasetService, 'list' | 'get' | 'import' | 'resplit' | 'export'>;
+  training: Pick<TrainingService, 'start' | 'get' | 'list' | 'metrics' | 'logs' | 'cancel'>;
+  models: Pick<ModelRegistry, 'list' | 'get' | 'compare' | 'promote'>;
   /** Evaluations of model versions on dataset splits. */
-  evaluations?: Pick<ModelEvaluationService, 'evaluate' | 'list'>;
-  fleet?: Pick<FleetService, 'list' | 'get'>;
-  rollouts?: Pick<RolloutService, 'plan' | 'start' | 'status' | 'pause' | 'resume' | 'rollback' | 'list'>;
-  feedback?: Pick<FeedbackService, 'summary' | 'review' | 'toDataset'>;
+  evaluations: Pick<ModelEvaluationService, 'evaluate' | 'list'>;
+  fleet: Pick<FleetService, 'list' | 'get'>;
+  rollouts: Pick<RolloutService, 'plan' | 'start' | 'status' | 'pause' | 'resume' | 'rollback' | 'list'>;
+  feedback: Pick<FeedbackService, 'summary' | 'review' | 'toDataset'>;
   /** Retrain policies and their proposals (the feedback service). */
-  retrain?: Pick<FeedbackService, 'setPolicy' | 'policies' | 'proposals' | 'evaluatePolicies'>;
+  retrain: Pick<FeedbackService, 'setPolicy' | 'policies' | 'proposals' | 'evaluatePolicies'>;
 }

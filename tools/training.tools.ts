@@ -1,8 +1,7 @@
 import { z } from 'zod';
-import { PlatformError } from '../core/errors.js';
 import { TRAIN_BACKENDS } from '../protocol/envelope.js';
 import type { TrainingJob } from '../services/training/model.js';
-import { defineTool, type ToolContext } from './define.js';
+import { defineTool } from './define.js';
 
 /** Architecture and image size used when the request names none, per backend. */
 const DEFAULTS: Record<(typeof TRAIN_BACKENDS)[number], { model: string; imgsz: number; batch: number }> = {
@@ -10,13 +9,6 @@ const DEFAULTS: Record<(typeof TRAIN_BACKENDS)[number], { model: string; imgsz: 
   ultralytics: { model: 'yolov8n.pt', imgsz: 640, batch: 16 },
   yolox: { model: 'yolox_s', imgsz: 640, batch: 16 },
 };
-
-function training(ctx: ToolContext) {
-  const service = ctx.services.training;
-  if (service === undefined)
-    throw new PlatformError('unavailable', 'training is not configured on this platform');
-  return service;
-}
 
 const jobId = z.string().min(1).max(64).describe('training job id, e.g. job_lq2x8k0a_3f9c1e2b7d');
 
@@ -105,7 +97,7 @@ export const startTrainingTool = defineTool({
   idempotent: false,
   async run(ctx, input) {
     const d = DEFAULTS[input.backend];
-    const job = await training(ctx).start(ctx, {
+    const job = await ctx.services.training.start(ctx, {
       dataset: input.dataset,
       name: input.name,
       threadId: ctx.threadId,
@@ -134,7 +126,7 @@ export const trainingStatusTool = defineTool({
   risk: 'read',
   idempotent: true,
   async run(ctx, input) {
-    return view(await training(ctx).get(ctx, input.jobId));
+    return view(await ctx.services.training.get(ctx, input.jobId));
   },
 });
 
@@ -154,7 +146,7 @@ export const listTrainingJobsTool = defineTool({
   risk: 'read',
   idempotent: true,
   async run(ctx, input) {
-    return { jobs: (await training(ctx).list(ctx, input)).map(view) };
+    return { jobs: (await ctx.services.training.list(ctx, input)).map(view) };
   },
 });
 
@@ -179,7 +171,7 @@ export const trainingMetricsTool = defineTool({
   risk: 'read',
   idempotent: true,
   async run(ctx, input) {
-    const rows = await training(ctx).metrics(ctx, input.jobId);
+    const rows = await ctx.services.training.metrics(ctx, input.jobId);
     return { jobId: input.jobId, epochs: rows.map((r) => ({ epoch: r.epoch, metrics: r.metrics })) };
   },
 });
@@ -200,7 +192,10 @@ export const trainingLogsTool = defineTool({
   risk: 'read',
   idempotent: true,
   async run(ctx, input) {
-    return { jobId: input.jobId, lines: await training(ctx).logs(ctx, input.jobId, { tail: input.lines }) };
+    return {
+      jobId: input.jobId,
+      lines: await ctx.services.training.logs(ctx, input.jobId, { tail: input.lines }),
+    };
   },
 });
 
@@ -215,7 +210,7 @@ export const cancelTrainingTool = defineTool({
   checkAfterInterruption: "look at the job's status (training_status): cancelled or still running",
   idempotent: true,
   async run(ctx, input) {
-    return view(await training(ctx).cancel(ctx, input.jobId, input.reason));
+    return view(await ctx.services.training.cancel(ctx, input.jobId, input.reason));
   },
 });
 

@@ -117,16 +117,8 @@ describe('tool arguments under random input (every registered tool, through runT
     );
     platform = await createPlatform(config, log);
     await platform.prepare();
-    services = {
-      approvals: platform.approvals,
-      audit: platform.audit,
-      approvalStrict: config.APPROVAL_STRICT,
-      search: platform.infra.search,
-      datasets: platform.datasets,
-      training: platform.training,
-      models: platform.models,
-    };
-    registry = createToolRegistry(services);
+    services = platform.tools.services;
+    registry = createToolRegistry();
   });
 
   afterAll(async () => {

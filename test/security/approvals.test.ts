@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { toolServicesFixture } from '../../tools/services.fixtures.js';
 import { z } from 'zod';
 import { ApprovalService } from '../../services/approvals/approval.service.js';
 import type { ApprovalEvent } from '../../services/approvals/events.js';
@@ -70,7 +71,7 @@ describe('approvals cannot be replayed, outlived or self-granted (through runToo
       requestId: `req-${userId}`,
       threadId,
       log,
-      services: { approvals, audit },
+      services: toolServicesFixture({ approvals, audit }),
       registry,
     };
   }

@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { toolServicesFixture } from '../../tools/services.fixtures.js';
 import { z } from 'zod';
 import { ApprovalService } from '../../services/approvals/approval.service.js';
 import type { ApprovalEvent } from '../../services/approvals/events.js';
@@ -53,7 +54,7 @@ describe('four-eyes cannot be bypassed by editing a request', () => {
     requestId: `req-${userId}`,
     threadId: 'thread-1',
     log,
-    services: { approvals, audit },
+    services: toolServicesFixture({ approvals, audit }),
     registry,
   });
 

@@ -1,4 +1,5 @@
 import { mkdtemp, rm } from 'node:fs/promises';
+import type { ToolServices } from '../../tools/services.js';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
@@ -373,11 +374,8 @@ describe('hostile datasets through DatasetService.import (default limits)', () =
 
   it('a dataset description telling the agent to deploy changes no plan of the rules planner', async () => {
     const planner = new RulesPlanner();
-    const catalog = serviceCatalog({
-      approvals: undefined as never,
-      audit: undefined as never,
-      datasets: service,
-    });
+    // the catalog reads only the services it is given (no models, jobs or devices here)
+    const catalog = serviceCatalog({ datasets: service } as Partial<ToolServices> as ToolServices);
     const messages = [
       'describe dataset injected',
       'list datasets',

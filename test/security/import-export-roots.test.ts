@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { toolServicesFixture } from '../../tools/services.fixtures.js';
 import { mkdir, mkdtemp, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -229,7 +230,7 @@ describe('import and export roots (issue 13, items 1-2)', () => {
         projectId: 'default',
         requestId: 'req-passwd',
         log,
-        services: { approvals, audit, datasets: env.sut },
+        services: toolServicesFixture({ approvals, audit, datasets: env.sut }),
         registry: new ToolRegistry(datasetTools),
       };
     });

@@ -1,0 +1,34 @@
+import type { ToolServices } from './services.js';
+
+/**
+ * A full `ToolServices` from the services a test (or a simulation) uses: each one it does not
+ * give is a fake whose every method throws "not used in this test", so a tool reaching a service
+ * the test did not expect fails loudly instead of silently doing nothing.
+ */
+export function toolServicesFixture(used: Partial<ToolServices>): ToolServices {
+  const unused = <K extends keyof ToolServices>(name: K): ToolServices[K] =>
+    new Proxy(
+      {},
+      {
+        get: (_target, method) => () => {
+          throw new Error(
+            `services.${name}.${String(method)} is not used in this test; pass it to toolServicesFixture`,
+          );
+        },
+      },
+    ) as ToolServices[K];
+  return {
+    approvals: used.approvals ?? unused('approvals'),
+    audit: used.audit ?? unused('audit'),
+    approvalStrict: used.approvalStrict ?? false,
+    search: used.search ?? unused('search'),
+    datasets: used.datasets ?? unused('datasets'),
+    training: used.training ?? unused('training'),
+    models: used.models ?? unused('models'),
+    evaluations: used.evaluations ?? unused('evaluations'),
+    fleet: used.fleet ?? unused('fleet'),
+    rollouts: used.rollouts ?? unused('rollouts'),
+    feedback: used.feedback ?? unused('feedback'),
+    retrain: used.retrain ?? unused('retrain'),
+  };
+}
