@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { RetrainPolicy, RetrainProposal } from '../services/feedback/model.js';
+import { retrainPolicyFields, type RetrainPolicy, type RetrainProposal } from '../services/feedback/model.js';
 import { defineTool } from './define.js';
 
 const modelName = z
@@ -76,53 +76,8 @@ export const setRetrainPolicyTool = defineTool({
   title: 'Set retrain policy',
   description:
     'Set (replace) when the platform proposes retraining a model: after enough accepted feedback samples, or when the mean confidence of devices with a tag drops. A proposal is a plan (new dataset version, fine-tune from production, evaluate, promote and roll out only if better by the margin); nothing runs until each step is approved.',
-  input: z.object({
-    model: modelName,
-    minAcceptedSamples: z
-      .number()
-      .int()
-      .min(1)
-      .max(1_000_000)
-      .optional()
-      .describe('propose once this many accepted feedback samples wait for a dataset version, e.g. 200'),
-    confidenceDropOver: z
-      .object({
-        tag: z.string().trim().min(1).max(100).describe('devices carrying this tag, e.g. line-3'),
-        drop: z
-          .number()
-          .gt(0)
-          .max(1)
-          .describe('propose when the mean top confidence fell by more than this, e.g. 0.1'),
-        windowHours: z
-          .number()
-          .int()
-          .min(1)
-          .max(720)
-          .default(24)
-          .describe('compare the last window of this many hours with the one before'),
-      })
-      .optional()
-      .describe('confidence-drop trigger'),
-    dataset: z
-      .string()
-      .regex(/^[a-z0-9][a-z0-9._-]{0,63}$/)
-      .optional()
-      .describe("dataset the accepted samples extend; default the model's training dataset"),
-    cooldownHours: z
-      .number()
-      .min(0)
-      .max(2160)
-      .default(24)
-      .describe('no new proposal within this many hours of the last'),
-    minImprovement: z
-      .number()
-      .min(0)
-      .max(1)
-      .default(0.01)
-      .describe(
-        "promote the retrained version only when its test mAP50 beats production's by at least this much",
-      ),
-  }),
+  // the policy's own fields (services/feedback/model.ts) but its training config, which stays the model's latest
+  input: retrainPolicyFields.omit({ config: true }).extend({ model: modelName }),
   output: policyView,
   risk: 'write',
   idempotent: true,

@@ -101,57 +101,59 @@ export interface RetrainProposal {
   createdAt: number;
 }
 
+/** The fields of a retrain policy (the tools take them as their input; `retrainPolicySchema` adds the rule that one trigger is set). */
+export const retrainPolicyFields = z.object({
+  minAcceptedSamples: z
+    .number()
+    .int()
+    .min(1)
+    .max(1_000_000)
+    .optional()
+    .describe('fire when this many accepted samples wait for a dataset version'),
+  confidenceDropOver: z
+    .object({
+      tag: z.string().trim().min(1).max(100).describe('devices carrying this tag'),
+      drop: z.number().gt(0).max(1).describe('fire when mean top confidence fell by more than this'),
+      windowHours: z
+        .number()
+        .int()
+        .min(1)
+        .max(24 * 30)
+        .default(24)
+        .describe('compare the last window with the one before'),
+    })
+    .optional()
+    .describe('confidence-drop trigger'),
+  dataset: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9._-]{0,63}$/)
+    .optional()
+    .describe("dataset to extend; default: the model's training dataset"),
+  config: z
+    .record(z.string(), z.unknown())
+    .optional()
+    .describe("training configuration; default: the model's latest"),
+  cooldownHours: z
+    .number()
+    .min(0)
+    .max(24 * 90)
+    .default(24)
+    .describe('no new proposal for the model within this time of the last'),
+  minImprovement: z
+    .number()
+    .min(0)
+    .max(1)
+    .default(0.01)
+    .describe(
+      "promote the retrained version only when its test mAP50 beats production's by at least this much",
+    ),
+});
+
 /** A retrain policy of one model. */
-export const retrainPolicySchema = z
-  .object({
-    minAcceptedSamples: z
-      .number()
-      .int()
-      .min(1)
-      .max(1_000_000)
-      .optional()
-      .describe('fire when this many accepted samples wait for a dataset version'),
-    confidenceDropOver: z
-      .object({
-        tag: z.string().trim().min(1).max(100).describe('devices carrying this tag'),
-        drop: z.number().gt(0).max(1).describe('fire when mean top confidence fell by more than this'),
-        windowHours: z
-          .number()
-          .int()
-          .min(1)
-          .max(24 * 30)
-          .default(24)
-          .describe('compare the last window with the one before'),
-      })
-      .optional(),
-    dataset: z
-      .string()
-      .regex(/^[a-z0-9][a-z0-9._-]{0,63}$/)
-      .optional()
-      .describe("dataset to extend; default: the model's training dataset"),
-    config: z
-      .record(z.string(), z.unknown())
-      .optional()
-      .describe("training configuration; default: the model's latest"),
-    cooldownHours: z
-      .number()
-      .min(0)
-      .max(24 * 90)
-      .default(24)
-      .describe('no new proposal for the model within this time of the last'),
-    minImprovement: z
-      .number()
-      .min(0)
-      .max(1)
-      .default(0.01)
-      .describe(
-        "promote the retrained version only when its test mAP50 beats production's by at least this much",
-      ),
-  })
-  .refine(
-    (p) => p.minAcceptedSamples !== undefined || p.confidenceDropOver !== undefined,
-    'set minAcceptedSamples, confidenceDropOver or both',
-  );
+export const retrainPolicySchema = retrainPolicyFields.refine(
+  (p) => p.minAcceptedSamples !== undefined || p.confidenceDropOver !== undefined,
+  'set minAcceptedSamples, confidenceDropOver or both',
+);
 
 export type RetrainPolicy = z.infer<typeof retrainPolicySchema>;
 
