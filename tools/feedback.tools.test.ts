@@ -1,9 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { toolServicesFixture } from './services.fixtures.js';
-import { ApprovalService } from '../services/approvals/approval.service.js';
-import type { ApprovalEvent } from '../services/approvals/events.js';
-import { AuditLog } from '../services/audit/audit-log.js';
-import { EventBus } from '../core/events.js';
+import { governanceFixture, toolServicesFixture } from './services.fixtures.js';
+import type { ApprovalService } from '../services/approvals/approval.service.js';
 import { makeFeedbackHarness } from '../services/feedback/feedback.fixtures.js';
 import { SqliteDb } from '../services/infra/db/sqlite.js';
 import { silentLogger } from '../core/log.js';
@@ -23,15 +20,9 @@ describe('feedback tools', () => {
   beforeEach(async () => {
     db = new SqliteDb({ file: ':memory:' });
     h = await makeFeedbackHarness(db);
-    const audit = new AuditLog({ db, log });
-    approvals = new ApprovalService({
-      db,
-      audit,
-      events: new EventBus<ApprovalEvent>(),
-      log,
-      strict: false,
-      ttlMs: 3_600_000,
-    });
+    const governance = governanceFixture(db, log);
+    const audit = governance.audit;
+    approvals = governance.approvals;
     const services: ToolServices = toolServicesFixture({ approvals, audit, feedback: h.sut });
     ctx = { ...h.ctx, log, services, registry: createToolRegistry() };
   });

@@ -1,3 +1,9 @@
+import { EventBus } from '../core/events.js';
+import type { Logger } from '../core/log.js';
+import { ApprovalService } from '../services/approvals/approval.service.js';
+import type { ApprovalEvent } from '../services/approvals/events.js';
+import { AuditLog } from '../services/audit/audit-log.js';
+import type { Db } from '../services/infra/db/index.js';
 import type { ToolServices } from './services.js';
 
 /**
@@ -31,4 +37,18 @@ export function toolServicesFixture(used: Partial<ToolServices>): ToolServices {
     feedback: used.feedback ?? unused('feedback'),
     retrain: used.retrain ?? unused('retrain'),
   };
+}
+
+/** The audit log and approval service the tools run under, on `db` (not strict, requests live an hour). */
+export function governanceFixture(db: Db, log: Logger): { audit: AuditLog; approvals: ApprovalService } {
+  const audit = new AuditLog({ db, log });
+  const approvals = new ApprovalService({
+    db,
+    audit,
+    events: new EventBus<ApprovalEvent>(),
+    log,
+    strict: false,
+    ttlMs: 3_600_000,
+  });
+  return { audit, approvals };
 }
