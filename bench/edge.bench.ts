@@ -3,34 +3,16 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { EdgeRunner } from '../edge-runner/edge-runner.js';
-import type { Frame, FrameSource } from '../edge-runner/sources/index.js';
 import { percentile } from '../edge-runner/stats.js';
 import { buildBuiltinDetector } from '../edge-runner/models.fixtures.js';
 import { EmbeddedPlatform } from '../edge-runner/platform.fixtures.js';
 import { silentLogger } from '../core/log.js';
+import { SceneSource } from './scene-source.js';
 import { loadDetector, renderScene, type RawImage } from '../vision/index.js';
 import type { BenchReport } from './run-all.js';
 
 const SECONDS = Number(process.env.EDGE_BENCH_SECONDS ?? 8);
 const SIZE = 320;
-
-/** Cycles pre-rendered frames as fast as they are pulled, so the figure is the device's inference throughput. */
-class SceneSource implements FrameSource {
-  readonly kind = 'folder' as const;
-  readonly description = 'synthetic scenes';
-  readonly dropped = 0;
-  private i = 0;
-  private closed = false;
-  constructor(private readonly frames: RawImage[]) {}
-  async next(): Promise<Frame | undefined> {
-    if (this.closed) return undefined;
-    const image = this.frames[this.i % this.frames.length]!;
-    return { image, capturedAt: Date.now(), seq: this.i++ };
-  }
-  async close(): Promise<void> {
-    this.closed = true;
-  }
-}
 
 /** Per-device throughput and latency of an EdgeRunner serving the built-in detector at 320 on one onnxruntime thread, vs the bare detector. */
 export async function run(): Promise<BenchReport> {

@@ -3,30 +3,13 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { silentLogger } from '../core/log.js';
+import { SceneSource } from './scene-source.js';
 import { EdgeRunner } from '../edge-runner/edge-runner.js';
-import type { Frame, FrameSource } from '../edge-runner/sources/index.js';
 import { buildBuiltinDetector } from '../edge-runner/models.fixtures.js';
 import { EmbeddedPlatform } from '../edge-runner/platform.fixtures.js';
 import { renderScene, type RawImage } from '../vision/index.js';
 
 const SIZE = Number(process.env.MEMORY_EDGE_SIZE ?? 320);
-
-class SceneSource implements FrameSource {
-  readonly kind = 'folder' as const;
-  readonly description = 'synthetic scenes';
-  readonly dropped = 0;
-  private i = 0;
-  private closed = false;
-  constructor(private readonly frames: RawImage[]) {}
-  async next(): Promise<Frame | undefined> {
-    if (this.closed) return undefined;
-    const image = this.frames[this.i % this.frames.length]!;
-    return { image, capturedAt: Date.now(), seq: this.i++ };
-  }
-  async close(): Promise<void> {
-    this.closed = true;
-  }
-}
 
 const mb = (bytes: number) => bytes / 2 ** 20;
 const stage = () => {
