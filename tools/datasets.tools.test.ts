@@ -1,13 +1,10 @@
 import { mkdtemp, rm } from 'node:fs/promises';
-import { toolServicesFixture } from './services.fixtures.js';
+import { governanceFixture, toolServicesFixture } from './services.fixtures.js';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApprovalService } from '../services/approvals/approval.service.js';
-import type { ApprovalEvent } from '../services/approvals/events.js';
-import { AuditLog } from '../services/audit/audit-log.js';
 import { jpeg, makeService, writeTree } from '../services/datasets/datasets.fixtures.js';
-import { EventBus } from '../core/events.js';
 import { SqliteDb } from '../services/infra/db/sqlite.js';
 import { silentLogger } from '../core/log.js';
 import type { ToolContext } from './define.js';
@@ -50,16 +47,10 @@ describe('dataset tools', () => {
       'images/val/c.jpg': await jpeg(64, 48, 3),
       'labels/val/c.txt': '0 0.3 0.3 0.1 0.1\n',
     });
-    const audit = new AuditLog({ db, log });
     const registry = new ToolRegistry(datasetTools);
-    approvals = new ApprovalService({
-      db,
-      audit,
-      events: new EventBus<ApprovalEvent>(),
-      log,
-      strict: false,
-      ttlMs: 3_600_000,
-    });
+    const governance = governanceFixture(db, log);
+    const audit = governance.audit;
+    approvals = governance.approvals;
     ctx = {
       user: { userId: 'olga', email: 'olga@x.test', name: 'olga', role: 'operator', kind: 'user' },
       projectId: 'default',

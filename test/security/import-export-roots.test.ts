@@ -1,12 +1,11 @@
 import { existsSync } from 'node:fs';
-import { toolServicesFixture } from '../../tools/services.fixtures.js';
+import { governanceFixture, toolServicesFixture } from '../../tools/services.fixtures.js';
 import { mkdir, mkdtemp, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApprovalService } from '../../services/approvals/approval.service.js';
-import type { ApprovalEvent } from '../../services/approvals/events.js';
-import { AuditLog } from '../../services/audit/audit-log.js';
+import type { AuditLog } from '../../services/audit/audit-log.js';
 import { formatReport } from '../../services/datasets/report.js';
 import { APP_DIR, datasetPathPolicy } from '../../services/datasets/roots.js';
 import {
@@ -17,7 +16,6 @@ import {
   zipOf,
 } from '../../services/datasets/datasets.fixtures.js';
 import { isPlatformError } from '../../core/errors.js';
-import { EventBus } from '../../core/events.js';
 import { SqliteDb } from '../../services/infra/db/sqlite.js';
 import { silentLogger } from '../../core/log.js';
 import { datasetTools } from '../../tools/datasets.tools.js';
@@ -216,15 +214,7 @@ describe('import and export roots (issue 13, items 1-2)', () => {
     let approvals: ApprovalService;
 
     beforeAll(async () => {
-      audit = new AuditLog({ db, log });
-      approvals = new ApprovalService({
-        db,
-        audit,
-        events: new EventBus<ApprovalEvent>(),
-        log,
-        strict: false,
-        ttlMs: 3_600_000,
-      });
+      ({ audit, approvals } = governanceFixture(db, log));
       ctx = {
         user: { userId: 'olga', email: 'olga@x.test', name: 'olga', role: 'operator', kind: 'user' },
         projectId: 'default',
