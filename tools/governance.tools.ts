@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { defineTool } from './define.js';
+import type { ToolApprovalView } from './services.js';
 
 const approvalView = z.object({
   id: z.string().describe('approval request id'),
@@ -9,6 +10,17 @@ const approvalView = z.object({
   reason: z.string().describe('one-line reason the step was proposed'),
   policy: z.string().describe('who may approve it, in one sentence'),
   threadId: z.string().nullable().describe('conversation the request belongs to, if any'),
+});
+
+/** What the tools show of an approval request. */
+const viewOf = (a: ToolApprovalView): z.infer<typeof approvalView> => ({
+  id: a.id,
+  tool: a.tool,
+  risk: a.risk,
+  status: a.status,
+  reason: a.reason,
+  policy: a.policy.summary,
+  threadId: a.threadId,
 });
 
 /** Lists approval requests (pending by default). */
@@ -30,17 +42,7 @@ export const listApprovals = defineTool({
   idempotent: true,
   async run(ctx, input) {
     const rows = await ctx.services.approvals.list(ctx, input);
-    return {
-      approvals: rows.map((a) => ({
-        id: a.id,
-        tool: a.tool,
-        risk: a.risk,
-        status: a.status,
-        reason: a.reason,
-        policy: a.policy.summary,
-        threadId: a.threadId,
-      })),
-    };
+    return { approvals: rows.map(viewOf) };
   },
 });
 
@@ -66,16 +68,7 @@ export const decideApproval = defineTool({
   idempotent: true,
   authorizesItself: true,
   async run(ctx, { approvalId, ...decision }) {
-    const a = await ctx.services.approvals.decide(ctx, approvalId, decision);
-    return {
-      id: a.id,
-      tool: a.tool,
-      risk: a.risk,
-      status: a.status,
-      reason: a.reason,
-      policy: a.policy.summary,
-      threadId: a.threadId,
-    };
+    return viewOf(await ctx.services.approvals.decide(ctx, approvalId, decision));
   },
 });
 

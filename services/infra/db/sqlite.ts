@@ -1,11 +1,9 @@
 import { chmodSync, closeSync, mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { Kysely, SqliteDialect, sql, type SqliteDatabase, type Transaction } from 'kysely';
+import { Kysely, SqliteDialect, type SqliteDatabase } from 'kysely';
 import { LRUCache } from 'lru-cache';
-import type { Health } from '../health.js';
-import { migrateToLatest } from './migrate.js';
-import type { Db } from './port.js';
+import { KyselyDb } from './kysely-db.js';
 import type { Database as Schema } from './schema.js';
 
 /** Options of the embedded database. */
@@ -40,12 +38,13 @@ function withStatementCache(raw: Database.Database, max: number): SqliteDatabase
 }
 
 /** The embedded database: SQLite through better-sqlite3, WAL mode, foreign keys on. */
-export class SqliteDb implements Db {
+export class SqliteDb extends KyselyDb {
   readonly dialect = 'sqlite' as const;
   readonly kysely: Kysely<Schema>;
   private readonly raw: Database.Database;
 
   constructor({ file, statementCacheSize = 500 }: SqliteDbOptions) {
+    super();
     if (file !== ':memory:') {
       mkdirSync(path.dirname(path.resolve(file)), { recursive: true, mode: 0o700 });
       // The database holds sessions, token hashes and the audit log: owner-only. SQLite creates the
@@ -61,26 +60,5 @@ export class SqliteDb implements Db {
     this.kysely = new Kysely<Schema>({
       dialect: new SqliteDialect({ database: withStatementCache(this.raw, statementCacheSize) }),
     });
-  }
-
-  transaction<T>(fn: (trx: Transaction<Schema>) => Promise<T>): Promise<T> {
-    return this.kysely.transaction().execute(fn);
-  }
-
-  migrate(): Promise<string[]> {
-    return migrateToLatest(this.kysely, this.dialect);
-  }
-
-  async health(): Promise<Health> {
-    try {
-      await sql`select 1`.execute(this.kysely);
-      return { port: 'db', adapter: 'sqlite', ok: true };
-    } catch (err) {
-      return { port: 'db', adapter: 'sqlite', ok: false, detail: (err as Error).message };
-    }
-  }
-
-  async close(): Promise<void> {
-    await this.kysely.destroy();
   }
 }
