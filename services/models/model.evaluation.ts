@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import type { Selectable } from 'kysely';
 import { z } from 'zod';
 import {
   evaluateDetector,
@@ -17,13 +16,13 @@ import type { EventSink } from '../../core/events.js';
 import { priorEffect, recordEffect } from '../effects.js';
 import { newId } from '../../core/ids.js';
 import type { Db } from '../infra/db/port.js';
-import type { Database } from '../infra/db/schema.js';
 import type { Storage } from '../infra/storage/port.js';
 import type { Logger } from '../../core/log.js';
+import { EvaluationRepository } from './evaluation.repository.js';
 import type { ModelEvent } from './events.js';
 import type { ModelRegistry } from './model.registry.js';
 import type { ModelVersion } from './model.js';
-import type { ClassEvaluationResult, ModelEvaluation, EvaluationProgress } from './model.js';
+import type { ModelEvaluation, EvaluationProgress } from './model.js';
 
 /** Input of `ModelEvaluationService.evaluate`. */
 export const evaluateInputSchema = z.object({
@@ -59,8 +58,6 @@ export interface ModelEvaluationServiceDeps {
   limits?: Partial<EvaluationLimits>;
 }
 
-type Row = Selectable<Database['model_evaluations']>;
-
 const { minScore: MIN_SCORE, nmsIou: NMS_IOU, maxDet: MAX_DET } = EVALUATION_SETTINGS;
 const PAGE = 100;
 const PROGRESS_EVERY_MS = 250;
@@ -74,6 +71,7 @@ const norm = (s: string): string => s.trim().toLowerCase();
  */
 export class ModelEvaluationService {
   private readonly db: Db;
+  private readonly repo: EvaluationRepository;
   private readonly storage: Storage;
   private readonly models: ModelEvaluationServiceDeps['models'];
   private readonly datasets: ModelEvaluationServiceDeps['datasets'];
@@ -84,6 +82,7 @@ export class ModelEvaluationService {
 
   constructor(deps: ModelEvaluationServiceDeps) {
     this.db = deps.db;
+    this.repo = new EvaluationRepository(deps.db.kysely);
     this.storage = deps.storage;
     this.models = deps.models;
     this.datasets = deps.datasets;
@@ -113,13 +112,8 @@ export class ModelEvaluationService {
     // a retried step (same idempotency key) gets the evaluation it recorded the first time
     const earlier = await priorEffect<{ evaluationId: string }>(this.db.kysely, ctx, EVALUATION_EFFECT);
     if (earlier !== undefined) {
-      const row = await this.db.kysely
-        .selectFrom('model_evaluations')
-        .selectAll()
-        .where('id', '=', earlier.evaluationId)
-        .where('project_id', '=', ctx.projectId)
-        .executeTakeFirst();
-      if (row !== undefined) return fromRow(row);
+      const recorded = await this.repo.find(ctx.projectId, earlier.evaluationId);
+      if (recorded !== undefined) return recorded;
     }
     const maxImages = req.maxImages ?? this.limits.defaultMaxImages;
     if (maxImages > this.limits.maxImages) {
@@ -249,7 +243,7 @@ export class ModelEvaluationService {
       finishedAt,
     };
     await this.db.transaction(async (trx) => {
-      await trx.insertInto('model_evaluations').values(toRow(evaluation)).execute();
+      await this.repo.in(trx).insert(evaluation);
       await recordEffect(trx, ctx, EVALUATION_EFFECT, { evaluationId: evaluation.id }, finishedAt);
     });
     ctx.log.info(
@@ -267,16 +261,7 @@ export class ModelEvaluationService {
     opts: { limit?: number } = {},
   ): Promise<ModelEvaluation[]> {
     const version = await this.models.get(ctx, modelVersion);
-    const rows = await this.db.kysely
-      .selectFrom('model_evaluations')
-      .selectAll()
-      .where('project_id', '=', ctx.projectId)
-      .where('model_version_id', '=', version.id)
-      .orderBy('finished_at', 'desc')
-      .orderBy('id', 'desc')
-      .limit(page(opts, { default: 20, max: 200 }).limit)
-      .execute();
-    return rows.map(fromRow);
+    return this.repo.listForVersion(ctx.projectId, version.id, page(opts, { default: 20, max: 200 }).limit);
   }
 
   /** The version's model.onnx, checked against the sha256 the registry recorded. */
@@ -389,62 +374,3 @@ function checkDetector(detector: Detector, version: ModelVersion): void {
 
 /** The idempotent-effect kind of a recorded evaluation. */
 const EVALUATION_EFFECT = 'model.evaluation';
-
-function toRow(e: ModelEvaluation): Row {
-  const [datasetName, datasetVersion] = e.dataset.split('@') as [string, string];
-  const [modelName, modelVersion] = [
-    e.model.slice(0, e.model.lastIndexOf('@')),
-    e.model.slice(e.model.lastIndexOf('@') + 1),
-  ];
-  return {
-    id: e.id,
-    project_id: e.projectId,
-    model_version_id: e.modelVersionId,
-    model_name: modelName,
-    model_version: Number(modelVersion),
-    model_sha256: e.modelSha256,
-    dataset_name: datasetName,
-    dataset_version: Number(datasetVersion),
-    split: e.split,
-    images: e.images,
-    images_total: e.imagesTotal,
-    map50: e.metrics.mAP50,
-    map50_95: e.metrics.mAP50_95,
-    precision_at_conf: e.metrics.precision,
-    recall_at_conf: e.metrics.recall,
-    conf: e.conf,
-    per_class: JSON.stringify(e.perClass),
-    settings: JSON.stringify(e.settings),
-    timing: JSON.stringify(e.timing),
-    created_by: e.createdBy,
-    started_at: e.startedAt,
-    finished_at: e.finishedAt,
-  };
-}
-
-function fromRow(r: Row): ModelEvaluation {
-  return {
-    id: r.id,
-    projectId: r.project_id,
-    modelVersionId: r.model_version_id,
-    model: `${r.model_name}@${Number(r.model_version)}`,
-    modelSha256: r.model_sha256,
-    dataset: `${r.dataset_name}@${Number(r.dataset_version)}`,
-    split: r.split as Split,
-    images: Number(r.images),
-    imagesTotal: Number(r.images_total),
-    metrics: {
-      mAP50: Number(r.map50),
-      mAP50_95: Number(r.map50_95),
-      precision: Number(r.precision_at_conf),
-      recall: Number(r.recall_at_conf),
-    },
-    conf: Number(r.conf),
-    perClass: JSON.parse(r.per_class) as ClassEvaluationResult[],
-    settings: JSON.parse(r.settings) as ModelEvaluation['settings'],
-    timing: JSON.parse(r.timing) as ModelEvaluation['timing'],
-    createdBy: r.created_by,
-    startedAt: Number(r.started_at),
-    finishedAt: Number(r.finished_at),
-  };
-}

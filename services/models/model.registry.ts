@@ -1,4 +1,4 @@
-import type { Kysely, Selectable, Transaction } from 'kysely';
+import type { Transaction } from 'kysely';
 import { z } from 'zod';
 import { requireRole, type CallContext, type Role } from '../../core/context.js';
 import { page } from '../../core/paging.js';
@@ -13,6 +13,7 @@ import type { SearchDoc } from '../infra/search/port.js';
 import { enqueueIndex } from '../infra/search/outbox.js';
 import type { Logger } from '../../core/log.js';
 import type { ModelEvent } from './events.js';
+import { ModelRepository, type VersionRow } from './model.repository.js';
 import { retryTransient } from '../infra/db/retry.js';
 import {
   MODEL_STAGES,
@@ -35,7 +36,7 @@ export interface ModelRegistryOptions {
   now?: () => number;
 }
 
-type Row = Selectable<Database['model_versions']>;
+type Row = VersionRow;
 
 const NAME_RE = /^[a-z0-9][a-z0-9._-]{0,99}$/;
 const refSchema = z.string().trim().min(1).max(200);
@@ -63,12 +64,14 @@ export function isModelName(name: string): boolean {
  */
 export class ModelRegistry {
   private readonly db: Db;
+  private readonly repo: ModelRepository;
   private readonly events: EventBus<ModelEvent>;
   private readonly log: Logger;
   private readonly now: () => number;
 
   constructor({ db, events, log, now = Date.now }: ModelRegistryOptions) {
     this.db = db;
+    this.repo = new ModelRepository(db.kysely, db.dialect);
     this.events = events;
     this.log = log;
     this.now = now;
@@ -96,21 +99,10 @@ export class ModelRegistry {
       );
     }
     const run = async (t: Transaction<Database>) => {
-      const existing = await t
-        .selectFrom('model_versions')
-        .selectAll()
-        .where('job_id', '=', input.job.id)
-        .executeTakeFirst();
+      const repo = this.repo.in(t);
+      const existing = await repo.findByJob(input.job.id);
       if (existing !== undefined) return { row: existing, created: false };
-      let maxQ = t
-        .selectFrom('model_versions')
-        .select('version')
-        .where('project_id', '=', input.projectId)
-        .where('name', '=', input.name)
-        .orderBy('version', 'desc')
-        .limit(1);
-      if (this.db.dialect === 'mysql') maxQ = maxQ.forUpdate();
-      const max = await maxQ.executeTakeFirst();
+      const max = await repo.maxVersion(input.projectId, input.name);
       const now = this.now();
       const row: Row = {
         id: newId('mv'),
@@ -138,14 +130,14 @@ export class ModelRegistry {
         created_by: input.createdBy,
         created_at: now,
       };
-      await t.insertInto('model_versions').values(row).execute();
-      await this.setStage(t, row.project_id, row.name, 'candidate', row.id, 'system', now);
-      await enqueueIndex(t, { op: 'upsert', doc: await this.searchDocIn(t, row) });
+      await repo.insertVersion(row);
+      await this.setStage(repo, row.project_id, row.name, 'candidate', row.id, 'system', now);
+      await enqueueIndex(t, { op: 'upsert', doc: await this.searchDocIn(repo, row) });
       return { row, created: true };
     };
     const { row, created } =
       trx === undefined ? await retryTransient(() => this.db.transaction(run)) : await run(trx);
-    const version = await this.toVersion(trx ?? this.db.kysely, row);
+    const version = await this.toVersion(trx === undefined ? this.repo : this.repo.in(trx), row);
     if (created) {
       this.log.info({ model: version.ref, jobId: input.job.id }, 'model version registered');
       if (trx === undefined) this.emitRegistered(version);
@@ -191,11 +183,12 @@ export class ModelRegistry {
           : await this.get(ctx, earlier.previousId);
       return { version, previous };
     }
-    const target = await this.resolveRow(this.db.kysely, ctx.projectId, ref);
+    const target = await this.resolveRow(ctx.projectId, ref);
     const now = this.now();
     const previousId = await this.db.transaction(async (trx) => {
+      const repo = this.repo.in(trx);
       const prev = await this.setStage(
-        trx,
+        repo,
         ctx.projectId,
         target.name,
         stage,
@@ -204,17 +197,13 @@ export class ModelRegistry {
         now,
       );
       for (const id of new Set([target.id, prev].filter((x): x is string => x !== null))) {
-        const row = await trx
-          .selectFrom('model_versions')
-          .selectAll()
-          .where('id', '=', id)
-          .executeTakeFirstOrThrow();
-        await enqueueIndex(trx, { op: 'upsert', doc: await this.searchDocIn(trx, row) });
+        const row = await repo.getById(id);
+        await enqueueIndex(trx, { op: 'upsert', doc: await this.searchDocIn(repo, row) });
       }
       await recordEffect(trx, ctx, PROMOTION_EFFECT, { versionId: target.id, previousId: prev }, now);
       return prev;
     });
-    const version = await this.toVersion(this.db.kysely, target);
+    const version = await this.toVersion(this.repo, target);
     const previous = previousId === null || previousId === target.id ? null : await this.get(ctx, previousId);
     ctx.log.info({ model: version.ref, stage, previous: previous?.ref }, 'model promoted');
     this.events.emit({
@@ -233,7 +222,7 @@ export class ModelRegistry {
 
   /** Resolves `mv_…` ids, `name@N`, `name@production|staging|candidate`, `name@latest` and `name` (latest). */
   async get(ctx: CallContext, ref: string): Promise<ModelVersion> {
-    return this.toVersion(this.db.kysely, await this.resolveRow(this.db.kysely, ctx.projectId, ref));
+    return this.toVersion(this.repo, await this.resolveRow(ctx.projectId, ref));
   }
 
   /** Versions of the project (or of one name), newest first. */
@@ -241,51 +230,19 @@ export class ModelRegistry {
     ctx: CallContext,
     filter: { name?: string; stage?: ModelStage; offset?: number; limit?: number } = {},
   ): Promise<ModelVersion[]> {
-    let q = this.db.kysely
-      .selectFrom('model_versions')
-      .selectAll('model_versions')
-      .where('model_versions.project_id', '=', ctx.projectId);
-    if (filter.name !== undefined) q = q.where('model_versions.name', '=', filter.name);
-    if (filter.stage !== undefined) {
-      const stage = filter.stage;
-      q = q.where((eb) =>
-        eb.exists(
-          eb
-            .selectFrom('model_stages')
-            .select('model_stages.version_id')
-            .whereRef('model_stages.version_id', '=', 'model_versions.id')
-            .where('model_stages.stage', '=', stage),
-        ),
-      );
-    }
     const { limit, offset } = page(filter, { default: 100, max: 1000 });
-    const rows = await q
-      .orderBy('model_versions.created_at', 'desc')
-      .orderBy('model_versions.version', 'desc')
-      .limit(limit)
-      .offset(offset)
-      .execute();
-    return Promise.all(rows.map((r) => this.toVersion(this.db.kysely, r)));
+    const rows = await this.repo.list(ctx.projectId, {
+      name: filter.name,
+      stage: filter.stage,
+      limit,
+      offset,
+    });
+    return Promise.all(rows.map((r) => this.toVersion(this.repo, r)));
   }
 
   /** Every stage change of a model name, newest first. */
   async stageHistory(ctx: CallContext, name: string): Promise<StageChange[]> {
-    const rows = await this.db.kysely
-      .selectFrom('model_stage_history')
-      .leftJoin('model_versions', 'model_versions.id', 'model_stage_history.version_id')
-      .select([
-        'model_stage_history.name',
-        'model_stage_history.stage',
-        'model_stage_history.version_id',
-        'model_stage_history.previous_version_id',
-        'model_stage_history.set_by',
-        'model_stage_history.set_at',
-        'model_versions.version',
-      ])
-      .where('model_stage_history.project_id', '=', ctx.projectId)
-      .where('model_stage_history.name', '=', name)
-      .orderBy('model_stage_history.id', 'desc')
-      .execute();
+    const rows = await this.repo.stageHistory(ctx.projectId, name);
     return rows.map((r) => ({
       name: r.name,
       stage: r.stage as ModelStage,
@@ -321,7 +278,7 @@ export class ModelRegistry {
   }
 
   private async setStage(
-    trx: Transaction<Database>,
+    repo: ModelRepository,
     projectId: string,
     name: string,
     stage: ModelStage,
@@ -329,44 +286,12 @@ export class ModelRegistry {
     by: string,
     at: number,
   ): Promise<string | null> {
-    let q = trx
-      .selectFrom('model_stages')
-      .select('version_id')
-      .where('project_id', '=', projectId)
-      .where('name', '=', name)
-      .where('stage', '=', stage);
-    if (this.db.dialect === 'mysql') q = q.forUpdate();
-    const prev = await q.executeTakeFirst();
-    if (prev === undefined) {
-      await trx
-        .insertInto('model_stages')
-        .values({ project_id: projectId, name, stage, version_id: versionId, set_by: by, set_at: at })
-        .execute();
-    } else {
-      await trx
-        .updateTable('model_stages')
-        .set({ version_id: versionId, set_by: by, set_at: at })
-        .where('project_id', '=', projectId)
-        .where('name', '=', name)
-        .where('stage', '=', stage)
-        .execute();
-    }
-    await trx
-      .insertInto('model_stage_history')
-      .values({
-        project_id: projectId,
-        name,
-        stage,
-        version_id: versionId,
-        previous_version_id: prev?.version_id ?? null,
-        set_by: by,
-        set_at: at,
-      })
-      .execute();
+    const prev = await repo.stageHolder(projectId, name, stage, true);
+    await repo.setStage({ projectId, name, stage, versionId, by, at }, prev?.version_id ?? null);
     return prev?.version_id ?? null;
   }
 
-  private async resolveRow(db: Kysely<Database>, projectId: string, ref: string): Promise<Row> {
+  private async resolveRow(projectId: string, ref: string): Promise<Row> {
     const parsed = refSchema.safeParse(ref);
     if (!parsed.success)
       throw new PlatformError(
@@ -374,28 +299,21 @@ export class ModelRegistry {
         `model reference is invalid: ${describeZodError(parsed.error)}`,
       );
     const text = parsed.data;
-    const base = db.selectFrom('model_versions').selectAll().where('project_id', '=', projectId);
     let row: Row | undefined;
     if (/^mv_[a-z0-9]+$/.test(text)) {
-      row = await base.where('id', '=', text).executeTakeFirst();
+      row = await this.repo.findById(projectId, text);
     } else {
       const at = text.lastIndexOf('@');
       const name = at === -1 ? text : text.slice(0, at);
       const selector = at === -1 ? 'latest' : text.slice(at + 1);
       if (/^\d+$/.test(selector)) {
-        row = await base.where('name', '=', name).where('version', '=', Number(selector)).executeTakeFirst();
+        row = await this.repo.findVersion(projectId, name, Number(selector));
       } else if (selector === 'latest') {
-        row = await base.where('name', '=', name).orderBy('version', 'desc').limit(1).executeTakeFirst();
+        row = await this.repo.findLatest(projectId, name);
       } else if ((MODEL_STAGES as readonly string[]).includes(selector)) {
-        const stage = await db
-          .selectFrom('model_stages')
-          .select('version_id')
-          .where('project_id', '=', projectId)
-          .where('name', '=', name)
-          .where('stage', '=', selector)
-          .executeTakeFirst();
-        if (stage !== undefined) row = await base.where('id', '=', stage.version_id).executeTakeFirst();
-        else if (await base.where('name', '=', name).executeTakeFirst()) {
+        const stage = await this.repo.stageHolder(projectId, name, selector);
+        if (stage !== undefined) row = await this.repo.findById(projectId, stage.version_id);
+        else if (await this.repo.findAnyOfName(projectId, name)) {
           throw new PlatformError(
             'not_found',
             `model "${name}" has no ${selector} version yet; promote one with promote("${name}@N", "${selector}")`,
@@ -409,57 +327,30 @@ export class ModelRegistry {
       }
     }
     if (row !== undefined) return row;
-    const known = (
-      await db
-        .selectFrom('model_versions')
-        .select('name')
-        .distinct()
-        .where('project_id', '=', projectId)
-        .orderBy('name')
-        .limit(20)
-        .execute()
-    ).map((r) => r.name);
+    const known = await this.repo.knownNames(projectId);
     throw new PlatformError(
       'not_found',
       `model "${text}" not found; known models: ${known.length === 0 ? '(none yet — train one first)' : known.join(', ')}`,
     );
   }
 
-  private async stagesOf(db: Kysely<Database>, versionId: string): Promise<ModelStage[]> {
-    const rows = await db
-      .selectFrom('model_stages')
-      .select('stage')
-      .where('version_id', '=', versionId)
-      .execute();
-    return rows
-      .map((r) => r.stage as ModelStage)
-      .sort((x, y) => MODEL_STAGES.indexOf(x) - MODEL_STAGES.indexOf(y));
+  private async toVersion(repo: ModelRepository, row: Row): Promise<ModelVersion> {
+    return rowToVersion(row, await repo.stagesOf(row.id));
   }
 
-  private async toVersion(db: Kysely<Database>, row: Row): Promise<ModelVersion> {
-    return rowToVersion(row, await this.stagesOf(db, row.id));
-  }
-
-  private async searchDocIn(trx: Transaction<Database>, row: Row): Promise<SearchDoc> {
-    return modelSearchDoc(rowToVersion(row, await this.stagesOf(trx, row.id)));
+  private async searchDocIn(repo: ModelRepository, row: Row): Promise<SearchDoc> {
+    return modelSearchDoc(rowToVersion(row, await repo.stagesOf(row.id)));
   }
 }
 
 /** Every model version as a search document, for a full reindex. */
 export async function* modelSearchDocs(db: Db): AsyncIterable<SearchDoc> {
+  const repo = new ModelRepository(db.kysely, db.dialect);
   let offset = 0;
   for (;;) {
-    const rows = await db.kysely
-      .selectFrom('model_versions')
-      .selectAll()
-      .orderBy('id')
-      .limit(500)
-      .offset(offset)
-      .execute();
+    const rows = await repo.page(offset, 500);
     for (const row of rows) {
-      const stages = (
-        await db.kysely.selectFrom('model_stages').select('stage').where('version_id', '=', row.id).execute()
-      ).map((r) => r.stage as ModelStage);
+      const stages = await repo.stageList(row.id);
       yield modelSearchDoc(rowToVersion(row, stages));
     }
     if (rows.length < 500) return;
