@@ -28,7 +28,7 @@ export async function settleOrphanedRuns(
 ): Promise<OrphanSweep> {
   const { approvals } = tools.services;
   const sweep: OrphanSweep = { resumed: [], closed: [] };
-  const orphans = (await approvals.executions.orphaned(limit)).filter((run) => run.threadId === null);
+  const orphans = await approvals.executions.orphaned(limit, { outsideConversations: true });
   for (const run of orphans) {
     const ctx = {
       user: systemPrincipal(),

@@ -194,14 +194,17 @@ describe('runTool after a crash (exactly-once effects)', () => {
   });
 
   it('settles calls made outside a conversation (REST, MCP) whose process died; conversations are left to the agent', async () => {
+    const olderConversation = await consumedByADeadProcess('create_thing', { name: 'older chat' });
     const viaRest = await consumedByADeadProcess('create_thing', { name: 'rest' }, null);
     const viaMcp = await consumedByADeadProcess('flip_switch', { on: false }, null);
     const inConversation = await consumedByADeadProcess('create_thing', { name: 'chat' });
     await new Promise((r) => setTimeout(r, LEASE_MS + 50));
     const restarted = approvalsFor();
     const tools = { registry, services: toolServicesFixture({ approvals: restarted, audit }) };
+    // even when a sweep's worth of conversation runs are older (they are the agent's to resume)
+    expect(await settleOrphanedRuns(tools, log, 1)).toEqual({ resumed: [viaRest], closed: [] });
     const sweep = await settleOrphanedRuns(tools, log);
-    expect(sweep).toEqual({ resumed: [viaRest], closed: [viaMcp] });
+    expect(sweep).toEqual({ resumed: [], closed: [viaMcp] });
     expect(runs).toEqual([{ tool: 'create_thing', key: viaRest }]);
     const ctx = ctxFor(restarted);
     expect(await restarted.execution(ctx, viaRest)).toMatchObject({ status: 'finished', attempt: 2 });
@@ -209,7 +212,8 @@ describe('runTool after a crash (exactly-once effects)', () => {
       status: 'interrupted',
       error: { message: expect.stringContaining('look at the switch on the wall') },
     });
-    expect(await restarted.execution(ctx, inConversation)).toMatchObject({ status: 'started', attempt: 1 });
+    for (const run of [olderConversation, inConversation])
+      expect(await restarted.execution(ctx, run)).toMatchObject({ status: 'started', attempt: 1 });
     // settled runs are not found again
     expect(await settleOrphanedRuns(tools, log)).toEqual({ resumed: [], closed: [] });
     expect((await audit.verify('p1')).ok).toBe(true);

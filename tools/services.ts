@@ -63,7 +63,7 @@ export interface ApprovalsApi {
   /** The execution ledger: its lease length (for the renewal interval) and the runs whose process died. */
   readonly executions: {
     readonly leaseMs: number;
-    orphaned(limit?: number): Promise<ToolExecution[]>;
+    orphaned(limit?: number, opts?: { outsideConversations?: boolean }): Promise<ToolExecution[]>;
   };
   /** The execution of a consumed approval, if it started. */
   execution(ctx: CallContext, approvalId: string): Promise<ToolExecution | undefined>;

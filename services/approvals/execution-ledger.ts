@@ -150,16 +150,18 @@ export class ExecutionLedger {
       .execute();
   }
 
-  /** Runs still `started` whose lease ran out: steps a crash interrupted, for a restarted process to resume. */
-  async orphaned(limit = 100): Promise<ToolExecution[]> {
-    const rows = await this.db.kysely
+  /**
+   * Runs still `started` whose lease ran out: steps a crash interrupted, for a restarted process to
+   * resume; `outsideConversations` keeps those no conversation will resume (REST, MCP, bot calls).
+   */
+  async orphaned(limit = 100, opts: { outsideConversations?: boolean } = {}): Promise<ToolExecution[]> {
+    let q = this.db.kysely
       .selectFrom('tool_executions')
       .selectAll()
       .where('status', '=', 'started')
-      .where('lease_until', '<=', this.now())
-      .orderBy('started_at')
-      .limit(limit)
-      .execute();
+      .where('lease_until', '<=', this.now());
+    if (opts.outsideConversations === true) q = q.where('thread_id', 'is', null);
+    const rows = await q.orderBy('started_at').limit(limit).execute();
     return rows.map(toExecution);
   }
 }
