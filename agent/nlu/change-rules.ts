@@ -8,7 +8,6 @@ import {
   findImageSize,
   findStartingPoint,
   findJob,
-  findModelVersions,
   findStage,
   findTarget,
   label,
@@ -17,16 +16,18 @@ import {
 import {
   type SlotRule,
   step,
-  versionChoices,
-  unknownModel,
   targetProblem,
   withDataset,
   withVersion,
   pickRollout,
 } from './slot-kit.js';
+import { deployment } from './loop-rules.js';
 
 const DEPLOY_WORDS =
   /\bdeploy\w*|\broll\s?(?:it\s+|them\s+)?out\b|\bship\b|\bpush\b.*\bout\b|\brelease\b|배포|적용/i;
+/** Verbs that deploy only when a target follows them: "push it to line 2", "put it on line 3", "3번 라인에 올려". */
+const DEPLOY_TO_TARGET =
+  /\b(?:push|put|send|install|load)\b(?:\s+(?:it|them|the\s+\w+))?\s+(?:to|on|onto)\s+\{target\}|\{target\}\s*(?:에|으로|로)?\s*(?:올려|깔아|내려|설치)/i;
 const ACTIVE = ['pending', 'canary', 'waves', 'running'];
 
 const train: SlotRule = (i) =>
@@ -59,7 +60,7 @@ const train: SlotRule = (i) =>
         `train a detector on ${dataset}${extras.length ? ` (${extras.join(', ')})` : ''} as asked`,
       ),
     ];
-    if (DEPLOY_WORDS.test(i.said)) {
+    if (DEPLOY_WORDS.test(i.said) || DEPLOY_TO_TARGET.test(i.said)) {
       const target = findTarget(i.text, i.known);
       if (!('ok' in target)) return targetProblem(target, i);
       const canary = findCanary(i.text);
@@ -79,33 +80,15 @@ const train: SlotRule = (i) =>
   });
 
 const deploy: SlotRule = (i) => {
-  const versions = findModelVersions(i.text, i.known);
-  if ('unknown' in versions) return unknownModel(versions.unknown, i.known);
-  let version: string | undefined;
-  let versionLabel = '';
-  const named = versions.ok[0];
-  if (named !== undefined) {
-    version = named.id;
-    versionLabel = label(named);
-  } else if (i.modelVersion !== undefined) {
-    version = i.modelVersion;
-    versionLabel = i.modelVersion;
-  } else {
-    return {
-      steps: [],
-      clarify: `Which model version should I deploy? Known: ${i.known.versions.map(label).join(', ') || 'none yet'}.`,
-      choices: versionChoices(i),
-    };
-  }
-  const target = findTarget(i.text, i.known);
-  if (!('ok' in target)) return targetProblem(target, i);
+  const d = deployment(i, 'deploy');
+  if ('problem' in d) return d.problem;
   const canary = findCanary(i.text);
   return {
     steps: [
       step(
         'start_rollout',
-        { modelVersion: version, target: target.ok, ...(canary ? { canary } : {}) },
-        `deploy ${versionLabel} to ${describeTarget(target.ok)} (canary first${canary ? ` on ${canary} devices` : ''})`,
+        { modelVersion: d.version, target: d.target, ...(canary ? { canary } : {}) },
+        `deploy ${d.versionLabel} to ${describeTarget(d.target)} (canary first${canary ? ` on ${canary} devices` : ''})`,
       ),
     ],
   };
@@ -188,7 +171,11 @@ const importDataset: SlotRule = (i) => {
         "From which folder, zip or storage prefix should I import? Give a folder or .zip under the server's import folders (IMPORT_ROOTS), or storage:<prefix> for files in this project's storage.",
     };
   const name =
-    /\b(?:as|named|name)\s+["']?([a-z0-9][\w.-]*)/i.exec(i.text)?.[1] ??
+    /\b(?:called|named|name(?:d\s+it)?)\s+["']?([a-z0-9][\w.-]*)/i.exec(i.text)?.[1] ??
+    /\bas\s+(?:a\s+(?:new\s+)?dataset\s+(?:called|named)\s+)?["']?([a-z0-9][\w.-]*)/i.exec(i.text)?.[1] ??
+    /([a-z0-9][\w.-]*)\s*(?:이라는|라는)?\s*(?:이름|데이터셋\s*(?:으로|로|이름))/i.exec(
+      i.text.replace(source, ' '),
+    )?.[1] ??
     /([a-z0-9][\w.-]*)\s*(?:이라는|라는)?\s*이름/i.exec(i.text)?.[1];
   if (name === undefined)
     return { steps: [], clarify: 'What name should the imported dataset get? Say "… as helmets-v3".' };
@@ -220,12 +207,32 @@ const exportDataset: SlotRule = (i) =>
     };
   });
 
+const PART = {
+  train: '(?:train(?:ing)?|학습|훈련)',
+  val: '(?:val(?:idation)?|검증|밸리데이션)',
+  test: '(?:test(?:ing)?|테스트|시험)',
+};
+
+/** Split fractions: "70/20/10", or each part named ("train 70 val 20 test 10", "학습 70 검증 20 테스트 10", "70% train"). */
+export function splitRatio(text: string): [number, number, number] | undefined {
+  const ratio = /(\d{1,2})\s*\/\s*(\d{1,2})\s*\/\s*(\d{1,2})/.exec(text);
+  if (ratio) return [Number(ratio[1]) / 100, Number(ratio[2]) / 100, Number(ratio[3]) / 100];
+  const part = (word: string) => {
+    const m =
+      new RegExp(`${word}\\s*(?:set|셋|split)?\\s*(?:을|를|은|는|:|=)?\\s*(\\d{1,2})\\s*%?`, 'i').exec(
+        text,
+      ) ?? new RegExp(`(\\d{1,2})\\s*%?\\s*(?:for\\s+)?${word}`, 'i').exec(text);
+    return m ? Number(m[1]) / 100 : undefined;
+  };
+  const [tr, va, te] = [part(PART.train), part(PART.val), part(PART.test)];
+  if (tr === undefined || va === undefined) return undefined;
+  const rest = te ?? Math.round((1 - tr - va) * 100) / 100;
+  return Math.abs(tr + va + rest - 1) < 0.011 && rest >= 0 ? [tr, va, rest] : undefined;
+}
+
 const splitDataset: SlotRule = (i) =>
   withDataset(i, 'split', (dataset) => {
-    const ratio = /(\d{1,2})\s*\/\s*(\d{1,2})\s*\/\s*(\d{1,2})/.exec(i.text);
-    const [tr, va, te] = ratio
-      ? [Number(ratio[1]) / 100, Number(ratio[2]) / 100, Number(ratio[3]) / 100]
-      : [0.8, 0.1, 0.1];
+    const [tr, va, te] = splitRatio(i.text) ?? [0.8, 0.1, 0.1];
     return {
       steps: [
         step(

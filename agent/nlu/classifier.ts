@@ -19,7 +19,9 @@ export function words(text: string): string[] {
     .split(/[^\p{L}\p{N}@_'-]+/u)
     .map((w) => w.replace(/^['-]+|['-]+$/g, ''))
     .filter((w) => w !== '')
-    .map((w) => (/^[\p{Script=Hangul}]+$/u.test(w) && w.length > 1 ? w.replace(KO_SUFFIX, '') || w : w));
+    .map((w) => (/^[\p{Script=Hangul}]+$/u.test(w) && w.length > 1 ? w.replace(KO_SUFFIX, '') : w))
+    // a word that is only a particle or a request ending ("해줘", "으로") carries no intent
+    .filter((w) => w !== '');
 }
 
 function features(text: string): Map<string, number> {

@@ -1,4 +1,5 @@
 import { CHANGE_RULES } from './change-rules.js';
+import { LOOP_RULES } from './loop-rules.js';
 import { READ_RULES } from './read-rules.js';
 import type { SlotRule } from './slot-kit.js';
 
@@ -37,6 +38,12 @@ export const SLOT_RULES: Record<string, SlotRule> = {
   search: READ_RULES.search,
   list_devices: READ_RULES.listDevices,
   describe_device: READ_RULES.listDevices,
+  plan_rollout: LOOP_RULES.planRollout,
+  list_evaluations: LOOP_RULES.listEvaluations,
+  list_retrain_policies: LOOP_RULES.listRetrainPolicies,
+  list_retrain_proposals: LOOP_RULES.listRetrainProposals,
+  check_retrain_policies: LOOP_RULES.checkRetrainPolicies,
+  set_retrain_policy: LOOP_RULES.setRetrainPolicy,
 };
 
 /** What a question about a change reads instead: a question never plans a change. */
@@ -53,6 +60,8 @@ export const READ_INSTEAD: Record<string, string> = {
   export_dataset: 'describe_dataset',
   split_dataset: 'describe_dataset',
   feedback_to_dataset: 'feedback_summary',
+  check_retrain_policies: 'list_retrain_proposals',
+  set_retrain_policy: 'list_retrain_policies',
 };
 
 /** How an intent reads to a person, for "did you mean" choices. */
@@ -87,4 +96,10 @@ export const INTENT_LABEL: Record<string, string> = {
   search: 'search',
   list_devices: 'list devices',
   describe_device: 'show a device',
+  plan_rollout: 'plan a rollout (a dry run)',
+  list_evaluations: 'list the evaluations of a model version',
+  list_retrain_policies: 'list retrain policies',
+  list_retrain_proposals: 'list retrain proposals',
+  check_retrain_policies: 'check the retrain policies now',
+  set_retrain_policy: 'set a retrain policy',
 };

@@ -149,7 +149,10 @@ const listApprovals: SlotRule = () => ({
 const search: SlotRule = (i) => {
   const query = i.text
     .replace(/\b(?:search|find|look|for|please|the|me|anything|about)\b/gi, ' ')
-    .replace(/검색해\s*줘|검색|찾아\s*줘|찾아/g, ' ')
+    .replace(
+      /검색해\s*줘|검색|찾아\s*줘|찾아|관련(?:된|한)?\s*(?:거|것|자료|내용)?|(?:에\s*)?대한\s*(?:거|것)?|좀/g,
+      ' ',
+    )
     .replace(/\s+/g, ' ')
     .trim();
   if (query === '') return { steps: [], clarify: 'What should I search for?' };

@@ -216,6 +216,21 @@ export function findModelVersions(
     }
   }
   if (found.length === 0) {
+    // "the production helmets model", "helmets production model", "운영 중인 helmets": that name's version at that stage.
+    for (const name of names) {
+      const n = escape(name);
+      const m =
+        new RegExp(`\\b(production|prod|staging|candidate)\\s+${n}\\b`, 'i').exec(text) ??
+        new RegExp(`\\b${n}\\s+(production|prod|staging|candidate)\\s+(?:model|version)`, 'i').exec(text) ??
+        new RegExp(`(운영|프로덕션|후보|스테이징)\\s*(?:중인|중|단계)?\\s*${n}(?![\\w-])`, 'i').exec(text) ??
+        new RegExp(`${n}\\s*(운영|프로덕션|후보|스테이징)\\s*(?:모델|버전)`, 'i').exec(text);
+      if (m === null) continue;
+      const stage = STAGE_OF[m[1]!.toLowerCase() === 'prod' ? 'production' : m[1]!.toLowerCase()]!;
+      const v = latest(known.versions.filter((x) => x.model === name && x.stage === stage));
+      if (v !== undefined) push(m.index, v);
+    }
+  }
+  if (found.length === 0) {
     for (const name of names) {
       const at = text
         .toLowerCase()
@@ -261,7 +276,12 @@ export function findStartingPoint(text: string): string | undefined {
     /\b(?:re-?train|fine-?tune)\s+(?:the\s+)?["'“”]?([a-z0-9][\w.-]*?)["'“”]?(?:\s+model)?\s+from\s+(production|staging|candidate)\b/i.exec(
       text,
     );
-  return named ? `${named[1]}@${named[2]!.toLowerCase()}` : undefined;
+  if (named) return `${named[1]}@${named[2]!.toLowerCase()}`;
+  const staged =
+    /\b(?:re-?train|fine-?tune)\s+(?:the\s+)?(production|staging|candidate)\s+["'“”]?([a-z0-9][\w.-]*?)["'“”]?\s+model\b/i.exec(
+      text,
+    );
+  return staged ? `${staged[2]}@${staged[1]!.toLowerCase()}` : undefined;
 }
 
 /** Epochs: "20 epochs", "epochs=20", "30 에폭". */
@@ -342,7 +362,12 @@ export function findJobStatus(
   text: string,
 ): 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled' | undefined {
   if (/\bfail(?:ed|ing|ures?)?\b|실패/i.test(text)) return 'failed';
-  if (/\brunning\b|\bin progress\b|돌고|진행\s*중/i.test(text)) return 'running';
+  if (
+    /\brunning\b|\bin progress\b|\bright now\b|\bcurrently\b|\bat the moment\b|돌고|진행\s*중|지금/i.test(
+      text,
+    )
+  )
+    return 'running';
   if (/\bqueued\b|\bwaiting\b|대기/i.test(text)) return 'queued';
   if (/\bsucceeded\b|\bsuccessful\b|\bfinished\b|성공|완료/i.test(text)) return 'succeeded';
   if (/\bcancell?ed\b|취소된/i.test(text)) return 'cancelled';

@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import { distance } from 'fastest-levenshtein';
+import { correctHangul, typoDistance } from './spelling.js';
 import { escape, type Known } from './slots.js';
 
 let english: Set<string> | undefined;
@@ -42,6 +43,10 @@ const EXTRA_VOCABULARY = [
   'split',
 ];
 
+/** Model families, frameworks and file formats: never corrected towards a command word. */
+const TECH_TERM =
+  /^(?:yolo\w*|ultralytics|rtdetr|detr|onnx\w*|coco|voc|pascal|jetson\w*|tensorrt|pytorch|torch)$/;
+
 /**
  * Corrects typos against the known vocabulary by edit distance: command words (unknown to English
  * and within 1 edit for 4 letters, 2 for longer) and catalog names (within 2 edits and a quarter
@@ -51,19 +56,25 @@ const EXTRA_VOCABULARY = [
 export function correctTypos(text: string, known: Known, vocabulary: ReadonlySet<string>): string {
   const vocab = [...new Set([...vocabulary, ...EXTRA_VOCABULARY])].filter((w) => /^[a-z]{3,}$/.test(w));
   const names = [...known.datasets, ...known.tags, ...known.devices.map((d) => d.name)];
+  const models = [...new Set(known.versions.map((v) => v.model))];
   const digits = (s: string) => s.replace(/\D/g, '');
-  return text
-    .replace(/(?<![\w@./-])([A-Za-z][\w.-]*[-_\d][\w.-]*)(?![\w@-])/g, (token: string) => {
-      if (names.some((n) => n.toLowerCase() === token.toLowerCase())) return token;
-      let best: { name: string; d: number } | undefined;
-      for (const n of names) {
-        if (digits(n) !== digits(token)) continue;
-        const d = distance(n.toLowerCase(), token.toLowerCase());
-        if (d <= 2 && d <= Math.floor(n.length / 4) && (best === undefined || d < best.d))
-          best = { name: n, d };
-      }
-      return best?.name ?? token;
-    })
+  const closest = (token: string, candidates: string[]) => {
+    if (candidates.some((n) => n.toLowerCase() === token.toLowerCase())) return token;
+    let best: { name: string; d: number } | undefined;
+    for (const n of candidates) {
+      if (digits(n) !== digits(token)) continue;
+      const d = typoDistance(n.toLowerCase(), token.toLowerCase());
+      if (d <= 2 && d <= Math.max(1, Math.floor(n.length / 4)) && (best === undefined || d < best.d))
+        best = { name: n, d };
+    }
+    return best?.name ?? token;
+  };
+  const corrected = text
+    // a model name before @N ("hemlets@3" is helmets@3)
+    .replace(/(?<![\w@./-])([A-Za-z][\w.-]*)(?=@\w)/g, (token: string) => closest(token, models))
+    .replace(/(?<![\w@./-])([A-Za-z][\w.-]*[-_\d][\w.-]*)(?![\w@-])/g, (token: string) =>
+      closest(token, names),
+    )
     .replace(/\b([A-Za-z]{3,6})(?=[\s-]*\d)/g, (w: string) => {
       const lower = w.toLowerCase();
       if (lower === 'line' || /^(?:lines?|fine|nine|like|live|lane|link|lint)$/.test(lower)) return w;
@@ -73,6 +84,8 @@ export function correctTypos(text: string, known: Known, vocabulary: ReadonlySet
     .replace(/(?<![\w@.-])([A-Za-z]{4,})(?![\w@-])/g, (w: string) => {
       const lower = w.toLowerCase();
       if (vocabulary.has(lower) || EXTRA_VOCABULARY.includes(lower) || englishWords().has(lower)) return w;
+      // Model families, frameworks and formats are names, not misspelt command words ("yolox" is not "yolo").
+      if (TECH_TERM.test(lower)) return w;
       const limit = lower.length <= 4 ? 1 : 2;
       let best: { word: string; d: number } | undefined;
       for (const v of vocab) {
@@ -88,6 +101,7 @@ export function correctTypos(text: string, known: Known, vocabulary: ReadonlySet
       }
       return best?.word ?? w;
     });
+  return correctHangul(corrected, vocabulary);
 }
 
 const EN_UNITS: Record<string, number> = {
@@ -147,7 +161,10 @@ const EN_COUNTED = /\s+(?:canar(?:y|ies)|devices?|epochs?|images?|px|pixels?|cam
 const EN_PARAM =
   /\b(?:batch(?:[\s-]size)?|epochs?|canary(?:\s+size)?|(?:image|img|input)[\s-]size|imgsz)(?:\s+(?:of|to|=|:))?\s+/i
     .source;
-const KO_NUMBER = `(?:(?:${alt(KO_TENS)})(?:${alt(KO_UNITS)})?|(?:${alt(KO_UNITS)}))`;
+const SINO_DIGIT = '[일이삼사오육칠팔구]';
+/** Sino-Korean numbers up to 999 ("삼십", "이십오", "백"): at least one character, digits with 백/십 places. */
+const SINO_NUMBER = `(?=[일이삼사오육칠팔구십백])(?:[이삼사오육칠팔구]?백)?(?:[이삼사오육칠팔구]?십)?${SINO_DIGIT}?`;
+const KO_NUMBER = `(?:(?:${alt(KO_TENS)})(?:${alt(KO_UNITS)})?|(?:${alt(KO_UNITS)})|${SINO_NUMBER})`;
 
 function enValue(words: string): number {
   const parts = words.toLowerCase().split(/[\s-]+/);
@@ -155,7 +172,22 @@ function enValue(words: string): number {
   return parts.reduce((n, w) => n + (EN_TENS[w] ?? EN_UNITS[w] ?? 0), 0);
 }
 
+const SINO_VALUE: Record<string, number> = { 일: 1, 이: 2, 삼: 3, 사: 4, 오: 5, 육: 6, 칠: 7, 팔: 8, 구: 9 };
+
+/** The value of a Sino-Korean number ("이십오" = 25, "백" = 100), or undefined when it is not one. */
+function sinoValue(words: string): number | undefined {
+  const m = /^(?:([이삼사오육칠팔구])?(백))?(?:([이삼사오육칠팔구])?(십))?([일이삼사오육칠팔구])?$/.exec(
+    words,
+  );
+  if (m === null || words === '') return undefined;
+  const place = (digit: string | undefined, marker: string | undefined, size: number) =>
+    marker === undefined ? 0 : (digit === undefined ? 1 : SINO_VALUE[digit]!) * size;
+  return place(m[1], m[2], 100) + place(m[3], m[4], 10) + (m[5] === undefined ? 0 : SINO_VALUE[m[5]]!);
+}
+
 function koValue(words: string): number {
+  const sino = sinoValue(words);
+  if (sino !== undefined) return sino;
   const ten = Object.keys(KO_TENS)
     .sort((a, b) => b.length - a.length)
     .find((t) => words.startsWith(t));
@@ -266,7 +298,7 @@ export function asksForChange(text: string): boolean {
 }
 
 const NEGATION =
-  /\b(?:no|not|don'?t|do not|never|without|skip|nor|instead of|hold (?:off|back)|no need to|leave out)\b|하지\s*(?:마|말)|말고|없이|빼고|제외|안\s*(?:해|할|하)|금지|보류|나중에/i;
+  /\b(?:no|not|don'?t|do not|never|without|skip|nor|instead of|hold (?:off|back)|no need to|leave out)\b|하지\s*(?:마|말)|말고|없이|빼고|제외|(?<!\p{L})안\s*(?:해|할|하)|금지|보류|나중에/iu;
 
 /**
  * Splits a request into clauses and drops those that negate an action ("no deployment", "but
@@ -287,7 +319,7 @@ export function dropNegated(text: string): { kept: string; dropped: string[] } {
 }
 
 const UNSUPPORTED =
-  /\b(delete|remove|erase|wipe|purge|destroy|drop|rename|clear|truncate)\b|(삭제|지워|지우|제거|없애|초기화)/i;
+  /\b(delete|remove|erase|wipe|purge|destroy|drop|rename|clear|truncate|reboot|shut\s*down|power\s*off|power-cycle|factory[\s-]reset)\b|(삭제|지워|지우|제거|없애|초기화|재부팅|리부팅|전원\s*(?:꺼|끄|off)|이름\s*(?:바꿔|변경))/i;
 const APPROVE = /^\s*(?:please\s+)?(?:approve|reject|deny)\b|승인해\s*줘|승인\s*처리|반려해/i;
 
 /** An action the assistant has no tool for and must refuse plainly, or undefined. */
