@@ -13,14 +13,7 @@ import {
   label,
   latest,
 } from './slots.js';
-import {
-  type SlotRule,
-  step,
-  targetProblem,
-  withDataset,
-  withVersion,
-  pickRollout,
-} from './slot-kit.js';
+import { type SlotRule, step, targetProblem, withDataset, withVersion, pickRollout } from './slot-kit.js';
 import { deployment } from './loop-rules.js';
 
 const DEPLOY_WORDS =

@@ -13,15 +13,17 @@ const KO_SUFFIX =
 
 /** Words of a text as the classifier sees them: lower case, Korean particles stripped, slot tokens kept. */
 export function words(text: string): string[] {
-  return text
-    .toLowerCase()
-    .replace(/\{(\w+)\}/g, (_, s: string) => ` x${s}x `)
-    .split(/[^\p{L}\p{N}@_'-]+/u)
-    .map((w) => w.replace(/^['-]+|['-]+$/g, ''))
-    .filter((w) => w !== '')
-    .map((w) => (/^[\p{Script=Hangul}]+$/u.test(w) && w.length > 1 ? w.replace(KO_SUFFIX, '') : w))
-    // a word that is only a particle or a request ending ("해줘", "으로") carries no intent
-    .filter((w) => w !== '');
+  return (
+    text
+      .toLowerCase()
+      .replace(/\{(\w+)\}/g, (_, s: string) => ` x${s}x `)
+      .split(/[^\p{L}\p{N}@_'-]+/u)
+      .map((w) => w.replace(/^['-]+|['-]+$/g, ''))
+      .filter((w) => w !== '')
+      .map((w) => (/^[\p{Script=Hangul}]+$/u.test(w) && w.length > 1 ? w.replace(KO_SUFFIX, '') : w))
+      // a word that is only a particle or a request ending ("해줘", "으로") carries no intent
+      .filter((w) => w !== '')
+  );
 }
 
 function features(text: string): Map<string, number> {
