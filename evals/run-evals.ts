@@ -26,7 +26,7 @@ export interface ScenarioResult {
 
 /** Totals of one scenario file. */
 export interface SetReport {
-  /** `dev`, or the held-out file's name without `.jsonl` (`heldout`, `heldout-2`). */
+  /** `dev`, or the file's name without `.jsonl` (`seen-1`, `seen-2`, `heldout-3`). */
   name: string;
   file: string;
   results: ScenarioResult[];
@@ -42,6 +42,8 @@ export interface SetReport {
 export interface EvalReport {
   planner: PlannerKind;
   dev: SetReport;
+  /** One report per file that was held out once and has since been tuned on (scored like dev, failures printed). */
+  seen: SetReport[];
   /** One report per held-out file, in the order given. */
   heldOut: SetReport[];
   passed: boolean;
@@ -55,6 +57,8 @@ export interface RunEvalsOptions {
   planner: PlannerKind;
   /** The dev scenarios (default evals/scenarios.jsonl): what the planner was tuned on. */
   scenariosFile?: string;
+  /** Former held-out files now tuned on (default SEEN_FILES); their failures are printed like dev's. */
+  seenFiles?: string[];
   /** The held-out files (default HELD_OUT_FILES): each written before tuning, never tuned against. */
   heldOutFiles?: string[];
   chatModel?: BaseChatModel;
@@ -68,8 +72,10 @@ export interface RunEvalsOptions {
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 /** The dev scenarios: what the planner is tuned on. */
 export const DEV_FILE = path.join(HERE, 'scenarios.jsonl');
+/** Files that were held out once and were tuned on afterwards: scored and printed like dev (evals/README.md). */
+export const SEEN_FILES = [path.join(HERE, 'seen-1.jsonl'), path.join(HERE, 'seen-2.jsonl')];
 /** The held-out files, oldest first (see evals/README.md for how each was written). */
-export const HELD_OUT_FILES = [path.join(HERE, 'heldout.jsonl'), path.join(HERE, 'heldout-2.jsonl')];
+export const HELD_OUT_FILES = [path.join(HERE, 'heldout-3.jsonl')];
 
 async function makePlanner(opts: RunEvalsOptions, registry: ToolRegistry): Promise<Planner> {
   if (opts.planner === 'rules') return new RulesPlanner();
@@ -164,8 +170,9 @@ function familyCell(results: ScenarioResult[]): string {
 export async function runEvals(opts: RunEvalsOptions): Promise<EvalReport> {
   const print = opts.print ?? ((line: string) => process.stdout.write(`${line}\n`));
   const devFile = opts.scenariosFile ?? DEV_FILE;
+  const seenFiles = opts.seenFiles ?? SEEN_FILES;
   const heldFiles = opts.heldOutFiles ?? HELD_OUT_FILES;
-  const all = await Promise.all([devFile, ...heldFiles].map((f) => loadScenarios(f)));
+  const all = await Promise.all([devFile, ...seenFiles, ...heldFiles].map((f) => loadScenarios(f)));
   // Injection text lives in dataset descriptions on the real platform: seed them before it starts.
   const descriptions: Record<string, string> = {};
   for (const s of all.flatMap((x) => x.scenarios)) {
@@ -179,6 +186,9 @@ export async function runEvals(opts: RunEvalsOptions): Promise<EvalReport> {
   try {
     const verbose = opts.verbose ?? false;
     const dev = await runSet('dev', devFile, env.planner, realPlatform, print, verbose);
+    const seen: SetReport[] = [];
+    for (const file of seenFiles)
+      seen.push(await runSet(path.basename(file, '.jsonl'), file, env.planner, realPlatform, print, verbose));
     const heldOut: SetReport[] = [];
     for (const file of heldFiles)
       heldOut.push(
@@ -191,7 +201,7 @@ export async function runEvals(opts: RunEvalsOptions): Promise<EvalReport> {
           verbose,
         ),
       );
-    const sets = [dev, ...heldOut];
+    const sets = [dev, ...seen, ...heldOut];
     const families = [...new Set(sets.flatMap((r) => r.results.map((x) => x.family)))].sort();
     const width = Math.max(16, ...families.map((f) => f.length));
     print('');
@@ -218,7 +228,7 @@ export async function runEvals(opts: RunEvalsOptions): Promise<EvalReport> {
     }
     const passed = sets.every((r) => r.passed);
     print(`${opts.planner} planner: ${passed ? 'PASSED' : 'FAILED'}`);
-    return { planner: opts.planner, dev, heldOut, passed };
+    return { planner: opts.planner, dev, seen, heldOut, passed };
   } finally {
     await env.close();
   }
