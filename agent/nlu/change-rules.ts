@@ -15,6 +15,7 @@ import {
 } from './slots.js';
 import { type SlotRule, step, targetProblem, withDataset, withVersion, pickRollout } from './slot-kit.js';
 import { deployment } from './loop-rules.js';
+import { findMaxImages } from './amounts.js';
 
 const DEPLOY_WORDS =
   /\bdeploy\w*|\broll\s?(?:it\s+|them\s+)?out\b|\bship\b|\bpush\b.*\bout\b|\brelease\b|배포|적용/i;
@@ -132,7 +133,7 @@ const cancelTraining: SlotRule = (i) => {
 
 const evaluate: SlotRule = (i) =>
   withVersion(i, 'evaluate', (v) => {
-    const split = /\bval(?:idation)?\b|검증\s*셋|검증\s*데이터/i.test(i.text)
+    const split = /\bval(?:idation)?\b|검증\s*(?:셋|세트|데이터|용|스플릿)|밸리데이션/i.test(i.text)
       ? 'val'
       : /\btrain(?:ing)?\s+split\b|학습\s*셋/i.test(i.text)
         ? 'train'
@@ -140,6 +141,8 @@ const evaluate: SlotRule = (i) =>
     const args: Record<string, unknown> = { modelVersion: v.id, split };
     const ds = findDataset(i.text, i.known);
     if ('ok' in ds) args.dataset = ds.ok;
+    const maxImages = findMaxImages(i.text);
+    if (maxImages !== undefined) args.maxImages = maxImages;
     return { steps: [step('evaluate_model', args, `evaluate ${label(v)} on the ${split} split`)] };
   });
 
@@ -156,7 +159,12 @@ const promote: SlotRule = (i) =>
   });
 
 const importDataset: SlotRule = (i) => {
-  const source = /((?:\/|\.\/|~\/|storage:)[^\s"']+)/.exec(i.text)?.[1];
+  const source =
+    /((?:\/|\.\/|~\/|storage:)[^\s"']+)/.exec(i.text)?.[1] ??
+    // a relative folder under the import roots ("incoming/line4-helmets"), never a URL or a ratio
+    /(?<![\w:/.-])([a-z0-9_][\w.-]*\/[\w./-]*[\w-])(?![\w/])/i.exec(
+      i.text.replace(/\b\d+\/\d+(?:\/\d+)?\b/g, ' '),
+    )?.[1];
   if (source === undefined)
     return {
       steps: [],

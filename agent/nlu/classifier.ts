@@ -88,7 +88,7 @@ export class IntentClassifier {
     const best = new Map<string, IntentScore>();
     for (const d of this.docs) {
       const fits = named.every((w) => this.slotsOf.get(d.intent)?.has(w));
-      const score = cosine(v, d.vector) * (fits ? 1 : 0.8);
+      const score = cosine(v, d.vector) * (fits ? 1 : 0.7);
       const prev = best.get(d.intent);
       if (prev === undefined || score > prev.score)
         best.set(d.intent, { intent: d.intent, score, example: d.text });

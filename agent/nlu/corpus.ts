@@ -160,6 +160,8 @@ export const CORPUS: Record<string, { en: string[]; ko: string[] }> = {
       '{rollout} 되돌려줘',
       '{target} 배포한 거 원래대로',
       '{target} 업데이트 문제 있어, 되돌려줘',
+      '{target} 되돌리기',
+      '{target} 이전 모델로 되돌리기',
     ],
   },
   pause: {
@@ -177,6 +179,8 @@ export const CORPUS: Record<string, { en: string[]; ko: string[] }> = {
       'pause the deployment to {target} for now',
       'stop the {target} rollout for a bit',
       'wait with the rollout on {target}',
+      'just pause {target}',
+      'only stop the rollout on {target} for now',
     ],
     ko: [
       '{target} 배포 보류해줘',
@@ -190,6 +194,9 @@ export const CORPUS: Record<string, { en: string[]; ko: string[] }> = {
       '{target} 롤아웃 일시 중지해줘',
       '{rollout} 잠깐 멈춰',
       '{target} 배포 스톱',
+      '{target} 멈추기만 해줘',
+      '{target} 배포 멈추기',
+      '{target} 일단 멈춰',
     ],
   },
   resume: {
@@ -223,6 +230,8 @@ export const CORPUS: Record<string, { en: string[]; ko: string[] }> = {
       '{target} 배포 이어서 해줘',
       '{target} 롤아웃 다시 진행해',
       '{rollout} 이어서 진행',
+      '{target} 배포 재개하기',
+      '{target} 다시 돌리기',
     ],
   },
   cancel_training: {
@@ -334,6 +343,8 @@ export const CORPUS: Record<string, { en: string[]; ko: string[] }> = {
       'what is {job} printing',
       'show the output of {job}',
       'give me the tail of the training log',
+      'last {num} log lines of {job}',
+      'show {num} lines of the log of {job}',
     ],
     ko: [
       '{job} 로그 보여줘',
@@ -342,6 +353,7 @@ export const CORPUS: Record<string, { en: string[]; ko: string[] }> = {
       '{job} 로그 좀 보자',
       '{job} 출력 보여줘',
       '학습 로그 끝부분',
+      '{job} 로그 마지막 {num}줄',
     ],
   },
   list_training_jobs: {
@@ -359,6 +371,8 @@ export const CORPUS: Record<string, { en: string[]; ko: string[] }> = {
       'show all training jobs',
       'which trainings are running',
       'list the failed trainings',
+      'any training jobs running right now',
+      'is anything training at the moment',
     ],
     ko: [
       '학습 목록 보여줘',
@@ -369,6 +383,7 @@ export const CORPUS: Record<string, { en: string[]; ko: string[] }> = {
       '학습 중인 작업 보여줘',
       '실패한 학습 목록',
       '진행 중인 학습 목록',
+      '지금 돌고 있는 학습 작업 있어',
     ],
   },
   rollout_status: {
@@ -492,6 +507,8 @@ export const CORPUS: Record<string, { en: string[]; ko: string[] }> = {
       'which models are candidates',
       'models in staging',
       'what models are registered',
+      'list all the versions of {model}',
+      'which versions of {model} exist',
     ],
     ko: [
       '모델 목록 보여줘',
@@ -505,6 +522,7 @@ export const CORPUS: Record<string, { en: string[]; ko: string[] }> = {
       '등록된 모델 보여줘',
       '등록된 모델 목록',
       '모델 레지스트리 보여줘',
+      '{model} 버전 목록 보여줘',
     ],
   },
   describe_model: {
@@ -590,6 +608,10 @@ export const CORPUS: Record<string, { en: string[]; ko: string[] }> = {
       'summarise {job}',
       'what happened with the rollout {rollout}',
       'give me the story of {job}',
+      'explain {model} in plain words',
+      'tell me about {model} in simple terms',
+      'what is {model} good and bad at',
+      'explain how the rollout on {target} went',
     ],
     ko: [
       '{rollout} 배포 설명해줘',
@@ -599,6 +621,9 @@ export const CORPUS: Record<string, { en: string[]; ko: string[] }> = {
       '{job} 어떻게 진행됐는지 설명해줘',
       '{job} 에서 무슨 일 있었어',
       '{rollout} 무슨 일 있었어',
+      '{model} 쉽게 설명해줘',
+      '{target} 롤아웃 어떻게 진행됐는지 설명해줘',
+      '{target} 배포 어떻게 됐는지 설명',
     ],
   },
   evaluate: {
@@ -615,6 +640,8 @@ export const CORPUS: Record<string, { en: string[]; ko: string[] }> = {
       'evaluate the candidate',
       'score {model} on the val images',
       'run an eval of {model} on test',
+      'check how {model} scores on {dataset}',
+      'evaluate {model} on {dataset}, at most {num} images',
     ],
     ko: [
       '{model} 평가해줘',
@@ -625,6 +652,7 @@ export const CORPUS: Record<string, { en: string[]; ko: string[] }> = {
       '{model} 테스트셋 성능 측정해줘',
       '후보 모델 평가해줘',
       '{model} 성능 평가 돌려줘',
+      '{model} 를 {dataset} 검증 셋으로 평가해봐',
     ],
   },
   promote: {
@@ -671,6 +699,8 @@ export const CORPUS: Record<string, { en: string[]; ko: string[] }> = {
       'add {path} as a new dataset',
       'load {path} into the platform',
       'create a dataset from {path}',
+      'pull in the folder {path} as {dataset}',
+      'pull in {path}',
     ],
     ko: [
       '{path} 를 {dataset} 이라는 이름으로 가져와줘',
@@ -680,6 +710,7 @@ export const CORPUS: Record<string, { en: string[]; ko: string[] }> = {
       '{path} 불러와줘',
       '{path} 데이터 등록해줘',
       '{path} 이미지들 데이터셋으로 만들어줘',
+      '{path} 폴더 불러와서 {dataset} 로 등록',
     ],
   },
   export_dataset: {
@@ -733,6 +764,8 @@ export const CORPUS: Record<string, { en: string[]; ko: string[] }> = {
       'what have the edge devices flagged',
       'summary of the uncertain frames',
       'feedback overview',
+      'feedback summary for the last {num} days',
+      'feedback of the past week',
     ],
     ko: [
       '피드백 요약해줘',
@@ -741,6 +774,8 @@ export const CORPUS: Record<string, { en: string[]; ko: string[] }> = {
       '피드백 얼마나 들어왔어',
       '장비에서 올라온 프레임 요약',
       '불확실한 프레임 현황',
+      '최근 {num}주 피드백 요약해줘',
+      '지난 {num}일 피드백 현황',
     ],
   },
   feedback_to_dataset: {
@@ -774,6 +809,8 @@ export const CORPUS: Record<string, { en: string[]; ko: string[] }> = {
       'audit trail of {model}',
       'who rolled back {target}',
       'show the audit entries of yesterday',
+      'audit entries from the last {num} hours',
+      'what happened in the last {num} days',
     ],
     ko: [
       '감사 로그 보여줘',
@@ -784,6 +821,8 @@ export const CORPUS: Record<string, { en: string[]; ko: string[] }> = {
       '변경 기록 보여줘',
       '감사 기록 보여줘',
       '최근 작업 이력',
+      '최근 {num}시간 감사 로그',
+      '어제 작업 기록',
     ],
   },
   verify_audit: {
@@ -878,6 +917,10 @@ export const CORPUS: Record<string, { en: string[]; ko: string[] }> = {
       'list all devices',
       'which devices are online',
       'what does {target} run',
+      "what's running on {target} at the moment",
+      'what is {target} running right now',
+      'is {model} deployed on {target}',
+      'is {model} already running on {target}',
     ],
     ko: [
       '{target} 에 어떤 모델 올라가 있어',
@@ -894,6 +937,8 @@ export const CORPUS: Record<string, { en: string[]; ko: string[] }> = {
       '{target} 에서 돌아가는 모델 뭐야',
       '디바이스 목록 보여줘',
       '젯슨 목록',
+      '{target} 에서 지금 돌아가는 거 뭐야',
+      '{target} 에 {model} 배포돼 있어',
     ],
   },
   describe_device: {
@@ -981,6 +1026,37 @@ export const CORPUS: Record<string, { en: string[]; ko: string[] }> = {
       '{model} 재학습 정책 설정해줘',
       '{target} 신뢰도 {num}% 떨어지면 {model} 재학습 제안',
       '{model} 자동 재학습 조건 {num}개로 설정',
+    ],
+  },
+  search_datasets: {
+    en: [
+      'find datasets with rust in them',
+      'which datasets contain forklifts',
+      'search the datasets for helmet',
+      'datasets labelled with dent',
+      'is there a dataset with night images',
+      'look for a dataset about hulls',
+    ],
+    ko: [
+      'rust 클래스 있는 데이터셋 찾아줘',
+      '지게차 들어있는 데이터셋 검색',
+      '헬멧 데이터셋 찾아줘',
+      '야간 이미지 있는 데이터셋 있어',
+    ],
+  },
+  review_feedback: {
+    en: [
+      'accept feedback sample fb_1',
+      'reject fb_2 because it is a reflection',
+      'mark fb_3 as accepted',
+      'approve the feedback sample fb_4',
+      'discard feedback fb_5, the label is wrong',
+    ],
+    ko: [
+      '피드백 샘플 fb_1 승인해',
+      'fb_2 피드백 거절해줘 이유는 반사광',
+      'fb_3 샘플 채택',
+      '피드백 fb_4 반려해',
     ],
   },
 };

@@ -44,6 +44,8 @@ export const SLOT_RULES: Record<string, SlotRule> = {
   list_retrain_proposals: LOOP_RULES.listRetrainProposals,
   check_retrain_policies: LOOP_RULES.checkRetrainPolicies,
   set_retrain_policy: LOOP_RULES.setRetrainPolicy,
+  review_feedback: LOOP_RULES.reviewFeedback,
+  search_datasets: READ_RULES.searchDatasets,
 };
 
 /** What a question about a change reads instead: a question never plans a change. */
@@ -62,6 +64,7 @@ export const READ_INSTEAD: Record<string, string> = {
   feedback_to_dataset: 'feedback_summary',
   check_retrain_policies: 'list_retrain_proposals',
   set_retrain_policy: 'list_retrain_policies',
+  review_feedback: 'feedback_summary',
 };
 
 /** How an intent reads to a person, for "did you mean" choices. */
@@ -102,4 +105,6 @@ export const INTENT_LABEL: Record<string, string> = {
   list_retrain_proposals: 'list retrain proposals',
   check_retrain_policies: 'check the retrain policies now',
   set_retrain_policy: 'set a retrain policy',
+  review_feedback: 'accept or reject a feedback sample',
+  search_datasets: 'search the datasets',
 };

@@ -150,6 +150,37 @@ const setRetrainPolicy: SlotRule = (i) => {
   };
 };
 
+/** "accept feedback sample fb_12", "reject fb_9: it is a reflection", "피드백 fb_12 승인해": one review decision. */
+const reviewFeedback: SlotRule = (i) => {
+  const sampleId = /\b(fb_[\w-]+)/i.exec(i.text)?.[1];
+  if (sampleId === undefined)
+    return {
+      steps: [],
+      clarify: 'Which feedback sample (fb_…)? The Feedback page lists them with their pictures.',
+    };
+  const reject = /\b(?:reject|decline|discard|dismiss)\w*|거절|반려|기각|버려/i.test(i.text);
+  if (!reject)
+    return {
+      steps: [
+        step('review_feedback', { sampleId, decision: 'accept' }, `accept feedback sample ${sampleId}`),
+      ],
+    };
+  const reason = /(?:\bbecause\b|\bsince\b|:|—|-\s|이유는|왜냐하면|때문에)\s*(.+)$/i
+    .exec(i.text)?.[1]
+    ?.trim();
+  if (reason === undefined || reason === '')
+    return { steps: [], clarify: `Why should ${sampleId} be rejected? A rejection keeps its reason.` };
+  return {
+    steps: [
+      step(
+        'review_feedback',
+        { sampleId, decision: 'reject', reason },
+        `reject feedback sample ${sampleId}: ${reason}`,
+      ),
+    ],
+  };
+};
+
 /** The slot rules of the loop's intents. */
 export const LOOP_RULES = {
   planRollout,
@@ -158,4 +189,5 @@ export const LOOP_RULES = {
   listRetrainProposals,
   checkRetrainPolicies,
   setRetrainPolicy,
+  reviewFeedback,
 };

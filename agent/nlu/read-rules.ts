@@ -10,6 +10,7 @@ import {
   findTarget,
   label,
   latest,
+  mentions,
   type Known,
 } from './slots.js';
 import {
@@ -21,6 +22,7 @@ import {
   pickRollout,
   jobOr,
 } from './slot-kit.js';
+import { findLines, findPeriodHours } from './amounts.js';
 
 const rolloutStatus: SlotRule = (i) => {
   const p = pickRollout(i, () => true);
@@ -43,7 +45,9 @@ const trainingMetrics: SlotRule = (i) =>
 
 const trainingLogs: SlotRule = (i) =>
   jobOr(i, (jobId) => ({
-    steps: [step('training_logs', { jobId, lines: 50 }, `show the last log lines of ${jobId}`)],
+    steps: [
+      step('training_logs', { jobId, lines: findLines(i.text) ?? 50 }, `show the last log lines of ${jobId}`),
+    ],
   }));
 
 const listTrainingJobs: SlotRule = (i) => {
@@ -70,12 +74,17 @@ const describeDataset: SlotRule = (i) => {
 
 const listModels: SlotRule = (i) => {
   const stage = findStage(i.text);
+  const name = [...new Set(i.known.versions.map((v) => v.model))].find((n) => mentions(i.text, n));
+  const args = { ...(name ? { name } : {}), ...(stage ? { stage } : {}) };
   return {
     steps: [
       step(
         'list_models',
-        stage ? { stage } : {},
-        stage ? `list model versions at ${stage}` : 'list model versions',
+        args,
+        `list ${stage ? `${stage} ` : ''}versions${name ? ` of ${name}` : ''}`.replace(
+          /^list versions$/,
+          'list model versions',
+        ),
       ),
     ],
   };
@@ -112,8 +121,10 @@ const explain: SlotRule = (i) => {
   if (job !== undefined)
     return { steps: [step('explain_run', { jobId: job.id }, `explain training run ${job.id}`)] };
   const rollout = findRollout(i.text, i.known);
-  if (rollout !== undefined || /\brollouts?\b|\bdeployments?\b|배포/i.test(i.said)) {
-    const r = rollout ?? latest(i.known.rollouts);
+  if (rollout !== undefined || /\brollouts?\b|\bdeployments?\b|배포|롤아웃/i.test(i.said)) {
+    const picked = pickRollout(i, () => true);
+    if (picked.problem !== undefined) return picked.problem;
+    const r = rollout ?? picked.rollout;
     if (r === undefined) return { steps: [], reply: 'There are no rollouts yet to explain.' };
     return { steps: [step('explain_rollout', { rolloutId: r.id }, `explain rollout ${r.id}`)] };
   }
@@ -130,13 +141,28 @@ const explain: SlotRule = (i) => {
   };
 };
 
-const feedbackSummary: SlotRule = () => ({
-  steps: [step('feedback_summary', { days: 7 }, 'summarise feedback from devices over the last week')],
-});
+const feedbackSummary: SlotRule = (i) => {
+  const hours = findPeriodHours(i.text);
+  const days = hours === undefined ? 7 : Math.min(90, Math.max(1, Math.round(hours / 24)));
+  return {
+    steps: [step('feedback_summary', { days }, `summarise feedback from devices over the last ${days} days`)],
+  };
+};
 
-const queryAudit: SlotRule = () => ({
-  steps: [step('query_audit', { limit: 50 }, 'show recent audit entries')],
-});
+const queryAudit: SlotRule = (i) => {
+  const sinceHours = findPeriodHours(i.text);
+  return {
+    steps: [
+      step(
+        'query_audit',
+        { limit: 50, ...(sinceHours !== undefined ? { sinceHours } : {}) },
+        sinceHours !== undefined
+          ? `show audit entries of the last ${sinceHours} hours`
+          : 'show recent audit entries',
+      ),
+    ],
+  };
+};
 
 const verifyAudit: SlotRule = () => ({
   steps: [step('verify_audit', {}, 'verify the audit log hash chain')],
@@ -148,7 +174,10 @@ const listApprovals: SlotRule = () => ({
 
 const search: SlotRule = (i) => {
   const query = i.text
-    .replace(/\b(?:search|find|look|for|please|the|me|anything|about)\b/gi, ' ')
+    .replace(
+      /\b(?:search|find|look|up|for|please|the|me|anything|everything|all|about|platform|stuff|related|to)\b/gi,
+      ' ',
+    )
     .replace(
       /검색해\s*줘|검색|찾아\s*줘|찾아|관련(?:된|한)?\s*(?:거|것|자료|내용)?|(?:에\s*)?대한\s*(?:거|것)?|좀/g,
       ' ',
@@ -157,6 +186,27 @@ const search: SlotRule = (i) => {
     .trim();
   if (query === '') return { steps: [], clarify: 'What should I search for?' };
   return { steps: [step('search_platform', { text: query }, `search everything for "${query}"`)] };
+};
+
+/** "find datasets with rust in them", "rust 클래스 있는 데이터셋 찾아줘": datasets by name, description or class. */
+const searchDatasets: SlotRule = (i) => {
+  const query = i.text
+    .replace(
+      /\b(?:search|find|look|for|please|the|me|any|all|datasets?|data|with|which|that|have|has|contain(?:s|ing)?|in|them|it|class(?:es)?|labell?ed|labels?|about)\b/gi,
+      ' ',
+    )
+    .replace(
+      /데이터\s*셋|데이터|클래스|라벨|레이블|있는|들어\s*있는|포함(?:된|한)?|찾아\s*줘|찾아|검색해\s*줘|검색|어떤|뭐|좀|[?]/g,
+      ' ',
+    )
+    .replace(/\s+/g, ' ')
+    .trim();
+  if (query === '')
+    return {
+      steps: [],
+      clarify: 'Which datasets should I look for (a class, a word of the name or description)?',
+    };
+  return { steps: [step('search_datasets', { text: query }, `search the datasets for "${query}"`)] };
 };
 
 const listDevices: SlotRule = (i) => {
@@ -196,5 +246,6 @@ export const READ_RULES = {
   verifyAudit,
   listApprovals,
   search,
+  searchDatasets,
   listDevices,
 };

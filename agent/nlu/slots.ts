@@ -147,11 +147,12 @@ export function findModelVersion(text: string, known: Known): Found<CatalogModel
 }
 
 const STAGE_ALIAS =
-  /\b(?:the\s+)?(production|staging|candidate)\s+(?:model|version|one)\b|\bthe\s+(candidate|production)\b|(운영|프로덕션|후보|스테이징)\s*(?:모델|버전)/i;
+  /\b(?:the\s+)?(production|prod|staging|candidate)\s+(?:model|version|one)\b|\bthe\s+(candidate|production)\b|(운영|프로덕션|후보|스테이징)\s*(?:모델|버전)/i;
 const LATEST =
   /\b(?:latest|newest|most recent|last)\b(?:\s+[\w-]+)?\s+(?:model|version)|최신\s*(?:모델|버전)?|가장\s*최근/i;
 const STAGE_OF: Record<string, string> = {
   production: 'production',
+  prod: 'production',
   staging: 'staging',
   candidate: 'candidate',
   운영: 'production',
@@ -207,7 +208,7 @@ export function findModelVersions(
       push(m.index ?? 0, v);
     }
   }
-  if (found.length === 0) {
+  {
     const alias = STAGE_ALIAS.exec(text);
     if (alias !== null) {
       const stage = STAGE_OF[(alias[1] ?? alias[2] ?? alias[3] ?? '').toLowerCase()]!;
@@ -273,15 +274,23 @@ export function findStartingPoint(text: string): string | undefined {
   )?.[1];
   if (ref !== undefined) return ref;
   const named =
-    /\b(?:re-?train|fine-?tune)\s+(?:the\s+)?["'“”]?([a-z0-9][\w.-]*?)["'“”]?(?:\s+model)?\s+from\s+(production|staging|candidate)\b/i.exec(
+    /\b(?:re-?train|fine[\s-]?tune)\s+(?:the\s+)?["'“”]?([a-z0-9][\w.-]*?)["'“”]?(?:\s+model)?\s+from\s+(production|staging|candidate)\b/i.exec(
       text,
     );
   if (named) return `${named[1]}@${named[2]!.toLowerCase()}`;
   const staged =
-    /\b(?:re-?train|fine-?tune)\s+(?:the\s+)?(production|staging|candidate)\s+["'“”]?([a-z0-9][\w.-]*?)["'“”]?\s+model\b/i.exec(
+    /\b(?:re-?train|fine[\s-]?tune)\s+(?:the\s+)?(production|staging|candidate)\s+["'“”]?([a-z0-9][\w.-]*?)["'“”]?\s+model\b/i.exec(
       text,
     );
-  return staged ? `${staged[2]}@${staged[1]!.toLowerCase()}` : undefined;
+  if (staged) return `${staged[2]}@${staged[1]!.toLowerCase()}`;
+  // "운영 중인 helmets 모델에서 … 파인튜닝": the name's version at that stage is the starting point
+  const ko =
+    /(운영|프로덕션|스테이징|후보)\s*(?:중인|중)?\s*([a-z0-9][\w.-]*)\s*(?:모델)?\s*(?:에서|으로부터|부터|기반으로|을\s*기반으로)/i.exec(
+      text,
+    );
+  if (ko && /파인\s*튜닝|재학습|미세\s*조정|fine[\s-]?tun/i.test(text))
+    return `${ko[2]}@${{ 운영: 'production', 프로덕션: 'production', 스테이징: 'staging', 후보: 'candidate' }[ko[1]!]}`;
+  return undefined;
 }
 
 /** Epochs: "20 epochs", "epochs=20", "30 에폭". */

@@ -72,7 +72,7 @@ export function correctTypos(text: string, known: Known, vocabulary: ReadonlySet
   const corrected = text
     // a model name before @N ("hemlets@3" is helmets@3)
     .replace(/(?<![\w@./-])([A-Za-z][\w.-]*)(?=@\w)/g, (token: string) => closest(token, models))
-    .replace(/(?<![\w@./-])([A-Za-z][\w.-]*[-_\d][\w.-]*)(?![\w@-])/g, (token: string) =>
+    .replace(/(?<![\w@./-])([A-Za-z][\w.-]*[-_\d][\w.-]*\w)(?![\w@-])/g, (token: string) =>
       closest(token, names),
     )
     .replace(/\b([A-Za-z]{3,6})(?=[\s-]*\d)/g, (w: string) => {
@@ -217,7 +217,7 @@ export function numbersInWords(text: string): string {
     )
     .replace(
       new RegExp(
-        `(?<=(?:배치|에폭|에포크|카나리)\\s*(?:크기|사이즈)?\\s*(?:는|은|를|을)?\\s*)(${KO_NUMBER})(?![\\p{L}])`,
+        `(?<=(?:배치|에폭|에포크|카나리)\\s*(?:크기|사이즈)?\\s*(?:는|은|를|을)?\\s*)(${KO_NUMBER})(?=(?:으로|로|번|개|대)?(?![\\p{L}]))`,
         'gu',
       ),
       (w: string) => String(koValue(w)),
@@ -235,6 +235,8 @@ export function maskSlots(text: string, known: Known): string {
     out = out.replace(re, ` {${slot}} `);
   };
   sub(/(?:^|\s)(?:\/|\.\/|~\/|storage:)[^\s"']+/g, 'path');
+  // a relative folder under the import roots ("incoming/line4-helmets"), never a ratio such as 80/10/10
+  sub(/(?<=\s)(?![\d/]+\s)[A-Za-z0-9_][\w.-]*\/[\w./-]*[\w-](?=\s)/g, 'path');
   const names = (list: string[], slot: string) => {
     for (const n of [...new Set(list)].filter((x) => x !== '').sort((a, b) => b.length - a.length)) {
       sub(new RegExp(`(?<![\\w@.-])${escape(n)}(?:@[\\w-]+)?(?![\\w-])`, 'gi'), slot);
@@ -269,7 +271,7 @@ export function maskSlots(text: string, known: Known): string {
   names([...new Set(known.versions.map((v) => v.model))], 'model');
   sub(/\bdata\s?sets?\s+(?:called\s+|named\s+)?["'“”]?[A-Za-z0-9][\w.@-]*[-_\d][\w.@-]*["'“”]?/gi, 'dataset');
   sub(/["'“”]?[A-Za-z0-9][\w.@-]*[-_\d][\w.@-]*["'“”]?\s*데이터\s*셋/g, 'dataset');
-  sub(/\bline[\s-]?\d+\b|\d+\s*번\s*(?:라인|line)|라인\s*\d+|\d+\s*라인/gi, 'target');
+  sub(/\bline[\s-]?\d+\b(?![-_.]\w)|\d+\s*번\s*(?:라인|line)|라인\s*\d+|\d+\s*라인/gi, 'target');
   sub(/(?<![\w.-])\d+(?:\.\d+)?(?![\w.-])/g, 'num');
   return out.replace(/\s+/g, ' ').trim();
 }
@@ -319,14 +321,16 @@ export function dropNegated(text: string): { kept: string; dropped: string[] } {
 }
 
 const UNSUPPORTED =
-  /\b(delete|remove|erase|wipe|purge|destroy|drop|rename|clear|truncate|reboot|shut\s*down|power\s*off|power-cycle|factory[\s-]reset)\b|(삭제|지워|지우|제거|없애|초기화|재부팅|리부팅|전원\s*(?:꺼|끄|off)|이름\s*(?:바꿔|변경))/i;
+  /\b(delete|remove|erase|wipe|purge|destroy|drop|rename|clear|truncate|reboot|shut\s*down|power\s*off|power-cycle|factory[\s-]reset)\b|(삭제|지워|지우|제거|없애|초기화|재부팅|리부팅|전원\s*(?:꺼|끄|off)|이름\S*\s*(?:\S+\s+){0,2}?\S*(?:바꿔|바꾸|변경))/i;
 const APPROVE = /^\s*(?:please\s+)?(?:approve|reject|deny)\b|승인해\s*줘|승인\s*처리|반려해/i;
+/** A feedback sample is accepted or rejected through a tool (review_feedback), unlike an approval. */
+const FEEDBACK_SAMPLE = /\bfb_\w+|\bfeedback\b|피드백|샘플/i;
 
 /** An action the assistant has no tool for and must refuse plainly, or undefined. */
 export function unsupportedAction(text: string): { verb: string; kind: 'delete' | 'approve' } | undefined {
   const m = UNSUPPORTED.exec(text);
   if (m !== null) return { verb: (m[1] ?? m[2] ?? '').toLowerCase(), kind: 'delete' };
-  const a = APPROVE.exec(text);
+  const a = FEEDBACK_SAMPLE.test(text) ? null : APPROVE.exec(text);
   if (a !== null) return { verb: a[0].trim().toLowerCase(), kind: 'approve' };
   return undefined;
 }
