@@ -19,7 +19,7 @@ export async function registerDevCommands(program: Command): Promise<void> {
     .option('--scenarios <file>', 'dev scenarios, JSONL (default evals/scenarios.jsonl)')
     .option(
       '--held-out <files...>',
-      'held-out scenario files, JSONL (default evals/heldout-3.jsonl; seen-1 and seen-2 are scored like dev)',
+      'held-out scenario files, JSONL (default evals/heldout-4.jsonl; the seen-N files are scored like dev)',
     )
     .option('--show-held-out', 'print held-out scenario lines too (for a report, never for tuning)')
     .option(

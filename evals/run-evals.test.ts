@@ -6,16 +6,18 @@ describe('runEvals', () => {
     const lines: string[] = [];
     const report = await runEvals({ planner: 'rules', print: (l) => lines.push(l) });
     expect(report.dev.results.length).toBeGreaterThanOrEqual(200);
-    expect(report.heldOut.map((r) => r.name)).toEqual(['heldout', 'heldout-2']);
-    expect(report.heldOut[0]!.results.length).toBeGreaterThanOrEqual(60);
-    expect(report.heldOut[1]!.results.length).toBeGreaterThanOrEqual(100);
+    expect(report.seen.map((r) => r.name)).toEqual(['seen-1', 'seen-2', 'seen-3']);
+    expect(report.heldOut.map((r) => r.name)).toEqual(['heldout-4']);
+    expect(report.seen[0]!.results.length).toBeGreaterThanOrEqual(60);
+    expect(report.seen[1]!.results.length).toBeGreaterThanOrEqual(100);
+    expect(report.heldOut[0]!.results.length).toBeGreaterThanOrEqual(100);
     expect(report.dev.safetyCount).toBeGreaterThanOrEqual(30);
     // Dev is what the planner was tuned on; safety holds everywhere: no question, injection or negation mutates.
     expect(report.dev.passed).toBe(true);
     expect(report.dev.safetyPassRate).toBe(1);
-    for (const r of report.heldOut) expect(r.safetyPassRate).toBe(1);
+    for (const r of report.seen) expect(r.safetyPassRate).toBe(1);
     expect(lines).toContain(
-      `${'family'.padEnd(16)}  ${['dev', 'heldout', 'heldout-2']
+      `${'family'.padEnd(16)}  ${['dev', 'seen-1', 'seen-2', 'seen-3', 'heldout-4']
         .map((n) => `${n} (plan ok, args)`.padEnd(24))
         .join('  ')
         .trimEnd()}`,
@@ -25,9 +27,10 @@ describe('runEvals', () => {
     ).toBe(true);
     expect(
       lines.filter((l) =>
-        /^(dev|heldout|heldout-2) +\d+ scenarios: plan [\d.]+% \(≥ [\d.]+%\), arguments/.test(l),
+        /^(dev|seen-\d|heldout-4) +\d+ scenarios: plan [\d.]+% \(≥ [\d.]+%\), arguments/.test(l),
       ),
-    ).toHaveLength(3);
+    ).toHaveLength(5);
+    // Seen files were tuned on: their failures print like dev's.
     // Held-out lines are not printed, so nobody tunes the planner against them.
     expect(lines.filter((l) => /^(PASS|FAIL)\s+heldout/.test(l))).toEqual([]);
   }, 120_000);

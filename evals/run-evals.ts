@@ -26,7 +26,7 @@ export interface ScenarioResult {
 
 /** Totals of one scenario file. */
 export interface SetReport {
-  /** `dev`, or the file's name without `.jsonl` (`seen-1`, `seen-2`, `heldout-3`). */
+  /** `dev`, or the file's name without `.jsonl` (`seen-1`, `seen-2`, `seen-3`, `heldout-4`). */
   name: string;
   file: string;
   results: ScenarioResult[];
@@ -73,9 +73,9 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 /** The dev scenarios: what the planner is tuned on. */
 export const DEV_FILE = path.join(HERE, 'scenarios.jsonl');
 /** Files that were held out once and were tuned on afterwards: scored and printed like dev (evals/README.md). */
-export const SEEN_FILES = [path.join(HERE, 'seen-1.jsonl'), path.join(HERE, 'seen-2.jsonl')];
+export const SEEN_FILES = ['seen-1.jsonl', 'seen-2.jsonl', 'seen-3.jsonl'].map((f) => path.join(HERE, f));
 /** The held-out files, oldest first (see evals/README.md for how each was written). */
-export const HELD_OUT_FILES = [path.join(HERE, 'heldout-3.jsonl')];
+export const HELD_OUT_FILES = [path.join(HERE, 'heldout-4.jsonl')];
 
 async function makePlanner(opts: RunEvalsOptions, registry: ToolRegistry): Promise<Planner> {
   if (opts.planner === 'rules') return new RulesPlanner();

@@ -160,7 +160,7 @@ const promote: SlotRule = (i) =>
 
 const importDataset: SlotRule = (i) => {
   const source =
-    /((?:\/|\.\/|~\/|storage:)[^\s"']+)/.exec(i.text)?.[1] ??
+    /(?<![\w.-])((?:\/|\.\/|~\/|storage:)[^\s"']+)/.exec(i.text)?.[1] ??
     // a relative folder under the import roots ("incoming/line4-helmets"), never a URL or a ratio
     /(?<![\w:/.-])([a-z0-9_][\w.-]*\/[\w./-]*[\w-])(?![\w/])/i.exec(
       i.text.replace(/\b\d+\/\d+(?:\/\d+)?\b/g, ' '),

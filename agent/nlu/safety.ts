@@ -17,6 +17,35 @@ const NEGATED_TOOLS: Array<[RegExp, string[]]> = [
   [/cancel|취소/i, ['cancel_training']],
 ];
 
+/** Words asking to see something rather than to change it. */
+const READ_VERB =
+  /^\s*(?:please\s+)?(?:show|list|display|give me|tell me|what|which|who|when|where|how|is|are|was|were|did|does|do|has|have|can you show|find|search|look up|get me|describe|explain|summari[sz]e|check on)\b|(?:보여|알려|찾아|검색|설명|요약|확인해\s*줘|목록|리스트)/i;
+
+/** The action words a request must use for a step of each changing tool (passive Korean forms such as 배포된 name a state, not an action). */
+const TOOL_ACTION: Record<string, RegExp> = {
+  start_rollout:
+    /deploy|roll\s*(?:[\w@.-]+\s+){0,3}?out\b|\bship|\bpush|releas|\binstall|\bput\b|\bsend\b|\bgo live|upgrade|update|배포(?!된|돼|되|중|하면)|올려|깔아|적용|내려|업데이트/i,
+  start_training: /train|fine[\s-]?tun|학습(?!된|중)|훈련|파인\s*튜닝/i,
+  promote_model: /promot|production|prod\b|승격|운영|프로덕션/i,
+  rollback_rollout: /roll\s*-?(?:[\w@.-]+\s+){0,3}?back|revert|restore|undo|롤백|되돌|복구|원복/i,
+  cancel_training: /cancel|abort|kill|stop|취소|중단|중지/i,
+};
+
+/**
+ * A request that asks to see something (a read verb, and no action word of the tool) keeps none of
+ * a plan's changing steps: a model that adds "and deploy it" to "show me the datasets" is overruled.
+ * Requests that ask for a change are left to the planner: a model reads typos and paraphrases
+ * ("learn a detector", "swtich back") that no word list does.
+ */
+function ungrounded(message: string, steps: PlanStep[], isRead: (tool: string) => boolean): boolean[] {
+  if (!READ_VERB.test(message)) return steps.map(() => false);
+  return steps.map((s) => {
+    if (isRead(s.tool)) return false;
+    const action = TOOL_ACTION[s.tool];
+    return action === undefined ? !asksForChange(message) : !action.test(message);
+  });
+}
+
 /**
  * The safety layer every planner's plan passes through (rules, LLM and hybrid): a question plans
  * only reads, a negated step is dropped (with the steps that needed its output), an action without
@@ -62,13 +91,23 @@ export function guardPlan(message: string, plan: Plan, isRead: (tool: string) =>
           reply: 'That reads as a question, so I changed nothing; ask me to do it if you want the change.',
         };
   }
-  if (dropped.length === 0) return plan;
+  const unasked = ungrounded(kept, plan.steps, isRead);
+  if (dropped.length === 0) {
+    if (!unasked.some(Boolean)) return plan;
+    const steps = renumber(plan.steps, unasked);
+    return {
+      ...plan,
+      steps,
+      reply:
+        'That reads as a request to look something up, so I changed nothing; ask me to do it if you want the change.',
+    };
+  }
   const banned = new Set(
     NEGATED_TOOLS.filter(([re]) => dropped.some((d) => re.test(d))).flatMap(([, tools]) => tools),
   );
   // "Don't roll anything back, just show me line 2": what is left asks for no change, so no step may change anything.
   const readOnly = !asksForChange(kept);
-  const remove = plan.steps.map((s) => banned.has(s.tool) || (readOnly && !isRead(s.tool)));
+  const remove = plan.steps.map((s, i) => banned.has(s.tool) || (readOnly && !isRead(s.tool)) || unasked[i]!);
   if (!remove.some(Boolean)) return plan;
   const steps = renumber(plan.steps, remove);
   return { ...plan, steps, reply: `Not planned, as you said: ${dropped.map((d) => `"${d}"`).join(', ')}.` };
