@@ -23,7 +23,7 @@ import type { SearchDoc } from '../services/infra/search/port.js';
 import type { Subscription } from '../services/infra/broker/port.js';
 import { InFlightReconciler } from '../services/reconcile.js';
 import { ModelEvaluationService, ModelRegistry, modelSearchDocs } from '../services/models/index.js';
-import { TrainingService, trainingSearchDocs } from '../services/training/index.js';
+import { TrainingService, trainingLogSearchDocs, trainingSearchDocs } from '../services/training/index.js';
 import {
   deviceSearchDocs,
   FleetService,
@@ -251,6 +251,7 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
     auditSearchDocs,
     modelSearchDocs,
     trainingSearchDocs,
+    (d) => trainingLogSearchDocs(d, storage),
     deviceSearchDocs,
   ];
   // the front ends' and tools' hot reads come from the read cache (services/read-invalidation.ts)
