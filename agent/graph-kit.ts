@@ -140,6 +140,7 @@ export function graphKit(deps: AgentGraphDeps) {
     vet,
     argsOf,
     awaitApproval,
+    outcomes,
   };
 }
 

@@ -4,14 +4,14 @@ import { toToolError } from '../tools/run-tool.js';
 import { approvalNodes } from './approval-nodes.js';
 import type { ThreadStatus } from './events.js';
 import { graphKit, type AgentGraphDeps } from './graph-kit.js';
-import type { Plan } from './plan.js';
+import { conditionOf, type Plan } from './plan.js';
 import { templateReport } from './report.js';
 import { AgentState, type AgentStateValue } from './state.js';
 import { stepNodes } from './step-nodes.js';
 
 export type { AgentGraphDeps } from './graph-kit.js';
 
-type Node = 'plan' | 'request_approval' | 'approve' | 'act' | 'wait' | 'replan' | 'report';
+type Node = 'plan' | 'request_approval' | 'approve' | 'act' | 'wait' | 'replan' | 'skip' | 'report';
 
 /** Builds and compiles plan → approve → act → wait → report with the given checkpointer. */
 export function buildAgentGraph(deps: AgentGraphDeps) {
@@ -19,7 +19,7 @@ export function buildAgentGraph(deps: AgentGraphDeps) {
   const maxReplans = deps.maxReplans ?? 2;
 
   const kit = graphKit(deps);
-  const { threadOf, requesterOf, emitter, needsApproval, stepRecords, vet } = kit;
+  const { threadOf, requesterOf, emitter, needsApproval, stepRecords, vet, outcomes, withStep } = kit;
   const { requestApprovalNode, approveNode } = approvalNodes(deps, kit);
   const { actNode, waitNode } = stepNodes(deps, kit);
 
@@ -30,13 +30,14 @@ export function buildAgentGraph(deps: AgentGraphDeps) {
     try {
       const emit = emitter(state, config);
       plan = vet(
-        await planner.plan({
-          message: state.message,
-          ctx,
-          catalog,
-          history: state.history,
-          onToken: (text) => emit({ type: 'agent.token', text }),
-        }),
+        state.preset ??
+          (await planner.plan({
+            message: state.message,
+            ctx,
+            catalog,
+            history: state.history,
+            onToken: (text) => emit({ type: 'agent.token', text }),
+          })),
       );
     } catch (err) {
       plan = { steps: [], reply: `I could not plan this: ${toToolError(err).message}` };
@@ -51,6 +52,7 @@ export function buildAgentGraph(deps: AgentGraphDeps) {
     });
     const status: ThreadStatus = plan.clarify ? 'clarify' : 'running';
     return {
+      preset: null,
       planned: plan,
       index: 0,
       steps: stepRecords(plan),
@@ -105,6 +107,23 @@ export function buildAgentGraph(deps: AgentGraphDeps) {
     };
   }
 
+  // A step whose `when` does not hold (e.g. "only if better than production") stops the plan: it and every later step are skipped.
+  function skipNode(state: AgentStateValue, config: LangGraphRunnableConfig) {
+    const step = state.planned!.steps[state.index]!;
+    const gate = conditionOf(step, outcomes(state.steps));
+    const why = gate.holds ? 'the condition changed' : gate.why;
+    const emit = emitter(state, config);
+    let steps = state.steps;
+    for (const s of state.steps.slice(state.index)) {
+      emit({ type: 'agent.step', index: s.index, tool: s.tool, state: 'skipped', reason: why });
+      steps = withStep(steps, s.index, { state: 'skipped' });
+    }
+    const reply = [state.planned!.reply, `Stopped before step ${state.index + 1} (${step.tool}): ${why}`]
+      .filter(Boolean)
+      .join('\n');
+    return { steps, status: 'stopped' as const, planned: { ...state.planned!, reply } };
+  }
+
   async function reportNode(state: AgentStateValue, config: LangGraphRunnableConfig) {
     const status: ThreadStatus =
       state.status === 'running' || state.status === 'waiting' || state.status === 'awaiting_approval'
@@ -131,6 +150,8 @@ export function buildAgentGraph(deps: AgentGraphDeps) {
       return 'report';
     const plan = state.planned;
     if (plan === null || state.index >= plan.steps.length) return 'report';
+    // checked before the approval is asked for, so nobody is asked to approve a step that must not run
+    if (!conditionOf(plan.steps[state.index]!, outcomes(state.steps)).holds) return 'skip';
     return needsApproval(plan.steps[state.index]!.tool) ? 'request_approval' : 'act';
   };
 
@@ -141,9 +162,10 @@ export function buildAgentGraph(deps: AgentGraphDeps) {
     .addNode('act', actNode)
     .addNode('wait', waitNode)
     .addNode('replan', replanNode)
+    .addNode('skip', skipNode)
     .addNode('report', reportNode)
     .addEdge(START, 'plan')
-    .addConditionalEdges('plan', next, ['request_approval', 'act', 'report'])
+    .addConditionalEdges('plan', next, ['request_approval', 'act', 'skip', 'report'])
     .addConditionalEdges('request_approval', (s) => (s.status === 'failed' ? 'report' : 'approve'), [
       'approve',
       'report',
@@ -160,10 +182,12 @@ export function buildAgentGraph(deps: AgentGraphDeps) {
       'wait',
       'request_approval',
       'act',
+      'skip',
       'report',
     ])
-    .addConditionalEdges('wait', next, ['request_approval', 'act', 'report'])
-    .addConditionalEdges('replan', next, ['request_approval', 'act', 'report'])
+    .addConditionalEdges('wait', next, ['request_approval', 'act', 'skip', 'report'])
+    .addConditionalEdges('replan', next, ['request_approval', 'act', 'skip', 'report'])
+    .addEdge('skip', 'report')
     .addEdge('report', END);
 
   return graph.compile({ checkpointer: deps.checkpointer, name: 'visioninapp-agent' });

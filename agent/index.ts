@@ -34,7 +34,9 @@ export type {
   StepState,
   ThreadStatus,
 } from './events.js';
-export { planSchema, planStepSchema, resolveArgs, describeArgs, isStepRef } from './plan.js';
+export { planSchema, planStepSchema, resolveArgs, describeArgs, isStepRef, conditionOf } from './plan.js';
+export { proposeRetrain, retrainPlan } from './retrain-plan.js';
+export type { PlanStarter } from './retrain-plan.js';
 export type { Choice, Plan, PlanStep, StepOutcome } from './plan.js';
 export type {
   CatalogDataset,

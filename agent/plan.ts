@@ -8,6 +8,19 @@ export const planStepSchema = z.object({
     .record(z.string(), z.unknown())
     .describe('arguments of the tool; "$steps.N.output.x" or "$steps.N.result.x" refer to step N (0-based)'),
   reason: z.string().min(1).max(300).describe('one line saying why this step is needed'),
+  when: z
+    .object({
+      ref: z
+        .string()
+        .describe('"$steps.N.output.x" or "$steps.N.result.x": the step runs only when this value is true'),
+      otherwise: z
+        .string()
+        .min(1)
+        .max(500)
+        .describe('why the plan stops when it is not: text, or a "$steps.N.output.x" reference'),
+    })
+    .optional()
+    .describe('a condition checked when the step is reached; when it does not hold the plan stops there'),
 });
 export type PlanStep = z.infer<typeof planStepSchema>;
 
@@ -92,4 +105,26 @@ export function describeArgs(args: Record<string, unknown>): string {
       return `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`;
     })
     .join(', ');
+}
+
+/** Whether a step's `when` condition holds, judged on the outcomes of the steps before it; `why` says why the plan stops when not. */
+export function conditionOf(
+  step: PlanStep,
+  outcomes: ReadonlyArray<StepOutcome | undefined>,
+): { holds: true } | { holds: false; why: string } {
+  if (step.when === undefined) return { holds: true };
+  let value: unknown;
+  try {
+    value = resolveArgs({ v: step.when.ref }, outcomes).v;
+  } catch (err) {
+    return { holds: false, why: (err as Error).message };
+  }
+  if (value === true) return { holds: true };
+  let why: unknown = step.when.otherwise;
+  try {
+    why = resolveArgs({ v: step.when.otherwise }, outcomes).v;
+  } catch {
+    // the stop message names a value that is missing: the text itself still says which condition
+  }
+  return { holds: false, why: typeof why === 'string' ? why : JSON.stringify(why) };
 }

@@ -53,11 +53,13 @@ export function templateReport(state: AgentStateValue): string {
   const head =
     state.status === 'done'
       ? `Done: ${done} of ${plan.steps.length} steps completed.`
-      : state.status === 'stopped'
-        ? `Stopped after a rejection: ${done} of ${plan.steps.length} steps completed.`
-        : state.status === 'failed'
-          ? `Stopped on a failure: ${done} of ${plan.steps.length} steps completed.`
-          : `${done} of ${plan.steps.length} steps completed so far.`;
+      : state.status === 'stopped' && state.steps.some((s) => s.state === 'skipped')
+        ? `Stopped: ${done} of ${plan.steps.length} steps completed.`
+        : state.status === 'stopped'
+          ? `Stopped after a rejection: ${done} of ${plan.steps.length} steps completed.`
+          : state.status === 'failed'
+            ? `Stopped on a failure: ${done} of ${plan.steps.length} steps completed.`
+            : `${done} of ${plan.steps.length} steps completed so far.`;
   lines.push(head);
   const readOnly =
     state.status === 'done' &&

@@ -17,6 +17,7 @@ import type { AgentEvent, AgentEventInput } from './events.js';
 import { buildAgentGraph, type AgentGraph } from './graph.js';
 import type { AgentStateValue, ApprovalResume, WaitOutcome } from './state.js';
 import type { PlatformCatalog, Planner } from './planner.js';
+import { planSchema, type Plan } from './plan.js';
 import { ThreadStore } from './thread-store.js';
 import { threadView, type ThreadView } from './thread-view.js';
 
@@ -131,6 +132,21 @@ export class AgentRuntime {
     const id = input.threadId ?? newId('thr');
     await this.threads.create(ctx, id, input.title ?? message);
     return this.run(id, { message, requester: { user: ctx.user, projectId: ctx.projectId } });
+  }
+
+  /**
+   * Starts a conversation on a plan the platform made (a retrain proposal) instead of the planner's:
+   * shown whole, then every mutating step asks for its approval like any other plan.
+   */
+  async startPlan(
+    ctx: CallContext,
+    input: { message: string; plan: Plan; threadId?: string; title?: string },
+  ): Promise<ThreadView> {
+    const message = checkMessage(input.message);
+    const plan = planSchema.parse(input.plan);
+    const id = input.threadId ?? newId('thr');
+    await this.threads.create(ctx, id, input.title ?? message);
+    return this.run(id, { message, preset: plan, requester: { user: ctx.user, projectId: ctx.projectId } });
   }
 
   /** A new request in an existing conversation; refused while it waits for an approval or a job. */

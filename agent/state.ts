@@ -83,6 +83,8 @@ export const AgentState = Annotation.Root({
   message: lastValue<string>(() => ''),
   history: lastValue<ConversationTurn[]>(() => []),
   planned: lastValue<Plan | null>(() => null),
+  /** A plan made by the platform (a retrain proposal) that the plan node takes instead of asking the planner; cleared once taken. */
+  preset: lastValue<Plan | null>(() => null),
   index: lastValue<number>(() => 0),
   steps: lastValue<StepRecord[]>(() => []),
   pending: lastValue<ApprovalInterrupt | null>(() => null),

@@ -5,6 +5,7 @@ import { createInfra, type Infra } from './infra.js';
 import { every, retry } from '../core/retry.js';
 import { EventBus, type DomainEventBase } from '../core/events.js';
 import { systemPrincipal } from '../core/context.js';
+import { newId } from '../core/ids.js';
 import type { Health } from '../services/infra/health.js';
 import type { Logger } from '../core/log.js';
 import { createMetrics, type PlatformMetrics } from '../core/metrics.js';
@@ -22,7 +23,7 @@ import type { SearchDoc } from '../services/infra/search/port.js';
 import type { Subscription } from '../services/infra/broker/port.js';
 import { InFlightReconciler } from '../services/reconcile.js';
 import { ModelEvaluationService, ModelRegistry, modelSearchDocs } from '../services/models/index.js';
-import { TrainingService, trainingSearchDocs } from '../services/training/index.js';
+import { TrainingService, trainingLogSearchDocs, trainingSearchDocs } from '../services/training/index.js';
 import {
   deviceSearchDocs,
   FleetService,
@@ -41,6 +42,7 @@ import {
 } from '../services/cached-reads.js';
 import {
   AgentRuntime,
+  proposeRetrain,
   chatModelFromEnv,
   LlmPlanner,
   llmReporter,
@@ -249,6 +251,7 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
     auditSearchDocs,
     modelSearchDocs,
     trainingSearchDocs,
+    (d) => trainingLogSearchDocs(d, storage),
     deviceSearchDocs,
   ];
   // the front ends' and tools' hot reads come from the read cache (services/read-invalidation.ts)
@@ -412,6 +415,16 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
       await rolloutController.start();
       stoppers.push(training.startTimeoutChecks());
       stoppers.push(every(60 * 60_000, () => evaluateRetrainPolicies()));
+      // a policy that fired becomes one plan in a conversation; each of its steps waits for an approval
+      stoppers.push(
+        events.on((e) => {
+          if (e.type !== 'feedback.retrain_proposed') return;
+          const ctx = { user: systemPrincipal(), projectId: e.projectId, requestId: newId('req'), log };
+          proposeRetrain(agent, ctx, toolServices, e.proposal).catch((err: Error) =>
+            log.warn({ err: err.message, proposal: e.proposal.id }, 'could not start the retrain plan'),
+          );
+        }),
+      );
       stoppers.push(
         every(60 * 60_000, () =>
           uploads.sweep().then(

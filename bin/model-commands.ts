@@ -1,5 +1,6 @@
 import { Option, type Command } from 'commander';
-import { fail } from './cli-support.js';
+import { createLogger } from '../core/log.js';
+import { config, fail } from './cli-support.js';
 import { progressLine } from './progress.js';
 
 /** The commands that need no server: `detect`, `train` and `val`. */
@@ -32,7 +33,11 @@ export async function registerModelCommands(program: Command): Promise<void> {
     .description(
       'train a detector on a local YOLO dataset folder with a trainer backend (no server needed): progress bar, per-epoch table, outputs in --out',
     )
-    .requiredOption('--data <dir>', 'YOLO dataset folder with data.yaml (or the data.yaml)')
+    .requiredOption(
+      '--data <dir|name@N>',
+      "YOLO dataset folder with data.yaml (or the data.yaml), or a dataset version of the platform's catalog",
+    )
+    .option('--project <id>', 'project of a --data name@N', 'default')
     .addOption(
       new Option('--backend <backend>', 'trainer')
         .choices(['builtin', 'ultralytics', 'yolox'])
@@ -65,11 +70,13 @@ export async function registerModelCommands(program: Command): Promise<void> {
 Examples:
   visioninapp train --data ../shared/datasets/hardhat-real --epochs 100 --imgsz 320 --out runs/hardhat
   visioninapp train --data ../shared/datasets/hardhat-real --from runs/hardhat/best.pt --epochs 30 --out runs/hardhat-ft
-  visioninapp train --data data/my-yolo --backend ultralytics --model yolo11n --epochs 50 --imgsz 640`,
+  visioninapp train --data data/my-yolo --backend ultralytics --model yolo11n --epochs 50 --imgsz 640
+  visioninapp train --data helmets@3 --project plant-a --epochs 30 --out runs/helmets-3   (a version of the catalog)`,
     )
     .action(async (opts: Record<string, string | boolean | undefined>) => {
       try {
         const { runTrain, trainPrinter } = await import('./train-val.js');
+        await resolveData(opts);
         const printer = trainPrinter(opts.json === true);
         const result = await runTrain(opts as never, printer);
         printer.finish();
@@ -89,7 +96,11 @@ Examples:
       "evaluate an ONNX detector on a local YOLO dataset's split with the platform's evaluation code: mAP50, mAP50-95, P, R and per-class AP",
     )
     .requiredOption('--model <file>', 'ONNX detector (built-in, Ultralytics, YOLO26/v10, YOLOX)')
-    .requiredOption('--data <dir>', 'YOLO dataset folder with data.yaml')
+    .requiredOption(
+      '--data <dir|name@N>',
+      "YOLO dataset folder with data.yaml, or a dataset version of the platform's catalog",
+    )
+    .option('--project <id>', 'project of a --data name@N', 'default')
     .addOption(
       new Option('--split <split>', 'which images: the split an import into the platform gives them, or all')
         .choices(['train', 'val', 'test', 'all'])
@@ -106,11 +117,13 @@ Examples:
       `
 Examples:
   visioninapp val --model runs/hardhat/model.onnx --data ../shared/datasets/hardhat-real --split all
-  visioninapp val --model yolo11n.onnx --data data/coco128 --names data/coco128/data.yaml --json`,
+  visioninapp val --model yolo11n.onnx --data data/coco128 --names data/coco128/data.yaml --json
+  visioninapp val --model runs/helmets-3/model.onnx --data helmets@3 --project plant-a --split test`,
     )
     .action(async (opts: Record<string, string | boolean | undefined>) => {
       try {
         const { runVal, formatVal } = await import('./train-val.js');
+        await resolveData(opts);
         const bar = progressLine('evaluating');
         const result = await runVal(opts as never, (done, total) => bar.update(done, total, 'images'));
         bar.done();
@@ -119,4 +132,16 @@ Examples:
         fail(err);
       }
     });
+}
+
+/** `--data name@N`: replaces it with the folder of that catalog version (exported from the configured platform). */
+async function resolveData(opts: Record<string, string | boolean | undefined>): Promise<void> {
+  const { isCatalogRef, catalogDataset } = await import('./catalog-data.js');
+  const data = String(opts.data);
+  if (!isCatalogRef(data)) return;
+  const cfg = config();
+  const log = createLogger(cfg.LOG_LEVEL).child({ level: 'warn' });
+  opts.data = await catalogDataset(cfg, log, data, String(opts.project ?? 'default'), (m) =>
+    process.stderr.write(`${m}\n`),
+  );
 }

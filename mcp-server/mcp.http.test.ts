@@ -468,6 +468,8 @@ describe('MCP over Streamable HTTP (real express app)', () => {
 
   it('searches datasets, starts a training run that waits for approval, and follows the job through its resource', async () => {
     const client = await connect(tokens.operator!);
+    // search_datasets asks the search index; this platform runs no indexer loop, so build it now
+    await platform.reindex();
     const found = (await client.callTool({
       name: 'search_datasets',
       arguments: { text: 'helmet' },

@@ -6,6 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApprovalService } from '../services/approvals/approval.service.js';
 import { jpeg, makeService, writeTree } from '../services/datasets/datasets.fixtures.js';
 import { SqliteDb } from '../services/infra/db/sqlite.js';
+import { MiniSearchIndex } from '../services/infra/search/minisearch.js';
+import { SearchIndexer } from '../services/infra/search/outbox.js';
 import { silentLogger } from '../core/log.js';
 import type { ToolContext } from './define.js';
 import { datasetTools } from './datasets.tools.js';
@@ -19,6 +21,11 @@ describe('dataset tools', () => {
   let work: string;
   let ctx: ToolContext;
   let approvals: ApprovalService;
+  let indexer: SearchIndexer;
+  /** Applies what the services queued for the search index, as the platform's indexer does after each commit. */
+  const indexed = async () => {
+    while ((await indexer.drainOnce()) > 0);
+  };
 
   /** Requests and approves a call, then runs it: what the agent does after a person approved. */
   async function approvedRun(tool: string, raw: Record<string, unknown>) {
@@ -51,12 +58,14 @@ describe('dataset tools', () => {
     const governance = governanceFixture(db, log);
     const audit = governance.audit;
     approvals = governance.approvals;
+    const search = new MiniSearchIndex();
+    indexer = new SearchIndexer({ db, index: search, log });
     ctx = {
       user: { userId: 'olga', email: 'olga@x.test', name: 'olga', role: 'operator', kind: 'user' },
       projectId: 'default',
       requestId: 'req',
       log,
-      services: toolServicesFixture({ approvals, audit, datasets: env.sut }),
+      services: toolServicesFixture({ approvals, audit, datasets: env.sut, search }),
       registry,
     };
   });
@@ -88,9 +97,25 @@ describe('dataset tools', () => {
         ],
       },
     });
+    // search goes through the search port: nothing is found until the index has the dataset
+    expect(await runTool(ctx, 'search_datasets', { text: 'line-3' })).toEqual({
+      ok: true,
+      output: { datasets: [] },
+    });
+    await indexed();
     expect(await runTool(ctx, 'search_datasets', { text: 'line-3' })).toMatchObject({
       ok: true,
       output: { datasets: [{ name: 'helmets-v2' }] },
+    });
+    // a word beginning and a typo match, as the engine allows; another project's search sees nothing
+    for (const text of ['helm', 'helmat', 'head helmet'])
+      expect(await runTool(ctx, 'search_datasets', { text }), text).toMatchObject({
+        ok: true,
+        output: { datasets: [{ name: 'helmets-v2' }] },
+      });
+    expect(await runTool({ ...ctx, projectId: 'plant-b' }, 'search_datasets', { text: 'helmet' })).toEqual({
+      ok: true,
+      output: { datasets: [] },
     });
     expect(await runTool(ctx, 'search_datasets', { text: 'forklift' })).toEqual({
       ok: true,

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { DatasetVersionInfo } from '../services/datasets/dataset.service.js';
 import { formatReport } from '../services/datasets/report.js';
+import { searchDatasets } from '../services/datasets/dataset.search.js';
 import { defineTool } from './define.js';
 
 const ref = z
@@ -50,23 +51,15 @@ export const searchDatasetsTool = defineTool({
   name: 'search_datasets',
   title: 'Search datasets',
   description:
-    'Find datasets whose name, description, classes or tags contain the given words (e.g. "helmet", "line-3").',
+    'Find datasets whose name, description, classes or tags contain all the given words (e.g. "helmet", "line-3"; word beginnings and small typos match) through the search index.',
   input: z.object({ text: z.string().min(1).max(200).describe('words to look for') }),
   output: z.object({ datasets: z.array(summary).describe('matching datasets, best first') }),
   risk: 'read',
   idempotent: true,
   async run(ctx, { text }) {
-    const words = text.toLowerCase().split(/\s+/).filter(Boolean);
-    const all = await ctx.services.datasets.list(ctx);
-    const scored = all
-      .map((d) => {
-        const hay = [d.name, d.description, ...d.classNames, ...d.tags].join(' ').toLowerCase();
-        return { d, score: words.filter((w) => hay.includes(w)).length };
-      })
-      .filter((x) => x.score > 0)
-      .sort((a, b) => b.score - a.score);
+    const found = await searchDatasets(ctx, ctx.services, text);
     return {
-      datasets: scored.map(({ d }) => ({
+      datasets: found.map((d) => ({
         name: d.name,
         latestVersion: d.latestVersion,
         images: d.images,

@@ -7,7 +7,7 @@ import { decideApproval, listApprovals, queryAudit, verifyAudit } from './govern
 import { evaluationTools, modelTools } from './models.tools.js';
 import { ToolRegistry } from './registry.js';
 import { retrainTools } from './retrain.tools.js';
-import { searchPlatform } from './search.tools.js';
+import { searchPlatform, searchTrainingLogsTool } from './search.tools.js';
 import { trainingTools } from './training.tools.js';
 
 export { defineTool } from './define.js';
@@ -32,7 +32,7 @@ export { fleetTools, rolloutTools } from './fleet.tools.js';
 export { feedbackTools } from './feedback.tools.js';
 export { retrainTools } from './retrain.tools.js';
 export { decideApproval, listApprovals, queryAudit, verifyAudit } from './governance.tools.js';
-export { searchPlatform } from './search.tools.js';
+export { searchPlatform, searchTrainingLogsTool } from './search.tools.js';
 
 /** Every tool of the platform. */
 export function platformTools(): AnyTool[] {
@@ -42,6 +42,7 @@ export function platformTools(): AnyTool[] {
     queryAudit,
     verifyAudit,
     searchPlatform,
+    searchTrainingLogsTool,
     ...datasetTools,
     ...trainingTools,
     explainRunTool,

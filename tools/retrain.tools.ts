@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { retrainPolicyFields, type RetrainPolicy, type RetrainProposal } from '../services/feedback/model.js';
+import { PlatformError } from '../core/errors.js';
 import { defineTool } from './define.js';
 
 const modelName = z
@@ -139,10 +140,86 @@ export const checkRetrainPoliciesTool = defineTool({
   },
 });
 
+const versionRef = z.string().min(1).max(200);
+
+/**
+ * The "only if better" gate of a retrain plan: compares the recorded evaluations of a candidate and
+ * the version it would replace on one dataset version's split. It reads the evaluation history (the
+ * figures are never taken from its arguments) and changes nothing.
+ */
+export const checkPromotionGateTool = defineTool({
+  name: 'check_promotion_gate',
+  title: 'Check the promotion gate',
+  description:
+    'Compare the newest recorded evaluations of a candidate model version and the version it would replace (e.g. production) on the same dataset version and split, and say whether the candidate is better by at least the margin. Evaluate both first (evaluate_model). Changes nothing.',
+  input: z.object({
+    candidate: versionRef.describe('the new model version: name@N or mv_…'),
+    baseline: versionRef.describe('the version it would replace: name@N, name@production or mv_…'),
+    dataset: versionRef.describe('dataset version both were evaluated on, name@N'),
+    split: z.enum(['train', 'val', 'test']).default('test').describe('split both were evaluated on'),
+    minImprovement: z
+      .number()
+      .min(0)
+      .max(1)
+      .default(0)
+      .describe('mAP50 the candidate must gain over the baseline to pass (0.02 = two points)'),
+  }),
+  output: z.object({
+    better: z.boolean().describe('true when the candidate beats the baseline by at least the margin'),
+    candidate: z.string().describe('candidate version, name@N'),
+    baseline: z.string().describe('baseline version, name@N'),
+    candidateMAP50: z.number().describe("candidate's mAP50"),
+    baselineMAP50: z.number().describe("baseline's mAP50"),
+    improvement: z.number().describe('candidate minus baseline mAP50'),
+    reason: z.string().describe('the decision in words'),
+  }),
+  risk: 'read',
+  idempotent: true,
+  async run(ctx, input) {
+    const newest = async (ref: string) => {
+      const all = await ctx.services.evaluations.list(ctx, ref, { limit: 100 });
+      const e = all.find((x) => x.dataset === input.dataset && x.split === input.split);
+      if (e === undefined)
+        throw new PlatformError(
+          'not_found',
+          `${ref} has no evaluation on ${input.dataset} (${input.split}); evaluate it there first (evaluate_model)`,
+        );
+      return e;
+    };
+    const c = await newest(input.candidate);
+    const b = await newest(input.baseline);
+    if (c.model === b.model)
+      throw new PlatformError(
+        'invalid_input',
+        `candidate and baseline are both ${c.model}; compare two versions`,
+      );
+    const cm = c.metrics.mAP50;
+    const bm = b.metrics.mAP50;
+    const improvement = cm - bm;
+    // a tie never replaces what serves; a margin of 0 still asks for a gain
+    const better = improvement > 0 && improvement >= input.minImprovement - 1e-9;
+    const on = `on ${input.dataset} (${input.split})`;
+    const diff = `${Math.abs(improvement).toFixed(3)} ${improvement >= 0 ? 'above' : 'below'} ${b.model} (${bm.toFixed(3)})`;
+    const reason = better
+      ? `${c.model} scores mAP50 ${cm.toFixed(3)} ${on}, ${diff}; the policy asks for at least ${input.minImprovement.toFixed(3)} more`
+      : `${c.model} is not better: mAP50 ${cm.toFixed(3)} ${on}, ${diff}; the policy asks for at least ${input.minImprovement.toFixed(3)} more, so it is not promoted and nothing is rolled out`;
+    return {
+      better,
+      candidate: c.model,
+      baseline: b.model,
+      candidateMAP50: cm,
+      baselineMAP50: bm,
+      improvement,
+      reason,
+    };
+  },
+});
+
 /** Every retrain-policy tool. */
 export const retrainTools = [
   setRetrainPolicyTool,
   listRetrainPoliciesTool,
   listRetrainProposalsTool,
   checkRetrainPoliciesTool,
+  checkPromotionGateTool,
 ];

@@ -1,5 +1,7 @@
 import type { Db } from '../infra/db/port.js';
-import type { SearchDoc } from '../infra/search/port.js';
+import type { CallContext } from '../../core/context.js';
+import type { SearchDoc, SearchIndex } from '../infra/search/port.js';
+import type { DatasetSummary } from './model.js';
 import { DatasetRepository, type DatasetRow, type VersionRow } from './dataset.repository.js';
 
 /** Every dataset's search document (all projects), for a full reindex. */
@@ -26,4 +28,23 @@ export function datasetSearchDoc(dataset: DatasetRow, version: VersionRow | unde
     },
     updatedAt: Number(dataset.updated_at),
   };
+}
+
+/**
+ * Datasets of the caller's project matching `text` through the search port (embedded engine or
+ * Elasticsearch: words in the name, description, classes or tags, prefixes and small typos
+ * forgiven), best first. Hits are joined with the project's own list, so nothing outside it shows.
+ */
+export async function searchDatasets(
+  ctx: CallContext,
+  deps: {
+    search: Pick<SearchIndex, 'query'>;
+    datasets: { list(ctx: CallContext): Promise<DatasetSummary[]> };
+  },
+  text: string,
+  limit = 50,
+): Promise<DatasetSummary[]> {
+  const r = await deps.search.query({ text, kinds: ['dataset'], projectId: ctx.projectId, limit });
+  const byId = new Map((await deps.datasets.list(ctx)).map((d) => [d.id, d]));
+  return r.hits.flatMap((h) => byId.get(h.id) ?? []);
 }

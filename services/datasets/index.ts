@@ -1,6 +1,6 @@
 export { DatasetService } from './dataset.service.js';
 export { DEFAULT_DATASET_LIMITS } from './model.js';
-export { datasetSearchDoc, datasetSearchDocs } from './dataset.search.js';
+export { datasetSearchDoc, datasetSearchDocs, searchDatasets } from './dataset.search.js';
 export type { DatasetServiceDeps } from './dataset.service.js';
 export type {
   DatasetLimits,

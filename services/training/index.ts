@@ -1,5 +1,5 @@
 export { TrainingService } from './training.service.js';
-export { jobSearchDoc, trainingSearchDocs } from './training.search.js';
+export { jobSearchDoc, trainingLogSearchDocs, trainingSearchDocs } from './training.search.js';
 export { CHECKPOINT_ARTIFACT, JOB_ARTIFACTS, JOB_STATUSES } from './model.js';
 export type { TrainingServiceOptions } from './training.service.js';
 export type {

@@ -5,7 +5,8 @@ import { isFinalJob, type TrainingJob } from './model.js';
 import type { TrainingDispatcher } from './training.dispatcher.js';
 import type { TrainingSettings } from './training.options.js';
 import { ACTIVE, toJob, type JobRow, type TrainingRepository } from './training.repository.js';
-import { indexJob } from './training.search.js';
+import { enqueueIndex } from '../infra/search/outbox.js';
+import { indexJob, logLineDocs, logPartKey } from './training.search.js';
 
 /**
  * What runners tell the platform: the `vision.telemetry` consumer (heartbeats, status, logs,
@@ -221,13 +222,30 @@ export class TrainingTelemetry {
   private async onLog(p: MessagePayload<'train.log'>): Promise<void> {
     const job = await this.current(p.jobId, p.attempt);
     if (job === undefined || p.seq <= Number(job.log_seq)) return;
-    const key = `jobs/${p.jobId}/${p.attempt}/log/${String(p.seq).padStart(8, '0')}.txt`;
+    const key = logPartKey(p.jobId, p.attempt, p.seq);
     await this.o.storage.put(key, Buffer.from(p.lines.map((l) => `${l}\n`).join(''), 'utf8'), {
       contentType: 'text/plain',
     });
     const tail = [...(JSON.parse(job.log_tail) as string[]), ...p.lines].slice(-this.o.logTailLines);
     const now = this.o.now();
-    if (await this.repo.appendLog(job, p.attempt, p.seq, tail, now))
+    // the lines become searchable (search_training_logs) through the outbox, in the transaction that stores the tail
+    const docs = logLineDocs(
+      { id: p.jobId, projectId: job.project_id, name: job.name },
+      p.attempt,
+      p.seq,
+      p.lines,
+      now,
+    );
+    const appended = await this.o.db.transaction(async (trx) => {
+      const won = await this.repo.in(trx).appendLog(job, p.attempt, p.seq, tail, now);
+      if (won && docs.length > 0)
+        await enqueueIndex(
+          trx,
+          docs.map((doc) => ({ op: 'upsert' as const, doc })),
+        );
+      return won;
+    });
+    if (appended)
       this.jobs.emit({
         type: 'training.log',
         projectId: job.project_id,

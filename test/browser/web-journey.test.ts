@@ -110,6 +110,8 @@ describe.skipIf(missing)('web pages in Chromium', () => {
       description: 'hard hats',
       source: { kind: 'folder', path: dir },
     });
+    // the Datasets page searches through the search index; this server runs no indexer loop
+    await t.platform.reindex();
     rmSync(dir, { recursive: true, force: true });
     for (const [id, tag] of [
       ['jetson-l3-a', 'line-3'],

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { searchDatasets } from '../../services/datasets/index.js';
 import { type RouteDef, page, refParams, route } from './route.js';
 
 /** The datasets routes of the REST API. */
@@ -8,16 +9,14 @@ export const datasetsRoutes: RouteDef[] = [
     path: '/api/datasets',
     access: 'viewer',
     tag: 'datasets',
-    summary: 'Datasets of the project with class counts; `q` filters by name, description, tag or class',
+    summary:
+      'Datasets of the project with class counts; `q` searches name, description, tags and classes through the search index',
     query: z.object({ q: z.string().trim().max(200).optional().describe('search text') }),
     async handler({ ctx, s, query }) {
-      const all = await s.datasets.list(ctx);
-      const q = query.q?.toLowerCase();
+      const q = query.q;
       const items = q
-        ? all.filter((d) =>
-            [d.name, d.description, ...d.tags, ...d.classNames].some((t) => t.toLowerCase().includes(q)),
-          )
-        : all;
+        ? await searchDatasets(ctx, { search: s.tools.services.search, datasets: s.datasets }, q)
+        : await s.datasets.list(ctx);
       return { datasets: items };
     },
   }),

@@ -166,7 +166,9 @@ export function slackRouter(opts: SlackOptions): Router {
     opts.services.events.on((event) => {
       if (event.type !== 'approval.requested') return;
       const approval = (event as ApprovalRequestedEvent).approval;
-      if (approval.risk !== 'critical' || approval.status !== 'pending') return;
+      // critical steps, and every step of a plan the platform proposed (a retrain): nobody's chat is waiting on those
+      const proposed = approval.requester.kind === 'system';
+      if ((approval.risk !== 'critical' && !proposed) || approval.status !== 'pending') return;
       void post(doFetch, url, { response_type: 'in_channel', ...approvalBlocks(approval) }, opts.log);
     });
   }

@@ -1,4 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { systemPrincipal } from '../../core/context.js';
 import { startTestServer, type TestServer } from '../server.fixtures.js';
 import { slackSignature, slackSignatureProblem } from './signature.js';
 
@@ -153,6 +154,36 @@ describe('Slack and Mattermost bot through the real app', () => {
     const list = await command('UAPPROVER', 'approvals');
     const actions = list.blocks!.find((b) => b.type === 'actions' && b.elements!.some((e) => e.value === id));
     expect(actions!.elements!.map((e) => e.action_id)).toEqual(['approve', 'reject']);
+  });
+
+  it("posts every step of a plan the platform proposed (a retrain), not only critical ones; not an operator's own write step", async () => {
+    const system = {
+      user: systemPrincipal(),
+      projectId: 'default',
+      requestId: 'retrain',
+      log: t.platform.log,
+    };
+    const args = { dataset: 'helmets-demo', sampleIds: ['fb_1'] };
+    const proposed = await t.platform.approvals.request(system, {
+      tool: 'feedback_to_dataset',
+      args,
+      risk: 'write',
+      reason: 'add the 1 accepted feedback sample(s) to helmets-demo as a new version',
+    });
+    const operator = await t.login('operator');
+    const ownRes = await operator.fetch('/api/approvals', {
+      method: 'POST',
+      json: { tool: 'feedback_to_dataset', args: { ...args, sampleIds: ['fb_2'] }, reason: 'mine' },
+    });
+    expect(ownRes.status, await ownRes.clone().text()).toBe(201);
+    const own = (await ownRes.json()) as { id: string };
+    const hooked = (id: string) =>
+      posts.some(
+        (p) => p.url.startsWith('https://hooks.example.test/services') && JSON.stringify(p.body).includes(id),
+      );
+    await vi.waitFor(() => expect(hooked(proposed.id)).toBe(true));
+    expect(own.id).not.toBe(proposed.id);
+    expect(hooked(own.id)).toBe(false);
   });
 
   it('refuses unmapped and under-privileged users clearly; approving twice is harmless', async () => {

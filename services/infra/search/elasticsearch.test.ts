@@ -256,6 +256,52 @@ describe(ElasticsearchIndex.name, () => {
     ]);
   });
 
+  it('searches training log lines of one job: kind and jobId filters, the line as the hit title', async () => {
+    searchReply = () => ({
+      took: 1,
+      timed_out: false,
+      hits: {
+        total: { value: 1, relation: 'eq' },
+        max_score: 2,
+        hits: [
+          {
+            _index: 'vtest-search',
+            _id: 'training_log:job_1:1:0:1',
+            _score: 2,
+            _source: {
+              kind: 'training_log',
+              id: 'job_1:1:0:1',
+              title: 'warning: loss is nan',
+              tags: [],
+              fields: { jobId: 'job_1', attempt: 1, seq: 0, line: 1 },
+            },
+          },
+        ],
+      },
+    });
+    const r = await index.query({
+      text: 'nan',
+      kinds: ['training_log'],
+      projectId: 'p1',
+      filters: { jobId: 'job_1' },
+    });
+    expect(r.hits).toEqual([
+      {
+        kind: 'training_log',
+        id: 'job_1:1:0:1',
+        title: 'warning: loss is nan',
+        score: 2,
+        tags: [],
+        fields: { jobId: 'job_1', attempt: 1, seq: 0, line: 1 },
+      },
+    ]);
+    expect(seen.at(-1)!.body.query.bool.filter).toEqual([
+      { terms: { kind: ['training_log'] } },
+      { term: { projectId: 'p1' } },
+      { term: { 'fields.jobId': 'job_1' } },
+    ]);
+  });
+
   it('lists newest first without a text query', async () => {
     expect(await index.query({})).toEqual({ total: 0, hits: [] });
     const body = seen.at(-1)!.body;

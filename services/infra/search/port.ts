@@ -1,7 +1,7 @@
 import type { Health } from '../health.js';
 
 /** Kinds of searchable records. */
-export const SEARCH_KINDS = ['dataset', 'model', 'job', 'device', 'audit'] as const;
+export const SEARCH_KINDS = ['dataset', 'model', 'job', 'device', 'audit', 'training_log'] as const;
 export type SearchKind = (typeof SEARCH_KINDS)[number];
 
 /** One searchable record, as the domain describes it. */

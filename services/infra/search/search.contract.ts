@@ -125,6 +125,33 @@ export function searchContract(
       expect(ids(await index.query({ tags: ['line-3', 'ppe'] }))).toEqual(['dataset:helmets-v2']);
     });
 
+    it('finds training log lines of one job by its jobId field, each hit titled with its line', async () => {
+      await index.upsert([
+        makeDoc({
+          kind: 'training_log',
+          id: 'job-1:1:0:1',
+          title: 'warning: loss is nan at batch 4',
+          text: 'warning: loss is nan at batch 4',
+          fields: { jobId: 'job-1', attempt: 1, seq: 0, line: 1 },
+        }),
+        makeDoc({
+          kind: 'training_log',
+          id: 'job-2:1:0:0',
+          title: 'loss is nan again',
+          text: 'loss is nan again',
+          fields: { jobId: 'job-2', attempt: 1, seq: 0, line: 0 },
+        }),
+      ]);
+      const r = await index.query({ text: 'nan', kinds: ['training_log'], filters: { jobId: 'job-1' } });
+      expect(ids(r)).toEqual(['training_log:job-1:1:0:1']);
+      expect(r.hits[0]).toMatchObject({
+        title: 'warning: loss is nan at batch 4',
+        fields: { jobId: 'job-1', attempt: 1, seq: 0, line: 1 },
+      });
+      // log lines stay out of other kinds' searches
+      expect(ids(await index.query({ text: 'nan', kinds: ['job'] }))).toEqual([]);
+    });
+
     it('lists everything newest first when there is no text, with fields and tags in each hit', async () => {
       const r = await index.query({});
       expect(r.total).toBe(5);
