@@ -162,26 +162,49 @@ function itemDetails(item: Obj, label: string, lng: ReplyLanguage): string[] {
   return out;
 }
 
-/** What a read step found, as lines a person reads (the items of a list, or the one thing described). */
-export function stepFindings(step: StepRecord, lng: ReplyLanguage = 'en'): string[] {
+/** What a read step found, structured for rich answers (Block Kit, cards): a heading and items with their details. */
+export interface StepResults {
+  /** "Found 2 datasets:", or "No datasets found." (with no items); null for one described thing. */
+  heading: string | null;
+  items: Array<{ label: string; details: string[] }>;
+  /** "… and 3 more." when the list was cut. */
+  more: string | null;
+}
+
+/** What a read step found, as a heading and named items (names before ids), in `lng`. */
+export function stepResults(step: StepRecord, lng: ReplyLanguage = 'en'): StepResults | null {
   const t = agentT(lng);
   const output = step.output;
-  if (!isObj(output)) return [];
+  if (!isObj(output)) return null;
   const lists = Object.entries(output).filter(([, v]) => Array.isArray(v) && v.every(isObj));
   if (lists.length > 0) {
     const [field, items] = lists[0]! as [string, Obj[]];
-    if (items.length === 0) return [t('findings.none', { noun: nounOf(field, 0, lng) })];
-    const lines = [t('findings.found', { count: items.length, noun: nounOf(field, items.length, lng) })];
-    for (const item of items.slice(0, MAX_ITEMS)) {
-      const label = labelOf(item) ?? t('findings.unnamed');
-      const details = itemDetails(item, label, lng);
-      lines.push(`- ${label}${details.length > 0 ? `: ${details.join(', ')}` : ''}`);
-    }
-    if (items.length > MAX_ITEMS) lines.push(t('findings.more', { count: items.length - MAX_ITEMS }));
-    return lines;
+    if (items.length === 0)
+      return { heading: t('findings.none', { noun: nounOf(field, 0, lng) }), items: [], more: null };
+    return {
+      heading: t('findings.found', { count: items.length, noun: nounOf(field, items.length, lng) }),
+      items: items.slice(0, MAX_ITEMS).map((item) => {
+        const label = labelOf(item) ?? t('findings.unnamed');
+        return { label, details: itemDetails(item, label, lng) };
+      }),
+      more: items.length > MAX_ITEMS ? t('findings.more', { count: items.length - MAX_ITEMS }) : null,
+    };
   }
   const label = labelOf(output);
-  if (label === null) return [];
-  const details = itemDetails(output, label, lng);
-  return [`${label}${details.length > 0 ? `: ${details.join(', ')}` : ''}`];
+  if (label === null) return null;
+  return { heading: null, items: [{ label, details: itemDetails(output, label, lng) }], more: null };
+}
+
+/** What a read step found, as lines a person reads (the items of a list, or the one thing described). */
+export function stepFindings(step: StepRecord, lng: ReplyLanguage = 'en'): string[] {
+  const results = stepResults(step, lng);
+  if (results === null) return [];
+  const line = (i: { label: string; details: string[] }) =>
+    `${i.label}${i.details.length > 0 ? `: ${i.details.join(', ')}` : ''}`;
+  if (results.heading === null) return results.items.map(line);
+  return [
+    results.heading,
+    ...results.items.map((i) => `- ${line(i)}`),
+    ...(results.more !== null ? [results.more] : []),
+  ];
 }
