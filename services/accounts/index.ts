@@ -24,3 +24,9 @@ export type {
   RoleChangedEvent,
   UserCreatedEvent,
 } from './events.js';
+export { MembershipService } from './membership.service.js';
+export type {
+  MembershipAccounts,
+  MembershipServiceOptions,
+  ProjectSummary,
+} from './membership.service.js';
