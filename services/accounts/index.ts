@@ -25,8 +25,4 @@ export type {
   UserCreatedEvent,
 } from './events.js';
 export { MembershipService } from './membership.service.js';
-export type {
-  MembershipAccounts,
-  MembershipServiceOptions,
-  ProjectSummary,
-} from './membership.service.js';
+export type { MembershipAccounts, MembershipServiceOptions, ProjectSummary } from './membership.service.js';
