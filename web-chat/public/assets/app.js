@@ -1,5 +1,4 @@
 import { api, clearAlert, h, showError } from './api.js';
-import { trainForm } from './actions.js';
 import {
   fmtTime,
   guard,
@@ -10,10 +9,10 @@ import {
   showLinkConfirmation,
 } from './app-governance.js';
 import { initChat, onDomainEvents, openThread, subscribe } from './chat.js';
-import { datasetView } from './dataset-view.js';
+import { loadDatasets, showDataset } from './app-datasets.js';
+import { showEvaluations } from './app-models.js';
 import { reviewPage } from './review.js';
 import { settingsPage } from './settings.js';
-import { uploadCard } from './upload.js';
 import { devicePage, jobPage, jobsList, modelPage, rolloutPage, rolloutsList } from './pages.js';
 import { applyI18n, setLang, t } from './i18n.js';
 import { badge, fmtMetrics, fmtNumber } from './results.js';
@@ -52,97 +51,11 @@ const STALE = {
 };
 const refreshTimers = new Map();
 
-/** The recorded evaluations of a model version, newest first, under the models table. */
-async function showEvaluations(ref) {
-  const { evaluations } = await api(`/api/models/${encodeURIComponent(ref)}/evaluations`);
-  const num = (x) => (typeof x === 'number' ? x.toFixed(3) : '–');
-  const head = [
-    'models.dataset',
-    'models.split',
-    'models.images',
-    'models.map50',
-    'models.map5095',
-    'models.precision',
-    'models.recall',
-    'models.perClass',
-    'models.evaluatedAt',
-  ];
-  const rows = evaluations.map((e) =>
-    h(
-      'tr',
-      {},
-      h('td', { text: e.dataset }),
-      h('td', { text: e.split }),
-      h('td', {
-        text:
-          e.images < e.imagesTotal
-            ? t('models.imagesOf', { n: e.images, total: e.imagesTotal })
-            : String(e.images),
-      }),
-      h('td', { text: num(e.metrics.mAP50) }),
-      h('td', { text: num(e.metrics.mAP50_95) }),
-      h('td', { text: num(e.metrics.precision) }),
-      h('td', { text: num(e.metrics.recall) }),
-      h('td', { class: 'small', text: e.perClass.map((c) => `${c.className} ${num(c.ap50)}`).join(', ') }),
-      h('td', { class: 'small', text: fmtTime(e.finishedAt) }),
-    ),
-  );
-  document.getElementById('model-evaluations').replaceChildren(
-    h('h6', { text: t('models.evaluationsOf', { ref }) }),
-    evaluations.length
-      ? h(
-          'table',
-          { class: 'table table-sm' },
-          h(
-            'thead',
-            {},
-            h(
-              'tr',
-              {},
-              head.map((k) => h('th', { text: t(k) })),
-            ),
-          ),
-          h('tbody', {}, rows),
-        )
-      : h('p', { class: 'text-body-secondary', text: t('models.noEvaluations', { ref }) }),
-  );
-}
-
 const loaders = {
+  datasets: (q = '') => loadDatasets(me, q),
   links: () => loadLinks(),
   approvals: () => loadApprovals(me),
   audit: () => loadAudit(),
-  async datasets(q = '') {
-    const slot = document.getElementById('dataset-upload-slot');
-    if (!slot.firstChild)
-      slot.append(
-        uploadCard(me, async (ref) => {
-          await loaders.datasets();
-          await showDataset(ref.split('@')[0]);
-        }),
-      );
-    const { datasets } = await api(`/api/datasets${q ? `?q=${encodeURIComponent(q)}` : ''}`);
-    const list = document.getElementById('dataset-list');
-    list.replaceChildren(
-      ...(datasets.length
-        ? datasets.map((d) =>
-            h(
-              'li',
-              {
-                class: 'list-group-item list-group-item-action',
-                role: 'button',
-                onclick: () => guard(() => showDataset(d.name)),
-              },
-              h('div', { class: 'fw-semibold', text: d.name }),
-              h('div', {
-                class: 'small text-body-secondary',
-                text: `${t('datasets.images', { n: d.images })} · ${t('datasets.boxes', { n: d.boxes })}`,
-              }),
-            ),
-          )
-        : [h('li', { class: 'list-group-item text-body-secondary', text: t('common.none') })]),
-    );
-  },
   async models() {
     const { versions } = await api('/api/models?limit=100');
     // the versions to compare are picked from the list, not typed from memory
@@ -281,20 +194,6 @@ const loaders = {
   },
 };
 
-async function showDataset(ref) {
-  const detail = document.getElementById('dataset-detail');
-  await datasetView(detail, document.getElementById('dataset-samples'), ref);
-  // the version trained on is the one picked in the version picker when the form is sent; a live
-  // refresh of the same dataset keeps the form, and what is typed in it
-  const slot = document.getElementById('dataset-actions');
-  const name = detail.dataset.ref.split('@')[0];
-  if (me.user.role === 'viewer') slot.replaceChildren();
-  else if (slot.dataset.dataset !== name) {
-    slot.dataset.dataset = name;
-    slot.replaceChildren(trainForm(me, () => detail.dataset.ref));
-  }
-}
-
 /** A model version's page and its evaluations; an approved evaluation or promotion redraws both. */
 async function showModel(ref) {
   await modelPage(document.getElementById('model-detail'), ref, me, () => guard(() => showModel(ref)));
@@ -329,7 +228,7 @@ function show(page, arg) {
       return;
     }
     await loaders[name]();
-    if (arg && name === 'datasets') await showDataset(arg);
+    if (arg && name === 'datasets') await showDataset(me, arg);
     if (arg && name === 'models') await showModel(arg);
     if (!arg && name === 'models') document.getElementById('model-detail').replaceChildren();
   });
@@ -386,7 +285,7 @@ const refreshers = {
   datasets: async () => {
     await loaders.datasets(document.getElementById('dataset-q').value.trim());
     const open = document.getElementById('dataset-detail').dataset.ref;
-    if (open) await showDataset(open.split('@')[0]);
+    if (open) await showDataset(me, open.split('@')[0]);
   },
   models: () => loaders.models(),
   feedback: () => loaders.feedback(),
