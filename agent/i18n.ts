@@ -22,9 +22,7 @@ void agentI18n.init({
   defaultNS: 'agent',
   ns: ['agent'],
   interpolation: { escapeValue: false },
-  returnNull: false,
-  showSupportNotice: false,
-} as Parameters<typeof agentI18n.init>[0]);
+});
 
 /** The agent's message function for one language (plurals and numbers through i18next and Intl). */
 export function agentT(lng: ReplyLanguage): TFunction {
