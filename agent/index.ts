@@ -59,4 +59,5 @@ export type { StaticCatalogData } from './static-catalog.js';
 export { serviceCatalog } from './service-catalog.js';
 export type { FleetCatalogSource } from './service-catalog.js';
 export { rolloutWaitSource, trainingWaitSource } from './wait-sources.js';
-export { templateReport, stepFigures } from './report.js';
+export { templateReport, stepFigures, stepResults, type StepResults } from './report.js';
+export { languageOf, type ReplyLanguage } from './i18n.js';

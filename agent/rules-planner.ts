@@ -3,7 +3,7 @@ import type { PlanInput, Planner, ReplanInput } from './planner.js';
 import { IntentClassifier, type IntentScore } from './nlu/classifier.js';
 import { INTENT_LABEL, READ_INSTEAD, SLOT_RULES, targetProblem, type SlotInput } from './nlu/intents.js';
 import { findDataset, findDevice, findEpochs, findTarget, loadKnown, type Known } from './nlu/slots.js';
-import { CAPABILITIES } from './nlu/safety.js';
+import { agentT, languageOf } from './i18n.js';
 import {
   correctTypos,
   dropNegated,
@@ -50,6 +50,8 @@ export class RulesPlanner implements Planner {
 
   /** The plan and how sure the planner is of it. */
   read(message: string, known: Known, context: { modelVersion?: string } = {}): Reading {
+    const t = agentT(languageOf(message));
+    const capabilities = t('planner.capabilities');
     const corrected = numbersInWords(correctTypos(message.trim(), known, this.classifier.vocabulary));
     const question = isQuestion(corrected);
     const { kept, dropped } = question
@@ -59,7 +61,7 @@ export class RulesPlanner implements Planner {
       return {
         plan: {
           steps: [],
-          reply: `Understood: I will not do that (${dropped.join('; ')}). Nothing was planned.`,
+          reply: t('planner.willNot', { what: dropped.join('; ') }),
         },
         confident: true,
       };
@@ -67,15 +69,15 @@ export class RulesPlanner implements Planner {
     if (refused !== undefined) {
       const reply =
         refused.kind === 'approve'
-          ? 'I can\'t approve or reject steps: a person decides each approval on its card (web chat, Slack or MCP), or with "/vision approve ID". Say "what approvals are pending?" to see them.'
-          : `I can't ${refused.verb} anything: there is no tool for that, on purpose. Here is what I can do: ${CAPABILITIES}`;
+          ? t('planner.cantApprove')
+          : t('planner.cantDo', { verb: refused.verb, capabilities });
       return { plan: { steps: [], reply }, confident: true };
     }
     const said = maskSlots(kept, known);
     const ranked = this.classifier.rank(said);
     const [best, second] = ranked;
     if (best === undefined || best.score < UNDERSTOOD)
-      return { plan: fallback(kept, known), ...(best ? { best } : {}), confident: false };
+      return { plan: fallback(kept, known, capabilities), ...(best ? { best } : {}), confident: false };
     if (
       best.score < CONFIDENT &&
       second !== undefined &&
@@ -86,9 +88,12 @@ export class RulesPlanner implements Planner {
       return {
         plan: {
           steps: [],
-          clarify: `Do you want me to ${INTENT_LABEL[best.intent]} or to ${INTENT_LABEL[second.intent]}?`,
+          clarify: t('planner.clarify', {
+            first: t(`intent.${best.intent}`, { defaultValue: INTENT_LABEL[best.intent] }),
+            second: t(`intent.${second.intent}`, { defaultValue: INTENT_LABEL[second.intent] }),
+          }),
           choices: [best, second].map((r) => ({
-            label: INTENT_LABEL[r.intent] ?? r.intent,
+            label: t(`intent.${r.intent}`, { defaultValue: INTENT_LABEL[r.intent] ?? r.intent }),
             message: `${INTENT_LABEL[r.intent]}: ${message.trim()}`,
           })),
         },
@@ -110,7 +115,7 @@ export class RulesPlanner implements Planner {
     };
     const plan = SLOT_RULES[intent]!(input);
     if (dropped.length > 0 && plan.steps.length > 0)
-      plan.reply = `Not planned, as you said: ${dropped.map((d) => `"${d}"`).join(', ')}.`;
+      plan.reply = t('planner.notPlannedAsSaid', { what: dropped.map((d) => `"${d}"`).join(', ') });
     return {
       plan,
       best,
@@ -120,11 +125,10 @@ export class RulesPlanner implements Planner {
 
   async replan({ ctx, catalog, plan, rejection }: ReplanInput): Promise<Plan> {
     const reason = rejection.reason.trim();
+    const t = agentT(languageOf(reason === '' ? plan.steps[rejection.index]?.reason : reason));
+    const stopped = { n: rejection.index + 1, tool: rejection.tool, reason };
     if (reason === '' || STOP_ONLY.test(reason))
-      return {
-        steps: [],
-        reply: `Stopped: step ${rejection.index + 1} (${rejection.tool}) was rejected${reason ? `: "${reason}"` : ''}.`,
-      };
+      return { steps: [], reply: t(reason ? 'planner.stoppedReason' : 'planner.stopped', stopped) };
     const known = await loadKnown(catalog, ctx);
     const remaining = plan.steps.slice(rejection.index + 1);
     // A reason that changes an argument of the rejected step ("use 10 epochs", "line 2 instead") retries that step changed.
@@ -147,15 +151,12 @@ export class RulesPlanner implements Planner {
       typeof rejection.args.modelVersion === 'string' ? rejection.args.modelVersion : undefined;
     const fresh = this.read(reason, known, modelVersion ? { modelVersion } : {}).plan;
     if (fresh.steps.length > 0) return fresh;
-    return {
-      steps: [],
-      reply: `Stopped: step ${rejection.index + 1} (${rejection.tool}) was rejected: "${reason}".`,
-    };
+    return { steps: [], reply: t('planner.stoppedReason', stopped) };
   }
 }
 
 /** A request no intent matched: a bare dataset or device name is a request to see it; else what I can do. */
-function fallback(text: string, known: Known): Plan {
+function fallback(text: string, known: Known, capabilities: string): Plan {
   const ds = findDataset(text, known);
   if ('ok' in ds)
     return {
@@ -166,7 +167,7 @@ function fallback(text: string, known: Known): Plan {
     return {
       steps: [{ tool: 'describe_device', args: { device: device.id }, reason: `show device ${device.name}` }],
     };
-  return { steps: [], reply: `I did not understand that. ${CAPABILITIES}` };
+  return { steps: [], reply: `${agentT(languageOf(text))('planner.notUnderstood', { capabilities })}` };
 }
 
 /** Adjusts the rejected step's arguments from the rejection reason, when it names a change. */

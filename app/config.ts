@@ -67,6 +67,12 @@ export const configSchema = z.object({
     .optional()
     .describe('comma-separated folders dataset exports may write (default DATA_DIR/exports)'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  LOG_FORMAT: z
+    .enum(['auto', 'pretty', 'json'])
+    .default('auto')
+    .describe(
+      'auto: readable lines on a terminal (not with NODE_ENV=production), JSON when piped; or force one',
+    ),
   DATABASE_URL: optionalUrl(['mysql:']).describe(
     'mysql://user:pass@host:3306/db; SQLite under DATA_DIR when unset',
   ),

@@ -14,7 +14,7 @@ import type { Db } from '../services/infra/db/index.js';
 import { ReadCache } from '../services/infra/cache/index.js';
 import { invalidateReadsOn } from '../services/read-invalidation.js';
 import { SearchIndexer } from '../services/infra/search/index.js';
-import { AccountService, ChatLinkService } from '../services/accounts/index.js';
+import { AccountService, ChatLinkService, MembershipService } from '../services/accounts/index.js';
 import { AuditLog, auditSearchDocs, loadAuditKeyring } from '../services/audit/index.js';
 import { ApprovalService } from '../services/approvals/index.js';
 import { DatasetService, DatasetUploads, datasetSearchDocs } from '../services/datasets/index.js';
@@ -269,6 +269,7 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
     rollouts,
     feedback,
     retrain: feedback,
+    members: new MembershipService({ db, accounts }),
     approvalStrict: config.APPROVAL_STRICT,
   };
   const registry = createToolRegistry();

@@ -30,7 +30,7 @@ export function fail(err: unknown): never {
 export function action<A extends unknown[]>(body: (cfg: Config, log: Logger, ...args: A) => Promise<void>) {
   return async (...args: A) => {
     const cfg = config();
-    const log = createLogger(cfg.LOG_LEVEL);
+    const log = createLogger(cfg.LOG_LEVEL, undefined, { format: cfg.LOG_FORMAT });
     try {
       await body(cfg, log, ...args);
     } catch (err) {

@@ -49,7 +49,7 @@ export async function registerWorkerCommands(program: Command): Promise<void> {
     }
     edge.action(async (opts: Record<string, string>) => {
       const cfg = config();
-      const log = createLogger(cfg.LOG_LEVEL);
+      const log = createLogger(cfg.LOG_LEVEL, undefined, { format: cfg.LOG_FORMAT });
       try {
         const { edgeOptionsFromEnv, runEdgeRunnerCommand } = await import('../edge-runner/index.js');
         await runEdgeRunnerCommand(

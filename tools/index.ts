@@ -1,4 +1,5 @@
 import type { AnyTool } from './define.js';
+import { accountTools } from './accounts.tools.js';
 import { datasetTools } from './datasets.tools.js';
 import { explainModelTool, explainRunTool } from './explain.tools.js';
 import { feedbackTools } from './feedback.tools.js';
@@ -31,6 +32,7 @@ export { explainModelTool, explainRunTool } from './explain.tools.js';
 export { fleetTools, rolloutTools } from './fleet.tools.js';
 export { feedbackTools } from './feedback.tools.js';
 export { retrainTools } from './retrain.tools.js';
+export { accountTools } from './accounts.tools.js';
 export { decideApproval, listApprovals, queryAudit, verifyAudit } from './governance.tools.js';
 export { searchPlatform, searchTrainingLogsTool } from './search.tools.js';
 
@@ -53,6 +55,7 @@ export function platformTools(): AnyTool[] {
     ...rolloutTools,
     ...feedbackTools,
     ...retrainTools,
+    ...accountTools,
   ];
 }
 

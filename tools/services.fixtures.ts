@@ -36,6 +36,7 @@ export function toolServicesFixture(used: Partial<ToolServices>): ToolServices {
     rollouts: used.rollouts ?? unused('rollouts'),
     feedback: used.feedback ?? unused('feedback'),
     retrain: used.retrain ?? unused('retrain'),
+    members: used.members ?? unused('members'),
   };
 }
 

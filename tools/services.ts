@@ -8,6 +8,7 @@ import type { ModelEvaluationService } from '../services/models/model.evaluation
 import type { FleetService } from '../services/fleet/fleet.service.js';
 import type { RolloutService } from '../services/fleet/rollout.service.js';
 import type { FeedbackService } from '../services/feedback/feedback.service.js';
+import type { MembershipService } from '../services/accounts/membership.service.js';
 import type { ExecutionOutcome } from '../services/approvals/model.js';
 import type { ToolExecution } from '../services/approvals/execution-ledger.js';
 import type { Risk } from '../services/approvals/policy.js';
@@ -142,4 +143,6 @@ export interface ToolServices {
   feedback: Pick<FeedbackService, 'summary' | 'review' | 'toDataset'>;
   /** Retrain policies and their proposals (the feedback service). */
   retrain: Pick<FeedbackService, 'setPolicy' | 'policies' | 'proposals' | 'evaluatePolicies'>;
+  /** People and their roles in the project, and projects (the membership service). */
+  members: Pick<MembershipService, 'members' | 'setMemberRole' | 'projects' | 'createProject'>;
 }

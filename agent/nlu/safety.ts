@@ -1,11 +1,6 @@
 import type { Plan, PlanStep } from '../plan.js';
+import { agentT, languageOf } from '../i18n.js';
 import { asksForChange, dropNegated, isQuestion, unsupportedAction } from './text.js';
-
-/** What the assistant can do, for answers to requests it cannot serve. */
-export const CAPABILITIES =
-  'I can train ("train a detector on dataset helmets-v2 for 20 epochs"), deploy ("deploy helmets@3 to line 3"), roll back, pause or resume a rollout, ' +
-  'report status ("status of the training"), list or search (datasets, models, devices), compare ("compare helmets@2 and helmets@3"), evaluate, promote, ' +
-  'and explain runs, models and rollouts. Korean works too ("helmets-v2 데이터셋으로 학습하고 3번 라인에 배포해줘").';
 
 /** Tools a negated phrase rules out, by the action words it uses. */
 const NEGATED_TOOLS: Array<[RegExp, string[]]> = [
@@ -52,24 +47,24 @@ function ungrounded(message: string, steps: PlanStep[], isRead: (tool: string) =
  * a tool is refused in plain words. `isRead` says whether a tool only reads.
  */
 export function guardPlan(message: string, plan: Plan, isRead: (tool: string) => boolean): Plan {
+  const t = agentT(languageOf(message));
   const question = isQuestion(message);
   const { kept, dropped } = question ? { kept: message, dropped: [] as string[] } : dropNegated(message);
   if (kept === '')
     return {
       steps: [],
-      reply: `Understood: I will not do that (${dropped.join('; ')}). Nothing was planned.`,
+      reply: t('planner.willNot', { what: dropped.join('; ') }),
     };
   const refused = question ? undefined : unsupportedAction(kept);
   if (refused !== undefined && refused.kind === 'delete')
     return {
       steps: [],
-      reply: `I can't ${refused.verb} anything: there is no tool for that, on purpose. Here is what I can do: ${CAPABILITIES}`,
+      reply: t('planner.cantDo', { verb: refused.verb, capabilities: t('planner.capabilities') }),
     };
   if (refused !== undefined)
     return {
       steps: [],
-      reply:
-        "I can't approve or reject steps: a person decides each approval on its card (web chat, Slack or MCP).",
+      reply: t('planner.cantApproveShort'),
     };
   if (plan.steps.length === 0) return plan;
   if (question) {
@@ -83,12 +78,11 @@ export function guardPlan(message: string, plan: Plan, isRead: (tool: string) =>
       ? {
           ...plan,
           steps: kept,
-          reply:
-            'That reads as a question, so I only look things up; ask me to do it if you want the change.',
+          reply: t('planner.questionReadsOnly'),
         }
       : {
           steps: [],
-          reply: 'That reads as a question, so I changed nothing; ask me to do it if you want the change.',
+          reply: t('planner.questionChangedNothing'),
         };
   }
   const unasked = ungrounded(kept, plan.steps, isRead);
@@ -98,8 +92,7 @@ export function guardPlan(message: string, plan: Plan, isRead: (tool: string) =>
     return {
       ...plan,
       steps,
-      reply:
-        'That reads as a request to look something up, so I changed nothing; ask me to do it if you want the change.',
+      reply: t('planner.lookupChangedNothing'),
     };
   }
   const banned = new Set(
@@ -110,7 +103,11 @@ export function guardPlan(message: string, plan: Plan, isRead: (tool: string) =>
   const remove = plan.steps.map((s, i) => banned.has(s.tool) || (readOnly && !isRead(s.tool)) || unasked[i]!);
   if (!remove.some(Boolean)) return plan;
   const steps = renumber(plan.steps, remove);
-  return { ...plan, steps, reply: `Not planned, as you said: ${dropped.map((d) => `"${d}"`).join(', ')}.` };
+  return {
+    ...plan,
+    steps,
+    reply: t('planner.notPlannedAsSaid', { what: dropped.map((d) => `"${d}"`).join(', ') }),
+  };
 }
 
 /** Removes steps (and every step that refers to a removed one's output), renumbering `$steps.N` references. */

@@ -24,3 +24,5 @@ export type {
   RoleChangedEvent,
   UserCreatedEvent,
 } from './events.js';
+export { MembershipService } from './membership.service.js';
+export type { MembershipAccounts, MembershipServiceOptions, ProjectSummary } from './membership.service.js';

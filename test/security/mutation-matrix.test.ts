@@ -43,6 +43,8 @@ const ARGS: Record<string, Record<string, unknown>> = {
   feedback_to_dataset: { dataset: 'matrix-ds' },
   set_retrain_policy: { model: 'det', minAcceptedSamples: 200 },
   check_retrain_policies: {},
+  set_member_role: { email: 'matrix-person@example.test', role: 'operator' },
+  create_project: { id: 'matrix-project', name: 'Matrix project' },
 };
 
 /** The request each tool-running route is called with: path parameters, and the body without an approval. */

@@ -4,7 +4,15 @@ import { conversationBlocks } from './bot.js';
 
 describe('conversationBlocks', () => {
   const view = (over: Partial<ThreadView>): ThreadView =>
-    ({ id: 'thr_1', status: 'done', report: null, pendingApproval: null, plan: null, ...over }) as ThreadView;
+    ({
+      id: 'thr_1',
+      status: 'done',
+      report: null,
+      pendingApproval: null,
+      plan: null,
+      steps: [],
+      ...over,
+    }) as ThreadView;
 
   it('offers one button per clarifying choice, each sending its request in the same conversation', () => {
     const out = conversationBlocks(

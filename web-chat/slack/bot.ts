@@ -10,6 +10,7 @@ import { runTool } from '../../tools/run-tool.js';
 import { toolContext, type WebServices } from '../web-services.js';
 import { isFinalJob } from '../../services/training/model.js';
 import { isFinalRollout } from '../../services/fleet/model.js';
+import { answerBlocks, escapeMrkdwn } from './answer-blocks.js';
 
 /** A chat user as the chat platform names them. */
 export interface ChatUser {
@@ -67,10 +68,7 @@ const HELP = [
   '`/vision ask REQUEST` ask the assistant (e.g. "deploy helmets@3 to line 3"); a question back comes with buttons',
 ].join('\n');
 
-/** Escapes text for Slack mrkdwn. */
-export function escapeMrkdwn(text: string): string {
-  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-}
+export { escapeMrkdwn };
 
 /** The Block Kit message of one approval request, with Approve/Reject buttons while it is pending. */
 export function approvalBlocks(a: ApprovalRequest): { text: string; blocks: unknown[] } {
@@ -108,14 +106,16 @@ export function approvalBlocks(a: ApprovalRequest): { text: string; blocks: unkn
 
 const choiceValue = z.object({ t: z.string().min(1).max(100), m: z.string().min(1).max(1500) });
 
-/** A conversation's answer in Block Kit: the report, the pending approval, and a button per clarifying choice. */
+/** A conversation's answer in Block Kit: what a question found as sections, else the report; the pending approval; a button per clarifying choice. */
 export function conversationBlocks(view: ThreadView): { text: string; blocks: unknown[] } {
   const text =
     view.report ??
     (view.pendingApproval
       ? `Waiting for approval \`${view.pendingApproval.approvalId}\` of ${view.pendingApproval.tool}: \`/vision approve ${view.pendingApproval.approvalId}\``
       : `Status: ${view.status}`);
-  const blocks: unknown[] = [{ type: 'section', text: { type: 'mrkdwn', text: escapeMrkdwn(text) } }];
+  const blocks: unknown[] = answerBlocks(view) ?? [
+    { type: 'section', text: { type: 'mrkdwn', text: escapeMrkdwn(text) } },
+  ];
   const choices = view.status === 'clarify' ? (view.plan?.choices ?? []) : [];
   if (choices.length > 0) {
     blocks.push({

@@ -264,6 +264,37 @@ describe('Slack and Mattermost bot through the real app', () => {
     expect((await command('UNEW', 'status')).text).toMatch(/Approvals waiting/);
   });
 
+  it('answers a question with Block Kit sections and fields, names not ids, in the language asked', async () => {
+    type Section = { type: string; text?: { text: string }; fields?: Array<{ type: string; text: string }> };
+    const en = await command('UOPERATOR', 'ask list datasets');
+    expect(en.response_type).toBe('in_channel');
+    expect(en.text).toContain('Found 2 datasets:');
+    const blocks = en.blocks as Section[];
+    expect(blocks.map((b) => [b.type, b.text?.text, b.fields?.map((f) => f.text)])).toEqual([
+      ['section', '*Found 2 datasets:*', undefined],
+      ['section', '*helmets-demo*', ['200 images']],
+      ['section', '*helmets-v2*', ['1,200 images']],
+    ]);
+    expect(blocks.every((b) => b.fields === undefined || b.fields.every((f) => f.type === 'mrkdwn'))).toBe(
+      true,
+    );
+
+    const devices = (await command('UOPERATOR', 'ask list devices')).blocks as Section[];
+    expect(devices.slice(1).map((b) => b.text?.text)).toEqual([
+      '*jetson-l3-a*',
+      '*jetson-l3-b*',
+      '*jetson-l2-a*',
+    ]);
+    expect(JSON.stringify(devices)).not.toContain('dev_');
+
+    const ko = (await command('UOPERATOR', 'ask 데이터셋 목록 보여줘')).blocks as Section[];
+    expect(ko.map((b) => [b.text?.text, b.fields?.map((f) => f.text)])).toEqual([
+      ['*데이터셋 2개를 찾았습니다:*', undefined],
+      ['*helmets-demo*', ['이미지 200장']],
+      ['*helmets-v2*', ['이미지 1,200장']],
+    ]);
+  });
+
   it('serves Mattermost slash commands verified by token', async () => {
     const mm = (token: string, text: string) =>
       fetch(`${t.url}/integrations/mattermost/commands`, {

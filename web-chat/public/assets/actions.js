@@ -52,7 +52,7 @@ const field = (label, control) =>
  * An inline form: its controls, and a submit button that asks for an approval of `tool` with the
  * arguments `argsOf()` builds from them; the card appears in `box`.
  */
-function actionForm(box, me, { id, tool, submit, controls, argsOf, reason, onDone }) {
+export function actionForm(box, me, { id, tool, submit, controls, argsOf, reason, onDone }) {
   return h(
     'form',
     {

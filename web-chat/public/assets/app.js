@@ -1,11 +1,18 @@
-import { api, clearAlert, h, showError, showInfo } from './api.js';
-import { trainForm } from './actions.js';
-import { approvalCard } from './approval-card.js';
+import { api, clearAlert, h, showError } from './api.js';
+import {
+  fmtTime,
+  guard,
+  initAuditFilters,
+  loadApprovals,
+  loadAudit,
+  loadLinks,
+  showLinkConfirmation,
+} from './app-governance.js';
 import { initChat, onDomainEvents, openThread, subscribe } from './chat.js';
-import { datasetView } from './dataset-view.js';
+import { loadDatasets, showDataset } from './app-datasets.js';
+import { showEvaluations } from './app-models.js';
 import { reviewPage } from './review.js';
 import { settingsPage } from './settings.js';
-import { uploadCard } from './upload.js';
 import { devicePage, jobPage, jobsList, modelPage, rolloutPage, rolloutsList } from './pages.js';
 import { applyI18n, setLang, t } from './i18n.js';
 import { badge, fmtMetrics, fmtNumber } from './results.js';
@@ -30,8 +37,6 @@ let pageEvents = null;
 let me = null;
 const loaded = new Set();
 let current = null;
-const AUDIT_PAGE = 100;
-let auditOffset = 0;
 // Which pages a domain event makes stale (by the event type's prefix).
 const STALE = {
   'dataset.': ['datasets'],
@@ -45,209 +50,12 @@ const STALE = {
   'approval.': ['approvals', 'audit'],
 };
 const refreshTimers = new Map();
-// The audit log's filter fields: input id, query parameter, column width, placeholder key.
-const AUDIT_FILTERS = [
-  ['audit-thread', 'threadId', 'col-md-3', 'audit.thread'],
-  ['audit-tool', 'tool', 'col-md-2', 'audit.tool'],
-  ['audit-action', 'action', 'col-md-2', 'audit.action'],
-  ['audit-user', 'userId', 'col-md-2', 'audit.user'],
-];
-
-function fmtTime(ms) {
-  return ms ? new Date(ms).toLocaleString(document.documentElement.lang) : '';
-}
-
-async function guard(fn) {
-  try {
-    await fn();
-  } catch (err) {
-    showError(err);
-  }
-}
-
-/** The recorded evaluations of a model version, newest first, under the models table. */
-async function showEvaluations(ref) {
-  const { evaluations } = await api(`/api/models/${encodeURIComponent(ref)}/evaluations`);
-  const num = (x) => (typeof x === 'number' ? x.toFixed(3) : '–');
-  const head = [
-    'models.dataset',
-    'models.split',
-    'models.images',
-    'models.map50',
-    'models.map5095',
-    'models.precision',
-    'models.recall',
-    'models.perClass',
-    'models.evaluatedAt',
-  ];
-  const rows = evaluations.map((e) =>
-    h(
-      'tr',
-      {},
-      h('td', { text: e.dataset }),
-      h('td', { text: e.split }),
-      h('td', {
-        text:
-          e.images < e.imagesTotal
-            ? t('models.imagesOf', { n: e.images, total: e.imagesTotal })
-            : String(e.images),
-      }),
-      h('td', { text: num(e.metrics.mAP50) }),
-      h('td', { text: num(e.metrics.mAP50_95) }),
-      h('td', { text: num(e.metrics.precision) }),
-      h('td', { text: num(e.metrics.recall) }),
-      h('td', { class: 'small', text: e.perClass.map((c) => `${c.className} ${num(c.ap50)}`).join(', ') }),
-      h('td', { class: 'small', text: fmtTime(e.finishedAt) }),
-    ),
-  );
-  document.getElementById('model-evaluations').replaceChildren(
-    h('h6', { text: t('models.evaluationsOf', { ref }) }),
-    evaluations.length
-      ? h(
-          'table',
-          { class: 'table table-sm' },
-          h(
-            'thead',
-            {},
-            h(
-              'tr',
-              {},
-              head.map((k) => h('th', { text: t(k) })),
-            ),
-          ),
-          h('tbody', {}, rows),
-        )
-      : h('p', { class: 'text-body-secondary', text: t('models.noEvaluations', { ref }) }),
-  );
-}
-
-/** Shows who asks to link (chat user, workspace) and links only when the person presses Confirm. */
-async function showLinkConfirmation(code) {
-  const box = document.getElementById('link-confirm');
-  const pending = await api(`/api/chat-links/pending/${encodeURIComponent(code)}`);
-  const workspace = pending.teamName || t('links.noWorkspace', { id: pending.teamId });
-  const done = (message) => {
-    box.replaceChildren();
-    showInfo(message);
-    location.hash = '#links';
-  };
-  box.replaceChildren(
-    h(
-      'div',
-      { class: 'card border-warning mb-4', id: 'link-confirm-card' },
-      h('div', { class: 'card-header', text: t('links.confirmHeading') }),
-      h(
-        'div',
-        { class: 'card-body' },
-        h('p', {
-          class: 'fw-semibold',
-          id: 'link-confirm-who',
-          text: t('links.confirmWho', {
-            platform: pending.platform,
-            user: pending.chatUserName || pending.chatUserId,
-            workspace,
-            me: `${me.user.name} <${me.user.email}>`,
-          }),
-        }),
-        h('p', { class: 'text-danger small', text: t('links.confirmWarning') }),
-        h('p', {
-          class: 'small text-body-secondary',
-          text: t('links.confirmExpires', { time: fmtTime(pending.expiresAt) }),
-        }),
-        h(
-          'div',
-          { class: 'd-flex gap-2' },
-          h('button', {
-            class: 'btn btn-warning',
-            type: 'button',
-            id: 'link-confirm-button',
-            text: t('links.confirm'),
-            onclick: () =>
-              guard(async () => {
-                const linked = await api('/api/chat-links', {
-                  method: 'POST',
-                  body: { code, confirm: true },
-                });
-                done(t('chat.linked', { name: linked.chatUserName || linked.chatUserId }));
-              }),
-          }),
-          h('button', {
-            class: 'btn btn-outline-secondary',
-            type: 'button',
-            id: 'link-cancel-button',
-            text: t('links.cancel'),
-            onclick: () => done(t('links.cancelled')),
-          }),
-        ),
-      ),
-    ),
-  );
-}
 
 const loaders = {
-  async links() {
-    const { links } = await api('/api/chat-links');
-    document.getElementById('link-rows').replaceChildren(
-      ...(links.length
-        ? links.map((l) =>
-            h(
-              'tr',
-              { dataset: { link: l.id } },
-              h('td', { text: l.platform }),
-              h('td', { text: l.teamName || l.teamId }),
-              h('td', { text: l.chatUserName || l.chatUserId }),
-              h('td', { class: 'small', text: fmtTime(l.createdAt) }),
-              h(
-                'td',
-                {},
-                h('button', {
-                  class: 'btn btn-sm btn-outline-danger',
-                  type: 'button',
-                  text: t('links.unlink'),
-                  onclick: () =>
-                    guard(async () => {
-                      await api(`/api/chat-links/${encodeURIComponent(l.id)}`, { method: 'DELETE' });
-                      showInfo(t('links.unlinked', { name: l.chatUserName || l.chatUserId }));
-                      await loaders.links();
-                    }),
-                }),
-              ),
-            ),
-          )
-        : [h('tr', {}, h('td', { colspan: '5', class: 'text-body-secondary', text: t('common.none') }))]),
-    );
-  },
-  async datasets(q = '') {
-    const slot = document.getElementById('dataset-upload-slot');
-    if (!slot.firstChild)
-      slot.append(
-        uploadCard(me, async (ref) => {
-          await loaders.datasets();
-          await showDataset(ref.split('@')[0]);
-        }),
-      );
-    const { datasets } = await api(`/api/datasets${q ? `?q=${encodeURIComponent(q)}` : ''}`);
-    const list = document.getElementById('dataset-list');
-    list.replaceChildren(
-      ...(datasets.length
-        ? datasets.map((d) =>
-            h(
-              'li',
-              {
-                class: 'list-group-item list-group-item-action',
-                role: 'button',
-                onclick: () => guard(() => showDataset(d.name)),
-              },
-              h('div', { class: 'fw-semibold', text: d.name }),
-              h('div', {
-                class: 'small text-body-secondary',
-                text: `${t('datasets.images', { n: d.images })} · ${t('datasets.boxes', { n: d.boxes })}`,
-              }),
-            ),
-          )
-        : [h('li', { class: 'list-group-item text-body-secondary', text: t('common.none') })]),
-    );
-  },
+  datasets: (q = '') => loadDatasets(me, q),
+  links: () => loadLinks(),
+  approvals: () => loadApprovals(me),
+  audit: () => loadAudit(),
   async models() {
     const { versions } = await api('/api/models?limit=100');
     // the versions to compare are picked from the list, not typed from memory
@@ -384,134 +192,7 @@ const loaders = {
   async settings() {
     await settingsPage(document.getElementById('settings-root'), me);
   },
-  async approvals() {
-    const status = document.getElementById('approval-status').value;
-    const { approvals } = await api(`/api/approvals?status=${status}&limit=50`);
-    const list = document.getElementById('approval-list');
-    const card = (a) => {
-      const el = approvalCard({ ...a, args: a.approvedArgs }, me, async (decision) => {
-        await api(`/api/approvals/${encodeURIComponent(a.id)}/decide`, { method: 'POST', body: decision });
-        await loaders.approvals();
-      });
-      // a request made from a page has no conversation to resume it: once approved, anyone who may run it runs it here
-      if (a.status === 'approved' && !a.threadId && me.user.role !== 'viewer') {
-        el.querySelector('.card-body').append(
-          h('button', {
-            class: 'btn btn-sm btn-primary mt-2',
-            type: 'button',
-            dataset: { action: 'run' },
-            text: t('approvals.run'),
-            onclick: () =>
-              guard(async () => {
-                await api(`/api/tools/${encodeURIComponent(a.tool)}`, {
-                  method: 'POST',
-                  body: { args: a.approvedArgs, approvalId: a.id },
-                });
-                showInfo(t('actions.done', { what: t(`actions.${a.tool}`) }));
-                await loaders.approvals();
-              }),
-          }),
-        );
-      }
-      return el;
-    };
-    list.replaceChildren(
-      ...(approvals.length
-        ? approvals.map(card)
-        : [h('p', { class: 'text-body-secondary', text: t('common.none') })]),
-    );
-  },
-  async audit() {
-    const q = new URLSearchParams({
-      limit: String(AUDIT_PAGE + 1),
-      offset: String(auditOffset),
-      order: 'desc',
-    });
-    for (const [id, key] of AUDIT_FILTERS) {
-      const v = document.getElementById(id).value.trim();
-      if (v) q.set(key, v);
-    }
-    const [{ entries }, verify] = await Promise.all([api(`/api/audit?${q}`), api('/api/audit/verify')]);
-    const badge = document.getElementById('audit-badge');
-    badge.removeAttribute('data-i18n');
-    badge.className = `badge ${verify.ok ? 'text-bg-success' : 'text-bg-danger'}`;
-    badge.dataset.ok = String(verify.ok);
-    badge.textContent = verify.ok
-      ? t('audit.verified', { n: verify.checked })
-      : t('audit.broken', { n: verify.problems.length });
-    renderAuditPager(entries.length > AUDIT_PAGE);
-    document.getElementById('audit-rows').replaceChildren(
-      ...entries.slice(0, AUDIT_PAGE).map((e) =>
-        h(
-          'tr',
-          { dataset: { action: e.action } },
-          h('td', { text: String(e.seq) }),
-          h('td', { class: 'small', text: fmtTime(e.at) }),
-          h('td', {
-            title: e.actor.id,
-            text: e.actorName || (e.actor.kind === 'system' ? t('audit.system') : e.actor.id),
-          }),
-          h('td', { text: e.action }),
-          h('td', { text: e.tool || '' }),
-          h(
-            'td',
-            { class: 'small' },
-            e.threadId
-              ? h('a', {
-                  href: `#chat/${encodeURIComponent(e.threadId)}`,
-                  text: t('audit.openConversation'),
-                })
-              : '',
-          ),
-        ),
-      ),
-    );
-  },
 };
-
-/** Newer / Older buttons under the audit log (newest entries first, a page at a time). */
-function renderAuditPager(more) {
-  const go = (offset) => () => {
-    auditOffset = Math.max(0, offset);
-    void guard(() => loaders.audit());
-  };
-  document.getElementById('audit-pager').replaceChildren(
-    h('button', {
-      class: 'btn btn-sm btn-outline-secondary',
-      type: 'button',
-      id: 'audit-newer',
-      disabled: auditOffset === 0,
-      text: t('audit.newer'),
-      onclick: go(auditOffset - AUDIT_PAGE),
-    }),
-    h('span', {
-      class: 'small text-body-secondary align-self-center',
-      text: t('audit.range', { from: fmtNumber(auditOffset + 1), to: fmtNumber(auditOffset + AUDIT_PAGE) }),
-    }),
-    h('button', {
-      class: 'btn btn-sm btn-outline-secondary',
-      type: 'button',
-      id: 'audit-older',
-      disabled: !more,
-      text: t('audit.older'),
-      onclick: go(auditOffset + AUDIT_PAGE),
-    }),
-  );
-}
-
-async function showDataset(ref) {
-  const detail = document.getElementById('dataset-detail');
-  await datasetView(detail, document.getElementById('dataset-samples'), ref);
-  // the version trained on is the one picked in the version picker when the form is sent; a live
-  // refresh of the same dataset keeps the form, and what is typed in it
-  const slot = document.getElementById('dataset-actions');
-  const name = detail.dataset.ref.split('@')[0];
-  if (me.user.role === 'viewer') slot.replaceChildren();
-  else if (slot.dataset.dataset !== name) {
-    slot.dataset.dataset = name;
-    slot.replaceChildren(trainForm(me, () => detail.dataset.ref));
-  }
-}
 
 /** A model version's page and its evaluations; an approved evaluation or promotion redraws both. */
 async function showModel(ref) {
@@ -547,7 +228,7 @@ function show(page, arg) {
       return;
     }
     await loaders[name]();
-    if (arg && name === 'datasets') await showDataset(arg);
+    if (arg && name === 'datasets') await showDataset(me, arg);
     if (arg && name === 'models') await showModel(arg);
     if (!arg && name === 'models') document.getElementById('model-detail').replaceChildren();
   });
@@ -604,7 +285,7 @@ const refreshers = {
   datasets: async () => {
     await loaders.datasets(document.getElementById('dataset-q').value.trim());
     const open = document.getElementById('dataset-detail').dataset.ref;
-    if (open) await showDataset(open.split('@')[0]);
+    if (open) await showDataset(me, open.split('@')[0]);
   },
   models: () => loaders.models(),
   feedback: () => loaders.feedback(),
@@ -619,7 +300,7 @@ async function route() {
   const hash = location.hash.replace(/^#/, '');
   if (hash.startsWith('link/')) {
     show('links');
-    await guard(() => showLinkConfirmation(hash.slice(5)));
+    await guard(() => showLinkConfirmation(hash.slice(5), me));
     return;
   }
   document.getElementById('link-confirm').replaceChildren();
@@ -693,25 +374,7 @@ async function main() {
   document
     .getElementById('approval-status')
     .addEventListener('change', () => void guard(() => loaders.approvals()));
-  document.getElementById('audit-filters').prepend(
-    ...AUDIT_FILTERS.map(([id, , width, placeholder]) =>
-      h(
-        'div',
-        { class: width },
-        h('input', {
-          id,
-          class: 'form-control',
-          placeholder: t(placeholder),
-          'data-i18n-placeholder': placeholder,
-        }),
-      ),
-    ),
-  );
-  document.getElementById('audit-filters').addEventListener('submit', (e) => {
-    e.preventDefault();
-    auditOffset = 0;
-    void guard(() => loaders.audit());
-  });
+  initAuditFilters();
   document.getElementById('toast-close').addEventListener('click', () => clearAlert());
   initChat(me);
   onDomainEvents(refreshOn);

@@ -1,9 +1,11 @@
 import { ACTION_TEXT } from './i18n-actions.js';
+import { SETTINGS_TEXT } from './i18n-settings.js';
 
 /** Every visible string in English and Korean; both dictionaries must have the same keys (a test checks). */
 export const DICTIONARIES = {
   en: {
     ...ACTION_TEXT.en,
+    ...SETTINGS_TEXT.en,
     'app.title': 'VisionInApp',
     'lang.en': 'English',
     'lang.ko': '한국어',
@@ -498,6 +500,7 @@ export const DICTIONARIES = {
   },
   ko: {
     ...ACTION_TEXT.ko,
+    ...SETTINGS_TEXT.ko,
     'app.title': 'VisionInApp',
     'lang.en': 'English',
     'lang.ko': '한국어',

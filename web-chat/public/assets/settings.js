@@ -2,6 +2,7 @@ import { api, h, showError, showInfo } from './api.js';
 import { t } from './i18n.js';
 import { badge } from './results.js';
 import { retrainSection } from './settings-retrain.js';
+import { usersSection } from './settings-users.js';
 
 const ROLES = ['viewer', 'operator', 'approver', 'admin'];
 
@@ -210,5 +211,5 @@ export async function settingsPage(root, me) {
       ),
     ),
   );
-  root.append(await retrainSection(me));
+  root.append(await usersSection(me), await retrainSection(me));
 }
