@@ -29,4 +29,9 @@ export {
   ModelEvaluationService,
 } from './model.evaluation.js';
 export type { EvaluateInput, EvaluationLimits, ModelEvaluationServiceDeps } from './model.evaluation.js';
-export type { ClassEvaluationResult, EvaluationProgress, ModelEvaluation } from './model.js';
+export type {
+  ClassEvaluationResult,
+  EvaluationConfusion,
+  EvaluationProgress,
+  ModelEvaluation,
+} from './model.js';

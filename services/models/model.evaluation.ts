@@ -194,7 +194,7 @@ export class ModelEvaluationService {
     } finally {
       await detector.dispose();
     }
-    const { evaluation: result, inferenceMs, scoringMs, images } = scored;
+    const { evaluation: result, confusion, inferenceMs, scoringMs, images } = scored;
     const finishedAt = this.now();
     const round = (v: number): number => Math.round(v * 1000) / 1000;
     const evaluation: ModelEvaluation = {
@@ -222,6 +222,7 @@ export class ModelEvaluationService {
         ap50_95: c.numGt > 0 ? c.ap5095 : null,
         precision: c.precision,
         recall: c.recall,
+        ...(c.numGt > 0 ? { pr50: c.pr50.map(round) } : {}),
       })),
       settings: {
         conf: req.conf,
@@ -237,6 +238,10 @@ export class ModelEvaluationService {
         perImageMs: round(images > 0 ? inferenceMs / images : 0),
         scoringMs: round(scoringMs),
         totalMs: round(performance.now() - t0),
+      },
+      confusion: {
+        classes: confusion.classIds.map((i) => dataset.classNames[i] ?? String(i)),
+        counts: confusion.counts,
       },
       createdBy: ctx.user.userId,
       startedAt,
