@@ -29,6 +29,14 @@ export {
   ModelEvaluationService,
 } from './model.evaluation.js';
 export type { EvaluateInput, EvaluationLimits, ModelEvaluationServiceDeps } from './model.evaluation.js';
+export { DEFAULT_TRYOUT_LIMITS, ModelTryout, tryImageOptionsSchema } from './model.tryout.js';
+export type {
+  ModelTryoutDeps,
+  TriedDetection,
+  TryImageOptions,
+  TryImageResult,
+  TryoutLimits,
+} from './model.tryout.js';
 export type {
   ClassEvaluationResult,
   EvaluationConfusion,
