@@ -1,9 +1,11 @@
 import { ACTION_TEXT } from './i18n-actions.js';
+import { PAGE_TEXT } from './i18n-pages.js';
 
 /** Every visible string in English and Korean; both dictionaries must have the same keys (a test checks). */
 export const DICTIONARIES = {
   en: {
     ...ACTION_TEXT.en,
+    ...PAGE_TEXT.en,
     'app.title': 'VisionInApp',
     'lang.en': 'English',
     'lang.ko': '한국어',
@@ -496,6 +498,7 @@ export const DICTIONARIES = {
   },
   ko: {
     ...ACTION_TEXT.ko,
+    ...PAGE_TEXT.ko,
     'app.title': 'VisionInApp',
     'lang.en': 'English',
     'lang.ko': '한국어',

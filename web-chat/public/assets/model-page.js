@@ -1,16 +1,19 @@
 import { api, h, showError } from './api.js';
 import { modelActions } from './actions.js';
 import { t } from './i18n.js';
+import { evaluationInsights } from './model-insights.js';
+import { tryPanel } from './model-try.js';
 import { datasetLink, deviceLink, facts, fmtTime, jobLink, lineChart } from './page-kit.js';
 import { badge, fmtMetrics, fmtNumber } from './results.js';
 
 /**
  * One model version: metrics, per-class AP, curves of its training, where it is deployed, ONNX
- * download, and (for operators and above) evaluate, promote and deploy through approvals.
+ * download, the newest evaluation (per-class AP, PR curves, confusion matrix), "try on an image",
+ * and (for operators and above) evaluate, promote and deploy through approvals.
  */
 export async function modelPage(root, ref, me, onChange) {
   const v = await api(`/api/models/${encodeURIComponent(ref)}`);
-  const [{ devices }, epochs] = await Promise.all([
+  const [{ devices }, epochs, { evaluations }] = await Promise.all([
     api('/api/devices').catch(() => ({ devices: [] })),
     v.lineage && v.lineage.jobId
       ? api(`/api/jobs/${encodeURIComponent(v.lineage.jobId)}/metrics`).then(
@@ -18,6 +21,7 @@ export async function modelPage(root, ref, me, onChange) {
           () => [],
         )
       : Promise.resolve([]),
+    api(`/api/models/${encodeURIComponent(v.ref)}/evaluations?limit=1`).catch(() => ({ evaluations: [] })),
   ]);
   const on = devices.filter((d) => d.model === v.ref);
   // device groups to deploy to: line tags first, then any other tag
@@ -62,7 +66,8 @@ export async function modelPage(root, ref, me, onChange) {
       ['models.created', fmtTime(v.createdAt)],
     ]),
     h('div', { class: 'mb-3' }, download),
-    me && me.user.role !== 'viewer' ? modelActions(me, v, { tags, onChange }) : null,
+    // replaceChildren would print a null as text
+    h('div', {}, me && me.user.role !== 'viewer' ? modelActions(me, v, { tags, onChange }) : null),
     h(
       'div',
       { class: 'row g-3' },
@@ -127,5 +132,8 @@ export async function modelPage(root, ref, me, onChange) {
       class: 'small mt-2',
       text: fmtMetrics(v.metrics, ['mAP50', 'mAP50_95', 'precision', 'recall']),
     }),
+    h('h3', { class: 'h5 mt-3', text: t('models.evaluationHeading') }),
+    evaluationInsights(evaluations[0], v.classNames || []),
+    tryPanel(v),
   );
 }
