@@ -1,16 +1,10 @@
 import { api, h, showError } from './api.js';
-import { classColour, drawBoxes } from './dataset-view.js';
+import { classColour, drawBoxes, swatch } from './dataset-view.js';
 import { t } from './i18n.js';
 import { fmtNumber } from './results.js';
 
 // the server refuses bigger images; saying so here spares an upload
 const MAX_BYTES = 10 * 1024 * 1024;
-
-function swatch(colour) {
-  const el = h('span', { class: 'legend-swatch me-1' });
-  el.style.backgroundColor = colour;
-  return el;
-}
 
 /**
  * "Try on an image": a person picks or drops an image, the server runs this version on it (nothing
