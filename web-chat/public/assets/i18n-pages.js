@@ -1,4 +1,4 @@
-/** The words of the model page's evaluation and "try on an image", in English and Korean; i18n.js merges them. */
+/** The words of the model page's evaluation, "try on an image", job artifacts and rollout timelines, in English and Korean; i18n.js merges them. */
 export const PAGE_TEXT = {
   en: {
     'models.evaluationHeading': 'Latest evaluation',
@@ -24,6 +24,20 @@ export const PAGE_TEXT = {
     'models.trying': 'Running the model…',
     'models.tryFound': '{n} objects found in {ms} ms.',
     'models.tryTooBig': 'This image is over 10 MB; choose a smaller one.',
+    'jobs.artifacts': 'Files',
+    'jobs.noArtifacts': 'No files yet: they appear when the run has produced its model.',
+    'jobs.file': 'File',
+    'jobs.size': 'Size',
+    'jobs.download': 'Download',
+    'rollouts.timeline': 'Timeline',
+    'rollouts.step.waiting': 'waiting',
+    'rollouts.step.sent': 'sent',
+    'rollouts.step.healthy': 'healthy',
+    'rollouts.step.verified': 'verified',
+    'rollouts.step.finished': 'done',
+    'time.seconds': '{s} s',
+    'time.minutes': '{m} min {s} s',
+    'time.hours': '{h} h {m} min',
   },
   ko: {
     'models.evaluationHeading': '최근 평가',
@@ -48,5 +62,19 @@ export const PAGE_TEXT = {
     'models.trying': '모델 실행 중…',
     'models.tryFound': '객체 {n}개를 {ms} ms 만에 찾았습니다.',
     'models.tryTooBig': '이미지가 10 MB를 넘습니다. 더 작은 이미지를 고르세요.',
+    'jobs.artifacts': '파일',
+    'jobs.noArtifacts': '아직 파일이 없습니다. 학습이 모델을 만들면 나타납니다.',
+    'jobs.file': '파일',
+    'jobs.size': '크기',
+    'jobs.download': '다운로드',
+    'rollouts.timeline': '진행 기록',
+    'rollouts.step.waiting': '대기',
+    'rollouts.step.sent': '전송',
+    'rollouts.step.healthy': '정상',
+    'rollouts.step.verified': '검증',
+    'rollouts.step.finished': '완료',
+    'time.seconds': '{s}초',
+    'time.minutes': '{m}분 {s}초',
+    'time.hours': '{h}시간 {m}분',
   },
 };

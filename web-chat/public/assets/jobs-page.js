@@ -1,7 +1,16 @@
 import { api, h, showError } from './api.js';
 import { actionButton, requestAndRun } from './actions.js';
 import { t } from './i18n.js';
-import { datasetLink, facts, FINAL_JOB, fmtTime, jobLink, lineChart, modelLink } from './page-kit.js';
+import {
+  artifactsTable,
+  datasetLink,
+  facts,
+  FINAL_JOB,
+  fmtTime,
+  jobLink,
+  lineChart,
+  modelLink,
+} from './page-kit.js';
 import { badge, fmtNumber, table } from './results.js';
 
 /** Training jobs, newest first, each a link to its page. */
@@ -41,7 +50,7 @@ export async function jobsList(root) {
   );
 }
 
-/** One training job: status, curves, live log tail, the model it produced, cancel through an approval. */
+/** One training job: status, curves, live log tail, the model and files it produced, cancel through an approval. */
 export async function jobPage(root, id, me, subscribe) {
   const [job, { epochs }, { lines }] = await Promise.all([
     api(`/api/jobs/${encodeURIComponent(id)}`),
@@ -87,6 +96,8 @@ export async function jobPage(root, id, me, subscribe) {
           ],
         )
       : h('p', { class: 'small text-body-secondary', text: t('jobs.noEpochs') }),
+    h('h3', { class: 'h6 mt-3', text: t('jobs.artifacts') }),
+    artifactsTable(model),
     h('h3', { class: 'h6 mt-3', text: t('jobs.log') }),
     log,
   );

@@ -3,7 +3,15 @@ import { modelActions } from './actions.js';
 import { t } from './i18n.js';
 import { evaluationInsights } from './model-insights.js';
 import { tryPanel } from './model-try.js';
-import { datasetLink, deviceLink, facts, fmtTime, jobLink, lineChart } from './page-kit.js';
+import {
+  datasetLink,
+  deviceLink,
+  downloadModelFile,
+  facts,
+  fmtTime,
+  jobLink,
+  lineChart,
+} from './page-kit.js';
 import { badge, fmtMetrics, fmtNumber } from './results.js';
 
 /**
@@ -38,14 +46,7 @@ export async function modelPage(root, ref, me, onChange) {
     type: 'button',
     id: 'model-download',
     text: t('models.download'),
-    onclick: () =>
-      void (async () => {
-        const file = await api(`/api/models/${encodeURIComponent(v.ref)}/download`);
-        const a = h('a', { href: file.url, download: `${v.ref.replace('@', '-')}.onnx` });
-        document.body.append(a);
-        a.click();
-        a.remove();
-      })().catch(showError),
+    onclick: () => void downloadModelFile(v.ref).catch(showError),
   });
   root.replaceChildren(
     h('h2', { class: 'h5' }, `${v.ref} `, ...(v.stages || []).map(badge)),

@@ -1,4 +1,4 @@
-import { h } from './api.js';
+import { api, h, showError } from './api.js';
 import { t } from './i18n.js';
 
 /** What the page modules share: final states, links, facts and charts. */
@@ -9,6 +9,14 @@ const charts = new Map();
 /** A time for people, in the page's language. */
 export function fmtTime(ms) {
   return ms ? new Date(ms).toLocaleString(document.documentElement.lang) : '–';
+}
+
+/** A duration for people: "42 s", "3 min 5 s", "2 h 4 min" (in the page's language). */
+export function fmtDuration(ms) {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 60) return t('time.seconds', { s });
+  if (s < 3600) return t('time.minutes', { m: Math.floor(s / 60), s: s % 60 });
+  return t('time.hours', { h: Math.floor(s / 3600), m: Math.floor((s % 3600) / 60) });
 }
 
 /** Links to the pages of jobs, rollouts, models, devices and datasets. */
@@ -60,4 +68,68 @@ export function lineChart(id, labels, series, opts = {}) {
   });
   charts.set(id, chart);
   return canvas;
+}
+
+/** Downloads one stored file of a model version through a short-lived link. */
+export async function downloadModelFile(ref, file = 'model.onnx') {
+  const link = await api(`/api/models/${encodeURIComponent(ref)}/download?file=${encodeURIComponent(file)}`);
+  const name = file === 'model.onnx' ? `${ref.replace('@', '-')}.onnx` : `${ref.replace('@', '-')}-${file}`;
+  const a = h('a', { href: link.url, download: name });
+  document.body.append(a);
+  a.click();
+  a.remove();
+}
+
+/** The files a training run produced (its model version's artifacts), each with its size and a download button. */
+export function artifactsTable(version) {
+  const files = (version && version.artifacts) || [];
+  if (!files.length)
+    return h('p', { class: 'small text-body-secondary', id: 'job-artifacts', text: t('jobs.noArtifacts') });
+  return h(
+    'table',
+    { class: 'table table-sm', id: 'job-artifacts' },
+    h(
+      'thead',
+      {},
+      h(
+        'tr',
+        {},
+        h('th', { text: t('jobs.file') }),
+        h('th', { class: 'text-end', text: t('jobs.size') }),
+        h('th', { text: 'sha256' }),
+        h('th', {}),
+      ),
+    ),
+    h(
+      'tbody',
+      {},
+      files.map((f) =>
+        h(
+          'tr',
+          { dataset: { file: f.name } },
+          h('td', { text: f.name }),
+          h('td', { class: 'text-end', text: fmtSize(f.size) }),
+          h('td', { class: 'small font-monospace', title: f.sha256, text: `${f.sha256.slice(0, 12)}…` }),
+          h(
+            'td',
+            { class: 'text-end' },
+            h('button', {
+              class: 'btn btn-sm btn-outline-primary',
+              type: 'button',
+              dataset: { action: 'download' },
+              text: t('jobs.download'),
+              onclick: () => void downloadModelFile(version.ref, f.name).catch(showError),
+            }),
+          ),
+        ),
+      ),
+    ),
+  );
+}
+
+/** Bytes for people: "812 B", "3.4 KB", "12.1 MB". */
+export function fmtSize(bytes) {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KB`;
+  return `${(bytes / (1024 * 1024)).toFixed(1)} MB`;
 }

@@ -1,7 +1,15 @@
 import { api, h, showError } from './api.js';
 import { actionButton, requestAndRun } from './actions.js';
 import { t } from './i18n.js';
-import { deviceLink, facts, FINAL_ROLLOUT, fmtTime, modelLink, rolloutLink } from './page-kit.js';
+import {
+  deviceLink,
+  facts,
+  FINAL_ROLLOUT,
+  fmtDuration,
+  fmtTime,
+  modelLink,
+  rolloutLink,
+} from './page-kit.js';
 import { badge, fmtNumber, table } from './results.js';
 
 /** Rollouts, newest first. */
@@ -32,6 +40,33 @@ export async function rolloutsList(root) {
           h('td', { class: 'small', text: fmtTime(r.createdAt) }),
         ),
       ),
+    ),
+  );
+}
+
+// the steps a deployment records, in order, with when each happened
+const STEPS = [
+  ['waiting', 'waitingSince'],
+  ['sent', 'sentAt'],
+  ['healthy', 'healthyAt'],
+  ['verified', 'verifiedAt'],
+  ['finished', 'finishedAt'],
+];
+
+/** A device's steps in this rollout, each with its time after the rollout started (full time on hover). */
+function timeline(d, start) {
+  const steps = STEPS.filter(([, k]) => typeof d[k] === 'number');
+  if (!steps.length) return '–';
+  return h(
+    'span',
+    { class: 'rollout-timeline d-inline-flex flex-wrap gap-1' },
+    steps.map(([step, k]) =>
+      h('span', {
+        class: 'badge text-bg-light border fw-normal',
+        dataset: { step },
+        title: fmtTime(d[k]),
+        text: `${t(`rollouts.step.${step}`)} +${fmtDuration(d[k] - start)}`,
+      }),
     ),
   );
 }
@@ -95,6 +130,7 @@ export async function rolloutPage(root, id, me, subscribe) {
         'rollouts.state',
         'rollouts.confidence',
         'rollouts.latency',
+        'rollouts.timeline',
         'rollouts.message',
       ],
       r.devices.map((d) => {
@@ -118,6 +154,7 @@ export async function rolloutPage(root, id, me, subscribe) {
           h('td', {
             text: typeof d.meanLatencyP95Ms === 'number' ? `${fmtNumber(d.meanLatencyP95Ms, 1)} ms` : '–',
           }),
+          h('td', { class: 'small' }, timeline(d, r.startedAt || r.createdAt)),
           h('td', { class: 'small', text: d.message || '' }),
         );
       }),
