@@ -1,6 +1,7 @@
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Role } from '../../core/context.js';
+import { makeEnvelope } from '../../protocol/envelope.js';
 import { startTestServer, type TestServer } from '../../web-chat/server.fixtures.js';
 import { chromiumMissing, launchChromium } from './chromium.js';
 import { screenshotPath, seedModelsAndDevices, signInPage, userCtx } from './pages.fixtures.js';
@@ -108,6 +109,35 @@ describe.skipIf(missing)('jobs, rollouts, device and model pages in Chromium', (
   }, 90_000);
 
   it('shows a device with its live figures, sparklines, model and model history', async () => {
+    // a second heartbeat, before the page opens: the sparklines start from the kept history
+    const ids = await t.platform.infra.db.kysely
+      .selectFrom('devices')
+      .select('model_version_id')
+      .where('id', '=', 'jetson-l3-a')
+      .executeTakeFirstOrThrow();
+    await t.platform.fleet.handleTelemetry(
+      makeEnvelope(
+        'device.heartbeat',
+        {
+          deviceId: 'jetson-l3-a',
+          name: 'jetson-l3-a',
+          tags: ['line-3', 'jetson'],
+          hardware: 'jetson-orin',
+          runtime: {},
+          provider: 'tensorrt',
+          modelVersionId: ids.model_version_id,
+          state: 'serving',
+          fps: 31,
+          latencyP50Ms: 8.2,
+          latencyP95Ms: 12.44,
+          meanTopConfidence: 0.8123,
+          cpuPercent: 41.6,
+          memoryMb: 812.4,
+          temperatureC: 50,
+        },
+        { source: 'jetson-l3-a' },
+      ),
+    );
     const page = await signIn('viewer');
     await page.goto(`${t.url}/#fleet`);
     await page.click('#fleet-groups tr[data-device="jetson-l3-a"] td a[href="#devices/jetson-l3-a"]');
@@ -119,6 +149,10 @@ describe.skipIf(missing)('jobs, rollouts, device and model pages in Chromium', (
       '8.2 / 12.4 ms',
     );
     expect(await page.locator('#devices-root canvas').count()).toBe(3);
+    const fps = await page.evaluate(
+      () => (window as any).Chart.getChart(document.getElementById('device-fps')).data.datasets[0].data,
+    );
+    expect(fps).toEqual([29.6, 31]);
     // a viewer sees no rollback button
     expect(await page.locator('#devices-root button[data-action="rollback"]').count()).toBe(0);
   }, 60_000);

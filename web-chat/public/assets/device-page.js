@@ -4,11 +4,15 @@ import { t } from './i18n.js';
 import { facts, fmtTime, lineChart, modelLink, rolloutLink } from './page-kit.js';
 import { badge, fmtNumber, table } from './results.js';
 
+// points a sparkline keeps: an hour of heartbeats every 5 s
+const KEEP = 720;
+
 /** One device: live figures with sparklines, its model and model history, roll back through an approval. */
 export async function devicePage(root, id, me) {
-  const [d, { rollouts }] = await Promise.all([
+  const [d, { rollouts }, { samples }] = await Promise.all([
     api(`/api/devices/${encodeURIComponent(id)}`),
     api('/api/rollouts?limit=100'),
+    api(`/api/devices/${encodeURIComponent(id)}/history?minutes=60`).catch(() => ({ samples: [] })),
   ]);
   const mine = rollouts.filter((r) => r.devices.some((x) => x.deviceId === id));
   const history = { labels: [], fps: [], p95: [], confidence: [] };
@@ -19,9 +23,11 @@ export async function devicePage(root, id, me) {
     history.fps.push(x.fps);
     history.p95.push(x.latencyP95Ms);
     history.confidence.push(x.meanTopConfidence);
-    for (const k of Object.keys(history)) if (history[k].length > 60) history[k].shift();
+    for (const k of Object.keys(history)) if (history[k].length > KEEP) history[k].shift();
   };
-  push(d);
+  // the last hour as the server kept it, then each heartbeat while the page is open
+  for (const x of samples) push({ ...x, lastHeartbeatAt: x.at });
+  if (!samples.length || samples[samples.length - 1].at < (d.lastHeartbeatAt || 0)) push(d);
   const box = h('div', { class: 'device-approval' });
   const actions = h('div', { class: 'mb-3 device-actions' });
   const latest = mine.find((r) => r.state !== 'rolled_back');
