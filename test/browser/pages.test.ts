@@ -1,10 +1,9 @@
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Role } from '../../core/context.js';
-import { makeEnvelope } from '../../protocol/envelope.js';
 import { startTestServer, type TestServer } from '../../web-chat/server.fixtures.js';
 import { chromiumMissing, launchChromium } from './chromium.js';
-import { screenshotPath, seedModelsAndDevices, signInPage, userCtx } from './pages.fixtures.js';
+import { heartbeat, screenshotPath, seedModelsAndDevices, signInPage, userCtx } from './pages.fixtures.js';
 
 // Issue 17, part 3: the Jobs, job, Rollouts, rollout, device and model pages over the real
 // training, registry, fleet and rollout services; every change goes through an approval.
@@ -115,29 +114,7 @@ describe.skipIf(missing)('jobs, rollouts, device and model pages in Chromium', (
       .select('model_version_id')
       .where('id', '=', 'jetson-l3-a')
       .executeTakeFirstOrThrow();
-    await t.platform.fleet.handleTelemetry(
-      makeEnvelope(
-        'device.heartbeat',
-        {
-          deviceId: 'jetson-l3-a',
-          name: 'jetson-l3-a',
-          tags: ['line-3', 'jetson'],
-          hardware: 'jetson-orin',
-          runtime: {},
-          provider: 'tensorrt',
-          modelVersionId: ids.model_version_id,
-          state: 'serving',
-          fps: 31,
-          latencyP50Ms: 8.2,
-          latencyP95Ms: 12.44,
-          meanTopConfidence: 0.8123,
-          cpuPercent: 41.6,
-          memoryMb: 812.4,
-          temperatureC: 50,
-        },
-        { source: 'jetson-l3-a' },
-      ),
-    );
+    await heartbeat(t, 'jetson-l3-a', ids.model_version_id!, { fps: 31 });
     const page = await signIn('viewer');
     await page.goto(`${t.url}/#fleet`);
     await page.click('#fleet-groups tr[data-device="jetson-l3-a"] td a[href="#devices/jetson-l3-a"]');
