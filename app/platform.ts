@@ -22,7 +22,12 @@ import { datasetPathPolicy, defaultDataFolders, parseRoots } from '../services/d
 import type { SearchDoc } from '../services/infra/search/port.js';
 import type { Subscription } from '../services/infra/broker/port.js';
 import { InFlightReconciler } from '../services/reconcile.js';
-import { ModelEvaluationService, ModelRegistry, modelSearchDocs } from '../services/models/index.js';
+import {
+  ModelEvaluationService,
+  ModelRegistry,
+  ModelTryout,
+  modelSearchDocs,
+} from '../services/models/index.js';
 import { TrainingService, trainingLogSearchDocs, trainingSearchDocs } from '../services/training/index.js';
 import {
   deviceSearchDocs,
@@ -75,6 +80,8 @@ export interface Platform {
   models: ModelRegistry;
   /** Evaluations of model versions on dataset splits. */
   evaluations: ModelEvaluationService;
+  /** Runs a version on one image a person sends (nothing stored). */
+  tryouts: ModelTryout;
   training: TrainingService;
   fleet: FleetService;
   rollouts: RolloutService;
@@ -196,6 +203,7 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
     events,
     log: log.child({ service: 'evaluations' }),
   });
+  const tryouts = new ModelTryout({ storage, models });
   const training = new TrainingService({
     db,
     broker,
@@ -337,6 +345,7 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
     uploads,
     models: modelReads,
     evaluations,
+    tryouts,
     training,
     fleet,
     rollouts,

@@ -18,6 +18,7 @@ export function webServicesOf(platform: Platform, overrides: Partial<WebServices
     training: platform.training,
     models: platform.models,
     evaluations: platform.evaluations,
+    tryouts: platform.tryouts,
     fleet: platform.fleet,
     rollouts: platform.rollouts,
     feedback: platform.feedback,

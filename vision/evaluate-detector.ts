@@ -1,3 +1,4 @@
+import { confusionMatrix, type ConfusionMatrix } from './confusion.js';
 import type { LabeledBox } from './formats/index.js';
 import { evaluateDetections, type Evaluation, type GroundTruth, type ScoredDetection } from './evaluate.js';
 import { decodeImage } from './letterbox.js';
@@ -17,9 +18,11 @@ export interface EvaluationImage {
   boxes(width: number, height: number): readonly LabeledBox[];
 }
 
-/** What `evaluateDetector` returns: COCO-style scores and timing. */
+/** What `evaluateDetector` returns: COCO-style scores, the confusion matrix at `conf`, and timing. */
 export interface DetectorEvaluation {
   evaluation: Evaluation;
+  /** Over the dataset's classes at the `conf` operating threshold and IoU 0.5. */
+  confusion: ConfusionMatrix;
   images: number;
   inferenceMs: number;
   scoringMs: number;
@@ -77,10 +80,12 @@ export async function evaluateDetector(
     opts.onImage?.(done);
   }
   const t = performance.now();
+  const classIds = Array.from({ length: opts.classCount }, (_, i) => i);
   const evaluation = evaluateDetections(gts, dets, {
-    classIds: Array.from({ length: opts.classCount }, (_, i) => i),
+    classIds,
     maxDets: EVALUATION_SETTINGS.maxDets,
     scoreThreshold: opts.conf,
   });
-  return { evaluation, images: done, inferenceMs, scoringMs: performance.now() - t };
+  const confusion = confusionMatrix(gts, dets, classIds, { scoreThreshold: opts.conf, iouThreshold: 0.5 });
+  return { evaluation, confusion, images: done, inferenceMs, scoringMs: performance.now() - t };
 }

@@ -38,6 +38,30 @@ describe('evaluateDetections', () => {
     expect(r.perClass[0]).toMatchObject({ classId: 0, numGt: 2, numDet: 3 });
   });
 
+  it('keeps the IoU 0.5 precision-recall curve whose mean is AP50', () => {
+    // the case above: the envelope reads 1 at recall 0.00..0.50 and 2/3 at 0.51..1.00
+    const r = evaluateDetections(
+      [
+        { imageId: 'a', classId: 0, box: [0, 0, 10, 10] },
+        { imageId: 'a', classId: 0, box: [20, 20, 30, 30] },
+        { imageId: 'a', classId: 5, box: [0, 0, 5, 5] },
+      ],
+      [
+        { imageId: 'a', classId: 0, box: [0, 0, 10, 10], score: 0.9 },
+        { imageId: 'a', classId: 0, box: [50, 50, 60, 60], score: 0.8 },
+        { imageId: 'a', classId: 0, box: [20, 20, 30, 30], score: 0.7 },
+      ],
+      { classIds: [0, 5, 7] },
+    );
+    const curve = r.perClass[0]!.pr50;
+    expect(curve).toHaveLength(101);
+    expect(curve.slice(0, 51).every((p) => Math.abs(p - 1) < 1e-12)).toBe(true);
+    expect(curve.slice(51).every((p) => Math.abs(p - 2 / 3) < 1e-12)).toBe(true);
+    // a class never detected reads 0 everywhere; a class without ground truth has no curve
+    expect(r.perClass[1]!.pr50).toEqual(new Array(101).fill(0));
+    expect(r.perClass[2]!.pr50).toEqual([]);
+  });
+
   it('averages over IoU thresholds 0.50:0.05:0.95', () => {
     // IoU = (10*7.3)/(10*10) = 0.73: a match at .50 .55 .60 .65 .70 (AP 1), a miss at .75 .. .95 (AP 0).
     // mAP@0.5 = 1; mAP@0.5:0.95 = 5/10 = 0.5.

@@ -34,6 +34,12 @@ export interface ClassEvaluation {
   ap5095: number;
   precision: number;
   recall: number;
+  /**
+   * The precision-recall curve at IoU 0.5: interpolated precision (the envelope pycocotools averages
+   * for AP50) at each of the 101 recall points 0, 0.01, …, 1; 0 past the highest recall reached.
+   * Empty when the class has no ground truth.
+   */
+  pr50: number[];
 }
 
 /** COCO-style summary: mAP@0.5, mAP@0.5:0.95, and precision/recall at the score threshold (IoU 0.5). */
@@ -117,9 +123,14 @@ function matchImage(
   return { scores: d.map((x) => x.score), matched, ignored, numGt: gIg.filter((v) => v === 0).length };
 }
 
-// pycocotools accumulate: precision envelope sampled at 101 recall points, averaged.
-function averagePrecision(scores: number[], tp: Uint8Array, ig: Uint8Array, numGt: number): number {
-  if (numGt === 0) return -1;
+// pycocotools accumulate: precision envelope sampled at 101 recall points (the curve), averaged.
+function averagePrecision(
+  scores: number[],
+  tp: Uint8Array,
+  ig: Uint8Array,
+  numGt: number,
+): { ap: number; curve: number[] } {
+  if (numGt === 0) return { ap: -1, curve: [] };
   const order = scores.map((s, i) => ({ s, i })).sort((a, b) => b.s - a.s || a.i - b.i);
   const rc: number[] = [];
   const pr: number[] = [];
@@ -133,14 +144,12 @@ function averagePrecision(scores: number[], tp: Uint8Array, ig: Uint8Array, numG
     pr.push(tps / (tps + fps + Number.EPSILON));
   }
   for (let i = pr.length - 1; i > 0; i--) if (pr[i]! > pr[i - 1]!) pr[i - 1] = pr[i]!;
-  let sum = 0;
   let p = 0;
-  for (const r of RECALL_THRESHOLDS) {
+  const curve = RECALL_THRESHOLDS.map((r) => {
     while (p < rc.length && rc[p]! < r) p++;
-    if (p >= rc.length) break;
-    sum += pr[p]!;
-  }
-  return sum / RECALL_THRESHOLDS.length;
+    return p < rc.length ? pr[p]! : 0;
+  });
+  return { ap: curve.reduce((s, v) => s + v, 0) / RECALL_THRESHOLDS.length, curve };
 }
 
 /** Evaluates detections against ground truth the way pycocotools does (area range "all", maxDets 100 by default). */
@@ -209,15 +218,16 @@ export function evaluateDetections(
     const aps = IOU_THRESHOLDS.map((_, t) =>
       averagePrecision(scores, Uint8Array.from(tp[t]!), Uint8Array.from(ig[t]!), numGt),
     );
-    const ap5095 = numGt === 0 ? -1 : aps.reduce((s, v) => s + v, 0) / aps.length;
+    const ap5095 = numGt === 0 ? -1 : aps.reduce((s, v) => s + v.ap, 0) / aps.length;
     perClass.push({
       classId: cls,
       numGt,
       numDet,
-      ap50: aps[0]!,
+      ap50: aps[0]!.ap,
       ap5095,
       precision: opTp + opFp > 0 ? opTp / (opTp + opFp) : 0,
       recall: numGt > 0 ? opTp / numGt : 0,
+      pr50: aps[0]!.curve,
     });
     tpAll += opTp;
     fpAll += opFp;

@@ -24,6 +24,7 @@ export type { DecodeOptions, Layout, LayoutInfo } from './decoders.js';
 export { detectOptionsSchema, drawDetections, loadClassNames, runDetectCommand } from './detect.js';
 export type { DetectCommandOptions, DetectCommandResult } from './detect.js';
 export { IOU_THRESHOLDS, RECALL_THRESHOLDS, evaluateDetections } from './evaluate.js';
+export { confusionMatrix, type ConfusionMatrix, type ConfusionOptions } from './confusion.js';
 export type {
   ClassEvaluation,
   EvaluateOptions,

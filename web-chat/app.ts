@@ -140,6 +140,11 @@ export function createApp(deps: WebAppDeps, opts: WebOptions = {}): Express {
   app.use(['/api', '/metrics'], rateLimiter(cache, 'api', limits.windowMs, limits.api, 'requests'));
   // dataset upload chunks arrive as raw bytes (the upload service bounds each chunk)
   app.use('/api/uploads', express.raw({ type: 'application/octet-stream', limit: '5mb' }));
+  // an image to try a model on arrives as its bytes (the tryout service bounds the size again)
+  app.use(
+    '/api/models/:ref/try',
+    express.raw({ type: ['image/*', 'application/octet-stream'], limit: '10mb' }),
+  );
   app.use('/api', express.json({ limit: '1mb' }));
   app.use(apiRouter({ routes: ROUTES, services, authenticator, metrics, storage, log, authMode, signIn }));
 

@@ -22,11 +22,14 @@ export function httpStatusOf(code: ErrorCode): number {
 /** Turns anything thrown into a PlatformError: body-parser failures become invalid_input, unknown errors internal. */
 export function toPlatformError(err: unknown): PlatformError {
   if (isPlatformError(err)) return err;
-  const e = err as { type?: string; status?: number; message?: string };
+  const e = err as { type?: string; status?: number; message?: string; limit?: number };
   if (e?.type === 'entity.parse.failed')
     return new PlatformError('invalid_input', 'the request body is not valid JSON; send a JSON object');
   if (e?.type === 'entity.too.large')
-    return new PlatformError('invalid_input', 'the request body is too large; send less than 1 MB');
+    return new PlatformError(
+      'invalid_input',
+      `the request body is too large; send less than ${Math.round((e.limit ?? 1024 * 1024) / (1024 * 1024))} MB`,
+    );
   if (e?.type === 'encoding.unsupported' || e?.type === 'charset.unsupported')
     return new PlatformError('invalid_input', 'unsupported body encoding; send UTF-8 JSON');
   const down = connectionFailure(err);

@@ -8,7 +8,7 @@ import type { DomainEventBase } from '../core/events.js';
 import type { Cache } from '../services/infra/cache/port.js';
 import type { FeedbackService } from '../services/feedback/index.js';
 import type { FleetService, RolloutService } from '../services/fleet/index.js';
-import type { ModelEvaluationService, ModelRegistry } from '../services/models/index.js';
+import type { ModelEvaluationService, ModelRegistry, ModelTryout } from '../services/models/index.js';
 import type { TrainingService } from '../services/training/index.js';
 import type { ToolRegistry, ToolServices } from '../tools/index.js';
 import type { ToolContext } from '../tools/define.js';
@@ -38,6 +38,8 @@ export interface WebServices {
   training: TrainingService;
   models: ModelRegistry;
   evaluations: ModelEvaluationService;
+  /** The model page's "try on an image". */
+  tryouts: ModelTryout;
   fleet: FleetService;
   rollouts: RolloutService;
   feedback: FeedbackService;

@@ -72,6 +72,34 @@ describe(FleetService.name, () => {
     expect(updates.map((e) => e.type === 'device.updated' && e.registered)).toEqual([true, false]);
   });
 
+  it("keeps each heartbeat's figures for the device page, oldest first, for a day, in the device's project only", async () => {
+    await sut.handleTelemetry(heartbeat('cam-1', { fps: 20, latencyP95Ms: 30, meanTopConfidence: 0.5 }));
+    h.clock.now += 5000;
+    await sut.handleTelemetry(heartbeat('cam-1', { fps: 24, latencyP95Ms: 22, meanTopConfidence: null }));
+    await sut.handleTelemetry(heartbeat('cam-2', { fps: 9 }));
+    expect(await sut.history(ctx, 'cam-1')).toEqual([
+      { at: h.clock.now - 5000, fps: 20, latencyP95Ms: 30, meanTopConfidence: 0.5 },
+      { at: h.clock.now, fps: 24, latencyP95Ms: 22, meanTopConfidence: null },
+    ]);
+    // a window of one minute, an hour later, holds only what came since
+    h.clock.now += 3600_000;
+    await sut.handleTelemetry(heartbeat('cam-1', { fps: 30 }));
+    expect((await sut.history(ctx, 'cam-1', { minutes: 1 })).map((x) => x.fps)).toEqual([30]);
+    expect((await sut.history(ctx, 'cam-1', { minutes: 120 })).map((x) => x.fps)).toEqual([20, 24, 30]);
+    // a day later the old samples are pruned by the next heartbeat
+    h.clock.now += 24 * 3600_000 + 1000;
+    await sut.handleTelemetry(heartbeat('cam-1', { fps: 31 }));
+    const left = await h.db.kysely
+      .selectFrom('device_samples')
+      .select('fps')
+      .where('device_id', '=', 'cam-1')
+      .execute();
+    expect(left.map((r) => Number(r.fps))).toEqual([31]);
+    await expect(sut.history(testContext('viewer', 'other'), 'cam-1')).rejects.toMatchObject({
+      code: 'not_found',
+    });
+  });
+
   it('lists by tag and by online state, and resolves groups', async () => {
     await sut.handleTelemetry(heartbeat('cam-1'));
     await sut.handleTelemetry(heartbeat('cam-2', { tags: ['line-3', 'north'] }));

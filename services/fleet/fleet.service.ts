@@ -10,12 +10,14 @@ import type { Database } from '../infra/db/schema.js';
 import { enqueueIndex } from '../infra/search/outbox.js';
 import type { Logger } from '../../core/log.js';
 import type { FleetEvent } from './events.js';
+import { DeviceSampleRepository } from './device-samples.repository.js';
 import { deviceSearchDoc, searchSignature, type DeviceRow } from './fleet.search.js';
 import {
   DEVICE_ID,
   deviceTargetSchema,
   formatDuration,
   type DeviceHealth,
+  type DeviceSample,
   type Device,
   type DeviceTarget,
   type HealthThresholds,
@@ -33,6 +35,8 @@ export interface FleetServiceOptions {
   defaultProjectId?: string;
   health?: Partial<HealthThresholds>;
   now?: () => number;
+  /** How long heartbeat samples are kept (default a day). */
+  sampleRetentionMs?: number;
 }
 
 const listSchema = z.object({ tag: tagSchema.optional(), online: z.boolean().optional() });
@@ -49,6 +53,9 @@ export class FleetService {
   private readonly defaultProjectId: string;
   private readonly thresholds: HealthThresholds;
   private readonly now: () => number;
+  private readonly samples: DeviceSampleRepository;
+  private readonly sampleRetentionMs: number;
+  private lastPrune = 0;
 
   constructor(opts: FleetServiceOptions) {
     this.db = opts.db;
@@ -58,6 +65,19 @@ export class FleetService {
     this.defaultProjectId = opts.defaultProjectId ?? 'default';
     this.thresholds = { maxTemperatureC: 80, maxLatencyP95Ms: 200, ...opts.health };
     this.now = opts.now ?? Date.now;
+    this.samples = new DeviceSampleRepository(opts.db.kysely);
+    this.sampleRetentionMs = opts.sampleRetentionMs ?? 24 * 3600_000;
+  }
+
+  /** The device's heartbeat figures of the last `minutes` (60 by default, a day at most), oldest first. */
+  async history(
+    ctx: CallContext,
+    deviceId: string,
+    opts: { minutes?: number } = {},
+  ): Promise<DeviceSample[]> {
+    const device = await this.get(ctx, deviceId);
+    const minutes = Math.min(Math.max(opts.minutes ?? 60, 1), 24 * 60);
+    return this.samples.since(device.id, this.now() - minutes * 60_000, 2000);
   }
 
   /** Devices of the caller's project, by name; `tag` keeps those carrying it, `online` those (not) heard from within the window. */
@@ -253,6 +273,12 @@ export class FleetService {
           .where('id', '=', hb.deviceId)
           .execute();
       }
+      await this.samples.in(trx).record(hb.deviceId, {
+        at: now,
+        fps: hb.fps,
+        latencyP95Ms: hb.latencyP95Ms,
+        meanTopConfidence: hb.meanTopConfidence,
+      });
       const changed = before === undefined || searchSignature(before) !== searchSignature(row);
       if (changed) {
         if (before === undefined || before.tags !== row.tags)
@@ -262,6 +288,11 @@ export class FleetService {
       return { row, changed, registered: before === undefined };
     });
     if (result.registered) this.log.info({ deviceId: hb.deviceId, tags }, 'device registered');
+    // old samples go at most once a minute per process
+    if (now - this.lastPrune >= 60_000) {
+      this.lastPrune = now;
+      await this.samples.prune(now - this.sampleRetentionMs);
+    }
     if (result.changed) {
       this.events.emit({
         type: 'device.updated',

@@ -3,7 +3,14 @@ export { deviceSearchDoc, deviceSearchDocs } from './fleet.search.js';
 export { formatDuration } from './model.js';
 export { DEVICE_ID, deviceTargetSchema } from './model.js';
 export type { FleetServiceOptions } from './fleet.service.js';
-export type { Device, DeviceHealth, DeviceState, DeviceTarget, HealthThresholds } from './model.js';
+export type {
+  Device,
+  DeviceHealth,
+  DeviceSample,
+  DeviceState,
+  DeviceTarget,
+  HealthThresholds,
+} from './model.js';
 export { RolloutService } from './rollout.service.js';
 export { DEPLOYMENT_STATES, ROLLOUT_STATES } from './model.js';
 export type { RolloutServiceOptions } from './rollout.service.js';

@@ -123,6 +123,14 @@ export interface RolloutStatus {
   devices: DeploymentStatus[];
 }
 
+/** The figures of one heartbeat, kept a day for the device page's sparklines. */
+export interface DeviceSample {
+  at: number;
+  fps: number;
+  latencyP95Ms: number;
+  meanTopConfidence: number | null;
+}
+
 /** Device ids the platform accepts: what a device reports as `deviceId`. */
 export const DEVICE_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 

@@ -1,7 +1,7 @@
 import type { Kysely, Selectable } from 'kysely';
 import type { Split } from '../../vision/formats/index.js';
 import type { Database } from '../infra/db/schema.js';
-import type { ClassEvaluationResult, ModelEvaluation } from './model.js';
+import type { ClassEvaluationResult, EvaluationConfusion, ModelEvaluation } from './model.js';
 
 /** A model evaluation row. */
 export type EvaluationRow = Selectable<Database['model_evaluations']>;
@@ -70,6 +70,7 @@ function toRow(e: ModelEvaluation): EvaluationRow {
     per_class: JSON.stringify(e.perClass),
     settings: JSON.stringify(e.settings),
     timing: JSON.stringify(e.timing),
+    confusion: e.confusion === null ? null : JSON.stringify(e.confusion),
     created_by: e.createdBy,
     started_at: e.startedAt,
     finished_at: e.finishedAt,
@@ -97,6 +98,7 @@ export function fromRow(r: EvaluationRow): ModelEvaluation {
     perClass: JSON.parse(r.per_class) as ClassEvaluationResult[],
     settings: JSON.parse(r.settings) as ModelEvaluation['settings'],
     timing: JSON.parse(r.timing) as ModelEvaluation['timing'],
+    confusion: r.confusion === null ? null : (JSON.parse(r.confusion) as EvaluationConfusion),
     createdBy: r.created_by,
     startedAt: Number(r.started_at),
     finishedAt: Number(r.finished_at),

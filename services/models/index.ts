@@ -29,4 +29,17 @@ export {
   ModelEvaluationService,
 } from './model.evaluation.js';
 export type { EvaluateInput, EvaluationLimits, ModelEvaluationServiceDeps } from './model.evaluation.js';
-export type { ClassEvaluationResult, EvaluationProgress, ModelEvaluation } from './model.js';
+export { DEFAULT_TRYOUT_LIMITS, ModelTryout, tryImageOptionsSchema } from './model.tryout.js';
+export type {
+  ModelTryoutDeps,
+  TriedDetection,
+  TryImageOptions,
+  TryImageResult,
+  TryoutLimits,
+} from './model.tryout.js';
+export type {
+  ClassEvaluationResult,
+  EvaluationConfusion,
+  EvaluationProgress,
+  ModelEvaluation,
+} from './model.js';

@@ -54,6 +54,20 @@ describe(ModelEvaluationService.name, () => {
     expect(e.perClass[1]!.ap50_95).toBeCloseTo(0.6, 10);
     expect([e.perClass[0]!.precision, e.perClass[0]!.recall]).toEqual([0.5, 2 / 3]);
     expect([e.perClass[1]!.precision, e.perClass[1]!.recall]).toEqual([1, 1]);
+    // PR curves at IoU 0.5: helmet reads precision 1 up to recall 2/3 (67 points) and 0 past it;
+    // head reaches recall 1 at precision 1 before any false positive.
+    expect(e.perClass[0]!.pr50).toEqual([...new Array(67).fill(1), ...new Array(34).fill(0)]);
+    expect(e.perClass[1]!.pr50).toEqual(new Array(101).fill(1));
+    // At conf 0.25, IoU 0.5: D1 finds both first helmets, D2 both heads, D3 (twice) finds nothing,
+    // and the third helmet of T2 is missed.
+    expect(e.confusion).toEqual({
+      classes: ['helmet', 'head'],
+      counts: [
+        [2, 0, 1],
+        [0, 2, 0],
+        [2, 0, 0],
+      ],
+    });
     expect(e.timing.totalMs).toBeGreaterThan(0);
     expect(e.timing.totalMs).toBeGreaterThanOrEqual(e.timing.inferenceMs);
     expect(e.finishedAt).toBeGreaterThanOrEqual(e.startedAt);

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import {
   evaluateDetector,
@@ -11,7 +10,7 @@ import { loadDetector, type Detector } from '../../vision/pipeline.js';
 import { requireRole, type CallContext } from '../../core/context.js';
 import { page } from '../../core/paging.js';
 import type { DatasetService } from '../datasets/dataset.service.js';
-import { describeZodError, isPlatformError, PlatformError } from '../../core/errors.js';
+import { describeZodError, PlatformError } from '../../core/errors.js';
 import type { EventSink } from '../../core/events.js';
 import { priorEffect, recordEffect } from '../effects.js';
 import { newId } from '../../core/ids.js';
@@ -19,6 +18,7 @@ import type { Db } from '../infra/db/port.js';
 import type { Storage } from '../infra/storage/port.js';
 import type { Logger } from '../../core/log.js';
 import { EvaluationRepository } from './evaluation.repository.js';
+import { readModelFile } from './model-file.js';
 import type { ModelEvent } from './events.js';
 import type { ModelRegistry } from './model.registry.js';
 import type { ModelVersion } from './model.js';
@@ -147,7 +147,7 @@ export class ModelEvaluationService {
     }
     const total = Math.min(imagesTotal, maxImages);
 
-    const bytes = await this.modelBytes(version);
+    const bytes = await readModelFile(this.storage, version, 'evaluated');
     const detector = await loadDetector(bytes, {
       layout: version.model.layout,
       names: version.classNames,
@@ -194,7 +194,7 @@ export class ModelEvaluationService {
     } finally {
       await detector.dispose();
     }
-    const { evaluation: result, inferenceMs, scoringMs, images } = scored;
+    const { evaluation: result, confusion, inferenceMs, scoringMs, images } = scored;
     const finishedAt = this.now();
     const round = (v: number): number => Math.round(v * 1000) / 1000;
     const evaluation: ModelEvaluation = {
@@ -222,6 +222,7 @@ export class ModelEvaluationService {
         ap50_95: c.numGt > 0 ? c.ap5095 : null,
         precision: c.precision,
         recall: c.recall,
+        ...(c.numGt > 0 ? { pr50: c.pr50.map(round) } : {}),
       })),
       settings: {
         conf: req.conf,
@@ -237,6 +238,10 @@ export class ModelEvaluationService {
         perImageMs: round(images > 0 ? inferenceMs / images : 0),
         scoringMs: round(scoringMs),
         totalMs: round(performance.now() - t0),
+      },
+      confusion: {
+        classes: confusion.classIds.map((i) => dataset.classNames[i] ?? String(i)),
+        counts: confusion.counts,
       },
       createdBy: ctx.user.userId,
       startedAt,
@@ -262,36 +267,6 @@ export class ModelEvaluationService {
   ): Promise<ModelEvaluation[]> {
     const version = await this.models.get(ctx, modelVersion);
     return this.repo.listForVersion(ctx.projectId, version.id, page(opts, { default: 20, max: 200 }).limit);
-  }
-
-  /** The version's model.onnx, checked against the sha256 the registry recorded. */
-  private async modelBytes(version: ModelVersion): Promise<Buffer> {
-    const key = version.model.key;
-    if ((await this.storage.head(key)) === undefined) {
-      throw new PlatformError(
-        'not_found',
-        `the model file of ${version.ref} (${key}) is missing from storage; the artifact was deleted or storage points elsewhere, so it cannot be evaluated`,
-      );
-    }
-    let bytes: Buffer;
-    try {
-      bytes = await this.storage.getBuffer(key);
-    } catch (err) {
-      if (isPlatformError(err)) throw err;
-      throw new PlatformError(
-        'unavailable',
-        `cannot read the model file of ${version.ref} (${key}): ${(err as Error).message}`,
-      );
-    }
-    const sha256 = createHash('sha256').update(bytes).digest('hex');
-    if (sha256 !== version.model.sha256) {
-      throw new PlatformError(
-        'conflict',
-        `sha256 mismatch: the stored model file of ${version.ref} hashes to ${sha256} but the registry recorded ${version.model.sha256}; the artifact is corrupted or was replaced, so it was not evaluated`,
-        { key, expected: version.model.sha256, actual: sha256 },
-      );
-    }
-    return bytes;
   }
 
   private progressReporter(

@@ -101,6 +101,21 @@ export interface ClassEvaluationResult {
   /** At the `conf` operating threshold, IoU 0.5. */
   precision: number;
   recall: number;
+  /**
+   * Precision-recall curve at IoU 0.5: interpolated precision at recall 0, 0.01, …, 1 (101 points,
+   * 3 decimals); absent for a class without ground truth and for evaluations recorded before it was kept.
+   */
+  pr50?: number[];
+}
+
+/**
+ * Confusion matrix of an evaluation at its `conf` threshold and IoU 0.5: `counts[actual][predicted]`
+ * over `classes` and a last background row and column (a missed box is [class][background]; a
+ * detection of nothing is [background][class]).
+ */
+export interface EvaluationConfusion {
+  classes: string[];
+  counts: number[][];
 }
 
 /** One recorded evaluation of a model version on a dataset version's split. */
@@ -132,6 +147,8 @@ export interface ModelEvaluation {
     ignoredModelClasses: string[];
   };
   timing: { loadMs: number; inferenceMs: number; perImageMs: number; scoringMs: number; totalMs: number };
+  /** Null for evaluations recorded before the matrix was kept. */
+  confusion: EvaluationConfusion | null;
   createdBy: string;
   startedAt: number;
   finishedAt: number;

@@ -50,7 +50,8 @@ function yolo(boxes: Array<[number, number, number, number, number]>): string {
   );
 }
 
-const png = (seed: number) =>
+/** A 64x64 PNG of one flat colour (seeded), the size the fixture detector expects. */
+export const png = (seed: number) =>
   sharp({
     create: { width: 64, height: 64, channels: 3, background: { r: seed * 40, g: 90, b: 200 - seed * 30 } },
   })

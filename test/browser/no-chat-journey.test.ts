@@ -98,6 +98,12 @@ describe.skipIf(skip)('the whole model loop from the pages, without the chat, on
     await expect.poll(() => page.locator('#rollout-page-devices tbody tr').count()).toBe(3);
     await heading.locator('[data-value="completed"]').waitFor({ timeout: 120_000 });
     await expect.poll(() => page.locator('#rollout-page-devices tbody tr.switched').count()).toBe(3);
+    // every device's timeline: sent, then healthy, each with its time after the start
+    expect(await page.locator('#rollout-page-devices tbody tr [data-step="sent"]').count()).toBe(3);
+    expect(await page.locator('#rollout-page-devices tbody tr [data-step="healthy"]').count()).toBe(3);
+    expect(await page.locator('#rollout-page-devices [data-step="sent"]').first().textContent()).toMatch(
+      /^sent \+\d+ s$|^sent \+\d+ min \d+ s$/,
+    );
     expect(await page.locator('#rollout-page-devices tbody tr td:nth-child(2)').allTextContents()).toContain(
       'canary',
     );
@@ -146,6 +152,8 @@ describe.skipIf(skip)('the whole model loop from the pages, without the chat, on
     const job = await env.platform.training.get(env.ctx, jobId);
     expect(job.config).toMatchObject({ epochs: 2, imgsz: 64, backend: 'builtin' });
     expect(await page.locator('#jobs-root canvas').count()).toBe(1);
+    // the files the run produced, each downloadable: the model itself among them
+    await page.locator('#job-artifacts tr[data-file="model.onnx"] button[data-action="download"]').waitFor();
     await page.locator('#jobs-root dd[data-fact="jobs.model"] a').click();
     await page.locator('#model-detail h2', { hasText: `${MODEL}@1` }).waitFor();
 
@@ -156,6 +164,12 @@ describe.skipIf(skip)('the whole model loop from the pages, without the chat, on
     expect(await page.locator('#model-evaluations tbody tr td').first().textContent()).toBe('hardhats@1');
     const evaluations = await env.platform.evaluations.list(env.ctx, `${MODEL}@1`);
     expect(evaluations).toHaveLength(1);
+    // the model page draws that evaluation: AP per class, one PR curve per class, the confusion matrix
+    await page.locator('#model-eval-classes tbody tr').first().waitFor({ timeout: 30_000 });
+    expect(await page.locator('#model-pr').count()).toBe(1);
+    expect(await page.locator('#model-confusion tbody tr').count()).toBe(
+      evaluations[0]!.confusion!.classes.length + 1,
+    );
 
     await train(1);
     await page.click('.navbar a[data-page="models"]');

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
 import type { CallContext, Role } from '../../core/context.js';
-import { makeEnvelope } from '../../protocol/envelope.js';
+import { makeEnvelope, type MessagePayload } from '../../protocol/envelope.js';
 import { jpeg, writeTree } from '../../services/datasets/datasets.fixtures.js';
 import { TEST_PASSWORD, type TestServer } from '../../web-chat/server.fixtures.js';
 import { ARTIFACTS } from './chromium.js';
@@ -56,31 +56,7 @@ export async function seedModelsAndDevices(t: TestServer): Promise<{ v1: string;
     });
     ids[`v${version}`] = v.id;
   }
-  for (const id of ['jetson-l3-a', 'jetson-l3-b']) {
-    await t.platform.fleet.handleTelemetry(
-      makeEnvelope(
-        'device.heartbeat',
-        {
-          deviceId: id,
-          name: id,
-          tags: ['line-3', 'jetson'],
-          hardware: 'jetson-orin',
-          runtime: {},
-          provider: 'tensorrt',
-          modelVersionId: ids.v1!,
-          state: 'serving',
-          fps: 29.6,
-          latencyP50Ms: 8.2,
-          latencyP95Ms: 12.44,
-          meanTopConfidence: 0.8123,
-          cpuPercent: 41.6,
-          memoryMb: 812.4,
-          temperatureC: 50,
-        },
-        { source: id },
-      ),
-    );
-  }
+  for (const id of ['jetson-l3-a', 'jetson-l3-b']) await heartbeat(t, id, ids.v1!);
   const dir = mkdtempSync(path.join(tmpdir(), 'vseed-'));
   await writeTree(dir, {
     'data.yaml': 'names: [helmet, head]\n',
@@ -130,4 +106,37 @@ export function signInPage(context: BrowserContext, t: TestServer, role: Role): 
 /** Where a failing test's screenshot goes. */
 export function screenshotPath(prefix: string, name: string): string {
   return path.join(ARTIFACTS, `${prefix}-${name.replace(/\W+/g, '-').slice(0, 60)}.png`);
+}
+
+/** A heartbeat of a seeded line-3 Jetson serving `modelVersionId`; `over` changes figures. */
+export async function heartbeat(
+  t: TestServer,
+  id: string,
+  modelVersionId: string,
+  over: Partial<MessagePayload<'device.heartbeat'>> = {},
+): Promise<void> {
+  await t.platform.fleet.handleTelemetry(
+    makeEnvelope(
+      'device.heartbeat',
+      {
+        deviceId: id,
+        name: id,
+        tags: ['line-3', 'jetson'],
+        hardware: 'jetson-orin',
+        runtime: {},
+        provider: 'tensorrt',
+        modelVersionId,
+        state: 'serving',
+        fps: 29.6,
+        latencyP50Ms: 8.2,
+        latencyP95Ms: 12.44,
+        meanTopConfidence: 0.8123,
+        cpuPercent: 41.6,
+        memoryMb: 812.4,
+        temperatureC: 50,
+        ...over,
+      },
+      { source: id },
+    ),
+  );
 }

@@ -3,7 +3,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Role } from '../../core/context.js';
 import { startTestServer, type TestServer } from '../../web-chat/server.fixtures.js';
 import { chromiumMissing, launchChromium } from './chromium.js';
-import { screenshotPath, seedModelsAndDevices, signInPage, userCtx } from './pages.fixtures.js';
+import { heartbeat, screenshotPath, seedModelsAndDevices, signInPage, userCtx } from './pages.fixtures.js';
 
 // Issue 17, part 3: the Jobs, job, Rollouts, rollout, device and model pages over the real
 // training, registry, fleet and rollout services; every change goes through an approval.
@@ -88,6 +88,10 @@ describe.skipIf(missing)('jobs, rollouts, device and model pages in Chromium', (
       'jetson-l3-a',
       'jetson-l3-b',
     ]);
+    // a timeline column per device (its steps appear once the controller sends the deploy; the
+    // no-chat journey checks them on real rollouts); nothing has happened yet here
+    expect(await page.locator('#rollout-page-devices thead th').allTextContents()).toContain('진행 기록');
+    expect(await page.locator('#rollout-page-devices [data-step]').count()).toBe(0);
     await page.click('#rollouts-root button[data-action="pause"]');
     const card = page.locator('#rollouts-root .approval-card');
     await card.waitFor();
@@ -104,6 +108,13 @@ describe.skipIf(missing)('jobs, rollouts, device and model pages in Chromium', (
   }, 90_000);
 
   it('shows a device with its live figures, sparklines, model and model history', async () => {
+    // a second heartbeat, before the page opens: the sparklines start from the kept history
+    const ids = await t.platform.infra.db.kysely
+      .selectFrom('devices')
+      .select('model_version_id')
+      .where('id', '=', 'jetson-l3-a')
+      .executeTakeFirstOrThrow();
+    await heartbeat(t, 'jetson-l3-a', ids.model_version_id!, { fps: 31 });
     const page = await signIn('viewer');
     await page.goto(`${t.url}/#fleet`);
     await page.click('#fleet-groups tr[data-device="jetson-l3-a"] td a[href="#devices/jetson-l3-a"]');
@@ -115,6 +126,10 @@ describe.skipIf(missing)('jobs, rollouts, device and model pages in Chromium', (
       '8.2 / 12.4 ms',
     );
     expect(await page.locator('#devices-root canvas').count()).toBe(3);
+    const fps = await page.evaluate(
+      () => (window as any).Chart.getChart(document.getElementById('device-fps')).data.datasets[0].data,
+    );
+    expect(fps).toEqual([29.6, 31]);
     // a viewer sees no rollback button
     expect(await page.locator('#devices-root button[data-action="rollback"]').count()).toBe(0);
   }, 60_000);

@@ -61,6 +61,7 @@ const EXEMPTION_BUDGET: Record<(typeof MUTATION_EXEMPTIONS)[number], number> = {
   'approval-request': 1,
   'device-upload-url': 1,
   'upload-staging': 3,
+  'read-only': 1,
 };
 
 const keyOf = (r: RouteDef) => `${r.method.toUpperCase()} ${r.path}`;

@@ -46,6 +46,33 @@ export const fleetRoutes: RouteDef[] = [
     },
   }),
   route({
+    method: 'get',
+    path: '/api/devices/:id/history',
+    access: 'viewer',
+    tag: 'fleet',
+    summary:
+      "A device's heartbeat figures (fps, p95 latency, mean confidence) of the last minutes, oldest first",
+    params: idParams,
+    query: z.object({
+      minutes: z.coerce
+        .number()
+        .int()
+        .min(1)
+        .max(1440)
+        .optional()
+        .describe('how far back, in minutes (60 by default, a day at most)'),
+    }),
+    async handler({ ctx, s, params, query }) {
+      return {
+        samples: await s.fleet.history(
+          ctx,
+          params.id,
+          query.minutes === undefined ? {} : { minutes: query.minutes },
+        ),
+      };
+    },
+  }),
+  route({
     method: 'post',
     path: '/api/fleet/devices/:id/feedback-uploads',
     access: 'viewer',

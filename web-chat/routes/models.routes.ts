@@ -139,6 +139,35 @@ export const modelsRoutes: RouteDef[] = [
   }),
   route({
     method: 'post',
+    path: '/api/models/:ref/try',
+    access: 'viewer',
+    tag: 'models',
+    mutation: {
+      exempt: 'read-only',
+      why: "runs the version on the caller's image in memory and answers its boxes; the image is never stored and nothing changes",
+    },
+    summary:
+      'Runs a version on one image (the body: JPEG, PNG or WebP bytes, at most 10 MB) and answers the boxes it finds; nothing is stored',
+    params: refParams,
+    query: z.object({
+      conf: z.coerce
+        .number()
+        .min(0.01)
+        .max(1)
+        .optional()
+        .describe('keep boxes at or above this score (0.25)'),
+    }),
+    body: z
+      .instanceof(Buffer, {
+        message: 'send the image bytes with Content-Type image/jpeg, image/png or image/webp',
+      })
+      .describe('image bytes'),
+    async handler({ ctx, s, params, query, body }) {
+      return s.tryouts.detect(ctx, params.ref, body, query.conf === undefined ? {} : { conf: query.conf });
+    },
+  }),
+  route({
+    method: 'post',
     path: '/api/models/:ref/promote',
     access: 'operator',
     tag: 'models',

@@ -58,6 +58,7 @@ export const MUTATION_EXEMPTIONS = [
   'approval-request',
   'device-upload-url',
   'upload-staging',
+  'read-only',
 ] as const;
 
 /**
@@ -69,7 +70,8 @@ export const MUTATION_EXEMPTIONS = [
  *   then runs through runTool;
  * - `exempt`: not a project change made by a tool, with its kind and why (signing in or out, the
  *   caller's own credentials, asking for an approval, presigning a device's upload URLs, staging
- *   the bytes of a dataset upload that only an approved import_dataset reads).
+ *   the bytes of a dataset upload that only an approved import_dataset reads, a read that needs a
+ *   request body, such as running a model on an uploaded image that is never stored).
  */
 export type RouteMutation =
   { tool: string } | { agent: true } | { exempt: (typeof MUTATION_EXEMPTIONS)[number]; why: string };

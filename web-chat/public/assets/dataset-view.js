@@ -47,8 +47,8 @@ export function drawBoxes(url, width, height, boxes, colourOf = () => PALETTE[0]
   return canvas;
 }
 
-// styles set through the CSSOM: the page's CSP refuses inline style attributes
-function swatch(colour) {
+/** A small square of a class colour for legends (styled through the CSSOM: the CSP refuses inline styles). */
+export function swatch(colour) {
   const el = h('span', { class: 'legend-swatch me-1' });
   el.style.backgroundColor = colour;
   return el;

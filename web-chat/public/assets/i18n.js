@@ -1,11 +1,13 @@
 import { ACTION_TEXT } from './i18n-actions.js';
 import { SETTINGS_TEXT } from './i18n-settings.js';
+import { PAGE_TEXT } from './i18n-pages.js';
 
 /** Every visible string in English and Korean; both dictionaries must have the same keys (a test checks). */
 export const DICTIONARIES = {
   en: {
     ...ACTION_TEXT.en,
     ...SETTINGS_TEXT.en,
+    ...PAGE_TEXT.en,
     'app.title': 'VisionInApp',
     'lang.en': 'English',
     'lang.ko': '한국어',
@@ -501,6 +503,7 @@ export const DICTIONARIES = {
   ko: {
     ...ACTION_TEXT.ko,
     ...SETTINGS_TEXT.ko,
+    ...PAGE_TEXT.ko,
     'app.title': 'VisionInApp',
     'lang.en': 'English',
     'lang.ko': '한국어',

@@ -26,6 +26,14 @@ export interface FleetTables {
     last_heartbeat_at: number;
     updated_at: number;
   };
+  /** One heartbeat's figures per row, kept a day (the device page's sparklines). */
+  device_samples: {
+    device_id: string;
+    at: number;
+    fps: number;
+    latency_p95_ms: number;
+    mean_top_confidence: number | null;
+  };
   device_tags: {
     device_id: string;
     project_id: string;

@@ -77,6 +77,8 @@ export interface ModelTables {
     settings: string;
     /** JSON: load, inference and scoring milliseconds. */
     timing: string;
+    /** JSON confusion matrix at `conf` (classes and counts); null for evaluations recorded before it was kept. */
+    confusion: string | null;
     created_by: string;
     started_at: number;
     finished_at: number;
