@@ -1,17 +1,8 @@
 import { createHash } from 'node:crypto';
-import type { z } from 'zod';
 import type { Role } from '../../core/context.js';
-import { describeZodError, PlatformError } from '../../core/errors.js';
+import { PlatformError } from '../../core/errors.js';
 import type { AccountRepository } from './account.repository.js';
 import type { Project, User } from './model.js';
-
-/** Parses `input` with `schema`, or throws `invalid_input` naming `what` and every problem. */
-export function parse<T>(schema: z.ZodType<T>, input: unknown, what: string): T {
-  const result = schema.safeParse(input);
-  if (!result.success)
-    throw new PlatformError('invalid_input', `invalid ${what}: ${describeZodError(result.error)}`);
-  return result.data;
-}
 
 /** The hex sha256 of a secret: what sessions, API tokens and link codes store instead of the secret. */
 export function sha256(text: string): string {

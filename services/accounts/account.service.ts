@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { ROLES, type Principal, type Role } from '../../core/context.js';
-import { isPlatformError, PlatformError } from '../../core/errors.js';
+import { isPlatformError, parseInput, PlatformError } from '../../core/errors.js';
 import type { EventSink } from '../../core/events.js';
 import { newId } from '../../core/ids.js';
 import type { Logger } from '../../core/log.js';
@@ -12,7 +12,7 @@ import { MemoryCache } from '../infra/cache/memory.js';
 import type { Cache } from '../infra/cache/port.js';
 import { isUniqueViolation } from '../infra/db/errors.js';
 import type { Db } from '../infra/db/port.js';
-import { parse, requireProject, requireUser } from './account.access.js';
+import { requireProject, requireUser } from './account.access.js';
 import { AccountRepository } from './account.repository.js';
 import { SignIn } from './account.sign-in.js';
 import { ApiTokens } from './account.tokens.js';
@@ -162,7 +162,7 @@ export class AccountService {
     role: Role;
     projectId: string;
   }): Promise<User> {
-    const data = parse(createUserSchema, input, 'user');
+    const data = parseInput(createUserSchema, input, 'user');
     await requireProject(this.repo, data.projectId);
     if (await this.repo.userByEmail(data.email)) {
       throw new PlatformError(
@@ -214,7 +214,7 @@ export class AccountService {
 
   /** Replaces a local user's password (at least 8 characters); their open sessions end. */
   async setPassword(userId: string, password: string): Promise<void> {
-    const pw = parse(passwordSchema, password, 'password');
+    const pw = parseInput(passwordSchema, password, 'password');
     await requireUser(this.repo, userId);
     const hash = await hashPassword(pw);
     await this.db.transaction(async (trx) => {
@@ -226,7 +226,7 @@ export class AccountService {
 
   /** Sets a user's role in a project (adding the membership if needed); the last admin of a project cannot be demoted. */
   async setRole(projectId: string, userId: string, role: Role): Promise<void> {
-    const r = parse(roleSchema, role, 'role');
+    const r = parseInput(roleSchema, role, 'role');
     await requireProject(this.repo, projectId);
     await requireUser(this.repo, userId);
     const previous = await this.db.transaction(async (trx) => {

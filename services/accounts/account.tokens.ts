@@ -1,10 +1,10 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import { ROLES, roleAtLeast, type Role } from '../../core/context.js';
-import { PlatformError } from '../../core/errors.js';
+import { parseInput, PlatformError } from '../../core/errors.js';
 import type { EventSink } from '../../core/events.js';
 import { newId } from '../../core/ids.js';
-import { parse, requireMemberRole, requireUser, sha256 } from './account.access.js';
+import { requireMemberRole, requireUser, sha256 } from './account.access.js';
 import type { AccountRepository } from './account.repository.js';
 import type { AccountEvent } from './events.js';
 import type { ApiTokenInfo, TokenPrincipal } from './model.js';
@@ -38,7 +38,7 @@ export class ApiTokens {
     scopes: string[];
     expiresInDays?: number;
   }): Promise<{ id: string; token: string; expiresAt: number | null }> {
-    const data = parse(createTokenSchema, input, 'API token');
+    const data = parseInput(createTokenSchema, input, 'API token');
     const user = await requireUser(this.repo, data.userId);
     const creatorRole = await requireMemberRole(this.repo, data.projectId, user);
     if (!roleAtLeast(creatorRole, data.role)) {

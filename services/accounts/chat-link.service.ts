@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { PlatformError } from '../../core/errors.js';
+import { parseInput, PlatformError } from '../../core/errors.js';
 import { newId } from '../../core/ids.js';
 import type { Logger } from '../../core/log.js';
 import type { AuditLog } from '../audit/index.js';
 import { isUniqueViolation } from '../infra/db/errors.js';
 import type { Db } from '../infra/db/port.js';
-import { parse, sha256 } from './account.access.js';
+import { sha256 } from './account.access.js';
 import type { Database } from '../infra/db/schema.js';
 
 /** A chat user as the chat platform names them, with the workspace (Slack) or team (Mattermost) they wrote from. */
@@ -302,7 +302,7 @@ export class ChatLinkService {
   }
 
   private parseIdentity(identity: ChatIdentity): ChatIdentity {
-    return parse(identitySchema, identity, 'chat user');
+    return parseInput(identitySchema, identity, 'chat user');
   }
 
   private async liveCode(code: string): Promise<Database['chat_link_codes']> {
