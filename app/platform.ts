@@ -137,21 +137,8 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
     validateArgs: (tool, args) =>
       registryRef.current === undefined ? args : registryRef.current.parseInput(tool, args),
   });
-  const {
-    audit,
-    accounts,
-    chatLinks,
-    approvals,
-    datasets,
-    uploads,
-    models,
-    evaluations,
-    training,
-    fleet,
-    rollouts,
-    rolloutController,
-    feedback,
-  } = domains;
+  const { audit, accounts, approvals, datasets, uploads, models, evaluations } = domains;
+  const { training, fleet, rollouts, rolloutController, feedback } = domains;
 
   const searchSources: Array<(db: Db) => AsyncIterable<SearchDoc>> = [
     datasetSearchDocs,
@@ -234,19 +221,9 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
     infra,
     indexer,
     reads,
-    accounts,
-    chatLinks,
-    audit,
-    approvals,
+    ...domains,
     datasets: datasetReads,
-    uploads,
     models: modelReads,
-    evaluations,
-    training,
-    fleet,
-    rollouts,
-    rolloutController,
-    feedback,
     tools: { registry, services: toolServices },
     agent,
     signingSecret,

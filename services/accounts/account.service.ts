@@ -22,6 +22,7 @@ import {
   DEFAULT_LOGIN_LOCKOUT,
   DEFAULT_PROJECT_ID,
   type ApiTokenInfo,
+  type ApiTokenInput,
   type LoginLockout,
   type LoginResult,
   type Member,
@@ -30,18 +31,7 @@ import {
   type User,
 } from './model.js';
 
-export {
-  BOOTSTRAP_ADMIN_EMAIL,
-  DEFAULT_LOGIN_LOCKOUT,
-  DEFAULT_PROJECT_ID,
-  type ApiTokenInfo,
-  type LoginLockout,
-  type LoginResult,
-  type Member,
-  type Project,
-  type TokenPrincipal,
-  type User,
-} from './model.js';
+export { BOOTSTRAP_ADMIN_EMAIL, DEFAULT_PROJECT_ID } from './model.js';
 
 /** Constructor options of AccountService. */
 export interface AccountServiceOptions {
@@ -296,14 +286,7 @@ export class AccountService {
   }
 
   /** Creates an API token for machines and MCP clients, with a role no higher than its creator's; the token is returned only here. */
-  createApiToken(input: {
-    userId: string;
-    projectId: string;
-    name: string;
-    role: Role;
-    scopes: string[];
-    expiresInDays?: number;
-  }): Promise<{ id: string; token: string; expiresAt: number | null }> {
+  createApiToken(input: ApiTokenInput): Promise<{ id: string; token: string; expiresAt: number | null }> {
     return this.tokens.create(input);
   }
 

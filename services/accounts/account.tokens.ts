@@ -7,7 +7,7 @@ import { newId } from '../../core/ids.js';
 import { requireMemberRole, requireUser, sha256 } from './account.access.js';
 import type { AccountRepository } from './account.repository.js';
 import type { AccountEvent } from './events.js';
-import type { ApiTokenInfo, TokenPrincipal } from './model.js';
+import type { ApiTokenInfo, ApiTokenInput, TokenPrincipal } from './model.js';
 
 const createTokenSchema = z.object({
   userId: z.string().min(1),
@@ -30,14 +30,7 @@ export class ApiTokens {
   ) {}
 
   /** See AccountService.createApiToken. */
-  async create(input: {
-    userId: string;
-    projectId: string;
-    name: string;
-    role: Role;
-    scopes: string[];
-    expiresInDays?: number;
-  }): Promise<{ id: string; token: string; expiresAt: number | null }> {
+  async create(input: ApiTokenInput): Promise<{ id: string; token: string; expiresAt: number | null }> {
     const data = parseInput(createTokenSchema, input, 'API token');
     const user = await requireUser(this.repo, data.userId);
     const creatorRole = await requireMemberRole(this.repo, data.projectId, user);

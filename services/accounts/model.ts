@@ -38,6 +38,16 @@ export interface LoginResult {
   user: User;
 }
 
+/** What an API token is created with (AccountService.createApiToken). */
+export interface ApiTokenInput {
+  userId: string;
+  projectId: string;
+  name: string;
+  role: Role;
+  scopes: string[];
+  expiresInDays?: number;
+}
+
 /** An API token as listed (never its secret or hash). */
 export interface ApiTokenInfo {
   id: string;
