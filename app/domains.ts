@@ -33,16 +33,8 @@ export interface DomainInputs {
 export type Domains = ReturnType<typeof createDomains>;
 
 /** Builds the domain services from the adapters and configuration (part of the composition root). */
-export function createDomains({
-  config,
-  log,
-  infra,
-  dataDir,
-  signingSecret,
-  events,
-  reads,
-  validateArgs,
-}: DomainInputs) {
+export function createDomains(inputs: DomainInputs) {
+  const { config, log, infra, dataDir, signingSecret, events, reads, validateArgs } = inputs;
   const { db, cache, broker, storage, identity } = infra;
   // entry hashes are keyed, so someone with write access to the database cannot recompute a rewritten chain
   // its own key (not SIGNING_SECRET), so rotating the signing secret leaves the audit log verifiable
