@@ -1,3 +1,4 @@
+// size: 414 lines, at the ~400 bound: one job (running conversations of the graph: start, resume, approvals, waits); nothing in it is another room.
 import { Command } from '@langchain/langgraph';
 import type { BaseCheckpointSaver } from '@langchain/langgraph-checkpoint';
 import type { Kysely } from 'kysely';

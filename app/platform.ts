@@ -1,6 +1,5 @@
-import { mkdirSync } from 'node:fs';
-import path from 'node:path';
 import type { Config } from './config.js';
+import { createDomains } from './domains.js';
 import { createInfra, type Infra } from './infra.js';
 import { every, retry } from '../core/retry.js';
 import { EventBus, type DomainEventBase } from '../core/events.js';
@@ -15,10 +14,9 @@ import { ReadCache } from '../services/infra/cache/index.js';
 import { invalidateReadsOn } from '../services/read-invalidation.js';
 import { SearchIndexer } from '../services/infra/search/index.js';
 import { AccountService, ChatLinkService, MembershipService } from '../services/accounts/index.js';
-import { AuditLog, auditSearchDocs, loadAuditKeyring } from '../services/audit/index.js';
+import { AuditLog, auditSearchDocs } from '../services/audit/index.js';
 import { ApprovalService } from '../services/approvals/index.js';
 import { DatasetService, DatasetUploads, datasetSearchDocs } from '../services/datasets/index.js';
-import { datasetPathPolicy, defaultDataFolders, parseRoots } from '../services/datasets/roots.js';
 import type { SearchDoc } from '../services/infra/search/port.js';
 import type { Subscription } from '../services/infra/broker/port.js';
 import { InFlightReconciler } from '../services/reconcile.js';
@@ -135,124 +133,21 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
     onApplied: () => reads.invalidate(SEARCH_READ_SCOPE),
   });
 
-  // entry hashes are keyed, so someone with write access to the database cannot recompute a rewritten chain
-  // its own key (not SIGNING_SECRET), so rotating the signing secret leaves the audit log verifiable
-  const audit = new AuditLog({
-    db,
-    log: log.child({ service: 'audit' }),
-    keyring: loadAuditKeyring({
-      dataDir,
-      signingSecret,
-      auditKey: config.AUDIT_KEY,
-      retiredKeys: config.AUDIT_KEYS,
-    }),
-    checkpointEvery: config.AUDIT_CHECKPOINT_EVERY,
-    checkpointIntervalMs: config.AUDIT_CHECKPOINT_MINUTES * 60_000,
-    anchorFile: path.join(dataDir, 'audit-anchor.json'),
-  });
-  const accounts = new AccountService({
-    db,
-    identity,
-    log: log.child({ service: 'accounts' }),
-    events,
-    cache,
-    audit,
-  });
-  const chatLinks = new ChatLinkService({
-    db,
-    audit,
-    log: log.child({ service: 'chat-links' }),
-    codeTtlMs: config.CHAT_LINK_CODE_TTL_MIN * 60_000,
-  });
   // edited arguments are validated by the tool's own input schema (the registry is built below)
   const registryRef: { current?: ToolRegistry } = {};
-  const approvals = new ApprovalService({
-    db,
-    audit,
+  const domains = createDomains({
+    config,
+    log,
+    infra,
+    dataDir,
+    signingSecret,
     events,
-    log: log.child({ service: 'approvals' }),
-    strict: config.APPROVAL_STRICT,
-    ttlMs: config.APPROVAL_TTL_HOURS * 3_600_000,
     reads,
     validateArgs: (tool, args) =>
       registryRef.current === undefined ? args : registryRef.current.parseInput(tool, args),
   });
-  // server paths: imports read only under IMPORT_ROOTS (+ the demo folder), exports write only under EXPORT_ROOTS
-  for (const dir of Object.values(defaultDataFolders(dataDir)))
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const datasetPaths = datasetPathPolicy({
-    dataDir,
-    importRoots: parseRoots(config.IMPORT_ROOTS),
-    exportRoots: parseRoots(config.EXPORT_ROOTS),
-  });
-  const datasets = new DatasetService({
-    db,
-    storage,
-    events,
-    log: log.child({ service: 'datasets' }),
-    paths: datasetPaths,
-  });
-  const uploads = new DatasetUploads({ dir: path.join(dataDir, 'uploads'), storage });
-
-  const models = new ModelRegistry({ db, events, log: log.child({ service: 'models' }) });
-  const evaluations = new ModelEvaluationService({
-    db,
-    storage,
-    models,
-    datasets,
-    events,
-    log: log.child({ service: 'evaluations' }),
-  });
-  const tryouts = new ModelTryout({ storage, models });
-  const training = new TrainingService({
-    db,
-    broker,
-    storage,
-    events,
-    log: log.child({ service: 'training' }),
-    datasets,
-    models,
-    heartbeatTimeoutMs: config.JOB_HEARTBEAT_TIMEOUT_S * 1000,
-    maxAttempts: config.JOB_MAX_ATTEMPTS,
-  });
-  const fleet = new FleetService({
-    db,
-    events,
-    log: log.child({ service: 'fleet' }),
-    onlineWindowMs: config.DEVICE_ONLINE_WINDOW_S * 1000,
-  });
-  const rollouts = new RolloutService({
-    db,
-    broker,
-    storage,
-    models,
-    fleet,
-    events,
-    log: log.child({ service: 'rollouts' }),
-    defaultGates: {
-      healthTimeoutMs: config.ROLLOUT_HEALTH_TIMEOUT_S * 1000,
-      minHeartbeats: config.ROLLOUT_MIN_HEARTBEATS,
-      observeMs: config.ROLLOUT_OBSERVE_S * 1000,
-      confidenceMargin: config.ROLLOUT_CONFIDENCE_MARGIN,
-    },
-  });
-  const rolloutController = new RolloutController({
-    rollouts,
-    broker,
-    cache,
-    events,
-    log: log.child({ service: 'rollout-controller' }),
-  });
-  const feedback = new FeedbackService({
-    db,
-    storage,
-    datasets,
-    models,
-    events,
-    log: log.child({ service: 'feedback' }),
-    projectOf: (deviceId) => fleet.projectOf(deviceId),
-    uploadMaxBytes: config.FEEDBACK_UPLOAD_MAX_BYTES,
-  });
+  const { audit, accounts, approvals, datasets, uploads, models, evaluations } = domains;
+  const { training, fleet, rollouts, rolloutController, feedback } = domains;
 
   const searchSources: Array<(db: Db) => AsyncIterable<SearchDoc>> = [
     datasetSearchDocs,
@@ -337,20 +232,9 @@ export async function createPlatform(config: Config, log: Logger): Promise<Platf
     infra,
     indexer,
     reads,
-    accounts,
-    chatLinks,
-    audit,
-    approvals,
+    ...domains,
     datasets: datasetReads,
-    uploads,
     models: modelReads,
-    evaluations,
-    tryouts,
-    training,
-    fleet,
-    rollouts,
-    rolloutController,
-    feedback,
     tools: { registry, services: toolServices },
     agent,
     signingSecret,

@@ -6,8 +6,7 @@ import { EdgeRunner } from '../edge-runner/edge-runner.js';
 import { percentile } from '../edge-runner/stats.js';
 import { buildBuiltinDetector } from '../edge-runner/models.fixtures.js';
 import { EmbeddedPlatform } from '../edge-runner/platform.fixtures.js';
-import { silentLogger } from '../core/log.js';
-import { SceneSource } from './scene-source.js';
+import { deployBuiltin, startBenchRunner } from './scene-source.js';
 import { loadDetector, renderScene, type RawImage } from '../vision/index.js';
 import type { BenchReport } from './run-all.js';
 
@@ -43,29 +42,8 @@ export async function run(): Promise<BenchReport> {
     };
     await bareRound();
 
-    runner = new EdgeRunner({
-      deviceId: 'bench-edge',
-      tags: ['bench'],
-      broker: platform.broker,
-      dataDir: path.join(root, 'device'),
-      source: new SceneSource(frames),
-      log: silentLogger(),
-      threads: 1,
-      heartbeatMs: 1000,
-      hardware: 'bench',
-    });
-    await runner.start();
-    const model = await platform.publishModel(built.bytes, {
-      versionId: 'mv-builtin',
-      classNames: ['helmet', 'head', 'vest'],
-      inputSize: SIZE,
-    });
-    await platform.deploy('bench-edge', 'dep-bench', model);
-    await platform.waitFor(
-      'device.health',
-      (p) => p.deviceId === 'bench-edge' && p.state === 'healthy',
-      60_000,
-    );
+    runner = await startBenchRunner(platform, root, 'bench-edge', frames);
+    await deployBuiltin(platform, 'bench-edge', built.bytes, SIZE, 60_000);
     // Skip the first second (warm-up), then read the runner's own rolling figures over the window.
     await new Promise((r) => setTimeout(r, 1000));
     const framesBefore = runner.inference.count;

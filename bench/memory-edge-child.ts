@@ -2,9 +2,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { silentLogger } from '../core/log.js';
-import { SceneSource } from './scene-source.js';
-import { EdgeRunner } from '../edge-runner/edge-runner.js';
+import { deployBuiltin, startBenchRunner } from './scene-source.js';
 import { buildBuiltinDetector } from '../edge-runner/models.fixtures.js';
 import { EmbeddedPlatform } from '../edge-runner/platform.fixtures.js';
 import { renderScene, type RawImage } from '../vision/index.js';
@@ -32,30 +30,9 @@ const frames: RawImage[] = Array.from({ length: 2 }, (_, i) => {
   const s = renderScene(1000 + i, { width: 1280, height: 720 });
   return { data: s.data, width: s.width, height: s.height, channels: 3 };
 });
-const runner = new EdgeRunner({
-  deviceId: 'memory-edge',
-  tags: ['bench'],
-  broker: platform.broker,
-  dataDir: path.join(root, 'device'),
-  source: new SceneSource(frames),
-  log: silentLogger(),
-  threads: 1,
-  heartbeatMs: 1000,
-  hardware: 'bench',
-});
-await runner.start();
+const runner = await startBenchRunner(platform, root, 'memory-edge', frames);
 out.runnerStarted = stage();
-const model = await platform.publishModel(built.bytes, {
-  versionId: 'mv-builtin',
-  classNames: ['helmet', 'head', 'vest'],
-  inputSize: SIZE,
-});
-await platform.deploy('memory-edge', 'dep-memory', model);
-await platform.waitFor(
-  'device.health',
-  (p) => p.deviceId === 'memory-edge' && p.state === 'healthy',
-  120_000,
-);
+await deployBuiltin(platform, 'memory-edge', built.bytes, SIZE, 120_000);
 out.modelLoaded = stage();
 await new Promise((r) => setTimeout(r, Number(process.env.MEMORY_EDGE_SECONDS ?? 5) * 1000));
 out.serving = stage();

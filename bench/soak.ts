@@ -1,3 +1,4 @@
+// size: one soak scenario script (real MariaDB, Redis, RabbitMQ and worker processes, then its checks), read top to bottom; splitting it is left for later (#16).
 import http from 'node:http';
 import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

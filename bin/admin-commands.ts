@@ -11,7 +11,7 @@ type Runner = <A extends unknown[]>(
 ) => (...args: A) => Promise<void>;
 
 /** Opens the configured platform (migrated, no loops) for one command, then closes it. */
-async function withPlatform<T>(
+export async function withPlatform<T>(
   cfg: Config,
   log: Logger,
   fn: (p: Platform, ctx: CallContext) => Promise<T>,

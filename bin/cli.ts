@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander';
-import { registerAdminCommands } from './admin-commands.js';
+import { registerAdminCommands, withPlatform } from './admin-commands.js';
 import { action, config, fail } from './cli-support.js';
 import { registerDevCommands } from './dev-commands.js';
 import { registerModelCommands } from './model-commands.js';
@@ -60,14 +60,11 @@ program
           project: string;
         },
       ) => {
-        const { createPlatform } = await import('../app/platform.js');
         const { createMcpToken } = await import('../mcp-server/index.js');
         const days = Number(opts.days);
         if (!Number.isFinite(days) || days <= 0)
           throw new Error(`--days must be a positive number of days; got "${opts.days}"`);
-        const platform = await createPlatform(cfg, log.child({ level: 'warn' }));
-        try {
-          await platform.prepare();
+        await withPlatform(cfg, log.child({ level: 'warn' }), async (platform) => {
           const t = await createMcpToken(platform.accounts, {
             email: opts.email,
             projectId: opts.project,
@@ -78,9 +75,7 @@ program
           process.stderr.write(
             `token ${t.id} for ${t.email} (${t.role}) in project "${opts.project}", expires ${t.expiresAt === null ? 'never' : new Date(t.expiresAt).toISOString()}; it is shown only once\n`,
           );
-        } finally {
-          await platform.close();
-        }
+        });
       },
     ),
   );

@@ -1,3 +1,4 @@
+import type { z } from 'zod';
 /** The platform's small error vocabulary; every front end maps it to its own wire. */
 export type ErrorCode =
   | 'not_found'
@@ -42,6 +43,13 @@ export function describeZodError(error: {
       (issue) => `${issue.path.length > 0 ? issue.path.map(String).join('.') : '(root)'}: ${issue.message}`,
     )
     .join('; ');
+}
+
+/** Parses `value` with `schema`; a failure is `invalid_input` naming `what` and every problem. */
+export function parseInput<S extends z.ZodType>(schema: S, value: unknown, what: string): z.output<S> {
+  const r = schema.safeParse(value);
+  if (!r.success) throw new PlatformError('invalid_input', `invalid ${what}: ${describeZodError(r.error)}`);
+  return r.data;
 }
 
 const CONNECTION_CODES = new Set([

@@ -1,3 +1,4 @@
+// size: 416 lines, at the ~400 bound: the device loop (frames, heartbeats, API); deploys are already in deployer.ts.
 import { mkdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';

@@ -1,3 +1,4 @@
+// size: 419 lines, at the ~400 bound: one in-memory stand-in platform for evaluations (its tools and state together).
 import { z } from 'zod';
 import { PlatformError } from '../core/errors.js';
 import { EventBus, type DomainEventBase } from '../core/events.js';

@@ -3,6 +3,7 @@ import type { DatasetVersionInfo } from '../services/datasets/dataset.service.js
 import { formatReport } from '../services/datasets/report.js';
 import { searchDatasets } from '../services/datasets/dataset.search.js';
 import { defineTool } from './define.js';
+import type { ToolServices } from './services.js';
 
 const ref = z
   .string()
@@ -156,6 +157,20 @@ const versionResult = z.object({
   warnings: z.number().describe('problems that were fixed or ignored'),
 });
 
+// A new version with its validation report, as import and re-split answer.
+function versionResultOf(
+  r: Awaited<ReturnType<ToolServices['datasets']['resplit']>>,
+): z.output<typeof versionResult> {
+  return {
+    ref: r.ref,
+    images: r.version.stats.images,
+    boxes: r.version.stats.boxes,
+    report: formatReport(r.report),
+    errors: r.report.counts.errors,
+    warnings: r.report.counts.warnings,
+  };
+}
+
 /** Imports a dataset from a folder, a zip file or a storage prefix. */
 export const importDatasetTool = defineTool({
   name: 'import_dataset',
@@ -198,14 +213,7 @@ export const importDatasetTool = defineTool({
           fraction: p.total > 0 ? p.done / p.total : undefined,
         }),
     );
-    return {
-      ref: r.ref,
-      images: r.version.stats.images,
-      boxes: r.version.stats.boxes,
-      report: formatReport(r.report),
-      errors: r.report.counts.errors,
-      warnings: r.report.counts.warnings,
-    };
+    return versionResultOf(r);
   },
 });
 
@@ -230,14 +238,7 @@ export const splitDatasetTool = defineTool({
   idempotent: true,
   async run(ctx, { dataset, train, val, test }) {
     const r = await ctx.services.datasets.resplit(ctx, dataset, { train, val, test });
-    return {
-      ref: r.ref,
-      images: r.version.stats.images,
-      boxes: r.version.stats.boxes,
-      report: formatReport(r.report),
-      errors: r.report.counts.errors,
-      warnings: r.report.counts.warnings,
-    };
+    return versionResultOf(r);
   },
 });
 

@@ -72,13 +72,7 @@ export async function runTool(
       ),
     );
   }
-  const base = {
-    projectId: ctx.projectId,
-    actor: auditActor(ctx),
-    tool: name,
-    threadId: ctx.threadId,
-    approvalId: opts.approvalId,
-  };
+  const base = auditBase(ctx, name, opts.approvalId);
   if (!gated) {
     const started = Date.now();
     try {
@@ -246,13 +240,7 @@ async function resumeInterrupted(
   input: Record<string, unknown>,
   attempt: number,
 ): Promise<ToolResult> {
-  const base = {
-    projectId: ctx.projectId,
-    actor: auditActor(ctx),
-    tool: tool.name,
-    threadId: ctx.threadId,
-    approvalId,
-  };
+  const base = auditBase(ctx, tool.name, approvalId);
   if (tool.resumable === true) {
     ctx.log.warn(
       { approvalId, tool: tool.name, attempt },
@@ -278,6 +266,11 @@ async function resumeInterrupted(
     audit: { attempt, error },
   });
   return { ok: false, error };
+}
+
+/** What every audit entry of one tool call carries: project, actor, tool, thread and approval. */
+function auditBase(ctx: ToolContext, tool: string, approvalId: string | undefined) {
+  return { projectId: ctx.projectId, actor: auditActor(ctx), tool, threadId: ctx.threadId, approvalId };
 }
 
 /** Runs the tool and validates its output; a tool's own failure becomes `{ ok: false }`. */

@@ -1,3 +1,4 @@
+// size: data (the paraphrase corpus, one phrasing a line), not logic.
 /**
  * The paraphrase corpus the rules planner's intent classifier is built from at start. Names are
  * written as slots ({dataset}, {model}, {target}, {device}, {job}, {rollout}, {path}, {num}); the

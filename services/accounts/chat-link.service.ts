@@ -1,10 +1,12 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { describeZodError, PlatformError } from '../../core/errors.js';
+import { parseInput, PlatformError } from '../../core/errors.js';
 import { newId } from '../../core/ids.js';
 import type { Logger } from '../../core/log.js';
 import type { AuditLog } from '../audit/index.js';
+import { isUniqueViolation } from '../infra/db/errors.js';
 import type { Db } from '../infra/db/port.js';
+import { sha256 } from './account.access.js';
 import type { Database } from '../infra/db/schema.js';
 
 /** A chat user as the chat platform names them, with the workspace (Slack) or team (Mattermost) they wrote from. */
@@ -69,10 +71,6 @@ const codeSchema = z.string().regex(/^[A-Za-z0-9_-]{16,100}$/, 'the code from "/
 
 type LinkRow = Database['chat_links'];
 
-function sha256(text: string): string {
-  return createHash('sha256').update(text).digest('hex');
-}
-
 function toLink(r: LinkRow): ChatLink {
   return {
     id: r.id,
@@ -86,9 +84,16 @@ function toLink(r: LinkRow): ChatLink {
   };
 }
 
-function isUniqueViolation(err: unknown): boolean {
-  const code = (err as { code?: string }).code ?? '';
-  return code === 'ER_DUP_ENTRY' || code.startsWith('SQLITE_CONSTRAINT');
+// What the audit trail records of a link (never the platform account's secrets).
+function linkAudit(link: ChatLink): Record<string, string> {
+  return {
+    linkId: link.id,
+    platform: link.platform,
+    teamId: link.teamId,
+    teamName: link.teamName,
+    chatUserId: link.chatUserId,
+    chatUserName: link.chatUserName,
+  };
 }
 
 /**
@@ -232,12 +237,7 @@ export class ChatLinkService {
           actor: { id: actor.userId, kind: 'user' },
           action: 'chat_link.linked',
           data: {
-            linkId: link.id,
-            platform: link.platform,
-            teamId: link.teamId,
-            teamName: link.teamName,
-            chatUserId: link.chatUserId,
-            chatUserName: link.chatUserName,
+            ...linkAudit(link),
             ...(previous !== undefined ? { replacedLinkOf: previous.user_id } : {}),
           },
         },
@@ -293,14 +293,7 @@ export class ChatLinkService {
           projectId: actor.projectId,
           actor: { id: actor.userId, kind: actor.kind },
           action: 'chat_link.unlinked',
-          data: {
-            linkId: link.id,
-            platform: link.platform,
-            teamId: link.teamId,
-            teamName: link.teamName,
-            chatUserId: link.chatUserId,
-            chatUserName: link.chatUserName,
-          },
+          data: linkAudit(link),
         },
         trx,
       );
@@ -309,10 +302,7 @@ export class ChatLinkService {
   }
 
   private parseIdentity(identity: ChatIdentity): ChatIdentity {
-    const parsed = identitySchema.safeParse(identity);
-    if (!parsed.success)
-      throw new PlatformError('invalid_input', `invalid chat user: ${describeZodError(parsed.error)}`);
-    return parsed.data;
+    return parseInput(identitySchema, identity, 'chat user');
   }
 
   private async liveCode(code: string): Promise<Database['chat_link_codes']> {

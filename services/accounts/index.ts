@@ -1,4 +1,5 @@
-export { AccountService, BOOTSTRAP_ADMIN_EMAIL, DEFAULT_PROJECT_ID } from './account.service.js';
+export { AccountService } from './account.service.js';
+export { BOOTSTRAP_ADMIN_EMAIL, DEFAULT_LOGIN_LOCKOUT, DEFAULT_PROJECT_ID } from './model.js';
 export { ChatLinkService } from './chat-link.service.js';
 export type {
   ChatIdentity,
@@ -7,15 +8,17 @@ export type {
   ChatLinkServiceOptions,
   PendingChatLink,
 } from './chat-link.service.js';
+export type { AccountServiceOptions } from './account.service.js';
 export type {
-  AccountServiceOptions,
   ApiTokenInfo,
+  ApiTokenInput,
+  LoginLockout,
   LoginResult,
   Member,
   Project,
   TokenPrincipal,
   User,
-} from './account.service.js';
+} from './model.js';
 export type {
   AccountEvent,
   ApiTokenEvent,

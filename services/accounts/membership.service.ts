@@ -2,7 +2,8 @@ import { z } from 'zod';
 import { requireRole, ROLES, type CallContext, type Role } from '../../core/context.js';
 import { PlatformError } from '../../core/errors.js';
 import type { Db } from '../infra/db/port.js';
-import type { AccountService, Member, Project } from './account.service.js';
+import type { AccountService } from './account.service.js';
+import type { Member, Project } from './model.js';
 
 /** A project as its members see it: their role in it and how many people belong to it. */
 export interface ProjectSummary extends Project {

@@ -22,19 +22,20 @@ const consumeSchema = z.object({
   risk: z.enum(RISKS).optional(),
 });
 
+/** What ApprovalConsumer needs from ApprovalService. */
+export interface ApprovalConsumerDeps {
+  db: Db;
+  repo: ApprovalRepository;
+  audit: AuditLog;
+  events: EventSink<ApprovalEvent>;
+  log: Logger;
+  executions: ExecutionLedger;
+  now: () => number;
+}
+
 /** Using an approval: consuming it exactly once with the run's start, and recording how the run ended, each in one audited transaction. */
 export class ApprovalConsumer {
-  constructor(
-    private readonly o: {
-      db: Db;
-      repo: ApprovalRepository;
-      audit: AuditLog;
-      events: EventSink<ApprovalEvent>;
-      log: Logger;
-      executions: ExecutionLedger;
-      now: () => number;
-    },
-  ) {}
+  constructor(private readonly o: ApprovalConsumerDeps) {}
 
   /**
    * The check at execution: the approval must be approved, unexpired, for this tool, these exact

@@ -98,16 +98,18 @@ export function requestedEntry(ctx: CallContext, row: ApprovalRow, supersedes?: 
   };
 }
 
+/** A decision as recorded: what was decided, why, and the edited arguments (canonical JSON and hash) of an edit. */
+export interface DecisionRecord {
+  decision: 'approve' | 'reject' | 'edit';
+  reason: string | null;
+  edited: { json: string; hash: string } | null;
+}
+
 /** The audit entry of a decision on `row` (the row as it was before the decision). */
 export function decidedEntry(
   ctx: CallContext,
   row: ApprovalRow,
-  d: {
-    decision: 'approve' | 'reject' | 'edit';
-    reason: string | null;
-    edited: { json: string; hash: string } | null;
-    supersededBy?: string;
-  },
+  d: DecisionRecord & { supersededBy?: string },
 ): AuditEntryInput {
   return {
     projectId: row.project_id,

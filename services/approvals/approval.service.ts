@@ -1,4 +1,3 @@
-import type { Transaction } from 'kysely';
 import { z } from 'zod';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { CallContext } from '../../core/context.js';
@@ -7,19 +6,11 @@ import type { EventSink } from '../../core/events.js';
 import type { ReadCache } from '../infra/cache/read-cache.js';
 import type { Db } from '../infra/db/port.js';
 import { retryTransient } from '../infra/db/retry.js';
-import type { Database } from '../infra/db/schema.js';
 import type { Logger } from '../../core/log.js';
-import { decisionRefusal, validatedEdit } from './approval.checks.js';
 import { ApprovalConsumer } from './approval.consume.js';
+import { ApprovalDecider, expireRequest } from './approval.decide.js';
 import { ApprovalRepository } from './approval.repository.js';
-import {
-  decidedEntry,
-  parsePolicy,
-  pendingRow,
-  requestedEntry,
-  toRequest,
-  type ApprovalRow,
-} from './approval.rows.js';
+import { pendingRow, requestedEntry, toRequest, type ApprovalRow } from './approval.rows.js';
 import { canonicalJson, sha256Hex } from './canonical-json.js';
 import type { ApprovalEvent } from './events.js';
 import { ExecutionLedger, type ToolExecution } from './execution-ledger.js';
@@ -57,13 +48,6 @@ export const approvalsReadScope = (projectId: string): string => `approvals:${pr
 
 export { actorOf } from './approval.rows.js';
 
-/** What a decision transaction ended in; `report` turns it into the answer and the events. */
-type Decided =
-  | { kind: 'missing' }
-  | { kind: 'refused'; row: ApprovalRow; refusal: string }
-  | { kind: 'done' | 'expired' | 'decided'; row: ApprovalRow }
-  | { kind: 'superseded'; row: ApprovalRow; next: ApprovalRow };
-
 const requestSchema = z.object({
   tool: z.string().regex(/^[a-z][a-z0-9_.-]{0,99}$/, 'a tool name like "start_training"'),
   args: z.unknown(),
@@ -72,12 +56,6 @@ const requestSchema = z.object({
   threadId: z.string().min(1).max(191).optional(),
   step: z.number().int().min(0).max(100_000).optional(),
 });
-const decisionSchema = z.object({
-  decision: z.enum(['approve', 'reject', 'edit']),
-  args: z.unknown().optional(),
-  reason: z.string().trim().max(2000).optional(),
-});
-
 /**
  * Human approval of tool calls: requests bound to (tool, sha256 of canonical arguments, requester,
  * project, thread, step, risk), decisions checked against the policy, and the execution-time check
@@ -99,6 +77,7 @@ export class ApprovalService {
   /** Executions of consumed approvals (started, finished, failed, interrupted), for exactly-once effects across crashes. */
   readonly executions: ExecutionLedger;
   private readonly use: ApprovalConsumer;
+  private readonly decider: ApprovalDecider;
 
   constructor(opts: ApprovalServiceOptions) {
     this.db = opts.db;
@@ -117,6 +96,7 @@ export class ApprovalService {
       now: this.now,
     });
     this.use = new ApprovalConsumer({ ...opts, now: this.now, repo: this.repo, executions: this.executions });
+    this.decider = new ApprovalDecider({ ...opts, now: this.now, repo: this.repo });
   }
 
   /** The policy of a risk level under this service's strictness. */
@@ -151,7 +131,7 @@ export class ApprovalService {
         const existing = await this.repo.in(trx).locked({ pendingKey: row.pending_key! });
         if (existing !== undefined) {
           if (Number(existing.expires_at) > now) return { row: existing, created: false };
-          await this.markExpired(trx, existing, now);
+          await expireRequest(this.repo.in(trx), this.audit, trx, existing, now);
         }
         await this.repo.in(trx).insert(row);
         await this.audit.append(requestedEntry(ctx, row), trx);
@@ -178,174 +158,8 @@ export class ApprovalService {
    * Approves, edits or rejects a pending request under its policy. Deciding an already decided
    * request changes nothing and returns the first decision; an expired request is refused.
    */
-  async decide(ctx: CallContext, id: string, input: ApprovalDecisionInput): Promise<ApprovalRequest> {
-    const parsed = decisionSchema.safeParse({
-      decision: input.decision,
-      args: input.args,
-      reason: input.reason,
-    });
-    if (!parsed.success)
-      throw new PlatformError(
-        'invalid_input',
-        `approval decision is invalid: ${describeZodError(parsed.error)}`,
-      );
-    const { decision } = parsed.data;
-    const reason = parsed.data.reason || null;
-    const outcome = await this.db.transaction(async (trx): Promise<Decided> => {
-      const now = this.now();
-      const row = await this.repo.in(trx).locked({ id, projectId: ctx.projectId });
-      if (row === undefined) return { kind: 'missing' };
-      const policy = parsePolicy(row.policy);
-      const refusal = decisionRefusal(policy, ctx.user, row, decision);
-      if (refusal !== undefined) return { kind: 'refused', row, refusal };
-      if (row.status !== 'pending') return { kind: 'done', row };
-      if (Number(row.expires_at) <= now) {
-        await this.markExpired(trx, row, now);
-        return { kind: 'expired', row };
-      }
-      const edited = decision === 'edit' ? this.editedArgs(row, input) : null;
-      // Four-eyes: an edit by someone who may not approve their own request becomes a new request in
-      // the editor's name, so another person must approve what the editor changed.
-      if (edited !== null && !policy.selfApproval) return this.supersede(trx, ctx, row, edited, reason, now);
-      return this.record(trx, ctx, row, { decision, reason, edited }, now);
-    });
-    return this.report(ctx, id, decision, outcome);
-  }
-
-  /** The edited arguments of an edit decision, validated (by the caller's validator or the tool's input schema) and hashed. */
-  private editedArgs(row: ApprovalRow, input: ApprovalDecisionInput): { json: string; hash: string } {
-    if (input.args === undefined)
-      throw new PlatformError('invalid_input', 'an edit needs the new arguments in "args"');
-    const validate =
-      input.validate ??
-      (this.validateArgs === undefined ? undefined : (a: unknown) => this.validateArgs!(row.tool, a));
-    const json = canonicalJson(validatedEdit(row.tool, input.args, validate));
-    return { json, hash: sha256Hex(json) };
-  }
-
-  /** Records an approval, rejection or self-approvable edit on a pending request, with its audit entry. */
-  private async record(
-    trx: Transaction<Database>,
-    ctx: CallContext,
-    row: ApprovalRow,
-    d: {
-      decision: 'approve' | 'reject' | 'edit';
-      reason: string | null;
-      edited: { json: string; hash: string } | null;
-    },
-    now: number,
-  ): Promise<Decided> {
-    const repo = this.repo.in(trx);
-    const status = d.decision === 'reject' ? 'rejected' : 'approved';
-    const moved = await repo.decide(row.id, { status, ...d, by: ctx.user, at: now });
-    if (!moved) return { kind: 'done', row: (await repo.locked({ id: row.id })) ?? row };
-    await this.audit.append(decidedEntry(ctx, row, d), trx);
-    return { kind: 'decided', row: await repo.byId(row.id) };
-  }
-
-  /** Closes `row` as edited and opens the edited call as a new pending request in the editor's name (same thread and step). */
-  private async supersede(
-    trx: Transaction<Database>,
-    ctx: CallContext,
-    row: ApprovalRow,
-    edited: { json: string; hash: string },
-    reason: string | null,
-    now: number,
-  ): Promise<Decided> {
-    const repo = this.repo.in(trx);
-    const next = pendingRow(
-      {
-        projectId: row.project_id,
-        tool: row.tool,
-        args: edited,
-        risk: row.risk,
-        reason: row.reason,
-        policy: parsePolicy(row.policy),
-        threadId: row.thread_id,
-        step: row.step === null ? null : Number(row.step),
-      },
-      ctx.user,
-      now,
-      this.ttlMs,
-    );
-    const existing = await repo.locked({ pendingKey: next.pending_key! });
-    if (existing !== undefined) await this.markExpired(trx, existing, now);
-    await repo.decide(row.id, {
-      status: 'rejected',
-      decision: 'edit',
-      by: ctx.user,
-      at: now,
-      reason:
-        reason ??
-        `edited by ${ctx.user.name || ctx.user.userId}; the edited call needs another approver (${next.id})`,
-      edited,
-      supersededBy: next.id,
-    });
-    await repo.insert(next);
-    await this.audit.append(
-      decidedEntry(ctx, row, { decision: 'edit', reason, edited, supersededBy: next.id }),
-      trx,
-    );
-    await this.audit.append(requestedEntry(ctx, next, row.id), trx);
-    return { kind: 'superseded', row: await repo.byId(row.id), next };
-  }
-
-  /** The answer to a decision, and its events, once its transaction committed. */
-  private report(ctx: CallContext, id: string, decision: string, outcome: Decided): ApprovalRequest {
-    switch (outcome.kind) {
-      case 'superseded': {
-        const original = this.toRequest(outcome.row);
-        const next = this.toRequest(outcome.next);
-        ctx.log.info(
-          { approvalId: id, next: next.id },
-          'approval edited under four-eyes rules; the edited call needs another approver',
-        );
-        this.events.emit({
-          type: 'approval.decided',
-          projectId: ctx.projectId,
-          at: this.now(),
-          approval: original,
-        });
-        this.events.emit({
-          type: 'approval.requested',
-          projectId: ctx.projectId,
-          at: next.createdAt,
-          approval: next,
-        });
-        return original;
-      }
-      case 'missing':
-        throw new PlatformError(
-          'not_found',
-          `approval "${id}" not found in project "${ctx.projectId}"; list pending approvals to find the right id`,
-        );
-      case 'refused':
-        throw new PlatformError(
-          'forbidden',
-          `you may not decide approval ${id} (${outcome.row.tool}, ${outcome.row.risk}): ${outcome.refusal}`,
-          {
-            policy: parsePolicy(outcome.row.policy),
-          },
-        );
-      case 'expired':
-        throw new PlatformError(
-          'conflict',
-          `approval ${id} for ${outcome.row.tool} expired at ${new Date(Number(outcome.row.expires_at)).toISOString()}; ask for approval again`,
-        );
-      case 'done':
-        return this.toRequest(outcome.row);
-      case 'decided': {
-        const approval = this.toRequest(outcome.row);
-        ctx.log.info({ approvalId: id, decision }, 'approval decided');
-        this.events.emit({
-          type: 'approval.decided',
-          projectId: ctx.projectId,
-          at: approval.decision?.at ?? this.now(),
-          approval,
-        });
-        return approval;
-      }
-    }
+  decide(ctx: CallContext, id: string, input: ApprovalDecisionInput): Promise<ApprovalRequest> {
+    return this.decider.decide(ctx, id, input);
   }
 
   /**
@@ -426,22 +240,6 @@ export class ApprovalService {
   /** Requests of the caller's project still waiting for a decision. */
   pending(ctx: CallContext): Promise<ApprovalRequest[]> {
     return this.list(ctx, { status: 'pending' });
-  }
-
-  private async markExpired(trx: Transaction<Database>, row: ApprovalRow, now: number): Promise<void> {
-    if (!(await this.repo.in(trx).expire(row.id))) return;
-    await this.audit.append(
-      {
-        projectId: row.project_id,
-        actor: { id: 'system', kind: 'system' },
-        action: 'approval.expired',
-        tool: row.tool,
-        approvalId: row.id,
-        ...(row.thread_id === null ? {} : { threadId: row.thread_id }),
-        data: { expiresAt: Number(row.expires_at), at: now },
-      },
-      trx,
-    );
   }
 
   private toRequest(row: ApprovalRow): ApprovalRequest {

@@ -1,5 +1,4 @@
 import { z } from 'zod';
-import { describeZodError, PlatformError } from '../../core/errors.js';
 import { DATASET_FORMATS, SPLITS } from '../../vision/formats/index.js';
 
 /** Dataset names: lower-case letters, digits, `.`, `_`, `-`, starting with a letter or digit, at most 64 characters. */
@@ -81,9 +80,4 @@ export type AddSamplesOptions = z.input<typeof addSamplesOptionsSchema>;
 export type ListImagesOptions = z.input<typeof listImagesSchema>;
 export type ExportInput = z.input<typeof exportInputSchema>;
 
-/** Parses `value` with `schema`; a failure is `invalid_input` naming `what`. */
-export function parseInput<S extends z.ZodType>(schema: S, value: unknown, what: string): z.output<S> {
-  const r = schema.safeParse(value);
-  if (!r.success) throw new PlatformError('invalid_input', `invalid ${what}: ${describeZodError(r.error)}`);
-  return r.data;
-}
+export { parseInput } from '../../core/errors.js';

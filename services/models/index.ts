@@ -1,10 +1,5 @@
-export {
-  isModelName,
-  modelNameFrom,
-  ModelRegistry,
-  modelSearchDoc,
-  modelSearchDocs,
-} from './model.registry.js';
+export { isModelName, modelNameFrom, ModelRegistry } from './model.registry.js';
+export { modelSearchDoc, modelSearchDocs } from './model.search.js';
 export { MODEL_STAGES } from './model.js';
 export type { ModelRegistryOptions } from './model.registry.js';
 export type {

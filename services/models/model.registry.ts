@@ -6,19 +6,21 @@ import { describeZodError, PlatformError } from '../../core/errors.js';
 import type { EventBus } from '../../core/events.js';
 import { priorEffect, recordEffect } from '../effects.js';
 import { newId } from '../../core/ids.js';
-import type { OutputLayout, TrainConfig } from '../../protocol/envelope.js';
 import type { Db } from '../infra/db/port.js';
 import type { Database } from '../infra/db/schema.js';
 import type { SearchDoc } from '../infra/search/port.js';
 import { enqueueIndex } from '../infra/search/outbox.js';
 import type { Logger } from '../../core/log.js';
 import type { ModelEvent } from './events.js';
-import { ModelRepository, type VersionRow } from './model.repository.js';
+import { compareVersions } from './model.compare.js';
+import { ModelRepository, rowToVersion, type VersionRow } from './model.repository.js';
+import { modelSearchDoc } from './model.search.js';
+
+export { modelSearchDoc, modelSearchDocs } from './model.search.js';
 import { retryTransient } from '../infra/db/retry.js';
 import {
   MODEL_STAGES,
   type ModelStage,
-  type ModelArtifact,
   type ModelVersion,
   type StageChange,
   type ModelComparison,
@@ -257,24 +259,7 @@ export class ModelRegistry {
   /** Compares two versions metric by metric (delta = b − a), overall and per class. */
   async compare(ctx: CallContext, refA: string, refB: string): Promise<ModelComparison> {
     const [a, b] = await Promise.all([this.get(ctx, refA), this.get(ctx, refB)]);
-    const names = [...new Set([...Object.keys(a.metrics), ...Object.keys(b.metrics)])].sort(metricOrder);
-    const metrics = names.map((metric) => diff(metric, a.metrics[metric], b.metrics[metric]));
-    const perClass: ModelComparison['perClass'] = [];
-    for (const className of [...new Set([...Object.keys(a.perClass), ...Object.keys(b.perClass)])].sort()) {
-      const ma = a.perClass[className] ?? {};
-      const mb = b.perClass[className] ?? {};
-      for (const metric of [...new Set([...Object.keys(ma), ...Object.keys(mb)])].sort(metricOrder)) {
-        perClass.push({ className, ...diff(metric, ma[metric], mb[metric]) });
-      }
-    }
-    return {
-      a,
-      b,
-      metrics,
-      perClass,
-      sameDataset: a.lineage.dataset !== null && a.lineage.dataset === b.lineage.dataset,
-      sameClasses: JSON.stringify(a.classNames) === JSON.stringify(b.classNames),
-    };
+    return compareVersions(a, b);
   }
 
   private async setStage(
@@ -341,98 +326,4 @@ export class ModelRegistry {
   private async searchDocIn(repo: ModelRepository, row: Row): Promise<SearchDoc> {
     return modelSearchDoc(rowToVersion(row, await repo.stagesOf(row.id)));
   }
-}
-
-/** Every model version as a search document, for a full reindex. */
-export async function* modelSearchDocs(db: Db): AsyncIterable<SearchDoc> {
-  const repo = new ModelRepository(db.kysely, db.dialect);
-  let offset = 0;
-  for (;;) {
-    const rows = await repo.page(offset, 500);
-    for (const row of rows) {
-      const stages = await repo.stageList(row.id);
-      yield modelSearchDoc(rowToVersion(row, stages));
-    }
-    if (rows.length < 500) return;
-    offset += rows.length;
-  }
-}
-
-/** The search document of a version (kind `model`, id = version id). */
-export function modelSearchDoc(v: ModelVersion): SearchDoc {
-  const fields: Record<string, string | number | boolean> = {
-    name: v.name,
-    version: v.version,
-    layout: v.model.layout,
-  };
-  if (v.lineage.dataset !== null) fields.dataset = v.lineage.dataset;
-  if (v.lineage.jobId !== null) fields.jobId = v.lineage.jobId;
-  for (const [k, val] of Object.entries(v.metrics))
-    if (Number.isFinite(val) && k.length <= 100) fields[k] = val;
-  const backend = (v.lineage.config as { backend?: unknown }).backend;
-  return {
-    kind: 'model',
-    id: v.id,
-    projectId: v.projectId,
-    title: v.ref,
-    text: [
-      v.name,
-      v.lineage.dataset ?? '',
-      typeof backend === 'string' ? backend : '',
-      v.classNames.join(' '),
-    ]
-      .filter(Boolean)
-      .join(' '),
-    tags: [...v.stages, ...v.classNames.slice(0, 50).filter((c) => c.length > 0 && c.length <= 100)],
-    fields,
-    updatedAt: v.createdAt,
-  };
-}
-
-function rowToVersion(row: Row, stages: ModelStage[]): ModelVersion {
-  const datasetName = row.dataset_name;
-  const datasetVersion = row.dataset_version === null ? null : Number(row.dataset_version);
-  return {
-    id: row.id,
-    projectId: row.project_id,
-    name: row.name,
-    version: Number(row.version),
-    ref: `${row.name}@${Number(row.version)}`,
-    stages,
-    model: {
-      key: row.model_key,
-      sha256: row.model_sha256,
-      size: Number(row.model_size),
-      layout: row.layout as OutputLayout,
-      inputSize: Number(row.input_size),
-    },
-    classNames: JSON.parse(row.class_names) as string[],
-    artifacts: JSON.parse(row.artifacts) as ModelArtifact[],
-    metrics: JSON.parse(row.metrics) as Record<string, number>,
-    perClass: JSON.parse(row.per_class) as Record<string, Record<string, number>>,
-    lineage: {
-      dataset: datasetName === null ? null : `${datasetName}@${datasetVersion}`,
-      datasetName,
-      datasetVersion,
-      config: JSON.parse(row.config) as TrainConfig,
-      jobId: row.job_id,
-      attempt: row.attempt === null ? null : Number(row.attempt),
-      runnerId: row.runner_id,
-      codeVersion: row.code_version,
-    },
-    createdBy: row.created_by,
-    createdAt: Number(row.created_at),
-  };
-}
-
-const METRIC_ORDER = ['mAP50', 'mAP50_95', 'precision', 'recall'];
-function metricOrder(x: string, y: string): number {
-  const ix = METRIC_ORDER.indexOf(x);
-  const iy = METRIC_ORDER.indexOf(y);
-  if (ix !== -1 || iy !== -1) return (ix === -1 ? 99 : ix) - (iy === -1 ? 99 : iy);
-  return x.localeCompare(y);
-}
-
-function diff(metric: string, a: number | undefined, b: number | undefined) {
-  return { metric, a: a ?? null, b: b ?? null, delta: a === undefined || b === undefined ? null : b - a };
 }

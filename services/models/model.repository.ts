@@ -1,7 +1,8 @@
 import type { Kysely, Selectable } from 'kysely';
 import type { DbDialect } from '../infra/db/port.js';
 import type { Database } from '../infra/db/schema.js';
-import { MODEL_STAGES, type ModelStage } from './model.js';
+import type { OutputLayout, TrainConfig } from '../../protocol/envelope.js';
+import { MODEL_STAGES, type ModelArtifact, type ModelStage, type ModelVersion } from './model.js';
 
 /** A model version row. */
 export type VersionRow = Selectable<Database['model_versions']>;
@@ -214,4 +215,41 @@ export class ModelRepository {
       await this.db.selectFrom('model_stages').select('stage').where('version_id', '=', versionId).execute()
     ).map((r) => r.stage as ModelStage);
   }
+}
+
+/** A version row with its stages as the domain shows it. */
+export function rowToVersion(row: VersionRow, stages: ModelStage[]): ModelVersion {
+  const datasetName = row.dataset_name;
+  const datasetVersion = row.dataset_version === null ? null : Number(row.dataset_version);
+  return {
+    id: row.id,
+    projectId: row.project_id,
+    name: row.name,
+    version: Number(row.version),
+    ref: `${row.name}@${Number(row.version)}`,
+    stages,
+    model: {
+      key: row.model_key,
+      sha256: row.model_sha256,
+      size: Number(row.model_size),
+      layout: row.layout as OutputLayout,
+      inputSize: Number(row.input_size),
+    },
+    classNames: JSON.parse(row.class_names) as string[],
+    artifacts: JSON.parse(row.artifacts) as ModelArtifact[],
+    metrics: JSON.parse(row.metrics) as Record<string, number>,
+    perClass: JSON.parse(row.per_class) as Record<string, Record<string, number>>,
+    lineage: {
+      dataset: datasetName === null ? null : `${datasetName}@${datasetVersion}`,
+      datasetName,
+      datasetVersion,
+      config: JSON.parse(row.config) as TrainConfig,
+      jobId: row.job_id,
+      attempt: row.attempt === null ? null : Number(row.attempt),
+      runnerId: row.runner_id,
+      codeVersion: row.code_version,
+    },
+    createdBy: row.created_by,
+    createdAt: Number(row.created_at),
+  };
 }

@@ -1,3 +1,4 @@
+// size: 415 lines, at the ~400 bound: the training domain's SQL only (jobs, runners, metrics), one room.
 import type { Kysely, Selectable } from 'kysely';
 import { page, type PageRequest } from '../../core/paging.js';
 import type { MessagePayload, TrainConfig } from '../../protocol/envelope.js';

@@ -1,12 +1,20 @@
-import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { z } from 'zod';
 import { PlatformError } from '../../../core/errors.js';
 import { silentLogger, type Logger } from '../../../core/log.js';
 import type { Health } from '../health.js';
 import { ConsumerSet, groupKey } from './consumers.js';
-import type { Delivery } from './delivery.js';
-import { parseMessage, type Envelope, type Message } from '../../../protocol/envelope.js';
+import {
+  flushStreamFile,
+  loadOffsetsFile,
+  loadStreamFile,
+  recordLine,
+  saveOffsetsFile,
+  type StoredRecord,
+  type StreamLog,
+} from './memory-stream.js';
+import { MemorySubscription, type SubscriptionHost } from './memory-subscription.js';
+import { parseMessage, type Envelope } from '../../../protocol/envelope.js';
 import {
   DEFAULT_RETENTION,
   maxAgeMs,
@@ -43,47 +51,8 @@ export interface MemoryBrokerOptions {
 const OFFSETS_FILE = 'broker-offsets.json';
 const OFFSETS_DEBOUNCE_MS = 200;
 const STREAM_FLUSH_MS = 50;
-/** Consumers yield to the event loop this often so a long backlog never starves timers and I/O. */
-const YIELD_EVERY = 512;
-
-const offsetsFileSchema = z.record(z.string(), z.number().int().nonnegative());
-const streamLineSchema = z.object({
-  offset: z.number().int().nonnegative(),
-  /** Append time (epoch ms); lines written before retention existed have none. */
-  ts: z.number().int().nonnegative().optional(),
-  data: z.string(),
-});
 /** How often age retention is applied to streams nobody appends to. */
 const AGE_SWEEP_MAX_MS = 60_000;
-
-/** One stored message: validated at publish (`message`), or raw bytes that consumers validate (`data`). */
-interface StoredRecord {
-  message?: Message;
-  data?: string;
-  /** Append time, epoch ms. */
-  ts: number;
-  /** Bytes of the record's line on disk, counted against the size bound. */
-  bytes: number;
-}
-
-const recordText = (r: Pick<StoredRecord, 'data' | 'message'>): string => r.data ?? JSON.stringify(r.message);
-const recordLine = (offset: number, r: StoredRecord): string =>
-  `{"offset":${offset},"ts":${r.ts},"data":${JSON.stringify(recordText(r))}}\n`;
-
-interface StreamLog {
-  name: StreamName;
-  /** Offset of records[0]. */
-  base: number;
-  records: StoredRecord[];
-  waiting: Set<MemorySubscription>;
-  file?: string;
-  pendingLines: string[];
-  fileLines: number;
-  /** Bytes of the records kept in memory. */
-  bytes: number;
-  /** Bytes of the stream file on disk. */
-  fileBytes: number;
-}
 
 const offsetKey = groupKey;
 
@@ -92,7 +61,7 @@ const offsetKey = groupKey;
  * offsets survive a restart (in `dataDir`), single active consumers, and optional persistence of
  * the streams as JSON lines so an embedded platform restart keeps its telemetry.
  */
-export class MemoryBroker implements Broker {
+export class MemoryBroker implements Broker, SubscriptionHost {
   readonly adapter = 'memory' as const;
   private readonly log: Logger;
   private readonly streams = new Map<StreamName, StreamLog>();
@@ -128,7 +97,7 @@ export class MemoryBroker implements Broker {
     if (opts.dataDir !== undefined) {
       mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
       this.offsetsFile = path.join(opts.dataDir, OFFSETS_FILE);
-      this.loadOffsets();
+      loadOffsetsFile(this.offsetsFile, this.offsets, this.log);
     }
     for (const name of Object.values(STREAMS)) {
       const log: StreamLog = {
@@ -143,7 +112,8 @@ export class MemoryBroker implements Broker {
       };
       if (persist && opts.dataDir !== undefined) {
         log.file = path.join(opts.dataDir, `broker-${opts.streamPrefix ?? ''}${name}.jsonl`);
-        this.loadStream(log);
+        loadStreamFile(log, this.retention, this.log);
+        this.applyRetention(log);
       }
       this.streams.set(name, log);
     }
@@ -324,179 +294,13 @@ export class MemoryBroker implements Broker {
   private flushStreams(): void {
     clearTimeout(this.streamsTimer);
     this.streamsTimer = undefined;
-    for (const log of this.streams.values()) {
-      if (log.file === undefined) continue;
-      const pendingBytes = log.pendingLines.reduce((n, l) => n + Buffer.byteLength(l), 0);
-      const rewrite =
-        log.fileLines + log.pendingLines.length > 2 * this.retention ||
-        log.fileBytes + pendingBytes > log.bytes + this.bounds.maxSegmentSizeBytes;
-      if (log.pendingLines.length === 0 && !rewrite) continue;
-      try {
-        if (rewrite) {
-          const lines = log.records.map((r, i) => recordLine(log.base + i, r));
-          writeFileSync(`${log.file}.tmp`, lines.join(''), { mode: 0o600 });
-          renameSync(`${log.file}.tmp`, log.file);
-          log.fileLines = lines.length;
-          log.fileBytes = lines.reduce((n, l) => n + Buffer.byteLength(l), 0);
-        } else {
-          appendFileSync(log.file, log.pendingLines.join(''), { mode: 0o600 });
-          log.fileLines += log.pendingLines.length;
-          log.fileBytes += pendingBytes;
-        }
-      } catch (err) {
-        this.log.error(
-          { err, file: log.file },
-          'could not persist broker stream; check DATA_DIR is writable',
-        );
-      }
-      log.pendingLines = [];
-    }
+    const bounds = { retention: this.retention, maxSegmentSizeBytes: this.bounds.maxSegmentSizeBytes };
+    for (const log of this.streams.values()) flushStreamFile(log, bounds, this.log);
   }
 
   private flushOffsets(): void {
     clearTimeout(this.offsetsTimer);
     this.offsetsTimer = undefined;
-    if (this.offsetsFile === undefined) return;
-    try {
-      writeFileSync(`${this.offsetsFile}.tmp`, JSON.stringify(Object.fromEntries(this.offsets), null, 1), {
-        mode: 0o600,
-      });
-      renameSync(`${this.offsetsFile}.tmp`, this.offsetsFile);
-    } catch (err) {
-      this.log.error(
-        { err, file: this.offsetsFile },
-        'could not save broker consumer offsets; check DATA_DIR is writable',
-      );
-    }
-  }
-
-  private loadOffsets(): void {
-    if (this.offsetsFile === undefined || !existsSync(this.offsetsFile)) return;
-    try {
-      const parsed = offsetsFileSchema.safeParse(JSON.parse(readFileSync(this.offsetsFile, 'utf8')));
-      if (!parsed.success) throw new Error(parsed.error.message);
-      for (const [k, v] of Object.entries(parsed.data)) this.offsets.set(k, v);
-    } catch (err) {
-      this.log.error(
-        { err, file: this.offsetsFile },
-        'ignoring unreadable broker offsets file; named consumers start from their `from` position',
-      );
-    }
-  }
-
-  private loadStream(log: StreamLog): void {
-    if (log.file === undefined || !existsSync(log.file)) return;
-    const text = readFileSync(log.file, 'utf8');
-    const lines = text.split('\n');
-    const loadedAt = Date.now();
-    let skipped = 0;
-    for (const line of lines) {
-      if (line === '') continue;
-      let parsed: z.infer<typeof streamLineSchema>;
-      try {
-        const result = streamLineSchema.safeParse(JSON.parse(line));
-        if (!result.success) throw new Error('bad line');
-        parsed = result.data;
-      } catch {
-        skipped++;
-        continue;
-      }
-      if (log.records.length === 0) log.base = parsed.offset;
-      const expected = log.base + log.records.length;
-      if (parsed.offset < expected) continue;
-      // A gap (lines lost) keeps offsets truthful: the stream restarts at the later offset.
-      if (parsed.offset > expected) {
-        log.records = [];
-        log.base = parsed.offset;
-      }
-      const record: StoredRecord = { data: parsed.data, ts: parsed.ts ?? loadedAt, bytes: 0 };
-      record.bytes = Buffer.byteLength(recordLine(parsed.offset, record));
-      log.records.push(record);
-    }
-    log.bytes = log.records.reduce((n, r) => n + r.bytes, 0);
-    log.fileLines = lines.length;
-    log.fileBytes = Buffer.byteLength(text);
-    if (log.records.length > this.retention) {
-      const drop = log.records.length - this.retention;
-      log.bytes -= log.records.slice(0, drop).reduce((n, r) => n + r.bytes, 0);
-      log.records.splice(0, drop);
-      log.base += drop;
-    }
-    this.applyRetention(log);
-    if (skipped > 0)
-      this.log.warn({ file: log.file, skipped }, 'skipped unreadable lines in persisted broker stream');
-  }
-}
-
-/** One subscription of the in-process broker: delivers sequentially, awaiting each handler. */
-class MemorySubscription implements Subscription {
-  private closed = false;
-  private started = false;
-  private position = 0;
-  private wakeUp: (() => void) | undefined;
-  private running: Promise<void> | undefined;
-
-  constructor(
-    private readonly broker: MemoryBroker,
-    private readonly log: StreamLog,
-    private readonly opts: SubscribeOptions,
-    private readonly delivery: Delivery,
-  ) {}
-
-  start(): void {
-    if (this.started || this.closed) return;
-    this.started = true;
-    this.position = this.broker.startPosition(this.log, this.opts);
-    this.running = this.run();
-  }
-
-  wake(): void {
-    const wake = this.wakeUp;
-    this.wakeUp = undefined;
-    wake?.();
-  }
-
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    this.log.waiting.delete(this);
-    this.wake();
-    await this.running;
-    this.broker.detach(this, this.log.name, this.opts);
-  }
-
-  private async run(): Promise<void> {
-    const log = this.log;
-    const name = this.opts.name;
-    let sinceYield = 0;
-    while (!this.closed) {
-      if (this.position < log.base) {
-        if (name !== undefined)
-          this.broker.reportGap({
-            stream: log.name,
-            consumer: name,
-            expected: this.position,
-            resumedAt: log.base,
-          });
-        this.position = log.base;
-      }
-      const record = log.records[this.position - log.base];
-      if (record === undefined) {
-        await new Promise<void>((resolve) => {
-          this.wakeUp = resolve;
-          log.waiting.add(this);
-        });
-        continue;
-      }
-      const offset = this.position;
-      if (record.message !== undefined) await this.delivery.deliverValid(record.message, offset);
-      else await this.delivery.deliver(record.data ?? '', offset);
-      this.position = offset + 1;
-      if (name !== undefined) this.broker.storeOffset(log.name, name, offset);
-      if (++sinceYield >= YIELD_EVERY) {
-        sinceYield = 0;
-        await new Promise<void>((resolve) => setImmediate(resolve));
-      }
-    }
+    if (this.offsetsFile !== undefined) saveOffsetsFile(this.offsetsFile, this.offsets, this.log);
   }
 }

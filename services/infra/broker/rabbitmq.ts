@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { connect, Offset, type Client, type Publisher } from 'rabbitmq-stream-js-client';
+import { connect, Offset, type Client } from 'rabbitmq-stream-js-client';
 import { PlatformError } from '../../../core/errors.js';
 import { silentLogger, type Logger } from '../../../core/log.js';
 import { retry } from '../../../core/retry.js';
@@ -20,6 +20,7 @@ import {
 } from './port.js';
 import { CALL_TIMEOUT_MS, describe, quietLogger, versionAtLeast, withTimeout } from './rabbitmq-client.js';
 import { RabbitSubscription } from './rabbitmq-consumer.js';
+import { RabbitProducers, type ProducerHost } from './rabbitmq-producer.js';
 
 /** Options of the RabbitMQ Streams adapter. */
 export interface RabbitBrokerOptions {
@@ -46,31 +47,12 @@ const PRECONDITION_FAILED = 17;
 const RECONNECT_MIN_MS = 250;
 const RECONNECT_MAX_MS = 3000;
 
-interface Pending {
-  data: Buffer;
-  resolve: () => void;
-  reject: (err: Error) => void;
-  /** Epoch ms after which the publish fails as unavailable. */
-  deadline: number;
-  id?: bigint;
-}
-
-interface ProducerState {
-  stream: StreamName;
-  /** Messages waiting for a publishing id (no producer yet). */
-  queue: Pending[];
-  /** Sent (or to resend) messages by publishing id, in id order. */
-  inflight: Map<bigint, Pending>;
-  lastId: bigint;
-  publisher?: Publisher;
-}
-
 /**
  * The broker port over RabbitMQ Streams (rabbitmq-stream-js-client): confirmed, de-duplicated
  * publishing, offset-tracked named consumers, single active consumers, and reconnection after the
  * server restarts with consumers resuming after the last message they handled.
  */
-export class RabbitBroker implements Broker {
+export class RabbitBroker implements Broker, ProducerHost {
   readonly adapter = 'rabbitmq' as const;
   private readonly log: Logger;
   private readonly params: {
@@ -81,12 +63,10 @@ export class RabbitBroker implements Broker {
     vhost: string;
   };
   private readonly prefix: string;
-  private readonly publisherRef: string;
-  private readonly publishTimeoutMs: number;
   private readonly bounds: StreamRetention;
   /** Streams whose differing arguments were already reported (once per process, not per reconnect). */
   private readonly mismatchReported = new Set<string>();
-  private readonly producers = new Map<StreamName, ProducerState>();
+  private readonly producers: RabbitProducers;
   private readonly consumers: ConsumerSet<RabbitSubscription>;
   private readonly storedOffsets = new Map<string, number>();
   private client: Client | undefined;
@@ -94,7 +74,6 @@ export class RabbitBroker implements Broker {
   private connecting: Promise<Client> | undefined;
   private lastError: string | undefined;
   private closed = false;
-  private sweeper: NodeJS.Timeout | undefined;
 
   constructor(opts: RabbitBrokerOptions) {
     const u = new URL(opts.url);
@@ -108,9 +87,12 @@ export class RabbitBroker implements Broker {
     };
     this.log = opts.log ?? silentLogger();
     this.prefix = opts.streamPrefix ?? '';
-    this.publisherRef =
-      opts.publisherRef ?? `visioninapp-${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
-    this.publishTimeoutMs = opts.publishTimeoutMs ?? 30_000;
+    this.producers = new RabbitProducers(this, {
+      log: this.log,
+      publisherRef:
+        opts.publisherRef ?? `visioninapp-${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
+      publishTimeoutMs: opts.publishTimeoutMs ?? 30_000,
+    });
     this.bounds = opts.bounds ?? DEFAULT_RETENTION;
     this.consumers = new ConsumerSet({
       log: this.log,
@@ -142,55 +124,7 @@ export class RabbitBroker implements Broker {
           `cannot publish to ${stream}: ${checked.error}; build messages with makeEnvelope()`,
         ),
       );
-    const state = this.producer(stream);
-    const data = Buffer.from(JSON.stringify(envelope));
-    return new Promise<void>((resolve, reject) => {
-      state.queue.push({ data, resolve, reject, deadline: Date.now() + this.publishTimeoutMs });
-      this.startSweeper();
-      this.pump(state);
-    });
-  }
-
-  /** Fails publishes whose confirm is overdue (one timer for all of them instead of one per message). */
-  private startSweeper(): void {
-    if (this.sweeper !== undefined) return;
-    this.sweeper = setInterval(
-      () => {
-        const now = Date.now();
-        let waiting = 0;
-        for (const state of this.producers.values()) {
-          const overdue = (p: Pending) => p.deadline <= now;
-          if (state.queue.some(overdue)) {
-            const keep: Pending[] = [];
-            for (const p of state.queue) {
-              if (overdue(p))
-                p.reject(
-                  this.unavailable(
-                    `no confirm for a message on ${state.stream} within ${this.publishTimeoutMs} ms`,
-                  ),
-                );
-              else keep.push(p);
-            }
-            state.queue = keep;
-          }
-          for (const [id, p] of state.inflight) {
-            if (!overdue(p)) break;
-            state.inflight.delete(id);
-            p.reject(
-              this.unavailable(
-                `no confirm for a message on ${state.stream} within ${this.publishTimeoutMs} ms`,
-              ),
-            );
-          }
-          waiting += state.queue.length + state.inflight.size;
-        }
-        if (waiting === 0) {
-          clearInterval(this.sweeper);
-          this.sweeper = undefined;
-        }
-      },
-      Math.min(1000, this.publishTimeoutMs),
-    );
+    return this.producers.publish(stream, Buffer.from(JSON.stringify(envelope)));
   }
 
   async subscribe(
@@ -238,28 +172,17 @@ export class RabbitBroker implements Broker {
     if (this.closed) return;
     await Promise.all(this.consumers.values().map((s) => s.close()));
     const deadline = Date.now() + 5000;
-    while (
-      [...this.producers.values()].some((p) => p.inflight.size + p.queue.length > 0) &&
-      Date.now() < deadline &&
-      this.client !== undefined
-    ) {
+    while (this.producers.waiting() > 0 && Date.now() < deadline && this.client !== undefined) {
       await new Promise((r) => setTimeout(r, 20));
     }
     this.closed = true;
-    clearInterval(this.sweeper);
-    this.sweeper = undefined;
-    for (const state of this.producers.values()) {
-      for (const p of [...state.queue, ...state.inflight.values()]) {
-        p.reject(
-          new PlatformError(
-            'unavailable',
-            'the RabbitMQ broker adapter closed before the message was confirmed',
-          ),
-        );
-      }
-      state.queue = [];
-      state.inflight.clear();
-    }
+    this.producers.failAll(
+      () =>
+        new PlatformError(
+          'unavailable',
+          'the RabbitMQ broker adapter closed before the message was confirmed',
+        ),
+    );
     const client = this.client;
     this.client = undefined;
     this.generation++;
@@ -267,6 +190,11 @@ export class RabbitBroker implements Broker {
       await withTimeout(client.close(), 5000, 'closing the RabbitMQ client').catch((err) =>
         this.log.debug({ err }, 'RabbitMQ client close failed'),
       );
+  }
+
+  /** @internal The connected client, if any, and its generation. */
+  connection(): { client: Client | undefined; generation: number } {
+    return { client: this.client, generation: this.generation };
   }
 
   /** @internal The connected client, connecting (with retries) when needed. */
@@ -290,7 +218,7 @@ export class RabbitBroker implements Broker {
     const old = this.client;
     this.client = undefined;
     this.generation++;
-    for (const state of this.producers.values()) state.publisher = undefined;
+    this.producers.connectionLost();
     for (const sub of this.consumers.values()) sub.detachConsumer();
     withTimeout(old.close(), 2000, 'closing the lost RabbitMQ client').catch(() => undefined);
     this.ensureConnected().catch((err) => this.log.error({ err }, 'RabbitMQ reconnect stopped'));
@@ -368,96 +296,12 @@ export class RabbitBroker implements Broker {
       );
   }
 
-  private unavailable(what: string): PlatformError {
+  /** @internal An `unavailable` error saying where the server should be and what it last answered. */
+  unavailable(what: string): PlatformError {
     return new PlatformError(
       'unavailable',
       `${what}; RabbitMQ streams at ${this.params.hostname}:${this.params.port} ${this.client === undefined ? 'are not reachable' : 'did not answer'}${this.lastError ? ` (${this.lastError})` : ''}; check the server and RABBITMQ_STREAM_URL`,
     );
-  }
-
-  private producer(stream: StreamName): ProducerState {
-    let state = this.producers.get(stream);
-    if (state === undefined) {
-      state = { stream, queue: [], inflight: new Map(), lastId: 0n };
-      this.producers.set(stream, state);
-    }
-    return state;
-  }
-
-  private pump(state: ProducerState): void {
-    const publisher = state.publisher;
-    if (publisher === undefined) {
-      if (this.client !== undefined)
-        this.declareProducer(this.client, this.generation, state).catch((err) =>
-          this.log.warn({ err }, 'declaring RabbitMQ producer failed'),
-        );
-      else this.ensureConnected().catch(() => undefined);
-      return;
-    }
-    for (const p of state.queue) {
-      state.lastId += 1n;
-      p.id = state.lastId;
-      state.inflight.set(p.id, p);
-      this.send(publisher, p);
-    }
-    state.queue = [];
-  }
-
-  private send(publisher: Publisher, p: Pending): void {
-    publisher
-      .send(p.data, { publishingId: p.id })
-      .catch((err) => this.log.debug({ err }, 'RabbitMQ send failed; will resend after reconnect'));
-  }
-
-  private declaring = new Map<StreamName, Promise<void>>();
-
-  private declareProducer(client: Client, gen: number, state: ProducerState): Promise<void> {
-    const running = this.declaring.get(state.stream);
-    if (running !== undefined) return running;
-    const work = (async () => {
-      const publisher = await withTimeout(
-        client.declarePublisher({
-          stream: this.serverStream(state.stream),
-          publisherRef: `${this.publisherRef}/${state.stream}`,
-          connectionClosedListener: () => this.connectionLost(gen, `producer ${state.stream}`),
-        }),
-        CALL_TIMEOUT_MS,
-        'declare producer',
-      );
-      const last = await withTimeout(
-        publisher.getLastPublishingId(),
-        CALL_TIMEOUT_MS,
-        'query last publishing id',
-      );
-      if (gen !== this.generation) return;
-      publisher.on('publish_confirm', (err, ids) => {
-        for (const id of ids) {
-          const p = state.inflight.get(id);
-          if (p === undefined) continue;
-          state.inflight.delete(id);
-          if (err === null) p.resolve();
-          else
-            p.reject(
-              new PlatformError(
-                'internal',
-                `RabbitMQ refused a message on ${state.stream} (publish error code ${err}); check the stream exists and the user may write to it`,
-              ),
-            );
-        }
-      });
-      if (last > state.lastId) state.lastId = last;
-      // Messages the server already stored before the connection dropped are confirmed; the rest are resent with the same ids.
-      for (const [id, p] of state.inflight) {
-        if (id <= last) {
-          state.inflight.delete(id);
-          p.resolve();
-        } else this.send(publisher, p);
-      }
-      state.publisher = publisher;
-      this.pump(state);
-    })().finally(() => this.declaring.delete(state.stream));
-    this.declaring.set(state.stream, work);
-    return work;
   }
 
   /**
@@ -529,8 +373,7 @@ export class RabbitBroker implements Broker {
       if (this.closed || gen !== this.generation) throw new Error('superseded');
       this.client = client;
       this.lastError = undefined;
-      for (const state of this.producers.values())
-        if (state.inflight.size + state.queue.length > 0) await this.declareProducer(client, gen, state);
+      await this.producers.restore(client, gen);
       for (const sub of this.consumers.values()) await sub.reactivate(client, gen);
       if (gen !== this.generation) throw new Error('connection lost while restoring producers and consumers');
       this.log.info({ host: this.params.hostname, port: this.params.port }, 'connected to RabbitMQ streams');
