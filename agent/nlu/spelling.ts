@@ -91,6 +91,20 @@ const KO_COMMANDS = [
   '운영',
 ];
 
+/** The command words spelt as letters, once. */
+const COMMAND_LETTERS = new Map(KO_COMMANDS.map((w) => [w, jamo(w)]));
+const hangulOf = new WeakMap<ReadonlySet<string>, string[]>();
+
+/** The Hangul words of two or more syllables of a vocabulary and the command words, once per vocabulary. */
+function hangulWords(vocabulary: ReadonlySet<string>): string[] {
+  let words = hangulOf.get(vocabulary);
+  if (words === undefined) {
+    words = [...vocabulary, ...KO_COMMANDS].filter((w) => /^\p{Script=Hangul}{2,}$/u.test(w));
+    hangulOf.set(vocabulary, words);
+  }
+  return words;
+}
+
 /**
  * Corrects Korean command words mistyped by one letter ("학슴해줘" → "학습해줘", "배표" → "배포")
  * against `KO_COMMANDS`. A run of Hangul that starts with a word of the corpus (`vocabulary`) or a
@@ -98,8 +112,9 @@ const KO_COMMANDS = [
  * exactly one command word is replaced by it.
  */
 export function correctHangul(text: string, vocabulary: ReadonlySet<string>): string {
-  const known = [...vocabulary, ...KO_COMMANDS].filter((w) => /^\p{Script=Hangul}{2,}$/u.test(w));
-  const letters = new Map(KO_COMMANDS.map((w) => [w, jamo(w)]));
+  if (!/\p{Script=Hangul}/u.test(text)) return text;
+  const known = hangulWords(vocabulary);
+  const letters = COMMAND_LETTERS;
   return text.replace(/\p{Script=Hangul}{2,}/gu, (run) => {
     if (known.some((w) => run.startsWith(w))) return run;
     const close = [...letters].filter(
